@@ -1,0 +1,245 @@
+package classify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+// Observer reads control-plane signals for many VMs at once. It is the
+// method of providers.Observer: the result is keyed by VM ID and lacks the
+// VMs the cloud did not find.
+type Observer interface {
+	Observe(ctx context.Context, vms []providers.VMRef) (map[string]inventory.Signals, error)
+}
+
+// Prober runs the guest probe on one VM over WinRM and reports what it
+// found. It never fails: an unreachable guest is a Probe with Reachable
+// false and Error saying why (starting with ProbeErrAuth when the
+// credentials were rejected). It must honour ctx.
+type Prober interface {
+	Probe(ctx context.Context, vm inventory.VM) inventory.Probe
+}
+
+// Defaults of AssessOptions.
+const (
+	DefaultWindow           = 10 * time.Minute
+	DefaultSamples          = 3
+	DefaultBatch            = 100
+	DefaultProbeConcurrency = 20
+	DefaultRetries          = 5
+	DefaultBackoff          = 2 * time.Second
+	maxBackoff              = time.Minute
+)
+
+// AssessOptions configure Assess. Zero values take the defaults.
+type AssessOptions struct {
+	Incident inventory.Incident
+	Observer Observer // required
+	Prober   Prober   // nil: no guest probe (verdicts rest on signals only)
+	Clock    clock.Clock
+	// Window is the sampling window (default 10 min). Samples (default 3)
+	// are spread evenly over it: at the start, ..., at the end.
+	Window  time.Duration
+	Samples int
+	// Batch is the most VM refs per Observe call (default 100).
+	Batch int
+	// ProbeConcurrency is the most guest probes at once (default 20).
+	ProbeConcurrency int
+	// Retries is how many times a retryable Observe error is retried
+	// (default 5), waiting Backoff (default 2 s), doubling, up to a minute,
+	// or the cloud's RetryAfter hint when longer, with some jitter.
+	Retries int
+	Backoff time.Duration
+}
+
+func (o AssessOptions) withDefaults() AssessOptions {
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.Samples <= 0 {
+		o.Samples = DefaultSamples
+	}
+	if o.Batch <= 0 {
+		o.Batch = DefaultBatch
+	}
+	if o.ProbeConcurrency <= 0 {
+		o.ProbeConcurrency = DefaultProbeConcurrency
+	}
+	if o.Retries < 0 {
+		o.Retries = 0
+	} else if o.Retries == 0 {
+		o.Retries = DefaultRetries
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = DefaultBackoff
+	}
+	return o
+}
+
+// Assess samples the control plane for all vms together (opts.Samples times
+// over opts.Window, at most opts.Batch refs per Observe call), then probes
+// every VM still running after the last sample (at most
+// opts.ProbeConcurrency at once), and classifies each. The VMs must all lie
+// in the Observer's scope (one account) and have distinct IDs. The result is
+// in input order. A VM missing from an Observe result is unknown ("not found
+// by the cloud during sampling"). An Observe error that is not retryable, or
+// still failing after the retries, fails the whole call with an error naming
+// the account and the VMs of the batch; a cancelled ctx returns ctx's error.
+func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inventory.Assessed, error) {
+	if opts.Observer == nil {
+		return nil, errors.New("classify: AssessOptions.Observer is nil")
+	}
+	opts = opts.withDefaults()
+	if len(vms) == 0 {
+		return nil, nil
+	}
+	index := make(map[string]int, len(vms))
+	refs := make([]providers.VMRef, len(vms))
+	for i, vm := range vms {
+		if j, dup := index[vm.ID]; dup {
+			return nil, fmt.Errorf("assess %s: VM ID %q appears twice (%s and %s)", accountOf(vms), vm.ID, vms[j].Key(), vm.Key())
+		}
+		index[vm.ID] = i
+		refs[i] = providers.Ref(vm)
+	}
+
+	samples := make([][]inventory.Signals, len(vms))
+	missing := make([]int, len(vms))
+	start := opts.Clock.Now()
+	var step time.Duration
+	if opts.Samples > 1 {
+		step = opts.Window / time.Duration(opts.Samples-1)
+	}
+	for s := 0; s < opts.Samples; s++ {
+		if s > 0 {
+			due := start.Add(time.Duration(s) * step)
+			if err := opts.Clock.Sleep(ctx, due.Sub(opts.Clock.Now())); err != nil {
+				return nil, err
+			}
+		}
+		for lo := 0; lo < len(refs); lo += opts.Batch {
+			hi := min(lo+opts.Batch, len(refs))
+			got, err := observe(ctx, opts, refs[lo:hi], vms[lo:hi])
+			if err != nil {
+				return nil, err
+			}
+			for i := lo; i < hi; i++ {
+				if sig, ok := got[vms[i].ID]; ok {
+					samples[i] = append(samples[i], sig)
+				} else {
+					missing[i]++
+				}
+			}
+		}
+	}
+
+	probes := make([]*inventory.Probe, len(vms))
+	if opts.Prober != nil {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(opts.ProbeConcurrency)
+		for i, vm := range vms {
+			if missing[i] > 0 || len(samples[i]) == 0 || samples[i][len(samples[i])-1].Power != inventory.PowerRunning {
+				continue // nothing to probe: the verdict is unknown anyway
+			}
+			g.Go(func() error {
+				p := opts.Prober.Probe(gctx, vm)
+				probes[i] = &p
+				return nil
+			})
+		}
+		_ = g.Wait() // probes never fail
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+
+	out := make([]inventory.Assessed, len(vms))
+	for i, vm := range vms {
+		ev := inventory.Evidence{Samples: samples[i], Probe: probes[i]}
+		var c inventory.Classification
+		if missing[i] > 0 {
+			c = inventory.Classification{
+				State: inventory.StateUnknown,
+				Reasons: []string{fmt.Sprintf(
+					"not found by the cloud during sampling (missing from %d of %d samples): check that the VM still exists and that the account's scope covers zone %s",
+					missing[i], opts.Samples, vm.Zone)},
+				Evidence: ev,
+			}
+		} else {
+			c = Classify(opts.Incident, ev)
+		}
+		out[i] = inventory.Assessed{VM: vm, Classification: c}
+	}
+	return out, nil
+}
+
+// observe calls Observe for one batch, retrying retryable errors.
+func observe(ctx context.Context, opts AssessOptions, refs []providers.VMRef, vms []inventory.VM) (map[string]inventory.Signals, error) {
+	wait := opts.Backoff
+	for attempt := 0; ; attempt++ {
+		got, err := opts.Observer.Observe(ctx, refs)
+		if err == nil {
+			return got, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !providers.Retryable(err) || attempt >= opts.Retries {
+			tries := ""
+			if providers.Retryable(err) {
+				tries = fmt.Sprintf(" after %d attempts", attempt+1)
+			}
+			return nil, fmt.Errorf("assess %s: observing %s failed%s: %w", accountOf(vms), vmList(refs), tries, err)
+		}
+		d := max(wait, providers.RetryAfter(err))
+		d += time.Duration(rand.Int64N(int64(d)/5 + 1)) // up to 20% jitter
+		if err := opts.Clock.Sleep(ctx, d); err != nil {
+			return nil, err
+		}
+		wait = min(2*wait, maxBackoff)
+	}
+}
+
+func accountOf(vms []inventory.VM) string {
+	seen := map[string]bool{}
+	for _, vm := range vms {
+		seen[fmt.Sprintf("account %s/%s (%s)", vm.Tenant, vm.Account, vm.Provider)] = true
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// vmList names the VMs of a batch, abbreviated past a few.
+func vmList(refs []providers.VMRef) string {
+	const show = 5
+	names := make([]string, 0, show)
+	for i, r := range refs {
+		if i == show {
+			break
+		}
+		names = append(names, r.String())
+	}
+	s := "VM " + strings.Join(names, ", ")
+	if len(refs) > show {
+		s = fmt.Sprintf("%d VMs (%s and %d more)", len(refs), strings.Join(names, ", "), len(refs)-show)
+	}
+	return s
+}

@@ -1,0 +1,383 @@
+// Package classify turns evidence about a VM into a verdict: healthy,
+// safe-mode, boot-loop or unknown.
+//
+// Evidence is a series of control-plane samples (inventory.Signals, oldest
+// first) taken over a sampling window, and optionally a WinRM guest probe
+// (inventory.Probe) taken after the last sample. Classify is pure and
+// deterministic; Assess gathers the evidence for a list of VMs.
+//
+// Classification is conservative: a VM is healthy only when the guest itself
+// answered WinRM, booted normally, carries no bad file, and nothing the cloud
+// reports contradicts that. Whenever the evidence is missing or disagrees the
+// verdict is unknown, with reasons that say what is missing or conflicting
+// and what a person can do. The rules, in order:
+//
+//  1. No samples: unknown.
+//  2. The last sample's power state is not running (stopped, starting,
+//     stopping, unknown): unknown. A powered-off VM may still carry the bad
+//     file; starting it would show whether it loops.
+//  3. Restarts in the window are the BootCount difference between the first
+//     and the last sample when both are known; otherwise the number of
+//     distinct, non-zero LastBootAt values in the later samples that are
+//     newer than the first sample's LastBootAt (or, if that is zero, not
+//     older than the first sample itself). A boot counter that went
+//     backwards is ignored. With no BootCount and no LastBootAt at all, the
+//     restart count is unknown and treated as zero.
+//  4. The probe reached the guest in normal boot mode: unknown when a bad
+//     file is present, when the cloud's reachability check (last sample)
+//     says unreachable, or when the last console text shows a crash or
+//     recovery screen (each is a conflict); otherwise healthy, noting
+//     restarts seen in the window ("recovered during the window").
+//  5. The probe reached the guest in Safe Mode: safe-mode, saying whether a
+//     bad file is left and whether the safe-boot flag is set.
+//  6. The probe reached the guest but reported no known boot mode: unknown.
+//  7. The probe failed because the credentials were rejected (Probe.Error
+//     starts with ProbeErrAuth): unknown; the guest is up, fix guest_access.
+//  8. Otherwise (no probe, or the probe could not reach the guest):
+//     - the cloud's reachability check passes on the last sample while
+//     restarts or a crash screen are seen: unknown (conflict: it may have
+//     just recovered);
+//     - two or more restarts: boot-loop;
+//     - zero or one restart and the last console text shows a crash or
+//     recovery screen: boot-loop ("stuck at recovery screen" /
+//     "crashed and restarted");
+//     - the reachability check passes and no restarts: unknown (firewall
+//     or WinRM service);
+//     - anything else: unknown, naming the missing evidence.
+//
+// Crash or recovery screens are recognised, case-insensitively, by: bugcheck,
+// PAGE_FAULT_IN_NONPAGED_AREA, csagent, "Automatic Repair", "did not start
+// correctly", "stop code", "ran into a problem", "Recovery" screens with
+// "Your PC/device needs to be repaired".
+package classify
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+)
+
+// ProbeErrAuth is the prefix of inventory.Probe.Error when WinRM answered
+// but rejected the credentials. Whoever builds a Probe must start Error with
+// exactly this text in that case (e.g. "credentials rejected: HTTP 401"),
+// and must not use it for anything else. Matching is case-insensitive.
+const ProbeErrAuth = "credentials rejected"
+
+// crashMarkers are lower-case fragments of console text shown by a crashed
+// or recovering Windows guest.
+var crashMarkers = []string{
+	"bugcheck",
+	"page_fault_in_nonpaged_area",
+	"csagent",
+	"automatic repair",
+	"did not start correctly",
+	"stop code",
+	"ran into a problem",
+	"needs to be repaired",
+}
+
+// ShowsCrash reports whether console text shows a crash (bugcheck) or a
+// Windows recovery screen.
+func ShowsCrash(console string) bool {
+	c := strings.ToLower(console)
+	for _, m := range crashMarkers {
+		if strings.Contains(c, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsAuthError reports whether a probe failed because WinRM rejected the
+// credentials (see ProbeErrAuth).
+func IsAuthError(p *inventory.Probe) bool {
+	return p != nil && !p.Reachable &&
+		strings.HasPrefix(strings.ToLower(strings.TrimSpace(p.Error)), ProbeErrAuth)
+}
+
+// Restarts counts the restarts seen between the first and the last sample
+// (rule 3 of the package doc). known is false when the samples carry no boot
+// history at all (or there is only one sample), in which case n is 0.
+func Restarts(samples []inventory.Signals) (n int, known bool) {
+	if len(samples) < 2 {
+		return 0, false
+	}
+	first, last := samples[0], samples[len(samples)-1]
+	if first.BootCount != nil && last.BootCount != nil && *last.BootCount >= *first.BootCount {
+		return *last.BootCount - *first.BootCount, true
+	}
+	base := first.LastBootAt
+	seen := map[time.Time]bool{}
+	anyBoot := !base.IsZero()
+	for _, s := range samples[1:] {
+		b := s.LastBootAt
+		if b.IsZero() {
+			continue
+		}
+		anyBoot = true
+		newer := (!base.IsZero() && b.After(base)) || (base.IsZero() && !b.Before(first.At))
+		if newer {
+			seen[b.UTC()] = true
+		}
+	}
+	return len(seen), anyBoot
+}
+
+// Window returns the time between the first and the last sample.
+func Window(samples []inventory.Signals) time.Duration {
+	if len(samples) < 2 {
+		return 0
+	}
+	return samples[len(samples)-1].At.Sub(samples[0].At)
+}
+
+// Classify gives the verdict on one VM from its evidence, following the rules
+// of the package doc. The result carries the evidence and the probe's files
+// that inc marks bad.
+func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classification {
+	c := inventory.Classification{Evidence: ev}
+	if ev.Probe != nil {
+		for _, f := range ev.Probe.Files {
+			if bad, _ := inc.Verdict(f); bad {
+				c.BadFiles = append(c.BadFiles, f)
+			}
+		}
+	}
+	verdict := func(s inventory.State, reasons ...string) inventory.Classification {
+		c.State = s
+		c.Reasons = reasons
+		return c
+	}
+
+	if len(ev.Samples) == 0 {
+		return verdict(inventory.StateUnknown,
+			"the cloud was not observed (no control-plane samples): run the inventory again")
+	}
+	last := ev.Samples[len(ev.Samples)-1]
+	probe := ev.Probe
+	reachable := probe != nil && probe.Reachable
+
+	if last.Power != inventory.PowerRunning {
+		r := []string{powerReason(last.Power)}
+		if reachable {
+			r = append(r, "conflict: WinRM answered although the cloud reports the VM "+powerWord(last.Power))
+		}
+		return verdict(inventory.StateUnknown, r...)
+	}
+
+	restarts, restartsKnown := Restarts(ev.Samples)
+	window := Window(ev.Samples)
+	crash := last.ConsoleAvailable && ShowsCrash(last.Console)
+	cloudUp := last.InstanceReachable != nil && *last.InstanceReachable
+	cloudDown := last.InstanceReachable != nil && !*last.InstanceReachable
+
+	if reachable {
+		switch probe.BootMode {
+		case inventory.BootNormal:
+			var conflicts []string
+			if len(c.BadFiles) > 0 {
+				conflicts = append(conflicts, fmt.Sprintf(
+					"conflict: the guest booted normally but still carries the bad file %s, which should crash it at boot: check it by hand before acting",
+					fileList(c.BadFiles)))
+			}
+			if cloudDown {
+				conflicts = append(conflicts,
+					"conflict: WinRM answered but the cloud's reachability check fails: look at the VM in the cloud console and probe again")
+			}
+			if crash {
+				conflicts = append(conflicts,
+					"conflict: WinRM answered but the console shows a crash or recovery screen: look at the VM's screen and probe again")
+			}
+			if len(conflicts) > 0 {
+				return verdict(inventory.StateUnknown, conflicts...)
+			}
+			r := []string{"booted normally and answers WinRM; no bad file found"}
+			if restarts > 0 {
+				r = append(r, fmt.Sprintf("restarted %s in the %s window and recovered during the window", times(restarts), fmtDur(window)))
+			}
+			return verdict(inventory.StateHealthy, r...)
+		case inventory.BootSafeMode:
+			r := []string{"running in Safe Mode and answers WinRM"}
+			if len(c.BadFiles) > 0 {
+				r = append(r, "bad file still present: "+fileList(c.BadFiles))
+			} else {
+				r = append(r, "no bad file left")
+			}
+			if probe.SafeBootFlag {
+				r = append(r, "safe-boot flag is set: a normal restart would boot Safe Mode again")
+			} else {
+				r = append(r, "safe-boot flag is not set: the next restart boots normally")
+			}
+			return verdict(inventory.StateSafeMode, r...)
+		default:
+			return verdict(inventory.StateUnknown, fmt.Sprintf(
+				"WinRM answered but the probe reported no known boot mode (%q): probe again", string(probe.BootMode)))
+		}
+	}
+
+	if IsAuthError(probe) {
+		return verdict(inventory.StateUnknown,
+			"WinRM answered but rejected the credentials: the guest is up; check guest_access")
+	}
+
+	if cloudUp && (restarts > 0 || crash) {
+		what := fmt.Sprintf("restarted %s in the %s window", times(restarts), fmtDur(window))
+		if restarts == 0 {
+			what = "the console shows a crash or recovery screen"
+		}
+		return verdict(inventory.StateUnknown,
+			"conflict: "+what+" but the cloud's reachability check passes now: it may have just recovered; probe again in a few minutes")
+	}
+	winrm := winrmPhrase(probe)
+	switch {
+	case restarts >= 2:
+		return verdict(inventory.StateBootLoop, fmt.Sprintf(
+			"restarted %s in the %s window and %s", times(restarts), fmtDur(window), winrm))
+	case restarts == 1 && crash:
+		return verdict(inventory.StateBootLoop, fmt.Sprintf(
+			"crashed and restarted during the %s window: the console shows a crash or recovery screen, and %s", fmtDur(window), winrm))
+	case restarts == 0 && crash:
+		return verdict(inventory.StateBootLoop,
+			"stuck at recovery screen: the console shows a crash or recovery screen, no restarts seen, and "+winrm)
+	case cloudUp:
+		return verdict(inventory.StateUnknown,
+			"the OS answers the cloud's reachability check but WinRM does not: firewall or WinRM service ("+winrm+")")
+	}
+
+	var missing []string
+	switch {
+	case !last.ConsoleAvailable:
+		missing = append(missing, "no console on this cloud")
+	default:
+		missing = append(missing, "the console shows no crash")
+	}
+	switch {
+	case len(ev.Samples) < 2:
+		missing = append(missing, "only one control-plane sample (no restart history)")
+	case !restartsKnown:
+		missing = append(missing, "the cloud reports no boot history")
+	case restarts == 1:
+		missing = append(missing, fmt.Sprintf("only one restart seen in the %s window", fmtDur(window)))
+	default:
+		missing = append(missing, fmt.Sprintf("no restarts seen in the %s window", fmtDur(window)))
+	}
+	if last.InstanceReachable == nil {
+		missing = append(missing, "no reachability check")
+	} else {
+		missing = append(missing, "the reachability check fails")
+	}
+	missing = append(missing, winrm)
+	return verdict(inventory.StateUnknown,
+		strings.Join(missing, ", ")+": look at the VM's screen in the cloud console, or assess again over a longer window")
+}
+
+func powerWord(p inventory.PowerState) string {
+	if p == "" {
+		return string(inventory.PowerUnknown)
+	}
+	return string(p)
+}
+
+func powerReason(p inventory.PowerState) string {
+	switch p {
+	case inventory.PowerStopped:
+		return "powered off: starting it would show whether it loops; it may still carry the bad file"
+	case inventory.PowerStarting, inventory.PowerStopping:
+		return "power state is changing (" + string(p) + "): assess again in a few minutes"
+	default:
+		return "the cloud does not report a known power state (" + powerWord(p) + "): check the VM in the cloud console"
+	}
+}
+
+func winrmPhrase(p *inventory.Probe) string {
+	switch {
+	case p == nil:
+		return "WinRM was not probed"
+	case p.Error != "":
+		return "WinRM does not answer (" + p.Error + ")"
+	default:
+		return "WinRM does not answer"
+	}
+}
+
+func fileList(fs []inventory.FileFact) string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.Path
+	}
+	return strings.Join(names, ", ")
+}
+
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+
+// fmtDur prints a window like "10m" or "1h30m" or "45s".
+func fmtDur(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Minute:
+		return d.String()
+	case d%time.Minute == 0 && d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	return s
+}
+
+// Summarize gives a one-line summary of the evidence, for plans and reports.
+func Summarize(ev inventory.Evidence) string {
+	if len(ev.Samples) == 0 {
+		return "no samples"
+	}
+	last := ev.Samples[len(ev.Samples)-1]
+	parts := []string{fmt.Sprintf("%d sample(s) over %s", len(ev.Samples), fmtDur(Window(ev.Samples)))}
+	parts = append(parts, "power "+powerWord(last.Power))
+	if n, known := Restarts(ev.Samples); known {
+		parts = append(parts, fmt.Sprintf("%d restart(s)", n))
+	} else {
+		parts = append(parts, "restarts unknown")
+	}
+	switch {
+	case last.InstanceReachable == nil:
+		parts = append(parts, "no reachability check")
+	case *last.InstanceReachable:
+		parts = append(parts, "reachability check passes")
+	default:
+		parts = append(parts, "reachability check fails")
+	}
+	switch {
+	case !last.ConsoleAvailable:
+		parts = append(parts, "no console")
+	case ShowsCrash(last.Console):
+		parts = append(parts, "console shows crash")
+	default:
+		parts = append(parts, "console shows no crash")
+	}
+	p := ev.Probe
+	switch {
+	case p == nil:
+		parts = append(parts, "not probed")
+	case p.Reachable:
+		mode := string(p.BootMode)
+		if mode == "" {
+			mode = "unknown"
+		}
+		parts = append(parts, fmt.Sprintf("WinRM: %s boot, %d incident file(s)", mode, len(p.Files)))
+	case p.Error != "":
+		parts = append(parts, "WinRM: "+p.Error)
+	default:
+		parts = append(parts, "WinRM: unreachable")
+	}
+	return strings.Join(parts, "; ")
+}

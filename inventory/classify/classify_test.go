@@ -1,0 +1,247 @@
+package classify
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+)
+
+var (
+	inc  = inventory.BuiltinIncidents()[inventory.CrowdStrike20240719]
+	t0   = time.Date(2024, 7, 19, 6, 0, 0, 0, time.UTC)
+	boot = time.Date(2024, 7, 19, 3, 0, 0, 0, time.UTC)
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// sig is a running sample at minute m.
+func sig(m int) inventory.Signals {
+	return inventory.Signals{At: t0.Add(time.Duration(m) * time.Minute), Power: inventory.PowerRunning}
+}
+
+func withCount(s inventory.Signals, n int) inventory.Signals { s.BootCount = ptr(n); return s }
+func withBoot(s inventory.Signals, b time.Time) inventory.Signals {
+	s.LastBootAt = b
+	return s
+}
+func withReach(s inventory.Signals, ok bool) inventory.Signals {
+	s.InstanceReachable = ptr(ok)
+	return s
+}
+func withConsole(s inventory.Signals, text string) inventory.Signals {
+	s.ConsoleAvailable = true
+	s.Console = text
+	return s
+}
+func withPower(s inventory.Signals, p inventory.PowerState) inventory.Signals {
+	s.Power = p
+	return s
+}
+
+var (
+	badFile = inventory.FileFact{
+		Path:    `C:\Windows\System32\drivers\CrowdStrike\C-00000291-00000000-00000032.sys`,
+		Size:    40000,
+		ModTime: time.Date(2024, 7, 19, 4, 9, 0, 0, time.UTC),
+		Header:  "AAAAAAAA0100230112",
+	}
+	goodFile = inventory.FileFact{
+		Path:    `C:\Windows\System32\drivers\CrowdStrike\C-00000291-00000000-00000033.sys`,
+		Size:    40000,
+		ModTime: time.Date(2024, 7, 19, 5, 27, 0, 0, time.UTC),
+		Header:  "AAAAAAAA0100230112",
+	}
+)
+
+func normal(files ...inventory.FileFact) *inventory.Probe {
+	return &inventory.Probe{At: t0.Add(11 * time.Minute), Reachable: true, BootMode: inventory.BootNormal, Files: files}
+}
+
+func safe(flag bool, files ...inventory.FileFact) *inventory.Probe {
+	return &inventory.Probe{At: t0.Add(11 * time.Minute), Reachable: true, BootMode: inventory.BootSafeMode, SafeBootFlag: flag, Files: files}
+}
+
+func unreachable(why string) *inventory.Probe {
+	return &inventory.Probe{At: t0.Add(11 * time.Minute), Error: why}
+}
+
+// looping has n restarts counted by BootCount over three samples.
+func looping(n int) []inventory.Signals {
+	return []inventory.Signals{withCount(sig(0), 10), withCount(sig(5), 10+n/2), withCount(sig(10), 10+n)}
+}
+
+func steady() []inventory.Signals {
+	return []inventory.Signals{withBoot(sig(0), boot), withBoot(sig(5), boot), withBoot(sig(10), boot)}
+}
+
+func TestClassify(t *testing.T) {
+	crashText := "*** STOP: 0x00000050 PAGE_FAULT_IN_NONPAGED_AREA csagent.sys"
+	tests := []struct {
+		name    string
+		ev      inventory.Evidence
+		want    inventory.State
+		reasons []string // each must appear (substring) in the joined reasons
+		bad     int
+	}{
+		{name: "no samples", ev: inventory.Evidence{}, want: inventory.StateUnknown, reasons: []string{"not observed"}},
+		{name: "stopped", ev: inventory.Evidence{Samples: []inventory.Signals{withPower(sig(0), inventory.PowerStopped)}},
+			want: inventory.StateUnknown, reasons: []string{"powered off: starting it would show whether it loops"}},
+		{name: "stopped but WinRM answered", ev: inventory.Evidence{Samples: []inventory.Signals{sig(0), withPower(sig(10), inventory.PowerStopped)}, Probe: normal()},
+			want: inventory.StateUnknown, reasons: []string{"powered off", "conflict: WinRM answered"}},
+		{name: "starting", ev: inventory.Evidence{Samples: []inventory.Signals{withPower(sig(0), inventory.PowerStarting)}},
+			want: inventory.StateUnknown, reasons: []string{"changing (starting)"}},
+		{name: "stopping", ev: inventory.Evidence{Samples: []inventory.Signals{withPower(sig(0), inventory.PowerStopping)}},
+			want: inventory.StateUnknown, reasons: []string{"changing (stopping)"}},
+		{name: "power unknown", ev: inventory.Evidence{Samples: []inventory.Signals{withPower(sig(0), "")}},
+			want: inventory.StateUnknown, reasons: []string{"not report a known power state (unknown)"}},
+
+		{name: "healthy", ev: inventory.Evidence{Samples: steady(), Probe: normal(goodFile)},
+			want: inventory.StateHealthy, reasons: []string{"booted normally"}},
+		{name: "healthy single sample", ev: inventory.Evidence{Samples: []inventory.Signals{sig(0)}, Probe: normal()},
+			want: inventory.StateHealthy},
+		{name: "healthy after recovering", ev: inventory.Evidence{Samples: looping(3), Probe: normal(goodFile)},
+			want: inventory.StateHealthy, reasons: []string{"restarted 3 times in the 10m window and recovered during the window"}},
+		{name: "normal boot with bad file", ev: inventory.Evidence{Samples: steady(), Probe: normal(badFile)},
+			want: inventory.StateUnknown, reasons: []string{"conflict", "C-00000291-00000000-00000032.sys"}, bad: 1},
+		{name: "normal boot but cloud check fails", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(sig(0), false), withReach(sig(10), false)}, Probe: normal()},
+			want: inventory.StateUnknown, reasons: []string{"reachability check fails"}},
+		{name: "normal boot but console crash", ev: inventory.Evidence{Samples: []inventory.Signals{sig(0), withConsole(sig(10), "Windows did not start correctly")}, Probe: normal()},
+			want: inventory.StateUnknown, reasons: []string{"console shows a crash"}},
+		{name: "normal boot console crash case-insensitive", ev: inventory.Evidence{Samples: []inventory.Signals{withConsole(sig(10), "preparing AUTOMATIC REPAIR")}, Probe: normal()},
+			want: inventory.StateUnknown, reasons: []string{"conflict"}},
+		{name: "normal boot clean console", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(withConsole(sig(10), "Windows Boot Manager ... ok"), true)}, Probe: normal()},
+			want: inventory.StateHealthy},
+		{name: "reachable but no boot mode", ev: inventory.Evidence{Samples: steady(), Probe: &inventory.Probe{Reachable: true}},
+			want: inventory.StateUnknown, reasons: []string{"no known boot mode"}},
+
+		{name: "safe mode with bad file, flag set", ev: inventory.Evidence{Samples: steady(), Probe: safe(true, badFile, goodFile)},
+			want: inventory.StateSafeMode, reasons: []string{"bad file still present", "safe-boot flag is set"}, bad: 1},
+		{name: "safe mode clean, flag clear", ev: inventory.Evidence{Samples: steady(), Probe: safe(false)},
+			want: inventory.StateSafeMode, reasons: []string{"no bad file left", "flag is not set"}},
+
+		{name: "credentials rejected", ev: inventory.Evidence{Samples: looping(4), Probe: unreachable(ProbeErrAuth + ": HTTP 401")},
+			want: inventory.StateUnknown, reasons: []string{"rejected the credentials", "guest_access"}},
+		{name: "credentials rejected case-insensitive", ev: inventory.Evidence{Samples: steady(), Probe: unreachable("Credentials Rejected")},
+			want: inventory.StateUnknown, reasons: []string{"rejected the credentials"}},
+
+		{name: "boot loop by count", ev: inventory.Evidence{Samples: looping(4), Probe: unreachable("connection refused")},
+			want: inventory.StateBootLoop, reasons: []string{"restarted 4 times in the 10m window", "connection refused"}},
+		{name: "boot loop by boot times", ev: inventory.Evidence{Samples: []inventory.Signals{
+			withBoot(sig(0), boot), withBoot(sig(5), t0.Add(3*time.Minute)), withBoot(sig(10), t0.Add(8*time.Minute))}},
+			want: inventory.StateBootLoop, reasons: []string{"restarted 2 times", "not probed"}},
+		{name: "boot loop by boot times, first unknown", ev: inventory.Evidence{Samples: []inventory.Signals{
+			sig(0), withBoot(sig(5), t0.Add(3*time.Minute)), withBoot(sig(10), t0.Add(8*time.Minute))}, Probe: unreachable("timeout")},
+			want: inventory.StateBootLoop},
+		{name: "old boot time reported late is not a restart", ev: inventory.Evidence{Samples: []inventory.Signals{
+			sig(0), withBoot(sig(5), boot), withBoot(sig(10), boot)}, Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"no restarts seen"}},
+		{name: "stuck at recovery screen", ev: inventory.Evidence{Samples: []inventory.Signals{withBoot(sig(0), boot), withConsole(withBoot(sig(10), boot), crashText)}, Probe: unreachable("timeout")},
+			want: inventory.StateBootLoop, reasons: []string{"stuck at recovery screen"}},
+		{name: "one restart and crash", ev: inventory.Evidence{Samples: []inventory.Signals{withCount(sig(0), 1), withConsole(withCount(sig(10), 2), "BugCheck 0x50")}, Probe: unreachable("timeout")},
+			want: inventory.StateBootLoop, reasons: []string{"crashed and restarted"}},
+		{name: "one restart no crash", ev: inventory.Evidence{Samples: []inventory.Signals{withCount(sig(0), 1), withConsole(withCount(sig(10), 2), "")}, Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"only one restart"}},
+		{name: "restarts but cloud check passes now", ev: inventory.Evidence{Samples: []inventory.Signals{withCount(sig(0), 1), withReach(withCount(sig(10), 5), true)}, Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"conflict: restarted 4 times", "may have just recovered"}},
+		{name: "crash screen but cloud check passes", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(withConsole(sig(10), crashText), true)}, Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"conflict: the console shows a crash"}},
+		{name: "firewall", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(withBoot(sig(0), boot), true), withReach(withBoot(sig(10), boot), true)}, Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"firewall or WinRM service"}},
+		{name: "nothing to go on", ev: inventory.Evidence{Samples: steady(), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"no console on this cloud", "no restarts seen in the 10m window", "no reachability check", "timeout"}},
+		{name: "no boot history", ev: inventory.Evidence{Samples: []inventory.Signals{sig(0), sig(10)}},
+			want: inventory.StateUnknown, reasons: []string{"no boot history", "not probed"}},
+		{name: "one sample", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(sig(0), false)}, Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"only one control-plane sample", "reachability check fails"}},
+		{name: "counter went backwards uses boot times", ev: inventory.Evidence{Samples: []inventory.Signals{
+			withBoot(withCount(sig(0), 9), boot), withBoot(withCount(sig(10), 0), boot)}, Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"no restarts seen"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Classify(inc, tc.ev)
+			if got.State != tc.want {
+				t.Fatalf("state = %s, want %s; reasons %q", got.State, tc.want, got.Reasons)
+			}
+			if len(got.Reasons) == 0 {
+				t.Fatal("no reasons")
+			}
+			joined := strings.Join(got.Reasons, " | ")
+			for _, r := range tc.reasons {
+				if !strings.Contains(joined, r) {
+					t.Errorf("reasons %q lack %q", joined, r)
+				}
+			}
+			if len(got.BadFiles) != tc.bad {
+				t.Errorf("bad files = %d, want %d", len(got.BadFiles), tc.bad)
+			}
+			if len(got.Evidence.Samples) != len(tc.ev.Samples) || got.Evidence.Probe != tc.ev.Probe {
+				t.Error("evidence not carried")
+			}
+		})
+	}
+}
+
+// TestNeverHealthyOnDoubt: any reason to doubt turns a healthy probe unknown.
+func TestNeverHealthyOnDoubt(t *testing.T) {
+	doubts := []inventory.Evidence{
+		{Samples: steady(), Probe: normal(badFile)},
+		{Samples: []inventory.Signals{withReach(sig(0), false)}, Probe: normal()},
+		{Samples: []inventory.Signals{withConsole(sig(0), "csagent.sys")}, Probe: normal()},
+		{Samples: []inventory.Signals{withPower(sig(0), inventory.PowerStopped)}, Probe: normal()},
+		{Probe: normal()},
+		{Samples: steady()},
+		{Samples: steady(), Probe: unreachable("timeout")},
+	}
+	for i, ev := range doubts {
+		if got := Classify(inc, ev); got.State == inventory.StateHealthy {
+			t.Errorf("case %d: healthy on doubt: %q", i, got.Reasons)
+		}
+	}
+}
+
+func TestRestarts(t *testing.T) {
+	tests := []struct {
+		name  string
+		s     []inventory.Signals
+		n     int
+		known bool
+	}{
+		{"one sample", []inventory.Signals{withCount(sig(0), 3)}, 0, false},
+		{"counts", []inventory.Signals{withCount(sig(0), 3), sig(5), withCount(sig(10), 7)}, 4, true},
+		{"count missing at end", []inventory.Signals{withCount(sig(0), 3), sig(10)}, 0, false},
+		{"boot times distinct", []inventory.Signals{withBoot(sig(0), boot), withBoot(sig(5), t0.Add(time.Minute)), withBoot(sig(7), t0.Add(time.Minute)), withBoot(sig(10), t0.Add(9*time.Minute))}, 2, true},
+		{"boot times unchanged", steady(), 0, true},
+		{"no history", []inventory.Signals{sig(0), sig(10)}, 0, false},
+	}
+	for _, tc := range tests {
+		n, known := Restarts(tc.s)
+		if n != tc.n || known != tc.known {
+			t.Errorf("%s: Restarts = %d,%v want %d,%v", tc.name, n, known, tc.n, tc.known)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	got := Summarize(inventory.Evidence{Samples: looping(4), Probe: unreachable("timeout")})
+	for _, want := range []string{"3 sample(s) over 10m", "4 restart(s)", "WinRM: timeout", "no console"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Summarize = %q, lacks %q", got, want)
+		}
+	}
+	if Summarize(inventory.Evidence{}) != "no samples" {
+		t.Error("empty evidence")
+	}
+}
+
+func TestFmtDur(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0s", 45 * time.Second: "45s", 10 * time.Minute: "10m", 90 * time.Second: "1m30s", 90 * time.Minute: "1h30m",
+	} {
+		if got := fmtDur(d); got != want {
+			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

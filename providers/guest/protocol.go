@@ -1,0 +1,199 @@
+// Package guest is the protocol between fixfleet and a Windows guest: a fixed
+// set of PowerShell scripts embedded in the binary, each with typed
+// parameters and a typed result, and a client that runs them over WinRM.
+//
+// Parameters never become code. A script's text is fixed; its parameters
+// travel as one JSON document on the command's standard input, which the
+// script reads with ConvertFrom-Json; its result is one JSON document on
+// standard output. A VM name, tag or path can therefore never change what a
+// script does, and a guest (the simulated world's WinRM server) can recognise
+// the scripts byte for byte and refuse anything else.
+//
+// Both sides import this package: the orchestrator (remediate, classify) to
+// run the scripts, and the simulated guest to recognise and execute them.
+package guest
+
+import (
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+)
+
+// Name names one script of the catalog.
+type Name string
+
+// The catalog. Scripts marked "live" run on a VM's own running OS; scripts
+// marked "helper" run on a helper VM to which other VMs' disks are attached.
+const (
+	// Probe (live): boot mode, safe-boot flag, and the incident's files.
+	// ProbeParams → ProbeResult. Read-only.
+	Probe Name = "probe"
+	// DeleteFiles (live or helper): delete, under Root, the files of the
+	// incident directory whose name, time window and header the criteria
+	// mark bad; keep every other file. DeleteParams → DeleteResult.
+	// Idempotent.
+	DeleteFiles Name = "delete-files"
+	// ClearSafeBoot (live): remove the safeboot value from the default boot
+	// entry so the next boot is normal. ClearSafeBootParams →
+	// ClearSafeBootResult. Idempotent.
+	ClearSafeBoot Name = "clear-safeboot"
+	// CheckHives (helper): load the SYSTEM and SOFTWARE hives of the
+	// Windows installation under Root, check them, unload them.
+	// CheckHivesParams → CheckHivesResult. Read-only.
+	CheckHives Name = "check-hives"
+	// ListDisks (helper): every disk the helper sees, with identity,
+	// offline state and volumes. ListDisksParams → ListDisksResult.
+	// Read-only: this is how an identity is verified.
+	ListDisks Name = "list-disks"
+	// OnlineDisk (helper): bring one disk online (Windows assigns a new
+	// identity if it collides with another disk's) and give its data volume
+	// a drive letter. DiskParams → DiskResult. Idempotent.
+	OnlineDisk Name = "online-disk"
+	// UnlockVolume (helper): unlock a BitLocker volume with its recovery
+	// key. UnlockParams → UnlockResult. Idempotent.
+	UnlockVolume Name = "unlock-volume"
+	// SetDiskIdentity (helper): set a disk's MBR signature or GPT GUID.
+	// SetIdentityParams → DiskResult. Idempotent.
+	SetDiskIdentity Name = "set-disk-identity"
+	// OfflineDisk (helper): take one disk offline. DiskParams → DiskResult.
+	// Idempotent.
+	OfflineDisk Name = "offline-disk"
+)
+
+// Names lists the catalog in a stable order.
+var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk}
+
+// FileCriteria selects the incident's bad files. It is data from the
+// incident profile, never script text.
+type FileCriteria struct {
+	// Dir is the directory relative to the volume root, e.g.
+	// `Windows\System32\drivers\CrowdStrike`.
+	Dir      string    `json:"dir"`
+	Pattern  string    `json:"pattern"` // file-name glob, * and ? only
+	BadFrom  time.Time `json:"bad_from"`
+	BadUntil time.Time `json:"bad_until"`
+	Header   string    `json:"header,omitempty"` // hex prefix; "" = no header check
+}
+
+// ProbeParams are the Probe script's parameters.
+type ProbeParams struct {
+	Dir     string `json:"dir"` // relative to the system drive
+	Pattern string `json:"pattern"`
+}
+
+// ProbeResult is what Probe reports.
+type ProbeResult struct {
+	Hostname     string               `json:"hostname"`
+	BootMode     inventory.BootMode   `json:"boot_mode"` // "normal" or "safe"
+	SafeBootFlag bool                 `json:"safe_boot_flag"`
+	OSRelease    string               `json:"os_release"`
+	OSBuild      string               `json:"os_build"`
+	Files        []inventory.FileFact `json:"files"`
+}
+
+// DeleteParams are the DeleteFiles script's parameters.
+type DeleteParams struct {
+	// Root is the volume holding the Windows installation: "C:" on the
+	// live VM, the assigned drive letter on a helper.
+	Root     string       `json:"root"`
+	Criteria FileCriteria `json:"criteria"`
+}
+
+// DeleteResult lists what DeleteFiles did.
+type DeleteResult struct {
+	Deleted []inventory.FileFact `json:"deleted"`
+	Kept    []inventory.FileFact `json:"kept"`
+}
+
+// ClearSafeBootParams are the ClearSafeBoot script's parameters (none).
+type ClearSafeBootParams struct{}
+
+// ClearSafeBootResult says whether the flag was set before.
+type ClearSafeBootResult struct {
+	WasSet bool `json:"was_set"`
+}
+
+// CheckHivesParams are the CheckHives script's parameters.
+type CheckHivesParams struct {
+	Root string `json:"root"`
+}
+
+// HiveStatus is one registry hive's check result.
+type HiveStatus struct {
+	Name   string `json:"name"` // "SYSTEM", "SOFTWARE"
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// CheckHivesResult lists the hives checked.
+type CheckHivesResult struct {
+	Hives []HiveStatus `json:"hives"`
+}
+
+// ListDisksParams are the ListDisks script's parameters (none).
+type ListDisksParams struct{}
+
+// Volume is a volume on a disk, as the helper sees it.
+type Volume struct {
+	DriveLetter string `json:"drive_letter,omitempty"` // "E:", "" if none
+	FileSystem  string `json:"file_system,omitempty"`
+	// BitLocker is "none", "locked" or "unlocked".
+	BitLocker string `json:"bitlocker"`
+	KeyID     string `json:"key_id,omitempty"` // recovery-key protector ID
+	// HasWindows tells whether the volume holds a Windows directory.
+	HasWindows bool `json:"has_windows"`
+}
+
+// Disk is one disk as the helper sees it.
+type Disk struct {
+	Number int `json:"number"`
+	// Serial identifies the cloud disk (its cloud ID as the guest sees it),
+	// so the orchestrator can tell which disk is which.
+	Serial        string                 `json:"serial"`
+	SizeGB        int                    `json:"size_gb"`
+	Identity      inventory.DiskIdentity `json:"identity"`
+	Offline       bool                   `json:"offline"`
+	OfflineReason string                 `json:"offline_reason,omitempty"` // e.g. "signature-collision"
+	IsBoot        bool                   `json:"is_boot"`                  // the helper's own OS disk
+	Volumes       []Volume               `json:"volumes"`
+}
+
+// ListDisksResult lists the helper's disks.
+type ListDisksResult struct {
+	Disks []Disk `json:"disks"`
+}
+
+// DiskParams name one disk by number and, as a guard, its serial: a script
+// refuses when the disk at Number does not carry Serial.
+type DiskParams struct {
+	Number int    `json:"number"`
+	Serial string `json:"serial"`
+}
+
+// DiskResult is the disk after the operation.
+type DiskResult struct {
+	Disk Disk `json:"disk"`
+}
+
+// SetIdentityParams set a disk's identity.
+type SetIdentityParams struct {
+	Number   int                    `json:"number"`
+	Serial   string                 `json:"serial"`
+	Identity inventory.DiskIdentity `json:"identity"`
+}
+
+// UnlockParams unlock a BitLocker volume. RecoveryKey is a secret: it is
+// sent only on the command's standard input and must never be logged.
+type UnlockParams struct {
+	DriveLetter string `json:"drive_letter"`
+	RecoveryKey string `json:"recovery_key"`
+}
+
+// UnlockResult says whether the volume is now unlocked.
+type UnlockResult struct {
+	Unlocked bool `json:"unlocked"`
+}
+
+// ExitRefused is the exit code a guest returns for a script it does not
+// recognise or parameters it cannot accept.
+const ExitRefused = 87

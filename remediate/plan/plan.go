@@ -1,0 +1,420 @@
+// Package plan turns an assessed fleet into a remediation plan: one strategy
+// per VM with its reasons, fallbacks and risks, the waves the VMs run in, and
+// an estimate of how long the whole run takes and how many API calls it makes.
+//
+// A plan is a versioned JSON document (Version) that `apply` later consumes
+// unchanged: Build makes it, Write stores it, Read loads it back strictly, so
+// that a malformed or tampered plan fails with an error naming the VM and
+// field. The planner knows nothing of HTTP or clouds beyond the capability
+// names of providers.Provider and the helper images a provider offers; it
+// never sees a BitLocker key, only whether the key source has one
+// (KeyChecker).
+//
+// # Eligibility
+//
+// A healthy VM gets strategy "none" and is never touched. An unknown VM gets
+// "manual" with its classification's reasons. Otherwise the policy's
+// strategies are tried in order and the first eligible one is chosen; the
+// later eligible ones are its fallbacks:
+//
+//   - reboot-retry: boot-loop; the account has power.
+//   - delete-file: safe-mode; guest, power and disks (a snapshot is taken
+//     before the change).
+//   - helper-mount: boot-loop or safe-mode; power, disks and helpers; a helper
+//     image of the VM's Windows release in the VM's zone (or of any release
+//     when policy.helper_version is "any", flagged as a risk); and, for a
+//     BitLocker disk, a recovery key the key source knows.
+//   - restore-backup: boot-loop or safe-mode; backups, power and disks;
+//     policy.allow_data_loss; and a backup taken before the incident began
+//     (before both Incident.StartedAt and Incident.BadFrom). Backups taken
+//     at or after that instant are ignored (they may carry the bad file).
+//     The data-loss window is StartedAt minus the backup's time.
+//
+// When none is eligible the VM is "manual" with one reason per strategy
+// saying why not, so that a person can act on it.
+//
+// # Waves
+//
+// The VMs to act on (strategy other than none and manual) run in waves: a
+// canary wave of policy.canary VMs, picked round-robin across
+// (strategy, account) groups so the canary exercises as many of them as
+// possible, then waves of policy.wave_size in fleet order. Each wave starts
+// when the previous one has finished.
+//
+// # Estimate
+//
+// See estimate.go for the duration and API-call formulas per strategy. The
+// makespan list-schedules each wave's VMs, longest first, on
+// policy.concurrency.total slots of which at most
+// policy.concurrency.per_account serve one account at a time.
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+)
+
+// Version is the plan document format this package writes and reads.
+const Version = "fixfleet.plan/v1"
+
+// Strategies a plan gives besides the remediation strategies of package
+// policy.
+const (
+	// None: the VM is healthy and is never touched.
+	None policy.Strategy = "none"
+	// Manual: fixfleet will not act on the VM; a person must.
+	Manual policy.Strategy = "manual"
+)
+
+// AllStrategies lists every strategy a plan may give, in display order.
+var AllStrategies = []policy.Strategy{None, policy.RebootRetry, policy.DeleteFile, policy.HelperMount, policy.RestoreBackup, Manual}
+
+// KeyChecker tells whether the recovery-key source holds the BitLocker
+// recovery key with protector ID keyID. It must not reveal the key.
+type KeyChecker interface {
+	HasKey(keyID string) bool
+}
+
+// Account is what the planner knows of one account scope.
+type Account struct {
+	// Capabilities as (*providers.Provider).Capabilities lists them.
+	Capabilities []string
+	// Helpers are the helper images the account offers (Helpers.Images).
+	Helpers []providers.HelperImage
+}
+
+// AccountKey is the key of Input.Accounts for a VM's tenant and account.
+func AccountKey(tenant, account string) string { return tenant + "/" + account }
+
+// Input is everything Build needs.
+type Input struct {
+	ID       string
+	Now      time.Time
+	Incident inventory.Incident
+	Policy   policy.Policy
+	// Fleet is the assessed VMs, with VM.Backups filled.
+	Fleet []inventory.Assessed
+	// Accounts by AccountKey. A VM whose account is missing gets no strategy
+	// needing a capability.
+	Accounts map[string]Account
+	// Keys is the recovery-key source; nil knows no key.
+	Keys KeyChecker
+}
+
+// Plan is the plan document.
+type Plan struct {
+	Version   string             `json:"version"`
+	ID        string             `json:"id"`
+	CreatedAt time.Time          `json:"created_at"`
+	Incident  inventory.Incident `json:"incident"`
+	Policy    policy.Policy      `json:"policy"`
+	VMs       []VMPlan           `json:"vms"`
+	Waves     []Wave             `json:"waves"`
+	Estimate  Estimate           `json:"estimate"`
+	Summary   Summary            `json:"summary"`
+}
+
+// VMPlan is the plan for one VM, with everything apply needs to find it.
+type VMPlan struct {
+	// Key is tenant/account/id (inventory.VM.Key), unique in the plan.
+	Key string `json:"key"`
+	inventory.Location
+	ID      string                   `json:"id"`
+	Name    string                   `json:"name,omitempty"`
+	Windows inventory.WindowsVersion `json:"windows"`
+	// OSDisk is the OS disk as assessed: ID, identity (to verify before the
+	// disk is returned), encryption and BitLocker key ID.
+	OSDisk inventory.Disk       `json:"os_disk"`
+	Power  inventory.PowerState `json:"power"`
+	State  inventory.State      `json:"state"`
+	// Strategy is none, manual, or one of policy.Strategies.
+	Strategy policy.Strategy `json:"strategy"`
+	// Reasons explain the state and the strategy; for manual, what a
+	// person must look at.
+	Reasons []string `json:"reasons"`
+	// Skipped says why each strategy before the chosen one in policy order
+	// was not eligible.
+	Skipped []string `json:"skipped,omitempty"`
+	// Fallbacks are the next eligible strategies, in policy order.
+	Fallbacks []policy.Strategy `json:"fallbacks,omitempty"`
+	Risks     []string          `json:"risks,omitempty"`
+	// Backup is the restore point restore-backup would use, when it is the
+	// strategy or a fallback.
+	Backup *PlannedBackup `json:"backup,omitempty"`
+	// Helper is the helper image helper-mount would use, when it is the
+	// strategy or a fallback.
+	Helper *PlannedHelper `json:"helper,omitempty"`
+	// Evidence summarises the classification's evidence.
+	Evidence string `json:"evidence"`
+	// Wave is the 1-based wave the VM runs in (1 is the canary); 0 when
+	// the VM is not acted on.
+	Wave int `json:"wave,omitempty"`
+	// EstimateSeconds is the expected time to repair the VM, fallback
+	// included where the strategy may fail; APICalls the expected
+	// control-plane calls.
+	EstimateSeconds int64 `json:"estimate_seconds"`
+	APICalls        int   `json:"api_calls"`
+}
+
+// Acts reports whether apply acts on the VM.
+func (v VMPlan) Acts() bool { return v.Strategy != None && v.Strategy != Manual }
+
+// PlannedBackup is the chosen restore point and what restoring it loses.
+type PlannedBackup struct {
+	ID      string    `json:"id"`
+	Kind    string    `json:"kind"`
+	TakenAt time.Time `json:"taken_at"`
+	SizeGB  int       `json:"size_gb,omitempty"`
+	// DataLossSeconds is the incident start minus TakenAt: data written in
+	// between is lost by a restore.
+	DataLossSeconds int64  `json:"data_loss_seconds"`
+	DataLoss        string `json:"data_loss"` // e.g. "4h09m"
+}
+
+// PlannedHelper is the helper image helper-mount would use.
+type PlannedHelper struct {
+	Zone        string                   `json:"zone"`
+	Windows     inventory.WindowsVersion `json:"windows"`
+	ImageID     string                   `json:"image_id"`
+	SameRelease bool                     `json:"same_release"`
+}
+
+// Wave is a group of VMs started together.
+type Wave struct {
+	Number int      `json:"number"` // 1-based; 1 is the canary
+	Name   string   `json:"name"`   // "canary", "wave 2", ...
+	VMs    []string `json:"vms"`    // VM keys
+	// StartSeconds and EndSeconds place the wave in the estimate, from the
+	// start of the run.
+	StartSeconds int64 `json:"start_seconds"`
+	EndSeconds   int64 `json:"end_seconds"`
+}
+
+// Summary highlights what an operator must know first.
+type Summary struct {
+	VMs      int `json:"vms"`
+	Act      int `json:"act"`       // VMs apply will act on
+	Healthy  int `json:"healthy"`   // never touched
+	ManualN  int `json:"manual"`    // left to a person
+	WithRisk int `json:"with_risk"` // VMs with at least one risk
+	// ManualVMs and NoFallback list VM keys: those left to a person, and
+	// those acted on with no fallback if their strategy fails.
+	ManualVMs  []string `json:"manual_vms,omitempty"`
+	NoFallback []string `json:"no_fallback,omitempty"`
+	Lines      []string `json:"lines"`
+}
+
+// Build makes the plan. It fails on an invalid input (missing ID or time,
+// invalid incident or policy, duplicate VM keys, an invalid verdict); a VM
+// that cannot be planned is not an error but a manual VM.
+func Build(in Input) (*Plan, error) {
+	var errs []error
+	if strings.TrimSpace(in.ID) == "" {
+		errs = append(errs, errors.New("plan ID is required"))
+	}
+	if in.Now.IsZero() {
+		errs = append(errs, errors.New("plan time (Now) is required"))
+	}
+	if err := in.Incident.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("incident: %w", err))
+	}
+	if err := in.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	seen := map[string]bool{}
+	for i, a := range in.Fleet {
+		k := a.VM.Key()
+		if seen[k] {
+			errs = append(errs, fmt.Errorf("fleet[%d]: VM %s appears twice", i, k))
+		}
+		seen[k] = true
+		if !a.Classification.State.Valid() {
+			errs = append(errs, fmt.Errorf("fleet[%d]: VM %s has no valid state (%q)", i, k, string(a.Classification.State)))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+
+	p := &Plan{
+		Version:   Version,
+		ID:        in.ID,
+		CreatedAt: in.Now.UTC(),
+		Incident:  in.Incident,
+		Policy:    in.Policy,
+		VMs:       make([]VMPlan, len(in.Fleet)),
+	}
+	for i, a := range in.Fleet {
+		p.VMs[i] = decide(in, a)
+	}
+	p.Waves = makeWaves(p.VMs, in.Policy)
+	p.Estimate = estimate(p)
+	p.Summary = summarize(p)
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("plan: internal error, the plan built does not validate: %w", err)
+	}
+	return p, nil
+}
+
+// makeWaves assigns the VMs acted on to waves and fills VMPlan.Wave.
+func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
+	var act []int
+	for i := range vms {
+		if vms[i].Acts() {
+			act = append(act, i)
+		}
+	}
+	if len(act) == 0 {
+		return []Wave{}
+	}
+	// Canary: round-robin over (strategy, account) groups in order of
+	// first appearance.
+	type group struct{ members []int }
+	var order []string
+	groups := map[string]*group{}
+	for _, i := range act {
+		g := string(vms[i].Strategy) + "|" + AccountKey(vms[i].Tenant, vms[i].Account)
+		if groups[g] == nil {
+			groups[g] = &group{}
+			order = append(order, g)
+		}
+		groups[g].members = append(groups[g].members, i)
+	}
+	n := min(pol.Canary, len(act))
+	inCanary := map[int]bool{}
+	var canary []int
+	for round := 0; len(canary) < n; round++ {
+		for _, g := range order {
+			if m := groups[g].members; round < len(m) && len(canary) < n {
+				canary = append(canary, m[round])
+				inCanary[m[round]] = true
+			}
+		}
+	}
+	sort.Ints(canary)
+	waves := []Wave{newWave(1, "canary", vms, canary)}
+	var rest []int
+	for _, i := range act {
+		if !inCanary[i] {
+			rest = append(rest, i)
+		}
+	}
+	for lo := 0; lo < len(rest); lo += pol.WaveSize {
+		hi := min(lo+pol.WaveSize, len(rest))
+		num := len(waves) + 1
+		waves = append(waves, newWave(num, fmt.Sprintf("wave %d", num), vms, rest[lo:hi]))
+	}
+	return waves
+}
+
+func newWave(num int, name string, vms []VMPlan, idx []int) Wave {
+	w := Wave{Number: num, Name: name, VMs: make([]string, len(idx))}
+	for j, i := range idx {
+		w.VMs[j] = vms[i].Key
+		vms[i].Wave = num
+	}
+	return w
+}
+
+func summarize(p *Plan) Summary {
+	s := Summary{VMs: len(p.VMs)}
+	for _, v := range p.VMs {
+		switch {
+		case v.Strategy == None:
+			s.Healthy++
+		case v.Strategy == Manual:
+			s.ManualN++
+			s.ManualVMs = append(s.ManualVMs, v.Key)
+		default:
+			s.Act++
+			if len(v.Fallbacks) == 0 {
+				s.NoFallback = append(s.NoFallback, v.Key)
+			}
+		}
+		if len(v.Risks) > 0 {
+			s.WithRisk++
+		}
+	}
+	e := p.Estimate
+	var states []string
+	for _, st := range inventory.States {
+		if n := e.ByState[st]; n > 0 {
+			states = append(states, fmt.Sprintf("%d %s", n, st))
+		}
+	}
+	var strats []string
+	for _, st := range AllStrategies {
+		if n := e.ByStrategy[st]; n > 0 {
+			strats = append(strats, fmt.Sprintf("%d %s", n, st))
+		}
+	}
+	s.Lines = append(s.Lines,
+		fmt.Sprintf("%d VMs: %s", s.VMs, orNone(strings.Join(states, ", "))),
+		fmt.Sprintf("strategies: %s", orNone(strings.Join(strats, ", "))),
+		fmt.Sprintf("%d VMs acted on in %d wave(s) (canary %d), %d healthy never touched, %d left to a person",
+			s.Act, len(p.Waves), canarySize(p.Waves), s.Healthy, s.ManualN),
+	)
+	if len(s.NoFallback) > 0 {
+		s.Lines = append(s.Lines, fmt.Sprintf("%d VMs have no fallback if their strategy fails", len(s.NoFallback)))
+	}
+	if s.WithRisk > 0 {
+		s.Lines = append(s.Lines, fmt.Sprintf("%d VMs carry risks: read their risks before approving", s.WithRisk))
+	}
+	s.Lines = append(s.Lines, fmt.Sprintf("estimated duration %s (canary %s) at concurrency %d, %d per account; about %d API calls",
+		fmtDur(time.Duration(e.DurationSeconds)*time.Second), fmtDur(time.Duration(e.CanarySeconds)*time.Second),
+		e.Concurrency.Total, e.Concurrency.PerAccount, e.APICallsTotal))
+	return s
+}
+
+func canarySize(ws []Wave) int {
+	if len(ws) == 0 {
+		return 0
+	}
+	return len(ws[0].VMs)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// fmtDur prints a duration as "4h09m", "25m", "40s".
+func fmtDur(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	}
+	return fmt.Sprintf("%dd%02dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
+}
+
+// summary of the evidence, for VMPlan.Evidence.
+func evidenceSummary(c inventory.Classification) string {
+	s := classify.Summarize(c.Evidence)
+	if len(c.BadFiles) > 0 {
+		s += fmt.Sprintf("; %d bad file(s)", len(c.BadFiles))
+	}
+	return s
+}
+
+func strategyNames(ss []policy.Strategy) string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return strings.Join(out, ", ")
+}

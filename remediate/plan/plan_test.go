@@ -1,0 +1,437 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+)
+
+var (
+	inc     = inventory.BuiltinIncidents()[inventory.CrowdStrike20240719]
+	now     = time.Date(2024, 7, 19, 9, 0, 0, 0, time.UTC)
+	allCaps = []string{"enumerate", "observe", "guest", "power", "disks", "backups", "helpers"}
+	// preBackup is 4h09m before the incident.
+	preBackup = inventory.Backup{ID: "bk-pre", VMID: "vm", Kind: "snapshot", TakenAt: time.Date(2024, 7, 19, 0, 0, 0, 0, time.UTC)}
+	olderBkp  = inventory.Backup{ID: "bk-old", VMID: "vm", Kind: "snapshot", TakenAt: time.Date(2024, 7, 18, 0, 0, 0, 0, time.UTC)}
+	badBackup = inventory.Backup{ID: "bk-bad", VMID: "vm", Kind: "snapshot", TakenAt: time.Date(2024, 7, 19, 4, 30, 0, 0, time.UTC)}
+	lateBkp   = inventory.Backup{ID: "bk-late", VMID: "vm", Kind: "archive", TakenAt: time.Date(2024, 7, 19, 8, 0, 0, 0, time.UTC)}
+)
+
+type keys map[string]bool
+
+func (k keys) HasKey(id string) bool { return k[id] }
+
+func image(zone, rel string) providers.HelperImage {
+	return providers.HelperImage{Zone: zone, Windows: inventory.WindowsVersion{Release: rel}, ImageID: "img-" + zone + "-" + rel}
+}
+
+func vmIn(account, id string, st inventory.State) inventory.Assessed {
+	return inventory.Assessed{
+		VM: inventory.VM{
+			Location: inventory.Location{Tenant: "acme", Account: account, Provider: "sim", Zone: "is1a"},
+			ID:       id, Name: "srv-" + id,
+			Windows: inventory.WindowsVersion{Release: "2019", Build: "17763.5936"},
+			Power:   inventory.PowerRunning,
+			OSDisk:  inventory.Disk{ID: "disk-" + id, SizeGB: 60, Identity: inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "1A2B3C4D"}},
+			Backups: []inventory.Backup{preBackup},
+		},
+		Classification: inventory.Classification{State: st, Reasons: []string{"classified " + string(st)}},
+	}
+}
+
+func baseInput(fleet ...inventory.Assessed) Input {
+	return Input{
+		ID: "plan-1", Now: now, Incident: inc, Policy: policy.Default(), Fleet: fleet,
+		Accounts: map[string]Account{
+			"acme/prod": {Capabilities: allCaps, Helpers: []providers.HelperImage{image("is1a", "2019"), image("is1a", "2022"), image("is1b", "2016")}},
+			"acme/dev":  {Capabilities: allCaps, Helpers: []providers.HelperImage{image("is1a", "2019")}},
+		},
+		Keys: keys{"KEY-1": true},
+	}
+}
+
+func TestEligibility(t *testing.T) {
+	type tc struct {
+		name      string
+		state     inventory.State
+		vm        func(*inventory.VM)
+		in        func(*Input)
+		strategy  policy.Strategy
+		fallbacks []policy.Strategy
+		reasons   []string // substrings of the joined reasons
+		risks     []string // substrings of the joined risks
+		noRisks   []string
+		skipped   []string
+	}
+	allowLoss := func(in *Input) { in.Policy.AllowDataLoss = true }
+	tests := []tc{
+		{name: "healthy never touched", state: inventory.StateHealthy, in: allowLoss, strategy: None,
+			reasons: []string{"never touches"}, noRisks: []string{""}},
+		{name: "unknown is manual", state: inventory.StateUnknown, strategy: Manual,
+			reasons: []string{"classified unknown", "will not act"}},
+		{name: "unknown without backup has risk", state: inventory.StateUnknown, vm: func(v *inventory.VM) { v.Backups = nil },
+			strategy: Manual, risks: []string{"no pre-incident backup"}},
+		{name: "boot-loop default", state: inventory.StateBootLoop, strategy: policy.RebootRetry,
+			fallbacks: []policy.Strategy{policy.HelperMount}, reasons: []string{"first eligible"}},
+		{name: "boot-loop with data loss allowed", state: inventory.StateBootLoop, in: allowLoss, strategy: policy.RebootRetry,
+			fallbacks: []policy.Strategy{policy.HelperMount, policy.RestoreBackup},
+			risks:     []string{"restore loses data written since 2024-07-19T00:00:00Z (window: 4h09m)"}},
+		{name: "safe-mode delete-file", state: inventory.StateSafeMode, strategy: policy.DeleteFile,
+			fallbacks: []policy.Strategy{policy.HelperMount}},
+		{name: "safe-mode without guest capability", state: inventory.StateSafeMode,
+			in: func(in *Input) {
+				in.Accounts["acme/prod"] = Account{Capabilities: []string{"power", "disks", "helpers"}, Helpers: in.Accounts["acme/prod"].Helpers}
+			},
+			strategy: policy.HelperMount, skipped: []string{"delete-file: provider sim of account acme/prod lacks the guest capability"}},
+		{name: "policy order honoured", state: inventory.StateBootLoop,
+			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.HelperMount, policy.RebootRetry} },
+			strategy: policy.HelperMount, fallbacks: []policy.Strategy{policy.RebootRetry}},
+		{name: "no power: manual with a reason per strategy", state: inventory.StateBootLoop,
+			in:       func(in *Input) { in.Accounts["acme/prod"] = Account{Capabilities: []string{"observe", "guest"}} },
+			strategy: Manual,
+			reasons: []string{
+				"reboot-retry: provider sim of account acme/prod lacks the power capability",
+				"delete-file: the VM is not in Safe Mode",
+				"helper-mount: provider sim of account acme/prod lacks the power, disks, helpers capability; no same-version helper image in zone is1a for Windows 2019 (no helper images in that zone)",
+				"restore-backup: provider sim of account acme/prod lacks the backups, power, disks capability; policy.allow_data_loss is false (backup bk-pre of 2024-07-19T00:00:00Z would lose 4h09m of data)",
+			}},
+		{name: "unknown account", state: inventory.StateBootLoop, in: func(in *Input) { delete(in.Accounts, "acme/prod") },
+			strategy: Manual, reasons: []string{"nothing is known of account acme/prod (was it opened?)"}},
+		{name: "strategy disabled", state: inventory.StateBootLoop,
+			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.RestoreBackup} },
+			strategy: Manual, reasons: []string{"reboot-retry: not enabled in policy.strategies", "restore-backup: policy.allow_data_loss is false"}},
+		{name: "restore only, allowed", state: inventory.StateBootLoop,
+			in: func(in *Input) {
+				in.Policy.Strategies = []policy.Strategy{policy.RestoreBackup}
+				in.Policy.AllowDataLoss = true
+			},
+			strategy: policy.RestoreBackup, risks: []string{"restore loses data"}},
+		{name: "no pre-incident backup", state: inventory.StateBootLoop,
+			vm: func(v *inventory.VM) { v.Backups = []inventory.Backup{badBackup, lateBkp} },
+			in: func(in *Input) {
+				in.Policy.Strategies = []policy.Strategy{policy.RestoreBackup}
+				in.Policy.AllowDataLoss = true
+			},
+			strategy: Manual,
+			reasons:  []string{"restore-backup: no backup taken before the incident began (2024-07-19T04:09:00Z); 2 later backup(s) ignored"},
+			risks: []string{"no pre-incident backup",
+				"backup bk-bad taken 2024-07-19T04:30:00Z inside the bad window ignored",
+				"backup bk-late taken 2024-07-19T08:00:00Z after the incident began ignored"}},
+		{name: "bitlocker key missing", state: inventory.StateBootLoop,
+			vm:       func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-9"} },
+			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.HelperMount} },
+			strategy: Manual,
+			reasons:  []string{"helper-mount: BitLocker recovery key missing for key ID KEY-9: the disk cannot be unlocked on a helper"},
+			risks:    []string{"BitLocker recovery key missing for key ID KEY-9"}},
+		{name: "bitlocker key known", state: inventory.StateBootLoop,
+			vm:       func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
+			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.HelperMount} },
+			strategy: policy.HelperMount, noRisks: []string{"BitLocker"}},
+		{name: "bitlocker key id unknown", state: inventory.StateBootLoop,
+			vm:       func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true} },
+			strategy: policy.RebootRetry, risks: []string{"BitLocker is on but the recovery key ID is unknown"}},
+		{name: "bitlocker no key source", state: inventory.StateBootLoop,
+			vm:       func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
+			in:       func(in *Input) { in.Keys = nil },
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{}, risks: []string{"BitLocker recovery key missing for key ID KEY-1"}},
+		{name: "no same-version helper", state: inventory.StateBootLoop,
+			vm:       func(v *inventory.VM) { v.Windows.Release = "2016" },
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{},
+			risks: []string{"no same-version helper image in zone is1a for Windows 2016"}},
+		{name: "no same-version helper: manual reason", state: inventory.StateBootLoop,
+			vm:       func(v *inventory.VM) { v.Windows.Release = "2016" },
+			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.HelperMount} },
+			strategy: Manual,
+			reasons:  []string{"no same-version helper image in zone is1a for Windows 2016 (zone has Windows 2019, 2022; set policy.helper_version: any"}},
+		{name: "any helper release allowed", state: inventory.StateBootLoop,
+			vm:       func(v *inventory.VM) { v.Windows.Release = "2016" },
+			in:       func(in *Input) { in.Policy.HelperVersion = policy.HelperAny },
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.HelperMount},
+			risks: []string{"no same-version helper image in zone is1a for Windows 2016", "helper of a different Windows release (2022 for a 2016 VM)"}},
+		{name: "windows release unknown", state: inventory.StateBootLoop,
+			vm:       func(v *inventory.VM) { v.Windows = inventory.WindowsVersion{} },
+			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.HelperMount} },
+			strategy: Manual, reasons: []string{"Windows release is unknown"}},
+		{name: "safe-mode reboot-retry not applicable", state: inventory.StateSafeMode,
+			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.RebootRetry} },
+			strategy: Manual, reasons: []string{"reboot-retry: the VM runs in Safe Mode"}},
+	}
+	for _, c := range tests {
+		t.Run(c.name, func(t *testing.T) {
+			a := vmIn("prod", "vm-1", c.state)
+			if c.vm != nil {
+				c.vm(&a.VM)
+			}
+			in := baseInput(a)
+			if c.in != nil {
+				c.in(&in)
+			}
+			p, err := Build(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := p.VMs[0]
+			if v.Strategy != c.strategy {
+				t.Fatalf("strategy %s, want %s; reasons %q; risks %q", v.Strategy, c.strategy, v.Reasons, v.Risks)
+			}
+			if c.fallbacks != nil && !slices.Equal(v.Fallbacks, c.fallbacks) && (len(c.fallbacks) != 0 || len(v.Fallbacks) != 0) {
+				t.Errorf("fallbacks %v, want %v", v.Fallbacks, c.fallbacks)
+			}
+			contains(t, "reasons", v.Reasons, c.reasons)
+			contains(t, "risks", v.Risks, c.risks)
+			contains(t, "skipped", v.Skipped, c.skipped)
+			for _, r := range c.noRisks {
+				if r == "" && len(v.Risks) > 0 {
+					t.Errorf("risks %q, want none", v.Risks)
+				} else if r != "" && strings.Contains(strings.Join(v.Risks, "|"), r) {
+					t.Errorf("risks %q mention %q", v.Risks, r)
+				}
+			}
+			if c.strategy == None && (v.Wave != 0 || v.EstimateSeconds != 0) {
+				t.Errorf("healthy VM scheduled: wave %d, %ds", v.Wave, v.EstimateSeconds)
+			}
+			if v.Acts() && v.Wave != 1 {
+				t.Errorf("acted-on VM in wave %d", v.Wave)
+			}
+			if v.Key != "acme/prod/vm-1" || v.OSDisk.ID != "disk-vm-1" || v.Zone != "is1a" || v.Evidence == "" {
+				t.Errorf("VM fields not carried: %+v", v)
+			}
+		})
+	}
+}
+
+func contains(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	joined := strings.Join(got, " | ")
+	for _, w := range want {
+		if !strings.Contains(joined, w) {
+			t.Errorf("%s %q\nlack %q", what, joined, w)
+		}
+	}
+}
+
+func TestBackupSelection(t *testing.T) {
+	a := vmIn("prod", "vm-1", inventory.StateBootLoop)
+	a.VM.Backups = []inventory.Backup{lateBkp, olderBkp, badBackup, preBackup}
+	in := baseInput(a)
+	in.Policy.AllowDataLoss = true
+	p, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := p.VMs[0].Backup
+	if b == nil || b.ID != "bk-pre" {
+		t.Fatalf("backup %+v, want bk-pre", b)
+	}
+	if b.DataLoss != "4h09m" || b.DataLossSeconds != int64((4*time.Hour+9*time.Minute)/time.Second) {
+		t.Errorf("data loss %s / %d", b.DataLoss, b.DataLossSeconds)
+	}
+	contains(t, "risks", p.VMs[0].Risks, []string{"bk-bad", "bk-late"})
+	// A backup exactly at the incident start is inside the bad window.
+	a.VM.Backups = []inventory.Backup{{ID: "bk-edge", TakenAt: inc.StartedAt}}
+	in = baseInput(a)
+	in.Policy.AllowDataLoss = true
+	p, _ = Build(in)
+	if p.VMs[0].Backup != nil {
+		t.Errorf("backup at the incident start chosen: %+v", p.VMs[0].Backup)
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	a := vmIn("prod", "vm-1", inventory.StateBootLoop)
+	tests := []struct {
+		name string
+		mod  func(*Input)
+		want string
+	}{
+		{"no id", func(in *Input) { in.ID = "" }, "plan ID is required"},
+		{"no time", func(in *Input) { in.Now = time.Time{} }, "Now"},
+		{"bad policy", func(in *Input) { in.Policy.Canary = 0 }, "policy.canary"},
+		{"bad incident", func(in *Input) { in.Incident.Pattern = "" }, "incident: pattern"},
+		{"duplicate", func(in *Input) { in.Fleet = append(in.Fleet, a) }, "fleet[1]: VM acme/prod/vm-1 appears twice"},
+		{"bad state", func(in *Input) { in.Fleet[0].Classification.State = "" }, "no valid state"},
+	}
+	for _, tc := range tests {
+		in := baseInput(a)
+		tc.mod(&in)
+		if _, err := Build(in); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// bigFleet makes n VMs over accounts, cycling through states.
+func bigFleet(n int) []inventory.Assessed {
+	states := []inventory.State{inventory.StateBootLoop, inventory.StateBootLoop, inventory.StateSafeMode, inventory.StateHealthy, inventory.StateUnknown}
+	accts := []string{"prod", "dev"}
+	var out []inventory.Assessed
+	for i := range n {
+		a := vmIn(accts[i%len(accts)], fmt.Sprintf("vm-%03d", i), states[i%len(states)])
+		if i%7 == 0 {
+			a.VM.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func TestWaves(t *testing.T) {
+	in := baseInput(bigFleet(50)...)
+	in.Policy.Canary = 4
+	in.Policy.WaveSize = 7
+	p, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	act := 0
+	for _, v := range p.VMs {
+		if v.Acts() {
+			act++
+		}
+	}
+	if act != 30 {
+		t.Fatalf("acted on %d, want 30", act)
+	}
+	if p.Waves[0].Name != "canary" || len(p.Waves[0].VMs) != 4 {
+		t.Fatalf("canary %+v", p.Waves[0])
+	}
+	// The canary spans both strategies and both accounts.
+	strat, acct := map[policy.Strategy]bool{}, map[string]bool{}
+	idx := map[string]VMPlan{}
+	for _, v := range p.VMs {
+		idx[v.Key] = v
+	}
+	for _, k := range p.Waves[0].VMs {
+		strat[idx[k].Strategy] = true
+		acct[idx[k].Account] = true
+	}
+	if len(strat) != 2 || len(acct) != 2 {
+		t.Errorf("canary not spread: strategies %v accounts %v", strat, acct)
+	}
+	// 26 more in waves of 7: 7,7,7,5.
+	wantSizes := []int{4, 7, 7, 7, 5}
+	if len(p.Waves) != len(wantSizes) {
+		t.Fatalf("%d waves, want %d", len(p.Waves), len(wantSizes))
+	}
+	for i, w := range p.Waves {
+		if len(w.VMs) != wantSizes[i] || w.Number != i+1 {
+			t.Errorf("wave %d: %d VMs number %d", i, len(w.VMs), w.Number)
+		}
+		if i > 0 && w.StartSeconds < p.Waves[i-1].EndSeconds-1 {
+			t.Errorf("wave %d starts at %d before wave %d ends at %d", i+1, w.StartSeconds, i, p.Waves[i-1].EndSeconds)
+		}
+	}
+	if p.Estimate.CanarySeconds != p.Waves[0].EndSeconds || p.Estimate.DurationSeconds < p.Waves[len(p.Waves)-1].EndSeconds-1 {
+		t.Errorf("estimate %+v vs waves", p.Estimate)
+	}
+	if p.Summary.Act != 30 || p.Summary.Healthy != 10 || p.Summary.ManualN != 10 {
+		t.Errorf("summary %+v", p.Summary)
+	}
+	// No acted-on VMs: no waves.
+	p, err = Build(baseInput(vmIn("prod", "h", inventory.StateHealthy)))
+	if err != nil || len(p.Waves) != 0 {
+		t.Fatalf("healthy-only plan: %v waves, %v", len(p.Waves), err)
+	}
+}
+
+func TestEstimate(t *testing.T) {
+	in := baseInput(bigFleet(200)...)
+	in.Policy.AllowDataLoss = true
+	p, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := p.Estimate
+	if e.ByState[inventory.StateBootLoop] != 80 || e.ByStrategy[None] != 40 || e.ByStrategy[Manual] != 40 {
+		t.Errorf("counts %v %v", e.ByState, e.ByStrategy)
+	}
+	if e.APICalls["acme/prod"] == 0 || e.APICalls["acme/dev"] == 0 || e.APICallsTotal != e.APICalls["acme/prod"]+e.APICalls["acme/dev"] {
+		t.Errorf("api calls %v total %d", e.APICalls, e.APICallsTotal)
+	}
+	for _, s := range policy.Strategies {
+		if e.PerStrategy[s].Seconds <= 0 || e.PerStrategy[s].APICalls <= 0 || e.PerStrategy[s].Formula == "" {
+			t.Errorf("per strategy %s: %+v", s, e.PerStrategy[s])
+		}
+	}
+	// Cheapest first: reboot-retry (without fallback) < delete-file < helper-mount.
+	if !(e.PerStrategy[policy.RebootRetry].Seconds < e.PerStrategy[policy.HelperMount].Seconds &&
+		e.PerStrategy[policy.DeleteFile].Seconds < e.PerStrategy[policy.HelperMount].Seconds) {
+		t.Errorf("per strategy order: %+v", e.PerStrategy)
+	}
+	// The makespan is at least the longest VM and at most the serial sum.
+	var longest, sum int64
+	for _, v := range p.VMs {
+		longest = max(longest, v.EstimateSeconds)
+		sum += v.EstimateSeconds
+	}
+	if e.DurationSeconds < longest || e.DurationSeconds > sum+int64(len(p.Waves)) {
+		t.Errorf("makespan %d outside [%d, %d]", e.DurationSeconds, longest, sum)
+	}
+	if e.DurationSeconds <= 0 || e.Duration == "" {
+		t.Errorf("duration %d %q", e.DurationSeconds, e.Duration)
+	}
+}
+
+// TestEstimateMonotonic: more concurrency never lengthens the makespan, and
+// serial work is the sum of the durations.
+func TestEstimateMonotonic(t *testing.T) {
+	for _, n := range []int{1, 7, 60, 333} {
+		var prev int64 = -1
+		for _, conc := range [][2]int{{1, 1}, {2, 1}, {2, 2}, {4, 2}, {8, 4}, {16, 8}, {32, 16}, {64, 64}, {128, 64}} {
+			in := baseInput(bigFleet(n)...)
+			in.Policy.AllowDataLoss = true
+			in.Policy.Canary = 3
+			in.Policy.WaveSize = 40
+			in.Policy.Concurrency = policy.Concurrency{Total: conc[0], PerAccount: conc[1]}
+			p, err := Build(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := p.Estimate.DurationSeconds
+			if prev >= 0 && d > prev {
+				t.Errorf("n=%d: concurrency %v gives %ds, more than %ds with less", n, conc, d, prev)
+			}
+			prev = d
+			if conc == [2]int{1, 1} {
+				var sum int64
+				for _, v := range p.VMs {
+					sum += v.EstimateSeconds
+				}
+				if d < sum-int64(len(p.VMs)) || d > sum {
+					t.Errorf("n=%d serial makespan %d, sum %d", n, d, sum)
+				}
+			}
+		}
+		// Per-account limits bind: one account with per_account 1 is serial.
+		in := baseInput(bigFleet(n)...)
+		for i := range in.Fleet {
+			in.Fleet[i].VM.Account = "prod"
+		}
+		in.Policy.Concurrency = policy.Concurrency{Total: 50, PerAccount: 1}
+		serial, _ := Build(in)
+		in.Policy.Concurrency.PerAccount = 50
+		wide, _ := Build(in)
+		if wide.Estimate.DurationSeconds > serial.Estimate.DurationSeconds {
+			t.Errorf("n=%d: per-account 50 slower than 1", n)
+		}
+	}
+}
+
+func TestRebootRetryIncludesFallback(t *testing.T) {
+	in := baseInput(vmIn("prod", "a", inventory.StateBootLoop))
+	withFallback, _ := Build(in)
+	in.Policy.Strategies = []policy.Strategy{policy.RebootRetry}
+	alone, _ := Build(in)
+	if withFallback.VMs[0].EstimateSeconds <= alone.VMs[0].EstimateSeconds {
+		t.Errorf("fallback expectation not included: %d vs %d", withFallback.VMs[0].EstimateSeconds, alone.VMs[0].EstimateSeconds)
+	}
+	if alone.VMs[0].EstimateSeconds != alone.Estimate.PerStrategy[policy.RebootRetry].Seconds {
+		t.Errorf("alone %d vs per strategy %d", alone.VMs[0].EstimateSeconds, alone.Estimate.PerStrategy[policy.RebootRetry].Seconds)
+	}
+}

@@ -1,0 +1,330 @@
+// Package policy is the operator's remediation policy: which strategies may
+// run and in what order, how far fixfleet may go (data loss, helpers of
+// another Windows release, forced stops), how much it does at once, and
+// when it brakes.
+//
+// A policy is read from the `policy:` section of fleet.yaml with Parse,
+// strictly over Default: keys left out keep their defaults, unknown keys and
+// invalid values are errors naming the field path (e.g.
+// "policy.reboot_retry.max_restarts") and the valid keys or values.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Strategy names a remediation strategy.
+type Strategy string
+
+// The remediation strategies, cheapest first.
+const (
+	// RebootRetry restarts a boot-looping VM a bounded number of times,
+	// stopping as soon as it comes up healthy.
+	RebootRetry Strategy = "reboot-retry"
+	// DeleteFile deletes the bad files over WinRM on a VM in Safe Mode,
+	// clears the safe-boot flag and restarts it.
+	DeleteFile Strategy = "delete-file"
+	// HelperMount repairs the OS disk offline on a helper VM.
+	HelperMount Strategy = "helper-mount"
+	// RestoreBackup swaps in a disk restored from the newest pre-incident
+	// backup; it loses data written since that backup.
+	RestoreBackup Strategy = "restore-backup"
+)
+
+// Strategies lists every remediation strategy in the default order.
+var Strategies = []Strategy{RebootRetry, DeleteFile, HelperMount, RestoreBackup}
+
+// Valid reports whether s is one of Strategies.
+func (s Strategy) Valid() bool { return slices.Contains(Strategies, s) }
+
+// HelperVersion says which helper releases helper-mount may use.
+type HelperVersion string
+
+// Helper version rules.
+const (
+	// HelperSame allows only a helper of the same Windows release as the VM.
+	HelperSame HelperVersion = "same"
+	// HelperAny also allows a helper of another release, flagged as a risk
+	// (NTFS, BitLocker and registry-hive tools may differ).
+	HelperAny HelperVersion = "any"
+)
+
+// RebootRetryConfig configures the reboot-retry strategy.
+type RebootRetryConfig struct {
+	// MaxRestarts bounds the restarts of one VM (1..15; default 3).
+	MaxRestarts int `json:"max_restarts" yaml:"max_restarts"`
+}
+
+// Concurrency bounds how many VMs are worked on at once.
+type Concurrency struct {
+	Total      int `json:"total" yaml:"total"`             // whole run (default 50)
+	PerAccount int `json:"per_account" yaml:"per_account"` // per account (default 20)
+}
+
+// Policy is the remediation policy.
+type Policy struct {
+	// Strategies are tried in this order among those eligible for a VM.
+	Strategies  []Strategy        `json:"strategies" yaml:"strategies"`
+	RebootRetry RebootRetryConfig `json:"reboot_retry" yaml:"reboot_retry"`
+	// AllowDataLoss permits restore-backup (default false).
+	AllowDataLoss bool `json:"allow_data_loss" yaml:"allow_data_loss"`
+	// HelperVersion is "same" (default) or "any".
+	HelperVersion HelperVersion `json:"helper_version" yaml:"helper_version"`
+	Concurrency   Concurrency   `json:"concurrency" yaml:"concurrency"`
+	// Canary is the number of VMs of the first wave (default 5, >= 1).
+	Canary int `json:"canary" yaml:"canary"`
+	// WaveSize is the number of VMs per later wave (default 100).
+	WaveSize int `json:"wave_size" yaml:"wave_size"`
+	// FailureThreshold stops new work when the failed share of finished
+	// VMs passes it (0 < x <= 1; default 0.2).
+	FailureThreshold float64 `json:"failure_threshold" yaml:"failure_threshold"`
+	// ForceStop stops VMs without a guest shutdown (default false).
+	ForceStop bool `json:"force_stop" yaml:"force_stop"`
+	// APIErrorThreshold stops new work when the failed share of recent API
+	// calls passes it (0 < x <= 1; default 0.5).
+	APIErrorThreshold float64 `json:"api_error_threshold" yaml:"api_error_threshold"`
+}
+
+// Default returns the default policy.
+func Default() Policy {
+	return Policy{
+		Strategies:        slices.Clone(Strategies),
+		RebootRetry:       RebootRetryConfig{MaxRestarts: 3},
+		AllowDataLoss:     false,
+		HelperVersion:     HelperSame,
+		Concurrency:       Concurrency{Total: 50, PerAccount: 20},
+		Canary:            5,
+		WaveSize:          100,
+		FailureThreshold:  0.2,
+		ForceStop:         false,
+		APIErrorThreshold: 0.5,
+	}
+}
+
+// Enabled reports whether s is in the policy's strategy list.
+func (p Policy) Enabled(s Strategy) bool { return slices.Contains(p.Strategies, s) }
+
+// Validate checks every field; the error lists every problem, each naming
+// the field path and the valid values.
+func (p Policy) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("policy.%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if len(p.Strategies) == 0 {
+		bad("strategies", "at least one strategy is required; valid strategies are %s", strategyList())
+	}
+	seen := map[Strategy]bool{}
+	for i, s := range p.Strategies {
+		switch {
+		case !s.Valid():
+			bad(fmt.Sprintf("strategies[%d]", i), "%q is not a strategy; valid strategies are %s", string(s), strategyList())
+		case seen[s]:
+			bad(fmt.Sprintf("strategies[%d]", i), "%q is listed twice", string(s))
+		}
+		seen[s] = true
+	}
+	if m := p.RebootRetry.MaxRestarts; m < 1 || m > 15 {
+		bad("reboot_retry.max_restarts", "%d is out of range; valid values are 1 to 15", m)
+	}
+	if p.HelperVersion != HelperSame && p.HelperVersion != HelperAny {
+		bad("helper_version", "%q is not valid; valid values are %q (a helper of the VM's own Windows release) and %q (any release, flagged as a risk)",
+			string(p.HelperVersion), HelperSame, HelperAny)
+	}
+	if p.Concurrency.Total < 1 {
+		bad("concurrency.total", "%d must be at least 1", p.Concurrency.Total)
+	}
+	if p.Concurrency.PerAccount < 1 {
+		bad("concurrency.per_account", "%d must be at least 1", p.Concurrency.PerAccount)
+	}
+	if p.Canary < 1 {
+		bad("canary", "%d must be at least 1 (a canary wave always runs first)", p.Canary)
+	}
+	if p.WaveSize < 1 {
+		bad("wave_size", "%d must be at least 1", p.WaveSize)
+	}
+	if f := p.FailureThreshold; !(f > 0 && f <= 1) {
+		bad("failure_threshold", "%v must be greater than 0 and at most 1 (e.g. 0.2 = stop when 20%% of finished VMs failed)", f)
+	}
+	if f := p.APIErrorThreshold; !(f > 0 && f <= 1) {
+		bad("api_error_threshold", "%v must be greater than 0 and at most 1 (e.g. 0.5)", f)
+	}
+	return errors.Join(errs...)
+}
+
+func strategyList() string {
+	names := make([]string, len(Strategies))
+	for i, s := range Strategies {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// field is one key of a YAML mapping: either a leaf decoded into target or
+// a nested mapping.
+type field struct {
+	key    string
+	target any
+	nested []field
+}
+
+func (p *Policy) fields() []field {
+	return []field{
+		{key: "strategies", target: &p.Strategies},
+		{key: "reboot_retry", nested: []field{{key: "max_restarts", target: &p.RebootRetry.MaxRestarts}}},
+		{key: "allow_data_loss", target: &p.AllowDataLoss},
+		{key: "helper_version", target: &p.HelperVersion},
+		{key: "concurrency", nested: []field{
+			{key: "total", target: &p.Concurrency.Total},
+			{key: "per_account", target: &p.Concurrency.PerAccount},
+		}},
+		{key: "canary", target: &p.Canary},
+		{key: "wave_size", target: &p.WaveSize},
+		{key: "failure_threshold", target: &p.FailureThreshold},
+		{key: "force_stop", target: &p.ForceStop},
+		{key: "api_error_threshold", target: &p.APIErrorThreshold},
+	}
+}
+
+// Parse decodes the `policy:` mapping node strictly over Default and
+// validates the result. A nil node (or an empty document) gives Default.
+// Errors name the field path ("policy.concurrency.total") and its line.
+func Parse(node *yaml.Node) (Policy, error) {
+	p := Default()
+	if node != nil && node.Kind == yaml.DocumentNode {
+		if len(node.Content) == 0 {
+			return p, nil
+		}
+		node = node.Content[0]
+	}
+	if node == nil || (node.Kind == yaml.ScalarNode && node.Tag == "!!null") {
+		return p, nil
+	}
+	if err := decode(node, "policy", p.fields()); err != nil {
+		return Policy{}, err
+	}
+	if err := p.Validate(); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+func decode(node *yaml.Node, path string, fields []field) error {
+	if node.Kind == yaml.AliasNode && node.Alias != nil {
+		node = node.Alias
+	}
+	if node.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s (line %d): must be a mapping with keys %s", path, node.Line, keyList(fields))
+	}
+	var errs []error
+	done := map[string]bool{}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k, v := node.Content[i], node.Content[i+1]
+		at := path + "." + k.Value
+		idx := slices.IndexFunc(fields, func(f field) bool { return f.key == k.Value })
+		if idx < 0 {
+			errs = append(errs, fmt.Errorf("%s (line %d): unknown key; valid keys are %s", at, k.Line, keyList(fields)))
+			continue
+		}
+		if done[k.Value] {
+			errs = append(errs, fmt.Errorf("%s (line %d): given twice", at, k.Line))
+			continue
+		}
+		done[k.Value] = true
+		f := fields[idx]
+		if f.nested != nil {
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+				continue // "reboot_retry:" with nothing: keep the defaults
+			}
+			if err := decode(v, at, f.nested); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if err := decodeLeaf(v, f.target); err != nil {
+			errs = append(errs, fmt.Errorf("%s (line %d): %s", at, v.Line, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// decodeLeaf decodes one value, requiring the YAML type the field needs so
+// that 1.5 is not silently an int nor "yes" a string.
+func decodeLeaf(v *yaml.Node, target any) error {
+	if v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	want := ""
+	switch target.(type) {
+	case *int:
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
+			want = "a whole number"
+		}
+	case *float64:
+		if v.Kind != yaml.ScalarNode || (v.Tag != "!!int" && v.Tag != "!!float") {
+			want = "a number"
+		}
+	case *bool:
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
+			want = "true or false"
+		}
+	case *HelperVersion:
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!str" {
+			want = "a string"
+		}
+	case *[]Strategy:
+		if v.Kind != yaml.SequenceNode {
+			want = "a list of strategies, e.g. [reboot-retry, delete-file]"
+		}
+	}
+	if want != "" {
+		return fmt.Errorf("%s is not %s", describe(v), want)
+	}
+	if err := v.Decode(target); err != nil {
+		return errors.New(yamlCause(err))
+	}
+	return nil
+}
+
+// describe shows a node briefly, for error messages.
+func describe(v *yaml.Node) string {
+	switch v.Kind {
+	case yaml.ScalarNode:
+		s := v.Value
+		if len(s) > 40 {
+			s = s[:40] + "..."
+		}
+		return fmt.Sprintf("%q", s)
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return "the value"
+}
+
+func keyList(fields []field) string {
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.key
+	}
+	return strings.Join(keys, ", ")
+}
+
+// yamlCause trims yaml.v3's "yaml: unmarshal errors:\n  line N: " framing.
+func yamlCause(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg := te.Errors[0]
+		if i := strings.Index(msg, ": "); strings.HasPrefix(msg, "line ") && i > 0 {
+			msg = msg[i+2:]
+		}
+		return msg
+	}
+	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
