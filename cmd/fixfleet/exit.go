@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+// Exit codes. This is the one place that maps errors to them; the root
+// command's --help lists them.
+const (
+	exitOK       = 0
+	exitFailure  = 1 // unexpected failure (a bug, an I/O error)
+	exitUsage    = 2 // bad flags, bad config, malformed plan or scenario: fix the input
+	exitProvider = 3 // a cloud refused or could not be reached: check credentials and the API
+	exitCanceled = 130
+)
+
+const exitCodesHelp = `Exit codes:
+  0    success
+  1    unexpected failure
+  2    bad input: flags, fleet.yaml, plan or scenario file (the message names it)
+  3    a cloud API refused or could not be reached (credentials, network, outage)
+  130  interrupted`
+
+// usageError marks an error caused by the user's input.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// badInput wraps err as a usage error (nil stays nil).
+func badInput(err error) error {
+	if err == nil {
+		return nil
+	}
+	return usageError{err}
+}
+
+// exitCode maps an error to the process exit code.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		return exitCanceled
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, providers.ErrPermanent), errors.Is(err, providers.ErrUnavailable),
+		errors.Is(err, providers.ErrThrottled), errors.Is(err, providers.ErrUnsupported):
+		return exitProvider
+	}
+	return exitFailure
+}

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/config"
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/inventory/probe"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/guest"
+	"github.com/fixfleet/fixfleet/providers/sim"
+	"github.com/fixfleet/fixfleet/providers/sim/winrmd"
+	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/remediate/keys"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+)
+
+// sourceOpts say where the fleet comes from: a fleet.yaml, or (--sim) the
+// embedded simulated cloud.
+type sourceOpts struct {
+	config string
+	sim    bool
+	world  worldOpts
+	window classify.AssessOptions // only Window and Samples are set from flags
+}
+
+func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.config, "config", "fleet.yaml", "fleet configuration file")
+	fs.BoolVar(&o.sim, "sim", false, "use the embedded simulated cloud instead of --config")
+	o.world.addFlags(fs)
+	fs.DurationVar(&o.window.Window, "window", classify.DefaultWindow, "sampling window for boot loops (cloud time)")
+	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
+}
+
+// account is one opened account scope.
+type account struct {
+	acct providers.Account
+	prov *providers.Provider
+}
+
+// fleet is everything the commands need to assess and plan a fleet.
+type fleet struct {
+	incident inventory.Incident
+	policy   policy.Policy
+	keys     plan.KeyChecker
+	accounts []account
+	prober   *probe.Prober
+	clock    clock.Clock
+	world    *world.World // set only for the simulator
+	closers  []func() error
+}
+
+// Close releases what openFleet started (the simulator's servers).
+func (f *fleet) Close() error {
+	var errs []error
+	for i := len(f.closers) - 1; i >= 0; i-- {
+		errs = append(errs, f.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// openFleet opens the fleet the options name.
+func openFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
+	if o.sim {
+		return openSimFleet(ctx, o)
+	}
+	return openConfigFleet(ctx, o)
+}
+
+// sakuraZones are Sakura Cloud's zones (tk1v is the sandbox).
+var sakuraZones = []string{"is1a", "is1b", "is1c", "tk1a", "tk1b", "tk1v"}
+
+// newRegistry lists the provider kinds this build knows. w may be nil when
+// no simulated world is running (then "sim" is not available). The cloud
+// providers are not built yet: their accounts validate offline (zones) and
+// fail to open with an error that says so.
+func newRegistry(w *world.World) *providers.Registry {
+	reg := providers.NewRegistry()
+	// Names are constant and distinct: Register cannot fail here.
+	if w != nil {
+		_ = reg.Register("sim", sim.Spec(w))
+	}
+	_ = reg.Register("sakura", notBuilt("Sakura Cloud", func(a providers.Account) error { return providers.CheckZones(a, sakuraZones) }))
+	_ = reg.Register("aws", notBuilt("AWS", nil))
+	_ = reg.Register("azure", notBuilt("Azure", nil))
+	return reg
+}
+
+// notBuilt is the spec of a provider this build does not have yet.
+func notBuilt(cloud string, validate func(providers.Account) error) providers.Spec {
+	return providers.Spec{
+		Validate: validate,
+		Open: func(context.Context, providers.Account, providers.Env) (*providers.Provider, error) {
+			return nil, fmt.Errorf("the %s provider is not built into this version of fixfleet yet: %w; "+
+				"use the simulator (--sim) to plan a drill", cloud, providers.ErrUnsupported)
+		},
+	}
+}
+
+func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
+	reg := newRegistry(nil)
+	cfg, err := config.Load(o.config, reg, os.Getenv)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && o.config == "fleet.yaml" {
+			err = fmt.Errorf("%w\n(no fleet.yaml here: give one with --config FILE, or try the simulator with --sim)", err)
+		}
+		return nil, badInput(err)
+	}
+	pol, err := policy.Parse(cfg.PolicyNode)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("%s: %w", cfg.File, err))
+	}
+	f := &fleet{incident: cfg.Incident, policy: pol, clock: clock.Real{}}
+	if cfg.Keys != nil {
+		f.keys = cfg.Keys
+	}
+	env := providers.Env{Getenv: os.Getenv, Clock: f.clock}
+	for _, a := range cfg.Accounts() {
+		p, err := reg.Open(ctx, a, env)
+		if err != nil {
+			return nil, err
+		}
+		f.accounts = append(f.accounts, account{acct: a, prov: p})
+	}
+	if cfg.Guest.Configured() {
+		var dial func(string, string) (net.Conn, error)
+		if cfg.Guest.Proxy != "" {
+			dial = guest.NewConnectDialer(cfg.Guest.Proxy)
+		}
+		f.prober = f.newProber(guest.NewClient(guest.ClientOptions{Dial: dial}),
+			guest.Credentials{User: cfg.Guest.Username, Password: cfg.Guest.Password.Reveal()})
+		f.prober.Port, f.prober.HTTPS = cfg.Guest.Port, cfg.Guest.HTTPS
+	}
+	return f, nil
+}
+
+func openSimFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
+	w, err := o.world.open()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := winrmd.Start(w, winrmd.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("simulator: starting the WinRM service: %w", err)
+	}
+	ks, err := keys.FromSecrets(w.EscrowedKeys())
+	if err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("simulator: escrowed keys: %w", err)
+	}
+	f := &fleet{incident: w.Incident(), policy: policy.Default(), keys: ks, clock: w.Clock(), world: w,
+		closers: []func() error{srv.Close}}
+	reg := newRegistry(w)
+	env := providers.Env{Getenv: func(string) string { return "" }, Clock: w.Clock()}
+	for _, name := range w.Accounts() {
+		a := providers.Account{Tenant: name, Name: name, Provider: "sim", Zones: w.Zones()}
+		p, err := reg.Open(ctx, a, env)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		f.accounts = append(f.accounts, account{acct: a, prov: p})
+	}
+	client := guest.NewClient(guest.ClientOptions{Dial: guest.NewConnectDialer(srv.GatewayAddr())})
+	f.closers = append(f.closers, func() error { client.CloseIdleConnections(); return nil })
+	f.prober = f.newProber(client, guest.Credentials{User: w.GuestUser(), Password: w.GuestPassword().Reveal()})
+	return f, nil
+}
+
+func (f *fleet) newProber(r probe.Runner, cr guest.Credentials) *probe.Prober {
+	byKey := map[string]providers.Guests{}
+	for _, a := range f.accounts {
+		if a.prov.Guests != nil {
+			byKey[plan.AccountKey(a.acct.Tenant, a.acct.Name)] = a.prov.Guests
+		}
+	}
+	return &probe.Prober{
+		Incident: f.incident, Runner: r, Creds: cr, Clock: f.clock,
+		EndpointsFor: func(vm inventory.VM) (probe.Endpoints, bool) {
+			g, ok := byKey[plan.AccountKey(vm.Tenant, vm.Account)]
+			return g, ok
+		},
+	}
+}
+
+// assessment is the classified fleet with what the planner needs of each
+// account.
+type assessment struct {
+	fleet    []inventory.Assessed
+	accounts map[string]plan.Account
+}
+
+// assess enumerates every account, classifies its VMs, and lists the
+// backups of the VMs that may need them. Accounts are assessed
+// concurrently; progress lines go to progress (nil: none).
+func (f *fleet) assess(ctx context.Context, win classify.AssessOptions, progress io.Writer) (*assessment, error) {
+	results := make([][]inventory.Assessed, len(f.accounts))
+	pa := make([]plan.Account, len(f.accounts))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, a := range f.accounts {
+		g.Go(func() error {
+			r, p, err := f.assessAccount(gctx, a, win)
+			results[i], pa[i] = r, p
+			if err == nil && progress != nil {
+				fmt.Fprintf(progress, "assessed %s: %d Windows VMs\n", a.acct, len(r))
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := &assessment{accounts: map[string]plan.Account{}}
+	for i, a := range f.accounts {
+		out.fleet = append(out.fleet, results[i]...)
+		out.accounts[plan.AccountKey(a.acct.Tenant, a.acct.Name)] = pa[i]
+	}
+	return out, nil
+}
+
+func (f *fleet) assessAccount(ctx context.Context, a account, win classify.AssessOptions) ([]inventory.Assessed, plan.Account, error) {
+	pa := plan.Account{Capabilities: a.prov.Capabilities()}
+	if a.prov.Enumerator == nil || a.prov.Observer == nil {
+		return nil, pa, fmt.Errorf("account %s: provider %s cannot enumerate and observe VMs: %w", a.acct, a.prov.Name, providers.ErrUnsupported)
+	}
+	vms, err := a.prov.Enumerator.List(ctx)
+	if err != nil {
+		return nil, pa, fmt.Errorf("account %s: listing VMs: %w", a.acct, err)
+	}
+	for i := range vms {
+		vms[i].Tenant, vms[i].Account, vms[i].Provider = a.acct.Tenant, a.acct.Name, a.acct.Provider
+	}
+	opts := win
+	opts.Incident, opts.Observer, opts.Clock = f.incident, a.prov.Observer, f.clock
+	if f.prober != nil {
+		opts.Prober = f.prober
+	}
+	assessed, err := classify.Assess(ctx, vms, opts)
+	if err != nil {
+		return nil, pa, fmt.Errorf("account %s: %w", a.acct, err)
+	}
+	if a.prov.Helpers != nil {
+		if pa.Helpers, err = a.prov.Helpers.Images(ctx); err != nil {
+			return nil, pa, fmt.Errorf("account %s: listing helper images: %w", a.acct, err)
+		}
+	}
+	if a.prov.Backups != nil {
+		for i := range assessed {
+			if s := assessed[i].Classification.State; s == inventory.StateHealthy || s == inventory.StateUnknown {
+				continue // the planner never restores these
+			}
+			b, err := a.prov.Backups.List(ctx, providers.Ref(assessed[i].VM))
+			if err != nil {
+				return nil, pa, fmt.Errorf("account %s: listing backups of %s: %w", a.acct, assessed[i].VM.ID, err)
+			}
+			assessed[i].VM.Backups = b
+		}
+	}
+	return assessed, pa, nil
+}
+
+// defaultWindow returns the sampling options the flags set, defaults filled.
+func (o *sourceOpts) defaultWindow() classify.AssessOptions {
+	w := o.window
+	if w.Window == 0 {
+		w.Window = classify.DefaultWindow
+	}
+	if w.Samples == 0 {
+		w.Samples = classify.DefaultSamples
+	}
+	return w
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/inventory"
+)
+
+type inventoryOpts struct {
+	source sourceOpts
+	format string
+}
+
+func newInventoryCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o inventoryOpts
+	cmd := &cobra.Command{
+		Use:   "inventory",
+		Short: "List the fleet's Windows VMs and classify each one, with the evidence",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runInventory(cmd.Context(), o, stdout, stderr)
+		},
+	}
+	o.source.addFlags(cmd.Flags())
+	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+	return cmd
+}
+
+// inventoryDoc is the JSON document of `fixfleet inventory`.
+type inventoryDoc struct {
+	GeneratedAt time.Time               `json:"generated_at"`
+	Incident    string                  `json:"incident"`
+	ByState     map[inventory.State]int `json:"by_state"`
+	VMs         []inventoryVM           `json:"vms"`
+}
+
+type inventoryVM struct {
+	ID    string          `json:"id"`
+	State inventory.State `json:"state"`
+	inventory.VM
+	Reasons  []string             `json:"reasons"`
+	BadFiles []inventory.FileFact `json:"bad_files,omitempty"`
+	Evidence inventory.Evidence   `json:"evidence"`
+}
+
+func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer) error {
+	format, err := parseFormat(o.format)
+	if err != nil {
+		return err
+	}
+	f, err := openFleet(ctx, &o.source)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	a, err := f.assess(ctx, o.source.window, progressTo(stderr))
+	if err != nil {
+		return err
+	}
+	doc := inventoryDoc{GeneratedAt: f.clock.Now(), Incident: f.incident.Name, ByState: map[inventory.State]int{}}
+	t := render.Table{Title: "Fleet", Headers: []string{"VM", "Name", "Account", "Zone", "Windows", "Power", "State", "Why"}}
+	for _, x := range a.fleet {
+		c := x.Classification
+		doc.ByState[c.State]++
+		doc.VMs = append(doc.VMs, inventoryVM{ID: x.VM.ID, State: c.State, VM: x.VM, Reasons: c.Reasons, BadFiles: c.BadFiles, Evidence: c.Evidence})
+		t.Rows = append(t.Rows, []string{x.VM.ID, x.VM.Name, x.VM.Tenant + "/" + x.VM.Account, x.VM.Zone,
+			x.VM.Windows.Release, string(x.VM.Power), string(c.State), strings.Join(c.Reasons, "; ")})
+	}
+	counts := render.Table{Title: "By state", Headers: []string{"State", "VMs"}}
+	for _, s := range inventory.States {
+		counts.Rows = append(counts.Rows, []string{string(s), fmt.Sprint(doc.ByState[s])})
+	}
+	return render.Render(stdout, format, doc, t, counts)
+}

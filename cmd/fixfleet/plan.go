@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+)
+
+type planOpts struct {
+	source        sourceOpts
+	format        string
+	output        string
+	allowDataLoss bool
+}
+
+func newPlanCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o planOpts
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Plan a repair per VM (a dry run: nothing is changed)",
+		Long: `plan classifies the fleet and chooses a strategy per VM, with the reasons,
+the fallbacks, the risks, the waves and an estimate of duration and API calls.
+Nothing in any cloud is changed. With -o FILE the plan document (JSON) is written
+to FILE for a later apply, which consumes it unchanged.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runPlan(cmd.Context(), o, stdout, stderr)
+		},
+	}
+	o.source.addFlags(cmd.Flags())
+	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "also write the plan document (JSON) to this file")
+	cmd.Flags().BoolVar(&o.allowDataLoss, "allow-data-loss", false, "allow restore-backup (overrides the policy's allow_data_loss)")
+	return cmd
+}
+
+func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
+	format, err := parseFormat(o.format)
+	if err != nil {
+		return err
+	}
+	f, err := openFleet(ctx, &o.source)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	p, err := f.plan(ctx, o.source.window, o.allowDataLoss, progressTo(stderr))
+	if err != nil {
+		return err
+	}
+	if o.output != "" {
+		var buf bytes.Buffer
+		if err := plan.Write(&buf, p); err != nil {
+			return err
+		}
+		if err := writeFileAtomic(o.output, buf.Bytes()); err != nil {
+			return err
+		}
+	}
+	return render.Render(stdout, format, p, planTables(p)...)
+}
+
+// plan assesses the fleet and builds its plan.
+func (f *fleet) plan(ctx context.Context, win classify.AssessOptions, allowDataLoss bool, progress io.Writer) (*plan.Plan, error) {
+	a, err := f.assess(ctx, win, progress)
+	if err != nil {
+		return nil, err
+	}
+	pol := f.policy
+	if allowDataLoss {
+		pol.AllowDataLoss = true
+	}
+	now := f.clock.Now()
+	in := plan.Input{
+		ID: "plan-" + now.UTC().Format("20060102T150405Z"), Now: now, Incident: f.incident,
+		Policy: pol, Fleet: a.fleet, Accounts: a.accounts, Keys: f.keys,
+	}
+	return plan.Build(in)
+}
+
+// planTables renders a plan for people: one row per VM, then the estimate.
+func planTables(p *plan.Plan) []render.Table {
+	vms := render.Table{Title: "Plan " + p.ID, Headers: []string{"VM", "Name", "Zone", "State", "Strategy", "Fallbacks", "Wave", "Risks", "Why"}}
+	for _, v := range p.VMs {
+		var fb []string
+		for _, s := range v.Fallbacks {
+			fb = append(fb, string(s))
+		}
+		wave := ""
+		if v.Wave > 0 {
+			wave = fmt.Sprint(v.Wave)
+		}
+		vms.Rows = append(vms.Rows, []string{v.ID, v.Name, v.Zone, string(v.State), string(v.Strategy),
+			strings.Join(fb, ", "), wave, strings.Join(v.Risks, "; "), strings.Join(v.Reasons, "; ")})
+	}
+	est := render.Table{Title: "Estimate", Headers: []string{"", ""}}
+	est.Rows = append(est.Rows,
+		[]string{"duration", p.Estimate.Duration},
+		[]string{"canary wave ends after", fmt.Sprintf("%ds", p.Estimate.CanarySeconds)},
+		[]string{"API calls", fmt.Sprint(p.Estimate.APICallsTotal)},
+	)
+	for _, s := range plan.AllStrategies {
+		if n := p.Estimate.ByStrategy[s]; n > 0 {
+			est.Rows = append(est.Rows, []string{"VMs " + string(s), fmt.Sprint(n)})
+		}
+	}
+	summary := render.Table{Title: "Summary", Headers: []string{"What to know first"}}
+	for _, l := range p.Summary.Lines {
+		summary.Rows = append(summary.Rows, []string{l})
+	}
+	return []render.Table{vms, est, summary}
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// newRootCmd builds the command tree. Nothing global: every command gets
+// its writers from here.
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "fixfleet",
+		Short: "Repair a fleet of Windows VMs left boot-looping by a bad endpoint-security update",
+		Long: `fixfleet enumerates Windows VMs across Sakura Cloud, AWS and Azure (or the
+embedded simulated cloud), classifies each as healthy, safe-mode reachable,
+boot-looping or unknown, and plans a repair per VM.
+
+Start with the simulator:  fixfleet plan --sim --vms 300 --seed 1
+
+` + exitCodesHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
+	root.AddCommand(
+		newInventoryCmd(stdout, stderr),
+		newPlanCmd(stdout, stderr),
+		newSimCmd(stdout, stderr),
+	)
+	return root
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fixfleet/fixfleet/providers/sim/world"
+)
+
+func newSimCmd(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "The embedded simulated cloud",
+	}
+	cmd.AddCommand(newSimExportCmd(stdout))
+	return cmd
+}
+
+func newSimExportCmd(stdout io.Writer) *cobra.Command {
+	var o worldOpts
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Print a simulated world as JSON, with each VM's true condition",
+		Long: `export prints the world as a scenario file: every VM with its true condition
+("truth": healthy, safe-mode or boot-loop) and everything needed to rebuild it.
+Load it back with --scenario FILE (inventory, plan); edit it by hand to write a
+world of your own.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runSimExport(cmd.Context(), o, stdout) },
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+func runSimExport(_ context.Context, o worldOpts, stdout io.Writer) error {
+	w, err := o.open()
+	if err != nil {
+		return err
+	}
+	b, err := world.MarshalScenario(w.Export())
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(append(b, '\n'))
+	return err
+}

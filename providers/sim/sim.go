@@ -1,0 +1,358 @@
+// Package sim is the simulated cloud's in-process provider face: every
+// provider capability implemented over a world.World, with the world's
+// faults, latency and asynchronous operations, on the world's clock.
+//
+// It is fixfleet's embedded default (fixfleet demo) and what the
+// orchestrator's tests stand on.
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/sim/world"
+)
+
+// Name is the provider name to register the simulator under.
+const Name = "sim"
+
+// Options scope a provider on a world.
+type Options struct {
+	// Account is the world account to act as (default "sim"). Resources of
+	// other accounts are not found.
+	Account string
+	// Zones limits enumeration to these zones (default: all).
+	Zones []string
+}
+
+// New returns a provider with every capability, over w. Each call passes
+// through w's fault gate and latency and waits, on w's clock, for the
+// operations it starts to complete.
+func New(w *world.World, opts Options) *providers.Provider {
+	if opts.Account == "" {
+		opts.Account = world.DefaultAccount
+	}
+	c := &core{w: w, acct: opts.Account, zones: append([]string(nil), opts.Zones...), clk: w.Clock()}
+	return &providers.Provider{
+		Name:       Name,
+		Enumerator: enumerator{c},
+		Observer:   observer{c},
+		Guests:     guests{c},
+		Power:      power{c},
+		Disks:      disks{c},
+		Backups:    backups{c},
+		Helpers:    helpers{c},
+	}
+}
+
+type core struct {
+	w     *world.World
+	acct  string
+	zones []string
+	clk   clock.Clock
+}
+
+// until waits on the world's clock until t.
+func (c *core) until(ctx context.Context, t time.Time) error {
+	for {
+		d := t.Sub(c.clk.Now())
+		if d <= 0 {
+			return nil
+		}
+		if err := c.clk.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// busy runs f again after the wait a conflict asks for (a VM still
+// stopping, a disk still attaching or being created), until it succeeds,
+// fails otherwise, or ctx ends.
+func (c *core) busy(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		var pe *providers.Error
+		if !errors.As(err, &pe) || pe.Class != providers.ErrConflict || pe.RetryAfter <= 0 {
+			return err
+		}
+		if serr := c.clk.Sleep(ctx, pe.RetryAfter); serr != nil {
+			return fmt.Errorf("%w (gave up waiting: %v)", err, serr)
+		}
+	}
+}
+
+func ids(vms []providers.VMRef) []string {
+	out := make([]string, len(vms))
+	for i, v := range vms {
+		out[i] = v.ID
+	}
+	return out
+}
+
+type enumerator struct{ *core }
+
+// List implements providers.Enumerator. Helpers are left out.
+func (e enumerator) List(ctx context.Context) ([]inventory.VM, error) {
+	return e.w.ListVMs(ctx, e.acct, e.zones)
+}
+
+type observer struct{ *core }
+
+// Observe implements providers.Observer.
+func (o observer) Observe(ctx context.Context, vms []providers.VMRef) (map[string]inventory.Signals, error) {
+	return o.w.Observe(ctx, o.acct, ids(vms))
+}
+
+type guests struct{ *core }
+
+// GuestEndpoint implements providers.Guests.
+func (g guests) GuestEndpoint(ctx context.Context, vm providers.VMRef) (providers.Endpoint, error) {
+	return g.w.GuestEndpoint(ctx, g.acct, vm.ID)
+}
+
+type power struct{ *core }
+
+// Stop implements providers.Power: one batched call, then it waits until
+// every VM is stopped.
+func (p power) Stop(ctx context.Context, vms []providers.VMRef, force bool) error {
+	if len(vms) == 0 {
+		return nil
+	}
+	pend, err := p.w.StopVMs(ctx, p.acct, ids(vms), force)
+	if err != nil {
+		return err
+	}
+	return p.until(ctx, pend.Until)
+}
+
+// Start implements providers.Power: it waits for VMs still stopping, starts
+// them in one call and waits until all report running.
+func (p power) Start(ctx context.Context, vms []providers.VMRef) error {
+	if len(vms) == 0 {
+		return nil
+	}
+	var pend world.Pending
+	err := p.busy(ctx, func() (err error) {
+		pend, err = p.w.StartVMs(ctx, p.acct, ids(vms))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return p.until(ctx, pend.Until)
+}
+
+// Restart implements providers.Power.
+func (p power) Restart(ctx context.Context, vm providers.VMRef) error {
+	pend, err := p.w.RestartVM(ctx, p.acct, vm.ID)
+	if err != nil {
+		return err
+	}
+	return p.until(ctx, pend.Until)
+}
+
+type disks struct{ *core }
+
+// Describe implements providers.Disks.
+func (d disks) Describe(ctx context.Context, ref providers.DiskRef) (providers.DiskState, error) {
+	info, err := d.w.DescribeDisk(ctx, d.acct, ref.ID)
+	return info.DiskState, err
+}
+
+// FindDisks returns the disks carrying all tags: the way to find a disk an
+// earlier FromSnapshot or Restore made before its outcome was known. (Not
+// part of providers.Disks.)
+func (d disks) FindDisks(ctx context.Context, tags providers.Tags) ([]providers.DiskState, error) {
+	infos, err := d.w.FindDisks(ctx, d.acct, tags)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]providers.DiskState, len(infos))
+	for i, x := range infos {
+		out[i] = x.DiskState
+	}
+	return out, nil
+}
+
+// Snapshot implements providers.Disks: it waits until the snapshot is ready.
+func (d disks) Snapshot(ctx context.Context, ref providers.DiskRef, tags providers.Tags) (providers.SnapshotRef, error) {
+	var s world.SnapshotInfo
+	err := d.busy(ctx, func() (err error) {
+		s, err = d.w.Snapshot(ctx, d.acct, ref.ID, tags)
+		return err
+	})
+	if err != nil {
+		return providers.SnapshotRef{}, err
+	}
+	return s.Ref, d.until(ctx, s.ReadyAt)
+}
+
+// FindSnapshots implements providers.Disks.
+func (d disks) FindSnapshots(ctx context.Context, tags providers.Tags) ([]providers.SnapshotState, error) {
+	infos, err := d.w.FindSnapshots(ctx, d.acct, tags)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]providers.SnapshotState, len(infos))
+	for i, x := range infos {
+		out[i] = x.SnapshotState
+	}
+	return out, nil
+}
+
+// Detach implements providers.Disks.
+func (d disks) Detach(ctx context.Context, vm providers.VMRef, ref providers.DiskRef) error {
+	var pend world.Pending
+	err := d.busy(ctx, func() (err error) {
+		pend, err = d.w.DetachDisk(ctx, d.acct, vm.ID, ref.ID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return d.until(ctx, pend.Until)
+}
+
+// Attach implements providers.Disks.
+func (d disks) Attach(ctx context.Context, vm providers.VMRef, ref providers.DiskRef, boot bool) error {
+	var pend world.Pending
+	err := d.busy(ctx, func() (err error) {
+		pend, err = d.w.AttachDisk(ctx, d.acct, vm.ID, ref.ID, boot)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return d.until(ctx, pend.Until)
+}
+
+// FromSnapshot implements providers.Disks: it waits for the snapshot to be
+// ready, then for the disk.
+func (d disks) FromSnapshot(ctx context.Context, s providers.SnapshotRef, zone string, tags providers.Tags) (providers.DiskRef, error) {
+	var info world.DiskInfo
+	err := d.busy(ctx, func() (err error) {
+		info, err = d.w.DiskFromSnapshot(ctx, d.acct, s.ID, zone, tags)
+		return err
+	})
+	if err != nil {
+		return providers.DiskRef{}, err
+	}
+	return info.Ref, d.until(ctx, info.ReadyAt)
+}
+
+type backups struct{ *core }
+
+// List implements providers.Backups.
+func (b backups) List(ctx context.Context, vm providers.VMRef) ([]inventory.Backup, error) {
+	return b.w.ListBackups(ctx, b.acct, vm.ID)
+}
+
+// Restore implements providers.Backups.
+func (b backups) Restore(ctx context.Context, bk inventory.Backup, zone string, tags providers.Tags) (providers.DiskRef, error) {
+	info, err := b.w.RestoreBackup(ctx, b.acct, bk.ID, zone, tags)
+	if err != nil {
+		return providers.DiskRef{}, err
+	}
+	return info.Ref, b.until(ctx, info.ReadyAt)
+}
+
+type helpers struct{ *core }
+
+// Images implements providers.Helpers.
+func (h helpers) Images(ctx context.Context) ([]providers.HelperImage, error) {
+	return h.w.HelperImages(ctx, h.acct)
+}
+
+// Acquire implements providers.Helpers: it waits until the helper reports
+// running (its WinRM answers a few minutes later: probe it).
+func (h helpers) Acquire(ctx context.Context, zone string, win inventory.WindowsVersion, tags providers.Tags) (providers.VMRef, error) {
+	var info world.HelperInfo
+	err := h.busy(ctx, func() (err error) {
+		info, err = h.w.AcquireHelper(ctx, h.acct, zone, win, tags)
+		return err
+	})
+	if err != nil {
+		return providers.VMRef{}, err
+	}
+	return info.Ref, h.until(ctx, info.ReadyAt)
+}
+
+// Release implements providers.Helpers.
+func (h helpers) Release(ctx context.Context, vm providers.VMRef) error {
+	return h.w.ReleaseHelper(ctx, h.acct, vm.ID)
+}
+
+// optionKeys are the account options the simulator accepts.
+var optionKeys = []string{"account"}
+
+// parseOptions decodes an account's options strictly.
+func parseOptions(n *yaml.Node) (Options, error) {
+	var o Options
+	if n == nil || n.Kind == 0 {
+		return o, nil
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return o, fmt.Errorf("options: must be a mapping with keys %s", strings.Join(optionKeys, ", "))
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "account":
+			if v.Kind != yaml.ScalarNode || v.Value == "" {
+				return o, fmt.Errorf("options.account: must be a non-empty string")
+			}
+			o.Account = v.Value
+		default:
+			return o, fmt.Errorf("options: unknown key %q; valid keys are %s", k.Value, strings.Join(optionKeys, ", "))
+		}
+	}
+	return o, nil
+}
+
+// Spec returns the registry entry of a provider over w. Validate checks
+// that the account's zones are w's zones and its options known; Open
+// scopes a provider to the account's zones (all if none). The world's own
+// clock is used, not env.Clock.
+func Spec(w *world.World) providers.Spec {
+	validate := func(a providers.Account) error {
+		if err := providers.CheckZones(a, w.Zones()); err != nil {
+			return err
+		}
+		if len(a.Regions) > 0 {
+			return fmt.Errorf("regions: the simulator has no regions; give zones (%s)", strings.Join(w.Zones(), ", "))
+		}
+		o, err := parseOptions(a.Options)
+		if err != nil {
+			return err
+		}
+		if o.Account != "" {
+			if accts := w.Accounts(); !slices.Contains(accts, o.Account) {
+				return fmt.Errorf("options.account: the world has no account %q; accounts are %s", o.Account, strings.Join(accts, ", "))
+			}
+		}
+		return nil
+	}
+	return providers.Spec{
+		Validate: validate,
+		Open: func(_ context.Context, a providers.Account, _ providers.Env) (*providers.Provider, error) {
+			if err := validate(a); err != nil {
+				return nil, err
+			}
+			o, _ := parseOptions(a.Options)
+			o.Zones = a.Zones
+			return New(w, o), nil
+		},
+	}
+}

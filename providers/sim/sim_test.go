@@ -1,0 +1,300 @@
+package sim_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/sim"
+	"github.com/fixfleet/fixfleet/providers/sim/world"
+)
+
+var (
+	ctx     = context.Background()
+	t0      = world.DefaultOrigin
+	win2019 = inventory.WindowsVersion{Release: "2019"}
+	inc     = inventory.BuiltinIncidents()[inventory.CrowdStrike20240719]
+)
+
+func vmSpec(n string, power inventory.PowerState) world.VMSpec {
+	return world.VMSpec{
+		ID: "vm-" + n, Zone: "is1a", Windows: win2019, Power: power, LastBootAt: t0.Add(-time.Hour),
+		PrivateIP: "10.0.0." + n,
+		OSDisk: &world.DiskSpec{ID: "disk-" + n, ContentSpec: world.ContentSpec{SizeGB: 40,
+			Identity: inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "0000000" + n},
+			Files:    []world.FileSpec{{Name: "C-00000291-00000000-00000032.sys", Size: 1, ModTime: inc.BadFrom, Header: inc.Header}}}},
+		Condition: world.ConditionSpec{WinRM: world.WinRMOpen},
+		Backups:   []world.BackupSpec{{ID: "bk-" + n, Kind: "archive", TakenAt: t0.Add(-6 * time.Hour), SizeGB: 40}},
+	}
+}
+
+func newSim(t *testing.T, vms ...world.VMSpec) (*world.World, *providers.Provider) {
+	t.Helper()
+	sc := world.Scenario{
+		Version: world.ScenarioVersion, Seed: 1, Incident: inventory.CrowdStrike20240719, Now: t0,
+		Zones:       []string{"is1a", "is1b"},
+		Images:      []world.ImageSpec{{Zone: "is1a", Release: "2019", ImageID: "img-1", Identity: inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "0A62F411"}}},
+		GuestAccess: world.GuestAccessSpec{Username: "Administrator", Password: "pw"}, ConsoleAvailable: true,
+		Faults: world.DefaultFaults(),
+		VMs:    vms,
+	}
+	w, err := world.Load(sc, world.NewManualClock(t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, sim.New(w, sim.Options{})
+}
+
+func ref(n string) providers.VMRef       { return providers.VMRef{ID: "vm-" + n, Zone: "is1a"} }
+func diskRef(n string) providers.DiskRef { return providers.DiskRef{ID: "disk-" + n, Zone: "is1a"} }
+func ok(t *testing.T, err error)         { t.Helper(); must(t, err) }
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+func is(t *testing.T, err, class error) {
+	t.Helper()
+	if !errors.Is(err, class) {
+		t.Fatalf("error %v, want %v", err, class)
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	_, p := newSim(t)
+	if got := strings.Join(p.Capabilities(), ","); got != "enumerate,observe,guest,power,disks,backups,helpers" {
+		t.Fatal(got)
+	}
+}
+
+func TestIdempotentPowerAndDisks(t *testing.T) {
+	w, p := newSim(t, vmSpec("1", inventory.PowerRunning), vmSpec("2", inventory.PowerStopped))
+	vms, err := p.Enumerator.List(ctx)
+	must(t, err)
+	if len(vms) != 2 || vms[0].OSDisk.ID != "disk-1" || vms[0].NICs[0].PrivateIP != "10.0.0.1" {
+		t.Fatalf("list %+v", vms)
+	}
+	for range 2 {
+		ok(t, p.Power.Stop(ctx, []providers.VMRef{ref("1"), ref("2")}, false))
+	}
+	sigs, err := p.Observer.Observe(ctx, []providers.VMRef{ref("1"), ref("2"), ref("404")})
+	must(t, err)
+	if len(sigs) != 2 || sigs["vm-1"].Power != inventory.PowerStopped {
+		t.Fatalf("observe %+v", sigs)
+	}
+	for range 2 {
+		ok(t, p.Disks.Detach(ctx, ref("1"), diskRef("1")))
+	}
+	is(t, p.Power.Start(ctx, []providers.VMRef{ref("1")}), providers.ErrConflict) // no boot disk
+	for range 2 {
+		ok(t, p.Disks.Attach(ctx, ref("1"), diskRef("1"), true))
+	}
+	for range 2 {
+		ok(t, p.Power.Start(ctx, []providers.VMRef{ref("1"), ref("2")}))
+	}
+	st, err := p.Disks.Describe(ctx, diskRef("1"))
+	must(t, err)
+	if st.AttachedTo != "vm-1" || !st.Boot {
+		t.Fatalf("describe %+v", st)
+	}
+	ok(t, p.Power.Restart(ctx, ref("1")))
+	ok(t, p.Power.Stop(ctx, []providers.VMRef{ref("2")}, true))
+	is(t, p.Power.Restart(ctx, ref("2")), providers.ErrConflict)
+	is(t, p.Power.Stop(ctx, []providers.VMRef{ref("404")}, false), providers.ErrNotFound)
+	if err := p.Power.Stop(ctx, []providers.VMRef{ref("404")}, false); !strings.Contains(err.Error(), "vm-404") {
+		t.Fatalf("error does not name the VM: %v", err)
+	}
+	_ = w
+}
+
+func TestSnapshotsCopiesHelpers(t *testing.T) {
+	w, p := newSim(t, vmSpec("1", inventory.PowerRunning))
+	tags := providers.Tags{providers.TagRun: "r1", providers.TagVM: "vm-1", providers.TagRole: "snapshot"}
+	s, err := p.Disks.Snapshot(ctx, diskRef("1"), tags)
+	must(t, err)
+	found, err := p.Disks.FindSnapshots(ctx, tags)
+	must(t, err)
+	if len(found) != 1 || found[0].Ref.ID != s.ID || !found[0].Ready || found[0].DiskID != "disk-1" {
+		t.Fatalf("find %+v", found)
+	}
+	ctags := providers.Tags{providers.TagRun: "r1", providers.TagRole: "copy"}
+	d, err := p.Disks.FromSnapshot(ctx, s, "is1a", ctags)
+	must(t, err)
+	finder := p.Disks.(interface {
+		FindDisks(context.Context, providers.Tags) ([]providers.DiskState, error)
+	})
+	disks, err := finder.FindDisks(ctx, ctags)
+	must(t, err)
+	if len(disks) != 1 || disks[0].Ref.ID != d.ID || disks[0].AttachedTo != "" {
+		t.Fatalf("find disks %+v", disks)
+	}
+	bks, err := p.Backups.List(ctx, ref("1"))
+	must(t, err)
+	if len(bks) != 1 {
+		t.Fatalf("backups %+v", bks)
+	}
+	if _, err := p.Backups.Restore(ctx, bks[0], "is1a", providers.Tags{providers.TagRole: "restore"}); err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := p.Helpers.Images(ctx)
+	must(t, err)
+	if len(imgs) != 1 {
+		t.Fatalf("images %+v", imgs)
+	}
+	htags := providers.Tags{providers.TagRun: "r1", providers.TagRole: "helper"}
+	h1, err := p.Helpers.Acquire(ctx, "is1a", win2019, htags)
+	must(t, err)
+	h2, err := p.Helpers.Acquire(ctx, "is1a", win2019, htags)
+	must(t, err)
+	if h1.ID != h2.ID {
+		t.Fatalf("acquire not idempotent: %s, %s", h1.ID, h2.ID)
+	}
+	if _, err := p.Helpers.Acquire(ctx, "is1b", win2019, htags); !errors.Is(err, providers.ErrNotFound) {
+		t.Fatalf("no image: %v", err)
+	}
+	ok(t, p.Disks.Attach(ctx, h1, d, false))
+	is(t, p.Helpers.Release(ctx, h1), providers.ErrConflict)
+	ok(t, p.Disks.Detach(ctx, h1, d))
+	for range 2 {
+		ok(t, p.Helpers.Release(ctx, h1))
+	}
+	if vms, _ := p.Enumerator.List(ctx); len(vms) != 1 {
+		t.Fatalf("helpers listed: %+v", vms)
+	}
+	if a := w.Audit(); !a.Clean() {
+		t.Fatalf("audit %+v", a)
+	}
+}
+
+func TestDropAfterThenRetry(t *testing.T) {
+	w, p := newSim(t, vmSpec("1", inventory.PowerRunning))
+	must(t, w.SetFaults(world.Faults{Throttle: world.ThrottleOff, DropAfterRate: 1}))
+	err := p.Power.Stop(ctx, []providers.VMRef{ref("1")}, true)
+	is(t, err, providers.ErrUnavailable)
+	must(t, w.SetFaults(world.DefaultFaults()))
+	ok(t, p.Power.Stop(ctx, []providers.VMRef{ref("1")}, true)) // the retry finds it stopping
+	sigs, err := p.Observer.Observe(ctx, []providers.VMRef{ref("1")})
+	must(t, err)
+	if sigs["vm-1"].Power != inventory.PowerStopped {
+		t.Fatalf("power %s", sigs["vm-1"].Power)
+	}
+	if w.Stats().Injected != 1 {
+		t.Fatalf("stats %+v", w.Stats())
+	}
+}
+
+func TestOutage(t *testing.T) {
+	w, p := newSim(t, vmSpec("1", inventory.PowerRunning))
+	w.SetOutage(true)
+	_, err := p.Enumerator.List(ctx)
+	is(t, err, providers.ErrUnavailable)
+	w.SetOutage(false)
+	_, err = p.Enumerator.List(ctx)
+	must(t, err)
+}
+
+func TestSpec(t *testing.T) {
+	w, _ := newSim(t, vmSpec("1", inventory.PowerRunning))
+	reg := providers.NewRegistry()
+	must(t, reg.Register(sim.Name, sim.Spec(w)))
+	opts := func(s string) *yaml.Node {
+		var n yaml.Node
+		must(t, yaml.Unmarshal([]byte(s), &n))
+		return &n
+	}
+	for _, tc := range []struct {
+		name string
+		a    providers.Account
+		want string
+	}{
+		{"ok", providers.Account{Provider: "sim", Zones: []string{"is1a"}}, ""},
+		{"ok with account", providers.Account{Provider: "sim", Options: opts("account: sim")}, ""},
+		{"bad zone", providers.Account{Provider: "sim", Zones: []string{"us-east-1a"}}, "is1a, is1b"},
+		{"unknown key", providers.Account{Provider: "sim", Options: opts("acount: sim")}, "valid keys are account"},
+		{"unknown account", providers.Account{Provider: "sim", Options: opts("account: acme")}, "accounts are sim"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := reg.Validate(tc.a)
+			if tc.want == "" {
+				must(t, err)
+				p, err := reg.Open(ctx, tc.a, providers.Env{})
+				must(t, err)
+				if _, err := p.Enumerator.List(ctx); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConsoleAvailability(t *testing.T) {
+	for _, noConsole := range []bool{false, true} {
+		clk := world.NewManualClock(t0)
+		w, err := world.Generate(world.GenOptions{VMs: 20, Seed: 2, Clock: clk, NoConsole: noConsole})
+		must(t, err)
+		p := sim.New(w, sim.Options{})
+		vms, err := p.Enumerator.List(ctx)
+		must(t, err)
+		refs := make([]providers.VMRef, len(vms))
+		for i, v := range vms {
+			refs[i] = providers.Ref(v)
+		}
+		sigs, err := p.Observer.Observe(ctx, refs)
+		must(t, err)
+		any := false
+		for _, s := range sigs {
+			if s.ConsoleAvailable == noConsole || (noConsole && s.Console != "") {
+				t.Fatalf("noConsole=%v: %+v", noConsole, s)
+			}
+			any = any || s.Console != ""
+		}
+		if !noConsole && !any {
+			t.Fatal("no console text at all")
+		}
+	}
+}
+
+// TestConcurrent runs many callers on a fast scaled clock, for the race
+// detector; it asserts no durations.
+func TestConcurrent(t *testing.T) {
+	clk := clock.NewScaled(t0, 50000)
+	f := world.Faults{Throttle: world.ThrottleOff, Latency: 1, ErrorRate: 0.05}
+	w, err := world.Generate(world.GenOptions{VMs: 200, Seed: 3, Clock: clk, Faults: &f})
+	must(t, err)
+	p := sim.New(w, sim.Options{})
+	vms, err := p.Enumerator.List(ctx)
+	for err != nil {
+		vms, err = p.Enumerator.List(ctx)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < len(vms); i += 8 {
+				r := providers.Ref(vms[i])
+				_, _ = p.Observer.Observe(ctx, []providers.VMRef{r})
+				if vms[i].Power == inventory.PowerStopped {
+					_ = p.Power.Start(ctx, []providers.VMRef{r})
+				}
+				_, _ = p.Backups.List(ctx, r)
+			}
+		}()
+	}
+	wg.Wait()
+	_ = w.Audit()
+	_ = w.Export()
+}

@@ -1,0 +1,707 @@
+package world
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/timing"
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+// Every control-plane method below takes the calling account (a VM, disk or
+// snapshot of another account is not found), passes through the fault gate
+// (outage, throttling, latency, injected errors), and returns classified
+// *providers.Error values naming the resource. Asynchronous operations
+// return when they were accepted, with the instant they complete (Pending,
+// ReadyAt); the world needs no waiting, but a caller that wants the cloud's
+// "done" waits on the world's clock until then.
+//
+// A conflict that only needs waiting (a VM still stopping, a disk still
+// attaching or being created) carries RetryAfter; a conflict without it
+// needs a different action.
+
+// Pending says when an accepted asynchronous operation completes; zero if it
+// already has.
+type Pending struct {
+	Until time.Time `json:"until,omitzero"`
+}
+
+func (p *Pending) extend(t time.Time) {
+	if t.After(p.Until) {
+		p.Until = t
+	}
+}
+
+// DiskInfo is a disk as the control plane reports it.
+type DiskInfo struct {
+	providers.DiskState
+	// ReadyAt is when a disk being created becomes usable (zero if it is).
+	ReadyAt time.Time `json:"ready_at,omitzero"`
+	// Busy is "attaching" or "detaching" until BusyUntil.
+	Busy      string    `json:"busy,omitempty"`
+	BusyUntil time.Time `json:"busy_until,omitzero"`
+}
+
+// SnapshotInfo is a snapshot as the control plane reports it.
+type SnapshotInfo struct {
+	providers.SnapshotState
+	TakenAt time.Time `json:"taken_at"`
+	ReadyAt time.Time `json:"ready_at"`
+}
+
+// HelperInfo is a helper VM and when it is running.
+type HelperInfo struct {
+	Ref     providers.VMRef          `json:"ref"`
+	Windows inventory.WindowsVersion `json:"windows"`
+	Tags    map[string]string        `json:"tags,omitempty"`
+	// ReadyAt is when the cloud reports it running (zero if it does).
+	ReadyAt time.Time `json:"ready_at,omitzero"`
+}
+
+func notFound(op, res, format string, args ...any) error {
+	return providers.Errorf(providers.ErrNotFound, op, res, format, args...)
+}
+
+func conflict(op, res, format string, args ...any) error {
+	return providers.Errorf(providers.ErrConflict, op, res, format, args...)
+}
+
+func busy(op, res string, until, now time.Time, format string, args ...any) error {
+	e := providers.Errorf(providers.ErrConflict, op, res, format, args...)
+	e.RetryAfter = max(until.Sub(now), time.Millisecond)
+	return e
+}
+
+func vmRes(id string) string   { return "vm " + id }
+func diskRes(id string) string { return "disk " + id }
+
+// vmIn returns the VM id of account, advanced to now. Caller holds mu.
+func (w *World) vmIn(account, id string, now time.Time) *vm {
+	v := w.vms[id]
+	if v == nil || v.account != account {
+		return nil
+	}
+	w.advance(v, now)
+	return v
+}
+
+func (w *World) diskIn(account, id string, now time.Time) *disk {
+	d := w.disks[id]
+	if d == nil || d.account != account {
+		return nil
+	}
+	w.advanceDisk(d, now)
+	return d
+}
+
+func (w *World) inventoryVM(v *vm) inventory.VM {
+	out := inventory.VM{
+		Location: inventory.Location{Tenant: v.tenant, Account: v.account, Provider: "sim", Zone: v.zone},
+		ID:       v.id, Name: v.name, Tags: cloneTags(v.tags), Windows: v.windows, Power: v.power,
+		NICs: []inventory.NIC{{Name: "eth0", PrivateIP: v.ip}},
+	}
+	if d := w.disks[v.bootDisk]; d != nil {
+		// The control plane does not know a disk's MBR signature or GPT
+		// GUID: the identity is left unknown, for the guest to tell.
+		out.OSDisk = inventory.Disk{ID: d.id, SizeGB: d.sizeGB, Device: "0"}
+		if b := d.bitlocker; b != nil {
+			out.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: b.keyID}
+		}
+	}
+	for _, b := range v.backups {
+		out.Backups = append(out.Backups, inventory.Backup{ID: b.ID, VMID: v.id, Kind: b.Kind, TakenAt: b.TakenAt, SizeGB: b.SizeGB})
+	}
+	return out
+}
+
+// ListVMs lists account's fleet VMs in zones (all zones if empty), sorted
+// by ID. Helpers are left out. Read-only.
+func (w *World) ListVMs(ctx context.Context, account string, zones []string) ([]inventory.VM, error) {
+	var out []inventory.VM
+	err := w.call(ctx, account, "ListVMs", "account "+account, bucketDescribeAll, func(now time.Time) error {
+		in := map[string]bool{}
+		for _, z := range zones {
+			if !w.isZone(z) {
+				return providers.Errorf(providers.ErrPermanent, "ListVMs", "zone "+z, "no such zone; zones are %s", strings.Join(w.zones, ", "))
+			}
+			in[z] = true
+		}
+		for _, id := range sortedKeys(w.vms) {
+			v := w.vms[id]
+			if v.helper || v.account != account || (len(in) > 0 && !in[v.zone]) {
+				continue
+			}
+			w.advance(v, now)
+			out = append(out, w.inventoryVM(v))
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (w *World) isZone(z string) bool {
+	for _, x := range w.zones {
+		if x == z {
+			return true
+		}
+	}
+	return false
+}
+
+// Observe returns the control plane's signals for each VM (fleet or
+// helper) of ids that exists; missing ones are left out. Each counts as an
+// observation for the referee. Read-only.
+func (w *World) Observe(ctx context.Context, account string, ids []string) (map[string]inventory.Signals, error) {
+	out := map[string]inventory.Signals{}
+	err := w.call(ctx, account, "Observe", fmt.Sprintf("%d VMs", len(ids)), bucketNonMutating, func(now time.Time) error {
+		for _, id := range ids {
+			if v := w.vmIn(account, id, now); v != nil {
+				out[id] = w.signals(v, now)
+				w.observe(v)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GuestEndpoint returns where the VM's WinRM service should answer (its
+// private address; the simulation routes it to the WinRM server).
+func (w *World) GuestEndpoint(ctx context.Context, account, id string) (providers.Endpoint, error) {
+	var out providers.Endpoint
+	err := w.call(ctx, account, "GuestEndpoint", vmRes(id), bucketNonMutating, func(now time.Time) error {
+		v := w.vmIn(account, id, now)
+		if v == nil {
+			return notFound("GuestEndpoint", vmRes(id), "no such VM")
+		}
+		out = providers.Endpoint{Host: v.ip, Port: 5985}
+		return nil
+	})
+	return out, err
+}
+
+func (w *World) vmsIn(op, account string, ids []string, now time.Time) ([]*vm, error) {
+	var vms []*vm
+	var missing []string
+	for _, id := range ids {
+		if v := w.vmIn(account, id, now); v != nil {
+			vms = append(vms, v)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, notFound(op, "vm "+strings.Join(missing, ", "), "no such VM; nothing was changed")
+	}
+	return vms, nil
+}
+
+// StopVMs stops the VMs (force: without a guest shutdown). Stopped VMs are
+// left alone; a stopping one keeps its completion time. Any unknown ID fails
+// the whole call before anything changes. A graceful stop of a guest that
+// is not up waits for the cloud's shutdown timeout.
+func (w *World) StopVMs(ctx context.Context, account string, ids []string, force bool) (Pending, error) {
+	var p Pending
+	err := w.call(ctx, account, "StopVMs", "vm "+strings.Join(ids, ", "), bucketMutating, func(now time.Time) error {
+		vms, err := w.vmsIn("StopVMs", account, ids, now)
+		if err != nil {
+			return err
+		}
+		for _, v := range vms {
+			switch v.power {
+			case inventory.PowerStopped:
+				continue
+			case inventory.PowerStopping:
+				p.extend(v.powerUntil)
+				continue
+			}
+			w.touch(v, "stop", now)
+			d := w.draw(timing.Of(timing.OpStop))
+			if !force && !reachable(v, now) {
+				d = timing.Of(timing.OpStop).Max
+			}
+			v.power, v.powerUntil, v.boot = inventory.PowerStopping, now.Add(d), bootState{}
+			p.extend(v.powerUntil)
+		}
+		return nil
+	})
+	return p, err
+}
+
+// StartVMs powers the VMs on; a boot begins when each reports running.
+// Running and starting VMs are left alone. It fails as a whole, before
+// anything changes, if a VM does not exist, has no boot disk (ErrConflict),
+// or is still stopping or its boot disk still attaching (ErrConflict with
+// RetryAfter).
+func (w *World) StartVMs(ctx context.Context, account string, ids []string) (Pending, error) {
+	var p Pending
+	err := w.call(ctx, account, "StartVMs", "vm "+strings.Join(ids, ", "), bucketStartRun, func(now time.Time) error {
+		vms, err := w.vmsIn("StartVMs", account, ids, now)
+		if err != nil {
+			return err
+		}
+		for _, v := range vms {
+			switch v.power {
+			case inventory.PowerStopping:
+				return busy("StartVMs", vmRes(v.id), v.powerUntil, now, "VM is still stopping")
+			case inventory.PowerStopped:
+				d := w.disks[v.bootDisk]
+				if d == nil {
+					return conflict("StartVMs", vmRes(v.id), "VM has no boot disk; attach one first")
+				}
+				w.advanceDisk(d, now)
+				if d.busy != "" {
+					return busy("StartVMs", vmRes(v.id), d.busyUntil, now, "boot disk %s is still %s", d.id, d.busy)
+				}
+			}
+		}
+		for _, v := range vms {
+			switch v.power {
+			case inventory.PowerStarting:
+				p.extend(v.powerUntil)
+			case inventory.PowerStopped:
+				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpStart)))
+				p.extend(v.powerUntil)
+			}
+		}
+		return nil
+	})
+	return p, err
+}
+
+// RestartVM hard-resets a running VM: it reports starting until the reset
+// completes, then a new boot begins. Each call is one more restart.
+// ErrConflict if the VM is not running.
+func (w *World) RestartVM(ctx context.Context, account, id string) (Pending, error) {
+	var p Pending
+	err := w.call(ctx, account, "RestartVM", vmRes(id), bucketMutating, func(now time.Time) error {
+		v := w.vmIn(account, id, now)
+		if v == nil {
+			return notFound("RestartVM", vmRes(id), "no such VM")
+		}
+		if v.power != inventory.PowerRunning {
+			return conflict("RestartVM", vmRes(id), "VM is %s, not running", v.power)
+		}
+		w.touch(v, "restart", now)
+		v.power, v.powerUntil, v.boot = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpRestart))), bootState{}
+		p.Until = v.powerUntil
+		return nil
+	})
+	return p, err
+}
+
+func (w *World) diskInfo(d *disk) DiskInfo {
+	return DiskInfo{
+		DiskState: providers.DiskState{Ref: providers.DiskRef{ID: d.id, Zone: d.zone}, AttachedTo: d.attachedTo,
+			Boot: d.boot, SizeGB: d.sizeGB, Tags: cloneTags(d.tags)},
+		ReadyAt: d.readyAt, Busy: d.busy, BusyUntil: d.busyUntil,
+	}
+}
+
+// DescribeDisk reads a disk's attachment. Read-only.
+func (w *World) DescribeDisk(ctx context.Context, account, id string) (DiskInfo, error) {
+	var out DiskInfo
+	err := w.call(ctx, account, "DescribeDisk", diskRes(id), bucketNonMutating, func(now time.Time) error {
+		d := w.diskIn(account, id, now)
+		if d == nil {
+			return notFound("DescribeDisk", diskRes(id), "no such disk")
+		}
+		out = w.diskInfo(d)
+		return nil
+	})
+	return out, err
+}
+
+// FindDisks returns account's disks carrying all tags, sorted by ID.
+// Read-only.
+func (w *World) FindDisks(ctx context.Context, account string, tags map[string]string) ([]DiskInfo, error) {
+	var out []DiskInfo
+	err := w.call(ctx, account, "FindDisks", "account "+account, bucketNonMutating, func(now time.Time) error {
+		for _, id := range sortedKeys(w.disks) {
+			d := w.disks[id]
+			if d.account == account && hasTags(d.tags, tags) {
+				w.advanceDisk(d, now)
+				out = append(out, w.diskInfo(d))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Snapshot takes a point-in-time copy of a disk (content and identity),
+// tagged. The first snapshot of a disk takes timing.OpSnapshot, later ones a
+// fraction of it. Not idempotent.
+func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[string]string) (SnapshotInfo, error) {
+	var out SnapshotInfo
+	err := w.call(ctx, account, "Snapshot", diskRes(diskID), bucketSnapshotVolume, func(now time.Time) error {
+		d := w.diskIn(account, diskID, now)
+		if d == nil {
+			return notFound("Snapshot", diskRes(diskID), "no such disk")
+		}
+		if !d.readyAt.IsZero() {
+			return busy("Snapshot", diskRes(diskID), d.readyAt, now, "disk is still being created")
+		}
+		dur := w.draw(timing.Of(timing.OpSnapshot))
+		if w.ref.snapsOf[d.id] > 0 {
+			dur = time.Duration(float64(dur) * calib.IncrementalSnapshotFactor)
+		}
+		s := &snapshot{id: w.nextID("snap"), diskID: d.id, zone: d.zone, account: account, tags: cloneTags(tags),
+			takenAt: now, readyAt: now.Add(dur), content: d.content.clone()}
+		w.snaps[s.id] = s
+		w.ref.snapsOf[d.id]++
+		out = w.snapInfo(s, now)
+		return nil
+	})
+	return out, err
+}
+
+func (w *World) snapInfo(s *snapshot, now time.Time) SnapshotInfo {
+	return SnapshotInfo{
+		SnapshotState: providers.SnapshotState{Ref: providers.SnapshotRef{ID: s.id, Zone: s.zone}, DiskID: s.diskID,
+			Ready: !now.Before(s.readyAt), Tags: cloneTags(s.tags)},
+		TakenAt: s.takenAt, ReadyAt: s.readyAt,
+	}
+}
+
+// FindSnapshots returns account's snapshots carrying all tags, sorted by
+// ID. Read-only.
+func (w *World) FindSnapshots(ctx context.Context, account string, tags map[string]string) ([]SnapshotInfo, error) {
+	var out []SnapshotInfo
+	err := w.call(ctx, account, "FindSnapshots", "account "+account, bucketNonMutating, func(now time.Time) error {
+		for _, id := range sortedKeys(w.snaps) {
+			s := w.snaps[id]
+			if s.account == account && hasTags(s.tags, tags) {
+				out = append(out, w.snapInfo(s, now))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DetachDisk detaches a disk from a VM. A boot disk only from a stopped VM
+// (ErrConflict otherwise). A disk not attached to the VM is fine (Pending
+// carries a detach still in progress).
+func (w *World) DetachDisk(ctx context.Context, account, vmID, diskID string) (Pending, error) {
+	var p Pending
+	err := w.call(ctx, account, "DetachDisk", diskRes(diskID), bucketMutating, func(now time.Time) error {
+		v := w.vmIn(account, vmID, now)
+		if v == nil {
+			return notFound("DetachDisk", vmRes(vmID), "no such VM")
+		}
+		d := w.diskIn(account, diskID, now)
+		if d == nil {
+			return notFound("DetachDisk", diskRes(diskID), "no such disk")
+		}
+		if d.attachedTo != v.id {
+			if d.busy == "detaching" {
+				p.Until = d.busyUntil
+			}
+			return nil
+		}
+		if d.busy == "attaching" {
+			return busy("DetachDisk", diskRes(diskID), d.busyUntil, now, "disk is still attaching to %s", v.id)
+		}
+		if d.boot && v.power != inventory.PowerStopped {
+			if v.power == inventory.PowerStopping {
+				return busy("DetachDisk", diskRes(diskID), v.powerUntil, now, "it is the boot disk of %s, which is still stopping", v.id)
+			}
+			return conflict("DetachDisk", diskRes(diskID), "it is the boot disk of %s, which is %s; stop the VM first", v.id, v.power)
+		}
+		w.touch(v, "detach "+d.id, now)
+		w.unattach(v, d)
+		d.busy, d.busyUntil = "detaching", now.Add(w.draw(timing.Of(timing.OpDetach)))
+		p.Until = d.busyUntil
+		return nil
+	})
+	return p, err
+}
+
+// unattach removes d from v. Caller holds mu.
+func (w *World) unattach(v *vm, d *disk) {
+	if v.bootDisk == d.id {
+		v.bootDisk = ""
+	}
+	for i, id := range v.data {
+		if id == d.id {
+			v.data = append(v.data[:i:i], v.data[i+1:]...)
+			break
+		}
+	}
+	d.attachedTo, d.boot = "", false
+	d.number, d.online, d.letter, d.unlocked = 0, false, "", false
+}
+
+// AttachDisk attaches a disk to a VM, as its boot disk when boot is set
+// (the VM must be stopped and have none). Same zone only; a disk attached
+// elsewhere is a conflict; attached here already is fine. A data disk
+// arrives offline in the guest (Windows Server SAN policy).
+func (w *World) AttachDisk(ctx context.Context, account, vmID, diskID string, boot bool) (Pending, error) {
+	var p Pending
+	err := w.call(ctx, account, "AttachDisk", diskRes(diskID), bucketMutating, func(now time.Time) error {
+		v := w.vmIn(account, vmID, now)
+		if v == nil {
+			return notFound("AttachDisk", vmRes(vmID), "no such VM")
+		}
+		d := w.diskIn(account, diskID, now)
+		if d == nil {
+			return notFound("AttachDisk", diskRes(diskID), "no such disk")
+		}
+		res := diskRes(diskID)
+		switch {
+		case d.attachedTo == v.id && d.boot == boot:
+			if d.busy == "attaching" {
+				p.Until = d.busyUntil
+			}
+			return nil
+		case d.attachedTo == v.id:
+			return conflict("AttachDisk", res, "already attached to %s with boot=%v", v.id, d.boot)
+		case d.attachedTo != "":
+			return conflict("AttachDisk", res, "attached to %s; detach it first", d.attachedTo)
+		case d.busy == "detaching":
+			return busy("AttachDisk", res, d.busyUntil, now, "disk is still detaching")
+		case !d.readyAt.IsZero():
+			return busy("AttachDisk", res, d.readyAt, now, "disk is still being created")
+		case d.zone != v.zone:
+			return conflict("AttachDisk", res, "disk is in zone %s, VM %s in zone %s", d.zone, v.id, v.zone)
+		}
+		if boot {
+			switch {
+			case v.power == inventory.PowerStopping:
+				return busy("AttachDisk", res, v.powerUntil, now, "VM %s is still stopping", v.id)
+			case v.power != inventory.PowerStopped:
+				return conflict("AttachDisk", res, "VM %s is %s; a boot disk attaches only to a stopped VM", v.id, v.power)
+			case v.bootDisk != "":
+				return conflict("AttachDisk", res, "VM %s already has boot disk %s", v.id, v.bootDisk)
+			}
+			if !v.helper && d.identChangedSinceList {
+				w.ref.unverified = append(w.ref.unverified, Return{Disk: d.id, VM: v.id, At: now})
+			}
+			v.bootDisk = d.id
+		} else {
+			w.touch(v, "attach "+d.id, now)
+			v.data = append(v.data, d.id)
+			d.number = w.freeNumber(v)
+		}
+		d.attachedTo, d.boot = v.id, boot
+		d.busy, d.busyUntil = "attaching", now.Add(w.draw(timing.Of(timing.OpAttach)))
+		p.Until = d.busyUntil
+		return nil
+	})
+	return p, err
+}
+
+// freeNumber is the lowest guest disk number not used on v. Caller holds mu.
+func (w *World) freeNumber(v *vm) int {
+	used := map[int]bool{}
+	for _, id := range v.data {
+		used[w.disks[id].number] = true
+	}
+	for n := 1; ; n++ {
+		if !used[n] {
+			return n
+		}
+	}
+}
+
+// DiskFromSnapshot creates a disk in zone from a ready snapshot, tagged:
+// it carries the snapshot's content and identity. Not idempotent.
+func (w *World) DiskFromSnapshot(ctx context.Context, account, snapID, zone string, tags map[string]string) (DiskInfo, error) {
+	var out DiskInfo
+	err := w.call(ctx, account, "DiskFromSnapshot", "snapshot "+snapID, bucketSnapshotVolume, func(now time.Time) error {
+		s := w.snaps[snapID]
+		if s == nil || s.account != account {
+			return notFound("DiskFromSnapshot", "snapshot "+snapID, "no such snapshot")
+		}
+		if !w.isZone(zone) {
+			return providers.Errorf(providers.ErrPermanent, "DiskFromSnapshot", "zone "+zone, "no such zone; zones are %s", strings.Join(w.zones, ", "))
+		}
+		if now.Before(s.readyAt) {
+			return busy("DiskFromSnapshot", "snapshot "+snapID, s.readyAt, now, "snapshot is not ready yet")
+		}
+		d := w.newDisk(account, zone, s.content.clone(), tags, "snapshot:"+s.id, now)
+		out = w.diskInfo(d)
+		return nil
+	})
+	return out, err
+}
+
+func (w *World) newDisk(account, zone string, c content, tags map[string]string, source string, now time.Time) *disk {
+	d := &disk{id: w.nextID("disk"), zone: zone, account: account, content: c, tags: cloneTags(tags), source: source,
+		readyAt: now.Add(w.draw(timing.Of(timing.OpDiskFromSnapshot)))}
+	w.disks[d.id] = d
+	return d
+}
+
+// ListBackups returns a VM's restore points, oldest first. Read-only.
+func (w *World) ListBackups(ctx context.Context, account, vmID string) ([]inventory.Backup, error) {
+	var out []inventory.Backup
+	err := w.call(ctx, account, "ListBackups", vmRes(vmID), bucketNonMutating, func(now time.Time) error {
+		v := w.vmIn(account, vmID, now)
+		if v == nil {
+			return notFound("ListBackups", vmRes(vmID), "no such VM")
+		}
+		out = w.inventoryVM(v).Backups
+		sort.SliceStable(out, func(i, j int) bool { return out[i].TakenAt.Before(out[j].TakenAt) })
+		return nil
+	})
+	return out, err
+}
+
+// RestoreBackup creates a disk in zone from backup backupID, tagged: the
+// VM's original disk as of the backup's time, with its original identity
+// and a clean hive. A backup taken inside the incident's bad window holds
+// the bad file. The VM is not touched. Not idempotent.
+func (w *World) RestoreBackup(ctx context.Context, account, backupID, zone string, tags map[string]string) (DiskInfo, error) {
+	var out DiskInfo
+	res := "backup " + backupID
+	err := w.call(ctx, account, "RestoreBackup", res, bucketSnapshotVolume, func(now time.Time) error {
+		var owner *vm
+		var b BackupSpec
+		for _, id := range sortedKeys(w.vms) {
+			v := w.vms[id]
+			if v.account != account {
+				continue
+			}
+			for _, x := range v.backups {
+				if x.ID == backupID {
+					owner, b = v, x
+				}
+			}
+		}
+		if owner == nil {
+			return notFound("RestoreBackup", res, "no such backup")
+		}
+		if !w.isZone(zone) {
+			return providers.Errorf(providers.ErrPermanent, "RestoreBackup", "zone "+zone, "no such zone; zones are %s", strings.Join(w.zones, ", "))
+		}
+		orig := w.disks[owner.originalDisk]
+		if orig == nil {
+			return providers.Errorf(providers.ErrPermanent, "RestoreBackup", res, "the backup's source disk is gone")
+		}
+		c := orig.content.clone()
+		c.identity = c.bcd
+		c.safeBoot, c.hiveDamaged = false, false
+		c.files = []file{w.fileAsOf(b.TakenAt)}
+		d := w.newDisk(account, zone, c, tags, "backup:"+b.ID, now)
+		out = w.diskInfo(d)
+		return nil
+	})
+	return out, err
+}
+
+// fileAsOf is the incident's channel file as a disk held it at t.
+func (w *World) fileAsOf(t time.Time) file {
+	inc := w.incident
+	switch {
+	case t.Before(inc.BadFrom):
+		return file{name: badFileName, size: fileSize, mod: inc.BadFrom.Add(-24 * time.Hour), header: oldHeader}
+	case t.Before(inc.BadUntil):
+		return file{name: badFileName, size: fileSize, mod: inc.BadFrom, header: inc.Header}
+	}
+	return file{name: badFileName, size: fileSize, mod: inc.BadUntil, header: goodHeader}
+}
+
+// HelperImages lists where helpers can be created. Read-only.
+func (w *World) HelperImages(ctx context.Context, account string) ([]providers.HelperImage, error) {
+	var out []providers.HelperImage
+	err := w.call(ctx, account, "HelperImages", "account "+account, bucketNonMutating, func(time.Time) error {
+		for _, im := range w.images {
+			out = append(out, providers.HelperImage{Zone: im.Zone, Windows: inventory.WindowsVersion{Release: im.Release, Build: im.Build},
+				ImageID: im.ImageID})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AcquireHelper returns account's helper of release win.Release in zone
+// carrying all tags, starting it if it is stopped, or creates one from the
+// zone's image of that release: a Windows VM with its own boot disk (the
+// image's identity), WinRM open with the world's guest credentials.
+// ErrNotFound if the zone has no image of that release.
+func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inventory.WindowsVersion, tags map[string]string) (HelperInfo, error) {
+	var out HelperInfo
+	res := fmt.Sprintf("helper (Windows Server %s in %s)", win.Release, zone)
+	err := w.call(ctx, account, "AcquireHelper", res, bucketStartRun, func(now time.Time) error {
+		for _, id := range sortedKeys(w.vms) {
+			v := w.vms[id]
+			if !v.helper || v.account != account || v.zone != zone || v.windows.Release != win.Release || !hasTags(v.tags, tags) {
+				continue
+			}
+			w.advance(v, now)
+			switch v.power {
+			case inventory.PowerStopping:
+				return busy("AcquireHelper", vmRes(v.id), v.powerUntil, now, "helper is stopping")
+			case inventory.PowerStopped:
+				if v.bootDisk == "" {
+					return conflict("AcquireHelper", vmRes(v.id), "helper has no boot disk")
+				}
+				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpStart)))
+			}
+			out = w.helperInfo(v)
+			return nil
+		}
+		im, ok := w.imageFor(zone, win.Release)
+		if !ok {
+			var have []string
+			for _, x := range w.images {
+				if x.Zone == zone {
+					have = append(have, x.Release)
+				}
+			}
+			return notFound("AcquireHelper", res, "no image of Windows Server %s in zone %q (releases there: %s)", win.Release, zone, strings.Join(have, ", "))
+		}
+		v := &vm{id: w.nextID("helper"), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
+			windows: inventory.WindowsVersion{Release: im.Release, Build: im.Build}, helper: true, imageID: im.ImageID,
+			ip: w.allocIP(), password: w.password, cond: condition{winrm: WinRMOpen},
+			power: inventory.PowerStarting, powerUntil: now.Add(w.draw(calib.HelperProvisioning))}
+		v.name = "fixfleet-" + v.id
+		d := &disk{id: w.nextID("disk"), zone: zone, account: account, source: "image:" + im.ImageID,
+			content: content{sizeGB: 40, identity: im.Identity, bcd: im.Identity}, attachedTo: v.id, boot: true}
+		v.bootDisk = d.id
+		w.disks[d.id] = d
+		w.vms[v.id] = v
+		w.byIP[v.ip] = v.id
+		out = w.helperInfo(v)
+		return nil
+	})
+	return out, err
+}
+
+func (w *World) helperInfo(v *vm) HelperInfo {
+	return HelperInfo{Ref: providers.VMRef{ID: v.id, Zone: v.zone, Name: v.name}, Windows: v.windows,
+		Tags: cloneTags(v.tags), ReadyAt: v.powerUntil}
+}
+
+// ReleaseHelper deletes a helper and its own boot disk. ErrConflict while
+// any other disk is attached to it; a helper already gone is fine;
+// ErrPermanent for a VM that is not a helper.
+func (w *World) ReleaseHelper(ctx context.Context, account, id string) error {
+	return w.call(ctx, account, "ReleaseHelper", vmRes(id), bucketMutating, func(now time.Time) error {
+		v := w.vmIn(account, id, now)
+		if v == nil {
+			return nil
+		}
+		if !v.helper {
+			return providers.Errorf(providers.ErrPermanent, "ReleaseHelper", vmRes(id), "not a helper; only helpers are ever deleted")
+		}
+		if len(v.data) > 0 {
+			return conflict("ReleaseHelper", vmRes(id), "disks still attached: %s; detach them first", strings.Join(v.data, ", "))
+		}
+		if d := w.disks[v.bootDisk]; d != nil {
+			if !strings.HasPrefix(d.source, "image:") {
+				return conflict("ReleaseHelper", vmRes(id), "its boot disk %s is not the helper's own; detach it first", d.id)
+			}
+			delete(w.disks, d.id)
+		}
+		delete(w.byIP, v.ip)
+		delete(w.vms, v.id)
+		return nil
+	})
+}

@@ -1,0 +1,216 @@
+package world
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory/timing"
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+// Throttle models.
+const (
+	ThrottleOff    = "off"
+	ThrottleSimple = "simple"
+	ThrottleEC2    = "ec2"
+)
+
+// bucketKind classifies an API action for throttling, after EC2's buckets.
+type bucketKind int
+
+const (
+	bucketNonMutating    bucketKind = iota // filtered Describe*
+	bucketDescribeAll                      // unfiltered Describe* (List)
+	bucketMutating                         // Stop, Attach, Detach, Reboot, ...
+	bucketSnapshotVolume                   // CreateSnapshot, CreateVolume
+	bucketStartRun                         // StartInstances, RunInstances
+)
+
+func (k bucketKind) ec2() timing.Bucket {
+	switch k {
+	case bucketDescribeAll:
+		return timing.EC2UnfilteredDescr
+	case bucketMutating:
+		return timing.EC2Mutating
+	case bucketSnapshotVolume:
+		return timing.EC2SnapshotVolume
+	case bucketStartRun:
+		return timing.EC2StartRunInstance
+	}
+	return timing.EC2NonMutating
+}
+
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+type gateState struct {
+	faults   Faults
+	outageOn bool
+	buckets  map[string]*tokenBucket
+	inflight int
+
+	calls      map[string]int
+	throttled  int
+	injected   int // 5xx and drops
+	outageFail int
+}
+
+func (g *gateState) init(f Faults) {
+	g.faults = f.clone()
+	g.buckets = map[string]*tokenBucket{}
+	g.calls = map[string]int{}
+}
+
+// SetFaults replaces the fault configuration at run time. Rates must be in
+// [0,1]; an invalid configuration is an error and changes nothing.
+func (w *World) SetFaults(f Faults) error {
+	if errs := f.validate(); len(errs) > 0 {
+		return fmt.Errorf("faults: %v", errs)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gate.faults = f.clone()
+	return nil
+}
+
+// Faults returns the current fault configuration.
+func (w *World) Faults() Faults {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gate.faults.clone()
+}
+
+// SetOutage switches a control-plane outage on or off at run time (on top
+// of the configured outage windows).
+func (w *World) SetOutage(on bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gate.outageOn = on
+}
+
+// CallStats are the control plane's counters.
+type CallStats struct {
+	// Calls counts calls per operation, including refused ones.
+	Calls map[string]int `json:"calls"`
+	// Throttled counts calls refused with ErrThrottled.
+	Throttled int `json:"throttled"`
+	// Injected counts calls failed by an injected 5xx or dropped connection.
+	Injected int `json:"injected"`
+	// OutageFailures counts calls failed by an outage.
+	OutageFailures int `json:"outage_failures"`
+}
+
+// Stats returns the control plane's counters.
+func (w *World) Stats() CallStats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.statsLocked()
+}
+
+func (w *World) statsLocked() CallStats {
+	c := make(map[string]int, len(w.gate.calls))
+	for k, v := range w.gate.calls {
+		c[k] = v
+	}
+	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail}
+}
+
+func (w *World) inOutage(now time.Time) bool {
+	if w.gate.outageOn {
+		return true
+	}
+	for _, o := range w.gate.faults.Outages {
+		if !now.Before(o.From) && now.Before(o.Until) {
+			return true
+		}
+	}
+	return false
+}
+
+// take takes one token from account's bucket for k, or says how long to
+// wait for one. Caller holds mu.
+func (w *World) take(account string, k bucketKind, now time.Time) (time.Duration, bool) {
+	var b timing.Bucket
+	key := account
+	switch w.gate.faults.Throttle {
+	case ThrottleSimple:
+		b = calib.SimpleBucket
+	case ThrottleEC2:
+		b = k.ec2()
+		key = fmt.Sprintf("%s/%d", account, k)
+	default:
+		return 0, true
+	}
+	tb := w.gate.buckets[key]
+	if tb == nil {
+		tb = &tokenBucket{tokens: float64(b.Size), last: now}
+		w.gate.buckets[key] = tb
+	}
+	if el := now.Sub(tb.last).Seconds(); el > 0 {
+		tb.tokens = math.Min(float64(b.Size), tb.tokens+el*b.Refill)
+	}
+	tb.last = now
+	if tb.tokens >= 1 {
+		tb.tokens--
+		return 0, true
+	}
+	wait := time.Duration((1 - tb.tokens) / b.Refill * float64(time.Second))
+	return max(wait, time.Millisecond), false
+}
+
+// call runs one control-plane call: outage, throttling, latency (slept on
+// the world's clock, outside the lock), injected 5xx and dropped
+// connections, then apply under the lock. A drop after apply returns
+// ErrUnavailable although apply's change stays. apply's error is returned
+// as is.
+func (w *World) call(ctx context.Context, account, op, res string, k bucketKind, apply func(now time.Time) error) error {
+	w.mu.Lock()
+	now := w.clk.Now()
+	w.gate.calls[op]++
+	if w.inOutage(now) {
+		w.gate.outageFail++
+		w.mu.Unlock()
+		return providers.Errorf(providers.ErrUnavailable, op, res, "HTTP 503: control plane unavailable (outage)")
+	}
+	if wait, ok := w.take(account, k, now); !ok {
+		w.gate.throttled++
+		w.mu.Unlock()
+		e := providers.Errorf(providers.ErrThrottled, op, res, "request limit exceeded for account %s", account)
+		e.RetryAfter = wait
+		return e
+	}
+	f := w.gate.faults
+	lat := time.Duration(float64(w.draw(timing.Of(timing.OpAPICall))) * f.Latency * (1 + calib.LoadPerInflight*float64(w.gate.inflight)))
+	r := w.rng.Float64()
+	w.gate.inflight++
+	w.mu.Unlock()
+
+	err := w.clk.Sleep(ctx, lat)
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gate.inflight--
+	if err != nil {
+		return err
+	}
+	switch {
+	case r < f.ErrorRate:
+		w.gate.injected++
+		return providers.Errorf(providers.ErrUnavailable, op, res, "HTTP 500: internal error")
+	case r < f.ErrorRate+f.DropBeforeRate:
+		w.gate.injected++
+		return providers.Errorf(providers.ErrUnavailable, op, res, "connection reset by peer")
+	}
+	if err := apply(w.clk.Now()); err != nil {
+		return err
+	}
+	if r < f.ErrorRate+f.DropBeforeRate+f.DropAfterRate {
+		w.gate.injected++
+		return providers.Errorf(providers.ErrUnavailable, op, res, "connection reset by peer (the request may have been applied)")
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package world
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+func TestFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		faults      Faults
+		outage      bool
+		wantClass   error
+		wantApplied bool
+	}{
+		{"none", Faults{Throttle: ThrottleOff}, false, nil, true},
+		{"5xx", Faults{Throttle: ThrottleOff, ErrorRate: 1}, false, providers.ErrUnavailable, false},
+		{"drop before", Faults{Throttle: ThrottleOff, DropBeforeRate: 1}, false, providers.ErrUnavailable, false},
+		{"drop after", Faults{Throttle: ThrottleOff, DropAfterRate: 1}, false, providers.ErrUnavailable, true},
+		{"outage switched on", Faults{Throttle: ThrottleOff}, true, providers.ErrUnavailable, false},
+		{"outage window", Faults{Throttle: ThrottleOff, Outages: []Outage{{From: t0.Add(-time.Minute), Until: t0.Add(time.Hour)}}}, false, providers.ErrUnavailable, false},
+		{"outage over", Faults{Throttle: ThrottleOff, Outages: []Outage{{From: t0.Add(-time.Hour), Until: t0}}}, false, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, _ := load(t, scenario(vmSpec("1", img2019, goodFile)))
+			if err := w.SetFaults(tc.faults); err != nil {
+				t.Fatal(err)
+			}
+			w.SetOutage(tc.outage)
+			_, err := w.StopVMs(ctx, "sim", []string{"vm-1"}, false)
+			if tc.wantClass == nil && err != nil || tc.wantClass != nil && !providers.Retryable(err) {
+				t.Fatalf("error %v, want %v", err, tc.wantClass)
+			}
+			if applied := w.powerOf("vm-1") == inventory.PowerStopping; applied != tc.wantApplied {
+				t.Fatalf("applied %v, want %v", applied, tc.wantApplied)
+			}
+			st := w.Stats()
+			if st.Calls["StopVMs"] != 1 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	for _, model := range []string{ThrottleSimple, ThrottleEC2} {
+		t.Run(model, func(t *testing.T) {
+			sc := scenario(vmSpec("1", img2019, goodFile))
+			sc.Faults.Throttle = model
+			w, clk := load(t, sc)
+			var err error
+			n := 0
+			for ; n < 1000 && err == nil; n++ {
+				_, err = w.StartVMs(ctx, "sim", []string{"vm-1"}) // running: a no-op, but a call
+			}
+			wantClass(t, err, providers.ErrThrottled)
+			ra := providers.RetryAfter(err)
+			if ra <= 0 || w.Stats().Throttled != 1 {
+				t.Fatalf("retry after %v, stats %+v", ra, w.Stats())
+			}
+			clk.Advance(ra)
+			if _, err := w.StartVMs(ctx, "sim", []string{"vm-1"}); err != nil {
+				t.Fatalf("after waiting: %v", err)
+			}
+			// Another account has its own bucket.
+			if _, err := w.HelperImages(ctx, "other"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestSetFaultsRejectsBad(t *testing.T) {
+	w, _ := load(t, scenario())
+	if err := w.SetFaults(Faults{Throttle: "x"}); err == nil {
+		t.Fatal("accepted a bad throttle model")
+	}
+	if w.Faults().Throttle != ThrottleOff {
+		t.Fatal("bad faults changed the configuration")
+	}
+}

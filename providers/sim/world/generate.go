@@ -1,0 +1,397 @@
+package world
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/timing"
+)
+
+// Mix is the share of each kind of VM in a generated fleet. Shares are
+// weights: they need not add up to 100.
+type Mix struct {
+	Healthy        float64 `json:"healthy"`
+	BootLoop       float64 `json:"boot-loop"`       // cycling: crash, reset, crash...
+	Stuck          float64 `json:"stuck"`           // at the recovery screen
+	SafeMode       float64 `json:"safe-mode"`       // safe mode with networking, bad file still there
+	Stopped        float64 `json:"stopped"`         // powered off with the bad file
+	WinRMBlocked   float64 `json:"winrm-blocked"`   // healthy, firewall blocks WinRM
+	BadCredentials float64 `json:"bad-credentials"` // admin password differs (healthy or safe mode)
+}
+
+// DefaultMixSpec is the default fleet mix, in ParseMix's syntax.
+const DefaultMixSpec = "healthy=35,boot-loop=30,stuck=10,safe-mode=10,stopped=3,winrm-blocked=7,bad-credentials=5"
+
+// DefaultMix returns the default fleet mix.
+func DefaultMix() Mix {
+	m, err := ParseMix(DefaultMixSpec)
+	if err != nil {
+		panic(err) // a constant
+	}
+	return m
+}
+
+var mixTerms = []string{"healthy", "boot-loop", "stuck", "safe-mode", "stopped", "winrm-blocked", "bad-credentials"}
+
+func (m *Mix) field(term string) *float64 {
+	switch term {
+	case "healthy":
+		return &m.Healthy
+	case "boot-loop":
+		return &m.BootLoop
+	case "stuck":
+		return &m.Stuck
+	case "safe-mode":
+		return &m.SafeMode
+	case "stopped":
+		return &m.Stopped
+	case "winrm-blocked":
+		return &m.WinRMBlocked
+	case "bad-credentials":
+		return &m.BadCredentials
+	}
+	return nil
+}
+
+// ParseMix parses "healthy=35,boot-loop=30,...": kinds left out get 0.
+// Errors name the bad term and list the valid kinds.
+func ParseMix(s string) (Mix, error) {
+	var m Mix
+	seen := map[string]bool{}
+	for _, term := range strings.Split(s, ",") {
+		term = strings.TrimSpace(term)
+		if term == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(term, "=")
+		k = strings.TrimSpace(k)
+		f := m.field(k)
+		switch {
+		case !ok:
+			return Mix{}, fmt.Errorf("mix: term %q: want kind=share, e.g. healthy=35", term)
+		case f == nil:
+			return Mix{}, fmt.Errorf("mix: term %q: unknown kind %q; kinds are %s", term, k, strings.Join(mixTerms, ", "))
+		case seen[k]:
+			return Mix{}, fmt.Errorf("mix: term %q: kind %q given twice", term, k)
+		}
+		seen[k] = true
+		x, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil || x < 0 || math.IsInf(x, 0) || math.IsNaN(x) {
+			return Mix{}, fmt.Errorf("mix: term %q: share %q must be a number >= 0", term, val)
+		}
+		*f = x
+	}
+	if m.total() <= 0 {
+		return Mix{}, fmt.Errorf("mix: %q: at least one share must be above 0", s)
+	}
+	return m, nil
+}
+
+func (m Mix) total() float64 {
+	t := 0.0
+	for _, k := range mixTerms {
+		t += *m.field(k)
+	}
+	return t
+}
+
+// String formats m in ParseMix's syntax.
+func (m Mix) String() string {
+	parts := make([]string, 0, len(mixTerms))
+	for _, k := range mixTerms {
+		if x := *m.field(k); x > 0 {
+			parts = append(parts, k+"="+strconv.FormatFloat(x, 'g', -1, 64))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// counts splits n VMs by the mix (largest remainder), in mixTerms order.
+func (m Mix) counts(n int) []int {
+	t := m.total()
+	out := make([]int, len(mixTerms))
+	type rem struct {
+		i int
+		r float64
+	}
+	var rems []rem
+	left := n
+	for i, k := range mixTerms {
+		exact := float64(n) * *m.field(k) / t
+		out[i] = int(exact)
+		left -= out[i]
+		rems = append(rems, rem{i, exact - float64(out[i])})
+	}
+	slices.SortStableFunc(rems, func(a, b rem) int {
+		switch {
+		case a.r > b.r:
+			return -1
+		case a.r < b.r:
+			return 1
+		}
+		return 0
+	})
+	for j := 0; j < left; j++ {
+		out[rems[j%len(rems)].i]++
+	}
+	return out
+}
+
+// GenOptions say what world Generate makes.
+type GenOptions struct {
+	VMs  int   // number of fleet VMs (0 means 100)
+	Seed int64 // same options and seed, same world
+	Mix  Mix   // zero value means DefaultMix
+	// Zones defaults to DefaultZones.
+	Zones []string
+	// Accounts spreads the VMs round-robin over these accounts (default
+	// just "sim"); each is also its own tenant.
+	Accounts []string
+	// Origin is the scenario's "now" (default DefaultOrigin). Clock should
+	// read Origin when Generate is called.
+	Origin time.Time
+	// Clock is the clock the world reads. Required.
+	Clock clock.Clock
+	// Faults defaults to simple throttling and calibrated latency, no
+	// injected errors.
+	Faults *Faults
+	// NoConsole makes Observe report no console (ConsoleAvailable false).
+	NoConsole bool
+}
+
+// DefaultFaults is the fault configuration of a generated world: calibrated
+// latency, one request bucket per account, nothing failing.
+func DefaultFaults() Faults { return Faults{Throttle: ThrottleSimple, Latency: 1} }
+
+// Generate makes a world from options, deterministically: the same options
+// and seed give the same world.
+func Generate(opts GenOptions) (*World, error) {
+	if opts.Clock == nil {
+		return nil, errors.New("generate: Clock is required")
+	}
+	sc, err := GenerateScenario(opts)
+	if err != nil {
+		return nil, err
+	}
+	return Load(sc, opts.Clock)
+}
+
+// GenerateScenario makes a scenario from options, deterministically. Clock
+// is not needed.
+func GenerateScenario(opts GenOptions) (Scenario, error) {
+	if opts.VMs == 0 {
+		opts.VMs = 100
+	}
+	if opts.VMs < 0 || opts.VMs > 1_000_000 {
+		return Scenario{}, fmt.Errorf("generate: VMs: %d must be 1-1000000", opts.VMs)
+	}
+	if opts.Mix.total() <= 0 {
+		opts.Mix = DefaultMix()
+	}
+	if len(opts.Zones) == 0 {
+		opts.Zones = DefaultZones
+	}
+	if len(opts.Accounts) == 0 {
+		opts.Accounts = []string{DefaultAccount}
+	}
+	if opts.Origin.IsZero() {
+		opts.Origin = DefaultOrigin
+	}
+	faults := DefaultFaults()
+	if opts.Faults != nil {
+		faults = opts.Faults.clone()
+	}
+	g := &gen{rng: rand.New(rand.NewPCG(uint64(opts.Seed), 0x9e4e)), now: opts.Origin.UTC(),
+		inc: inventory.BuiltinIncidents()[inventory.CrowdStrike20240719]}
+	sc := Scenario{
+		Version:          ScenarioVersion,
+		Seed:             opts.Seed,
+		Incident:         inventory.CrowdStrike20240719,
+		Now:              g.now,
+		Zones:            append([]string(nil), opts.Zones...),
+		GuestAccess:      GuestAccessSpec{Username: "Administrator", Password: g.password()},
+		ConsoleAvailable: !opts.NoConsole,
+		Faults:           faults,
+	}
+	// One stock image identity per release, replicated in every zone;
+	// the first release is missing in the last zone.
+	relIdentity := map[string]inventory.DiskIdentity{}
+	for _, r := range calib.Releases {
+		relIdentity[r.Release] = g.identity(inventory.PartitionStyle(r.Style))
+	}
+	for zi, z := range opts.Zones {
+		for ri, r := range calib.Releases {
+			if ri == 0 && zi == len(opts.Zones)-1 {
+				continue
+			}
+			sc.Images = append(sc.Images, ImageSpec{Zone: z, Release: r.Release, Build: r.Build,
+				ImageID: "img-win" + r.Release + "-" + z, Identity: relIdentity[r.Release]})
+		}
+	}
+	// Kinds, shuffled deterministically.
+	var kinds []string
+	for i, c := range opts.Mix.counts(opts.VMs) {
+		for range c {
+			kinds = append(kinds, mixTerms[i])
+		}
+	}
+	g.rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
+	var ip uint32
+	for i, kind := range kinds {
+		n := i + 1
+		for ip++; byte(ip) == 0 || byte(ip) == 255; ip++ {
+		}
+		acct := opts.Accounts[i%len(opts.Accounts)]
+		vs := g.vm(n, kind, opts.Zones, relIdentity)
+		vs.Tenant, vs.Account, vs.PrivateIP = acct, acct, ipOf(ip)
+		sc.VMs = append(sc.VMs, vs)
+	}
+	return sc, nil
+}
+
+type gen struct {
+	rng *rand.Rand
+	now time.Time
+	inc inventory.Incident
+}
+
+func (g *gen) password() string {
+	const chars = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%+="
+	b := make([]byte, 20)
+	for i := range b {
+		b[i] = chars[g.rng.IntN(len(chars))]
+	}
+	return string(b)
+}
+
+func (g *gen) identity(style inventory.PartitionStyle) inventory.DiskIdentity {
+	w := &World{rng: g.rng}
+	return w.randIdentity(style)
+}
+
+func (g *gen) chance(p float64) bool { return g.rng.Float64() < p }
+
+func (g *gen) between(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(g.rng.Int64N(int64(hi-lo)+1))
+}
+
+// recoverAfter draws the boot on which a looping VM fetches the fixed file:
+// geometric with p = timing.NaturalRecoveryPerBoot, never past the cap.
+func (g *gen) recoverAfter() int {
+	p := timing.NaturalRecoveryPerBoot
+	k := 1 + int(math.Floor(math.Log(1-g.rng.Float64())/math.Log(1-p)))
+	if k > calib.NaturalRecoveryCap {
+		return 0
+	}
+	return k
+}
+
+var roles = []string{"web", "app", "db", "file", "sql", "rds", "batch", "iis"}
+
+func (g *gen) vm(n int, kind string, zones []string, relIdentity map[string]inventory.DiskIdentity) VMSpec {
+	rel := calib.Releases[len(calib.Releases)-1]
+	x := g.rng.Float64()
+	for _, r := range calib.Releases {
+		if x < r.Share {
+			rel = r
+			break
+		}
+		x -= r.Share
+	}
+	role := roles[g.rng.IntN(len(roles))]
+	env := "prod"
+	if g.chance(0.2) {
+		env = "stg"
+	}
+	vs := VMSpec{
+		ID:      fmt.Sprintf("vm-%05d", n),
+		Name:    fmt.Sprintf("%s-%05d", role, n),
+		Zone:    zones[g.rng.IntN(len(zones))],
+		Tags:    map[string]string{"role": role, "env": env},
+		Windows: inventory.WindowsVersion{Release: rel.Release, Build: rel.Build},
+	}
+	d := &DiskSpec{ID: fmt.Sprintf("disk-%05d", n)}
+	d.SizeGB = []int{40, 60, 80, 100}[g.rng.IntN(4)]
+	if g.chance(calib.ShareImageIdentity) {
+		d.Identity = relIdentity[rel.Release]
+	} else {
+		d.Identity = g.identity(inventory.PartitionStyle(rel.Style))
+	}
+	if g.chance(calib.ShareBitLocker) {
+		w := &World{rng: g.rng}
+		d.BitLocker = &BitLockerSpec{KeyID: w.randGUID(), RecoveryKey: w.randRecoveryKey(), Escrowed: g.chance(calib.ShareEscrowed)}
+	}
+	vs.OSDisk = d
+	switch x := g.rng.Float64(); {
+	case x < calib.ShareDailyBackup:
+		for day := 2; day >= 0; day-- {
+			t := time.Date(2024, 7, 19-day, 0, 0, 0, 0, time.UTC)
+			vs.Backups = append(vs.Backups, BackupSpec{ID: fmt.Sprintf("bk-%05d-%d", n, 3-day), Kind: "archive", TakenAt: t, SizeGB: d.SizeGB})
+		}
+	case x < calib.ShareDailyBackup+calib.ShareBadWindowBackup:
+		vs.Backups = []BackupSpec{{ID: fmt.Sprintf("bk-%05d-1", n), Kind: "archive",
+			TakenAt: time.Date(2024, 7, 19, 4, 30, 0, 0, time.UTC), SizeGB: d.SizeGB}}
+	}
+
+	bad := FileSpec{Name: badFileName, Size: fileSize, ModTime: g.inc.BadFrom, Header: g.inc.Header}
+	good := FileSpec{Name: badFileName, Size: fileSize, ModTime: g.inc.BadUntil.Add(g.between(0, 45*time.Minute)).Truncate(time.Second), Header: goodHeader}
+	vs.Condition.WinRM = WinRMOpen
+	vs.Power = inventory.PowerRunning
+	healthy := func() {
+		vs.LastBootAt = g.now.Add(-g.between(time.Hour, 30*24*time.Hour)).Truncate(time.Second)
+		if g.chance(0.85) {
+			d.Files = []FileSpec{good}
+		}
+	}
+	safe := func() {
+		vs.LastBootAt = g.now.Add(-g.between(10*time.Minute, time.Hour)).Truncate(time.Second)
+		d.Files, d.SafeBootFlag = []FileSpec{bad}, true
+	}
+	looping := func() {
+		d.Files = []FileSpec{bad}
+		vs.Condition.RecoverAfterBoots = g.recoverAfter()
+		d.HiveDamaged = g.chance(calib.ShareHiveDamaged)
+	}
+	switch kind {
+	case "healthy":
+		healthy()
+	case "winrm-blocked":
+		healthy()
+		vs.Condition.WinRM = WinRMBlocked
+	case "bad-credentials":
+		if g.chance(0.5) {
+			healthy()
+		} else {
+			safe()
+		}
+		vs.Condition.WinRM = WinRMBadCredentials
+	case "safe-mode":
+		safe()
+	case "boot-loop", "stopped":
+		looping()
+		// Somewhere in its current crash cycle (every cycle is >= 90 s).
+		vs.LastBootAt = g.now.Add(-g.between(0, 85*time.Second)).Truncate(time.Second)
+		if g.chance(calib.ShareCyclingSticks) {
+			vs.Condition.Crashes = g.rng.IntN(3)
+			vs.Condition.StuckAfterCrashes = vs.Condition.Crashes + 3 + g.rng.IntN(6)
+		}
+		if kind == "stopped" {
+			vs.Power = inventory.PowerStopped
+			vs.LastBootAt = g.now.Add(-g.between(30*time.Minute, 2*time.Hour)).Truncate(time.Second)
+		}
+	case "stuck":
+		looping()
+		k := calib.StuckAfter[0] + g.rng.IntN(calib.StuckAfter[1]-calib.StuckAfter[0]+1)
+		vs.Condition.StuckAfterCrashes, vs.Condition.Crashes = k, k
+		vs.LastBootAt = g.now.Add(-g.between(5*time.Minute, 2*time.Hour)).Truncate(time.Second)
+	}
+	return vs
+}

@@ -1,0 +1,328 @@
+// Package world is the simulated cloud: a fleet of Windows VMs after a bad
+// endpoint-security update, with their disks, snapshots, backups, helper VMs
+// and guests, which boots, crashes, recovers, throttles and fails like the
+// real clouds do, and referees what an orchestrator does to it.
+//
+// A World is built by Generate or Load and read back by Export (a Scenario,
+// a JSON document). Every operation is a method with plain inputs and
+// outputs, safe for concurrent use (one mutex). Nothing runs in the
+// background: the state of a VM is advanced lazily from the clock whenever it
+// is read or acted on, so a 10,000-VM world costs nothing while idle.
+//
+// Three faces use a World: the in-process provider (package sim), loopback
+// HTTP emulators of the clouds' APIs, and the WinRM server (package winrmd,
+// through the Hosts and Machine interfaces the world implements).
+package world
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/secret"
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/timing"
+)
+
+// Truth values: the referee's verdict on a VM.
+const (
+	TruthHealthy  = "healthy"
+	TruthSafeMode = "safe-mode"
+	TruthBootLoop = "boot-loop"
+)
+
+// WinRM conditions.
+const (
+	WinRMOpen           = "open"
+	WinRMBlocked        = "blocked"
+	WinRMBadCredentials = "bad-credentials"
+)
+
+// Loop kinds.
+const (
+	LoopCycling = "cycling"
+	LoopStuck   = "stuck"
+)
+
+// DefaultAccount is the tenant and account of VMs that name none.
+const DefaultAccount = "sim"
+
+// World is the simulated cloud. Use Generate or Load to make one.
+type World struct {
+	mu       sync.Mutex
+	clk      clock.Clock
+	rng      *rand.Rand
+	seed     int64
+	incident inventory.Incident
+
+	zones            []string
+	images           []ImageSpec
+	user             string
+	password         secret.Secret
+	consoleAvailable bool
+
+	vms   map[string]*vm // fleet VMs and helpers
+	disks map[string]*disk
+	snaps map[string]*snapshot
+	byIP  map[string]string // private IP -> VM ID
+	seq   int               // next number for created resources
+	ipSeq uint32            // last allocated address (host part of 10/8)
+
+	gate gateState
+	ref  referee
+}
+
+type vm struct {
+	id, name, tenant, account, zone string
+	tags                            map[string]string
+	windows                         inventory.WindowsVersion
+	helper                          bool
+	imageID                         string
+	ip                              string
+	originalDisk                    string
+	bootDisk                        string   // "" if none
+	data                            []string // data disks, attach order
+	password                        secret.Secret
+
+	power      inventory.PowerState // running, stopped, starting, stopping
+	powerUntil time.Time
+	bootCount  int
+	lastBootAt time.Time
+	boot       bootState // the current boot, when running
+	cond       condition
+	backups    []BackupSpec
+
+	// referee
+	observed   bool
+	obsHealthy bool
+}
+
+type condition struct {
+	recoverAfter, stuckAfter, crashes int
+	winrm                             string
+}
+
+type bitlocker struct {
+	keyID    string
+	key      secret.Secret
+	escrowed bool
+}
+
+type file struct {
+	name   string
+	size   int64
+	mod    time.Time
+	header string
+}
+
+type content struct {
+	sizeGB        int
+	identity, bcd inventory.DiskIdentity
+	bitlocker     *bitlocker
+	files         []file
+	safeBoot      bool
+	hiveDamaged   bool
+}
+
+func (c content) clone() content {
+	c.files = append([]file(nil), c.files...)
+	if c.bitlocker != nil {
+		b := *c.bitlocker
+		c.bitlocker = &b
+	}
+	return c
+}
+
+type disk struct {
+	id, zone, account string
+	content
+	tags    map[string]string
+	source  string
+	readyAt time.Time
+
+	attachedTo string
+	boot       bool
+	busyUntil  time.Time
+	busy       string
+
+	// inside the host's OS (data disks only)
+	number   int
+	online   bool
+	letter   string
+	unlocked bool
+
+	// referee
+	identChangedSinceList bool
+}
+
+type snapshot struct {
+	id, diskID, zone, account string
+	tags                      map[string]string
+	takenAt, readyAt          time.Time
+	content                   content
+}
+
+// Clock returns the clock the world reads.
+func (w *World) Clock() clock.Clock { return w.clk }
+
+// Incident returns the incident profile the world simulates.
+func (w *World) Incident() inventory.Incident { return w.incident }
+
+// Zones returns the world's zones.
+func (w *World) Zones() []string { return append([]string(nil), w.zones...) }
+
+// GuestUser returns the administrator user name the guests accept.
+func (w *World) GuestUser() string { return w.user }
+
+// GuestPassword returns the administrator password the guests accept (all
+// but the bad-credentials VMs).
+func (w *World) GuestPassword() secret.Secret { return w.password }
+
+// ConsoleAvailable reports whether Observe returns console text.
+func (w *World) ConsoleAvailable() bool { return w.consoleAvailable }
+
+// EscrowedKeys returns the recovery keys an operator's key store holds, by
+// BitLocker key ID: the escrowed keys of every disk in the world.
+func (w *World) EscrowedKeys() map[string]secret.Secret {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]secret.Secret{}
+	for _, d := range w.disks {
+		if b := d.bitlocker; b != nil && b.escrowed {
+			out[b.keyID] = b.key
+		}
+	}
+	return out
+}
+
+// hashDur draws a duration in r deterministically from the seed and keys:
+// per-VM, per-boot figures that must not depend on call order.
+func (w *World) hashDur(r timing.Range, keys ...any) time.Duration {
+	h := fnv.New64a()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(w.seed))
+	h.Write(b[:])
+	for _, k := range keys {
+		fmt.Fprint(h, "|", k)
+	}
+	span := int64(r.Max - r.Min)
+	if span <= 0 {
+		return r.Min
+	}
+	return r.Min + time.Duration(h.Sum64()%uint64(span+1))
+}
+
+// draw draws a duration in r from the world's generator. Caller holds mu.
+func (w *World) draw(r timing.Range) time.Duration {
+	span := int64(r.Max - r.Min)
+	if span <= 0 {
+		return r.Min
+	}
+	return r.Min + time.Duration(w.rng.Int64N(span+1))
+}
+
+func (w *World) nextID(prefix string) string {
+	w.seq++
+	return fmt.Sprintf("%s-%05d", prefix, w.seq)
+}
+
+// noteID keeps seq above the number of an ID like "snap-00012".
+func (w *World) noteID(id string) {
+	if i := strings.LastIndexByte(id, '-'); i >= 0 {
+		if n, err := strconv.Atoi(id[i+1:]); err == nil && n > w.seq && n < 1<<30 {
+			w.seq = n
+		}
+	}
+}
+
+func ipOf(n uint32) string {
+	return netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}).String()
+}
+
+// allocIP returns a fresh private address, never .0 or .255.
+func (w *World) allocIP() string {
+	for {
+		w.ipSeq++
+		if b := byte(w.ipSeq); b == 0 || b == 255 {
+			continue
+		}
+		ip := ipOf(w.ipSeq)
+		if _, used := w.byIP[ip]; !used {
+			return ip
+		}
+	}
+}
+
+func (w *World) randIdentity(style inventory.PartitionStyle) inventory.DiskIdentity {
+	if style == inventory.PartitionGPT {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(w.rng.UintN(256))
+		}
+		b[6] = b[6]&0x0f | 0x40
+		b[8] = b[8]&0x3f | 0x80
+		return inventory.DiskIdentity{Style: style, ID: strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))}
+	}
+	return inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: fmt.Sprintf("%08X", w.rng.Uint32()|1)}
+}
+
+func (w *World) randRecoveryKey() string {
+	parts := make([]string, 8)
+	for i := range parts {
+		// Real recovery-key groups are multiples of 11; keep that shape.
+		parts[i] = fmt.Sprintf("%06d", w.rng.IntN(65536)*11)
+	}
+	return strings.Join(parts, "-")
+}
+
+func (w *World) randGUID() string { return w.randIdentity(inventory.PartitionGPT).ID }
+
+func cloneTags(t map[string]string) map[string]string {
+	if len(t) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(t))
+	for k, v := range t {
+		out[k] = v
+	}
+	return out
+}
+
+func hasTags(have, want map[string]string) bool {
+	for k, v := range want {
+		if hv, ok := have[k]; !ok || hv != v {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// isOriginal reports whether d is some fleet VM's original OS disk.
+func (w *World) isOriginal(d *disk) bool { return d.source == "" }
+
+// imageFor returns the image of release in zone.
+func (w *World) imageFor(zone, release string) (ImageSpec, bool) {
+	for _, im := range w.images {
+		if im.Zone == zone && im.Release == release {
+			return im, true
+		}
+	}
+	return ImageSpec{}, false
+}
