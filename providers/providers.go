@@ -152,7 +152,12 @@ type Disks interface {
 	// unknown outcome, look for it with FindSnapshots (same tags).
 	Snapshot(ctx context.Context, d DiskRef, tags Tags) (SnapshotRef, error)
 	// FindSnapshots returns snapshots carrying all the given tags.
+	// Read-only.
 	FindSnapshots(ctx context.Context, tags Tags) ([]SnapshotState, error)
+	// FindDisks returns disks carrying all the given tags (how an earlier
+	// FromSnapshot or Restore whose outcome was unknown is found again).
+	// Read-only.
+	FindDisks(ctx context.Context, tags Tags) ([]DiskState, error)
 	// Detach detaches d from VM vm (which must be stopped if d is its boot
 	// disk) and waits. Idempotent: a disk already detached from vm is fine.
 	// Errors: ErrConflict (VM running), ErrNotFound.
@@ -163,8 +168,8 @@ type Disks interface {
 	// (attached elsewhere, VM in the wrong state, different zone).
 	Attach(ctx context.Context, vm VMRef, d DiskRef, boot bool) error
 	// FromSnapshot creates a new disk from s in zone, tagged, and waits.
-	// Not idempotent: look for an earlier result by tag with Describe/Find
-	// before calling again after an unknown outcome.
+	// Not idempotent: look for an earlier result with FindDisks (same
+	// tags) before calling again after an unknown outcome.
 	FromSnapshot(ctx context.Context, s SnapshotRef, zone string, tags Tags) (DiskRef, error)
 }
 
@@ -173,7 +178,8 @@ type Backups interface {
 	// List returns the VM's backups, any order. Read-only.
 	List(ctx context.Context, vm VMRef) ([]inventory.Backup, error)
 	// Restore creates a new disk from backup b in zone, tagged, and waits.
-	// The VM and its disks are not touched. Not idempotent (see FromSnapshot).
+	// The VM and its disks are not touched. Not idempotent: look for an
+	// earlier result with Disks.FindDisks (same tags) first.
 	Restore(ctx context.Context, b inventory.Backup, zone string, tags Tags) (DiskRef, error)
 }
 

@@ -25,10 +25,13 @@
 // (raw and decoded), facts, errors, events and the lock owner's command line.
 //
 // Concurrency: a *Journal is safe for use by many goroutines. Writes from
-// one process go through a single connection (one writer at a time is all
-// SQLite allows anyway, and queueing in-process is far cheaper than
-// spinning on SQLITE_BUSY); reads use a separate pool and do not wait for
-// writers. Writers in other processes are waited for up to the busy timeout.
+// one process go through a single writer goroutine and connection (one
+// writer at a time is all SQLite allows anyway, and queueing in-process is
+// far cheaper than spinning on SQLITE_BUSY); writes that arrive together are
+// group-committed, one fsync for many, each in its own savepoint so that a
+// refused write is rolled back alone. Reads use a separate pool and do not
+// wait for writers. Writers in other processes are waited for up to the
+// busy timeout (WithBusyTimeout).
 package journal
 
 import (

@@ -56,8 +56,9 @@ func (e *LockedError) Error() string {
 // process that dies holding it leaves it stale, as above.
 //
 // release removes the lock if it is still this Lock's (not if it was taken
-// over or broken since); it is idempotent and safe to call after the
-// journal is closed only if it was called before.
+// over or broken since). It is idempotent and safe for concurrent use; call
+// it before Close (after Close it fails and the lock stays, to be taken
+// over as stale).
 func (j *Journal) Lock(ctx context.Context, owner Owner) (release func() error, err error) {
 	if owner.Host == "" || owner.PID <= 0 {
 		return nil, invalid("lock owner needs a host and a PID (got host %q, PID %d)", owner.Host, owner.PID)

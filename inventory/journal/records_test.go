@@ -378,7 +378,7 @@ func TestConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
 	j, _ := openTemp(t)
 	mustRun(t, j, "r1")
-	const vms, steps = 200, 5
+	const vms, steps = 100, 4
 	var wg sync.WaitGroup
 	errs := make(chan error, vms)
 	for v := range vms {

@@ -24,8 +24,6 @@ const (
 type bootState struct {
 	kind bootKind
 	upAt time.Time // guest reachable from (normal, safe)
-	// forceSafe keeps a safe-mode boot safe after its flag was cleared.
-	forceSafe bool
 }
 
 func (k bootKind) up() bool { return k == bootNormal || k == bootSafe }

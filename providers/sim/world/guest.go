@@ -312,17 +312,17 @@ func (m *machine) ListDisks(ctx context.Context, _ guest.ListDisksParams) (guest
 // dataDisk finds the data disk at number carrying serial. Caller holds mu.
 func (w *World) dataDisk(v *vm, number int, serial string, now time.Time) (*disk, error) {
 	if number == 0 {
-		return nil, errors.New("disk 0 is the running system disk; refusing")
+		return nil, fmt.Errorf("disk 0 is the running system disk: %w", guest.ErrRefused)
 	}
 	for _, d := range w.visible(v, now) {
 		if d.number == number {
 			if d.id != serial {
-				return nil, fmt.Errorf("disk %d has serial %s, not %s; refusing", number, d.id, serial)
+				return nil, fmt.Errorf("disk %d has serial %s, not %s: %w", number, d.id, serial, guest.ErrRefused)
 			}
 			return d, nil
 		}
 	}
-	return nil, fmt.Errorf("no disk %d", number)
+	return nil, fmt.Errorf("no disk %d: %w", number, guest.ErrRefused)
 }
 
 func (w *World) freeLetter(v *vm) string {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
-	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
 	"github.com/fixfleet/fixfleet/providers/sim/winrmd"
 )
@@ -104,4 +103,14 @@ func criteria() guest.FileCriteria {
 	return guest.FileCriteria{Dir: inc.RelDirectory(), Pattern: inc.Pattern, BadFrom: inc.BadFrom, BadUntil: inc.BadUntil, Header: inc.Header}
 }
 
-var _ = providers.ErrConflict
+// powerOf is a test aid: v's power state now.
+func (w *World) powerOf(id string) inventory.PowerState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v := w.vms[id]
+	if v == nil {
+		return ""
+	}
+	w.advance(v, w.clk.Now())
+	return v.power
+}

@@ -299,7 +299,7 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 			}
 			w.evalBoot(v)
 			if vs.BootMode == "safe" {
-				v.boot.kind, v.boot.forceSafe = bootSafe, true
+				v.boot.kind = bootSafe
 			}
 			if v.boot.kind == bootCrash && v.cond.stuckAfter > 0 && v.cond.crashes >= v.cond.stuckAfter &&
 				!now.Before(v.lastBootAt.Add(w.crashAfter(v))) {

@@ -3,8 +3,6 @@ package world
 import (
 	"sort"
 	"time"
-
-	"github.com/fixfleet/fixfleet/inventory"
 )
 
 // referee keeps the action log the audit is computed from. It never trusts
@@ -221,18 +219,6 @@ func (w *World) Truth(id string) (string, bool) {
 	}
 	w.advance(v, w.clk.Now())
 	return w.truth(v), true
-}
-
-// powerOf is a test and debugging aid: v's power state now.
-func (w *World) powerOf(id string) inventory.PowerState {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	v := w.vms[id]
-	if v == nil {
-		return ""
-	}
-	w.advance(v, w.clk.Now())
-	return v.power
 }
 
 // Accounts lists the accounts that own fleet VMs, sorted.
