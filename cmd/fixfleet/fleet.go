@@ -146,7 +146,7 @@ func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
 }
 
 func openSimFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
-	w, err := o.world.open()
+	w, err := o.world.open(false)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ world of your own.`,
 }
 
 func runSimExport(_ context.Context, o worldOpts, stdout io.Writer) error {
-	w, err := o.open()
+	w, err := o.open(true)
 	if err != nil {
 		return err
 	}

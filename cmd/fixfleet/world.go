@@ -56,8 +56,9 @@ func (o *worldOpts) load() (world.Scenario, error) {
 }
 
 // open builds a running world on a scaled clock that starts at the
-// scenario's own time.
-func (o *worldOpts) open() (*world.World, error) {
+// scenario's own time. frozen stops its clock at that time instead (for
+// exporting the world as it is).
+func (o *worldOpts) open(frozen bool) (*world.World, error) {
 	if o.timeScale <= 0 {
 		return nil, badInput(fmt.Errorf("--time-scale: %v must be > 0", o.timeScale))
 	}
@@ -65,7 +66,11 @@ func (o *worldOpts) open() (*world.World, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := world.Load(sc, clock.NewScaled(sc.Now, o.timeScale))
+	var clk clock.Clock = clock.NewScaled(sc.Now, o.timeScale)
+	if frozen {
+		clk = world.NewManualClock(sc.Now)
+	}
+	w, err := world.Load(sc, clk)
 	if err != nil {
 		return nil, badInput(err)
 	}

@@ -8,9 +8,14 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 )
 
+// cellWidth is the widest a table cell grows before its text wraps onto
+// more lines, so that a long reason does not push a table off the screen.
+const cellWidth = 48
+
 // renderText draws each table with box characters for a terminal.
 // Headers are shown as given (no automatic upper-casing); multi-line cells
-// stay multi-line; control characters are neutralised.
+// stay multi-line; long cells wrap at word boundaries; control characters
+// are neutralised.
 func renderText(w io.Writer, tables []Table) error {
 	for i, t := range tables {
 		if i > 0 {
@@ -32,7 +37,8 @@ func renderText(w io.Writer, tables []Table) error {
 		}
 		tbl := tablewriter.NewTable(w,
 			tablewriter.WithHeaderAutoFormat(tw.Off),
-			tablewriter.WithRowAutoWrap(tw.WrapNone),
+			tablewriter.WithRowAutoWrap(tw.WrapNormal),
+			tablewriter.WithRowMaxWidth(cellWidth),
 			tablewriter.WithTrimSpace(tw.Off),
 		)
 		if len(t.Headers) > 0 {

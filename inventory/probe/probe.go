@@ -66,6 +66,9 @@ func (p *Prober) Probe(ctx context.Context, vm inventory.VM) inventory.Probe {
 	case errors.Is(err, guest.ErrAuth):
 		out.Error = classify.ProbeErrAuth + ": " + err.Error()
 		return out
+	case errors.Is(err, guest.ErrUnreachable):
+		out.Error = fmt.Sprintf("WinRM does not answer at %s:%d", ep.Host, ep.Port)
+		return out
 	case err != nil:
 		out.Error = fmt.Sprintf("WinRM probe failed: %v", err)
 		return out
