@@ -51,7 +51,7 @@ func checkClassification(t *testing.T, wo worldOpts) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	w := f.world
+	w := f.sim.world
 	spec := map[string]world.VMSpec{}
 	before := map[string]string{}
 	for _, v := range w.Export().VMs {

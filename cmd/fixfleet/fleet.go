@@ -18,9 +18,6 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/probe"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
-	"github.com/fixfleet/fixfleet/providers/sim"
-	"github.com/fixfleet/fixfleet/providers/sim/winrmd"
-	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/keys"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -29,8 +26,9 @@ import (
 // sourceOpts say where the fleet comes from: a fleet.yaml, or (--sim) the
 // embedded simulated cloud.
 type sourceOpts struct {
-	config string
-	sim    bool
+	config      string
+	sim         bool
+	simEndpoint string
 	world  worldOpts
 	window classify.AssessOptions // only Window and Samples are set from flags
 }
@@ -38,6 +36,7 @@ type sourceOpts struct {
 func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.config, "config", "fleet.yaml", "fleet configuration file")
 	fs.BoolVar(&o.sim, "sim", false, "use the embedded simulated cloud instead of --config")
+	fs.StringVar(&o.simEndpoint, "sim-endpoint", "", "use the simulated world served at this URL (fixfleet sim serve)")
 	o.world.addFlags(fs)
 	fs.DurationVar(&o.window.Window, "window", classify.DefaultWindow, "sampling window for boot loops (cloud time)")
 	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
@@ -57,8 +56,13 @@ type fleet struct {
 	accounts []account
 	prober   *probe.Prober
 	clock    clock.Clock
-	world    *world.World // set only for the simulator
-	closers  []func() error
+	// guest and creds reach the guests over WinRM (nil/zero without
+	// guest access); keySource holds the BitLocker recovery keys.
+	guest     *guest.Client
+	creds     guest.Credentials
+	keySource *keys.Source
+	sim       *simBackend // set only for the simulator
+	closers   []func() error
 }
 
 // Close releases what openFleet started (the simulator's servers).
@@ -72,7 +76,7 @@ func (f *fleet) Close() error {
 
 // openFleet opens the fleet the options name.
 func openFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
-	if o.sim {
+	if o.sim || o.simEndpoint != "" {
 		return openSimFleet(ctx, o)
 	}
 	return openConfigFleet(ctx, o)
@@ -85,11 +89,11 @@ var sakuraZones = []string{"is1a", "is1b", "is1c", "tk1a", "tk1b", "tk1v"}
 // no simulated world is running (then "sim" is not available). The cloud
 // providers are not built yet: their accounts validate offline (zones) and
 // fail to open with an error that says so.
-func newRegistry(w *world.World) *providers.Registry {
+func newRegistry(simSpec providers.Spec) *providers.Registry {
 	reg := providers.NewRegistry()
 	// Names are constant and distinct: Register cannot fail here.
-	if w != nil {
-		_ = reg.Register("sim", sim.Spec(w))
+	if simSpec.Open != nil {
+		_ = reg.Register("sim", simSpec)
 	}
 	_ = reg.Register("sakura", notBuilt("Sakura Cloud", func(a providers.Account) error { return providers.CheckZones(a, sakuraZones) }))
 	_ = reg.Register("aws", notBuilt("AWS", nil))
@@ -109,7 +113,7 @@ func notBuilt(cloud string, validate func(providers.Account) error) providers.Sp
 }
 
 func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
-	reg := newRegistry(nil)
+	reg := newRegistry(providers.Spec{})
 	cfg, err := config.Load(o.config, reg, os.Getenv)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && o.config == "fleet.yaml" {
@@ -123,7 +127,7 @@ func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
 	}
 	f := &fleet{incident: cfg.Incident, policy: pol, clock: clock.Real{}}
 	if cfg.Keys != nil {
-		f.keys = cfg.Keys
+		f.keys, f.keySource = cfg.Keys, cfg.Keys
 	}
 	env := providers.Env{Getenv: os.Getenv, Clock: f.clock}
 	for _, a := range cfg.Accounts() {
@@ -138,43 +142,63 @@ func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
 		if cfg.Guest.Proxy != "" {
 			dial = guest.NewConnectDialer(cfg.Guest.Proxy)
 		}
-		f.prober = f.newProber(guest.NewClient(guest.ClientOptions{Dial: dial}),
-			guest.Credentials{User: cfg.Guest.Username, Password: cfg.Guest.Password.Reveal()})
+		f.guest = guest.NewClient(guest.ClientOptions{Dial: dial})
+		f.closers = append(f.closers, func() error { f.guest.CloseIdleConnections(); return nil })
+		f.creds = guest.Credentials{User: cfg.Guest.Username, Password: cfg.Guest.Password.Reveal()}
+		f.prober = f.newProber(f.guest, f.creds)
 		f.prober.Port, f.prober.HTTPS = cfg.Guest.Port, cfg.Guest.HTTPS
 	}
 	return f, nil
 }
 
 func openSimFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
-	w, err := o.world.open(false)
+	var b *simBackend
+	if o.simEndpoint != "" {
+		rb, err := remoteBackend(ctx, o.simEndpoint)
+		if err != nil {
+			return nil, err
+		}
+		b = rb
+	} else {
+		w, err := o.world.open(false)
+		if err != nil {
+			return nil, err
+		}
+		if b, err = localBackend(w); err != nil {
+			return nil, err
+		}
+	}
+	f, err := fleetOn(ctx, b)
 	if err != nil {
+		b.close()
 		return nil, err
 	}
-	srv, err := winrmd.Start(w, winrmd.Options{})
+	return f, nil
+}
+
+// fleetOn opens every account of a simulated world, with the policy
+// defaults and the world's escrowed keys.
+func fleetOn(ctx context.Context, b *simBackend) (*fleet, error) {
+	ks, err := keys.FromSecrets(b.keys)
 	if err != nil {
-		return nil, fmt.Errorf("simulator: starting the WinRM service: %w", err)
-	}
-	ks, err := keys.FromSecrets(w.EscrowedKeys())
-	if err != nil {
-		srv.Close()
 		return nil, fmt.Errorf("simulator: escrowed keys: %w", err)
 	}
-	f := &fleet{incident: w.Incident(), policy: policy.Default(), keys: ks, clock: w.Clock(), world: w,
-		closers: []func() error{srv.Close}}
-	reg := newRegistry(w)
-	env := providers.Env{Getenv: func(string) string { return "" }, Clock: w.Clock()}
-	for _, name := range w.Accounts() {
-		a := providers.Account{Tenant: name, Name: name, Provider: "sim", Zones: w.Zones()}
+	f := &fleet{incident: b.incident, policy: policy.Default(), keys: ks, keySource: ks, clock: b.clock, sim: b,
+		closers: []func() error{func() error { b.close(); return nil }}}
+	reg := newRegistry(b.spec)
+	env := providers.Env{Getenv: func(string) string { return "" }, Clock: b.clock}
+	for _, name := range b.accounts {
+		a := providers.Account{Tenant: name, Name: name, Provider: "sim", Zones: b.zones}
 		p, err := reg.Open(ctx, a, env)
 		if err != nil {
-			f.Close()
 			return nil, err
 		}
 		f.accounts = append(f.accounts, account{acct: a, prov: p})
 	}
-	client := guest.NewClient(guest.ClientOptions{Dial: guest.NewConnectDialer(srv.GatewayAddr())})
-	f.closers = append(f.closers, func() error { client.CloseIdleConnections(); return nil })
-	f.prober = f.newProber(client, guest.Credentials{User: w.GuestUser(), Password: w.GuestPassword().Reveal()})
+	f.guest = guest.NewClient(guest.ClientOptions{Dial: guest.NewConnectDialer(b.gateway)})
+	f.closers = append(f.closers, func() error { f.guest.CloseIdleConnections(); return nil })
+	f.creds = b.creds()
+	f.prober = f.newProber(f.guest, f.creds)
 	return f, nil
 }
 

@@ -14,7 +14,7 @@ func newSimCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "sim",
 		Short: "The embedded simulated cloud",
 	}
-	cmd.AddCommand(newSimExportCmd(stdout))
+	cmd.AddCommand(newSimExportCmd(stdout), newSimServeCmd(stdout), newSimAuditCmd(stdout))
 	return cmd
 }
 

@@ -1,0 +1,232 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory/journal"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+)
+
+// VM statuses the executor records (journal VM.Status).
+const (
+	StatusPending        = journal.VMPending
+	StatusRunning        = journal.VMRunning
+	StatusFixed          = journal.VMFixed          // healthy after fixfleet acted; Strategy says which
+	StatusFlagged        = journal.VMFlagged        // a person must act; Reason says what
+	StatusFailed         = journal.VMFailed         // a strategy could not be aborted cleanly; Reason says where things are
+	StatusSkippedHealthy = journal.VMSkippedHealthy // found healthy before anything was changed
+	// StatusUntouchedHealthy: the plan gave strategy none (healthy); never
+	// touched.
+	StatusUntouchedHealthy = "untouched-healthy"
+)
+
+// Run statuses (Result.Status).
+const (
+	RunDone             = "done"
+	RunRunning          = "running" // in progress, or its process died (see the journal lock)
+	RunPausedCanary     = "paused: canary failed"
+	RunPausedBrake      = "paused: failure brake"
+	RunPausedInterrupt  = "paused: interrupted"
+	RunAbortedByJournal = "aborted"
+)
+
+// Step names with a meaning to the executor.
+const (
+	// StepRecheck is the conventional name of a strategy's read-only
+	// re-check step (default Options.ReadOnlyStep).
+	StepRecheck = "recheck"
+	// StepAbort is the journal name of a strategy's Abort.
+	StepAbort = "abort"
+)
+
+// Event kinds, journaled (in the journal's event log) unless marked.
+const (
+	EvRunStarted        = "run.started"
+	EvRunResumed        = "run.resumed"
+	EvRunDone           = "run.done"
+	EvPausedCanary      = "run.paused.canary"
+	EvPausedBrake       = "run.paused.failure-brake"
+	EvPausedInterrupted = "run.paused.interrupted"
+	EvWaveStarted       = "wave.started"
+	EvWaveFinished      = "wave.finished"
+	EvVMStarted         = "vm.started"
+	EvVMResumed         = "vm.resumed"
+	EvVMFixed           = "vm.fixed"
+	EvVMSkippedHealthy  = "vm.skipped-healthy"
+	EvVMFlagged         = "vm.flagged"
+	EvVMFailed          = "vm.failed"
+	EvStrategyFailed    = "vm.strategy-failed" // message "<strategy>: <reason>"
+	EvStepBegun         = "step.begun"         // not journaled (the steps table has it)
+	EvStepEnded         = "step.ended"         // not journaled
+	EvStepRetry         = "step.retry"
+	EvBreakerOpen       = "breaker.open"
+	EvBreakerHalfOpen   = "breaker.half-open"
+	EvBreakerClosed     = "breaker.closed"
+	EvBrakeTripped      = "brake.tripped"
+	EvHelpersReleased   = "helpers.released"
+	EvHelpersKept       = "helpers.kept"
+	EvHelpersFailed     = "helpers.release-failed"
+)
+
+// Event is one progress event.
+type Event struct {
+	At       time.Time
+	Kind     string // one of the Ev* kinds
+	VMKey    string // "" for run-wide events
+	Strategy policy.Strategy
+	Step     string
+	Attempt  int
+	Message  string
+}
+
+// VMResult is one VM's outcome.
+type VMResult struct {
+	Key      string
+	Name     string
+	Wave     int
+	Strategy policy.Strategy // the strategy it ended on (or is on)
+	Status   string          // one of the Status* constants
+	Reason   string
+}
+
+// Result summarises a run. Run returns it; Status rebuilds the same from
+// the journal alone.
+type Result struct {
+	RunID  string
+	PlanID string
+	// Status is one of the Run* constants.
+	Status string
+	// Message says why the run paused (empty when done).
+	Message string
+	// VMs in plan order.
+	VMs []VMResult
+
+	Fixed            int
+	FixedBy          map[policy.Strategy]int
+	SkippedHealthy   int // found healthy on re-check, untouched
+	UntouchedHealthy int // planned as healthy (strategy none)
+	Flagged          int // acted-on VMs a person must look at
+	Failed           int
+	Manual           int // planned as manual (flagged with the plan's reasons)
+	Pending          int // not finished (not started, or in progress)
+
+	// Elapsed is the clock time the run's apply processes ran, summed.
+	Elapsed time.Duration
+	// Retries counts step attempts retried after a retryable error.
+	Retries int
+	// BreakerOpenings counts control-plane breaker openings.
+	BreakerOpenings int
+}
+
+// Status rebuilds a run's Result from the journal alone (for `fixfleet
+// status` and `report`). It needs no lock and may run while an apply is
+// under way. runID "" selects the latest run.
+func Status(ctx context.Context, j *journal.Journal, runID string) (*Result, error) {
+	var run journal.Run
+	var err error
+	if runID == "" {
+		run, err = j.LatestRun(ctx)
+	} else {
+		run, err = j.GetRun(ctx, runID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p plan.Plan
+	if err := json.Unmarshal(run.PlanJSON, &p); err != nil {
+		return nil, fmt.Errorf("run %s: the stored plan does not decode: %w", run.ID, err)
+	}
+	vms, err := j.ListVMs(ctx, run.ID)
+	if err != nil {
+		return nil, err
+	}
+	rec := make(map[string]journal.VM, len(vms))
+	for _, v := range vms {
+		rec[v.VMKey] = v
+	}
+	res := &Result{RunID: run.ID, PlanID: run.PlanID, FixedBy: map[policy.Strategy]int{}}
+	for _, v := range p.VMs {
+		vr := VMResult{Key: v.Key, Name: v.Name, Wave: v.Wave, Strategy: v.Strategy, Status: StatusPending}
+		if r, ok := rec[v.Key]; ok {
+			vr.Status, vr.Reason = r.Status, r.Reason
+			if r.Strategy != "" {
+				vr.Strategy = policy.Strategy(r.Strategy)
+			}
+		}
+		switch {
+		case vr.Status == StatusFixed:
+			res.Fixed++
+			res.FixedBy[vr.Strategy]++
+		case vr.Status == StatusSkippedHealthy:
+			res.SkippedHealthy++
+		case vr.Status == StatusUntouchedHealthy:
+			res.UntouchedHealthy++
+		case vr.Status == StatusFlagged && v.Strategy == plan.Manual:
+			res.Manual++
+		case vr.Status == StatusFlagged:
+			res.Flagged++
+		case vr.Status == StatusFailed:
+			res.Failed++
+		default:
+			res.Pending++
+		}
+		res.VMs = append(res.VMs, vr)
+	}
+	evs, err := j.Events(ctx, run.ID, journal.EventFilter{Kinds: []string{
+		EvRunStarted, EvRunResumed, EvRunDone, EvPausedCanary, EvPausedBrake, EvPausedInterrupted,
+		EvStepRetry, EvBreakerOpen,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	var segStart time.Time
+	var last journal.Event
+	for _, e := range evs {
+		switch e.Kind {
+		case EvStepRetry:
+			res.Retries++
+		case EvBreakerOpen:
+			res.BreakerOpenings++
+		case EvRunStarted, EvRunResumed:
+			segStart = e.At
+		default: // the end of a segment
+			if !segStart.IsZero() {
+				res.Elapsed += e.At.Sub(segStart)
+				segStart = time.Time{}
+			}
+			last = e
+		}
+	}
+	switch run.Status {
+	case journal.RunDone:
+		res.Status = RunDone
+	case journal.RunAborted:
+		res.Status = RunAbortedByJournal
+	case journal.RunPaused:
+		res.Status, res.Message = RunPausedInterrupt, last.Message
+		switch last.Kind {
+		case EvPausedCanary:
+			res.Status = RunPausedCanary
+		case EvPausedBrake:
+			res.Status = RunPausedBrake
+		}
+	default:
+		res.Status = RunRunning
+	}
+	return res, nil
+}
+
+// lastPause returns the kind and message of the run's last end-of-segment
+// event ("" if none).
+func lastPause(ctx context.Context, j *journal.Journal, runID string) (kind, msg string, err error) {
+	evs, err := j.Events(ctx, runID, journal.EventFilter{Kinds: []string{EvRunDone, EvPausedCanary, EvPausedBrake, EvPausedInterrupted}})
+	if err != nil || len(evs) == 0 {
+		return "", "", err
+	}
+	e := evs[len(evs)-1]
+	return e.Kind, e.Message, nil
+}

@@ -1,0 +1,319 @@
+package brake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/guest"
+)
+
+// State is a circuit breaker's state.
+type State int
+
+// Breaker states.
+const (
+	// Closed: calls flow.
+	Closed State = iota
+	// Open: no call may start until the cool-down has passed.
+	Open
+	// HalfOpen: one probe call is let through; its result closes or
+	// re-opens the breaker.
+	HalfOpen
+)
+
+func (s State) String() string {
+	switch s {
+	case Closed:
+		return "closed"
+	case Open:
+		return "open"
+	case HalfOpen:
+		return "half-open"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Outcome is how one call went, as the breaker sees the control plane.
+type Outcome int
+
+// Call outcomes.
+const (
+	// Success: the control plane answered (even if the answer was "no").
+	Success Outcome = iota
+	// APIError: the control plane failed (unavailable or throttled).
+	APIError
+	// Neutral: the call says nothing about the control plane (the guest
+	// did not answer, the caller was cancelled).
+	Neutral
+)
+
+// Classify maps a call's error to an Outcome:
+//   - nil, and every error other than those below: Success (the control
+//     plane answered; a step failing for its own reasons is not an outage);
+//   - providers.ErrUnavailable or providers.ErrThrottled: APIError;
+//   - guest.ErrUnreachable, context.Canceled, context.DeadlineExceeded:
+//     Neutral (a guest or the caller, not the control plane).
+func Classify(err error) Outcome {
+	switch {
+	case err == nil:
+		return Success
+	case errors.Is(err, providers.ErrUnavailable), errors.Is(err, providers.ErrThrottled):
+		return APIError
+	case errors.Is(err, guest.ErrUnreachable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return Neutral
+	}
+	return Success
+}
+
+// Change describes a state change, for OnChange.
+type Change struct {
+	From, To State
+	At       time.Time
+	// CoolDown is how long the breaker stays open (To == Open).
+	CoolDown time.Duration
+	// Reason says why, in words an operator reads (no secrets: it only
+	// holds counts and durations).
+	Reason string
+}
+
+// BreakerConfig configures a Breaker. Zero fields take the defaults.
+type BreakerConfig struct {
+	// Threshold opens the breaker when the share of API errors among the
+	// last Window calls exceeds it (0 < x <= 1; default 0.5; the plan's
+	// policy.api_error_threshold).
+	Threshold float64
+	// Window is the number of most recent calls the rate is taken over
+	// (default 20).
+	Window int
+	// MinCalls is the number of calls in the window before the rate counts
+	// (default 10).
+	MinCalls int
+	// Consecutive opens the breaker after this many ErrUnavailable in a
+	// row, whatever the rate (default 5).
+	Consecutive int
+	// CoolDown is the first open period (default 30s); each failed probe
+	// doubles it up to MaxCoolDown (default 10m).
+	CoolDown    time.Duration
+	MaxCoolDown time.Duration
+	// Poll is how often a waiting caller looks again while a probe is out
+	// (default 1s of clock time).
+	Poll time.Duration
+	// Clock is the time source (default clock.Real).
+	Clock clock.Clock
+	// OnChange, if set, is called after every state change, outside the
+	// breaker's lock, possibly from many goroutines.
+	OnChange func(Change)
+}
+
+func (c BreakerConfig) withDefaults() BreakerConfig {
+	if !(c.Threshold > 0 && c.Threshold <= 1) {
+		c.Threshold = 0.5
+	}
+	if c.Window <= 0 {
+		c.Window = 20
+	}
+	if c.MinCalls <= 0 {
+		c.MinCalls = 10
+	}
+	c.MinCalls = min(c.MinCalls, c.Window)
+	if c.Consecutive <= 0 {
+		c.Consecutive = 5
+	}
+	if c.CoolDown <= 0 {
+		c.CoolDown = 30 * time.Second
+	}
+	if c.MaxCoolDown < c.CoolDown {
+		c.MaxCoolDown = max(10*time.Minute, c.CoolDown)
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	return c
+}
+
+// Breaker is a circuit breaker for one control plane. Every call first
+// takes a Ticket (Acquire), which waits while the breaker is open, and
+// reports its result with Ticket.Done. Safe for concurrent use.
+//
+// Closed, it counts the results of the last Window calls; when the API
+// error share exceeds Threshold (after MinCalls) or Consecutive
+// ErrUnavailable arrive in a row, it opens for CoolDown. Then it goes
+// half-open and lets one call through as a probe: success closes it (and
+// resets the cool-down), an API error re-opens it for twice the previous
+// cool-down (capped at MaxCoolDown), a Neutral result lets another probe
+// through. Results of calls that started before the breaker opened are
+// ignored while it is open or half-open.
+type Breaker struct {
+	cfg BreakerConfig
+
+	mu          sync.Mutex
+	state       State
+	ring        []bool // true = API error; the last len(ring) <= Window results
+	next        int    // ring write position once full
+	consecutive int
+	openUntil   time.Time
+	cool        time.Duration
+	probing     bool
+	openings    int
+}
+
+// NewBreaker returns a closed breaker.
+func NewBreaker(cfg BreakerConfig) *Breaker {
+	cfg = cfg.withDefaults()
+	return &Breaker{cfg: cfg, cool: cfg.CoolDown}
+}
+
+// State returns the current state.
+func (b *Breaker) State() State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state
+}
+
+// Openings returns how many times the breaker has opened (re-openings
+// after a failed probe included).
+func (b *Breaker) Openings() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.openings
+}
+
+// Ticket is the permission for one call. Report its result with Done.
+type Ticket struct {
+	b     *Breaker
+	probe bool
+	once  sync.Once
+	after State
+}
+
+// Probe reports whether this call is the half-open breaker's probe.
+func (t *Ticket) Probe() bool { return t.probe }
+
+// Acquire waits until a call may start: at once when closed; while open,
+// until the cool-down has passed and this caller gets the probe, or until
+// a probe has closed the breaker. It returns ctx's error if ctx ends
+// first. The caller must call Done on the ticket exactly once (further
+// calls are ignored); a probe ticket never Done would hold the breaker
+// half-open.
+func (b *Breaker) Acquire(ctx context.Context) (*Ticket, error) {
+	for {
+		var wait time.Duration
+		var ch *Change
+		b.mu.Lock()
+		now := b.cfg.Clock.Now()
+		switch b.state {
+		case Closed:
+			b.mu.Unlock()
+			return &Ticket{b: b}, nil
+		case Open:
+			if !now.Before(b.openUntil) {
+				ch = b.setLocked(HalfOpen, now, "cool-down over; letting one call through as a probe")
+				b.probing = true
+				b.mu.Unlock()
+				b.notify(ch)
+				return &Ticket{b: b, probe: true}, nil
+			}
+			wait = min(b.openUntil.Sub(now), b.cfg.Poll)
+		case HalfOpen:
+			if !b.probing {
+				b.probing = true
+				b.mu.Unlock()
+				return &Ticket{b: b, probe: true}, nil
+			}
+			wait = b.cfg.Poll
+		}
+		b.mu.Unlock()
+		if err := b.cfg.Clock.Sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Done records the call's result (its error, classified by Classify) and
+// returns the breaker's state after it. Idempotent: only the first call
+// counts.
+func (t *Ticket) Done(err error) State {
+	t.once.Do(func() { t.after = t.b.record(t.probe, Classify(err)) })
+	return t.after
+}
+
+func (b *Breaker) record(probe bool, o Outcome) State {
+	var ch *Change
+	b.mu.Lock()
+	now := b.cfg.Clock.Now()
+	switch {
+	case probe:
+		b.probing = false
+		switch o {
+		case Success:
+			ch = b.setLocked(Closed, now, "the probe call succeeded; the control plane answers again")
+			b.cool = b.cfg.CoolDown
+			b.ring, b.next, b.consecutive = b.ring[:0], 0, 0
+		case APIError:
+			b.cool = min(2*b.cool, b.cfg.MaxCoolDown)
+			ch = b.openLocked(now, "the probe call failed")
+		}
+	case b.state != Closed:
+		// A call that started before the breaker opened: its result says
+		// nothing new.
+	case o == Neutral:
+	default:
+		bad := o == APIError
+		if len(b.ring) < b.cfg.Window {
+			b.ring = append(b.ring, bad)
+		} else {
+			b.ring[b.next] = bad
+			b.next = (b.next + 1) % b.cfg.Window
+		}
+		if bad {
+			b.consecutive++
+		} else {
+			b.consecutive = 0
+		}
+		errs := 0
+		for _, e := range b.ring {
+			if e {
+				errs++
+			}
+		}
+		switch {
+		case b.consecutive >= b.cfg.Consecutive:
+			ch = b.openLocked(now, fmt.Sprintf("%d API errors in a row", b.consecutive))
+		case len(b.ring) >= b.cfg.MinCalls && float64(errs)/float64(len(b.ring)) > b.cfg.Threshold:
+			ch = b.openLocked(now, fmt.Sprintf("%d of the last %d API calls failed (threshold %.0f%%)",
+				errs, len(b.ring), 100*b.cfg.Threshold))
+		}
+	}
+	st := b.state
+	b.mu.Unlock()
+	b.notify(ch)
+	return st
+}
+
+func (b *Breaker) openLocked(now time.Time, reason string) *Change {
+	b.openUntil = now.Add(b.cool)
+	b.openings++
+	ch := b.setLocked(Open, now, fmt.Sprintf("%s; pausing new calls for %s", reason, b.cool))
+	ch.CoolDown = b.cool
+	return ch
+}
+
+func (b *Breaker) setLocked(to State, now time.Time, reason string) *Change {
+	ch := &Change{From: b.state, To: to, At: now, Reason: reason}
+	b.state = to
+	return ch
+}
+
+func (b *Breaker) notify(ch *Change) {
+	if ch != nil && b.cfg.OnChange != nil {
+		b.cfg.OnChange(*ch)
+	}
+}

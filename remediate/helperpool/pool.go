@@ -1,0 +1,379 @@
+// Package helperpool leases slots on helper VMs to the helper-mount
+// strategy: it implements step.HelperPool over a provider's
+// providers.Helpers.
+//
+// Helpers are grouped by zone and Windows release. Each helper serves up to
+// Options.PerHelper disks at once and is reused across VMs; a group grows by
+// one helper when every helper in it is full. Every helper the pool creates
+// carries the tags {providers.TagRun: run ID, providers.TagRole: "helper",
+// TagPoolIndex: "<zone>/<release>/<n>"}, so that Helpers.Acquire, which is
+// idempotent by tags, finds helper n of a group again instead of creating
+// another one (also in a later process of the same run).
+//
+// Concurrency: a Pool is safe for concurrent use. Leases in one zone ×
+// release group are serialised (so that two VMs leasing at once never make
+// two helpers when one has room, and the second waits for a helper the
+// first is creating); different groups never wait for each other.
+//
+// The pool holds no secret and logs nothing.
+package helperpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// TagPoolIndex is the tag key that numbers the helpers of one zone ×
+// release group: "<zone>/<release>/<n>", n from 0.
+const TagPoolIndex = "fixfleet-pool-index"
+
+// RoleHelper is the providers.TagRole value of helpers.
+const RoleHelper = "helper"
+
+// DefaultPerHelper is how many disks one helper serves at once by default.
+const DefaultPerHelper = 4
+
+// Options configure a Pool.
+type Options struct {
+	// RunID tags every helper (providers.TagRun). Required.
+	RunID string
+	// PerHelper is the number of disks one helper serves at once
+	// (default DefaultPerHelper).
+	PerHelper int
+	// Observer, when set, is used to check that a hint helper (a helper ID
+	// from an earlier process's facts) still exists before it is adopted.
+	// Without it a hint is adopted as given.
+	Observer providers.Observer
+}
+
+// Pool implements step.HelperPool. Use New.
+type Pool struct {
+	helpers providers.Helpers
+	opts    Options
+
+	mu     sync.Mutex
+	groups map[string]*group // by groupKey
+	leases map[string]*entry // by vmKey
+}
+
+var _ step.HelperPool = (*Pool)(nil)
+
+// group is the helpers of one zone × release. mu serialises leasing in the
+// group (it is held while a helper is created); Pool.mu guards the fields.
+type group struct {
+	mu      sync.Mutex
+	zone    string
+	win     inventory.WindowsVersion
+	entries []*entry
+}
+
+// entry is one helper and the VMs holding a slot on it.
+type entry struct {
+	ref    providers.VMRef
+	index  int // pool index, -1 when adopted from a hint and not yet known
+	leases map[string]bool
+}
+
+// New returns a pool over h. It fails when RunID is empty or h is nil.
+func New(h providers.Helpers, opts Options) (*Pool, error) {
+	if h == nil {
+		return nil, fmt.Errorf("helper pool: the provider has no helpers capability: %w", providers.ErrUnsupported)
+	}
+	if strings.TrimSpace(opts.RunID) == "" {
+		return nil, errors.New("helper pool: a run ID is required")
+	}
+	if opts.PerHelper <= 0 {
+		opts.PerHelper = DefaultPerHelper
+	}
+	return &Pool{helpers: h, opts: opts, groups: map[string]*group{}, leases: map[string]*entry{}}, nil
+}
+
+func groupKey(zone string, win inventory.WindowsVersion) string { return zone + "/" + win.Release }
+
+func (p *Pool) group(zone string, win inventory.WindowsVersion) *group {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := groupKey(zone, win)
+	g := p.groups[k]
+	if g == nil {
+		g = &group{zone: zone, win: win}
+		p.groups[k] = g
+	}
+	return g
+}
+
+// Lease implements step.HelperPool. It returns a running helper of release
+// win in zone with a slot reserved for vmKey:
+//   - the helper vmKey already leases, if any (idempotent per vmKey);
+//   - else the helper named by hint (an earlier process's lease: the VM's
+//     disk may be attached to it), adopted even when it is full;
+//   - else the first helper of the group with a free slot;
+//   - else a new helper (Helpers.Acquire with the next pool index, which
+//     finds an earlier process's helper of that index instead of creating
+//     one when it exists).
+//
+// Errors: providers.ErrNotFound when the zone has no image of the release;
+// retryable provider errors as Helpers.Acquire returns them (nothing is
+// reserved then, so calling again is safe).
+func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVersion, vmKey, hint string) (providers.VMRef, error) {
+	if vmKey == "" {
+		return providers.VMRef{}, errors.New("helper pool: empty VM key")
+	}
+	g := p.group(zone, win)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+
+	p.mu.Lock()
+	if e := p.leases[vmKey]; e != nil {
+		p.mu.Unlock()
+		return e.ref, nil
+	}
+	if hint != "" {
+		if e := p.findLocked(g, hint); e != nil {
+			p.takeLocked(e, vmKey)
+			p.mu.Unlock()
+			return e.ref, nil
+		}
+	}
+	p.mu.Unlock()
+
+	if hint != "" {
+		ok, err := p.exists(ctx, zone, hint)
+		if err != nil {
+			return providers.VMRef{}, err
+		}
+		if ok {
+			p.mu.Lock()
+			e := p.findLocked(g, hint)
+			if e == nil {
+				e = &entry{ref: providers.VMRef{ID: hint, Zone: zone}, index: -1, leases: map[string]bool{}}
+				g.entries = append(g.entries, e)
+			}
+			p.takeLocked(e, vmKey)
+			p.mu.Unlock()
+			return e.ref, nil
+		}
+	}
+
+	p.mu.Lock()
+	for _, e := range g.entries {
+		if len(e.leases) < p.opts.PerHelper {
+			p.takeLocked(e, vmKey)
+			p.mu.Unlock()
+			return e.ref, nil
+		}
+	}
+	p.mu.Unlock()
+
+	// Every known helper is full: acquire the next index. Acquire may hand
+	// back a helper this process adopted from a hint without knowing its
+	// index (or one an earlier process made): learn it and try the next.
+	for idx := 0; ; idx++ {
+		p.mu.Lock()
+		used := false
+		for _, e := range g.entries {
+			if e.index == idx {
+				used = true
+			}
+		}
+		p.mu.Unlock()
+		if used {
+			continue
+		}
+		ref, err := p.helpers.Acquire(ctx, zone, win, p.tags(zone, win, idx))
+		if err != nil {
+			return providers.VMRef{}, fmt.Errorf("helper pool: helper %d of Windows Server %s in %s: %w", idx, win.Release, zone, err)
+		}
+		p.mu.Lock()
+		e := p.findLocked(g, ref.ID)
+		if e == nil {
+			e = &entry{ref: ref, index: idx, leases: map[string]bool{}}
+			g.entries = append(g.entries, e)
+		} else {
+			e.index, e.ref = idx, ref
+		}
+		if len(e.leases) < p.opts.PerHelper {
+			p.takeLocked(e, vmKey)
+			p.mu.Unlock()
+			return e.ref, nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+// tags are the tags of helper idx of a group.
+func (p *Pool) tags(zone string, win inventory.WindowsVersion, idx int) providers.Tags {
+	return providers.Tags{
+		providers.TagRun:  p.opts.RunID,
+		providers.TagRole: RoleHelper,
+		TagPoolIndex:      zone + "/" + win.Release + "/" + strconv.Itoa(idx),
+	}
+}
+
+// exists reports whether helper id still exists (true without an
+// Observer).
+func (p *Pool) exists(ctx context.Context, zone, id string) (bool, error) {
+	if p.opts.Observer == nil {
+		return true, nil
+	}
+	m, err := p.opts.Observer.Observe(ctx, []providers.VMRef{{ID: id, Zone: zone}})
+	if err != nil {
+		return false, fmt.Errorf("helper pool: checking helper %s: %w", id, err)
+	}
+	_, ok := m[id]
+	return ok, nil
+}
+
+// findLocked returns the entry of helper id in g. Caller holds p.mu.
+func (p *Pool) findLocked(g *group, id string) *entry {
+	for _, e := range g.entries {
+		if e.ref.ID == id {
+			return e
+		}
+	}
+	return nil
+}
+
+// takeLocked reserves a slot of e for vmKey. Caller holds p.mu.
+func (p *Pool) takeLocked(e *entry, vmKey string) {
+	e.leases[vmKey] = true
+	p.leases[vmKey] = e
+}
+
+// Return implements step.HelperPool: it frees vmKey's slot. Idempotent:
+// returning a slot not held (or on a helper the pool does not know) is
+// fine. It never touches the cloud.
+func (p *Pool) Return(_ context.Context, helper providers.VMRef, vmKey string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.leases[vmKey]; e != nil && (helper.ID == "" || e.ref.ID == helper.ID) {
+		delete(e.leases, vmKey)
+		delete(p.leases, vmKey)
+	}
+	return nil
+}
+
+// Lease is a helper and the VM keys holding a slot on it.
+type Lease struct {
+	Helper providers.VMRef `json:"helper"`
+	VMs    []string        `json:"vms"`
+}
+
+// Leases lists the pool's helpers, busiest first, with their leases.
+func (p *Pool) Leases() []Lease {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Lease
+	for _, g := range p.groups {
+		for _, e := range g.entries {
+			l := Lease{Helper: e.ref, VMs: make([]string, 0, len(e.leases))}
+			for k := range e.leases {
+				l.VMs = append(l.VMs, k)
+			}
+			sort.Strings(l.VMs)
+			out = append(out, l)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if len(out[i].VMs) != len(out[j].VMs) {
+			return len(out[i].VMs) > len(out[j].VMs)
+		}
+		return out[i].Helper.ID < out[j].Helper.ID
+	})
+	return out
+}
+
+// Kept is a helper ReleaseAll left in place, and why.
+type Kept struct {
+	Helper providers.VMRef `json:"helper"`
+	Reason string          `json:"reason"`
+}
+
+// Report says what ReleaseAll did.
+type Report struct {
+	Released []providers.VMRef `json:"released,omitempty"`
+	Kept     []Kept            `json:"kept,omitempty"`
+}
+
+// ReleaseAll ends the pool's part in a run. With keep set it deletes
+// nothing and lists every helper as kept. Otherwise it deletes every idle
+// helper (no slot leased) with Helpers.Release, and keeps, with the reason:
+// helpers still leased by a VM, and helpers the cloud refuses to delete
+// (ErrConflict: a disk that is not the helper's own is still attached —
+// a person must look at it). Released helpers are forgotten; kept ones
+// stay in the pool. Idempotent. The error joins the failures other than
+// conflicts (e.g. a control-plane outage): call again later.
+func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
+	var rep Report
+	p.mu.Lock()
+	keys := make([]string, 0, len(p.groups))
+	for k := range p.groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	groups := make([]*group, len(keys))
+	for i, k := range keys {
+		groups[i] = p.groups[k]
+	}
+	p.mu.Unlock()
+
+	var errs []error
+	for _, g := range groups {
+		// Holding the group's lease lock: no helper of the group is leased
+		// while it is being deleted.
+		g.mu.Lock()
+		var idle []*entry
+		p.mu.Lock()
+		for _, e := range g.entries {
+			switch {
+			case keep:
+				rep.Kept = append(rep.Kept, Kept{Helper: e.ref, Reason: "kept on request"})
+			case len(e.leases) > 0:
+				vms := make([]string, 0, len(e.leases))
+				for v := range e.leases {
+					vms = append(vms, v)
+				}
+				sort.Strings(vms)
+				rep.Kept = append(rep.Kept, Kept{Helper: e.ref, Reason: "still leased by " + strings.Join(vms, ", ")})
+			default:
+				idle = append(idle, e)
+			}
+		}
+		p.mu.Unlock()
+		for _, e := range idle {
+			err := p.helpers.Release(ctx, e.ref)
+			switch {
+			case err == nil:
+				rep.Released = append(rep.Released, e.ref)
+				p.forget(g, e)
+			case errors.Is(err, providers.ErrConflict):
+				rep.Kept = append(rep.Kept, Kept{Helper: e.ref, Reason: "the cloud refused to delete it (a disk that is not its own is still attached): " + err.Error()})
+			default:
+				errs = append(errs, fmt.Errorf("releasing helper %s: %w", e.ref, err))
+			}
+		}
+		g.mu.Unlock()
+	}
+	return rep, errors.Join(errs...)
+}
+
+// forget drops e from g. Caller holds g.mu.
+func (p *Pool) forget(g *group, e *entry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, x := range g.entries {
+		if x == e {
+			g.entries = append(g.entries[:i:i], g.entries[i+1:]...)
+			return
+		}
+	}
+}

@@ -1,0 +1,308 @@
+package strategy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/guest"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+func vmRef(vm *plan.VMPlan) providers.VMRef {
+	return providers.VMRef{ID: vm.ID, Region: vm.Region, Zone: vm.Zone, Name: vm.Name}
+}
+
+func diskRef(vm *plan.VMPlan, id string) providers.DiskRef {
+	return providers.DiskRef{ID: id, Region: vm.Region, Zone: vm.Zone}
+}
+
+// invVM is the plan entry as the prober wants it.
+func invVM(vm *plan.VMPlan) inventory.VM {
+	return inventory.VM{Location: vm.Location, ID: vm.ID, Name: vm.Name, Windows: vm.Windows, Power: vm.Power, OSDisk: vm.OSDisk}
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func tags(env *step.Env, vm *plan.VMPlan, role string) providers.Tags {
+	return providers.Tags{providers.TagRun: env.RunID, providers.TagVM: vm.ID, providers.TagRole: role}
+}
+
+// need fails the strategy when the provider lacks a capability.
+func need(env *step.Env, what string, has bool) error {
+	if env.Provider == nil || !has {
+		return step.Fail("the provider of this account has no %s capability", what)
+	}
+	return nil
+}
+
+// healthy reports whether a probe shows a normal boot with no bad file.
+func healthy(inc inventory.Incident, p inventory.Probe) bool {
+	if !p.Reachable || p.BootMode != inventory.BootNormal {
+		return false
+	}
+	return badFiles(inc, p) == 0
+}
+
+func badFiles(inc inventory.Incident, p inventory.Probe) int {
+	n := 0
+	for _, f := range p.Files {
+		if bad, _ := inc.Verdict(f); bad {
+			n++
+		}
+	}
+	return n
+}
+
+// probe re-checks the VM's guest. The prober never fails: an unreachable
+// guest is a probe with Reachable false.
+func probe(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, error) {
+	if env.Prober == nil {
+		return inventory.Probe{}, step.Fail("no guest prober: the VM cannot be re-checked, so nothing may be changed")
+	}
+	p := env.Prober.Probe(ctx, invVM(vm))
+	if err := ctx.Err(); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// observe reads the control plane's signals of ref. A missing VM is
+// ErrNotFound.
+func observe(ctx context.Context, env *step.Env, ref providers.VMRef) (inventory.Signals, error) {
+	if err := need(env, "observe", env.Provider != nil && env.Provider.Observer != nil); err != nil {
+		return inventory.Signals{}, err
+	}
+	m, err := env.Provider.Observer.Observe(ctx, []providers.VMRef{ref})
+	if err != nil {
+		return inventory.Signals{}, err
+	}
+	s, ok := m[ref.ID]
+	if !ok {
+		return inventory.Signals{}, providers.Errorf(providers.ErrNotFound, "Observe", "vm "+ref.ID, "the VM no longer exists")
+	}
+	return s, nil
+}
+
+// recheckStep is every strategy's first step: Observe and probe right
+// before the first change. A VM healthy now is step.ErrHealthy. pre, when
+// set, checks the strategy's precondition on the probe; it is skipped once
+// the strategy has made progress (progressKey among the facts), since the
+// VM is then part-way through the strategy.
+func recheckStep(progressKey string, pre func(p inventory.Probe, s inventory.Signals) error) step.Step {
+	return step.Step{Name: "recheck", Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+		s, err := observe(ctx, env, vmRef(vm))
+		if err != nil {
+			return nil, err
+		}
+		p, err := probe(ctx, env, vm)
+		if err != nil {
+			return nil, err
+		}
+		if healthy(env.Incident, p) {
+			return nil, fmt.Errorf("%w: %s booted normally and carries no bad file (re-checked %s)", step.ErrHealthy, vm.ID, stamp(p.At))
+		}
+		out := step.Facts{FactCheckedAt: stamp(env.Clock.Now()), FactPower: string(s.Power)}
+		if s.BootCount != nil {
+			out[FactBootCount] = strconv.Itoa(*s.BootCount)
+		}
+		if pre != nil && facts[progressKey] == "" {
+			if err := pre(p, s); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}}
+}
+
+// guard re-checks the VM's health right before a stop or restart when the
+// last check (facts' checked_at) is older than RecheckMaxAge. A healthy VM
+// is step.ErrHealthy. It returns the probe when it took one.
+func guard(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (*inventory.Probe, step.Facts, error) {
+	if t, err := time.Parse(time.RFC3339, facts[FactCheckedAt]); err == nil && env.Clock.Now().Sub(t) < RecheckMaxAge {
+		return nil, nil, nil
+	}
+	p, err := probe(ctx, env, vm)
+	if err != nil {
+		return nil, nil, err
+	}
+	if healthy(env.Incident, p) {
+		return &p, nil, fmt.Errorf("%w: %s booted normally and carries no bad file (re-checked %s)", step.ErrHealthy, vm.ID, stamp(p.At))
+	}
+	return &p, step.Facts{FactCheckedAt: stamp(env.Clock.Now())}, nil
+}
+
+// poll calls fn now and then every `every` until it reports done, fails, or
+// limit has passed (done false, nil error).
+func poll(ctx context.Context, env *step.Env, every, limit time.Duration, fn func() (bool, error)) (bool, error) {
+	deadline := env.Clock.Now().Add(limit)
+	for {
+		done, err := fn()
+		if err != nil || done {
+			return done, err
+		}
+		if !env.Clock.Now().Before(deadline) {
+			return false, nil
+		}
+		if err := env.Clock.Sleep(ctx, every); err != nil {
+			return false, err
+		}
+	}
+}
+
+// waitBoot polls the VM's guest until it is healthy or BootWait passed. It
+// returns the last probe and whether the VM is healthy.
+func waitBoot(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, bool, error) {
+	var last inventory.Probe
+	ok, err := poll(ctx, env, PollEvery, BootWait, func() (bool, error) {
+		p, err := probe(ctx, env, vm)
+		if err != nil {
+			return false, err
+		}
+		last = p
+		return healthy(env.Incident, p), nil
+	})
+	return last, ok, err
+}
+
+// describeProbe says in words what a probe saw.
+func describeProbe(inc inventory.Incident, p inventory.Probe) string {
+	switch {
+	case !p.Reachable:
+		if p.Error != "" {
+			return "the guest does not answer (" + p.Error + ")"
+		}
+		return "the guest does not answer"
+	case p.BootMode != inventory.BootNormal:
+		return "the guest runs in " + string(p.BootMode) + " mode"
+	}
+	if n := badFiles(inc, p); n > 0 {
+		return fmt.Sprintf("the guest still carries %d bad file(s)", n)
+	}
+	return "the guest is healthy"
+}
+
+// endpoint returns where ref's WinRM answers.
+func endpoint(ctx context.Context, env *step.Env, ref providers.VMRef) (providers.Endpoint, error) {
+	if err := need(env, "guest", env.Provider != nil && env.Provider.Guests != nil); err != nil {
+		return providers.Endpoint{}, err
+	}
+	if env.Guest == nil {
+		return providers.Endpoint{}, step.Fail("no guest client configured")
+	}
+	ep, err := env.Provider.Guests.GuestEndpoint(ctx, ref)
+	if err != nil {
+		return providers.Endpoint{}, err
+	}
+	if env.GuestPort != 0 {
+		ep.Port = env.GuestPort
+	}
+	return ep, nil
+}
+
+// criteria is the incident profile as delete-files parameters.
+func criteria(inc inventory.Incident) guest.FileCriteria {
+	return guest.FileCriteria{Dir: inc.RelDirectory(), Pattern: inc.Pattern, BadFrom: inc.BadFrom, BadUntil: inc.BadUntil, Header: inc.Header}
+}
+
+// deleteFacts records a delete-files result. A repeated call that deletes
+// nothing keeps the earlier count.
+func deleteFacts(facts step.Facts, r guest.DeleteResult) step.Facts {
+	out := step.Facts{FactKept: strconv.Itoa(len(r.Kept))}
+	if len(r.Deleted) > 0 || facts[FactDeleted] == "" {
+		out[FactDeleted] = strconv.Itoa(len(r.Deleted))
+	}
+	return out
+}
+
+func fmtIdentity(id inventory.DiskIdentity) string {
+	if id.IsZero() {
+		return ""
+	}
+	return string(id.Style) + ":" + id.ID
+}
+
+func parseIdentity(s string) (inventory.DiskIdentity, bool) {
+	st, id, ok := strings.Cut(s, ":")
+	if !ok || id == "" || (st != string(inventory.PartitionMBR) && st != string(inventory.PartitionGPT)) {
+		return inventory.DiskIdentity{}, false
+	}
+	return inventory.DiskIdentity{Style: inventory.PartitionStyle(st), ID: id}, true
+}
+
+// retryable reports whether the executor would retry err.
+func retryable(err error) bool {
+	return providers.Retryable(err) || errors.Is(err, guest.ErrUnreachable)
+}
+
+// startVM starts ref unless it is running or starting.
+func startVM(ctx context.Context, env *step.Env, ref providers.VMRef) error {
+	if err := need(env, "power", env.Provider != nil && env.Provider.Power != nil); err != nil {
+		return err
+	}
+	s, err := observe(ctx, env, ref)
+	if err != nil {
+		return err
+	}
+	if s.Power == inventory.PowerRunning || s.Power == inventory.PowerStarting {
+		return nil
+	}
+	return env.Provider.Power.Start(ctx, []providers.VMRef{ref})
+}
+
+// stopVM stops ref unless it is stopped, after a health guard. A guest
+// that does not answer cannot shut down by itself, so it is stopped by
+// force (a graceful stop would only wait for the cloud's shutdown timeout);
+// one that answers is stopped gracefully unless the policy forces.
+func stopVM(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	if err := need(env, "power", env.Provider != nil && env.Provider.Power != nil); err != nil {
+		return nil, err
+	}
+	ref := vmRef(vm)
+	s, err := observe(ctx, env, ref)
+	if err != nil {
+		return nil, err
+	}
+	if s.Power == inventory.PowerStopped {
+		return step.Facts{FactStopped: "true"}, nil
+	}
+	p, out, err := guard(ctx, env, vm, facts)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = step.Facts{}
+	}
+	force := env.Policy.ForceStop
+	if p == nil || !p.Reachable {
+		if s.InstanceReachable == nil || !*s.InstanceReachable {
+			force = true
+		}
+	}
+	if err := env.Provider.Power.Stop(ctx, []providers.VMRef{ref}, force); err != nil {
+		return nil, err
+	}
+	out[FactStopped] = "true"
+	return out, nil
+}
+
+// finalVerify is the last step of the strategies that boot the VM: poll
+// until the guest answers with a normal boot and no bad file.
+func finalVerify(name string) step.Step {
+	return step.Step{Name: name, Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+		p, ok, err := waitBoot(ctx, env, vm)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, step.Fail("%s did not come up healthy within %s: %s", vm.ID, BootWait, describeProbe(env.Incident, p))
+		}
+		return step.Facts{FactVerifiedAt: stamp(p.At)}, nil
+	}}
+}

@@ -1,0 +1,222 @@
+package strategy
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/guest"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// FactSafeModeBootCount is the cloud's boot counter while the VM ran in
+// safe mode, before delete-file changed anything: a higher count later
+// means the VM was restarted since.
+const FactSafeModeBootCount = "safe_mode_boot_count"
+
+// DeleteFile repairs a VM running in Safe Mode with networking, over WinRM.
+//
+// Steps:
+//   - recheck: healthy now → step.ErrHealthy; the guest must answer in safe
+//     mode (else step.Fail).
+//   - snapshot: a snapshot of the OS disk tagged {run, vm, role=snapshot}
+//     (an existing one is reused) before anything on the disk changes.
+//   - delete-files: the guest deletes, under C:, only the files the incident
+//     profile marks bad (name, time window, header); facts deleted, kept.
+//   - clear-safeboot: the next boot is a normal one.
+//   - restart: re-checks, then hard-resets the VM, unless the boot counter
+//     shows it already restarted since it was in safe mode (so a repeated
+//     step never restarts twice).
+//   - verify: polls until the guest answers with a normal boot and no bad
+//     file; otherwise step.Fail.
+//
+// Once the VM restarted, delete-files, clear-safeboot and restart do
+// nothing. Abort has nothing to undo: the snapshot is kept, the VM runs as
+// it is.
+type DeleteFile struct{}
+
+// Name implements step.Strategy.
+func (DeleteFile) Name() policy.Strategy { return policy.DeleteFile }
+
+// Steps implements step.Strategy.
+func (DeleteFile) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
+	return []step.Step{
+		recheckStep(FactSafeModeBootCount, func(p inventory.Probe, _ inventory.Signals) error {
+			if !p.Reachable || p.BootMode != inventory.BootSafeMode {
+				return step.Fail("delete-file needs the guest to answer in safe mode, but %s", describeProbe(inventory.Incident{}, p))
+			}
+			return nil
+		}),
+		snapshotStep(),
+		{Name: "delete-files", Run: dfDelete},
+		{Name: "clear-safeboot", Run: dfClearSafeBoot},
+		{Name: "restart", Run: dfRestart},
+		finalVerify("verify"),
+	}
+}
+
+// restartedSinceSafeMode reports whether the VM booted again since
+// delete-file found it in safe mode, and the current boot counter.
+func restartedSinceSafeMode(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (bool, *int, error) {
+	if facts[FactRestarted] == "true" {
+		return true, nil, nil
+	}
+	s, err := observe(ctx, env, vmRef(vm))
+	if err != nil {
+		return false, nil, err
+	}
+	if before, err := strconv.Atoi(facts[FactSafeModeBootCount]); err == nil && s.BootCount != nil && *s.BootCount > before {
+		return true, s.BootCount, nil
+	}
+	return false, s.BootCount, nil
+}
+
+func dfDelete(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	restarted, bc, err := restartedSinceSafeMode(ctx, env, vm, facts)
+	if err != nil || restarted {
+		return nil, err
+	}
+	if facts[FactSnapshotID] == "" {
+		return nil, step.Fail("refusing to delete files: no snapshot of disk %s was recorded", vm.OSDisk.ID)
+	}
+	ep, err := endpoint(ctx, env, vmRef(vm))
+	if err != nil {
+		return nil, err
+	}
+	r, err := env.Guest.DeleteFiles(ctx, ep, env.Creds, guest.DeleteParams{Root: "C:", Criteria: criteria(env.Incident)})
+	if err != nil {
+		return nil, err
+	}
+	out := deleteFacts(facts, r)
+	if facts[FactSafeModeBootCount] == "" && bc != nil {
+		out[FactSafeModeBootCount] = strconv.Itoa(*bc)
+	}
+	return out, nil
+}
+
+func dfClearSafeBoot(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	restarted, _, err := restartedSinceSafeMode(ctx, env, vm, facts)
+	if err != nil || restarted {
+		return nil, err
+	}
+	ep, err := endpoint(ctx, env, vmRef(vm))
+	if err != nil {
+		return nil, err
+	}
+	r, err := env.Guest.ClearSafeBoot(ctx, ep, env.Creds)
+	if err != nil {
+		return nil, err
+	}
+	out := step.Facts{}
+	if facts[FactSafeBootWasSet] == "" || r.WasSet {
+		out[FactSafeBootWasSet] = strconv.FormatBool(r.WasSet)
+	}
+	return out, nil
+}
+
+func dfRestart(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	if err := need(env, "power", env.Provider != nil && env.Provider.Power != nil); err != nil {
+		return nil, err
+	}
+	restarted, _, err := restartedSinceSafeMode(ctx, env, vm, facts)
+	if err != nil {
+		return nil, err
+	}
+	if restarted {
+		return step.Facts{FactRestarted: "true"}, nil
+	}
+	if facts[FactSafeModeBootCount] == "" {
+		// Without a boot counter a repeated step cannot tell whether the
+		// VM already restarted: look at the guest instead.
+		p, err := probe(ctx, env, vm)
+		if err != nil {
+			return nil, err
+		}
+		if p.Reachable && p.BootMode == inventory.BootNormal {
+			return step.Facts{FactRestarted: "true"}, nil
+		}
+	}
+	_, out, err := guard(ctx, env, vm, facts)
+	if err != nil {
+		return nil, err
+	}
+	if err := env.Provider.Power.Restart(ctx, vmRef(vm)); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = step.Facts{}
+	}
+	out[FactRestarted] = "true"
+	return out, nil
+}
+
+// Abort implements step.Strategy: nothing to undo. The snapshot is kept;
+// the VM runs as it is (safe mode, or booting).
+func (DeleteFile) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	return step.Facts{FactAbort: "nothing to undo: the VM is left running as it is; its snapshot is kept"}, nil
+}
+
+// snapshotStep makes sure a snapshot of the OS disk exists before anything
+// changes it: one tagged {run, vm, role=snapshot} of that disk is reused
+// (waiting until it is ready), else one is taken. Fact snapshot_id.
+func snapshotStep() step.Step {
+	return step.Step{Name: "snapshot", Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
+			return nil, err
+		}
+		if vm.OSDisk.ID == "" {
+			return nil, step.Fail("the plan names no OS disk for %s", vm.ID)
+		}
+		d := env.Provider.Disks
+		t := tags(env, vm, RoleSnapshot)
+		find := func() (*providers.SnapshotState, error) {
+			ss, err := d.FindSnapshots(ctx, t)
+			if err != nil {
+				return nil, err
+			}
+			var found *providers.SnapshotState
+			for i := range ss {
+				if ss[i].DiskID != vm.OSDisk.ID {
+					continue
+				}
+				if found == nil || (ss[i].Ready && !found.Ready) {
+					found = &ss[i]
+				}
+			}
+			return found, nil
+		}
+		s, err := find()
+		if err != nil {
+			return nil, err
+		}
+		if s == nil {
+			ref, err := d.Snapshot(ctx, diskRef(vm, vm.OSDisk.ID), t)
+			if err != nil {
+				return nil, err
+			}
+			return step.Facts{FactSnapshotID: ref.ID}, nil
+		}
+		if !s.Ready {
+			ok, err := poll(ctx, env, PollEvery, SnapshotWait, func() (bool, error) {
+				x, err := find()
+				if err != nil {
+					return false, err
+				}
+				if x != nil && x.Ready {
+					s = x
+				}
+				return x != nil && x.Ready, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, providers.Errorf(providers.ErrUnavailable, "Snapshot", "snapshot "+s.Ref.ID, "not ready after %s", SnapshotWait)
+			}
+		}
+		return step.Facts{FactSnapshotID: s.Ref.ID}, nil
+	}}
+}

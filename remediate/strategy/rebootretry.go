@@ -1,0 +1,98 @@
+package strategy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// RebootRetry restarts a boot-looping VM up to
+// policy.RebootRetry.MaxRestarts times, stopping as soon as it comes up
+// healthy (some VMs fetch the fixed update before the crash).
+//
+// Steps: recheck, then restart-i and wait-i for i = 1..MaxRestarts.
+// restart-i re-checks the VM's health first (step.ErrHealthy: fixed, or
+// recovered by itself) and hard-resets it (a stopped VM is started). A
+// reset is not idempotent and a boot-looping VM's boot counter moves by
+// itself, so the step cannot tell whether an earlier attempt's reset
+// happened: a crash between the executor's intent and the reset's outcome
+// may cost one extra restart (bounded by one per crash). wait-i polls the
+// guest until it answers healthy (step.ErrHealthy: the restart fixed it)
+// or BootWait passed; the last wait fails the strategy with "still
+// boot-looping after N restarts". Abort has nothing to undo.
+type RebootRetry struct{}
+
+// Name implements step.Strategy.
+func (RebootRetry) Name() policy.Strategy { return policy.RebootRetry }
+
+// Steps implements step.Strategy.
+func (RebootRetry) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
+	n := max(pol.RebootRetry.MaxRestarts, 1)
+	steps := []step.Step{recheckStep("", nil)}
+	for i := 1; i <= n; i++ {
+		steps = append(steps, restartStep(i), waitStep(i, n))
+	}
+	return steps
+}
+
+func restartStep(i int) step.Step {
+	return step.Step{Name: fmt.Sprintf("restart-%d", i), Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+		if err := need(env, "power", env.Provider != nil && env.Provider.Power != nil); err != nil {
+			return nil, err
+		}
+		ref := vmRef(vm)
+		_, out, err := guard(ctx, env, vm, facts)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = step.Facts{}
+		}
+		s, err := observe(ctx, env, ref)
+		if err != nil {
+			return nil, err
+		}
+		switch s.Power {
+		case inventory.PowerStopped:
+			err = env.Provider.Power.Start(ctx, []providers.VMRef{ref})
+		case inventory.PowerRunning:
+			err = env.Provider.Power.Restart(ctx, ref)
+		default:
+			// Starting or stopping: a power change is under way; let the
+			// executor come back once it settled.
+			err = providers.Errorf(providers.ErrUnavailable, "Restart", "vm "+vm.ID, "the VM is %s; waiting for it to settle", s.Power)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[FactRestarts] = strconv.Itoa(i)
+		return out, nil
+	}}
+}
+
+func waitStep(i, n int) step.Step {
+	return step.Step{Name: fmt.Sprintf("wait-%d", i), Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+		p, ok, err := waitBoot(ctx, env, vm)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return nil, fmt.Errorf("%w: %s came up healthy after restart %d", step.ErrHealthy, vm.ID, i)
+		}
+		if i == n {
+			return nil, step.Fail("still boot-looping after %d restarts: %s", n, describeProbe(env.Incident, p))
+		}
+		return step.Facts{FactCheckedAt: stamp(env.Clock.Now())}, nil
+	}}
+}
+
+// Abort implements step.Strategy: restarts leave nothing to undo.
+func (RebootRetry) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	return step.Facts{FactAbort: "nothing to undo: the VM is left running as it is"}, nil
+}

@@ -1,0 +1,145 @@
+// Package strategy holds fixfleet's four remediation strategies as
+// step.Strategy values: reboot-retry, delete-file, helper-mount and
+// restore-backup (see DESIGN.md §3). ByName and All look them up.
+//
+// Every step is idempotent: it reads the real state first (Disks.Describe,
+// Disks.FindSnapshots, the helper's disk listing, Observer.Observe, the
+// guest probe), does nothing when its effect is already there, acts, and
+// returns its facts. Retryable provider errors (providers.Retryable) and
+// guest.ErrUnreachable are returned as they are, for the executor to retry.
+// Definite outcomes are step.ErrHealthy (a re-check found the VM healthy:
+// nothing more may touch it; after a restart or repair it means the VM is
+// fixed), step.Fail (the strategy cannot succeed; Abort leaves the VM safe
+// for the next strategy) and step.Flag (a person must act; the message says
+// where everything is). Waiting is done on env.Clock, polling the guest
+// every PollEvery, bounded by BootWait.
+//
+// Every strategy starts with a "recheck" step (Observe and probe right
+// before the first change; a VM healthy now ends with step.ErrHealthy), and
+// re-checks again right before every stop or restart when more than
+// RecheckMaxAge passed since the last check.
+//
+// # Facts
+//
+// Stable snake_case keys, never a secret:
+//
+//	checked_at            RFC 3339 time of the last health re-check
+//	power                 power state the recheck saw
+//	boot_count            the cloud's boot counter when last read (reboot-retry,
+//	                      delete-file: tells whether a restart already happened)
+//	restarts              reboot-retry: restarts done so far
+//	snapshot_id           the snapshot taken before the disk is changed
+//	deleted, kept         files the incident profile marks bad that were
+//	                      deleted; matching files kept (not bad)
+//	safeboot_was_set      delete-file: whether the safe-boot flag was set
+//	restarted             "true" once the VM was restarted into normal mode
+//	stopped               "true" once the VM was stopped
+//	helper_id, helper_zone  helper-mount: the leased helper
+//	os_disk_detached      "true" once the OS disk left its VM
+//	attached_to           helper the OS disk is attached to (helper-mount)
+//	disk_number           the OS disk's number on the helper
+//	identity_original     the OS disk's identity before it was onlined
+//	                      ("mbr:1A2B3C4D" or "gpt:<GUID>")
+//	identity_after_online its identity after onlining (differs on collision)
+//	identity_changed      "true" when onlining changed it
+//	drive_letter          the OS volume's letter on the helper
+//	unlocked              "true" once the BitLocker volume was unlocked
+//	hives_ok              "true" when SYSTEM and SOFTWARE checked fine
+//	identity_verified     the identity a listing showed after the restore
+//	offlined              "true" once the disk was taken offline again
+//	detached_from_helper  "true" once the disk left the helper
+//	helper_returned       "true" once the helper slot was given back
+//	disk_returned         "true" once the OS disk is the VM's boot disk again
+//	started               "true" once the VM was started
+//	verified_at           RFC 3339 time the VM was seen healthy at the end
+//	restored_disk_id      restore-backup: the disk restored from the backup
+//	original_disk_id      restore-backup: the VM's original OS disk (kept)
+//	restored_attached     "true" once the restored disk is the boot disk
+//	abort                 what Abort did, in words
+//	abort_disk_location   where Abort left the OS disk
+package strategy
+
+import (
+	"maps"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory/timing"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// Fact keys. See the package documentation.
+const (
+	FactCheckedAt           = "checked_at"
+	FactPower               = "power"
+	FactBootCount           = "boot_count"
+	FactRestarts            = "restarts"
+	FactSnapshotID          = "snapshot_id"
+	FactDeleted             = "deleted"
+	FactKept                = "kept"
+	FactSafeBootWasSet      = "safeboot_was_set"
+	FactRestarted           = "restarted"
+	FactStopped             = "stopped"
+	FactHelperID            = "helper_id"
+	FactHelperZone          = "helper_zone"
+	FactOSDiskDetached      = "os_disk_detached"
+	FactAttachedTo          = "attached_to"
+	FactDiskNumber          = "disk_number"
+	FactIdentityOriginal    = "identity_original"
+	FactIdentityAfterOnline = "identity_after_online"
+	FactIdentityChanged     = "identity_changed"
+	FactDriveLetter         = "drive_letter"
+	FactUnlocked            = "unlocked"
+	FactHivesOK             = "hives_ok"
+	FactIdentityVerified    = "identity_verified"
+	FactOfflined            = "offlined"
+	FactDetachedFromHelper  = "detached_from_helper"
+	FactHelperReturned      = "helper_returned"
+	FactDiskReturned        = "disk_returned"
+	FactStarted             = "started"
+	FactVerifiedAt          = "verified_at"
+	FactRestoredDiskID      = "restored_disk_id"
+	FactOriginalDiskID      = "original_disk_id"
+	FactRestoredAttached    = "restored_attached"
+	FactAbort               = "abort"
+	FactAbortDiskLocation   = "abort_disk_location"
+)
+
+// Tag roles of what the strategies create.
+const (
+	RoleSnapshot    = "snapshot"
+	RoleRestoreDisk = "restore-disk"
+)
+
+// Timing of waits, in the clock's time.
+var (
+	// PollEvery is how often a boot is polled.
+	PollEvery = 25 * time.Second
+	// BootWait bounds the wait for a guest to come up after a start or
+	// restart: twice the slowest boot to WinRM, plus slack.
+	BootWait = 2*timing.Of(timing.OpBootToWinRM).Max + 2*time.Minute
+	// HelperWait bounds the wait for a helper's WinRM (a new helper boots)
+	// and for an attached disk to show in its listing.
+	HelperWait = 2*timing.Of(timing.OpHelperCreate).Max + 2*time.Minute
+	// SnapshotWait bounds the wait for a snapshot found not ready yet.
+	SnapshotWait = 2*timing.Of(timing.OpSnapshot).Max + 2*time.Minute
+	// RecheckMaxAge: a stop or restart re-checks the VM's health first when
+	// the last check is older than this.
+	RecheckMaxAge = time.Minute
+)
+
+// All returns every strategy by name. The map is new on every call.
+func All() map[policy.Strategy]step.Strategy {
+	return maps.Clone(map[policy.Strategy]step.Strategy{
+		policy.RebootRetry:   RebootRetry{},
+		policy.DeleteFile:    DeleteFile{},
+		policy.HelperMount:   HelperMount{},
+		policy.RestoreBackup: RestoreBackup{},
+	})
+}
+
+// ByName returns the strategy called name.
+func ByName(name policy.Strategy) (step.Strategy, bool) {
+	s, ok := All()[name]
+	return s, ok
+}
