@@ -29,8 +29,8 @@ type sourceOpts struct {
 	config      string
 	sim         bool
 	simEndpoint string
-	world  worldOpts
-	window classify.AssessOptions // only Window and Samples are set from flags
+	world       worldOpts
+	window      classify.AssessOptions // only Window and Samples are set from flags
 }
 
 func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
