@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers"
 )
 
@@ -14,6 +15,8 @@ const (
 	exitFailure  = 1 // unexpected failure (a bug, an I/O error)
 	exitUsage    = 2 // bad flags, bad config, malformed plan or scenario: fix the input
 	exitProvider = 3 // a cloud refused or could not be reached: check credentials and the API
+	exitLocked   = 4 // another apply holds the journal
+	exitPaused   = 5 // the run stopped before the end (a brake, an interrupt): look, then apply again
 	exitCanceled = 130
 )
 
@@ -22,6 +25,8 @@ const exitCodesHelp = `Exit codes:
   1    unexpected failure
   2    bad input: flags, fleet.yaml, plan or scenario file (the message names it)
   3    a cloud API refused or could not be reached (credentials, network, outage)
+  4    the journal is locked by another apply (the message names its host and process)
+  5    apply stopped before the end (canary or failure brake, interrupt): look, then apply again
   130  interrupted`
 
 // usageError marks an error caused by the user's input.
@@ -41,9 +46,15 @@ func badInput(err error) error {
 // exitCode maps an error to the process exit code.
 func exitCode(err error) int {
 	var ue usageError
+	var le *journal.LockedError
+	var rp runPaused
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &le):
+		return exitLocked
+	case errors.As(err, &rp):
+		return exitPaused
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
 	case errors.As(err, &ue):
@@ -53,4 +64,14 @@ func exitCode(err error) int {
 		return exitProvider
 	}
 	return exitFailure
+}
+
+// runPaused is an apply that stopped before the end (a brake, an interrupt).
+type runPaused struct{ status, msg string }
+
+func (e runPaused) Error() string {
+	if e.msg == "" {
+		return "run " + e.status + ": run apply again to continue"
+	}
+	return "run " + e.status + ": " + e.msg
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // isTerminal reports whether w is a terminal (progress goes only there).
-func isTerminal(w io.Writer) bool {
+func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -80,10 +83,18 @@ func (f *fleet) plan(ctx context.Context, win classify.AssessOptions, allowDataL
 	}
 	now := f.clock.Now()
 	in := plan.Input{
-		ID: "plan-" + now.UTC().Format("20060102T150405Z"), Now: now, Incident: f.incident,
+		ID: newPlanID(now), Now: now, Incident: f.incident,
 		Policy: pol, Fleet: a.fleet, Accounts: a.accounts, Keys: f.keys,
 	}
 	return plan.Build(in)
+}
+
+// newPlanID returns a plan ID: the plan's time and 32 random bits, so two
+// plans made in the same second never share a run in a journal.
+func newPlanID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return "plan-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
 
 // planTables renders a plan for people: one row per VM, then the estimate.

@@ -8,7 +8,7 @@ import (
 
 // newRootCmd builds the command tree. Nothing global: every command gets
 // its writers from here.
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "fixfleet",
 		Short: "Repair a fleet of Windows VMs left boot-looping by a bad endpoint-security update",
@@ -28,6 +28,8 @@ Start with the simulator:  fixfleet plan --sim --vms 300 --seed 1
 	root.AddCommand(
 		newInventoryCmd(stdout, stderr),
 		newPlanCmd(stdout, stderr),
+		newApplyCmd(stdin, stdout, stderr),
+		newDemoCmd(stdout, stderr),
 		newSimCmd(stdout, stderr),
 	)
 	return root

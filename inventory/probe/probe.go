@@ -67,7 +67,7 @@ func (p *Prober) Probe(ctx context.Context, vm inventory.VM) inventory.Probe {
 		out.Error = classify.ProbeErrAuth + ": " + err.Error()
 		return out
 	case errors.Is(err, guest.ErrUnreachable):
-		out.Error = fmt.Sprintf("WinRM does not answer at %s:%d", ep.Host, ep.Port)
+		out.Error = fmt.Sprintf("nothing answers at %s:%d", ep.Host, ep.Port)
 		return out
 	case err != nil:
 		out.Error = fmt.Sprintf("WinRM probe failed: %v", err)

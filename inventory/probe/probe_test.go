@@ -47,7 +47,7 @@ func TestProbe(t *testing.T) {
 		{name: "reachable safe mode", eps: fakeEndpoints{}, runner: &fakeRunner{res: guest.ProbeResult{BootMode: inventory.BootSafeMode, SafeBootFlag: true, Files: []inventory.FileFact{file}}}, reachable: true},
 		{name: "port override", eps: fakeEndpoints{}, runner: &fakeRunner{res: guest.ProbeResult{BootMode: inventory.BootNormal}}, port: 5986, reachable: true},
 		{name: "auth rejected", eps: fakeEndpoints{}, runner: &fakeRunner{err: fmt.Errorf("host 10.0.0.1: %w", guest.ErrAuth)}, errPrefix: classify.ProbeErrAuth},
-		{name: "unreachable", eps: fakeEndpoints{}, runner: &fakeRunner{err: guest.ErrUnreachable}, errPrefix: "WinRM does not answer at 10.0.0.1:5985"},
+		{name: "unreachable", eps: fakeEndpoints{}, runner: &fakeRunner{err: guest.ErrUnreachable}, errPrefix: "nothing answers at 10.0.0.1:5985"},
 		{name: "script failed", eps: fakeEndpoints{}, runner: &fakeRunner{err: &guest.ScriptError{Name: guest.Probe, ExitCode: 1}}, errPrefix: "WinRM probe failed"},
 		{name: "no address", eps: fakeEndpoints{err: providers.ErrNotFound}, runner: &fakeRunner{}, errPrefix: "no guest address"},
 		{name: "no guest capability", noGuests: true, runner: &fakeRunner{}, errPrefix: "this cloud account gives no guest address"},

@@ -60,8 +60,9 @@ const (
 	EvVMFlagged         = "vm.flagged"
 	EvVMFailed          = "vm.failed"
 	EvStrategyFailed    = "vm.strategy-failed" // message "<strategy>: <reason>"
-	EvStepBegun         = "step.begun"         // not journaled (the steps table has it)
-	EvStepEnded         = "step.ended"         // not journaled
+	EvStrategyAborted   = "vm.strategy-aborted"
+	EvStepBegun         = "step.begun" // not journaled (the steps table has it)
+	EvStepEnded         = "step.ended" // not journaled
 	EvStepRetry         = "step.retry"
 	EvBreakerOpen       = "breaker.open"
 	EvBreakerHalfOpen   = "breaker.half-open"

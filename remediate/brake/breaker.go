@@ -93,8 +93,8 @@ type BreakerConfig struct {
 	// MinCalls is the number of calls in the window before the rate counts
 	// (default 10).
 	MinCalls int
-	// Consecutive opens the breaker after this many ErrUnavailable in a
-	// row, whatever the rate (default 5).
+	// Consecutive opens the breaker after this many API errors in a row,
+	// whatever the rate (default 5).
 	Consecutive int
 	// CoolDown is the first open period (default 30s); each failed probe
 	// doubles it up to MaxCoolDown (default 10m).
@@ -145,7 +145,7 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 //
 // Closed, it counts the results of the last Window calls; when the API
 // error share exceeds Threshold (after MinCalls) or Consecutive
-// ErrUnavailable arrive in a row, it opens for CoolDown. Then it goes
+// API errors arrive in a row, it opens for CoolDown. Then it goes
 // half-open and lets one call through as a probe: success closes it (and
 // resets the cool-down), an API error re-opens it for twice the previous
 // cool-down (capped at MaxCoolDown), a Neutral result lets another probe

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/inventory/journal"
+	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/strategy"
+)
+
+type applyOpts struct {
+	source      sourceOpts
+	journal     string
+	yes         bool
+	keepHelpers bool
+	resume      bool
+	format      string
+}
+
+func newApplyCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	var o applyOpts
+	cmd := &cobra.Command{
+		Use:   "apply PLAN",
+		Short: "Carry out a plan made by `fixfleet plan -o PLAN`",
+		Long: `apply executes a plan, VM by VM, wave by wave (the canary wave first), recording
+every step before and after its side effect in the journal. It re-checks each VM right
+before acting on it and leaves alone a VM that has become healthy. Running apply again
+on the same plan and journal continues where it stopped (after a crash, an interrupt or
+a brake). Only one apply runs on a journal at a time.
+
+It asks for confirmation unless --yes is given.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runApply(cmd.Context(), args[0], o, stdin, stdout, stderr)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.source.config, "config", "fleet.yaml", "fleet configuration file")
+	fs.StringVar(&o.source.simEndpoint, "sim-endpoint", "", "act on the simulated world served at this URL (fixfleet sim serve)")
+	fs.StringVar(&o.journal, "journal", journal.DefaultPath, "journal (SQLite) recording the run")
+	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (for scripts)")
+	fs.BoolVar(&o.keepHelpers, "keep-helpers", false, "keep the helper VMs at the end of the run")
+	fs.BoolVar(&o.resume, "continue", false, "resume a run that a brake (canary or failure rate) paused")
+	fs.StringVar(&o.format, "format", "table", "format of the final summary: "+strings.Join(render.FormatNames(), ", "))
+	return cmd
+}
+
+// readPlan reads and checks a plan file, returning it and its bytes.
+func readPlan(file string) (*plan.Plan, []byte, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, badInput(fmt.Errorf("plan: %w", err))
+	}
+	p, err := plan.Read(bytes.NewReader(b))
+	if err != nil {
+		return nil, nil, badInput(fmt.Errorf("plan %s: %w", file, err))
+	}
+	return p, b, nil
+}
+
+// confirm asks the operator to approve the plan. Without a terminal to ask
+// on, it refuses: scripts pass --yes.
+func confirm(p *plan.Plan, stdin io.Reader, stderr io.Writer) error {
+	f, ok := stdin.(*os.File)
+	if !ok || !isTerminal(f) {
+		return badInput(errors.New("refusing to apply without confirmation: no terminal to ask on; pass --yes to approve"))
+	}
+	fmt.Fprintf(stderr, "Plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "\n  "))
+	fmt.Fprint(stderr, "Apply it? Type yes to continue: ")
+	line, _ := bufio.NewReader(stdin).ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		return badInput(errors.New("not confirmed: nothing was changed"))
+	}
+	return nil
+}
+
+func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader, stdout, stderr io.Writer) error {
+	format, err := parseFormat(o.format)
+	if err != nil {
+		return err
+	}
+	p, raw, err := readPlan(planFile)
+	if err != nil {
+		return err
+	}
+	if !o.yes {
+		if err := confirm(p, stdin, stderr); err != nil {
+			return err
+		}
+	}
+	f, err := openFleet(ctx, &o.source)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	res, err := f.apply(ctx, p, raw, o.journal, applySettings{keepHelpers: o.keepHelpers, resume: o.resume}, progressTo(stderr))
+	if res != nil {
+		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return pausedError(res)
+}
+
+type applySettings struct {
+	keepHelpers bool
+	resume      bool
+}
+
+// apply runs plan p (raw: its bytes as read) on the fleet, recording into
+// the journal at journalPath.
+func (f *fleet) apply(ctx context.Context, p *plan.Plan, raw []byte, journalPath string, s applySettings, progress io.Writer) (*apply.Result, error) {
+	j, err := journal.Open(ctx, journalPath, f.journalSecrets())
+	if err != nil {
+		return nil, badInput(err)
+	}
+	defer j.Close()
+	envs, ps, err := f.envs(p.ID, p)
+	if err != nil {
+		return nil, err
+	}
+	pr := newProgress(progress, len(p.VMs))
+	defer pr.done()
+	return apply.Run(ctx, p, apply.Options{
+		Journal: j, Envs: envs, Strategies: strategy.All(), Clock: f.clock,
+		Events: pr.event, PlanJSON: raw, Continue: s.resume, KeepHelpers: s.keepHelpers, Helpers: ps,
+	})
+}
+
+// pausedError turns a run that did not finish into an error with its own
+// exit code, so that scripts notice.
+func pausedError(res *apply.Result) error {
+	if res.Status == apply.RunDone {
+		return nil
+	}
+	return runPaused{status: res.Status, msg: res.Message}
+}
+
+// resultTables renders an apply result for people.
+func resultTables(r *apply.Result) []render.Table {
+	sum := render.Table{Title: "Run " + r.RunID + ": " + r.Status, Headers: []string{"", "VMs"}, Rows: [][]string{
+		{"fixed", fmt.Sprint(r.Fixed)},
+		{"found healthy on re-check (untouched)", fmt.Sprint(r.SkippedHealthy)},
+		{"healthy in the plan (untouched)", fmt.Sprint(r.UntouchedHealthy)},
+		{"flagged for a person", fmt.Sprint(r.Flagged)},
+		{"manual in the plan", fmt.Sprint(r.Manual)},
+		{"failed", fmt.Sprint(r.Failed)},
+		{"not finished", fmt.Sprint(r.Pending)},
+	}}
+	for s, n := range r.FixedBy {
+		sum.Rows = append(sum.Rows, []string{"fixed by " + string(s), fmt.Sprint(n)})
+	}
+	if r.Message != "" {
+		sum.Rows = append(sum.Rows, []string{"why it stopped", r.Message})
+	}
+	people := render.Table{Title: "For a person", Headers: []string{"VM", "Name", "Status", "Strategy", "Reason"}}
+	for _, v := range r.VMs {
+		if v.Status == apply.StatusFlagged || v.Status == apply.StatusFailed {
+			people.Rows = append(people.Rows, []string{v.Key, v.Name, v.Status, string(v.Strategy), v.Reason})
+		}
+	}
+	return []render.Table{sum, people}
+}

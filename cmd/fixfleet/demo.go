@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+)
+
+type demoOpts struct {
+	world         worldOpts
+	faults        faultOpts
+	journal       string
+	format        string
+	allowDataLoss bool
+}
+
+func newDemoCmd(stdout, stderr io.Writer) *cobra.Command {
+	var o demoOpts
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a whole incident on a simulated world: inventory, plan, apply, audit",
+		Long: `demo generates (or loads) a simulated world, classifies it, plans, applies the plan
+with the progress display, and ends with a summary and the world's own invariant
+counters (computed by the world, not by fixfleet). No account, no network.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), o, stdout, stderr) },
+	}
+	o.world.addFlags(cmd.Flags())
+	o.faults.addFlags(cmd.Flags())
+	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
+	cmd.Flags().StringVar(&o.format, "format", "table", "summary format: "+strings.Join(render.FormatNames(), ", "))
+	cmd.Flags().BoolVar(&o.allowDataLoss, "allow-data-loss", true, "let restore-backup run where nothing else can (the demo shows every strategy)")
+	return cmd
+}
+
+// demoSummary is the JSON document `fixfleet demo --format json` prints.
+type demoSummary struct {
+	VMsTotal      int            `json:"vms_total"`
+	HealthyBefore int            `json:"healthy_before"`
+	Fixed         int            `json:"fixed"`
+	ByStrategy    map[string]int `json:"by_strategy"`
+	// FoundHealthy were planned for repair but had recovered by themselves
+	// when re-checked: left untouched.
+	FoundHealthy int         `json:"found_healthy"`
+	Flagged      int         `json:"flagged"`
+	FlaggedVMs   []flaggedVM `json:"flagged_vms"`
+	Failed       int         `json:"failed"`
+	// Unresolved lists VMs that are neither healthy (by the world's truth)
+	// nor flagged for a person: must be empty.
+	Unresolved []string       `json:"unresolved"`
+	RunStatus  string         `json:"run_status"`
+	ElapsedSim string         `json:"elapsed_sim"`
+	ElapsedSec float64        `json:"elapsed_sim_seconds"`
+	WallSec    float64        `json:"wall_seconds"`
+	Retries    int            `json:"retries"`
+	Breaker    int            `json:"breaker_openings"`
+	Invariants invariants     `json:"invariants"`
+	TruthAfter map[string]int `json:"truth_after"`
+}
+
+type flaggedVM struct {
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Strategy string `json:"strategy"`
+	Reason   string `json:"reason"`
+}
+
+func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
+	format, err := parseFormat(o.format)
+	if err != nil {
+		return err
+	}
+	wallStart := time.Now()
+	w, err := o.world.open(false)
+	if err != nil {
+		return err
+	}
+	if err := o.faults.apply(w); err != nil {
+		return err
+	}
+	b, err := localBackend(w)
+	if err != nil {
+		return err
+	}
+	f, err := fleetOn(ctx, b)
+	if err != nil {
+		b.close()
+		return err
+	}
+	defer f.Close()
+	progress := progressTo(stderr)
+	simStart := f.clock.Now()
+	p, err := f.plan(ctx, (&sourceOpts{}).defaultWindow(), o.allowDataLoss, progress)
+	if err != nil {
+		return err
+	}
+	journalPath := o.journal
+	if journalPath == "" {
+		dir, err := os.MkdirTemp("", "fixfleet-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		journalPath = filepath.Join(dir, "fixfleet.db")
+	}
+	if progress != nil {
+		fmt.Fprintf(progress, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
+	}
+	res, err := f.apply(ctx, p, nil, journalPath, applySettings{}, progress)
+	if err != nil {
+		return err
+	}
+	audit, err := b.audit(ctx)
+	if err != nil {
+		return err
+	}
+	s := summarize(p, res, audit.Truth, time.Since(wallStart))
+	s.ElapsedSec = f.clock.Now().Sub(simStart).Seconds()
+	s.ElapsedSim = f.clock.Now().Sub(simStart).Round(time.Second).String()
+	s.Invariants, s.TruthAfter = invariantsOf(audit), audit.TruthCounts
+	return render.Render(stdout, format, s, demoTables(s)...)
+}
+
+// summarize builds the demo summary from the plan, the run's result and the
+// world's truth after the run.
+func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, wall time.Duration) demoSummary {
+	s := demoSummary{
+		VMsTotal: len(p.VMs), Fixed: res.Fixed, ByStrategy: map[string]int{}, FoundHealthy: res.SkippedHealthy,
+		Failed: res.Failed, RunStatus: res.Status, WallSec: wall.Seconds(), Retries: res.Retries, Breaker: res.BreakerOpenings,
+		FlaggedVMs: []flaggedVM{}, Unresolved: []string{},
+	}
+	for _, st := range []policy.Strategy{policy.RebootRetry, policy.DeleteFile, policy.HelperMount, policy.RestoreBackup} {
+		s.ByStrategy[string(st)] = res.FixedBy[st]
+	}
+	byKey := map[string]plan.VMPlan{}
+	for _, v := range p.VMs {
+		byKey[v.Key] = v
+		if v.Strategy == plan.None {
+			s.HealthyBefore++
+		}
+	}
+	for _, r := range res.VMs {
+		v := byKey[r.Key]
+		switch {
+		case r.Status == apply.StatusFlagged || r.Status == apply.StatusFailed:
+			s.FlaggedVMs = append(s.FlaggedVMs, flaggedVM{ID: v.ID, Name: v.Name, Strategy: string(r.Strategy), Reason: r.Reason})
+		case truth[v.ID] != "healthy":
+			s.Unresolved = append(s.Unresolved, v.ID+" ("+r.Status+", truth "+truth[v.ID]+")")
+		}
+	}
+	sort.Slice(s.FlaggedVMs, func(i, j int) bool { return s.FlaggedVMs[i].ID < s.FlaggedVMs[j].ID })
+	s.Flagged = len(s.FlaggedVMs)
+	return s
+}
+
+func demoTables(s demoSummary) []render.Table {
+	t := render.Table{Title: "Demo: " + s.RunStatus, Headers: []string{"", ""}, Rows: [][]string{
+		{"VMs", fmt.Sprint(s.VMsTotal)},
+		{"healthy before (never touched)", fmt.Sprint(s.HealthyBefore)},
+		{"fixed", fmt.Sprint(s.Fixed)},
+		{"recovered by themselves (found healthy on re-check)", fmt.Sprint(s.FoundHealthy)},
+		{"flagged for a person", fmt.Sprint(s.Flagged)},
+		{"failed", fmt.Sprint(s.Failed)},
+		{"unresolved (must be 0)", fmt.Sprint(len(s.Unresolved))},
+		{"simulated time", s.ElapsedSim},
+		{"wall time", fmt.Sprintf("%.1fs", s.WallSec)},
+		{"API retries / breaker openings", fmt.Sprintf("%d / %d", s.Retries, s.Breaker)},
+	}}
+	for _, k := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {
+		t.Rows = append(t.Rows, []string{"fixed by " + k, fmt.Sprint(s.ByStrategy[k])})
+	}
+	inv := render.Table{Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}, Rows: [][]string{
+		{"healthy_touched", fmt.Sprint(s.Invariants.HealthyTouched)},
+		{"disks_lost", fmt.Sprint(s.Invariants.DisksLost)},
+		{"identity_changed", fmt.Sprint(s.Invariants.IdentityChanged)},
+		{"unverified_returns", fmt.Sprint(s.Invariants.UnverifiedReturns)},
+		{"foreign_scripts", fmt.Sprint(s.Invariants.ForeignScripts)},
+	}}
+	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Reason"}}
+	for _, v := range s.FlaggedVMs {
+		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, v.Reason})
+	}
+	return []render.Table{t, inv, fl}
+}

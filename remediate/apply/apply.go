@@ -1,0 +1,522 @@
+// Package apply is the executor: it carries out a plan.Plan durably and
+// safely, one journaled step at a time.
+//
+// # Lock and run identity
+//
+// Run first takes the journal's exclusive apply lock; a second apply on the
+// same journal fails at once with the journal's *journal.LockedError,
+// returned as-is. The run ID is the plan's ID, so running the same plan
+// again resumes it. The plan document is stored in the run record; resuming
+// with a plan that differs from the stored one is refused.
+//
+// # Per VM
+//
+// Strategy none is recorded "untouched-healthy" and manual "flagged" with
+// the plan's reasons; neither is touched. For a VM acted on, the chain is
+// the plan's Strategy followed by its Fallbacks. Each strategy's Steps run
+// in order; every attempt is journaled before (BeginStep, with a small JSON
+// intent: strategy, step, attempt, wave) and after (EndStep, with the facts
+// it produced or its error text). A step receives the journal's merged
+// facts of the VM. Outcomes:
+//
+//   - nil: next step; all steps done: "fixed" by that strategy.
+//   - retryable (providers.Retryable, or guest.ErrUnreachable): retried
+//     with exponential backoff and full jitter on the clock (at least the
+//     cloud's Retry-After), up to Retry.MaxAttempts attempts and
+//     Retry.MaxTime of clock time; see Retry for what is not charged.
+//   - step.ErrHealthy: the VM is healthy now and nothing more touches it.
+//     It is "fixed" (by the current strategy) if any step of this VM in
+//     this run ended ok and is not read-only (Options.ReadOnlyStep; by
+//     default every step but "recheck" counts as a change, Abort
+//     included); otherwise "skipped-healthy". The step is journaled
+//     "skipped", so that a resume runs it again rather than going past it.
+//   - step.ErrNeedsPerson: "flagged" with the message; stop.
+//   - step.ErrStrategyFailed, another error, or retries exhausted: the
+//     strategy failed (an event "vm.strategy-failed" records why), its
+//     Abort runs as a journaled step "abort" (with the same retries), then
+//     the next strategy of the chain. Abort returning ErrNeedsPerson:
+//     "flagged"; Abort failing otherwise: "failed" (the VM may not be in a
+//     safe state). No strategy left: "flagged" with every strategy's
+//     reason.
+//
+// # Resume
+//
+// A VM already finished (fixed, flagged, failed, skipped-healthy) is not
+// redone, except one flagged "account not configured", which is retried.
+// A VM in progress continues: a step that ended "ok" in any attempt is
+// skipped (its facts are in the journal); a step begun and never ended, or
+// ended otherwise, runs again (steps are idempotent and re-read the real
+// state). The strategy the VM was on is recovered from the
+// "vm.strategy-failed" events: those strategies are passed over (their
+// Abort is run first if it had not ended ok).
+//
+// # Waves and brakes
+//
+// Waves run in order, each after the previous has finished. Wave 1 is the
+// canary: when it ends, if failed plus flagged-after-action VMs exceed
+// policy.failure_threshold of the canary VMs acted on (fixed, failed, or
+// flagged after at least one step), the run stops: "paused: canary
+// failed". After the canary, a running failure rate over the VMs finished
+// in this process (waves 2+) trips once it exceeds the threshold with at
+// least Options.MinSample acted on: no new VM starts, those in flight
+// finish, "paused: failure brake". A run paused by a brake resumes only
+// with Options.Continue. At most policy.concurrency.total VMs are in
+// flight, and at most policy.concurrency.per_account of one account.
+//
+// Every step attempt passes a control-plane circuit breaker (brake.Breaker)
+// shared by the run; while it is open no attempt starts, and workers wait
+// on the clock until a probe succeeds. A VM is never given up on because
+// the control plane was down.
+package apply
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/fixfleet/fixfleet/inventory/journal"
+	"github.com/fixfleet/fixfleet/remediate/brake"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// notConfigured starts the reason of a VM whose account has no Env.
+const notConfigured = "account not configured"
+
+// runner is the state of one Run.
+type runner struct {
+	p     *plan.Plan
+	o     Options
+	j     *journal.Journal
+	runID string
+	envs  map[string]*step.Env
+
+	breaker *brake.Breaker
+	rate    *brake.Rate
+
+	global   *semaphore.Weighted
+	accounts map[string]*semaphore.Weighted
+
+	cancel context.CancelCauseFunc
+
+	mu    sync.Mutex
+	fatal error
+	// stop is set once the failure brake trips: no new VM starts.
+	stop bool
+}
+
+// Run executes p (see the package documentation). It returns the run's
+// Result (rebuilt from the journal, as Status does) and:
+//   - nil when the run finished or a brake paused it (Result.Status says
+//     which);
+//   - the journal's *journal.LockedError, as-is, when another apply holds
+//     the journal;
+//   - an error wrapping ctx.Err() when ctx ended (the run is paused and
+//     resumes with the next Run);
+//   - an error for an invalid plan or options, a plan that differs from
+//     the run's stored one, a brake-paused run without Options.Continue,
+//     or a journal that cannot be written (the run stops: nothing is done
+//     that cannot be journaled).
+func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
+	if p == nil {
+		return nil, errors.New("apply: no plan")
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("apply: plan %s is not valid: %w", p.ID, err)
+	}
+	o, err := opts.withDefaults(p)
+	if err != nil {
+		return nil, err
+	}
+	j := o.Journal
+	release, err := j.Lock(ctx, o.Owner)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = release() }()
+
+	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*semaphore.Weighted{}}
+	if err := r.setupEnvs(); err != nil {
+		return nil, err
+	}
+	resumed, err := r.openRun(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.rate = brake.NewRate(p.Policy.FailureThreshold, o.MinSample)
+	bc := o.Breaker
+	bc.OnChange = r.breakerChanged
+	r.breaker = brake.NewBreaker(bc)
+	r.global = semaphore.NewWeighted(int64(p.Policy.Concurrency.Total))
+
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.cancel = cancel
+
+	kind := EvRunStarted
+	msg := fmt.Sprintf("apply of plan %s started: %d VMs, %d wave(s)", p.ID, len(p.VMs), len(p.Waves))
+	if resumed {
+		kind = EvRunResumed
+		msg = fmt.Sprintf("apply of plan %s resumed", p.ID)
+	}
+	if err := r.j.SetRunStatus(rctx, r.runID, journal.RunRunning, r.now()); err != nil {
+		return nil, err
+	}
+	r.emit(Event{Kind: kind, Message: msg})
+	recs, err := r.recordPlanned(rctx)
+	if err != nil {
+		r.fail(err)
+	}
+
+	endKind, endMsg := r.waves(rctx, recs)
+	ctxErr := ctx.Err()
+	r.mu.Lock()
+	fatal := r.fatal
+	r.mu.Unlock()
+	if fatal != nil || ctxErr != nil {
+		endKind = EvPausedInterrupted
+		endMsg = "apply interrupted; run apply again to resume"
+		if fatal != nil {
+			endMsg = "apply stopped: " + fatal.Error()
+		}
+	}
+	r.finish(endKind, endMsg)
+	res, serr := Status(context.WithoutCancel(ctx), j, r.runID)
+	switch {
+	case fatal != nil:
+		return res, fmt.Errorf("apply %s stopped: %w", r.runID, fatal)
+	case ctxErr != nil:
+		return res, fmt.Errorf("apply %s interrupted (%w); run apply again to resume", r.runID, ctxErr)
+	}
+	return res, serr
+}
+
+// setupEnvs copies the Envs, filling what the run knows.
+func (r *runner) setupEnvs() error {
+	r.envs = make(map[string]*step.Env, len(r.o.Envs))
+	for k, e := range r.o.Envs {
+		if e == nil {
+			continue
+		}
+		c := *e
+		switch {
+		case c.RunID == "":
+			c.RunID = r.runID
+		case c.RunID != r.runID:
+			return fmt.Errorf("apply: the Env of account %s has run ID %q, but this run is %q", k, c.RunID, r.runID)
+		}
+		if c.Clock == nil {
+			c.Clock = r.o.Clock
+		}
+		if c.Policy.Strategies == nil {
+			c.Policy = r.p.Policy
+		}
+		if c.Incident.Name == "" {
+			c.Incident = r.p.Incident
+		}
+		r.envs[k] = &c
+	}
+	return nil
+}
+
+// openRun creates the run, or checks that an existing one is this plan's
+// and may be resumed. It reports whether the run existed.
+func (r *runner) openRun(ctx context.Context) (bool, error) {
+	var canon bytes.Buffer
+	if err := plan.Write(&canon, r.p); err != nil {
+		return false, err
+	}
+	stored := canon.Bytes()
+	if r.o.PlanJSON != nil {
+		c, err := canonical(r.o.PlanJSON)
+		if err != nil || !bytes.Equal(c, stored) {
+			return false, fmt.Errorf("apply: Options.PlanJSON is not the plan %s being applied", r.p.ID)
+		}
+		stored = r.o.PlanJSON
+	}
+	run, err := r.j.GetRun(ctx, r.runID)
+	switch {
+	case errors.Is(err, journal.ErrNotFound):
+		return false, r.j.CreateRun(ctx, journal.Run{ID: r.runID, PlanID: r.p.ID, PlanJSON: stored, CreatedAt: r.now()})
+	case err != nil:
+		return false, err
+	}
+	c, err := canonical(run.PlanJSON)
+	if err != nil || !bytes.Equal(c, canon.Bytes()) {
+		return false, fmt.Errorf("apply: run %s in journal %s was started with a different plan document; "+
+			"a run cannot change its plan: apply the plan it was started with to resume it, or give the new plan a new ID",
+			r.runID, r.j.Path())
+	}
+	switch run.Status {
+	case journal.RunAborted:
+		return false, fmt.Errorf("apply: run %s was aborted and cannot be resumed; give the plan a new ID to apply it again", r.runID)
+	case journal.RunPaused:
+		kind, msg, err := lastPause(ctx, r.j, r.runID)
+		if err != nil {
+			return false, err
+		}
+		if (kind == EvPausedCanary || kind == EvPausedBrake) && !r.o.Continue {
+			return false, fmt.Errorf("apply: run %s was paused by a brake (%s); look at its flagged and failed VMs first (fixfleet status), "+
+				"then apply again with --continue to resume it", r.runID, msg)
+		}
+	}
+	return true, nil
+}
+
+// canonical re-encodes a plan document as plan.Write does.
+func canonical(doc []byte) ([]byte, error) {
+	var p plan.Plan
+	if err := json.Unmarshal(doc, &p); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	err := plan.Write(&b, &p)
+	return b.Bytes(), err
+}
+
+// recordPlanned writes a record for every VM that has none yet (untouched
+// healthy, manual, pending) and returns every VM's record by key.
+func (r *runner) recordPlanned(ctx context.Context) (map[string]journal.VM, error) {
+	have, err := r.j.ListVMs(ctx, r.runID)
+	if err != nil {
+		return nil, err
+	}
+	recs := make(map[string]journal.VM, len(r.p.VMs))
+	for _, v := range have {
+		recs[v.VMKey] = v
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	now := r.now()
+	for i := range r.p.VMs {
+		v := &r.p.VMs[i]
+		if _, ok := recs[v.Key]; ok {
+			continue
+		}
+		rec := journal.VM{RunID: r.runID, VMKey: v.Key, Name: v.Name, Strategy: string(v.Strategy), Status: StatusPending, UpdatedAt: now}
+		switch v.Strategy {
+		case plan.None:
+			rec.Status, rec.Reason = StatusUntouchedHealthy, "healthy when planned: never touched"
+		case plan.Manual:
+			rec.Status, rec.Reason = StatusFlagged, "left to a person by the plan: "+strings.Join(v.Reasons, "; ")
+		default:
+			rec.Reason = fmt.Sprintf("waiting for wave %d", v.Wave)
+		}
+		g.Go(func() error {
+			if err := r.upsert(gctx, rec); err != nil {
+				return err
+			}
+			mu.Lock()
+			recs[v.Key] = rec
+			mu.Unlock()
+			return nil
+		})
+	}
+	return recs, g.Wait()
+}
+
+// finished reports whether a VM record needs no more work.
+func finished(rec journal.VM, ok bool) bool {
+	if !ok {
+		return false
+	}
+	switch rec.Status {
+	case StatusFixed, StatusSkippedHealthy, StatusFailed, StatusUntouchedHealthy:
+		return true
+	case StatusFlagged:
+		return !strings.HasPrefix(rec.Reason, notConfigured)
+	}
+	return false
+}
+
+// waves runs the waves and returns the kind and message of the event that
+// ends this process's segment.
+func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string, string) {
+	index := make(map[string]*plan.VMPlan, len(r.p.VMs))
+	for i := range r.p.VMs {
+		index[r.p.VMs[i].Key] = &r.p.VMs[i]
+	}
+	for wi, w := range r.p.Waves {
+		if ctx.Err() != nil {
+			return EvPausedInterrupted, ""
+		}
+		if r.stopped() {
+			break
+		}
+		var todo []*plan.VMPlan
+		for _, k := range w.VMs {
+			if rec, ok := recs[k]; !finished(rec, ok) {
+				todo = append(todo, index[k])
+			}
+		}
+		if len(todo) == 0 {
+			continue
+		}
+		r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("%s started: %d of its %d VMs to do", w.Name, len(todo), len(w.VMs))})
+		var wg sync.WaitGroup
+		for _, vm := range todo {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.slot(ctx, vm, wi == 0)
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return EvPausedInterrupted, ""
+		}
+		r.emit(Event{Kind: EvWaveFinished, Message: w.Name + " finished"})
+		if wi == 0 {
+			bad, acted, err := r.canaryCounts(ctx, w)
+			if err != nil {
+				r.fail(err)
+				return EvPausedInterrupted, ""
+			}
+			if brake.Exceeds(bad, acted, r.p.Policy.FailureThreshold) {
+				msg := fmt.Sprintf("canary failed: %d of the %d canary VMs acted on failed or were flagged (threshold %.0f%%); "+
+					"nothing else was started: look at them (fixfleet status), then apply again with --continue",
+					bad, acted, 100*r.p.Policy.FailureThreshold)
+				r.emit(Event{Kind: EvBrakeTripped, Message: msg})
+				return EvPausedCanary, msg
+			}
+		}
+	}
+	if r.stopped() {
+		acted, bad := r.rate.Counts()
+		msg := fmt.Sprintf("failure brake: %d of the last %d VMs acted on failed or were flagged (threshold %.0f%%); "+
+			"no new VM was started after it tripped: look at them (fixfleet status), then apply again with --continue",
+			bad, acted, 100*r.p.Policy.FailureThreshold)
+		return EvPausedBrake, msg
+	}
+	return EvRunDone, fmt.Sprintf("apply of plan %s done", r.p.ID)
+}
+
+// slot waits for concurrency slots, then runs one VM unless the run is
+// stopping.
+func (r *runner) slot(ctx context.Context, vm *plan.VMPlan, canary bool) {
+	acct := plan.AccountKey(vm.Tenant, vm.Account)
+	r.mu.Lock()
+	sem := r.accounts[acct]
+	if sem == nil {
+		sem = semaphore.NewWeighted(int64(r.p.Policy.Concurrency.PerAccount))
+		r.accounts[acct] = sem
+	}
+	r.mu.Unlock()
+	if err := sem.Acquire(ctx, 1); err != nil {
+		return
+	}
+	defer sem.Release(1)
+	if err := r.global.Acquire(ctx, 1); err != nil {
+		return
+	}
+	defer r.global.Release(1)
+	if ctx.Err() != nil || r.stopped() {
+		return
+	}
+	out := r.runVM(ctx, vm)
+	if out.interrupted || canary {
+		return
+	}
+	if r.rate.Record(out.acted, out.bad) {
+		r.mu.Lock()
+		r.stop = true
+		r.mu.Unlock()
+		acted, bad := r.rate.Counts()
+		r.emit(Event{Kind: EvBrakeTripped, Message: fmt.Sprintf(
+			"failure brake tripped: %d of %d VMs acted on failed or were flagged (threshold %.0f%%); no new VM starts, those in flight finish",
+			bad, acted, 100*r.p.Policy.FailureThreshold)})
+	}
+}
+
+func (r *runner) stopped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stop
+}
+
+// canaryCounts counts the canary wave's VMs acted on and those that went
+// badly, from the journal (so VMs finished by an earlier process count).
+func (r *runner) canaryCounts(ctx context.Context, w plan.Wave) (bad, acted int, err error) {
+	for _, k := range w.VMs {
+		rec, err := r.j.GetVM(ctx, r.runID, k)
+		if err != nil {
+			return 0, 0, err
+		}
+		switch rec.Status {
+		case StatusFixed:
+			acted++
+		case StatusFailed:
+			acted++
+			bad++
+		case StatusFlagged:
+			steps, err := r.j.ListSteps(ctx, r.runID, k)
+			if err != nil {
+				return 0, 0, err
+			}
+			if len(steps) > 0 {
+				acted++
+				bad++
+			}
+		}
+	}
+	return bad, acted, nil
+}
+
+// finish records the end of this process's segment, then releases helpers
+// unless interrupted.
+func (r *runner) finish(kind, msg string) {
+	ctx := context.Background()
+	status := journal.RunPaused
+	if kind == EvRunDone {
+		status = journal.RunDone
+	}
+	if err := r.j.SetRunStatus(ctx, r.runID, status, r.now()); err != nil {
+		r.fail(err)
+	}
+	if kind != EvPausedInterrupted && r.o.Helpers != nil {
+		if err := r.o.Helpers.ReleaseAll(ctx, r.o.KeepHelpers); err != nil {
+			r.emit(Event{Kind: EvHelpersFailed, Message: "releasing the helper VMs failed: " + err.Error() +
+				"; they are tagged with the run ID: release them by hand or run apply again"})
+		} else if r.o.KeepHelpers {
+			r.emit(Event{Kind: EvHelpersKept, Message: "helper VMs kept (keep-helpers)"})
+		} else {
+			r.emit(Event{Kind: EvHelpersReleased, Message: "helper VMs released"})
+		}
+	} else if kind == EvPausedInterrupted && r.o.Helpers != nil {
+		r.emit(Event{Kind: EvHelpersKept, Message: "helper VMs kept for the resume"})
+	}
+	r.emit(Event{Kind: kind, Message: msg})
+}
+
+// breakerChanged journals the breaker's state changes.
+func (r *runner) breakerChanged(c brake.Change) {
+	kind := map[brake.State]string{brake.Open: EvBreakerOpen, brake.HalfOpen: EvBreakerHalfOpen, brake.Closed: EvBreakerClosed}[c.To]
+	msg := "control-plane breaker " + c.To.String() + ": " + c.Reason
+	if c.To == brake.Open {
+		msg += "; no new step starts until the API answers again"
+	}
+	r.emit(Event{At: c.At, Kind: kind, Message: msg})
+}
+
+// fail records the first fatal error and stops the run.
+func (r *runner) fail(err error) {
+	if err == nil {
+		return
+	}
+	r.mu.Lock()
+	if r.fatal == nil {
+		r.fatal = err
+	}
+	r.mu.Unlock()
+	if r.cancel != nil {
+		r.cancel(err)
+	}
+}

@@ -1,0 +1,387 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory/journal"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/guest"
+	"github.com/fixfleet/fixfleet/remediate/brake"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// withheld replaces a text the journal refused because it held a secret.
+const withheld = "[text withheld: it contained a secret]"
+
+// maxErrText bounds an error text journaled for a step.
+const maxErrText = 2000
+
+// vmOutcome is how runVM left a VM, for the brakes.
+type vmOutcome struct {
+	acted       bool // fixed, failed, or flagged after at least one step
+	bad         bool // failed, or flagged after at least one step
+	interrupted bool // ctx ended (or the run stopped) before a final status
+}
+
+// stepKind classifies how a step (after its retries) ended.
+type stepKind int
+
+const (
+	kOK stepKind = iota
+	kHealthy
+	kNeedsPerson
+	kFailed
+	kInterrupted
+)
+
+type stepEnd struct {
+	kind stepKind
+	msg  string // the journal-accepted error text
+}
+
+// vmState is what the journal knows of one VM's steps.
+type vmState struct {
+	ok       map[string]bool // strategy+"\x00"+step ended ok in some attempt
+	began    map[string]bool // strategy that has at least one step journaled
+	attempts map[string]int  // highest attempt per strategy+"\x00"+step
+	touched  bool            // a non-read-only step ended ok
+}
+
+func skey(s policy.Strategy, name string) string { return string(s) + "\x00" + name }
+
+func (r *runner) loadVMState(ctx context.Context, key string) (*vmState, map[policy.Strategy]string, error) {
+	steps, err := r.j.ListSteps(ctx, r.runID, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	vs := &vmState{ok: map[string]bool{}, began: map[string]bool{}, attempts: map[string]int{}}
+	for _, s := range steps {
+		vs.note(r, policy.Strategy(s.Strategy), s.Step, s.Attempt, s.Status)
+	}
+	evs, err := r.j.Events(ctx, r.runID, journal.EventFilter{VMKey: key, Kinds: []string{EvStrategyFailed}})
+	if err != nil {
+		return nil, nil, err
+	}
+	failed := map[policy.Strategy]string{}
+	for _, e := range evs {
+		name, reason, _ := strings.Cut(e.Message, ": ")
+		failed[policy.Strategy(name)] = reason
+	}
+	return vs, failed, nil
+}
+
+func (vs *vmState) note(r *runner, s policy.Strategy, name string, attempt int, st journal.StepStatus) {
+	k := skey(s, name)
+	vs.began[string(s)] = true
+	vs.attempts[k] = max(vs.attempts[k], attempt)
+	if st == journal.StepOK {
+		vs.ok[k] = true
+		if !r.o.ReadOnlyStep(s, name) {
+			vs.touched = true
+		}
+	}
+}
+
+// runVM takes one VM through its strategy chain to a final status.
+func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
+	acct := plan.AccountKey(vm.Tenant, vm.Account)
+	env := r.envs[acct]
+	if env == nil {
+		r.final(vm, vm.Strategy, StatusFlagged, fmt.Sprintf("%s: fixfleet has no credentials or provider for account %s; "+
+			"add it to the configuration and run apply again", notConfigured, acct))
+		return vmOutcome{}
+	}
+	vs, failed, err := r.loadVMState(ctx, vm.Key)
+	if err != nil {
+		r.fail(err)
+		return vmOutcome{interrupted: true}
+	}
+	started := EvVMStarted
+	if len(vs.began) > 0 {
+		started = EvVMResumed
+	}
+	r.emit(Event{Kind: started, VMKey: vm.Key, Strategy: vm.Strategy, Message: fmt.Sprintf("%s: %s (wave %d)", started, vm.Key, vm.Wave)})
+
+	chain := append([]policy.Strategy{vm.Strategy}, vm.Fallbacks...)
+	var reasons []string
+	done := func(s policy.Strategy, status, reason string) vmOutcome {
+		if !r.final(vm, s, status, reason) {
+			return vmOutcome{interrupted: true}
+		}
+		acted := status == StatusFixed || status == StatusFailed || (status == StatusFlagged && len(vs.began) > 0)
+		return vmOutcome{acted: acted, bad: acted && status != StatusFixed}
+	}
+	healthy := func(s policy.Strategy) vmOutcome {
+		if vs.touched {
+			return done(s, StatusFixed, "healthy after "+string(s))
+		}
+		return done(s, StatusSkippedHealthy, "found healthy on re-check before anything was changed: left untouched")
+	}
+	for _, s := range chain {
+		strat := r.o.Strategies[s]
+		if reason, ok := failed[s]; ok {
+			reasons = append(reasons, string(s)+": "+reason)
+			if strat != nil && vs.began[string(s)] && !vs.ok[skey(s, StepAbort)] {
+				if out, stop := r.abort(ctx, env, vm, vs, strat, s, done, healthy); stop {
+					return out
+				}
+			}
+			continue
+		}
+		if strat == nil {
+			reason := "not available in this fixfleet"
+			reasons = append(reasons, string(s)+": "+reason)
+			if !r.strategyFailed(vm, s, reason) {
+				return vmOutcome{interrupted: true}
+			}
+			continue
+		}
+		if err := r.upsert(context.WithoutCancel(ctx), journal.VM{RunID: r.runID, VMKey: vm.Key, Name: vm.Name, Strategy: string(s),
+			Status: StatusRunning, Reason: "running " + string(s), UpdatedAt: r.now()}); err != nil {
+			r.fail(err)
+			return vmOutcome{interrupted: true}
+		}
+		end := stepEnd{kind: kOK}
+		for _, st := range strat.Steps(vm, r.p.Policy) {
+			if vs.ok[skey(s, st.Name)] {
+				continue
+			}
+			end = r.runStep(ctx, env, vm, vs, s, st.Name, st.Run)
+			if end.kind != kOK {
+				break
+			}
+		}
+		switch end.kind {
+		case kOK:
+			return done(s, StatusFixed, "fixed by "+string(s))
+		case kHealthy:
+			return healthy(s)
+		case kNeedsPerson:
+			return done(s, StatusFlagged, string(s)+": "+end.msg)
+		case kInterrupted:
+			return vmOutcome{interrupted: true}
+		}
+		reasons = append(reasons, string(s)+": "+end.msg)
+		if !r.strategyFailed(vm, s, end.msg) {
+			return vmOutcome{interrupted: true}
+		}
+		if vs.began[string(s)] {
+			if out, stop := r.abort(ctx, env, vm, vs, strat, s, done, healthy); stop {
+				return out
+			}
+		}
+	}
+	return done(vm.Strategy, StatusFlagged, "no strategy left; a person must act: "+strings.Join(reasons, "; "))
+}
+
+// abort runs strategy s's Abort as the journaled step "abort". stop is
+// true when the VM reached a final status (or the run is interrupted).
+func (r *runner) abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs *vmState, strat step.Strategy, s policy.Strategy,
+	done func(policy.Strategy, string, string) vmOutcome, healthy func(policy.Strategy) vmOutcome) (vmOutcome, bool) {
+	end := r.runStep(ctx, env, vm, vs, s, StepAbort, strat.Abort)
+	switch end.kind {
+	case kOK:
+		r.emit(Event{Kind: EvStrategyAborted, VMKey: vm.Key, Strategy: s, Message: fmt.Sprintf("%s aborted cleanly; the VM is back in a safe state", s)})
+		return vmOutcome{}, false
+	case kHealthy:
+		return healthy(s), true
+	case kNeedsPerson:
+		return done(s, StatusFlagged, string(s)+" could not be undone: "+end.msg), true
+	case kInterrupted:
+		return vmOutcome{interrupted: true}, true
+	}
+	return done(s, StatusFailed, string(s)+" failed and its abort failed too; the VM may not be in a safe state, a person must check it: "+end.msg), true
+}
+
+// strategyFailed journals that strategy s failed on vm, so that a resume
+// passes over it. False if the journal could not record it.
+func (r *runner) strategyFailed(vm *plan.VMPlan, s policy.Strategy, reason string) bool {
+	return r.emit(Event{Kind: EvStrategyFailed, VMKey: vm.Key, Strategy: s, Message: string(s) + ": " + reason})
+}
+
+// final records a VM's final status. False if the journal could not.
+func (r *runner) final(vm *plan.VMPlan, s policy.Strategy, status, reason string) bool {
+	rec := journal.VM{RunID: r.runID, VMKey: vm.Key, Name: vm.Name, Strategy: string(s), Status: status, Reason: reason, UpdatedAt: r.now()}
+	if err := r.upsert(context.Background(), rec); err != nil {
+		r.fail(err)
+		return false
+	}
+	kind := map[string]string{StatusFixed: EvVMFixed, StatusSkippedHealthy: EvVMSkippedHealthy, StatusFlagged: EvVMFlagged, StatusFailed: EvVMFailed}[status]
+	return r.emit(Event{Kind: kind, VMKey: vm.Key, Strategy: s, Message: vm.Key + " " + status + ": " + reason})
+}
+
+// stepFunc is a step's Run or a strategy's Abort.
+type stepFunc func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error)
+
+// retryable reports whether waiting and trying again may help.
+func retryable(err error) bool {
+	return providers.Retryable(err) || errors.Is(err, guest.ErrUnreachable)
+}
+
+// runStep runs one step with its retries, journaling every attempt.
+func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs *vmState, s policy.Strategy, name string, fn stepFunc) stepEnd {
+	bg := context.WithoutCancel(ctx)
+	start := r.now()
+	var waited time.Duration // breaker waits, not charged to MaxTime
+	charged := 0
+	for {
+		if ctx.Err() != nil {
+			return stepEnd{kind: kInterrupted}
+		}
+		t0 := r.now()
+		tk, err := r.breaker.Acquire(ctx)
+		waited += r.now().Sub(t0)
+		if err != nil {
+			return stepEnd{kind: kInterrupted}
+		}
+		k := skey(s, name)
+		attempt := vs.attempts[k] + 1
+		intent, _ := json.Marshal(struct {
+			Strategy policy.Strategy `json:"strategy"`
+			Step     string          `json:"step"`
+			Attempt  int             `json:"attempt"`
+			Wave     int             `json:"wave"`
+		}{s, name, attempt, vm.Wave})
+		facts, err := r.j.Facts(ctx, r.runID, vm.Key)
+		var id journal.StepID
+		if err == nil {
+			id, err = r.j.BeginStep(ctx, journal.StepIntent{RunID: r.runID, VMKey: vm.Key, Strategy: string(s), Step: name,
+				Attempt: attempt, Intent: intent, At: r.now()})
+		}
+		if err != nil {
+			tk.Done(context.Canceled) // nothing was called
+			if ctx.Err() == nil {
+				r.fail(err)
+			}
+			return stepEnd{kind: kInterrupted}
+		}
+		vs.attempts[k] = attempt
+		vs.began[string(s)] = true
+		r.emitSink(Event{Kind: EvStepBegun, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
+			Message: fmt.Sprintf("%s %s/%s attempt %d", vm.Key, s, name, attempt)})
+
+		out, serr := fn(ctx, env, vm, step.Facts(facts))
+		after := tk.Done(serr)
+		interrupted := serr != nil && ctx.Err() != nil
+		res := journal.StepResult{Facts: out, At: r.now()}
+		switch {
+		case serr == nil:
+			res.Status = journal.StepOK
+		case errors.Is(serr, step.ErrHealthy):
+			res.Status, res.Error = journal.StepSkipped, errText(serr)
+		case interrupted:
+			res.Status, res.Error = journal.StepFailed, "interrupted: "+errText(serr)
+		default:
+			res.Status, res.Error = journal.StepFailed, errText(serr)
+		}
+		leak := false
+		if err := r.j.EndStep(bg, id, res); err != nil {
+			if !errors.Is(err, journal.ErrSecret) {
+				r.fail(err)
+				return stepEnd{kind: kInterrupted}
+			}
+			// A step put a secret in its error or facts: record that
+			// much, and stop trusting the strategy on this VM.
+			leak = true
+			res = journal.StepResult{Status: journal.StepFailed, Error: withheld, At: res.At}
+			if err := r.j.EndStep(bg, id, res); err != nil {
+				r.fail(err)
+				return stepEnd{kind: kInterrupted}
+			}
+		}
+		vs.note(r, s, name, attempt, res.Status)
+		r.emitSink(Event{Kind: EvStepEnded, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
+			Message: fmt.Sprintf("%s %s/%s attempt %d: %s %s", vm.Key, s, name, attempt, res.Status, res.Error)})
+		switch {
+		case leak:
+			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: %s (a bug in the step: report it)", name, withheld)}
+		case serr == nil:
+			return stepEnd{kind: kOK}
+		case interrupted:
+			return stepEnd{kind: kInterrupted}
+		case errors.Is(serr, step.ErrHealthy):
+			return stepEnd{kind: kHealthy, msg: res.Error}
+		case errors.Is(serr, step.ErrNeedsPerson):
+			return stepEnd{kind: kNeedsPerson, msg: fmt.Sprintf("step %s: %s", name, res.Error)}
+		case errors.Is(serr, step.ErrStrategyFailed) || !retryable(serr):
+			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: %s", name, res.Error)}
+		}
+		// Retryable. An API error that opened the breaker, or arrived while
+		// it was not closed, is the outage's, not the step's.
+		if !(brake.Classify(serr) == brake.APIError && after != brake.Closed) {
+			charged++
+		}
+		spent := r.now().Sub(start) - waited
+		if charged >= r.o.Retry.MaxAttempts || spent >= r.o.Retry.MaxTime {
+			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: gave up after %d attempts over %s: %s",
+				name, charged, spent.Round(time.Second), res.Error)}
+		}
+		delay := r.o.Retry.Backoff.Delay(max(charged, 1), providers.RetryAfter(serr))
+		r.emit(Event{Kind: EvStepRetry, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
+			Message: fmt.Sprintf("%s/%s attempt %d failed (%s); retrying in %s", s, name, attempt, res.Error, delay.Round(time.Millisecond))})
+		if err := r.o.Clock.Sleep(ctx, delay); err != nil {
+			return stepEnd{kind: kInterrupted}
+		}
+	}
+}
+
+// errText is an error's text, bounded.
+func errText(err error) string {
+	s := err.Error()
+	if len(s) > maxErrText {
+		s = s[:maxErrText] + "…(truncated)"
+	}
+	return s
+}
+
+func (r *runner) now() time.Time { return r.o.Clock.Now() }
+
+// upsert writes a VM record; a reason the journal refuses as secret is
+// replaced by the withheld text.
+func (r *runner) upsert(ctx context.Context, rec journal.VM) error {
+	err := r.j.UpsertVM(ctx, rec)
+	if errors.Is(err, journal.ErrSecret) {
+		rec.Reason = withheld
+		err = r.j.UpsertVM(ctx, rec)
+	}
+	return err
+}
+
+// emit journals e (filling its time) and passes it to the sink. A message
+// the journal refuses as secret is replaced by the withheld text. It
+// reports false (and stops the run) if the journal cannot record it.
+func (r *runner) emit(e Event) bool {
+	if e.At.IsZero() {
+		e.At = r.now()
+	}
+	je := journal.Event{RunID: r.runID, VMKey: e.VMKey, Kind: e.Kind, Message: e.Message, At: e.At}
+	err := r.j.Event(context.Background(), je)
+	if errors.Is(err, journal.ErrSecret) {
+		e.Message, je.Message = withheld, withheld
+		err = r.j.Event(context.Background(), je)
+	}
+	if err != nil {
+		r.fail(err)
+		return false
+	}
+	r.emitSink(e)
+	return true
+}
+
+// emitSink passes e to the sink only (not journaled).
+func (r *runner) emitSink(e Event) {
+	if r.o.Events == nil {
+		return
+	}
+	if e.At.IsZero() {
+		e.At = r.now()
+	}
+	r.o.Events(e)
+}

@@ -1,0 +1,328 @@
+package strategy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/probe"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/guest"
+	"github.com/fixfleet/fixfleet/providers/sim"
+	"github.com/fixfleet/fixfleet/providers/sim/winrmd"
+	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/remediate/helperpool"
+	"github.com/fixfleet/fixfleet/remediate/keys"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// The simulated clock runs this many times faster than the wall clock: a
+// 30-minute repair takes about 0.2 s.
+const speed = 10000
+
+var (
+	t0       = world.DefaultOrigin
+	inc      = inventory.BuiltinIncidents()[inventory.CrowdStrike20240719]
+	win2019  = inventory.WindowsVersion{Release: "2019", Build: "17763.6054"}
+	img2019  = inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "0A62F411"}
+	own      = inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "12345678"}
+	testKey  = "111111-222222-333333-444444-555555-666666-777777-888888"
+	testKeyI = "6F1C2A3B-0000-4000-8000-00000000AB01"
+	password = "pw-sim-Secret!"
+	badFile  = world.FileSpec{Name: "C-00000291-00000000-00000032.sys", Size: 41002, ModTime: inc.BadFrom, Header: inc.Header}
+	goodFile = world.FileSpec{Name: "C-00000291-00000000-00000032.sys", Size: 41002, ModTime: inc.BadUntil.Add(10 * time.Minute), Header: "AAAAAAAA01002401"}
+	preBk    = world.BackupSpec{ID: "bk-pre", Kind: "archive", TakenAt: time.Date(2024, 7, 19, 0, 0, 0, 0, time.UTC), SizeGB: 40}
+	badBk    = world.BackupSpec{ID: "bk-bad", Kind: "archive", TakenAt: time.Date(2024, 7, 19, 4, 30, 0, 0, time.UTC), SizeGB: 40}
+)
+
+// vmKind is how a test VM starts.
+type vmKind int
+
+const (
+	bootLoop vmKind = iota // cycling, never recovers by itself
+	safeMode               // safe mode with networking, bad file present
+	healthyVM              // running normally, fixed file
+)
+
+// spec describes one test VM.
+type spec struct {
+	n         int // 1..200: ID vm-n, disk disk-n, IP 10.0.0.n
+	kind      vmKind
+	identity  inventory.DiskIdentity
+	bitlocker bool
+	escrowed  bool
+	hive      bool // hive damaged
+	recoverAt int  // RecoverAfterBoots
+}
+
+func (s spec) vmSpec() world.VMSpec {
+	id := s.identity
+	if id.IsZero() {
+		id = own
+	}
+	c := world.ContentSpec{SizeGB: 40, Identity: id, HiveDamaged: s.hive}
+	switch s.kind {
+	case healthyVM:
+		c.Files = []world.FileSpec{goodFile}
+	case safeMode:
+		c.Files = []world.FileSpec{badFile}
+		c.SafeBootFlag = true
+	default:
+		c.Files = []world.FileSpec{badFile}
+	}
+	if s.bitlocker {
+		c.BitLocker = &world.BitLockerSpec{KeyID: testKeyI, RecoveryKey: testKey, Escrowed: s.escrowed}
+	}
+	return world.VMSpec{
+		ID: fmt.Sprintf("vm-%d", s.n), Zone: "is1a", Windows: win2019, Power: inventory.PowerRunning,
+		BootCount: 10, LastBootAt: t0.Add(-20 * time.Second), PrivateIP: fmt.Sprintf("10.0.0.%d", s.n),
+		OSDisk:    &world.DiskSpec{ID: fmt.Sprintf("disk-%d", s.n), ContentSpec: c},
+		Condition: world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt},
+		Backups:   []world.BackupSpec{preBk, badBk},
+	}
+}
+
+// fixture is a simulated world wired as cmd/fixfleet wires it.
+type fixture struct {
+	t    *testing.T
+	w    *world.World
+	clk  *clock.Scaled
+	prov *providers.Provider
+	pool *helperpool.Pool
+	env  *step.Env
+}
+
+func newFixture(t *testing.T, specs ...spec) *fixture {
+	t.Helper()
+	sc := world.Scenario{
+		Version: world.ScenarioVersion, Seed: 7, Incident: inventory.CrowdStrike20240719, Now: t0,
+		Zones:       []string{"is1a", "is1b"},
+		Images:      []world.ImageSpec{{Zone: "is1a", Release: "2019", Build: "17763.6054", ImageID: "img-2019", Identity: img2019}},
+		GuestAccess: world.GuestAccessSpec{Username: "Administrator", Password: password},
+		Faults:      world.Faults{Throttle: world.ThrottleOff}, ConsoleAvailable: true,
+	}
+	for _, s := range specs {
+		sc.VMs = append(sc.VMs, s.vmSpec())
+	}
+	clk := clock.NewScaled(t0, speed)
+	w, err := world.Load(sc, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := winrmd.Start(w, winrmd.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	client := guest.NewClient(guest.ClientOptions{Dial: guest.NewConnectDialer(srv.GatewayAddr())})
+	t.Cleanup(client.CloseIdleConnections)
+	prov := sim.New(w, sim.Options{})
+	creds := guest.Credentials{User: w.GuestUser(), Password: w.GuestPassword().Reveal()}
+	ks, err := keys.FromSecrets(w.EscrowedKeys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := helperpool.New(prov.Helpers, helperpool.Options{RunID: "run-1", Observer: prov.Observer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prober := &probe.Prober{Incident: w.Incident(), Runner: client, Creds: creds, Clock: clk,
+		EndpointsFor: func(inventory.VM) (probe.Endpoints, bool) { return prov.Guests, true }}
+	env := &step.Env{
+		RunID: "run-1", Account: providers.Account{Tenant: "sim", Name: "sim", Provider: "sim", Zones: w.Zones()},
+		Provider: prov, Guest: client, Creds: creds, Keys: ks, Prober: prober, Helpers: pool, Clock: clk,
+		Incident: w.Incident(), Policy: policy.Default(),
+	}
+	return &fixture{t: t, w: w, clk: clk, prov: prov, pool: pool, env: env}
+}
+
+// plan builds vm-n's plan entry the way the planner would, from the
+// provider's listing.
+func (f *fixture) plan(n int, strat policy.Strategy) *plan.VMPlan {
+	f.t.Helper()
+	vms, err := f.prov.Enumerator.List(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	id := fmt.Sprintf("vm-%d", n)
+	for _, v := range vms {
+		if v.ID != id {
+			continue
+		}
+		v.Tenant, v.Account, v.Provider = "sim", "sim", "sim"
+		p := &plan.VMPlan{Key: v.Key(), Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows,
+			OSDisk: v.OSDisk, Power: v.Power, State: inventory.StateBootLoop, Strategy: strat,
+			Helper: &plan.PlannedHelper{Zone: v.Zone, Windows: v.Windows, ImageID: "img-2019", SameRelease: true}}
+		for _, b := range v.Backups {
+			if b.TakenAt.Before(inc.StartedAt) {
+				p.Backup = &plan.PlannedBackup{ID: b.ID, Kind: b.Kind, TakenAt: b.TakenAt, SizeGB: b.SizeGB}
+			}
+		}
+		return p
+	}
+	f.t.Fatalf("no VM %s", id)
+	return nil
+}
+
+// mutations are the control-plane calls that change something.
+var mutations = []string{"StopVMs", "StartVMs", "RestartVM", "AttachDisk", "DetachDisk", "Snapshot", "DiskFromSnapshot", "RestoreBackup", "AcquireHelper", "ReleaseHelper"}
+
+func (f *fixture) mutationCount() map[string]int {
+	c := f.w.Stats().Calls
+	out := map[string]int{}
+	for _, m := range mutations {
+		out[m] = c[m]
+	}
+	return out
+}
+
+// runOpts say how the test runner runs a strategy.
+type runOpts struct {
+	twice     bool // run every step twice in a row
+	stopAfter int  // stop (as if the process died) after this step index; -1: never
+	noAbort   bool // do not call Abort on failure
+}
+
+var errStopped = errors.New("runner stopped on purpose")
+
+// runStep runs one step, retrying what the executor would retry.
+func (f *fixture) runStep(ctx context.Context, st step.Step, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	var err error
+	for i := 0; i < 8; i++ {
+		var got step.Facts
+		got, err = st.Run(ctx, f.env, vm, facts)
+		if err == nil || !retryable(err) {
+			return got, err
+		}
+		if serr := f.clk.Sleep(ctx, 20*time.Second); serr != nil {
+			return nil, serr
+		}
+	}
+	return nil, err
+}
+
+// run is a tiny sequential executor: steps in order, retryable errors
+// retried, Abort on failure (not on ErrHealthy).
+func (f *fixture) run(s step.Strategy, vm *plan.VMPlan, facts step.Facts, o runOpts) (step.Facts, error) {
+	f.t.Helper()
+	ctx := context.Background()
+	if facts == nil {
+		facts = step.Facts{}
+	}
+	for i, st := range s.Steps(vm, f.env.Policy) {
+		if o.stopAfter >= 0 && i > o.stopAfter {
+			return facts, errStopped
+		}
+		got, err := f.runStep(ctx, st, vm, facts)
+		facts = facts.Merge(got)
+		if err == nil && o.twice {
+			before := f.mutationCount()
+			var again step.Facts
+			again, err = f.runStep(ctx, st, vm, facts)
+			if after := f.mutationCount(); err == nil && fmt.Sprint(after) != fmt.Sprint(before) {
+				f.t.Errorf("step %s run twice: second run changed the cloud: %v -> %v", st.Name, before, after)
+			}
+			for k, v := range again {
+				if old, ok := got[k]; ok && old != v && !strings.HasSuffix(k, "_at") {
+					f.t.Errorf("step %s run twice: fact %s %q then %q", st.Name, k, old, v)
+				}
+			}
+			facts = facts.Merge(again)
+		}
+		if err != nil {
+			err = fmt.Errorf("step %s: %w", st.Name, err)
+			if errors.Is(err, step.ErrHealthy) || o.noAbort {
+				return facts, err
+			}
+			af, aerr := s.Abort(ctx, f.env, vm, facts)
+			facts = facts.Merge(af)
+			if aerr != nil {
+				return facts, fmt.Errorf("%w; abort: %w", err, aerr)
+			}
+			return facts, err
+		}
+	}
+	return facts, nil
+}
+
+// clean fails the test unless the referee's invariant counters are 0.
+func (f *fixture) clean() world.Audit {
+	f.t.Helper()
+	a := f.w.Audit()
+	if !a.Clean() {
+		f.t.Errorf("audit not clean: healthy_touched=%d %v disks_lost=%d %v identity_changed=%d %v unverified_returns=%d %v foreign=%d %v",
+			a.HealthyTouched, a.HealthyTouchedEvents, a.DisksLost, a.DisksLostList, a.IdentityChanged, a.IdentityChangedVMs,
+			a.UnverifiedReturns, a.UnverifiedReturnList, a.ForeignScripts, a.ForeignScriptsReasons)
+	}
+	return a
+}
+
+func (f *fixture) truth(n int) string {
+	tr, _ := f.w.Truth(fmt.Sprintf("vm-%d", n))
+	return tr
+}
+
+// waitTruth polls the referee until vm-n's truth is want or the limit
+// passes (a VM that was just started needs minutes of simulated time).
+func (f *fixture) waitTruth(n int, want string, limit time.Duration) string {
+	deadline := f.clk.Now().Add(limit)
+	for {
+		tr := f.truth(n)
+		if tr == want || f.clk.Now().After(deadline) {
+			return tr
+		}
+		_ = f.clk.Sleep(context.Background(), 10*time.Second)
+	}
+}
+
+// disk reads a disk's attachment.
+func (f *fixture) disk(id string) providers.DiskState {
+	f.t.Helper()
+	ds, err := f.prov.Disks.Describe(context.Background(), providers.DiskRef{ID: id, Zone: "is1a"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return ds
+}
+
+func (f *fixture) power(n int) inventory.PowerState {
+	f.t.Helper()
+	m, err := f.prov.Observer.Observe(context.Background(), []providers.VMRef{{ID: fmt.Sprintf("vm-%d", n), Zone: "is1a"}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return m[fmt.Sprintf("vm-%d", n)].Power
+}
+
+// noSecrets fails if a fact or error text holds a secret.
+func noSecrets(t *testing.T, facts step.Facts, err error) {
+	t.Helper()
+	for _, sec := range []string{testKey, password} {
+		for k, v := range facts {
+			if strings.Contains(v, sec) {
+				t.Errorf("fact %s holds a secret", k)
+			}
+		}
+		if err != nil && strings.Contains(err.Error(), sec) {
+			t.Errorf("error holds a secret: %v", err)
+		}
+	}
+}
+
+func stepIndex(t *testing.T, s step.Strategy, vm *plan.VMPlan, name string) int {
+	t.Helper()
+	for i, st := range s.Steps(vm, policy.Default()) {
+		if st.Name == name {
+			return i
+		}
+	}
+	t.Fatalf("%s has no step %s", s.Name(), name)
+	return -1
+}

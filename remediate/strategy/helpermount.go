@@ -1,0 +1,700 @@
+package strategy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/guest"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// HelperMount repairs a VM's OS disk offline on a pooled helper VM of the
+// same Windows release in the same zone, handling the disk-identity
+// collision explicitly (DESIGN.md §2): the disk's identity is recorded
+// before it is onlined, restored and verified before it leaves the helper,
+// and a disk whose identity is not verified is never returned to its VM.
+//
+// Steps:
+//
+//	recheck            healthy now → step.ErrHealthy
+//	snapshot           a snapshot before the disk changes (reused if found)
+//	stop               re-check, then stop the VM (forced when its guest
+//	                   does not answer: it cannot shut down by itself)
+//	lease-helper       a slot on a helper (env.Helpers); fact helper_id
+//	detach-os-disk     the OS disk leaves the stopped VM
+//	attach-to-helper   attached to the helper as a data disk
+//	find-disk          the helper's listing, disk by serial = disk ID; fact
+//	                   identity_original recorded BEFORE onlining; it must
+//	                   equal the plan's identity when the plan knows it
+//	                   (else step.Flag)
+//	online-disk        Windows may assign a new identity on collision:
+//	                   facts identity_after_online, identity_changed
+//	unlock             BitLocker only: key from env.Keys by the plan's key
+//	                   ID (missing → step.Fail); the key is never in facts
+//	                   or errors
+//	delete-files       on the volume's drive letter; facts deleted, kept
+//	check-hives        a damaged hive → step.Fail (for restore-backup)
+//	restore-identity   set the identity back to identity_original
+//	verify-identity    a fresh listing must show identity_original
+//	offline-disk       take the disk offline again
+//	detach-from-helper re-verifies in a fresh listing, then detaches
+//	return-helper      gives the helper slot back
+//	attach-boot        refuses unless identity_verified = identity_original
+//	start              starts the VM
+//	verify             normal boot, no bad file; else step.Fail
+//
+// Once the disk is back on its VM (fact disk_returned and the cloud agrees),
+// the steps before attach-boot do nothing, so running the strategy again
+// from its facts never takes a repaired disk away again.
+//
+// Abort brings the OS disk back to its VM with its identity verified
+// wherever the strategy stopped (restoring, verifying and offlining it on
+// the helper first when it was onlined there), gives the helper slot back
+// and powers the VM on. When it cannot, it returns step.Flag naming the
+// helper that holds the disk.
+type HelperMount struct{}
+
+// Name implements step.Strategy.
+func (HelperMount) Name() policy.Strategy { return policy.HelperMount }
+
+// Steps implements step.Strategy. The unlock step is there only for a
+// BitLocker disk.
+func (HelperMount) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
+	steps := []step.Step{
+		recheckStep("", nil),
+		snapshotStep(),
+		{Name: "stop", Run: unlessReturned(hmStop)},
+		{Name: "lease-helper", Run: unlessReturned(hmLease)},
+		{Name: "detach-os-disk", Run: unlessReturned(hmDetachOS)},
+		{Name: "attach-to-helper", Run: unlessReturned(hmAttachHelper)},
+		{Name: "find-disk", Run: unlessReturned(hmFindDisk)},
+		{Name: "online-disk", Run: unlessReturned(hmOnline)},
+	}
+	if vm.OSDisk.Encryption.BitLocker {
+		steps = append(steps, step.Step{Name: "unlock", Run: unlessReturned(hmUnlock)})
+	}
+	return append(steps,
+		step.Step{Name: "delete-files", Run: unlessReturned(hmDelete)},
+		step.Step{Name: "check-hives", Run: unlessReturned(hmCheckHives)},
+		step.Step{Name: "restore-identity", Run: unlessReturned(hmRestoreIdentity)},
+		step.Step{Name: "verify-identity", Run: unlessReturned(hmVerifyIdentity)},
+		step.Step{Name: "offline-disk", Run: unlessReturned(hmOffline)},
+		step.Step{Name: "detach-from-helper", Run: unlessReturned(hmDetachHelper)},
+		step.Step{Name: "return-helper", Run: hmReturnHelper},
+		step.Step{Name: "attach-boot", Run: hmAttachBoot},
+		step.Step{Name: "start", Run: hmStart},
+		finalVerify("verify"),
+	)
+}
+
+type runFunc = func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error)
+
+// unlessReturned skips a step once the repaired disk is back on its VM.
+func unlessReturned(f runFunc) runFunc {
+	return func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
+			return nil, err
+		}
+		if facts[FactDiskReturned] == "true" {
+			ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+			if err != nil {
+				return nil, err
+			}
+			if ds.AttachedTo == vm.ID && ds.Boot {
+				return nil, nil
+			}
+		}
+		return f(ctx, env, vm, facts)
+	}
+}
+
+// helperWindows is the release of the helper to lease.
+func helperWindows(vm *plan.VMPlan) inventory.WindowsVersion {
+	if vm.Helper != nil && vm.Helper.Windows.Release != "" {
+		return vm.Helper.Windows
+	}
+	return vm.Windows
+}
+
+func helperOf(vm *plan.VMPlan, facts step.Facts) (providers.VMRef, error) {
+	id := facts[FactHelperID]
+	if id == "" {
+		return providers.VMRef{}, step.Fail("no helper was leased for %s", vm.ID)
+	}
+	zone := facts[FactHelperZone]
+	if zone == "" {
+		zone = vm.Zone
+	}
+	return providers.VMRef{ID: id, Region: vm.Region, Zone: zone}, nil
+}
+
+func originalIdentity(vm *plan.VMPlan, facts step.Facts) (inventory.DiskIdentity, error) {
+	id, ok := parseIdentity(facts[FactIdentityOriginal])
+	if !ok {
+		return inventory.DiskIdentity{}, step.Fail("the identity of disk %s before it was onlined was not recorded", vm.OSDisk.ID)
+	}
+	return id, nil
+}
+
+// listed finds the disk with serial on helper h. With wait > 0 it polls
+// while the helper does not answer yet or the disk is not listed yet.
+// A disk not listed is step.Fail; a helper that never answered is its
+// guest.ErrUnreachable error (retryable).
+func listed(ctx context.Context, env *step.Env, h providers.VMRef, serial string, wait time.Duration) (guest.Disk, providers.Endpoint, error) {
+	ep, err := endpoint(ctx, env, h)
+	if err != nil {
+		return guest.Disk{}, ep, err
+	}
+	var found guest.Disk
+	var lastErr error
+	fn := func() (bool, error) {
+		r, err := env.Guest.ListDisks(ctx, ep, env.Creds)
+		if err != nil {
+			if wait > 0 && errors.Is(err, guest.ErrUnreachable) {
+				lastErr = err
+				return false, nil
+			}
+			return false, err
+		}
+		lastErr = nil
+		for _, d := range r.Disks {
+			if !d.IsBoot && strings.EqualFold(d.Serial, serial) {
+				found = d
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	var ok bool
+	if wait > 0 {
+		ok, err = poll(ctx, env, PollEvery, wait, fn)
+	} else {
+		ok, err = fn()
+	}
+	switch {
+	case err != nil:
+		return guest.Disk{}, ep, err
+	case ok:
+		return found, ep, nil
+	case lastErr != nil:
+		return guest.Disk{}, ep, lastErr
+	}
+	return guest.Disk{}, ep, step.Fail("disk %s is not listed on helper %s", serial, h.ID)
+}
+
+// onHelper reads where the OS disk is and fails unless it is on helper h.
+func onHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, h providers.VMRef) error {
+	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	if err != nil {
+		return err
+	}
+	if ds.AttachedTo != h.ID {
+		where := "detached"
+		if ds.AttachedTo != "" {
+			where = "attached to " + ds.AttachedTo
+		}
+		return step.Fail("disk %s should be on helper %s but is %s", vm.OSDisk.ID, h.ID, where)
+	}
+	return nil
+}
+
+// onHelperListed is onHelper followed by the helper's listing of the disk.
+func onHelperListed(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts, wait time.Duration) (providers.VMRef, guest.Disk, providers.Endpoint, error) {
+	h, err := helperOf(vm, facts)
+	if err != nil {
+		return h, guest.Disk{}, providers.Endpoint{}, err
+	}
+	if err := onHelper(ctx, env, vm, h); err != nil {
+		return h, guest.Disk{}, providers.Endpoint{}, err
+	}
+	d, ep, err := listed(ctx, env, h, vm.OSDisk.ID, wait)
+	return h, d, ep, err
+}
+
+func dataVolume(d guest.Disk) guest.Volume {
+	for _, v := range d.Volumes {
+		if v.DriveLetter != "" {
+			return v
+		}
+	}
+	if len(d.Volumes) > 0 {
+		return d.Volumes[0]
+	}
+	return guest.Volume{}
+}
+
+func hmStop(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	return stopVM(ctx, env, vm, facts)
+}
+
+func hmLease(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	if env.Helpers == nil {
+		return nil, step.Fail("no helper pool: the account has no helpers capability")
+	}
+	h, err := env.Helpers.Lease(ctx, vm.Zone, helperWindows(vm), vm.Key, facts[FactHelperID])
+	if err != nil {
+		if errors.Is(err, providers.ErrNotFound) {
+			return nil, step.Fail("no helper of %s in zone %s: %v", helperWindows(vm), vm.Zone, err)
+		}
+		return nil, err
+	}
+	zone := h.Zone
+	if zone == "" {
+		zone = vm.Zone
+	}
+	return step.Facts{FactHelperID: h.ID, FactHelperZone: zone}, nil
+}
+
+func hmDetachOS(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	if err != nil {
+		return nil, err
+	}
+	switch ds.AttachedTo {
+	case "", facts[FactHelperID]:
+	case vm.ID:
+		if !ds.Boot {
+			return nil, step.Flag("disk %s is attached to %s as a data disk, not as its boot disk; look at the VM", vm.OSDisk.ID, vm.ID)
+		}
+		if err := env.Provider.Disks.Detach(ctx, vmRef(vm), diskRef(vm, vm.OSDisk.ID)); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, step.Flag("disk %s is attached to %s, neither its VM %s nor its helper; find out who uses it", vm.OSDisk.ID, ds.AttachedTo, vm.ID)
+	}
+	return step.Facts{FactOSDiskDetached: "true"}, nil
+}
+
+func hmAttachHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	h, err := helperOf(vm, facts)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	if err != nil {
+		return nil, err
+	}
+	switch ds.AttachedTo {
+	case h.ID:
+	case "":
+		if err := env.Provider.Disks.Attach(ctx, h, diskRef(vm, vm.OSDisk.ID), false); err != nil {
+			return nil, err
+		}
+	case vm.ID:
+		return nil, step.Fail("disk %s is still attached to its VM %s", vm.OSDisk.ID, vm.ID)
+	default:
+		return nil, step.Flag("disk %s is attached to %s, neither its VM %s nor its helper %s; find out who uses it", vm.OSDisk.ID, ds.AttachedTo, vm.ID, h.ID)
+	}
+	return step.Facts{FactAttachedTo: h.ID}, nil
+}
+
+func hmFindDisk(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	h, d, _, err := onHelperListed(ctx, env, vm, facts, HelperWait)
+	if err != nil {
+		return nil, err
+	}
+	out := step.Facts{FactDiskNumber: strconv.Itoa(d.Number)}
+	if facts[FactIdentityOriginal] != "" {
+		return out, nil // recorded before the disk was onlined: keep it
+	}
+	planned := vm.OSDisk.Identity
+	switch {
+	case d.Offline && !planned.IsZero() && d.Identity != planned:
+		return nil, step.Flag("disk %s shows identity %s on helper %s, but the plan recorded %s: its boot configuration may name either; check the disk by hand (it is still attached to helper %s, offline)",
+			vm.OSDisk.ID, d.Identity, h.ID, planned, h.ID)
+	case d.Offline:
+		out[FactIdentityOriginal] = fmtIdentity(d.Identity)
+	case !planned.IsZero():
+		out[FactIdentityOriginal] = fmtIdentity(planned)
+	default:
+		return nil, step.Flag("disk %s is already online on helper %s with identity %s, and its identity before it was onlined is unknown; compare it with the disk's boot configuration by hand before returning it to %s",
+			vm.OSDisk.ID, h.ID, d.Identity, vm.ID)
+	}
+	if out[FactIdentityOriginal] == "" {
+		return nil, step.Flag("the helper %s reports no identity for disk %s", h.ID, vm.OSDisk.ID)
+	}
+	return out, nil
+}
+
+func hmOnline(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	orig, err := originalIdentity(vm, facts)
+	if err != nil {
+		return nil, err
+	}
+	if facts[FactSnapshotID] == "" {
+		return nil, step.Fail("refusing to online disk %s: no snapshot of it was recorded", vm.OSDisk.ID)
+	}
+	_, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
+	if err != nil {
+		return nil, err
+	}
+	if d.Offline {
+		r, err := env.Guest.OnlineDisk(ctx, ep, env.Creds, guest.DiskParams{Number: d.Number, Serial: d.Serial})
+		if err != nil {
+			return nil, err
+		}
+		d = r.Disk
+	}
+	out := step.Facts{FactDriveLetter: dataVolume(d).DriveLetter}
+	if facts[FactIdentityAfterOnline] == "" {
+		out[FactIdentityAfterOnline] = fmtIdentity(d.Identity)
+		out[FactIdentityChanged] = strconv.FormatBool(d.Identity != orig)
+	}
+	return out, nil
+}
+
+func hmUnlock(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	keyID := vm.OSDisk.Encryption.KeyID
+	if keyID == "" {
+		return nil, step.Fail("disk %s is BitLocker-encrypted but the plan has no key protector ID", vm.OSDisk.ID)
+	}
+	if env.Keys == nil {
+		return nil, step.Fail("no recovery-key source: cannot unlock disk %s (key protector %s)", vm.OSDisk.ID, keyID)
+	}
+	key, ok := env.Keys.Key(keyID)
+	if !ok {
+		return nil, step.Fail("the key source has no recovery key for key protector %s of disk %s", keyID, vm.OSDisk.ID)
+	}
+	h, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
+	if err != nil {
+		return nil, err
+	}
+	vol := dataVolume(d)
+	switch {
+	case vol.BitLocker != "locked":
+		return step.Facts{FactUnlocked: "true"}, nil
+	case vol.DriveLetter == "":
+		return nil, step.Fail("the BitLocker volume of disk %s has no drive letter on helper %s", vm.OSDisk.ID, h.ID)
+	case vol.KeyID != "" && !strings.EqualFold(vol.KeyID, keyID):
+		return nil, step.Fail("the volume of disk %s is protected by key %s, but the plan expected %s", vm.OSDisk.ID, vol.KeyID, keyID)
+	}
+	r, err := env.Guest.UnlockVolume(ctx, ep, env.Creds, guest.UnlockParams{DriveLetter: vol.DriveLetter, RecoveryKey: key.Reveal()})
+	if err != nil {
+		if retryable(err) {
+			return nil, err
+		}
+		// The client's errors are scrubbed of the key; add only the ID.
+		return nil, step.Fail("unlocking the volume of disk %s with key protector %s failed: %v", vm.OSDisk.ID, keyID, err)
+	}
+	if !r.Unlocked {
+		return nil, step.Fail("the volume of disk %s is still locked after unlocking with key protector %s", vm.OSDisk.ID, keyID)
+	}
+	return step.Facts{FactUnlocked: "true"}, nil
+}
+
+// letterOf returns the disk's unlocked volume letter, or a step.Fail.
+func letterOf(vm *plan.VMPlan, h providers.VMRef, d guest.Disk) (string, error) {
+	vol := dataVolume(d)
+	switch {
+	case d.Offline || vol.DriveLetter == "":
+		return "", step.Fail("disk %s is not online with a drive letter on helper %s", vm.OSDisk.ID, h.ID)
+	case vol.BitLocker == "locked":
+		return "", step.Fail("the volume of disk %s is locked by BitLocker on helper %s (the plan did not expect BitLocker)", vm.OSDisk.ID, h.ID)
+	}
+	return vol.DriveLetter, nil
+}
+
+func hmDelete(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	if facts[FactSnapshotID] == "" {
+		return nil, step.Fail("refusing to delete files on disk %s: no snapshot of it was recorded", vm.OSDisk.ID)
+	}
+	h, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
+	if err != nil {
+		return nil, err
+	}
+	root, err := letterOf(vm, h, d)
+	if err != nil {
+		return nil, err
+	}
+	r, err := env.Guest.DeleteFiles(ctx, ep, env.Creds, guest.DeleteParams{Root: root, Criteria: criteria(env.Incident)})
+	if err != nil {
+		return nil, err
+	}
+	return deleteFacts(facts, r), nil
+}
+
+func hmCheckHives(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	h, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
+	if err != nil {
+		return nil, err
+	}
+	root, err := letterOf(vm, h, d)
+	if err != nil {
+		return nil, err
+	}
+	r, err := env.Guest.CheckHives(ctx, ep, env.Creds, guest.CheckHivesParams{Root: root})
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Hives) == 0 {
+		return nil, step.Fail("the hive check of disk %s reported no hive", vm.OSDisk.ID)
+	}
+	var bad []string
+	for _, hv := range r.Hives {
+		if !hv.OK {
+			bad = append(bad, hv.Name)
+		}
+	}
+	if len(bad) > 0 {
+		return nil, step.Fail("registry hive(s) %s of disk %s are damaged: the disk needs restore-backup", strings.Join(bad, ", "), vm.OSDisk.ID)
+	}
+	return step.Facts{FactHivesOK: "true"}, nil
+}
+
+func hmRestoreIdentity(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	orig, err := originalIdentity(vm, facts)
+	if err != nil {
+		return nil, err
+	}
+	_, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
+	if err != nil {
+		return nil, err
+	}
+	if d.Identity != orig {
+		if _, err := env.Guest.SetDiskIdentity(ctx, ep, env.Creds, guest.SetIdentityParams{Number: d.Number, Serial: d.Serial, Identity: orig}); err != nil {
+			return nil, err
+		}
+	}
+	return step.Facts{}, nil
+}
+
+func hmVerifyIdentity(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	orig, err := originalIdentity(vm, facts)
+	if err != nil {
+		return nil, err
+	}
+	h, d, _, err := onHelperListed(ctx, env, vm, facts, 0)
+	if err != nil {
+		return nil, err
+	}
+	if d.Identity != orig {
+		return nil, step.Fail("disk %s shows identity %s on helper %s after the restore, want %s", vm.OSDisk.ID, d.Identity, h.ID, orig)
+	}
+	return step.Facts{FactIdentityVerified: fmtIdentity(d.Identity)}, nil
+}
+
+func hmOffline(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	_, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
+	if err != nil {
+		return nil, err
+	}
+	if !d.Offline {
+		if _, err := env.Guest.OfflineDisk(ctx, ep, env.Creds, guest.DiskParams{Number: d.Number, Serial: d.Serial}); err != nil {
+			return nil, err
+		}
+	}
+	return step.Facts{FactOfflined: "true"}, nil
+}
+
+func hmDetachHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	orig, err := originalIdentity(vm, facts)
+	if err != nil {
+		return nil, err
+	}
+	h, err := helperOf(vm, facts)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	if err != nil {
+		return nil, err
+	}
+	switch ds.AttachedTo {
+	case "", vm.ID:
+		return step.Facts{FactDetachedFromHelper: "true"}, nil
+	case h.ID:
+	default:
+		return nil, step.Flag("disk %s is attached to %s, neither its VM %s nor its helper %s; find out who uses it", vm.OSDisk.ID, ds.AttachedTo, vm.ID, h.ID)
+	}
+	// Verify once more, right before the disk leaves the helper.
+	d, _, err := listed(ctx, env, h, vm.OSDisk.ID, 0)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case d.Identity != orig:
+		return nil, step.Fail("refusing to detach disk %s from helper %s: it shows identity %s, want %s", vm.OSDisk.ID, h.ID, d.Identity, orig)
+	case !d.Offline:
+		return nil, step.Fail("refusing to detach disk %s from helper %s: it is still online", vm.OSDisk.ID, h.ID)
+	}
+	if err := env.Provider.Disks.Detach(ctx, h, diskRef(vm, vm.OSDisk.ID)); err != nil {
+		return nil, err
+	}
+	return step.Facts{FactDetachedFromHelper: "true", FactIdentityVerified: fmtIdentity(d.Identity)}, nil
+}
+
+func hmReturnHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	if facts[FactHelperID] == "" || env.Helpers == nil {
+		return step.Facts{FactHelperReturned: "true"}, nil
+	}
+	h, _ := helperOf(vm, facts)
+	if err := env.Helpers.Return(ctx, h, vm.Key); err != nil {
+		return nil, err
+	}
+	return step.Facts{FactHelperReturned: "true"}, nil
+}
+
+func hmAttachBoot(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case ds.AttachedTo == vm.ID && ds.Boot:
+		return step.Facts{FactDiskReturned: "true"}, nil
+	case ds.AttachedTo != "":
+		return nil, step.Fail("refusing to return disk %s: it is still attached to %s", vm.OSDisk.ID, ds.AttachedTo)
+	}
+	if v, o := facts[FactIdentityVerified], facts[FactIdentityOriginal]; o == "" || v != o {
+		return nil, step.Fail("refusing to return disk %s to %s: its identity is not verified (original %q, verified %q)", vm.OSDisk.ID, vm.ID, o, v)
+	}
+	if err := env.Provider.Disks.Attach(ctx, vmRef(vm), diskRef(vm, vm.OSDisk.ID), true); err != nil {
+		return nil, err
+	}
+	return step.Facts{FactDiskReturned: "true"}, nil
+}
+
+func hmStart(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	if err := startVM(ctx, env, vmRef(vm)); err != nil {
+		return nil, err
+	}
+	return step.Facts{FactStarted: "true"}, nil
+}
+
+// abortTries bounds Abort's own retries of retryable errors.
+const abortTries = 6
+
+// retry runs f again after retryable errors, a few times, waiting on the
+// clock in between.
+func retry(ctx context.Context, env *step.Env, f func() error) error {
+	wait := 5 * time.Second
+	var err error
+	for i := 0; i < abortTries; i++ {
+		if err = f(); err == nil || !retryable(err) {
+			return err
+		}
+		if serr := env.Clock.Sleep(ctx, wait); serr != nil {
+			return err
+		}
+		wait *= 2
+	}
+	return err
+}
+
+// Abort implements step.Strategy. See HelperMount.
+func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
+		return nil, step.Flag("cannot abort helper-mount on %s: %v", vm.ID, err)
+	}
+	disk := diskRef(vm, vm.OSDisk.ID)
+	out := step.Facts{}
+	var ds providers.DiskState
+	if err := retry(ctx, env, func() (err error) { ds, err = env.Provider.Disks.Describe(ctx, disk); return err }); err != nil {
+		return out, step.Flag("cannot read where disk %s of %s is (%v); helper %q may hold it", vm.OSDisk.ID, vm.ID, err, facts[FactHelperID])
+	}
+	verified := false
+	switch {
+	case ds.AttachedTo == vm.ID && !ds.Boot:
+		return out, step.Flag("disk %s is attached to its VM %s as a data disk; attach it as the boot disk by hand", vm.OSDisk.ID, vm.ID)
+	case ds.AttachedTo == vm.ID:
+		out[FactAbortDiskLocation] = "boot disk of " + vm.ID
+	case ds.AttachedTo != "":
+		h := providers.VMRef{ID: ds.AttachedTo, Region: vm.Region, Zone: vm.Zone}
+		if err := abortOnHelper(ctx, env, vm, facts, h); err != nil {
+			out[FactAbortDiskLocation] = "attached to helper " + h.ID
+			return out, step.Flag("disk %s of %s is still attached to helper %s and could not be brought back with its identity verified: %v; "+
+				"on the helper, set its identity back to %q, take it offline, detach it and attach it to %s as its boot disk",
+				vm.OSDisk.ID, vm.ID, h.ID, errText(err), facts[FactIdentityOriginal], vm.ID)
+		}
+		verified = true
+		fallthrough
+	default: // detached
+		onlined := facts[FactIdentityAfterOnline] != "" || facts[FactDriveLetter] != ""
+		if !verified && onlined && (facts[FactIdentityOriginal] == "" || facts[FactIdentityVerified] != facts[FactIdentityOriginal]) {
+			out[FactAbortDiskLocation] = "detached"
+			return out, step.Flag("disk %s of %s is detached and was onlined on a helper, but its identity was not verified since; "+
+				"attach it to a helper, check that it shows identity %q, then attach it to %s as its boot disk",
+				vm.OSDisk.ID, vm.ID, facts[FactIdentityOriginal], vm.ID)
+		}
+		if err := retry(ctx, env, func() error { return env.Provider.Disks.Attach(ctx, vmRef(vm), disk, true) }); err != nil {
+			out[FactAbortDiskLocation] = "detached"
+			return out, step.Flag("disk %s of %s is detached (identity verified) but could not be attached back as its boot disk: %v", vm.OSDisk.ID, vm.ID, err)
+		}
+		out[FactAbortDiskLocation] = "boot disk of " + vm.ID
+		out[FactDiskReturned] = "true"
+	}
+	if h, err := helperOf(vm, facts); err == nil && env.Helpers != nil {
+		if err := env.Helpers.Return(ctx, h, vm.Key); err == nil {
+			out[FactHelperReturned] = "true"
+		}
+	}
+	if env.Provider.Power != nil {
+		if err := retry(ctx, env, func() error { return startVM(ctx, env, vmRef(vm)) }); err != nil {
+			return out, step.Flag("disk %s is back on %s as its boot disk, but the VM could not be started: %v", vm.OSDisk.ID, vm.ID, err)
+		}
+	}
+	out[FactAbort] = "the OS disk is back on its VM with its identity verified; the VM was powered on"
+	return out, nil
+}
+
+// abortOnHelper restores, verifies and offlines the OS disk on helper h,
+// then detaches it.
+func abortOnHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts, h providers.VMRef) error {
+	var d guest.Disk
+	var ep providers.Endpoint
+	if err := retry(ctx, env, func() (err error) { d, ep, err = listed(ctx, env, h, vm.OSDisk.ID, HelperWait); return err }); err != nil {
+		return err
+	}
+	orig, ok := parseIdentity(facts[FactIdentityOriginal])
+	switch {
+	case ok:
+	case !vm.OSDisk.Identity.IsZero():
+		orig = vm.OSDisk.Identity
+	case d.Offline && facts[FactIdentityAfterOnline] == "" && facts[FactDriveLetter] == "":
+		// Never onlined by this strategy: Windows has not changed it.
+		orig = d.Identity
+	default:
+		return fmt.Errorf("the identity of disk %s before it was onlined is unknown (it shows %s now)", vm.OSDisk.ID, d.Identity)
+	}
+	if d.Identity != orig {
+		if err := retry(ctx, env, func() error {
+			_, err := env.Guest.SetDiskIdentity(ctx, ep, env.Creds, guest.SetIdentityParams{Number: d.Number, Serial: d.Serial, Identity: orig})
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	if !d.Offline {
+		if err := retry(ctx, env, func() error {
+			_, err := env.Guest.OfflineDisk(ctx, ep, env.Creds, guest.DiskParams{Number: d.Number, Serial: d.Serial})
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	if err := retry(ctx, env, func() (err error) { d, _, err = listed(ctx, env, h, vm.OSDisk.ID, 0); return err }); err != nil {
+		return err
+	}
+	if d.Identity != orig {
+		return fmt.Errorf("disk %s still shows identity %s, want %s", vm.OSDisk.ID, d.Identity, orig)
+	}
+	if !d.Offline {
+		return fmt.Errorf("disk %s is still online", vm.OSDisk.ID)
+	}
+	return retry(ctx, env, func() error { return env.Provider.Disks.Detach(ctx, h, diskRef(vm, vm.OSDisk.ID)) })
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,196 @@
+package strategy
+
+import (
+	"context"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// RestoreBackup swaps in, as the VM's boot disk, a disk restored from the
+// backup the plan chose (vm.Backup: the newest taken before the incident;
+// the planner ran it only where policy.allow_data_loss permits). The
+// original OS disk is detached and kept, never deleted.
+//
+// Steps:
+//
+//	recheck          healthy now → step.ErrHealthy
+//	restore-disk     a disk tagged {run, vm, role=restore-disk} is reused
+//	                 if it exists (Disks.FindDisks when the provider has
+//	                 it, else the fact restored_disk_id); else
+//	                 Backups.Restore. Fact restored_disk_id
+//	stop             re-check, then stop the VM
+//	detach-original  the original OS disk leaves the VM; fact original_disk_id
+//	attach-restored  the restored disk becomes the boot disk
+//	start            starts the VM
+//	verify           normal boot, no bad file; else step.Fail
+//
+// Once the restored disk is the VM's boot disk, stop and detach-original
+// do nothing. Abort: unless the restored disk booted healthy, the original
+// disk is put back as the boot disk and the VM powered on (the restored
+// disk is kept, detached, for a person to look at).
+type RestoreBackup struct{}
+
+// Name implements step.Strategy.
+func (RestoreBackup) Name() policy.Strategy { return policy.RestoreBackup }
+
+// Steps implements step.Strategy.
+func (RestoreBackup) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
+	return []step.Step{
+		recheckStep("", nil),
+		{Name: "restore-disk", Run: rbRestore},
+		{Name: "stop", Run: unlessSwapped(func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+			return stopVM(ctx, env, vm, facts)
+		})},
+		{Name: "detach-original", Run: unlessSwapped(rbDetachOriginal)},
+		{Name: "attach-restored", Run: rbAttachRestored},
+		{Name: "start", Run: hmStart},
+		finalVerify("verify"),
+	}
+}
+
+// diskFinder finds disks by tags (providers.Disks.FindDisks where the
+// provider has it).
+type diskFinder interface {
+	FindDisks(ctx context.Context, tags providers.Tags) ([]providers.DiskState, error)
+}
+
+// unlessSwapped skips a step once the restored disk is the VM's boot disk.
+func unlessSwapped(f runFunc) runFunc {
+	return func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
+			return nil, err
+		}
+		if id := facts[FactRestoredDiskID]; id != "" {
+			ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, id))
+			if err != nil {
+				return nil, err
+			}
+			if ds.AttachedTo == vm.ID && ds.Boot {
+				return nil, nil
+			}
+		}
+		return f(ctx, env, vm, facts)
+	}
+}
+
+func rbRestore(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	if err := need(env, "backups", env.Provider != nil && env.Provider.Backups != nil && env.Provider.Disks != nil); err != nil {
+		return nil, err
+	}
+	if vm.Backup == nil || vm.Backup.ID == "" {
+		return nil, step.Fail("the plan chose no backup for %s", vm.ID)
+	}
+	t := tags(env, vm, RoleRestoreDisk)
+	if f, ok := env.Provider.Disks.(diskFinder); ok {
+		ds, err := f.FindDisks(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if d.Ref.ID != vm.OSDisk.ID {
+				return step.Facts{FactRestoredDiskID: d.Ref.ID}, nil
+			}
+		}
+	} else if id := facts[FactRestoredDiskID]; id != "" {
+		if _, err := env.Provider.Disks.Describe(ctx, diskRef(vm, id)); err == nil {
+			return step.Facts{FactRestoredDiskID: id}, nil
+		}
+	}
+	b := inventory.Backup{ID: vm.Backup.ID, VMID: vm.ID, Kind: vm.Backup.Kind, TakenAt: vm.Backup.TakenAt, SizeGB: vm.Backup.SizeGB}
+	ref, err := env.Provider.Backups.Restore(ctx, b, vm.Zone, t)
+	if err != nil {
+		return nil, err
+	}
+	return step.Facts{FactRestoredDiskID: ref.ID}, nil
+}
+
+func rbDetachOriginal(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	orig := diskRef(vm, vm.OSDisk.ID)
+	ds, err := env.Provider.Disks.Describe(ctx, orig)
+	if err != nil {
+		return nil, err
+	}
+	switch ds.AttachedTo {
+	case "":
+	case vm.ID:
+		if err := env.Provider.Disks.Detach(ctx, vmRef(vm), orig); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, step.Flag("the original disk %s of %s is attached to %s; find out who uses it", vm.OSDisk.ID, vm.ID, ds.AttachedTo)
+	}
+	return step.Facts{FactOriginalDiskID: vm.OSDisk.ID}, nil
+}
+
+func rbAttachRestored(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	id := facts[FactRestoredDiskID]
+	if id == "" {
+		return nil, step.Fail("no restored disk was recorded for %s", vm.ID)
+	}
+	r := diskRef(vm, id)
+	ds, err := env.Provider.Disks.Describe(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	switch ds.AttachedTo {
+	case "":
+		if err := env.Provider.Disks.Attach(ctx, vmRef(vm), r, true); err != nil {
+			return nil, err
+		}
+	case vm.ID:
+		if !ds.Boot {
+			return nil, step.Flag("the restored disk %s is attached to %s as a data disk; attach it as the boot disk by hand", id, vm.ID)
+		}
+	default:
+		return nil, step.Flag("the restored disk %s is attached to %s; find out who uses it", id, ds.AttachedTo)
+	}
+	return step.Facts{FactRestoredAttached: "true"}, nil
+}
+
+// Abort implements step.Strategy. See RestoreBackup.
+func (RestoreBackup) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	if err := need(env, "disks and power", env.Provider != nil && env.Provider.Disks != nil && env.Provider.Power != nil); err != nil {
+		return nil, step.Flag("cannot abort restore-backup on %s: %v", vm.ID, err)
+	}
+	out := step.Facts{}
+	orig := diskRef(vm, vm.OSDisk.ID)
+	var ds providers.DiskState
+	if err := retry(ctx, env, func() (err error) { ds, err = env.Provider.Disks.Describe(ctx, orig); return err }); err != nil {
+		return out, step.Flag("cannot read where the original disk %s of %s is: %v", vm.OSDisk.ID, vm.ID, err)
+	}
+	switch {
+	case ds.AttachedTo == vm.ID && ds.Boot:
+		out[FactAbortDiskLocation] = "boot disk of " + vm.ID
+	case ds.AttachedTo != "":
+		return out, step.Flag("the original disk %s of %s is attached to %s; attach it back to %s as its boot disk by hand", vm.OSDisk.ID, vm.ID, ds.AttachedTo, vm.ID)
+	default:
+		if id := facts[FactRestoredDiskID]; id != "" {
+			rs, err := env.Provider.Disks.Describe(ctx, diskRef(vm, id))
+			if err == nil && rs.AttachedTo == vm.ID {
+				if p, perr := probe(ctx, env, vm); perr == nil && healthy(env.Incident, p) {
+					out[FactAbort] = "the restored disk " + id + " boots healthy: left in place; the original disk " + vm.OSDisk.ID + " is kept, detached"
+					return out, nil
+				}
+				if err := retry(ctx, env, func() error { return env.Provider.Power.Stop(ctx, []providers.VMRef{vmRef(vm)}, true) }); err != nil {
+					return out, step.Flag("the restored disk %s of %s does not boot and the VM could not be stopped to put the original disk %s back: %v", id, vm.ID, vm.OSDisk.ID, err)
+				}
+				if err := retry(ctx, env, func() error { return env.Provider.Disks.Detach(ctx, vmRef(vm), diskRef(vm, id)) }); err != nil {
+					return out, step.Flag("the restored disk %s could not be detached from %s; the original disk %s is detached: %v", id, vm.ID, vm.OSDisk.ID, err)
+				}
+			}
+		}
+		if err := retry(ctx, env, func() error { return env.Provider.Disks.Attach(ctx, vmRef(vm), orig, true) }); err != nil {
+			return out, step.Flag("the original disk %s of %s is detached and could not be attached back as its boot disk: %v", vm.OSDisk.ID, vm.ID, err)
+		}
+		out[FactAbortDiskLocation] = "boot disk of " + vm.ID
+	}
+	if err := retry(ctx, env, func() error { return startVM(ctx, env, vmRef(vm)) }); err != nil {
+		return out, step.Flag("the original disk %s is back on %s, but the VM could not be started: %v", vm.OSDisk.ID, vm.ID, err)
+	}
+	out[FactAbort] = "the original disk is the VM's boot disk again; the VM was powered on; the restored disk is kept"
+	return out, nil
+}
