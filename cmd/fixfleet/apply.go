@@ -161,8 +161,10 @@ func resultTables(r *apply.Result) []render.Table {
 		{"failed", fmt.Sprint(r.Failed)},
 		{"not finished", fmt.Sprint(r.Pending)},
 	}}
-	for s, n := range r.FixedBy {
-		sum.Rows = append(sum.Rows, []string{"fixed by " + string(s), fmt.Sprint(n)})
+	for _, s := range plan.AllStrategies {
+		if n := r.FixedBy[s]; n > 0 {
+			sum.Rows = append(sum.Rows, []string{"fixed by " + string(s), fmt.Sprint(n)})
+		}
 	}
 	if r.Message != "" {
 		sum.Rows = append(sum.Rows, []string{"why it stopped", r.Message})

@@ -29,6 +29,8 @@ Start with the simulator:  fixfleet plan --sim --vms 300 --seed 1
 		newInventoryCmd(stdout, stderr),
 		newPlanCmd(stdout, stderr),
 		newApplyCmd(stdin, stdout, stderr),
+		newStatusCmd(stdout),
+		newReportCmd(stdout),
 		newDemoCmd(stdout, stderr),
 		newSimCmd(stdout, stderr),
 	)

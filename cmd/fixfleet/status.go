@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/inventory/journal"
+	"github.com/fixfleet/fixfleet/remediate/apply"
+)
+
+type statusOpts struct {
+	journal string
+	run     string
+	format  string
+}
+
+func (o *statusOpts) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.journal, "journal", journal.DefaultPath, "journal (SQLite) of the runs")
+	cmd.Flags().StringVar(&o.run, "run", "", "run ID (default: the latest run)")
+	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+}
+
+func newStatusCmd(stdout io.Writer) *cobra.Command {
+	var o statusOpts
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show where a run stands, from the journal (safe while apply runs)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runStatus(cmd.Context(), o, stdout, false) },
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func newReportCmd(stdout io.Writer) *cobra.Command {
+	var o statusOpts
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Report a run from the journal: every VM, its outcome and why, and the run's events",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runStatus(cmd.Context(), o, stdout, true) },
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+// reportDoc is `fixfleet report --format json`.
+type reportDoc struct {
+	*apply.Result
+	Holder *journal.Owner  `json:"lock_holder,omitempty"`
+	Events []journal.Event `json:"events,omitempty"`
+}
+
+// runStatus prints a run's state from the journal; full adds every VM and
+// the event log (report).
+func runStatus(ctx context.Context, o statusOpts, stdout io.Writer, full bool) error {
+	format, err := parseFormat(o.format)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(o.journal); err != nil {
+		return badInput(fmt.Errorf("journal %s: %w (apply writes it; pass --journal FILE)", o.journal, err))
+	}
+	j, err := journal.Open(ctx, o.journal)
+	if err != nil {
+		return badInput(err)
+	}
+	defer j.Close()
+	res, err := apply.Status(ctx, j, o.run)
+	if errors.Is(err, journal.ErrNotFound) {
+		return badInput(fmt.Errorf("journal %s: no such run %q", o.journal, o.run))
+	}
+	if err != nil {
+		return err
+	}
+	doc := reportDoc{Result: res}
+	if h, _, ok, err := j.LockHolder(ctx); err == nil && ok {
+		doc.Holder = &h
+	}
+	tables := resultTables(res)
+	if doc.Holder != nil {
+		tables[0].Rows = append(tables[0].Rows, []string{"apply running", fmt.Sprintf("%s pid %d", doc.Holder.Host, doc.Holder.PID)})
+	}
+	if !full {
+		return render.Render(stdout, format, doc, tables...)
+	}
+	if doc.Events, err = j.Events(ctx, res.RunID, journal.EventFilter{}); err != nil {
+		return err
+	}
+	vms := render.Table{Title: "VMs", Headers: []string{"VM", "Name", "Wave", "Strategy", "Status", "Reason"}}
+	for _, v := range res.VMs {
+		vms.Rows = append(vms.Rows, []string{v.Key, v.Name, fmt.Sprint(v.Wave), string(v.Strategy), v.Status, v.Reason})
+	}
+	evs := render.Table{Title: "Events", Headers: []string{"At", "Kind", "VM", "Message"}}
+	for _, e := range doc.Events {
+		evs.Rows = append(evs.Rows, []string{e.At.UTC().Format("2006-01-02 15:04:05"), e.Kind, e.VMKey, e.Message})
+	}
+	return render.Render(stdout, format, doc, append(tables, vms, evs)...)
+}
