@@ -59,14 +59,16 @@ type demoSummary struct {
 	Failed       int         `json:"failed"`
 	// Unresolved lists VMs that are neither healthy (by the world's truth)
 	// nor flagged for a person: must be empty.
-	Unresolved []string       `json:"unresolved"`
-	RunStatus  string         `json:"run_status"`
-	ElapsedSim string         `json:"elapsed_sim"`
-	ElapsedSec float64        `json:"elapsed_sim_seconds"`
-	WallSec    float64        `json:"wall_seconds"`
-	Retries    int            `json:"retries"`
-	Breaker    int            `json:"breaker_openings"`
-	Invariants invariants     `json:"invariants"`
+	Unresolved []string   `json:"unresolved"`
+	RunStatus  string     `json:"run_status"`
+	ElapsedSim string     `json:"elapsed_sim"`
+	ElapsedSec float64    `json:"elapsed_sim_seconds"`
+	WallSec    float64    `json:"wall_seconds"`
+	Retries    int        `json:"retries"`
+	Breaker    int        `json:"breaker_openings"`
+	Invariants invariants `json:"invariants"`
+	// Violations says what the world counted against the invariants.
+	Violations []string       `json:"violations"`
 	TruthAfter map[string]int `json:"truth_after"`
 }
 
@@ -129,7 +131,7 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	s := summarize(p, res, audit.Truth, time.Since(wallStart))
 	s.ElapsedSec = f.clock.Now().Sub(simStart).Seconds()
 	s.ElapsedSim = f.clock.Now().Sub(simStart).Round(time.Second).String()
-	s.Invariants, s.TruthAfter = invariantsOf(audit), audit.TruthCounts
+	s.Invariants, s.Violations, s.TruthAfter = invariantsOf(audit), violations(audit), audit.TruthCounts
 	return render.Render(stdout, format, s, demoTables(s)...)
 }
 
@@ -191,6 +193,9 @@ func demoTables(s demoSummary) []render.Table {
 	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Reason"}}
 	for _, v := range s.FlaggedVMs {
 		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, v.Reason})
+	}
+	for _, v := range s.Violations {
+		inv.Rows = append(inv.Rows, []string{"violation", v})
 	}
 	return []render.Table{t, inv, fl}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/config"
+	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/probe"
@@ -258,7 +259,11 @@ func (f *fleet) assessAccount(ctx context.Context, a account, win classify.Asses
 	if a.prov.Enumerator == nil || a.prov.Observer == nil {
 		return nil, pa, fmt.Errorf("account %s: provider %s cannot enumerate and observe VMs: %w", a.acct, a.prov.Name, providers.ErrUnsupported)
 	}
-	vms, err := a.prov.Enumerator.List(ctx)
+	var vms []inventory.VM
+	err := retry.Do(ctx, f.clock, retry.Policy{}, func() (err error) {
+		vms, err = a.prov.Enumerator.List(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, pa, fmt.Errorf("account %s: listing VMs: %w", a.acct, err)
 	}
@@ -275,7 +280,11 @@ func (f *fleet) assessAccount(ctx context.Context, a account, win classify.Asses
 		return nil, pa, fmt.Errorf("account %s: %w", a.acct, err)
 	}
 	if a.prov.Helpers != nil {
-		if pa.Helpers, err = a.prov.Helpers.Images(ctx); err != nil {
+		err := retry.Do(ctx, f.clock, retry.Policy{}, func() (err error) {
+			pa.Helpers, err = a.prov.Helpers.Images(ctx)
+			return err
+		})
+		if err != nil {
 			return nil, pa, fmt.Errorf("account %s: listing helper images: %w", a.acct, err)
 		}
 	}
@@ -284,11 +293,13 @@ func (f *fleet) assessAccount(ctx context.Context, a account, win classify.Asses
 			if s := assessed[i].Classification.State; s == inventory.StateHealthy || s == inventory.StateUnknown {
 				continue // the planner never restores these
 			}
-			b, err := a.prov.Backups.List(ctx, providers.Ref(assessed[i].VM))
+			err := retry.Do(ctx, f.clock, retry.Policy{}, func() (err error) {
+				assessed[i].VM.Backups, err = a.prov.Backups.List(ctx, providers.Ref(assessed[i].VM))
+				return err
+			})
 			if err != nil {
 				return nil, pa, fmt.Errorf("account %s: listing backups of %s: %w", a.acct, assessed[i].VM.ID, err)
 			}
-			assessed[i].VM.Backups = b
 		}
 	}
 	return assessed, pa, nil

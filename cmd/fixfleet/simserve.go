@@ -155,6 +155,28 @@ func invariantsOf(a world.Audit) invariants {
 	return invariants{a.HealthyTouched, a.DisksLost, a.IdentityChanged, a.UnverifiedReturns, a.ForeignScripts}
 }
 
+// violations lists, in words, what the world's referee counted against the
+// invariants (empty when all counters are 0).
+func violations(a world.Audit) []string {
+	out := []string{}
+	for _, e := range a.HealthyTouchedEvents {
+		out = append(out, fmt.Sprintf("healthy VM %s touched: %s at %s", e.VM, e.Action, e.At.Format(time.RFC3339)))
+	}
+	for _, d := range a.DisksLostList {
+		out = append(out, fmt.Sprintf("disk %s of %s lost: %s at %s", d.Disk, d.VM, d.Reason, d.At.Format(time.RFC3339)))
+	}
+	for _, vm := range a.IdentityChangedVMs {
+		out = append(out, "disk identity changed on "+vm)
+	}
+	for _, r := range a.UnverifiedReturnList {
+		out = append(out, fmt.Sprintf("disk %s returned to %s unverified at %s", r.Disk, r.VM, r.At.Format(time.RFC3339)))
+	}
+	for _, r := range a.ForeignScriptsReasons {
+		out = append(out, "foreign script refused: "+r)
+	}
+	return out
+}
+
 // auditJSON is `sim audit --format json`: the world's Audit with its
 // counters also gathered under "invariants".
 type auditJSON struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 )
@@ -189,29 +189,18 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 
 // observe calls Observe for one batch, retrying retryable errors.
 func observe(ctx context.Context, opts AssessOptions, refs []providers.VMRef, vms []inventory.VM) (map[string]inventory.Signals, error) {
-	wait := opts.Backoff
-	for attempt := 0; ; attempt++ {
-		got, err := opts.Observer.Observe(ctx, refs)
-		if err == nil {
-			return got, nil
-		}
+	var got map[string]inventory.Signals
+	err := retry.Do(ctx, opts.Clock, retry.Policy{Attempts: opts.Retries + 1, Base: opts.Backoff, Max: maxBackoff}, func() (err error) {
+		got, err = opts.Observer.Observe(ctx, refs)
+		return err
+	})
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if !providers.Retryable(err) || attempt >= opts.Retries {
-			tries := ""
-			if providers.Retryable(err) {
-				tries = fmt.Sprintf(" after %d attempts", attempt+1)
-			}
-			return nil, fmt.Errorf("assess %s: observing %s failed%s: %w", accountOf(vms), vmList(refs), tries, err)
-		}
-		d := max(wait, providers.RetryAfter(err))
-		d += time.Duration(rand.Int64N(int64(d)/5 + 1)) // up to 20% jitter
-		if err := opts.Clock.Sleep(ctx, d); err != nil {
-			return nil, err
-		}
-		wait = min(2*wait, maxBackoff)
+		return nil, fmt.Errorf("assess %s: observing %s failed: %w", accountOf(vms), vmList(refs), err)
 	}
+	return got, nil
 }
 
 func accountOf(vms []inventory.VM) string {

@@ -292,9 +292,7 @@ func (r *runner) recordPlanned(ctx context.Context) (map[string]journal.VM, erro
 	for _, v := range have {
 		recs[v.VMKey] = v
 	}
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(32)
+	var add []journal.VM
 	now := r.now()
 	for i := range r.p.VMs {
 		v := &r.p.VMs[i]
@@ -310,17 +308,20 @@ func (r *runner) recordPlanned(ctx context.Context) (map[string]journal.VM, erro
 		default:
 			rec.Reason = fmt.Sprintf("waiting for wave %d", v.Wave)
 		}
-		g.Go(func() error {
-			if err := r.upsert(gctx, rec); err != nil {
-				return err
-			}
-			mu.Lock()
-			recs[v.Key] = rec
-			mu.Unlock()
-			return nil
-		})
+		add = append(add, rec)
 	}
-	return recs, g.Wait()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32) // concurrent writes share the journal's group commits
+	for _, rec := range add {
+		g.Go(func() error { return r.upsert(gctx, rec) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, rec := range add {
+		recs[rec.VMKey] = rec
+	}
+	return recs, nil
 }
 
 // finished reports whether a VM record needs no more work.
@@ -361,15 +362,7 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 			continue
 		}
 		r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("%s started: %d of its %d VMs to do", w.Name, len(todo), len(w.VMs))})
-		var wg sync.WaitGroup
-		for _, vm := range todo {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r.slot(ctx, vm, wi == 0)
-			}()
-		}
-		wg.Wait()
+		r.dispatch(ctx, todo, wi == 0)
 		if ctx.Err() != nil {
 			return EvPausedInterrupted, ""
 		}
@@ -399,28 +392,61 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 	return EvRunDone, fmt.Sprintf("apply of plan %s done", r.p.ID)
 }
 
-// slot waits for concurrency slots, then runs one VM unless the run is
-// stopping.
-func (r *runner) slot(ctx context.Context, vm *plan.VMPlan, canary bool) {
-	acct := plan.AccountKey(vm.Tenant, vm.Account)
-	r.mu.Lock()
-	sem := r.accounts[acct]
-	if sem == nil {
-		sem = semaphore.NewWeighted(int64(r.p.Policy.Concurrency.PerAccount))
-		r.accounts[acct] = sem
+// dispatch runs a wave's VMs and returns when they have all finished (or
+// were not started because the run is stopping). Each account's VMs start
+// in plan order, one dispatcher per account; an account slot is taken
+// first, then a run-wide slot (served first come, first served), so that a
+// busy account never holds run-wide slots it cannot use.
+func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool) {
+	var order []string
+	byAcct := map[string][]*plan.VMPlan{}
+	for _, vm := range todo {
+		a := plan.AccountKey(vm.Tenant, vm.Account)
+		if byAcct[a] == nil {
+			order = append(order, a)
+		}
+		byAcct[a] = append(byAcct[a], vm)
 	}
-	r.mu.Unlock()
-	if err := sem.Acquire(ctx, 1); err != nil {
-		return
+	var wg sync.WaitGroup
+	for _, a := range order {
+		sem := r.accounts[a]
+		if sem == nil {
+			sem = semaphore.NewWeighted(int64(r.p.Policy.Concurrency.PerAccount))
+			r.accounts[a] = sem
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, vm := range byAcct[a] {
+				if sem.Acquire(ctx, 1) != nil {
+					return
+				}
+				if r.global.Acquire(ctx, 1) != nil {
+					sem.Release(1)
+					return
+				}
+				if ctx.Err() != nil || r.stopped() {
+					r.global.Release(1)
+					sem.Release(1)
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer sem.Release(1)
+					defer r.global.Release(1)
+					r.work(ctx, vm, canary)
+				}()
+			}
+		}()
 	}
-	defer sem.Release(1)
-	if err := r.global.Acquire(ctx, 1); err != nil {
-		return
-	}
-	defer r.global.Release(1)
-	if ctx.Err() != nil || r.stopped() {
-		return
-	}
+	wg.Wait()
+}
+
+// work runs one VM and feeds the failure brake (after the canary). It
+// runs before the VM's slots are released, so that a tripped brake is
+// seen by the next VM's dispatcher.
+func (r *runner) work(ctx context.Context, vm *plan.VMPlan, canary bool) {
 	out := r.runVM(ctx, vm)
 	if out.interrupted || canary {
 		return

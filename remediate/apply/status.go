@@ -115,7 +115,9 @@ type Result struct {
 	Manual           int // planned as manual (flagged with the plan's reasons)
 	Pending          int // not finished (not started, or in progress)
 
-	// Elapsed is the clock time the run's apply processes ran, summed.
+	// Elapsed is the clock time the run's apply processes ran, summed
+	// (from each start or resume event to the matching end or pause
+	// event; a segment still open, or whose process died, is not counted).
 	Elapsed time.Duration
 	// Retries counts step attempts retried after a retryable error.
 	Retries int

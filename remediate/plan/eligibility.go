@@ -22,9 +22,12 @@ var needs = map[policy.Strategy][]string{
 
 // applies lists the states each strategy can repair.
 var applies = map[policy.Strategy][]inventory.State{
-	policy.RebootRetry:   {inventory.StateBootLoop},
-	policy.DeleteFile:    {inventory.StateSafeMode},
-	policy.HelperMount:   {inventory.StateBootLoop, inventory.StateSafeMode},
+	policy.RebootRetry: {inventory.StateBootLoop},
+	policy.DeleteFile:  {inventory.StateSafeMode},
+	// Not safe-mode: its safe-boot flag lives in the boot configuration,
+	// which only a live guest can clear; a disk repaired offline would boot
+	// into Safe Mode again.
+	policy.HelperMount:   {inventory.StateBootLoop},
 	policy.RestoreBackup: {inventory.StateBootLoop, inventory.StateSafeMode},
 }
 
@@ -160,6 +163,8 @@ func notApplicable(s policy.Strategy, st inventory.State) string {
 	switch {
 	case s == policy.RebootRetry && st == inventory.StateSafeMode:
 		return "the VM runs in Safe Mode and is not crashing; restarting does not remove the bad file"
+	case s == policy.HelperMount && st == inventory.StateSafeMode:
+		return "the VM's safe-boot flag can only be cleared on the running guest; repaired offline it would boot into Safe Mode again"
 	case s == policy.DeleteFile && st == inventory.StateBootLoop:
 		return "the VM is not in Safe Mode, so WinRM cannot reach it to delete the file"
 	}

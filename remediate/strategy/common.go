@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -60,9 +62,9 @@ func badFiles(inc inventory.Incident, p inventory.Probe) int {
 	return n
 }
 
-// probe re-checks the VM's guest. The prober never fails: an unreachable
+// probeVM re-checks the VM's guest. The prober never fails: an unreachable
 // guest is a probe with Reachable false.
-func probe(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, error) {
+func probeVM(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, error) {
 	if env.Prober == nil {
 		return inventory.Probe{}, step.Fail("no guest prober: the VM cannot be re-checked, so nothing may be changed")
 	}
@@ -90,29 +92,65 @@ func observe(ctx context.Context, env *step.Env, ref providers.VMRef) (inventory
 	return s, nil
 }
 
+// check probes the VM right now. A guest that does not answer may still be
+// coming up healthy (a normal boot answers WinRM only minutes after it
+// starts, and looks like a crashing one until then), so check keeps
+// polling while the VM is running or starting, its current boot is younger
+// than timing's slowest boot to WinRM, and the console (where the cloud
+// shows one) does not show a crash; at most 2×that. A VM healthy now is
+// step.ErrHealthy. It returns the last probe and signals.
+func check(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, inventory.Signals, error) {
+	maxBoot := timing.Of(timing.OpBootToWinRM).Max
+	var p inventory.Probe
+	var s inventory.Signals
+	_, err := poll(ctx, env, PollEvery, 2*maxBoot, func() (bool, error) {
+		var err error
+		if s, err = observe(ctx, env, vmRef(vm)); err != nil {
+			if retryable(err) && !s.At.IsZero() {
+				return false, nil // keep the last signals; look again
+			}
+			return false, err
+		}
+		if p, err = probeVM(ctx, env, vm); err != nil {
+			return false, err
+		}
+		switch {
+		case p.Reachable:
+			return true, nil
+		case s.Power != inventory.PowerRunning && s.Power != inventory.PowerStarting:
+			return true, nil
+		case s.ConsoleAvailable && classify.ShowsCrash(s.Console):
+			return true, nil // this boot crashed: not coming up
+		case s.Power == inventory.PowerRunning && (s.LastBootAt.IsZero() || env.Clock.Now().Sub(s.LastBootAt) >= maxBoot):
+			return true, nil // this boot had time to answer and did not
+		}
+		return false, nil
+	})
+	if err != nil {
+		return p, s, err
+	}
+	if healthy(env.Incident, p) {
+		return p, s, fmt.Errorf("%w: %s booted normally and carries no bad file (re-checked %s)", step.ErrHealthy, vm.ID, stamp(p.At))
+	}
+	return p, s, nil
+}
+
 // recheckStep is every strategy's first step: Observe and probe right
-// before the first change. A VM healthy now is step.ErrHealthy. pre, when
-// set, checks the strategy's precondition on the probe; it is skipped once
-// the strategy has made progress (progressKey among the facts), since the
-// VM is then part-way through the strategy.
+// before the first change (see check). A VM healthy now is
+// step.ErrHealthy. pre, when set, checks the strategy's precondition on
+// the probe; it is skipped once the strategy has made progress
+// (progressKey among the facts), since the VM is then part-way through.
 func recheckStep(progressKey string, pre func(p inventory.Probe, s inventory.Signals) error) step.Step {
 	return step.Step{Name: "recheck", Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
-		s, err := observe(ctx, env, vmRef(vm))
+		p, s, err := check(ctx, env, vm)
 		if err != nil {
 			return nil, err
-		}
-		p, err := probe(ctx, env, vm)
-		if err != nil {
-			return nil, err
-		}
-		if healthy(env.Incident, p) {
-			return nil, fmt.Errorf("%w: %s booted normally and carries no bad file (re-checked %s)", step.ErrHealthy, vm.ID, stamp(p.At))
 		}
 		out := step.Facts{FactCheckedAt: stamp(env.Clock.Now()), FactPower: string(s.Power)}
 		if s.BootCount != nil {
 			out[FactBootCount] = strconv.Itoa(*s.BootCount)
 		}
-		if pre != nil && facts[progressKey] == "" {
+		if pre != nil && (progressKey == "" || facts[progressKey] == "") {
 			if err := pre(p, s); err != nil {
 				return nil, err
 			}
@@ -121,19 +159,17 @@ func recheckStep(progressKey string, pre func(p inventory.Probe, s inventory.Sig
 	}}
 }
 
-// guard re-checks the VM's health right before a stop or restart when the
-// last check (facts' checked_at) is older than RecheckMaxAge. A healthy VM
-// is step.ErrHealthy. It returns the probe when it took one.
+// guard re-checks the VM's health (see check) right before a stop or
+// restart when the last check (facts' checked_at) is older than
+// RecheckMaxAge. A healthy VM is step.ErrHealthy. It returns the probe
+// when it took one.
 func guard(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (*inventory.Probe, step.Facts, error) {
 	if t, err := time.Parse(time.RFC3339, facts[FactCheckedAt]); err == nil && env.Clock.Now().Sub(t) < RecheckMaxAge {
 		return nil, nil, nil
 	}
-	p, err := probe(ctx, env, vm)
+	p, _, err := check(ctx, env, vm)
 	if err != nil {
 		return nil, nil, err
-	}
-	if healthy(env.Incident, p) {
-		return &p, nil, fmt.Errorf("%w: %s booted normally and carries no bad file (re-checked %s)", step.ErrHealthy, vm.ID, stamp(p.At))
 	}
 	return &p, step.Facts{FactCheckedAt: stamp(env.Clock.Now())}, nil
 }
@@ -161,7 +197,7 @@ func poll(ctx context.Context, env *step.Env, every, limit time.Duration, fn fun
 func waitBoot(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, bool, error) {
 	var last inventory.Probe
 	ok, err := poll(ctx, env, PollEvery, BootWait, func() (bool, error) {
-		p, err := probe(ctx, env, vm)
+		p, err := probeVM(ctx, env, vm)
 		if err != nil {
 			return false, err
 		}

@@ -131,7 +131,7 @@ func dfRestart(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.F
 	if facts[FactSafeModeBootCount] == "" {
 		// Without a boot counter a repeated step cannot tell whether the
 		// VM already restarted: look at the guest instead.
-		p, err := probe(ctx, env, vm)
+		p, err := probeVM(ctx, env, vm)
 		if err != nil {
 			return nil, err
 		}

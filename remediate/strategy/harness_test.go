@@ -33,7 +33,7 @@ var (
 	win2019  = inventory.WindowsVersion{Release: "2019", Build: "17763.6054"}
 	img2019  = inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "0A62F411"}
 	own      = inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "12345678"}
-	testKey  = "111111-222222-333333-444444-555555-666666-777777-888888"
+	testKey  = "000011-000022-000033-000044-000055-000066-000077-000088"
 	testKeyI = "6F1C2A3B-0000-4000-8000-00000000AB01"
 	password = "pw-sim-Secret!"
 	badFile  = world.FileSpec{Name: "C-00000291-00000000-00000032.sys", Size: 41002, ModTime: inc.BadFrom, Header: inc.Header}
@@ -46,9 +46,9 @@ var (
 type vmKind int
 
 const (
-	bootLoop vmKind = iota // cycling, never recovers by itself
-	safeMode               // safe mode with networking, bad file present
-	healthyVM              // running normally, fixed file
+	bootLoop  vmKind = iota // cycling, never recovers by itself
+	safeMode                // safe mode with networking, bad file present
+	healthyVM               // running normally, fixed file
 )
 
 // spec describes one test VM.
@@ -77,15 +77,19 @@ func (s spec) vmSpec() world.VMSpec {
 	default:
 		c.Files = []world.FileSpec{badFile}
 	}
+	lastBoot := t0.Add(-time.Hour) // up and answering
+	if s.kind == bootLoop {
+		lastBoot = t0.Add(-20 * time.Second)
+	}
 	if s.bitlocker {
 		c.BitLocker = &world.BitLockerSpec{KeyID: testKeyI, RecoveryKey: testKey, Escrowed: s.escrowed}
 	}
 	return world.VMSpec{
 		ID: fmt.Sprintf("vm-%d", s.n), Zone: "is1a", Windows: win2019, Power: inventory.PowerRunning,
-		BootCount: 10, LastBootAt: t0.Add(-20 * time.Second), PrivateIP: fmt.Sprintf("10.0.0.%d", s.n),
+		BootCount: 10, LastBootAt: lastBoot, PrivateIP: fmt.Sprintf("10.0.0.%d", s.n),
 		OSDisk:    &world.DiskSpec{ID: fmt.Sprintf("disk-%d", s.n), ContentSpec: c},
 		Condition: world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt},
-		Backups:   []world.BackupSpec{preBk, badBk},
+		Backups:   []world.BackupSpec{backup(preBk, s.n), backup(badBk, s.n)},
 	}
 }
 
@@ -190,12 +194,15 @@ type runOpts struct {
 	noAbort   bool // do not call Abort on failure
 }
 
+// observational facts may differ between two runs of a step.
+var observational = map[string]bool{FactCheckedAt: true, FactVerifiedAt: true, FactBootCount: true, FactPower: true}
+
 var errStopped = errors.New("runner stopped on purpose")
 
 // runStep runs one step, retrying what the executor would retry.
 func (f *fixture) runStep(ctx context.Context, st step.Step, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
 	var err error
-	for i := 0; i < 8; i++ {
+	for i := 0; i < 20; i++ {
 		var got step.Facts
 		got, err = st.Run(ctx, f.env, vm, facts)
 		if err == nil || !retryable(err) {
@@ -230,7 +237,7 @@ func (f *fixture) run(s step.Strategy, vm *plan.VMPlan, facts step.Facts, o runO
 				f.t.Errorf("step %s run twice: second run changed the cloud: %v -> %v", st.Name, before, after)
 			}
 			for k, v := range again {
-				if old, ok := got[k]; ok && old != v && !strings.HasSuffix(k, "_at") {
+				if old, ok := got[k]; ok && old != v && !observational[k] {
 					f.t.Errorf("step %s run twice: fact %s %q then %q", st.Name, k, old, v)
 				}
 			}
@@ -325,4 +332,19 @@ func stepIndex(t *testing.T, s step.Strategy, vm *plan.VMPlan, name string) int 
 	}
 	t.Fatalf("%s has no step %s", s.Name(), name)
 	return -1
+}
+
+// newPool is a fresh helper pool over f's provider, as a new process makes.
+func newPool(t *testing.T, f *fixture) *helperpool.Pool {
+	t.Helper()
+	pool, err := helperpool.New(f.prov.Helpers, helperpool.Options{RunID: "run-1", Observer: f.prov.Observer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
+func backup(b world.BackupSpec, n int) world.BackupSpec {
+	b.ID = fmt.Sprintf("%s-%d", b.ID, n)
+	return b
 }

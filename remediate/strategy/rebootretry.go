@@ -88,7 +88,9 @@ func waitStep(i, n int) step.Step {
 		if i == n {
 			return nil, step.Fail("still boot-looping after %d restarts: %s", n, describeProbe(env.Incident, p))
 		}
-		return step.Facts{FactCheckedAt: stamp(env.Clock.Now())}, nil
+		// No checked_at: the next restart re-checks (the VM may have
+		// started a healthy boot since the last probe).
+		return step.Facts{}, nil
 	}}
 }
 

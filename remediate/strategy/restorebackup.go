@@ -171,7 +171,7 @@ func (RestoreBackup) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, 
 		if id := facts[FactRestoredDiskID]; id != "" {
 			rs, err := env.Provider.Disks.Describe(ctx, diskRef(vm, id))
 			if err == nil && rs.AttachedTo == vm.ID {
-				if p, perr := probe(ctx, env, vm); perr == nil && healthy(env.Incident, p) {
+				if p, perr := probeVM(ctx, env, vm); perr == nil && healthy(env.Incident, p) {
 					out[FactAbort] = "the restored disk " + id + " boots healthy: left in place; the original disk " + vm.OSDisk.ID + " is kept, detached"
 					return out, nil
 				}

@@ -171,10 +171,12 @@ func (w *World) advanceCrash(v *vm, now time.Time) bool {
 	return false
 }
 
-// healthyNow reports whether v is running a normal boot: what the referee
-// calls healthy at an instant.
-func healthyNow(v *vm) bool {
-	return v.power == inventory.PowerRunning && v.boot.kind == bootNormal
+// healthyNow reports whether v is up in a normal boot: what the referee
+// calls healthy at an instant. A VM still booting (even a boot that will
+// come up healthy) is not: until it is up, no one can tell its boot from a
+// crashing one, and acting on it touches no running healthy machine.
+func healthyNow(v *vm, now time.Time) bool {
+	return v.power == inventory.PowerRunning && v.boot.kind == bootNormal && !now.Before(v.boot.upAt)
 }
 
 // reachable reports whether v's guest OS is up (the cloud's reachability

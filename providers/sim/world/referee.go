@@ -63,7 +63,7 @@ func (r *referee) noteUnbootable(vmID string, at time.Time, reason string) {
 // connection or probe). Caller holds mu and has advanced v.
 func (w *World) observe(v *vm) {
 	v.observed = true
-	v.obsHealthy = healthyNow(v)
+	v.obsHealthy = healthyNow(v, w.clk.Now())
 }
 
 // touch records an action on v: if v is running healthy and was already
@@ -71,7 +71,7 @@ func (w *World) observe(v *vm) {
 // invariant; if it became healthy since, it is informational. Caller holds
 // mu and has advanced v.
 func (w *World) touch(v *vm, action string, now time.Time) {
-	if v.helper || !healthyNow(v) {
+	if v.helper || !healthyNow(v, now) {
 		return
 	}
 	if v.observed && !v.obsHealthy {

@@ -1,0 +1,62 @@
+// Package retry repeats read-only calls that fail with a retryable provider
+// error (throttled, unavailable), with exponential backoff, jitter and a
+// bound, on a clock. It is for calls that are safe to repeat; the executor
+// has its own breaker-aware retries for steps.
+package retry
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+// Policy bounds the retries. Zero fields take the defaults.
+type Policy struct {
+	Attempts int           // calls in all (default 6)
+	Base     time.Duration // first wait (default 2s)
+	Max      time.Duration // largest wait (default 1m)
+}
+
+func (p Policy) withDefaults() Policy {
+	if p.Attempts <= 0 {
+		p.Attempts = 6
+	}
+	if p.Base <= 0 {
+		p.Base = 2 * time.Second
+	}
+	if p.Max <= 0 {
+		p.Max = time.Minute
+	}
+	return p
+}
+
+// Do calls fn until it succeeds, returns an error that is not
+// providers.Retryable, ctx ends, or p.Attempts calls have failed. Between
+// calls it waits on clk: the larger of the cloud's Retry-After hint and an
+// exponentially growing delay with up to 50% jitter. The last error is
+// returned, wrapped with the number of attempts when they ran out.
+func Do(ctx context.Context, clk clock.Clock, p Policy, fn func() error) error {
+	p = p.withDefaults()
+	wait := p.Base
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || !providers.Retryable(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt >= p.Attempts {
+			return fmt.Errorf("after %d attempts: %w", attempt, err)
+		}
+		d := max(wait/2+time.Duration(rand.Int64N(int64(wait/2)+1)), providers.RetryAfter(err))
+		if err := clk.Sleep(ctx, d); err != nil {
+			return err
+		}
+		wait = min(2*wait, p.Max)
+	}
+}

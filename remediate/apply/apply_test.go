@@ -1,0 +1,594 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fixfleet/fixfleet/internal/secret"
+	"github.com/fixfleet/fixfleet/inventory/journal"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/guest"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+func TestHappyPathWaves(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "happy", acts: 11, accounts: 2, healthy: 2, manual: 1, canary: 3, waveSize: 4, total: 3, perAccount: 2}.build(t)
+	rr := newFake(policy.RebootRetry, nil, "recheck", "restart-1")
+	hm := newFake(policy.HelperMount, nil, "snapshot")
+	rel := &releaser{}
+	o := h.opts(p, rr, hm)
+	o.Helpers = rel
+	res, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != RunDone || res.Fixed != 11 || res.FixedBy[policy.RebootRetry] != 11 || res.UntouchedHealthy != 2 ||
+		res.Manual != 1 || res.Flagged != 0 || res.Failed != 0 || res.Pending != 0 {
+		t.Errorf("result %+v", res)
+	}
+	if res.Elapsed <= 0 || res.RunID != "happy" {
+		t.Errorf("elapsed %v, run %q", res.Elapsed, res.RunID)
+	}
+	if hm.sum("snapshot") != 0 || rr.sum("restart-1") != 11 {
+		t.Errorf("calls: restart %d, snapshot %d", rr.sum("restart-1"), hm.sum("snapshot"))
+	}
+	if rr.maxAccount > 2 || rr.maxT > 3 {
+		t.Errorf("concurrency: %d per account (max 2), %d total (max 3)", rr.maxAccount, rr.maxT)
+	}
+	if rel.calls.Load() != 1 {
+		t.Errorf("ReleaseAll called %d times", rel.calls.Load())
+	}
+	// The canary finished before anything else started.
+	evs, err := h.j.Events(context.Background(), "happy", journal.EventFilter{Kinds: []string{EvWaveStarted, EvWaveFinished, EvVMStarted}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, e := range evs {
+		if e.Kind == EvVMStarted {
+			order = append(order, "vm:"+fmt.Sprint(p.VMs[indexOf(p, e.VMKey)].Wave))
+		} else {
+			order = append(order, e.Kind)
+		}
+	}
+	want := "wave.started vm:1 vm:1 vm:1 wave.finished wave.started vm:2 vm:2 vm:2 vm:2 wave.finished wave.started vm:3 vm:3 vm:3 vm:3 wave.finished"
+	if strings.Join(order, " ") != want {
+		t.Errorf("order:\n %s\nwant\n %s", strings.Join(order, " "), want)
+	}
+	if v := h.vm("happy", "t/a0/man00"); v.Status != StatusFlagged || !strings.Contains(v.Reason, "check the console") {
+		t.Errorf("manual VM %+v", v)
+	}
+	// Status rebuilds the same result from the journal alone.
+	st, err := Status(context.Background(), h.j, "happy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(st, res) {
+		t.Errorf("Status differs from Run:\n%+v\n%+v", st, res)
+	}
+	// Running a finished plan again does nothing.
+	res2, err := Run(context.Background(), p, o)
+	if err != nil || res2.Fixed != 11 || rr.sum("restart-1") != 11 {
+		t.Errorf("rerun: %v, fixed %d, restarts %d", err, res2.Fixed, rr.sum("restart-1"))
+	}
+}
+
+func indexOf(p *plan.Plan, key string) int {
+	for i, v := range p.VMs {
+		if v.Key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+type releaser struct{ calls atomic.Int32 }
+
+func (r *releaser) ReleaseAll(ctx context.Context, keep bool) error { r.calls.Add(1); return nil }
+
+func TestCanaryBrake(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "canary", acts: 8, canary: 3, waveSize: 5, total: 4, perAccount: 4, threshold: 0.3}.build(t)
+	fail := true
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if name == "restart-1" && fail && p.VMs[indexOf(p, vm)].Wave == 1 && vm != "t/a0/vm00" {
+			return nil, step.Flag("restart did not help and the console shows a disk error: look at it")
+		}
+		return nil, nil
+	}, "recheck", "restart-1")
+	o := h.opts(p, rr)
+	res, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != RunPausedCanary || res.Flagged != 2 || res.Fixed != 1 || res.Pending != 5 {
+		t.Fatalf("result %+v", res)
+	}
+	if !strings.Contains(res.Message, "2 of the 3") {
+		t.Errorf("message %q", res.Message)
+	}
+	for _, v := range p.Waves[1].VMs {
+		if rr.count(v, "recheck") != 0 {
+			t.Errorf("VM %s of wave 2 was started after the canary failed", v)
+		}
+	}
+	// Resuming a brake-paused run needs Continue.
+	if _, err := Run(context.Background(), p, o); err == nil || !strings.Contains(err.Error(), "--continue") {
+		t.Fatalf("resume without Continue: %v", err)
+	}
+	o.Continue = true
+	fail = false
+	res, err = Run(context.Background(), p, o)
+	if err != nil || res.Status != RunDone || res.Fixed != 6 || res.Flagged != 2 {
+		t.Fatalf("continue: %v %+v", err, res)
+	}
+	if rr.count("t/a0/vm01", "restart-1") != 1 {
+		t.Errorf("flagged canary VM redone")
+	}
+}
+
+func TestFailureBrake(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "brake", acts: 20, canary: 2, waveSize: 18, total: 1, perAccount: 1, threshold: 0.5}.build(t)
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if name == "restart-1" && p.VMs[indexOf(p, vm)].Wave > 1 {
+			return nil, errors.New("restart refused: permanent error")
+		}
+		return nil, nil
+	}, "recheck", "restart-1")
+	hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		return nil, step.Fail("no helper image")
+	}, "snapshot")
+	o := h.opts(p, rr, hm)
+	res, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Concurrency 1: the brake trips on the 5th bad VM after the canary.
+	if res.Status != RunPausedBrake || res.Fixed != 2 || res.Flagged != 5 || res.Pending != 13 {
+		t.Fatalf("result %+v", res)
+	}
+	if h.kinds()[EvBrakeTripped] != 1 {
+		t.Errorf("brake events: %v", h.kinds())
+	}
+	v := h.vm("brake", "t/a0/vm02")
+	if !strings.Contains(v.Reason, "reboot-retry: step restart-1") || !strings.Contains(v.Reason, "helper-mount: step snapshot: strategy failed: no helper image") {
+		t.Errorf("flagged reason %q", v.Reason)
+	}
+}
+
+func TestBreakerRidesOutOutage(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "outage", acts: 12, canary: 2, waveSize: 10, total: 6, perAccount: 6}.build(t)
+	var outageEnd atomic.Int64
+	var calls atomic.Int64
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		calls.Add(1)
+		if name == "restart-1" && outageEnd.Load() == 0 && p.VMs[indexOf(p, vm)].Wave == 2 {
+			outageEnd.Store(h.clk.Now().Add(20 * time.Minute).UnixNano()) // the outage starts now
+		}
+		if end := outageEnd.Load(); end != 0 && h.clk.Now().UnixNano() < end {
+			return nil, providers.Errorf(providers.ErrUnavailable, "Restart", "vm "+vm, "503 Service Unavailable")
+		}
+		return nil, nil
+	}, "recheck", "restart-1", "verify")
+	o := h.opts(p, rr)
+	o.Retry.MaxAttempts = 4
+	res, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != RunDone || res.Fixed != 12 || res.Failed != 0 || res.Flagged != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if res.BreakerOpenings < 1 {
+		t.Errorf("breaker never opened: %+v", res)
+	}
+	k := h.kinds()
+	if k[EvBreakerOpen] < 1 || k[EvBreakerClosed] < 1 || k[EvStrategyFailed] != 0 {
+		t.Errorf("events %v", k)
+	}
+	// The breaker kept calls down during a 20-minute outage: far fewer
+	// than six workers retrying freely every few seconds would make.
+	if n := calls.Load(); n > 200 {
+		t.Errorf("%d step calls during the outage", n)
+	}
+}
+
+func TestRetriesBounded(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		attempts int
+	}{
+		{"guest unreachable retried", fmt.Errorf("probe: %w", guest.ErrUnreachable), 5},
+		{"permanent not retried", providers.Errorf(providers.ErrPermanent, "Restart", "vm x", "access denied"), 1},
+		{"conflict not retried", providers.Errorf(providers.ErrConflict, "Restart", "vm x", "busy"), 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			p := fleet{id: "retry", acts: 1, canary: 1, total: 1, perAccount: 1}.build(t)
+			rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+				if name == "restart-1" {
+					return nil, tc.err
+				}
+				return nil, nil
+			}, "recheck", "restart-1")
+			hm := newFake(policy.HelperMount, nil, "snapshot", "repair")
+			o := h.opts(p, rr, hm)
+			o.Retry.MaxAttempts = 5
+			res, err := Run(context.Background(), p, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := p.VMs[0].Key
+			if got := rr.count(key, "restart-1"); got != tc.attempts {
+				t.Errorf("attempts %d, want %d", got, tc.attempts)
+			}
+			if rr.count(key, StepAbort) != 1 || res.FixedBy[policy.HelperMount] != 1 {
+				t.Errorf("abort %d, result %+v", rr.count(key, StepAbort), res)
+			}
+			if res.Retries != tc.attempts-1 {
+				t.Errorf("retries %d, want %d", res.Retries, tc.attempts-1)
+			}
+			steps, _ := h.j.ListSteps(context.Background(), "retry", key)
+			var names []string
+			for _, s := range steps {
+				names = append(names, fmt.Sprintf("%s/%s#%d:%s", s.Strategy, s.Step, s.Attempt, s.Status))
+			}
+			if last := names[len(names)-1]; last != "helper-mount/repair#1:ok" || !strings.Contains(strings.Join(names, " "), "reboot-retry/abort#1:ok") {
+				t.Errorf("steps %v", names)
+			}
+		})
+	}
+}
+
+func TestFallbackAndAbort(t *testing.T) {
+	failing := func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if name == "restart-1" {
+			return step.Facts{"restarted": "1"}, step.Fail("still boot-looping after 1 restart")
+		}
+		return nil, nil
+	}
+	tests := []struct {
+		name       string
+		hmRun      behavior
+		rrAbort    behavior
+		status     string
+		strategy   policy.Strategy
+		reasonHas  []string
+		hmSnapshot int
+	}{
+		{"fallback fixes", nil, nil, StatusFixed, policy.HelperMount, []string{"fixed by helper-mount"}, 1},
+		{"every strategy fails", func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			if f["restarted"] != "1" || f["aborted"] != "reboot-retry" {
+				return nil, fmt.Errorf("facts not passed: %v", f)
+			}
+			return nil, step.Fail("no helper in zone")
+		}, nil, StatusFlagged, policy.RebootRetry,
+			[]string{"no strategy left", "reboot-retry: step restart-1: strategy failed: still boot-looping", "helper-mount: step snapshot: strategy failed: no helper in zone"}, 1},
+		{"abort needs a person", nil, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			return nil, step.Flag("disk d-1 is attached to helper h-1: reattach it by hand")
+		}, StatusFlagged, policy.RebootRetry, []string{"could not be undone", "reattach it by hand"}, 0},
+		{"abort fails", nil, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			return nil, providers.Errorf(providers.ErrPermanent, "Attach", "disk d-1", "denied")
+		}, StatusFailed, policy.RebootRetry, []string{"may not be in a safe state", "Attach disk d-1"}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			p := fleet{id: "fb", acts: 1, canary: 1, total: 1, perAccount: 1}.build(t)
+			rr := newFake(policy.RebootRetry, failing, "recheck", "restart-1")
+			rr.abort = tc.rrAbort
+			hm := newFake(policy.HelperMount, tc.hmRun, "snapshot")
+			if _, err := Run(context.Background(), p, h.opts(p, rr, hm)); err != nil {
+				t.Fatal(err)
+			}
+			key := p.VMs[0].Key
+			v := h.vm("fb", key)
+			if v.Status != tc.status || policy.Strategy(v.Strategy) != tc.strategy {
+				t.Errorf("VM %s/%s, want %s/%s (%s)", v.Status, v.Strategy, tc.status, tc.strategy, v.Reason)
+			}
+			for _, s := range tc.reasonHas {
+				if !strings.Contains(v.Reason, s) {
+					t.Errorf("reason %q lacks %q", v.Reason, s)
+				}
+			}
+			if rr.count(key, StepAbort) != 1 || hm.count(key, "snapshot") != tc.hmSnapshot {
+				t.Errorf("abort %d snapshot %d", rr.count(key, StepAbort), hm.count(key, "snapshot"))
+			}
+		})
+	}
+}
+
+func TestHealthyAttribution(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "healthy", acts: 3, canary: 3, total: 3, perAccount: 3}.build(t)
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		switch {
+		case vm == "t/a0/vm00" && name == "recheck": // recovered on its own
+			return nil, step.ErrHealthy
+		case vm == "t/a0/vm01" && name == "recheck-2": // healthy after a restart
+			return nil, fmt.Errorf("probe: %w", step.ErrHealthy)
+		case vm == "t/a0/vm02" && name == "restart-1":
+			return nil, step.Fail("restart refused")
+		}
+		return nil, nil
+	}, "recheck", "restart-1", "recheck-2", "more")
+	hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		return nil, step.ErrHealthy // healthy after reboot-retry's restart attempt and abort
+	}, "recheck")
+	o := h.opts(p, rr, hm)
+	o.ReadOnlyStep = func(_ policy.Strategy, name string) bool { return strings.HasPrefix(name, "recheck") }
+	res, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		key, status string
+		strategy    policy.Strategy
+	}{
+		{"t/a0/vm00", StatusSkippedHealthy, policy.RebootRetry},
+		{"t/a0/vm01", StatusFixed, policy.RebootRetry},
+		{"t/a0/vm02", StatusFixed, policy.HelperMount}, // the abort ended ok: the VM was acted on
+	} {
+		v := h.vm("healthy", c.key)
+		if v.Status != c.status || policy.Strategy(v.Strategy) != c.strategy {
+			t.Errorf("%s: %s by %s, want %s by %s", c.key, v.Status, v.Strategy, c.status, c.strategy)
+		}
+	}
+	if rr.count("t/a0/vm00", "restart-1") != 0 || rr.count("t/a0/vm01", "more") != 0 {
+		t.Errorf("a healthy VM was touched")
+	}
+	if res.SkippedHealthy != 1 || res.Fixed != 2 {
+		t.Errorf("result %+v", res)
+	}
+}
+
+func TestResumeAfterCancel(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "resume", acts: 6, canary: 2, waveSize: 4, total: 2, perAccount: 2}.build(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	block := make(chan struct{})
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if vm == "t/a0/vm03" && name == "restart-1" && n == 1 {
+			cancel() // the operator presses Ctrl-C while this step runs
+			<-block
+			return nil, context.Canceled
+		}
+		return step.Facts{name: vm}, nil
+	}, "recheck", "restart-1", "verify")
+	o := h.opts(p, rr)
+	go func() { <-ctx.Done(); close(block) }()
+	res, err := Run(ctx, p, o)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v, want context.Canceled", err)
+	}
+	if res.Status != RunPausedInterrupt || res.Fixed < 2 {
+		t.Fatalf("result %+v", res)
+	}
+	before := map[string]int{}
+	for _, v := range p.VMs {
+		before[v.Key+"/recheck"] = rr.count(v.Key, "recheck")
+		before[v.Key+"/verify"] = rr.count(v.Key, "verify")
+	}
+	res, err = Run(context.Background(), p, o)
+	if err != nil || res.Status != RunDone || res.Fixed != 6 {
+		t.Fatalf("resume: %v %+v", err, res)
+	}
+	for _, v := range p.VMs {
+		k := v.Key
+		if rr.count(k, "recheck") != 1 || rr.count(k, "verify") != 1 {
+			t.Errorf("%s: recheck %d verify %d, want 1 each", k, rr.count(k, "recheck"), rr.count(k, "verify"))
+		}
+	}
+	if rr.count("t/a0/vm03", "restart-1") != 2 {
+		t.Errorf("interrupted step ran %d times, want 2", rr.count("t/a0/vm03", "restart-1"))
+	}
+	if k := h.kinds(); k[EvRunResumed] != 1 || k[EvVMResumed] < 1 {
+		t.Errorf("events %v", k)
+	}
+}
+
+func TestResumeBegunNeverEnded(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	p := fleet{id: "crash", acts: 2, canary: 2, total: 2, perAccount: 2}.build(t)
+	// A previous process journaled recheck (ok, with a fact) and began
+	// restart-1, then died.
+	var doc bytes.Buffer
+	if err := plan.Write(&doc, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.j.CreateRun(ctx, journal.Run{ID: "crash", PlanID: "crash", PlanJSON: doc.Bytes(), CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	key := p.VMs[0].Key
+	id, err := h.j.BeginStep(ctx, journal.StepIntent{RunID: "crash", VMKey: key, Strategy: "reboot-retry", Step: "recheck", Attempt: 1, At: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.j.EndStep(ctx, id, journal.StepResult{Status: journal.StepOK, Facts: map[string]string{"snapshot": "snap-1"}, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.j.BeginStep(ctx, journal.StepIntent{RunID: "crash", VMKey: key, Strategy: "reboot-retry", Step: "restart-1", Attempt: 1, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	var seen step.Facts
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if vm == key && name == "restart-1" {
+			seen = f
+		}
+		return nil, nil
+	}, "recheck", "restart-1")
+	res, err := Run(ctx, p, h.opts(p, rr))
+	if err != nil || res.Fixed != 2 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if rr.count(key, "recheck") != 0 || rr.count(key, "restart-1") != 1 || seen["snapshot"] != "snap-1" {
+		t.Errorf("recheck %d restart %d facts %v", rr.count(key, "recheck"), rr.count(key, "restart-1"), seen)
+	}
+	steps, _ := h.j.ListSteps(ctx, "crash", key)
+	if last := steps[len(steps)-1]; last.Step != "restart-1" || last.Attempt != 2 || last.Status != journal.StepOK {
+		t.Errorf("last step %+v", last)
+	}
+}
+
+func TestResumeRecoversStrategyPosition(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "pos", acts: 1, canary: 1, total: 1, perAccount: 1}.build(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		return nil, step.Fail("still looping")
+	}, "restart-1")
+	hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if name == "attach" && n == 1 {
+			cancel()
+			return nil, context.Canceled
+		}
+		return nil, nil
+	}, "snapshot", "attach")
+	o := h.opts(p, rr, hm)
+	if _, err := Run(ctx, p, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first run: %v", err)
+	}
+	res, err := Run(context.Background(), p, o)
+	if err != nil || res.FixedBy[policy.HelperMount] != 1 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	key := p.VMs[0].Key
+	if rr.count(key, "restart-1") != 1 || rr.count(key, StepAbort) != 1 || hm.count(key, "snapshot") != 1 || hm.count(key, "attach") != 2 {
+		t.Errorf("restart %d abort %d snapshot %d attach %d", rr.count(key, "restart-1"), rr.count(key, StepAbort),
+			hm.count(key, "snapshot"), hm.count(key, "attach"))
+	}
+}
+
+func TestSecondApplyLocked(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "lock", acts: 1, canary: 1, total: 1, perAccount: 1}.build(t)
+	inside, release := make(chan struct{}), make(chan struct{})
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		close(inside)
+		<-release
+		return nil, nil
+	}, "recheck")
+	o := h.opts(p, rr)
+	done := make(chan error, 1)
+	go func() { _, err := Run(context.Background(), p, o); done <- err }()
+	<-inside
+	_, err := Run(context.Background(), p, o)
+	var le *journal.LockedError
+	if !errors.As(err, &le) || le.Holder.PID != os.Getpid() {
+		t.Errorf("second Run: %v, want *journal.LockedError", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Released on return: a third Run takes the lock.
+	if _, err := Run(context.Background(), p, o); err != nil {
+		t.Errorf("after release: %v", err)
+	}
+}
+
+func TestDifferentPlanRefused(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "same-id", acts: 2, canary: 1, total: 1, perAccount: 1}.build(t)
+	rr := newFake(policy.RebootRetry, nil, "recheck")
+	if _, err := Run(context.Background(), p, h.opts(p, rr)); err != nil {
+		t.Fatal(err)
+	}
+	q := fleet{id: "same-id", acts: 3, canary: 1, total: 1, perAccount: 1}.build(t)
+	_, err := Run(context.Background(), q, h.opts(q, rr))
+	if err == nil || !strings.Contains(err.Error(), "different plan") {
+		t.Errorf("Run with another plan: %v", err)
+	}
+	// The verbatim document is stored; a reformatted copy of the same plan resumes.
+	run, _ := h.j.GetRun(context.Background(), "same-id")
+	o := h.opts(p, rr)
+	o.PlanJSON = bytes.ReplaceAll(run.PlanJSON, []byte("\n  "), []byte("\n"))
+	if _, err := Run(context.Background(), p, o); err != nil {
+		t.Errorf("same plan, other formatting: %v", err)
+	}
+}
+
+func TestAccountNotConfigured(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "noacct", acts: 2, accounts: 2, canary: 2, total: 2, perAccount: 2}.build(t)
+	rr := newFake(policy.RebootRetry, nil, "recheck")
+	o := h.opts(p, rr)
+	delete(o.Envs, "t/a1")
+	res, err := Run(context.Background(), p, o)
+	if err != nil || res.Flagged != 1 || res.Fixed != 1 || res.Status != RunDone {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if v := h.vm("noacct", "t/a1/vm01"); !strings.HasPrefix(v.Reason, notConfigured) {
+		t.Errorf("reason %q", v.Reason)
+	}
+	// Configured later: the next apply repairs it.
+	res, err = Run(context.Background(), p, h.opts(p, rr))
+	if err != nil || res.Fixed != 2 {
+		t.Fatalf("%v %+v", err, res)
+	}
+}
+
+func TestNoSecretInJournalOrEvents(t *testing.T) {
+	const pw = "Hunter2-Sup3rSecret-Pw"
+	h := newHarness(t, journal.WithSecrets(secret.New(pw)))
+	p := fleet{id: "secret", acts: 2, canary: 2, total: 2, perAccount: 2}.build(t)
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if vm == "t/a0/vm00" && name == "restart-1" { // a buggy step leaks the password
+			return step.Facts{"cred": pw}, fmt.Errorf("winrm login as admin/%s failed: %w", pw, guest.ErrUnreachable)
+		}
+		return nil, nil
+	}, "recheck", "restart-1")
+	o := h.opts(p, rr, newFake(policy.HelperMount, nil, "snapshot"))
+	for _, e := range o.Envs {
+		e.Creds = guest.Credentials{User: "admin", Password: pw}
+	}
+	res, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Fixed != 2 || rr.count("t/a0/vm00", "restart-1") != 1 {
+		t.Errorf("result %+v, leaking step ran %d times", res, rr.count("t/a0/vm00", "restart-1"))
+	}
+	if err := h.j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		b, err := os.ReadFile(h.path + suffix)
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(b, []byte(pw)) {
+			t.Errorf("secret found in %s", h.path+suffix)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range h.events {
+		if strings.Contains(fmt.Sprint(e), pw) {
+			t.Errorf("secret in event %+v", e)
+		}
+	}
+	for _, v := range res.VMs {
+		if strings.Contains(v.Reason, pw) {
+			t.Errorf("secret in result")
+		}
+	}
+}

@@ -1,0 +1,314 @@
+package helperpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+var win = inventory.WindowsVersion{Release: "2019"}
+
+// fakeHelpers is an in-memory providers.Helpers: idempotent by tags, and
+// optionally blocking Acquire in one zone until released.
+type fakeHelpers struct {
+	mu       sync.Mutex
+	helpers  map[string]providers.Tags // id -> tags
+	zoneOf   map[string]string
+	attached map[string]bool // helpers with a foreign disk
+	acquires int
+	block    map[string]chan struct{} // zone -> closed to let Acquire finish
+	failNext error
+}
+
+func newFake() *fakeHelpers {
+	return &fakeHelpers{helpers: map[string]providers.Tags{}, zoneOf: map[string]string{}, attached: map[string]bool{}, block: map[string]chan struct{}{}}
+}
+
+func (f *fakeHelpers) Images(context.Context) ([]providers.HelperImage, error) { return nil, nil }
+
+func (f *fakeHelpers) Acquire(ctx context.Context, zone string, w inventory.WindowsVersion, tags providers.Tags) (providers.VMRef, error) {
+	f.mu.Lock()
+	ch := f.block[zone]
+	f.acquires++
+	if err := f.failNext; err != nil {
+		f.failNext = nil
+		f.mu.Unlock()
+		return providers.VMRef{}, err
+	}
+	f.mu.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return providers.VMRef{}, ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if zone == "nozone" {
+		return providers.VMRef{}, providers.Errorf(providers.ErrNotFound, "Acquire", "helper", "no image")
+	}
+	for id, t := range f.helpers {
+		if f.zoneOf[id] == zone && fmt.Sprint(t) == fmt.Sprint(tags) {
+			return providers.VMRef{ID: id, Zone: zone}, nil
+		}
+	}
+	id := fmt.Sprintf("helper-%d", len(f.helpers)+1)
+	f.helpers[id], f.zoneOf[id] = tags, zone
+	return providers.VMRef{ID: id, Zone: zone}, nil
+}
+
+func (f *fakeHelpers) Release(_ context.Context, h providers.VMRef) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.attached[h.ID] {
+		return providers.Errorf(providers.ErrConflict, "Release", "vm "+h.ID, "disks still attached")
+	}
+	delete(f.helpers, h.ID)
+	return nil
+}
+
+func (f *fakeHelpers) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.helpers)
+}
+
+// fakeObserver knows the fake's helpers.
+type fakeObserver struct{ f *fakeHelpers }
+
+func (o fakeObserver) Observe(_ context.Context, vms []providers.VMRef) (map[string]inventory.Signals, error) {
+	o.f.mu.Lock()
+	defer o.f.mu.Unlock()
+	out := map[string]inventory.Signals{}
+	for _, v := range vms {
+		if _, ok := o.f.helpers[v.ID]; ok {
+			out[v.ID] = inventory.Signals{Power: inventory.PowerRunning}
+		}
+	}
+	return out, nil
+}
+
+func newPool(t *testing.T, f *fakeHelpers, per int) *Pool {
+	t.Helper()
+	p, err := New(f, Options{RunID: "run-1", PerHelper: per, Observer: fakeObserver{f}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestNew(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		h    providers.Helpers
+		opts Options
+	}{
+		{"nil helpers", nil, Options{RunID: "r"}},
+		{"no run", newFake(), Options{}},
+	} {
+		if _, err := New(c.h, c.opts); err == nil {
+			t.Errorf("%s: New succeeded", c.name)
+		}
+	}
+	p, err := New(newFake(), Options{RunID: "r"})
+	if err != nil || p.opts.PerHelper != DefaultPerHelper {
+		t.Errorf("defaults: %v, %v", p, err)
+	}
+}
+
+func TestLeaseFillsThenGrows(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		per, vms, helpers int
+	}{
+		{4, 1, 1}, {4, 4, 1}, {4, 5, 2}, {2, 7, 4}, {1, 3, 3},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("per%d-vms%d", c.per, c.vms), func(t *testing.T) {
+			f := newFake()
+			p := newPool(t, f, c.per)
+			for i := range c.vms {
+				if _, err := p.Lease(ctx, "is1a", win, fmt.Sprintf("vm-%d", i), ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := f.count(); n != c.helpers {
+				t.Errorf("%d helpers, want %d", n, c.helpers)
+			}
+		})
+	}
+}
+
+func TestLeaseIdempotentAndReturn(t *testing.T) {
+	ctx := context.Background()
+	f := newFake()
+	p := newPool(t, f, 1)
+	a, err := p.Lease(ctx, "is1a", win, "vm-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := p.Lease(ctx, "is1a", win, "vm-1", "")
+	if a != b || f.count() != 1 {
+		t.Fatalf("second lease %v != %v or %d helpers", b, a, f.count())
+	}
+	// The slot is taken: another VM gets a second helper.
+	c, _ := p.Lease(ctx, "is1a", win, "vm-2", "")
+	if c.ID == a.ID {
+		t.Fatal("full helper leased twice")
+	}
+	for range 2 {
+		if err := p.Return(ctx, a, "vm-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The freed slot is reused.
+	d, _ := p.Lease(ctx, "is1a", win, "vm-3", "")
+	if d.ID != a.ID || f.count() != 2 {
+		t.Errorf("freed slot not reused: %v, %d helpers", d, f.count())
+	}
+}
+
+func TestHintAdoptedByANewProcess(t *testing.T) {
+	ctx := context.Background()
+	f := newFake()
+	p1 := newPool(t, f, 4)
+	h, _ := p1.Lease(ctx, "is1a", win, "vm-1", "")
+	// A new process knows only the fact helper_id.
+	p2 := newPool(t, f, 4)
+	got, err := p2.Lease(ctx, "is1a", win, "vm-1", h.ID)
+	if err != nil || got.ID != h.ID {
+		t.Fatalf("hint: %v, %v; want %s", got, err, h.ID)
+	}
+	// More VMs fill the adopted helper, learning its index from Acquire,
+	// without a duplicate.
+	for i := 2; i <= 4; i++ {
+		if g, _ := p2.Lease(ctx, "is1a", win, fmt.Sprintf("vm-%d", i), ""); g.ID != h.ID {
+			t.Errorf("vm-%d got %s, want the adopted %s", i, g.ID, h.ID)
+		}
+	}
+	if g, _ := p2.Lease(ctx, "is1a", win, "vm-5", ""); g.ID == h.ID || f.count() != 2 {
+		t.Errorf("vm-5 got %s with %d helpers", g.ID, f.count())
+	}
+	// A hint naming a helper that is gone is ignored.
+	p3 := newPool(t, f, 4)
+	if g, err := p3.Lease(ctx, "is1a", win, "vm-9", "helper-gone"); err != nil || g.ID == "helper-gone" {
+		t.Errorf("gone hint: %v, %v", g, err)
+	}
+}
+
+func TestConcurrentLeasesShareAHelper(t *testing.T) {
+	ctx := context.Background()
+	f := newFake()
+	p := newPool(t, f, 4)
+	var wg sync.WaitGroup
+	ids := make([]string, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			h, err := p.Lease(ctx, "is1a", win, fmt.Sprintf("vm-%d", i), "")
+			if err != nil {
+				t.Error(err)
+			}
+			ids[i] = h.ID
+		})
+	}
+	wg.Wait()
+	if n := f.count(); n != 2 {
+		t.Errorf("%d helpers for 8 VMs at 4 each, want 2", n)
+	}
+	per := map[string]int{}
+	for _, id := range ids {
+		per[id]++
+	}
+	for id, n := range per {
+		if n != 4 {
+			t.Errorf("helper %s serves %d", id, n)
+		}
+	}
+}
+
+func TestZonesDoNotWaitForEachOther(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f := newFake()
+	release := make(chan struct{})
+	f.block["slow"] = release
+	p := newPool(t, f, 4)
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Lease(ctx, "slow", win, "vm-slow", "")
+		done <- err
+	}()
+	// While a helper in zone "slow" is being created, zone "fast" leases.
+	if _, err := p.Lease(ctx, "fast", win, "vm-fast", ""); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLeaseErrors(t *testing.T) {
+	ctx := context.Background()
+	f := newFake()
+	p := newPool(t, f, 4)
+	if _, err := p.Lease(ctx, "nozone", win, "vm-1", ""); !errors.Is(err, providers.ErrNotFound) {
+		t.Errorf("no image: %v", err)
+	}
+	f.failNext = providers.Errorf(providers.ErrThrottled, "Acquire", "helper", "slow down")
+	if _, err := p.Lease(ctx, "is1a", win, "vm-1", ""); !providers.Retryable(err) {
+		t.Errorf("throttled: %v", err)
+	}
+	// Nothing was reserved: the retry succeeds with one helper.
+	if _, err := p.Lease(ctx, "is1a", win, "vm-1", ""); err != nil || f.count() != 1 {
+		t.Errorf("retry: %v, %d helpers", err, f.count())
+	}
+	if _, err := p.Lease(ctx, "is1a", win, "", ""); err == nil {
+		t.Error("empty VM key accepted")
+	}
+}
+
+func TestReleaseAll(t *testing.T) {
+	ctx := context.Background()
+	f := newFake()
+	p := newPool(t, f, 1)
+	a, _ := p.Lease(ctx, "is1a", win, "vm-1", "")
+	b, _ := p.Lease(ctx, "is1a", win, "vm-2", "")
+	c, _ := p.Lease(ctx, "is1b", win, "vm-3", "")
+	_ = p.Return(ctx, a, "vm-1")
+	_ = p.Return(ctx, c, "vm-3")
+	f.attached[c.ID] = true // a foreign disk still attached
+
+	rep, err := p.ReleaseAll(ctx, true)
+	if err != nil || len(rep.Released) != 0 || len(rep.Kept) != 3 || f.count() != 3 {
+		t.Fatalf("keep: %+v, %v", rep, err)
+	}
+	rep, err = p.ReleaseAll(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Released) != 1 || rep.Released[0].ID != a.ID {
+		t.Errorf("released %v, want only %s", rep.Released, a.ID)
+	}
+	kept := map[string]bool{}
+	for _, k := range rep.Kept {
+		kept[k.Helper.ID] = true
+	}
+	if !kept[b.ID] || !kept[c.ID] || len(kept) != 2 {
+		t.Errorf("kept %+v, want %s (leased) and %s (disk attached)", rep.Kept, b.ID, c.ID)
+	}
+	// Idempotent, and a later release works once the disk is gone.
+	f.attached[c.ID] = false
+	_ = p.Return(ctx, b, "vm-2")
+	rep, err = p.ReleaseAll(ctx, false)
+	if err != nil || len(rep.Released) != 2 || f.count() != 0 || len(p.Leases()) != 0 {
+		t.Errorf("second release: %+v, %v, %d left", rep, err, f.count())
+	}
+}

@@ -1,0 +1,449 @@
+package strategy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/guest"
+	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+func TestByNameAndAll(t *testing.T) {
+	all := All()
+	if len(all) != len(policy.Strategies) {
+		t.Fatalf("All has %d strategies, want %d", len(all), len(policy.Strategies))
+	}
+	for _, name := range policy.Strategies {
+		s, ok := ByName(name)
+		if !ok || s.Name() != name {
+			t.Errorf("ByName(%s) = %v, %v", name, s, ok)
+		}
+		seen := map[string]bool{}
+		for _, st := range s.Steps(&planFixture, policy.Default()) {
+			if seen[st.Name] {
+				t.Errorf("%s: step %s twice", name, st.Name)
+			}
+			seen[st.Name] = true
+		}
+	}
+	if _, ok := ByName("format-disk"); ok {
+		t.Error("ByName accepted an unknown strategy")
+	}
+	all[policy.RebootRetry] = nil
+	if s, _ := ByName(policy.RebootRetry); s == nil {
+		t.Error("All returned a shared map")
+	}
+}
+
+// TestRepairs runs each strategy on its kind of VM, end to end.
+func TestRepairs(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		spec      spec
+		strat     policy.Strategy
+		maxRst    int
+		want      error // nil: the strategy succeeds
+		wantTruth string
+		check     func(t *testing.T, f *fixture, facts step.Facts)
+	}{
+		{name: "reboot-retry recovers", spec: spec{n: 1, recoverAt: 11}, strat: policy.RebootRetry, want: step.ErrHealthy, wantTruth: world.TruthHealthy},
+		{name: "reboot-retry gives up", spec: spec{n: 2}, strat: policy.RebootRetry, maxRst: 2, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop},
+		{name: "delete-file", spec: spec{n: 3, kind: safeMode}, strat: policy.DeleteFile, wantTruth: world.TruthHealthy,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if facts[FactDeleted] != "1" || facts[FactSnapshotID] == "" || facts[FactSafeBootWasSet] != "true" {
+					t.Errorf("facts = %v", facts)
+				}
+			}},
+		{name: "delete-file on a boot-looping VM", spec: spec{n: 4}, strat: policy.DeleteFile, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop},
+		{name: "helper-mount", spec: spec{n: 5}, strat: policy.HelperMount, wantTruth: world.TruthHealthy,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if facts[FactIdentityChanged] != "false" || facts[FactIdentityOriginal] != "mbr:12345678" {
+					t.Errorf("facts = %v", facts)
+				}
+			}},
+		{name: "helper-mount, identity collision", spec: spec{n: 6, identity: img2019}, strat: policy.HelperMount, wantTruth: world.TruthHealthy,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if facts[FactIdentityChanged] != "true" || facts[FactIdentityVerified] != "mbr:0A62F411" || facts[FactIdentityAfterOnline] == facts[FactIdentityOriginal] {
+					t.Errorf("facts = %v", facts)
+				}
+			}},
+		{name: "helper-mount, safe-mode VM", spec: spec{n: 7, kind: safeMode, identity: img2019}, strat: policy.HelperMount, wantTruth: world.TruthSafeMode},
+		{name: "helper-mount, BitLocker with key", spec: spec{n: 8, identity: img2019, bitlocker: true, escrowed: true}, strat: policy.HelperMount, wantTruth: world.TruthHealthy,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if facts[FactUnlocked] != "true" {
+					t.Errorf("facts = %v", facts)
+				}
+			}},
+		{name: "helper-mount, BitLocker without key", spec: spec{n: 9, identity: img2019, bitlocker: true}, strat: policy.HelperMount, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if ds := f.disk("disk-9"); ds.AttachedTo != "vm-9" || !ds.Boot {
+					t.Errorf("after abort disk-9 is %+v, want the boot disk of vm-9", ds)
+				}
+			}},
+		{name: "helper-mount, damaged hive", spec: spec{n: 10, identity: img2019, hive: true}, strat: policy.HelperMount, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if ds := f.disk("disk-10"); ds.AttachedTo != "vm-10" || !ds.Boot {
+					t.Errorf("after abort disk-10 is %+v", ds)
+				}
+				if facts[FactDeleted] != "1" {
+					t.Errorf("facts = %v", facts)
+				}
+			}},
+		{name: "restore-backup", spec: spec{n: 11, identity: img2019, hive: true}, strat: policy.RestoreBackup, wantTruth: world.TruthHealthy,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if ds := f.disk("disk-11"); ds.AttachedTo != "" {
+					t.Errorf("original disk-11 is %+v, want kept detached", ds)
+				}
+				if ds := f.disk(facts[FactRestoredDiskID]); ds.AttachedTo != "vm-11" || !ds.Boot {
+					t.Errorf("restored disk is %+v", ds)
+				}
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, c.spec)
+			if c.maxRst > 0 {
+				f.env.Policy.RebootRetry.MaxRestarts = c.maxRst
+			}
+			if c.strat == policy.HelperMount && c.spec.kind == safeMode {
+				// A safe-mode VM repaired offline boots into safe mode
+				// again (its flag is on the disk): helper-mount fixes the
+				// file, delete-file's restart is what clears the flag.
+				c.want = step.ErrStrategyFailed
+			}
+			s, _ := ByName(c.strat)
+			vm := f.plan(c.spec.n, c.strat)
+			facts, err := f.run(s, vm, nil, runOpts{stopAfter: -1})
+			if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %v (facts %v)", err, c.want, facts)
+			}
+			if tr := f.waitTruth(c.spec.n, c.wantTruth, BootWait); tr != c.wantTruth {
+				t.Errorf("truth = %s, want %s", tr, c.wantTruth)
+			}
+			f.clean()
+			noSecrets(t, facts, err)
+			if c.check != nil {
+				c.check(t, f, facts)
+			}
+		})
+	}
+}
+
+var planFixture = plan.VMPlan{Key: "sim/sim/vm-x", ID: "vm-x", Location: inventory.Location{Zone: "is1a"}, Windows: win2019,
+	OSDisk: inventory.Disk{ID: "disk-x", Encryption: inventory.Encryption{BitLocker: true, KeyID: testKeyI}}}
+
+// TestRecoveredBeforeRecheck: a VM planned as broken that is healthy by
+// the time a strategy starts is never touched.
+func TestRecoveredBeforeRecheck(t *testing.T) {
+	t.Parallel()
+	for _, name := range policy.Strategies {
+		t.Run(string(name), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, spec{n: 20, kind: healthyVM})
+			s, _ := ByName(name)
+			before := f.mutationCount()
+			facts, err := f.run(s, f.plan(20, name), nil, runOpts{stopAfter: -1})
+			if !errors.Is(err, step.ErrHealthy) {
+				t.Fatalf("err = %v, want ErrHealthy", err)
+			}
+			if len(facts) != 0 {
+				t.Errorf("facts = %v, want none", facts)
+			}
+			if after := f.mutationCount(); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("the cloud was changed: %v -> %v", before, after)
+			}
+			f.clean()
+		})
+	}
+}
+
+// TestSeedStory: a helper whose own disk has the target's identity. A naive
+// repair leaves the VM unbootable; helper-mount does not.
+func TestSeedStory(t *testing.T) {
+	t.Parallel()
+	t.Run("naive", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, spec{n: 30, identity: img2019})
+		naive(t, f, 30)
+		a := f.w.Audit()
+		if a.IdentityChanged == 0 || a.UnverifiedReturns == 0 {
+			t.Errorf("identity_changed=%d unverified_returns=%d, want both > 0", a.IdentityChanged, a.UnverifiedReturns)
+		}
+		if tr := f.waitTruth(30, world.TruthHealthy, BootWait); tr == world.TruthHealthy {
+			t.Errorf("the naive repair booted healthy; the world should make it unbootable")
+		}
+	})
+	t.Run("helper-mount", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, spec{n: 31, identity: img2019})
+		facts, err := f.run(HelperMount{}, f.plan(31, policy.HelperMount), nil, runOpts{stopAfter: -1})
+		if err != nil {
+			t.Fatalf("err = %v (facts %v)", err, facts)
+		}
+		if facts[FactIdentityChanged] != "true" {
+			t.Errorf("the helper did not collide: facts %v", facts)
+		}
+		if tr := f.truth(31); tr != world.TruthHealthy {
+			t.Errorf("truth = %s", tr)
+		}
+		f.clean()
+	})
+}
+
+// naive is the seed incident's repair: attach, online, delete, detach,
+// reattach, start, with no identity handling (a snapshot first, so that
+// only the identity counters speak).
+func naive(t *testing.T, f *fixture, n int) {
+	t.Helper()
+	ctx := context.Background()
+	p := f.prov
+	vm := providers.VMRef{ID: fmt.Sprintf("vm-%d", n), Zone: "is1a"}
+	d := providers.DiskRef{ID: fmt.Sprintf("disk-%d", n), Zone: "is1a"}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := p.Disks.Snapshot(ctx, d, providers.Tags{"purpose": "naive"})
+	must(err)
+	must(p.Power.Stop(ctx, []providers.VMRef{vm}, true))
+	must(p.Disks.Detach(ctx, vm, d))
+	h, err := p.Helpers.Acquire(ctx, "is1a", win2019, providers.Tags{"purpose": "naive"})
+	must(err)
+	must(p.Disks.Attach(ctx, h, d, false))
+	ep, err := p.Guests.GuestEndpoint(ctx, h)
+	must(err)
+	g, cr := f.env.Guest, f.env.Creds
+	ok, err := poll(ctx, f.env, PollEvery, HelperWait, func() (bool, error) {
+		_, err := g.ListDisks(ctx, ep, cr)
+		return err == nil, nil
+	})
+	if !ok || err != nil {
+		t.Fatalf("helper never answered: %v", err)
+	}
+	r, err := g.OnlineDisk(ctx, ep, cr, guest.DiskParams{Number: 1, Serial: d.ID})
+	must(err)
+	_, err = g.DeleteFiles(ctx, ep, cr, guest.DeleteParams{Root: r.Disk.Volumes[0].DriveLetter, Criteria: criteria(inc)})
+	must(err)
+	must(p.Disks.Detach(ctx, h, d))
+	must(p.Disks.Attach(ctx, vm, d, true))
+	must(p.Power.Start(ctx, []providers.VMRef{vm}))
+}
+
+// TestStepsTwice runs every step twice in a row: the second run changes
+// nothing in the cloud and the end state is the same.
+func TestStepsTwice(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		spec  spec
+		strat policy.Strategy
+	}{
+		{"delete-file", spec{n: 40, kind: safeMode}, policy.DeleteFile},
+		{"helper-mount", spec{n: 41, identity: img2019}, policy.HelperMount},
+		{"helper-mount BitLocker", spec{n: 42, identity: img2019, bitlocker: true, escrowed: true}, policy.HelperMount},
+		{"restore-backup", spec{n: 43}, policy.RestoreBackup},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, c.spec)
+			s, _ := ByName(c.strat)
+			facts, err := f.run(s, f.plan(c.spec.n, c.strat), nil, runOpts{stopAfter: -1, twice: true})
+			if err != nil {
+				t.Fatalf("err = %v (facts %v)", err, facts)
+			}
+			if tr := f.truth(c.spec.n); tr != world.TruthHealthy {
+				t.Errorf("truth = %s", tr)
+			}
+			f.clean()
+		})
+	}
+}
+
+// TestResume stops after step k (as if the process died), then runs the
+// whole strategy again from the facts so far, in a new helper pool (a new
+// process): same end state, audit clean.
+func TestResume(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		strat policy.Strategy
+		spec  spec
+		after []string
+	}{
+		{policy.DeleteFile, spec{kind: safeMode}, []string{"snapshot", "delete-files", "clear-safeboot", "restart"}},
+		{policy.HelperMount, spec{identity: img2019, bitlocker: true, escrowed: true}, []string{"stop", "lease-helper", "attach-to-helper", "find-disk",
+			"online-disk", "unlock", "delete-files", "restore-identity", "verify-identity", "offline-disk", "detach-from-helper", "return-helper", "attach-boot", "start"}},
+		{policy.RestoreBackup, spec{}, []string{"restore-disk", "stop", "detach-original", "attach-restored", "start"}},
+	}
+	n := 50
+	for _, c := range cases {
+		for _, after := range c.after {
+			n++
+			sp := c.spec
+			sp.n = n
+			t.Run(string(c.strat)+"/after-"+after, func(t *testing.T) {
+				t.Parallel()
+				f := newFixture(t, sp)
+				s, _ := ByName(c.strat)
+				vm := f.plan(sp.n, c.strat)
+				k := stepIndex(t, s, vm, after)
+				facts, err := f.run(s, vm, nil, runOpts{stopAfter: k})
+				if !errors.Is(err, errStopped) {
+					t.Fatalf("first run: %v", err)
+				}
+				// A new process: a new pool that knows nothing.
+				f.env.Helpers, f.pool = newPool(t, f), nil
+				facts, err = f.run(s, vm, facts, runOpts{stopAfter: -1})
+				if err != nil && !errors.Is(err, step.ErrHealthy) {
+					t.Fatalf("resumed run: %v (facts %v)", err, facts)
+				}
+				if tr := f.waitTruth(sp.n, world.TruthHealthy, BootWait); tr != world.TruthHealthy {
+					t.Errorf("truth = %s", tr)
+				}
+				f.clean()
+			})
+		}
+	}
+}
+
+// TestAbort stops helper-mount after step k and aborts: the VM has its
+// original disk back, identity verified, and runs.
+func TestAbort(t *testing.T) {
+	t.Parallel()
+	afters := []string{"recheck", "stop", "lease-helper", "detach-os-disk", "attach-to-helper", "find-disk", "online-disk", "delete-files",
+		"restore-identity", "verify-identity", "offline-disk", "detach-from-helper", "attach-boot"}
+	for i, after := range afters {
+		n := 100 + i
+		t.Run("helper-mount/after-"+after, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, spec{n: n, identity: img2019})
+			s := HelperMount{}
+			vm := f.plan(n, policy.HelperMount)
+			facts, err := f.run(s, vm, nil, runOpts{stopAfter: stepIndex(t, s, vm, after)})
+			if !errors.Is(err, errStopped) {
+				t.Fatalf("run: %v", err)
+			}
+			af, err := s.Abort(context.Background(), f.env, vm, facts)
+			if err != nil {
+				t.Fatalf("abort: %v (facts %v)", err, af)
+			}
+			if ds := f.disk(vm.OSDisk.ID); ds.AttachedTo != vm.ID || !ds.Boot {
+				t.Errorf("disk is %+v, want the boot disk of %s", ds, vm.ID)
+			}
+			if p := f.power(n); p != inventory.PowerRunning && p != inventory.PowerStarting {
+				t.Errorf("power = %s", p)
+			}
+			if l := f.pool.Leases(); len(l) > 0 && len(l[0].VMs) > 0 {
+				t.Errorf("lease not returned: %v", l)
+			}
+			// Let it boot: it must boot (healthy when the files were
+			// deleted, boot-looping otherwise), never unbootable.
+			f.clk.Sleep(context.Background(), BootWait)
+			a := f.clean()
+			if len(a.Unbootable) > 0 {
+				t.Errorf("unbootable: %v", a.Unbootable)
+			}
+			// Abort is idempotent.
+			if _, err := s.Abort(context.Background(), f.env, vm, facts.Merge(af)); err != nil {
+				t.Errorf("second abort: %v", err)
+			}
+			f.clean()
+		})
+	}
+	t.Run("restore-backup/bad backup", func(t *testing.T) {
+		t.Parallel()
+		n := 150
+		f := newFixture(t, spec{n: n})
+		vm := f.plan(n, policy.RestoreBackup)
+		vm.Backup.ID, vm.Backup.TakenAt = backup(badBk, n).ID, badBk.TakenAt // a backup holding the bad file
+		facts, err := f.run(RestoreBackup{}, vm, nil, runOpts{stopAfter: -1})
+		if !errors.Is(err, step.ErrStrategyFailed) {
+			t.Fatalf("err = %v, want a failed verify", err)
+		}
+		if ds := f.disk(vm.OSDisk.ID); ds.AttachedTo != vm.ID || !ds.Boot {
+			t.Errorf("original disk is %+v, want back as the boot disk", ds)
+		}
+		if ds := f.disk(facts[FactRestoredDiskID]); ds.AttachedTo != "" {
+			t.Errorf("restored disk is %+v, want kept detached", ds)
+		}
+		f.clean()
+	})
+}
+
+// TestHelperShared: two VMs in one zone share one helper.
+func TestHelperShared(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, spec{n: 160, identity: img2019}, spec{n: 161, identity: img2019})
+	errs := make(chan error, 2)
+	for _, n := range []int{160, 161} {
+		go func() {
+			vm := f.plan(n, policy.HelperMount)
+			facts, err := f.run(HelperMount{}, vm, nil, runOpts{stopAfter: -1})
+			if err != nil {
+				err = fmt.Errorf("vm-%d: %w (facts %v)", n, err, facts)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if c := f.w.Stats().Calls["AcquireHelper"]; c != 1 {
+		t.Errorf("AcquireHelper called %d times, want 1", c)
+	}
+	rep, err := f.pool.ReleaseAll(context.Background(), false)
+	if err != nil || len(rep.Released) != 1 || len(rep.Kept) != 0 {
+		t.Errorf("ReleaseAll = %+v, %v", rep, err)
+	}
+	for _, n := range []int{160, 161} {
+		if tr := f.truth(n); tr != world.TruthHealthy {
+			t.Errorf("vm-%d truth = %s", n, tr)
+		}
+	}
+	f.clean()
+}
+
+// TestFlakyControlPlane: injected 5xx and dropped connections (before and
+// after the change) are retried and never repeat an unsafe step.
+func TestFlakyControlPlane(t *testing.T) {
+	t.Parallel()
+	for i, strat := range []policy.Strategy{policy.DeleteFile, policy.HelperMount, policy.RestoreBackup} {
+		t.Run(string(strat), func(t *testing.T) {
+			t.Parallel()
+			n := 170 + i
+			sp := spec{n: n, identity: img2019}
+			if strat == policy.DeleteFile {
+				sp.kind = safeMode
+			}
+			f := newFixture(t, sp)
+			if err := f.w.SetFaults(world.Faults{Throttle: world.ThrottleOff, ErrorRate: 0.05, DropBeforeRate: 0.05, DropAfterRate: 0.05}); err != nil {
+				t.Fatal(err)
+			}
+			s, _ := ByName(strat)
+			facts, err := f.run(s, f.plan(n, strat), nil, runOpts{stopAfter: -1})
+			if err != nil {
+				t.Fatalf("err = %v (facts %v)", err, facts)
+			}
+			if tr := f.truth(n); tr != world.TruthHealthy {
+				t.Errorf("truth = %s", tr)
+			}
+			f.clean()
+			if c := f.w.Stats().Calls; c["RestoreBackup"] > 1 || c["AcquireHelper"] > 3 {
+				t.Logf("calls: %v", c)
+			}
+		})
+	}
+}
