@@ -120,6 +120,9 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	if progress != nil {
 		fmt.Fprintf(progress, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
 	}
+	if err := o.faults.scheduleOutage(w); err != nil {
+		return err
+	}
 	res, err := f.apply(ctx, p, nil, journalPath, applySettings{}, progress)
 	if err != nil {
 		return err

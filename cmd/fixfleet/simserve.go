@@ -33,18 +33,29 @@ func (o *faultOpts) addFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.dropAfter, "drop-after", 0, "share of API calls whose connection drops after the change was applied")
 	fs.StringVar(&o.throttle, "throttle", "simple", "API throttling model: off, simple or ec2")
 	fs.Float64Var(&o.latency, "latency", 1, "API latency scale (0 none, 1 calibrated)")
-	fs.DurationVar(&o.outageAt, "outage-at", 0, "start a control-plane outage this long (simulated) after start")
+	fs.DurationVar(&o.outageAt, "outage-at", 0, "start a control-plane outage this long (simulated) after start (demo: after apply starts)")
 	fs.DurationVar(&o.outageFor, "outage-for", 0, "length of that outage (simulated)")
 }
 
-// apply sets the faults on w.
+// apply sets the fault rates on w (not the outage: see scheduleOutage).
 func (o *faultOpts) apply(w *world.World) error {
 	f := w.Faults()
 	f.ErrorRate, f.DropBeforeRate, f.DropAfterRate, f.Throttle, f.Latency = o.errorRate, o.dropBefore, o.dropAfter, o.throttle, o.latency
-	if o.outageFor > 0 {
-		start := w.Clock().Now().Add(o.outageAt)
-		f.Outages = append(f.Outages, world.Outage{From: start, Until: start.Add(o.outageFor)})
+	return o.set(w, f)
+}
+
+// scheduleOutage adds the outage, if any, starting outageAt from now.
+func (o *faultOpts) scheduleOutage(w *world.World) error {
+	if o.outageFor <= 0 {
+		return nil
 	}
+	f := w.Faults()
+	start := w.Clock().Now().Add(o.outageAt)
+	f.Outages = append(f.Outages, world.Outage{From: start, Until: start.Add(o.outageFor)})
+	return o.set(w, f)
+}
+
+func (o *faultOpts) set(w *world.World, f world.Faults) error {
 	if err := w.SetFaults(f); err != nil {
 		return badInput(fmt.Errorf("fault options: %w", err))
 	}
@@ -85,6 +96,9 @@ func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 		return err
 	}
 	if err := o.faults.apply(w); err != nil {
+		return err
+	}
+	if err := o.faults.scheduleOutage(w); err != nil {
 		return err
 	}
 	g, err := winrmd.Start(w, winrmd.Options{})
