@@ -59,14 +59,16 @@ type demoSummary struct {
 	Failed       int         `json:"failed"`
 	// Unresolved lists VMs that are neither healthy (by the world's truth)
 	// nor flagged for a person: must be empty.
-	Unresolved []string   `json:"unresolved"`
-	RunStatus  string     `json:"run_status"`
-	ElapsedSim string     `json:"elapsed_sim"`
-	ElapsedSec float64    `json:"elapsed_sim_seconds"`
-	WallSec    float64    `json:"wall_seconds"`
-	Retries    int        `json:"retries"`
-	Breaker    int        `json:"breaker_openings"`
-	Invariants invariants `json:"invariants"`
+	Unresolved []string `json:"unresolved"`
+	RunStatus  string   `json:"run_status"`
+	ElapsedSim string   `json:"elapsed_sim"`
+	ElapsedSec float64  `json:"elapsed_sim_seconds"`
+	WallSec    float64  `json:"wall_seconds"`
+	// PeakMemoryMB is the process\'s peak resident memory (0 where unknown).
+	PeakMemoryMB float64    `json:"peak_memory_mb"`
+	Retries      int        `json:"retries"`
+	Breaker      int        `json:"breaker_openings"`
+	Invariants   invariants `json:"invariants"`
 	// Violations says what the world counted against the invariants.
 	Violations []string       `json:"violations"`
 	TruthAfter map[string]int `json:"truth_after"`
@@ -135,6 +137,7 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	s.ElapsedSec = f.clock.Now().Sub(simStart).Seconds()
 	s.ElapsedSim = f.clock.Now().Sub(simStart).Round(time.Second).String()
 	s.Invariants, s.Violations, s.TruthAfter = invariantsOf(audit), violations(audit), audit.TruthCounts
+	s.PeakMemoryMB = peakRSSMB()
 	return render.Render(stdout, format, s, demoTables(s)...)
 }
 
@@ -181,6 +184,7 @@ func demoTables(s demoSummary) []render.Table {
 		{"unresolved (must be 0)", fmt.Sprint(len(s.Unresolved))},
 		{"simulated time", s.ElapsedSim},
 		{"wall time", fmt.Sprintf("%.1fs", s.WallSec)},
+		{"peak memory", fmt.Sprintf("%.0f MiB", s.PeakMemoryMB)},
 		{"API retries / breaker openings", fmt.Sprintf("%d / %d", s.Retries, s.Breaker)},
 	}}
 	for _, k := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {
