@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fixfleet/fixfleet/inventory/journal"
 )
 
 // runCLI runs one command line in-process and returns its exit code and
@@ -58,5 +62,68 @@ func TestConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestApplyLockAndUnlock: a second apply on a locked journal exits 4 naming
+// the holder; unlock needs --reason and --yes, and frees the journal.
+func TestApplyLockAndUnlock(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "j.db")
+	j, err := journal.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := j.Lock(t.Context(), journal.Owner{Host: "lost-host", PID: 4242, Command: "fixfleet apply"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = release // the holder is "lost": it never releases
+	j.Close()
+
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "-o", plan, "--format", "json"); code != 0 {
+		t.Fatalf("plan: %s", stderr)
+	}
+	url, _ := serveWorld(t)
+	code, _, stderr := runCLI(t, "apply", plan, "--sim-endpoint", url, "--journal", db, "--yes")
+	if code != exitLocked || !strings.Contains(stderr, "lost-host") || !strings.Contains(stderr, "4242") {
+		t.Errorf("apply on a locked journal: exit %d, want %d naming the holder; stderr: %s", code, exitLocked, stderr)
+	}
+	if code, _, _ := runCLI(t, "unlock", "--journal", db); code != exitUsage {
+		t.Errorf("unlock without --reason/--yes: exit %d, want %d", code, exitUsage)
+	}
+	code, stdout, stderr := runCLI(t, "unlock", "--journal", db, "--reason", "host lost in the incident", "--yes")
+	if code != 0 || !strings.Contains(stdout, "lost-host") {
+		t.Errorf("unlock: exit %d: %s %s", code, stdout, stderr)
+	}
+}
+
+// TestApplyNeedsConfirmation: without --yes and without a terminal, apply
+// refuses and changes nothing.
+func TestApplyNeedsConfirmation(t *testing.T) {
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "-o", plan, "--format", "json"); code != 0 {
+		t.Fatalf("plan: %s", stderr)
+	}
+	db := filepath.Join(t.TempDir(), "j.db")
+	code, _, stderr := runCLI(t, "apply", plan, "--sim-endpoint", "http://127.0.0.1:1", "--journal", db)
+	if code != exitUsage || !strings.Contains(stderr, "--yes") {
+		t.Errorf("exit %d, want %d mentioning --yes: %s", code, exitUsage, stderr)
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Errorf("a refused apply created the journal")
+	}
+}
+
+// TestApplyRejectsMalformedPlan: a broken plan file fails with exit 2 and
+// an error naming the file.
+func TestApplyRejectsMalformedPlan(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(bad, []byte(`{"version":"fixfleet.plan/v1","vms":[{"id":1}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "apply", bad, "--sim-endpoint", "http://127.0.0.1:1", "--yes")
+	if code != exitUsage || !strings.Contains(stderr, bad) {
+		t.Errorf("exit %d, want %d naming %s: %s", code, exitUsage, bad, stderr)
 	}
 }

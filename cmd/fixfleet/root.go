@@ -31,6 +31,7 @@ Start with the simulator:  fixfleet plan --sim --vms 300 --seed 1
 		newApplyCmd(stdin, stdout, stderr),
 		newStatusCmd(stdout),
 		newReportCmd(stdout),
+		newUnlockCmd(stdout),
 		newDemoCmd(stdout, stderr),
 		newSimCmd(stdout, stderr),
 	)
