@@ -37,7 +37,7 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), o, stdout, stderr) },
 	}
-	o.world.addFlags(cmd.Flags())
+	o.world.addFlags(cmd.Flags(), 3000)
 	o.faults.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
 	cmd.Flags().StringVar(&o.format, "format", "table", "summary format: "+strings.Join(render.FormatNames(), ", "))

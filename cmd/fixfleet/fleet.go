@@ -38,7 +38,7 @@ func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.config, "config", "fleet.yaml", "fleet configuration file")
 	fs.BoolVar(&o.sim, "sim", false, "use the embedded simulated cloud instead of --config")
 	fs.StringVar(&o.simEndpoint, "sim-endpoint", "", "use the simulated world served at this URL (fixfleet sim serve)")
-	o.world.addFlags(fs)
+	o.world.addFlags(fs, 600)
 	fs.DurationVar(&o.window.Window, "window", classify.DefaultWindow, "sampling window for boot loops (cloud time)")
 	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
 }

@@ -30,7 +30,7 @@ world of your own.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimExport(cmd.Context(), o, stdout) },
 	}
-	o.addFlags(cmd.Flags())
+	o.addFlags(cmd.Flags(), 600)
 	return cmd
 }
 

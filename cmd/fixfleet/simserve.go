@@ -81,7 +81,7 @@ the first line of its output and runs until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimServe(cmd.Context(), o, stdout) },
 	}
-	o.world.addFlags(cmd.Flags())
+	o.world.addFlags(cmd.Flags(), 600)
 	o.faults.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:0", "address to serve on (loopback)")
 	return cmd

@@ -21,13 +21,14 @@ type worldOpts struct {
 	timeScale float64
 }
 
-func (o *worldOpts) addFlags(fs *pflag.FlagSet) {
+// addFlags adds the world flags; scale is the default --time-scale.
+func (o *worldOpts) addFlags(fs *pflag.FlagSet, scale float64) {
 	fs.IntVar(&o.vms, "vms", 100, "number of VMs in a generated world")
 	fs.Int64Var(&o.seed, "seed", 1, "seed of a generated world (same seed, same world)")
 	fs.StringVar(&o.mix, "mix", world.DefaultMixSpec, "share of each kind of VM in a generated world")
 	fs.StringVar(&o.scenario, "scenario", "", "load the world from this scenario file instead of generating one")
 	fs.BoolVar(&o.noConsole, "no-console", false, "simulate a cloud that shows no console text")
-	fs.Float64Var(&o.timeScale, "time-scale", 600, "simulated seconds per wall-clock second")
+	fs.Float64Var(&o.timeScale, "time-scale", scale, "simulated seconds per wall-clock second")
 }
 
 // scenario returns the world's scenario: the file's, or a generated one.
