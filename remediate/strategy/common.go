@@ -98,11 +98,21 @@ func observe(ctx context.Context, env *step.Env, ref providers.VMRef) (inventory
 // polling while the VM is running or starting, its current boot is younger
 // than timing's slowest boot to WinRM, and the console (where the cloud
 // shows one) does not show a crash; at most 2×that. A VM healthy now is
-// step.ErrHealthy. It returns the last probe and signals.
+// step.ErrHealthy.
+//
+// A guest whose OS is up by other evidence — the cloud's reachability check
+// passes, or WinRM answers but rejects the credentials — while the probe
+// cannot reach it is not known to be broken: check keeps looking for the
+// whole wait, and if that does not change, it returns step.ErrNeedsPerson
+// rather than let anything stop or restart a VM that may be healthy. It
+// returns the last probe and signals.
 func check(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, inventory.Signals, error) {
 	maxBoot := timing.Of(timing.OpBootToWinRM).Max
 	var p inventory.Probe
 	var s inventory.Signals
+	osUp := func() bool {
+		return !p.Reachable && (classify.IsAuthError(&p) || s.InstanceReachable != nil && *s.InstanceReachable)
+	}
 	_, err := poll(ctx, env, PollEvery, 2*maxBoot, func() (bool, error) {
 		var err error
 		if s, err = observe(ctx, env, vmRef(vm)); err != nil {
@@ -117,6 +127,8 @@ func check(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe
 		switch {
 		case p.Reachable:
 			return true, nil
+		case osUp():
+			return false, nil // up by other evidence: look again, do not conclude
 		case s.Power != inventory.PowerRunning && s.Power != inventory.PowerStarting:
 			return true, nil
 		case s.ConsoleAvailable && classify.ShowsCrash(s.Console):
@@ -131,6 +143,11 @@ func check(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe
 	}
 	if healthy(env.Incident, p) {
 		return p, s, fmt.Errorf("%w: %s booted normally and carries no bad file (re-checked %s)", step.ErrHealthy, vm.ID, stamp(p.At))
+	}
+	if osUp() {
+		return p, s, step.Flag("%s: its OS is up (the cloud's reachability check passes or WinRM rejects the credentials) "+
+			"but the WinRM probe cannot confirm its state (%s): fixfleet will not stop or restart a VM that may be healthy; "+
+			"check WinRM and the guest_access credentials, then assess and plan again", vm.ID, p.Error)
 	}
 	return p, s, nil
 }

@@ -447,3 +447,35 @@ func TestFlakyControlPlane(t *testing.T) {
 		})
 	}
 }
+
+// blindProber is a prober that never reaches the guest, as under a WinRM
+// outage or a broken network path.
+type blindProber struct{}
+
+func (blindProber) Probe(_ context.Context, _ inventory.VM) inventory.Probe {
+	return inventory.Probe{Reachable: false, Error: "nothing answers at 10.0.0.21:5985"}
+}
+
+// TestHealthyButUnprobeable: a healthy VM whose WinRM probe keeps failing
+// (the cloud says its OS is up) must never be stopped or restarted: every
+// strategy flags it for a person instead, and the world counts no touch.
+func TestHealthyButUnprobeable(t *testing.T) {
+	t.Parallel()
+	for _, name := range policy.Strategies {
+		t.Run(string(name), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, spec{n: 21, kind: healthyVM})
+			f.env.Prober = blindProber{}
+			s, _ := ByName(name)
+			before := f.mutationCount()
+			_, err := f.run(s, f.plan(21, name), nil, runOpts{stopAfter: -1, noAbort: true})
+			if !errors.Is(err, step.ErrNeedsPerson) {
+				t.Fatalf("err = %v, want ErrNeedsPerson", err)
+			}
+			if after := f.mutationCount(); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("the cloud was changed: %v -> %v", before, after)
+			}
+			f.clean()
+		})
+	}
+}
