@@ -153,8 +153,11 @@ func readOnlyStep(_ policy.Strategy, name string) bool {
 // pausedError turns a run that did not finish into an error with its own
 // exit code, so that scripts notice.
 func pausedError(res *apply.Result) error {
-	if res.Status == apply.RunDone {
+	switch res.Status {
+	case apply.RunDone:
 		return nil
+	case apply.RunPausedInterrupt:
+		return fmt.Errorf("run %s %w: run apply again to continue where it stopped", res.RunID, context.Canceled)
 	}
 	return runPaused{status: res.Status, msg: res.Message}
 }

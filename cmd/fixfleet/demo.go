@@ -138,7 +138,29 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	s.ElapsedSim = f.clock.Now().Sub(simStart).Round(time.Second).String()
 	s.Invariants, s.Violations, s.TruthAfter = invariantsOf(audit), violations(audit), audit.TruthCounts
 	s.PeakMemoryMB = peakRSSMB()
-	return render.Render(stdout, format, s, demoTables(s)...)
+	if err := render.Render(stdout, format, s, demoTables(s)...); err != nil {
+		return err
+	}
+	return s.broken()
+}
+
+// broken says how the demo's outcome breaks fixfleet's promises: a run not
+// done, a VM neither healthy nor flagged, an invariant counter above 0.
+func (s demoSummary) broken() error {
+	var why []string
+	if s.RunStatus != apply.RunDone {
+		why = append(why, "the run did not finish")
+	}
+	if len(s.Unresolved) > 0 {
+		why = append(why, fmt.Sprintf("%d VMs neither healthy nor flagged", len(s.Unresolved)))
+	}
+	if s.Invariants != (invariants{}) {
+		why = append(why, "invariant counters above 0: "+strings.Join(s.Violations, "; "))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return runPaused{status: s.RunStatus, msg: strings.Join(why, "; ")}
 }
 
 // summarize builds the demo summary from the plan, the run's result and the

@@ -6,6 +6,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/remediate/apply"
 )
 
 // Exit codes. This is the one place that maps errors to them; the root
@@ -26,8 +27,10 @@ const exitCodesHelp = `Exit codes:
   2    bad input: flags, fleet.yaml, plan or scenario file (the message names it)
   3    a cloud API refused or could not be reached (credentials, network, outage)
   4    the journal is locked by another apply (the message names its host and process)
-  5    apply stopped before the end (canary or failure brake, interrupt): look, then apply again
-  130  interrupted`
+  5    apply stopped before the end by a brake (canary or failure rate): look, then apply --continue;
+       demo: a VM left neither healthy nor flagged, or an invariant counter above 0
+  130  interrupted: run apply again to continue where it stopped
+`
 
 // usageError marks an error caused by the user's input.
 type usageError struct{ err error }
@@ -53,7 +56,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &le):
 		return exitLocked
-	case errors.As(err, &rp):
+	case errors.As(err, &rp), errors.Is(err, apply.ErrPausedByBrake):
 		return exitPaused
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
@@ -66,12 +69,13 @@ func exitCode(err error) int {
 	return exitFailure
 }
 
-// runPaused is an apply that stopped before the end (a brake, an interrupt).
+// runPaused is an apply that stopped before the end (a brake, an interrupt),
+// or a demo whose outcome breaks a promise.
 type runPaused struct{ status, msg string }
 
 func (e runPaused) Error() string {
 	if e.msg == "" {
 		return "run " + e.status + ": run apply again to continue"
 	}
-	return "run " + e.status + ": " + e.msg
+	return "run stopped (" + e.status + "): " + e.msg
 }

@@ -77,7 +77,7 @@ func (f *fleet) Close() error {
 
 // openFleet opens the fleet the options name.
 func openFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
-	if o.sim || o.simEndpoint != "" {
+	if o.sim || o.simEndpoint != "" || o.world.scenario != "" {
 		return openSimFleet(ctx, o)
 	}
 	return openConfigFleet(ctx, o)

@@ -54,8 +54,9 @@ func newReportCmd(stdout io.Writer) *cobra.Command {
 // reportDoc is `fixfleet report --format json`.
 type reportDoc struct {
 	*apply.Result
-	Holder *journal.Owner  `json:"lock_holder,omitempty"`
-	Events []journal.Event `json:"events,omitempty"`
+	ElapsedSeconds float64         `json:"elapsed_seconds"`
+	Holder         *journal.Owner  `json:"lock_holder,omitempty"`
+	Events         []journal.Event `json:"events,omitempty"`
 }
 
 // runStatus prints a run's state from the journal; full adds every VM and
@@ -80,7 +81,7 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer, full bool) e
 	if err != nil {
 		return err
 	}
-	doc := reportDoc{Result: res}
+	doc := reportDoc{Result: res, ElapsedSeconds: res.Elapsed.Seconds()}
 	if h, _, ok, err := j.LockHolder(ctx); err == nil && ok {
 		doc.Holder = &h
 	}

@@ -9,12 +9,12 @@ import (
 
 // Event is one entry of the append-only event log.
 type Event struct {
-	Seq     int64  // assigned by the journal; increasing in recording order
-	RunID   string // optional: "" for journal-wide events (lock takeovers)
-	VMKey   string // optional
-	Kind    string // e.g. "brake.tripped", "vm.recheck", "lock.stale-takeover"
-	Message string
-	At      time.Time // required
+	Seq     int64     `json:"seq"`              // assigned by the journal; increasing in recording order
+	RunID   string    `json:"run_id,omitempty"` // optional: "" for journal-wide events (lock takeovers)
+	VMKey   string    `json:"vm_key,omitempty"` // optional
+	Kind    string    `json:"kind"`             // e.g. "brake.tripped", "vm.recheck", "lock.stale-takeover"
+	Message string    `json:"message"`
+	At      time.Time `json:"at"` // required
 }
 
 // EventFilter narrows Events. The zero value selects everything.

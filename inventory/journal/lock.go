@@ -16,9 +16,9 @@ import (
 
 // Owner identifies the process holding the apply lock.
 type Owner struct {
-	Host    string // host name; compared with this host's (WithHost) to check the PID
-	PID     int
-	Command string // command line, for the operator (no secrets: it is checked)
+	Host    string `json:"host"` // host name; compared with this host's (WithHost) to check the PID
+	PID     int    `json:"pid"`
+	Command string `json:"command"` // command line, for the operator (no secrets: it is checked)
 }
 
 // CurrentOwner describes this process: os.Hostname, os.Getpid and the

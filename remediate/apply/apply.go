@@ -263,12 +263,16 @@ func (r *runner) openRun(ctx context.Context) (bool, error) {
 			return false, err
 		}
 		if (kind == EvPausedCanary || kind == EvPausedBrake) && !r.o.Continue {
-			return false, fmt.Errorf("apply: run %s was paused by a brake (%s); look at its flagged and failed VMs first (fixfleet status), "+
-				"then apply again with --continue to resume it", r.runID, msg)
+			return false, fmt.Errorf("apply: run %s %w (%s); look at its flagged and failed VMs first (fixfleet status), "+
+				"then apply again with --continue to resume it", r.runID, ErrPausedByBrake, msg)
 		}
 	}
 	return true, nil
 }
+
+// ErrPausedByBrake is returned when resuming a run that a brake paused,
+// without Options.Continue.
+var ErrPausedByBrake = errors.New("was paused by a brake")
 
 // canonical re-encodes a plan document as plan.Write does.
 func canonical(doc []byte) ([]byte, error) {

@@ -86,43 +86,43 @@ type Event struct {
 
 // VMResult is one VM's outcome.
 type VMResult struct {
-	Key      string
-	Name     string
-	Wave     int
-	Strategy policy.Strategy // the strategy it ended on (or is on)
-	Status   string          // one of the Status* constants
-	Reason   string
+	Key      string          `json:"key"`
+	Name     string          `json:"name"`
+	Wave     int             `json:"wave"`
+	Strategy policy.Strategy `json:"strategy"` // the strategy it ended on (or is on)
+	Status   string          `json:"status"`   // one of the Status* constants
+	Reason   string          `json:"reason"`
 }
 
 // Result summarises a run. Run returns it; Status rebuilds the same from
 // the journal alone.
 type Result struct {
-	RunID  string
-	PlanID string
+	RunID  string `json:"run_id"`
+	PlanID string `json:"plan_id"`
 	// Status is one of the Run* constants.
-	Status string
+	Status string `json:"status"`
 	// Message says why the run paused (empty when done).
-	Message string
+	Message string `json:"message"`
 	// VMs in plan order.
-	VMs []VMResult
+	VMs []VMResult `json:"vms"`
 
-	Fixed            int
-	FixedBy          map[policy.Strategy]int
-	SkippedHealthy   int // found healthy on re-check, untouched
-	UntouchedHealthy int // planned as healthy (strategy none)
-	Flagged          int // acted-on VMs a person must look at
-	Failed           int
-	Manual           int // planned as manual (flagged with the plan's reasons)
-	Pending          int // not finished (not started, or in progress)
+	Fixed            int                     `json:"fixed"`
+	FixedBy          map[policy.Strategy]int `json:"fixed_by"`
+	SkippedHealthy   int                     `json:"skipped_healthy"`   // found healthy on re-check, untouched
+	UntouchedHealthy int                     `json:"untouched_healthy"` // planned as healthy (strategy none)
+	Flagged          int                     `json:"flagged"`           // acted-on VMs a person must look at
+	Failed           int                     `json:"failed"`
+	Manual           int                     `json:"manual"`  // planned as manual (flagged with the plan's reasons)
+	Pending          int                     `json:"pending"` // not finished (not started, or in progress)
 
 	// Elapsed is the clock time the run's apply processes ran, summed
 	// (from each start or resume event to the matching end or pause
 	// event; a segment still open, or whose process died, is not counted).
-	Elapsed time.Duration
+	Elapsed time.Duration `json:"-"`
 	// Retries counts step attempts retried after a retryable error.
-	Retries int
+	Retries int `json:"retries"`
 	// BreakerOpenings counts control-plane breaker openings.
-	BreakerOpenings int
+	BreakerOpenings int `json:"breaker_openings"`
 }
 
 // Status rebuilds a run's Result from the journal alone (for `fixfleet
