@@ -1,9 +1,12 @@
 package providers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
 )
 
 // Error classes. Test with errors.Is(err, ErrThrottled) etc.
@@ -71,4 +74,21 @@ func RetryAfter(err error) time.Duration {
 		return e.RetryAfter
 	}
 	return 0
+}
+
+// RetryWhileBusy calls f until it returns anything but an ErrConflict that
+// carries a RetryAfter (the cloud's "still stopping / attaching / being
+// created: try again in a moment"), waiting that long on clk between calls.
+// It gives up when ctx ends, returning the last conflict with the reason.
+func RetryWhileBusy(ctx context.Context, clk clock.Clock, f func() error) error {
+	for {
+		err := f()
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Class != ErrConflict || pe.RetryAfter <= 0 {
+			return err
+		}
+		if serr := clk.Sleep(ctx, pe.RetryAfter); serr != nil {
+			return fmt.Errorf("%w (gave up waiting: %v)", err, serr)
+		}
+	}
 }

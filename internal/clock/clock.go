@@ -82,3 +82,18 @@ func (s *Scaled) Sleep(ctx context.Context, d time.Duration) error {
 func (s *Scaled) WallFor(d time.Duration) time.Duration {
 	return time.Duration(float64(d) / s.factor)
 }
+
+// SleepUntil waits on c until c reads t or later, or ctx ends (ctx.Err()).
+// It re-reads the clock after each wait, so a clock that jumps (a scaled
+// clock re-synced, a manual clock) is honoured.
+func SleepUntil(ctx context.Context, c Clock, t time.Time) error {
+	for {
+		d := t.Sub(c.Now())
+		if d <= 0 {
+			return ctx.Err()
+		}
+		if err := c.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}

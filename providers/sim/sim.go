@@ -8,7 +8,6 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -62,32 +61,12 @@ type core struct {
 }
 
 // until waits on the world's clock until t.
-func (c *core) until(ctx context.Context, t time.Time) error {
-	for {
-		d := t.Sub(c.clk.Now())
-		if d <= 0 {
-			return nil
-		}
-		if err := c.clk.Sleep(ctx, d); err != nil {
-			return err
-		}
-	}
-}
+func (c *core) until(ctx context.Context, t time.Time) error { return clock.SleepUntil(ctx, c.clk, t) }
 
 // busy runs f again after the wait a conflict asks for (a VM still
-// stopping, a disk still attaching or being created), until it succeeds,
-// fails otherwise, or ctx ends.
+// stopping, a disk still attaching or being created).
 func (c *core) busy(ctx context.Context, f func() error) error {
-	for {
-		err := f()
-		var pe *providers.Error
-		if !errors.As(err, &pe) || pe.Class != providers.ErrConflict || pe.RetryAfter <= 0 {
-			return err
-		}
-		if serr := c.clk.Sleep(ctx, pe.RetryAfter); serr != nil {
-			return fmt.Errorf("%w (gave up waiting: %v)", err, serr)
-		}
-	}
+	return providers.RetryWhileBusy(ctx, c.clk, f)
 }
 
 func ids(vms []providers.VMRef) []string {

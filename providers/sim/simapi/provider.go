@@ -2,7 +2,6 @@ package simapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -100,30 +99,12 @@ func (k *core) until(ctx context.Context, t, now time.Time) error {
 		}
 		return nil
 	}
-	for {
-		d := t.Sub(k.clk.Now())
-		if d <= 0 {
-			return nil
-		}
-		if err := k.clk.Sleep(ctx, d); err != nil {
-			return err
-		}
-	}
+	return clock.SleepUntil(ctx, k.clk, t)
 }
 
-// busy runs f again after the wait a conflict asks for, until it succeeds,
-// fails otherwise, or ctx ends.
+// busy runs f again after the wait a conflict asks for.
 func (k *core) busy(ctx context.Context, f func() error) error {
-	for {
-		err := f()
-		var pe *providers.Error
-		if !errors.As(err, &pe) || pe.Class != providers.ErrConflict || pe.RetryAfter <= 0 {
-			return err
-		}
-		if serr := k.clk.Sleep(ctx, pe.RetryAfter); serr != nil {
-			return fmt.Errorf("%w (gave up waiting: %v)", err, serr)
-		}
-	}
+	return providers.RetryWhileBusy(ctx, k.clk, f)
 }
 
 func ids(vms []providers.VMRef) []string {
