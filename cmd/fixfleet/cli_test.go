@@ -127,3 +127,26 @@ func TestApplyRejectsMalformedPlan(t *testing.T) {
 		t.Errorf("exit %d, want %d naming %s: %s", code, exitUsage, bad, stderr)
 	}
 }
+
+// TestStatusSeesGoneHolder: after an apply was killed, status says its lock
+// is held by a process that is gone, not that an apply is running.
+func TestStatusSeesGoneHolder(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "j.db")
+	if code, _, stderr := runCLI(t, "demo", "--vms", "5", "--seed", "3", "--time-scale", "5000", "--journal", db, "--format", "json"); code != 0 {
+		t.Fatalf("demo: %s", stderr)
+	}
+	host, _ := os.Hostname()
+	j, err := journal.Open(t.Context(), db, journal.WithHost(host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A lock left by a process of this host that no longer exists.
+	if _, err := j.Lock(t.Context(), journal.Owner{Host: host, PID: 1 << 22, Command: "fixfleet apply"}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	code, stdout, stderr := runCLI(t, "status", "--journal", db)
+	if code != 0 || !strings.Contains(stdout, "that process is gone") {
+		t.Errorf("status: exit %d, want a note that the holder is gone:\n%s%s", code, stdout, stderr)
+	}
+}

@@ -56,6 +56,7 @@ type reportDoc struct {
 	*apply.Result
 	ElapsedSeconds float64         `json:"elapsed_seconds"`
 	Holder         *journal.Owner  `json:"lock_holder,omitempty"`
+	HolderGone     bool            `json:"lock_holder_gone,omitempty"`
 	Events         []journal.Event `json:"events,omitempty"`
 }
 
@@ -87,7 +88,12 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer, full bool) e
 	}
 	tables := resultTables(res)
 	if doc.Holder != nil {
-		tables[0].Rows = append(tables[0].Rows, []string{"apply running", fmt.Sprintf("%s pid %d", doc.Holder.Host, doc.Holder.PID)})
+		running := fmt.Sprintf("%s pid %d", doc.Holder.Host, doc.Holder.PID)
+		if gone, err := j.LockStale(ctx); err == nil && gone {
+			doc.HolderGone = true
+			running += " — that process is gone: the next apply takes the lock over and resumes"
+		}
+		tables[0].Rows = append(tables[0].Rows, []string{"apply lock", running})
 	}
 	if !full {
 		return render.Render(stdout, format, doc, tables...)

@@ -157,6 +157,22 @@ func (j *Journal) LockHolder(ctx context.Context) (holder Owner, since time.Time
 	return holder, since, err == nil, j.wrapDB(err)
 }
 
+// LockStale reports whether the apply lock is held by a process that is
+// certainly gone (same rule as Lock's takeover: on this host, and its PID is
+// not alive or now belongs to another process). false when not locked.
+func (j *Journal) LockStale(ctx context.Context) (bool, error) {
+	var h Owner
+	var procID sql.NullString
+	err := j.r.QueryRowContext(ctx, `SELECT host, pid, proc_id FROM apply_lock WHERE id = 1`).Scan(&h.Host, &h.PID, &procID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, j.wrapDB(err)
+	}
+	return j.stale(h, procID.String), nil
+}
+
 // BreakLock removes the apply lock whoever holds it, for the operator who
 // knows the holder is gone (its host was lost). It records an event of kind
 // "lock.broken" at time at with the reason and whom the lock was taken
