@@ -229,6 +229,9 @@ func TestRetriesBounded(t *testing.T) {
 			hm := newFake(policy.HelperMount, nil, "snapshot", "repair")
 			o := h.opts(p, rr, hm)
 			o.Retry.MaxAttempts = 5
+			// Only the attempt bound is under test: the harness clock runs
+			// fast, so a loaded machine could use up a time budget first.
+			o.Retry.MaxTime = 1000 * time.Hour
 			res, err := Run(context.Background(), p, o)
 			if err != nil {
 				t.Fatal(err)
