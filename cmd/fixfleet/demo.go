@@ -13,12 +13,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 )
 
 type demoOpts struct {
+	provider      string
 	world         worldOpts
 	faults        faultOpts
 	journal       string
@@ -37,6 +39,7 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), o, stdout, stderr) },
 	}
+	cmd.Flags().StringVar(&o.provider, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura (the real Sakura Cloud client against an emulator of its API on loopback)")
 	o.world.addFlags(cmd.Flags(), 3000)
 	o.faults.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
@@ -72,6 +75,18 @@ type demoSummary struct {
 	// Violations says what the world counted against the invariants.
 	Violations []string       `json:"violations"`
 	TruthAfter map[string]int `json:"truth_after"`
+	// Provider is the face the incident ran through; API counts its calls
+	// as the cloud (or its emulator) saw them.
+	Provider string   `json:"provider"`
+	API      apiStats `json:"api"`
+}
+
+// apiStats are the control-plane calls of a demo, counted by the side that
+// answered them (the world, or the cloud API emulator in front of it).
+type apiStats struct {
+	Calls     map[string]int `json:"calls"`
+	Total     int            `json:"total"`
+	Throttled int            `json:"throttled"`
 }
 
 type flaggedVM struct {
@@ -94,7 +109,15 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	if err := o.faults.apply(w); err != nil {
 		return err
 	}
-	b, err := localBackend(w)
+	var b *simBackend
+	switch o.provider {
+	case "sim":
+		b, err = localBackend(w)
+	case "sakura":
+		b, err = sakuraBackend(w)
+	default:
+		return badInput(fmt.Errorf("--provider %q: valid providers are sim, sakura", o.provider))
+	}
 	if err != nil {
 		return err
 	}
@@ -133,7 +156,8 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s := summarize(p, res, audit.Truth, time.Since(wallStart))
+	s := summarize(p, res, audit.Truth, b.worldID, time.Since(wallStart))
+	s.Provider, s.API = o.provider, apiStatsOf(b, audit)
 	s.ElapsedSec = f.clock.Now().Sub(simStart).Seconds()
 	s.ElapsedSim = f.clock.Now().Sub(simStart).Round(time.Second).String()
 	s.Invariants, s.Violations, s.TruthAfter = invariantsOf(audit), violations(audit), audit.TruthCounts
@@ -163,9 +187,22 @@ func (s demoSummary) broken() error {
 	return runPaused{status: s.RunStatus, msg: strings.Join(why, "; ")}
 }
 
+// apiStatsOf counts the demo's control-plane calls: the emulator's per
+// operation when one fronted the world, else the world's own.
+func apiStatsOf(b *simBackend, a world.Audit) apiStats {
+	s := apiStats{Calls: a.Calls.Calls, Throttled: a.Calls.Throttled}
+	if b.apiCalls != nil {
+		s.Calls = b.apiCalls()
+	}
+	for _, n := range s.Calls {
+		s.Total += n
+	}
+	return s
+}
+
 // summarize builds the demo summary from the plan, the run's result and the
 // world's truth after the run.
-func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, wall time.Duration) demoSummary {
+func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID func(string) string, wall time.Duration) demoSummary {
 	s := demoSummary{
 		VMsTotal: len(p.VMs), Fixed: res.Fixed, ByStrategy: map[string]int{}, FoundHealthy: res.SkippedHealthy,
 		Failed: res.Failed, RunStatus: res.Status, WallSec: wall.Seconds(), Retries: res.Retries, Breaker: res.BreakerOpenings,
@@ -186,8 +223,8 @@ func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, wall ti
 		switch {
 		case r.Status == apply.StatusFlagged || r.Status == apply.StatusFailed:
 			s.FlaggedVMs = append(s.FlaggedVMs, flaggedVM{ID: v.ID, Name: v.Name, Strategy: string(r.Strategy), Reason: r.Reason})
-		case truth[v.ID] != "healthy":
-			s.Unresolved = append(s.Unresolved, v.ID+" ("+r.Status+", truth "+truth[v.ID]+")")
+		case truth[worldID(v.ID)] != world.TruthHealthy:
+			s.Unresolved = append(s.Unresolved, v.ID+" ("+r.Status+", truth "+truth[worldID(v.ID)]+")")
 		}
 	}
 	sort.Slice(s.FlaggedVMs, func(i, j int) bool { return s.FlaggedVMs[i].ID < s.FlaggedVMs[j].ID })
@@ -207,6 +244,7 @@ func demoTables(s demoSummary) []render.Table {
 		{"simulated time", s.ElapsedSim},
 		{"wall time", fmt.Sprintf("%.1fs", s.WallSec)},
 		{"peak memory", fmt.Sprintf("%.0f MiB", s.PeakMemoryMB)},
+		{"API calls (" + s.Provider + ") / throttled", fmt.Sprintf("%d / %d", s.API.Total, s.API.Throttled)},
 		{"API retries / breaker openings", fmt.Sprintf("%d / %d", s.Retries, s.Breaker)},
 	}}
 	for _, k := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {

@@ -173,3 +173,19 @@ func TestNoSecretsAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoSakura is the Sakura issue's "done when": the whole incident runs
+// through the real Sakura Cloud client against the emulator over HTTP;
+// every VM ends healthy or flagged with a reason, the invariant counters are
+// 0, and the emulator's per-operation call counts prove the traffic went
+// through HTTP.
+func TestDemoSakura(t *testing.T) {
+	s := demoResult(t, "--provider", "sakura", "--vms", "120", "--seed", "3")
+	checkOutcome(t, s)
+	if s.Provider != "sakura" || s.API.Calls["Server.Find"] == 0 || s.API.Calls["Server.Read"] == 0 {
+		t.Errorf("no Sakura API traffic counted: %+v", s.API)
+	}
+	if s.Fixed == 0 {
+		t.Errorf("nothing repaired through the Sakura provider")
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/probe"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
+	"github.com/fixfleet/fixfleet/providers/sakura"
 	"github.com/fixfleet/fixfleet/remediate/keys"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -83,20 +84,14 @@ func openFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
 	return openConfigFleet(ctx, o)
 }
 
-// sakuraZones are Sakura Cloud's zones (tk1v is the sandbox).
-var sakuraZones = []string{"is1a", "is1b", "is1c", "tk1a", "tk1b", "tk1v"}
-
-// newRegistry lists the provider kinds this build knows. w may be nil when
-// no simulated world is running (then "sim" is not available). The cloud
-// providers are not built yet: their accounts validate offline (zones) and
-// fail to open with an error that says so.
-func newRegistry(simSpec providers.Spec) *providers.Registry {
+// newRegistry lists the cloud provider kinds this build knows, for
+// fleet.yaml. Providers not built yet validate accounts offline where they
+// can and fail to open with an error that says so. (The simulator is not a
+// fleet.yaml provider: its clock runs faster than a real account's.)
+func newRegistry() *providers.Registry {
 	reg := providers.NewRegistry()
 	// Names are constant and distinct: Register cannot fail here.
-	if simSpec.Open != nil {
-		_ = reg.Register("sim", simSpec)
-	}
-	_ = reg.Register("sakura", notBuilt("Sakura Cloud", func(a providers.Account) error { return providers.CheckZones(a, sakuraZones) }))
+	_ = reg.Register("sakura", sakura.Spec())
 	_ = reg.Register("aws", notBuilt("AWS", nil))
 	_ = reg.Register("azure", notBuilt("Azure", nil))
 	return reg
@@ -114,7 +109,7 @@ func notBuilt(cloud string, validate func(providers.Account) error) providers.Sp
 }
 
 func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
-	reg := newRegistry(providers.Spec{})
+	reg := newRegistry()
 	cfg, err := config.Load(o.config, reg, os.Getenv)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && o.config == "fleet.yaml" {
@@ -186,10 +181,14 @@ func fleetOn(ctx context.Context, b *simBackend) (*fleet, error) {
 	}
 	f := &fleet{incident: b.incident, policy: policy.Default(), keys: ks, keySource: ks, clock: b.clock, sim: b,
 		closers: []func() error{func() error { b.close(); return nil }}}
-	reg := newRegistry(b.spec)
-	env := providers.Env{Getenv: func(string) string { return "" }, Clock: b.clock}
+	reg := providers.NewRegistry()
+	if err := reg.Register(b.provider, b.spec); err != nil {
+		return nil, err
+	}
+	env := providers.Env{Getenv: b.getenv, Clock: b.clock}
 	for _, name := range b.accounts {
-		a := providers.Account{Tenant: name, Name: name, Provider: "sim", Zones: b.zones}
+		a := providers.Account{Tenant: name, Name: name, Provider: b.provider, Zones: b.zones}
+		b.account(&a)
 		p, err := reg.Open(ctx, a, env)
 		if err != nil {
 			return nil, err

@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/secret"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
+	"github.com/fixfleet/fixfleet/providers/sakura"
 	"github.com/fixfleet/fixfleet/providers/sim"
+	"github.com/fixfleet/fixfleet/providers/sim/sakuraapi"
 	"github.com/fixfleet/fixfleet/providers/sim/simapi"
 	"github.com/fixfleet/fixfleet/providers/sim/winrmd"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
@@ -23,7 +27,18 @@ type simBackend struct {
 	accounts []string
 	zones    []string
 	clock    clock.Clock
+	// provider is the name the world's accounts are opened as ("sim", or
+	// a cloud whose emulator fronts the world), spec its kind, and
+	// account fills in an account's options and getenv its credentials.
+	provider string
 	spec     providers.Spec
+	account  func(a *providers.Account)
+	getenv   func(string) string
+	// worldID maps an ID the provider shows to the world's (the referee
+	// speaks world IDs); apiCalls counts the emulator's calls by
+	// operation (nil for the simulator's own face).
+	worldID  func(id string) string
+	apiCalls func() map[string]int
 	gateway  string // host:port of the guests' CONNECT gateway
 	user     string
 	password secret.Secret
@@ -55,11 +70,60 @@ func localBackend(w *world.World) (*simBackend, error) {
 	}
 	return &simBackend{
 		incident: w.Incident(), accounts: w.Accounts(), zones: w.Zones(), clock: w.Clock(),
-		spec: sim.Spec(w), gateway: srv.GatewayAddr(),
-		user: w.GuestUser(), password: w.GuestPassword(), keys: w.EscrowedKeys(),
+		provider: "sim", spec: sim.Spec(w), account: func(*providers.Account) {}, getenv: noEnv, worldID: sameID,
+		gateway: srv.GatewayAddr(), user: w.GuestUser(), password: w.GuestPassword(), keys: w.EscrowedKeys(),
 		audit: func(context.Context) (world.Audit, error) { return w.Audit(), nil },
 		world: w, closers: []func() error{srv.Close},
 	}, nil
+}
+
+func noEnv(string) string     { return "" }
+func sameID(id string) string { return id }
+
+// sakuraBackend runs w here behind an emulator of the Sakura Cloud API on
+// loopback: the world's accounts are opened with the real Sakura provider
+// (iaas-api-go over HTTP), each account's access token naming its world
+// account.
+func sakuraBackend(w *world.World) (*simBackend, error) {
+	b, err := localBackend(w)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := sakuraapi.Start(w, "127.0.0.1:0", sakuraapi.Options{})
+	if err != nil {
+		b.close()
+		return nil, fmt.Errorf("simulator: starting the Sakura Cloud API emulator: %w", err)
+	}
+	b.closers = append(b.closers, srv.Close)
+	b.provider, b.spec, b.apiCalls = "sakura", sakura.Spec(), srv.Stats
+	b.account = func(a *providers.Account) {
+		a.Options = yamlMap("api_root_url", srv.URL())
+	}
+	b.getenv = func(k string) string {
+		switch k {
+		case "SAKURACLOUD_ACCESS_TOKEN":
+			return w.Accounts()[0]
+		case "SAKURACLOUD_ACCESS_TOKEN_SECRET":
+			return "simulator"
+		}
+		return ""
+	}
+	b.worldID = func(id string) string {
+		if wid, ok := srv.WorldID(id); ok {
+			return wid
+		}
+		return id
+	}
+	return b, nil
+}
+
+// yamlMap builds a YAML mapping node of string keys and values.
+func yamlMap(kv ...string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for _, s := range kv {
+		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s})
+	}
+	return n
 }
 
 // remoteBackend reaches a world served at url by `fixfleet sim serve`.
@@ -74,8 +138,9 @@ func remoteBackend(ctx context.Context, url string) (*simBackend, error) {
 	}
 	return &simBackend{
 		incident: r.Info.Incident, accounts: r.Info.Accounts, zones: r.Info.Zones, clock: r.Clock,
-		spec: simapi.Spec(r), gateway: r.Info.Gateway,
-		user: r.GuestUser, password: r.GuestPassword, keys: r.Keys,
+		provider: "sim", spec: simapi.Spec(r), account: func(*providers.Account) {}, getenv: noEnv, worldID: sameID,
+		gateway: r.Info.Gateway,
+		user:    r.GuestUser, password: r.GuestPassword, keys: r.Keys,
 		audit:   r.Audit,
 		closers: []func() error{func() error { r.Close(); return nil }},
 	}, nil
