@@ -39,8 +39,10 @@ func TestConfigErrors(t *testing.T) {
 			naming: []string{"FIXFLEET_TEST_UNSET_PASSWORD"}},
 		{name: "bad policy value", args: []string{"plan", "--config", "testdata/bad-policy.yaml"}, code: exitUsage,
 			naming: []string{"bad-policy.yaml", "max_restarts"}},
-		{name: "provider not built says so", args: []string{"plan", "--config", "testdata/valid-sakura.yaml"}, code: exitProvider,
-			naming: []string{"Sakura Cloud", "not built", "--sim"}},
+		{name: "missing API key names the variables", args: []string{"plan", "--config", "testdata/valid-sakura.yaml"}, code: exitProvider,
+			naming: []string{"acme/prod", "SAKURACLOUD_ACCESS_TOKEN", "SAKURACLOUD_ACCESS_TOKEN_SECRET"}},
+		{name: "provider not built says so", args: []string{"plan", "--config", "testdata/azure.yaml"}, code: exitProvider,
+			naming: []string{"Azure", "not built", "--sim"}},
 		{name: "bad format", args: []string{"plan", "--sim", "--format", "xml"}, code: exitUsage,
 			naming: []string{"--format", "xml", "json"}},
 		{name: "bad mix", args: []string{"plan", "--sim", "--mix", "healthy=x"}, code: exitUsage,
@@ -52,6 +54,8 @@ func TestConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("FIXFLEET_TEST_UNSET_PASSWORD", "")
+			t.Setenv("SAKURACLOUD_ACCESS_TOKEN", "")
+			t.Setenv("SAKURACLOUD_ACCESS_TOKEN_SECRET", "")
 			code, _, stderr := runCLI(t, tt.args...)
 			if code != tt.code {
 				t.Errorf("exit code %d, want %d; stderr: %s", code, tt.code, stderr)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/providers/aws"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -20,12 +21,12 @@ import (
 )
 
 type demoOpts struct {
-	provider      string
-	world         worldOpts
-	faults        faultOpts
-	journal       string
-	format        string
-	allowDataLoss bool
+	provider  string
+	world     worldOpts
+	faults    faultOpts
+	journal   string
+	format    string
+	overrides policyOverrides
 }
 
 func newDemoCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -39,12 +40,12 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), o, stdout, stderr) },
 	}
-	cmd.Flags().StringVar(&o.provider, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura (the real Sakura Cloud client against an emulator of its API on loopback)")
+	cmd.Flags().StringVar(&o.provider, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura or aws (the real cloud client against an emulator of its API on loopback)")
 	o.world.addFlags(cmd.Flags(), 3000)
 	o.faults.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
 	cmd.Flags().StringVar(&o.format, "format", "table", "summary format: "+strings.Join(render.FormatNames(), ", "))
-	cmd.Flags().BoolVar(&o.allowDataLoss, "allow-data-loss", true, "let restore-backup run where nothing else can (the demo shows every strategy)")
+	o.overrides.addFlags(cmd.Flags(), true)
 	return cmd
 }
 
@@ -102,6 +103,9 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 		return err
 	}
 	wallStart := time.Now()
+	if o.provider == aws.Name && o.world.scenario == "" {
+		o.world.zones = awsZones
+	}
 	w, err := o.world.open(false)
 	if err != nil {
 		return err
@@ -115,8 +119,10 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 		b, err = localBackend(w)
 	case "sakura":
 		b, err = sakuraBackend(w)
+	case aws.Name:
+		b, err = awsBackend(w)
 	default:
-		return badInput(fmt.Errorf("--provider %q: valid providers are sim, sakura", o.provider))
+		return badInput(fmt.Errorf("--provider %q: valid providers are sim, sakura, aws", o.provider))
 	}
 	if err != nil {
 		return err
@@ -129,7 +135,7 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	defer f.Close()
 	progress := progressTo(stderr)
 	simStart := f.clock.Now()
-	p, err := f.plan(ctx, (&sourceOpts{}).defaultWindow(), o.allowDataLoss, progress)
+	p, err := f.plan(ctx, (&sourceOpts{}).defaultWindow(), o.overrides, progress)
 	if err != nil {
 		return err
 	}
@@ -193,6 +199,9 @@ func apiStatsOf(b *simBackend, a world.Audit) apiStats {
 	s := apiStats{Calls: a.Calls.Calls, Throttled: a.Calls.Throttled}
 	if b.apiCalls != nil {
 		s.Calls = b.apiCalls()
+	}
+	if b.apiThrottled != nil {
+		s.Throttled = b.apiThrottled()
 	}
 	for _, n := range s.Calls {
 		s.Total += n

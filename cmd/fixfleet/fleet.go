@@ -18,6 +18,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/probe"
 	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/aws"
 	"github.com/fixfleet/fixfleet/providers/guest"
 	"github.com/fixfleet/fixfleet/providers/sakura"
 	"github.com/fixfleet/fixfleet/remediate/keys"
@@ -92,7 +93,7 @@ func newRegistry() *providers.Registry {
 	reg := providers.NewRegistry()
 	// Names are constant and distinct: Register cannot fail here.
 	_ = reg.Register("sakura", sakura.Spec())
-	_ = reg.Register("aws", notBuilt("AWS", nil))
+	_ = reg.Register(aws.Name, aws.Spec())
 	_ = reg.Register("azure", notBuilt("Azure", nil))
 	return reg
 }
@@ -172,6 +173,14 @@ func openSimFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
 	return f, nil
 }
 
+// accountOf is the account of the world's account name as b's face opens
+// it.
+func accountOf(b *simBackend, name string) providers.Account {
+	a := providers.Account{Tenant: name, Name: name, Provider: b.provider, Zones: b.zones}
+	b.account(&a)
+	return a
+}
+
 // fleetOn opens every account of a simulated world, with the policy
 // defaults and the world's escrowed keys.
 func fleetOn(ctx context.Context, b *simBackend) (*fleet, error) {
@@ -187,8 +196,7 @@ func fleetOn(ctx context.Context, b *simBackend) (*fleet, error) {
 	}
 	env := providers.Env{Getenv: b.getenv, Clock: b.clock}
 	for _, name := range b.accounts {
-		a := providers.Account{Tenant: name, Name: name, Provider: b.provider, Zones: b.zones}
-		b.account(&a)
+		a := accountOf(b, name)
 		p, err := reg.Open(ctx, a, env)
 		if err != nil {
 			return nil, err

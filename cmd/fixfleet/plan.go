@@ -11,17 +11,50 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
 )
 
 type planOpts struct {
-	source        sourceOpts
-	format        string
-	output        string
+	source    sourceOpts
+	format    string
+	output    string
+	overrides policyOverrides
+}
+
+// policyOverrides are the policy settings a planner most often tries
+// another value of, without editing fleet.yaml.
+type policyOverrides struct {
 	allowDataLoss bool
+	concurrency   int
+	perAccount    int
+}
+
+func (o *policyOverrides) addFlags(fs *pflag.FlagSet, allowDataLoss bool) {
+	fs.BoolVar(&o.allowDataLoss, "allow-data-loss", allowDataLoss, "allow restore-backup (overrides the policy's allow_data_loss)")
+	fs.IntVar(&o.concurrency, "concurrency", 0, "VMs in flight at most (overrides the policy's concurrency.total)")
+	fs.IntVar(&o.perAccount, "per-account", 0, "VMs in flight per account at most (overrides the policy's concurrency.per_account)")
+}
+
+// apply returns pol with the overrides set, validated.
+func (o policyOverrides) apply(pol policy.Policy) (policy.Policy, error) {
+	if o.allowDataLoss {
+		pol.AllowDataLoss = true
+	}
+	if o.concurrency != 0 {
+		pol.Concurrency.Total = o.concurrency
+	}
+	if o.perAccount != 0 {
+		pol.Concurrency.PerAccount = o.perAccount
+	}
+	if err := pol.Validate(); err != nil {
+		return pol, badInput(err)
+	}
+	return pol, nil
 }
 
 func newPlanCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -41,7 +74,7 @@ to FILE for a later apply, which consumes it unchanged.`,
 	o.source.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "also write the plan document (JSON) to this file")
-	cmd.Flags().BoolVar(&o.allowDataLoss, "allow-data-loss", false, "allow restore-backup (overrides the policy's allow_data_loss)")
+	o.overrides.addFlags(cmd.Flags(), false)
 	return cmd
 }
 
@@ -55,7 +88,7 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	p, err := f.plan(ctx, o.source.window, o.allowDataLoss, progressTo(stderr))
+	p, err := f.plan(ctx, o.source.window, o.overrides, progressTo(stderr))
 	if err != nil {
 		return err
 	}
@@ -72,14 +105,14 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 }
 
 // plan assesses the fleet and builds its plan.
-func (f *fleet) plan(ctx context.Context, win classify.AssessOptions, allowDataLoss bool, progress io.Writer) (*plan.Plan, error) {
-	a, err := f.assess(ctx, win, progress)
+func (f *fleet) plan(ctx context.Context, win classify.AssessOptions, ov policyOverrides, progress io.Writer) (*plan.Plan, error) {
+	pol, err := ov.apply(f.policy)
 	if err != nil {
 		return nil, err
 	}
-	pol := f.policy
-	if allowDataLoss {
-		pol.AllowDataLoss = true
+	a, err := f.assess(ctx, win, progress)
+	if err != nil {
+		return nil, err
 	}
 	now := f.clock.Now()
 	in := plan.Input{

@@ -10,9 +10,11 @@ import (
 	"github.com/fixfleet/fixfleet/internal/secret"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/aws"
 	"github.com/fixfleet/fixfleet/providers/guest"
 	"github.com/fixfleet/fixfleet/providers/sakura"
 	"github.com/fixfleet/fixfleet/providers/sim"
+	"github.com/fixfleet/fixfleet/providers/sim/ec2api"
 	"github.com/fixfleet/fixfleet/providers/sim/sakuraapi"
 	"github.com/fixfleet/fixfleet/providers/sim/simapi"
 	"github.com/fixfleet/fixfleet/providers/sim/winrmd"
@@ -37,12 +39,13 @@ type simBackend struct {
 	// worldID maps an ID the provider shows to the world's (the referee
 	// speaks world IDs); apiCalls counts the emulator's calls by
 	// operation (nil for the simulator's own face).
-	worldID  func(id string) string
-	apiCalls func() map[string]int
-	gateway  string // host:port of the guests' CONNECT gateway
-	user     string
-	password secret.Secret
-	keys     map[string]secret.Secret
+	worldID      func(id string) string
+	apiCalls     func() map[string]int
+	apiThrottled func() int
+	gateway      string // host:port of the guests' CONNECT gateway
+	user         string
+	password     secret.Secret
+	keys         map[string]secret.Secret
 	// audit asks the world itself for its referee's report.
 	audit func(ctx context.Context) (world.Audit, error)
 	// world is set for an in-process world only.
@@ -113,6 +116,50 @@ func sakuraBackend(w *world.World) (*simBackend, error) {
 			return wid
 		}
 		return id
+	}
+	return b, nil
+}
+
+// awsZones are the availability zones of a world served through the EC2
+// emulator (one region).
+var awsZones = []string{"ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"}
+
+// Environment variables the simulated AWS accounts' credentials are read
+// from (names only: the demo serves them itself).
+const (
+	simAWSKeyEnv    = "FIXFLEET_SIM_AWS_ACCESS_KEY_ID"
+	simAWSSecretEnv = "FIXFLEET_SIM_AWS_SECRET_ACCESS_KEY"
+)
+
+// awsBackend runs w here behind an emulator of the EC2, SSM and STS APIs
+// on loopback: the world's accounts are opened with the real AWS provider
+// (aws-sdk-go-v2 over HTTP), each access key ID naming its world account.
+func awsBackend(w *world.World) (*simBackend, error) {
+	b, err := localBackend(w)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := ec2api.Start(w, "127.0.0.1:0", ec2api.Options{})
+	if err != nil {
+		b.close()
+		return nil, fmt.Errorf("simulator: starting the EC2 API emulator: %w", err)
+	}
+	b.closers = append(b.closers, srv.Close)
+	b.provider, b.spec = aws.Name, aws.Spec()
+	b.apiCalls = func() map[string]int { return srv.Stats().Calls }
+	b.apiThrottled = func() int { return srv.Stats().Throttled }
+	b.account = func(a *providers.Account) {
+		a.Regions, a.Zones = ec2api.Regions(w), nil
+		a.Options = yamlMap("endpoint", srv.URL(), "access_key_id_env", simAWSKeyEnv, "secret_access_key_env", simAWSSecretEnv)
+	}
+	b.getenv = func(k string) string {
+		switch k {
+		case simAWSKeyEnv:
+			return w.Accounts()[0]
+		case simAWSSecretEnv:
+			return "simulator"
+		}
+		return ""
 	}
 	return b, nil
 }

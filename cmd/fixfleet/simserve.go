@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -11,8 +12,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/providers/aws"
 	"github.com/fixfleet/fixfleet/providers/sim/simapi"
-	"github.com/fixfleet/fixfleet/providers/sim/winrmd"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 )
 
@@ -63,9 +64,11 @@ func (o *faultOpts) set(w *world.World, f world.Faults) error {
 }
 
 type simServeOpts struct {
-	world  worldOpts
-	faults faultOpts
-	listen string
+	world    worldOpts
+	faults   faultOpts
+	listen   string
+	face     string
+	drillDir string
 }
 
 func newSimServeCmd(stdout io.Writer) *cobra.Command {
@@ -84,12 +87,17 @@ the first line of its output and runs until interrupted.`,
 	o.world.addFlags(cmd.Flags(), 600)
 	o.faults.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:0", "address to serve on (loopback)")
+	cmd.Flags().StringVar(&o.face, "face", "sim", "also serve the world as this cloud's API, for a fleet.yaml drill: sim (none), sakura or aws")
+	cmd.Flags().StringVar(&o.drillDir, "drill-dir", "", "write a drill's fleet.yaml, keys.csv, WinRM password file and env file to this directory")
 	return cmd
 }
 
 func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 	if !strings.HasPrefix(o.listen, "127.") && !strings.HasPrefix(o.listen, "localhost:") && !strings.HasPrefix(o.listen, "[::1]:") {
 		return badInput(fmt.Errorf("--listen %s: the simulator serves test credentials and must listen on loopback (127.0.0.1:PORT)", o.listen))
+	}
+	if o.face == aws.Name && o.world.scenario == "" {
+		o.world.zones = awsZones
 	}
 	w, err := o.world.open(false)
 	if err != nil {
@@ -101,12 +109,22 @@ func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 	if err := o.faults.scheduleOutage(w); err != nil {
 		return err
 	}
-	g, err := winrmd.Start(w, winrmd.Options{})
-	if err != nil {
-		return fmt.Errorf("simulator: starting the WinRM service: %w", err)
+	var b *simBackend
+	switch o.face {
+	case "sim":
+		b, err = localBackend(w)
+	case "sakura":
+		b, err = sakuraBackend(w)
+	case aws.Name:
+		b, err = awsBackend(w)
+	default:
+		return badInput(fmt.Errorf("--face %q: valid faces are sim, sakura, aws", o.face))
 	}
-	defer g.Close()
-	srv, err := simapi.Start(w, g.GatewayAddr(), o.listen, simapi.ServerOptions{})
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	srv, err := simapi.Start(w, b.gateway, o.listen, simapi.ServerOptions{})
 	if err != nil {
 		return fmt.Errorf("simulator: serving on %s: %w", o.listen, err)
 	}
@@ -114,6 +132,13 @@ func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%s\n", srv.URL())
 	fmt.Fprintf(stdout, "fixfleet sim: %d VMs in %s; use --sim-endpoint %s; stop with Ctrl-C\n",
 		len(w.Export().VMs), strings.Join(w.Zones(), ", "), srv.URL())
+	if o.drillDir != "" {
+		if err := writeDrill(o.drillDir, b); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "drill written to %s: source %s, then fixfleet plan --config %s --window 1m\n",
+			o.drillDir, filepath.Join(o.drillDir, "env"), filepath.Join(o.drillDir, "fleet.yaml"))
+	}
 	<-ctx.Done()
 	return nil
 }

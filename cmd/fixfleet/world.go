@@ -13,6 +13,9 @@ import (
 // worldOpts choose a simulated world: generated from a size, a seed and a
 // mix, or loaded from a scenario file (the format `sim export` prints).
 type worldOpts struct {
+	// zones of a generated world (nil: the world's default, Sakura Cloud's
+	// names); set by a cloud face that needs its own names.
+	zones     []string
 	vms       int
 	seed      int64
 	mix       string
@@ -49,7 +52,7 @@ func (o *worldOpts) load() (world.Scenario, error) {
 	if err != nil {
 		return world.Scenario{}, badInput(fmt.Errorf("--mix: %w", err))
 	}
-	sc, err := world.GenerateScenario(world.GenOptions{VMs: o.vms, Seed: o.seed, Mix: mix, NoConsole: o.noConsole})
+	sc, err := world.GenerateScenario(world.GenOptions{VMs: o.vms, Seed: o.seed, Mix: mix, NoConsole: o.noConsole, Zones: o.zones})
 	if err != nil {
 		return world.Scenario{}, badInput(err)
 	}

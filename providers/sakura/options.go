@@ -176,7 +176,7 @@ func credentials(o Options, env providers.Env) (token, secret, root string, err 
 	}
 	token, secret = getenv(EnvAccessToken), getenv(EnvAccessTokenSecret)
 	if token == "" || secret == "" {
-		return "", "", "", fmt.Errorf("no API key: set %s and %s, or options.profile", EnvAccessToken, EnvAccessTokenSecret)
+		return "", "", "", fmt.Errorf("no API key: set %s and %s, or options.profile: %w", EnvAccessToken, EnvAccessTokenSecret, providers.ErrPermanent)
 	}
 	return token, secret, "", nil
 }

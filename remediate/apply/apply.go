@@ -349,42 +349,56 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 	for i := range r.p.VMs {
 		index[r.p.VMs[i].Key] = &r.p.VMs[i]
 	}
-	for wi, w := range r.p.Waves {
-		if ctx.Err() != nil {
-			return EvPausedInterrupted, ""
-		}
-		if r.stopped() {
-			break
-		}
+	todoOf := func(w plan.Wave) []*plan.VMPlan {
 		var todo []*plan.VMPlan
 		for _, k := range w.VMs {
 			if rec, ok := recs[k]; !finished(rec, ok) {
 				todo = append(todo, index[k])
 			}
 		}
-		if len(todo) == 0 {
-			continue
+		return todo
+	}
+	if len(r.p.Waves) > 0 {
+		// The canary wave runs alone, and gates everything else.
+		// It is judged when this process ran some of it (a resume
+		// after a canary brake needs --continue, checked earlier).
+		w := r.p.Waves[0]
+		todo := todoOf(w)
+		if len(todo) > 0 {
+			r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("%s started: %d of its %d VMs to do", w.Name, len(todo), len(w.VMs))})
+			r.dispatch(ctx, todo, true)
+			if ctx.Err() != nil {
+				return EvPausedInterrupted, ""
+			}
+			r.emit(Event{Kind: EvWaveFinished, Message: w.Name + " finished"})
 		}
-		r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("%s started: %d of its %d VMs to do", w.Name, len(todo), len(w.VMs))})
-		r.dispatch(ctx, todo, wi == 0)
+		bad, acted, err := r.canaryCounts(ctx, w)
+		if err != nil {
+			r.fail(err)
+			return EvPausedInterrupted, ""
+		}
+		if len(todo) > 0 && brake.Exceeds(bad, acted, r.p.Policy.FailureThreshold) {
+			msg := fmt.Sprintf("canary failed: %d of the %d canary VMs acted on failed or were flagged (threshold %.0f%%); "+
+				"nothing else was started: look at them (fixfleet status), then apply again with --continue",
+				bad, acted, 100*r.p.Policy.FailureThreshold)
+			r.emit(Event{Kind: EvBrakeTripped, Message: msg})
+			return EvPausedCanary, msg
+		}
+	}
+	// The other waves flow: their VMs start in wave order as slots free
+	// up, without waiting for a wave's slowest VM, while the failure brake
+	// holds (it stops new starts once tripped).
+	var todo []*plan.VMPlan
+	for _, w := range r.p.Waves[min(1, len(r.p.Waves)):] {
+		todo = append(todo, todoOf(w)...)
+	}
+	if len(todo) > 0 && !r.stopped() {
+		r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("waves after the canary started: %d VMs to do, in wave order as slots free up", len(todo))})
+		r.dispatch(ctx, todo, false)
 		if ctx.Err() != nil {
 			return EvPausedInterrupted, ""
 		}
-		r.emit(Event{Kind: EvWaveFinished, Message: w.Name + " finished"})
-		if wi == 0 {
-			bad, acted, err := r.canaryCounts(ctx, w)
-			if err != nil {
-				r.fail(err)
-				return EvPausedInterrupted, ""
-			}
-			if brake.Exceeds(bad, acted, r.p.Policy.FailureThreshold) {
-				msg := fmt.Sprintf("canary failed: %d of the %d canary VMs acted on failed or were flagged (threshold %.0f%%); "+
-					"nothing else was started: look at them (fixfleet status), then apply again with --continue",
-					bad, acted, 100*r.p.Policy.FailureThreshold)
-				r.emit(Event{Kind: EvBrakeTripped, Message: msg})
-				return EvPausedCanary, msg
-			}
-		}
+		r.emit(Event{Kind: EvWaveFinished, Message: "waves after the canary finished"})
 	}
 	if r.stopped() {
 		acted, bad := r.rate.Counts()

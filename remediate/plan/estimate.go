@@ -151,7 +151,7 @@ func estimate(p *Plan) Estimate {
 		Assumptions: []string{
 			"durations are the middle of each range in inventory/timing",
 			fmt.Sprintf("a provider polls an asynchronous operation every %s", PollInterval),
-			"each wave starts when the previous one has finished",
+			"the canary wave runs alone; the other waves' VMs then start in wave order as slots free up",
 			"control-plane throttling and outages are not modelled: the real run can be slower",
 		},
 	}
@@ -201,25 +201,26 @@ func estimate(p *Plan) Estimate {
 	return e
 }
 
-// schedule list-schedules each wave, longest VM first, on conc.Total global
-// slots and conc.PerAccount slots per account: a VM starts when the wave has
-// started and both a global and an account slot are free. It sets each
-// wave's start and end and returns the end of the last wave. Giving more
-// slots never makes a VM start later, so the makespan never grows with
-// concurrency.
+// schedule list-schedules the VMs, wave by wave and longest VM first within
+// a wave, on conc.Total global slots and conc.PerAccount slots per account,
+// as apply runs them: the canary wave alone first; then every other wave's
+// VMs in order, each starting as soon as the canary has ended and both a
+// global and an account slot are free. It sets each wave's start and end
+// and returns the end of the last VM. Giving more slots never makes a VM
+// start later, so the makespan never grows with concurrency.
 func schedule(p *Plan, index map[string]int, durs []time.Duration, conc policy.Concurrency) time.Duration {
 	global := newSlots(conc.Total)
 	accounts := map[string]*slots{}
-	var t time.Duration
+	var canaryEnd, last time.Duration
 	for w := range p.Waves {
 		wave := &p.Waves[w]
-		start := t
+		start := canaryEnd
 		order := make([]int, len(wave.VMs))
 		for j, k := range wave.VMs {
 			order[j] = index[k]
 		}
 		sort.SliceStable(order, func(a, b int) bool { return durs[order[a]] > durs[order[b]] })
-		end := start
+		first, end := time.Duration(-1), start
 		for _, i := range order {
 			v := p.VMs[i]
 			ak := AccountKey(v.Tenant, v.Account)
@@ -233,12 +234,18 @@ func schedule(p *Plan, index map[string]int, durs []time.Duration, conc policy.C
 			global.take(f)
 			acct.take(f)
 			end = max(end, f)
+			if first < 0 || s < first {
+				first = s
+			}
 		}
-		wave.StartSeconds = ceilSeconds(start)
+		wave.StartSeconds = ceilSeconds(max(first, start))
 		wave.EndSeconds = ceilSeconds(end)
-		t = end
+		if w == 0 {
+			canaryEnd = end
+		}
+		last = max(last, end)
 	}
-	return t
+	return last
 }
 
 // ceilSeconds rounds d up to whole seconds.

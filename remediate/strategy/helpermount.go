@@ -70,8 +70,12 @@ func (HelperMount) Name() policy.Strategy { return policy.HelperMount }
 func (HelperMount) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
 	steps := []step.Step{
 		recheckStep("", nil),
-		snapshotStep(),
+		// Stop first: the VM is down anyway, the snapshot of a stopped
+		// disk is consistent, and the VMs a wave starts together reach
+		// their stop together, which a batching cloud (EC2) turns into
+		// one call.
 		{Name: "stop", Run: unlessReturned(hmStop)},
+		snapshotStep(),
 		{Name: "lease-helper", Run: unlessReturned(hmLease)},
 		{Name: "detach-os-disk", Run: unlessReturned(hmDetachOS)},
 		{Name: "attach-to-helper", Run: unlessReturned(hmAttachHelper)},

@@ -41,10 +41,13 @@ func (RestoreBackup) Name() policy.Strategy { return policy.RestoreBackup }
 func (RestoreBackup) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
 	return []step.Step{
 		recheckStep("", nil),
-		{Name: "restore-disk", Run: rbRestore},
+		// Stop first (the VM is down anyway): the VMs a wave starts
+		// together stop together, which a batching cloud turns into one
+		// call.
 		{Name: "stop", Run: unlessSwapped(func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
 			return stopVM(ctx, env, vm, facts)
 		})},
+		{Name: "restore-disk", Run: rbRestore},
 		{Name: "detach-original", Run: unlessSwapped(rbDetachOriginal)},
 		{Name: "attach-restored", Run: rbAttachRestored},
 		{Name: "start", Run: hmStart},

@@ -1,0 +1,531 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	sdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+	"golang.org/x/time/rate"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/inventory/timing"
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+// Limits on one call.
+const (
+	// maxIDs is how many instance IDs one StopInstances, StartInstances or
+	// TerminateInstances call carries.
+	maxIDs = 1000
+	// maxFilterValues is how many values one Describe* filter carries.
+	maxFilterValues = 200
+)
+
+// Bucket names: EC2's published request-rate buckets.
+const (
+	bucketNonMutating = "non-mutating"
+	bucketUnfiltered  = "unfiltered-describe"
+	bucketMutating    = "mutating"
+	bucketSnapVol     = "create-snapshot-volume"
+	bucketStartRun    = "start-run-instances"
+	bucketSSM         = "ssm"
+)
+
+var bucketSizes = map[string]timing.Bucket{
+	bucketNonMutating: timing.EC2NonMutating,
+	bucketUnfiltered:  timing.EC2UnfilteredDescr,
+	bucketMutating:    timing.EC2Mutating,
+	bucketSnapVol:     timing.EC2SnapshotVolume,
+	bucketStartRun:    timing.EC2StartRunInstance,
+	// SSM publishes no per-API bucket; stay in its order of magnitude.
+	bucketSSM: {Size: 40, Refill: 10},
+}
+
+// limiter holds one account+region's token buckets, on the provider's clock.
+type limiter struct {
+	clk     clock.Clock
+	buckets map[string]*rate.Limiter
+}
+
+func newLimiter(clk clock.Clock) *limiter {
+	l := &limiter{clk: clk, buckets: map[string]*rate.Limiter{}}
+	for name, b := range bucketSizes {
+		l.buckets[name] = rate.NewLimiter(rate.Limit(b.Refill), b.Size)
+	}
+	return l
+}
+
+// wait takes one token from bucket, sleeping on the clock until it may.
+func (l *limiter) wait(ctx context.Context, bucket string) error {
+	now := l.clk.Now()
+	r := l.buckets[bucket].ReserveN(now, 1)
+	if !r.OK() {
+		return fmt.Errorf("rate bucket %s refuses a request", bucket)
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		if err := l.clk.Sleep(ctx, d); err != nil {
+			r.CancelAt(l.clk.Now())
+			return err
+		}
+	}
+	return nil
+}
+
+// regional is one region's clients.
+type regional struct {
+	region string
+	ec2    *ec2.Client
+	ssm    *ssm.Client
+	lim    *limiter
+	// stop, forceStop and start merge concurrent callers' instances into
+	// one StopInstances / StartInstances call (see batcher).
+	stop, forceStop, start *batcher
+}
+
+// core is the state every capability shares.
+type core struct {
+	acct    providers.Account
+	opts    Options
+	clk     clock.Clock
+	owner   string // AWS account ID
+	regions map[string]*regional
+	order   []string
+
+	mu      sync.Mutex
+	devLock map[string]*sync.Mutex // instance -> lock on picking its free device
+	azs     map[string][]string    // region -> zones
+}
+
+// Open connects to the account: it loads credentials (profile, static keys
+// from the environment, or the default chain), assumes the role if one is
+// given, and checks them with STS GetCallerIdentity.
+func Open(ctx context.Context, a providers.Account, env providers.Env) (*providers.Provider, error) {
+	if err := Validate(a); err != nil {
+		return nil, err
+	}
+	o, _ := ParseOptions(a.Options)
+	if o.PollInterval == 0 {
+		o.PollInterval = 5 * time.Second
+	}
+	if o.RetryMaxAttempts == 0 {
+		o.RetryMaxAttempts = 5
+	}
+	if o.RetryMaxBackoff == 0 {
+		o.RetryMaxBackoff = 20 * time.Second
+	}
+	if o.HelperInstanceType == "" {
+		o.HelperInstanceType = "m5.large"
+	}
+	clk := env.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	_, wall := clk.(clock.Real)
+	getenv := env.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	c := &core{acct: a, opts: o, clk: clk, regions: map[string]*regional{}, devLock: map[string]*sync.Mutex{}, azs: map[string][]string{}}
+	for _, r := range regions(a) {
+		cfg, err := loadConfig(ctx, r, o, getenv, wall)
+		if err != nil {
+			return nil, err
+		}
+		var endpoint *string
+		if o.Endpoint != "" {
+			endpoint = sdk.String(o.Endpoint)
+		}
+		rg := &regional{region: r, lim: newLimiter(clk),
+			ec2: ec2.NewFromConfig(cfg, func(x *ec2.Options) { x.BaseEndpoint = endpoint }),
+			ssm: ssm.NewFromConfig(cfg, func(x *ssm.Options) { x.BaseEndpoint = endpoint }),
+		}
+		if c.owner == "" {
+			st := sts.NewFromConfig(cfg, func(x *sts.Options) { x.BaseEndpoint = endpoint })
+			out, err := st.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+			if err != nil {
+				return nil, classify("Open", "account "+a.Name+" (sts:GetCallerIdentity)", err)
+			}
+			c.owner = sdk.ToString(out.Account)
+		}
+		c.batchers(rg)
+		c.regions[r] = rg
+		c.order = append(c.order, r)
+	}
+	return &providers.Provider{
+		Name:       Name,
+		Enumerator: enumerator{c},
+		Observer:   observer{c},
+		Guests:     guests{c},
+		Power:      power{c},
+		Disks:      disks{c},
+		Backups:    backups{c},
+		Helpers:    helpers{c},
+	}, nil
+}
+
+// loadConfig builds the SDK configuration of one region. wall says the
+// provider runs on the wall clock (the SDK's adaptive client-side rate
+// limiting is only meaningful there).
+func loadConfig(ctx context.Context, region string, o Options, getenv func(string) string, wall bool) (sdk.Config, error) {
+	lo := []func(*config.LoadOptions) error{
+		config.WithRegion(region),
+		// The SDK's own log lines (connection warnings) stay out of
+		// fixfleet's output; nothing it would log is needed.
+		config.WithLogger(logging.Nop{}),
+		config.WithRetryer(func() sdk.Retryer {
+			return retry.NewAdaptiveMode(func(ao *retry.AdaptiveModeOptions) {
+				// Fail fast rather than sleep when the adaptive bucket is
+				// empty: fixfleet's caller waits and retries on its own
+				// clock (and its own buckets pace the calls).
+				ao.FailOnNoAttemptTokens = true
+				if !wall {
+					// The adaptive client rate is measured in wall
+					// time: on a simulated clock it would keep the
+					// client throttled long after the cloud stopped.
+					ao.Throttles = nil
+				}
+				ao.StandardOptions = append(ao.StandardOptions, func(so *retry.StandardOptions) {
+					so.MaxAttempts = o.RetryMaxAttempts
+					so.MaxBackoff = o.RetryMaxBackoff
+				})
+			})
+		}),
+	}
+	if o.Profile != "" {
+		lo = append(lo, config.WithSharedConfigProfile(o.Profile))
+	}
+	if o.AccessKeyIDEnv != "" {
+		id, secret := getenv(o.AccessKeyIDEnv), getenv(o.SecretAccessKeyEnv)
+		if id == "" || secret == "" {
+			return sdk.Config{}, providers.Errorf(providers.ErrPermanent, "Open", "credentials",
+				"environment variables %s and %s must both be set", o.AccessKeyIDEnv, o.SecretAccessKeyEnv)
+		}
+		token := ""
+		if o.SessionTokenEnv != "" {
+			token = getenv(o.SessionTokenEnv)
+		}
+		lo = append(lo, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(id, secret, token)))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, lo...)
+	if err != nil {
+		// The SDK's message names the profile or file, never a secret.
+		return sdk.Config{}, providers.Errorf(providers.ErrPermanent, "Open", "region "+region, "loading AWS configuration: %v", err)
+	}
+	if o.RoleARN != "" {
+		st := sts.NewFromConfig(cfg, func(x *sts.Options) {
+			if o.Endpoint != "" {
+				x.BaseEndpoint = sdk.String(o.Endpoint)
+			}
+		})
+		name := o.SessionName
+		if name == "" {
+			name = "fixfleet"
+		}
+		cfg.Credentials = sdk.NewCredentialsCache(stscreds.NewAssumeRoleProvider(st, o.RoleARN, func(ao *stscreds.AssumeRoleOptions) {
+			ao.RoleSessionName = name
+			if o.ExternalID != "" {
+				ao.ExternalID = sdk.String(o.ExternalID)
+			}
+		}))
+	}
+	return cfg, nil
+}
+
+// region returns the clients for a region (or a zone's region; "" means
+// the only region).
+func (c *core) region(op, res, regionOrZone string) (*regional, error) {
+	r := RegionOf(regionOrZone)
+	if r == "" && len(c.order) == 1 {
+		r = c.order[0]
+	}
+	rg := c.regions[r]
+	if rg == nil {
+		return nil, providers.Errorf(providers.ErrNotFound, op, res, "region %q is not in the account's scope (%s)", r, strings.Join(c.order, ", "))
+	}
+	return rg, nil
+}
+
+// call waits on bucket, then runs f, classifying its error.
+func (c *core) call(ctx context.Context, rg *regional, bucket, op, res string, f func() error) error {
+	if err := rg.lim.wait(ctx, bucket); err != nil {
+		return err
+	}
+	if err := f(); err != nil {
+		return classify(op, res, err)
+	}
+	return nil
+}
+
+// Error codes by class.
+var (
+	throttleCodes = []string{"RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled",
+		"RequestThrottledException", "TooManyRequestsException", "SnapshotCreationPerVolumeRateExceeded", "PriorRequestNotComplete"}
+	conflictCodes = []string{"IncorrectState", "IncorrectInstanceState", "VolumeInUse", "InvalidVolume.ZoneMismatch",
+		"InvalidParameterCombination", "IdempotentParameterMismatch"}
+	permanentCodes = []string{"UnauthorizedOperation", "AuthFailure", "AccessDenied", "AccessDeniedException",
+		"InvalidClientTokenId", "UnrecognizedClientException", "OptInRequired", "Blocked", "OperationNotPermitted",
+		"SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException"}
+	unavailableCodes = []string{"InternalError", "InternalFailure", "Unavailable", "ServiceUnavailable", "InsufficientInstanceCapacity"}
+)
+
+// classify turns an SDK error into a *providers.Error naming op and res.
+// Context errors are returned as they are.
+func classify(op, res string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *providers.Error
+	if errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	code, status := "", 0
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	var after time.Duration
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+		if re.Response != nil {
+			after = retryAfter(re.Response.Header)
+		}
+	}
+	class := providers.ErrPermanent
+	switch {
+	case contains(throttleCodes, code) || (ae == nil && strings.Contains(err.Error(), "unable to get attempt token")):
+		class = providers.ErrThrottled
+	case strings.HasSuffix(code, ".NotFound") || code == "InvalidInstanceID" || code == "NotFound":
+		class = providers.ErrNotFound
+	case contains(conflictCodes, code):
+		class = providers.ErrConflict
+	case contains(permanentCodes, code):
+		class = providers.ErrPermanent
+	case contains(unavailableCodes, code) || status >= 500:
+		class = providers.ErrUnavailable
+	case ae == nil:
+		// No API answer: a connection error, a timeout, a retry quota.
+		class = providers.ErrUnavailable
+	}
+	return &providers.Error{Class: class, Op: op, Resource: res, RetryAfter: after, Err: errors.New(message(err, ae))}
+}
+
+// message is the cause without the SDK's request dump.
+func message(err error, ae smithy.APIError) string {
+	if ae != nil {
+		return ae.ErrorCode() + ": " + ae.ErrorMessage()
+	}
+	return err.Error()
+}
+
+func retryAfter(h http.Header) time.Duration {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// poll calls check until it reports done, sleeping PollInterval on the
+// clock between looks. An error on the first look ends it (nothing was
+// waited for yet: the caller sees the control plane's state at once);
+// later, up to maxPollFailures retryable errors in a row are waited out
+// (the caller's ctx bounds the wait); others end it.
+func (c *core) poll(ctx context.Context, check func() (bool, error)) error {
+	looked, failures := false, 0
+	for {
+		done, err := check()
+		switch {
+		case err == nil && done:
+			return nil
+		case err == nil:
+			looked, failures = true, 0
+		case !looked || !providers.Retryable(err):
+			return err
+		default:
+			failures++
+			if failures > maxPollFailures {
+				return err
+			}
+		}
+		d := c.opts.PollInterval
+		if ra := providers.RetryAfter(err); ra > d {
+			d = ra
+		}
+		if serr := c.clk.Sleep(ctx, d); serr != nil {
+			if err != nil {
+				return fmt.Errorf("%w (gave up waiting: %v)", err, serr)
+			}
+			return serr
+		}
+	}
+}
+
+// maxPollFailures is how many retryable errors in a row a wait survives.
+const maxPollFailures = 5
+
+// chunks splits ids into slices of at most n.
+func chunks(ids []string, n int) [][]string {
+	var out [][]string
+	for len(ids) > n {
+		out = append(out, ids[:n])
+		ids = ids[n:]
+	}
+	if len(ids) > 0 {
+		out = append(out, ids)
+	}
+	return out
+}
+
+func filter(name string, values ...string) ec2types.Filter {
+	return ec2types.Filter{Name: sdk.String(name), Values: values}
+}
+
+// tagFilters turns tags into tag:K=V filters.
+func tagFilters(tags providers.Tags) []ec2types.Filter {
+	var out []ec2types.Filter
+	for _, k := range tags.Sorted() {
+		out = append(out, filter("tag:"+k, tags[k]))
+	}
+	return out
+}
+
+func tagMap(ts []ec2types.Tag) map[string]string {
+	if len(ts) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(ts))
+	for _, t := range ts {
+		out[sdk.ToString(t.Key)] = sdk.ToString(t.Value)
+	}
+	return out
+}
+
+func tagSpec(rt ec2types.ResourceType, tags providers.Tags) ec2types.TagSpecification {
+	spec := ec2types.TagSpecification{ResourceType: rt}
+	for _, k := range tags.Sorted() {
+		spec.Tags = append(spec.Tags, ec2types.Tag{Key: sdk.String(k), Value: sdk.String(tags[k])})
+	}
+	return spec
+}
+
+// describeInstances returns the instances matching filters, all pages.
+// ids are passed as an instance-id filter (missing ones are simply absent).
+func (c *core) describeInstances(ctx context.Context, rg *regional, op, res string, ids []string, fs ...ec2types.Filter) ([]ec2types.Instance, error) {
+	var out []ec2types.Instance
+	run := func(fs []ec2types.Filter) error {
+		in := &ec2.DescribeInstancesInput{Filters: fs, MaxResults: sdk.Int32(1000)}
+		bucket := bucketNonMutating
+		if len(fs) == 0 {
+			bucket = bucketUnfiltered
+		}
+		for {
+			var page *ec2.DescribeInstancesOutput
+			err := c.call(ctx, rg, bucket, op, res, func() (err error) {
+				page, err = rg.ec2.DescribeInstances(ctx, in)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			for _, r := range page.Reservations {
+				out = append(out, r.Instances...)
+			}
+			if sdk.ToString(page.NextToken) == "" {
+				return nil
+			}
+			in.NextToken = page.NextToken
+		}
+	}
+	if len(ids) == 0 {
+		return out, run(fs)
+	}
+	for _, ch := range chunks(ids, maxFilterValues) {
+		if err := run(append([]ec2types.Filter{filter("instance-id", ch...)}, fs...)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// instance returns one instance; ErrNotFound if it does not exist or is
+// terminated.
+func (c *core) instance(ctx context.Context, op string, vm providers.VMRef) (*regional, ec2types.Instance, error) {
+	res := "vm " + vm.String()
+	rg, err := c.region(op, res, firstNonEmpty(vm.Region, vm.Zone))
+	if err != nil {
+		return nil, ec2types.Instance{}, err
+	}
+	is, err := c.describeInstances(ctx, rg, op, res, []string{vm.ID})
+	if err != nil {
+		return rg, ec2types.Instance{}, err
+	}
+	for _, i := range is {
+		if gone(i) {
+			continue
+		}
+		return rg, i, nil
+	}
+	return rg, ec2types.Instance{}, providers.Errorf(providers.ErrNotFound, op, res, "no such instance in %s", rg.region)
+}
+
+func gone(i ec2types.Instance) bool {
+	if i.State == nil {
+		return false
+	}
+	return i.State.Name == ec2types.InstanceStateNameTerminated || i.State.Name == ec2types.InstanceStateNameShuttingDown
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// lockDevices serializes picking a free device on one instance.
+func (c *core) lockDevices(id string) func() {
+	c.mu.Lock()
+	m := c.devLock[id]
+	if m == nil {
+		m = &sync.Mutex{}
+		c.devLock[id] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}

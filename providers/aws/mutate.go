@@ -1,0 +1,698 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	sdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+type power struct{ *core }
+
+// batchers gives rg its Stop and Start batchers: one API call (per 1000
+// instances) for all the instances concurrent callers stop or start within
+// batchWindow.
+func (c *core) batchers(rg *regional) {
+	stop := func(force bool) func(ctx context.Context, ids []string) error {
+		return func(ctx context.Context, ids []string) error {
+			for _, ch := range chunks(ids, maxIDs) {
+				err := c.call(ctx, rg, bucketMutating, "Stop", "vm "+vmList(ch), func() error {
+					_, err := rg.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: ch, Force: sdk.Bool(force)})
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	rg.stop = &batcher{clk: c.clk, send: stop(false)}
+	rg.forceStop = &batcher{clk: c.clk, send: stop(true)}
+	rg.start = &batcher{clk: c.clk, send: func(ctx context.Context, ids []string) error {
+		for _, ch := range chunks(ids, maxIDs) {
+			err := c.call(ctx, rg, bucketStartRun, "Start", "vm "+vmList(ch), func() error {
+				_, err := rg.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: ch})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+}
+
+// states reads the instances' states; ErrNotFound names missing ones.
+func (c *core) states(ctx context.Context, rg *regional, op string, want []string) (map[string]ec2types.Instance, error) {
+	is, err := c.describeInstances(ctx, rg, op, fmt.Sprintf("%d VMs in %s", len(want), rg.region), want)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]ec2types.Instance{}
+	for _, i := range is {
+		if !gone(i) {
+			out[sdk.ToString(i.InstanceId)] = i
+		}
+	}
+	var missing []string
+	for _, id := range want {
+		if _, ok := out[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, providers.Errorf(providers.ErrNotFound, op, "vm "+vmList(missing), "no such instance in %s; nothing was changed", rg.region)
+	}
+	return out, nil
+}
+
+// Stop implements providers.Power: per region, the running instances join
+// the region's stop batch — one StopInstances call per 1000 instances for
+// every caller within the batch window — then it waits until all report
+// stopped. Pending
+// ones are stopped once running; stopping and stopped ones are left alone.
+func (p power) Stop(ctx context.Context, vms []providers.VMRef, force bool) error {
+	groups, err := p.byRegion("Stop", vms)
+	if err != nil {
+		return err
+	}
+	for rg, refs := range groups {
+		asked := map[string]bool{}
+		err := p.poll(ctx, func() (bool, error) {
+			st, err := p.states(ctx, rg, "Stop", ids(refs))
+			if err != nil {
+				return false, err
+			}
+			var run []string
+			done := true
+			for _, id := range ids(refs) {
+				switch powerOf(st[id]) {
+				case inventory.PowerStopped:
+					continue
+				case inventory.PowerRunning:
+					if !asked[id] {
+						run = append(run, id)
+					}
+				}
+				done = false
+			}
+			if len(run) > 0 {
+				b := rg.stop
+				if force {
+					b = rg.forceStop
+				}
+				if err := b.do(ctx, run); err != nil {
+					return false, err
+				}
+				for _, id := range run {
+					asked[id] = true
+				}
+			}
+			return done, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Start implements providers.Power: it waits for stopping instances and
+// attaching root volumes, starts the stopped ones in one StartInstances
+// call per 1000, and waits until all report running. ErrConflict for an
+// instance with no root volume.
+func (p power) Start(ctx context.Context, vms []providers.VMRef) error {
+	groups, err := p.byRegion("Start", vms)
+	if err != nil {
+		return err
+	}
+	for rg, refs := range groups {
+		asked := map[string]bool{}
+		err := p.poll(ctx, func() (bool, error) {
+			st, err := p.states(ctx, rg, "Start", ids(refs))
+			if err != nil {
+				return false, err
+			}
+			var start []string
+			done := true
+			for _, id := range ids(refs) {
+				i := st[id]
+				switch powerOf(i) {
+				case inventory.PowerRunning:
+					continue
+				case inventory.PowerStopped:
+					root, attaching := rootVolume(i)
+					if root == "" {
+						return false, providers.Errorf(providers.ErrConflict, "Start", "vm "+id,
+							"no volume at its root device %s; attach a boot disk first", sdk.ToString(i.RootDeviceName))
+					}
+					if !attaching && !asked[id] {
+						start = append(start, id)
+					}
+				}
+				done = false
+			}
+			if len(start) > 0 {
+				err := rg.start.do(ctx, start)
+				if errors.Is(err, providers.ErrConflict) {
+					return false, nil // a state changed under us: look again
+				}
+				if err != nil {
+					return false, err
+				}
+				for _, id := range start {
+					asked[id] = true
+				}
+			}
+			return done, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Restart implements providers.Power with RebootInstances (EC2 hard-reboots
+// a guest that does not shut down cleanly), then waits until running.
+func (p power) Restart(ctx context.Context, vm providers.VMRef) error {
+	rg, i, err := p.instance(ctx, "Restart", vm)
+	if err != nil {
+		return err
+	}
+	if powerOf(i) != inventory.PowerRunning {
+		return providers.Errorf(providers.ErrConflict, "Restart", "vm "+vm.String(), "instance is %s, not running", powerOf(i))
+	}
+	if err := p.call(ctx, rg, bucketMutating, "Restart", "vm "+vm.String(), func() error {
+		_, err := rg.ec2.RebootInstances(ctx, &ec2.RebootInstancesInput{InstanceIds: []string{vm.ID}})
+		return err
+	}); err != nil {
+		return err
+	}
+	return p.poll(ctx, func() (bool, error) {
+		_, i, err := p.instance(ctx, "Restart", vm)
+		return err == nil && powerOf(i) == inventory.PowerRunning, err
+	})
+}
+
+type disks struct{ *core }
+
+// volume reads one volume; ErrNotFound if it does not exist.
+func (c *core) volume(ctx context.Context, op string, d providers.DiskRef) (*regional, ec2types.Volume, error) {
+	res := "disk " + d.ID
+	rg, err := c.region(op, res, firstNonEmpty(d.Region, d.Zone))
+	if err != nil {
+		return nil, ec2types.Volume{}, err
+	}
+	vs, err := c.describeVolumes(ctx, rg, op, res, []string{d.ID})
+	if err != nil {
+		return rg, ec2types.Volume{}, err
+	}
+	v, ok := vs[d.ID]
+	if !ok {
+		return rg, v, providers.Errorf(providers.ErrNotFound, op, res, "no such volume in %s", rg.region)
+	}
+	return rg, v, nil
+}
+
+// attachment returns the volume's attachment (nil if none).
+func attachment(v ec2types.Volume) *ec2types.VolumeAttachment {
+	for i := range v.Attachments {
+		return &v.Attachments[i]
+	}
+	return nil
+}
+
+// state renders a volume, boot when attached at its instance's root device.
+func (c *core) state(ctx context.Context, rg *regional, v ec2types.Volume) (providers.DiskState, error) {
+	ds := providers.DiskState{Ref: providers.DiskRef{ID: sdk.ToString(v.VolumeId), Region: rg.region, Zone: sdk.ToString(v.AvailabilityZone)},
+		SizeGB: int(sdk.ToInt32(v.Size)), Tags: tagMap(v.Tags)}
+	if a := attachment(v); a != nil && a.State != ec2types.VolumeAttachmentStateDetaching && a.State != ec2types.VolumeAttachmentStateDetached {
+		ds.AttachedTo = sdk.ToString(a.InstanceId)
+		root := "/dev/sda1"
+		if is, err := c.describeInstances(ctx, rg, "Describe", "vm "+ds.AttachedTo, []string{ds.AttachedTo}); err != nil {
+			return ds, err
+		} else if len(is) > 0 {
+			root = sdk.ToString(is[0].RootDeviceName)
+		}
+		ds.Boot = sdk.ToString(a.Device) == root
+	}
+	return ds, nil
+}
+
+// Describe implements providers.Disks.
+func (d disks) Describe(ctx context.Context, ref providers.DiskRef) (providers.DiskState, error) {
+	rg, v, err := d.volume(ctx, "Describe", ref)
+	if err != nil {
+		return providers.DiskState{}, err
+	}
+	return d.state(ctx, rg, v)
+}
+
+// waitVolume waits until the volume is in one of states.
+func (c *core) waitVolume(ctx context.Context, op string, ref providers.DiskRef, states ...ec2types.VolumeState) (ec2types.Volume, error) {
+	var v ec2types.Volume
+	err := c.poll(ctx, func() (bool, error) {
+		var err error
+		_, v, err = c.volume(ctx, op, ref)
+		if err != nil {
+			return false, err
+		}
+		if a := attachment(v); a != nil && (a.State == ec2types.VolumeAttachmentStateAttaching || a.State == ec2types.VolumeAttachmentStateDetaching) {
+			return false, nil
+		}
+		return slices.Contains(states, v.State), nil
+	})
+	return v, err
+}
+
+// Snapshot implements providers.Disks: CreateSnapshot tagged (waiting for
+// a volume still being created first), then it waits until completed.
+func (d disks) Snapshot(ctx context.Context, ref providers.DiskRef, tags providers.Tags) (providers.SnapshotRef, error) {
+	rg, _, err := d.volume(ctx, "Snapshot", ref)
+	if err != nil {
+		return providers.SnapshotRef{}, err
+	}
+	if _, err := d.waitVolume(ctx, "Snapshot", ref, ec2types.VolumeStateAvailable, ec2types.VolumeStateInUse); err != nil {
+		return providers.SnapshotRef{}, err
+	}
+	var out *ec2.CreateSnapshotOutput
+	err = d.call(ctx, rg, bucketSnapVol, "Snapshot", "disk "+ref.ID, func() (err error) {
+		out, err = rg.ec2.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{VolumeId: sdk.String(ref.ID),
+			Description:       sdk.String("fixfleet: before changing " + ref.ID),
+			TagSpecifications: []ec2types.TagSpecification{tagSpec(ec2types.ResourceTypeSnapshot, tags)}})
+		return err
+	})
+	if err != nil {
+		return providers.SnapshotRef{}, err
+	}
+	s := providers.SnapshotRef{ID: sdk.ToString(out.SnapshotId), Region: rg.region, Zone: ref.Zone}
+	return s, d.waitSnapshot(ctx, rg, "Snapshot", s.ID)
+}
+
+func (c *core) waitSnapshot(ctx context.Context, rg *regional, op, id string) error {
+	return c.poll(ctx, func() (bool, error) {
+		ss, err := c.describeSnapshots(ctx, rg, op, "snapshot "+id, filter("snapshot-id", id), nil)
+		if err != nil {
+			return false, err
+		}
+		if len(ss) == 0 {
+			return false, providers.Errorf(providers.ErrNotFound, op, "snapshot "+id, "no such snapshot")
+		}
+		if ss[0].State == ec2types.SnapshotStateError {
+			return false, providers.Errorf(providers.ErrPermanent, op, "snapshot "+id, "snapshot failed: %s", sdk.ToString(ss[0].StateMessage))
+		}
+		return ss[0].State == ec2types.SnapshotStateCompleted, nil
+	})
+}
+
+// FindSnapshots implements providers.Disks (every region in scope).
+func (d disks) FindSnapshots(ctx context.Context, tags providers.Tags) ([]providers.SnapshotState, error) {
+	var out []providers.SnapshotState
+	for _, r := range d.order {
+		rg := d.regions[r]
+		fs := tagFilters(tags)
+		if len(fs) == 0 {
+			fs = []ec2types.Filter{filter("owner-id", d.owner)}
+		}
+		ss, err := d.describeSnapshots(ctx, rg, "FindSnapshots", "snapshots in "+r, fs[0], nil, fs[1:]...)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range ss {
+			out = append(out, providers.SnapshotState{Ref: providers.SnapshotRef{ID: sdk.ToString(s.SnapshotId), Region: r},
+				DiskID: sdk.ToString(s.VolumeId), Ready: s.State == ec2types.SnapshotStateCompleted, Tags: tagMap(s.Tags)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref.ID < out[j].Ref.ID })
+	return out, nil
+}
+
+// FindDisks implements providers.Disks (every region in scope).
+func (d disks) FindDisks(ctx context.Context, tags providers.Tags) ([]providers.DiskState, error) {
+	var out []providers.DiskState
+	for _, r := range d.order {
+		rg := d.regions[r]
+		vs, err := d.describeVolumes(ctx, rg, "FindDisks", "volumes in "+r, nil, tagFilters(tags)...)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs {
+			s, err := d.state(ctx, rg, v)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref.ID < out[j].Ref.ID })
+	return out, nil
+}
+
+// Detach implements providers.Disks: DetachVolume, then it waits until
+// the volume is available. A volume not attached to vm is fine.
+func (d disks) Detach(ctx context.Context, vm providers.VMRef, ref providers.DiskRef) error {
+	rg, v, err := d.volume(ctx, "Detach", ref)
+	if err != nil {
+		return err
+	}
+	if a := attachment(v); a != nil && sdk.ToString(a.InstanceId) == vm.ID && a.State != ec2types.VolumeAttachmentStateDetaching {
+		if a.State == ec2types.VolumeAttachmentStateAttaching {
+			if v, err = d.waitVolume(ctx, "Detach", ref, ec2types.VolumeStateInUse, ec2types.VolumeStateAvailable); err != nil {
+				return err
+			}
+		}
+		err := d.call(ctx, rg, bucketMutating, "Detach", "disk "+ref.ID+" from vm "+vm.String(), func() error {
+			_, err := rg.ec2.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: sdk.String(ref.ID), InstanceId: sdk.String(vm.ID)})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	} else if a == nil || sdk.ToString(a.InstanceId) != vm.ID {
+		return nil
+	}
+	_, err = d.waitVolume(ctx, "Detach", ref, ec2types.VolumeStateAvailable)
+	return err
+}
+
+// Attach implements providers.Disks: at the instance's root device when
+// boot, else at the first free /dev/xvd[f-p]; then it waits until
+// attached. Same availability zone only.
+func (d disks) Attach(ctx context.Context, vm providers.VMRef, ref providers.DiskRef, boot bool) error {
+	res := "disk " + ref.ID + " to vm " + vm.String()
+	unlock := d.lockDevices(vm.ID)
+	defer unlock()
+	for attempt := 0; ; attempt++ {
+		rg, v, err := d.volume(ctx, "Attach", ref)
+		if err != nil {
+			return err
+		}
+		_, i, err := d.instance(ctx, "Attach", vm)
+		if err != nil {
+			return err
+		}
+		root := sdk.ToString(i.RootDeviceName)
+		if a := attachment(v); a != nil && a.State != ec2types.VolumeAttachmentStateDetaching {
+			if sdk.ToString(a.InstanceId) == vm.ID && (sdk.ToString(a.Device) == root) == boot {
+				_, err := d.waitVolume(ctx, "Attach", ref, ec2types.VolumeStateInUse)
+				return err
+			}
+			return providers.Errorf(providers.ErrConflict, "Attach", res, "volume is attached to %s at %s; detach it first", sdk.ToString(a.InstanceId), sdk.ToString(a.Device))
+		}
+		if z := zoneOf(i); z != sdk.ToString(v.AvailabilityZone) {
+			return providers.Errorf(providers.ErrConflict, "Attach", res, "volume is in %s, instance in %s", sdk.ToString(v.AvailabilityZone), z)
+		}
+		if v, err = d.waitVolume(ctx, "Attach", ref, ec2types.VolumeStateAvailable); err != nil {
+			return err
+		}
+		dev := root
+		if !boot {
+			used := map[string]bool{}
+			for _, m := range i.BlockDeviceMappings {
+				used[strings.TrimPrefix(sdk.ToString(m.DeviceName), "/dev/")] = true
+			}
+			dev = ""
+			for _, ch := range dataDevice {
+				if n := "xvd" + string(ch); !used[n] && !used["sd"+string(ch)] {
+					dev = n
+					break
+				}
+			}
+			if dev == "" {
+				return providers.Errorf(providers.ErrConflict, "Attach", res, "no free device name xvdf-xvdp on the instance")
+			}
+		}
+		err = d.call(ctx, rg, bucketMutating, "Attach", res, func() error {
+			_, err := rg.ec2.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: sdk.String(ref.ID), InstanceId: sdk.String(vm.ID), Device: sdk.String(dev)})
+			return err
+		})
+		if errors.Is(err, providers.ErrPermanent) && strings.Contains(err.Error(), "already in use") && attempt < 3 {
+			continue // someone took the device: look again
+		}
+		if err != nil {
+			return err
+		}
+		_, err = d.waitVolume(ctx, "Attach", ref, ec2types.VolumeStateInUse)
+		return err
+	}
+}
+
+// FromSnapshot implements providers.Disks: CreateVolume (gp3) tagged in
+// zone, after the snapshot completes; then it waits until available.
+func (d disks) FromSnapshot(ctx context.Context, s providers.SnapshotRef, zone string, tags providers.Tags) (providers.DiskRef, error) {
+	rg, err := d.region("FromSnapshot", "snapshot "+s.ID, firstNonEmpty(s.Region, zone))
+	if err != nil {
+		return providers.DiskRef{}, err
+	}
+	if err := d.waitSnapshot(ctx, rg, "FromSnapshot", s.ID); err != nil {
+		return providers.DiskRef{}, err
+	}
+	return d.createVolume(ctx, rg, "FromSnapshot", s.ID, zone, tags)
+}
+
+func (c *core) createVolume(ctx context.Context, rg *regional, op, snap, zone string, tags providers.Tags) (providers.DiskRef, error) {
+	var out *ec2.CreateVolumeOutput
+	err := c.call(ctx, rg, bucketSnapVol, op, "snapshot "+snap+" in "+zone, func() (err error) {
+		out, err = rg.ec2.CreateVolume(ctx, &ec2.CreateVolumeInput{SnapshotId: sdk.String(snap), AvailabilityZone: sdk.String(zone),
+			VolumeType: ec2types.VolumeTypeGp3, TagSpecifications: []ec2types.TagSpecification{tagSpec(ec2types.ResourceTypeVolume, tags)}})
+		return err
+	})
+	if err != nil {
+		return providers.DiskRef{}, err
+	}
+	ref := providers.DiskRef{ID: sdk.ToString(out.VolumeId), Region: rg.region, Zone: zone}
+	_, err = c.waitVolume(ctx, op, ref, ec2types.VolumeStateAvailable)
+	return ref, err
+}
+
+type backups struct{ *core }
+
+// List implements providers.Backups: the completed snapshots of the VM's
+// root volume (AWS Backup, CreateImage or manual), any order.
+func (b backups) List(ctx context.Context, vm providers.VMRef) ([]inventory.Backup, error) {
+	rg, i, err := b.instance(ctx, "Backups", vm)
+	if err != nil {
+		return nil, err
+	}
+	root, _ := rootVolume(i)
+	if root == "" {
+		return nil, nil
+	}
+	ss, err := b.describeSnapshots(ctx, rg, "Backups", "vm "+vm.String(), filter("status", "completed"), []string{root})
+	if err != nil {
+		return nil, err
+	}
+	var out []inventory.Backup
+	for _, s := range ss {
+		out = append(out, backupOf(vm.ID, s))
+	}
+	return out, nil
+}
+
+// Restore implements providers.Backups: a new volume from the backup's
+// snapshot in zone; the VM is not touched.
+func (b backups) Restore(ctx context.Context, bk inventory.Backup, zone string, tags providers.Tags) (providers.DiskRef, error) {
+	rg, err := b.region("Restore", "backup "+bk.ID, zone)
+	if err != nil {
+		return providers.DiskRef{}, err
+	}
+	return b.createVolume(ctx, rg, "Restore", bk.ID, zone, tags)
+}
+
+type helpers struct{ *core }
+
+// Images implements providers.Helpers: the newest Amazon
+// Windows_Server-<release>-English-Full-Base AMI per release and region (or
+// the golden AMIs of options.helper_images), in each zone of the account's
+// scope (an AMI tagged fixfleet-zones limits it to those zones).
+func (h helpers) Images(ctx context.Context) ([]providers.HelperImage, error) {
+	var out []providers.HelperImage
+	for _, r := range h.order {
+		ims, err := h.images(ctx, h.regions[r])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ims...)
+	}
+	return out, nil
+}
+
+func (h helpers) images(ctx context.Context, rg *regional) ([]providers.HelperImage, error) {
+	res := "images in " + rg.region
+	var found map[string]ec2types.Image
+	var err error
+	if len(h.opts.HelperImages) > 0 {
+		var want []string
+		for _, id := range h.opts.HelperImages {
+			want = append(want, id)
+		}
+		found, err = h.describeImages(ctx, rg, "Images", res, want, nil)
+	} else {
+		found, err = h.describeImages(ctx, rg, "Images", res, nil, []ec2types.Filter{filter("name", "Windows_Server-*-English-Full-Base-*"),
+			filter("platform", "windows"), filter("state", "available")}, "amazon")
+	}
+	if err != nil {
+		return nil, err
+	}
+	type pick struct {
+		im   ec2types.Image
+		rel  string
+		zone string
+	}
+	best := map[string]pick{} // zone|release -> newest
+	for _, im := range found {
+		rel := releaseOf(sdk.ToString(im.Name), "")
+		for r, id := range h.opts.HelperImages {
+			if id == sdk.ToString(im.ImageId) {
+				rel = r
+			}
+		}
+		if rel == "" {
+			continue
+		}
+		zones := h.zonesIn(rg.region)
+		if z := tagMap(im.Tags)["fixfleet-zones"]; z != "" {
+			tz := strings.Fields(z)
+			if len(zones) == 0 {
+				zones = tz
+			} else {
+				zones = slices.DeleteFunc(slices.Clone(zones), func(x string) bool { return !slices.Contains(tz, x) })
+			}
+		}
+		for _, z := range zones {
+			k := z + "|" + rel
+			if b, ok := best[k]; !ok || sdk.ToString(im.CreationDate) > sdk.ToString(b.im.CreationDate) {
+				best[k] = pick{im, rel, z}
+			}
+		}
+	}
+	var out []providers.HelperImage
+	for _, p := range best {
+		v := inventory.WindowsVersion{Release: p.rel}
+		if m := buildRE.FindStringSubmatch(sdk.ToString(p.im.Description)); m != nil {
+			v.Build = m[1]
+		}
+		out = append(out, providers.HelperImage{Zone: p.zone, Windows: v, ImageID: sdk.ToString(p.im.ImageId)})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Zone+out[i].Windows.Release < out[j].Zone+out[j].Windows.Release
+	})
+	return out, nil
+}
+
+// Acquire implements providers.Helpers: a helper tagged fixfleet-role=helper,
+// fixfleet-windows=<release> and tags in zone (started if stopped), else one
+// launched with RunInstances from the zone's image; then it waits until
+// running.
+func (h helpers) Acquire(ctx context.Context, zone string, win inventory.WindowsVersion, tags providers.Tags) (providers.VMRef, error) {
+	res := fmt.Sprintf("helper (Windows Server %s in %s)", win.Release, zone)
+	rg, err := h.region("Acquire", res, zone)
+	if err != nil {
+		return providers.VMRef{}, err
+	}
+	all := providers.Tags{providers.TagRole: roleHelper, tagWindows: win.Release}
+	for k, v := range tags {
+		all[k] = v
+	}
+	is, err := h.describeInstances(ctx, rg, "Acquire", res, nil, append(tagFilters(all), filter("availability-zone", zone),
+		filter("instance-state-name", "pending", "running", "stopping", "stopped"))...)
+	if err != nil {
+		return providers.VMRef{}, err
+	}
+	var ref providers.VMRef
+	if len(is) > 0 {
+		sort.Slice(is, func(a, b int) bool {
+			return powerOf(is[a]) == inventory.PowerRunning && powerOf(is[b]) != inventory.PowerRunning
+		})
+		i := is[0]
+		ref = providers.VMRef{ID: sdk.ToString(i.InstanceId), Region: rg.region, Zone: zone, Name: tagMap(i.Tags)["Name"]}
+	} else {
+		ims, err := h.images(ctx, rg)
+		if err != nil {
+			return providers.VMRef{}, err
+		}
+		image := ""
+		for _, im := range ims {
+			if im.Zone == zone && im.Windows.Release == win.Release {
+				image = im.ImageID
+			}
+		}
+		if image == "" {
+			return providers.VMRef{}, providers.Errorf(providers.ErrNotFound, "Acquire", res, "no Windows Server %s image for zone %s", win.Release, zone)
+		}
+		all["Name"] = "fixfleet-helper-" + win.Release + "-" + zone
+		in := &ec2.RunInstancesInput{ImageId: sdk.String(image), InstanceType: ec2types.InstanceType(h.opts.HelperInstanceType),
+			MinCount: sdk.Int32(1), MaxCount: sdk.Int32(1), ClientToken: sdk.String(newToken()),
+			Placement: &ec2types.Placement{AvailabilityZone: sdk.String(zone)}, SecurityGroupIds: h.opts.HelperSecurityGroups,
+			TagSpecifications: []ec2types.TagSpecification{tagSpec(ec2types.ResourceTypeInstance, all), tagSpec(ec2types.ResourceTypeVolume, all)}}
+		if sn := h.opts.HelperSubnets[zone]; sn != "" {
+			in.SubnetId = sdk.String(sn)
+		}
+		var out *ec2.RunInstancesOutput
+		if err := h.call(ctx, rg, bucketStartRun, "Acquire", res, func() (err error) {
+			out, err = rg.ec2.RunInstances(ctx, in)
+			return err
+		}); err != nil {
+			return providers.VMRef{}, err
+		}
+		if len(out.Instances) == 0 {
+			return providers.VMRef{}, providers.Errorf(providers.ErrUnavailable, "Acquire", res, "RunInstances returned no instance")
+		}
+		ref = providers.VMRef{ID: sdk.ToString(out.Instances[0].InstanceId), Region: rg.region, Zone: zone, Name: all["Name"]}
+	}
+	return ref, power(h).Start(ctx, []providers.VMRef{ref})
+}
+
+// Release implements providers.Helpers: TerminateInstances, refused while
+// any volume but the helper's own root (the one deleted on termination) is
+// attached; then it waits until the instance is gone.
+func (h helpers) Release(ctx context.Context, vm providers.VMRef) error {
+	res := "helper " + vm.String()
+	rg, i, err := h.instance(ctx, "Release", vm)
+	if errors.Is(err, providers.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if tagMap(i.Tags)[providers.TagRole] != roleHelper {
+		return providers.Errorf(providers.ErrPermanent, "Release", res, "not a fixfleet helper (no tag %s=%s); only helpers are ever terminated", providers.TagRole, roleHelper)
+	}
+	var foreign []string
+	for _, m := range i.BlockDeviceMappings {
+		if m.Ebs == nil {
+			continue
+		}
+		own := sdk.ToString(m.DeviceName) == sdk.ToString(i.RootDeviceName) && sdk.ToBool(m.Ebs.DeleteOnTermination)
+		if !own {
+			foreign = append(foreign, sdk.ToString(m.Ebs.VolumeId)+" at "+sdk.ToString(m.DeviceName))
+		}
+	}
+	if len(foreign) > 0 {
+		return providers.Errorf(providers.ErrConflict, "Release", res, "volumes still attached: %s; detach them first", strings.Join(foreign, ", "))
+	}
+	if err := h.call(ctx, rg, bucketMutating, "Release", res, func() error {
+		_, err := rg.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{vm.ID}})
+		return err
+	}); err != nil && !errors.Is(err, providers.ErrNotFound) {
+		return err
+	}
+	return h.poll(ctx, func() (bool, error) {
+		_, _, err := h.instance(ctx, "Release", vm)
+		if errors.Is(err, providers.ErrNotFound) {
+			return true, nil
+		}
+		return false, err
+	})
+}
