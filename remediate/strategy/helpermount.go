@@ -81,9 +81,8 @@ func (HelperMount) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
 		{Name: "attach-to-helper", Run: unlessReturned(hmAttachHelper)},
 		{Name: "find-disk", Run: unlessReturned(hmFindDisk)},
 		{Name: "online-disk", Run: unlessReturned(hmOnline)},
-	}
-	if vm.OSDisk.Encryption.BitLocker {
-		steps = append(steps, step.Step{Name: "unlock", Run: unlessReturned(hmUnlock)})
+		// Always present: it unlocks only a volume the helper sees locked.
+		{Name: "unlock", Run: unlessReturned(hmUnlock)},
 	}
 	return append(steps,
 		step.Step{Name: "delete-files", Run: unlessReturned(hmDelete)},
@@ -356,29 +355,34 @@ func hmOnline(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Fa
 }
 
 func hmUnlock(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
-	keyID := vm.OSDisk.Encryption.KeyID
-	if keyID == "" {
-		return nil, step.Fail("disk %s is BitLocker-encrypted but the plan has no key protector ID", vm.OSDisk.ID)
+	h, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
+	if err != nil {
+		return nil, err
 	}
-	if env.Keys == nil {
+	// What the helper sees decides, not the plan: some clouds (EC2) cannot
+	// tell that a disk is BitLocker-encrypted.
+	vol := dataVolume(d)
+	if vol.BitLocker != "locked" {
+		return step.Facts{FactUnlocked: "true"}, nil
+	}
+	keyID := vol.KeyID
+	switch {
+	case keyID == "":
+		keyID = vm.OSDisk.Encryption.KeyID
+	case vm.OSDisk.Encryption.KeyID != "" && !strings.EqualFold(keyID, vm.OSDisk.Encryption.KeyID):
+		return nil, step.Fail("the volume of disk %s is protected by key %s, but the plan expected %s", vm.OSDisk.ID, keyID, vm.OSDisk.Encryption.KeyID)
+	}
+	switch {
+	case keyID == "":
+		return nil, step.Fail("disk %s is BitLocker-locked on helper %s and its key protector ID is unknown", vm.OSDisk.ID, h.ID)
+	case vol.DriveLetter == "":
+		return nil, step.Fail("the BitLocker volume of disk %s has no drive letter on helper %s", vm.OSDisk.ID, h.ID)
+	case env.Keys == nil:
 		return nil, step.Fail("no recovery-key source: cannot unlock disk %s (key protector %s)", vm.OSDisk.ID, keyID)
 	}
 	key, ok := env.Keys.Key(keyID)
 	if !ok {
 		return nil, step.Fail("the key source has no recovery key for key protector %s of disk %s", keyID, vm.OSDisk.ID)
-	}
-	h, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
-	if err != nil {
-		return nil, err
-	}
-	vol := dataVolume(d)
-	switch {
-	case vol.BitLocker != "locked":
-		return step.Facts{FactUnlocked: "true"}, nil
-	case vol.DriveLetter == "":
-		return nil, step.Fail("the BitLocker volume of disk %s has no drive letter on helper %s", vm.OSDisk.ID, h.ID)
-	case vol.KeyID != "" && !strings.EqualFold(vol.KeyID, keyID):
-		return nil, step.Fail("the volume of disk %s is protected by key %s, but the plan expected %s", vm.OSDisk.ID, vol.KeyID, keyID)
 	}
 	r, err := env.Guest.UnlockVolume(ctx, ep, env.Creds, guest.UnlockParams{DriveLetter: vol.DriveLetter, RecoveryKey: key.Reveal()})
 	if err != nil {

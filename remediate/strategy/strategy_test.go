@@ -1,6 +1,8 @@
 package strategy
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
@@ -478,4 +480,26 @@ func TestHealthyButUnprobeable(t *testing.T) {
 			f.clean()
 		})
 	}
+}
+
+// TestBitLockerUnknownToThePlan: a cloud that cannot see BitLocker (EC2)
+// plans the disk as unencrypted; helper-mount still unlocks it, with the
+// key protector ID the helper reads, and repairs the VM.
+func TestBitLockerUnknownToThePlan(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, spec{n: 31, identity: img2019, bitlocker: true, escrowed: true})
+	vm := f.plan(31, policy.HelperMount)
+	vm.OSDisk.Encryption = inventory.Encryption{}
+	s, _ := ByName(policy.HelperMount)
+	facts, err := f.run(s, vm, nil, runOpts{stopAfter: -1})
+	if err != nil {
+		t.Fatalf("helper-mount: %v", err)
+	}
+	if facts[FactUnlocked] != "true" {
+		t.Errorf("facts = %v, want the volume unlocked", facts)
+	}
+	if got := f.waitTruth(31, world.TruthHealthy, 20*time.Minute); got != world.TruthHealthy {
+		t.Errorf("truth %s, want healthy", got)
+	}
+	f.clean()
 }
