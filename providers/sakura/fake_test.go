@@ -1,10 +1,5 @@
-//go:build sakurafake
-
-// The fake driver of iaas-api-go imports github.com/fsnotify/fsnotify, which
-// go.sum does not list yet. To run this test:
-//
-//	go get github.com/sacloud/iaas-api-go/fake@v1.29.3
-//	go test -tags sakurafake ./providers/sakura/
+// The provider against iaas-api-go's own in-process fake driver, written by
+// the client's authors: an independent check of our reading of the API.
 package sakura
 
 import (
