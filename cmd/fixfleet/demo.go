@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fixfleet/fixfleet/internal/render"
-	"github.com/fixfleet/fixfleet/providers/aws"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -103,27 +102,7 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 		return err
 	}
 	wallStart := time.Now()
-	if o.provider == aws.Name && o.world.scenario == "" {
-		o.world.zones = awsZones
-	}
-	w, err := o.world.open(false)
-	if err != nil {
-		return err
-	}
-	if err := o.faults.apply(w); err != nil {
-		return err
-	}
-	var b *simBackend
-	switch o.provider {
-	case "sim":
-		b, err = localBackend(w)
-	case "sakura":
-		b, err = sakuraBackend(w)
-	case aws.Name:
-		b, err = awsBackend(w)
-	default:
-		return badInput(fmt.Errorf("--provider %q: valid providers are sim, sakura, aws", o.provider))
-	}
+	w, b, err := openFace("--provider", o.provider, &o.world, &o.faults)
 	if err != nil {
 		return err
 	}

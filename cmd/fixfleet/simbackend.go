@@ -65,6 +65,29 @@ func (b *simBackend) creds() guest.Credentials {
 	return guest.Credentials{User: b.user, Password: b.password.Reveal()}
 }
 
+// openFace builds the world wo describes, with the fault rates of fo, and
+// runs it behind the named face: "sim" (the simulator's own), "sakura" or
+// "aws" (that cloud's API emulated on loopback; an AWS world is generated
+// with availability-zone names). flag names the option for errors.
+func openFace(flag, face string, wo *worldOpts, fo *faultOpts) (*world.World, *simBackend, error) {
+	open := map[string]func(*world.World) (*simBackend, error){"sim": localBackend, "sakura": sakuraBackend, aws.Name: awsBackend}[face]
+	if open == nil {
+		return nil, nil, badInput(fmt.Errorf("%s %q: valid values are sim, sakura, aws", flag, face))
+	}
+	if face == aws.Name && wo.scenario == "" {
+		wo.zones = awsZones
+	}
+	w, err := wo.open(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := fo.apply(w); err != nil {
+		return nil, nil, err
+	}
+	b, err := open(w)
+	return w, b, err
+}
+
 // localBackend runs w here, with its WinRM service on loopback.
 func localBackend(w *world.World) (*simBackend, error) {
 	srv, err := winrmd.Start(w, winrmd.Options{})

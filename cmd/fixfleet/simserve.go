@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fixfleet/fixfleet/internal/render"
-	"github.com/fixfleet/fixfleet/providers/aws"
 	"github.com/fixfleet/fixfleet/providers/sim/simapi"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 )
@@ -96,31 +95,12 @@ func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 	if !strings.HasPrefix(o.listen, "127.") && !strings.HasPrefix(o.listen, "localhost:") && !strings.HasPrefix(o.listen, "[::1]:") {
 		return badInput(fmt.Errorf("--listen %s: the simulator serves test credentials and must listen on loopback (127.0.0.1:PORT)", o.listen))
 	}
-	if o.face == aws.Name && o.world.scenario == "" {
-		o.world.zones = awsZones
-	}
-	w, err := o.world.open(false)
+	w, b, err := openFace("--face", o.face, &o.world, &o.faults)
 	if err != nil {
-		return err
-	}
-	if err := o.faults.apply(w); err != nil {
 		return err
 	}
 	if err := o.faults.scheduleOutage(w); err != nil {
-		return err
-	}
-	var b *simBackend
-	switch o.face {
-	case "sim":
-		b, err = localBackend(w)
-	case "sakura":
-		b, err = sakuraBackend(w)
-	case aws.Name:
-		b, err = awsBackend(w)
-	default:
-		return badInput(fmt.Errorf("--face %q: valid faces are sim, sakura, aws", o.face))
-	}
-	if err != nil {
+		b.close()
 		return err
 	}
 	defer b.close()
