@@ -7,6 +7,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/secret"
 	"github.com/fixfleet/fixfleet/inventory/journal"
+	"github.com/fixfleet/fixfleet/providers/coalesce"
 	"github.com/fixfleet/fixfleet/remediate/helperpool"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/step"
@@ -33,8 +34,14 @@ func (f *fleet) envs(runID string, p *plan.Plan) (map[string]*step.Env, pools, e
 	out := map[string]*step.Env{}
 	var ps pools
 	for _, a := range f.accounts {
+		// Every VM in flight re-checks itself: merge those reads into
+		// batched Observe calls, or they throttle the account.
+		prov := *a.prov
+		if prov.Observer != nil {
+			prov.Observer = coalesce.NewObserver(prov.Observer, f.clock, 0)
+		}
 		env := &step.Env{
-			RunID: runID, Account: a.acct, Provider: a.prov, Creds: f.creds,
+			RunID: runID, Account: a.acct, Provider: &prov, Creds: f.creds,
 			Clock: f.clock, Incident: p.Incident, Policy: p.Policy,
 		}
 		if f.guest != nil {
@@ -45,7 +52,7 @@ func (f *fleet) envs(runID string, p *plan.Plan) (map[string]*step.Env, pools, e
 			env.Keys = f.keySource
 		}
 		if a.prov.Helpers != nil {
-			pool, err := helperpool.New(a.prov.Helpers, helperpool.Options{RunID: runID, Observer: a.prov.Observer})
+			pool, err := helperpool.New(prov.Helpers, helperpool.Options{RunID: runID, Observer: prov.Observer})
 			if err != nil {
 				return nil, nil, fmt.Errorf("account %s: %w", a.acct, err)
 			}

@@ -1,0 +1,123 @@
+// Package coalesce merges concurrent provider reads into batched calls.
+//
+// During apply every VM in flight re-checks itself by observing the control
+// plane, one VM per call. At fleet scale that is hundreds of calls a
+// minute against one account's request bucket, which then throttles
+// everything else. Observer merges the VMs that concurrent callers ask
+// about within a short window into one Observe call (the provider contract
+// takes many VMs per call, and clouds whose API batches answer it with one
+// request), and hands each caller its own VMs' signals.
+package coalesce
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+// DefaultWindow is how long (clock time) a batch waits for more callers:
+// short against the tens of seconds between a VM's re-checks.
+const DefaultWindow = 2 * time.Second
+
+// MaxBatch is the most VMs one merged call asks about.
+const MaxBatch = 200
+
+// Observer is a providers.Observer that batches concurrent calls. Safe for
+// concurrent use. Errors of a merged call go to every caller in it.
+type Observer struct {
+	next   providers.Observer
+	clk    clock.Clock
+	window time.Duration
+
+	mu      sync.Mutex
+	pending *batch
+}
+
+type batch struct {
+	refs []providers.VMRef
+	seen map[string]bool
+	full chan struct{} // closed when the batch reaches MaxBatch
+	done chan struct{}
+	got  map[string]inventory.Signals
+	err  error
+}
+
+// NewObserver wraps next; window <= 0 means DefaultWindow.
+func NewObserver(next providers.Observer, clk clock.Clock, window time.Duration) *Observer {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	return &Observer{next: next, clk: clk, window: window}
+}
+
+// Observe implements providers.Observer: it joins (or opens) the current
+// batch and returns the signals of vms from the merged call. ctx ends only
+// this caller's wait.
+func (o *Observer) Observe(ctx context.Context, vms []providers.VMRef) (map[string]inventory.Signals, error) {
+	if len(vms) >= MaxBatch {
+		return o.next.Observe(ctx, vms) // already a batch
+	}
+	o.mu.Lock()
+	b := o.pending
+	if b == nil || len(b.refs)+len(vms) > MaxBatch {
+		if b != nil {
+			o.pending = nil
+			close(b.full)
+		}
+		b = &batch{seen: map[string]bool{}, full: make(chan struct{}), done: make(chan struct{})}
+		o.pending = b
+		go o.send(b)
+	}
+	for _, r := range vms {
+		if !b.seen[r.ID] {
+			b.seen[r.ID] = true
+			b.refs = append(b.refs, r)
+		}
+	}
+	o.mu.Unlock()
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	out := make(map[string]inventory.Signals, len(vms))
+	for _, r := range vms {
+		if s, ok := b.got[r.ID]; ok {
+			out[r.ID] = s
+		}
+	}
+	return out, nil
+}
+
+// send waits for the window (or a full batch), closes the batch to
+// newcomers and makes the merged call under its own context, so that a
+// caller giving up does not fail the others.
+func (o *Observer) send(b *batch) {
+	wctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-b.full:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	_ = o.clk.Sleep(wctx, o.window)
+	cancel()
+	o.mu.Lock()
+	if o.pending == b {
+		o.pending = nil
+	}
+	refs := b.refs
+	o.mu.Unlock()
+	ctx, stop := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer stop()
+	b.got, b.err = o.next.Observe(ctx, refs)
+	close(b.done)
+}

@@ -1,0 +1,91 @@
+package coalesce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+// countingObserver answers every VM it is asked about except "missing",
+// counting calls.
+type countingObserver struct {
+	mu    sync.Mutex
+	calls int
+	err   error
+}
+
+func (c *countingObserver) Observe(_ context.Context, vms []providers.VMRef) (map[string]inventory.Signals, error) {
+	c.mu.Lock()
+	c.calls++
+	c.mu.Unlock()
+	if c.err != nil {
+		return nil, c.err
+	}
+	out := map[string]inventory.Signals{}
+	for _, v := range vms {
+		if v.ID != "missing" {
+			out[v.ID] = inventory.Signals{Power: inventory.PowerRunning, Console: v.ID}
+		}
+	}
+	return out, nil
+}
+
+func TestObserverMergesAndSplits(t *testing.T) {
+	tests := []struct {
+		name    string
+		callers int
+		err     error
+	}{
+		{name: "merged", callers: 50},
+		{name: "error goes to every caller", callers: 20, err: providers.Errorf(providers.ErrThrottled, "Observe", "account a", "429")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := &countingObserver{err: tt.err}
+			o := NewObserver(next, clock.NewScaled(time.Now(), 100), 0) // 20 ms window
+			var wg sync.WaitGroup
+			errs := make([]error, tt.callers)
+			got := make([]map[string]inventory.Signals, tt.callers)
+			for i := range tt.callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got[i], errs[i] = o.Observe(context.Background(), []providers.VMRef{{ID: fmt.Sprintf("vm-%d", i)}, {ID: "missing"}})
+				}()
+			}
+			wg.Wait()
+			if next.calls > 3 {
+				t.Errorf("%d callers made %d calls, want them merged", tt.callers, next.calls)
+			}
+			for i := range tt.callers {
+				if tt.err != nil {
+					if !errors.Is(errs[i], providers.ErrThrottled) {
+						t.Errorf("caller %d: err %v, want the merged call's", i, errs[i])
+					}
+					continue
+				}
+				id := fmt.Sprintf("vm-%d", i)
+				if errs[i] != nil || len(got[i]) != 1 || got[i][id].Console != id {
+					t.Errorf("caller %d got %v, %v: want only its own VM", i, got[i], errs[i])
+				}
+			}
+		})
+	}
+}
+
+func TestObserverCallerGivesUp(t *testing.T) {
+	next := &countingObserver{}
+	o := NewObserver(next, clock.NewScaled(time.Now(), 1), time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := o.Observe(ctx, []providers.VMRef{{ID: "vm-1"}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("err %v, want context.Canceled", err)
+	}
+}
