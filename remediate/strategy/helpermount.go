@@ -25,9 +25,10 @@ import (
 // Steps:
 //
 //	recheck            healthy now → step.ErrHealthy
-//	snapshot           a snapshot before the disk changes (reused if found)
 //	stop               re-check, then stop the VM (forced when its guest
 //	                   does not answer: it cannot shut down by itself)
+//	snapshot           a snapshot before the disk changes (reused if found);
+//	                   of a stopped disk, so consistent
 //	lease-helper       a slot on a helper (env.Helpers); fact helper_id
 //	detach-os-disk     the OS disk leaves the stopped VM
 //	attach-to-helper   attached to the helper as a data disk
@@ -37,9 +38,10 @@ import (
 //	                   (else step.Flag)
 //	online-disk        Windows may assign a new identity on collision:
 //	                   facts identity_after_online, identity_changed
-//	unlock             BitLocker only: key from env.Keys by the plan's key
-//	                   ID (missing → step.Fail); the key is never in facts
-//	                   or errors
+//	unlock             only when the helper sees the volume BitLocker-locked
+//	                   (whatever the plan knew): key from env.Keys by the key
+//	                   protector ID the helper reads (missing → step.Fail);
+//	                   the key is never in facts or errors
 //	delete-files       on the volume's drive letter; facts deleted, kept
 //	check-hives        a damaged hive → step.Fail (for restore-backup)
 //	restore-identity   set the identity back to identity_original

@@ -18,11 +18,11 @@ import (
 // Steps:
 //
 //	recheck          healthy now → step.ErrHealthy
+//	stop             re-check, then stop the VM
 //	restore-disk     a disk tagged {run, vm, role=restore-disk} is reused
 //	                 if it exists (Disks.FindDisks when the provider has
 //	                 it, else the fact restored_disk_id); else
 //	                 Backups.Restore. Fact restored_disk_id
-//	stop             re-check, then stop the VM
 //	detach-original  the original OS disk leaves the VM; fact original_disk_id
 //	attach-restored  the restored disk becomes the boot disk
 //	start            starts the VM
