@@ -87,6 +87,10 @@ type apiStats struct {
 	Calls     map[string]int `json:"calls"`
 	Total     int            `json:"total"`
 	Throttled int            `json:"throttled"`
+	// Instances counts, per action that takes many VMs per call
+	// (StopInstances, StartInstances), the VMs its calls named: against
+	// Calls it shows what batching saved.
+	Instances map[string]int `json:"instances,omitempty"`
 }
 
 type flaggedVM struct {
@@ -181,6 +185,9 @@ func apiStatsOf(b *simBackend, a world.Audit) apiStats {
 	}
 	if b.apiThrottled != nil {
 		s.Throttled = b.apiThrottled()
+	}
+	if b.apiInstances != nil {
+		s.Instances = b.apiInstances()
 	}
 	for _, n := range s.Calls {
 		s.Total += n

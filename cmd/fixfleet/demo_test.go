@@ -190,29 +190,37 @@ func TestDemoSakura(t *testing.T) {
 	}
 }
 
-// TestDemoAWS is the AWS issue's "done when": the incident runs through the
-// real aws-sdk-go-v2 clients against the EC2/SSM emulator; every VM ends
-// healthy or flagged, invariants 0, api.calls counted by the emulator, and
-// StopInstances / StartInstances calls fewer than the VMs they stopped and
-// started (the provider batches concurrent callers into one call). It runs
-// at the concurrency an operator gives a fleet (100 in flight): the saving
-// grows with the number of VMs stopping at about the same time.
+// TestDemoAWS is the AWS issue's "done when", at its exact command: the
+// incident runs through the real aws-sdk-go-v2 clients against the EC2/SSM
+// emulator; every VM ends healthy or flagged, invariants 0, api.calls and
+// api.throttled counted by the emulator, and StopInstances /
+// StartInstances calls far fewer than the VMs they stopped and started (the
+// provider batches the stops and starts of concurrent callers, restarts
+// included, into shared calls).
 func TestDemoAWS(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "j.db")
-	s := demoResult(t, "--provider", "aws", "--vms", "200", "--seed", "4", "--journal", db, "--concurrency", "100", "--per-account", "100")
+	// A lower time scale than the demo's default: the orchestrator's own
+	// CPU time (slow under -race) counts that many times over in simulated
+	// time and would spread the VMs' stops apart.
+	s := demoResult(t, "--provider", "aws", "--vms", "200", "--seed", "4", "--journal", db, "--time-scale", "1000")
 	checkOutcome(t, s)
 	if s.Provider != "aws" || s.API.Calls["DescribeInstances"] == 0 {
 		t.Fatalf("no EC2 API traffic counted: %+v", s.API)
 	}
-	stopped, started := stoppedStarted(t, db)
-	stops, starts := s.API.Calls["StopInstances"], s.API.Calls["StartInstances"]
-	t.Logf("%d VMs stopped in %d StopInstances calls; %d started in %d StartInstances calls; %d calls in all, %d throttled",
-		stopped, stops, started, starts, s.API.Total, s.API.Throttled)
-	if stopped < 10 || started < 10 {
-		t.Fatalf("only %d VMs stopped and %d started: the demo proves nothing about batching", stopped, started)
+	for _, action := range []string{"StopInstances", "StartInstances"} {
+		calls, vms := s.API.Calls[action], s.API.Instances[action]
+		t.Logf("%s: %d calls for %d VMs", action, calls, vms)
+		if vms < 30 {
+			t.Fatalf("%s named only %d VMs: the demo proves nothing about batching", action, vms)
+		}
+		if 2*calls > vms {
+			t.Errorf("%s: %d calls for %d VMs: batching saved less than half", action, calls, vms)
+		}
 	}
-	if 20*(stops+starts) > 17*(stopped+started) {
-		t.Errorf("%d Stop/Start calls for %d VM stops and starts: batching saved less than 15%%", stops+starts, stopped+started)
+	// The emulator's own count agrees with the journal's.
+	stopped, _ := stoppedStarted(t, db)
+	if stopped > s.API.Instances["StopInstances"] {
+		t.Errorf("%d VMs stopped by a stop step, but StopInstances named only %d", stopped, s.API.Instances["StopInstances"])
 	}
 }
 

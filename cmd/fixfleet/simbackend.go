@@ -42,6 +42,9 @@ type simBackend struct {
 	worldID      func(id string) string
 	apiCalls     func() map[string]int
 	apiThrottled func() int
+	// apiInstances counts, per batched action, the instances its calls
+	// named (nil where the face does not batch).
+	apiInstances func() map[string]int
 	gateway      string // host:port of the guests' CONNECT gateway
 	user         string
 	password     secret.Secret
@@ -171,6 +174,7 @@ func awsBackend(w *world.World) (*simBackend, error) {
 	b.provider, b.spec = aws.Name, aws.Spec()
 	b.apiCalls = func() map[string]int { return srv.Stats().Calls }
 	b.apiThrottled = func() int { return srv.Stats().Throttled }
+	b.apiInstances = func() map[string]int { return srv.Stats().Instances }
 	b.account = func(a *providers.Account) {
 		a.Regions, a.Zones = ec2api.Regions(w), nil
 		a.Options = yamlMap("endpoint", srv.URL(), "access_key_id_env", simAWSKeyEnv, "secret_access_key_env", simAWSSecretEnv)

@@ -9,13 +9,15 @@ import (
 )
 
 // batchWindow is how long (clock time) a batch waits for more callers
-// before it is sent. It adds at most that to a repair of tens of minutes,
-// and lets the VMs a run stops or starts within it share one
-// StopInstances / StartInstances call: at fleet scale the API rate, not the
-// CPU, is the limit (StartInstances: 5 requests, refilled 2/s). Measured on
-// the 200-VM demo (per-account concurrency 20), 2 minutes about halves the
-// calls (30 s saved a fifth); the denser the stops, the larger the saving.
-const batchWindow = 2 * time.Minute
+// before it is sent. It lets the VMs a run stops or starts (restarts
+// included) within it share one StopInstances / StartInstances call: at
+// fleet scale the API rate, not the CPU, is the limit (StartInstances: 5
+// requests, refilled 2/s). The VMs a wave starts together stop and restart
+// in bursts a few minutes wide (each first waits to see its crash), so the
+// window matches that. Measured on the 200-VM demo: 3 minutes cut
+// StopInstances to about a third of the VMs stopped, for ~8% more
+// makespan; 2 minutes saved about half as much.
+const batchWindow = 3 * time.Minute
 
 // batcher merges the instance IDs that concurrent callers hand it within
 // batchWindow into one call of send (which splits at the API's limit

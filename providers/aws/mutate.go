@@ -183,26 +183,28 @@ func (p power) Start(ctx context.Context, vms []providers.VMRef) error {
 	return nil
 }
 
-// Restart implements providers.Power with RebootInstances (EC2 hard-reboots
-// a guest that does not shut down cleanly), then waits until running.
+// Restart implements providers.Power as a hard reset that batches: a
+// forced stop, then a start, each joining the region's batch of VMs being
+// stopped or started at about the same time — the VMs a run restarts
+// together share one StopInstances and one StartInstances call, where
+// RebootInstances would cost one call per VM (and, for a guest that does
+// not shut down, waits minutes before it hard-reboots). A stop and start
+// also moves an impaired instance to healthy hardware. ErrConflict when
+// the instance is not running. If the process dies between the stop and
+// the start, the VM is left stopped: a later Restart returns ErrConflict
+// and the caller's re-check sees it.
 func (p power) Restart(ctx context.Context, vm providers.VMRef) error {
-	rg, i, err := p.instance(ctx, "Restart", vm)
+	_, i, err := p.instance(ctx, "Restart", vm)
 	if err != nil {
 		return err
 	}
 	if powerOf(i) != inventory.PowerRunning {
 		return providers.Errorf(providers.ErrConflict, "Restart", "vm "+vm.String(), "instance is %s, not running", powerOf(i))
 	}
-	if err := p.call(ctx, rg, bucketMutating, "Restart", "vm "+vm.String(), func() error {
-		_, err := rg.ec2.RebootInstances(ctx, &ec2.RebootInstancesInput{InstanceIds: []string{vm.ID}})
-		return err
-	}); err != nil {
+	if err := p.Stop(ctx, []providers.VMRef{vm}, true); err != nil {
 		return err
 	}
-	return p.poll(ctx, func() (bool, error) {
-		_, i, err := p.instance(ctx, "Restart", vm)
-		return err == nil && powerOf(i) == inventory.PowerRunning, err
-	})
+	return p.Start(ctx, []providers.VMRef{vm})
 }
 
 type disks struct{ *core }

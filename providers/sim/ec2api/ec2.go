@@ -405,6 +405,7 @@ func (s *Server) stopInstances(ctx context.Context, q *request) (any, *apiError)
 	if aerr := needIDs(ids); aerr != nil {
 		return nil, aerr
 	}
+	s.countInstances("StopInstances", len(ids))
 	_, err := s.w.StopVMs(ctx, q.account, ids, boolParam(q.form, "Force"))
 	if aerr := fromWorld(err, "Instance", "IncorrectInstanceState"); aerr != nil {
 		return nil, aerr
@@ -417,6 +418,7 @@ func (s *Server) startInstances(ctx context.Context, q *request) (any, *apiError
 	if aerr := needIDs(ids); aerr != nil {
 		return nil, aerr
 	}
+	s.countInstances("StartInstances", len(ids))
 	_, err := s.w.StartVMs(ctx, q.account, ids)
 	if aerr := fromWorld(err, "Instance", "IncorrectInstanceState"); aerr != nil {
 		return nil, aerr

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -79,6 +80,10 @@ type Stats struct {
 	// reset without a response (the world's drop faults).
 	Errors  int `json:"errors"`
 	Dropped int `json:"dropped"`
+	// Instances counts, per action that takes many instance IDs
+	// (StopInstances, StartInstances), the instances its requests named:
+	// against Calls it shows how much batching saved.
+	Instances map[string]int `json:"instances"`
 }
 
 // Total is the number of requests served.
@@ -181,13 +186,23 @@ func (s *Server) Close() error {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := make(map[string]int, len(s.stats.Calls))
-	for k, v := range s.stats.Calls {
-		c[k] = v
-	}
 	out := s.stats
-	out.Calls = c
+	out.Calls = maps.Clone(s.stats.Calls)
+	out.Instances = maps.Clone(s.stats.Instances)
+	if out.Instances == nil {
+		out.Instances = map[string]int{}
+	}
 	return out
+}
+
+// countInstances records that a request of action named n instances.
+func (s *Server) countInstances(action string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stats.Instances == nil {
+		s.stats.Instances = map[string]int{}
+	}
+	s.stats.Instances[action] += n
 }
 
 // Regions are the AWS regions of the world's zones, sorted.
