@@ -244,7 +244,27 @@ func (s *Server) deviceOf(vol string) string {
 	return "xvdz"
 }
 
-var instanceFilters = []string{"instance-id", "availability-zone", "instance-state-name", "platform", "image-id", "private-ip-address"}
+var instanceSpec = describeSpec[xInstance]{
+	notFound: "InvalidInstanceID.NotFound",
+	filters:  []string{"instance-id", "availability-zone", "instance-state-name", "platform", "image-id", "private-ip-address"},
+	id:       func(x xInstance) string { return x.InstanceID },
+	tags:     func(x xInstance) []xTag { return x.Tags },
+	attr: func(x xInstance, n string) []string {
+		switch n {
+		case "instance-id":
+			return []string{x.InstanceID}
+		case "availability-zone":
+			return []string{x.Placement.AvailabilityZone}
+		case "instance-state-name":
+			return []string{x.State.Name}
+		case "platform":
+			return []string{x.Platform}
+		case "image-id":
+			return []string{x.ImageID}
+		}
+		return []string{x.PrivateIP}
+	},
+}
 
 func (s *Server) describeInstances(ctx context.Context, q *request) (any, *apiError) {
 	ids := list(q.form, "InstanceId")
@@ -260,54 +280,16 @@ func (s *Server) describeInstances(ctx context.Context, q *request) (any, *apiEr
 		}
 	}
 	s.mu.Unlock()
-	var sel []xInstance
-	found := map[string]bool{}
-	for _, x := range all {
-		if len(ids) > 0 && !slices.Contains(ids, x.InstanceID) {
-			continue
-		}
-		found[x.InstanceID] = true
-		tags := map[string]string{}
-		for _, t := range x.Tags {
-			tags[t.Key] = t.Value
-		}
-		ok, aerr := matchFilters(fs, instanceFilters, func(n string) []string {
-			switch n {
-			case "instance-id":
-				return []string{x.InstanceID}
-			case "availability-zone":
-				return []string{x.Placement.AvailabilityZone}
-			case "instance-state-name":
-				return []string{x.State.Name}
-			case "platform":
-				return []string{x.Platform}
-			case "image-id":
-				return []string{x.ImageID}
-			}
-			return []string{x.PrivateIP}
-		}, tags)
-		if aerr != nil {
-			return nil, aerr
-		}
-		if ok {
-			sel = append(sel, x)
-		}
+	sel, aerr := instanceSpec.pick(all, ids, fs)
+	if aerr != nil {
+		return nil, aerr
 	}
-	var missing []string
-	for _, id := range ids {
-		if !found[id] {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, notFoundIDs("InvalidInstanceID.NotFound", missing)
-	}
-	from, to, next, aerr := page(q.form, len(sel))
+	sel, next, aerr := pageOf(q, sel)
 	if aerr != nil {
 		return nil, aerr
 	}
 	out := describeInstancesResponse{NS: ec2NS, RequestID: q.id, NextToken: next}
-	for _, x := range sel[from:to] {
+	for _, x := range sel {
 		out.Reservations = append(out.Reservations, xReservation{ReservationID: "r-" + x.InstanceID, OwnerID: AccountID(q.account), Instances: []xInstance{x}})
 	}
 	return out, nil
@@ -331,14 +313,8 @@ func (s *Server) describeInstanceStatus(ctx context.Context, q *request) (any, *
 	if aerr := fromWorld(err, "Instance", "IncorrectInstanceState"); aerr != nil {
 		return nil, aerr
 	}
-	var missing []string
-	for _, id := range ids {
-		if _, ok := sig[id]; !ok {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, notFoundIDs("InvalidInstanceID.NotFound", missing)
+	if aerr := requireIDs("InvalidInstanceID.NotFound", ids, sig); aerr != nil {
+		return nil, aerr
 	}
 	all := boolParam(q.form, "IncludeAllInstances")
 	var sts []xInstanceStatus
@@ -361,11 +337,11 @@ func (s *Server) describeInstanceStatus(ctx context.Context, q *request) (any, *
 		}
 		sts = append(sts, st)
 	}
-	from, to, next, aerr := page(q.form, len(sts))
+	sts, next, aerr := pageOf(q, sts)
 	if aerr != nil {
 		return nil, aerr
 	}
-	return describeInstanceStatusResponse{NS: ec2NS, RequestID: q.id, Statuses: sts[from:to], NextToken: next}, nil
+	return describeInstanceStatusResponse{NS: ec2NS, RequestID: q.id, Statuses: sts, NextToken: next}, nil
 }
 
 func (s *Server) getConsoleOutput(ctx context.Context, q *request) (any, *apiError) {
@@ -529,7 +505,27 @@ func (s *Server) runResponse(q *request, h *helperRec) runInstancesResponse {
 			PrivateIP: h.ip, RootDeviceType: "ebs", RootDeviceName: RootDevice, Tags: xtags(h.tags)}}}}
 }
 
-var imageFilters = []string{"image-id", "name", "platform", "state", "owner-alias", "architecture"}
+var imageSpec = describeSpec[xImage]{
+	notFound: "InvalidAMIID.NotFound",
+	filters:  []string{"image-id", "name", "platform", "state", "owner-alias", "architecture"},
+	id:       func(x xImage) string { return x.ImageID },
+	tags:     func(x xImage) []xTag { return x.Tags },
+	attr: func(x xImage, n string) []string {
+		switch n {
+		case "image-id":
+			return []string{x.ImageID}
+		case "name":
+			return []string{x.Name}
+		case "platform":
+			return []string{x.Platform}
+		case "state":
+			return []string{x.State}
+		case "owner-alias":
+			return []string{"amazon"}
+		}
+		return []string{x.Architecture}
+	},
+}
 
 func (s *Server) describeImages(ctx context.Context, q *request) (any, *apiError) {
 	ids := list(q.form, "ImageId")
@@ -539,53 +535,25 @@ func (s *Server) describeImages(ctx context.Context, q *request) (any, *apiError
 	if aerr != nil {
 		return nil, aerr
 	}
-	out := describeImagesResponse{NS: ec2NS, RequestID: q.id}
-	found := map[string]bool{}
+	var all []xImage
 	for _, im := range ims {
-		if !slices.Contains(q.zones, im.Zone) || (len(ids) > 0 && !slices.Contains(ids, im.ImageID)) {
+		if !slices.Contains(q.zones, im.Zone) {
 			continue
 		}
 		if len(owners) > 0 && !slices.Contains(owners, "amazon") && !slices.Contains(owners, amazonOwner) {
 			continue
 		}
-		found[im.ImageID] = true
-		x := xImage{ImageID: im.ImageID, ImageLocation: "amazon/" + amiName(im.Windows.Release), State: "available", OwnerID: amazonOwner,
+		all = append(all, xImage{ImageID: im.ImageID, ImageLocation: "amazon/" + amiName(im.Windows.Release), State: "available", OwnerID: amazonOwner,
 			CreationDate: "2024-07-10T00:00:00.000Z", IsPublic: true, Architecture: "x86_64", ImageType: "machine",
 			Platform: "windows", PlatformDetails: "Windows", Name: amiName(im.Windows.Release),
 			Description:    fmt.Sprintf("Microsoft Windows Server %s Full Locale English AMI provided by Amazon (build %s)", im.Windows.Release, im.Windows.Build),
-			RootDeviceType: "ebs", RootDeviceName: RootDevice, Tags: xtags(map[string]string{"fixfleet-zones": im.Zone})}
-		ok, aerr := matchFilters(fs, imageFilters, func(n string) []string {
-			switch n {
-			case "image-id":
-				return []string{x.ImageID}
-			case "name":
-				return []string{x.Name}
-			case "platform":
-				return []string{x.Platform}
-			case "state":
-				return []string{x.State}
-			case "owner-alias":
-				return []string{"amazon"}
-			}
-			return []string{x.Architecture}
-		}, map[string]string{"fixfleet-zones": im.Zone})
-		if aerr != nil {
-			return nil, aerr
-		}
-		if ok {
-			out.Images = append(out.Images, x)
-		}
+			RootDeviceType: "ebs", RootDeviceName: RootDevice, Tags: xtags(map[string]string{"fixfleet-zones": im.Zone})})
 	}
-	var missing []string
-	for _, id := range ids {
-		if !found[id] {
-			missing = append(missing, id)
-		}
+	sel, aerr := imageSpec.pick(all, ids, fs)
+	if aerr != nil {
+		return nil, aerr
 	}
-	if len(missing) > 0 {
-		return nil, notFoundIDs("InvalidAMIID.NotFound", missing)
-	}
-	return out, nil
+	return describeImagesResponse{NS: ec2NS, RequestID: q.id, Images: sel}, nil
 }
 
 // volume renders a world disk. Caller holds mu.
@@ -614,7 +582,31 @@ func (s *Server) volume(d world.DiskInfo, now time.Time) xVolume {
 	return v
 }
 
-var volumeFilters = []string{"volume-id", "availability-zone", "status", "attachment.instance-id", "attachment.device", "attachment.status"}
+var volumeSpec = describeSpec[xVolume]{
+	notFound: "InvalidVolume.NotFound",
+	filters:  []string{"volume-id", "availability-zone", "status", "attachment.instance-id", "attachment.device", "attachment.status"},
+	id:       func(v xVolume) string { return v.VolumeID },
+	tags:     func(v xVolume) []xTag { return v.Tags },
+	attr: func(v xVolume, n string) []string {
+		var a xAttachment
+		if len(v.Attachments) > 0 {
+			a = v.Attachments[0]
+		}
+		switch n {
+		case "volume-id":
+			return []string{v.VolumeID}
+		case "availability-zone":
+			return []string{v.AvailabilityZone}
+		case "status":
+			return []string{v.Status}
+		case "attachment.instance-id":
+			return []string{a.InstanceID}
+		case "attachment.device":
+			return []string{a.Device}
+		}
+		return []string{a.Status}
+	},
+}
 
 func (s *Server) describeVolumes(ctx context.Context, q *request) (any, *apiError) {
 	ids := list(q.form, "VolumeId")
@@ -626,54 +618,23 @@ func (s *Server) describeVolumes(ctx context.Context, q *request) (any, *apiErro
 	now := s.w.Clock().Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var sel []xVolume
-	found := map[string]bool{}
+	var all []xVolume
 	for _, d := range disks {
+		// volume has side effects on s.detaching: render requested disks only.
 		if !slices.Contains(q.zones, d.Ref.Zone) || (len(ids) > 0 && !slices.Contains(ids, d.Ref.ID)) {
 			continue
 		}
-		found[d.Ref.ID] = true
-		v := s.volume(d, now)
-		ok, aerr := matchFilters(fs, volumeFilters, func(n string) []string {
-			var a xAttachment
-			if len(v.Attachments) > 0 {
-				a = v.Attachments[0]
-			}
-			switch n {
-			case "volume-id":
-				return []string{v.VolumeID}
-			case "availability-zone":
-				return []string{v.AvailabilityZone}
-			case "status":
-				return []string{v.Status}
-			case "attachment.instance-id":
-				return []string{a.InstanceID}
-			case "attachment.device":
-				return []string{a.Device}
-			}
-			return []string{a.Status}
-		}, d.Tags)
-		if aerr != nil {
-			return nil, aerr
-		}
-		if ok {
-			sel = append(sel, v)
-		}
+		all = append(all, s.volume(d, now))
 	}
-	var missing []string
-	for _, id := range ids {
-		if !found[id] {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, notFoundIDs("InvalidVolume.NotFound", missing)
-	}
-	from, to, next, aerr := page(q.form, len(sel))
+	sel, aerr := volumeSpec.pick(all, ids, fs)
 	if aerr != nil {
 		return nil, aerr
 	}
-	return describeVolumesResponse{NS: ec2NS, RequestID: q.id, Volumes: sel[from:to], NextToken: next}, nil
+	sel, next, aerr := pageOf(q, sel)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return describeVolumesResponse{NS: ec2NS, RequestID: q.id, Volumes: sel, NextToken: next}, nil
 }
 
 func snapStatus(ready bool) (string, string) {
@@ -683,7 +644,25 @@ func snapStatus(ready bool) (string, string) {
 	return "pending", "50%"
 }
 
-var snapshotFilters = []string{"snapshot-id", "volume-id", "status", "owner-id", "description"}
+var snapshotSpec = describeSpec[xSnapshot]{
+	notFound: "InvalidSnapshot.NotFound",
+	filters:  []string{"snapshot-id", "volume-id", "status", "owner-id", "description"},
+	id:       func(x xSnapshot) string { return x.SnapshotID },
+	tags:     func(x xSnapshot) []xTag { return x.Tags },
+	attr: func(x xSnapshot, n string) []string {
+		switch n {
+		case "snapshot-id":
+			return []string{x.SnapshotID}
+		case "volume-id":
+			return []string{x.VolumeID}
+		case "status":
+			return []string{x.Status}
+		case "owner-id":
+			return []string{x.OwnerID}
+		}
+		return []string{x.Description}
+	},
+}
 
 func (s *Server) describeSnapshots(ctx context.Context, q *request) (any, *apiError) {
 	ids := list(q.form, "SnapshotId")
@@ -693,7 +672,6 @@ func (s *Server) describeSnapshots(ctx context.Context, q *request) (any, *apiEr
 		return nil, aerr
 	}
 	var all []xSnapshot
-	var tagsOf []map[string]string
 	owner := AccountID(q.account)
 	for _, sn := range snaps {
 		if sn.Ref.Zone != "" && !slices.Contains(q.zones, sn.Ref.Zone) {
@@ -702,7 +680,6 @@ func (s *Server) describeSnapshots(ctx context.Context, q *request) (any, *apiEr
 		st, pr := snapStatus(sn.Ready)
 		all = append(all, xSnapshot{SnapshotID: sn.Ref.ID, VolumeID: sn.DiskID, Status: st, StartTime: ts(sn.TakenAt), Progress: pr,
 			OwnerID: owner, Description: "fixfleet", Tags: xtags(sn.Tags)})
-		tagsOf = append(tagsOf, sn.Tags)
 	}
 	// World backups: completed snapshots of their VM's root volume, found
 	// by volume-id.
@@ -731,53 +708,20 @@ func (s *Server) describeSnapshots(ctx context.Context, q *request) (any, *apiEr
 		for _, b := range bks {
 			all = append(all, xSnapshot{SnapshotID: b.ID, VolumeID: vol, Status: "completed", StartTime: ts(b.TakenAt), Progress: "100%",
 				OwnerID: owner, VolumeSize: b.SizeGB, Description: fmt.Sprintf("Created by CreateImage(%s) for ami-%s (%s backup)", vm, b.ID, b.Kind)})
-			tagsOf = append(tagsOf, nil)
 			s.mu.Lock()
 			s.backupVol[b.ID] = vol
 			s.mu.Unlock()
 		}
 	}
-	var sel []xSnapshot
-	found := map[string]bool{}
-	for i, x := range all {
-		if len(ids) > 0 && !slices.Contains(ids, x.SnapshotID) {
-			continue
-		}
-		found[x.SnapshotID] = true
-		ok, aerr := matchFilters(fs, snapshotFilters, func(n string) []string {
-			switch n {
-			case "snapshot-id":
-				return []string{x.SnapshotID}
-			case "volume-id":
-				return []string{x.VolumeID}
-			case "status":
-				return []string{x.Status}
-			case "owner-id":
-				return []string{x.OwnerID}
-			}
-			return []string{x.Description}
-		}, tagsOf[i])
-		if aerr != nil {
-			return nil, aerr
-		}
-		if ok {
-			sel = append(sel, x)
-		}
-	}
-	var missing []string
-	for _, id := range ids {
-		if !found[id] {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, notFoundIDs("InvalidSnapshot.NotFound", missing)
-	}
-	from, to, next, aerr := page(q.form, len(sel))
+	sel, aerr := snapshotSpec.pick(all, ids, fs)
 	if aerr != nil {
 		return nil, aerr
 	}
-	return describeSnapshotsResponse{NS: ec2NS, RequestID: q.id, Snapshots: sel[from:to], NextToken: next}, nil
+	sel, next, aerr := pageOf(q, sel)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return describeSnapshotsResponse{NS: ec2NS, RequestID: q.id, Snapshots: sel, NextToken: next}, nil
 }
 
 func (s *Server) createSnapshot(ctx context.Context, q *request) (any, *apiError) {

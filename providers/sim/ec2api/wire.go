@@ -3,6 +3,7 @@ package ec2api
 import (
 	"encoding/xml"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -418,4 +419,75 @@ func boolParam(f url.Values, name string) bool { return strings.EqualFold(f.Get(
 func intParam(f url.Values, name string) (int, bool) {
 	v, err := strconv.Atoi(f.Get(name))
 	return v, err == nil
+}
+
+// missing returns the ids, in request order, that are not keys of found.
+func missing[V any](ids []string, found map[string]V) []string {
+	var out []string
+	for _, id := range ids {
+		if _, ok := found[id]; !ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// requireIDs is the error code's NotFound error naming the ids that are not
+// keys of found, or nil when all are.
+func requireIDs[V any](code string, ids []string, found map[string]V) *apiError {
+	if m := missing(ids, found); len(m) > 0 {
+		return notFoundIDs(code, m)
+	}
+	return nil
+}
+
+// pageOf is the page of sel that q's NextToken and MaxResults ask for, and
+// the NextToken of the page after it ("" on the last).
+func pageOf[T any](q *request, sel []T) ([]T, string, *apiError) {
+	from, to, next, aerr := page(q.form, len(sel))
+	if aerr != nil {
+		return nil, "", aerr
+	}
+	return sel[from:to], next, nil
+}
+
+// describeSpec is what a Describe* action knows of its resources: the error
+// code for requested IDs that do not exist, the filter names it accepts, and
+// each resource's ID, filter values and tags.
+type describeSpec[T any] struct {
+	notFound string
+	filters  []string
+	id       func(x T) string
+	attr     func(x T, filter string) []string
+	tags     func(x T) []xTag
+}
+
+// pick selects from all the resources a Describe* call asks for: those
+// named by ids (every one when ids is empty) that match fs. A requested ID
+// not in all is a NotFound error.
+func (d describeSpec[T]) pick(all []T, ids []string, fs []filter) ([]T, *apiError) {
+	var sel []T
+	found := map[string]bool{}
+	for _, x := range all {
+		id := d.id(x)
+		if len(ids) > 0 && !slices.Contains(ids, id) {
+			continue
+		}
+		found[id] = true
+		tags := map[string]string{}
+		for _, t := range d.tags(x) {
+			tags[t.Key] = t.Value
+		}
+		ok, aerr := matchFilters(fs, d.filters, func(n string) []string { return d.attr(x, n) }, tags)
+		if aerr != nil {
+			return nil, aerr
+		}
+		if ok {
+			sel = append(sel, x)
+		}
+	}
+	if aerr := requireIDs(d.notFound, ids, found); aerr != nil {
+		return nil, aerr
+	}
+	return sel, nil
 }

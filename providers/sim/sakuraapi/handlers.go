@@ -480,9 +480,8 @@ func (s *Server) snapObj(sn world.SnapshotInfo) *naked.Archive {
 // ---- servers ----
 
 func (s *Server) serverFind(q *req) {
-	fc, err := parseFind(q)
-	if err != nil {
-		s.bad(q, "%v", err)
+	fc, ok := s.decodeFind(q)
+	if !ok {
 		return
 	}
 	all, err := s.servers(q)
@@ -496,8 +495,23 @@ func (s *Server) serverFind(q *req) {
 			sel = append(sel, sv)
 		}
 	}
+	replyPage(q, fc, "Servers", sel)
+}
+
+// decodeFind is parseFind for a handler; ok false if it has answered 400.
+func (s *Server) decodeFind(q *req) (findCond, bool) {
+	fc, err := parseFind(q)
+	if err != nil {
+		s.bad(q, "%v", err)
+		return fc, false
+	}
+	return fc, true
+}
+
+// replyPage answers a Find: the page of sel that fc asks for, under key.
+func replyPage[T any](q *req, fc findCond, key string, sel []T) {
 	from, to := fc.page(len(sel))
-	q.reply(http.StatusOK, map[string]any{"Total": len(sel), "From": from, "Count": to - from, "Servers": nonNil(sel[from:to])})
+	q.reply(http.StatusOK, map[string]any{"Total": len(sel), "From": from, "Count": to - from, key: nonNil(sel[from:to])})
 }
 
 func nonNil[T any](xs []T) []T {
@@ -596,10 +610,34 @@ func (s *Server) power(q *req, id string) (inventory.PowerState, bool, error) {
 	return sg.Power, ok, nil
 }
 
-func (s *Server) serverDelete(q *req) {
+// serverTarget is target for a handler of /server/{id}; ok false if it has
+// answered 404.
+func (s *Server) serverTarget(q *req) (string, *shell, bool) {
 	id, sh, ok := s.target(q)
 	if !ok {
 		s.notFound(q, "server "+q.r.PathValue("id"))
+	}
+	return id, sh, ok
+}
+
+// serverPower is power for a handler of /server/{id}; ok false if it has
+// answered the error or 404.
+func (s *Server) serverPower(q *req, id string) (inventory.PowerState, bool) {
+	p, exists, err := s.power(q, id)
+	if err != nil {
+		s.fail(q, err)
+		return "", false
+	}
+	if !exists {
+		s.notFound(q, "server "+q.r.PathValue("id"))
+		return "", false
+	}
+	return p, true
+}
+
+func (s *Server) serverDelete(q *req) {
+	id, sh, ok := s.serverTarget(q)
+	if !ok {
 		return
 	}
 	var body struct{ WithDisk []types.ID }
@@ -625,13 +663,8 @@ func (s *Server) serverDelete(q *req) {
 		s.bad(q, "server %s: the simulated world never deletes fleet servers", q.r.PathValue("id"))
 		return
 	}
-	p, exists, err := s.power(q, id)
-	if err != nil {
-		s.fail(q, err)
-		return
-	}
-	if !exists {
-		s.notFound(q, "server "+q.r.PathValue("id"))
+	p, ok := s.serverPower(q, id)
+	if !ok {
 		return
 	}
 	if p != inventory.PowerStopped {
@@ -649,7 +682,7 @@ func (s *Server) serverDelete(q *req) {
 		s.bad(q, "the emulator deletes a helper together with its boot disk: pass WithDisk [%d]", own)
 		return
 	}
-	err = s.w.ReleaseHelper(q.ctx, q.acct, id)
+	err := s.w.ReleaseHelper(q.ctx, q.acct, id)
 	if err == nil || applied(err) {
 		s.mu.Lock()
 		delete(s.helpers, id)
@@ -668,20 +701,14 @@ func (s *Server) serverDelete(q *req) {
 }
 
 func (s *Server) serverStatus(q *req) {
-	id, sh, ok := s.target(q)
+	id, sh, ok := s.serverTarget(q)
 	if !ok {
-		s.notFound(q, "server "+q.r.PathValue("id"))
 		return
 	}
 	status := types.ServerInstanceStatuses.Down
 	if sh == nil {
-		p, exists, err := s.power(q, id)
-		if err != nil {
-			s.fail(q, err)
-			return
-		}
-		if !exists {
-			s.notFound(q, "server "+q.r.PathValue("id"))
+		p, ok := s.serverPower(q, id)
+		if !ok {
 			return
 		}
 		status = types.EServerInstanceStatus(s.status(id, p, s.w.Clock().Now()).status)
@@ -693,22 +720,16 @@ func (s *Server) serverStatus(q *req) {
 }
 
 func (s *Server) serverBoot(q *req) {
-	id, sh, ok := s.target(q)
+	id, sh, ok := s.serverTarget(q)
 	if !ok {
-		s.notFound(q, "server "+q.r.PathValue("id"))
 		return
 	}
 	if sh != nil {
 		s.conflict(q, "server %s has no disk", q.r.PathValue("id"))
 		return
 	}
-	p, exists, err := s.power(q, id)
-	if err != nil {
-		s.fail(q, err)
-		return
-	}
-	if !exists {
-		s.notFound(q, "server "+q.r.PathValue("id"))
+	p, ok := s.serverPower(q, id)
+	if !ok {
 		return
 	}
 	if p == inventory.PowerRunning {
@@ -723,9 +744,8 @@ func (s *Server) serverBoot(q *req) {
 }
 
 func (s *Server) serverShutdown(q *req) {
-	id, sh, ok := s.target(q)
+	id, sh, ok := s.serverTarget(q)
 	if !ok {
-		s.notFound(q, "server "+q.r.PathValue("id"))
 		return
 	}
 	var body struct{ Force bool }
@@ -737,13 +757,8 @@ func (s *Server) serverShutdown(q *req) {
 		s.conflict(q, "server %s is already down", q.r.PathValue("id"))
 		return
 	}
-	p, exists, err := s.power(q, id)
-	if err != nil {
-		s.fail(q, err)
-		return
-	}
-	if !exists {
-		s.notFound(q, "server "+q.r.PathValue("id"))
+	p, ok := s.serverPower(q, id)
+	if !ok {
 		return
 	}
 	if p == inventory.PowerStopped {
@@ -758,9 +773,8 @@ func (s *Server) serverShutdown(q *req) {
 }
 
 func (s *Server) serverReset(q *req) {
-	id, sh, ok := s.target(q)
+	id, sh, ok := s.serverTarget(q)
 	if !ok {
-		s.notFound(q, "server "+q.r.PathValue("id"))
 		return
 	}
 	if sh != nil {
@@ -777,9 +791,8 @@ func (s *Server) serverReset(q *req) {
 // ---- disks ----
 
 func (s *Server) diskFind(q *req) {
-	fc, err := parseFind(q)
-	if err != nil {
-		s.bad(q, "%v", err)
+	fc, ok := s.decodeFind(q)
+	if !ok {
 		return
 	}
 	ds, err := s.w.FindDisks(q.ctx, q.acct, decodeTags(fc.tagsAll))
@@ -798,8 +811,7 @@ func (s *Server) diskFind(q *req) {
 		}
 	}
 	sort.Slice(sel, func(i, j int) bool { return sel[i].ID < sel[j].ID })
-	from, to := fc.page(len(sel))
-	q.reply(http.StatusOK, map[string]any{"Total": len(sel), "From": from, "Count": to - from, "Disks": nonNil(sel[from:to])})
+	replyPage(q, fc, "Disks", sel)
 }
 
 func (s *Server) diskByPath(q *req) (string, bool) {
@@ -810,19 +822,29 @@ func (s *Server) diskByPath(q *req) (string, bool) {
 	return s.worldOf(id, kindDisk)
 }
 
+// zoneDisk describes world disk id, which must be in q's zone; ok false if
+// it has answered the error, or 404 naming what.
+func (s *Server) zoneDisk(q *req, id, what string) (world.DiskInfo, bool) {
+	d, err := s.w.DescribeDisk(q.ctx, q.acct, id)
+	if err != nil {
+		s.fail(q, err)
+		return d, false
+	}
+	if d.Ref.Zone != q.zone {
+		s.notFound(q, what)
+		return d, false
+	}
+	return d, true
+}
+
 func (s *Server) diskRead(q *req) {
 	id, ok := s.diskByPath(q)
 	if !ok {
 		s.notFound(q, "disk "+q.r.PathValue("id"))
 		return
 	}
-	d, err := s.w.DescribeDisk(q.ctx, q.acct, id)
-	if err != nil {
-		s.fail(q, err)
-		return
-	}
-	if d.Ref.Zone != q.zone {
-		s.notFound(q, "disk "+q.r.PathValue("id"))
+	d, ok := s.zoneDisk(q, id, "disk "+q.r.PathValue("id"))
+	if !ok {
 		return
 	}
 	q.reply(http.StatusOK, map[string]any{"Disk": s.diskObj(q, d)})
@@ -962,6 +984,19 @@ func (s *Server) wait(q *req, p world.Pending) error {
 	}
 }
 
+// replyDone answers a connect or disconnect once its pending operation p
+// is complete (or the error that started it, or the wait's).
+func (s *Server) replyDone(q *req, p world.Pending, err error) {
+	if err == nil {
+		err = s.wait(q, p)
+	}
+	if err != nil {
+		s.fail(q, err)
+		return
+	}
+	q.reply(http.StatusOK, map[string]any{})
+}
+
 func (s *Server) diskConnect(q *req) {
 	did, ok := s.diskByPath(q)
 	if !ok {
@@ -997,15 +1032,7 @@ func (s *Server) diskConnect(q *req) {
 		}
 	}
 	p, err := s.w.AttachDisk(q.ctx, q.acct, vm, did, boot)
-	if err != nil {
-		s.fail(q, err)
-		return
-	}
-	if err := s.wait(q, p); err != nil {
-		s.fail(q, err)
-		return
-	}
-	q.reply(http.StatusOK, map[string]any{})
+	s.replyDone(q, p, err)
 }
 
 func (s *Server) diskDisconnect(q *req) {
@@ -1024,23 +1051,14 @@ func (s *Server) diskDisconnect(q *req) {
 		return
 	}
 	p, err := s.w.DetachDisk(q.ctx, q.acct, d.AttachedTo, did)
-	if err != nil {
-		s.fail(q, err)
-		return
-	}
-	if err := s.wait(q, p); err != nil {
-		s.fail(q, err)
-		return
-	}
-	q.reply(http.StatusOK, map[string]any{})
+	s.replyDone(q, p, err)
 }
 
 // ---- archives ----
 
 func (s *Server) archiveFind(q *req) {
-	fc, err := parseFind(q)
-	if err != nil {
-		s.bad(q, "%v", err)
+	fc, ok := s.decodeFind(q)
+	if !ok {
 		return
 	}
 	all, err := s.archives(q, nil)
@@ -1054,8 +1072,7 @@ func (s *Server) archiveFind(q *req) {
 			sel = append(sel, a)
 		}
 	}
-	from, to := fc.page(len(sel))
-	q.reply(http.StatusOK, map[string]any{"Total": len(sel), "From": from, "Count": to - from, "Archives": nonNil(sel[from:to])})
+	replyPage(q, fc, "Archives", sel)
 }
 
 var userArchiveRE = regexp.MustCompile(`^\d+$`)
@@ -1097,13 +1114,7 @@ func (s *Server) archiveCreate(q *req) {
 		s.notFound(q, "disk "+a.SourceDisk.ID.String())
 		return
 	}
-	d, err := s.w.DescribeDisk(q.ctx, q.acct, did)
-	if err != nil {
-		s.fail(q, err)
-		return
-	}
-	if d.Ref.Zone != q.zone {
-		s.notFound(q, "disk "+a.SourceDisk.ID.String())
+	if _, ok := s.zoneDisk(q, did, "disk "+a.SourceDisk.ID.String()); !ok {
 		return
 	}
 	sn, err := s.w.Snapshot(q.ctx, q.acct, did, decodeTags(a.Tags))
