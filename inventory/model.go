@@ -205,10 +205,24 @@ type Probe struct {
 	Files        []FileFact `json:"files,omitempty"`
 }
 
+// Attestation is a person's word about a VM that the cloud's API cannot
+// give: an operator saw it crash or sit at the recovery screen on its
+// console (VNC, serial, screenshot). It counts as evidence of a boot loop
+// only where nothing contradicts it.
+type Attestation struct {
+	// Source says where the attestation came from, e.g. the file name.
+	Source string `json:"source"`
+	// Note is the operator's words (untrusted text, shown as is).
+	Note string `json:"note,omitempty"`
+}
+
 // Evidence is everything a verdict rests on.
 type Evidence struct {
 	Samples []Signals `json:"samples"`
 	Probe   *Probe    `json:"probe,omitempty"`
+	// Attested, when set, is an operator's report of a crash or recovery
+	// screen on the VM's console.
+	Attested *Attestation `json:"attested,omitempty"`
 }
 
 // Classification is a verdict on one VM, the reasons for it and the evidence.

@@ -32,8 +32,11 @@ type sourceOpts struct {
 	config      string
 	sim         bool
 	simEndpoint string
-	world       worldOpts
-	window      classify.AssessOptions // only Window and Samples are set from flags
+	// consoleConfirmed is a file of VMs an operator saw crash-looping on
+	// their consoles (see consoleReports).
+	consoleConfirmed string
+	world            worldOpts
+	window           classify.AssessOptions // only Window and Samples are set from flags
 }
 
 func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
@@ -42,6 +45,7 @@ func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.simEndpoint, "sim-endpoint", "", "use the simulated world served at this URL (fixfleet sim serve)")
 	o.world.addFlags(fs, 600)
 	fs.DurationVar(&o.window.Window, "window", classify.DefaultWindow, "sampling window for boot loops (cloud time)")
+	fs.StringVar(&o.consoleConfirmed, "console-confirmed", "", "file of VMs (ID or name, one per line, optional note) you saw crash-looping on their consoles: evidence the cloud's API may not give")
 	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
 }
 
@@ -65,7 +69,9 @@ type fleet struct {
 	creds     guest.Credentials
 	keySource *keys.Source
 	sim       *simBackend // set only for the simulator
-	closers   []func() error
+	// consoleConfirmed is the --console-confirmed file ("" for none).
+	consoleConfirmed string
+	closers          []func() error
 }
 
 // Close releases what openFleet started (the simulator's servers).
@@ -79,10 +85,16 @@ func (f *fleet) Close() error {
 
 // openFleet opens the fleet the options name.
 func openFleet(ctx context.Context, o *sourceOpts) (*fleet, error) {
+	open := openConfigFleet
 	if o.sim || o.simEndpoint != "" || o.world.scenario != "" {
-		return openSimFleet(ctx, o)
+		open = openSimFleet
 	}
-	return openConfigFleet(ctx, o)
+	f, err := open(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	f.consoleConfirmed = o.consoleConfirmed
+	return f, nil
 }
 
 // newRegistry lists the cloud provider kinds this build knows, for
@@ -237,6 +249,13 @@ type assessment struct {
 // backups of the VMs that may need them. Accounts are assessed
 // concurrently; progress lines go to progress (nil: none).
 func (f *fleet) assess(ctx context.Context, win classify.AssessOptions, progress io.Writer) (*assessment, error) {
+	reports, err := loadConsoleReports(f.consoleConfirmed)
+	if err != nil {
+		return nil, err
+	}
+	if reports != nil {
+		win.Attested = reports.attested
+	}
 	results := make([][]inventory.Assessed, len(f.accounts))
 	pa := make([]plan.Account, len(f.accounts))
 	g, gctx := errgroup.WithContext(ctx)
@@ -252,6 +271,11 @@ func (f *fleet) assess(ctx context.Context, win classify.AssessOptions, progress
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	if reports != nil {
+		if err := reports.unmatched(); err != nil {
+			return nil, err
+		}
 	}
 	out := &assessment{accounts: map[string]plan.Account{}}
 	for i, a := range f.accounts {

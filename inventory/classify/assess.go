@@ -56,6 +56,9 @@ type AssessOptions struct {
 	Batch int
 	// ProbeConcurrency is the most guest probes at once (default 20).
 	ProbeConcurrency int
+	// Attested, when set, returns an operator's console report for a VM
+	// (nil for none): evidence the cloud's API may not give.
+	Attested func(vm inventory.VM) *inventory.Attestation
 	// Retries is how many times a retryable Observe error is retried
 	// (default 5), waiting Backoff (default 2 s), doubling, up to a minute,
 	// or the cloud's RetryAfter hint when longer, with some jitter.
@@ -170,6 +173,9 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 	out := make([]inventory.Assessed, len(vms))
 	for i, vm := range vms {
 		ev := inventory.Evidence{Samples: samples[i], Probe: probes[i]}
+		if opts.Attested != nil {
+			ev.Attested = opts.Attested(vm)
+		}
 		var c inventory.Classification
 		if missing[i] > 0 {
 			c = inventory.Classification{

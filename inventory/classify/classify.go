@@ -43,6 +43,8 @@
 //     "crashed and restarted");
 //     - the reachability check passes and no restarts: unknown (firewall
 //     or WinRM service);
+//     - an operator's console report (Evidence.Attested), on a cloud whose
+//     API shows no crash: boot-loop, citing the report;
 //     - anything else: unknown, naming the missing evidence.
 //
 // Crash or recovery screens are recognised, case-insensitively, by: bugcheck,
@@ -197,6 +199,9 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 			if restarts > 0 {
 				r = append(r, fmt.Sprintf("restarted %s in the %s window and recovered during the window", times(restarts), fmtDur(window)))
 			}
+			if ev.Attested != nil {
+				r = append(r, "the operator's console report ("+ev.Attested.Source+") is out of date: the guest answers now")
+			}
 			return verdict(inventory.StateHealthy, r...)
 		case inventory.BootSafeMode:
 			r := []string{"running in Safe Mode and answers WinRM"}
@@ -244,6 +249,12 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	case cloudUp:
 		return verdict(inventory.StateUnknown,
 			"the OS answers the cloud's reachability check but WinRM does not: firewall or WinRM service ("+winrm+")")
+	case ev.Attested != nil:
+		r := "an operator saw a crash or recovery screen on its console (" + ev.Attested.Source
+		if ev.Attested.Note != "" {
+			r += ": " + ev.Attested.Note
+		}
+		return verdict(inventory.StateBootLoop, r+"), and "+winrm)
 	}
 
 	var missing []string
@@ -270,7 +281,7 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	}
 	missing = append(missing, winrm)
 	return verdict(inventory.StateUnknown,
-		strings.Join(missing, ", ")+": look at the VM's screen in the cloud console, or assess again over a longer window")
+		strings.Join(missing, ", ")+": look at the VM's screen in the cloud console (if it crash-loops, list it in a --console-confirmed file and plan again), or assess again over a longer window")
 }
 
 func powerWord(p inventory.PowerState) string {

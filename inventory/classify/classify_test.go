@@ -76,8 +76,15 @@ func steady() []inventory.Signals {
 	return []inventory.Signals{withBoot(sig(0), boot), withBoot(sig(5), boot), withBoot(sig(10), boot)}
 }
 
+// blind is what a cloud like Sakura shows: power only — no boot history,
+// console or reachability check.
+func blind() []inventory.Signals {
+	return []inventory.Signals{{At: t0, Power: inventory.PowerRunning}, {At: t0.Add(10 * time.Minute), Power: inventory.PowerRunning}}
+}
+
 func TestClassify(t *testing.T) {
 	crashText := "*** STOP: 0x00000050 PAGE_FAULT_IN_NONPAGED_AREA csagent.sys"
+	seen := &inventory.Attestation{Source: "confirmed.txt", Note: "BSOD csagent.sys on VNC 04:50"}
 	tests := []struct {
 		name    string
 		ev      inventory.Evidence
@@ -126,6 +133,16 @@ func TestClassify(t *testing.T) {
 		{name: "credentials rejected case-insensitive", ev: inventory.Evidence{Samples: steady(), Probe: unreachable("Credentials Rejected")},
 			want: inventory.StateUnknown, reasons: []string{"rejected the credentials"}},
 
+		{name: "blind cloud: unknown without a console report", ev: inventory.Evidence{Samples: blind(), Probe: unreachable("connection refused")},
+			want: inventory.StateUnknown, reasons: []string{"no console on this cloud", "--console-confirmed"}},
+		{name: "blind cloud: boot loop on a console report", ev: inventory.Evidence{Samples: blind(), Probe: unreachable("connection refused"), Attested: seen},
+			want: inventory.StateBootLoop, reasons: []string{"an operator saw a crash", "confirmed.txt: BSOD csagent.sys on VNC 04:50"}},
+		{name: "console report out of date: guest answers", ev: inventory.Evidence{Samples: blind(), Probe: normal(goodFile), Attested: seen},
+			want: inventory.StateHealthy, reasons: []string{"out of date"}},
+		{name: "console report, but credentials rejected: the guest is up", ev: inventory.Evidence{Samples: blind(), Probe: unreachable(ProbeErrAuth + ": HTTP 401"), Attested: seen},
+			want: inventory.StateUnknown, reasons: []string{"rejected the credentials"}},
+		{name: "console report, but the cloud says the OS is up", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(sig(0), true), withReach(sig(10), true)}, Probe: unreachable("connection refused"), Attested: seen},
+			want: inventory.StateUnknown, reasons: []string{"reachability check but WinRM does not"}},
 		{name: "boot loop by count", ev: inventory.Evidence{Samples: looping(4), Probe: unreachable("connection refused")},
 			want: inventory.StateBootLoop, reasons: []string{"restarted 4 times in the 10m window", "connection refused"}},
 		{name: "boot loop by boot times", ev: inventory.Evidence{Samples: []inventory.Signals{
