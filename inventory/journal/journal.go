@@ -474,14 +474,6 @@ func ts(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000000000Z07:00")
 }
 
-// nullTS is ts, or NULL for the zero time.
-func nullTS(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return ts(t)
-}
-
 // parseTS parses a stored time; NULL or "" is the zero time.
 func parseTS(s sql.NullString) (time.Time, error) {
 	if !s.Valid || s.String == "" {

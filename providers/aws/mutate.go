@@ -370,7 +370,7 @@ func (d disks) Detach(ctx context.Context, vm providers.VMRef, ref providers.Dis
 	}
 	if a := attachment(v); a != nil && sdk.ToString(a.InstanceId) == vm.ID && a.State != ec2types.VolumeAttachmentStateDetaching {
 		if a.State == ec2types.VolumeAttachmentStateAttaching {
-			if v, err = d.waitVolume(ctx, "Detach", ref, ec2types.VolumeStateInUse, ec2types.VolumeStateAvailable); err != nil {
+			if _, err := d.waitVolume(ctx, "Detach", ref, ec2types.VolumeStateInUse, ec2types.VolumeStateAvailable); err != nil {
 				return err
 			}
 		}
