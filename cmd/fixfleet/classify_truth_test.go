@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 )
 
@@ -58,7 +59,7 @@ func checkClassification(t *testing.T, wo worldOpts) {
 		spec[v.ID] = v
 		before[v.ID] = v.Truth
 	}
-	a, err := f.assess(ctx, (&sourceOpts{}).defaultWindow(), nil)
+	a, err := f.assess(ctx, classify.AssessOptions{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

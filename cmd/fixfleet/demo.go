@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -118,7 +119,7 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	defer f.Close()
 	progress := progressTo(stderr)
 	simStart := f.clock.Now()
-	p, err := f.plan(ctx, (&sourceOpts{}).defaultWindow(), o.overrides, progress)
+	p, err := f.plan(ctx, classify.AssessOptions{}, o.overrides, progress)
 	if err != nil {
 		return err
 	}

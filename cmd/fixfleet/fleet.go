@@ -335,15 +335,3 @@ func (f *fleet) assessAccount(ctx context.Context, a account, win classify.Asses
 	}
 	return assessed, pa, nil
 }
-
-// defaultWindow returns the sampling options the flags set, defaults filled.
-func (o *sourceOpts) defaultWindow() classify.AssessOptions {
-	w := o.window
-	if w.Window == 0 {
-		w.Window = classify.DefaultWindow
-	}
-	if w.Samples == 0 {
-		w.Samples = classify.DefaultSamples
-	}
-	return w
-}
