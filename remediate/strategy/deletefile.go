@@ -27,9 +27,10 @@ const FactSafeModeBootCount = "safe_mode_boot_count"
 //   - delete-files: the guest deletes, under C:, only the files the incident
 //     profile marks bad (name, time window, header); facts deleted, kept.
 //   - clear-safeboot: the next boot is a normal one.
-//   - restart: re-checks, then hard-resets the VM, unless the boot counter
-//     shows it already restarted since it was in safe mode (so a repeated
-//     step never restarts twice).
+//   - restart: re-checks, then stops the VM with a guest shutdown (so the
+//     deletion and the boot-configuration change reach the disk) and starts
+//     it, unless the boot counter shows it already restarted since it was
+//     in safe mode (so a repeated step never restarts twice).
 //   - verify: polls until the guest answers with a normal boot and no bad
 //     file; otherwise step.Fail.
 //
@@ -143,7 +144,15 @@ func dfRestart(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.F
 	if err != nil {
 		return nil, err
 	}
-	if err := env.Provider.Power.Restart(ctx, vmRef(vm)); err != nil {
+	// A guest shutdown, not a hard reset: the deletion and the cleared
+	// safe-boot flag were just written through the guest and must reach
+	// the disk. Stop is idempotent, so a resume after a crash between the
+	// two calls finds the VM stopped and starts it.
+	ref := vmRef(vm)
+	if err := env.Provider.Power.Stop(ctx, []providers.VMRef{ref}, false); err != nil {
+		return nil, err
+	}
+	if err := env.Provider.Power.Start(ctx, []providers.VMRef{ref}); err != nil {
 		return nil, err
 	}
 	if out == nil {

@@ -503,3 +503,24 @@ func TestBitLockerUnknownToThePlan(t *testing.T) {
 	}
 	f.clean()
 }
+
+// TestDeleteFileRestartsGracefully: after writing to the disk through the
+// guest, delete-file restarts with a guest shutdown and a start, never a
+// hard reset that could lose the writes.
+func TestDeleteFileRestartsGracefully(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, spec{n: 32, kind: safeMode})
+	before := f.mutationCount()
+	s, _ := ByName(policy.DeleteFile)
+	if _, err := f.run(s, f.plan(32, policy.DeleteFile), nil, runOpts{stopAfter: -1}); err != nil {
+		t.Fatalf("delete-file: %v", err)
+	}
+	after := f.mutationCount()
+	if after["RestartVM"] != before["RestartVM"] {
+		t.Errorf("delete-file hard-reset the VM (%d RestartVM calls)", after["RestartVM"]-before["RestartVM"])
+	}
+	if after["StopVMs"] == before["StopVMs"] || after["StartVMs"] == before["StartVMs"] {
+		t.Errorf("delete-file did not stop and start the VM: %v -> %v", before, after)
+	}
+	f.clean()
+}
