@@ -53,9 +53,8 @@ func newSim(t *testing.T, vms ...world.VMSpec) (*world.World, *providers.Provide
 	return w, sim.New(w, sim.Options{})
 }
 
-func ref(n string) providers.VMRef       { return providers.VMRef{ID: "vm-" + n, Zone: "is1a"} }
-func diskRef(n string) providers.DiskRef { return providers.DiskRef{ID: "disk-" + n, Zone: "is1a"} }
-func ok(t *testing.T, err error)         { t.Helper(); must(t, err) }
+func ref(n string) providers.VMRef { return providers.VMRef{ID: "vm-" + n, Zone: "is1a"} }
+func ok(t *testing.T, err error)   { t.Helper(); must(t, err) }
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -66,112 +65,6 @@ func is(t *testing.T, err, class error) {
 	t.Helper()
 	if !errors.Is(err, class) {
 		t.Fatalf("error %v, want %v", err, class)
-	}
-}
-
-func TestCapabilities(t *testing.T) {
-	_, p := newSim(t)
-	if got := strings.Join(p.Capabilities(), ","); got != "enumerate,observe,guest,power,disks,backups,helpers" {
-		t.Fatal(got)
-	}
-}
-
-func TestIdempotentPowerAndDisks(t *testing.T) {
-	w, p := newSim(t, vmSpec("1", inventory.PowerRunning), vmSpec("2", inventory.PowerStopped))
-	vms, err := p.Enumerator.List(ctx)
-	must(t, err)
-	if len(vms) != 2 || vms[0].OSDisk.ID != "disk-1" || vms[0].NICs[0].PrivateIP != "10.0.0.1" {
-		t.Fatalf("list %+v", vms)
-	}
-	for range 2 {
-		ok(t, p.Power.Stop(ctx, []providers.VMRef{ref("1"), ref("2")}, false))
-	}
-	sigs, err := p.Observer.Observe(ctx, []providers.VMRef{ref("1"), ref("2"), ref("404")})
-	must(t, err)
-	if len(sigs) != 2 || sigs["vm-1"].Power != inventory.PowerStopped {
-		t.Fatalf("observe %+v", sigs)
-	}
-	for range 2 {
-		ok(t, p.Disks.Detach(ctx, ref("1"), diskRef("1")))
-	}
-	is(t, p.Power.Start(ctx, []providers.VMRef{ref("1")}), providers.ErrConflict) // no boot disk
-	for range 2 {
-		ok(t, p.Disks.Attach(ctx, ref("1"), diskRef("1"), true))
-	}
-	for range 2 {
-		ok(t, p.Power.Start(ctx, []providers.VMRef{ref("1"), ref("2")}))
-	}
-	st, err := p.Disks.Describe(ctx, diskRef("1"))
-	must(t, err)
-	if st.AttachedTo != "vm-1" || !st.Boot {
-		t.Fatalf("describe %+v", st)
-	}
-	ok(t, p.Power.Restart(ctx, ref("1")))
-	ok(t, p.Power.Stop(ctx, []providers.VMRef{ref("2")}, true))
-	is(t, p.Power.Restart(ctx, ref("2")), providers.ErrConflict)
-	is(t, p.Power.Stop(ctx, []providers.VMRef{ref("404")}, false), providers.ErrNotFound)
-	if err := p.Power.Stop(ctx, []providers.VMRef{ref("404")}, false); !strings.Contains(err.Error(), "vm-404") {
-		t.Fatalf("error does not name the VM: %v", err)
-	}
-	_ = w
-}
-
-func TestSnapshotsCopiesHelpers(t *testing.T) {
-	w, p := newSim(t, vmSpec("1", inventory.PowerRunning))
-	tags := providers.Tags{providers.TagRun: "r1", providers.TagVM: "vm-1", providers.TagRole: "snapshot"}
-	s, err := p.Disks.Snapshot(ctx, diskRef("1"), tags)
-	must(t, err)
-	found, err := p.Disks.FindSnapshots(ctx, tags)
-	must(t, err)
-	if len(found) != 1 || found[0].Ref.ID != s.ID || !found[0].Ready || found[0].DiskID != "disk-1" {
-		t.Fatalf("find %+v", found)
-	}
-	ctags := providers.Tags{providers.TagRun: "r1", providers.TagRole: "copy"}
-	d, err := p.Disks.FromSnapshot(ctx, s, "is1a", ctags)
-	must(t, err)
-	finder := p.Disks.(interface {
-		FindDisks(context.Context, providers.Tags) ([]providers.DiskState, error)
-	})
-	disks, err := finder.FindDisks(ctx, ctags)
-	must(t, err)
-	if len(disks) != 1 || disks[0].Ref.ID != d.ID || disks[0].AttachedTo != "" {
-		t.Fatalf("find disks %+v", disks)
-	}
-	bks, err := p.Backups.List(ctx, ref("1"))
-	must(t, err)
-	if len(bks) != 1 {
-		t.Fatalf("backups %+v", bks)
-	}
-	if _, err := p.Backups.Restore(ctx, bks[0], "is1a", providers.Tags{providers.TagRole: "restore"}); err != nil {
-		t.Fatal(err)
-	}
-	imgs, err := p.Helpers.Images(ctx)
-	must(t, err)
-	if len(imgs) != 1 {
-		t.Fatalf("images %+v", imgs)
-	}
-	htags := providers.Tags{providers.TagRun: "r1", providers.TagRole: "helper"}
-	h1, err := p.Helpers.Acquire(ctx, "is1a", win2019, htags)
-	must(t, err)
-	h2, err := p.Helpers.Acquire(ctx, "is1a", win2019, htags)
-	must(t, err)
-	if h1.ID != h2.ID {
-		t.Fatalf("acquire not idempotent: %s, %s", h1.ID, h2.ID)
-	}
-	if _, err := p.Helpers.Acquire(ctx, "is1b", win2019, htags); !errors.Is(err, providers.ErrNotFound) {
-		t.Fatalf("no image: %v", err)
-	}
-	ok(t, p.Disks.Attach(ctx, h1, d, false))
-	is(t, p.Helpers.Release(ctx, h1), providers.ErrConflict)
-	ok(t, p.Disks.Detach(ctx, h1, d))
-	for range 2 {
-		ok(t, p.Helpers.Release(ctx, h1))
-	}
-	if vms, _ := p.Enumerator.List(ctx); len(vms) != 1 {
-		t.Fatalf("helpers listed: %+v", vms)
-	}
-	if a := w.Audit(); !a.Clean() {
-		t.Fatalf("audit %+v", a)
 	}
 }
 
@@ -190,16 +83,6 @@ func TestDropAfterThenRetry(t *testing.T) {
 	if w.Stats().Injected != 1 {
 		t.Fatalf("stats %+v", w.Stats())
 	}
-}
-
-func TestOutage(t *testing.T) {
-	w, p := newSim(t, vmSpec("1", inventory.PowerRunning))
-	w.SetOutage(true)
-	_, err := p.Enumerator.List(ctx)
-	is(t, err, providers.ErrUnavailable)
-	w.SetOutage(false)
-	_, err = p.Enumerator.List(ctx)
-	must(t, err)
 }
 
 func TestSpec(t *testing.T) {
