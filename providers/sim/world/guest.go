@@ -342,70 +342,64 @@ func (w *World) freeLetter(v *vm) string {
 // the system disk's or another online disk's gets a new random identity, as
 // Windows does; the disk gets a drive letter. Idempotent.
 func (m *machine) OnlineDisk(ctx context.Context, p guest.DiskParams) (guest.DiskResult, error) {
-	var out guest.DiskResult
-	err := m.run(ctx, func(v *vm, now time.Time) error {
-		w := m.w
-		d, err := w.dataDisk(v, p.Number, p.Serial, now)
-		if err != nil {
-			return err
+	return m.onDisk(ctx, "online-disk", p.Number, p.Serial, func(w *World, v *vm, d *disk, now time.Time) error {
+		if d.online {
+			return nil
 		}
-		w.touch(v, "online-disk", now)
-		if !d.online {
-			if w.collides(v, d) {
-				d.identity = w.randIdentity(d.identity.Style)
-				d.identChangedSinceList = true
-				w.modify(d, "onlined: identity changed by Windows (signature collision)", now)
-			} else {
-				w.modify(d, "onlined", now)
-			}
-			letter := w.freeLetter(v)
-			if letter == "" {
-				return errors.New("no free drive letter")
-			}
-			d.online, d.letter, d.unlocked = true, letter, false
+		if w.collides(v, d) {
+			d.identity = w.randIdentity(d.identity.Style)
+			d.identChangedSinceList = true
+			w.modify(d, "onlined: identity changed by Windows (signature collision)", now)
+		} else {
+			w.modify(d, "onlined", now)
 		}
-		out.Disk = w.guestDisk(v, d)
+		letter := w.freeLetter(v)
+		if letter == "" {
+			return errors.New("no free drive letter")
+		}
+		d.online, d.letter, d.unlocked = true, letter, false
 		return nil
 	})
-	return out, err
 }
 
 // OfflineDisk implements winrmd.Machine. Idempotent.
 func (m *machine) OfflineDisk(ctx context.Context, p guest.DiskParams) (guest.DiskResult, error) {
-	var out guest.DiskResult
-	err := m.run(ctx, func(v *vm, now time.Time) error {
-		w := m.w
-		d, err := w.dataDisk(v, p.Number, p.Serial, now)
-		if err != nil {
-			return err
-		}
-		w.touch(v, "offline-disk", now)
+	return m.onDisk(ctx, "offline-disk", p.Number, p.Serial, func(_ *World, _ *vm, d *disk, _ time.Time) error {
 		d.online, d.letter, d.unlocked = false, "", false
-		out.Disk = w.guestDisk(v, d)
 		return nil
 	})
-	return out, err
 }
 
 // SetDiskIdentity implements winrmd.Machine. Idempotent.
 func (m *machine) SetDiskIdentity(ctx context.Context, p guest.SetIdentityParams) (guest.DiskResult, error) {
-	var out guest.DiskResult
-	err := m.run(ctx, func(v *vm, now time.Time) error {
-		w := m.w
-		if err := checkIdentity("identity", p.Identity); err != nil {
-			return err
-		}
-		d, err := w.dataDisk(v, p.Number, p.Serial, now)
-		if err != nil {
-			return err
-		}
-		w.touch(v, "set-disk-identity", now)
+	if err := checkIdentity("identity", p.Identity); err != nil {
+		return guest.DiskResult{}, err
+	}
+	return m.onDisk(ctx, "set-disk-identity", p.Number, p.Serial, func(w *World, _ *vm, d *disk, now time.Time) error {
 		if d.identity != p.Identity {
 			d.identity = p.Identity
 			d.identChangedSinceList = true
 			w.modify(d, "identity changed", now)
 		}
-		out.Disk = w.guestDisk(v, d)
+		return nil
+	})
+}
+
+// onDisk runs a write on the helper's data disk at number (which must carry
+// serial): it records the action on the guest for the referee, applies
+// change, and reports the disk as the guest sees it afterwards.
+func (m *machine) onDisk(ctx context.Context, action string, number int, serial string, change func(w *World, v *vm, d *disk, now time.Time) error) (guest.DiskResult, error) {
+	var out guest.DiskResult
+	err := m.run(ctx, func(v *vm, now time.Time) error {
+		d, err := m.w.dataDisk(v, number, serial, now)
+		if err != nil {
+			return err
+		}
+		m.w.touch(v, action, now)
+		if err := change(m.w, v, d, now); err != nil {
+			return err
+		}
+		out.Disk = m.w.guestDisk(v, d)
 		return nil
 	})
 	return out, err
