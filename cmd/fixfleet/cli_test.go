@@ -100,6 +100,14 @@ func TestApplyLockAndUnlock(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "lost-host") {
 		t.Errorf("unlock: exit %d: %s %s", code, stdout, stderr)
 	}
+	j, err = journal.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if h, _, locked, err := j.LockHolder(t.Context()); err != nil || locked {
+		t.Errorf("after unlock the journal is still locked by %+v (%v)", h, err)
+	}
 }
 
 // TestApplyNeedsConfirmation: without --yes and without a terminal, apply

@@ -16,12 +16,21 @@ import (
 // pools releases the helper pools of every account at the end of a run.
 type pools []*helperpool.Pool
 
-// ReleaseAll implements apply.HelperReleaser.
+// ReleaseAll implements apply.HelperReleaser. Unless keep, a helper a pool
+// had to keep (still leased, or the cloud refused because a disk is still
+// attached) is an error that names it and why, so that the run's events
+// say which helpers still run.
 func (ps pools) ReleaseAll(ctx context.Context, keep bool) error {
 	var errs []error
 	for _, p := range ps {
-		if _, err := p.ReleaseAll(ctx, keep); err != nil {
+		rep, err := p.ReleaseAll(ctx, keep)
+		if err != nil {
 			errs = append(errs, err)
+		}
+		if !keep {
+			for _, k := range rep.Kept {
+				errs = append(errs, fmt.Errorf("helper %s kept: %s", k.Helper, k.Reason))
+			}
 		}
 	}
 	return errors.Join(errs...)
