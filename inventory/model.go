@@ -198,7 +198,12 @@ type Probe struct {
 	Reachable bool      `json:"reachable"`
 	// Error says why the guest could not be probed (refused, timed out,
 	// credentials rejected). Never contains a secret.
-	Error        string     `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Retryable is set when the probe could not even be attempted for a
+	// transient reason (the cloud could not say where the guest is: a
+	// throttled or unavailable control plane). It says nothing about the
+	// guest: look again later.
+	Retryable    bool       `json:"retryable,omitempty"`
 	BootMode     BootMode   `json:"boot_mode,omitempty"`
 	SafeBootFlag bool       `json:"safe_boot_flag,omitempty"`
 	Hostname     string     `json:"hostname,omitempty"`

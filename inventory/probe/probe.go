@@ -54,6 +54,7 @@ func (p *Prober) Probe(ctx context.Context, vm inventory.VM) inventory.Probe {
 	ep, err := eps.GuestEndpoint(ctx, providers.Ref(vm))
 	if err != nil {
 		out.Error = "no guest address: " + err.Error()
+		out.Retryable = providers.Retryable(err)
 		return out
 	}
 	if p.Port != 0 {

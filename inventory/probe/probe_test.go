@@ -43,6 +43,7 @@ func TestProbe(t *testing.T) {
 		port      int
 		reachable bool
 		errPrefix string
+		retryable bool
 	}{
 		{name: "reachable safe mode", eps: fakeEndpoints{}, runner: &fakeRunner{res: guest.ProbeResult{BootMode: inventory.BootSafeMode, SafeBootFlag: true, Files: []inventory.FileFact{file}}}, reachable: true},
 		{name: "port override", eps: fakeEndpoints{}, runner: &fakeRunner{res: guest.ProbeResult{BootMode: inventory.BootNormal}}, port: 5986, reachable: true},
@@ -50,6 +51,8 @@ func TestProbe(t *testing.T) {
 		{name: "unreachable", eps: fakeEndpoints{}, runner: &fakeRunner{err: guest.ErrUnreachable}, errPrefix: "nothing answers at 10.0.0.1:5985"},
 		{name: "script failed", eps: fakeEndpoints{}, runner: &fakeRunner{err: &guest.ScriptError{Name: guest.Probe, ExitCode: 1}}, errPrefix: "WinRM probe failed"},
 		{name: "no address", eps: fakeEndpoints{err: providers.ErrNotFound}, runner: &fakeRunner{}, errPrefix: "no guest address"},
+		{name: "control plane down: retryable", eps: fakeEndpoints{err: providers.Errorf(providers.ErrUnavailable, "GuestEndpoint", "vm vm-1", "503")},
+			runner: &fakeRunner{}, errPrefix: "no guest address", retryable: true},
 		{name: "no guest capability", noGuests: true, runner: &fakeRunner{}, errPrefix: "this cloud account gives no guest address"},
 	}
 	for _, tt := range tests {
@@ -66,6 +69,9 @@ func TestProbe(t *testing.T) {
 			}
 			if !strings.HasPrefix(got.Error, tt.errPrefix) {
 				t.Errorf("Error = %q, want prefix %q", got.Error, tt.errPrefix)
+			}
+			if got.Retryable != tt.retryable {
+				t.Errorf("Retryable = %v, want %v", got.Retryable, tt.retryable)
 			}
 			if strings.Contains(got.Error, "s3cret-pw") {
 				t.Errorf("password leaked into %q", got.Error)

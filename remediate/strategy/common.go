@@ -63,7 +63,8 @@ func badFiles(inc inventory.Incident, p inventory.Probe) int {
 }
 
 // probeVM re-checks the VM's guest. The prober never fails: an unreachable
-// guest is a probe with Reachable false.
+// guest is a probe with Reachable false (Retryable when the control plane
+// kept it from being attempted; see inconclusive).
 func probeVM(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, error) {
 	if env.Prober == nil {
 		return inventory.Probe{}, step.Fail("no guest prober: the VM cannot be re-checked, so nothing may be changed")
@@ -73,6 +74,19 @@ func probeVM(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Pro
 		return p, err
 	}
 	return p, nil
+}
+
+// maxInconclusive is how many probes in a row the control plane may keep
+// from being attempted before a wait gives up on them (see inconclusive): a
+// blip is looked past, an outage is handed to the executor at once.
+const maxInconclusive = 3
+
+// inconclusive is the error for a wait that ended on a probe the control
+// plane kept from being attempted (p.Retryable): that says nothing about
+// the guest, so the executor retries (behind its circuit breaker) rather
+// than the strategy concluding the guest is down.
+func inconclusive(vm *plan.VMPlan, p inventory.Probe) error {
+	return providers.Errorf(providers.ErrUnavailable, "Probe", "vm "+vm.ID, "%s", p.Error)
 }
 
 // observe reads the control plane's signals of ref. A missing VM is
@@ -113,6 +127,7 @@ func check(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe
 	osUp := func() bool {
 		return !p.Reachable && (classify.IsAuthError(&p) || s.InstanceReachable != nil && *s.InstanceReachable)
 	}
+	blind := 0 // inconclusive probes in a row
 	_, err := poll(ctx, env, PollEvery, 2*maxBoot, func() (bool, error) {
 		var err error
 		if s, err = observe(ctx, env, vmRef(vm)); err != nil {
@@ -124,9 +139,18 @@ func check(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe
 		if p, err = probeVM(ctx, env, vm); err != nil {
 			return false, err
 		}
+		if !p.Retryable {
+			blind = 0
+		}
 		switch {
 		case p.Reachable:
 			return true, nil
+		case p.Retryable:
+			blind++
+			if blind >= maxInconclusive {
+				return true, nil // an outage, not a blip: let the executor wait it out
+			}
+			return false, nil // the control plane failed, not the guest: look again
 		case osUp():
 			return false, nil // up by other evidence: look again, do not conclude
 		case s.Power != inventory.PowerRunning && s.Power != inventory.PowerStarting:
@@ -143,6 +167,9 @@ func check(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe
 	}
 	if healthy(env.Incident, p) {
 		return p, s, fmt.Errorf("%w: %s booted normally and carries no bad file (re-checked %s)", step.ErrHealthy, vm.ID, stamp(p.At))
+	}
+	if p.Retryable {
+		return p, s, inconclusive(vm, p)
 	}
 	if osUp() {
 		return p, s, step.Flag("%s: its OS is up (the cloud's reachability check passes or WinRM rejects the credentials) "+
@@ -213,14 +240,23 @@ func poll(ctx context.Context, env *step.Env, every, limit time.Duration, fn fun
 // returns the last probe and whether the VM is healthy.
 func waitBoot(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, bool, error) {
 	var last inventory.Probe
+	blind := 0 // inconclusive probes in a row
 	ok, err := poll(ctx, env, PollEvery, BootWait, func() (bool, error) {
 		p, err := probeVM(ctx, env, vm)
 		if err != nil {
 			return false, err
 		}
 		last = p
+		if !p.Retryable {
+			blind = 0
+		} else if blind++; blind >= maxInconclusive {
+			return false, inconclusive(vm, p) // an outage: let the executor wait it out
+		}
 		return healthy(env.Incident, p), nil
 	})
+	if err == nil && !ok && last.Retryable {
+		err = inconclusive(vm, last)
+	}
 	return last, ok, err
 }
 

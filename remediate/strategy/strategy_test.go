@@ -524,3 +524,30 @@ func TestDeleteFileRestartsGracefully(t *testing.T) {
 	}
 	f.clean()
 }
+
+// blindControlPlane is a prober whose every probe the control plane kept
+// from being attempted (GuestEndpoint failing during an outage).
+type blindControlPlane struct{}
+
+func (blindControlPlane) Probe(_ context.Context, _ inventory.VM) inventory.Probe {
+	return inventory.Probe{Error: "no guest address: GuestEndpoint vm vm-33: unavailable: 503", Retryable: true}
+}
+
+// TestOutageIsNotAVerdict: when the control plane cannot even say where
+// the guest is, neither the re-check nor the final verification concludes
+// anything about the guest: they return a retryable error for the
+// executor to wait out, never a strategy failure.
+func TestOutageIsNotAVerdict(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, spec{n: 33, kind: safeMode})
+	f.env.Prober = blindControlPlane{}
+	vm := f.plan(33, policy.DeleteFile)
+	s, _ := ByName(policy.DeleteFile)
+	for _, st := range []step.Step{s.Steps(vm, policy.Default())[0], finalVerify("verify")} {
+		_, err := st.Run(context.Background(), f.env, vm, step.Facts{})
+		if !providers.Retryable(err) || errors.Is(err, step.ErrStrategyFailed) || errors.Is(err, step.ErrNeedsPerson) {
+			t.Errorf("%s: err = %v, want a retryable error and no verdict", st.Name, err)
+		}
+	}
+	f.clean()
+}
