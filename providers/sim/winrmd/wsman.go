@@ -57,6 +57,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		m, ok = h.hosts.Authenticate(host, user, password)
 	}
+	if (!ok || m == nil) && !h.hosts.Listening(host) {
+		// The guest went down after the tunnel opened (a restart, a
+		// shutdown): a real host drops the connection; it does not
+		// reject the credentials.
+		dropConnection(w)
+		return
+	}
 	if !ok || m == nil {
 		// Drain a little of the body so the connection can be reused.
 		h.counters.authFailures.Add(1)
@@ -318,4 +325,17 @@ func hostOnly(hostport string) string {
 		return h
 	}
 	return strings.Trim(hostport, "[]")
+}
+
+// dropConnection closes the client's connection without a response, as a
+// host that went down does.
+func dropConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	if conn, _, err := hj.Hijack(); err == nil {
+		_ = conn.Close()
+	}
 }
