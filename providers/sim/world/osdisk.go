@@ -1,0 +1,133 @@
+package world
+
+import (
+	"context"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/timing"
+)
+
+// What the clouds whose OS disks cannot be detached (Azure) need from the
+// world: swapping a stopped VM's boot disk for another in one operation, and
+// the firmware generation a disk boots as.
+
+// Hyper-V generations, as Azure names them.
+const (
+	GenerationV1 = "V1" // BIOS, MBR boot disk
+	GenerationV2 = "V2" // UEFI, GPT boot disk
+)
+
+// generationOf is the generation a disk's content boots as: its partition
+// style decides (UEFI boots GPT disks, BIOS MBR ones).
+func generationOf(c content) string {
+	if c.identity.Style == inventory.PartitionGPT {
+		return GenerationV2
+	}
+	return GenerationV1
+}
+
+// DiskGeneration returns the Hyper-V generation disk id of account boots
+// as ("V1" or "V2"). It is a property of the disk's metadata, not an API
+// call: no fault gate, no counter. ok is false if there is no such disk.
+func (w *World) DiskGeneration(account, id string) (gen string, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := w.disks[id]
+	if d == nil || d.account != account {
+		return "", false
+	}
+	return generationOf(d.content), true
+}
+
+// VMGeneration returns the Hyper-V generation VM id of account was
+// created as: that of the disk it was created with (its original OS disk,
+// or a helper's image disk). It does not change when the OS disk is
+// swapped. ok is false if there is no such VM.
+func (w *World) VMGeneration(account, id string) (gen string, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v := w.vms[id]
+	if v == nil || v.account != account {
+		return "", false
+	}
+	return w.vmGenLocked(v), true
+}
+
+// SwapBootDisk makes diskID the boot disk of the stopped VM vmID in one
+// operation, as Azure's VM update with a new OS disk does: the previous
+// boot disk is detached and kept, unchanged. A disk already the VM's boot
+// disk is fine (Pending carries its attach still in progress). Errors:
+// ErrNotFound (VM or disk); ErrConflict with RetryAfter while the VM is
+// still stopping or the disk is being created or detached; ErrConflict when
+// the VM is not stopped, the disk is attached elsewhere or in another zone,
+// or its generation differs from the VM's. The referee counts a disk whose
+// identity changed and was not verified as an unverified return, as for
+// AttachDisk.
+func (w *World) SwapBootDisk(ctx context.Context, account, vmID, diskID string) (Pending, error) {
+	var p Pending
+	const op = "SwapBootDisk"
+	err := w.call(ctx, account, op, vmRes(vmID), bucketMutating, func(now time.Time) error {
+		v := w.vmIn(account, vmID, now)
+		if v == nil {
+			return notFound(op, vmRes(vmID), "no such VM")
+		}
+		d := w.diskIn(account, diskID, now)
+		if d == nil {
+			return notFound(op, diskRes(diskID), "no such disk")
+		}
+		res := diskRes(diskID)
+		if d.attachedTo == v.id && d.boot {
+			if d.busy == "attaching" {
+				p.Until = d.busyUntil
+			}
+			return nil
+		}
+		switch {
+		case v.power == inventory.PowerStopping:
+			return busy(op, vmRes(vmID), v.powerUntil, now, "VM is still stopping")
+		case v.power != inventory.PowerStopped:
+			return conflict(op, vmRes(vmID), "VM is %s; the OS disk is swapped only on a stopped (deallocated) VM", v.power)
+		case d.attachedTo != "":
+			return conflict(op, res, "attached to %s; detach it first", d.attachedTo)
+		case d.busy == "detaching":
+			return busy(op, res, d.busyUntil, now, "disk is still detaching")
+		case !d.readyAt.IsZero():
+			return busy(op, res, d.readyAt, now, "disk is still being created")
+		case d.zone != v.zone:
+			return conflict(op, res, "disk is in zone %s, VM %s in zone %s", d.zone, v.id, v.zone)
+		}
+		if vg, dg := w.vmGenLocked(v), generationOf(d.content); vg != dg {
+			return conflict(op, res, "disk boots as generation %s, VM %s is generation %s", dg, v.id, vg)
+		}
+		if old := w.disks[v.bootDisk]; old != nil {
+			w.advanceDisk(old, now)
+			if old.busy != "" {
+				return busy(op, vmRes(vmID), old.busyUntil, now, "OS disk %s is still %s", old.id, old.busy)
+			}
+			w.unattach(v, old)
+		}
+		if !v.helper && d.identChangedSinceList {
+			w.ref.unverified = append(w.ref.unverified, Return{Disk: d.id, VM: v.id, At: now})
+		}
+		v.bootDisk = d.id
+		d.attachedTo, d.boot = v.id, true
+		d.busy, d.busyUntil = "attaching", now.Add(w.draw(timing.Of(timing.OpAttach)))
+		p.Until = d.busyUntil
+		return nil
+	})
+	return p, err
+}
+
+// vmGenLocked is VMGeneration's answer for v. Caller holds mu.
+func (w *World) vmGenLocked(v *vm) string {
+	for _, did := range []string{v.originalDisk, v.bootDisk} {
+		if d := w.disks[did]; d != nil {
+			return generationOf(d.content)
+		}
+	}
+	if im, ok := w.imageFor(v.zone, v.windows.Release); ok {
+		return generationOf(content{identity: im.Identity})
+	}
+	return GenerationV1
+}
