@@ -131,3 +131,34 @@ func (w *World) vmGenLocked(v *vm) string {
 	}
 	return GenerationV1
 }
+
+// VMFacts is what a cloud's VM resource shows of a VM besides its signals:
+// where it is, what it runs, and which disks are attached.
+type VMFacts struct {
+	ID, Name, Zone string
+	Helper         bool
+	Windows        inventory.WindowsVersion
+	Tags           map[string]string
+	ImageID        string // helpers: the image they were made from
+	BootDisk       string // "" if none
+	DataDisks      []string
+	Generation     string // Hyper-V generation it was created as
+	Power          inventory.PowerState
+}
+
+// VMFacts returns the facts of VM id of account (fleet VM or helper),
+// advanced to now. It is metadata for a face that has already made a
+// control-plane call (through the fault gate) to learn of the VM: no gate,
+// no counter, no observation for the referee. ok is false if there is no
+// such VM.
+func (w *World) VMFacts(account, id string) (VMFacts, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v := w.vmIn(account, id, w.clk.Now())
+	if v == nil {
+		return VMFacts{}, false
+	}
+	return VMFacts{ID: v.id, Name: v.name, Zone: v.zone, Helper: v.helper, Windows: v.windows, Tags: cloneTags(v.tags),
+		ImageID: v.imageID, BootDisk: v.bootDisk, DataDisks: append([]string(nil), v.data...),
+		Generation: w.vmGenLocked(v), Power: v.power}, true
+}
