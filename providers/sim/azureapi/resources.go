@@ -259,9 +259,11 @@ func (s *Server) put(q *request) *apiError {
 	if e != nil {
 		return e
 	}
-	zone, e := s.zoneOf(b)
-	if e != nil {
-		return e
+	var zone string
+	if q.kind != kindSnapshots { // snapshots are regional: in their disk's zone here
+		if zone, e = s.zoneOf(b); e != nil {
+			return e
+		}
 	}
 	ctx := q.r.Context()
 	switch q.kind {
@@ -362,11 +364,6 @@ func (s *Server) updateVM(q *request) *apiError {
 	}
 	ctx := q.r.Context()
 	var until time.Time
-	later := func(p world.Pending) {
-		if p.Until.After(until) {
-			until = p.Until
-		}
-	}
 	if sp := b.Props.StorageProfile; sp != nil && sp.OSDisk != nil && sp.OSDisk.ManagedDisk != nil {
 		d := s.worldOf(q, kindDisks, sp.OSDisk.ManagedDisk.ID)
 		if d == "" {
@@ -386,7 +383,7 @@ func (s *Server) updateVM(q *request) *apiError {
 			if err != nil {
 				return fromWorld(err)
 			}
-			later(p)
+			until = later(until, p)
 		}
 	}
 	if sp := b.Props.StorageProfile; sp != nil && sp.DataDisks != nil {
@@ -407,7 +404,7 @@ func (s *Server) updateVM(q *request) *apiError {
 				if err != nil {
 					return fromWorld(err)
 				}
-				later(p)
+				until = later(until, p)
 			}
 		}
 		for d := range want {
@@ -416,7 +413,7 @@ func (s *Server) updateVM(q *request) *apiError {
 				if err != nil {
 					return fromWorld(err)
 				}
-				later(p)
+				until = later(until, p)
 			}
 		}
 	}
@@ -468,6 +465,8 @@ func (s *Server) vmAction(q *request) *apiError {
 		p, err = s.w.RestartVM(ctx, q.account, id)
 	case "retrievebootdiagnosticsdata":
 		return s.bootDiagData(q, id)
+	case "attachdetachdatadisks":
+		return s.attachDetach(q, id, f)
 	case "runcommand":
 		return errf(501, "NotImplemented", "the fixfleet emulator does not serve Run Command yet; reach guests over WinRM")
 	default:
@@ -478,6 +477,58 @@ func (s *Server) vmAction(q *request) *apiError {
 	}
 	s.accepted(q, 202, s.location(f.Zone), p.Until, nil)
 	return nil
+}
+
+// attachDetach attaches and detaches data disks (the additive
+// attachDetachDataDisks action: other attachments are left alone).
+func (s *Server) attachDetach(q *request, id string, f world.VMFacts) *apiError {
+	var b struct {
+		Attach []struct {
+			DiskID string `json:"diskId"`
+		} `json:"dataDisksToAttach"`
+		Detach []struct {
+			DiskID string `json:"diskId"`
+		} `json:"dataDisksToDetach"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(q.rw, q.r.Body, 1<<20)).Decode(&b); err != nil {
+		return errf(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized: %v", err)
+	}
+	ctx := q.r.Context()
+	var until time.Time
+	for _, x := range b.Detach {
+		d := s.worldOf(q, kindDisks, x.DiskID)
+		if d == "" {
+			return errf(404, "NotFound", "Disk %s is not found.", x.DiskID)
+		}
+		if d == f.BootDisk {
+			return errf(400, "OperationNotAllowed", "Disk %s is the OS disk of VM '%s'; an OS disk cannot be detached.", x.DiskID, q.name)
+		}
+		p, err := s.w.DetachDisk(ctx, q.account, id, d)
+		if err != nil {
+			return fromWorld(err)
+		}
+		until = later(until, p)
+	}
+	for _, x := range b.Attach {
+		d := s.worldOf(q, kindDisks, x.DiskID)
+		if d == "" {
+			return errf(404, "NotFound", "Disk %s is not found.", x.DiskID)
+		}
+		p, err := s.w.AttachDisk(ctx, q.account, id, d, false)
+		if err != nil {
+			return fromWorld(err)
+		}
+		until = later(until, p)
+	}
+	s.accepted(q, 202, s.location(f.Zone), until, nil)
+	return nil
+}
+
+func later(t time.Time, p world.Pending) time.Time {
+	if p.Until.After(t) {
+		return p.Until
+	}
+	return t
 }
 
 func (s *Server) setPoweredOff(id string, on bool) {

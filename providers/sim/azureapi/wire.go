@@ -181,6 +181,8 @@ func actionOp(a string) string {
 		return "RetrieveBootDiagnosticsData"
 	case "runcommand":
 		return "RunCommand"
+	case "attachdetachdatadisks":
+		return "AttachDetachDataDisks"
 	}
 	return a
 }

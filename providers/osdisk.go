@@ -1,0 +1,55 @@
+package providers
+
+import (
+	"context"
+	"fmt"
+)
+
+// OSDiskSwapper replaces a stopped VM's OS disk in one operation, for
+// clouds whose OS disks cannot be detached (Azure: an OS disk is swapped
+// with a VM update, as `az vm repair restore` does). A provider that has
+// this capability implements it on its Disks value; find it with a type
+// assertion:
+//
+//	sw, ok := p.Disks.(providers.OSDiskSwapper)
+//
+// On such a provider Disks.Detach and Disks.Attach refuse the OS disk
+// (ErrUnsupported once the VM is stopped); the copy-and-swap repair is
+// instead: Disks.Snapshot, Disks.FromSnapshot in the VM's zone, attach the
+// copy to a helper as a data disk, repair it there, detach it, Power.Stop,
+// SwapOSDisk(vm, copy), Power.Start. The original OS disk stays, detached
+// and unchanged; rollback is SwapOSDisk(vm, original) on the stopped VM,
+// which leaves the repaired copy detached and kept.
+type OSDiskSwapper interface {
+	// SwapOSDisk makes d the OS disk of vm and waits until the cloud
+	// reports the update done. The previous OS disk is left detached and
+	// unchanged; nothing is deleted.
+	//
+	// Preconditions: vm is stopped (deallocated on Azure); d is detached,
+	// in vm's zone, and boots as vm does: the same firmware generation
+	// (Hyper-V generation V1/V2) and security type (Standard or trusted
+	// launch). Read vm's current OS disk first (Disks.Describe, or the
+	// inventory) to be able to roll back.
+	//
+	// Idempotent: d already the OS disk of vm is fine.
+	//
+	// Errors: ErrNotFound (vm or d); ErrConflict while vm is not stopped
+	// or d is attached elsewhere (with RetryAfter while vm is still
+	// stopping); ErrPermanent wrapping a *BootMismatchError when d cannot
+	// boot vm; ErrThrottled, ErrUnavailable.
+	SwapOSDisk(ctx context.Context, vm VMRef, d DiskRef) error
+}
+
+// BootMismatchError says that a disk cannot become a VM's OS disk because a
+// property that must match differs (errors.As to read it).
+type BootMismatchError struct {
+	// Property is what differs: "hyperVGeneration" or "securityType".
+	Property string
+	// VM and Disk are the two values ("V1", "V2"; "Standard",
+	// "TrustedLaunch").
+	VM, Disk string
+}
+
+func (e *BootMismatchError) Error() string {
+	return fmt.Sprintf("the disk's %s is %s but the VM's is %s; make the copy from a disk of the same kind", e.Property, e.Disk, e.VM)
+}
