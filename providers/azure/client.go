@@ -2,6 +2,7 @@ package azure
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -153,7 +154,7 @@ func OpenWith(ctx context.Context, a providers.Account, env providers.Env, c Con
 		if err != nil {
 			return nil, fmt.Errorf("azure: subscription %s: %w", id, err)
 		}
-		ac, err := arm.NewClient("fixfleet/providers/azure", "v1", c.Credential, copts)
+		ac, err := arm.NewClient("fixfleet/providers/azure", "v1.0.0", c.Credential, copts)
 		if err != nil {
 			return nil, fmt.Errorf("azure: subscription %s: %w", id, err)
 		}
@@ -276,11 +277,17 @@ func classify(err error, op, res string) error {
 // responseMessage is the ARM error's message, without the SDK's dump of
 // the request (which carries the URL and could carry a SAS token).
 func responseMessage(re *azcore.ResponseError) string {
-	msg := re.Error()
-	if i := strings.Index(msg, "ERROR CODE"); i >= 0 {
-		msg = msg[i:]
+	var body struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
 	}
-	return strings.Join(strings.Fields(msg), " ")
+	if re.RawResponse != nil {
+		if b, err := runtime.Payload(re.RawResponse); err == nil && json.Unmarshal(b, &body) == nil && body.Error.Message != "" {
+			return body.Error.Message
+		}
+	}
+	return http.StatusText(re.StatusCode)
 }
 
 // retryAfter reads a Retry-After header in seconds (0 if none).

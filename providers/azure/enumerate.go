@@ -26,8 +26,9 @@ type (
 )
 
 // List lists the account's Windows VMs in its locations and zones, with
-// ListAll per subscription (paged), and their power states from a second
-// ListAll with statusOnly. VMs fixfleet created (tagged with a run) are
+// ListAll per subscription (paged), their power states from a second
+// ListAll with statusOnly, and their private addresses from one list of
+// the subscription's network interfaces. VMs fixfleet created (tagged with a run) are
 // left out. Read-only.
 func (e *enumerator) List(ctx context.Context) ([]inventory.VM, error) {
 	k := (*core)(e)
@@ -42,6 +43,10 @@ func (e *enumerator) List(ctx context.Context) ([]inventory.VM, error) {
 		if err != nil {
 			return nil, err
 		}
+		ips, err := k.privateIPs(ctx, s)
+		if err != nil {
+			return nil, err
+		}
 		powers := map[string]inventory.PowerState{}
 		for _, v := range status {
 			if v.ID != nil && v.Properties != nil {
@@ -52,6 +57,9 @@ func (e *enumerator) List(ctx context.Context) ([]inventory.VM, error) {
 			iv, ok := k.inventoryVM(v)
 			if !ok {
 				continue
+			}
+			if ip := ips[strings.ToLower(iv.ID)]; ip != "" {
+				iv.NICs = []inventory.NIC{{Name: "primary", PrivateIP: ip}}
 			}
 			iv.Power = powers[strings.ToLower(iv.ID)]
 			if iv.Power == "" {
@@ -370,24 +378,57 @@ func (gs *guests) GuestEndpoint(ctx context.Context, ref providers.VMRef) (provi
 	if nic == "" {
 		return providers.Endpoint{}, providers.Errorf(providers.ErrUnsupported, "GuestEndpoint", ref.ID, "the VM has no network interface")
 	}
-	var body struct {
-		Properties struct {
-			IPConfigurations []struct {
-				Properties struct {
-					Primary          bool   `json:"primary"`
-					PrivateIPAddress string `json:"privateIPAddress"`
-				} `json:"properties"`
-			} `json:"ipConfigurations"`
-		} `json:"properties"`
+	var n nicResource
+	if err := k.armGet(ctx, s, "GuestEndpoint", ref.ID, runtime.JoinPaths(s.arm.Endpoint(), nic), &n); err != nil {
+		return providers.Endpoint{}, err
 	}
-	err = k.do(ctx, s, bucketReads, "GuestEndpoint", ref.ID, func(ctx context.Context) error {
-		req, err := runtime.NewRequest(ctx, http.MethodGet, runtime.JoinPaths(s.arm.Endpoint(), nic))
+	if ip := n.privateIP(); ip != "" {
+		return providers.Endpoint{Host: ip, Port: 5985}, nil
+	}
+	return providers.Endpoint{}, providers.Errorf(providers.ErrUnsupported, "GuestEndpoint", ref.ID, "its network interface has no private address")
+}
+
+// networkAPIVersion is the Microsoft.Network API version of the two NIC
+// reads (the provider needs no network SDK for them).
+const networkAPIVersion = "2024-05-01"
+
+// nicResource is what the provider reads of a network interface.
+type nicResource struct {
+	Properties struct {
+		Primary        bool `json:"primary"`
+		VirtualMachine *struct {
+			ID string `json:"id"`
+		} `json:"virtualMachine"`
+		IPConfigurations []struct {
+			Properties struct {
+				Primary          bool   `json:"primary"`
+				PrivateIPAddress string `json:"privateIPAddress"`
+			} `json:"properties"`
+		} `json:"ipConfigurations"`
+	} `json:"properties"`
+}
+
+// privateIP is the primary IP configuration's private address.
+func (n nicResource) privateIP() string {
+	for i, c := range n.Properties.IPConfigurations {
+		if c.Properties.PrivateIPAddress != "" && (i == 0 || c.Properties.Primary) {
+			return c.Properties.PrivateIPAddress
+		}
+	}
+	return ""
+}
+
+// armGet GETs an ARM URL (api-version added when missing) into out.
+func (k *core) armGet(ctx context.Context, s *subscription, op, res, url string, out any) error {
+	return k.do(ctx, s, bucketReads, op, res, func(ctx context.Context) error {
+		req, err := runtime.NewRequest(ctx, http.MethodGet, url)
 		if err != nil {
 			return err
 		}
-		q := req.Raw().URL.Query()
-		q.Set("api-version", "2024-05-01")
-		req.Raw().URL.RawQuery = q.Encode()
+		if q := req.Raw().URL.Query(); q.Get("api-version") == "" {
+			q.Set("api-version", networkAPIVersion)
+			req.Raw().URL.RawQuery = q.Encode()
+		}
 		resp, err := s.arm.Pipeline().Do(req)
 		if err != nil {
 			return err
@@ -395,15 +436,32 @@ func (gs *guests) GuestEndpoint(ctx context.Context, ref providers.VMRef) (provi
 		if !runtime.HasStatusCode(resp, http.StatusOK) {
 			return runtime.NewResponseError(resp)
 		}
-		return runtime.UnmarshalAsJSON(resp, &body)
+		return runtime.UnmarshalAsJSON(resp, out)
 	})
-	if err != nil {
-		return providers.Endpoint{}, err
-	}
-	for i, c := range body.Properties.IPConfigurations {
-		if c.Properties.PrivateIPAddress != "" && (i == 0 || c.Properties.Primary) {
-			return providers.Endpoint{Host: c.Properties.PrivateIPAddress, Port: 5985}, nil
+}
+
+// privateIPs maps each VM of the subscription (lower-case ID) to its
+// primary NIC's private address, from one paged list of the network
+// interfaces.
+func (k *core) privateIPs(ctx context.Context, s *subscription) (map[string]string, error) {
+	out := map[string]string{}
+	next := runtime.JoinPaths(s.arm.Endpoint(), "/subscriptions/"+s.id+"/providers/Microsoft.Network/networkInterfaces")
+	for next != "" {
+		var page struct {
+			Value    []nicResource `json:"value"`
+			NextLink string        `json:"nextLink"`
 		}
+		if err := k.armGet(ctx, s, "List", "subscription "+s.id, next, &page); err != nil {
+			return nil, err
+		}
+		for _, n := range page.Value {
+			if vm := n.Properties.VirtualMachine; vm != nil && n.Properties.Primary {
+				if ip := n.privateIP(); ip != "" {
+					out[strings.ToLower(vm.ID)] = ip
+				}
+			}
+		}
+		next = page.NextLink
 	}
-	return providers.Endpoint{}, providers.Errorf(providers.ErrUnsupported, "GuestEndpoint", ref.ID, "its network interface has no private address")
+	return out, nil
 }

@@ -52,6 +52,20 @@ func (s *Server) list(q *request) *apiError {
 				items = append(items, s.vmJSON(q, f, iv, ""))
 			}
 		}
+	case "networkInterfaces":
+		vms, err := s.w.ListVMs(q.r.Context(), q.account, nil)
+		if err != nil {
+			return fromWorld(err)
+		}
+		ids := make([]string, 0, len(vms))
+		for _, v := range vms {
+			ids = append(ids, v.ID)
+		}
+		for _, id := range append(ids, s.created(kindVMs, q.sub)...) {
+			if f, ok := s.w.VMFacts(q.account, id); ok {
+				items = append(items, s.nicJSON(q, f))
+			}
+		}
 	case kindDisks:
 		ds, err := s.w.FindDisks(q.r.Context(), q.account, nil)
 		if err != nil {
@@ -251,7 +265,8 @@ func (s *Server) put(q *request) *apiError {
 		s.mu.Lock()
 		_, mine := s.nameOf[id]
 		s.mu.Unlock()
-		if mine || q.kind == kindVMs {
+		_, isVM := s.w.VMFacts(q.account, id)
+		if mine || (q.kind == kindVMs && isVM) {
 			return s.get(q) // an existing resource: unchanged
 		}
 	}
@@ -597,14 +612,25 @@ func (s *Server) getNIC(q *request) *apiError {
 	if !ok || id == "" {
 		return errf(404, "NotFound", "Resource %s not found.", q.name)
 	}
-	ep, err := s.w.GuestEndpoint(q.r.Context(), q.account, id)
-	if err != nil {
+	if _, err := s.w.GuestEndpoint(q.r.Context(), q.account, id); err != nil {
 		return fromWorld(err)
 	}
-	reply(q, 200, obj{"id": s.nicID(q.sub, vmName), "name": q.name, "type": "Microsoft.Network/networkInterfaces",
-		"properties": obj{"provisioningState": "Succeeded", "ipConfigurations": []obj{{"name": "ipconfig1",
-			"properties": obj{"primary": true, "privateIPAddress": ep.Host, "privateIPAllocationMethod": "Dynamic"}}}}})
+	f, ok := s.w.VMFacts(q.account, id)
+	if !ok {
+		return errf(404, "NotFound", "Resource %s not found.", q.name)
+	}
+	reply(q, 200, s.nicJSON(q, f))
 	return nil
+}
+
+// nicJSON renders a VM's network interface: its private address.
+func (s *Server) nicJSON(q *request, f world.VMFacts) obj {
+	name := s.name(f.ID)
+	return obj{"id": s.nicID(q.sub, name), "name": name + "-nic", "type": "Microsoft.Network/networkInterfaces",
+		"location": s.location(f.Zone),
+		"properties": obj{"provisioningState": "Succeeded", "primary": true, "virtualMachine": obj{"id": s.armID(q.sub, kindVMs, f.ID)},
+			"ipConfigurations": []obj{{"name": "ipconfig1",
+				"properties": obj{"primary": true, "privateIPAddress": f.PrivateIP, "privateIPAllocationMethod": "Dynamic"}}}}}
 }
 
 func (s *Server) nicID(sub, vmName string) string {

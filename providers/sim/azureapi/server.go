@@ -48,6 +48,8 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"log"
 	"maps"
 	"math/big"
 	"net"
@@ -158,7 +160,7 @@ func Start(w *world.World, listen string, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("azureapi: %w", err)
 	}
 	s.cert, s.ln = leaf, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{tc}, MinVersion: tls.VersionTLS12})
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() { _ = s.srv.Serve(s.ln) }()
 	return s, nil
 }

@@ -140,6 +140,7 @@ type VMFacts struct {
 	Windows        inventory.WindowsVersion
 	Tags           map[string]string
 	ImageID        string // helpers: the image they were made from
+	PrivateIP      string
 	BootDisk       string // "" if none
 	DataDisks      []string
 	Generation     string // Hyper-V generation it was created as
@@ -159,6 +160,6 @@ func (w *World) VMFacts(account, id string) (VMFacts, bool) {
 		return VMFacts{}, false
 	}
 	return VMFacts{ID: v.id, Name: v.name, Zone: v.zone, Helper: v.helper, Windows: v.windows, Tags: cloneTags(v.tags),
-		ImageID: v.imageID, BootDisk: v.bootDisk, DataDisks: append([]string(nil), v.data...),
+		ImageID: v.imageID, PrivateIP: v.ip, BootDisk: v.bootDisk, DataDisks: append([]string(nil), v.data...),
 		Generation: w.vmGenLocked(v), Power: v.power}, true
 }
