@@ -32,10 +32,9 @@ func (staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore
 
 const helperPasswordEnv = "FIXFLEET_TEST_HELPER_PASSWORD"
 
-// account is the fleet.yaml account of world account acct on the emulator.
-func account(t *testing.T, acct string) providers.Account {
+// account is a fleet.yaml account of subscription sub, named acct.
+func account(t *testing.T, acct, sub string) providers.Account {
 	t.Helper()
-	sub := azureapi.SubscriptionID(acct)
 	var n yaml.Node
 	doc := "subscriptions: [" + sub + "]\nresource_group: fleet\npoll_interval: 5s\n" +
 		"helper_subnets: {japaneast: /subscriptions/" + sub + "/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/repair}\n" +
@@ -68,7 +67,7 @@ func open(t *testing.T, w *world.World, acct string, opts azureapi.Options) (*az
 		}
 		return ""
 	}
-	p, err := azure.OpenWith(t.Context(), account(t, acct), providers.Env{Clock: w.Clock(), Getenv: getenv}, connection(srv))
+	p, err := azure.OpenWith(t.Context(), account(t, acct, azureapi.SubscriptionID(acct)), providers.Env{Clock: w.Clock(), Getenv: getenv}, connection(srv))
 	if err != nil {
 		t.Fatal(err)
 	}
