@@ -1,0 +1,38 @@
+package azure
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestOnlyWiringImportsAzureSDK: the Azure SDK is slow and heavy to compile
+// cold (see docs/providers/azure.md), so only this package and the CLI's
+// registry wiring may pull it in; every other package, the ARM emulator
+// included, builds and tests without it.
+func TestOnlyWiringImportsAzureSDK(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	// One go list: every package with its transitive dependencies.
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Deps " "}}`, "../../...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string]bool{
+		"github.com/fixfleet/fixfleet/providers/azure": true,
+		"github.com/fixfleet/fixfleet/cmd/fixfleet":    true,
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || allowed[f[0]] {
+			continue
+		}
+		for _, d := range f[1:] {
+			if strings.HasPrefix(d, "github.com/Azure/azure-sdk-for-go/") {
+				t.Errorf("%s pulls in the Azure SDK (%s)", f[0], d)
+				break
+			}
+		}
+	}
+}
