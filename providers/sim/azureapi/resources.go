@@ -366,7 +366,7 @@ func (s *Server) securityOf(id string) string {
 	return s.security[id]
 }
 
-// updateVM applies a PATCH: an OS disk swap and/or data disk changes.
+// updateVM applies a PATCH: an OS disk swap.
 func (s *Server) updateVM(q *request) *apiError {
 	id := s.resolve(kindVMs, q.sub, q.name)
 	f, ok := s.w.VMFacts(q.account, id)
@@ -376,6 +376,9 @@ func (s *Server) updateVM(q *request) *apiError {
 	b, e := s.readBody(q)
 	if e != nil {
 		return e
+	}
+	if sp := b.Props.StorageProfile; sp != nil && sp.DataDisks != nil {
+		return errf(400, "InvalidParameter", "the emulator changes data disks through attachDetachDataDisks only, not a VM update")
 	}
 	ctx := q.r.Context()
 	var until time.Time
@@ -399,37 +402,6 @@ func (s *Server) updateVM(q *request) *apiError {
 				return fromWorld(err)
 			}
 			until = later(until, p)
-		}
-	}
-	if sp := b.Props.StorageProfile; sp != nil && sp.DataDisks != nil {
-		want := map[string]bool{}
-		for _, dd := range *sp.DataDisks {
-			if dd.ManagedDisk == nil {
-				return errf(400, "InvalidParameter", "the emulator attaches managed disks only (dataDisks[].managedDisk.id)")
-			}
-			d := s.worldOf(q, kindDisks, dd.ManagedDisk.ID)
-			if d == "" {
-				return errf(404, "NotFound", "Disk %s is not found.", dd.ManagedDisk.ID)
-			}
-			want[d] = true
-		}
-		for _, d := range f.DataDisks {
-			if !want[d] {
-				p, err := s.w.DetachDisk(ctx, q.account, id, d)
-				if err != nil {
-					return fromWorld(err)
-				}
-				until = later(until, p)
-			}
-		}
-		for d := range want {
-			if !slices.Contains(f.DataDisks, d) {
-				p, err := s.w.AttachDisk(ctx, q.account, id, d, false)
-				if err != nil {
-					return fromWorld(err)
-				}
-				until = later(until, p)
-			}
 		}
 	}
 	f, _ = s.w.VMFacts(q.account, id)

@@ -22,7 +22,7 @@
 //     found with WorldID, and ARMID maps a world ID back.
 //   - A VM's OS disk cannot be detached: a PATCH that changes
 //     storageProfile.osDisk.managedDisk.id swaps it (world.SwapBootDisk) on
-//     a deallocated VM; one that changes dataDisks attaches and detaches.
+//     a deallocated VM; data disks change through attachDetachDataDisks.
 //     The disk's Hyper-V generation and security type must match the VM's.
 //   - Long-running operations answer 201/202 with Azure-AsyncOperation and
 //     Location headers; the operation succeeds when the world's change
