@@ -349,3 +349,23 @@ func str(p *string) string {
 }
 
 func flag(p *bool) bool { return p != nil && *p }
+
+// pages pages through pager, each page a call through do (reads bucket),
+// and hands every page to each.
+func pages[T any](ctx context.Context, k *core, s *subscription, op string, pager *runtime.Pager[T], each func(T) error) error {
+	for pager.More() {
+		var page T
+		err := k.do(ctx, s, bucketReads, op, "subscription "+s.id, func(ctx context.Context) error {
+			var err error
+			page, err = pager.NextPage(ctx)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if err := each(page); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -143,17 +143,7 @@ func (ds *disks) FindSnapshots(ctx context.Context, t providers.Tags) ([]provide
 	var out []providers.SnapshotState
 	for _, sid := range k.order {
 		s := k.subs[strings.ToLower(sid)]
-		pager := s.snaps.NewListPager(nil)
-		for pager.More() {
-			var page armcompute.SnapshotsClientListResponse
-			err := k.do(ctx, s, bucketReads, "FindSnapshots", "subscription "+sid, func(ctx context.Context) error {
-				var err error
-				page, err = pager.NextPage(ctx)
-				return err
-			})
-			if err != nil {
-				return nil, err
-			}
+		err := pages(ctx, k, s, "FindSnapshots", s.snaps.NewListPager(nil), func(page armcompute.SnapshotsClientListResponse) error {
 			for _, x := range page.Value {
 				if !hasTags(x.Tags, t) || x.Properties == nil {
 					continue
@@ -165,6 +155,10 @@ func (ds *disks) FindSnapshots(ctx context.Context, t providers.Tags) ([]provide
 				}
 				out = append(out, st)
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -186,27 +180,21 @@ func (ds *disks) FindDisks(ctx context.Context, t providers.Tags) ([]providers.D
 	var out []providers.DiskState
 	for _, sid := range k.order {
 		s := k.subs[strings.ToLower(sid)]
-		pager := s.disks.NewListPager(nil)
-		for pager.More() {
-			var page armcompute.DisksClientListResponse
-			err := k.do(ctx, s, bucketReads, "FindDisks", "subscription "+sid, func(ctx context.Context) error {
-				var err error
-				page, err = pager.NextPage(ctx)
-				return err
-			})
-			if err != nil {
-				return nil, err
-			}
+		err := pages(ctx, k, s, "FindDisks", s.disks.NewListPager(nil), func(page armcompute.DisksClientListResponse) error {
 			for _, d := range page.Value {
 				if !hasTags(d.Tags, t) {
 					continue
 				}
 				st, err := k.state(ctx, "FindDisks", d)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				out = append(out, st)
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

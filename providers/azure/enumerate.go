@@ -74,21 +74,13 @@ func (e *enumerator) List(ctx context.Context) ([]inventory.VM, error) {
 
 // listAll pages through VirtualMachines.ListAll of one subscription.
 func listAll(ctx context.Context, k *core, s *subscription, statusOnly *string) ([]*armcompute.VirtualMachine, error) {
-	pager := s.vms.NewListAllPager(&armcompute.VirtualMachinesClientListAllOptions{StatusOnly: statusOnly})
 	var out []*armcompute.VirtualMachine
-	for pager.More() {
-		var page armcompute.VirtualMachinesClientListAllResponse
-		err := k.do(ctx, s, bucketReads, "List", "subscription "+s.id, func(ctx context.Context) error {
-			var err error
-			page, err = pager.NextPage(ctx)
-			return err
+	err := pages(ctx, k, s, "List", s.vms.NewListAllPager(&armcompute.VirtualMachinesClientListAllOptions{StatusOnly: statusOnly}),
+		func(page armcompute.VirtualMachinesClientListAllResponse) error {
+			out = append(out, page.Value...)
+			return nil
 		})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page.Value...)
-	}
-	return out, nil
+	return out, err
 }
 
 // inventoryVM turns a listed VM into the model; ok is false for VMs out

@@ -54,18 +54,8 @@ func (k *core) zonesIn(location string) []string {
 func (h *helpers) Images(ctx context.Context) ([]providers.HelperImage, error) {
 	k := (*core)(h)
 	s := h.helperSub()
-	pager := s.imgs.NewListPager(nil)
 	var out []providers.HelperImage
-	for pager.More() {
-		var page armcompute.ImagesClientListResponse
-		err := k.do(ctx, s, bucketReads, "Images", "subscription "+s.id, func(ctx context.Context) error {
-			var err error
-			page, err = pager.NextPage(ctx)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
+	err := pages(ctx, k, s, "Images", s.imgs.NewListPager(nil), func(page armcompute.ImagesClientListResponse) error {
 		for _, im := range page.Value {
 			rel := str(im.Tags[TagImageRelease])
 			if rel == "" || im.ID == nil {
@@ -83,6 +73,10 @@ func (h *helpers) Images(ctx context.Context) ([]providers.HelperImage, error) {
 					Windows: inventory.WindowsVersion{Release: rel, Build: str(im.Tags[TagImageBuild])}})
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
