@@ -265,9 +265,11 @@ func (s *Server) put(q *request) *apiError {
 		s.mu.Lock()
 		_, mine := s.nameOf[id]
 		s.mu.Unlock()
-		_, isVM := s.w.VMFacts(q.account, id)
-		if mine || (q.kind == kindVMs && isVM) {
-			return s.get(q) // an existing resource: unchanged
+		if mine {
+			return s.get(q) // created by a client before: unchanged
+		}
+		if s.worldHas(q, id) {
+			return errf(409, "Conflict", "%s '%s' already exists; the emulator does not update it", q.kind, q.name)
 		}
 	}
 	b, e := s.readBody(q)
@@ -348,6 +350,20 @@ func (s *Server) put(q *request) *apiError {
 		return errf(405, "MethodNotAllowed", "the emulator does not create %s", q.kind)
 	}
 	return nil
+}
+
+// worldHas tells whether the world holds resource id of the request's
+// kind in the caller's account (metadata reads, no fault gate).
+func (s *Server) worldHas(q *request, id string) bool {
+	switch q.kind {
+	case kindVMs:
+		_, ok := s.w.VMFacts(q.account, id)
+		return ok
+	case kindDisks:
+		_, ok := s.w.DiskGeneration(q.account, id)
+		return ok
+	}
+	return strings.HasPrefix(id, "snap-") // world snapshot IDs; never a client's name
 }
 
 // inherit gives a copy the security type of its source.
