@@ -181,7 +181,7 @@ func OpenWith(ctx context.Context, a providers.Account, env providers.Env, c Con
 // resourceID is an ARM resource ID of a top-level resource:
 // /subscriptions/S/resourceGroups/G/providers/NS/TYPE/NAME.
 type resourceID struct {
-	sub, group, namespace, kind, name string
+	sub, group, kind, name string
 }
 
 func parseID(id string) (resourceID, error) {
@@ -189,11 +189,7 @@ func parseID(id string) (resourceID, error) {
 	if len(seg) < 8 || !strings.EqualFold(seg[0], "subscriptions") || !strings.EqualFold(seg[2], "resourceGroups") || !strings.EqualFold(seg[4], "providers") {
 		return resourceID{}, fmt.Errorf("%q is not an Azure resource ID (/subscriptions/…/resourceGroups/…/providers/…)", id)
 	}
-	return resourceID{sub: seg[1], group: seg[3], namespace: seg[5], kind: seg[6], name: seg[7]}, nil
-}
-
-func (r resourceID) String() string {
-	return "/subscriptions/" + r.sub + "/resourceGroups/" + r.group + "/providers/" + r.namespace + "/" + r.kind + "/" + r.name
+	return resourceID{sub: seg[1], group: seg[3], kind: seg[6], name: seg[7]}, nil
 }
 
 // sameID compares ARM resource IDs (case-insensitive, as ARM does).
