@@ -40,20 +40,6 @@ func (w *World) DiskGeneration(account, id string) (gen string, ok bool) {
 	return generationOf(d.content), true
 }
 
-// VMGeneration returns the Hyper-V generation VM id of account was
-// created as: that of the disk it was created with (its original OS disk,
-// or a helper's image disk). It does not change when the OS disk is
-// swapped. ok is false if there is no such VM.
-func (w *World) VMGeneration(account, id string) (gen string, ok bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	v := w.vms[id]
-	if v == nil || v.account != account {
-		return "", false
-	}
-	return w.vmGenLocked(v), true
-}
-
 // SwapBootDisk makes diskID the boot disk of the stopped VM vmID in one
 // operation, as Azure's VM update with a new OS disk does: the previous
 // boot disk is detached and kept, unchanged. A disk already the VM's boot
