@@ -1,11 +1,13 @@
-package main
+package fleet
 
 import (
 	"strings"
 	"testing"
 
+	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers/sim"
+	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/helperpool"
 )
 
@@ -13,7 +15,15 @@ import (
 // of a run (here: still leased) is not dropped silently: the error names it
 // and why; with keep, nothing is reported.
 func TestPoolsReportKeptHelpers(t *testing.T) {
-	w, err := (&worldOpts{vms: 5, seed: 2, mix: "healthy=100", timeScale: 1e5}).open(false)
+	mix, err := world.ParseMix("healthy=100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := world.GenerateScenario(world.GenOptions{VMs: 5, Seed: 2, Mix: mix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := world.Load(sc, clock.NewScaled(sc.Now, 1e5))
 	if err != nil {
 		t.Fatal(err)
 	}

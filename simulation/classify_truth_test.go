@@ -1,4 +1,4 @@
-package main
+package simulation
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/fixfleet/fixfleet/inventory"
-	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/remediate/fleet"
 )
 
 // TestClassificationAgainstTruth checks the classifier against the simulated
@@ -39,34 +39,39 @@ func TestClassificationAgainstTruth(t *testing.T) {
 		for _, seed := range seeds {
 			t.Run(fmt.Sprintf("%s/seed%d", m.name, seed), func(t *testing.T) {
 				t.Parallel()
-				checkClassification(t, worldOpts{vms: 40, seed: seed, mix: m.mix, noConsole: m.noConsole, timeScale: 2000})
+				checkClassification(t, Options{World: WorldOptions{VMs: 40, Seed: seed, Mix: m.mix, NoConsole: m.noConsole}, TimeScale: 2000})
 			})
 		}
 	}
 }
 
-func checkClassification(t *testing.T, wo worldOpts) {
+func checkClassification(t *testing.T, o Options) {
 	ctx := context.Background()
-	f, err := openSimFleet(ctx, &sourceOpts{sim: true, world: wo})
+	b, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	f, err := b.OpenFleet(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	w := f.sim.world
+	w := b.World()
 	spec := map[string]world.VMSpec{}
 	before := map[string]string{}
 	for _, v := range w.Export().VMs {
 		spec[v.ID] = v
 		before[v.ID] = v.Truth
 	}
-	a, err := f.assess(ctx, classify.AssessOptions{}, nil)
+	a, err := f.Assess(ctx, fleet.AssessOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a.fleet) != len(spec) {
-		t.Fatalf("assessed %d VMs, world has %d", len(a.fleet), len(spec))
+	if len(a.VMs) != len(spec) {
+		t.Fatalf("assessed %d VMs, world has %d", len(a.VMs), len(spec))
 	}
-	for _, x := range a.fleet {
+	for _, x := range a.VMs {
 		id, got := x.VM.ID, x.Classification
 		after, ok := w.Truth(id)
 		if !ok {

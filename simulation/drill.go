@@ -1,6 +1,7 @@
-package main
+package simulation
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,19 +11,20 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// writeDrill writes what a drill against a served world needs, so that the
+// WriteDrill writes what a drill against a served world needs, so that the
 // ordinary fleet.yaml path (not --sim-endpoint) is exercised: fleet.yaml
 // (its accounts opened as b's cloud face, guests reached through the
 // world's WinRM gateway), keys.csv (the escrowed BitLocker keys), the WinRM
 // password file and an env file with the cloud credentials the face
 // accepts. Secret files are written readable by the owner only. These are
-// a simulator's test credentials, never a real fleet's.
-func writeDrill(dir string, b *simBackend) error {
-	if b.provider == "sim" {
-		return badInput(fmt.Errorf("--drill-dir needs --face sakura or aws: the simulator's own face is not a fleet.yaml provider (use --sim-endpoint)"))
+// a simulator's test credentials, never a real fleet's. The simulator's own
+// face is not a fleet.yaml provider: an *InputError.
+func (b *Backend) WriteDrill(dir string) error {
+	if b.provider == FaceSim {
+		return badOption("drill-dir", errors.New("needs --face sakura or aws: the simulator's own face is not a fleet.yaml provider (use --sim-endpoint)"))
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("--drill-dir: %w", err)
+		return fmt.Errorf("drill directory %s: %w", dir, err)
 	}
 	var keys strings.Builder
 	keys.WriteString("key_id,recovery_key\n")
@@ -39,7 +41,7 @@ func writeDrill(dir string, b *simBackend) error {
 	var accounts []map[string]any
 	for _, name := range b.accounts {
 		a := map[string]any{"name": name, "provider": b.provider}
-		acct := accountOf(b, name)
+		acct := b.accountOf(name)
 		if len(acct.Zones) > 0 {
 			a["zones"] = acct.Zones
 		}
@@ -80,7 +82,7 @@ func writeDrill(dir string, b *simBackend) error {
 		{"env", env.String(), 0o600},
 	} {
 		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.data), f.mode); err != nil {
-			return fmt.Errorf("--drill-dir: %w", err)
+			return fmt.Errorf("drill directory %s: %w", dir, err)
 		}
 	}
 	return nil

@@ -1,34 +1,39 @@
-package main
+package simulation
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fixfleet/fixfleet/inventory/journal"
+	"github.com/fixfleet/fixfleet/remediate/policy"
 )
 
-// demoResult runs `fixfleet demo` in-process with args and decodes its JSON
-// summary.
-func demoResult(t *testing.T, args ...string) demoSummary {
-	t.Helper()
-	code, stdout, stderr := runCLI(t, append([]string{"demo", "--format", "json"}, args...)...)
-	if code != 0 {
-		t.Fatalf("demo %v: exit %d: %s", args, code, stderr)
+// incident describes a demo-sized incident as `fixfleet demo` runs it: the
+// demo's fault and policy defaults (restore-backup allowed).
+func incident(vms int, seed int64, scale float64) RunOptions {
+	faults := DefaultFaults()
+	return RunOptions{
+		Options: Options{World: WorldOptions{VMs: vms, Seed: seed}, Faults: &faults, TimeScale: scale},
+		Policy:  func(p policy.Policy) (policy.Policy, error) { p.AllowDataLoss = true; return p, p.Validate() },
 	}
-	var s demoSummary
-	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
-		t.Fatalf("demo summary is not JSON: %v\n%s", err, stdout)
+}
+
+// run runs o and fails the test if the incident could not be run.
+func run(t *testing.T, o RunOptions) Summary {
+	t.Helper()
+	s, err := Run(t.Context(), o)
+	if err != nil {
+		t.Fatalf("incident: %v", err)
 	}
 	return s
 }
 
-// checkOutcome asserts what every demo must end with: the run done, every
-// VM healthy (by the world's truth) or flagged with a reason, and the
+// checkOutcome asserts what every incident must end with: the run done,
+// every VM healthy (by the world's truth) or flagged with a reason, and the
 // world's invariant counters all 0.
-func checkOutcome(t *testing.T, s demoSummary) {
+func checkOutcome(t *testing.T, s Summary) {
 	t.Helper()
 	if s.RunStatus != "done" {
 		t.Errorf("run status %q, want done", s.RunStatus)
@@ -44,11 +49,14 @@ func checkOutcome(t *testing.T, s demoSummary) {
 			t.Errorf("%s flagged without a reason", v.ID)
 		}
 	}
-	if s.Invariants != (invariants{}) {
+	if s.Invariants != (Invariants{}) {
 		t.Errorf("invariant counters not all 0: %+v\n%s", s.Invariants, strings.Join(s.Violations, "\n"))
 	}
 	if got := s.HealthyBefore + s.Fixed + s.FoundHealthy + s.Flagged + s.Failed; got != s.VMsTotal {
 		t.Errorf("outcomes add up to %d, not the %d VMs", got, s.VMsTotal)
+	}
+	if len(s.Problems()) != 0 {
+		t.Errorf("problems: %v", s.Problems())
 	}
 }
 
@@ -56,7 +64,7 @@ func checkOutcome(t *testing.T, s demoSummary) {
 // every VM healthy or flagged with a reason, all invariant counters 0, and
 // at least one VM repaired by each strategy in the default mix.
 func TestDemo(t *testing.T) {
-	s := demoResult(t, "--vms", "300", "--seed", "1", "--time-scale", "3000")
+	s := run(t, incident(300, 1, 3000))
 	checkOutcome(t, s)
 	for _, st := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {
 		if s.ByStrategy[st] == 0 {
@@ -69,14 +77,15 @@ func TestDemo(t *testing.T) {
 // change was applied) under throttling; the run completes, the invariants
 // hold, and no step was attempted more often than its retry bound.
 func TestDemoWithAPIFaults(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "j.db")
-	s := demoResult(t, "--vms", "80", "--seed", "3", "--time-scale", "3000", "--journal", db,
-		"--fault-rate", "0.05", "--drop-before", "0.025", "--drop-after", "0.025", "--throttle", "simple")
+	o := incident(80, 3, 3000)
+	o.Journal = filepath.Join(t.TempDir(), "j.db")
+	o.Faults.ErrorRate, o.Faults.DropBefore, o.Faults.DropAfter = 0.05, 0.025, 0.025
+	s := run(t, o)
 	checkOutcome(t, s)
 	if s.Retries == 0 {
 		t.Errorf("no retries with 10%% of API calls failing: the faults did not reach the orchestrator")
 	}
-	if max := maxStepAttempts(t, db); max > 8 {
+	if max := maxStepAttempts(t, o.Journal); max > 8 {
 		t.Errorf("a step was attempted %d times, beyond the retry bound of 8", max)
 	}
 }
@@ -85,16 +94,17 @@ func TestDemoWithAPIFaults(t *testing.T) {
 // minutes; the run pauses (the breaker opens), then completes on its own,
 // and no VM is left worse than before.
 func TestDemoOutage(t *testing.T) {
-	s := demoResult(t, "--vms", "60", "--seed", "4", "--time-scale", "3000", "--outage-at", "40m", "--outage-for", "45m")
+	o := incident(60, 4, 3000)
+	o.Faults.OutageAt, o.Faults.OutageFor = 40*time.Minute, 45*time.Minute
+	s := run(t, o)
 	checkOutcome(t, s)
 	if s.Breaker == 0 {
 		t.Errorf("the breaker never opened during a 45-minute outage")
 	}
 }
 
-// maxStepAttempts reads the highest attempt number of any step in the
-// journal.
-func maxStepAttempts(t *testing.T, db string) int {
+// steps returns every step the journal recorded of its latest run.
+func steps(t *testing.T, db string) []journal.Step {
 	t.Helper()
 	ctx := t.Context()
 	j, err := journal.Open(ctx, db)
@@ -110,68 +120,25 @@ func maxStepAttempts(t *testing.T, db string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	max := 0
+	var out []journal.Step
 	for _, v := range vms {
-		steps, err := j.ListSteps(ctx, run.ID, v.VMKey)
+		s, err := j.ListSteps(ctx, run.ID, v.VMKey)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range steps {
-			if s.Attempt > max {
-				max = s.Attempt
-			}
-		}
+		out = append(out, s...)
 	}
-	return max
+	return out
 }
 
-// TestNoSecretsAnywhere: the WinRM password and the BitLocker recovery keys
-// appear in no output, report, journal row or error of a whole demo.
-func TestNoSecretsAnywhere(t *testing.T) {
-	dir := t.TempDir()
-	db := filepath.Join(dir, "j.db")
-	// The same world the demo will generate, to learn its secrets.
-	wo := worldOpts{vms: 60, seed: 9, mix: "boot-loop=30,stuck=10,safe-mode=20,bad-credentials=20,healthy=20", timeScale: 3000}
-	w, err := wo.open(true)
-	if err != nil {
-		t.Fatal(err)
+// maxStepAttempts reads the highest attempt number of any step in the
+// journal.
+func maxStepAttempts(t *testing.T, db string) int {
+	most := 0
+	for _, s := range steps(t, db) {
+		most = max(most, s.Attempt)
 	}
-	secrets := []string{w.GuestPassword().Reveal()}
-	for _, k := range w.EscrowedKeys() {
-		secrets = append(secrets, k.Reveal())
-	}
-	if len(secrets) < 5 {
-		t.Fatalf("only %d secrets in the world: the test would prove little", len(secrets))
-	}
-	var outputs []string
-	for _, args := range [][]string{
-		{"demo", "--vms", "60", "--seed", "9", "--mix", wo.mix, "--time-scale", "3000", "--journal", db, "--format", "json"},
-		{"inventory", "--sim", "--vms", "60", "--seed", "9", "--mix", wo.mix, "--time-scale", "3000", "--format", "json"},
-		{"report", "--journal", db, "--format", "json"},
-		{"report", "--journal", db, "--format", "html"},
-		{"status", "--journal", db},
-	} {
-		code, stdout, stderr := runCLI(t, args...)
-		if code != 0 {
-			t.Fatalf("%v: exit %d: %s", args, code, stderr)
-		}
-		outputs = append(outputs, stdout, stderr)
-	}
-	files, _ := filepath.Glob(db + "*") // the database and its WAL
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		outputs = append(outputs, string(b))
-	}
-	for _, s := range secrets {
-		for i, out := range outputs {
-			if strings.Contains(out, s) {
-				t.Errorf("a secret appears in output #%d", i)
-			}
-		}
-	}
+	return most
 }
 
 // TestDemoSakura is the Sakura issue's "done when": the whole incident runs
@@ -180,7 +147,9 @@ func TestNoSecretsAnywhere(t *testing.T) {
 // 0, and the emulator's per-operation call counts prove the traffic went
 // through HTTP.
 func TestDemoSakura(t *testing.T) {
-	s := demoResult(t, "--provider", "sakura", "--vms", "120", "--seed", "3")
+	o := incident(120, 3, 3000)
+	o.Face = FaceSakura
+	s := run(t, o)
 	checkOutcome(t, s)
 	if s.Provider != "sakura" || s.API.Calls["Server.Find"] == 0 || s.API.Calls["Server.Read"] == 0 {
 		t.Errorf("no Sakura API traffic counted: %+v", s.API)
@@ -198,11 +167,12 @@ func TestDemoSakura(t *testing.T) {
 // provider batches the stops and starts of concurrent callers, restarts
 // included, into shared calls).
 func TestDemoAWS(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "j.db")
 	// A lower time scale than the demo's default: the orchestrator's own
 	// CPU time (slow under -race) counts that many times over in simulated
 	// time and would spread the VMs' stops apart.
-	s := demoResult(t, "--provider", "aws", "--vms", "200", "--seed", "4", "--journal", db, "--time-scale", "1000")
+	o := incident(200, 4, 1000)
+	o.Face, o.Journal = FaceAWS, filepath.Join(t.TempDir(), "j.db")
+	s := run(t, o)
 	checkOutcome(t, s)
 	if s.Provider != "aws" || s.API.Calls["DescribeInstances"] == 0 {
 		t.Fatalf("no EC2 API traffic counted: %+v", s.API)
@@ -218,28 +188,13 @@ func TestDemoAWS(t *testing.T) {
 		}
 	}
 	// The emulator's own count agrees with the journal's.
-	stopped, _ := stoppedStarted(t, db)
-	if stopped > s.API.Instances["StopInstances"] {
-		t.Errorf("%d VMs stopped by a stop step, but StopInstances named only %d", stopped, s.API.Instances["StopInstances"])
-	}
-}
-
-// stoppedStarted counts the VMs whose stop step, and whose start (or the
-// abort that restarts them), ended ok in the journal.
-func stoppedStarted(t *testing.T, db string) (stopped, started int) {
-	t.Helper()
-	d := readJournal(t, db)
-	if d == nil {
-		t.Fatal("no journal")
-	}
-	defer d.Close()
-	q := func(query string) int {
-		var n int
-		if err := d.QueryRowContext(t.Context(), query).Scan(&n); err != nil {
-			t.Fatal(err)
+	stopped := map[string]bool{}
+	for _, st := range steps(t, o.Journal) {
+		if st.Step == "stop" && st.Status == journal.StepOK {
+			stopped[st.VMKey] = true
 		}
-		return n
 	}
-	return q(`SELECT COUNT(DISTINCT vm_key) FROM steps WHERE step = 'stop' AND status = 'ok'`),
-		q(`SELECT COUNT(DISTINCT vm_key) FROM steps WHERE step = 'start' AND status = 'ok'`)
+	if len(stopped) > s.API.Instances["StopInstances"] {
+		t.Errorf("%d VMs stopped by a stop step, but StopInstances named only %d", len(stopped), s.API.Instances["StopInstances"])
+	}
 }
