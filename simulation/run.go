@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fixfleet/fixfleet/internal/rusage"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -100,5 +101,6 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 	elapsed := f.Clock.Now().Sub(simStart)
 	s.ElapsedSec, s.ElapsedSim = elapsed.Seconds(), elapsed.Round(time.Second).String()
 	s.Invariants, s.Violations, s.TruthAfter = InvariantsOf(audit), Violations(audit), audit.TruthCounts
+	s.PeakMemoryMB = rusage.PeakRSSMB()
 	return s, nil
 }

@@ -32,8 +32,7 @@ type Summary struct {
 	ElapsedSim string   `json:"elapsed_sim"`
 	ElapsedSec float64  `json:"elapsed_sim_seconds"`
 	WallSec    float64  `json:"wall_seconds"`
-	// PeakMemoryMB is the process's peak resident memory (0 where unknown);
-	// Run leaves it to the caller, who knows the process.
+	// PeakMemoryMB is the process's peak resident memory (0 where unknown).
 	PeakMemoryMB float64    `json:"peak_memory_mb"`
 	Retries      int        `json:"retries"`
 	Breaker      int        `json:"breaker_openings"`

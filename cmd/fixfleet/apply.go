@@ -17,6 +17,7 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 )
 
 type applyOpts struct {
@@ -109,9 +110,9 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 		return badInput(err)
 	}
 	defer j.Close()
-	pr := newProgress(progressTo(stderr), len(p.VMs))
-	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: pr.event})
-	pr.done()
+	pr := progress.New(progressTo(stderr), len(p.VMs))
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: pr.Event})
+	pr.Done()
 	if res != nil {
 		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {
 			err = rerr

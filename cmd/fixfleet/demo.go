@@ -11,6 +11,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
@@ -49,54 +50,28 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 		return err
 	}
 	out := progressTo(stderr)
-	var pr *progress
+	var pr *progress.Display
 	ro := simulation.RunOptions{Options: o.world.options(), Policy: o.overrides.apply, Journal: o.journal, Progress: out,
 		Watch: func(p *plan.Plan) func(apply.Event) {
 			if out != nil {
 				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
 			}
-			pr = newProgress(out, len(p.VMs))
-			return pr.event
+			pr = progress.New(out, len(p.VMs))
+			return pr.Event
 		}}
 	ro.Face, ro.Faults = o.provider, &o.faults
 	s, err := simulation.Run(ctx, ro)
 	if pr != nil {
-		pr.done()
+		pr.Done()
 	}
 	if err != nil {
 		return simInput(err, "--provider")
 	}
-	s.PeakMemoryMB = peakRSSMB()
-	if err := render.Render(stdout, format, s, demoTables(s)...); err != nil {
+	if err := render.Render(stdout, format, s, s.Tables()...); err != nil {
 		return err
 	}
 	if why := s.Problems(); len(why) > 0 {
 		return runPaused{status: s.RunStatus, msg: strings.Join(why, "; ")}
 	}
 	return nil
-}
-
-func demoTables(s simulation.Summary) []render.Table {
-	t := render.Table{Title: "Demo: " + s.RunStatus, Headers: []string{"", ""}, Rows: [][]string{
-		{"VMs", fmt.Sprint(s.VMsTotal)},
-		{"healthy before (never touched)", fmt.Sprint(s.HealthyBefore)},
-		{"fixed", fmt.Sprint(s.Fixed)},
-		{"recovered by themselves (found healthy on re-check)", fmt.Sprint(s.FoundHealthy)},
-		{"flagged for a person", fmt.Sprint(s.Flagged)},
-		{"failed", fmt.Sprint(s.Failed)},
-		{"unresolved (must be 0)", fmt.Sprint(len(s.Unresolved))},
-		{"simulated time", s.ElapsedSim},
-		{"wall time", fmt.Sprintf("%.1fs", s.WallSec)},
-		{"peak memory", fmt.Sprintf("%.0f MiB", s.PeakMemoryMB)},
-		{"API calls (" + s.Provider + ") / throttled", fmt.Sprintf("%d / %d", s.API.Total, s.API.Throttled)},
-		{"API retries / breaker openings", fmt.Sprintf("%d / %d", s.Retries, s.Breaker)},
-	}}
-	for _, k := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {
-		t.Rows = append(t.Rows, []string{"fixed by " + k, fmt.Sprint(s.ByStrategy[k])})
-	}
-	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Reason"}}
-	for _, v := range s.FlaggedVMs {
-		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, v.Reason})
-	}
-	return []render.Table{t, invariantsTable(s.Invariants, s.Violations), fl}
 }

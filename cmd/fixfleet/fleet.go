@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -15,7 +14,6 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/aws"
-	"github.com/fixfleet/fixfleet/providers/guest"
 	"github.com/fixfleet/fixfleet/providers/sakura"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -52,13 +50,9 @@ func (o *sourceOpts) assessOptions(progress io.Writer) (fleet.AssessOptions, err
 	if o.consoleConfirmed == "" {
 		return a, nil
 	}
-	f, err := os.Open(o.consoleConfirmed)
-	if err != nil {
+	var err error
+	if a.Reports, err = classify.LoadConsoleReports(o.consoleConfirmed); err != nil {
 		return a, badInput(fmt.Errorf("--console-confirmed: %w", err))
-	}
-	defer f.Close()
-	if a.Reports, err = classify.ReadConsoleReports(f, o.consoleConfirmed); err != nil {
-		return a, badInput(fmt.Errorf("--console-confirmed %w", err))
 	}
 	return a, nil
 }
@@ -115,18 +109,7 @@ func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, error) {
 	}
 	fc := fleet.Config{
 		Incident: cfg.Incident, Policy: pol, Registry: reg, Accounts: cfg.Accounts(),
-		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}}, Keys: cfg.Keys,
-	}
-	if cfg.Guest.Configured() {
-		var dial func(string, string) (net.Conn, error)
-		if cfg.Guest.Proxy != "" {
-			dial = guest.NewConnectDialer(cfg.Guest.Proxy)
-		}
-		fc.Guest = &fleet.GuestAccess{
-			Client: guest.NewClient(guest.ClientOptions{Dial: dial}),
-			Creds:  guest.Credentials{User: cfg.Guest.Username, Password: cfg.Guest.Password.Reveal()},
-			Port:   cfg.Guest.Port, HTTPS: cfg.Guest.HTTPS,
-		}
+		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest),
 	}
 	return fleet.Open(ctx, fc)
 }

@@ -16,7 +16,6 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/fixfleet/fixfleet/inventory/journal"
-	"github.com/fixfleet/fixfleet/providers/sim/simapi"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/simulation"
@@ -27,21 +26,15 @@ import (
 // returns its URL and the world.
 func serveWorld(t *testing.T) (string, *world.World) {
 	t.Helper()
-	b, err := simulation.Open(simulation.Options{
+	s, err := simulation.Serve(simulation.Options{
 		World:     simulation.WorldOptions{VMs: 30, Seed: 21, Mix: "boot-loop=35,stuck=15,safe-mode=25,healthy=25"},
 		TimeScale: 1500,
-	})
+	}, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(b.Close)
-	w := b.World()
-	s, err := simapi.Start(w, b.Gateway(), "127.0.0.1:0", simapi.ServerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s.URL(), w
+	t.Cleanup(s.Close)
+	return s.URL(), s.World()
 }
 
 // TestKillAndResume kills a real `fixfleet apply` process with SIGKILL at

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/fixfleet/fixfleet/internal/atomicfile"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -101,7 +102,7 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 		if err := plan.Write(&buf, p); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(o.output, buf.Bytes()); err != nil {
+		if err := atomicfile.Write(o.output, buf.Bytes()); err != nil {
 			return err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/providers/sim/simapi"
-	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
@@ -62,25 +61,17 @@ func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 	}
 	so := o.world.options()
 	so.Face, so.Faults = o.face, &o.faults
-	b, err := simulation.Open(so)
+	srv, err := simulation.Serve(so, o.listen)
 	if err != nil {
 		return simInput(err, "--face")
-	}
-	defer b.Close()
-	if err := b.ScheduleOutage(); err != nil {
-		return simInput(err, "--face")
-	}
-	w := b.World()
-	srv, err := simapi.Start(w, b.Gateway(), o.listen, simapi.ServerOptions{})
-	if err != nil {
-		return fmt.Errorf("simulator: serving on %s: %w", o.listen, err)
 	}
 	defer srv.Close()
+	w := srv.World()
 	fmt.Fprintf(stdout, "%s\n", srv.URL())
 	fmt.Fprintf(stdout, "fixfleet sim: %d VMs in %s; use --sim-endpoint %s; stop with Ctrl-C\n",
 		len(w.Export().VMs), strings.Join(w.Zones(), ", "), srv.URL())
 	if o.drillDir != "" {
-		if err := b.WriteDrill(o.drillDir); err != nil {
+		if err := srv.WriteDrill(o.drillDir); err != nil {
 			return simInput(err, "--face")
 		}
 		fmt.Fprintf(stdout, "drill written to %s: source %s, then fixfleet plan --config %s --window 1m\n",
@@ -125,37 +116,6 @@ func runSimAudit(ctx context.Context, o simAuditOpts, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	doc := auditJSON{Audit: a, Invariants: simulation.InvariantsOf(a)}
-	return render.Render(stdout, format, doc, invariantsTable(doc.Invariants, nil), truthTable(a.TruthCounts))
-}
-
-// auditJSON is `sim audit --format json`: the world's Audit with its
-// counters also gathered under "invariants".
-type auditJSON struct {
-	world.Audit
-	Invariants simulation.Invariants `json:"invariants"`
-}
-
-// invariantsTable shows the world's referee counters and, in words, the
-// violations it counted.
-func invariantsTable(inv simulation.Invariants, violations []string) render.Table {
-	t := render.Table{Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}, Rows: [][]string{
-		{"healthy_touched", fmt.Sprint(inv.HealthyTouched)},
-		{"disks_lost", fmt.Sprint(inv.DisksLost)},
-		{"identity_changed", fmt.Sprint(inv.IdentityChanged)},
-		{"unverified_returns", fmt.Sprint(inv.UnverifiedReturns)},
-		{"foreign_scripts", fmt.Sprint(inv.ForeignScripts)},
-	}}
-	for _, v := range violations {
-		t.Rows = append(t.Rows, []string{"violation", v})
-	}
-	return t
-}
-
-func truthTable(counts map[string]int) render.Table {
-	c := render.Table{Title: "True condition now", Headers: []string{"truth", "VMs"}}
-	for _, k := range []string{world.TruthHealthy, world.TruthSafeMode, world.TruthBootLoop} {
-		c.Rows = append(c.Rows, []string{k, fmt.Sprint(counts[k])})
-	}
-	return c
+	doc := simulation.NewAuditDoc(a)
+	return render.Render(stdout, format, doc, doc.Tables()...)
 }

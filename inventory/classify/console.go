@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +22,16 @@ type ConsoleReports struct {
 
 	mu   sync.Mutex
 	used map[string]bool
+}
+
+// LoadConsoleReports reads the reports of file (see ReadConsoleReports).
+func LoadConsoleReports(file string) (*ConsoleReports, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ReadConsoleReports(f, file)
 }
 
 // ReadConsoleReports reads reports from r, named source (a file name) in

@@ -8,9 +8,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/config"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/probe"
@@ -29,6 +31,24 @@ type GuestAccess struct {
 	// selects WinRM over HTTPS.
 	Port  int
 	HTTPS bool
+}
+
+// GuestFromConfig is the guest access fleet.yaml's guest_access describes
+// (nil when it is absent): a WinRM client, through the proxy if one is
+// set.
+func GuestFromConfig(g config.Guest) *GuestAccess {
+	if !g.Configured() {
+		return nil
+	}
+	var dial func(string, string) (net.Conn, error)
+	if g.Proxy != "" {
+		dial = guest.NewConnectDialer(g.Proxy)
+	}
+	return &GuestAccess{
+		Client: guest.NewClient(guest.ClientOptions{Dial: dial}),
+		Creds:  guest.Credentials{User: g.Username, Password: g.Password.Reveal()},
+		Port:   g.Port, HTTPS: g.HTTPS,
+	}
 }
 
 // Config is what a fleet is opened from.

@@ -1,4 +1,6 @@
-package main
+// Package progress shows an apply's progress on a terminal, from the
+// executor's events.
+package progress
 
 import (
 	"fmt"
@@ -8,10 +10,10 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/apply"
 )
 
-// progress shows an apply's progress on a terminal: one status line,
+// Display shows an apply's progress on a terminal: one status line,
 // redrawn, and a full line for what an operator must notice (a VM flagged,
 // the breaker opening, a brake). With a nil writer it shows nothing.
-type progress struct {
+type Display struct {
 	w     io.Writer
 	total int
 
@@ -21,12 +23,13 @@ type progress struct {
 	wave, breaker                  string
 }
 
-func newProgress(w io.Writer, total int) *progress {
-	return &progress{w: w, total: total, breaker: "closed"}
+// New returns a display on w (nil: none) of a run of total VMs.
+func New(w io.Writer, total int) *Display {
+	return &Display{w: w, total: total, breaker: "closed"}
 }
 
-// event implements apply.Options.Events; safe for concurrent use.
-func (p *progress) event(e apply.Event) {
+// Event implements apply.Options.Events; safe for concurrent use.
+func (p *Display) Event(e apply.Event) {
 	if p.w == nil {
 		return
 	}
@@ -70,8 +73,8 @@ func (p *progress) event(e apply.Event) {
 		p.wave, p.fixed, p.healthy, p.flagged, p.fails, p.inFlight, p.total, p.breaker)
 }
 
-// done ends the status line.
-func (p *progress) done() {
+// Done ends the status line.
+func (p *Display) Done() {
 	if p.w != nil {
 		fmt.Fprintln(p.w)
 	}

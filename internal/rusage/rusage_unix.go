@@ -1,15 +1,16 @@
 //go:build unix
 
-package main
+// Package rusage reads what this process has used of the machine.
+package rusage
 
 import (
 	"runtime"
 	"syscall"
 )
 
-// peakRSSMB returns this process's peak resident memory in MiB, or 0 if the
+// PeakRSSMB returns this process's peak resident memory in MiB, or 0 if the
 // system does not say.
-func peakRSSMB() float64 {
+func PeakRSSMB() float64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
