@@ -29,7 +29,7 @@ type RunOptions struct {
 	// Policy adjusts the default policy before planning (nil: the
 	// default). Its error is returned as is.
 	Policy func(policy.Policy) (policy.Policy, error)
-	// Journal is the journal file (""): a temporary one, removed at the
+	// Journal is the journal file ("": a temporary one, removed at the
 	// end).
 	Journal string
 	// Progress receives assessment progress lines (nil: none).

@@ -15,7 +15,7 @@ func TestConsoleReports(t *testing.T) {
 	tests := []struct {
 		name      string
 		text      string
-		readErr   string // substring; "" for none
+		readErr   string   // substring; "" for none
 		attested  []string // IDs
 		unmatched []string
 	}{
