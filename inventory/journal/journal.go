@@ -49,7 +49,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/secret"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // DefaultPath is the journal file used when none is given.
@@ -83,7 +83,32 @@ var (
 	ErrNotJournal = errors.New("not a fixfleet journal")
 	// ErrNewerSchema: the journal was written by a newer fixfleet.
 	ErrNewerSchema = errors.New("journal schema is newer than this fixfleet")
+	// ErrDamaged: the journal file is truncated or corrupted. Open refuses
+	// it and leaves it untouched.
+	ErrDamaged = errors.New("the journal file is damaged (truncated or corrupted)")
 )
+
+// damagedAdvice is what to do about a damaged journal.
+const damagedAdvice = "fixfleet left it untouched: restore it from a copy or backup to resume, " +
+	"or keep it for inspection and start over with another --journal path " +
+	"(a new journal knows nothing of the steps this one recorded: check the fleet's state first)"
+
+// SQLite primary result codes the journal tells apart (sqlite3.h).
+const (
+	sqliteIOErr   = 10
+	sqliteCorrupt = 11
+	sqliteFull    = 13
+	sqliteNotADB  = 26
+)
+
+// sqliteCode returns the primary SQLite result code of err, 0 if none.
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() & 0xff
+	}
+	return 0
+}
 
 // Journal is an open journal file. Create it with Open; Close it when done.
 // All methods are safe for concurrent use.
@@ -454,6 +479,12 @@ func (j *Journal) wrapDB(err error) error {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	switch sqliteCode(err) {
+	case sqliteCorrupt, sqliteNotADB:
+		return fmt.Errorf("journal %s: %w: %v; %s", j.path, ErrDamaged, err, damagedAdvice)
+	case sqliteFull, sqliteIOErr:
+		return fmt.Errorf("journal %s: %w; the last write was not recorded: free disk space (or raise the file size limit) and run again", j.path, err)
 	}
 	msg := err.Error()
 	hint := ""

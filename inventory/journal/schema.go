@@ -93,7 +93,20 @@ INSERT INTO schema_version (app, version) VALUES ('fixfleet-journal', 0);
 // so concurrent Opens of one file migrate it exactly once.
 func (j *Journal) migrate(ctx context.Context) error {
 	if err := j.connect(ctx); err != nil {
+		if c := sqliteCode(err); c == sqliteCorrupt || c == sqliteNotADB {
+			return fmt.Errorf("journal %s: %w: %v; %s", j.path, ErrDamaged, err, damagedAdvice)
+		}
 		return fmt.Errorf("journal %s: cannot open it: %w; check that the file and its directory are writable", j.path, err)
+	}
+	// A damaged page may not show until it is read, and then as rows
+	// missing rather than an error (an open step not found is a step
+	// repeated): check the whole file once, before anything is written.
+	var check string
+	if err := j.w.QueryRowContext(ctx, "PRAGMA quick_check(1)").Scan(&check); err != nil || check != "ok" {
+		if err != nil {
+			check = err.Error()
+		}
+		return fmt.Errorf("journal %s: %w: %s; %s", j.path, ErrDamaged, check, damagedAdvice)
 	}
 	var mode string
 	if err := j.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
