@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/fixfleet/fixfleet/internal/secretscan"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 )
 
@@ -128,7 +130,7 @@ func maxStepAttempts(t *testing.T, db string) int {
 // TestNoSecretsAnywhere: the WinRM password and the BitLocker recovery keys
 // appear in no output, report, journal row or error of a whole demo.
 func TestNoSecretsAnywhere(t *testing.T) {
-	dir := t.TempDir()
+	dir := secretscan.Dir(t) // kept for the scan after the suite when .ci/run asks
 	db := filepath.Join(dir, "j.db")
 	// The same world the demo will generate, to learn its secrets.
 	wo := worldOpts{vms: 60, seed: 9, mix: "boot-loop=30,stuck=10,safe-mode=20,bad-credentials=20,healthy=20", timeScale: 3000}
@@ -143,6 +145,8 @@ func TestNoSecretsAnywhere(t *testing.T) {
 	if len(secrets) < 5 {
 		t.Fatalf("only %d secrets in the world: the test would prove little", len(secrets))
 	}
+	secretscan.Register(t, "winrm-password", secrets[0])
+	secretscan.Register(t, "bitlocker-recovery-key", secrets[1:]...)
 	var outputs []string
 	for _, args := range [][]string{
 		{"demo", "--vms", "60", "--seed", "9", "--mix", wo.mix, "--time-scale", "3000", "--journal", db, "--format", "json"},
@@ -156,6 +160,13 @@ func TestNoSecretsAnywhere(t *testing.T) {
 			t.Fatalf("%v: exit %d: %s", args, code, stderr)
 		}
 		outputs = append(outputs, stdout, stderr)
+		name := filepath.Join(dir, strings.Join(args[:1], "")+"-"+strconv.Itoa(len(outputs)/2))
+		if err := os.WriteFile(name+".stdout", []byte(stdout), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name+".stderr", []byte(stderr), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	files, _ := filepath.Glob(db + "*") // the database and its WAL
 	for _, f := range files {
