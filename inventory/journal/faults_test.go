@@ -39,14 +39,40 @@ func TestFaultChild(t *testing.T) {
 		fmt.Println("error", strings.ReplaceAll(err.Error(), "\n", " "))
 		os.Exit(0)
 	}
+	j, err := Open(ctx, path)
+	if err != nil {
+		die(err)
+	}
 	switch mode {
+	case "steps":
+		// Steps forever, each reported as soon as its write returned;
+		// even steps end, odd ones stay begun, as if killed mid-effect.
+		// With n > 0, no file of this process may grow past n bytes, and
+		// SIGXFSZ is ignored so that writes fail with EFBIG, as on a full
+		// disk.
+		if n > 0 {
+			signal.Ignore(syscall.SIGXFSZ)
+			lim := syscall.Rlimit{Cur: uint64(n), Max: uint64(n)}
+			if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+				die(err)
+			}
+		}
+		for i := 1; ; i++ {
+			id, err := j.BeginStep(ctx, StepIntent{RunID: "r1", VMKey: "vm1", Step: "s" + strconv.Itoa(i), Attempt: 1, At: at(i)})
+			if err != nil {
+				die(err)
+			}
+			fmt.Println("begun", id)
+			if i%2 == 0 {
+				if err := j.EndStep(ctx, id, StepResult{Status: StepOK, Facts: map[string]string{"n": strconv.Itoa(i)}, At: at(i)}); err != nil {
+					die(err)
+				}
+				fmt.Println("ended", id)
+			}
+		}
 	case "big-writes":
 		// Transactions of walKeys large facts each, from write n on,
 		// forever: a SIGKILL lands in the middle of one.
-		j, err := Open(ctx, path)
-		if err != nil {
-			die(err)
-		}
 		for i := n; ; i++ {
 			if err := j.PutFacts(ctx, "r1", "vm1", walFacts(i)); err != nil {
 				die(err)
@@ -56,10 +82,6 @@ func TestFaultChild(t *testing.T) {
 	case "lock":
 		// Take the apply lock when told to on stdin, say whether it was
 		// won, hold it until stdin closes.
-		j, err := Open(ctx, path)
-		if err != nil {
-			die(err)
-		}
 		in := bufio.NewReader(os.Stdin)
 		if _, err := in.ReadString('\n'); err != nil {
 			die(err)
@@ -81,29 +103,6 @@ func TestFaultChild(t *testing.T) {
 			}
 		}
 		fmt.Println("done")
-	case "full-disk":
-		// No file of this process may grow past n bytes; SIGXFSZ is
-		// ignored so that writes fail with EFBIG, as on a full disk.
-		j, err := Open(ctx, path)
-		if err != nil {
-			die(err)
-		}
-		signal.Ignore(syscall.SIGXFSZ)
-		lim := syscall.Rlimit{Cur: uint64(n), Max: uint64(n)}
-		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-			die(err)
-		}
-		for i := 1; ; i++ {
-			id, err := j.BeginStep(ctx, StepIntent{RunID: "r1", VMKey: "vm" + strconv.Itoa(i), Step: "snapshot", Attempt: 1, At: at(i)})
-			if err != nil {
-				die(err)
-			}
-			fmt.Println("begun", id)
-			if err := j.EndStep(ctx, id, StepResult{Status: StepOK, Facts: map[string]string{"snapshot": strings.Repeat("s", 2000)}, At: at(i)}); err != nil {
-				die(err)
-			}
-			fmt.Println("ended", id)
-		}
 	}
 	t.Fatalf("unknown child mode %q", mode)
 }
@@ -129,6 +128,54 @@ func child(t *testing.T, mode, path string, arg int) (*exec.Cmd, *bufio.Scanner,
 	return cmd, bufio.NewScanner(out), stdin
 }
 
+// runJournal makes a journal holding run r1, closed, for a child to open;
+// it skips in -short, as the tests that use it start processes.
+func runJournal(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts processes; skipped in -short")
+	}
+	path := filepath.Join(t.TempDir(), "fixfleet.db")
+	j := openAt(t, path)
+	mustRun(t, j, "r1")
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// readSteps reads a "steps" child's reports until it has max steps (0: no
+// limit) or its output ends: the state of each step it acknowledged, and
+// the error it stopped on, if any.
+func readSteps(out *bufio.Scanner, max int) (acked map[StepID]StepStatus, failure string) {
+	acked = map[StepID]StepStatus{}
+	for (max == 0 || len(acked) < max) && out.Scan() {
+		f := strings.SplitN(out.Text(), " ", 2)
+		if len(f) < 2 {
+			return acked, "unexpected report: " + out.Text()
+		}
+		id, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "begun":
+			acked[StepID(id)] = StepBegun
+		case "ended":
+			acked[StepID(id)] = StepOK
+		default:
+			return acked, f[1]
+		}
+	}
+	return acked, failure
+}
+
+// checkIntegrity runs SQLite's full integrity check on j's file.
+func checkIntegrity(t *testing.T, j *Journal) {
+	t.Helper()
+	var check string
+	if err := j.r.QueryRowContext(context.Background(), `PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("integrity_check = %q, %v", check, err)
+	}
+}
+
 // walKeys facts of walValue bytes each make one write of about 200 KB:
 // many WAL frames, so that a kill lands inside one.
 const (
@@ -150,16 +197,8 @@ func walFacts(i int) map[string]string {
 // integrity check, holds every write the process saw acknowledged, and
 // holds every other write entirely or not at all.
 func TestKillDuringWALWrite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes; skipped in -short")
-	}
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "fixfleet.db")
-	j := openAt(t, path)
-	mustRun(t, j, "r1")
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := runJournal(t)
 	next, acked := 0, map[int]bool{}
 	for round := range 3 {
 		cmd, out, _ := child(t, "big-writes", path, next)
@@ -182,10 +221,7 @@ func TestKillDuringWALWrite(t *testing.T) {
 		_ = cmd.Wait()
 
 		j := openAt(t, path)
-		var check string
-		if err := j.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
-			t.Fatalf("round %d: integrity_check = %q, %v", round, check, err)
-		}
+		checkIntegrity(t, j)
 		hist, err := j.FactHistory(ctx, "r1", "vm1")
 		if err != nil {
 			t.Fatal(err)
@@ -371,35 +407,14 @@ func TestLockRaceAcrossProcesses(t *testing.T) {
 // every step reported begun or ended is so, and the write that failed left
 // nothing behind.
 func TestFullDisk(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts processes; skipped in -short")
-	}
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "fixfleet.db")
-	j := openAt(t, path)
-	mustRun(t, j, "r1")
-	if err := j.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := runJournal(t)
 	st, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd, out, _ := child(t, "full-disk", path, int(st.Size())+1<<20)
-	acked := map[StepID]StepStatus{}
-	var failure string
-	for out.Scan() {
-		f := strings.SplitN(out.Text(), " ", 2)
-		id, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "begun":
-			acked[StepID(id)] = StepBegun
-		case "ended":
-			acked[StepID(id)] = StepOK
-		case "error":
-			failure = f[1]
-		}
-	}
+	cmd, out, _ := child(t, "steps", path, int(st.Size())+1<<20)
+	acked, failure := readSteps(out, 0)
 	_ = cmd.Wait()
 	if failure == "" {
 		t.Fatal("the child never ran out of space")
@@ -414,20 +429,15 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("only %d writes before the disk was full: the test proves little", len(acked))
 	}
 
-	j = openAt(t, path)
-	var check string
-	if err := j.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
-		t.Fatalf("integrity_check = %q, %v", check, err)
+	j := openAt(t, path)
+	checkIntegrity(t, j)
+	list, err := j.ListSteps(ctx, "r1", "vm1")
+	if err != nil {
+		t.Fatal(err)
 	}
 	steps := map[StepID]Step{}
-	for i := 1; i <= len(acked)+1; i++ {
-		ss, err := j.ListSteps(ctx, "r1", "vm"+strconv.Itoa(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range ss {
-			steps[s.ID] = s
-		}
+	for _, s := range list {
+		steps[s.ID] = s
 	}
 	for id, want := range acked {
 		if s, ok := steps[id]; !ok || (want == StepOK && s.Status != StepOK) {
@@ -441,5 +451,47 @@ func TestFullDisk(t *testing.T) {
 		if acked[id] == StepBegun && s.Status != StepBegun {
 			t.Errorf("step %d is %s but its end failed", id, s.Status)
 		}
+	}
+}
+
+// TestSIGKILLLosesNothing kills a writing process with SIGKILL and checks
+// that every write it reported as done is in the journal, with its state.
+func TestSIGKILLLosesNothing(t *testing.T) {
+	path := runJournal(t)
+	cmd, out, _ := child(t, "steps", path, 0)
+	acked, failure := readSteps(out, 40)
+	if failure != "" {
+		t.Fatalf("child: %s", failure)
+	}
+	_ = cmd.Process.Kill() // SIGKILL
+	_ = cmd.Wait()
+	if len(acked) < 40 {
+		t.Fatalf("child wrote only %d steps", len(acked))
+	}
+	j := openAt(t, path)
+
+	steps, err := j.ListSteps(context.Background(), "r1", "vm1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[StepID]Step{}
+	for _, s := range steps {
+		got[s.ID] = s
+	}
+	for id, want := range acked {
+		s, ok := got[id]
+		switch {
+		case !ok:
+			t.Errorf("step %d acknowledged before the kill is missing", id)
+		case want == StepOK && (s.Status != StepOK || s.Facts["n"] == ""):
+			t.Errorf("step %d acknowledged as ended is %s with facts %v", id, s.Status, s.Facts)
+		case want == StepBegun && s.Status == StepBegun && !s.EndedAt.IsZero():
+			t.Errorf("begun step %d has an end time", id)
+		}
+	}
+	// A journal reopened after the kill is usable and shows the open steps.
+	un, err := j.UnfinishedSteps(context.Background(), "r1")
+	if err != nil || len(un) == 0 {
+		t.Errorf("UnfinishedSteps after kill = %d, %v; want the odd steps", len(un), err)
 	}
 }
