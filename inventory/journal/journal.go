@@ -49,7 +49,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/secret"
 
-	"modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // the "sqlite" database/sql driver, and its error codes
 )
 
 // DefaultPath is the journal file used when none is given.
@@ -92,6 +92,11 @@ var (
 const damagedAdvice = "fixfleet left it untouched: restore it from a copy or backup to resume, " +
 	"or keep it for inspection and start over with another --journal path " +
 	"(a new journal knows nothing of the steps this one recorded: check the fleet's state first)"
+
+// damaged is the error for a damaged journal file, with what SQLite found.
+func (j *Journal) damaged(found string) error {
+	return fmt.Errorf("journal %s: %w: %s; %s", j.path, ErrDamaged, found, damagedAdvice)
+}
 
 // SQLite primary result codes the journal tells apart (sqlite3.h).
 const (
@@ -214,8 +219,9 @@ func withNow(now func() time.Time) Option {
 // do not exist and migrating an older schema. It is safe for several
 // processes to open the same file at once. Errors name the file and say what
 // to do: the directory does not exist or is not writable, the file is not a
-// fixfleet journal (ErrNotJournal), or it was written by a newer fixfleet
-// (ErrNewerSchema). The caller must Close the journal.
+// fixfleet journal (ErrNotJournal), it is truncated or corrupted
+// (ErrDamaged: it is checked whole, and left untouched), or it was written
+// by a newer fixfleet (ErrNewerSchema). The caller must Close the journal.
 func Open(ctx context.Context, path string, opts ...Option) (*Journal, error) {
 	if path == "" {
 		path = DefaultPath
@@ -482,7 +488,7 @@ func (j *Journal) wrapDB(err error) error {
 	}
 	switch sqliteCode(err) {
 	case sqliteCorrupt, sqliteNotADB:
-		return fmt.Errorf("journal %s: %w: %v; %s", j.path, ErrDamaged, err, damagedAdvice)
+		return j.damaged(err.Error())
 	case sqliteFull, sqliteIOErr:
 		return fmt.Errorf("journal %s: %w; the last write was not recorded: free disk space (or raise the file size limit) and run again", j.path, err)
 	}
