@@ -11,7 +11,9 @@
 // write that returned nil survives a SIGKILL or power loss right after it.
 // A step begun and never ended (the process died during its side effect)
 // keeps the status "begun": its effect is unknown, and the caller must read
-// the real state before acting again.
+// the real state before acting again. A file found damaged (truncated or
+// corrupted) is refused at Open with ErrDamaged and left untouched: a journal
+// that silently lost rows would make apply repeat steps.
 //
 // Time: the journal never reads the clock for what it records; every record
 // carries a time the caller passes (the executor may run on a simulated
