@@ -160,7 +160,7 @@ func TestNoSecretsAnywhere(t *testing.T) {
 			t.Fatalf("%v: exit %d: %s", args, code, stderr)
 		}
 		outputs = append(outputs, stdout, stderr)
-		name := filepath.Join(dir, strings.Join(args[:1], "")+"-"+strconv.Itoa(len(outputs)/2))
+		name := filepath.Join(dir, args[0]+"-"+strconv.Itoa(len(outputs)/2))
 		if err := os.WriteFile(name+".stdout", []byte(stdout), 0o600); err != nil {
 			t.Fatal(err)
 		}
