@@ -600,14 +600,15 @@ func (s *Server) target(q *req) (string, *shell, bool) {
 	return w, nil, ok
 }
 
-// power reads one VM's power state; ok false if it does not exist.
+// power reads one VM's power state for the emulator's own bookkeeping (not
+// an observation by the orchestrator); ok false if it does not exist.
 func (s *Server) power(q *req, id string) (inventory.PowerState, bool, error) {
-	sig, err := s.w.Observe(q.ctx, q.acct, []string{id})
+	ps, err := s.w.PowerStates(q.ctx, q.acct, []string{id})
 	if err != nil {
 		return "", false, err
 	}
-	sg, ok := sig[id]
-	return sg.Power, ok, nil
+	p, ok := ps[id]
+	return p, ok, nil
 }
 
 // serverTarget is target for a handler of /server/{id}; ok false if it has

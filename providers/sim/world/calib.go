@@ -58,6 +58,15 @@ var calib = struct {
 	// ShareCyclingSticks: share of cycling VMs that will later stop at the
 	// recovery screen. Assumption.
 	ShareCyclingSticks float64
+	// SlowScript: a slow guest script (Faults.GuestSlowRate) takes this
+	// many times its usual time (a guest under load, Defender scanning).
+	// Assumption.
+	SlowScript float64
+	// ExcuseWindow: an observation of a VM as unhealthy excuses acting on
+	// it after it came up healthy only for this long; an orchestrator
+	// about to act should have looked again. Assumption: longer than any
+	// step's read-then-act gap (a stop after a helper became ready).
+	ExcuseWindow time.Duration
 	// Releases: Windows Server releases in the fleet, their July 2024
 	// builds (cumulative update of 2024-07-09), partition style, share.
 	Releases []releaseInfo
@@ -77,6 +86,8 @@ var calib = struct {
 	ShareBadWindowBackup:      0.10,
 	ShareHiveDamaged:          0.03,
 	ShareCyclingSticks:        0.30,
+	SlowScript:                5,
+	ExcuseWindow:              30 * time.Minute,
 	Releases: []releaseInfo{
 		{Release: "2016", Build: "14393.7159", Style: "mbr", Share: 0.20},
 		{Release: "2019", Build: "17763.6054", Style: "mbr", Share: 0.45},
@@ -98,6 +109,9 @@ const (
 	// oldHeader is a channel file from before the incident.
 	oldHeader   = "AAAAAAAA01002201"
 	badFileName = "C-00000291-00000000-00000032.sys"
+	// fixedFileName is the next version of the channel file, as a sensor
+	// that fetched the fix (05:27 UTC or later) names it.
+	fixedFileName = "C-00000291-00000000-00000033.sys"
 	fileSize    = 41002
 )
 

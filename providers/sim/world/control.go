@@ -153,20 +153,49 @@ func (w *World) isZone(z string) bool {
 }
 
 // Observe returns the control plane's signals for each VM (fleet or
-// helper) of ids that exists; missing ones are left out. Each counts as an
-// observation for the referee. Read-only.
+// helper) of ids that exists; missing ones are left out. When the reply
+// reaches the caller, each counts as an observation for the referee: only
+// an orchestrator's own reads should call it (a face that reads state for
+// its own bookkeeping uses PowerStates). Read-only.
 func (w *World) Observe(ctx context.Context, account string, ids []string) (map[string]inventory.Signals, error) {
-	out := map[string]inventory.Signals{}
-	err := w.call(ctx, account, "Observe", fmt.Sprintf("%d VMs", len(ids)), bucketNonMutating, func(now time.Time) error {
+	out, healthy, err := w.signalsOf(ctx, account, "Observe", ids)
+	if err == nil {
+		w.mu.Lock()
+		for id, sg := range out {
+			if v := w.vms[id]; v != nil {
+				v.observed, v.obsAt, v.obsHealthy = true, sg.At, healthy[id]
+			}
+		}
+		w.mu.Unlock()
+	}
+	return out, err
+}
+
+// PowerStates is Observe without the observation: a cloud face reads a
+// VM's power state to decide how to answer a request (a start of a
+// running VM, say), which tells the orchestrator nothing. Read-only.
+func (w *World) PowerStates(ctx context.Context, account string, ids []string) (map[string]inventory.PowerState, error) {
+	sig, _, err := w.signalsOf(ctx, account, "PowerStates", ids)
+	out := make(map[string]inventory.PowerState, len(sig))
+	for id, sg := range sig {
+		out[id] = sg.Power
+	}
+	return out, err
+}
+
+// signalsOf reads the signals of ids, and whether each VM was healthy
+// then (for the referee).
+func (w *World) signalsOf(ctx context.Context, account, op string, ids []string) (map[string]inventory.Signals, map[string]bool, error) {
+	out, healthy := map[string]inventory.Signals{}, map[string]bool{}
+	err := w.call(ctx, account, op, fmt.Sprintf("%d VMs", len(ids)), bucketNonMutating, func(now time.Time) error {
 		for _, id := range ids {
 			if v := w.vmIn(account, id, now); v != nil {
-				out[id] = w.signals(v, now)
-				w.observe(v)
+				out[id], healthy[id] = w.signals(v, now), healthyNow(v, now)
 			}
 		}
 		return nil
 	})
-	return out, err
+	return out, healthy, err
 }
 
 // GuestEndpoint returns where the VM's WinRM service should answer (its
@@ -479,7 +508,7 @@ func (w *World) AttachDisk(ctx context.Context, account, vmID, diskID string, bo
 			case v.bootDisk != "":
 				return conflict("AttachDisk", res, "VM %s already has boot disk %s", v.id, v.bootDisk)
 			}
-			if !v.helper && d.identChangedSinceList {
+			if !v.helper && d.unverified {
 				w.ref.unverified = append(w.ref.unverified, Return{Disk: d.id, VM: v.id, At: now})
 			}
 			v.bootDisk = d.id
@@ -585,9 +614,17 @@ func (w *World) RestoreBackup(ctx context.Context, account, backupID, zone strin
 			return providers.Errorf(providers.ErrPermanent, "RestoreBackup", res, "the backup's source disk is gone")
 		}
 		c := orig.content.clone()
-		c.identity = c.bcd
+		c.identity, c.unverified = c.bcd, false
+		c.origin = owner.id
 		c.safeBoot, c.hiveDamaged = false, false
+		// The directory as of the backup: the channel file then, and the
+		// other files already there.
 		c.files = []file{w.fileAsOf(b.TakenAt)}
+		for _, f := range orig.files {
+			if f.name != badFileName && f.mod.Before(b.TakenAt) {
+				c.files = append(c.files, f)
+			}
+		}
 		d := w.newDisk(account, zone, c, tags, "backup:"+b.ID, now)
 		out = w.diskInfo(d)
 		return nil
@@ -663,7 +700,7 @@ func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inv
 			power: inventory.PowerStarting, powerUntil: now.Add(w.draw(calib.HelperProvisioning))}
 		v.name = "fixfleet-" + v.id
 		d := &disk{id: w.nextID("disk"), zone: zone, account: account, source: "image:" + im.ImageID,
-			content: content{sizeGB: 40, identity: im.Identity, bcd: im.Identity}, attachedTo: v.id, boot: true}
+			content: content{sizeGB: 40, identity: im.Identity, bcd: im.Identity, hostname: v.name}, attachedTo: v.id, boot: true}
 		v.bootDisk = d.id
 		w.disks[d.id] = d
 		w.vms[v.id] = v

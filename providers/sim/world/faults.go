@@ -57,6 +57,8 @@ type gateState struct {
 	throttled  int
 	injected   int // 5xx and drops
 	outageFail int
+
+	guestInjected int // guest-path faults
 }
 
 func (g *gateState) init(f Faults) {
@@ -102,6 +104,9 @@ type CallStats struct {
 	Injected int `json:"injected"`
 	// OutageFailures counts calls failed by an outage.
 	OutageFailures int `json:"outage_failures"`
+	// GuestInjected counts guest scripts failed, or whose connection
+	// dropped, by an injected guest-path fault.
+	GuestInjected int `json:"guest_injected"`
 }
 
 // Stats returns the control plane's counters.
@@ -116,7 +121,8 @@ func (w *World) statsLocked() CallStats {
 	for k, v := range w.gate.calls {
 		c[k] = v
 	}
-	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail}
+	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail,
+		GuestInjected: w.gate.guestInjected}
 }
 
 func (w *World) inOutage(now time.Time) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
@@ -287,6 +288,7 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	w.defaultProvenance(backupIDs)
 	// Reconstruct each running VM's current boot, and check the derived
 	// truth and loop against what the document says.
 	now := clk.Now()
@@ -420,7 +422,8 @@ func (w *World) vmFrom(f string, vs VMSpec, helper bool, zoneOK map[string]bool)
 
 func contentFrom(c ContentSpec) content {
 	out := content{sizeGB: c.SizeGB, identity: c.Identity, bcd: c.Identity,
-		safeBoot: c.SafeBootFlag, hiveDamaged: c.HiveDamaged}
+		safeBoot: c.SafeBootFlag, hiveDamaged: c.HiveDamaged, hostname: c.Hostname, origin: c.Origin,
+		unverified: c.IdentityUnverified}
 	if c.BootIdentity != nil {
 		out.bcd = *c.BootIdentity
 	}
@@ -434,7 +437,8 @@ func contentFrom(c ContentSpec) content {
 }
 
 func (c content) spec() ContentSpec {
-	out := ContentSpec{SizeGB: c.sizeGB, Identity: c.identity, SafeBootFlag: c.safeBoot, HiveDamaged: c.hiveDamaged}
+	out := ContentSpec{SizeGB: c.sizeGB, Identity: c.identity, SafeBootFlag: c.safeBoot, HiveDamaged: c.hiveDamaged,
+		Hostname: c.hostname, Origin: c.origin, IdentityUnverified: c.unverified}
 	if c.bcd != c.identity {
 		b := c.bcd
 		out.BootIdentity = &b
@@ -548,4 +552,50 @@ func (w *World) advanceDisk(d *disk, now time.Time) {
 func (f Faults) clone() Faults {
 	f.Outages = append([]Outage(nil), f.Outages...)
 	return f
+}
+
+// defaultProvenance fills what a scenario left out: an original disk's
+// hostname and origin are its VM's; a helper's boot disk is the helper's; a
+// copy descends from its source (a snapshot's content, a backup's VM).
+// Caller holds no lock (Load owns w).
+func (w *World) defaultProvenance(backupOwner map[string]string) {
+	for _, v := range w.vms {
+		if d := w.disks[v.originalDisk]; d != nil && !v.helper {
+			if d.hostname == "" {
+				d.hostname = v.name
+			}
+			if d.origin == "" {
+				d.origin = v.id
+			}
+		}
+		if d := w.disks[v.bootDisk]; d != nil && v.helper && d.hostname == "" {
+			d.hostname = v.name
+		}
+	}
+	for _, s := range w.snaps {
+		if d := w.disks[s.diskID]; d != nil && s.content.origin == "" {
+			s.content.origin = d.origin
+		}
+		if o := w.vms[s.content.origin]; o != nil && s.content.hostname == "" {
+			s.content.hostname = o.name
+		}
+	}
+	for _, id := range sortedKeys(w.disks) {
+		d := w.disks[id]
+		if d.origin != "" {
+			continue
+		}
+		kind, src, _ := strings.Cut(d.source, ":")
+		switch kind {
+		case "snapshot":
+			if s := w.snaps[src]; s != nil {
+				d.origin = s.content.origin
+			}
+		case "backup":
+			d.origin = backupOwner[src]
+		}
+		if o := w.vms[d.origin]; o != nil && d.hostname == "" {
+			d.hostname = o.name
+		}
+	}
 }

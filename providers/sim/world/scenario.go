@@ -149,6 +149,16 @@ type ContentSpec struct {
 	Files        []FileSpec              `json:"files,omitempty"`
 	SafeBootFlag bool                    `json:"safe_boot_flag,omitempty"`
 	HiveDamaged  bool                    `json:"hive_damaged,omitempty"`
+	// Hostname is the computer name of the Windows on the disk (what a
+	// probe reports). On Load it defaults to the owning VM's name.
+	Hostname string `json:"hostname,omitempty"`
+	// Origin is the fleet VM whose original disk or backup the content
+	// descends from ("" for a helper image's). On Load it defaults, for an
+	// original disk, to its VM, and for a copy, to its source's origin.
+	Origin string `json:"origin,omitempty"`
+	// IdentityUnverified: the identity changed and no guest listing has
+	// shown it back at BootIdentity since (the referee's flag).
+	IdentityUnverified bool `json:"identity_unverified,omitempty"`
 }
 
 // BitLockerSpec is a BitLocker-protected OS volume.
@@ -219,6 +229,16 @@ type Faults struct {
 	// Outages are windows of simulated time during which every
 	// control-plane call fails with providers.ErrUnavailable.
 	Outages []Outage `json:"outages,omitempty"`
+	// Guest-path faults, each a share of guest script runs over WinRM:
+	// GuestDropBeforeRate drops the connection before the script runs,
+	// GuestErrorRate fails the script in the guest before its effect,
+	// GuestDropAfterRate loses the reply after the script's effect (the
+	// orchestrator sees a dropped connection either way); GuestSlowRate
+	// makes a script take calib.SlowScript times its usual time.
+	GuestDropBeforeRate float64 `json:"guest_drop_before_rate,omitempty"`
+	GuestErrorRate      float64 `json:"guest_error_rate,omitempty"`
+	GuestDropAfterRate  float64 `json:"guest_drop_after_rate,omitempty"`
+	GuestSlowRate       float64 `json:"guest_slow_rate,omitempty"`
 }
 
 // Outage is a window [From, Until) of control-plane outage.
@@ -351,6 +371,18 @@ func (f Faults) validate() []error {
 	}
 	if f.ErrorRate+f.DropBeforeRate+f.DropAfterRate > 1 {
 		errs = append(errs, errors.New("faults: error_rate + drop_before_rate + drop_after_rate must not exceed 1"))
+	}
+	for _, c := range []struct {
+		n string
+		v float64
+	}{{"guest_drop_before_rate", f.GuestDropBeforeRate}, {"guest_error_rate", f.GuestErrorRate},
+		{"guest_drop_after_rate", f.GuestDropAfterRate}, {"guest_slow_rate", f.GuestSlowRate}} {
+		if err := checkRate(c.n, c.v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if f.GuestDropBeforeRate+f.GuestErrorRate+f.GuestDropAfterRate > 1 {
+		errs = append(errs, errors.New("faults: guest_drop_before_rate + guest_error_rate + guest_drop_after_rate must not exceed 1"))
 	}
 	switch f.Throttle {
 	case ThrottleOff, ThrottleSimple, ThrottleEC2:

@@ -100,9 +100,10 @@ type vm struct {
 	cond       condition
 	backups    []BackupSpec
 
-	// referee
+	// referee: the last observation whose reply reached the orchestrator
 	observed   bool
 	obsHealthy bool
+	obsAt      time.Time
 }
 
 type condition struct {
@@ -130,6 +131,14 @@ type content struct {
 	files         []file
 	safeBoot      bool
 	hiveDamaged   bool
+	// hostname is the computer name the Windows on this disk calls itself.
+	hostname string
+	// origin is the fleet VM whose original disk (or backup) this content
+	// descends from; "" for a helper image's.
+	origin string
+	// unverified: the identity changed and no guest listing has shown it
+	// back at the boot configuration's identity since (referee).
+	unverified bool
 }
 
 func (c content) clone() content {
@@ -159,8 +168,6 @@ type disk struct {
 	letter   string
 	unlocked bool
 
-	// referee
-	identChangedSinceList bool
 }
 
 type snapshot struct {
