@@ -112,7 +112,7 @@ const (
 	// fixedFileName is the next version of the channel file, as a sensor
 	// that fetched the fix (05:27 UTC or later) names it.
 	fixedFileName = "C-00000291-00000000-00000033.sys"
-	fileSize    = 41002
+	fileSize      = 41002
 )
 
 // DefaultOrigin is the default start of simulated time: 2024-07-19 06:30

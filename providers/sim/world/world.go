@@ -167,7 +167,6 @@ type disk struct {
 	online   bool
 	letter   string
 	unlocked bool
-
 }
 
 type snapshot struct {
