@@ -935,7 +935,10 @@ func (s *Server) diskForHelper(q *req, src, serverID int64) {
 		return
 	}
 	tags := decodeTags(sh.tags)
-	info, err := s.w.AcquireHelper(q.ctx, q.acct, q.zone, inventory.WindowsVersion{Release: im.Release, Build: im.Build}, tags)
+	// The shell's ID is the request's idempotency key: a server gets one
+	// disk from its archive, however often the call is retried.
+	info, err := s.w.CreateHelper(q.ctx, q.acct, q.zone, inventory.WindowsVersion{Release: im.Release, Build: im.Build}, tags,
+		"sakura-server:"+strconv.FormatInt(sh.id, 10))
 	if err != nil && !applied(err) {
 		s.fail(q, err)
 		return

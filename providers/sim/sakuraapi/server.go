@@ -20,7 +20,7 @@
 //   - Servers are the world's fleet VMs and helpers. A server created by
 //     POST /server is a "shell" held by the emulator until a disk is created
 //     for it from a public archive: that call creates the world's helper
-//     (world.AcquireHelper, with the shell's tags), and from then on the
+//     (world.CreateHelper, with the shell's tags and ID as client token), and from then on the
 //     shell's ID is an alias of the helper's own ID, which reads return.
 //   - Public archives are the world's helper images (name "Windows Server
 //     <release> Datacenter Edition", tags os-windows, distro-ver-<release>).

@@ -58,6 +58,7 @@ type HelperInfo struct {
 	Ref     providers.VMRef          `json:"ref"`
 	Windows inventory.WindowsVersion `json:"windows"`
 	Tags    map[string]string        `json:"tags,omitempty"`
+	Power   inventory.PowerState     `json:"power,omitempty"`
 	// ReadyAt is when the cloud reports it running (zero if it does).
 	ReadyAt time.Time `json:"ready_at,omitzero"`
 }
@@ -658,31 +659,69 @@ func (w *World) HelperImages(ctx context.Context, account string) ([]providers.H
 }
 
 // AcquireHelper returns account's helper of release win.Release in zone
-// carrying all tags, starting it if it is stopped, or creates one from the
-// zone's image of that release: a Windows VM with its own boot disk (the
-// image's identity), WinRM open with the world's guest credentials.
-// ErrNotFound if the zone has no image of that release.
+// carrying all tags, starting it if it is stopped, or creates one: the
+// composition a client of a cloud without client tokens uses (find by tag,
+// then create, as Sakura's and Azure's do), made of FindHelper, StartVMs
+// and CreateHelper, each its own control-plane call. A create whose reply
+// was lost leaves a helper that the next AcquireHelper finds.
 func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inventory.WindowsVersion, tags map[string]string) (HelperInfo, error) {
+	h, found, err := w.FindHelper(ctx, account, zone, win.Release, tags)
+	if err != nil {
+		return HelperInfo{}, err
+	}
+	if !found {
+		return w.CreateHelper(ctx, account, zone, win, tags, "")
+	}
+	if h.Power == inventory.PowerStopped || h.Power == inventory.PowerStopping {
+		p, err := w.StartVMs(ctx, account, []string{h.Ref.ID})
+		if err != nil {
+			return HelperInfo{}, err
+		}
+		h.Power, h.ReadyAt = inventory.PowerStarting, p.Until
+	}
+	return h, nil
+}
+
+// FindHelper returns account's helper of release in zone carrying all
+// tags (the lowest ID if several), and whether there is one. Read-only.
+func (w *World) FindHelper(ctx context.Context, account, zone, release string, tags map[string]string) (HelperInfo, bool, error) {
 	var out HelperInfo
-	res := fmt.Sprintf("helper (Windows Server %s in %s)", win.Release, zone)
-	err := w.call(ctx, account, "AcquireHelper", res, bucketStartRun, func(now time.Time) error {
+	found := false
+	res := fmt.Sprintf("helper (Windows Server %s in %s)", release, zone)
+	err := w.call(ctx, account, "FindHelper", res, bucketNonMutating, func(now time.Time) error {
 		for _, id := range sortedKeys(w.vms) {
 			v := w.vms[id]
-			if !v.helper || v.account != account || v.zone != zone || v.windows.Release != win.Release || !hasTags(v.tags, tags) {
-				continue
+			if v.helper && v.account == account && v.zone == zone && v.windows.Release == release && hasTags(v.tags, tags) {
+				w.advance(v, now)
+				out, found = w.helperInfo(v), true
+				return nil
 			}
-			w.advance(v, now)
-			switch v.power {
-			case inventory.PowerStopping:
-				return busy("AcquireHelper", vmRes(v.id), v.powerUntil, now, "helper is stopping")
-			case inventory.PowerStopped:
-				if v.bootDisk == "" {
-					return conflict("AcquireHelper", vmRes(v.id), "helper has no boot disk")
+		}
+		return nil
+	})
+	return out, found, err
+}
+
+// CreateHelper creates a helper from the zone's image of release
+// win.Release: a Windows VM with its own boot disk (the image's identity),
+// WinRM open with the world's guest credentials, tagged. Every call that
+// reaches the cloud creates one, as RunInstances does, unless clientToken
+// is set and a helper created with it still exists: then that one is
+// returned (EC2's ClientToken). ErrNotFound if the zone has no image of
+// that release; ErrConflict when the account's helper quota or the zone's
+// capacity (Scenario.Limits) is used up.
+func (w *World) CreateHelper(ctx context.Context, account, zone string, win inventory.WindowsVersion, tags map[string]string, clientToken string) (HelperInfo, error) {
+	var out HelperInfo
+	res := fmt.Sprintf("helper (Windows Server %s in %s)", win.Release, zone)
+	err := w.call(ctx, account, "CreateHelper", res, bucketStartRun, func(now time.Time) error {
+		if clientToken != "" {
+			for _, id := range sortedKeys(w.vms) {
+				if v := w.vms[id]; v.helper && v.account == account && v.clientToken == clientToken {
+					w.advance(v, now)
+					out = w.helperInfo(v)
+					return nil
 				}
-				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpStart)))
 			}
-			out = w.helperInfo(v)
-			return nil
 		}
 		im, ok := w.imageFor(zone, win.Release)
 		if !ok {
@@ -692,11 +731,14 @@ func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inv
 					have = append(have, x.Release)
 				}
 			}
-			return notFound("AcquireHelper", res, "no image of Windows Server %s in zone %q (releases there: %s)", win.Release, zone, strings.Join(have, ", "))
+			return notFound("CreateHelper", res, "no image of Windows Server %s in zone %q (releases there: %s)", win.Release, zone, strings.Join(have, ", "))
+		}
+		if err := w.helperRoom(account, zone, res); err != nil {
+			return err
 		}
 		v := &vm{id: w.nextID("helper"), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
 			windows: inventory.WindowsVersion{Release: im.Release, Build: im.Build}, helper: true, imageID: im.ImageID,
-			ip: w.allocIP(), password: w.password, cond: condition{winrm: WinRMOpen},
+			ip: w.allocIP(), password: w.password, cond: condition{winrm: WinRMOpen}, clientToken: clientToken,
 			power: inventory.PowerStarting, powerUntil: now.Add(w.draw(calib.HelperProvisioning))}
 		v.name = "fixfleet-" + v.id
 		d := &disk{id: w.nextID("disk"), zone: zone, account: account, source: "image:" + im.ImageID,
@@ -711,9 +753,34 @@ func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inv
 	return out, err
 }
 
+// helperRoom refuses a new helper beyond the account's quota or the
+// zone's capacity. Caller holds mu.
+func (w *World) helperRoom(account, zone, res string) error {
+	lim := w.limits
+	if lim.HelpersPerAccount == 0 && lim.HelpersPerZone[zone] == 0 {
+		return nil
+	}
+	inAcct, inZone := 0, 0
+	for _, v := range w.vms {
+		if v.helper && v.account == account {
+			inAcct++
+		}
+		if v.helper && v.zone == zone {
+			inZone++
+		}
+	}
+	if n := lim.HelpersPerAccount; n > 0 && inAcct >= n {
+		return conflict("CreateHelper", res, "account %s has %d of its quota of %d helpers; release one or raise the quota", account, inAcct, n)
+	}
+	if n := lim.HelpersPerZone[zone]; n > 0 && inZone >= n {
+		return conflict("CreateHelper", res, "zone %s has no capacity for another helper (%d running, capacity %d); try another zone or later", zone, inZone, n)
+	}
+	return nil
+}
+
 func (w *World) helperInfo(v *vm) HelperInfo {
 	return HelperInfo{Ref: providers.VMRef{ID: v.id, Zone: v.zone, Name: v.name}, Windows: v.windows,
-		Tags: cloneTags(v.tags), ReadyAt: v.powerUntil}
+		Tags: cloneTags(v.tags), Power: v.power, ReadyAt: v.powerUntil}
 }
 
 // ReleaseHelper deletes a helper and its own boot disk. ErrConflict while

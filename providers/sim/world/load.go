@@ -3,7 +3,9 @@ package world
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -63,6 +65,15 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 	}
 	w.gate.init(sc.Faults)
 	add(errors.Join(sc.Faults.validate()...))
+	w.limits = sc.Limits.clone()
+	if sc.Limits.HelpersPerAccount < 0 {
+		add(fmt.Errorf("limits.helpers_per_account: %d must not be negative (0 means no quota)", sc.Limits.HelpersPerAccount))
+	}
+	for z, n := range sc.Limits.HelpersPerZone {
+		if n < 0 || !slices.Contains(sc.Zones, z) {
+			add(fmt.Errorf("limits.helpers_per_zone[%q]: %d: the zone must be one of the scenario's zones and the capacity not negative", z, n))
+		}
+	}
 
 	zoneOK := map[string]bool{}
 	if len(sc.Zones) == 0 {
@@ -327,7 +338,7 @@ func (w *World) vmFrom(f string, vs VMSpec, helper bool, zoneOK map[string]bool)
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(f+": "+format, args...)) }
 	v := &vm{id: vs.ID, name: vs.Name, tenant: vs.Tenant, account: vs.Account, zone: vs.Zone,
-		tags: cloneTags(vs.Tags), windows: vs.Windows, helper: helper, imageID: vs.ImageID,
+		tags: cloneTags(vs.Tags), windows: vs.Windows, helper: helper, imageID: vs.ImageID, clientToken: vs.ClientToken,
 		ip: vs.PrivateIP, originalDisk: vs.OriginalDisk, power: vs.Power, powerUntil: vs.PowerUntil.UTC(),
 		bootCount: vs.BootCount, lastBootAt: vs.LastBootAt.UTC(), password: w.password,
 		cond: condition{recoverAfter: vs.Condition.RecoverAfterBoots, stuckAfter: vs.Condition.StuckAfterCrashes,
@@ -469,6 +480,7 @@ func (w *World) Export() Scenario {
 		GuestAccess:      GuestAccessSpec{Username: w.user, Password: w.password.Reveal()},
 		ConsoleAvailable: w.consoleAvailable,
 		Faults:           w.gate.faults.clone(),
+		Limits:           w.limits.clone(),
 	}
 	boot := map[string]bool{}
 	for _, id := range sortedKeys(w.vms) {
@@ -501,7 +513,7 @@ func (w *World) Export() Scenario {
 func (w *World) vmSpec(v *vm, now time.Time) VMSpec {
 	vs := VMSpec{ID: v.id, Name: v.name, Tenant: v.tenant, Account: v.account, Zone: v.zone,
 		Tags: cloneTags(v.tags), Windows: v.windows, Power: v.power, PowerUntil: v.powerUntil,
-		BootCount: v.bootCount, LastBootAt: v.lastBootAt, PrivateIP: v.ip, ImageID: v.imageID,
+		BootCount: v.bootCount, LastBootAt: v.lastBootAt, PrivateIP: v.ip, ImageID: v.imageID, ClientToken: v.clientToken,
 		Condition: ConditionSpec{RecoverAfterBoots: v.cond.recoverAfter, StuckAfterCrashes: v.cond.stuckAfter,
 			Crashes: v.cond.crashes, WinRM: v.cond.winrm},
 		Backups: append([]BackupSpec(nil), v.backups...)}
@@ -547,6 +559,13 @@ func (w *World) advanceDisk(d *disk, now time.Time) {
 	if d.busy != "" && !now.Before(d.busyUntil) {
 		d.busy, d.busyUntil = "", time.Time{}
 	}
+}
+
+func (l Limits) clone() Limits {
+	if l.HelpersPerZone != nil {
+		l.HelpersPerZone = maps.Clone(l.HelpersPerZone)
+	}
+	return l
 }
 
 func (f Faults) clone() Faults {

@@ -38,6 +38,7 @@ type Scenario struct {
 	GuestAccess      GuestAccessSpec `json:"guest_access"`
 	ConsoleAvailable bool            `json:"console_available"`
 	Faults           Faults          `json:"faults"`
+	Limits           Limits          `json:"limits,omitzero"`
 	VMs              []VMSpec        `json:"vms"`
 	// Disks holds every disk that is not some VM's or helper's boot disk:
 	// detached disks, data disks, copies and restores.
@@ -96,6 +97,19 @@ type VMSpec struct {
 	Backups   []BackupSpec  `json:"backups,omitempty"`
 	// ImageID is set on helpers: the image they were created from.
 	ImageID string `json:"image_id,omitempty"`
+	// ClientToken is set on helpers created with one: a create carrying
+	// the same token returns this helper.
+	ClientToken string `json:"client_token,omitempty"`
+}
+
+// Limits are the clouds' resource limits on helpers. Zero means no limit.
+type Limits struct {
+	// HelpersPerAccount is each account's quota of helper VMs (EC2's
+	// vCPU-based On-Demand limit, Sakura's per-zone server quota).
+	HelpersPerAccount int `json:"helpers_per_account,omitempty"`
+	// HelpersPerZone is each zone's capacity for helpers, all accounts
+	// together (EC2's InsufficientInstanceCapacity).
+	HelpersPerZone map[string]int `json:"helpers_per_zone,omitempty"`
 }
 
 // ConditionSpec is how a VM's guest behaves.

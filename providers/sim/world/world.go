@@ -76,8 +76,9 @@ type World struct {
 	seq   int               // next number for created resources
 	ipSeq uint32            // last allocated address (host part of 10/8)
 
-	gate gateState
-	ref  referee
+	limits Limits
+	gate   gateState
+	ref    referee
 }
 
 type vm struct {
@@ -86,6 +87,7 @@ type vm struct {
 	windows                         inventory.WindowsVersion
 	helper                          bool
 	imageID                         string
+	clientToken                     string // helpers: the create request's client token
 	ip                              string
 	originalDisk                    string
 	bootDisk                        string   // "" if none
