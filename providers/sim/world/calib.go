@@ -58,6 +58,11 @@ var calib = struct {
 	// ShareCyclingSticks: share of cycling VMs that will later stop at the
 	// recovery screen. Assumption.
 	ShareCyclingSticks float64
+	// ShareSafeModeWinRM: share of VMs whose WinRM service was enabled for
+	// safe mode with networking (listed under SafeBoot\Network). Windows
+	// does not do it by default; hardened fleet images sometimes do so
+	// that remote management survives safe mode. Assumption.
+	ShareSafeModeWinRM float64
 	// SlowScript: a slow guest script (Faults.GuestSlowRate) takes this
 	// many times its usual time (a guest under load, Defender scanning).
 	// Assumption.
@@ -86,6 +91,7 @@ var calib = struct {
 	ShareBadWindowBackup:      0.10,
 	ShareHiveDamaged:          0.03,
 	ShareCyclingSticks:        0.30,
+	ShareSafeModeWinRM:        0.5,
 	SlowScript:                5,
 	ExcuseWindow:              30 * time.Minute,
 	Releases: []releaseInfo{

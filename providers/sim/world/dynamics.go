@@ -206,8 +206,12 @@ func reachable(v *vm, now time.Time) bool {
 	return v.power == inventory.PowerRunning && v.boot.kind.up() && !now.Before(v.boot.upAt)
 }
 
-// listening reports whether v's WinRM answers.
+// listening reports whether v's WinRM answers: in safe mode only where
+// the VM's WinRM service was enabled for it (not Windows' default).
 func listening(v *vm, now time.Time) bool {
+	if v.boot.kind == bootSafe && !v.cond.safeModeWinRM {
+		return false
+	}
 	return reachable(v, now) && v.cond.winrm != WinRMBlocked
 }
 

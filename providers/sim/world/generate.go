@@ -352,6 +352,9 @@ func (g *gen) vm(n int, kind string, zones []string, relIdentity map[string]inve
 	others := otherFiles(g.inc)
 	fixed := FileSpec{Name: fixedFileName, Size: fileSize, ModTime: good.ModTime, Header: goodHeader}
 	vs.Condition.WinRM = WinRMOpen
+	// Decided by the VM's number, not the generator, so that the rest of
+	// the fleet stays as it was drawn.
+	vs.Condition.SafeModeWinRM = float64(n%100) < 100*calib.ShareSafeModeWinRM
 	vs.Power = inventory.PowerRunning
 	affected := func() []FileSpec {
 		fs := append([]FileSpec{bad}, others...)

@@ -342,7 +342,7 @@ func (w *World) vmFrom(f string, vs VMSpec, helper bool, zoneOK map[string]bool)
 		ip: vs.PrivateIP, originalDisk: vs.OriginalDisk, power: vs.Power, powerUntil: vs.PowerUntil.UTC(),
 		bootCount: vs.BootCount, lastBootAt: vs.LastBootAt.UTC(), password: w.password,
 		cond: condition{recoverAfter: vs.Condition.RecoverAfterBoots, stuckAfter: vs.Condition.StuckAfterCrashes,
-			crashes: vs.Condition.Crashes, winrm: vs.Condition.WinRM}}
+			crashes: vs.Condition.Crashes, winrm: vs.Condition.WinRM, safeModeWinRM: vs.Condition.SafeModeWinRM}}
 	if v.name == "" {
 		v.name = v.id
 	}
@@ -515,7 +515,7 @@ func (w *World) vmSpec(v *vm, now time.Time) VMSpec {
 		Tags: cloneTags(v.tags), Windows: v.windows, Power: v.power, PowerUntil: v.powerUntil,
 		BootCount: v.bootCount, LastBootAt: v.lastBootAt, PrivateIP: v.ip, ImageID: v.imageID, ClientToken: v.clientToken,
 		Condition: ConditionSpec{RecoverAfterBoots: v.cond.recoverAfter, StuckAfterCrashes: v.cond.stuckAfter,
-			Crashes: v.cond.crashes, WinRM: v.cond.winrm},
+			Crashes: v.cond.crashes, WinRM: v.cond.winrm, SafeModeWinRM: v.cond.safeModeWinRM},
 		Backups: append([]BackupSpec(nil), v.backups...)}
 	if !v.helper {
 		vs.Truth = w.truth(v)

@@ -130,6 +130,10 @@ type ConditionSpec struct {
 	// WinRM is "open", "blocked" (firewall) or "bad-credentials" (the
 	// administrator password differs from guest_access).
 	WinRM string `json:"winrm"`
+	// SafeModeWinRM: WinRM also starts in safe mode with networking (its
+	// service is listed under HKLM\SYSTEM\CurrentControlSet\Control\
+	// SafeBoot\Network). Windows' default is not: false.
+	SafeModeWinRM bool `json:"safe_mode_winrm,omitempty"`
 }
 
 // DiskSpec is a disk and its content.

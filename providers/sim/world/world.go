@@ -111,6 +111,7 @@ type vm struct {
 type condition struct {
 	recoverAfter, stuckAfter, crashes int
 	winrm                             string
+	safeModeWinRM                     bool
 }
 
 type bitlocker struct {
