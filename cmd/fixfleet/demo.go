@@ -246,13 +246,10 @@ func demoTables(s demoSummary) []render.Table {
 	for _, k := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {
 		t.Rows = append(t.Rows, []string{"fixed by " + k, fmt.Sprint(s.ByStrategy[k])})
 	}
-	inv := render.Table{Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}, Rows: [][]string{
-		{"healthy_touched", fmt.Sprint(s.Invariants.HealthyTouched)},
-		{"disks_lost", fmt.Sprint(s.Invariants.DisksLost)},
-		{"identity_changed", fmt.Sprint(s.Invariants.IdentityChanged)},
-		{"unverified_returns", fmt.Sprint(s.Invariants.UnverifiedReturns)},
-		{"foreign_scripts", fmt.Sprint(s.Invariants.ForeignScripts)},
-	}}
+	inv := render.Table{Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}}
+	for _, c := range s.Invariants.Counters() {
+		inv.Rows = append(inv.Rows, []string{c.Name, fmt.Sprint(c.Value)})
+	}
 	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Reason"}}
 	for _, v := range s.FlaggedVMs {
 		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, v.Reason})

@@ -161,40 +161,15 @@ func runSimAudit(ctx context.Context, o simAuditOpts, stdout io.Writer) error {
 	return render.Render(stdout, format, auditDoc(a), auditTables(a)...)
 }
 
-// invariants is the world's referee counters, as every summary prints them.
-type invariants struct {
-	HealthyTouched    int `json:"healthy_touched"`
-	DisksLost         int `json:"disks_lost"`
-	IdentityChanged   int `json:"identity_changed"`
-	UnverifiedReturns int `json:"unverified_returns"`
-	ForeignScripts    int `json:"foreign_scripts"`
-}
+// invariants is the world's referee counters, as every summary prints
+// them: the world's own struct, so a new counter shows up everywhere.
+type invariants = world.Invariants
 
-func invariantsOf(a world.Audit) invariants {
-	return invariants{a.HealthyTouched, a.DisksLost, a.IdentityChanged, a.UnverifiedReturns, a.ForeignScripts}
-}
+func invariantsOf(a world.Audit) invariants { return a.Invariants() }
 
 // violations lists, in words, what the world's referee counted against the
 // invariants (empty when all counters are 0).
-func violations(a world.Audit) []string {
-	out := []string{}
-	for _, e := range a.HealthyTouchedEvents {
-		out = append(out, fmt.Sprintf("healthy VM %s touched: %s at %s", e.VM, e.Action, e.At.Format(time.RFC3339)))
-	}
-	for _, d := range a.DisksLostList {
-		out = append(out, fmt.Sprintf("disk %s of %s lost: %s at %s", d.Disk, d.VM, d.Reason, d.At.Format(time.RFC3339)))
-	}
-	for _, vm := range a.IdentityChangedVMs {
-		out = append(out, "disk identity changed on "+vm)
-	}
-	for _, r := range a.UnverifiedReturnList {
-		out = append(out, fmt.Sprintf("disk %s returned to %s unverified at %s", r.Disk, r.VM, r.At.Format(time.RFC3339)))
-	}
-	for _, r := range a.ForeignScriptsReasons {
-		out = append(out, "foreign script refused: "+r)
-	}
-	return out
-}
+func violations(a world.Audit) []string { return a.Violations() }
 
 // auditJSON is `sim audit --format json`: the world's Audit with its
 // counters also gathered under "invariants".
@@ -207,13 +182,10 @@ func auditDoc(a world.Audit) auditJSON { return auditJSON{Audit: a, Invariants: 
 
 func auditTables(a world.Audit) []render.Table {
 	inv := invariantsOf(a)
-	t := render.Table{Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}, Rows: [][]string{
-		{"healthy_touched", fmt.Sprint(inv.HealthyTouched)},
-		{"disks_lost", fmt.Sprint(inv.DisksLost)},
-		{"identity_changed", fmt.Sprint(inv.IdentityChanged)},
-		{"unverified_returns", fmt.Sprint(inv.UnverifiedReturns)},
-		{"foreign_scripts", fmt.Sprint(inv.ForeignScripts)},
-	}}
+	t := render.Table{Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}}
+	for _, c := range inv.Counters() {
+		t.Rows = append(t.Rows, []string{c.Name, fmt.Sprint(c.Value)})
+	}
 	c := render.Table{Title: "True condition now", Headers: []string{"truth", "VMs"}}
 	for _, k := range []string{world.TruthHealthy, world.TruthSafeMode, world.TruthBootLoop} {
 		c.Rows = append(c.Rows, []string{k, fmt.Sprint(a.TruthCounts[k])})
