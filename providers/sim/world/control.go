@@ -702,6 +702,22 @@ func (w *World) FindHelper(ctx context.Context, account, zone, release string, t
 	return out, found, err
 }
 
+// FindHelpers returns account's helpers carrying all tags, in any zone,
+// sorted by ID. Read-only.
+func (w *World) FindHelpers(ctx context.Context, account string, tags map[string]string) ([]HelperInfo, error) {
+	var out []HelperInfo
+	err := w.call(ctx, account, "FindHelpers", "account "+account, bucketNonMutating, func(now time.Time) error {
+		for _, id := range sortedKeys(w.vms) {
+			if v := w.vms[id]; v.helper && v.account == account && hasTags(v.tags, tags) {
+				w.advance(v, now)
+				out = append(out, w.helperInfo(v))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // CreateHelper creates a helper from the zone's image of release
 // win.Release: a Windows VM with its own boot disk (the image's identity),
 // WinRM open with the world's guest credentials, tagged. Every call that

@@ -126,7 +126,7 @@ func TestDeleteFilesKeepsGoodAndForeign(t *testing.T) {
 		FileSpec{Name: "C-00000291-00000000-00000031.sys", Size: 1, ModTime: inc.BadFrom.Add(time.Minute), Header: "00000000"},
 		FileSpec{Name: "C-00000285-00000000-00000001.sys", Size: 1, ModTime: inc.BadFrom, Header: inc.Header})
 	v.OSDisk.SafeBootFlag = true
-	v.Condition.SafeModeWinRM = true // listed under SafeBoot\Network
+	v.Condition.SafeModeWinRM = true                            // listed under SafeBoot\Network
 	v.OSDisk.Files[0].Name = "c-00000291-00000000-00000032.SYS" // Windows names are case-insensitive
 	w, _ := load(t, scenario(v))
 	must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))

@@ -43,8 +43,9 @@ type ForeignBoot struct {
 	At     time.Time `json:"at,omitzero"`
 }
 
-// Stranded is a fleet VM's original disk left detached while the VM has
-// no boot disk, or left on a helper, with no step in progress.
+// Stranded is a fleet VM's original disk left on a helper, or left
+// detached while the VM has no boot disk of its own descent, with no step
+// in progress.
 type Stranded struct {
 	VM   string `json:"vm"`
 	Disk string `json:"disk"`
@@ -210,7 +211,8 @@ type Audit struct {
 	ForeignBootDisks    int           `json:"foreign_boot_disks"`
 	ForeignBootDiskList []ForeignBoot `json:"foreign_boot_disk_list,omitempty"`
 	// StrandedOriginals counts original disks left on a helper, or left
-	// detached while their VM has no boot disk, with no step in progress
+	// detached while their VM boots no disk of its own descent (none, or a
+	// foreign one), with no step in progress
 	// on them (no attach or detach under way, VM not starting or stopping).
 	// Must be 0 once a run has ended.
 	StrandedOriginals    int        `json:"stranded_originals"`
@@ -293,7 +295,7 @@ func (a Audit) Violations() []string {
 		out = append(out, fmt.Sprintf("VM %s boots disk %s, which descends from %q, not from its own disks", f.VM, f.Disk, f.Origin))
 	}
 	for _, s := range a.StrandedOriginalList {
-		where := "detached while the VM has no boot disk"
+		where := "detached while the VM boots no disk of its own"
 		if s.On != "" {
 			where = "left on helper " + s.On
 		}
@@ -396,7 +398,7 @@ func (w *World) Audit() Audit {
 }
 
 // stranded reports v's original disk if it sits on a helper, or lies
-// detached while v has no boot disk, and no step is in progress on it (no
+// detached while v has no boot disk or boots a foreign one, and no step is in progress on it (no
 // attach or detach under way, v neither starting nor stopping). Caller
 // holds mu and has advanced v.
 func (w *World) stranded(v *vm, now time.Time) (Stranded, bool) {
@@ -411,7 +413,11 @@ func (w *World) stranded(v *vm, now time.Time) (Stranded, bool) {
 	if h := w.vms[d.attachedTo]; h != nil && h.helper {
 		return Stranded{VM: v.id, Disk: d.id, On: h.id}, true
 	}
-	if d.attachedTo == "" && v.bootDisk == "" {
+	if d.attachedTo != "" {
+		return Stranded{}, false
+	}
+	// Detached: fine only while v boots one of its own copies or backups.
+	if b := w.disks[v.bootDisk]; b == nil || b.origin != v.id {
 		return Stranded{VM: v.id, Disk: d.id}, true
 	}
 	return Stranded{}, false
