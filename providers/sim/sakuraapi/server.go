@@ -184,6 +184,7 @@ func New(w *world.World, opts Options) *Server {
 		rev: map[int64]string{}, prov: map[string]provenance{}, backups: map[string]backupRec{},
 		helpers: map[string]helperRec{}, shells: map[int64]*shell{}, alias: map[int64]string{},
 		statuses: map[string]statusRec{}}
+	w.UseFullCopySnapshots() // Sakura's archives are full copies
 	s.seed()
 	p := Root + "/{zone}/api/cloud/1.1"
 	for _, r := range []struct {

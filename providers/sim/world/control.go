@@ -365,7 +365,8 @@ func (w *World) FindDisks(ctx context.Context, account string, tags map[string]s
 
 // Snapshot takes a point-in-time copy of a disk (content and identity),
 // tagged. The first snapshot of a disk takes timing.OpSnapshot, later ones a
-// fraction of it. Not idempotent.
+// fraction of it (calib.IncrementalSnapshotFactor) unless the world's
+// snapshots are full copies. Not idempotent.
 func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[string]string) (SnapshotInfo, error) {
 	var out SnapshotInfo
 	err := w.call(ctx, account, "Snapshot", diskRes(diskID), bucketSnapshotVolume, func(now time.Time) error {
@@ -377,7 +378,7 @@ func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[s
 			return busy("Snapshot", diskRes(diskID), d.readyAt, now, "disk is still being created")
 		}
 		dur := w.draw(timing.Of(timing.OpSnapshot))
-		if w.ref.snapsOf[d.id] > 0 {
+		if w.ref.snapsOf[d.id] > 0 && !w.fullCopies {
 			dur = time.Duration(float64(dur) * calib.IncrementalSnapshotFactor)
 		}
 		s := &snapshot{id: w.nextID("snap"), diskID: d.id, zone: d.zone, account: account, tags: cloneTags(tags),
@@ -554,16 +555,17 @@ func (w *World) DiskFromSnapshot(ctx context.Context, account, snapID, zone stri
 		if now.Before(s.readyAt) {
 			return busy("DiskFromSnapshot", "snapshot "+snapID, s.readyAt, now, "snapshot is not ready yet")
 		}
-		d := w.newDisk(account, zone, s.content.clone(), tags, "snapshot:"+s.id, now)
+		d := w.newDisk(account, zone, s.content.clone(), tags, "snapshot:"+s.id, now.Add(w.draw(timing.Of(timing.OpDiskFromSnapshot))))
 		out = w.diskInfo(d)
 		return nil
 	})
 	return out, err
 }
 
-func (w *World) newDisk(account, zone string, c content, tags map[string]string, source string, now time.Time) *disk {
+// newDisk adds a disk being created until readyAt. Caller holds mu.
+func (w *World) newDisk(account, zone string, c content, tags map[string]string, source string, readyAt time.Time) *disk {
 	d := &disk{id: w.nextID("disk"), zone: zone, account: account, content: c, tags: cloneTags(tags), source: source,
-		readyAt: now.Add(w.draw(timing.Of(timing.OpDiskFromSnapshot)))}
+		readyAt: readyAt}
 	w.disks[d.id] = d
 	return d
 }
@@ -626,7 +628,7 @@ func (w *World) RestoreBackup(ctx context.Context, account, backupID, zone strin
 				c.files = append(c.files, f)
 			}
 		}
-		d := w.newDisk(account, zone, c, tags, "backup:"+b.ID, now)
+		d := w.newDisk(account, zone, c, tags, "backup:"+b.ID, now.Add(w.draw(calib.BackupRestore)))
 		out = w.diskInfo(d)
 		return nil
 	})

@@ -37,9 +37,13 @@ type Scenario struct {
 	Images           []ImageSpec     `json:"images"`
 	GuestAccess      GuestAccessSpec `json:"guest_access"`
 	ConsoleAvailable bool            `json:"console_available"`
-	Faults           Faults          `json:"faults"`
-	Limits           Limits          `json:"limits,omitzero"`
-	VMs              []VMSpec        `json:"vms"`
+	// FullCopySnapshots: every snapshot is a full copy (Sakura archives),
+	// so a later snapshot of a disk takes as long as the first. Default:
+	// incremental (EBS, Azure managed-disk incremental snapshots).
+	FullCopySnapshots bool     `json:"full_copy_snapshots,omitempty"`
+	Faults            Faults   `json:"faults"`
+	Limits            Limits   `json:"limits,omitzero"`
+	VMs               []VMSpec `json:"vms"`
 	// Disks holds every disk that is not some VM's or helper's boot disk:
 	// detached disks, data disks, copies and restores.
 	Disks     []DiskSpec     `json:"disks,omitempty"`

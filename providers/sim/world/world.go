@@ -68,6 +68,7 @@ type World struct {
 	user             string
 	password         secret.Secret
 	consoleAvailable bool
+	fullCopies       bool // snapshots are full copies: no incremental discount
 
 	vms   map[string]*vm // fleet VMs and helpers
 	disks map[string]*disk
@@ -194,6 +195,15 @@ func (w *World) GuestUser() string { return w.user }
 // GuestPassword returns the administrator password the guests accept (all
 // but the bad-credentials VMs).
 func (w *World) GuestPassword() secret.Secret { return w.password }
+
+// UseFullCopySnapshots makes every later snapshot take as long as a first
+// one: a face emulating a cloud whose snapshots are full copies (Sakura's
+// archives) calls it once, before serving.
+func (w *World) UseFullCopySnapshots() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fullCopies = true
+}
 
 // ConsoleAvailable reports whether Observe returns console text.
 func (w *World) ConsoleAvailable() bool { return w.consoleAvailable }
