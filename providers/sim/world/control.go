@@ -20,6 +20,9 @@ import (
 // ReadyAt); the world needs no waiting, but a caller that wants the cloud's
 // "done" waits on the world's clock until then.
 //
+// With Faults.AsyncFailRate an accepted attach or detach can still end in
+// failure when it completes, as on a real cloud: read the state back.
+//
 // A conflict that only needs waiting (a VM still stopping, a disk still
 // attaching or being created) carries RetryAfter; a conflict without it
 // needs a different action.
@@ -445,12 +448,23 @@ func (w *World) DetachDisk(ctx context.Context, account, vmID, diskID string) (P
 			return conflict("DetachDisk", diskRes(diskID), "it is the boot disk of %s, which is %s; stop the VM first", v.id, v.power)
 		}
 		w.touch(v, "detach "+d.id, now)
+		wasBoot := d.boot
 		w.unattach(v, d)
 		d.busy, d.busyUntil = "detaching", now.Add(w.draw(timing.Of(timing.OpDetach)))
+		if d.fails = w.asyncFails(); d.fails {
+			d.from, d.fromBoot = v.id, wasBoot
+		}
 		p.Until = d.busyUntil
 		return nil
 	})
 	return p, err
+}
+
+// asyncFails draws whether an accepted attach or detach will fail.
+// Caller holds mu.
+func (w *World) asyncFails() bool {
+	r := w.gate.faults.AsyncFailRate
+	return r > 0 && w.rng.Float64() < r
 }
 
 // unattach removes d from v. Caller holds mu.
@@ -521,6 +535,7 @@ func (w *World) AttachDisk(ctx context.Context, account, vmID, diskID string, bo
 		}
 		d.attachedTo, d.boot = v.id, boot
 		d.busy, d.busyUntil = "attaching", now.Add(w.draw(timing.Of(timing.OpAttach)))
+		d.fails = w.asyncFails()
 		p.Until = d.busyUntil
 		return nil
 	})

@@ -59,6 +59,7 @@ type gateState struct {
 	outageFail int
 
 	guestInjected int // guest-path faults
+	asyncFailed   int // attaches and detaches that failed after acceptance
 }
 
 func (g *gateState) init(f Faults) {
@@ -107,6 +108,9 @@ type CallStats struct {
 	// GuestInjected counts guest scripts failed, or whose connection
 	// dropped, by an injected guest-path fault.
 	GuestInjected int `json:"guest_injected"`
+	// AsyncFailed counts accepted attaches and detaches that failed when
+	// they completed.
+	AsyncFailed int `json:"async_failed"`
 }
 
 // Stats returns the control plane's counters.
@@ -122,7 +126,7 @@ func (w *World) statsLocked() CallStats {
 		c[k] = v
 	}
 	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail,
-		GuestInjected: w.gate.guestInjected}
+		GuestInjected: w.gate.guestInjected, AsyncFailed: w.gate.asyncFailed}
 }
 
 func (w *World) inOutage(now time.Time) bool {

@@ -147,7 +147,7 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 		}
 		d := &disk{id: ds.ID, zone: zone, account: account, content: contentFrom(ds.ContentSpec),
 			tags: cloneTags(ds.Tags), source: ds.Source, readyAt: ds.ReadyAt.UTC(),
-			busyUntil: ds.BusyUntil.UTC(), busy: ds.Busy}
+			busyUntil: ds.BusyUntil.UTC(), busy: ds.Busy, fails: ds.BusyFails, from: ds.DetachingFrom, fromBoot: ds.DetachingBoot}
 		if g := ds.Guest; g != nil {
 			if g.Number < 1 {
 				add(fmt.Errorf("%s.guest.number: %d must be 1 or more (0 is the host's own disk)", f, g.Number))
@@ -541,7 +541,7 @@ func (w *World) vmSpec(v *vm, now time.Time) VMSpec {
 func (w *World) diskSpec(d *disk, now time.Time, embedded bool) DiskSpec {
 	w.advanceDisk(d, now)
 	ds := DiskSpec{ID: d.id, ContentSpec: d.content.spec(), Tags: cloneTags(d.tags), Source: d.source,
-		ReadyAt: d.readyAt, BusyUntil: d.busyUntil, Busy: d.busy}
+		ReadyAt: d.readyAt, BusyUntil: d.busyUntil, Busy: d.busy, BusyFails: d.fails, DetachingFrom: d.from, DetachingBoot: d.fromBoot}
 	if !embedded {
 		ds.Zone, ds.Account, ds.AttachedTo = d.zone, d.account, d.attachedTo
 		if d.attachedTo != "" {
@@ -553,14 +553,33 @@ func (w *World) diskSpec(d *disk, now time.Time, embedded bool) DiskSpec {
 	return ds
 }
 
-// advanceDisk clears completed transitions. Caller holds mu.
+// advanceDisk clears completed transitions. An attach that fails leaves
+// the disk detached; a detach that fails leaves it where it was. Caller
+// holds mu.
 func (w *World) advanceDisk(d *disk, now time.Time) {
 	if !d.readyAt.IsZero() && !now.Before(d.readyAt) {
 		d.readyAt = time.Time{}
 	}
-	if d.busy != "" && !now.Before(d.busyUntil) {
-		d.busy, d.busyUntil = "", time.Time{}
+	if d.busy == "" || now.Before(d.busyUntil) {
+		return
 	}
+	if d.fails {
+		w.gate.asyncFailed++
+		switch v := w.vms[d.attachedTo]; {
+		case d.busy == "attaching" && v != nil:
+			w.unattach(v, d)
+		case d.busy == "detaching":
+			if v := w.vms[d.from]; v != nil && d.attachedTo == "" {
+				if !d.fromBoot {
+					d.attachedTo, d.number = v.id, w.freeNumber(v)
+					v.data = append(v.data, d.id)
+				} else if v.bootDisk == "" {
+					d.attachedTo, d.boot, v.bootDisk = v.id, true, d.id
+				}
+			}
+		}
+	}
+	d.busy, d.busyUntil, d.fails, d.from, d.fromBoot = "", time.Time{}, false, "", false
 }
 
 func (l Limits) clone() Limits {

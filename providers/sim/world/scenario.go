@@ -155,6 +155,12 @@ type DiskSpec struct {
 	AttachedTo string    `json:"attached_to,omitempty"`
 	BusyUntil  time.Time `json:"busy_until,omitzero"` // attach/detach completes
 	Busy       string    `json:"busy,omitempty"`      // "attaching" or "detaching"
+	// BusyFails: the attach or detach under way ends in failure; a failed
+	// detach puts the disk back on DetachingFrom (as its boot disk if
+	// DetachingBoot).
+	BusyFails     bool   `json:"busy_fails,omitempty"`
+	DetachingFrom string `json:"detaching_from,omitempty"`
+	DetachingBoot bool   `json:"detaching_boot,omitempty"`
 	// Guest is the attached disk's state inside its host's OS.
 	Guest *GuestDiskSpec `json:"guest,omitempty"`
 }
@@ -261,6 +267,9 @@ type Faults struct {
 	GuestErrorRate      float64 `json:"guest_error_rate,omitempty"`
 	GuestDropAfterRate  float64 `json:"guest_drop_after_rate,omitempty"`
 	GuestSlowRate       float64 `json:"guest_slow_rate,omitempty"`
+	// AsyncFailRate is the share of accepted attaches and detaches that
+	// end in failure when they complete: the disk is left as it was.
+	AsyncFailRate float64 `json:"async_fail_rate,omitempty"`
 }
 
 // Outage is a window [From, Until) of control-plane outage.
@@ -398,7 +407,7 @@ func (f Faults) validate() []error {
 		n string
 		v float64
 	}{{"guest_drop_before_rate", f.GuestDropBeforeRate}, {"guest_error_rate", f.GuestErrorRate},
-		{"guest_drop_after_rate", f.GuestDropAfterRate}, {"guest_slow_rate", f.GuestSlowRate}} {
+		{"guest_drop_after_rate", f.GuestDropAfterRate}, {"guest_slow_rate", f.GuestSlowRate}, {"async_fail_rate", f.AsyncFailRate}} {
 		if err := checkRate(c.n, c.v); err != nil {
 			errs = append(errs, err)
 		}

@@ -165,6 +165,12 @@ type disk struct {
 	boot       bool
 	busyUntil  time.Time
 	busy       string
+	// fails: the attach or detach under way ends in failure (Faults.
+	// AsyncFailRate); a failed detach puts the disk back on from, as boot
+	// disk if fromBoot.
+	fails    bool
+	from     string
+	fromBoot bool
 
 	// inside the host's OS (data disks only)
 	number   int
