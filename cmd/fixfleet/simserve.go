@@ -25,6 +25,8 @@ type faultOpts struct {
 	latency    float64
 	outageAt   time.Duration
 	outageFor  time.Duration
+	// guest path and completions (world.Faults.Guest*, AsyncFailRate)
+	guestError, guestDropBefore, guestDropAfter, guestSlow, asyncFail float64
 }
 
 func (o *faultOpts) addFlags(fs *pflag.FlagSet) {
@@ -33,6 +35,11 @@ func (o *faultOpts) addFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.dropAfter, "drop-after", 0, "share of API calls whose connection drops after the change was applied")
 	fs.StringVar(&o.throttle, "throttle", "simple", "API throttling model: off, simple or ec2")
 	fs.Float64Var(&o.latency, "latency", 1, "API latency scale (0 none, 1 calibrated)")
+	fs.Float64Var(&o.guestError, "guest-error", 0, "share of guest scripts that fail in the guest before their effect")
+	fs.Float64Var(&o.guestDropBefore, "guest-drop-before", 0, "share of guest scripts whose WinRM connection drops before they run")
+	fs.Float64Var(&o.guestDropAfter, "guest-drop-after", 0, "share of guest scripts whose reply is lost after their effect")
+	fs.Float64Var(&o.guestSlow, "guest-slow", 0, "share of guest scripts that run several times slower")
+	fs.Float64Var(&o.asyncFail, "async-fail", 0, "share of accepted attaches and detaches that fail when they complete")
 	fs.DurationVar(&o.outageAt, "outage-at", 0, "start a control-plane outage this long (simulated) after start (demo: after apply starts)")
 	fs.DurationVar(&o.outageFor, "outage-for", 0, "length of that outage (simulated)")
 }
@@ -41,6 +48,8 @@ func (o *faultOpts) addFlags(fs *pflag.FlagSet) {
 func (o *faultOpts) apply(w *world.World) error {
 	f := w.Faults()
 	f.ErrorRate, f.DropBeforeRate, f.DropAfterRate, f.Throttle, f.Latency = o.errorRate, o.dropBefore, o.dropAfter, o.throttle, o.latency
+	f.GuestErrorRate, f.GuestDropBeforeRate, f.GuestDropAfterRate, f.GuestSlowRate = o.guestError, o.guestDropBefore, o.guestDropAfter, o.guestSlow
+	f.AsyncFailRate = o.asyncFail
 	return o.set(w, f)
 }
 

@@ -282,11 +282,10 @@ func (w *World) StartVMs(ctx context.Context, account string, ids []string) (Pen
 			case inventory.PowerStopping:
 				return busy("StartVMs", vmRes(v.id), v.powerUntil, now, "VM is still stopping")
 			case inventory.PowerStopped:
-				d := w.disks[v.bootDisk]
+				d := w.disks[v.bootDisk] // vmIn advanced its attachment
 				if d == nil {
 					return conflict("StartVMs", vmRes(v.id), "VM has no boot disk; attach one first")
 				}
-				w.advanceDisk(d, now)
 				if d.busy != "" {
 					return busy("StartVMs", vmRes(v.id), d.busyUntil, now, "boot disk %s is still %s", d.id, d.busy)
 				}

@@ -132,8 +132,14 @@ func (w *World) evalBoot(v *vm) {
 	v.boot = bootState{kind: k, upAt: v.lastBootAt.Add(w.hashDur(timing.Of(timing.OpBootToWinRM), v.id, "up", v.bootCount))}
 }
 
-// advance brings v's state up to now. Caller holds mu.
+// advance brings v's state up to now, its disks' attachments first.
+// Caller holds mu.
 func (w *World) advance(v *vm, now time.Time) {
+	for _, id := range append([]string{v.bootDisk}, v.data...) {
+		if d := w.disks[id]; d != nil {
+			w.advanceDisk(d, now)
+		}
+	}
 	for range 64 {
 		switch v.power {
 		case inventory.PowerStarting:
