@@ -212,9 +212,9 @@ type Audit struct {
 	ForeignBootDiskList []ForeignBoot `json:"foreign_boot_disk_list,omitempty"`
 	// StrandedOriginals counts original disks left on a helper, or left
 	// detached while their VM boots no disk of its own descent (none, or a
-	// foreign one), with no step in progress
-	// on them (no attach or detach under way, VM not starting or stopping).
-	// Must be 0 once a run has ended.
+	// foreign one), with no step in progress on them (no attach or detach
+	// under way, VM not starting or stopping). Must be 0 once a run has
+	// ended.
 	StrandedOriginals    int        `json:"stranded_originals"`
 	StrandedOriginalList []Stranded `json:"stranded_original_list,omitempty"`
 	// LeakedResources counts helpers still existing and copies of disks

@@ -248,24 +248,31 @@ func TestGuestFaults(t *testing.T) {
 	}
 }
 
-// A probe whose reply was lost is no observation; a listing whose reply
+// onHelper puts stopped vm-1's disk (snapshotted first) on a helper of the
+// same image and onlines it there: Windows changes its identity; then the
+// orchestrator writes ident on it.
+func onHelper(t *testing.T, ident inventory.DiskIdentity) (*World, *ManualClock, HelperInfo, winrmd.Machine) {
+	t.Helper()
+	v := vmSpec("1", img2019, badFile)
+	v.Power = inventory.PowerStopped
+	w, clk := load(t, scenario(v))
+	must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
+	h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, nil))
+	clk.Set(h.ReadyAt)
+	clk.Advance(10 * time.Minute)
+	wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", "vm-1", "disk-1")))
+	wait(clk, must[Pending](t)(w.AttachDisk(ctx, "sim", h.Ref.ID, "disk-1", false)))
+	m := machineOf(t, w, h.Ref.ID)
+	must[guest.DiskResult](t)(m.OnlineDisk(ctx, guest.DiskParams{Number: 1, Serial: "disk-1"}))
+	must[guest.DiskResult](t)(m.SetDiskIdentity(ctx, guest.SetIdentityParams{Number: 1, Serial: "disk-1", Identity: ident}))
+	return w, clk, h, m
+}
+
+// A listing whose reply
 // was lost verifies nothing: returning the disk then is unverified.
 func TestLostReplyOnGuestScript(t *testing.T) {
 	for _, lost := range []bool{false, true} {
-		v := vmSpec("1", img2019, badFile)
-		v.Power = inventory.PowerStopped
-		w, clk := load(t, scenario(v))
-		must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
-		h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, nil))
-		clk.Set(h.ReadyAt)
-		clk.Advance(10 * time.Minute)
-		wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", "vm-1", "disk-1")))
-		wait(clk, must[Pending](t)(w.AttachDisk(ctx, "sim", h.Ref.ID, "disk-1", false)))
-		m := machineOf(t, w, h.Ref.ID)
-		// Onlining on a helper of the same image: Windows changes the
-		// identity; the orchestrator writes it back.
-		must[guest.DiskResult](t)(m.OnlineDisk(ctx, guest.DiskParams{Number: 1, Serial: "disk-1"}))
-		must[guest.DiskResult](t)(m.SetDiskIdentity(ctx, guest.SetIdentityParams{Number: 1, Serial: "disk-1", Identity: img2019}))
+		w, clk, h, m := onHelper(t, img2019)
 		if lost {
 			if err := w.SetFaults(Faults{Throttle: ThrottleOff, GuestDropAfterRate: 1}); err != nil {
 				t.Fatal(err)
@@ -302,18 +309,7 @@ func TestUnverifiedReturnWrongIdentity(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v := vmSpec("1", img2019, badFile)
-			v.Power = inventory.PowerStopped
-			w, clk := load(t, scenario(v))
-			must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
-			h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, nil))
-			clk.Set(h.ReadyAt)
-			clk.Advance(10 * time.Minute)
-			wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", "vm-1", "disk-1")))
-			wait(clk, must[Pending](t)(w.AttachDisk(ctx, "sim", h.Ref.ID, "disk-1", false)))
-			m := machineOf(t, w, h.Ref.ID)
-			must[guest.DiskResult](t)(m.OnlineDisk(ctx, guest.DiskParams{Number: 1, Serial: "disk-1"}))
-			must[guest.DiskResult](t)(m.SetDiskIdentity(ctx, guest.SetIdentityParams{Number: 1, Serial: "disk-1", Identity: tc.ident}))
+			w, clk, h, m := onHelper(t, tc.ident)
 			must[guest.ListDisksResult](t)(m.ListDisks(ctx, guest.ListDisksParams{}))
 			must[guest.DiskResult](t)(m.OfflineDisk(ctx, guest.DiskParams{Number: 1, Serial: "disk-1"}))
 			wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", h.Ref.ID, "disk-1")))
