@@ -99,7 +99,10 @@ func (m *machine) run(ctx context.Context, fn func(v *vm, now time.Time) error, 
 	w.mu.Lock()
 	f := w.gate.faults
 	d := w.draw(timing.Of(timing.OpGuestScript))
-	r := w.rng.Float64()
+	r := 1.0 // no fault; drawn only when faults are on, so a fault-free run draws as before
+	if f.GuestDropBeforeRate+f.GuestErrorRate+f.GuestDropAfterRate > 0 {
+		r = w.rng.Float64()
+	}
 	if f.GuestSlowRate > 0 && w.rng.Float64() < f.GuestSlowRate {
 		d = time.Duration(float64(d) * calib.SlowScript)
 	}

@@ -268,8 +268,8 @@ func onHelper(t *testing.T, ident inventory.DiskIdentity) (*World, *ManualClock,
 	return w, clk, h, m
 }
 
-// A listing whose reply
-// was lost verifies nothing: returning the disk then is unverified.
+// A listing whose reply was lost verifies nothing: returning the disk then
+// is unverified.
 func TestLostReplyOnGuestScript(t *testing.T) {
 	for _, lost := range []bool{false, true} {
 		w, clk, h, m := onHelper(t, img2019)
