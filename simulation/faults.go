@@ -19,6 +19,14 @@ type Faults struct {
 	Throttle string
 	// Latency scales API latency (0 none, 1 calibrated).
 	Latency float64
+	// GuestError, GuestDropBefore, GuestDropAfter and GuestSlow are the
+	// shares of guest scripts that fail in the guest before their effect,
+	// whose connection drops before they run, whose reply is lost after
+	// their effect, and that run several times slower.
+	GuestError, GuestDropBefore, GuestDropAfter, GuestSlow float64
+	// AsyncFail is the share of accepted attaches and detaches that fail
+	// when they complete.
+	AsyncFail float64
 	// OutageFor, when > 0, is a control-plane outage that starts OutageAt
 	// (simulated) after ScheduleOutage is called.
 	OutageAt  time.Duration
@@ -33,6 +41,8 @@ func DefaultFaults() Faults { return Faults{Throttle: "simple", Latency: 1} }
 func (o Faults) apply(w *world.World) error {
 	f := w.Faults()
 	f.ErrorRate, f.DropBeforeRate, f.DropAfterRate, f.Throttle, f.Latency = o.ErrorRate, o.DropBefore, o.DropAfter, o.Throttle, o.Latency
+	f.GuestErrorRate, f.GuestDropBeforeRate, f.GuestDropAfterRate, f.GuestSlowRate = o.GuestError, o.GuestDropBefore, o.GuestDropAfter, o.GuestSlow
+	f.AsyncFailRate = o.AsyncFail
 	return o.set(w, f)
 }
 

@@ -56,13 +56,10 @@ func (d AuditDoc) Tables() []render.Table {
 // invariantsTable shows the world's referee counters and, in words, the
 // violations it counted.
 func invariantsTable(inv Invariants, violations []string) render.Table {
-	t := render.Table{Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}, Rows: [][]string{
-		{"healthy_touched", fmt.Sprint(inv.HealthyTouched)},
-		{"disks_lost", fmt.Sprint(inv.DisksLost)},
-		{"identity_changed", fmt.Sprint(inv.IdentityChanged)},
-		{"unverified_returns", fmt.Sprint(inv.UnverifiedReturns)},
-		{"foreign_scripts", fmt.Sprint(inv.ForeignScripts)},
-	}}
+	t := render.Table{Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}}
+	for _, c := range inv.Counters() {
+		t.Rows = append(t.Rows, []string{c.Name, fmt.Sprint(c.Value)})
+	}
 	for _, v := range violations {
 		t.Rows = append(t.Rows, []string{"violation", v})
 	}

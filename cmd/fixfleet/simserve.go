@@ -22,6 +22,11 @@ func addFaultFlags(fs *pflag.FlagSet, o *simulation.Faults) {
 	fs.Float64Var(&o.DropAfter, "drop-after", 0, "share of API calls whose connection drops after the change was applied")
 	fs.StringVar(&o.Throttle, "throttle", "simple", "API throttling model: off, simple or ec2")
 	fs.Float64Var(&o.Latency, "latency", 1, "API latency scale (0 none, 1 calibrated)")
+	fs.Float64Var(&o.GuestError, "guest-error", 0, "share of guest scripts that fail in the guest before their effect")
+	fs.Float64Var(&o.GuestDropBefore, "guest-drop-before", 0, "share of guest scripts whose WinRM connection drops before they run")
+	fs.Float64Var(&o.GuestDropAfter, "guest-drop-after", 0, "share of guest scripts whose reply is lost after their effect")
+	fs.Float64Var(&o.GuestSlow, "guest-slow", 0, "share of guest scripts that run several times slower")
+	fs.Float64Var(&o.AsyncFail, "async-fail", 0, "share of accepted attaches and detaches that fail when they complete")
 	fs.DurationVar(&o.OutageAt, "outage-at", 0, "start a control-plane outage this long (simulated) after start (demo: after apply starts)")
 	fs.DurationVar(&o.OutageFor, "outage-for", 0, "length of that outage (simulated)")
 }

@@ -57,6 +57,9 @@ type gateState struct {
 	throttled  int
 	injected   int // 5xx and drops
 	outageFail int
+
+	guestInjected int // guest-path faults
+	asyncFailed   int // attaches and detaches that failed after acceptance
 }
 
 func (g *gateState) init(f Faults) {
@@ -102,6 +105,12 @@ type CallStats struct {
 	Injected int `json:"injected"`
 	// OutageFailures counts calls failed by an outage.
 	OutageFailures int `json:"outage_failures"`
+	// GuestInjected counts guest scripts failed, or whose connection
+	// dropped, by an injected guest-path fault.
+	GuestInjected int `json:"guest_injected"`
+	// AsyncFailed counts accepted attaches and detaches that failed when
+	// they completed.
+	AsyncFailed int `json:"async_failed"`
 }
 
 // Stats returns the control plane's counters.
@@ -116,7 +125,8 @@ func (w *World) statsLocked() CallStats {
 	for k, v := range w.gate.calls {
 		c[k] = v
 	}
-	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail}
+	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail,
+		GuestInjected: w.gate.guestInjected, AsyncFailed: w.gate.asyncFailed}
 }
 
 func (w *World) inOutage(now time.Time) bool {
