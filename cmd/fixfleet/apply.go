@@ -16,7 +16,6 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
-	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/strategy"
 )
 
@@ -137,17 +136,9 @@ func (f *fleet) apply(ctx context.Context, p *plan.Plan, raw []byte, journalPath
 	pr := newProgress(progress, len(p.VMs))
 	defer pr.done()
 	return apply.Run(ctx, p, apply.Options{
-		Journal: j, Envs: envs, Strategies: strategy.All(), Clock: f.clock,
+		Journal: j, Envs: envs, Strategies: strategy.Default().Executable(), Clock: f.clock,
 		Events: pr.event, PlanJSON: raw, Continue: s.resume, KeepHelpers: s.keepHelpers, Helpers: ps,
-		ReadOnlyStep: readOnlyStep,
 	})
-}
-
-// readOnlyStep tells the executor which steps change nothing on the VM (a
-// re-check reads; a snapshot copies), so that a VM found healthy after them
-// is reported as left untouched rather than fixed.
-func readOnlyStep(_ policy.Strategy, name string) bool {
-	return name == apply.StepRecheck || name == "snapshot"
 }
 
 // pausedError turns a run that did not finish into an error with its own

@@ -17,7 +17,7 @@ import (
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
-	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/strategy"
 )
 
 type demoOpts struct {
@@ -204,7 +204,7 @@ func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID
 		Failed: res.Failed, RunStatus: res.Status, WallSec: wall.Seconds(), Retries: res.Retries, Breaker: res.BreakerOpenings,
 		FlaggedVMs: []flaggedVM{}, Unresolved: []string{},
 	}
-	for _, st := range []policy.Strategy{policy.RebootRetry, policy.DeleteFile, policy.HelperMount, policy.RestoreBackup} {
+	for _, st := range strategy.Default().Names() {
 		s.ByStrategy[string(st)] = res.FixedBy[st]
 	}
 	byKey := map[string]plan.VMPlan{}

@@ -26,9 +26,8 @@
 //     Retry.MaxTime of clock time; see Retry for what is not charged.
 //   - step.ErrHealthy: the VM is healthy now and nothing more touches it.
 //     It is "fixed" (by the current strategy) if any step of this VM in
-//     this run ended ok and is not read-only (Options.ReadOnlyStep; by
-//     default every step but "recheck" counts as a change, Abort
-//     included); otherwise "skipped-healthy". The step is journaled
+//     this run ended ok and is not marked read-only (step.Step.ReadOnly;
+//     Abort always counts as a change); otherwise "skipped-healthy". The step is journaled
 //     "skipped", so that a resume runs it again rather than going past it.
 //   - step.ErrNeedsPerson: "flagged" with the message; stop.
 //   - step.ErrStrategyFailed, another error, or retries exhausted: the

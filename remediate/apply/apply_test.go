@@ -335,7 +335,7 @@ func TestHealthyAttribution(t *testing.T) {
 		return nil, step.ErrHealthy // healthy after reboot-retry's restart attempt and abort
 	}, "recheck")
 	o := h.opts(p, rr, hm)
-	o.ReadOnlyStep = func(_ policy.Strategy, name string) bool { return strings.HasPrefix(name, "recheck") }
+	rr.readOnlyStep = func(name string) bool { return strings.HasPrefix(name, "recheck") }
 	res, err := Run(context.Background(), p, o)
 	if err != nil {
 		t.Fatal(err)

@@ -36,9 +36,6 @@ const (
 
 // Step names with a meaning to the executor.
 const (
-	// StepRecheck is the conventional name of a strategy's read-only
-	// re-check step (default Options.ReadOnlyStep).
-	StepRecheck = "recheck"
 	// StepAbort is the journal name of a strategy's Abort.
 	StepAbort = "abort"
 )

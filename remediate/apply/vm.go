@@ -52,18 +52,20 @@ type vmState struct {
 	began    map[string]bool // strategy that has at least one step journaled
 	attempts map[string]int  // highest attempt per strategy+"\x00"+step
 	touched  bool            // a non-read-only step ended ok
+	readOnly map[string]bool // skeys of the read-only steps (step.Step.ReadOnly)
 }
 
 func skey(s policy.Strategy, name string) string { return string(s) + "\x00" + name }
 
-func (r *runner) loadVMState(ctx context.Context, key string) (*vmState, map[policy.Strategy]string, error) {
+func (r *runner) loadVMState(ctx context.Context, vm *plan.VMPlan) (*vmState, map[policy.Strategy]string, error) {
+	key := vm.Key
 	steps, err := r.j.ListSteps(ctx, r.runID, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	vs := &vmState{ok: map[string]bool{}, began: map[string]bool{}, attempts: map[string]int{}}
+	vs := &vmState{ok: map[string]bool{}, began: map[string]bool{}, attempts: map[string]int{}, readOnly: r.readOnlySteps(vm)}
 	for _, s := range steps {
-		vs.note(r, policy.Strategy(s.Strategy), s.Step, s.Attempt, s.Status)
+		vs.note(policy.Strategy(s.Strategy), s.Step, s.Attempt, s.Status)
 	}
 	evs, err := r.j.Events(ctx, r.runID, journal.EventFilter{VMKey: key, Kinds: []string{EvStrategyFailed}})
 	if err != nil {
@@ -77,13 +79,30 @@ func (r *runner) loadVMState(ctx context.Context, key string) (*vmState, map[pol
 	return vs, failed, nil
 }
 
-func (vs *vmState) note(r *runner, s policy.Strategy, name string, attempt int, st journal.StepStatus) {
+// readOnlySteps lists, by skey, the steps of vm's strategies marked
+// read-only (step.Step.ReadOnly). A strategy's Abort is never read-only.
+func (r *runner) readOnlySteps(vm *plan.VMPlan) map[string]bool {
+	out := map[string]bool{}
+	t := vm.Target()
+	for _, s := range append([]policy.Strategy{vm.Strategy}, vm.Fallbacks...) {
+		if strat := r.o.Strategies[s]; strat != nil {
+			for _, st := range strat.Steps(t, r.p.Policy) {
+				if st.ReadOnly {
+					out[skey(s, st.Name)] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (vs *vmState) note(s policy.Strategy, name string, attempt int, st journal.StepStatus) {
 	k := skey(s, name)
 	vs.began[string(s)] = true
 	vs.attempts[k] = max(vs.attempts[k], attempt)
 	if st == journal.StepOK {
 		vs.ok[k] = true
-		if !r.o.ReadOnlyStep(s, name) {
+		if !vs.readOnly[k] {
 			vs.touched = true
 		}
 	}
@@ -98,7 +117,7 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 			"add it to the configuration and run apply again", notConfigured, acct))
 		return vmOutcome{}
 	}
-	vs, failed, err := r.loadVMState(ctx, vm.Key)
+	vs, failed, err := r.loadVMState(ctx, vm)
 	if err != nil {
 		r.fail(err)
 		return vmOutcome{interrupted: true}
@@ -149,7 +168,7 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 			return vmOutcome{interrupted: true}
 		}
 		end := stepEnd{kind: kOK}
-		for _, st := range strat.Steps(vm, r.p.Policy) {
+		for _, st := range strat.Steps(vm.Target(), r.p.Policy) {
 			if vs.ok[skey(s, st.Name)] {
 				continue
 			}
@@ -218,7 +237,7 @@ func (r *runner) final(vm *plan.VMPlan, s policy.Strategy, status, reason string
 }
 
 // stepFunc is a step's Run or a strategy's Abort.
-type stepFunc func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error)
+type stepFunc func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error)
 
 // retryable reports whether waiting and trying again may help.
 func retryable(err error) bool {
@@ -267,7 +286,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		r.emitSink(Event{Kind: EvStepBegun, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d", vm.Key, s, name, attempt)})
 
-		out, serr := fn(ctx, env, vm, step.Facts(facts))
+		out, serr := fn(ctx, env, vm.Target(), step.Facts(facts))
 		after := tk.Done(serr)
 		interrupted := serr != nil && ctx.Err() != nil
 		res := journal.StepResult{Facts: out, At: r.now()}
@@ -296,7 +315,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 				return stepEnd{kind: kInterrupted}
 			}
 		}
-		vs.note(r, s, name, attempt, res.Status)
+		vs.note(s, name, attempt, res.Status)
 		r.emitSink(Event{Kind: EvStepEnded, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d: %s %s", vm.Key, s, name, attempt, res.Status, res.Error)})
 		switch {

@@ -1,6 +1,7 @@
 // Package strategy holds fixfleet's four remediation strategies as
 // step.Strategy values: reboot-retry, delete-file, helper-mount and
-// restore-backup (see DESIGN.md §3). ByName and All look them up.
+// restore-backup (see DESIGN.md §3), each a Unit in its own file, and the
+// Registry that the planner and the executor read them through.
 //
 // Every step is idempotent: it reads the real state first (Disks.Describe,
 // Disks.FindSnapshots, the helper's disk listing, Observer.Observe, the
@@ -60,12 +61,9 @@
 package strategy
 
 import (
-	"maps"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory/timing"
-	"github.com/fixfleet/fixfleet/remediate/policy"
-	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
 // Fact keys. See the package documentation.
@@ -127,19 +125,3 @@ var (
 	// the last check is older than this.
 	RecheckMaxAge = time.Minute
 )
-
-// All returns every strategy by name. The map is new on every call.
-func All() map[policy.Strategy]step.Strategy {
-	return maps.Clone(map[policy.Strategy]step.Strategy{
-		policy.RebootRetry:   RebootRetry{},
-		policy.DeleteFile:    DeleteFile{},
-		policy.HelperMount:   HelperMount{},
-		policy.RestoreBackup: RestoreBackup{},
-	})
-}
-
-// ByName returns the strategy called name.
-func ByName(name policy.Strategy) (step.Strategy, bool) {
-	s, ok := All()[name]
-	return s, ok
-}
