@@ -137,10 +137,10 @@ func formula(u strategy.Unit, t *step.Target, pol policy.Policy) string {
 			what = append(what, string(o))
 		}
 		if n := st.Cost.Calls; n > 0 {
-			what = append(what, fmt.Sprintf("%d call(s)", n))
+			what = append(what, plural(n, "call"))
 		}
 		if n := st.Cost.Scripts; n > 0 {
-			what = append(what, fmt.Sprintf("%d guest script(s)", n))
+			what = append(what, plural(n, "guest script"))
 		}
 		if len(what) == 0 {
 			continue
@@ -152,6 +152,14 @@ func formula(u strategy.Unit, t *step.Target, pol policy.Policy) string {
 		parts = append(parts, part)
 	}
 	return strings.Join(parts, " + ")
+}
+
+// plural writes "1 call", "2 calls".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 // vmCost is the expected cost of one planned VM: its strategy, plus the
