@@ -162,7 +162,7 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 // done, a VM neither healthy nor flagged, an invariant counter above 0.
 func (s demoSummary) broken() error {
 	var why []string
-	if s.RunStatus != apply.RunDone {
+	if s.RunStatus != string(apply.RunDone) {
 		why = append(why, "the run did not finish")
 	}
 	if len(s.Unresolved) > 0 {
@@ -174,7 +174,7 @@ func (s demoSummary) broken() error {
 	if len(why) == 0 {
 		return nil
 	}
-	return runPaused{status: s.RunStatus, msg: strings.Join(why, "; ")}
+	return runPaused{status: apply.RunStatus(s.RunStatus), msg: strings.Join(why, "; ")}
 }
 
 // apiStatsOf counts the demo's control-plane calls: the emulator's per
@@ -201,7 +201,7 @@ func apiStatsOf(b *simBackend, a world.Audit) apiStats {
 func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID func(string) string, wall time.Duration) demoSummary {
 	s := demoSummary{
 		VMsTotal: len(p.VMs), Fixed: res.Fixed, ByStrategy: map[string]int{}, FoundHealthy: res.SkippedHealthy,
-		Failed: res.Failed, RunStatus: res.Status, WallSec: wall.Seconds(), Retries: res.Retries, Breaker: res.BreakerOpenings,
+		Failed: res.Failed, RunStatus: string(res.Status), WallSec: wall.Seconds(), Retries: res.Retries, Breaker: res.BreakerOpenings,
 		FlaggedVMs: []flaggedVM{}, Unresolved: []string{},
 	}
 	for _, st := range strategy.Default().Names() {
@@ -220,7 +220,7 @@ func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID
 		case r.Status == apply.StatusFlagged || r.Status == apply.StatusFailed:
 			s.FlaggedVMs = append(s.FlaggedVMs, flaggedVM{ID: v.ID, Name: v.Name, Strategy: string(r.Strategy), Reason: r.Reason})
 		case truth[worldID(v.ID)] != world.TruthHealthy:
-			s.Unresolved = append(s.Unresolved, v.ID+" ("+r.Status+", truth "+truth[worldID(v.ID)]+")")
+			s.Unresolved = append(s.Unresolved, v.ID+" ("+string(r.Status)+", truth "+truth[worldID(v.ID)]+")")
 		}
 	}
 	sort.Slice(s.FlaggedVMs, func(i, j int) bool { return s.FlaggedVMs[i].ID < s.FlaggedVMs[j].ID })

@@ -86,9 +86,6 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
-// notConfigured starts the reason of a VM whose account has no Env.
-const notConfigured = "account not configured"
-
 // runner is the state of one Run.
 type runner struct {
 	p     *plan.Plan
@@ -305,11 +302,11 @@ func (r *runner) recordPlanned(ctx context.Context) (map[string]journal.VM, erro
 		rec := journal.VM{RunID: r.runID, VMKey: v.Key, Name: v.Name, Strategy: string(v.Strategy), Status: StatusPending, UpdatedAt: now}
 		switch v.Strategy {
 		case plan.None:
-			rec.Status, rec.Reason = StatusUntouchedHealthy, "healthy when planned: never touched"
+			rec.Status, rec.Code, rec.Reason = StatusUntouchedHealthy, string(ReasonPlannedHealthy), "healthy when planned: never touched"
 		case plan.Manual:
-			rec.Status, rec.Reason = StatusFlagged, "left to a person by the plan: "+strings.Join(v.Reasons, "; ")
+			rec.Status, rec.Code, rec.Reason = StatusFlagged, string(ReasonPlannedManual), "left to a person by the plan: "+strings.Join(v.Reasons, "; ")
 		default:
-			rec.Reason = fmt.Sprintf("waiting for wave %d", v.Wave)
+			rec.Code, rec.Reason = string(ReasonWaiting), fmt.Sprintf("waiting for wave %d", v.Wave)
 		}
 		add = append(add, rec)
 	}
@@ -336,7 +333,7 @@ func finished(rec journal.VM, ok bool) bool {
 	case StatusFixed, StatusSkippedHealthy, StatusFailed, StatusUntouchedHealthy:
 		return true
 	case StatusFlagged:
-		return !strings.HasPrefix(rec.Reason, notConfigured)
+		return Reason(rec.Code) != ReasonAccountNotConfigured
 	}
 	return false
 }

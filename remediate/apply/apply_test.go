@@ -270,7 +270,7 @@ func TestFallbackAndAbort(t *testing.T) {
 		name       string
 		hmRun      behavior
 		rrAbort    behavior
-		status     string
+		status     journal.VMStatus
 		strategy   policy.Strategy
 		reasonHas  []string
 		hmSnapshot int
@@ -341,8 +341,9 @@ func TestHealthyAttribution(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		key, status string
-		strategy    policy.Strategy
+		key      string
+		status   journal.VMStatus
+		strategy policy.Strategy
 	}{
 		{"t/a0/vm00", StatusSkippedHealthy, policy.RebootRetry},
 		{"t/a0/vm01", StatusFixed, policy.RebootRetry},
@@ -540,8 +541,8 @@ func TestAccountNotConfigured(t *testing.T) {
 	if err != nil || res.Flagged != 1 || res.Fixed != 1 || res.Status != RunDone {
 		t.Fatalf("%v %+v", err, res)
 	}
-	if v := h.vm("noacct", "t/a1/vm01"); !strings.HasPrefix(v.Reason, notConfigured) {
-		t.Errorf("reason %q", v.Reason)
+	if v := h.vm("noacct", "t/a1/vm01"); Reason(v.Code) != ReasonAccountNotConfigured || !strings.Contains(v.Reason, "t/a1") {
+		t.Errorf("reason %s %q, want %s naming the account", v.Code, v.Reason, ReasonAccountNotConfigured)
 	}
 	// Configured later: the next apply repairs it.
 	res, err = Run(context.Background(), p, h.opts(p, rr))

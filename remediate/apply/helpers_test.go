@@ -116,7 +116,7 @@ type fakeStrategy struct {
 	run   behavior
 	// readOnlyStep, when set, says which steps are read-only (default: "recheck").
 	readOnlyStep func(name string) bool
-	abort behavior // nil: ok
+	abort        behavior // nil: ok
 
 	mu          sync.Mutex
 	calls       map[string]int // vm + "/" + step -> calls (abort as "abort")
