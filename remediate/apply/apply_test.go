@@ -374,7 +374,7 @@ func TestResumeAfterCancel(t *testing.T) {
 			<-block
 			return nil, context.Canceled
 		}
-		return step.Facts{name: vm}, nil
+		return step.Facts{step.Fact(name): vm}, nil
 	}, "recheck", "restart-1", "verify")
 	o := h.opts(p, rr)
 	go func() { <-ctx.Done(); close(block) }()

@@ -106,7 +106,7 @@ func (f fleet) build(t testing.TB) *plan.Plan {
 type behavior func(vm, name string, n int, facts step.Facts) (step.Facts, error)
 
 func okStep(vm, name string, n int, facts step.Facts) (step.Facts, error) {
-	return step.Facts{name + ".done": "yes"}, nil
+	return step.Facts{step.Fact(name + ".done"): "yes"}, nil
 }
 
 // fakeStrategy is a strategy of named steps with scripted behaviour.

@@ -285,10 +285,10 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		r.emitSink(Event{Kind: EvStepBegun, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d", vm.Key, s, name, attempt)})
 
-		out, serr := fn(ctx, env, vm.Target(), step.Facts(facts))
+		out, serr := fn(ctx, env, vm.Target(), step.FactsOf(facts))
 		after := tk.Done(serr)
 		interrupted := serr != nil && ctx.Err() != nil
-		res := journal.StepResult{Facts: out, At: r.now()}
+		res := journal.StepResult{Facts: out.Strings(), At: r.now()}
 		switch {
 		case serr == nil:
 			res.Status = journal.StepOK

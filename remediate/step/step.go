@@ -26,8 +26,36 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/policy"
 )
 
+// Fact is the key of one fact. Each strategy declares the keys it
+// produces; keys several strategies share are declared once (in package
+// strategy). A key is journaled as its string, so a released key is never
+// renamed: an older journal resumes on it.
+type Fact string
+
 // Facts are key/value facts a step produced. Values are never secrets.
-type Facts map[string]string
+type Facts map[Fact]string
+
+// FactsOf returns the journal's facts (string keys) as Facts.
+func FactsOf(m map[string]string) Facts {
+	out := make(Facts, len(m))
+	for k, v := range m {
+		out[Fact(k)] = v
+	}
+	return out
+}
+
+// Strings returns f with string keys, as the journal records them (nil for
+// nil).
+func (f Facts) Strings() map[string]string {
+	if f == nil {
+		return nil
+	}
+	out := make(map[string]string, len(f))
+	for k, v := range f {
+		out[string(k)] = v
+	}
+	return out
+}
 
 // Merge returns a copy of f with g's entries added (g wins).
 func (f Facts) Merge(g Facts) Facts {

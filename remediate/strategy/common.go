@@ -182,7 +182,7 @@ func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe
 // step.ErrHealthy. pre, when set, checks the strategy's precondition on
 // the probe; it is skipped once the strategy has made progress
 // (progressKey among the facts), since the VM is then part-way through.
-func recheckStep(progressKey string, pre func(p inventory.Probe, s inventory.Signals) error) step.Step {
+func recheckStep(progressKey step.Fact, pre func(p inventory.Probe, s inventory.Signals) error) step.Step {
 	return step.Step{Name: "recheck", Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		p, s, err := check(ctx, env, vm)
 		if err != nil {

@@ -12,10 +12,15 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
-// FactSafeModeBootCount is the cloud's boot counter while the VM ran in
-// safe mode, before delete-file changed anything: a higher count later
-// means the VM was restarted since.
-const FactSafeModeBootCount = "safe_mode_boot_count"
+// Fact keys only DeleteFile produces.
+const (
+	FactSafeBootWasSet step.Fact = "safeboot_was_set"
+	FactRestarted      step.Fact = "restarted"
+	// FactSafeModeBootCount is the cloud's boot counter while the VM ran
+	// in safe mode, before delete-file changed anything: a higher count
+	// later means the VM was restarted since.
+	FactSafeModeBootCount step.Fact = "safe_mode_boot_count"
+)
 
 // DeleteFile repairs a VM running in Safe Mode with networking, over WinRM.
 //

@@ -193,7 +193,7 @@ type runOpts struct {
 }
 
 // observational facts may differ between two runs of a step.
-var observational = map[string]bool{FactCheckedAt: true, FactVerifiedAt: true, FactBootCount: true, FactPower: true}
+var observational = map[step.Fact]bool{FactCheckedAt: true, FactVerifiedAt: true, FactBootCount: true, FactPower: true}
 
 var errStopped = errors.New("runner stopped on purpose")
 

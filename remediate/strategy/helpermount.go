@@ -16,6 +16,26 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
+// Fact keys only HelperMount produces.
+const (
+	FactHelperID            step.Fact = "helper_id"
+	FactHelperZone          step.Fact = "helper_zone"
+	FactOSDiskDetached      step.Fact = "os_disk_detached"
+	FactAttachedTo          step.Fact = "attached_to"
+	FactDiskNumber          step.Fact = "disk_number"
+	FactIdentityOriginal    step.Fact = "identity_original"
+	FactIdentityAfterOnline step.Fact = "identity_after_online"
+	FactIdentityChanged     step.Fact = "identity_changed"
+	FactDriveLetter         step.Fact = "drive_letter"
+	FactUnlocked            step.Fact = "unlocked"
+	FactHivesOK             step.Fact = "hives_ok"
+	FactIdentityVerified    step.Fact = "identity_verified"
+	FactOfflined            step.Fact = "offlined"
+	FactDetachedFromHelper  step.Fact = "detached_from_helper"
+	FactHelperReturned      step.Fact = "helper_returned"
+	FactDiskReturned        step.Fact = "disk_returned"
+)
+
 // HelperMount repairs a VM's OS disk offline on a pooled helper VM of the
 // same Windows release in the same zone, handling the disk-identity
 // collision explicitly (DESIGN.md §2): the disk's identity is recorded

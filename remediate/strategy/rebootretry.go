@@ -13,6 +13,11 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
+// Fact keys only RebootRetry produces.
+const (
+	FactRestarts step.Fact = "restarts"
+)
+
 // RebootRetry restarts a boot-looping VM up to
 // policy.RebootRetry.MaxRestarts times, stopping as soon as it comes up
 // healthy (some VMs fetch the fixed update before the crash).

@@ -13,6 +13,13 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
+// Fact keys only RestoreBackup produces.
+const (
+	FactRestoredDiskID   step.Fact = "restored_disk_id"
+	FactOriginalDiskID   step.Fact = "original_disk_id"
+	FactRestoredAttached step.Fact = "restored_attached"
+)
+
 // RestoreBackup swaps in, as the VM's boot disk, a disk restored from the
 // backup the plan chose (vm.Backup: the newest taken before the incident;
 // the planner ran it only where policy.allow_data_loss permits). The

@@ -64,43 +64,23 @@ import (
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory/timing"
+	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
-// Fact keys. See the package documentation.
+// Fact keys several strategies produce. Each strategy declares its own
+// beside it; the package documentation lists them all.
 const (
-	FactCheckedAt           = "checked_at"
-	FactPower               = "power"
-	FactBootCount           = "boot_count"
-	FactRestarts            = "restarts"
-	FactSnapshotID          = "snapshot_id"
-	FactDeleted             = "deleted"
-	FactKept                = "kept"
-	FactSafeBootWasSet      = "safeboot_was_set"
-	FactRestarted           = "restarted"
-	FactStopped             = "stopped"
-	FactHelperID            = "helper_id"
-	FactHelperZone          = "helper_zone"
-	FactOSDiskDetached      = "os_disk_detached"
-	FactAttachedTo          = "attached_to"
-	FactDiskNumber          = "disk_number"
-	FactIdentityOriginal    = "identity_original"
-	FactIdentityAfterOnline = "identity_after_online"
-	FactIdentityChanged     = "identity_changed"
-	FactDriveLetter         = "drive_letter"
-	FactUnlocked            = "unlocked"
-	FactHivesOK             = "hives_ok"
-	FactIdentityVerified    = "identity_verified"
-	FactOfflined            = "offlined"
-	FactDetachedFromHelper  = "detached_from_helper"
-	FactHelperReturned      = "helper_returned"
-	FactDiskReturned        = "disk_returned"
-	FactStarted             = "started"
-	FactVerifiedAt          = "verified_at"
-	FactRestoredDiskID      = "restored_disk_id"
-	FactOriginalDiskID      = "original_disk_id"
-	FactRestoredAttached    = "restored_attached"
-	FactAbort               = "abort"
-	FactAbortDiskLocation   = "abort_disk_location"
+	FactCheckedAt         step.Fact = "checked_at"
+	FactPower             step.Fact = "power"
+	FactBootCount         step.Fact = "boot_count"
+	FactSnapshotID        step.Fact = "snapshot_id"
+	FactDeleted           step.Fact = "deleted"
+	FactKept              step.Fact = "kept"
+	FactStopped           step.Fact = "stopped"
+	FactStarted           step.Fact = "started"
+	FactVerifiedAt        step.Fact = "verified_at"
+	FactAbort             step.Fact = "abort"
+	FactAbortDiskLocation step.Fact = "abort_disk_location"
 )
 
 // Tag roles of what the strategies create.
