@@ -71,58 +71,45 @@ func op(o timing.Op) cost {
 }
 
 // stepCost is the expected cost of one run of st: its operations, its
-// waits, its immediate calls and its guest scripts, times its chance to run.
-func stepCost(st step.Step) cost {
-	var c cost
+// waits, its immediate calls and its guest scripts, times its chance to
+// run. Calls are a float: a step that may not run counts its chance.
+func stepCost(st step.Step) (time.Duration, float64) {
+	var d time.Duration
+	calls := st.Cost.Calls
 	for _, o := range st.Cost.Ops {
-		c = c.add(op(o))
+		c := op(o)
+		d, calls = d+c.d, calls+c.calls
 	}
 	for _, o := range st.Cost.Waits {
-		c = c.add(cost{timing.Of(o).Mid(), 0})
+		d += timing.Of(o).Mid()
 	}
-	c = c.add(cost{time.Duration(st.Cost.Calls) * timing.Of(timing.OpAPICall).Mid(), st.Cost.Calls})
-	c = c.add(cost{time.Duration(st.Cost.Scripts) * timing.Of(timing.OpGuestScript).Mid(), 0})
-	if st.Cost.Chance > 0 {
-		c = c.times(st.Cost.Chance)
+	d += time.Duration(st.Cost.Calls)*timing.Of(timing.OpAPICall).Mid() +
+		time.Duration(st.Cost.Scripts)*timing.Of(timing.OpGuestScript).Mid()
+	if ch := st.Cost.Chance; ch > 0 {
+		return time.Duration(float64(d) * ch), float64(calls) * ch
 	}
-	return c
+	return d, float64(calls)
 }
 
 // StepCost is one step's part of a StrategyCost.
 type StepCost struct {
-	Step    string  `json:"step"`
-	Seconds float64 `json:"seconds"`
-	// APICalls is expected: a step that may not run counts its chance.
+	Step     string  `json:"step"`
+	Seconds  float64 `json:"seconds"`
 	APICalls float64 `json:"api_calls"`
 }
 
 // strategyCost is the cost of one VM under u (without fallbacks nor helper
 // creation): the sum of its steps' costs for target t.
 func strategyCost(u strategy.Unit, t *step.Target, pol policy.Policy) (cost, []StepCost) {
-	var total cost
-	var exact float64
+	var d time.Duration
+	var calls float64
 	var steps []StepCost
 	for _, st := range u.Steps(t, pol) {
-		c := stepCost(st)
-		calls := float64(len(st.Cost.Ops)+st.Cost.Calls) + polls(st.Cost.Ops)
-		if st.Cost.Chance > 0 {
-			calls *= st.Cost.Chance
-		}
-		exact += calls
-		total.d += c.d
-		steps = append(steps, StepCost{Step: st.Name, Seconds: c.d.Seconds(), APICalls: calls})
+		sd, sc := stepCost(st)
+		d, calls = d+sd, calls+sc
+		steps = append(steps, StepCost{Step: st.Name, Seconds: sd.Seconds(), APICalls: sc})
 	}
-	total.calls = int(math.Round(exact))
-	return total, steps
-}
-
-// polls is the number of polls while ops run.
-func polls(ops []timing.Op) float64 {
-	n := 0
-	for _, o := range ops {
-		n += op(o).calls - 1
-	}
-	return float64(n)
+	return cost{d, int(math.Round(calls))}, steps
 }
 
 // formula writes the cost of a strategy as its steps' costs.

@@ -39,9 +39,6 @@ const (
 // Strategies lists every remediation strategy in the default order.
 var Strategies = []Strategy{RebootRetry, DeleteFile, HelperMount, RestoreBackup}
 
-// Valid reports whether s is one of Strategies.
-func (s Strategy) Valid() bool { return slices.Contains(Strategies, s) }
-
 // HelperVersion says which helper releases helper-mount may use.
 type HelperVersion string
 
