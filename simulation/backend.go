@@ -22,7 +22,7 @@ import (
 	"github.com/fixfleet/fixfleet/providers/sim/winrmd"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
-	"github.com/fixfleet/fixfleet/remediate/keys"
+	"github.com/fixfleet/fixfleet/internal/keys"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 )
 

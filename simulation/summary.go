@@ -2,6 +2,7 @@ package simulation
 
 import (
 	"fmt"
+	"github.com/fixfleet/fixfleet/remediate/strategy"
 	"sort"
 	"strings"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
-	"github.com/fixfleet/fixfleet/remediate/policy"
 )
 
 // Summary is the outcome of a simulated incident (`fixfleet demo --format
@@ -27,11 +27,11 @@ type Summary struct {
 	Failed       int         `json:"failed"`
 	// Unresolved lists VMs that are neither healthy (by the world's truth)
 	// nor flagged for a person: must be empty.
-	Unresolved []string `json:"unresolved"`
-	RunStatus  string   `json:"run_status"`
-	ElapsedSim string   `json:"elapsed_sim"`
-	ElapsedSec float64  `json:"elapsed_sim_seconds"`
-	WallSec    float64  `json:"wall_seconds"`
+	Unresolved []string        `json:"unresolved"`
+	RunStatus  apply.RunStatus `json:"run_status"`
+	ElapsedSim string          `json:"elapsed_sim"`
+	ElapsedSec float64         `json:"elapsed_sim_seconds"`
+	WallSec    float64         `json:"wall_seconds"`
 	// PeakMemoryMB is the process's peak resident memory (0 where unknown).
 	PeakMemoryMB float64    `json:"peak_memory_mb"`
 	Retries      int        `json:"retries"`
@@ -110,7 +110,7 @@ func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID
 		Failed: res.Failed, RunStatus: res.Status, WallSec: wall.Seconds(), Retries: res.Retries, Breaker: res.BreakerOpenings,
 		FlaggedVMs: []FlaggedVM{}, Unresolved: []string{},
 	}
-	for _, st := range []policy.Strategy{policy.RebootRetry, policy.DeleteFile, policy.HelperMount, policy.RestoreBackup} {
+	for _, st := range strategy.Default().Names() {
 		s.ByStrategy[string(st)] = res.FixedBy[st]
 	}
 	byKey := map[string]plan.VMPlan{}
@@ -126,7 +126,7 @@ func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID
 		case r.Status == apply.StatusFlagged || r.Status == apply.StatusFailed:
 			s.FlaggedVMs = append(s.FlaggedVMs, FlaggedVM{ID: v.ID, Name: v.Name, Strategy: string(r.Strategy), Reason: r.Reason})
 		case truth[worldID(v.ID)] != world.TruthHealthy:
-			s.Unresolved = append(s.Unresolved, v.ID+" ("+r.Status+", truth "+truth[worldID(v.ID)]+")")
+			s.Unresolved = append(s.Unresolved, v.ID+" ("+string(r.Status)+", truth "+truth[worldID(v.ID)]+")")
 		}
 	}
 	sort.Slice(s.FlaggedVMs, func(i, j int) bool { return s.FlaggedVMs[i].ID < s.FlaggedVMs[j].ID })

@@ -9,7 +9,7 @@ import (
 
 // Tables renders the summary for people.
 func (s Summary) Tables() []render.Table {
-	t := render.Table{Title: "Demo: " + s.RunStatus, Headers: []string{"", ""}, Rows: [][]string{
+	t := render.Table{Title: "Demo: " + string(s.RunStatus), Headers: []string{"", ""}, Rows: [][]string{
 		{"VMs", fmt.Sprint(s.VMsTotal)},
 		{"healthy before (never touched)", fmt.Sprint(s.HealthyBefore)},
 		{"fixed", fmt.Sprint(s.Fixed)},

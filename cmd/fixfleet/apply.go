@@ -138,7 +138,7 @@ func pausedError(res *apply.Result) error {
 
 // resultTables renders an apply result for people.
 func resultTables(r *apply.Result) []render.Table {
-	sum := render.Table{Title: "Run " + r.RunID + ": " + r.Status, Headers: []string{"", "VMs"}, Rows: [][]string{
+	sum := render.Table{Title: "Run " + r.RunID + ": " + string(r.Status), Headers: []string{"", "VMs"}, Rows: [][]string{
 		{"fixed", fmt.Sprint(r.Fixed)},
 		{"found healthy on re-check (untouched)", fmt.Sprint(r.SkippedHealthy)},
 		{"healthy in the plan (untouched)", fmt.Sprint(r.UntouchedHealthy)},
@@ -158,7 +158,7 @@ func resultTables(r *apply.Result) []render.Table {
 	people := render.Table{Title: "For a person", Headers: []string{"VM", "Name", "Status", "Strategy", "Reason"}}
 	for _, v := range r.VMs {
 		if v.Status == apply.StatusFlagged || v.Status == apply.StatusFailed {
-			people.Rows = append(people.Rows, []string{v.Key, v.Name, v.Status, string(v.Strategy), v.Reason})
+			people.Rows = append(people.Rows, []string{v.Key, v.Name, string(v.Status), string(v.Strategy), v.Reason})
 		}
 	}
 	return []render.Table{sum, people}

@@ -73,11 +73,14 @@ func exitCode(err error) int {
 
 // runPaused is an apply that stopped before the end (a brake, an interrupt),
 // or a demo whose outcome breaks a promise.
-type runPaused struct{ status, msg string }
+type runPaused struct {
+	status apply.RunStatus
+	msg    string
+}
 
 func (e runPaused) Error() string {
 	if e.msg == "" {
-		return "run " + e.status + ": run apply again to continue"
+		return "run " + string(e.status) + ": run apply again to continue"
 	}
-	return "run stopped (" + e.status + "): " + e.msg
+	return "run stopped (" + string(e.status) + "): " + e.msg
 }

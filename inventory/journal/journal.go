@@ -58,7 +58,7 @@ import (
 const DefaultPath = "fixfleet.db"
 
 // SchemaVersion is the schema version this build writes and understands.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // appName marks a database as a fixfleet journal in its schema_version table.
 const appName = "fixfleet-journal"

@@ -11,7 +11,6 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/helperpool"
 	"github.com/fixfleet/fixfleet/remediate/plan"
-	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/step"
 	"github.com/fixfleet/fixfleet/remediate/strategy"
 )
@@ -56,17 +55,9 @@ func (f *Fleet) Apply(ctx context.Context, p *plan.Plan, j *journal.Journal, o A
 		return nil, err
 	}
 	return apply.Run(ctx, p, apply.Options{
-		Journal: j, Envs: envs, Strategies: strategy.All(), Clock: f.Clock,
+		Journal: j, Envs: envs, Strategies: strategy.Default().Executable(), Clock: f.Clock,
 		Events: o.Events, PlanJSON: o.PlanJSON, Continue: o.Continue, KeepHelpers: o.KeepHelpers, Helpers: ps,
-		ReadOnlyStep: readOnlyStep,
 	})
-}
-
-// readOnlyStep tells the executor which steps change nothing on the VM (a
-// re-check reads; a snapshot copies), so that a VM found healthy after them
-// is reported as left untouched rather than fixed.
-func readOnlyStep(_ policy.Strategy, name string) bool {
-	return name == apply.StepRecheck || name == "snapshot"
 }
 
 // pools releases the helper pools of every account at the end of a run.

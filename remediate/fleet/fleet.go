@@ -18,7 +18,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/probe"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
-	"github.com/fixfleet/fixfleet/remediate/keys"
+	"github.com/fixfleet/fixfleet/internal/keys"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 )

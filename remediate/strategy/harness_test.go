@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/keys"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/probe"
 	"github.com/fixfleet/fixfleet/providers"
@@ -17,8 +18,6 @@ import (
 	"github.com/fixfleet/fixfleet/providers/sim/winrmd"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/helperpool"
-	"github.com/fixfleet/fixfleet/remediate/keys"
-	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
@@ -149,9 +148,9 @@ func newFixture(t *testing.T, specs ...spec) *fixture {
 	return &fixture{t: t, w: w, clk: clk, prov: prov, pool: pool, env: env}
 }
 
-// plan builds vm-n's plan entry the way the planner would, from the
+// target builds vm-n's step target the way the planner would, from the
 // provider's listing.
-func (f *fixture) plan(n int, strat policy.Strategy) *plan.VMPlan {
+func (f *fixture) target(n int) *step.Target {
 	f.t.Helper()
 	vms, err := f.prov.Enumerator.List(context.Background())
 	if err != nil {
@@ -163,12 +162,11 @@ func (f *fixture) plan(n int, strat policy.Strategy) *plan.VMPlan {
 			continue
 		}
 		v.Tenant, v.Account, v.Provider = "sim", "sim", "sim"
-		p := &plan.VMPlan{Key: v.Key(), Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows,
-			OSDisk: v.OSDisk, Power: v.Power, State: inventory.StateBootLoop, Strategy: strat,
-			Helper: &plan.PlannedHelper{Zone: v.Zone, Windows: v.Windows, ImageID: "img-2019", SameRelease: true}}
+		p := &step.Target{Key: v.Key(), Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows,
+			OSDisk: v.OSDisk, Power: v.Power, HelperWindows: v.Windows}
 		for _, b := range v.Backups {
 			if b.TakenAt.Before(inc.StartedAt) {
-				p.Backup = &plan.PlannedBackup{ID: b.ID, Kind: b.Kind, TakenAt: b.TakenAt, SizeGB: b.SizeGB}
+				p.Backup = &b
 			}
 		}
 		return p
@@ -197,12 +195,12 @@ type runOpts struct {
 }
 
 // observational facts may differ between two runs of a step.
-var observational = map[string]bool{FactCheckedAt: true, FactVerifiedAt: true, FactBootCount: true, FactPower: true}
+var observational = map[step.Fact]bool{FactCheckedAt: true, FactVerifiedAt: true, FactBootCount: true, FactPower: true}
 
 var errStopped = errors.New("runner stopped on purpose")
 
 // runStep runs one step, retrying what the executor would retry.
-func (f *fixture) runStep(ctx context.Context, st step.Step, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func (f *fixture) runStep(ctx context.Context, st step.Step, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	var err error
 	for i := 0; i < 20; i++ {
 		var got step.Facts
@@ -219,7 +217,7 @@ func (f *fixture) runStep(ctx context.Context, st step.Step, vm *plan.VMPlan, fa
 
 // run is a tiny sequential executor: steps in order, retryable errors
 // retried, Abort on failure (not on ErrHealthy).
-func (f *fixture) run(s step.Strategy, vm *plan.VMPlan, facts step.Facts, o runOpts) (step.Facts, error) {
+func (f *fixture) run(s step.Strategy, vm *step.Target, facts step.Facts, o runOpts) (step.Facts, error) {
 	f.t.Helper()
 	ctx := context.Background()
 	if facts == nil {
@@ -328,7 +326,7 @@ func noSecrets(t *testing.T, facts step.Facts, err error) {
 	}
 }
 
-func stepIndex(t *testing.T, s step.Strategy, vm *plan.VMPlan, name string) int {
+func stepIndex(t *testing.T, s step.Strategy, vm *step.Target, name string) int {
 	t.Helper()
 	for i, st := range s.Steps(vm, policy.Default()) {
 		if st.Name == name {
