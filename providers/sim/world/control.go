@@ -220,7 +220,7 @@ func (w *World) StopVMs(ctx context.Context, account string, ids []string, force
 				continue
 			}
 			w.touch(v, "stop", now)
-			d := w.draw(timing.Of(timing.OpStop))
+			d := w.drawFor(timing.Of(timing.OpStop), v.id, "stop")
 			if !force && !reachable(v, now) {
 				d = timing.Of(timing.OpStop).Max
 			}
@@ -264,7 +264,7 @@ func (w *World) StartVMs(ctx context.Context, account string, ids []string) (Pen
 			case inventory.PowerStarting:
 				p.extend(v.powerUntil)
 			case inventory.PowerStopped:
-				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpStart)))
+				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.drawFor(timing.Of(timing.OpStart), v.id, "start"))
 				p.extend(v.powerUntil)
 			}
 		}
@@ -287,7 +287,7 @@ func (w *World) RestartVM(ctx context.Context, account, id string) (Pending, err
 			return conflict("RestartVM", vmRes(id), "VM is %s, not running", v.power)
 		}
 		w.touch(v, "restart", now)
-		v.power, v.powerUntil, v.boot = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpRestart))), bootState{}
+		v.power, v.powerUntil, v.boot = inventory.PowerStarting, now.Add(w.drawFor(timing.Of(timing.OpRestart), v.id, "restart")), bootState{}
 		p.Until = v.powerUntil
 		return nil
 	})
@@ -346,11 +346,11 @@ func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[s
 		if !d.readyAt.IsZero() {
 			return busy("Snapshot", diskRes(diskID), d.readyAt, now, "disk is still being created")
 		}
-		dur := w.draw(timing.Of(timing.OpSnapshot))
+		dur := w.drawFor(timing.Of(timing.OpSnapshot), d.id, "snapshot")
 		if w.ref.snapsOf[d.id] > 0 {
 			dur = time.Duration(float64(dur) * calib.IncrementalSnapshotFactor)
 		}
-		s := &snapshot{id: w.nextID("snap"), diskID: d.id, zone: d.zone, account: account, tags: cloneTags(tags),
+		s := &snapshot{id: w.newID("snap", d.id), diskID: d.id, zone: d.zone, account: account, tags: cloneTags(tags),
 			takenAt: now, readyAt: now.Add(dur), content: d.content.clone()}
 		w.snaps[s.id] = s
 		w.ref.snapsOf[d.id]++
@@ -415,7 +415,7 @@ func (w *World) DetachDisk(ctx context.Context, account, vmID, diskID string) (P
 		}
 		w.touch(v, "detach "+d.id, now)
 		w.unattach(v, d)
-		d.busy, d.busyUntil = "detaching", now.Add(w.draw(timing.Of(timing.OpDetach)))
+		d.busy, d.busyUntil = "detaching", now.Add(w.drawFor(timing.Of(timing.OpDetach), d.id, "detach"))
 		p.Until = d.busyUntil
 		return nil
 	})
@@ -489,7 +489,7 @@ func (w *World) AttachDisk(ctx context.Context, account, vmID, diskID string, bo
 			d.number = w.freeNumber(v)
 		}
 		d.attachedTo, d.boot = v.id, boot
-		d.busy, d.busyUntil = "attaching", now.Add(w.draw(timing.Of(timing.OpAttach)))
+		d.busy, d.busyUntil = "attaching", now.Add(w.drawFor(timing.Of(timing.OpAttach), d.id, "attach"))
 		p.Until = d.busyUntil
 		return nil
 	})
@@ -532,8 +532,8 @@ func (w *World) DiskFromSnapshot(ctx context.Context, account, snapID, zone stri
 }
 
 func (w *World) newDisk(account, zone string, c content, tags map[string]string, source string, now time.Time) *disk {
-	d := &disk{id: w.nextID("disk"), zone: zone, account: account, content: c, tags: cloneTags(tags), source: source,
-		readyAt: now.Add(w.draw(timing.Of(timing.OpDiskFromSnapshot)))}
+	d := &disk{id: w.newID("disk", source), zone: zone, account: account, content: c, tags: cloneTags(tags), source: source}
+	d.readyAt = now.Add(w.drawFor(timing.Of(timing.OpDiskFromSnapshot), d.id, "create"))
 	w.disks[d.id] = d
 	return d
 }
@@ -642,7 +642,7 @@ func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inv
 				if v.bootDisk == "" {
 					return conflict("AcquireHelper", vmRes(v.id), "helper has no boot disk")
 				}
-				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpStart)))
+				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.drawFor(timing.Of(timing.OpStart), v.id, "start"))
 			}
 			out = w.helperInfo(v)
 			return nil
@@ -657,12 +657,13 @@ func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inv
 			}
 			return notFound("AcquireHelper", res, "no image of Windows Server %s in zone %q (releases there: %s)", win.Release, zone, strings.Join(have, ", "))
 		}
-		v := &vm{id: w.nextID("helper"), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
+		v := &vm{id: w.newID("helper", account+"/"+zone+"/"+im.Release), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
 			windows: inventory.WindowsVersion{Release: im.Release, Build: im.Build}, helper: true, imageID: im.ImageID,
 			ip: w.allocIP(), password: w.password, cond: condition{winrm: WinRMOpen},
-			power: inventory.PowerStarting, powerUntil: now.Add(w.draw(calib.HelperProvisioning))}
+			power: inventory.PowerStarting}
+		v.powerUntil = now.Add(w.drawFor(calib.HelperProvisioning, v.id, "provision"))
 		v.name = "fixfleet-" + v.id
-		d := &disk{id: w.nextID("disk"), zone: zone, account: account, source: "image:" + im.ImageID,
+		d := &disk{id: w.newID("disk", v.id), zone: zone, account: account, source: "image:" + im.ImageID,
 			content: content{sizeGB: 40, identity: im.Identity, bcd: im.Identity}, attachedTo: v.id, boot: true}
 		v.bootDisk = d.id
 		w.disks[d.id] = d

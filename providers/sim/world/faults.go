@@ -1,6 +1,7 @@
 package world
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"math"
@@ -51,7 +52,11 @@ type gateState struct {
 	faults   Faults
 	outageOn bool
 	buckets  map[string]*tokenBucket
-	inflight int
+	load     loadMeter
+	// callN counts calls per op and resource at the instant callAt: the
+	// attempt that keys a call's draws.
+	callAt time.Time
+	callN  map[string]int
 
 	calls      map[string]int
 	throttled  int
@@ -63,6 +68,7 @@ func (g *gateState) init(f Faults) {
 	g.faults = f.clone()
 	g.buckets = map[string]*tokenBucket{}
 	g.calls = map[string]int{}
+	g.callN = map[string]int{}
 }
 
 // SetFaults replaces the fault configuration at run time. Rates must be in
@@ -184,16 +190,26 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 		return e
 	}
 	f := w.gate.faults
-	lat := time.Duration(float64(w.draw(timing.Of(timing.OpAPICall))) * f.Latency * (1 + calib.LoadPerInflight*float64(w.gate.inflight)))
-	r := w.rng.Float64()
-	w.gate.inflight++
+	// The draws are keyed by the call (op, resource, instant, and its
+	// rank among identical calls at that instant), the load by calls begun
+	// strictly earlier: neither depends on goroutine order.
+	if !now.Equal(w.gate.callAt) {
+		w.gate.callAt, w.gate.callN = now, map[string]int{}
+	}
+	ck := op + "|" + res
+	n := w.gate.callN[ck]
+	w.gate.callN[ck] = n + 1
+	at := now.UnixNano()
+	base := w.hashDur(timing.Of(timing.OpAPICall), "call", op, res, at, n)
+	lat := time.Duration(float64(base) * f.Latency * (1 + calib.LoadPerInflight*float64(w.gate.load.inflight(now))))
+	w.gate.load.begin(now, now.Add(lat))
+	r := float64(w.keyHash("fault", op, res, at, n)>>11) / (1 << 53)
 	w.mu.Unlock()
 
 	err := w.clk.Sleep(ctx, lat)
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.gate.inflight--
 	if err != nil {
 		return err
 	}
@@ -213,4 +229,51 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 		return providers.Errorf(providers.ErrUnavailable, op, res, "connection reset by peer (the request may have been applied)")
 	}
 	return nil
+}
+
+// loadMeter counts the control-plane calls in flight at an instant: those
+// begun strictly before it and not yet ended. Calls begun at the same
+// instant do not count one another, so the count does not depend on the
+// order in which they arrive. Caller holds the world's mu.
+type loadMeter struct {
+	at       time.Time
+	arriving []time.Time // ends of the calls begun at at
+	ends     endHeap     // ends of the calls begun before at
+}
+
+// inflight returns the number of calls in flight at now (>= every earlier
+// now given).
+func (m *loadMeter) inflight(now time.Time) int {
+	if now.After(m.at) {
+		for _, e := range m.arriving {
+			heap.Push(&m.ends, e)
+		}
+		m.at, m.arriving = now, m.arriving[:0]
+	}
+	for m.ends.Len() > 0 && !m.ends[0].After(now) {
+		heap.Pop(&m.ends)
+	}
+	return m.ends.Len()
+}
+
+// begin records a call begun at now (after inflight(now)) that ends at end.
+func (m *loadMeter) begin(now, end time.Time) {
+	if now.After(m.at) {
+		m.inflight(now)
+	}
+	m.arriving = append(m.arriving, end)
+}
+
+// endHeap is a min-heap of end times.
+type endHeap []time.Time
+
+func (h endHeap) Len() int           { return len(h) }
+func (h endHeap) Less(i, j int) bool { return h[i].Before(h[j]) }
+func (h endHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *endHeap) Push(x any)        { *h = append(*h, x.(time.Time)) }
+func (h *endHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }

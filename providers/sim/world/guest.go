@@ -90,7 +90,7 @@ var errGone = errors.New("WinRM: the guest stopped answering")
 func (m *machine) run(ctx context.Context, fn func(v *vm, now time.Time) error) error {
 	w := m.w
 	w.mu.Lock()
-	d := w.draw(timing.Of(timing.OpGuestScript))
+	d := w.drawFor(timing.Of(timing.OpGuestScript), m.id, "guest-script")
 	w.mu.Unlock()
 	if err := w.clk.Sleep(ctx, d); err != nil {
 		return err
@@ -347,7 +347,7 @@ func (m *machine) OnlineDisk(ctx context.Context, p guest.DiskParams) (guest.Dis
 			return nil
 		}
 		if w.collides(v, d) {
-			d.identity = w.randIdentity(d.identity.Style)
+			d.identity = randIdentity(w.keyedRand(d.id, "onlined-identity", w.attempt(d.id, "onlined-identity")), d.identity.Style)
 			d.identChangedSinceList = true
 			w.modify(d, "onlined: identity changed by Windows (signature collision)", now)
 		} else {
