@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -135,7 +136,13 @@ func (r rootCaller) Do(ctx context.Context, method, uri string, body interface{}
 // connection. srv, when not nil, carries the requests (see OpenVia).
 func newCaller(token, secret, root string, o Options, srv *httptest.Server) (iaas.APICaller, error) {
 	var sa saclient.Client
-	opts := &client.Options{HttpRequestRateLimit: 1000, HttpRequestTimeout: 300, RetryMax: max(o.ClientRetries, 1),
+	// The library's own request limiter must never bind: fixfleet's
+	// per-account limiter paces calls on the run's clock, while the
+	// library's spaces concurrent requests on the time package's clock in
+	// whatever order they arrive (at 1000/s, 1 ms apart), which makes a run
+	// on virtual time depend on goroutine order. At this rate its spacing
+	// rounds to zero.
+	opts := &client.Options{HttpRequestRateLimit: math.MaxInt32, HttpRequestTimeout: 300, RetryMax: max(o.ClientRetries, 1),
 		RetryWaitMin: 1, RetryWaitMax: 10, UserAgent: "fixfleet " + iaas.DefaultUserAgent}
 	if err := sa.CompatSettingsFromAPIClientParams(root, client.WithApiKeys(token, secret),
 		client.WithDisableProfile(true), client.WithDisableEnv(true), client.WithOptions(opts)); err != nil {

@@ -53,10 +53,6 @@ type gateState struct {
 	outageOn bool
 	buckets  map[string]*tokenBucket
 	load     loadMeter
-	// callN counts calls per op and resource at the instant callAt: the
-	// attempt that keys a call's draws.
-	callAt time.Time
-	callN  map[string]int
 
 	calls      map[string]int
 	throttled  int
@@ -68,7 +64,6 @@ func (g *gateState) init(f Faults) {
 	g.faults = f.clone()
 	g.buckets = map[string]*tokenBucket{}
 	g.calls = map[string]int{}
-	g.callN = map[string]int{}
 }
 
 // SetFaults replaces the fault configuration at run time. Rates must be in
@@ -190,20 +185,15 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 		return e
 	}
 	f := w.gate.faults
-	// The draws are keyed by the call (op, resource, instant, and its
-	// rank among identical calls at that instant), the load by calls begun
-	// strictly earlier: neither depends on goroutine order.
-	if !now.Equal(w.gate.callAt) {
-		w.gate.callAt, w.gate.callN = now, map[string]int{}
-	}
-	ck := op + "|" + res
-	n := w.gate.callN[ck]
-	w.gate.callN[ck] = n + 1
+	// The draws are keyed by the call (op, resource, instant), the load by
+	// calls begun strictly earlier: neither depends on goroutine order.
+	// Identical calls at one instant (pollers of one list) draw alike, so
+	// it does not matter which goroutine gets which.
 	at := now.UnixNano()
-	base := w.hashDur(timing.Of(timing.OpAPICall), "call", op, res, at, n)
+	base := w.hashDur(timing.Of(timing.OpAPICall), "call", op, res, at)
 	lat := time.Duration(float64(base) * f.Latency * (1 + calib.LoadPerInflight*float64(w.gate.load.inflight(now))))
 	w.gate.load.begin(now, now.Add(lat))
-	r := float64(w.keyHash("fault", op, res, at, n)>>11) / (1 << 53)
+	r := float64(w.keyHash("fault", op, res, at)>>11) / (1 << 53)
 	w.mu.Unlock()
 
 	err := w.clk.Sleep(ctx, lat)
