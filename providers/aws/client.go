@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -120,18 +121,20 @@ func Open(ctx context.Context, a providers.Account, env providers.Env) (*provide
 	return open(ctx, a, env, nil)
 }
 
-// OpenVia is Open with every SDK request sent through hc (an emulator on an
+// OpenVia is Open with every connection opened by dial (an emulator on an
 // in-memory network inside a testing/synctest bubble, for instance): the
-// SDK keeps its whole stack (signing, retries, endpoint resolution) and
-// only the HTTP client changes. hc must not be nil.
-func OpenVia(ctx context.Context, a providers.Account, env providers.Env, hc *http.Client) (*providers.Provider, error) {
-	if hc == nil {
-		return nil, errors.New("aws: OpenVia needs an HTTP client")
+// SDK keeps its whole stack (its buildable HTTP client and transport,
+// signing, retries, endpoint resolution) and only the dialling changes.
+// dial must not be nil.
+func OpenVia(ctx context.Context, a providers.Account, env providers.Env, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*providers.Provider, error) {
+	if dial == nil {
+		return nil, errors.New("aws: OpenVia needs a dial function")
 	}
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.DialContext = dial })
 	return open(ctx, a, env, hc)
 }
 
-func open(ctx context.Context, a providers.Account, env providers.Env, hc *http.Client) (*providers.Provider, error) {
+func open(ctx context.Context, a providers.Account, env providers.Env, hc sdk.HTTPClient) (*providers.Provider, error) {
 	if err := Validate(a); err != nil {
 		return nil, err
 	}
@@ -199,7 +202,7 @@ func open(ctx context.Context, a providers.Account, env providers.Env, hc *http.
 // provider runs on the wall clock (the SDK's adaptive client-side rate
 // limiting is only meaningful there); hc, when not nil, carries the
 // requests.
-func loadConfig(ctx context.Context, region string, o Options, getenv func(string) string, wall bool, hc *http.Client) (sdk.Config, error) {
+func loadConfig(ctx context.Context, region string, o Options, getenv func(string) string, wall bool, hc sdk.HTTPClient) (sdk.Config, error) {
 	lo := []func(*config.LoadOptions) error{
 		config.WithRegion(region),
 		// The SDK's own log lines (connection warnings) stay out of
