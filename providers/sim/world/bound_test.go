@@ -2,6 +2,7 @@ package world
 
 import (
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -176,4 +177,24 @@ func TestLowerBoundBelowRepairs(t *testing.T) {
 			t.Errorf("repair took %v, under the bound %vs", took, b.Seconds)
 		}
 	})
+}
+
+// TestDrawsIgnoreCallOrder: the same calls at the same instant, made in
+// either order, give every VM the same durations and every created
+// resource the same ID (draws are keyed, not taken from a shared stream).
+func TestDrawsIgnoreCallOrder(t *testing.T) {
+	run := func(order ...int) map[string]string {
+		w, _ := load(t, scenario(loopVM(1), loopVM(2)))
+		out := map[string]string{}
+		for _, n := range order {
+			id, disk := fmt.Sprintf("vm-%d", n), fmt.Sprintf("disk-%d", n)
+			out[disk] = must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", disk, nil)).Ref.ID
+			out[id] = must[Pending](t)(w.StopVMs(ctx, "sim", []string{id}, true)).Until.String()
+		}
+		return out
+	}
+	a, b := run(1, 2), run(2, 1)
+	if !maps.Equal(a, b) {
+		t.Errorf("order 1,2: %v\norder 2,1: %v", a, b)
+	}
 }
