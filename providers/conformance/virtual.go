@@ -101,7 +101,9 @@ func RunVirtual(t *testing.T, v Virtual) {
 		t.Errorf("listed %d VMs, want 12", a.listed)
 	}
 	stop, start := timing.Of(timing.OpStop), timing.Of(timing.OpStart)
-	in := func(d time.Duration, r timing.Range) bool { return d >= v.Window+r.Min && d <= v.Window+r.Max+time.Minute }
+	in := func(d time.Duration, r timing.Range) bool {
+		return d >= v.Window+r.Min && d <= v.Window+r.Max+time.Minute
+	}
 	if !in(a.stopped, stop) || !in(a.booted, start) {
 		t.Errorf("stop took %v (table %v–%v), start %v (table %v–%v), window %v", a.stopped, stop.Min, stop.Max, a.booted, start.Min, start.Max, v.Window)
 	}
