@@ -192,7 +192,7 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 	at := now.UnixNano()
 	base := w.hashDur(timing.Of(timing.OpAPICall), "call", op, res, at)
 	lat := time.Duration(float64(base) * f.Latency * (1 + calib.LoadPerInflight*float64(w.gate.load.inflight(now))))
-	w.gate.load.begin(now, now.Add(lat))
+	w.gate.load.begin(now.Add(lat))
 	r := float64(w.keyHash("fault", op, res, at)>>11) / (1 << 53)
 	w.mu.Unlock()
 
@@ -246,13 +246,9 @@ func (m *loadMeter) inflight(now time.Time) int {
 	return m.ends.Len()
 }
 
-// begin records a call begun at now (after inflight(now)) that ends at end.
-func (m *loadMeter) begin(now, end time.Time) {
-	if now.After(m.at) {
-		m.inflight(now)
-	}
-	m.arriving = append(m.arriving, end)
-}
+// begin records a call begun at now that ends at end; call inflight(now)
+// first.
+func (m *loadMeter) begin(end time.Time) { m.arriving = append(m.arriving, end) }
 
 // endHeap is a min-heap of end times.
 type endHeap []time.Time
