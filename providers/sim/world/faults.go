@@ -53,6 +53,7 @@ type gateState struct {
 	outageOn bool
 	buckets  map[string]*tokenBucket
 	load     loadMeter
+	attempts map[string]*callCount // by op|res
 
 	calls      map[string]int
 	throttled  int
@@ -64,6 +65,32 @@ func (g *gateState) init(f Faults) {
 	g.faults = f.clone()
 	g.buckets = map[string]*tokenBucket{}
 	g.calls = map[string]int{}
+	g.attempts = map[string]*callCount{}
+}
+
+// callCount counts the calls of one operation on one resource.
+type callCount struct {
+	before int       // calls at instants before at
+	at     time.Time // the last instant a call came
+	atN    int       // calls at that instant
+}
+
+// callAttempt returns the attempt number that keys a call's draws: the
+// number of identical calls (same op and resource) at earlier instants.
+// Sequential calls get 0, 1, 2... on any clock; identical calls at one
+// instant share a number and so draw alike, which makes it irrelevant
+// which goroutine gets which (on virtual time, goroutine order decides).
+func (g *gateState) callAttempt(key string, now time.Time) int {
+	c := g.attempts[key]
+	if c == nil {
+		c = &callCount{at: now}
+		g.attempts[key] = c
+	}
+	if !now.Equal(c.at) {
+		c.before, c.at, c.atN = c.before+c.atN, now, 0
+	}
+	c.atN++
+	return c.before
 }
 
 // SetFaults replaces the fault configuration at run time. Rates must be in
@@ -185,15 +212,13 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 		return e
 	}
 	f := w.gate.faults
-	// The draws are keyed by the call (op, resource, instant), the load by
+	// The draws are keyed by the call (op, resource, attempt), the load by
 	// calls begun strictly earlier: neither depends on goroutine order.
-	// Identical calls at one instant (pollers of one list) draw alike, so
-	// it does not matter which goroutine gets which.
-	at := now.UnixNano()
-	base := w.hashDur(timing.Of(timing.OpAPICall), "call", op, res, at)
+	n := w.gate.callAttempt(op+"|"+res, now)
+	base := w.hashDur(timing.Of(timing.OpAPICall), "call", op, res, n)
 	lat := time.Duration(float64(base) * f.Latency * (1 + calib.LoadPerInflight*float64(w.gate.load.inflight(now))))
 	w.gate.load.begin(now.Add(lat))
-	r := float64(w.keyHash("fault", op, res, at)>>11) / (1 << 53)
+	r := float64(w.keyHash("fault", op, res, n)>>11) / (1 << 53)
 	w.mu.Unlock()
 
 	err := w.clk.Sleep(ctx, lat)
