@@ -93,7 +93,20 @@ INSERT INTO schema_version (app, version) VALUES ('fixfleet-journal', 0);
 // so concurrent Opens of one file migrate it exactly once.
 func (j *Journal) migrate(ctx context.Context) error {
 	if err := j.connect(ctx); err != nil {
+		if c := sqliteCode(err); c == sqliteCorrupt || c == sqliteNotADB {
+			return j.damaged(err.Error())
+		}
 		return fmt.Errorf("journal %s: cannot open it: %w; check that the file and its directory are writable", j.path, err)
+	}
+	// A damaged page may not show until it is read, and then as rows
+	// missing rather than an error (an open step not found is a step
+	// repeated): check the whole file once, before anything is written.
+	var check string
+	if err := j.w.QueryRowContext(ctx, "PRAGMA quick_check(1)").Scan(&check); err != nil {
+		return j.wrapDB(err) // ErrDamaged when SQLite found the damage itself
+	}
+	if check != "ok" {
+		return j.damaged(check)
 	}
 	var mode string
 	if err := j.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {

@@ -81,6 +81,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/brake"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -526,7 +527,10 @@ func (r *runner) finish(kind, msg string) {
 		r.fail(err)
 	}
 	if kind != EvPausedInterrupted && r.o.Helpers != nil {
-		if err := r.o.Helpers.ReleaseAll(ctx, r.o.KeepHelpers); err != nil {
+		// Idempotent: a transient control-plane error must not leave the
+		// run's helpers running.
+		release := func() error { return r.o.Helpers.ReleaseAll(ctx, r.o.KeepHelpers) }
+		if err := retry.Do(ctx, r.o.Clock, retry.Policy{}, release); err != nil {
 			r.emit(Event{Kind: EvHelpersFailed, Message: "releasing the helper VMs failed: " + err.Error() +
 				"; they are tagged with the run ID: release them by hand or run apply again"})
 		} else if r.o.KeepHelpers {

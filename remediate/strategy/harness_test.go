@@ -68,12 +68,14 @@ func (s spec) vmSpec() world.VMSpec {
 		id = own
 	}
 	c := world.ContentSpec{SizeGB: 40, Identity: id, HiveDamaged: s.hive}
+	cond := world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt}
 	switch s.kind {
 	case healthyVM:
 		c.Files = []world.FileSpec{goodFile}
 	case safeMode:
 		c.Files = []world.FileSpec{badFile}
 		c.SafeBootFlag = true
+		cond.SafeModeWinRM = true // WinRM listed under SafeBoot\Network
 	default:
 		c.Files = []world.FileSpec{badFile}
 	}
@@ -88,7 +90,7 @@ func (s spec) vmSpec() world.VMSpec {
 		ID: fmt.Sprintf("vm-%d", s.n), Zone: "is1a", Windows: win2019, Power: inventory.PowerRunning,
 		BootCount: 10, LastBootAt: lastBoot, PrivateIP: fmt.Sprintf("10.0.0.%d", s.n),
 		OSDisk:    &world.DiskSpec{ID: fmt.Sprintf("disk-%d", s.n), ContentSpec: c},
-		Condition: world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt},
+		Condition: cond,
 		Backups:   []world.BackupSpec{backup(preBk, s.n), backup(badBk, s.n)},
 	}
 }
@@ -259,14 +261,17 @@ func (f *fixture) run(s step.Strategy, vm *plan.VMPlan, facts step.Facts, o runO
 	return facts, nil
 }
 
-// clean fails the test unless the referee's invariant counters are 0.
+// clean fails the test unless the referee's invariant counters are 0,
+// once the pool has released its idle helpers, as a run does at its end.
 func (f *fixture) clean() world.Audit {
 	f.t.Helper()
+	release := func() error { _, err := f.pool.ReleaseAll(context.Background(), false); return err }
+	if err := retry(context.Background(), f.env, release); err != nil {
+		f.t.Errorf("releasing the helpers: %v", err)
+	}
 	a := f.w.Audit()
 	if !a.Clean() {
-		f.t.Errorf("audit not clean: healthy_touched=%d %v disks_lost=%d %v identity_changed=%d %v unverified_returns=%d %v foreign=%d %v",
-			a.HealthyTouched, a.HealthyTouchedEvents, a.DisksLost, a.DisksLostList, a.IdentityChanged, a.IdentityChangedVMs,
-			a.UnverifiedReturns, a.UnverifiedReturnList, a.ForeignScripts, a.ForeignScriptsReasons)
+		f.t.Errorf("audit not clean: %+v\n%s", a.Invariants(), strings.Join(a.Violations(), "\n"))
 	}
 	return a
 }

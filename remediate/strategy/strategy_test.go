@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/fixfleet/fixfleet/inventory"
@@ -305,7 +306,8 @@ func TestResume(t *testing.T) {
 					t.Fatalf("first run: %v", err)
 				}
 				// A new process: a new pool that knows nothing.
-				f.env.Helpers, f.pool = newPool(t, f), nil
+				f.pool = newPool(t, f)
+				f.env.Helpers = f.pool
 				facts, err = f.run(s, vm, facts, runOpts{stopAfter: -1})
 				if err != nil && !errors.Is(err, step.ErrHealthy) {
 					t.Fatalf("resumed run: %v (facts %v)", err, facts)
@@ -379,7 +381,14 @@ func TestAbort(t *testing.T) {
 		if ds := f.disk(facts[FactRestoredDiskID]); ds.AttachedTo != "" {
 			t.Errorf("restored disk is %+v, want kept detached", ds)
 		}
-		f.clean()
+		// Known gap: the provider contract deletes no disk, so the failed
+		// restore's disk stays behind and the referee counts it leaked.
+		// Every other counter must be 0.
+		a := f.w.Audit()
+		want := world.Invariants{LeakedResources: 1}
+		if a.Invariants() != want || a.LeakedList[0].ID != facts[FactRestoredDiskID] {
+			t.Errorf("audit %+v, want only the restored disk leaked\n%s", a.Invariants(), strings.Join(a.Violations(), "\n"))
+		}
 	})
 }
 
@@ -403,8 +412,8 @@ func TestHelperShared(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if c := f.w.Stats().Calls["AcquireHelper"]; c != 1 {
-		t.Errorf("AcquireHelper called %d times, want 1", c)
+	if c := f.w.Stats().Calls["CreateHelper"]; c != 1 {
+		t.Errorf("CreateHelper called %d times, want 1", c)
 	}
 	rep, err := f.pool.ReleaseAll(context.Background(), false)
 	if err != nil || len(rep.Released) != 1 || len(rep.Kept) != 0 {

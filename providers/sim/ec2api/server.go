@@ -109,7 +109,7 @@ type Server struct {
 	tempKeys  map[string]string // AssumeRole keys -> account
 	acctIDs   map[string]string // AWS account ID -> world account
 	helpers   map[string]*helperRec
-	tokens    map[string]string // RunInstances client token -> instance
+	tokens    map[string]string // "terminated:"+instance -> instance (client tokens live in the world)
 	devices   map[string]string // volume -> device of its data attachment
 	detaching map[string]string // volume -> instance it is detaching from
 	rootOf    map[string]string // fleet instance -> first-seen root volume

@@ -39,20 +39,20 @@ type Bound struct {
 }
 
 // repair paths a bound considers.
-type path int
+type repairPath int
 
 const (
-	pathReboot  path = iota // restarts (or natural crash cycles) until the boot that fetches the fix
-	pathOnline              // in safe mode over WinRM: a script, a restart
-	pathOffline             // the disk on a same-zone helper: a script, back, start
-	pathRestore             // a disk from a clean backup as the boot disk
+	pathReboot  repairPath = iota // restarts (or natural crash cycles) until the boot that fetches the fix
+	pathOnline                    // in safe mode over WinRM: a script, a restart
+	pathOffline                   // the disk on a same-zone helper: a script, back, start
+	pathRestore                   // a disk from a clean backup as the boot disk
 )
 
 // calls are the API calls a path needs at the least, by bucket; batched
 // calls (StopVMs, StartVMs take many VMs) count nothing per VM.
 type calls [bucketStartRun + 1]int
 
-var pathCalls = map[path]calls{
+var pathCalls = map[repairPath]calls{
 	pathReboot:  {},
 	pathOnline:  {bucketMutating: 1},                          // RestartVM
 	pathOffline: {bucketMutating: 4, bucketSnapshotVolume: 1}, // Detach, Attach ×2; Snapshot
@@ -117,10 +117,10 @@ func (w *World) LowerBound(o BoundOptions) Bound {
 
 // chain returns the shortest chain of v's repair paths, the least calls
 // per bucket over them, and the paths that apply. Caller holds mu.
-func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, calls, []path) {
-	var paths []path
+func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, calls, []repairPath) {
+	var paths []repairPath
 	var durs []time.Duration
-	add := func(p path, d time.Duration) { paths, durs = append(paths, p), append(durs, d) }
+	add := func(p repairPath, d time.Duration) { paths, durs = append(paths, p), append(durs, d) }
 	d := w.disks[v.originalDisk]
 	if d == nil || v.bootDisk != v.originalDisk {
 		return 0, calls{}, nil

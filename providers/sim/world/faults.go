@@ -59,6 +59,9 @@ type gateState struct {
 	throttled  int
 	injected   int // 5xx and drops
 	outageFail int
+
+	guestInjected int // guest-path faults
+	asyncFailed   int // attaches and detaches that failed after acceptance
 }
 
 func (g *gateState) init(f Faults) {
@@ -130,6 +133,12 @@ type CallStats struct {
 	Injected int `json:"injected"`
 	// OutageFailures counts calls failed by an outage.
 	OutageFailures int `json:"outage_failures"`
+	// GuestInjected counts guest scripts failed, or whose connection
+	// dropped, by an injected guest-path fault.
+	GuestInjected int `json:"guest_injected"`
+	// AsyncFailed counts accepted attaches and detaches that failed when
+	// they completed.
+	AsyncFailed int `json:"async_failed"`
 }
 
 // Stats returns the control plane's counters.
@@ -144,7 +153,8 @@ func (w *World) statsLocked() CallStats {
 	for k, v := range w.gate.calls {
 		c[k] = v
 	}
-	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail}
+	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail,
+		GuestInjected: w.gate.guestInjected, AsyncFailed: w.gate.asyncFailed}
 }
 
 func (w *World) inOutage(now time.Time) bool {
@@ -218,7 +228,7 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 	base := w.hashDur(timing.Of(timing.OpAPICall), "call", op, res, n)
 	lat := time.Duration(float64(base) * f.Latency * (1 + calib.LoadPerInflight*float64(w.gate.load.inflight(now))))
 	w.gate.load.begin(now.Add(lat))
-	r := float64(w.keyHash("fault", op, res, n)>>11) / (1 << 53)
+	r := w.unit("fault", op, res, n)
 	w.mu.Unlock()
 
 	err := w.clk.Sleep(ctx, lat)

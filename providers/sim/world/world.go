@@ -66,6 +66,7 @@ type World struct {
 	user             string
 	password         secret.Secret
 	consoleAvailable bool
+	fullCopies       bool // snapshots are full copies: no incremental discount
 
 	vms   map[string]*vm // fleet VMs and helpers
 	disks map[string]*disk
@@ -77,8 +78,9 @@ type World struct {
 	// number that keys the next one (see drawFor).
 	attempts map[string]int
 
-	gate gateState
-	ref  referee
+	limits Limits
+	gate   gateState
+	ref    referee
 }
 
 type vm struct {
@@ -87,6 +89,7 @@ type vm struct {
 	windows                         inventory.WindowsVersion
 	helper                          bool
 	imageID                         string
+	clientToken                     string // helpers: the create request's client token
 	ip                              string
 	originalDisk                    string
 	bootDisk                        string   // "" if none
@@ -101,14 +104,16 @@ type vm struct {
 	cond       condition
 	backups    []BackupSpec
 
-	// referee
+	// referee: the last observation whose reply reached the orchestrator
 	observed   bool
 	obsHealthy bool
+	obsAt      time.Time
 }
 
 type condition struct {
 	recoverAfter, stuckAfter, crashes int
 	winrm                             string
+	safeModeWinRM                     bool
 }
 
 type bitlocker struct {
@@ -131,6 +136,14 @@ type content struct {
 	files         []file
 	safeBoot      bool
 	hiveDamaged   bool
+	// hostname is the computer name the Windows on this disk calls itself.
+	hostname string
+	// origin is the fleet VM whose original disk (or backup) this content
+	// descends from; "" for a helper image's.
+	origin string
+	// unverified: the identity changed and no guest listing has shown it
+	// back at the boot configuration's identity since (referee).
+	unverified bool
 }
 
 func (c content) clone() content {
@@ -153,15 +166,18 @@ type disk struct {
 	boot       bool
 	busyUntil  time.Time
 	busy       string
+	// fails: the attach or detach under way ends in failure (Faults.
+	// AsyncFailRate); a failed detach puts the disk back on from, as boot
+	// disk if fromBoot.
+	fails    bool
+	from     string
+	fromBoot bool
 
 	// inside the host's OS (data disks only)
 	number   int
 	online   bool
 	letter   string
 	unlocked bool
-
-	// referee
-	identChangedSinceList bool
 }
 
 type snapshot struct {
@@ -186,6 +202,15 @@ func (w *World) GuestUser() string { return w.user }
 // GuestPassword returns the administrator password the guests accept (all
 // but the bad-credentials VMs).
 func (w *World) GuestPassword() secret.Secret { return w.password }
+
+// UseFullCopySnapshots makes every later snapshot take as long as a first
+// one: a face emulating a cloud whose snapshots are full copies (Sakura's
+// archives) calls it once, before serving.
+func (w *World) UseFullCopySnapshots() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fullCopies = true
+}
 
 // ConsoleAvailable reports whether Observe returns console text.
 func (w *World) ConsoleAvailable() bool { return w.consoleAvailable }
@@ -250,6 +275,9 @@ func (w *World) attempt(subject, op string) int {
 func (w *World) drawFor(r timing.Range, subject, op string) time.Duration {
 	return w.hashDur(r, subject, op, w.attempt(subject, op))
 }
+
+// unit draws a number in [0, 1) from the seed and keys.
+func (w *World) unit(keys ...any) float64 { return float64(w.keyHash(keys...)>>11) / (1 << 53) }
 
 // keyedRand returns a generator seeded by the world's seed and keys.
 func (w *World) keyedRand(keys ...any) *rand.Rand {
