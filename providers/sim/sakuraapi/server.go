@@ -167,11 +167,18 @@ func Start(w *world.World, listen string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sakuraapi: %w", err)
 	}
+	return Serve(w, ln, opts), nil
+}
+
+// Serve serves the emulator of w on ln (any listener, e.g. an in-memory
+// network's inside a testing/synctest bubble) until Close, which closes
+// ln.
+func Serve(w *world.World, ln net.Listener, opts Options) *Server {
 	s := New(w, opts)
 	s.ln = ln
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
-	return s, nil
+	return s
 }
 
 // New returns the emulator as an http.Handler without listening (Start

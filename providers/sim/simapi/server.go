@@ -340,9 +340,16 @@ func Start(w *world.World, gatewayAddr, listen string, opts ServerOptions) (*Ser
 	if err != nil {
 		return nil, fmt.Errorf("simapi: %w", err)
 	}
+	return Serve(w, gatewayAddr, ln, opts), nil
+}
+
+// Serve serves NewServer(w, gatewayAddr, opts) on ln (any listener, e.g.
+// an in-memory network's inside a testing/synctest bubble) until Close,
+// which closes ln.
+func Serve(w *world.World, gatewayAddr string, ln net.Listener, opts ServerOptions) *Server {
 	s := &Server{ln: ln, srv: &http.Server{Handler: NewServer(w, gatewayAddr, opts), ReadHeaderTimeout: 10 * time.Second}}
 	go func() { _ = s.srv.Serve(ln) }()
-	return s, nil
+	return s
 }
 
 // loopbackHost reports whether host names this machine's loopback.

@@ -253,7 +253,7 @@ func (w *World) StopVMs(ctx context.Context, account string, ids []string, force
 				continue
 			}
 			w.touch(v, "stop", now)
-			d := w.draw(timing.Of(timing.OpStop))
+			d := w.drawFor(timing.Of(timing.OpStop), v.id, "stop")
 			if !force && !reachable(v, now) {
 				d = timing.Of(timing.OpStop).Max
 			}
@@ -296,7 +296,7 @@ func (w *World) StartVMs(ctx context.Context, account string, ids []string) (Pen
 			case inventory.PowerStarting:
 				p.extend(v.powerUntil)
 			case inventory.PowerStopped:
-				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpStart)))
+				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.drawFor(timing.Of(timing.OpStart), v.id, "start"))
 				p.extend(v.powerUntil)
 			}
 		}
@@ -319,7 +319,7 @@ func (w *World) RestartVM(ctx context.Context, account, id string) (Pending, err
 			return conflict("RestartVM", vmRes(id), "VM is %s, not running", v.power)
 		}
 		w.touch(v, "restart", now)
-		v.power, v.powerUntil, v.boot = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpRestart))), bootState{}
+		v.power, v.powerUntil, v.boot = inventory.PowerStarting, now.Add(w.drawFor(timing.Of(timing.OpRestart), v.id, "restart")), bootState{}
 		p.Until = v.powerUntil
 		return nil
 	})
@@ -379,11 +379,11 @@ func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[s
 		if !d.readyAt.IsZero() {
 			return busy("Snapshot", diskRes(diskID), d.readyAt, now, "disk is still being created")
 		}
-		dur := w.draw(timing.Of(timing.OpSnapshot))
+		dur := w.drawFor(timing.Of(timing.OpSnapshot), d.id, "snapshot")
 		if w.ref.snapsOf[d.id] > 0 && !w.fullCopies {
 			dur = time.Duration(float64(dur) * calib.IncrementalSnapshotFactor)
 		}
-		s := &snapshot{id: w.nextID("snap"), diskID: d.id, zone: d.zone, account: account, tags: cloneTags(tags),
+		s := &snapshot{id: w.newID("snap", d.id), diskID: d.id, zone: d.zone, account: account, tags: cloneTags(tags),
 			takenAt: now, readyAt: now.Add(dur), content: d.content.clone()}
 		w.snaps[s.id] = s
 		w.ref.snapsOf[d.id]++
@@ -449,8 +449,8 @@ func (w *World) DetachDisk(ctx context.Context, account, vmID, diskID string) (P
 		w.touch(v, "detach "+d.id, now)
 		wasBoot := d.boot
 		w.unattach(v, d)
-		d.busy, d.busyUntil = "detaching", now.Add(w.draw(timing.Of(timing.OpDetach)))
-		if d.fails = w.asyncFails(); d.fails {
+		d.busy, d.busyUntil = "detaching", now.Add(w.drawFor(timing.Of(timing.OpDetach), d.id, "detach"))
+		if d.fails = w.asyncFails(d.id, "detach"); d.fails {
 			d.from, d.fromBoot = v.id, wasBoot
 		}
 		p.Until = d.busyUntil
@@ -459,11 +459,11 @@ func (w *World) DetachDisk(ctx context.Context, account, vmID, diskID string) (P
 	return p, err
 }
 
-// asyncFails draws whether an accepted attach or detach will fail.
-// Caller holds mu.
-func (w *World) asyncFails() bool {
+// asyncFails draws whether an accepted attach or detach (op) of disk id
+// will fail, keyed by its attempt. Caller holds mu.
+func (w *World) asyncFails(id, op string) bool {
 	r := w.gate.faults.AsyncFailRate
-	return r > 0 && w.rng.Float64() < r
+	return r > 0 && w.unit(id, op+"-fails", w.attempt(id, op+"-fails")) < r
 }
 
 // unattach removes d from v. Caller holds mu.
@@ -533,8 +533,8 @@ func (w *World) AttachDisk(ctx context.Context, account, vmID, diskID string, bo
 			d.number = w.freeNumber(v)
 		}
 		d.attachedTo, d.boot = v.id, boot
-		d.busy, d.busyUntil = "attaching", now.Add(w.draw(timing.Of(timing.OpAttach)))
-		d.fails = w.asyncFails()
+		d.busy, d.busyUntil = "attaching", now.Add(w.drawFor(timing.Of(timing.OpAttach), d.id, "attach"))
+		d.fails = w.asyncFails(d.id, "attach")
 		p.Until = d.busyUntil
 		return nil
 	})
@@ -569,17 +569,18 @@ func (w *World) DiskFromSnapshot(ctx context.Context, account, snapID, zone stri
 		if now.Before(s.readyAt) {
 			return busy("DiskFromSnapshot", "snapshot "+snapID, s.readyAt, now, "snapshot is not ready yet")
 		}
-		d := w.newDisk(account, zone, s.content.clone(), tags, "snapshot:"+s.id, now.Add(w.draw(timing.Of(timing.OpDiskFromSnapshot))))
+		d := w.newDisk(account, zone, s.content.clone(), tags, "snapshot:"+s.id, now, timing.Of(timing.OpDiskFromSnapshot))
 		out = w.diskInfo(d)
 		return nil
 	})
 	return out, err
 }
 
-// newDisk adds a disk being created until readyAt. Caller holds mu.
-func (w *World) newDisk(account, zone string, c content, tags map[string]string, source string, readyAt time.Time) *disk {
-	d := &disk{id: w.nextID("disk"), zone: zone, account: account, content: c, tags: cloneTags(tags), source: source,
-		readyAt: readyAt}
+// newDisk adds a disk made from source, being created for a duration
+// drawn in r. Caller holds mu.
+func (w *World) newDisk(account, zone string, c content, tags map[string]string, source string, now time.Time, r timing.Range) *disk {
+	d := &disk{id: w.newID("disk", source), zone: zone, account: account, content: c, tags: cloneTags(tags), source: source}
+	d.readyAt = now.Add(w.drawFor(r, d.id, "create"))
 	w.disks[d.id] = d
 	return d
 }
@@ -642,7 +643,7 @@ func (w *World) RestoreBackup(ctx context.Context, account, backupID, zone strin
 				c.files = append(c.files, f)
 			}
 		}
-		d := w.newDisk(account, zone, c, tags, "backup:"+b.ID, now.Add(w.draw(calib.BackupRestore)))
+		d := w.newDisk(account, zone, c, tags, "backup:"+b.ID, now, calib.BackupRestore)
 		out = w.diskInfo(d)
 		return nil
 	})
@@ -768,12 +769,13 @@ func (w *World) CreateHelper(ctx context.Context, account, zone string, win inve
 		if err := w.helperRoom(account, zone, res); err != nil {
 			return err
 		}
-		v := &vm{id: w.nextID("helper"), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
+		v := &vm{id: w.newID("helper", account+"/"+zone+"/"+im.Release), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
 			windows: inventory.WindowsVersion{Release: im.Release, Build: im.Build}, helper: true, imageID: im.ImageID,
 			ip: w.allocIP(), password: w.password, cond: condition{winrm: WinRMOpen}, clientToken: clientToken,
-			power: inventory.PowerStarting, powerUntil: now.Add(w.draw(calib.HelperProvisioning))}
+			power: inventory.PowerStarting}
+		v.powerUntil = now.Add(w.drawFor(calib.HelperProvisioning, v.id, "provision"))
 		v.name = "fixfleet-" + v.id
-		d := &disk{id: w.nextID("disk"), zone: zone, account: account, source: "image:" + im.ImageID,
+		d := &disk{id: w.newID("disk", v.id), zone: zone, account: account, source: "image:" + im.ImageID,
 			content: content{sizeGB: 40, identity: im.Identity, bcd: im.Identity, hostname: v.name}, attachedTo: v.id, boot: true}
 		v.bootDisk = d.id
 		w.disks[d.id] = d

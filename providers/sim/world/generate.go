@@ -273,8 +273,7 @@ func (g *gen) password() string {
 }
 
 func (g *gen) identity(style inventory.PartitionStyle) inventory.DiskIdentity {
-	w := &World{rng: g.rng}
-	return w.randIdentity(style)
+	return randIdentity(g.rng, style)
 }
 
 func (g *gen) chance(p float64) bool { return g.rng.Float64() < p }
@@ -326,8 +325,7 @@ func (g *gen) vm(n int, kind string, zones []string, relIdentity map[string]inve
 		d.Identity = g.identity(inventory.PartitionStyle(rel.Style))
 	}
 	if g.chance(calib.ShareBitLocker) {
-		w := &World{rng: g.rng}
-		d.BitLocker = &BitLockerSpec{KeyID: w.randGUID(), RecoveryKey: w.randRecoveryKey(), Escrowed: g.chance(calib.ShareEscrowed)}
+		d.BitLocker = &BitLockerSpec{KeyID: randIdentity(g.rng, inventory.PartitionGPT).ID, RecoveryKey: randRecoveryKey(g.rng), Escrowed: g.chance(calib.ShareEscrowed)}
 	}
 	vs.OSDisk = d
 	switch x := g.rng.Float64(); {

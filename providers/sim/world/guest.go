@@ -98,12 +98,10 @@ func (m *machine) run(ctx context.Context, fn func(v *vm, now time.Time) error, 
 	w := m.w
 	w.mu.Lock()
 	f := w.gate.faults
-	d := w.draw(timing.Of(timing.OpGuestScript))
-	r := 1.0 // no fault; drawn only when faults are on, so a fault-free run draws as before
-	if f.GuestDropBeforeRate+f.GuestErrorRate+f.GuestDropAfterRate > 0 {
-		r = w.rng.Float64()
-	}
-	if f.GuestSlowRate > 0 && w.rng.Float64() < f.GuestSlowRate {
+	n := w.attempt(m.id, "guest-script")
+	d := w.hashDur(timing.Of(timing.OpGuestScript), m.id, "guest-script", n)
+	r := w.unit(m.id, "guest-fault", n)
+	if f.GuestSlowRate > 0 && w.unit(m.id, "guest-slow", n) < f.GuestSlowRate {
 		d = time.Duration(float64(d) * calib.SlowScript)
 	}
 	w.mu.Unlock()
@@ -400,7 +398,7 @@ func (m *machine) OnlineDisk(ctx context.Context, p guest.DiskParams) (guest.Dis
 			return nil
 		}
 		if w.collides(v, d) {
-			d.identity = w.randIdentity(d.identity.Style)
+			d.identity = randIdentity(w.keyedRand(d.id, "onlined-identity", w.attempt(d.id, "onlined-identity")), d.identity.Style)
 			d.unverified = true
 			w.modify(d, "onlined: identity changed by Windows (signature collision)", now)
 		} else {

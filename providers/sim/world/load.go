@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -52,7 +51,6 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 	}
 	w := &World{
 		clk:              clk,
-		rng:              rand.New(rand.NewPCG(uint64(sc.Seed), 0x5eed)),
 		seed:             sc.Seed,
 		incident:         inc,
 		user:             sc.GuestAccess.Username,
@@ -63,6 +61,7 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 		disks:            map[string]*disk{},
 		snaps:            map[string]*snapshot{},
 		byIP:             map[string]string{},
+		attempts:         map[string]int{},
 	}
 	w.gate.init(sc.Faults)
 	add(errors.Join(sc.Faults.validate()...))
@@ -158,7 +157,6 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 			d.number, d.online, d.letter, d.unlocked = g.Number, g.Online, g.DriveLetter, g.Unlocked
 		}
 		w.disks[d.id] = d
-		w.noteID(d.id)
 		return d
 	}
 
@@ -210,7 +208,6 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 			}
 		}
 		w.vms[v.id] = v
-		w.noteID(v.id)
 	}
 	for i, ds := range sc.Disks {
 		f := fmt.Sprintf("disks[%d]", i)
@@ -282,7 +279,6 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 		}
 		w.snaps[ss.ID] = &snapshot{id: ss.ID, diskID: ss.DiskID, zone: ss.Zone, account: acct,
 			tags: cloneTags(ss.Tags), takenAt: ss.TakenAt.UTC(), readyAt: ss.ReadyAt.UTC(), content: contentFrom(ss.Content)}
-		w.noteID(ss.ID)
 	}
 	w.ref.snapsOf = map[string]int{}
 	for _, s := range w.snaps {

@@ -236,9 +236,9 @@ type SnapshotSpec struct {
 	Content ContentSpec       `json:"content"`
 }
 
-// Faults configures the control plane's misbehaviour. Every decision is
-// drawn from the world's seeded generator, so a run is repeatable given the
-// same sequence of calls.
+// Faults configures the control plane's misbehaviour. Every decision is a
+// hash of the seed and the call (operation, resource, instant), so a run is
+// repeatable given the same calls at the same instants, in any order.
 type Faults struct {
 	// ErrorRate is the share of calls answered with a 5xx before anything
 	// is applied.
