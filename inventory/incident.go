@@ -86,15 +86,28 @@ func LoadIncidentFile(file string) (Incident, error) {
 	return p, nil
 }
 
-// ParseIncident decodes and validates one YAML profile, strictly.
+// ParseIncident decodes and validates one YAML profile, strictly. A
+// document that is not a mapping (a password or key file named by mistake)
+// is refused without quoting any of it.
 func ParseIncident(r io.Reader) (Incident, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return Incident{}, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return Incident{}, err
+	}
+	if doc.Kind == 0 {
+		return Incident{}, errors.New("empty document")
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return Incident{}, errors.New("not an incident profile: the document must be a YAML mapping of name, started_at, directory, pattern, bad_from, bad_until (see docs/incident-profiles.md)")
+	}
 	var p Incident
-	dec := yaml.NewDecoder(r)
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&p); err != nil {
-		if errors.Is(err, io.EOF) {
-			return Incident{}, errors.New("empty document")
-		}
 		return Incident{}, err
 	}
 	return p, p.Validate()

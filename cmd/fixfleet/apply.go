@@ -15,9 +15,9 @@ import (
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
-	"github.com/fixfleet/fixfleet/remediate/policy"
-	"github.com/fixfleet/fixfleet/remediate/strategy"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 )
 
 type applyOpts struct {
@@ -100,12 +100,19 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 			return err
 		}
 	}
-	f, err := openFleet(ctx, &o.source)
+	f, closeFleet, err := openFleet(ctx, &o.source)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	res, err := f.apply(ctx, p, raw, o.journal, applySettings{keepHelpers: o.keepHelpers, resume: o.resume}, progressTo(stderr))
+	defer closeFleet()
+	j, err := f.OpenJournal(ctx, o.journal)
+	if err != nil {
+		return badInput(err)
+	}
+	defer j.Close()
+	pr := progress.New(progressTo(stderr), len(p.VMs))
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: pr.Event})
+	pr.Done()
 	if res != nil {
 		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {
 			err = rerr
@@ -115,39 +122,6 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 		return err
 	}
 	return pausedError(res)
-}
-
-type applySettings struct {
-	keepHelpers bool
-	resume      bool
-}
-
-// apply runs plan p (raw: its bytes as read) on the fleet, recording into
-// the journal at journalPath.
-func (f *fleet) apply(ctx context.Context, p *plan.Plan, raw []byte, journalPath string, s applySettings, progress io.Writer) (*apply.Result, error) {
-	j, err := journal.Open(ctx, journalPath, f.journalSecrets())
-	if err != nil {
-		return nil, badInput(err)
-	}
-	defer j.Close()
-	envs, ps, err := f.envs(p.ID, p)
-	if err != nil {
-		return nil, err
-	}
-	pr := newProgress(progress, len(p.VMs))
-	defer pr.done()
-	return apply.Run(ctx, p, apply.Options{
-		Journal: j, Envs: envs, Strategies: strategy.All(), Clock: f.clock,
-		Events: pr.event, PlanJSON: raw, Continue: s.resume, KeepHelpers: s.keepHelpers, Helpers: ps,
-		ReadOnlyStep: readOnlyStep,
-	})
-}
-
-// readOnlyStep tells the executor which steps change nothing on the VM (a
-// re-check reads; a snapshot copies), so that a VM found healthy after them
-// is reported as left untouched rather than fixed.
-func readOnlyStep(_ policy.Strategy, name string) bool {
-	return name == apply.StepRecheck || name == "snapshot"
 }
 
 // pausedError turns a run that did not finish into an error with its own
@@ -164,7 +138,7 @@ func pausedError(res *apply.Result) error {
 
 // resultTables renders an apply result for people.
 func resultTables(r *apply.Result) []render.Table {
-	sum := render.Table{Title: "Run " + r.RunID + ": " + r.Status, Headers: []string{"", "VMs"}, Rows: [][]string{
+	sum := render.Table{Title: "Run " + r.RunID + ": " + string(r.Status), Headers: []string{"", "VMs"}, Rows: [][]string{
 		{"fixed", fmt.Sprint(r.Fixed)},
 		{"found healthy on re-check (untouched)", fmt.Sprint(r.SkippedHealthy)},
 		{"healthy in the plan (untouched)", fmt.Sprint(r.UntouchedHealthy)},
@@ -184,7 +158,7 @@ func resultTables(r *apply.Result) []render.Table {
 	people := render.Table{Title: "For a person", Headers: []string{"VM", "Name", "Status", "Strategy", "Reason"}}
 	for _, v := range r.VMs {
 		if v.Status == apply.StatusFlagged || v.Status == apply.StatusFailed {
-			people.Rows = append(people.Rows, []string{v.Key, v.Name, v.Status, string(v.Strategy), v.Reason})
+			people.Rows = append(people.Rows, []string{v.Key, v.Name, string(v.Status), string(v.Strategy), v.Reason})
 		}
 	}
 	return []render.Table{sum, people}

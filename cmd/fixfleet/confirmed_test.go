@@ -9,6 +9,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/simulation"
 )
 
 // TestConsoleConfirmed: on a cloud that shows no console, VMs stuck at the
@@ -16,8 +17,8 @@ import (
 // are planned as boot-looping, a healthy VM listed by mistake stays
 // healthy, and a name the fleet does not have is an error.
 func TestConsoleConfirmed(t *testing.T) {
-	wo := worldOpts{vms: 20, seed: 8, mix: "stuck=60,healthy=40", noConsole: true, timeScale: 3000}
-	w, err := wo.open(true)
+	wo := simulation.WorldOptions{VMs: 20, Seed: 8, Mix: "stuck=60,healthy=40", NoConsole: true}
+	w, err := simulation.NewWorld(wo, simulation.Frozen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestConsoleConfirmed(t *testing.T) {
 		}
 		return f
 	}
-	args := []string{"plan", "--sim", "--vms", "20", "--seed", "8", "--mix", wo.mix, "--no-console", "--time-scale", "3000", "--format", "json"}
+	args := []string{"plan", "--sim", "--vms", "20", "--seed", "8", "--mix", wo.Mix, "--no-console", "--time-scale", "3000", "--format", "json"}
 
 	code, _, stderr := runCLI(t, append(args, "--console-confirmed", write("typo.txt", append(stuck, "vm-99999")...))...)
 	if code != exitUsage || !strings.Contains(stderr, "vm-99999") {

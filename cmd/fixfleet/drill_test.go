@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fixfleet/fixfleet/simulation"
 )
 
 // TestDrillThroughFleetYAML: `sim serve --face F --drill-dir D` serves a
@@ -23,8 +25,8 @@ func TestDrillThroughFleetYAML(t *testing.T) {
 			done := make(chan error, 1)
 			go func() {
 				done <- runSimServe(ctx, simServeOpts{face: face, drillDir: dir, listen: "127.0.0.1:0",
-					world:  worldOpts{vms: 12, seed: 6, mix: "healthy=40,safe-mode=30,boot-loop=30", timeScale: 600},
-					faults: faultOpts{throttle: "simple", latency: 1}}, pw)
+					world:  worldOpts{WorldOptions: simulation.WorldOptions{VMs: 12, Seed: 6, Mix: "healthy=40,safe-mode=30,boot-loop=30"}, timeScale: 600},
+					faults: simulation.DefaultFaults()}, pw)
 				pw.Close()
 			}()
 			t.Cleanup(func() { stop(); <-done })

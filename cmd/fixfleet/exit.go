@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/apply"
@@ -49,6 +50,7 @@ func badInput(err error) error {
 // exitCode maps an error to the process exit code.
 func exitCode(err error) int {
 	var ue usageError
+	var ur *classify.UnmatchedReportsError
 	var le *journal.LockedError
 	var rp runPaused
 	switch {
@@ -60,7 +62,7 @@ func exitCode(err error) int {
 		return exitPaused
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &ur):
 		return exitUsage
 	case errors.Is(err, providers.ErrPermanent), errors.Is(err, providers.ErrUnavailable),
 		errors.Is(err, providers.ErrThrottled), errors.Is(err, providers.ErrUnsupported):
@@ -71,11 +73,14 @@ func exitCode(err error) int {
 
 // runPaused is an apply that stopped before the end (a brake, an interrupt),
 // or a demo whose outcome breaks a promise.
-type runPaused struct{ status, msg string }
+type runPaused struct {
+	status apply.RunStatus
+	msg    string
+}
 
 func (e runPaused) Error() string {
 	if e.msg == "" {
-		return "run " + e.status + ": run apply again to continue"
+		return "run " + string(e.status) + ": run apply again to continue"
 	}
-	return "run stopped (" + e.status + "): " + e.msg
+	return "run stopped (" + string(e.status) + "): " + e.msg
 }

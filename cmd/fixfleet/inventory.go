@@ -55,18 +55,22 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	f, err := openFleet(ctx, &o.source)
+	ao, err := o.source.assessOptions(progressTo(stderr))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	a, err := f.assess(ctx, o.source.window, progressTo(stderr))
+	f, closeFleet, err := openFleet(ctx, &o.source)
 	if err != nil {
 		return err
 	}
-	doc := inventoryDoc{GeneratedAt: f.clock.Now(), Incident: f.incident.Name, ByState: map[inventory.State]int{}}
+	defer closeFleet()
+	a, err := f.Assess(ctx, ao)
+	if err != nil {
+		return err
+	}
+	doc := inventoryDoc{GeneratedAt: f.Clock.Now(), Incident: f.Incident.Name, ByState: map[inventory.State]int{}}
 	t := render.Table{Title: "Fleet", Headers: []string{"VM", "Name", "Account", "Zone", "Windows", "Power", "State", "Why"}}
-	for _, x := range a.fleet {
+	for _, x := range a.VMs {
 		c := x.Classification
 		doc.ByState[c.State]++
 		doc.VMs = append(doc.VMs, inventoryVM{ID: x.VM.ID, State: c.State, VM: x.VM, Reasons: c.Reasons, BadFiles: c.BadFiles, Evidence: c.Evidence})

@@ -16,34 +16,25 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/fixfleet/fixfleet/inventory/journal"
-	"github.com/fixfleet/fixfleet/providers/sim/simapi"
-	"github.com/fixfleet/fixfleet/providers/sim/winrmd"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/simulation"
 )
 
-// killWorld is the world both runs of TestKillAndResume act on.
-var killWorld = worldOpts{vms: 30, seed: 21, mix: "boot-loop=35,stuck=15,safe-mode=25,healthy=25", timeScale: 1500}
-
-// serveWorld serves a fresh copy of killWorld on loopback, as `fixfleet sim
-// serve` does, and returns its URL and the world.
+// serveWorld serves a fresh copy of the world both runs of
+// TestKillAndResume act on, on loopback, as `fixfleet sim serve` does, and
+// returns its URL and the world.
 func serveWorld(t *testing.T) (string, *world.World) {
 	t.Helper()
-	w, err := killWorld.open(false)
+	s, err := simulation.Serve(simulation.Options{
+		World:     simulation.WorldOptions{VMs: 30, Seed: 21, Mix: "boot-loop=35,stuck=15,safe-mode=25,healthy=25"},
+		TimeScale: 1500,
+	}, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := winrmd.Start(w, winrmd.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	s, err := simapi.Start(w, g.GatewayAddr(), "127.0.0.1:0", simapi.ServerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s.URL(), w
+	t.Cleanup(s.Close)
+	return s.URL(), s.World()
 }
 
 // TestKillAndResume kills a real `fixfleet apply` process with SIGKILL at
@@ -114,8 +105,8 @@ func TestKillAndResume(t *testing.T) {
 	}
 
 	audit := w.Audit()
-	if inv := invariantsOf(audit); inv != (invariants{}) {
-		t.Errorf("invariants after the killed run: %+v\n%s", inv, strings.Join(violations(audit), "\n"))
+	if inv := simulation.InvariantsOf(audit); inv != (simulation.Invariants{}) {
+		t.Errorf("invariants after the killed run: %+v\n%s", inv, strings.Join(simulation.Violations(audit), "\n"))
 	}
 	killedEnd := endState(t, db, audit)
 

@@ -3,18 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/fixfleet/fixfleet/internal/atomicfile"
 	"github.com/fixfleet/fixfleet/internal/render"
-	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 )
@@ -83,12 +80,20 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f, err := openFleet(ctx, &o.source)
+	ao, err := o.source.assessOptions(progressTo(stderr))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	p, err := f.plan(ctx, o.source.window, o.overrides, progressTo(stderr))
+	f, closeFleet, err := openFleet(ctx, &o.source)
+	if err != nil {
+		return err
+	}
+	defer closeFleet()
+	pol, err := o.overrides.apply(f.Policy)
+	if err != nil {
+		return err
+	}
+	p, err := f.Plan(ctx, pol, ao)
 	if err != nil {
 		return err
 	}
@@ -97,37 +102,11 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 		if err := plan.Write(&buf, p); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(o.output, buf.Bytes()); err != nil {
+		if err := atomicfile.Write(o.output, buf.Bytes()); err != nil {
 			return err
 		}
 	}
 	return render.Render(stdout, format, p, planTables(p)...)
-}
-
-// plan assesses the fleet and builds its plan.
-func (f *fleet) plan(ctx context.Context, win classify.AssessOptions, ov policyOverrides, progress io.Writer) (*plan.Plan, error) {
-	pol, err := ov.apply(f.policy)
-	if err != nil {
-		return nil, err
-	}
-	a, err := f.assess(ctx, win, progress)
-	if err != nil {
-		return nil, err
-	}
-	now := f.clock.Now()
-	in := plan.Input{
-		ID: newPlanID(now), Now: now, Incident: f.incident,
-		Policy: pol, Fleet: a.fleet, Accounts: a.accounts, Keys: f.keys,
-	}
-	return plan.Build(in)
-}
-
-// newPlanID returns a plan ID: the plan's time and 32 random bits, so two
-// plans made in the same second never share a run in a journal.
-func newPlanID(now time.Time) string {
-	var b [4]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	return "plan-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
 
 // planTables renders a plan for people: one row per VM, then the estimate.

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/simulation"
 )
 
 func newSimCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -35,9 +36,9 @@ world of your own.`,
 }
 
 func runSimExport(_ context.Context, o worldOpts, stdout io.Writer) error {
-	w, err := o.open(true)
+	w, err := simulation.NewWorld(o.WorldOptions, simulation.Frozen)
 	if err != nil {
-		return err
+		return simInput(err, "--face")
 	}
 	b, err := world.MarshalScenario(w.Export())
 	if err != nil {

@@ -6,65 +6,34 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/providers/sim/simapi"
-	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/simulation"
 )
 
-// faultOpts set a simulated world's faults from flags.
-type faultOpts struct {
-	errorRate  float64
-	dropBefore float64
-	dropAfter  float64
-	throttle   string
-	latency    float64
-	outageAt   time.Duration
-	outageFor  time.Duration
-}
-
-func (o *faultOpts) addFlags(fs *pflag.FlagSet) {
-	fs.Float64Var(&o.errorRate, "fault-rate", 0, "share of API calls answered with a 5xx")
-	fs.Float64Var(&o.dropBefore, "drop-before", 0, "share of API calls whose connection drops before the change is applied")
-	fs.Float64Var(&o.dropAfter, "drop-after", 0, "share of API calls whose connection drops after the change was applied")
-	fs.StringVar(&o.throttle, "throttle", "simple", "API throttling model: off, simple or ec2")
-	fs.Float64Var(&o.latency, "latency", 1, "API latency scale (0 none, 1 calibrated)")
-	fs.DurationVar(&o.outageAt, "outage-at", 0, "start a control-plane outage this long (simulated) after start (demo: after apply starts)")
-	fs.DurationVar(&o.outageFor, "outage-for", 0, "length of that outage (simulated)")
-}
-
-// apply sets the fault rates on w (not the outage: see scheduleOutage).
-func (o *faultOpts) apply(w *world.World) error {
-	f := w.Faults()
-	f.ErrorRate, f.DropBeforeRate, f.DropAfterRate, f.Throttle, f.Latency = o.errorRate, o.dropBefore, o.dropAfter, o.throttle, o.latency
-	return o.set(w, f)
-}
-
-// scheduleOutage adds the outage, if any, starting outageAt from now.
-func (o *faultOpts) scheduleOutage(w *world.World) error {
-	if o.outageFor <= 0 {
-		return nil
-	}
-	f := w.Faults()
-	start := w.Clock().Now().Add(o.outageAt)
-	f.Outages = append(f.Outages, world.Outage{From: start, Until: start.Add(o.outageFor)})
-	return o.set(w, f)
-}
-
-func (o *faultOpts) set(w *world.World, f world.Faults) error {
-	if err := w.SetFaults(f); err != nil {
-		return badInput(fmt.Errorf("fault options: %w", err))
-	}
-	return nil
+// addFaultFlags binds a simulated world's faults to flags.
+func addFaultFlags(fs *pflag.FlagSet, o *simulation.Faults) {
+	fs.Float64Var(&o.ErrorRate, "fault-rate", 0, "share of API calls answered with a 5xx")
+	fs.Float64Var(&o.DropBefore, "drop-before", 0, "share of API calls whose connection drops before the change is applied")
+	fs.Float64Var(&o.DropAfter, "drop-after", 0, "share of API calls whose connection drops after the change was applied")
+	fs.StringVar(&o.Throttle, "throttle", "simple", "API throttling model: off, simple or ec2")
+	fs.Float64Var(&o.Latency, "latency", 1, "API latency scale (0 none, 1 calibrated)")
+	fs.Float64Var(&o.GuestError, "guest-error", 0, "share of guest scripts that fail in the guest before their effect")
+	fs.Float64Var(&o.GuestDropBefore, "guest-drop-before", 0, "share of guest scripts whose WinRM connection drops before they run")
+	fs.Float64Var(&o.GuestDropAfter, "guest-drop-after", 0, "share of guest scripts whose reply is lost after their effect")
+	fs.Float64Var(&o.GuestSlow, "guest-slow", 0, "share of guest scripts that run several times slower")
+	fs.Float64Var(&o.AsyncFail, "async-fail", 0, "share of accepted attaches and detaches that fail when they complete")
+	fs.DurationVar(&o.OutageAt, "outage-at", 0, "start a control-plane outage this long (simulated) after start (demo: after apply starts)")
+	fs.DurationVar(&o.OutageFor, "outage-for", 0, "length of that outage (simulated)")
 }
 
 type simServeOpts struct {
 	world    worldOpts
-	faults   faultOpts
+	faults   simulation.Faults
 	listen   string
 	face     string
 	drillDir string
@@ -84,7 +53,7 @@ the first line of its output and runs until interrupted.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimServe(cmd.Context(), o, stdout) },
 	}
 	o.world.addFlags(cmd.Flags(), 600)
-	o.faults.addFlags(cmd.Flags())
+	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:0", "address to serve on (loopback)")
 	cmd.Flags().StringVar(&o.face, "face", "sim", "also serve the world as this cloud's API, for a fleet.yaml drill: sim (none), sakura or aws")
 	cmd.Flags().StringVar(&o.drillDir, "drill-dir", "", "write a drill's fleet.yaml, keys.csv, WinRM password file and env file to this directory")
@@ -95,26 +64,20 @@ func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 	if !strings.HasPrefix(o.listen, "127.") && !strings.HasPrefix(o.listen, "localhost:") && !strings.HasPrefix(o.listen, "[::1]:") {
 		return badInput(fmt.Errorf("--listen %s: the simulator serves test credentials and must listen on loopback (127.0.0.1:PORT)", o.listen))
 	}
-	w, b, err := openFace("--face", o.face, &o.world, &o.faults)
+	so := o.world.options()
+	so.Face, so.Faults = o.face, &o.faults
+	srv, err := simulation.Serve(so, o.listen)
 	if err != nil {
-		return err
-	}
-	if err := o.faults.scheduleOutage(w); err != nil {
-		b.close()
-		return err
-	}
-	defer b.close()
-	srv, err := simapi.Start(w, b.gateway, o.listen, simapi.ServerOptions{})
-	if err != nil {
-		return fmt.Errorf("simulator: serving on %s: %w", o.listen, err)
+		return simInput(err, "--face")
 	}
 	defer srv.Close()
+	w := srv.World()
 	fmt.Fprintf(stdout, "%s\n", srv.URL())
 	fmt.Fprintf(stdout, "fixfleet sim: %d VMs in %s; use --sim-endpoint %s; stop with Ctrl-C\n",
 		len(w.Export().VMs), strings.Join(w.Zones(), ", "), srv.URL())
 	if o.drillDir != "" {
-		if err := writeDrill(o.drillDir, b); err != nil {
-			return err
+		if err := srv.WriteDrill(o.drillDir); err != nil {
+			return simInput(err, "--face")
 		}
 		fmt.Fprintf(stdout, "drill written to %s: source %s, then fixfleet plan --config %s --window 1m\n",
 			o.drillDir, filepath.Join(o.drillDir, "env"), filepath.Join(o.drillDir, "fleet.yaml"))
@@ -158,65 +121,6 @@ func runSimAudit(ctx context.Context, o simAuditOpts, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return render.Render(stdout, format, auditDoc(a), auditTables(a)...)
-}
-
-// invariants is the world's referee counters, as every summary prints them.
-type invariants struct {
-	HealthyTouched    int `json:"healthy_touched"`
-	DisksLost         int `json:"disks_lost"`
-	IdentityChanged   int `json:"identity_changed"`
-	UnverifiedReturns int `json:"unverified_returns"`
-	ForeignScripts    int `json:"foreign_scripts"`
-}
-
-func invariantsOf(a world.Audit) invariants {
-	return invariants{a.HealthyTouched, a.DisksLost, a.IdentityChanged, a.UnverifiedReturns, a.ForeignScripts}
-}
-
-// violations lists, in words, what the world's referee counted against the
-// invariants (empty when all counters are 0).
-func violations(a world.Audit) []string {
-	out := []string{}
-	for _, e := range a.HealthyTouchedEvents {
-		out = append(out, fmt.Sprintf("healthy VM %s touched: %s at %s", e.VM, e.Action, e.At.Format(time.RFC3339)))
-	}
-	for _, d := range a.DisksLostList {
-		out = append(out, fmt.Sprintf("disk %s of %s lost: %s at %s", d.Disk, d.VM, d.Reason, d.At.Format(time.RFC3339)))
-	}
-	for _, vm := range a.IdentityChangedVMs {
-		out = append(out, "disk identity changed on "+vm)
-	}
-	for _, r := range a.UnverifiedReturnList {
-		out = append(out, fmt.Sprintf("disk %s returned to %s unverified at %s", r.Disk, r.VM, r.At.Format(time.RFC3339)))
-	}
-	for _, r := range a.ForeignScriptsReasons {
-		out = append(out, "foreign script refused: "+r)
-	}
-	return out
-}
-
-// auditJSON is `sim audit --format json`: the world's Audit with its
-// counters also gathered under "invariants".
-type auditJSON struct {
-	world.Audit
-	Invariants invariants `json:"invariants"`
-}
-
-func auditDoc(a world.Audit) auditJSON { return auditJSON{Audit: a, Invariants: invariantsOf(a)} }
-
-func auditTables(a world.Audit) []render.Table {
-	inv := invariantsOf(a)
-	t := render.Table{Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}, Rows: [][]string{
-		{"healthy_touched", fmt.Sprint(inv.HealthyTouched)},
-		{"disks_lost", fmt.Sprint(inv.DisksLost)},
-		{"identity_changed", fmt.Sprint(inv.IdentityChanged)},
-		{"unverified_returns", fmt.Sprint(inv.UnverifiedReturns)},
-		{"foreign_scripts", fmt.Sprint(inv.ForeignScripts)},
-	}}
-	c := render.Table{Title: "True condition now", Headers: []string{"truth", "VMs"}}
-	for _, k := range []string{world.TruthHealthy, world.TruthSafeMode, world.TruthBootLoop} {
-		c.Rows = append(c.Rows, []string{k, fmt.Sprint(a.TruthCounts[k])})
-	}
-	return []render.Table{t, c}
+	doc := simulation.NewAuditDoc(a)
+	return render.Render(stdout, format, doc, doc.Tables()...)
 }

@@ -103,7 +103,7 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer, full bool) e
 	}
 	vms := render.Table{Title: "VMs", Headers: []string{"VM", "Name", "Wave", "Strategy", "Status", "Reason"}}
 	for _, v := range res.VMs {
-		vms.Rows = append(vms.Rows, []string{v.Key, v.Name, fmt.Sprint(v.Wave), string(v.Strategy), v.Status, v.Reason})
+		vms.Rows = append(vms.Rows, []string{v.Key, v.Name, fmt.Sprint(v.Wave), string(v.Strategy), string(v.Status), v.Reason})
 	}
 	evs := render.Table{Title: "Events", Headers: []string{"At", "Kind", "VM", "Message"}}
 	for _, e := range doc.Events {

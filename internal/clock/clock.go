@@ -97,3 +97,28 @@ func SleepUntil(ctx context.Context, c Clock, t time.Time) error {
 		}
 	}
 }
+
+// Offset reads the time package's clock shifted by a fixed amount, and
+// sleeps on real timers. Inside a testing/synctest bubble the time
+// package's clock is the bubble's fake one (it starts at 2000-01-01 UTC and
+// advances only when every goroutine in the bubble is durably blocked), so
+// an Offset made there runs a simulated incident on virtual time: waits
+// cost no wall time and CPU costs no simulated time. Outside a bubble it
+// is the wall clock moved to another epoch. Safe for concurrent use.
+type Offset struct {
+	delta time.Duration
+	loc   *time.Location
+}
+
+// NewOffset returns a clock that reads origin now: later readings advance
+// with the time package's clock.
+// Readings are in origin's location.
+func NewOffset(origin time.Time) Offset {
+	return Offset{delta: origin.Sub(time.Now()), loc: origin.Location()}
+}
+
+// Now implements Clock.
+func (o Offset) Now() time.Time { return time.Now().Add(o.delta).In(o.loc) }
+
+// Sleep implements Clock on a real timer (a fake one inside a bubble).
+func (Offset) Sleep(ctx context.Context, d time.Duration) error { return sleepReal(ctx, d) }

@@ -24,10 +24,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fixfleet/fixfleet/internal/keys"
 	"github.com/fixfleet/fixfleet/internal/secret"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
-	"github.com/fixfleet/fixfleet/remediate/keys"
 )
 
 // Version is the only fleet.yaml format version this build reads.

@@ -9,12 +9,14 @@ import (
 
 // Event is one entry of the append-only event log.
 type Event struct {
-	Seq     int64     `json:"seq"`              // assigned by the journal; increasing in recording order
-	RunID   string    `json:"run_id,omitempty"` // optional: "" for journal-wide events (lock takeovers)
-	VMKey   string    `json:"vm_key,omitempty"` // optional
-	Kind    string    `json:"kind"`             // e.g. "brake.tripped", "vm.recheck", "lock.stale-takeover"
-	Message string    `json:"message"`
-	At      time.Time `json:"at"` // required
+	Seq   int64  `json:"seq"`              // assigned by the journal; increasing in recording order
+	RunID string `json:"run_id,omitempty"` // optional: "" for journal-wide events (lock takeovers)
+	VMKey string `json:"vm_key,omitempty"` // optional
+	Kind  string `json:"kind"`             // e.g. "brake.tripped", "vm.recheck", "lock.stale-takeover"
+	// Strategy is the strategy the event is about, "" for none.
+	Strategy string    `json:"strategy,omitempty"`
+	Message  string    `json:"message"`
+	At       time.Time `json:"at"` // required
 }
 
 // EventFilter narrows Events. The zero value selects everything.
@@ -36,7 +38,7 @@ func (j *Journal) Event(ctx context.Context, e Event) error {
 		return invalid("event %q without a time", e.Kind)
 	}
 	if err := j.guard("event", e.RunID, e.VMKey).text("run ID", e.RunID).text("VM key", e.VMKey).
-		text("kind", e.Kind).text("message", e.Message).err(); err != nil {
+		text("kind", e.Kind).text("strategy", e.Strategy).text("message", e.Message).err(); err != nil {
 		return err
 	}
 	return j.write(ctx, func(tx *sql.Tx) error {
@@ -54,8 +56,8 @@ func (j *Journal) insertEvent(ctx context.Context, tx *sql.Tx, e Event) error {
 	if e.RunID != "" {
 		run = e.RunID
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO events (run_id, vm_key, kind, message, at) VALUES (?, ?, ?, ?, ?)`,
-		run, e.VMKey, e.Kind, e.Message, ts(e.At))
+	_, err := tx.ExecContext(ctx, `INSERT INTO events (run_id, vm_key, kind, strategy, message, at) VALUES (?, ?, ?, ?, ?, ?)`,
+		run, e.VMKey, e.Kind, e.Strategy, e.Message, ts(e.At))
 	return j.wrapDB(err)
 }
 
@@ -82,7 +84,7 @@ func (j *Journal) Events(ctx context.Context, runID string, f EventFilter) ([]Ev
 		where = append(where, "seq > ?")
 		args = append(args, f.AfterSeq)
 	}
-	q := `SELECT seq, coalesce(run_id, ''), vm_key, kind, message, at FROM events`
+	q := `SELECT seq, coalesce(run_id, ''), vm_key, kind, strategy, message, at FROM events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -100,7 +102,7 @@ func (j *Journal) Events(ctx context.Context, runID string, f EventFilter) ([]Ev
 	for rows.Next() {
 		var e Event
 		var at sql.NullString
-		if err := rows.Scan(&e.Seq, &e.RunID, &e.VMKey, &e.Kind, &e.Message, &at); err != nil {
+		if err := rows.Scan(&e.Seq, &e.RunID, &e.VMKey, &e.Kind, &e.Strategy, &e.Message, &at); err != nil {
 			return nil, j.wrapDB(err)
 		}
 		if e.At, err = parseTS(at); err != nil {
@@ -113,12 +115,12 @@ func (j *Journal) Events(ctx context.Context, runID string, f EventFilter) ([]Ev
 
 // Summary counts a run's VMs and steps, for status and report.
 type Summary struct {
-	Run              Run                       // the run (PlanJSON nil)
-	VMs              int                       // VM records
-	ByStatus         map[string]int            // VM status -> count
-	ByStrategy       map[string]int            // strategy -> count ("" for none)
-	ByStrategyStatus map[string]map[string]int // strategy -> status -> count
-	Steps            map[StepStatus]int        // step status -> count; Steps[StepBegun] are unfinished
+	Run              Run                         // the run (PlanJSON nil)
+	VMs              int                         // VM records
+	ByStatus         map[VMStatus]int            // VM status -> count
+	ByStrategy       map[string]int              // strategy -> count ("" for none)
+	ByStrategyStatus map[string]map[VMStatus]int // strategy -> status -> count
+	Steps            map[StepStatus]int          // step status -> count; Steps[StepBegun] are unfinished
 }
 
 // Summarize counts the VMs of a run by status and strategy, and its steps by
@@ -131,9 +133,9 @@ func (j *Journal) Summarize(ctx context.Context, runID string) (Summary, error) 
 	run.PlanJSON = nil
 	s := Summary{
 		Run:              run,
-		ByStatus:         map[string]int{},
+		ByStatus:         map[VMStatus]int{},
 		ByStrategy:       map[string]int{},
-		ByStrategyStatus: map[string]map[string]int{},
+		ByStrategyStatus: map[string]map[VMStatus]int{},
 		Steps:            map[StepStatus]int{},
 	}
 	rows, err := j.r.QueryContext(ctx, `SELECT strategy, status, count(*) FROM vms WHERE run_id = ? GROUP BY strategy, status`, runID)
@@ -142,7 +144,8 @@ func (j *Journal) Summarize(ctx context.Context, runID string) (Summary, error) 
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var strategy, status string
+		var strategy string
+		var status VMStatus
 		var n int
 		if err := rows.Scan(&strategy, &status, &n); err != nil {
 			return Summary{}, j.wrapDB(err)
@@ -151,7 +154,7 @@ func (j *Journal) Summarize(ctx context.Context, runID string) (Summary, error) 
 		s.ByStatus[status] += n
 		s.ByStrategy[strategy] += n
 		if s.ByStrategyStatus[strategy] == nil {
-			s.ByStrategyStatus[strategy] = map[string]int{}
+			s.ByStrategyStatus[strategy] = map[VMStatus]int{}
 		}
 		s.ByStrategyStatus[strategy][status] += n
 	}

@@ -11,7 +11,9 @@
 // write that returned nil survives a SIGKILL or power loss right after it.
 // A step begun and never ended (the process died during its side effect)
 // keeps the status "begun": its effect is unknown, and the caller must read
-// the real state before acting again.
+// the real state before acting again. A file found damaged (truncated or
+// corrupted) is refused at Open with ErrDamaged and left untouched: a journal
+// that silently lost rows would make apply repeat steps.
 //
 // Time: the journal never reads the clock for what it records; every record
 // carries a time the caller passes (the executor may run on a simulated
@@ -49,14 +51,14 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/secret"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // the "sqlite" database/sql driver, and its error codes
 )
 
 // DefaultPath is the journal file used when none is given.
 const DefaultPath = "fixfleet.db"
 
 // SchemaVersion is the schema version this build writes and understands.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // appName marks a database as a fixfleet journal in its schema_version table.
 const appName = "fixfleet-journal"
@@ -83,7 +85,37 @@ var (
 	ErrNotJournal = errors.New("not a fixfleet journal")
 	// ErrNewerSchema: the journal was written by a newer fixfleet.
 	ErrNewerSchema = errors.New("journal schema is newer than this fixfleet")
+	// ErrDamaged: the journal file is truncated or corrupted. Open refuses
+	// it and leaves it untouched.
+	ErrDamaged = errors.New("the journal file is damaged (truncated or corrupted)")
 )
+
+// damagedAdvice is what to do about a damaged journal.
+const damagedAdvice = "fixfleet left it untouched: restore it from a copy or backup to resume, " +
+	"or keep it for inspection and start over with another --journal path " +
+	"(a new journal knows nothing of the steps this one recorded: check the fleet's state first)"
+
+// damaged is the error for a damaged journal file, with what SQLite found.
+func (j *Journal) damaged(found string) error {
+	return fmt.Errorf("journal %s: %w: %s; %s", j.path, ErrDamaged, found, damagedAdvice)
+}
+
+// SQLite primary result codes the journal tells apart (sqlite3.h).
+const (
+	sqliteIOErr   = 10
+	sqliteCorrupt = 11
+	sqliteFull    = 13
+	sqliteNotADB  = 26
+)
+
+// sqliteCode returns the primary SQLite result code of err, 0 if none.
+func sqliteCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() & 0xff
+	}
+	return 0
+}
 
 // Journal is an open journal file. Create it with Open; Close it when done.
 // All methods are safe for concurrent use.
@@ -189,8 +221,9 @@ func withNow(now func() time.Time) Option {
 // do not exist and migrating an older schema. It is safe for several
 // processes to open the same file at once. Errors name the file and say what
 // to do: the directory does not exist or is not writable, the file is not a
-// fixfleet journal (ErrNotJournal), or it was written by a newer fixfleet
-// (ErrNewerSchema). The caller must Close the journal.
+// fixfleet journal (ErrNotJournal), it is truncated or corrupted
+// (ErrDamaged: it is checked whole, and left untouched), or it was written
+// by a newer fixfleet (ErrNewerSchema). The caller must Close the journal.
 func Open(ctx context.Context, path string, opts ...Option) (*Journal, error) {
 	if path == "" {
 		path = DefaultPath
@@ -454,6 +487,12 @@ func (j *Journal) wrapDB(err error) error {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	switch sqliteCode(err) {
+	case sqliteCorrupt, sqliteNotADB:
+		return j.damaged(err.Error())
+	case sqliteFull, sqliteIOErr:
+		return fmt.Errorf("journal %s: %w; the last write was not recorded: free disk space (or raise the file size limit) and run again", j.path, err)
 	}
 	msg := err.Error()
 	hint := ""

@@ -335,7 +335,10 @@ func TestSummarize(t *testing.T) {
 	ctx := context.Background()
 	j, _ := openTemp(t)
 	mustRun(t, j, "r1")
-	for i, v := range []struct{ strategy, status string }{
+	for i, v := range []struct {
+		strategy string
+		status   VMStatus
+	}{
 		{"reboot-retry", VMFixed}, {"reboot-retry", VMFixed}, {"reboot-retry", VMFailed},
 		{"helper-mount", VMFixed}, {"helper-mount", VMRunning}, {"", VMSkippedHealthy},
 	} {
@@ -355,7 +358,7 @@ func TestSummarize(t *testing.T) {
 	if s.VMs != 6 || s.Run.ID != "r1" || s.Run.PlanJSON != nil {
 		t.Errorf("summary header %+v", s)
 	}
-	if want := map[string]int{VMFixed: 3, VMFailed: 1, VMRunning: 1, VMSkippedHealthy: 1}; !maps.Equal(s.ByStatus, want) {
+	if want := map[VMStatus]int{VMFixed: 3, VMFailed: 1, VMRunning: 1, VMSkippedHealthy: 1}; !maps.Equal(s.ByStatus, want) {
 		t.Errorf("ByStatus %v, want %v", s.ByStatus, want)
 	}
 	if want := map[string]int{"reboot-retry": 3, "helper-mount": 2, "": 1}; !maps.Equal(s.ByStrategy, want) {

@@ -87,13 +87,41 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'fixfleet journal: events are append-only'); END;
 INSERT INTO schema_version (app, version) VALUES ('fixfleet-journal', 0);
 `,
+	// 1 → 2: a VM's outcome carries a machine-readable reason code beside
+	// its message, and an event names its strategy. Rows written before
+	// are given theirs from the only texts the executor ever wrote for
+	// them, once, here: a VM flagged because its account had no
+	// configuration, and a strategy-failed event ("<strategy>: <reason>").
+	`
+ALTER TABLE vms ADD COLUMN reason_code TEXT NOT NULL DEFAULT '';
+UPDATE vms SET reason_code = 'account-not-configured' WHERE status = 'flagged' AND reason LIKE 'account not configured%';
+ALTER TABLE events ADD COLUMN strategy TEXT NOT NULL DEFAULT '';
+DROP TRIGGER events_no_update;
+UPDATE events SET strategy = substr(message, 1, instr(message, ': ') - 1)
+	WHERE kind = 'vm.strategy-failed' AND instr(message, ': ') > 0;
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'fixfleet journal: events are append-only'); END;
+`,
 }
 
 // migrate creates or upgrades the schema inside one IMMEDIATE transaction,
 // so concurrent Opens of one file migrate it exactly once.
 func (j *Journal) migrate(ctx context.Context) error {
 	if err := j.connect(ctx); err != nil {
+		if c := sqliteCode(err); c == sqliteCorrupt || c == sqliteNotADB {
+			return j.damaged(err.Error())
+		}
 		return fmt.Errorf("journal %s: cannot open it: %w; check that the file and its directory are writable", j.path, err)
+	}
+	// A damaged page may not show until it is read, and then as rows
+	// missing rather than an error (an open step not found is a step
+	// repeated): check the whole file once, before anything is written.
+	var check string
+	if err := j.w.QueryRowContext(ctx, "PRAGMA quick_check(1)").Scan(&check); err != nil {
+		return j.wrapDB(err) // ErrDamaged when SQLite found the damage itself
+	}
+	if check != "ok" {
+		return j.damaged(check)
 	}
 	var mode string
 	if err := j.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {

@@ -8,25 +8,35 @@ import (
 	"time"
 )
 
-// Common VM statuses. VM.Status is a free string; these are the ones the
-// executor and the reports agree on.
+// VMStatus is the phase of one VM within a run.
+type VMStatus string
+
+// VM statuses, the ones the executor and the reports agree on.
 const (
-	VMPending        = "pending"
-	VMRunning        = "running"
-	VMFixed          = "fixed"
-	VMFlagged        = "flagged" // needs a human (no safe strategy, identity unconfirmed...)
-	VMFailed         = "failed"
-	VMSkippedHealthy = "skipped-healthy"
+	VMPending        VMStatus = "pending"
+	VMRunning        VMStatus = "running"
+	VMFixed          VMStatus = "fixed"
+	VMFlagged        VMStatus = "flagged" // needs a human (no safe strategy, identity unconfirmed...)
+	VMFailed         VMStatus = "failed"
+	VMSkippedHealthy VMStatus = "skipped-healthy"
+	// VMUntouchedHealthy: planned as healthy (strategy none); never touched.
+	VMUntouchedHealthy VMStatus = "untouched-healthy"
 )
 
 // VM is one VM's progress within a run.
 type VM struct {
-	RunID     string
-	VMKey     string // the VM's stable key (provider/scope/ID)
-	Name      string
-	Strategy  string
-	Status    string
-	Reason    string // why it has this status, for the report
+	RunID    string
+	VMKey    string // the VM's stable key (provider/scope/ID)
+	Name     string
+	Strategy string
+	Status   VMStatus
+	// Code is why it has this status, machine-readable (the executor's
+	// reason constants; "" for records written before codes existed,
+	// except those the schema migration could give one). Control flow
+	// reads Code, never Reason.
+	Code string
+	// Reason is why it has this status, in words, for the report.
+	Reason    string
 	UpdatedAt time.Time
 }
 
@@ -43,29 +53,29 @@ func (j *Journal) UpsertVM(ctx context.Context, v VM) error {
 		return invalid("VM %q in run %q without a time", v.VMKey, v.RunID)
 	}
 	if err := j.guard("vm", v.RunID, v.VMKey).text("run ID", v.RunID).text("VM key", v.VMKey).
-		text("name", v.Name).text("strategy", v.Strategy).text("status", v.Status).
-		text("reason", v.Reason).err(); err != nil {
+		text("name", v.Name).text("strategy", v.Strategy).text("status", string(v.Status)).
+		text("code", v.Code).text("reason", v.Reason).err(); err != nil {
 		return err
 	}
 	return j.write(ctx, func(tx *sql.Tx) error {
 		if err := j.runExists(ctx, tx, v.RunID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO vms (run_id, vm_key, name, strategy, status, reason, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO vms (run_id, vm_key, name, strategy, status, reason_code, reason, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (run_id, vm_key) DO UPDATE SET name = excluded.name, strategy = excluded.strategy,
-				status = excluded.status, reason = excluded.reason, updated_at = excluded.updated_at`,
-			v.RunID, v.VMKey, v.Name, v.Strategy, v.Status, v.Reason, ts(v.UpdatedAt))
+				status = excluded.status, reason_code = excluded.reason_code, reason = excluded.reason, updated_at = excluded.updated_at`,
+			v.RunID, v.VMKey, v.Name, v.Strategy, string(v.Status), v.Code, v.Reason, ts(v.UpdatedAt))
 		return j.wrapDB(err)
 	})
 }
 
-const vmCols = `run_id, vm_key, name, strategy, status, reason, updated_at`
+const vmCols = `run_id, vm_key, name, strategy, status, reason_code, reason, updated_at`
 
 func scanVM(sc interface{ Scan(...any) error }) (VM, error) {
 	var v VM
 	var at sql.NullString
-	if err := sc.Scan(&v.RunID, &v.VMKey, &v.Name, &v.Strategy, &v.Status, &v.Reason, &at); err != nil {
+	if err := sc.Scan(&v.RunID, &v.VMKey, &v.Name, &v.Strategy, &v.Status, &v.Code, &v.Reason, &at); err != nil {
 		return VM{}, err
 	}
 	var err error

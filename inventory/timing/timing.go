@@ -7,7 +7,10 @@
 // reports (sources beside each); a Range is drawn uniformly.
 package timing
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Range is a span of durations.
 type Range struct{ Min, Max time.Duration }
@@ -90,3 +93,18 @@ var (
 // reported up to 15 restarts helping; a Sakura Cloud operator saw 3 of 10
 // servers recover unaided. A few percent per boot fits both.
 const NaturalRecoveryPerBoot = 0.05
+
+// Format writes d, rounded to the second, the way plans and reports show
+// durations: "45s", "12m05s", "2h03m", "3d04h".
+func Format(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	}
+	return fmt.Sprintf("%dd%02dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
+}

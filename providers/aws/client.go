@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -117,6 +118,23 @@ type core struct {
 // from the environment, or the default chain), assumes the role if one is
 // given, and checks them with STS GetCallerIdentity.
 func Open(ctx context.Context, a providers.Account, env providers.Env) (*providers.Provider, error) {
+	return open(ctx, a, env, nil)
+}
+
+// OpenVia is Open with every connection opened by dial (an emulator on an
+// in-memory network inside a testing/synctest bubble, for instance): the
+// SDK keeps its whole stack (its buildable HTTP client and transport,
+// signing, retries, endpoint resolution) and only the dialling changes.
+// dial must not be nil.
+func OpenVia(ctx context.Context, a providers.Account, env providers.Env, dial func(ctx context.Context, network, addr string) (net.Conn, error)) (*providers.Provider, error) {
+	if dial == nil {
+		return nil, errors.New("aws: OpenVia needs a dial function")
+	}
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) { tr.DialContext = dial })
+	return open(ctx, a, env, hc)
+}
+
+func open(ctx context.Context, a providers.Account, env providers.Env, hc sdk.HTTPClient) (*providers.Provider, error) {
 	if err := Validate(a); err != nil {
 		return nil, err
 	}
@@ -144,7 +162,7 @@ func Open(ctx context.Context, a providers.Account, env providers.Env) (*provide
 	}
 	c := &core{acct: a, opts: o, clk: clk, regions: map[string]*regional{}, devLock: map[string]*sync.Mutex{}, azs: map[string][]string{}}
 	for _, r := range regions(a) {
-		cfg, err := loadConfig(ctx, r, o, getenv, wall)
+		cfg, err := loadConfig(ctx, r, o, getenv, wall, hc)
 		if err != nil {
 			return nil, err
 		}
@@ -182,8 +200,9 @@ func Open(ctx context.Context, a providers.Account, env providers.Env) (*provide
 
 // loadConfig builds the SDK configuration of one region. wall says the
 // provider runs on the wall clock (the SDK's adaptive client-side rate
-// limiting is only meaningful there).
-func loadConfig(ctx context.Context, region string, o Options, getenv func(string) string, wall bool) (sdk.Config, error) {
+// limiting is only meaningful there); hc, when not nil, carries the
+// requests.
+func loadConfig(ctx context.Context, region string, o Options, getenv func(string) string, wall bool, hc sdk.HTTPClient) (sdk.Config, error) {
 	lo := []func(*config.LoadOptions) error{
 		config.WithRegion(region),
 		// The SDK's own log lines (connection warnings) stay out of
@@ -210,6 +229,9 @@ func loadConfig(ctx context.Context, region string, o Options, getenv func(strin
 	}
 	if o.Profile != "" {
 		lo = append(lo, config.WithSharedConfigProfile(o.Profile))
+	}
+	if hc != nil {
+		lo = append(lo, config.WithHTTPClient(hc))
 	}
 	if o.AccessKeyIDEnv != "" {
 		id, secret := getenv(o.AccessKeyIDEnv), getenv(o.SecretAccessKeyEnv)

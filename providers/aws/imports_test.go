@@ -7,8 +7,10 @@ import (
 )
 
 // TestOnlyWiringImportsEC2: the EC2 SDK costs about a minute and 3 GB to
-// compile cold, so only this package and the CLI's registry wiring may pull
-// it in; every other package builds and tests without it.
+// compile cold, so only this package and the wiring may pull it in (the
+// CLI's registry, and the simulated incident, whose aws face opens the real
+// provider against the EC2 emulator); every other package builds and tests
+// without it.
 func TestOnlyWiringImportsEC2(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("the go command is not on PATH")
@@ -20,6 +22,7 @@ func TestOnlyWiringImportsEC2(t *testing.T) {
 	allowed := map[string]bool{
 		"github.com/fixfleet/fixfleet/providers/aws": true,
 		"github.com/fixfleet/fixfleet/cmd/fixfleet":  true,
+		"github.com/fixfleet/fixfleet/simulation":    true,
 	}
 	for _, p := range strings.Fields(string(pkgs)) {
 		if allowed[p] {

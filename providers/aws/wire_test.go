@@ -78,7 +78,10 @@ func TestWireShapes(t *testing.T) {
 // TestThrottleAnswer: an unpaced burst of StartInstances is refused as EC2
 // does (HTTP 503, RequestLimitExceeded), and counted.
 func TestThrottleAnswer(t *testing.T) {
-	f := newFixture(t, 12, nil, "")
+	// No API latency: on the manual clock each call's latency would
+	// advance time and refill the bucket, and the burst would depend on
+	// the world's draws.
+	f := newFixture(t, 12, &world.Faults{Throttle: world.ThrottleOff}, "")
 	c := ctx(t)
 	e := ec2.NewFromConfig(rawConfig(f.srv))
 	var err error

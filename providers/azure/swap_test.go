@@ -68,7 +68,7 @@ func bootDisk(t *testing.T, w *world.World, id string) string {
 // TestSwapRollback: copy and swap puts the copy in as OS disk and keeps the
 // original, detached; the rollback swap restores the original and leaves
 // the repaired copy kept, detached; both are idempotent, and the referee
-// counts nothing.
+// counts nothing but that kept copy.
 func TestSwapRollback(t *testing.T) {
 	w := newWorld(t, 24)
 	srv, p := open(t, w, world.DefaultAccount, azureapi.Options{})
@@ -117,8 +117,14 @@ func TestSwapRollback(t *testing.T) {
 	if err := p.Power.Start(ctx, []providers.VMRef{ref}); err != nil {
 		t.Fatal(err)
 	}
-	if a := w.Audit(); !a.Clean() {
-		t.Errorf("the referee counts breaches: %+v", a)
+	// The kept copy is, to the referee, the one leaked resource: keeping
+	// it after a rollback is deliberate (for the operator to inspect and
+	// delete); nothing else may count.
+	a := w.Audit()
+	leak := a.LeakedResources == 1 && a.LeakedList[0].ID == srv.WorldID(cp.ID)
+	a.LeakedResources, a.LeakedList = 0, nil
+	if !leak || !a.Clean() {
+		t.Errorf("the referee counts breaches beyond the kept copy %s: %v", srv.WorldID(cp.ID), a.Violations())
 	}
 }
 

@@ -233,12 +233,22 @@ func (e *env) wantClass(err, class error, what string, names ...string) bool {
 func (e *env) checkAudit() {
 	e.t.Helper()
 	a := e.w.Audit()
-	if a.Clean() {
+	// A scenario makes copies of disks on purpose to try the disk calls,
+	// and the provider contract deletes no disk: those copies are not a
+	// run's leaks. Helpers it must release.
+	inv := a.Invariants()
+	var leaks []world.Leak
+	for _, l := range a.LeakedList {
+		if l.Kind != "disk" {
+			leaks = append(leaks, l)
+		}
+	}
+	inv.LeakedResources = len(leaks)
+	if inv == (world.Invariants{}) {
 		return
 	}
-	e.t.Errorf("%s: the referee counts invariant breaches: healthy touched %d %v; disks lost %d %v; identity changed %d %v; unverified returns %d %v; foreign scripts %d %v",
-		e.h.Name, a.HealthyTouched, a.HealthyTouchedEvents, a.DisksLost, a.DisksLostList, a.IdentityChanged, a.IdentityChangedVMs,
-		a.UnverifiedReturns, a.UnverifiedReturnList, a.ForeignScripts, a.ForeignScriptsReasons)
+	a.LeakedList = leaks
+	e.t.Errorf("%s: the referee counts invariant breaches: %+v\n%s", e.h.Name, inv, strings.Join(a.Violations(), "\n"))
 }
 
 // advance moves the world's time forward by d: at once on a ManualClock,

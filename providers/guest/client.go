@@ -24,6 +24,9 @@ type ClientOptions struct {
 	// Dial opens connections to guests, e.g. NewConnectDialer(proxy) to go
 	// through a bastion or the simulated network's gateway. nil: direct TCP.
 	Dial func(network, addr string) (net.Conn, error)
+	// DialContext, when set, is used instead of Dial and honours the
+	// request's context, e.g. (&ConnectDialer{...}).DialContext.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// DialTimeout bounds a direct TCP connect (default 10s).
 	DialTimeout time.Duration
 	// OperationTimeout is the WS-Management OperationTimeout: how long the
@@ -83,6 +86,9 @@ func NewClient(opts ClientOptions) *Client {
 	tr := &http.Transport{
 		Proxy: nil, // never from the environment: guests are reached by Dial
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if opts.DialContext != nil {
+				return opts.DialContext(ctx, network, addr)
+			}
 			if dial == nil {
 				return nd.DialContext(ctx, network, addr)
 			}

@@ -19,6 +19,9 @@ type ConnectDialer struct {
 	// Timeout bounds connecting to the proxy and its answer to CONNECT
 	// (default 10s).
 	Timeout time.Duration
+	// DialProxy opens the connection to the proxy (nil: TCP), e.g. an
+	// in-memory network's dialer inside a testing/synctest bubble.
+	DialProxy func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // NewConnectDialer returns a dial function, in the shape WinRM clients take,
@@ -41,8 +44,12 @@ func (d *ConnectDialer) DialContext(ctx context.Context, network, addr string) (
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	nd := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	conn, err := nd.DialContext(ctx, "tcp", d.Proxy)
+	dial := d.DialProxy
+	if dial == nil {
+		nd := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+		dial = nd.DialContext
+	}
+	conn, err := dial(ctx, "tcp", d.Proxy)
 	if err != nil {
 		return nil, &classError{class: ErrUnreachable, msg: fmt.Sprintf("proxy %s: %v", d.Proxy, err)}
 	}

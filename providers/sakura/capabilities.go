@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -418,7 +420,10 @@ func (c *core) servers(ctx context.Context, vms []providers.VMRef) (map[string]*
 	for _, v := range vms {
 		byZone[v.Zone] = append(byZone[v.Zone], v)
 	}
-	for zone, refs := range byZone {
+	// Zones in a fixed order: the calls' order must not depend on map
+	// iteration (a run on virtual time must replay exactly).
+	for _, zone := range slices.Sorted(maps.Keys(byZone)) {
+		refs := byZone[zone]
 		if zone == "" || len(refs) <= batchAt {
 			for _, r := range refs {
 				s, _, err := c.readServer(ctx, "ReadServer", r)

@@ -27,7 +27,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
@@ -52,7 +54,24 @@ func Spec() providers.Spec {
 // Open builds the provider of an account: credentials from options.profile
 // or the environment, zones from the account (all production zones if none).
 // It does not call the API.
-func Open(_ context.Context, a providers.Account, env providers.Env) (*providers.Provider, error) {
+func Open(ctx context.Context, a providers.Account, env providers.Env) (*providers.Provider, error) {
+	return open(ctx, a, env, nil)
+}
+
+// OpenVia is Open with every request sent through srv.Client(), an emulator
+// served by httptest (possibly on an in-memory network inside a
+// testing/synctest bubble: set the client transport's Dial). It is the API
+// client library's own test-server mode, which keeps its whole stack
+// (authentication, retries of 503 and 423, rate limit); requests still go
+// to the account's api_root_url, which should name srv.
+func OpenVia(ctx context.Context, a providers.Account, env providers.Env, srv *httptest.Server) (*providers.Provider, error) {
+	if srv == nil {
+		return nil, errors.New("sakura: OpenVia needs a started httptest.Server")
+	}
+	return open(ctx, a, env, srv)
+}
+
+func open(_ context.Context, a providers.Account, env providers.Env, srv *httptest.Server) (*providers.Provider, error) {
 	if err := validate(a); err != nil {
 		return nil, err
 	}
@@ -68,7 +87,7 @@ func Open(_ context.Context, a providers.Account, env providers.Env) (*providers
 	if root == "" {
 		root = DefaultAPIRoot
 	}
-	caller, err := newCaller(token, secret, root, o)
+	caller, err := newCaller(token, secret, root, o, srv)
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +133,16 @@ func (r rootCaller) Do(ctx context.Context, method, uri string, body interface{}
 // newCaller builds the HTTP client: the key given here only (no
 // environment, no usacloud profile read behind fixfleet's back), the
 // library's retry of 503/423 ClientRetries times, never of a dropped
-// connection.
-func newCaller(token, secret, root string, o Options) (iaas.APICaller, error) {
+// connection. srv, when not nil, carries the requests (see OpenVia).
+func newCaller(token, secret, root string, o Options, srv *httptest.Server) (iaas.APICaller, error) {
 	var sa saclient.Client
-	opts := &client.Options{HttpRequestRateLimit: 1000, HttpRequestTimeout: 300, RetryMax: max(o.ClientRetries, 1),
+	// The library's own request limiter must never bind: fixfleet's
+	// per-account limiter paces calls on the run's clock, while the
+	// library's spaces concurrent requests on the time package's clock in
+	// whatever order they arrive (at 1000/s, 1 ms apart), which makes a run
+	// on virtual time depend on goroutine order. At this rate its spacing
+	// rounds to zero.
+	opts := &client.Options{HttpRequestRateLimit: math.MaxInt32, HttpRequestTimeout: 300, RetryMax: max(o.ClientRetries, 1),
 		RetryWaitMin: 1, RetryWaitMax: 10, UserAgent: "fixfleet " + iaas.DefaultUserAgent}
 	if err := sa.CompatSettingsFromAPIClientParams(root, client.WithApiKeys(token, secret),
 		client.WithDisableProfile(true), client.WithDisableEnv(true), client.WithOptions(opts)); err != nil {
@@ -135,6 +160,11 @@ func newCaller(token, secret, root string, o Options) (iaas.APICaller, error) {
 	}
 	if err := sa.SetWith(saclient.WithCheckRetryFunc(policy), saclient.WithFavouringBasicAuthentication()); err != nil {
 		return nil, fmt.Errorf("sakura: configuring the API client: %v", err)
+	}
+	if srv != nil {
+		if err := sa.SetWith(saclient.WithTestServer(srv)); err != nil {
+			return nil, fmt.Errorf("sakura: configuring the API client: %v", err)
+		}
 	}
 	return rootCaller{c: iaas.NewClientFromSaclient(&sa), root: root}, nil
 }

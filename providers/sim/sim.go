@@ -265,6 +265,17 @@ func (h helpers) Acquire(ctx context.Context, zone string, win inventory.Windows
 	return info.Ref, h.until(ctx, info.ReadyAt)
 }
 
+// FindHelpers returns the account's helpers carrying all tags, in any
+// zone. Read-only.
+func (h helpers) FindHelpers(ctx context.Context, tags providers.Tags) ([]providers.VMRef, error) {
+	hs, err := h.w.FindHelpers(ctx, h.acct, tags)
+	out := make([]providers.VMRef, len(hs))
+	for i, x := range hs {
+		out[i] = x.Ref
+	}
+	return out, err
+}
+
 // Release implements providers.Helpers.
 func (h helpers) Release(ctx context.Context, vm providers.VMRef) error {
 	return h.w.ReleaseHelper(ctx, h.acct, vm.ID)

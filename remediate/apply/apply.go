@@ -26,9 +26,8 @@
 //     Retry.MaxTime of clock time; see Retry for what is not charged.
 //   - step.ErrHealthy: the VM is healthy now and nothing more touches it.
 //     It is "fixed" (by the current strategy) if any step of this VM in
-//     this run ended ok and is not read-only (Options.ReadOnlyStep; by
-//     default every step but "recheck" counts as a change, Abort
-//     included); otherwise "skipped-healthy". The step is journaled
+//     this run ended ok and is not marked read-only (step.Step.ReadOnly;
+//     Abort always counts as a change); otherwise "skipped-healthy". The step is journaled
 //     "skipped", so that a resume runs it again rather than going past it.
 //   - step.ErrNeedsPerson: "flagged" with the message; stop.
 //   - step.ErrStrategyFailed, another error, or retries exhausted: the
@@ -81,14 +80,12 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/brake"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
-
-// notConfigured starts the reason of a VM whose account has no Env.
-const notConfigured = "account not configured"
 
 // runner is the state of one Run.
 type runner struct {
@@ -306,11 +303,11 @@ func (r *runner) recordPlanned(ctx context.Context) (map[string]journal.VM, erro
 		rec := journal.VM{RunID: r.runID, VMKey: v.Key, Name: v.Name, Strategy: string(v.Strategy), Status: StatusPending, UpdatedAt: now}
 		switch v.Strategy {
 		case plan.None:
-			rec.Status, rec.Reason = StatusUntouchedHealthy, "healthy when planned: never touched"
+			rec.Status, rec.Code, rec.Reason = StatusUntouchedHealthy, string(ReasonPlannedHealthy), "healthy when planned: never touched"
 		case plan.Manual:
-			rec.Status, rec.Reason = StatusFlagged, "left to a person by the plan: "+strings.Join(v.Reasons, "; ")
+			rec.Status, rec.Code, rec.Reason = StatusFlagged, string(ReasonPlannedManual), "left to a person by the plan: "+strings.Join(v.Reasons, "; ")
 		default:
-			rec.Reason = fmt.Sprintf("waiting for wave %d", v.Wave)
+			rec.Code, rec.Reason = string(ReasonWaiting), fmt.Sprintf("waiting for wave %d", v.Wave)
 		}
 		add = append(add, rec)
 	}
@@ -337,7 +334,7 @@ func finished(rec journal.VM, ok bool) bool {
 	case StatusFixed, StatusSkippedHealthy, StatusFailed, StatusUntouchedHealthy:
 		return true
 	case StatusFlagged:
-		return !strings.HasPrefix(rec.Reason, notConfigured)
+		return Reason(rec.Code) != ReasonAccountNotConfigured
 	}
 	return false
 }
@@ -526,7 +523,10 @@ func (r *runner) finish(kind, msg string) {
 		r.fail(err)
 	}
 	if kind != EvPausedInterrupted && r.o.Helpers != nil {
-		if err := r.o.Helpers.ReleaseAll(ctx, r.o.KeepHelpers); err != nil {
+		// Idempotent: a transient control-plane error must not leave the
+		// run's helpers running.
+		release := func() error { return r.o.Helpers.ReleaseAll(ctx, r.o.KeepHelpers) }
+		if err := retry.Do(ctx, r.o.Clock, retry.Policy{}, release); err != nil {
 			r.emit(Event{Kind: EvHelpersFailed, Message: "releasing the helper VMs failed: " + err.Error() +
 				"; they are tagged with the run ID: release them by hand or run apply again"})
 		} else if r.o.KeepHelpers {

@@ -270,7 +270,7 @@ func TestFallbackAndAbort(t *testing.T) {
 		name       string
 		hmRun      behavior
 		rrAbort    behavior
-		status     string
+		status     journal.VMStatus
 		strategy   policy.Strategy
 		reasonHas  []string
 		hmSnapshot int
@@ -335,14 +335,15 @@ func TestHealthyAttribution(t *testing.T) {
 		return nil, step.ErrHealthy // healthy after reboot-retry's restart attempt and abort
 	}, "recheck")
 	o := h.opts(p, rr, hm)
-	o.ReadOnlyStep = func(_ policy.Strategy, name string) bool { return strings.HasPrefix(name, "recheck") }
+	rr.readOnlyStep = func(name string) bool { return strings.HasPrefix(name, "recheck") }
 	res, err := Run(context.Background(), p, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		key, status string
-		strategy    policy.Strategy
+		key      string
+		status   journal.VMStatus
+		strategy policy.Strategy
 	}{
 		{"t/a0/vm00", StatusSkippedHealthy, policy.RebootRetry},
 		{"t/a0/vm01", StatusFixed, policy.RebootRetry},
@@ -373,7 +374,7 @@ func TestResumeAfterCancel(t *testing.T) {
 			<-block
 			return nil, context.Canceled
 		}
-		return step.Facts{name: vm}, nil
+		return step.Facts{step.Fact(name): vm}, nil
 	}, "recheck", "restart-1", "verify")
 	o := h.opts(p, rr)
 	go func() { <-ctx.Done(); close(block) }()
@@ -540,8 +541,8 @@ func TestAccountNotConfigured(t *testing.T) {
 	if err != nil || res.Flagged != 1 || res.Fixed != 1 || res.Status != RunDone {
 		t.Fatalf("%v %+v", err, res)
 	}
-	if v := h.vm("noacct", "t/a1/vm01"); !strings.HasPrefix(v.Reason, notConfigured) {
-		t.Errorf("reason %q", v.Reason)
+	if v := h.vm("noacct", "t/a1/vm01"); Reason(v.Code) != ReasonAccountNotConfigured || !strings.Contains(v.Reason, "t/a1") {
+		t.Errorf("reason %s %q, want %s naming the account", v.Code, v.Reason, ReasonAccountNotConfigured)
 	}
 	// Configured later: the next apply repairs it.
 	res, err = Run(context.Background(), p, h.opts(p, rr))

@@ -106,7 +106,7 @@ func (f fleet) build(t testing.TB) *plan.Plan {
 type behavior func(vm, name string, n int, facts step.Facts) (step.Facts, error)
 
 func okStep(vm, name string, n int, facts step.Facts) (step.Facts, error) {
-	return step.Facts{name + ".done": "yes"}, nil
+	return step.Facts{step.Fact(name + ".done"): "yes"}, nil
 }
 
 // fakeStrategy is a strategy of named steps with scripted behaviour.
@@ -114,7 +114,9 @@ type fakeStrategy struct {
 	name  policy.Strategy
 	steps []string
 	run   behavior
-	abort behavior // nil: ok
+	// readOnlyStep, when set, says which steps are read-only (default: "recheck").
+	readOnlyStep func(name string) bool
+	abort        behavior // nil: ok
 
 	mu          sync.Mutex
 	calls       map[string]int // vm + "/" + step -> calls (abort as "abort")
@@ -132,7 +134,16 @@ func newFake(name policy.Strategy, run behavior, steps ...string) *fakeStrategy 
 
 func (f *fakeStrategy) Name() policy.Strategy { return f.name }
 
-func (f *fakeStrategy) enter(vm *plan.VMPlan, name string) int {
+// readOnly marks the fake's read-only steps: "recheck", or those
+// readOnlyStep says.
+func (f *fakeStrategy) readOnly(name string) bool {
+	if f.readOnlyStep != nil {
+		return f.readOnlyStep(name)
+	}
+	return name == "recheck"
+}
+
+func (f *fakeStrategy) enter(vm *step.Target, name string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k := vm.Key + "/" + name
@@ -144,17 +155,17 @@ func (f *fakeStrategy) enter(vm *plan.VMPlan, name string) int {
 	return f.calls[k]
 }
 
-func (f *fakeStrategy) leave(vm *plan.VMPlan) {
+func (f *fakeStrategy) leave(vm *step.Target) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.inFlight[vm.Account]--
 	f.total--
 }
 
-func (f *fakeStrategy) Steps(vm *plan.VMPlan, _ policy.Policy) []step.Step {
+func (f *fakeStrategy) Steps(vm *step.Target, _ policy.Policy) []step.Step {
 	var out []step.Step
 	for _, name := range f.steps {
-		out = append(out, step.Step{Name: name, Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+		out = append(out, step.Step{Name: name, ReadOnly: f.readOnly(name), Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 			n := f.enter(vm, name)
 			defer f.leave(vm)
 			if env == nil || env.RunID == "" {
@@ -167,7 +178,7 @@ func (f *fakeStrategy) Steps(vm *plan.VMPlan, _ policy.Policy) []step.Step {
 	return out
 }
 
-func (f *fakeStrategy) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func (f *fakeStrategy) Abort(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	n := f.enter(vm, StepAbort)
 	defer f.leave(vm)
 	if f.abort == nil {

@@ -74,10 +74,6 @@ type Options struct {
 	// MinSample is the number of finished acted-on VMs (after the canary)
 	// before the failure brake may trip (default 5).
 	MinSample int
-	// ReadOnlyStep reports whether a step never changes the VM, for the
-	// "fixed or skipped-healthy" rule (see Run). Default: the step is named
-	// "recheck".
-	ReadOnlyStep func(strategy policy.Strategy, step string) bool
 }
 
 // Retry bounds the retries of one step. Zero fields take the defaults.
@@ -130,9 +126,6 @@ func (o *Options) withDefaults(p *plan.Plan) (Options, error) {
 	c.Breaker.Clock = c.Clock
 	if c.MinSample <= 0 {
 		c.MinSample = 5
-	}
-	if c.ReadOnlyStep == nil {
-		c.ReadOnlyStep = func(_ policy.Strategy, name string) bool { return name == StepRecheck }
 	}
 	return c, nil
 }

@@ -21,24 +21,48 @@ const (
 	StatusSkippedHealthy = journal.VMSkippedHealthy // found healthy before anything was changed
 	// StatusUntouchedHealthy: the plan gave strategy none (healthy); never
 	// touched.
-	StatusUntouchedHealthy = "untouched-healthy"
+	StatusUntouchedHealthy = journal.VMUntouchedHealthy
 )
+
+// RunStatus is the phase of a run as Result.Status reports it.
+type RunStatus string
 
 // Run statuses (Result.Status).
 const (
-	RunDone             = "done"
-	RunRunning          = "running" // in progress, or its process died (see the journal lock)
-	RunPausedCanary     = "paused: canary failed"
-	RunPausedBrake      = "paused: failure brake"
-	RunPausedInterrupt  = "paused: interrupted"
-	RunAbortedByJournal = "aborted"
+	RunDone             RunStatus = "done"
+	RunRunning          RunStatus = "running" // in progress, or its process died (see the journal lock)
+	RunPausedCanary     RunStatus = "paused: canary failed"
+	RunPausedBrake      RunStatus = "paused: failure brake"
+	RunPausedInterrupt  RunStatus = "paused: interrupted"
+	RunAbortedByJournal RunStatus = "aborted"
+)
+
+// Reason says, machine-readably, why a VM has its status (VMResult.Code,
+// the journal's VM.Code); the message beside it says it in words. Control
+// flow reads the Reason, never the message.
+type Reason string
+
+// Reasons of a VM's status.
+const (
+	ReasonWaiting        Reason = "waiting"         // pending: its wave has not started
+	ReasonRunning        Reason = "running"         // running a strategy
+	ReasonPlannedHealthy Reason = "planned-healthy" // untouched-healthy
+	ReasonPlannedManual  Reason = "planned-manual"  // flagged: the plan left it to a person
+	// ReasonAccountNotConfigured: flagged because fixfleet has no
+	// credentials or provider for its account; a later apply with the
+	// account configured picks it up again.
+	ReasonAccountNotConfigured Reason = "account-not-configured"
+	ReasonFixed                Reason = "fixed"              // all steps of a strategy ended ok
+	ReasonHealthyAfter         Reason = "healthy-after"      // fixed: healthy on a re-check after a change
+	ReasonFoundHealthy         Reason = "found-healthy"      // skipped-healthy
+	ReasonNeedsPerson          Reason = "needs-person"       // flagged: a step said a person must act
+	ReasonAbortNeedsPerson     Reason = "abort-needs-person" // flagged: the strategy could not be undone
+	ReasonAbortFailed          Reason = "abort-failed"       // failed: the strategy and its abort failed
+	ReasonNoStrategyLeft       Reason = "no-strategy-left"   // flagged: every strategy failed
 )
 
 // Step names with a meaning to the executor.
 const (
-	// StepRecheck is the conventional name of a strategy's read-only
-	// re-check step (default Options.ReadOnlyStep).
-	StepRecheck = "recheck"
 	// StepAbort is the journal name of a strategy's Abort.
 	StepAbort = "abort"
 )
@@ -86,21 +110,21 @@ type Event struct {
 
 // VMResult is one VM's outcome.
 type VMResult struct {
-	Key      string          `json:"key"`
-	Name     string          `json:"name"`
-	Wave     int             `json:"wave"`
-	Strategy policy.Strategy `json:"strategy"` // the strategy it ended on (or is on)
-	Status   string          `json:"status"`   // one of the Status* constants
-	Reason   string          `json:"reason"`
+	Key      string           `json:"key"`
+	Name     string           `json:"name"`
+	Wave     int              `json:"wave"`
+	Strategy policy.Strategy  `json:"strategy"` // the strategy it ended on (or is on)
+	Status   journal.VMStatus `json:"status"`   // one of the Status* constants
+	Code     Reason           `json:"reason_code,omitempty"`
+	Reason   string           `json:"reason"`
 }
 
 // Result summarises a run. Run returns it; Status rebuilds the same from
 // the journal alone.
 type Result struct {
-	RunID  string `json:"run_id"`
-	PlanID string `json:"plan_id"`
-	// Status is one of the Run* constants.
-	Status string `json:"status"`
+	RunID  string    `json:"run_id"`
+	PlanID string    `json:"plan_id"`
+	Status RunStatus `json:"status"`
 	// Message says why the run paused (empty when done).
 	Message string `json:"message"`
 	// VMs in plan order.
@@ -155,7 +179,7 @@ func Status(ctx context.Context, j *journal.Journal, runID string) (*Result, err
 	for _, v := range p.VMs {
 		vr := VMResult{Key: v.Key, Name: v.Name, Wave: v.Wave, Strategy: v.Strategy, Status: StatusPending}
 		if r, ok := rec[v.Key]; ok {
-			vr.Status, vr.Reason = r.Status, r.Reason
+			vr.Status, vr.Code, vr.Reason = r.Status, Reason(r.Code), r.Reason
 			if r.Strategy != "" {
 				vr.Strategy = policy.Strategy(r.Strategy)
 			}

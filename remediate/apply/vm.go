@@ -52,38 +52,56 @@ type vmState struct {
 	began    map[string]bool // strategy that has at least one step journaled
 	attempts map[string]int  // highest attempt per strategy+"\x00"+step
 	touched  bool            // a non-read-only step ended ok
+	readOnly map[string]bool // skeys of the read-only steps (step.Step.ReadOnly)
 }
 
 func skey(s policy.Strategy, name string) string { return string(s) + "\x00" + name }
 
-func (r *runner) loadVMState(ctx context.Context, key string) (*vmState, map[policy.Strategy]string, error) {
+func (r *runner) loadVMState(ctx context.Context, vm *plan.VMPlan) (*vmState, map[policy.Strategy]string, error) {
+	key := vm.Key
 	steps, err := r.j.ListSteps(ctx, r.runID, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	vs := &vmState{ok: map[string]bool{}, began: map[string]bool{}, attempts: map[string]int{}}
+	vs := &vmState{ok: map[string]bool{}, began: map[string]bool{}, attempts: map[string]int{}, readOnly: r.readOnlySteps(vm)}
 	for _, s := range steps {
-		vs.note(r, policy.Strategy(s.Strategy), s.Step, s.Attempt, s.Status)
+		vs.note(policy.Strategy(s.Strategy), s.Step, s.Attempt, s.Status)
 	}
 	evs, err := r.j.Events(ctx, r.runID, journal.EventFilter{VMKey: key, Kinds: []string{EvStrategyFailed}})
 	if err != nil {
 		return nil, nil, err
 	}
-	failed := map[policy.Strategy]string{}
+	failed := map[policy.Strategy]string{} // strategy -> "<strategy>: <reason>"
 	for _, e := range evs {
-		name, reason, _ := strings.Cut(e.Message, ": ")
-		failed[policy.Strategy(name)] = reason
+		failed[policy.Strategy(e.Strategy)] = e.Message
 	}
 	return vs, failed, nil
 }
 
-func (vs *vmState) note(r *runner, s policy.Strategy, name string, attempt int, st journal.StepStatus) {
+// readOnlySteps lists, by skey, the steps of vm's strategies marked
+// read-only (step.Step.ReadOnly). A strategy's Abort is never read-only.
+func (r *runner) readOnlySteps(vm *plan.VMPlan) map[string]bool {
+	out := map[string]bool{}
+	t := vm.Target()
+	for _, s := range append([]policy.Strategy{vm.Strategy}, vm.Fallbacks...) {
+		if strat := r.o.Strategies[s]; strat != nil {
+			for _, st := range strat.Steps(t, r.p.Policy) {
+				if st.ReadOnly {
+					out[skey(s, st.Name)] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (vs *vmState) note(s policy.Strategy, name string, attempt int, st journal.StepStatus) {
 	k := skey(s, name)
 	vs.began[string(s)] = true
 	vs.attempts[k] = max(vs.attempts[k], attempt)
 	if st == journal.StepOK {
 		vs.ok[k] = true
-		if !r.o.ReadOnlyStep(s, name) {
+		if !vs.readOnly[k] {
 			vs.touched = true
 		}
 	}
@@ -94,11 +112,11 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 	acct := plan.AccountKey(vm.Tenant, vm.Account)
 	env := r.envs[acct]
 	if env == nil {
-		r.final(vm, vm.Strategy, StatusFlagged, fmt.Sprintf("%s: fixfleet has no credentials or provider for account %s; "+
-			"add it to the configuration and run apply again", notConfigured, acct))
+		r.final(vm, vm.Strategy, StatusFlagged, ReasonAccountNotConfigured, fmt.Sprintf("account not configured: fixfleet has no credentials or provider for account %s; "+
+			"add it to the configuration and run apply again", acct))
 		return vmOutcome{}
 	}
-	vs, failed, err := r.loadVMState(ctx, vm.Key)
+	vs, failed, err := r.loadVMState(ctx, vm)
 	if err != nil {
 		r.fail(err)
 		return vmOutcome{interrupted: true}
@@ -111,8 +129,8 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 
 	chain := append([]policy.Strategy{vm.Strategy}, vm.Fallbacks...)
 	var reasons []string
-	done := func(s policy.Strategy, status, reason string) vmOutcome {
-		if !r.final(vm, s, status, reason) {
+	done := func(s policy.Strategy, status journal.VMStatus, code Reason, reason string) vmOutcome {
+		if !r.final(vm, s, status, code, reason) {
 			return vmOutcome{interrupted: true}
 		}
 		acted := status == StatusFixed || status == StatusFailed || (status == StatusFlagged && len(vs.began) > 0)
@@ -120,14 +138,14 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 	}
 	healthy := func(s policy.Strategy) vmOutcome {
 		if vs.touched {
-			return done(s, StatusFixed, "healthy after "+string(s))
+			return done(s, StatusFixed, ReasonHealthyAfter, "healthy after "+string(s))
 		}
-		return done(s, StatusSkippedHealthy, "found healthy on re-check before anything was changed: left untouched")
+		return done(s, StatusSkippedHealthy, ReasonFoundHealthy, "found healthy on re-check before anything was changed: left untouched")
 	}
 	for _, s := range chain {
 		strat := r.o.Strategies[s]
-		if reason, ok := failed[s]; ok {
-			reasons = append(reasons, string(s)+": "+reason)
+		if msg, ok := failed[s]; ok {
+			reasons = append(reasons, msg)
 			if strat != nil && vs.began[string(s)] && !vs.ok[skey(s, StepAbort)] {
 				if out, stop := r.abort(ctx, env, vm, vs, strat, s, done, healthy); stop {
 					return out
@@ -144,12 +162,12 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 			continue
 		}
 		if err := r.upsert(context.WithoutCancel(ctx), journal.VM{RunID: r.runID, VMKey: vm.Key, Name: vm.Name, Strategy: string(s),
-			Status: StatusRunning, Reason: "running " + string(s), UpdatedAt: r.now()}); err != nil {
+			Status: StatusRunning, Code: string(ReasonRunning), Reason: "running " + string(s), UpdatedAt: r.now()}); err != nil {
 			r.fail(err)
 			return vmOutcome{interrupted: true}
 		}
 		end := stepEnd{kind: kOK}
-		for _, st := range strat.Steps(vm, r.p.Policy) {
+		for _, st := range strat.Steps(vm.Target(), r.p.Policy) {
 			if vs.ok[skey(s, st.Name)] {
 				continue
 			}
@@ -160,11 +178,11 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 		}
 		switch end.kind {
 		case kOK:
-			return done(s, StatusFixed, "fixed by "+string(s))
+			return done(s, StatusFixed, ReasonFixed, "fixed by "+string(s))
 		case kHealthy:
 			return healthy(s)
 		case kNeedsPerson:
-			return done(s, StatusFlagged, string(s)+": "+end.msg)
+			return done(s, StatusFlagged, ReasonNeedsPerson, string(s)+": "+end.msg)
 		case kInterrupted:
 			return vmOutcome{interrupted: true}
 		}
@@ -178,13 +196,13 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 			}
 		}
 	}
-	return done(vm.Strategy, StatusFlagged, "no strategy left; a person must act: "+strings.Join(reasons, "; "))
+	return done(vm.Strategy, StatusFlagged, ReasonNoStrategyLeft, "no strategy left; a person must act: "+strings.Join(reasons, "; "))
 }
 
 // abort runs strategy s's Abort as the journaled step "abort". stop is
 // true when the VM reached a final status (or the run is interrupted).
 func (r *runner) abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs *vmState, strat step.Strategy, s policy.Strategy,
-	done func(policy.Strategy, string, string) vmOutcome, healthy func(policy.Strategy) vmOutcome) (vmOutcome, bool) {
+	done func(policy.Strategy, journal.VMStatus, Reason, string) vmOutcome, healthy func(policy.Strategy) vmOutcome) (vmOutcome, bool) {
 	end := r.runStep(ctx, env, vm, vs, s, StepAbort, strat.Abort)
 	switch end.kind {
 	case kOK:
@@ -193,11 +211,11 @@ func (r *runner) abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs *
 	case kHealthy:
 		return healthy(s), true
 	case kNeedsPerson:
-		return done(s, StatusFlagged, string(s)+" could not be undone: "+end.msg), true
+		return done(s, StatusFlagged, ReasonAbortNeedsPerson, string(s)+" could not be undone: "+end.msg), true
 	case kInterrupted:
 		return vmOutcome{interrupted: true}, true
 	}
-	return done(s, StatusFailed, string(s)+" failed and its abort failed too; the VM may not be in a safe state, a person must check it: "+end.msg), true
+	return done(s, StatusFailed, ReasonAbortFailed, string(s)+" failed and its abort failed too; the VM may not be in a safe state, a person must check it: "+end.msg), true
 }
 
 // strategyFailed journals that strategy s failed on vm, so that a resume
@@ -207,18 +225,18 @@ func (r *runner) strategyFailed(vm *plan.VMPlan, s policy.Strategy, reason strin
 }
 
 // final records a VM's final status. False if the journal could not.
-func (r *runner) final(vm *plan.VMPlan, s policy.Strategy, status, reason string) bool {
-	rec := journal.VM{RunID: r.runID, VMKey: vm.Key, Name: vm.Name, Strategy: string(s), Status: status, Reason: reason, UpdatedAt: r.now()}
+func (r *runner) final(vm *plan.VMPlan, s policy.Strategy, status journal.VMStatus, code Reason, reason string) bool {
+	rec := journal.VM{RunID: r.runID, VMKey: vm.Key, Name: vm.Name, Strategy: string(s), Status: status, Code: string(code), Reason: reason, UpdatedAt: r.now()}
 	if err := r.upsert(context.Background(), rec); err != nil {
 		r.fail(err)
 		return false
 	}
-	kind := map[string]string{StatusFixed: EvVMFixed, StatusSkippedHealthy: EvVMSkippedHealthy, StatusFlagged: EvVMFlagged, StatusFailed: EvVMFailed}[status]
-	return r.emit(Event{Kind: kind, VMKey: vm.Key, Strategy: s, Message: vm.Key + " " + status + ": " + reason})
+	kind := map[journal.VMStatus]string{StatusFixed: EvVMFixed, StatusSkippedHealthy: EvVMSkippedHealthy, StatusFlagged: EvVMFlagged, StatusFailed: EvVMFailed}[status]
+	return r.emit(Event{Kind: kind, VMKey: vm.Key, Strategy: s, Message: vm.Key + " " + string(status) + ": " + reason})
 }
 
 // stepFunc is a step's Run or a strategy's Abort.
-type stepFunc func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error)
+type stepFunc func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error)
 
 // retryable reports whether waiting and trying again may help.
 func retryable(err error) bool {
@@ -267,10 +285,10 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		r.emitSink(Event{Kind: EvStepBegun, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d", vm.Key, s, name, attempt)})
 
-		out, serr := fn(ctx, env, vm, step.Facts(facts))
+		out, serr := fn(ctx, env, vm.Target(), step.FactsOf(facts))
 		after := tk.Done(serr)
 		interrupted := serr != nil && ctx.Err() != nil
-		res := journal.StepResult{Facts: out, At: r.now()}
+		res := journal.StepResult{Facts: out.Strings(), At: r.now()}
 		switch {
 		case serr == nil:
 			res.Status = journal.StepOK
@@ -296,7 +314,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 				return stepEnd{kind: kInterrupted}
 			}
 		}
-		vs.note(r, s, name, attempt, res.Status)
+		vs.note(s, name, attempt, res.Status)
 		r.emitSink(Event{Kind: EvStepEnded, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d: %s %s", vm.Key, s, name, attempt, res.Status, res.Error)})
 		switch {
@@ -361,7 +379,7 @@ func (r *runner) emit(e Event) bool {
 	if e.At.IsZero() {
 		e.At = r.now()
 	}
-	je := journal.Event{RunID: r.runID, VMKey: e.VMKey, Kind: e.Kind, Message: e.Message, At: e.At}
+	je := journal.Event{RunID: r.runID, VMKey: e.VMKey, Kind: e.Kind, Strategy: string(e.Strategy), Message: e.Message, At: e.At}
 	err := r.j.Event(context.Background(), je)
 	if errors.Is(err, journal.ErrSecret) {
 		e.Message, je.Message = withheld, withheld

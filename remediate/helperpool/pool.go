@@ -310,7 +310,9 @@ type Report struct {
 // helpers still leased by a VM, and helpers the cloud refuses to delete
 // (ErrConflict: a disk that is not the helper's own is still attached —
 // a person must look at it). Released helpers are forgotten; kept ones
-// stay in the pool. Idempotent. The error joins the failures other than
+// stay in the pool. Then, with a provider that lists helpers by tag, it
+// releases the run's helpers the pool does not know (see sweep).
+// Idempotent. The error joins the failures other than
 // conflicts (e.g. a control-plane outage): call again later.
 func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 	var rep Report
@@ -363,7 +365,55 @@ func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 		}
 		g.mu.Unlock()
 	}
+	if !keep {
+		errs = append(errs, p.sweep(ctx, &rep))
+	}
 	return rep, errors.Join(errs...)
+}
+
+// helperFinder is implemented by providers that list helpers by tag.
+type helperFinder interface {
+	FindHelpers(ctx context.Context, tags providers.Tags) ([]providers.VMRef, error)
+}
+
+// sweep releases the run's helpers the pool does not know: one whose
+// create succeeded although its reply was lost and that no later Lease
+// asked for again, or one an earlier, killed process of the run made. Only
+// with a provider that can list helpers by tag; one the cloud refuses to
+// delete is kept, with the reason.
+func (p *Pool) sweep(ctx context.Context, rep *Report) error {
+	f, ok := p.helpers.(helperFinder)
+	if !ok {
+		return nil
+	}
+	refs, err := f.FindHelpers(ctx, providers.Tags{providers.TagRun: p.opts.RunID, providers.TagRole: RoleHelper})
+	if err != nil {
+		return fmt.Errorf("listing the run's helpers: %w", err)
+	}
+	known := map[string]bool{}
+	p.mu.Lock()
+	for _, g := range p.groups {
+		for _, e := range g.entries {
+			known[e.ref.ID] = true
+		}
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, ref := range refs {
+		if known[ref.ID] {
+			continue
+		}
+		err := p.helpers.Release(ctx, ref)
+		switch {
+		case err == nil:
+			rep.Released = append(rep.Released, ref)
+		case errors.Is(err, providers.ErrConflict):
+			rep.Kept = append(rep.Kept, Kept{Helper: ref, Reason: "a helper of this run the pool did not know; the cloud refused to delete it (a disk that is not its own is still attached): " + err.Error()})
+		default:
+			errs = append(errs, fmt.Errorf("releasing helper %s: %w", ref, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // forget drops e from g. Caller holds g.mu.

@@ -312,3 +312,53 @@ func TestReleaseAll(t *testing.T) {
 		t.Errorf("second release: %+v, %v, %d left", rep, err, f.count())
 	}
 }
+
+// finderHelpers adds listing by tag to the fake.
+type finderHelpers struct{ *fakeHelpers }
+
+func (f finderHelpers) FindHelpers(_ context.Context, tags providers.Tags) ([]providers.VMRef, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []providers.VMRef
+	for id, t := range f.helpers {
+		match := true
+		for k, v := range tags {
+			match = match && t[k] == v
+		}
+		if match {
+			out = append(out, providers.VMRef{ID: id, Zone: f.zoneOf[id]})
+		}
+	}
+	return out, nil
+}
+
+// TestReleaseAllSweepsUnknownHelpers: a helper of the run the pool never
+// learnt of (an earlier, killed process made it; a create's reply was lost)
+// is released when the provider can list helpers by tag; another run's is
+// left alone.
+func TestReleaseAllSweepsUnknownHelpers(t *testing.T) {
+	f := newFake()
+	f.helpers["helper-old"], f.zoneOf["helper-old"] = providers.Tags{providers.TagRun: "run-1", providers.TagRole: RoleHelper}, "is1a"
+	f.helpers["helper-other"], f.zoneOf["helper-other"] = providers.Tags{providers.TagRun: "run-2", providers.TagRole: RoleHelper}, "is1a"
+	for _, finder := range []bool{false, true} {
+		var h providers.Helpers = f
+		if finder {
+			h = finderHelpers{f}
+		}
+		p, err := New(h, Options{RunID: "run-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := p.ReleaseAll(context.Background(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		_, old := f.helpers["helper-old"]
+		_, other := f.helpers["helper-other"]
+		f.mu.Unlock()
+		if old == finder || !other || len(rep.Released) != map[bool]int{true: 1, false: 0}[finder] {
+			t.Errorf("finder %v: report %+v; run-1's helper left %v, run-2's left %v", finder, rep, old, other)
+		}
+	}
+}

@@ -8,28 +8,11 @@ import (
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/strategy"
 )
-
-// needs lists the provider capabilities each strategy uses.
-var needs = map[policy.Strategy][]string{
-	policy.RebootRetry:   {"power"},
-	policy.DeleteFile:    {"guest", "power", "disks"},
-	policy.HelperMount:   {"power", "disks", "helpers"},
-	policy.RestoreBackup: {"backups", "power", "disks"},
-}
-
-// applies lists the states each strategy can repair.
-var applies = map[policy.Strategy][]inventory.State{
-	policy.RebootRetry: {inventory.StateBootLoop},
-	policy.DeleteFile:  {inventory.StateSafeMode},
-	// Not safe-mode: its safe-boot flag lives in the boot configuration,
-	// which only a live guest can clear; a disk repaired offline would boot
-	// into Safe Mode again.
-	policy.HelperMount:   {inventory.StateBootLoop},
-	policy.RestoreBackup: {inventory.StateBootLoop, inventory.StateSafeMode},
-}
 
 // vmFacts are what eligibility rests on, worked out once per VM.
 type vmFacts struct {
@@ -109,12 +92,19 @@ func factsFor(in Input, a inventory.Assessed) vmFacts {
 	return f
 }
 
-// check says whether strategy s is eligible for the VM, and if not why, as
+// candidate is what a strategy's Check and Risks read.
+func (f vmFacts) candidate() *strategy.Candidate {
+	return &strategy.Candidate{VM: f.vm, State: f.state, Policy: f.in.Policy, Cutoff: f.cutoff, Backup: f.backup,
+		Ignored: len(f.ignored), DataLoss: f.dataLoss(), Helper: f.helper, SameHelper: f.sameHelp,
+		ZoneReleases: f.zoneRels, KeyProblem: f.keyProblem()}
+}
+
+// check says whether strategy u is eligible for the VM, and if not why, as
 // one sentence starting with the strategy's name.
-func (f vmFacts) check(s policy.Strategy) (bool, string) {
-	var why []string
-	if !slices.Contains(applies[s], f.state) {
-		return false, string(s) + ": " + notApplicable(s, f.state)
+func (f vmFacts) check(u strategy.Unit) (bool, string) {
+	s := u.Name()
+	if !slices.Contains(u.Applies(), f.state) {
+		return false, string(s) + ": " + u.NotApplicable(f.state)
 	}
 	if !f.in.Policy.Enabled(s) {
 		return false, string(s) + ": not enabled in policy.strategies"
@@ -122,8 +112,8 @@ func (f vmFacts) check(s policy.Strategy) (bool, string) {
 	if !f.acctOK {
 		return false, fmt.Sprintf("%s: nothing is known of account %s (was it opened?)", s, AccountKey(f.vm.Tenant, f.vm.Account))
 	}
-	var lacking []string
-	for _, c := range needs[s] {
+	var why, lacking []string
+	for _, c := range u.Needs().Capabilities {
 		if !f.caps[c] {
 			lacking = append(lacking, c)
 		}
@@ -132,59 +122,11 @@ func (f vmFacts) check(s policy.Strategy) (bool, string) {
 		why = append(why, fmt.Sprintf("provider %s of account %s lacks the %s capability",
 			f.vm.Provider, AccountKey(f.vm.Tenant, f.vm.Account), strings.Join(lacking, ", ")))
 	}
-	switch s {
-	case policy.HelperMount:
-		if w := f.helperProblem(); w != "" {
-			why = append(why, w)
-		}
-		if w := f.keyProblem(); w != "" {
-			why = append(why, w+": the disk cannot be unlocked on a helper")
-		}
-	case policy.RestoreBackup:
-		switch {
-		case f.backup == nil:
-			w := "no backup taken before the incident began (" + f.cutoff.UTC().Format(time.RFC3339) + ")"
-			if n := len(f.ignored); n > 0 {
-				w += fmt.Sprintf("; %d later backup(s) ignored", n)
-			}
-			why = append(why, w)
-		case !f.in.Policy.AllowDataLoss:
-			why = append(why, fmt.Sprintf("policy.allow_data_loss is false (backup %s of %s would lose %s of data)",
-				f.backup.ID, f.backup.TakenAt.UTC().Format(time.RFC3339), fmtDur(f.dataLoss())))
-		}
-	}
+	why = append(why, u.Check(f.candidate())...)
 	if len(why) > 0 {
 		return false, string(s) + ": " + strings.Join(why, "; ")
 	}
 	return true, ""
-}
-
-func notApplicable(s policy.Strategy, st inventory.State) string {
-	switch {
-	case s == policy.RebootRetry && st == inventory.StateSafeMode:
-		return "the VM runs in Safe Mode and is not crashing; restarting does not remove the bad file"
-	case s == policy.HelperMount && st == inventory.StateSafeMode:
-		return "the VM's safe-boot flag can only be cleared on the running guest; repaired offline it would boot into Safe Mode again"
-	case s == policy.DeleteFile && st == inventory.StateBootLoop:
-		return "the VM is not in Safe Mode, so WinRM cannot reach it to delete the file"
-	}
-	return "does not apply to a " + string(st) + " VM"
-}
-
-// helperProblem says why no helper can be used, or "".
-func (f vmFacts) helperProblem() string {
-	if f.helper != nil {
-		return ""
-	}
-	if f.vm.Windows.Release == "" {
-		return "the VM's Windows release is unknown, so no helper can be matched to it"
-	}
-	w := fmt.Sprintf("no same-version helper image in zone %s for Windows %s", f.vm.Zone, f.vm.Windows.Release)
-	if len(f.zoneRels) == 0 {
-		return w + " (no helper images in that zone)"
-	}
-	return w + fmt.Sprintf(" (zone has Windows %s; set policy.helper_version: any to allow a different release)",
-		strings.Join(f.zoneRels, ", "))
 }
 
 // keyProblem says why a BitLocker disk cannot be unlocked offline, or "".
@@ -209,7 +151,7 @@ func (f vmFacts) dataLoss() time.Duration {
 }
 
 // decide plans one VM (estimates are filled in later).
-func decide(in Input, a inventory.Assessed) VMPlan {
+func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 	vm := a.VM
 	c := a.Classification
 	v := VMPlan{
@@ -236,13 +178,13 @@ func decide(in Input, a inventory.Assessed) VMPlan {
 		v.Strategy = Manual
 		v.Reasons = append(reasons, "state unknown: fixfleet will not act on it; resolve the doubt above, then assess and plan again")
 		f := factsFor(in, a)
-		v.Risks = f.risks(nil)
+		v.Risks = f.risks(reg, nil)
 		return v
 	}
 
 	f := factsFor(in, a)
 	order := slices.Clone(in.Policy.Strategies)
-	for _, s := range policy.Strategies {
+	for _, s := range reg.Names() {
 		if !slices.Contains(order, s) {
 			order = append(order, s)
 		}
@@ -250,10 +192,17 @@ func decide(in Input, a inventory.Assessed) VMPlan {
 	var eligible []policy.Strategy
 	var skipped []string
 	var whyNot []string
+	needs := strategy.Needs{}
 	for _, s := range order {
-		ok, why := f.check(s)
+		u, known := reg.Get(s)
+		if !known {
+			continue // policy validation rejects it before
+		}
+		ok, why := f.check(u)
 		if ok {
 			eligible = append(eligible, s)
+			needs.Backup = needs.Backup || u.Needs().Backup
+			needs.Helper = needs.Helper || u.Needs().Helper
 			continue
 		}
 		whyNot = append(whyNot, why)
@@ -265,21 +214,21 @@ func decide(in Input, a inventory.Assessed) VMPlan {
 		v.Strategy = Manual
 		v.Reasons = append(reasons, "no strategy is eligible; a person must repair it:")
 		v.Reasons = append(v.Reasons, whyNot...)
-		v.Risks = f.risks(nil)
+		v.Risks = f.risks(reg, nil)
 		return v
 	}
 	v.Strategy = eligible[0]
 	v.Fallbacks = eligible[1:]
 	v.Skipped = skipped
 	v.Reasons = append(reasons, fmt.Sprintf("%s: the first eligible strategy in policy order", v.Strategy))
-	v.Risks = f.risks(eligible)
-	if slices.Contains(eligible, policy.RestoreBackup) {
+	v.Risks = f.risks(reg, eligible)
+	if needs.Backup {
 		b := f.backup
 		loss := f.dataLoss()
 		v.Backup = &PlannedBackup{ID: b.ID, Kind: b.Kind, TakenAt: b.TakenAt.UTC(), SizeGB: b.SizeGB,
-			DataLossSeconds: int64(loss / time.Second), DataLoss: fmtDur(loss)}
+			DataLossSeconds: int64(loss / time.Second), DataLoss: timing.Format(loss)}
 	}
-	if slices.Contains(eligible, policy.HelperMount) {
+	if needs.Helper {
 		h := f.helper
 		v.Helper = &PlannedHelper{Zone: h.Zone, Windows: h.Windows, ImageID: h.ImageID, SameRelease: f.sameHelp}
 	}
@@ -287,12 +236,11 @@ func decide(in Input, a inventory.Assessed) VMPlan {
 }
 
 // risks lists what could go wrong or what is missing, given the strategies
-// planned (chosen and fallbacks; nil for a VM left to a person).
-func (f vmFacts) risks(planned []policy.Strategy) []string {
+// planned (chosen and fallbacks; nil for a VM left to a person): the VM's
+// own, then each relevant strategy's (enabled and applicable, or any when
+// the VM's state is unknown), in registry order.
+func (f vmFacts) risks(reg *strategy.Registry, planned []policy.Strategy) []string {
 	var r []string
-	relevant := func(s policy.Strategy) bool {
-		return f.in.Policy.Enabled(s) && slices.Contains(applies[s], f.state) || f.state == inventory.StateUnknown
-	}
 	if f.backup == nil {
 		r = append(r, "no pre-incident backup")
 	}
@@ -307,16 +255,13 @@ func (f vmFacts) risks(planned []policy.Strategy) []string {
 	if w := f.keyProblem(); w != "" {
 		r = append(r, w)
 	}
-	if relevant(policy.HelperMount) && f.vm.Windows.Release != "" && !f.sameHelp {
-		r = append(r, fmt.Sprintf("no same-version helper image in zone %s for Windows %s", f.vm.Zone, f.vm.Windows.Release))
-	}
-	if slices.Contains(planned, policy.HelperMount) && !f.sameHelp {
-		r = append(r, fmt.Sprintf("helper of a different Windows release (%s for a %s VM): NTFS, BitLocker and hive tools may differ",
-			f.helper.Windows.Release, f.vm.Windows.Release))
-	}
-	if slices.Contains(planned, policy.RestoreBackup) {
-		r = append(r, fmt.Sprintf("restore loses data written since %s (window: %s)",
-			f.backup.TakenAt.UTC().Format(time.RFC3339), fmtDur(f.dataLoss())))
+	c := f.candidate()
+	for _, u := range reg.All() {
+		s := u.Name()
+		if isPlanned := slices.Contains(planned, s); isPlanned ||
+			f.in.Policy.Enabled(s) && slices.Contains(u.Applies(), f.state) || f.state == inventory.StateUnknown {
+			r = append(r, u.Risks(c, isPlanned)...)
+		}
 	}
 	return r
 }

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+	"github.com/fixfleet/fixfleet/remediate/strategy"
 )
 
 // PollInterval is how often, by assumption, a provider polls an
@@ -44,6 +47,8 @@ type StrategyCost struct {
 	Seconds  int64  `json:"seconds"`
 	APICalls int    `json:"api_calls"`
 	Formula  string `json:"formula"`
+	// Steps are the strategy's steps with their share of the cost.
+	Steps []StepCost `json:"steps"`
 }
 
 // cost is a duration and a count of API calls.
@@ -65,68 +70,102 @@ func op(o timing.Op) cost {
 	return cost{d, 1 + int((d+PollInterval-1)/PollInterval)}
 }
 
-// script is one guest script over WinRM: no control-plane call.
-func script(n int) cost { return cost{time.Duration(n) * timing.Of(timing.OpGuestScript).Mid(), 0} }
-
-// recheck is the re-check right before acting: one Observe call and one
-// guest probe script.
-func recheck() cost { return cost{timing.Of(timing.OpAPICall).Mid(), 1}.add(script(1)) }
-
-// Formulas, documented in StrategyCost.Formula.
-const (
-	formulaReboot  = "recheck + E × (restart + crash-cycle), E = Σ_{k<max_restarts} (1-p)^k expected restarts, p = timing.NaturalRecoveryPerBoot; per VM, plus (1-p)^max_restarts × the first fallback's cost"
-	formulaDelete  = "recheck + snapshot + 2 guest scripts (delete-files, clear-safeboot) + restart + boot-to-winrm + 1 guest script (verify)"
-	formulaHelper  = "recheck + snapshot + stop + detach + attach + 6 guest scripts (list-disks, online-disk, delete-files, check-hives, set-disk-identity, offline-disk; +1 unlock-volume if BitLocker) + detach + attach + start + boot-to-winrm + 1 guest script (verify); the first VM of each helper (account, zone, release) also waits helper-create"
-	formulaRestore = "recheck + disk-from-snapshot (restore) + stop + detach + attach + start + boot-to-winrm + 1 guest script (verify)"
-)
-
-// rebootAttempts is the expected number of restarts under reboot-retry and
-// the chance that they all fail.
-func rebootAttempts(maxRestarts int) (expected, pFail float64) {
-	q := 1 - timing.NaturalRecoveryPerBoot
-	for k := 0; k < maxRestarts; k++ {
-		expected += math.Pow(q, float64(k))
+// stepCost is the expected cost of one run of st: its operations, its
+// waits, its immediate calls and its guest scripts, times its chance to
+// run. Calls are a float: a step that may not run counts its chance.
+func stepCost(st step.Step) (time.Duration, float64) {
+	var d time.Duration
+	calls := st.Cost.Calls
+	for _, o := range st.Cost.Ops {
+		c := op(o)
+		d, calls = d+c.d, calls+c.calls
 	}
-	return expected, math.Pow(q, float64(maxRestarts))
+	for _, o := range st.Cost.Waits {
+		d += timing.Of(o).Mid()
+	}
+	d += time.Duration(st.Cost.Calls)*timing.Of(timing.OpAPICall).Mid() +
+		time.Duration(st.Cost.Scripts)*timing.Of(timing.OpGuestScript).Mid()
+	if ch := st.Cost.Chance; ch > 0 {
+		return time.Duration(float64(d) * ch), float64(calls) * ch
+	}
+	return d, float64(calls)
 }
 
-// strategyCost is the cost of one VM under s (without fallbacks nor helper
-// creation).
-func strategyCost(s policy.Strategy, pol policy.Policy, bitlocker bool) cost {
-	switch s {
-	case policy.RebootRetry:
-		e, _ := rebootAttempts(pol.RebootRetry.MaxRestarts)
-		per := op(timing.OpRestart).add(cost{timing.Of(timing.OpCrashCycle).Mid(), 1}) // one Observe per attempt
-		return recheck().add(per.times(e))
-	case policy.DeleteFile:
-		return recheck().add(op(timing.OpSnapshot)).add(script(2)).add(op(timing.OpRestart)).
-			add(op(timing.OpBootToWinRM)).add(script(1))
-	case policy.HelperMount:
-		n := 6
-		if bitlocker {
-			n++
+// StepCost is one step's part of a StrategyCost.
+type StepCost struct {
+	Step     string  `json:"step"`
+	Seconds  float64 `json:"seconds"`
+	APICalls float64 `json:"api_calls"`
+}
+
+// strategyCost is the cost of one VM under u (without fallbacks nor helper
+// creation): the sum of its steps' costs for target t.
+func strategyCost(u strategy.Unit, t *step.Target, pol policy.Policy) (cost, []StepCost) {
+	var d time.Duration
+	var calls float64
+	var steps []StepCost
+	for _, st := range u.Steps(t, pol) {
+		sd, sc := stepCost(st)
+		d, calls = d+sd, calls+sc
+		steps = append(steps, StepCost{Step: st.Name, Seconds: sd.Seconds(), APICalls: sc})
+	}
+	return cost{d, int(math.Round(calls))}, steps
+}
+
+// formula writes the cost of a strategy as its steps' costs.
+func formula(u strategy.Unit, t *step.Target, pol policy.Policy) string {
+	var parts []string
+	for _, st := range u.Steps(t, pol) {
+		var what []string
+		for _, o := range st.Cost.Ops {
+			what = append(what, string(o))
 		}
-		return recheck().add(op(timing.OpSnapshot)).add(op(timing.OpStop)).add(op(timing.OpDetach)).
-			add(op(timing.OpAttach)).add(script(n)).add(op(timing.OpDetach)).add(op(timing.OpAttach)).
-			add(op(timing.OpStart)).add(op(timing.OpBootToWinRM)).add(script(1))
-	case policy.RestoreBackup:
-		return recheck().add(op(timing.OpDiskFromSnapshot)).add(op(timing.OpStop)).add(op(timing.OpDetach)).
-			add(op(timing.OpAttach)).add(op(timing.OpStart)).add(op(timing.OpBootToWinRM)).add(script(1))
+		for _, o := range st.Cost.Waits {
+			what = append(what, string(o))
+		}
+		if n := st.Cost.Calls; n > 0 {
+			what = append(what, plural(n, "call"))
+		}
+		if n := st.Cost.Scripts; n > 0 {
+			what = append(what, plural(n, "guest script"))
+		}
+		if len(what) == 0 {
+			continue
+		}
+		part := st.Name + " (" + strings.Join(what, ", ") + ")"
+		if st.Cost.Chance > 0 && st.Cost.Chance < 1 {
+			part += fmt.Sprintf(" × %.3f", st.Cost.Chance)
+		}
+		parts = append(parts, part)
 	}
-	return cost{}
+	return strings.Join(parts, " + ")
 }
 
-// vmCost is the expected cost of one planned VM: its strategy, plus for
-// reboot-retry the chance it fails times its first fallback's cost.
-func vmCost(v VMPlan, pol policy.Policy) cost {
+// plural writes "1 call", "2 calls".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// vmCost is the expected cost of one planned VM: its strategy, plus the
+// chance it fails times its first fallback's cost.
+func vmCost(v VMPlan, reg *strategy.Registry, pol policy.Policy) cost {
 	if !v.Acts() {
 		return cost{}
 	}
-	bl := v.OSDisk.Encryption.BitLocker
-	c := strategyCost(v.Strategy, pol, bl)
-	if v.Strategy == policy.RebootRetry && len(v.Fallbacks) > 0 {
-		_, pFail := rebootAttempts(pol.RebootRetry.MaxRestarts)
-		c = c.add(strategyCost(v.Fallbacks[0], pol, bl).times(pFail))
+	u, ok := reg.Get(v.Strategy)
+	if !ok {
+		return cost{}
+	}
+	t := v.Target()
+	c, _ := strategyCost(u, t, pol)
+	if p := u.FailureChance(pol); p > 0 && len(v.Fallbacks) > 0 {
+		if fb, ok := reg.Get(v.Fallbacks[0]); ok {
+			fc, _ := strategyCost(fb, t, pol)
+			c = c.add(fc.times(p))
+		}
 	}
 	return c
 }
@@ -140,7 +179,7 @@ func helperGroup(v VMPlan) string {
 
 // estimate fills VMPlan.EstimateSeconds/APICalls and Wave start/end, and
 // returns the plan's estimate.
-func estimate(p *Plan) Estimate {
+func estimate(p *Plan, reg *strategy.Registry) Estimate {
 	pol := p.Policy
 	e := Estimate{
 		Concurrency: pol.Concurrency,
@@ -155,13 +194,17 @@ func estimate(p *Plan) Estimate {
 			"control-plane throttling and outages are not modelled: the real run can be slower",
 		},
 	}
-	formulas := map[policy.Strategy]string{
-		policy.RebootRetry: formulaReboot, policy.DeleteFile: formulaDelete,
-		policy.HelperMount: formulaHelper, policy.RestoreBackup: formulaRestore,
-	}
-	for _, s := range policy.Strategies {
-		c := strategyCost(s, pol, false)
-		e.PerStrategy[s] = StrategyCost{Seconds: ceilSeconds(c.d), APICalls: c.calls, Formula: formulas[s]}
+	nominal := &step.Target{} // no BitLocker, no planned helper or backup
+	for _, u := range reg.All() {
+		c, steps := strategyCost(u, nominal, pol)
+		f := formula(u, nominal, pol)
+		if u.FailureChance(pol) > 0 {
+			f += fmt.Sprintf("; per VM, plus %.3f × the first fallback's cost", u.FailureChance(pol))
+		}
+		if u.Needs().Helper {
+			f += "; the first VM of each helper (account, zone, release) also waits helper-create"
+		}
+		e.PerStrategy[u.Name()] = StrategyCost{Seconds: ceilSeconds(c.d), APICalls: c.calls, Formula: f, Steps: steps}
 	}
 	index := map[string]int{}
 	for i, v := range p.VMs {
@@ -177,8 +220,8 @@ func estimate(p *Plan) Estimate {
 		for _, k := range w.VMs {
 			i := index[k]
 			v := &p.VMs[i]
-			c := vmCost(*v, pol)
-			if v.Strategy == policy.HelperMount {
+			c := vmCost(*v, reg, pol)
+			if u, ok := reg.Get(v.Strategy); ok && u.Needs().Helper {
 				if g := helperGroup(*v); !helpersMade[g] {
 					helpersMade[g] = true
 					c = c.add(helperCreate)
@@ -194,7 +237,7 @@ func estimate(p *Plan) Estimate {
 
 	end := schedule(p, index, durs, pol.Concurrency)
 	e.DurationSeconds = ceilSeconds(end)
-	e.Duration = fmtDur(time.Duration(e.DurationSeconds) * time.Second)
+	e.Duration = timing.Format(time.Duration(e.DurationSeconds) * time.Second)
 	if len(p.Waves) > 0 {
 		e.CanarySeconds = p.Waves[0].EndSeconds
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/strategy"
 )
 
 // Write writes the plan as indented JSON.
@@ -99,7 +100,10 @@ func locate(data []byte) string {
 // in no wave; a VM acted on is in exactly one wave and its strategy is
 // enabled, applies to its state and has what it needs (restore-backup a
 // backup and policy.allow_data_loss, helper-mount a helper image).
-func (p *Plan) Validate() error {
+func (p *Plan) Validate() error { return p.ValidateWith(strategy.Default()) }
+
+// ValidateWith is Validate against the strategies of reg.
+func (p *Plan) ValidateWith(reg *strategy.Registry) error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch p.Version {
@@ -118,7 +122,7 @@ func (p *Plan) Validate() error {
 	if err := p.Incident.Validate(); err != nil {
 		add("incident: %w", err)
 	}
-	if err := p.Policy.Validate(); err != nil {
+	if err := p.Policy.ValidateWith(reg.Names()); err != nil {
 		errs = append(errs, err)
 	}
 	if p.VMs == nil {
@@ -135,7 +139,7 @@ func (p *Plan) Validate() error {
 		} else {
 			index[v.Key] = i
 		}
-		errs = append(errs, v.validate(at, p.Policy)...)
+		errs = append(errs, v.validate(at, p.Policy, reg)...)
 	}
 	inWave := map[string]int{}
 	for wi, w := range p.Waves {
@@ -174,7 +178,7 @@ func (p *Plan) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (v VMPlan) validate(at string, pol policy.Policy) []error {
+func (v VMPlan) validate(at string, pol policy.Policy, reg *strategy.Registry) []error {
 	var errs []error
 	add := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf(at+": "+format, args...))
@@ -193,14 +197,23 @@ func (v VMPlan) validate(at string, pol policy.Policy) []error {
 	if !v.State.Valid() {
 		add("state %q is not valid; valid states are healthy, safe-mode, boot-loop, unknown", string(v.State))
 	}
-	if !slices.Contains(AllStrategies, v.Strategy) {
-		add("strategy %q is not valid; valid strategies are %s", string(v.Strategy), strategyNames(AllStrategies))
+	unit, known := reg.Get(v.Strategy)
+	if !known && v.Strategy != None && v.Strategy != Manual {
+		all := append(append([]policy.Strategy{None}, reg.Names()...), Manual)
+		add("strategy %q is not valid; valid strategies are %s", string(v.Strategy), strategyNames(all))
 		return errs
 	}
+	planned := []strategy.Unit{}
+	if known {
+		planned = append(planned, unit)
+	}
 	for _, f := range v.Fallbacks {
-		if !f.Valid() || f == v.Strategy {
-			add("fallback %q is not valid; valid fallbacks are %s, other than the strategy", string(f), strategyNames(policy.Strategies))
+		u, ok := reg.Get(f)
+		if !ok || f == v.Strategy {
+			add("fallback %q is not valid; valid fallbacks are %s, other than the strategy", string(f), strategyNames(reg.Names()))
+			continue
 		}
+		planned = append(planned, u)
 	}
 	switch {
 	case v.State == inventory.StateHealthy && v.Strategy != None:
@@ -214,23 +227,24 @@ func (v VMPlan) validate(at string, pol policy.Policy) []error {
 		if !pol.Enabled(v.Strategy) {
 			add("strategy %s is not enabled in the plan's policy.strategies", v.Strategy)
 		}
-		if v.State.Valid() && !slices.Contains(applies[v.Strategy], v.State) {
+		if v.State.Valid() && known && !slices.Contains(unit.Applies(), v.State) {
 			add("strategy %s does not apply to a %s VM", v.Strategy, v.State)
 		}
 	}
-	plans := func(s policy.Strategy) bool { return v.Strategy == s || slices.Contains(v.Fallbacks, s) }
-	if plans(policy.RestoreBackup) {
-		if v.Backup == nil || v.Backup.ID == "" {
-			add("restore-backup is planned but backup is missing")
+	for _, u := range planned {
+		n := u.Needs()
+		if n.Backup && (v.Backup == nil || v.Backup.ID == "") {
+			add("%s is planned but backup is missing", u.Name())
 		}
-		if !pol.AllowDataLoss {
-			add("restore-backup is planned but the plan's policy.allow_data_loss is false")
+		if n.Backup && !pol.AllowDataLoss {
+			add("%s is planned but the plan's policy.allow_data_loss is false", u.Name())
 		}
-	}
-	if plans(policy.HelperMount) && (v.Helper == nil || v.Helper.ImageID == "" || v.Helper.Zone == "") {
-		add("helper-mount is planned but helper (zone, image_id) is missing")
-	} else if plans(policy.HelperMount) && !v.Helper.SameRelease && pol.HelperVersion != policy.HelperAny {
-		add("helper-mount uses a helper of another Windows release but the plan's policy.helper_version is %q", pol.HelperVersion)
+		switch {
+		case n.Helper && (v.Helper == nil || v.Helper.ImageID == "" || v.Helper.Zone == ""):
+			add("%s is planned but helper (zone, image_id) is missing", u.Name())
+		case n.Helper && !v.Helper.SameRelease && pol.HelperVersion != policy.HelperAny:
+			add("%s uses a helper of another Windows release but the plan's policy.helper_version is %q", u.Name(), pol.HelperVersion)
+		}
 	}
 	if len(v.Reasons) == 0 {
 		add("reasons: missing")

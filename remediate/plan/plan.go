@@ -58,8 +58,11 @@ import (
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+	"github.com/fixfleet/fixfleet/remediate/strategy"
 )
 
 // Version is the plan document format this package writes and reads.
@@ -75,7 +78,7 @@ const (
 )
 
 // AllStrategies lists every strategy a plan may give, in display order.
-var AllStrategies = []policy.Strategy{None, policy.RebootRetry, policy.DeleteFile, policy.HelperMount, policy.RestoreBackup, Manual}
+var AllStrategies = append(append([]policy.Strategy{None}, policy.Strategies...), Manual)
 
 // KeyChecker tells whether the recovery-key source holds the BitLocker
 // recovery key with protector ID keyID. It must not reveal the key.
@@ -107,6 +110,9 @@ type Input struct {
 	Accounts map[string]Account
 	// Keys is the recovery-key source; nil knows no key.
 	Keys KeyChecker
+	// Strategies are the strategies to plan with; nil is
+	// strategy.Default().
+	Strategies *strategy.Registry
 }
 
 // Plan is the plan document.
@@ -187,6 +193,18 @@ type PlannedHelper struct {
 	SameRelease bool                     `json:"same_release"`
 }
 
+// Target is what the plan entry's steps need to know about the VM.
+func (v *VMPlan) Target() *step.Target {
+	t := &step.Target{Key: v.Key, Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows, OSDisk: v.OSDisk, Power: v.Power}
+	if b := v.Backup; b != nil {
+		t.Backup = &inventory.Backup{ID: b.ID, VMID: v.ID, Kind: b.Kind, TakenAt: b.TakenAt, SizeGB: b.SizeGB}
+	}
+	if v.Helper != nil {
+		t.HelperWindows = v.Helper.Windows
+	}
+	return t
+}
+
 // Wave is a group of VMs started together.
 type Wave struct {
 	Number int      `json:"number"` // 1-based; 1 is the canary
@@ -226,7 +244,11 @@ func Build(in Input) (*Plan, error) {
 	if err := in.Incident.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("incident: %w", err))
 	}
-	if err := in.Policy.Validate(); err != nil {
+	reg := in.Strategies
+	if reg == nil {
+		reg = strategy.Default()
+	}
+	if err := in.Policy.ValidateWith(reg.Names()); err != nil {
 		errs = append(errs, err)
 	}
 	seen := map[string]bool{}
@@ -253,12 +275,12 @@ func Build(in Input) (*Plan, error) {
 		VMs:       make([]VMPlan, len(in.Fleet)),
 	}
 	for i, a := range in.Fleet {
-		p.VMs[i] = decide(in, a)
+		p.VMs[i] = decide(in, reg, a)
 	}
 	p.Waves = makeWaves(p.VMs, in.Policy)
-	p.Estimate = estimate(p)
+	p.Estimate = estimate(p, reg)
 	p.Summary = summarize(p)
-	if err := p.Validate(); err != nil {
+	if err := p.ValidateWith(reg); err != nil {
 		return nil, fmt.Errorf("plan: internal error, the plan built does not validate: %w", err)
 	}
 	return p, nil
@@ -369,7 +391,7 @@ func summarize(p *Plan) Summary {
 		s.Lines = append(s.Lines, fmt.Sprintf("%d VMs carry risks: read their risks before approving", s.WithRisk))
 	}
 	s.Lines = append(s.Lines, fmt.Sprintf("estimated duration %s (canary %s) at concurrency %d, %d per account; about %d API calls",
-		fmtDur(time.Duration(e.DurationSeconds)*time.Second), fmtDur(time.Duration(e.CanarySeconds)*time.Second),
+		timing.Format(time.Duration(e.DurationSeconds)*time.Second), timing.Format(time.Duration(e.CanarySeconds)*time.Second),
 		e.Concurrency.Total, e.Concurrency.PerAccount, e.APICallsTotal))
 	return s
 }
@@ -386,20 +408,6 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
-}
-
-// fmtDur prints a duration as "4h09m", "25m", "40s".
-func fmtDur(d time.Duration) string {
-	d = d.Round(time.Second)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d/time.Second))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
-	}
-	return fmt.Sprintf("%dd%02dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
 }
 
 // summary of the evidence, for VMPlan.Evidence.

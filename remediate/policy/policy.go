@@ -39,9 +39,6 @@ const (
 // Strategies lists every remediation strategy in the default order.
 var Strategies = []Strategy{RebootRetry, DeleteFile, HelperMount, RestoreBackup}
 
-// Valid reports whether s is one of Strategies.
-func (s Strategy) Valid() bool { return slices.Contains(Strategies, s) }
-
 // HelperVersion says which helper releases helper-mount may use.
 type HelperVersion string
 
@@ -111,19 +108,23 @@ func (p Policy) Enabled(s Strategy) bool { return slices.Contains(p.Strategies, 
 
 // Validate checks every field; the error lists every problem, each naming
 // the field path and the valid values.
-func (p Policy) Validate() error {
+func (p Policy) Validate() error { return p.ValidateWith(Strategies) }
+
+// ValidateWith is Validate where the valid strategies are known (the
+// planner's registry).
+func (p Policy) ValidateWith(known []Strategy) error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("policy.%s: %s", field, fmt.Sprintf(format, args...)))
 	}
 	if len(p.Strategies) == 0 {
-		bad("strategies", "at least one strategy is required; valid strategies are %s", strategyList())
+		bad("strategies", "at least one strategy is required; valid strategies are %s", strategyList(known))
 	}
 	seen := map[Strategy]bool{}
 	for i, s := range p.Strategies {
 		switch {
-		case !s.Valid():
-			bad(fmt.Sprintf("strategies[%d]", i), "%q is not a strategy; valid strategies are %s", string(s), strategyList())
+		case !slices.Contains(known, s):
+			bad(fmt.Sprintf("strategies[%d]", i), "%q is not a strategy; valid strategies are %s", string(s), strategyList(known))
 		case seen[s]:
 			bad(fmt.Sprintf("strategies[%d]", i), "%q is listed twice", string(s))
 		}
@@ -157,9 +158,9 @@ func (p Policy) Validate() error {
 	return errors.Join(errs...)
 }
 
-func strategyList() string {
-	names := make([]string, len(Strategies))
-	for i, s := range Strategies {
+func strategyList(known []Strategy) string {
+	names := make([]string, len(known))
+	for i, s := range known {
 		names[i] = string(s)
 	}
 	return strings.Join(names, ", ")

@@ -2,7 +2,8 @@
 // executor that runs them.
 //
 // A strategy is a sequence of steps. A step is a small function with explicit
-// inputs (the VM's plan entry and the facts recorded so far) and outputs (the
+// inputs (its Target: what it needs to know about its VM, and the facts
+// recorded so far) and outputs (the
 // facts it produced: a snapshot ID, an attachment, a disk identity). Every
 // step is idempotent: it first reads the real state, does nothing if its
 // effect is already there, acts, then returns its facts. The executor — not
@@ -19,14 +20,42 @@ import (
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/secret"
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
-	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 )
 
+// Fact is the key of one fact. Each strategy declares the keys it
+// produces; keys several strategies share are declared once (in package
+// strategy). A key is journaled as its string, so a released key is never
+// renamed: an older journal resumes on it.
+type Fact string
+
 // Facts are key/value facts a step produced. Values are never secrets.
-type Facts map[string]string
+type Facts map[Fact]string
+
+// FactsOf returns the journal's facts (string keys) as Facts.
+func FactsOf(m map[string]string) Facts {
+	out := make(Facts, len(m))
+	for k, v := range m {
+		out[Fact(k)] = v
+	}
+	return out
+}
+
+// Strings returns f with string keys, as the journal records them (nil for
+// nil).
+func (f Facts) Strings() map[string]string {
+	if f == nil {
+		return nil
+	}
+	out := make(map[string]string, len(f))
+	for k, v := range f {
+		out[string(k)] = v
+	}
+	return out
+}
 
 // Merge returns a copy of f with g's entries added (g wins).
 func (f Facts) Merge(g Facts) Facts {
@@ -119,6 +148,50 @@ type Env struct {
 	Policy    policy.Policy
 }
 
+// Target is what a step needs to know about its VM: the plan entry's
+// identity, disk and the choices the planner made for it. The executor
+// builds it from the plan (plan.VMPlan.Target).
+type Target struct {
+	// Key is tenant/account/id, unique in the plan.
+	Key string
+	inventory.Location
+	ID      string
+	Name    string
+	Windows inventory.WindowsVersion
+	// OSDisk is the OS disk as assessed (ID, identity, encryption).
+	OSDisk inventory.Disk
+	Power  inventory.PowerState
+	// Backup is the restore point the planner chose, nil when none.
+	Backup *inventory.Backup
+	// HelperWindows is the release of the helper image the planner chose
+	// (zero when none: a helper of the VM's own release).
+	HelperWindows inventory.WindowsVersion
+}
+
+// VM is the target as the prober and the classifier want it.
+func (t *Target) VM() inventory.VM {
+	return inventory.VM{Location: t.Location, ID: t.ID, Name: t.Name, Windows: t.Windows, Power: t.Power, OSDisk: t.OSDisk}
+}
+
+// Cost is what one run of a step costs, for the plan's estimate. Durations
+// are the middle of each timing.Range.
+type Cost struct {
+	// Ops are cloud operations the step starts and waits for: one call to
+	// start each, then one poll per polling interval while it runs.
+	Ops []timing.Op
+	// Waits are waits on the VM itself (a boot, a crash cycle) that make no
+	// control-plane call of their own.
+	Waits []timing.Op
+	// Calls are control-plane calls that answer at once (Observe,
+	// Describe), each timing.OpAPICall long.
+	Calls int
+	// Scripts are guest scripts run over WinRM (no control-plane call).
+	Scripts int
+	// Chance is the probability that the step runs at all once its
+	// strategy started (e.g. the third restart of reboot-retry); 0 means 1.
+	Chance float64
+}
+
 // Step is one idempotent unit of a strategy.
 type Step struct {
 	// Name is unique within its strategy, stable across versions (the
@@ -133,21 +206,29 @@ type Step struct {
 	// where the step says so) is retried by the executor; ErrHealthy,
 	// ErrStrategyFailed and ErrNeedsPerson end the strategy; any other
 	// error fails the strategy after the strategy's Abort has run.
-	Run func(ctx context.Context, env *Env, vm *plan.VMPlan, facts Facts) (Facts, error)
+	Run func(ctx context.Context, env *Env, vm *Target, facts Facts) (Facts, error)
+	// ReadOnly marks a step that never changes the VM (a re-check reads; a
+	// snapshot copies): a VM found healthy after only read-only steps is
+	// reported as left untouched rather than fixed. Unmarked steps are
+	// mutating.
+	ReadOnly bool
+	// Cost is what one run of the step costs; the plan's estimate is the
+	// sum over a strategy's steps.
+	Cost Cost
 }
 
 // Strategy is a named sequence of steps, and how to leave a VM safe when the
 // sequence stops part-way.
 type Strategy interface {
 	Name() policy.Strategy
-	// Steps returns the steps for vm, in order. It may depend on the plan
-	// entry (e.g. an unlock step only for BitLocker disks) but not on
-	// facts, so that the list is the same on every resume.
-	Steps(vm *plan.VMPlan, pol policy.Policy) []Step
+	// Steps returns the steps for vm, in order. It may depend on the
+	// target (e.g. an unlock step's cost only for BitLocker disks) but not
+	// on facts, so that the list is the same on every resume.
+	Steps(vm *Target, pol policy.Policy) []Step
 	// Abort brings vm back to a safe state after the strategy stopped
 	// part-way (a failed step or ErrStrategyFailed), so that the next
 	// strategy can start: e.g. the OS disk back on its VM with its
 	// identity verified. Idempotent, re-reads real state. If it cannot, it
 	// returns ErrNeedsPerson saying where everything is.
-	Abort(ctx context.Context, env *Env, vm *plan.VMPlan, facts Facts) (Facts, error)
+	Abort(ctx context.Context, env *Env, vm *Target, facts Facts) (Facts, error)
 }

@@ -13,28 +13,26 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
-	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
-func vmRef(vm *plan.VMPlan) providers.VMRef {
+func vmRef(vm *step.Target) providers.VMRef {
 	return providers.VMRef{ID: vm.ID, Region: vm.Region, Zone: vm.Zone, Name: vm.Name}
 }
 
-func diskRef(vm *plan.VMPlan, id string) providers.DiskRef {
+func diskRef(vm *step.Target, id string) providers.DiskRef {
 	return providers.DiskRef{ID: id, Region: vm.Region, Zone: vm.Zone}
-}
-
-// invVM is the plan entry as the prober wants it.
-func invVM(vm *plan.VMPlan) inventory.VM {
-	return inventory.VM{Location: vm.Location, ID: vm.ID, Name: vm.Name, Windows: vm.Windows, Power: vm.Power, OSDisk: vm.OSDisk}
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func tags(env *step.Env, vm *plan.VMPlan, role string) providers.Tags {
+func tags(env *step.Env, vm *step.Target, role string) providers.Tags {
 	return providers.Tags{providers.TagRun: env.RunID, providers.TagVM: vm.ID, providers.TagRole: role}
 }
+
+// notApplicable is the generic reason a strategy does not apply to a VM in
+// state st.
+func notApplicable(st inventory.State) string { return "does not apply to a " + string(st) + " VM" }
 
 // need fails the strategy when the provider lacks a capability.
 func need(env *step.Env, what string, has bool) error {
@@ -65,11 +63,11 @@ func badFiles(inc inventory.Incident, p inventory.Probe) int {
 // probeVM re-checks the VM's guest. The prober never fails: an unreachable
 // guest is a probe with Reachable false (Retryable when the control plane
 // kept it from being attempted; see inconclusive).
-func probeVM(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, error) {
+func probeVM(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe, error) {
 	if env.Prober == nil {
 		return inventory.Probe{}, step.Fail("no guest prober: the VM cannot be re-checked, so nothing may be changed")
 	}
-	p := env.Prober.Probe(ctx, invVM(vm))
+	p := env.Prober.Probe(ctx, vm.VM())
 	if err := ctx.Err(); err != nil {
 		return p, err
 	}
@@ -85,7 +83,7 @@ const maxInconclusive = 3
 // plane kept from being attempted (p.Retryable): that says nothing about
 // the guest, so the executor retries (behind its circuit breaker) rather
 // than the strategy concluding the guest is down.
-func inconclusive(vm *plan.VMPlan, p inventory.Probe) error {
+func inconclusive(vm *step.Target, p inventory.Probe) error {
 	return providers.Errorf(providers.ErrUnavailable, "Probe", "vm "+vm.ID, "%s", p.Error)
 }
 
@@ -120,7 +118,7 @@ func observe(ctx context.Context, env *step.Env, ref providers.VMRef) (inventory
 // whole wait, and if that does not change, it returns step.ErrNeedsPerson
 // rather than let anything stop or restart a VM that may be healthy. It
 // returns the last probe and signals.
-func check(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, inventory.Signals, error) {
+func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe, inventory.Signals, error) {
 	maxBoot := timing.Of(timing.OpBootToWinRM).Max
 	var p inventory.Probe
 	var s inventory.Signals
@@ -184,8 +182,8 @@ func check(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe
 // step.ErrHealthy. pre, when set, checks the strategy's precondition on
 // the probe; it is skipped once the strategy has made progress
 // (progressKey among the facts), since the VM is then part-way through.
-func recheckStep(progressKey string, pre func(p inventory.Probe, s inventory.Signals) error) step.Step {
-	return step.Step{Name: "recheck", Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func recheckStep(progressKey step.Fact, pre func(p inventory.Probe, s inventory.Signals) error) step.Step {
+	return step.Step{Name: "recheck", Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		p, s, err := check(ctx, env, vm)
 		if err != nil {
 			return nil, err
@@ -200,14 +198,14 @@ func recheckStep(progressKey string, pre func(p inventory.Probe, s inventory.Sig
 			}
 		}
 		return out, nil
-	}}
+	}, ReadOnly: true, Cost: step.Cost{Calls: 1, Scripts: 1}}
 }
 
 // guard re-checks the VM's health (see check) right before a stop or
 // restart when the last check (facts' checked_at) is older than
 // RecheckMaxAge. A healthy VM is step.ErrHealthy. It returns the probe
 // when it took one.
-func guard(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (*inventory.Probe, step.Facts, error) {
+func guard(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (*inventory.Probe, step.Facts, error) {
 	if t, err := time.Parse(time.RFC3339, facts[FactCheckedAt]); err == nil && env.Clock.Now().Sub(t) < RecheckMaxAge {
 		return nil, nil, nil
 	}
@@ -238,7 +236,7 @@ func poll(ctx context.Context, env *step.Env, every, limit time.Duration, fn fun
 
 // waitBoot polls the VM's guest until it is healthy or BootWait passed. It
 // returns the last probe and whether the VM is healthy.
-func waitBoot(ctx context.Context, env *step.Env, vm *plan.VMPlan) (inventory.Probe, bool, error) {
+func waitBoot(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe, bool, error) {
 	var last inventory.Probe
 	blind := 0 // inconclusive probes in a row
 	ok, err := poll(ctx, env, PollEvery, BootWait, func() (bool, error) {
@@ -349,7 +347,7 @@ func startVM(ctx context.Context, env *step.Env, ref providers.VMRef) error {
 // that does not answer cannot shut down by itself, so it is stopped by
 // force (a graceful stop would only wait for the cloud's shutdown timeout);
 // one that answers is stopped gracefully unless the policy forces.
-func stopVM(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func stopVM(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if err := need(env, "power", env.Provider != nil && env.Provider.Power != nil); err != nil {
 		return nil, err
 	}
@@ -384,7 +382,7 @@ func stopVM(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Fact
 // finalVerify is the last step of the strategies that boot the VM: poll
 // until the guest answers with a normal boot and no bad file.
 func finalVerify(name string) step.Step {
-	return step.Step{Name: name, Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	return step.Step{Name: name, Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		p, ok, err := waitBoot(ctx, env, vm)
 		if err != nil {
 			return nil, err
@@ -393,5 +391,5 @@ func finalVerify(name string) step.Step {
 			return nil, step.Fail("%s did not come up healthy within %s: %s", vm.ID, BootWait, describeProbe(env.Incident, p))
 		}
 		return step.Facts{FactVerifiedAt: stamp(p.At)}, nil
-	}}
+	}, ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpBootToWinRM}, Scripts: 1}}
 }

@@ -5,17 +5,22 @@ import (
 	"strconv"
 
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
-	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
-// FactSafeModeBootCount is the cloud's boot counter while the VM ran in
-// safe mode, before delete-file changed anything: a higher count later
-// means the VM was restarted since.
-const FactSafeModeBootCount = "safe_mode_boot_count"
+// Fact keys only DeleteFile produces.
+const (
+	FactSafeBootWasSet step.Fact = "safeboot_was_set"
+	FactRestarted      step.Fact = "restarted"
+	// FactSafeModeBootCount is the cloud's boot counter while the VM ran
+	// in safe mode, before delete-file changed anything: a higher count
+	// later means the VM was restarted since.
+	FactSafeModeBootCount step.Fact = "safe_mode_boot_count"
+)
 
 // DeleteFile repairs a VM running in Safe Mode with networking, over WinRM.
 //
@@ -42,8 +47,34 @@ type DeleteFile struct{}
 // Name implements step.Strategy.
 func (DeleteFile) Name() policy.Strategy { return policy.DeleteFile }
 
+// Applies implements Unit: only a VM in Safe Mode with networking, the
+// one state in which WinRM reaches the guest.
+func (DeleteFile) Applies() []inventory.State { return []inventory.State{inventory.StateSafeMode} }
+
+// NotApplicable implements Unit.
+func (DeleteFile) NotApplicable(st inventory.State) string {
+	if st == inventory.StateBootLoop {
+		return "the VM is not in Safe Mode, so WinRM cannot reach it to delete the file"
+	}
+	return notApplicable(st)
+}
+
+// Needs implements Unit.
+func (DeleteFile) Needs() Needs { return Needs{Capabilities: []string{"guest", "power", "disks"}} }
+
+// Check implements Unit: nothing beyond Needs (the guest must answer in
+// Safe Mode, which its recheck step verifies right before acting).
+func (DeleteFile) Check(*Candidate) []string { return nil }
+
+// Risks implements Unit: it changes only files the incident profile marks
+// bad, after a snapshot.
+func (DeleteFile) Risks(*Candidate, bool) []string { return nil }
+
+// FailureChance implements Unit: not modelled (0).
+func (DeleteFile) FailureChance(policy.Policy) float64 { return 0 }
+
 // Steps implements step.Strategy.
-func (DeleteFile) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
+func (DeleteFile) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	return []step.Step{
 		recheckStep(FactSafeModeBootCount, func(p inventory.Probe, _ inventory.Signals) error {
 			if !p.Reachable || p.BootMode != inventory.BootSafeMode {
@@ -52,16 +83,16 @@ func (DeleteFile) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
 			return nil
 		}),
 		snapshotStep(),
-		{Name: "delete-files", Run: dfDelete},
-		{Name: "clear-safeboot", Run: dfClearSafeBoot},
-		{Name: "restart", Run: dfRestart},
+		{Name: "delete-files", Run: dfDelete, Cost: step.Cost{Calls: 1, Scripts: 1}},
+		{Name: "clear-safeboot", Run: dfClearSafeBoot, Cost: step.Cost{Scripts: 1}},
+		{Name: "restart", Run: dfRestart, Cost: step.Cost{Ops: []timing.Op{timing.OpRestart}}},
 		finalVerify("verify"),
 	}
 }
 
 // restartedSinceSafeMode reports whether the VM booted again since
 // delete-file found it in safe mode, and the current boot counter.
-func restartedSinceSafeMode(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (bool, *int, error) {
+func restartedSinceSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (bool, *int, error) {
 	if facts[FactRestarted] == "true" {
 		return true, nil, nil
 	}
@@ -75,7 +106,7 @@ func restartedSinceSafeMode(ctx context.Context, env *step.Env, vm *plan.VMPlan,
 	return false, s.BootCount, nil
 }
 
-func dfDelete(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func dfDelete(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	restarted, bc, err := restartedSinceSafeMode(ctx, env, vm, facts)
 	if err != nil || restarted {
 		return nil, err
@@ -98,7 +129,7 @@ func dfDelete(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Fa
 	return out, nil
 }
 
-func dfClearSafeBoot(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func dfClearSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	restarted, _, err := restartedSinceSafeMode(ctx, env, vm, facts)
 	if err != nil || restarted {
 		return nil, err
@@ -118,7 +149,7 @@ func dfClearSafeBoot(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts 
 	return out, nil
 }
 
-func dfRestart(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func dfRestart(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if err := need(env, "power", env.Provider != nil && env.Provider.Power != nil); err != nil {
 		return nil, err
 	}
@@ -164,7 +195,7 @@ func dfRestart(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.F
 
 // Abort implements step.Strategy: nothing to undo. The snapshot is kept;
 // the VM runs as it is (safe mode, or booting).
-func (DeleteFile) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func (DeleteFile) Abort(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	return step.Facts{FactAbort: "nothing to undo: the VM is left running as it is; its snapshot is kept"}, nil
 }
 
@@ -172,7 +203,7 @@ func (DeleteFile) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, fac
 // changes it: one tagged {run, vm, role=snapshot} of that disk is reused
 // (waiting until it is ready), else one is taken. Fact snapshot_id.
 func snapshotStep() step.Step {
-	return step.Step{Name: "snapshot", Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	return step.Step{Name: "snapshot", Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
 			return nil, err
 		}
@@ -227,5 +258,5 @@ func snapshotStep() step.Step {
 			}
 		}
 		return step.Facts{FactSnapshotID: s.Ref.ID}, nil
-	}}
+	}, ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpSnapshot}}}
 }

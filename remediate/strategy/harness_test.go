@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/keys"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/probe"
 	"github.com/fixfleet/fixfleet/providers"
@@ -17,8 +18,6 @@ import (
 	"github.com/fixfleet/fixfleet/providers/sim/winrmd"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/helperpool"
-	"github.com/fixfleet/fixfleet/remediate/keys"
-	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
@@ -68,12 +67,14 @@ func (s spec) vmSpec() world.VMSpec {
 		id = own
 	}
 	c := world.ContentSpec{SizeGB: 40, Identity: id, HiveDamaged: s.hive}
+	cond := world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt}
 	switch s.kind {
 	case healthyVM:
 		c.Files = []world.FileSpec{goodFile}
 	case safeMode:
 		c.Files = []world.FileSpec{badFile}
 		c.SafeBootFlag = true
+		cond.SafeModeWinRM = true // WinRM listed under SafeBoot\Network
 	default:
 		c.Files = []world.FileSpec{badFile}
 	}
@@ -88,7 +89,7 @@ func (s spec) vmSpec() world.VMSpec {
 		ID: fmt.Sprintf("vm-%d", s.n), Zone: "is1a", Windows: win2019, Power: inventory.PowerRunning,
 		BootCount: 10, LastBootAt: lastBoot, PrivateIP: fmt.Sprintf("10.0.0.%d", s.n),
 		OSDisk:    &world.DiskSpec{ID: fmt.Sprintf("disk-%d", s.n), ContentSpec: c},
-		Condition: world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt},
+		Condition: cond,
 		Backups:   []world.BackupSpec{backup(preBk, s.n), backup(badBk, s.n)},
 	}
 }
@@ -147,9 +148,9 @@ func newFixture(t *testing.T, specs ...spec) *fixture {
 	return &fixture{t: t, w: w, clk: clk, prov: prov, pool: pool, env: env}
 }
 
-// plan builds vm-n's plan entry the way the planner would, from the
+// target builds vm-n's step target the way the planner would, from the
 // provider's listing.
-func (f *fixture) plan(n int, strat policy.Strategy) *plan.VMPlan {
+func (f *fixture) target(n int) *step.Target {
 	f.t.Helper()
 	vms, err := f.prov.Enumerator.List(context.Background())
 	if err != nil {
@@ -161,12 +162,11 @@ func (f *fixture) plan(n int, strat policy.Strategy) *plan.VMPlan {
 			continue
 		}
 		v.Tenant, v.Account, v.Provider = "sim", "sim", "sim"
-		p := &plan.VMPlan{Key: v.Key(), Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows,
-			OSDisk: v.OSDisk, Power: v.Power, State: inventory.StateBootLoop, Strategy: strat,
-			Helper: &plan.PlannedHelper{Zone: v.Zone, Windows: v.Windows, ImageID: "img-2019", SameRelease: true}}
+		p := &step.Target{Key: v.Key(), Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows,
+			OSDisk: v.OSDisk, Power: v.Power, HelperWindows: v.Windows}
 		for _, b := range v.Backups {
 			if b.TakenAt.Before(inc.StartedAt) {
-				p.Backup = &plan.PlannedBackup{ID: b.ID, Kind: b.Kind, TakenAt: b.TakenAt, SizeGB: b.SizeGB}
+				p.Backup = &b
 			}
 		}
 		return p
@@ -195,12 +195,12 @@ type runOpts struct {
 }
 
 // observational facts may differ between two runs of a step.
-var observational = map[string]bool{FactCheckedAt: true, FactVerifiedAt: true, FactBootCount: true, FactPower: true}
+var observational = map[step.Fact]bool{FactCheckedAt: true, FactVerifiedAt: true, FactBootCount: true, FactPower: true}
 
 var errStopped = errors.New("runner stopped on purpose")
 
 // runStep runs one step, retrying what the executor would retry.
-func (f *fixture) runStep(ctx context.Context, st step.Step, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func (f *fixture) runStep(ctx context.Context, st step.Step, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	var err error
 	for i := 0; i < 20; i++ {
 		var got step.Facts
@@ -217,7 +217,7 @@ func (f *fixture) runStep(ctx context.Context, st step.Step, vm *plan.VMPlan, fa
 
 // run is a tiny sequential executor: steps in order, retryable errors
 // retried, Abort on failure (not on ErrHealthy).
-func (f *fixture) run(s step.Strategy, vm *plan.VMPlan, facts step.Facts, o runOpts) (step.Facts, error) {
+func (f *fixture) run(s step.Strategy, vm *step.Target, facts step.Facts, o runOpts) (step.Facts, error) {
 	f.t.Helper()
 	ctx := context.Background()
 	if facts == nil {
@@ -259,14 +259,17 @@ func (f *fixture) run(s step.Strategy, vm *plan.VMPlan, facts step.Facts, o runO
 	return facts, nil
 }
 
-// clean fails the test unless the referee's invariant counters are 0.
+// clean fails the test unless the referee's invariant counters are 0,
+// once the pool has released its idle helpers, as a run does at its end.
 func (f *fixture) clean() world.Audit {
 	f.t.Helper()
+	release := func() error { _, err := f.pool.ReleaseAll(context.Background(), false); return err }
+	if err := retry(context.Background(), f.env, release); err != nil {
+		f.t.Errorf("releasing the helpers: %v", err)
+	}
 	a := f.w.Audit()
 	if !a.Clean() {
-		f.t.Errorf("audit not clean: healthy_touched=%d %v disks_lost=%d %v identity_changed=%d %v unverified_returns=%d %v foreign=%d %v",
-			a.HealthyTouched, a.HealthyTouchedEvents, a.DisksLost, a.DisksLostList, a.IdentityChanged, a.IdentityChangedVMs,
-			a.UnverifiedReturns, a.UnverifiedReturnList, a.ForeignScripts, a.ForeignScriptsReasons)
+		f.t.Errorf("audit not clean: %+v\n%s", a.Invariants(), strings.Join(a.Violations(), "\n"))
 	}
 	return a
 }
@@ -323,7 +326,7 @@ func noSecrets(t *testing.T, facts step.Facts, err error) {
 	}
 }
 
-func stepIndex(t *testing.T, s step.Strategy, vm *plan.VMPlan, name string) int {
+func stepIndex(t *testing.T, s step.Strategy, vm *step.Target, name string) int {
 	t.Helper()
 	for i, st := range s.Steps(vm, policy.Default()) {
 		if st.Name == name {

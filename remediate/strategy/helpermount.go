@@ -9,11 +9,31 @@ import (
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
-	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// Fact keys only HelperMount produces.
+const (
+	FactHelperID            step.Fact = "helper_id"
+	FactHelperZone          step.Fact = "helper_zone"
+	FactOSDiskDetached      step.Fact = "os_disk_detached"
+	FactAttachedTo          step.Fact = "attached_to"
+	FactDiskNumber          step.Fact = "disk_number"
+	FactIdentityOriginal    step.Fact = "identity_original"
+	FactIdentityAfterOnline step.Fact = "identity_after_online"
+	FactIdentityChanged     step.Fact = "identity_changed"
+	FactDriveLetter         step.Fact = "drive_letter"
+	FactUnlocked            step.Fact = "unlocked"
+	FactHivesOK             step.Fact = "hives_ok"
+	FactIdentityVerified    step.Fact = "identity_verified"
+	FactOfflined            step.Fact = "offlined"
+	FactDetachedFromHelper  step.Fact = "detached_from_helper"
+	FactHelperReturned      step.Fact = "helper_returned"
+	FactDiskReturned        step.Fact = "disk_returned"
 )
 
 // HelperMount repairs a VM's OS disk offline on a pooled helper VM of the
@@ -67,44 +87,119 @@ type HelperMount struct{}
 // Name implements step.Strategy.
 func (HelperMount) Name() policy.Strategy { return policy.HelperMount }
 
-// Steps implements step.Strategy. The unlock step is there only for a
-// BitLocker disk.
-func (HelperMount) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
-	steps := []step.Step{
+// Applies implements Unit: a crashing VM. Not one in Safe Mode: its
+// safe-boot flag lives in the boot configuration, which only a live guest
+// can clear; a disk repaired offline would boot into Safe Mode again.
+func (HelperMount) Applies() []inventory.State { return []inventory.State{inventory.StateBootLoop} }
+
+// NotApplicable implements Unit.
+func (HelperMount) NotApplicable(st inventory.State) string {
+	if st == inventory.StateSafeMode {
+		return "the VM's safe-boot flag can only be cleared on the running guest; repaired offline it would boot into Safe Mode again"
+	}
+	return notApplicable(st)
+}
+
+// Needs implements Unit.
+func (HelperMount) Needs() Needs {
+	return Needs{Capabilities: []string{"power", "disks", "helpers"}, Helper: true}
+}
+
+// Check implements Unit: a helper image the policy allows, and for a
+// BitLocker disk its recovery key.
+func (HelperMount) Check(c *Candidate) []string {
+	var why []string
+	if w := helperProblem(c); w != "" {
+		why = append(why, w)
+	}
+	if c.KeyProblem != "" {
+		why = append(why, c.KeyProblem+": the disk cannot be unlocked on a helper")
+	}
+	return why
+}
+
+// helperProblem says why no helper can be used, or "".
+func helperProblem(c *Candidate) string {
+	if c.Helper != nil {
+		return ""
+	}
+	if c.VM.Windows.Release == "" {
+		return "the VM's Windows release is unknown, so no helper can be matched to it"
+	}
+	w := fmt.Sprintf("no same-version helper image in zone %s for Windows %s", c.VM.Zone, c.VM.Windows.Release)
+	if len(c.ZoneReleases) == 0 {
+		return w + " (no helper images in that zone)"
+	}
+	return w + fmt.Sprintf(" (zone has Windows %s; set policy.helper_version: any to allow a different release)",
+		strings.Join(c.ZoneReleases, ", "))
+}
+
+// Risks implements Unit: a helper of another Windows release.
+func (HelperMount) Risks(c *Candidate, planned bool) []string {
+	if c.SameHelper {
+		return nil
+	}
+	var r []string
+	if c.VM.Windows.Release != "" {
+		r = append(r, fmt.Sprintf("no same-version helper image in zone %s for Windows %s", c.VM.Zone, c.VM.Windows.Release))
+	}
+	if planned && c.Helper != nil {
+		r = append(r, fmt.Sprintf("helper of a different Windows release (%s for a %s VM): NTFS, BitLocker and hive tools may differ",
+			c.Helper.Windows.Release, c.VM.Windows.Release))
+	}
+	return r
+}
+
+// FailureChance implements Unit: not modelled (0).
+func (HelperMount) FailureChance(policy.Policy) float64 { return 0 }
+
+// onHelperCost is the cost of a step on the helper: it reads where the
+// disk is (one call), lists the helper's disks (one script), then runs
+// scripts of its own.
+func onHelperCost(scripts int) step.Cost { return step.Cost{Calls: 1, Scripts: 1 + scripts} }
+
+// Steps implements step.Strategy. A new helper's creation is not a step
+// of any one VM: the estimate adds it once per helper.
+func (HelperMount) Steps(vm *step.Target, pol policy.Policy) []step.Step {
+	unlock := 0
+	if vm.OSDisk.Encryption.BitLocker {
+		unlock = 1
+	}
+	ops := func(o ...timing.Op) step.Cost { return step.Cost{Ops: o} }
+	return []step.Step{
 		recheckStep("", nil),
 		// Stop first: the VM is down anyway, the snapshot of a stopped
 		// disk is consistent, and the VMs a wave starts together reach
 		// their stop together, which a batching cloud (EC2) turns into
 		// one call.
-		{Name: "stop", Run: unlessReturned(hmStop)},
+		{Name: "stop", Run: unlessReturned(hmStop), Cost: ops(timing.OpStop)},
 		snapshotStep(),
 		{Name: "lease-helper", Run: unlessReturned(hmLease)},
-		{Name: "detach-os-disk", Run: unlessReturned(hmDetachOS)},
-		{Name: "attach-to-helper", Run: unlessReturned(hmAttachHelper)},
-		{Name: "find-disk", Run: unlessReturned(hmFindDisk)},
-		{Name: "online-disk", Run: unlessReturned(hmOnline)},
+		{Name: "detach-os-disk", Run: unlessReturned(hmDetachOS), Cost: ops(timing.OpDetach)},
+		{Name: "attach-to-helper", Run: unlessReturned(hmAttachHelper), Cost: ops(timing.OpAttach)},
+		{Name: "find-disk", Run: unlessReturned(hmFindDisk), Cost: onHelperCost(0)},
+		{Name: "online-disk", Run: unlessReturned(hmOnline), Cost: onHelperCost(1)},
 		// Always present: it unlocks only a volume the helper sees locked.
-		{Name: "unlock", Run: unlessReturned(hmUnlock)},
-	}
-	return append(steps,
-		step.Step{Name: "delete-files", Run: unlessReturned(hmDelete)},
-		step.Step{Name: "check-hives", Run: unlessReturned(hmCheckHives)},
-		step.Step{Name: "restore-identity", Run: unlessReturned(hmRestoreIdentity)},
-		step.Step{Name: "verify-identity", Run: unlessReturned(hmVerifyIdentity)},
-		step.Step{Name: "offline-disk", Run: unlessReturned(hmOffline)},
-		step.Step{Name: "detach-from-helper", Run: unlessReturned(hmDetachHelper)},
-		step.Step{Name: "return-helper", Run: hmReturnHelper},
-		step.Step{Name: "attach-boot", Run: hmAttachBoot},
-		step.Step{Name: "start", Run: hmStart},
+		{Name: "unlock", Run: unlessReturned(hmUnlock), Cost: onHelperCost(unlock)},
+		{Name: "delete-files", Run: unlessReturned(hmDelete), Cost: onHelperCost(1)},
+		{Name: "check-hives", Run: unlessReturned(hmCheckHives), Cost: onHelperCost(1)},
+		{Name: "restore-identity", Run: unlessReturned(hmRestoreIdentity), Cost: onHelperCost(1)},
+		{Name: "verify-identity", Run: unlessReturned(hmVerifyIdentity), Cost: onHelperCost(0), ReadOnly: true},
+		{Name: "offline-disk", Run: unlessReturned(hmOffline), Cost: onHelperCost(1)},
+		{Name: "detach-from-helper", Run: unlessReturned(hmDetachHelper),
+			Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}, Calls: 1, Scripts: 1}},
+		{Name: "return-helper", Run: hmReturnHelper},
+		{Name: "attach-boot", Run: hmAttachBoot, Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}, Calls: 1}},
+		{Name: "start", Run: hmStart, Cost: ops(timing.OpStart)},
 		finalVerify("verify"),
-	)
+	}
 }
 
-type runFunc = func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error)
+type runFunc = func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error)
 
 // unlessReturned skips a step once the repaired disk is back on its VM.
 func unlessReturned(f runFunc) runFunc {
-	return func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	return func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
 			return nil, err
 		}
@@ -122,14 +217,14 @@ func unlessReturned(f runFunc) runFunc {
 }
 
 // helperWindows is the release of the helper to lease.
-func helperWindows(vm *plan.VMPlan) inventory.WindowsVersion {
-	if vm.Helper != nil && vm.Helper.Windows.Release != "" {
-		return vm.Helper.Windows
+func helperWindows(vm *step.Target) inventory.WindowsVersion {
+	if vm.HelperWindows.Release != "" {
+		return vm.HelperWindows
 	}
 	return vm.Windows
 }
 
-func helperOf(vm *plan.VMPlan, facts step.Facts) (providers.VMRef, error) {
+func helperOf(vm *step.Target, facts step.Facts) (providers.VMRef, error) {
 	id := facts[FactHelperID]
 	if id == "" {
 		return providers.VMRef{}, step.Fail("no helper was leased for %s", vm.ID)
@@ -141,7 +236,7 @@ func helperOf(vm *plan.VMPlan, facts step.Facts) (providers.VMRef, error) {
 	return providers.VMRef{ID: id, Region: vm.Region, Zone: zone}, nil
 }
 
-func originalIdentity(vm *plan.VMPlan, facts step.Facts) (inventory.DiskIdentity, error) {
+func originalIdentity(vm *step.Target, facts step.Facts) (inventory.DiskIdentity, error) {
 	id, ok := parseIdentity(facts[FactIdentityOriginal])
 	if !ok {
 		return inventory.DiskIdentity{}, step.Fail("the identity of disk %s before it was onlined was not recorded", vm.OSDisk.ID)
@@ -196,7 +291,7 @@ func listed(ctx context.Context, env *step.Env, h providers.VMRef, serial string
 }
 
 // onHelper reads where the OS disk is and fails unless it is on helper h.
-func onHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, h providers.VMRef) error {
+func onHelper(ctx context.Context, env *step.Env, vm *step.Target, h providers.VMRef) error {
 	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 	if err != nil {
 		return err
@@ -212,7 +307,7 @@ func onHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, h providers.V
 }
 
 // onHelperListed is onHelper followed by the helper's listing of the disk.
-func onHelperListed(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts, wait time.Duration) (providers.VMRef, guest.Disk, providers.Endpoint, error) {
+func onHelperListed(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, wait time.Duration) (providers.VMRef, guest.Disk, providers.Endpoint, error) {
 	h, err := helperOf(vm, facts)
 	if err != nil {
 		return h, guest.Disk{}, providers.Endpoint{}, err
@@ -236,11 +331,11 @@ func dataVolume(d guest.Disk) guest.Volume {
 	return guest.Volume{}
 }
 
-func hmStop(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmStop(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	return stopVM(ctx, env, vm, facts)
 }
 
-func hmLease(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmLease(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if env.Helpers == nil {
 		return nil, step.Fail("no helper pool: the account has no helpers capability")
 	}
@@ -258,7 +353,7 @@ func hmLease(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Fac
 	return step.Facts{FactHelperID: h.ID, FactHelperZone: zone}, nil
 }
 
-func hmDetachOS(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmDetachOS(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 	if err != nil {
 		return nil, err
@@ -278,7 +373,7 @@ func hmDetachOS(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.
 	return step.Facts{FactOSDiskDetached: "true"}, nil
 }
 
-func hmAttachHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmAttachHelper(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	h, err := helperOf(vm, facts)
 	if err != nil {
 		return nil, err
@@ -301,7 +396,7 @@ func hmAttachHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts s
 	return step.Facts{FactAttachedTo: h.ID}, nil
 }
 
-func hmFindDisk(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmFindDisk(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	h, d, _, err := onHelperListed(ctx, env, vm, facts, HelperWait)
 	if err != nil {
 		return nil, err
@@ -329,7 +424,7 @@ func hmFindDisk(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.
 	return out, nil
 }
 
-func hmOnline(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmOnline(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	orig, err := originalIdentity(vm, facts)
 	if err != nil {
 		return nil, err
@@ -356,7 +451,7 @@ func hmOnline(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Fa
 	return out, nil
 }
 
-func hmUnlock(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmUnlock(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	h, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
 	if err != nil {
 		return nil, err
@@ -401,7 +496,7 @@ func hmUnlock(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Fa
 }
 
 // letterOf returns the disk's unlocked volume letter, or a step.Fail.
-func letterOf(vm *plan.VMPlan, h providers.VMRef, d guest.Disk) (string, error) {
+func letterOf(vm *step.Target, h providers.VMRef, d guest.Disk) (string, error) {
 	vol := dataVolume(d)
 	switch {
 	case d.Offline || vol.DriveLetter == "":
@@ -412,7 +507,7 @@ func letterOf(vm *plan.VMPlan, h providers.VMRef, d guest.Disk) (string, error) 
 	return vol.DriveLetter, nil
 }
 
-func hmDelete(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmDelete(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if facts[FactSnapshotID] == "" {
 		return nil, step.Fail("refusing to delete files on disk %s: no snapshot of it was recorded", vm.OSDisk.ID)
 	}
@@ -431,7 +526,7 @@ func hmDelete(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Fa
 	return deleteFacts(facts, r), nil
 }
 
-func hmCheckHives(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmCheckHives(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	h, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
 	if err != nil {
 		return nil, err
@@ -459,7 +554,7 @@ func hmCheckHives(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts ste
 	return step.Facts{FactHivesOK: "true"}, nil
 }
 
-func hmRestoreIdentity(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmRestoreIdentity(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	orig, err := originalIdentity(vm, facts)
 	if err != nil {
 		return nil, err
@@ -476,7 +571,7 @@ func hmRestoreIdentity(ctx context.Context, env *step.Env, vm *plan.VMPlan, fact
 	return step.Facts{}, nil
 }
 
-func hmVerifyIdentity(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmVerifyIdentity(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	orig, err := originalIdentity(vm, facts)
 	if err != nil {
 		return nil, err
@@ -491,7 +586,7 @@ func hmVerifyIdentity(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts
 	return step.Facts{FactIdentityVerified: fmtIdentity(d.Identity)}, nil
 }
 
-func hmOffline(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmOffline(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	_, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
 	if err != nil {
 		return nil, err
@@ -504,7 +599,7 @@ func hmOffline(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.F
 	return step.Facts{FactOfflined: "true"}, nil
 }
 
-func hmDetachHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmDetachHelper(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	orig, err := originalIdentity(vm, facts)
 	if err != nil {
 		return nil, err
@@ -541,7 +636,7 @@ func hmDetachHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts s
 	return step.Facts{FactDetachedFromHelper: "true", FactIdentityVerified: fmtIdentity(d.Identity)}, nil
 }
 
-func hmReturnHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmReturnHelper(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if facts[FactHelperID] == "" || env.Helpers == nil {
 		return step.Facts{FactHelperReturned: "true"}, nil
 	}
@@ -552,7 +647,7 @@ func hmReturnHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts s
 	return step.Facts{FactHelperReturned: "true"}, nil
 }
 
-func hmAttachBoot(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmAttachBoot(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 	if err != nil {
 		return nil, err
@@ -572,7 +667,7 @@ func hmAttachBoot(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts ste
 	return step.Facts{FactDiskReturned: "true"}, nil
 }
 
-func hmStart(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func hmStart(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if err := startVM(ctx, env, vmRef(vm)); err != nil {
 		return nil, err
 	}
@@ -600,7 +695,7 @@ func retry(ctx context.Context, env *step.Env, f func() error) error {
 }
 
 // Abort implements step.Strategy. See HelperMount.
-func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
 		return nil, step.Flag("cannot abort helper-mount on %s: %v", vm.ID, err)
 	}
@@ -657,7 +752,7 @@ func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, fa
 
 // abortOnHelper restores, verifies and offlines the OS disk on helper h,
 // then detaches it.
-func abortOnHelper(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts, h providers.VMRef) error {
+func abortOnHelper(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, h providers.VMRef) error {
 	var d guest.Disk
 	var ep providers.Endpoint
 	if err := retry(ctx, env, func() (err error) { d, ep, err = listed(ctx, env, h, vm.OSDisk.ID, HelperWait); return err }); err != nil {

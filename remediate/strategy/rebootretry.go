@@ -3,13 +3,19 @@ package strategy
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
-	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// Fact keys only RebootRetry produces.
+const (
+	FactRestarts step.Fact = "restarts"
 )
 
 // RebootRetry restarts a boot-looping VM up to
@@ -31,18 +37,50 @@ type RebootRetry struct{}
 // Name implements step.Strategy.
 func (RebootRetry) Name() policy.Strategy { return policy.RebootRetry }
 
-// Steps implements step.Strategy.
-func (RebootRetry) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
-	n := max(pol.RebootRetry.MaxRestarts, 1)
+// Applies implements Unit: only a crashing VM; one in Safe Mode is not
+// crashing, and a restart does not remove the bad file.
+func (RebootRetry) Applies() []inventory.State { return []inventory.State{inventory.StateBootLoop} }
+
+// NotApplicable implements Unit.
+func (RebootRetry) NotApplicable(st inventory.State) string {
+	if st == inventory.StateSafeMode {
+		return "the VM runs in Safe Mode and is not crashing; restarting does not remove the bad file"
+	}
+	return notApplicable(st)
+}
+
+// Needs implements Unit.
+func (RebootRetry) Needs() Needs { return Needs{Capabilities: []string{"power"}} }
+
+// Check implements Unit: nothing beyond Needs.
+func (RebootRetry) Check(*Candidate) []string { return nil }
+
+// Risks implements Unit: restarts risk nothing the VM does not already do.
+func (RebootRetry) Risks(*Candidate, bool) []string { return nil }
+
+// FailureChance implements Unit: every restart misses the fixed update
+// with chance 1 - timing.NaturalRecoveryPerBoot.
+func (RebootRetry) FailureChance(pol policy.Policy) float64 {
+	return math.Pow(1-timing.NaturalRecoveryPerBoot, float64(restarts(pol)))
+}
+
+func restarts(pol policy.Policy) int { return max(pol.RebootRetry.MaxRestarts, 1) }
+
+// Steps implements step.Strategy. Restart i runs only when the i-1
+// before it did not bring the VM up: its Cost.Chance is
+// (1 - timing.NaturalRecoveryPerBoot)^(i-1).
+func (RebootRetry) Steps(vm *step.Target, pol policy.Policy) []step.Step {
+	n := restarts(pol)
 	steps := []step.Step{recheckStep("", nil)}
 	for i := 1; i <= n; i++ {
-		steps = append(steps, restartStep(i), waitStep(i, n))
+		chance := math.Pow(1-timing.NaturalRecoveryPerBoot, float64(i-1))
+		steps = append(steps, restartStep(i, chance), waitStep(i, n, chance))
 	}
 	return steps
 }
 
-func restartStep(i int) step.Step {
-	return step.Step{Name: fmt.Sprintf("restart-%d", i), Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func restartStep(i int, chance float64) step.Step {
+	return step.Step{Name: fmt.Sprintf("restart-%d", i), Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		if err := need(env, "power", env.Provider != nil && env.Provider.Power != nil); err != nil {
 			return nil, err
 		}
@@ -73,11 +111,11 @@ func restartStep(i int) step.Step {
 		}
 		out[FactRestarts] = strconv.Itoa(i)
 		return out, nil
-	}}
+	}, Cost: step.Cost{Ops: []timing.Op{timing.OpRestart}, Chance: chance}}
 }
 
-func waitStep(i, n int) step.Step {
-	return step.Step{Name: fmt.Sprintf("wait-%d", i), Run: func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func waitStep(i, n int, chance float64) step.Step {
+	return step.Step{Name: fmt.Sprintf("wait-%d", i), Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		p, ok, err := waitBoot(ctx, env, vm)
 		if err != nil {
 			return nil, err
@@ -91,10 +129,10 @@ func waitStep(i, n int) step.Step {
 		// No checked_at: the next restart re-checks (the VM may have
 		// started a healthy boot since the last probe).
 		return step.Facts{}, nil
-	}}
+	}, ReadOnly: true, Cost: step.Cost{Waits: []timing.Op{timing.OpCrashCycle}, Calls: 1, Chance: chance}}
 }
 
 // Abort implements step.Strategy: restarts leave nothing to undo.
-func (RebootRetry) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func (RebootRetry) Abort(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	return step.Facts{FactAbort: "nothing to undo: the VM is left running as it is"}, nil
 }

@@ -2,12 +2,22 @@ package strategy
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/timing"
+
 	"github.com/fixfleet/fixfleet/providers"
-	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// Fact keys only RestoreBackup produces.
+const (
+	FactRestoredDiskID   step.Fact = "restored_disk_id"
+	FactOriginalDiskID   step.Fact = "original_disk_id"
+	FactRestoredAttached step.Fact = "restored_attached"
 )
 
 // RestoreBackup swaps in, as the VM's boot disk, a disk restored from the
@@ -37,20 +47,62 @@ type RestoreBackup struct{}
 // Name implements step.Strategy.
 func (RestoreBackup) Name() policy.Strategy { return policy.RestoreBackup }
 
+// Applies implements Unit: any broken VM with a pre-incident backup.
+func (RestoreBackup) Applies() []inventory.State {
+	return []inventory.State{inventory.StateBootLoop, inventory.StateSafeMode}
+}
+
+// NotApplicable implements Unit.
+func (RestoreBackup) NotApplicable(st inventory.State) string { return notApplicable(st) }
+
+// Needs implements Unit.
+func (RestoreBackup) Needs() Needs {
+	return Needs{Capabilities: []string{"backups", "power", "disks"}, Backup: true}
+}
+
+// Check implements Unit: a backup taken before the incident, and a policy
+// that accepts losing the data written since.
+func (RestoreBackup) Check(c *Candidate) []string {
+	switch {
+	case c.Backup == nil:
+		w := "no backup taken before the incident began (" + c.Cutoff.UTC().Format(time.RFC3339) + ")"
+		if c.Ignored > 0 {
+			w += fmt.Sprintf("; %d later backup(s) ignored", c.Ignored)
+		}
+		return []string{w}
+	case !c.Policy.AllowDataLoss:
+		return []string{fmt.Sprintf("policy.allow_data_loss is false (backup %s of %s would lose %s of data)",
+			c.Backup.ID, c.Backup.TakenAt.UTC().Format(time.RFC3339), timing.Format(c.DataLoss))}
+	}
+	return nil
+}
+
+// Risks implements Unit: a planned restore loses data.
+func (RestoreBackup) Risks(c *Candidate, planned bool) []string {
+	if !planned || c.Backup == nil {
+		return nil
+	}
+	return []string{fmt.Sprintf("restore loses data written since %s (window: %s)",
+		c.Backup.TakenAt.UTC().Format(time.RFC3339), timing.Format(c.DataLoss))}
+}
+
+// FailureChance implements Unit: not modelled (0).
+func (RestoreBackup) FailureChance(policy.Policy) float64 { return 0 }
+
 // Steps implements step.Strategy.
-func (RestoreBackup) Steps(vm *plan.VMPlan, pol policy.Policy) []step.Step {
+func (RestoreBackup) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	return []step.Step{
 		recheckStep("", nil),
 		// Stop first (the VM is down anyway): the VMs a wave starts
 		// together stop together, which a batching cloud turns into one
 		// call.
-		{Name: "stop", Run: unlessSwapped(func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+		{Name: "stop", Run: unlessSwapped(func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 			return stopVM(ctx, env, vm, facts)
-		})},
-		{Name: "restore-disk", Run: rbRestore},
-		{Name: "detach-original", Run: unlessSwapped(rbDetachOriginal)},
-		{Name: "attach-restored", Run: rbAttachRestored},
-		{Name: "start", Run: hmStart},
+		}), Cost: step.Cost{Ops: []timing.Op{timing.OpStop}}},
+		{Name: "restore-disk", Run: rbRestore, Cost: step.Cost{Ops: []timing.Op{timing.OpDiskFromSnapshot}}},
+		{Name: "detach-original", Run: unlessSwapped(rbDetachOriginal), Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}}},
+		{Name: "attach-restored", Run: rbAttachRestored, Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}}},
+		{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
 		finalVerify("verify"),
 	}
 }
@@ -63,7 +115,7 @@ type diskFinder interface {
 
 // unlessSwapped skips a step once the restored disk is the VM's boot disk.
 func unlessSwapped(f runFunc) runFunc {
-	return func(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+	return func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
 			return nil, err
 		}
@@ -80,7 +132,7 @@ func unlessSwapped(f runFunc) runFunc {
 	}
 }
 
-func rbRestore(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func rbRestore(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if err := need(env, "backups", env.Provider != nil && env.Provider.Backups != nil && env.Provider.Disks != nil); err != nil {
 		return nil, err
 	}
@@ -103,15 +155,14 @@ func rbRestore(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.F
 			return step.Facts{FactRestoredDiskID: id}, nil
 		}
 	}
-	b := inventory.Backup{ID: vm.Backup.ID, VMID: vm.ID, Kind: vm.Backup.Kind, TakenAt: vm.Backup.TakenAt, SizeGB: vm.Backup.SizeGB}
-	ref, err := env.Provider.Backups.Restore(ctx, b, vm.Zone, t)
+	ref, err := env.Provider.Backups.Restore(ctx, *vm.Backup, vm.Zone, t)
 	if err != nil {
 		return nil, err
 	}
 	return step.Facts{FactRestoredDiskID: ref.ID}, nil
 }
 
-func rbDetachOriginal(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func rbDetachOriginal(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	orig := diskRef(vm, vm.OSDisk.ID)
 	ds, err := env.Provider.Disks.Describe(ctx, orig)
 	if err != nil {
@@ -129,7 +180,7 @@ func rbDetachOriginal(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts
 	return step.Facts{FactOriginalDiskID: vm.OSDisk.ID}, nil
 }
 
-func rbAttachRestored(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func rbAttachRestored(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	id := facts[FactRestoredDiskID]
 	if id == "" {
 		return nil, step.Fail("no restored disk was recorded for %s", vm.ID)
@@ -155,7 +206,7 @@ func rbAttachRestored(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts
 }
 
 // Abort implements step.Strategy. See RestoreBackup.
-func (RestoreBackup) Abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, facts step.Facts) (step.Facts, error) {
+func (RestoreBackup) Abort(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if err := need(env, "disks and power", env.Provider != nil && env.Provider.Disks != nil && env.Provider.Power != nil); err != nil {
 		return nil, step.Flag("cannot abort restore-backup on %s: %v", vm.ID, err)
 	}

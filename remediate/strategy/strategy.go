@@ -1,6 +1,7 @@
 // Package strategy holds fixfleet's four remediation strategies as
 // step.Strategy values: reboot-retry, delete-file, helper-mount and
-// restore-backup (see DESIGN.md §3). ByName and All look them up.
+// restore-backup (see DESIGN.md §3), each a Unit in its own file, and the
+// Registry that the planner and the executor read them through.
 //
 // Every step is idempotent: it reads the real state first (Disks.Describe,
 // Disks.FindSnapshots, the helper's disk listing, Observer.Observe, the
@@ -60,49 +61,26 @@
 package strategy
 
 import (
-	"maps"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory/timing"
-	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
-// Fact keys. See the package documentation.
+// Fact keys several strategies produce. Each strategy declares its own
+// beside it; the package documentation lists them all.
 const (
-	FactCheckedAt           = "checked_at"
-	FactPower               = "power"
-	FactBootCount           = "boot_count"
-	FactRestarts            = "restarts"
-	FactSnapshotID          = "snapshot_id"
-	FactDeleted             = "deleted"
-	FactKept                = "kept"
-	FactSafeBootWasSet      = "safeboot_was_set"
-	FactRestarted           = "restarted"
-	FactStopped             = "stopped"
-	FactHelperID            = "helper_id"
-	FactHelperZone          = "helper_zone"
-	FactOSDiskDetached      = "os_disk_detached"
-	FactAttachedTo          = "attached_to"
-	FactDiskNumber          = "disk_number"
-	FactIdentityOriginal    = "identity_original"
-	FactIdentityAfterOnline = "identity_after_online"
-	FactIdentityChanged     = "identity_changed"
-	FactDriveLetter         = "drive_letter"
-	FactUnlocked            = "unlocked"
-	FactHivesOK             = "hives_ok"
-	FactIdentityVerified    = "identity_verified"
-	FactOfflined            = "offlined"
-	FactDetachedFromHelper  = "detached_from_helper"
-	FactHelperReturned      = "helper_returned"
-	FactDiskReturned        = "disk_returned"
-	FactStarted             = "started"
-	FactVerifiedAt          = "verified_at"
-	FactRestoredDiskID      = "restored_disk_id"
-	FactOriginalDiskID      = "original_disk_id"
-	FactRestoredAttached    = "restored_attached"
-	FactAbort               = "abort"
-	FactAbortDiskLocation   = "abort_disk_location"
+	FactCheckedAt         step.Fact = "checked_at"
+	FactPower             step.Fact = "power"
+	FactBootCount         step.Fact = "boot_count"
+	FactSnapshotID        step.Fact = "snapshot_id"
+	FactDeleted           step.Fact = "deleted"
+	FactKept              step.Fact = "kept"
+	FactStopped           step.Fact = "stopped"
+	FactStarted           step.Fact = "started"
+	FactVerifiedAt        step.Fact = "verified_at"
+	FactAbort             step.Fact = "abort"
+	FactAbortDiskLocation step.Fact = "abort_disk_location"
 )
 
 // Tag roles of what the strategies create.
@@ -127,19 +105,3 @@ var (
 	// the last check is older than this.
 	RecheckMaxAge = time.Minute
 )
-
-// All returns every strategy by name. The map is new on every call.
-func All() map[policy.Strategy]step.Strategy {
-	return maps.Clone(map[policy.Strategy]step.Strategy{
-		policy.RebootRetry:   RebootRetry{},
-		policy.DeleteFile:    DeleteFile{},
-		policy.HelperMount:   HelperMount{},
-		policy.RestoreBackup: RestoreBackup{},
-	})
-}
-
-// ByName returns the strategy called name.
-func ByName(name policy.Strategy) (step.Strategy, bool) {
-	s, ok := All()[name]
-	return s, ok
-}

@@ -1,31 +1,32 @@
 package strategy
 
 import (
-	"time"
-
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
-	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
-func TestByNameAndAll(t *testing.T) {
-	all := All()
-	if len(all) != len(policy.Strategies) {
-		t.Fatalf("All has %d strategies, want %d", len(all), len(policy.Strategies))
+func TestRegistry(t *testing.T) {
+	reg := Default()
+	if got := reg.Names(); !slices.Equal(got, policy.Strategies) {
+		t.Fatalf("Default().Names() = %v, want the policy's default order %v", got, policy.Strategies)
 	}
 	for _, name := range policy.Strategies {
-		s, ok := ByName(name)
+		s, ok := byName(name)
 		if !ok || s.Name() != name {
-			t.Errorf("ByName(%s) = %v, %v", name, s, ok)
+			t.Errorf("Get(%s) = %v, %v", name, s, ok)
+			continue
 		}
 		seen := map[string]bool{}
 		for _, st := range s.Steps(&planFixture, policy.Default()) {
@@ -34,13 +35,34 @@ func TestByNameAndAll(t *testing.T) {
 			}
 			seen[st.Name] = true
 		}
+		if len(s.Applies()) == 0 {
+			t.Errorf("%s applies to no state", name)
+		}
 	}
-	if _, ok := ByName("format-disk"); ok {
-		t.Error("ByName accepted an unknown strategy")
+	if _, ok := byName("format-disk"); ok {
+		t.Error("Get accepted an unknown strategy")
 	}
-	all[policy.RebootRetry] = nil
-	if s, _ := ByName(policy.RebootRetry); s == nil {
-		t.Error("All returned a shared map")
+	if _, err := NewRegistry(RebootRetry{}, RebootRetry{}); err == nil {
+		t.Error("NewRegistry accepted a strategy registered twice")
+	}
+	ex := reg.Executable()
+	ex[policy.RebootRetry] = nil
+	if reg.Executable()[policy.RebootRetry] == nil {
+		t.Error("Executable returned a shared map")
+	}
+}
+
+// TestStepMarks: the steps that only read are marked read-only, and every
+// step that changes the VM is not.
+func TestStepMarks(t *testing.T) {
+	readOnly := map[string]bool{"recheck": true, "snapshot": true, "verify": true, "verify-identity": true}
+	for _, u := range Default().All() {
+		for _, st := range u.Steps(&planFixture, policy.Default()) {
+			want := readOnly[st.Name] || strings.HasPrefix(st.Name, "wait-")
+			if st.ReadOnly != want {
+				t.Errorf("%s/%s: ReadOnly = %v, want %v", u.Name(), st.Name, st.ReadOnly, want)
+			}
+		}
 	}
 }
 
@@ -122,8 +144,8 @@ func TestRepairs(t *testing.T) {
 				// file, delete-file's restart is what clears the flag.
 				c.want = step.ErrStrategyFailed
 			}
-			s, _ := ByName(c.strat)
-			vm := f.plan(c.spec.n, c.strat)
+			s, _ := byName(c.strat)
+			vm := f.target(c.spec.n)
 			facts, err := f.run(s, vm, nil, runOpts{stopAfter: -1})
 			if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
 				t.Fatalf("err = %v, want %v (facts %v)", err, c.want, facts)
@@ -140,7 +162,7 @@ func TestRepairs(t *testing.T) {
 	}
 }
 
-var planFixture = plan.VMPlan{Key: "sim/sim/vm-x", ID: "vm-x", Location: inventory.Location{Zone: "is1a"}, Windows: win2019,
+var planFixture = step.Target{Key: "sim/sim/vm-x", ID: "vm-x", Location: inventory.Location{Zone: "is1a"}, Windows: win2019,
 	OSDisk: inventory.Disk{ID: "disk-x", Encryption: inventory.Encryption{BitLocker: true, KeyID: testKeyI}}}
 
 // TestRecoveredBeforeRecheck: a VM planned as broken that is healthy by
@@ -151,9 +173,9 @@ func TestRecoveredBeforeRecheck(t *testing.T) {
 		t.Run(string(name), func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, spec{n: 20, kind: healthyVM})
-			s, _ := ByName(name)
+			s, _ := byName(name)
 			before := f.mutationCount()
-			facts, err := f.run(s, f.plan(20, name), nil, runOpts{stopAfter: -1})
+			facts, err := f.run(s, f.target(20), nil, runOpts{stopAfter: -1})
 			if !errors.Is(err, step.ErrHealthy) {
 				t.Fatalf("err = %v, want ErrHealthy", err)
 			}
@@ -187,7 +209,7 @@ func TestSeedStory(t *testing.T) {
 	t.Run("helper-mount", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, spec{n: 31, identity: img2019})
-		facts, err := f.run(HelperMount{}, f.plan(31, policy.HelperMount), nil, runOpts{stopAfter: -1})
+		facts, err := f.run(HelperMount{}, f.target(31), nil, runOpts{stopAfter: -1})
 		if err != nil {
 			t.Fatalf("err = %v (facts %v)", err, facts)
 		}
@@ -260,8 +282,8 @@ func TestStepsTwice(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, c.spec)
-			s, _ := ByName(c.strat)
-			facts, err := f.run(s, f.plan(c.spec.n, c.strat), nil, runOpts{stopAfter: -1, twice: true})
+			s, _ := byName(c.strat)
+			facts, err := f.run(s, f.target(c.spec.n), nil, runOpts{stopAfter: -1, twice: true})
 			if err != nil {
 				t.Fatalf("err = %v (facts %v)", err, facts)
 			}
@@ -297,15 +319,16 @@ func TestResume(t *testing.T) {
 			t.Run(string(c.strat)+"/after-"+after, func(t *testing.T) {
 				t.Parallel()
 				f := newFixture(t, sp)
-				s, _ := ByName(c.strat)
-				vm := f.plan(sp.n, c.strat)
+				s, _ := byName(c.strat)
+				vm := f.target(sp.n)
 				k := stepIndex(t, s, vm, after)
 				facts, err := f.run(s, vm, nil, runOpts{stopAfter: k})
 				if !errors.Is(err, errStopped) {
 					t.Fatalf("first run: %v", err)
 				}
 				// A new process: a new pool that knows nothing.
-				f.env.Helpers, f.pool = newPool(t, f), nil
+				f.pool = newPool(t, f)
+				f.env.Helpers = f.pool
 				facts, err = f.run(s, vm, facts, runOpts{stopAfter: -1})
 				if err != nil && !errors.Is(err, step.ErrHealthy) {
 					t.Fatalf("resumed run: %v (facts %v)", err, facts)
@@ -331,7 +354,7 @@ func TestAbort(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, spec{n: n, identity: img2019})
 			s := HelperMount{}
-			vm := f.plan(n, policy.HelperMount)
+			vm := f.target(n)
 			facts, err := f.run(s, vm, nil, runOpts{stopAfter: stepIndex(t, s, vm, after)})
 			if !errors.Is(err, errStopped) {
 				t.Fatalf("run: %v", err)
@@ -367,7 +390,7 @@ func TestAbort(t *testing.T) {
 		t.Parallel()
 		n := 150
 		f := newFixture(t, spec{n: n})
-		vm := f.plan(n, policy.RestoreBackup)
+		vm := f.target(n)
 		vm.Backup.ID, vm.Backup.TakenAt = backup(badBk, n).ID, badBk.TakenAt // a backup holding the bad file
 		facts, err := f.run(RestoreBackup{}, vm, nil, runOpts{stopAfter: -1})
 		if !errors.Is(err, step.ErrStrategyFailed) {
@@ -379,7 +402,14 @@ func TestAbort(t *testing.T) {
 		if ds := f.disk(facts[FactRestoredDiskID]); ds.AttachedTo != "" {
 			t.Errorf("restored disk is %+v, want kept detached", ds)
 		}
-		f.clean()
+		// Known gap: the provider contract deletes no disk, so the failed
+		// restore's disk stays behind and the referee counts it leaked.
+		// Every other counter must be 0.
+		a := f.w.Audit()
+		want := world.Invariants{LeakedResources: 1}
+		if a.Invariants() != want || a.LeakedList[0].ID != facts[FactRestoredDiskID] {
+			t.Errorf("audit %+v, want only the restored disk leaked\n%s", a.Invariants(), strings.Join(a.Violations(), "\n"))
+		}
 	})
 }
 
@@ -390,7 +420,7 @@ func TestHelperShared(t *testing.T) {
 	errs := make(chan error, 2)
 	for _, n := range []int{160, 161} {
 		go func() {
-			vm := f.plan(n, policy.HelperMount)
+			vm := f.target(n)
 			facts, err := f.run(HelperMount{}, vm, nil, runOpts{stopAfter: -1})
 			if err != nil {
 				err = fmt.Errorf("vm-%d: %w (facts %v)", n, err, facts)
@@ -403,8 +433,8 @@ func TestHelperShared(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if c := f.w.Stats().Calls["AcquireHelper"]; c != 1 {
-		t.Errorf("AcquireHelper called %d times, want 1", c)
+	if c := f.w.Stats().Calls["CreateHelper"]; c != 1 {
+		t.Errorf("CreateHelper called %d times, want 1", c)
 	}
 	rep, err := f.pool.ReleaseAll(context.Background(), false)
 	if err != nil || len(rep.Released) != 1 || len(rep.Kept) != 0 {
@@ -434,8 +464,8 @@ func TestFlakyControlPlane(t *testing.T) {
 			if err := f.w.SetFaults(world.Faults{Throttle: world.ThrottleOff, ErrorRate: 0.05, DropBeforeRate: 0.05, DropAfterRate: 0.05}); err != nil {
 				t.Fatal(err)
 			}
-			s, _ := ByName(strat)
-			facts, err := f.run(s, f.plan(n, strat), nil, runOpts{stopAfter: -1})
+			s, _ := byName(strat)
+			facts, err := f.run(s, f.target(n), nil, runOpts{stopAfter: -1})
 			if err != nil {
 				t.Fatalf("err = %v (facts %v)", err, facts)
 			}
@@ -468,9 +498,9 @@ func TestHealthyButUnprobeable(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, spec{n: 21, kind: healthyVM})
 			f.env.Prober = blindProber{}
-			s, _ := ByName(name)
+			s, _ := byName(name)
 			before := f.mutationCount()
-			_, err := f.run(s, f.plan(21, name), nil, runOpts{stopAfter: -1, noAbort: true})
+			_, err := f.run(s, f.target(21), nil, runOpts{stopAfter: -1, noAbort: true})
 			if !errors.Is(err, step.ErrNeedsPerson) {
 				t.Fatalf("err = %v, want ErrNeedsPerson", err)
 			}
@@ -488,9 +518,9 @@ func TestHealthyButUnprobeable(t *testing.T) {
 func TestBitLockerUnknownToThePlan(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, spec{n: 31, identity: img2019, bitlocker: true, escrowed: true})
-	vm := f.plan(31, policy.HelperMount)
+	vm := f.target(31)
 	vm.OSDisk.Encryption = inventory.Encryption{}
-	s, _ := ByName(policy.HelperMount)
+	s, _ := byName(policy.HelperMount)
 	facts, err := f.run(s, vm, nil, runOpts{stopAfter: -1})
 	if err != nil {
 		t.Fatalf("helper-mount: %v", err)
@@ -511,8 +541,8 @@ func TestDeleteFileRestartsGracefully(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, spec{n: 32, kind: safeMode})
 	before := f.mutationCount()
-	s, _ := ByName(policy.DeleteFile)
-	if _, err := f.run(s, f.plan(32, policy.DeleteFile), nil, runOpts{stopAfter: -1}); err != nil {
+	s, _ := byName(policy.DeleteFile)
+	if _, err := f.run(s, f.target(32), nil, runOpts{stopAfter: -1}); err != nil {
 		t.Fatalf("delete-file: %v", err)
 	}
 	after := f.mutationCount()
@@ -541,8 +571,8 @@ func TestOutageIsNotAVerdict(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, spec{n: 33, kind: safeMode})
 	f.env.Prober = blindControlPlane{}
-	vm := f.plan(33, policy.DeleteFile)
-	s, _ := ByName(policy.DeleteFile)
+	vm := f.target(33)
+	s, _ := byName(policy.DeleteFile)
 	for _, st := range []step.Step{s.Steps(vm, policy.Default())[0], finalVerify("verify")} {
 		_, err := st.Run(context.Background(), f.env, vm, step.Facts{})
 		if !providers.Retryable(err) || errors.Is(err, step.ErrStrategyFailed) || errors.Is(err, step.ErrNeedsPerson) {
@@ -551,3 +581,6 @@ func TestOutageIsNotAVerdict(t *testing.T) {
 	}
 	f.clean()
 }
+
+// byName looks a strategy up in the default registry.
+func byName(name policy.Strategy) (Unit, bool) { return Default().Get(name) }

@@ -444,13 +444,6 @@ func (s *Server) runInstances(ctx context.Context, q *request) (any, *apiError) 
 		return nil, errf(400, "InvalidParameterValue", "MinCount must be 1 (the emulator launches helpers one at a time)")
 	}
 	token := q.form.Get("ClientToken")
-	s.mu.Lock()
-	prev, seen := s.tokens[token]
-	h := s.helpers[prev]
-	s.mu.Unlock()
-	if token != "" && seen && h != nil {
-		return s.runResponse(q, h), nil
-	}
 	ims, aerr := s.images(ctx, q)
 	if aerr != nil {
 		return nil, aerr
@@ -472,7 +465,9 @@ func (s *Server) runInstances(ctx context.Context, q *request) (any, *apiError) 
 		return nil, errf(400, "InvalidParameterValue", "Invalid availability zone: [%s]", zone)
 	}
 	tags := tagSpecs(q.form, "instance")
-	info, err := s.w.AcquireHelper(ctx, q.account, zone, im.Windows, tags)
+	// Every RunInstances creates an instance; the world honours the
+	// client token, as EC2 does.
+	info, err := s.w.CreateHelper(ctx, q.account, zone, im.Windows, tags, token)
 	if err != nil {
 		var pe *providers.Error
 		if asPE(err, &pe) && pe.Class == providers.ErrNotFound {
@@ -485,14 +480,11 @@ func (s *Server) runInstances(ctx context.Context, q *request) (any, *apiError) 
 		ep = providers.Endpoint{}
 	}
 	s.mu.Lock()
-	h = s.helpers[info.Ref.ID]
+	h := s.helpers[info.Ref.ID]
 	if h == nil {
 		h = &helperRec{id: info.Ref.ID, zone: zone, release: im.Windows.Release, imageID: image, name: info.Ref.Name,
 			tags: info.Tags, ip: ep.Host, launched: s.w.Clock().Now()}
 		s.helpers[h.id] = h
-	}
-	if token != "" {
-		s.tokens[token] = h.id
 	}
 	s.mu.Unlock()
 	return s.runResponse(q, h), nil

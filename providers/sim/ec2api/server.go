@@ -109,7 +109,7 @@ type Server struct {
 	tempKeys  map[string]string // AssumeRole keys -> account
 	acctIDs   map[string]string // AWS account ID -> world account
 	helpers   map[string]*helperRec
-	tokens    map[string]string // RunInstances client token -> instance
+	tokens    map[string]string // "terminated:"+instance -> instance (client tokens live in the world)
 	devices   map[string]string // volume -> device of its data attachment
 	detaching map[string]string // volume -> instance it is detaching from
 	rootOf    map[string]string // fleet instance -> first-seen root volume
@@ -137,11 +137,18 @@ func Start(w *world.World, listen string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ec2api: %w", err)
 	}
+	return Serve(w, ln, opts), nil
+}
+
+// Serve serves the emulator of w on ln (any listener, e.g. an in-memory
+// network's inside a testing/synctest bubble) until Close, which closes
+// ln.
+func Serve(w *world.World, ln net.Listener, opts Options) *Server {
 	s := New(w, opts)
 	s.ln = ln
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
-	return s, nil
+	return s
 }
 
 // New returns an emulator of w that is not listening: serve it as an

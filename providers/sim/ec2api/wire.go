@@ -311,23 +311,32 @@ func tagSpecs(f url.Values, rt string) map[string]string {
 	return out
 }
 
-// glob matches s against an EC2 filter value (`*` and `?` wildcards).
+// glob matches s against an EC2 filter value (`*` and `?` wildcards,
+// byte by byte). It backtracks only to the last `*`, so it takes at most
+// len(pat)*len(s) steps: a filter with many wildcards cannot stall the
+// emulator.
 func glob(pat, s string) bool {
-	if pat == "" {
-		return s == ""
-	}
-	switch pat[0] {
-	case '*':
-		for i := 0; i <= len(s); i++ {
-			if glob(pat[1:], s[i:]) {
-				return true
-			}
+	p, i := 0, 0
+	star, mark := -1, 0 // the last '*' seen, and where in s its match ends
+	for i < len(s) {
+		switch {
+		case p < len(pat) && pat[p] == '*':
+			star, mark = p, i
+			p++
+		case p < len(pat) && (pat[p] == '?' || pat[p] == s[i]):
+			p++
+			i++
+		case star >= 0:
+			mark++
+			p, i = star+1, mark
+		default:
+			return false
 		}
-		return false
-	case '?':
-		return s != "" && glob(pat[1:], s[1:])
 	}
-	return s != "" && s[0] == pat[0] && glob(pat[1:], s[1:])
+	for p < len(pat) && pat[p] == '*' {
+		p++
+	}
+	return p == len(pat)
 }
 
 func anyGlob(pats []string, s string) bool {

@@ -600,14 +600,15 @@ func (s *Server) target(q *req) (string, *shell, bool) {
 	return w, nil, ok
 }
 
-// power reads one VM's power state; ok false if it does not exist.
+// power reads one VM's power state for the emulator's own bookkeeping (not
+// an observation by the orchestrator); ok false if it does not exist.
 func (s *Server) power(q *req, id string) (inventory.PowerState, bool, error) {
-	sig, err := s.w.Observe(q.ctx, q.acct, []string{id})
+	ps, err := s.w.PowerStates(q.ctx, q.acct, []string{id})
 	if err != nil {
 		return "", false, err
 	}
-	sg, ok := sig[id]
-	return sg.Power, ok, nil
+	p, ok := ps[id]
+	return p, ok, nil
 }
 
 // serverTarget is target for a handler of /server/{id}; ok false if it has
@@ -934,7 +935,10 @@ func (s *Server) diskForHelper(q *req, src, serverID int64) {
 		return
 	}
 	tags := decodeTags(sh.tags)
-	info, err := s.w.AcquireHelper(q.ctx, q.acct, q.zone, inventory.WindowsVersion{Release: im.Release, Build: im.Build}, tags)
+	// The shell's ID is the request's idempotency key: a server gets one
+	// disk from its archive, however often the call is retried.
+	info, err := s.w.CreateHelper(q.ctx, q.acct, q.zone, inventory.WindowsVersion{Release: im.Release, Build: im.Build}, tags,
+		"sakura-server:"+strconv.FormatInt(sh.id, 10))
 	if err != nil && !applied(err) {
 		s.fail(q, err)
 		return

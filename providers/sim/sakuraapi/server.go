@@ -20,7 +20,7 @@
 //   - Servers are the world's fleet VMs and helpers. A server created by
 //     POST /server is a "shell" held by the emulator until a disk is created
 //     for it from a public archive: that call creates the world's helper
-//     (world.AcquireHelper, with the shell's tags), and from then on the
+//     (world.CreateHelper, with the shell's tags and ID as client token), and from then on the
 //     shell's ID is an alias of the helper's own ID, which reads return.
 //   - Public archives are the world's helper images (name "Windows Server
 //     <release> Datacenter Edition", tags os-windows, distro-ver-<release>).
@@ -167,11 +167,18 @@ func Start(w *world.World, listen string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sakuraapi: %w", err)
 	}
+	return Serve(w, ln, opts), nil
+}
+
+// Serve serves the emulator of w on ln (any listener, e.g. an in-memory
+// network's inside a testing/synctest bubble) until Close, which closes
+// ln.
+func Serve(w *world.World, ln net.Listener, opts Options) *Server {
 	s := New(w, opts)
 	s.ln = ln
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
-	return s, nil
+	return s
 }
 
 // New returns the emulator as an http.Handler without listening (Start
@@ -184,6 +191,7 @@ func New(w *world.World, opts Options) *Server {
 		rev: map[int64]string{}, prov: map[string]provenance{}, backups: map[string]backupRec{},
 		helpers: map[string]helperRec{}, shells: map[int64]*shell{}, alias: map[int64]string{},
 		statuses: map[string]statusRec{}}
+	w.UseFullCopySnapshots() // Sakura's archives are full copies
 	s.seed()
 	p := Root + "/{zone}/api/cloud/1.1"
 	for _, r := range []struct {

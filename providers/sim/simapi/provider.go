@@ -335,6 +335,18 @@ func (h helpers) Acquire(ctx context.Context, zone string, win inventory.Windows
 	return info.Ref, h.until(ctx, info.ReadyAt, now)
 }
 
+// FindHelpers returns the account's helpers carrying all tags, in any
+// zone. Read-only.
+func (h helpers) FindHelpers(ctx context.Context, tags providers.Tags) ([]providers.VMRef, error) {
+	var hs []world.HelperInfo
+	_, err := h.call(ctx, "find-helpers", "FindHelpers", acctRes(h.acct), Request{Tags: tags}, &hs)
+	out := make([]providers.VMRef, len(hs))
+	for i, x := range hs {
+		out[i] = x.Ref
+	}
+	return out, err
+}
+
 // Release implements providers.Helpers.
 func (h helpers) Release(ctx context.Context, vm providers.VMRef) error {
 	_, err := h.call(ctx, "release-helper", "ReleaseHelper", vmRes(vm.ID), Request{VM: vm.ID}, nil)

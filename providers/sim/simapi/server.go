@@ -185,7 +185,7 @@ func decode(r *http.Request, v any) error {
 }
 
 // opNames lists the control-plane ops, for the unknown-op error.
-const opNames = "acquire-helper, attach, describe-disk, detach, disk-from-snapshot, find-disks, find-snapshots, guest-endpoint, helper-images, list-backups, list-vms, observe, release-helper, restart, restore-backup, snapshot, start, stop"
+const opNames = "acquire-helper, attach, describe-disk, detach, disk-from-snapshot, find-disks, find-helpers, find-snapshots, guest-endpoint, helper-images, list-backups, list-vms, observe, release-helper, restart, restore-backup, snapshot, start, stop"
 
 // opFunc returns the world call of a control-plane op, or nil.
 func opFunc(op string) func(ctx context.Context, w *world.World, a string, q Request) (any, error) {
@@ -257,6 +257,10 @@ func opFunc(op string) func(ctx context.Context, w *world.World, a string, q Req
 	case "acquire-helper":
 		return func(ctx context.Context, w *world.World, a string, q Request) (any, error) {
 			return w.AcquireHelper(ctx, a, q.Zone, q.Windows, q.Tags)
+		}
+	case "find-helpers":
+		return func(ctx context.Context, w *world.World, a string, q Request) (any, error) {
+			return w.FindHelpers(ctx, a, q.Tags)
 		}
 	case "release-helper":
 		return func(ctx context.Context, w *world.World, a string, q Request) (any, error) {
@@ -336,9 +340,16 @@ func Start(w *world.World, gatewayAddr, listen string, opts ServerOptions) (*Ser
 	if err != nil {
 		return nil, fmt.Errorf("simapi: %w", err)
 	}
+	return Serve(w, gatewayAddr, ln, opts), nil
+}
+
+// Serve serves NewServer(w, gatewayAddr, opts) on ln (any listener, e.g.
+// an in-memory network's inside a testing/synctest bubble) until Close,
+// which closes ln.
+func Serve(w *world.World, gatewayAddr string, ln net.Listener, opts ServerOptions) *Server {
 	s := &Server{ln: ln, srv: &http.Server{Handler: NewServer(w, gatewayAddr, opts), ReadHeaderTimeout: 10 * time.Second}}
 	go func() { _ = s.srv.Serve(ln) }()
-	return s, nil
+	return s
 }
 
 // loopbackHost reports whether host names this machine's loopback.

@@ -19,7 +19,14 @@ type outcome struct {
 	// refused is the reason the guest refused the command ("" if it did
 	// not); safe to log and to pass to Hosts.Refused.
 	refused string
+	// dropped: the connection dropped instead of the reply (ErrDropped).
+	dropped bool
 }
+
+// ErrDropped, wrapped in a Machine method's error, makes the server drop
+// the client's connection instead of answering: the network lost the
+// reply. Whether the script's effect happened is the Machine's business.
+var ErrDropped = errors.New("WinRM: the connection dropped")
 
 func refusedOutcome(reason string) outcome {
 	return outcome{
@@ -68,6 +75,9 @@ func call[P, R any](ctx context.Context, n guest.Name, stdin []byte, f func(cont
 		return refusedOutcome("parameters for " + string(n) + ": " + reason)
 	}
 	r, err := f(ctx, p)
+	if errors.Is(err, ErrDropped) {
+		return outcome{dropped: true}
+	}
 	if err != nil {
 		msg := err.Error()
 		if secrets != nil {

@@ -101,7 +101,6 @@ type Server struct {
 // Start listens on two loopback ports (the WinRM service and the CONNECT
 // gateway) and serves until Close. It is the caller's to Close.
 func Start(hosts Hosts, opts Options) (*Server, error) {
-	opts = opts.withDefaults()
 	wl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -111,6 +110,14 @@ func Start(hosts Hosts, opts Options) (*Server, error) {
 		_ = wl.Close()
 		return nil, err
 	}
+	return Serve(hosts, wl, gl, opts), nil
+}
+
+// Serve serves the WinRM service on wl and the CONNECT gateway on gl (any
+// listeners: loopback sockets, or an in-memory network inside a
+// testing/synctest bubble) until Close, which closes both.
+func Serve(hosts Hosts, wl, gl net.Listener, opts Options) *Server {
+	opts = opts.withDefaults()
 	base, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		h:       &handler{hosts: hosts, opts: opts, shells: newShells(), log: opts.Logger, base: base},
@@ -144,7 +151,7 @@ func Start(hosts Hosts, opts Options) (*Server, error) {
 	go func() { defer s.wg.Done(); _ = s.winrm.Serve(s.tunnels) }()
 	go func() { defer s.wg.Done(); _ = s.gateway.Serve(gl) }()
 	go func() { defer s.wg.Done(); s.janitor(base) }()
-	return s, nil
+	return s
 }
 
 // GatewayAddr is the CONNECT gateway's host:port: give it to

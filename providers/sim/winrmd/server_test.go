@@ -529,3 +529,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestDroppedReply: a machine that reports winrmd.ErrDropped (the script
+// ran, the network lost its reply) makes the client see a broken
+// connection, not a script result or a script error.
+func TestDroppedReply(t *testing.T) {
+	e := newEnv(t, winrmd.Options{})
+	e.m.hook = func(context.Context, guest.Name, any) error {
+		return fmt.Errorf("after the script ran: %w", winrmd.ErrDropped)
+	}
+	_, err := e.client.ClearSafeBoot(context.Background(), e.ep(hostA), creds)
+	var se *guest.ScriptError
+	if err == nil || errors.As(err, &se) {
+		t.Fatalf("error %v (script error %v), want a dropped connection", err, se)
+	}
+	if e.m.saw(guest.ClearSafeBoot) == nil {
+		t.Fatal("the script never reached the machine")
+	}
+}

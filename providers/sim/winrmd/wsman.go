@@ -291,6 +291,10 @@ func (h *handler) receive(w http.ResponseWriter, r *http.Request, env *envelope,
 	case <-h.base.Done():
 		return
 	}
+	if c.out.dropped {
+		dropConnection(w)
+		return
+	}
 	writeEnvelope(w, env.Header.MessageID, nsShell+"/ReceiveResponse",
 		receiveResponse(c.id, c.out.stdout, c.out.stderr, c.out.exitCode))
 }

@@ -27,9 +27,17 @@ var calib = struct {
 	StuckAfter [2]int
 	// IncrementalSnapshotFactor: a later snapshot of the same disk takes
 	// this fraction of a first one (only changed blocks). Source: EBS
-	// incremental snapshot behaviour; Sakura archives are full copies, so
-	// this flatters Sakura.
+	// incremental snapshot behaviour (AWS EBS user guide, "How incremental
+	// snapshots work"). Not applied where snapshots are full copies
+	// (Scenario.FullCopySnapshots; Sakura archives, set by its face).
 	IncrementalSnapshotFactor float64
+	// BackupRestore: a restore of a VM's backup to a new disk, from the
+	// request to a usable disk: a restore job is queued, then the whole
+	// volume is copied from the vault (AWS Backup restore jobs, Azure
+	// Backup "restore disks", Sakura archive-to-disk copies). Assumption:
+	// 10-45 min for 40-100 GB OS disks, from operators' reports; longer
+	// than a disk from a local snapshot (timing.OpDiskFromSnapshot).
+	BackupRestore timing.Range
 	// HelperProvisioning: helper creation minus its boot (timing's
 	// OpHelperCreate covers both): the provisioning part.
 	HelperProvisioning timing.Range
@@ -58,6 +66,20 @@ var calib = struct {
 	// ShareCyclingSticks: share of cycling VMs that will later stop at the
 	// recovery screen. Assumption.
 	ShareCyclingSticks float64
+	// ShareSafeModeWinRM: share of VMs whose WinRM service was enabled for
+	// safe mode with networking (listed under SafeBoot\Network). Windows
+	// does not do it by default; hardened fleet images sometimes do so
+	// that remote management survives safe mode. Assumption.
+	ShareSafeModeWinRM float64
+	// SlowScript: a slow guest script (Faults.GuestSlowRate) takes this
+	// many times its usual time (a guest under load, Defender scanning).
+	// Assumption.
+	SlowScript float64
+	// ExcuseWindow: an observation of a VM as unhealthy excuses acting on
+	// it after it came up healthy only for this long; an orchestrator
+	// about to act should have looked again. Assumption: longer than any
+	// step's read-then-act gap (a stop after a helper became ready).
+	ExcuseWindow time.Duration
 	// Releases: Windows Server releases in the fleet, their July 2024
 	// builds (cumulative update of 2024-07-09), partition style, share.
 	Releases []releaseInfo
@@ -67,6 +89,7 @@ var calib = struct {
 	NaturalRecoveryCap:        15,
 	StuckAfter:                [2]int{2, 5},
 	IncrementalSnapshotFactor: 0.2,
+	BackupRestore:             timing.Range{Min: 10 * time.Minute, Max: 45 * time.Minute},
 	HelperProvisioning:        timing.Range{Min: 90 * time.Second, Max: 3 * time.Minute},
 	SimpleBucket:              timing.Bucket{Size: 20, Refill: 10},
 	LoadPerInflight:           0.05,
@@ -77,6 +100,9 @@ var calib = struct {
 	ShareBadWindowBackup:      0.10,
 	ShareHiveDamaged:          0.03,
 	ShareCyclingSticks:        0.30,
+	ShareSafeModeWinRM:        0.5,
+	SlowScript:                5,
+	ExcuseWindow:              30 * time.Minute,
 	Releases: []releaseInfo{
 		{Release: "2016", Build: "14393.7159", Style: "mbr", Share: 0.20},
 		{Release: "2019", Build: "17763.6054", Style: "mbr", Share: 0.45},
@@ -98,7 +124,10 @@ const (
 	// oldHeader is a channel file from before the incident.
 	oldHeader   = "AAAAAAAA01002201"
 	badFileName = "C-00000291-00000000-00000032.sys"
-	fileSize    = 41002
+	// fixedFileName is the next version of the channel file, as a sensor
+	// that fetched the fix (05:27 UTC or later) names it.
+	fixedFileName = "C-00000291-00000000-00000033.sys"
+	fileSize      = 41002
 )
 
 // DefaultOrigin is the default start of simulated time: 2024-07-19 06:30

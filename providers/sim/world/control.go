@@ -20,6 +20,9 @@ import (
 // ReadyAt); the world needs no waiting, but a caller that wants the cloud's
 // "done" waits on the world's clock until then.
 //
+// With Faults.AsyncFailRate an accepted attach or detach can still end in
+// failure when it completes, as on a real cloud: read the state back.
+//
 // A conflict that only needs waiting (a VM still stopping, a disk still
 // attaching or being created) carries RetryAfter; a conflict without it
 // needs a different action.
@@ -58,6 +61,7 @@ type HelperInfo struct {
 	Ref     providers.VMRef          `json:"ref"`
 	Windows inventory.WindowsVersion `json:"windows"`
 	Tags    map[string]string        `json:"tags,omitempty"`
+	Power   inventory.PowerState     `json:"power,omitempty"`
 	// ReadyAt is when the cloud reports it running (zero if it does).
 	ReadyAt time.Time `json:"ready_at,omitzero"`
 }
@@ -153,20 +157,49 @@ func (w *World) isZone(z string) bool {
 }
 
 // Observe returns the control plane's signals for each VM (fleet or
-// helper) of ids that exists; missing ones are left out. Each counts as an
-// observation for the referee. Read-only.
+// helper) of ids that exists; missing ones are left out. When the reply
+// reaches the caller, each counts as an observation for the referee: only
+// an orchestrator's own reads should call it (a face that reads state for
+// its own bookkeeping uses PowerStates). Read-only.
 func (w *World) Observe(ctx context.Context, account string, ids []string) (map[string]inventory.Signals, error) {
-	out := map[string]inventory.Signals{}
-	err := w.call(ctx, account, "Observe", fmt.Sprintf("%d VMs", len(ids)), bucketNonMutating, func(now time.Time) error {
+	out, healthy, err := w.signalsOf(ctx, account, "Observe", ids)
+	if err == nil {
+		w.mu.Lock()
+		for id, sg := range out {
+			if v := w.vms[id]; v != nil {
+				v.observed, v.obsAt, v.obsHealthy = true, sg.At, healthy[id]
+			}
+		}
+		w.mu.Unlock()
+	}
+	return out, err
+}
+
+// PowerStates is Observe without the observation: a cloud face reads a
+// VM's power state to decide how to answer a request (a start of a
+// running VM, say), which tells the orchestrator nothing. Read-only.
+func (w *World) PowerStates(ctx context.Context, account string, ids []string) (map[string]inventory.PowerState, error) {
+	sig, _, err := w.signalsOf(ctx, account, "PowerStates", ids)
+	out := make(map[string]inventory.PowerState, len(sig))
+	for id, sg := range sig {
+		out[id] = sg.Power
+	}
+	return out, err
+}
+
+// signalsOf reads the signals of ids, and whether each VM was healthy
+// then (for the referee).
+func (w *World) signalsOf(ctx context.Context, account, op string, ids []string) (map[string]inventory.Signals, map[string]bool, error) {
+	out, healthy := map[string]inventory.Signals{}, map[string]bool{}
+	err := w.call(ctx, account, op, fmt.Sprintf("%d VMs", len(ids)), bucketNonMutating, func(now time.Time) error {
 		for _, id := range ids {
 			if v := w.vmIn(account, id, now); v != nil {
-				out[id] = w.signals(v, now)
-				w.observe(v)
+				out[id], healthy[id] = w.signals(v, now), healthyNow(v, now)
 			}
 		}
 		return nil
 	})
-	return out, err
+	return out, healthy, err
 }
 
 // GuestEndpoint returns where the VM's WinRM service should answer (its
@@ -220,7 +253,7 @@ func (w *World) StopVMs(ctx context.Context, account string, ids []string, force
 				continue
 			}
 			w.touch(v, "stop", now)
-			d := w.draw(timing.Of(timing.OpStop))
+			d := w.drawFor(timing.Of(timing.OpStop), v.id, "stop")
 			if !force && !reachable(v, now) {
 				d = timing.Of(timing.OpStop).Max
 			}
@@ -249,11 +282,10 @@ func (w *World) StartVMs(ctx context.Context, account string, ids []string) (Pen
 			case inventory.PowerStopping:
 				return busy("StartVMs", vmRes(v.id), v.powerUntil, now, "VM is still stopping")
 			case inventory.PowerStopped:
-				d := w.disks[v.bootDisk]
+				d := w.disks[v.bootDisk] // vmIn advanced its attachment
 				if d == nil {
 					return conflict("StartVMs", vmRes(v.id), "VM has no boot disk; attach one first")
 				}
-				w.advanceDisk(d, now)
 				if d.busy != "" {
 					return busy("StartVMs", vmRes(v.id), d.busyUntil, now, "boot disk %s is still %s", d.id, d.busy)
 				}
@@ -264,7 +296,7 @@ func (w *World) StartVMs(ctx context.Context, account string, ids []string) (Pen
 			case inventory.PowerStarting:
 				p.extend(v.powerUntil)
 			case inventory.PowerStopped:
-				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpStart)))
+				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.drawFor(timing.Of(timing.OpStart), v.id, "start"))
 				p.extend(v.powerUntil)
 			}
 		}
@@ -287,7 +319,7 @@ func (w *World) RestartVM(ctx context.Context, account, id string) (Pending, err
 			return conflict("RestartVM", vmRes(id), "VM is %s, not running", v.power)
 		}
 		w.touch(v, "restart", now)
-		v.power, v.powerUntil, v.boot = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpRestart))), bootState{}
+		v.power, v.powerUntil, v.boot = inventory.PowerStarting, now.Add(w.drawFor(timing.Of(timing.OpRestart), v.id, "restart")), bootState{}
 		p.Until = v.powerUntil
 		return nil
 	})
@@ -335,7 +367,8 @@ func (w *World) FindDisks(ctx context.Context, account string, tags map[string]s
 
 // Snapshot takes a point-in-time copy of a disk (content and identity),
 // tagged. The first snapshot of a disk takes timing.OpSnapshot, later ones a
-// fraction of it. Not idempotent.
+// fraction of it (calib.IncrementalSnapshotFactor) unless the world's
+// snapshots are full copies. Not idempotent.
 func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[string]string) (SnapshotInfo, error) {
 	var out SnapshotInfo
 	err := w.call(ctx, account, "Snapshot", diskRes(diskID), bucketSnapshotVolume, func(now time.Time) error {
@@ -346,11 +379,11 @@ func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[s
 		if !d.readyAt.IsZero() {
 			return busy("Snapshot", diskRes(diskID), d.readyAt, now, "disk is still being created")
 		}
-		dur := w.draw(timing.Of(timing.OpSnapshot))
-		if w.ref.snapsOf[d.id] > 0 {
+		dur := w.drawFor(timing.Of(timing.OpSnapshot), d.id, "snapshot")
+		if w.ref.snapsOf[d.id] > 0 && !w.fullCopies {
 			dur = time.Duration(float64(dur) * calib.IncrementalSnapshotFactor)
 		}
-		s := &snapshot{id: w.nextID("snap"), diskID: d.id, zone: d.zone, account: account, tags: cloneTags(tags),
+		s := &snapshot{id: w.newID("snap", d.id), diskID: d.id, zone: d.zone, account: account, tags: cloneTags(tags),
 			takenAt: now, readyAt: now.Add(dur), content: d.content.clone()}
 		w.snaps[s.id] = s
 		w.ref.snapsOf[d.id]++
@@ -414,12 +447,23 @@ func (w *World) DetachDisk(ctx context.Context, account, vmID, diskID string) (P
 			return conflict("DetachDisk", diskRes(diskID), "it is the boot disk of %s, which is %s; stop the VM first", v.id, v.power)
 		}
 		w.touch(v, "detach "+d.id, now)
+		wasBoot := d.boot
 		w.unattach(v, d)
-		d.busy, d.busyUntil = "detaching", now.Add(w.draw(timing.Of(timing.OpDetach)))
+		d.busy, d.busyUntil = "detaching", now.Add(w.drawFor(timing.Of(timing.OpDetach), d.id, "detach"))
+		if d.fails = w.asyncFails(d.id, "detach"); d.fails {
+			d.from, d.fromBoot = v.id, wasBoot
+		}
 		p.Until = d.busyUntil
 		return nil
 	})
 	return p, err
+}
+
+// asyncFails draws whether an accepted attach or detach (op) of disk id
+// will fail, keyed by its attempt. Caller holds mu.
+func (w *World) asyncFails(id, op string) bool {
+	r := w.gate.faults.AsyncFailRate
+	return r > 0 && w.unit(id, op+"-fails", w.attempt(id, op+"-fails")) < r
 }
 
 // unattach removes d from v. Caller holds mu.
@@ -479,7 +523,7 @@ func (w *World) AttachDisk(ctx context.Context, account, vmID, diskID string, bo
 			case v.bootDisk != "":
 				return conflict("AttachDisk", res, "VM %s already has boot disk %s", v.id, v.bootDisk)
 			}
-			if !v.helper && d.identChangedSinceList {
+			if !v.helper && d.unverified {
 				w.ref.unverified = append(w.ref.unverified, Return{Disk: d.id, VM: v.id, At: now})
 			}
 			v.bootDisk = d.id
@@ -489,7 +533,8 @@ func (w *World) AttachDisk(ctx context.Context, account, vmID, diskID string, bo
 			d.number = w.freeNumber(v)
 		}
 		d.attachedTo, d.boot = v.id, boot
-		d.busy, d.busyUntil = "attaching", now.Add(w.draw(timing.Of(timing.OpAttach)))
+		d.busy, d.busyUntil = "attaching", now.Add(w.drawFor(timing.Of(timing.OpAttach), d.id, "attach"))
+		d.fails = w.asyncFails(d.id, "attach")
 		p.Until = d.busyUntil
 		return nil
 	})
@@ -524,16 +569,18 @@ func (w *World) DiskFromSnapshot(ctx context.Context, account, snapID, zone stri
 		if now.Before(s.readyAt) {
 			return busy("DiskFromSnapshot", "snapshot "+snapID, s.readyAt, now, "snapshot is not ready yet")
 		}
-		d := w.newDisk(account, zone, s.content.clone(), tags, "snapshot:"+s.id, now)
+		d := w.newDisk(account, zone, s.content.clone(), tags, "snapshot:"+s.id, now, timing.Of(timing.OpDiskFromSnapshot))
 		out = w.diskInfo(d)
 		return nil
 	})
 	return out, err
 }
 
-func (w *World) newDisk(account, zone string, c content, tags map[string]string, source string, now time.Time) *disk {
-	d := &disk{id: w.nextID("disk"), zone: zone, account: account, content: c, tags: cloneTags(tags), source: source,
-		readyAt: now.Add(w.draw(timing.Of(timing.OpDiskFromSnapshot)))}
+// newDisk adds a disk made from source, being created for a duration
+// drawn in r. Caller holds mu.
+func (w *World) newDisk(account, zone string, c content, tags map[string]string, source string, now time.Time, r timing.Range) *disk {
+	d := &disk{id: w.newID("disk", source), zone: zone, account: account, content: c, tags: cloneTags(tags), source: source}
+	d.readyAt = now.Add(w.drawFor(r, d.id, "create"))
 	w.disks[d.id] = d
 	return d
 }
@@ -585,10 +632,18 @@ func (w *World) RestoreBackup(ctx context.Context, account, backupID, zone strin
 			return providers.Errorf(providers.ErrPermanent, "RestoreBackup", res, "the backup's source disk is gone")
 		}
 		c := orig.content.clone()
-		c.identity = c.bcd
+		c.identity, c.unverified = c.bcd, false
+		c.origin = owner.id
 		c.safeBoot, c.hiveDamaged = false, false
+		// The directory as of the backup: the channel file then, and the
+		// other files already there.
 		c.files = []file{w.fileAsOf(b.TakenAt)}
-		d := w.newDisk(account, zone, c, tags, "backup:"+b.ID, now)
+		for _, f := range orig.files {
+			if f.name != badFileName && f.mod.Before(b.TakenAt) {
+				c.files = append(c.files, f)
+			}
+		}
+		d := w.newDisk(account, zone, c, tags, "backup:"+b.ID, now, calib.BackupRestore)
 		out = w.diskInfo(d)
 		return nil
 	})
@@ -621,31 +676,85 @@ func (w *World) HelperImages(ctx context.Context, account string) ([]providers.H
 }
 
 // AcquireHelper returns account's helper of release win.Release in zone
-// carrying all tags, starting it if it is stopped, or creates one from the
-// zone's image of that release: a Windows VM with its own boot disk (the
-// image's identity), WinRM open with the world's guest credentials.
-// ErrNotFound if the zone has no image of that release.
+// carrying all tags, starting it if it is stopped, or creates one: the
+// composition a client of a cloud without client tokens uses (find by tag,
+// then create, as Sakura's and Azure's do), made of FindHelper, StartVMs
+// and CreateHelper, each its own control-plane call. A create whose reply
+// was lost leaves a helper that the next AcquireHelper finds.
 func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inventory.WindowsVersion, tags map[string]string) (HelperInfo, error) {
+	h, found, err := w.FindHelper(ctx, account, zone, win.Release, tags)
+	if err != nil {
+		return HelperInfo{}, err
+	}
+	if !found {
+		return w.CreateHelper(ctx, account, zone, win, tags, "")
+	}
+	if h.Power == inventory.PowerStopped || h.Power == inventory.PowerStopping {
+		p, err := w.StartVMs(ctx, account, []string{h.Ref.ID})
+		if err != nil {
+			return HelperInfo{}, err
+		}
+		h.Power, h.ReadyAt = inventory.PowerStarting, p.Until
+	}
+	return h, nil
+}
+
+// FindHelper returns account's helper of release in zone carrying all
+// tags (the lowest ID if several), and whether there is one. Read-only.
+func (w *World) FindHelper(ctx context.Context, account, zone, release string, tags map[string]string) (HelperInfo, bool, error) {
 	var out HelperInfo
-	res := fmt.Sprintf("helper (Windows Server %s in %s)", win.Release, zone)
-	err := w.call(ctx, account, "AcquireHelper", res, bucketStartRun, func(now time.Time) error {
+	found := false
+	res := fmt.Sprintf("helper (Windows Server %s in %s)", release, zone)
+	err := w.call(ctx, account, "FindHelper", res, bucketNonMutating, func(now time.Time) error {
 		for _, id := range sortedKeys(w.vms) {
 			v := w.vms[id]
-			if !v.helper || v.account != account || v.zone != zone || v.windows.Release != win.Release || !hasTags(v.tags, tags) {
-				continue
+			if v.helper && v.account == account && v.zone == zone && v.windows.Release == release && hasTags(v.tags, tags) {
+				w.advance(v, now)
+				out, found = w.helperInfo(v), true
+				return nil
 			}
-			w.advance(v, now)
-			switch v.power {
-			case inventory.PowerStopping:
-				return busy("AcquireHelper", vmRes(v.id), v.powerUntil, now, "helper is stopping")
-			case inventory.PowerStopped:
-				if v.bootDisk == "" {
-					return conflict("AcquireHelper", vmRes(v.id), "helper has no boot disk")
+		}
+		return nil
+	})
+	return out, found, err
+}
+
+// FindHelpers returns account's helpers carrying all tags, in any zone,
+// sorted by ID. Read-only.
+func (w *World) FindHelpers(ctx context.Context, account string, tags map[string]string) ([]HelperInfo, error) {
+	var out []HelperInfo
+	err := w.call(ctx, account, "FindHelpers", "account "+account, bucketNonMutating, func(now time.Time) error {
+		for _, id := range sortedKeys(w.vms) {
+			if v := w.vms[id]; v.helper && v.account == account && hasTags(v.tags, tags) {
+				w.advance(v, now)
+				out = append(out, w.helperInfo(v))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// CreateHelper creates a helper from the zone's image of release
+// win.Release: a Windows VM with its own boot disk (the image's identity),
+// WinRM open with the world's guest credentials, tagged. Every call that
+// reaches the cloud creates one, as RunInstances does, unless clientToken
+// is set and a helper created with it still exists: then that one is
+// returned (EC2's ClientToken). ErrNotFound if the zone has no image of
+// that release; ErrConflict when the account's helper quota or the zone's
+// capacity (Scenario.Limits) is used up.
+func (w *World) CreateHelper(ctx context.Context, account, zone string, win inventory.WindowsVersion, tags map[string]string, clientToken string) (HelperInfo, error) {
+	var out HelperInfo
+	res := fmt.Sprintf("helper (Windows Server %s in %s)", win.Release, zone)
+	err := w.call(ctx, account, "CreateHelper", res, bucketStartRun, func(now time.Time) error {
+		if clientToken != "" {
+			for _, id := range sortedKeys(w.vms) {
+				if v := w.vms[id]; v.helper && v.account == account && v.clientToken == clientToken {
+					w.advance(v, now)
+					out = w.helperInfo(v)
+					return nil
 				}
-				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.draw(timing.Of(timing.OpStart)))
 			}
-			out = w.helperInfo(v)
-			return nil
 		}
 		im, ok := w.imageFor(zone, win.Release)
 		if !ok {
@@ -655,15 +764,19 @@ func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inv
 					have = append(have, x.Release)
 				}
 			}
-			return notFound("AcquireHelper", res, "no image of Windows Server %s in zone %q (releases there: %s)", win.Release, zone, strings.Join(have, ", "))
+			return notFound("CreateHelper", res, "no image of Windows Server %s in zone %q (releases there: %s)", win.Release, zone, strings.Join(have, ", "))
 		}
-		v := &vm{id: w.nextID("helper"), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
+		if err := w.helperRoom(account, zone, res); err != nil {
+			return err
+		}
+		v := &vm{id: w.newID("helper", account+"/"+zone+"/"+im.Release), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
 			windows: inventory.WindowsVersion{Release: im.Release, Build: im.Build}, helper: true, imageID: im.ImageID,
-			ip: w.allocIP(), password: w.password, cond: condition{winrm: WinRMOpen},
-			power: inventory.PowerStarting, powerUntil: now.Add(w.draw(calib.HelperProvisioning))}
+			ip: w.allocIP(), password: w.password, cond: condition{winrm: WinRMOpen}, clientToken: clientToken,
+			power: inventory.PowerStarting}
+		v.powerUntil = now.Add(w.drawFor(calib.HelperProvisioning, v.id, "provision"))
 		v.name = "fixfleet-" + v.id
-		d := &disk{id: w.nextID("disk"), zone: zone, account: account, source: "image:" + im.ImageID,
-			content: content{sizeGB: 40, identity: im.Identity, bcd: im.Identity}, attachedTo: v.id, boot: true}
+		d := &disk{id: w.newID("disk", v.id), zone: zone, account: account, source: "image:" + im.ImageID,
+			content: content{sizeGB: 40, identity: im.Identity, bcd: im.Identity, hostname: v.name}, attachedTo: v.id, boot: true}
 		v.bootDisk = d.id
 		w.disks[d.id] = d
 		w.vms[v.id] = v
@@ -674,9 +787,34 @@ func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inv
 	return out, err
 }
 
+// helperRoom refuses a new helper beyond the account's quota or the
+// zone's capacity. Caller holds mu.
+func (w *World) helperRoom(account, zone, res string) error {
+	lim := w.limits
+	if lim.HelpersPerAccount == 0 && lim.HelpersPerZone[zone] == 0 {
+		return nil
+	}
+	inAcct, inZone := 0, 0
+	for _, v := range w.vms {
+		if v.helper && v.account == account {
+			inAcct++
+		}
+		if v.helper && v.zone == zone {
+			inZone++
+		}
+	}
+	if n := lim.HelpersPerAccount; n > 0 && inAcct >= n {
+		return conflict("CreateHelper", res, "account %s has %d of its quota of %d helpers; release one or raise the quota", account, inAcct, n)
+	}
+	if n := lim.HelpersPerZone[zone]; n > 0 && inZone >= n {
+		return conflict("CreateHelper", res, "zone %s has no capacity for another helper (%d running, capacity %d); try another zone or later", zone, inZone, n)
+	}
+	return nil
+}
+
 func (w *World) helperInfo(v *vm) HelperInfo {
 	return HelperInfo{Ref: providers.VMRef{ID: v.id, Zone: v.zone, Name: v.name}, Windows: v.windows,
-		Tags: cloneTags(v.tags), ReadyAt: v.powerUntil}
+		Tags: cloneTags(v.tags), Power: v.power, ReadyAt: v.powerUntil}
 }
 
 // ReleaseHelper deletes a helper and its own boot disk. ErrConflict while

@@ -1,6 +1,8 @@
 package world
 
 import (
+	"path"
+	"strings"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
@@ -45,11 +47,29 @@ func (w *World) cycle(v *vm) time.Duration {
 // hasBad reports whether the disk holds a bad copy of the incident's file.
 func (w *World) hasBad(c *content) bool {
 	for _, f := range c.files {
-		if bad, _ := w.incident.Verdict(f.fact(w.incident.Directory)); bad {
+		if w.isBad(f) {
 			return true
 		}
 	}
 	return false
+}
+
+// isBad is the referee's own verdict on a file of the incident directory:
+// its name matches the incident's glob (compared as Windows does, without
+// case), its time stamp lies in the bad window and, when the incident names
+// a header, the file starts with it. It deliberately shares no code with
+// inventory.Incident.Verdict, so that a bug in the orchestrator's judgement
+// cannot move the world's truth with it.
+func (w *World) isBad(f file) bool {
+	inc := w.incident
+	ok, err := path.Match(strings.ToUpper(inc.Pattern), strings.ToUpper(f.name))
+	if err != nil || !ok {
+		return false
+	}
+	if f.mod.Before(inc.BadFrom) || !f.mod.Before(inc.BadUntil) {
+		return false
+	}
+	return inc.Header == "" || strings.HasPrefix(strings.ToUpper(f.header), strings.ToUpper(inc.Header))
 }
 
 func (f file) fact(dir string) inventory.FileFact {
@@ -81,6 +101,7 @@ func (w *World) wouldBoot(v *vm) bootKind {
 func (w *World) beginBoot(v *vm, t time.Time) {
 	v.bootCount++
 	v.lastBootAt = t
+	w.noteBoot(v, w.disks[v.bootDisk], t)
 	w.evalBoot(v)
 }
 
@@ -92,7 +113,7 @@ func (w *World) evalBoot(v *vm) {
 		// This boot fetches the fixed file before the driver loads it.
 		d := w.disks[v.bootDisk]
 		for i, f := range d.files {
-			if bad, _ := w.incident.Verdict(f.fact(w.incident.Directory)); bad {
+			if w.isBad(f) {
 				d.files[i].mod = v.lastBootAt
 				d.files[i].header = goodHeader
 			}
@@ -111,8 +132,14 @@ func (w *World) evalBoot(v *vm) {
 	v.boot = bootState{kind: k, upAt: v.lastBootAt.Add(w.hashDur(timing.Of(timing.OpBootToWinRM), v.id, "up", v.bootCount))}
 }
 
-// advance brings v's state up to now. Caller holds mu.
+// advance brings v's state up to now, its disks' attachments first.
+// Caller holds mu.
 func (w *World) advance(v *vm, now time.Time) {
+	for _, id := range append([]string{v.bootDisk}, v.data...) {
+		if d := w.disks[id]; d != nil {
+			w.advanceDisk(d, now)
+		}
+	}
 	for range 64 {
 		switch v.power {
 		case inventory.PowerStarting:
@@ -185,8 +212,12 @@ func reachable(v *vm, now time.Time) bool {
 	return v.power == inventory.PowerRunning && v.boot.kind.up() && !now.Before(v.boot.upAt)
 }
 
-// listening reports whether v's WinRM answers.
+// listening reports whether v's WinRM answers: in safe mode only where
+// the VM's WinRM service was enabled for it (not Windows' default).
 func listening(v *vm, now time.Time) bool {
+	if v.boot.kind == bootSafe && !v.cond.safeModeWinRM {
+		return false
+	}
 	return reachable(v, now) && v.cond.winrm != WinRMBlocked
 }
 

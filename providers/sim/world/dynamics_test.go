@@ -85,6 +85,7 @@ func TestStuckResetCountsTowardRecovery(t *testing.T) {
 func TestSafeModeRepairLive(t *testing.T) {
 	v := vmSpec("1", img2019, badFile)
 	v.OSDisk.SafeBootFlag = true
+	v.Condition.SafeModeWinRM = true // listed under SafeBoot\Network
 	w, clk := load(t, scenario(v))
 	if tr, _ := w.Truth("vm-1"); tr != TruthSafeMode {
 		t.Fatalf("truth %s", tr)
@@ -125,6 +126,7 @@ func TestDeleteFilesKeepsGoodAndForeign(t *testing.T) {
 		FileSpec{Name: "C-00000291-00000000-00000031.sys", Size: 1, ModTime: inc.BadFrom.Add(time.Minute), Header: "00000000"},
 		FileSpec{Name: "C-00000285-00000000-00000001.sys", Size: 1, ModTime: inc.BadFrom, Header: inc.Header})
 	v.OSDisk.SafeBootFlag = true
+	v.Condition.SafeModeWinRM = true                            // listed under SafeBoot\Network
 	v.OSDisk.Files[0].Name = "c-00000291-00000000-00000032.SYS" // Windows names are case-insensitive
 	w, _ := load(t, scenario(v))
 	must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
@@ -338,6 +340,7 @@ func TestDisksLostLive(t *testing.T) {
 	for _, snapFirst := range []bool{true, false} {
 		v := vmSpec("1", img2019, badFile)
 		v.OSDisk.SafeBootFlag = true
+		v.Condition.SafeModeWinRM = true // listed under SafeBoot\Network
 		w, _ := load(t, scenario(v))
 		if snapFirst {
 			must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))

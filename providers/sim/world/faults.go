@@ -1,6 +1,7 @@
 package world
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"math"
@@ -51,18 +52,48 @@ type gateState struct {
 	faults   Faults
 	outageOn bool
 	buckets  map[string]*tokenBucket
-	inflight int
+	load     loadMeter
+	attempts map[string]*callCount // by op|res
 
 	calls      map[string]int
 	throttled  int
 	injected   int // 5xx and drops
 	outageFail int
+
+	guestInjected int // guest-path faults
+	asyncFailed   int // attaches and detaches that failed after acceptance
 }
 
 func (g *gateState) init(f Faults) {
 	g.faults = f.clone()
 	g.buckets = map[string]*tokenBucket{}
 	g.calls = map[string]int{}
+	g.attempts = map[string]*callCount{}
+}
+
+// callCount counts the calls of one operation on one resource.
+type callCount struct {
+	before int       // calls at instants before at
+	at     time.Time // the last instant a call came
+	atN    int       // calls at that instant
+}
+
+// callAttempt returns the attempt number that keys a call's draws: the
+// number of identical calls (same op and resource) at earlier instants.
+// Sequential calls get 0, 1, 2... on any clock; identical calls at one
+// instant share a number and so draw alike, which makes it irrelevant
+// which goroutine gets which (on virtual time, goroutine order decides).
+func (g *gateState) callAttempt(key string, now time.Time) int {
+	c := g.attempts[key]
+	if c == nil {
+		c = &callCount{at: now}
+		g.attempts[key] = c
+	}
+	if !now.Equal(c.at) {
+		c.before, c.at, c.atN = c.before+c.atN, now, 0
+	}
+	c.atN++
+	return c.before
 }
 
 // SetFaults replaces the fault configuration at run time. Rates must be in
@@ -102,6 +133,12 @@ type CallStats struct {
 	Injected int `json:"injected"`
 	// OutageFailures counts calls failed by an outage.
 	OutageFailures int `json:"outage_failures"`
+	// GuestInjected counts guest scripts failed, or whose connection
+	// dropped, by an injected guest-path fault.
+	GuestInjected int `json:"guest_injected"`
+	// AsyncFailed counts accepted attaches and detaches that failed when
+	// they completed.
+	AsyncFailed int `json:"async_failed"`
 }
 
 // Stats returns the control plane's counters.
@@ -116,7 +153,8 @@ func (w *World) statsLocked() CallStats {
 	for k, v := range w.gate.calls {
 		c[k] = v
 	}
-	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail}
+	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail,
+		GuestInjected: w.gate.guestInjected, AsyncFailed: w.gate.asyncFailed}
 }
 
 func (w *World) inOutage(now time.Time) bool {
@@ -184,16 +222,19 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 		return e
 	}
 	f := w.gate.faults
-	lat := time.Duration(float64(w.draw(timing.Of(timing.OpAPICall))) * f.Latency * (1 + calib.LoadPerInflight*float64(w.gate.inflight)))
-	r := w.rng.Float64()
-	w.gate.inflight++
+	// The draws are keyed by the call (op, resource, attempt), the load by
+	// calls begun strictly earlier: neither depends on goroutine order.
+	n := w.gate.callAttempt(op+"|"+res, now)
+	base := w.hashDur(timing.Of(timing.OpAPICall), "call", op, res, n)
+	lat := time.Duration(float64(base) * f.Latency * (1 + calib.LoadPerInflight*float64(w.gate.load.inflight(now))))
+	w.gate.load.begin(now.Add(lat))
+	r := w.unit("fault", op, res, n)
 	w.mu.Unlock()
 
 	err := w.clk.Sleep(ctx, lat)
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.gate.inflight--
 	if err != nil {
 		return err
 	}
@@ -213,4 +254,47 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 		return providers.Errorf(providers.ErrUnavailable, op, res, "connection reset by peer (the request may have been applied)")
 	}
 	return nil
+}
+
+// loadMeter counts the control-plane calls in flight at an instant: those
+// begun strictly before it and not yet ended. Calls begun at the same
+// instant do not count one another, so the count does not depend on the
+// order in which they arrive. Caller holds the world's mu.
+type loadMeter struct {
+	at       time.Time
+	arriving []time.Time // ends of the calls begun at at
+	ends     endHeap     // ends of the calls begun before at
+}
+
+// inflight returns the number of calls in flight at now (>= every earlier
+// now given).
+func (m *loadMeter) inflight(now time.Time) int {
+	if now.After(m.at) {
+		for _, e := range m.arriving {
+			heap.Push(&m.ends, e)
+		}
+		m.at, m.arriving = now, m.arriving[:0]
+	}
+	for m.ends.Len() > 0 && !m.ends[0].After(now) {
+		heap.Pop(&m.ends)
+	}
+	return m.ends.Len()
+}
+
+// begin records a call begun at now that ends at end; call inflight(now)
+// first.
+func (m *loadMeter) begin(end time.Time) { m.arriving = append(m.arriving, end) }
+
+// endHeap is a min-heap of end times.
+type endHeap []time.Time
+
+func (h endHeap) Len() int           { return len(h) }
+func (h endHeap) Less(i, j int) bool { return h[i].Before(h[j]) }
+func (h endHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *endHeap) Push(x any)        { *h = append(*h, x.(time.Time)) }
+func (h *endHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }

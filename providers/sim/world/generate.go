@@ -273,8 +273,7 @@ func (g *gen) password() string {
 }
 
 func (g *gen) identity(style inventory.PartitionStyle) inventory.DiskIdentity {
-	w := &World{rng: g.rng}
-	return w.randIdentity(style)
+	return randIdentity(g.rng, style)
 }
 
 func (g *gen) chance(p float64) bool { return g.rng.Float64() < p }
@@ -326,8 +325,7 @@ func (g *gen) vm(n int, kind string, zones []string, relIdentity map[string]inve
 		d.Identity = g.identity(inventory.PartitionStyle(rel.Style))
 	}
 	if g.chance(calib.ShareBitLocker) {
-		w := &World{rng: g.rng}
-		d.BitLocker = &BitLockerSpec{KeyID: w.randGUID(), RecoveryKey: w.randRecoveryKey(), Escrowed: g.chance(calib.ShareEscrowed)}
+		d.BitLocker = &BitLockerSpec{KeyID: randIdentity(g.rng, inventory.PartitionGPT).ID, RecoveryKey: randRecoveryKey(g.rng), Escrowed: g.chance(calib.ShareEscrowed)}
 	}
 	vs.OSDisk = d
 	switch x := g.rng.Float64(); {
@@ -343,20 +341,38 @@ func (g *gen) vm(n int, kind string, zones []string, relIdentity map[string]inve
 
 	bad := FileSpec{Name: badFileName, Size: fileSize, ModTime: g.inc.BadFrom, Header: g.inc.Header}
 	good := FileSpec{Name: badFileName, Size: fileSize, ModTime: g.inc.BadUntil.Add(g.between(0, 45*time.Minute)).Truncate(time.Second), Header: goodHeader}
+	// The rest of a real sensor directory, side by side with the channel
+	// file: an older version of the same channel file (it matches the
+	// incident's glob but predates the window), other channel files, the
+	// sensor's drivers; affected disks of every fourth VM also hold a fixed
+	// (05:27+) copy under the next version's name, fetched before the bad
+	// one crashed the machine. A repair must keep all of them.
+	others := otherFiles(g.inc)
+	fixed := FileSpec{Name: fixedFileName, Size: fileSize, ModTime: good.ModTime, Header: goodHeader}
 	vs.Condition.WinRM = WinRMOpen
+	// Decided by the VM's number, not the generator, so that the rest of
+	// the fleet stays as it was drawn.
+	vs.Condition.SafeModeWinRM = float64(n%100) < 100*calib.ShareSafeModeWinRM
 	vs.Power = inventory.PowerRunning
+	affected := func() []FileSpec {
+		fs := append([]FileSpec{bad}, others...)
+		if n%4 == 0 {
+			fs = append(fs, fixed)
+		}
+		return fs
+	}
 	healthy := func() {
 		vs.LastBootAt = g.now.Add(-g.between(time.Hour, 30*24*time.Hour)).Truncate(time.Second)
 		if g.chance(0.85) {
-			d.Files = []FileSpec{good}
+			d.Files = append([]FileSpec{good}, others...)
 		}
 	}
 	safe := func() {
 		vs.LastBootAt = g.now.Add(-g.between(10*time.Minute, time.Hour)).Truncate(time.Second)
-		d.Files, d.SafeBootFlag = []FileSpec{bad}, true
+		d.Files, d.SafeBootFlag = affected(), true
 	}
 	looping := func() {
-		d.Files = []FileSpec{bad}
+		d.Files = affected()
 		vs.Condition.RecoverAfterBoots = g.recoverAfter()
 		d.HiveDamaged = g.chance(calib.ShareHiveDamaged)
 	}
@@ -394,4 +410,16 @@ func (g *gen) vm(n int, kind string, zones []string, relIdentity map[string]inve
 		vs.LastBootAt = g.now.Add(-g.between(5*time.Minute, 2*time.Hour)).Truncate(time.Second)
 	}
 	return vs
+}
+
+// otherFiles are the files of a sensor directory besides the incident's
+// channel file, all from before the incident: none of them is bad.
+func otherFiles(inc inventory.Incident) []FileSpec {
+	before := inc.BadFrom.Truncate(24 * time.Hour)
+	return []FileSpec{
+		{Name: "C-00000291-00000000-00000031.sys", Size: fileSize, ModTime: before.Add(-20 * time.Hour), Header: oldHeader},
+		{Name: "C-00000285-00000000-00000002.sys", Size: 7680, ModTime: before.Add(-9 * 24 * time.Hour), Header: "AAAAAAAA01000501"},
+		{Name: "C-00000290-00000000-00000097.sys", Size: 2244, ModTime: before.Add(-2 * 24 * time.Hour), Header: "AAAAAAAA01009701"},
+		{Name: "csagent.sys", Size: 1_542_536, ModTime: before.Add(-30 * 24 * time.Hour), Header: "4D5A90000300000004000000FFFF0000"},
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,7 +28,7 @@ func (w *World) Listening(host string) bool {
 	if v == nil {
 		return false
 	}
-	w.observe(v)
+	w.observe(v, w.clk.Now())
 	return listening(v, w.clk.Now())
 }
 
@@ -49,7 +50,7 @@ func (w *World) Authenticate(host, user, password string) (winrmd.Machine, bool)
 	if v == nil {
 		return nil, false
 	}
-	w.observe(v)
+	w.observe(v, w.clk.Now())
 	if !listening(v, w.clk.Now()) {
 		return nil, false
 	}
@@ -86,11 +87,23 @@ var _ winrmd.Machine = (*machine)(nil)
 var errGone = errors.New("WinRM: the guest stopped answering")
 
 // run takes a guest script's time (timing.OpGuestScript, on the world's
-// clock), then applies fn under the lock if the guest still answers.
-func (m *machine) run(ctx context.Context, fn func(v *vm, now time.Time) error) error {
+// clock; calib.SlowScript times longer for a slow one), then applies fn
+// under the lock if the guest still answers. Guest-path faults
+// (Faults.Guest*) drop the connection before the script runs, fail it in
+// the guest before its effect, or lose its reply after its effect. onReply,
+// if set, runs only when fn succeeded and its reply reaches the
+// orchestrator: what the orchestrator learns (an observation, a verified
+// identity) counts for the referee only then.
+func (m *machine) run(ctx context.Context, fn func(v *vm, now time.Time) error, onReply func(v *vm, now time.Time)) error {
 	w := m.w
 	w.mu.Lock()
-	d := w.draw(timing.Of(timing.OpGuestScript))
+	f := w.gate.faults
+	n := w.attempt(m.id, "guest-script")
+	d := w.hashDur(timing.Of(timing.OpGuestScript), m.id, "guest-script", n)
+	r := w.unit(m.id, "guest-fault", n)
+	if f.GuestSlowRate > 0 && w.unit(m.id, "guest-slow", n) < f.GuestSlowRate {
+		d = time.Duration(float64(d) * calib.SlowScript)
+	}
 	w.mu.Unlock()
 	if err := w.clk.Sleep(ctx, d); err != nil {
 		return err
@@ -106,7 +119,25 @@ func (m *machine) run(ctx context.Context, fn func(v *vm, now time.Time) error) 
 	if !listening(v, now) {
 		return errGone
 	}
-	return fn(v, now)
+	switch {
+	case r < f.GuestDropBeforeRate:
+		w.gate.guestInjected++
+		return fmt.Errorf("before the script ran: %w", winrmd.ErrDropped)
+	case r < f.GuestDropBeforeRate+f.GuestErrorRate:
+		w.gate.guestInjected++
+		return errors.New("the script failed in the guest: Access is denied (0x80070005); nothing was changed")
+	}
+	if err := fn(v, now); err != nil {
+		return err
+	}
+	if r < f.GuestDropBeforeRate+f.GuestErrorRate+f.GuestDropAfterRate {
+		w.gate.guestInjected++
+		return fmt.Errorf("after the script ran: %w", winrmd.ErrDropped)
+	}
+	if onReply != nil {
+		onReply(v, now)
+	}
+	return nil
 }
 
 // volumeDisk returns the disk whose volume is root ("C:" is the system
@@ -139,9 +170,8 @@ func (w *World) dirMatches(dir string) bool {
 func (m *machine) Probe(ctx context.Context, p guest.ProbeParams) (guest.ProbeResult, error) {
 	var out guest.ProbeResult
 	err := m.run(ctx, func(v *vm, now time.Time) error {
-		m.w.observe(v)
 		d := m.w.disks[v.bootDisk]
-		out = guest.ProbeResult{Hostname: v.name, BootMode: bootMode(v), SafeBootFlag: d.safeBoot,
+		out = guest.ProbeResult{Hostname: d.hostname, BootMode: bootMode(v), SafeBootFlag: d.safeBoot,
 			OSRelease: v.windows.Release, OSBuild: v.windows.Build, Files: []inventory.FileFact{}}
 		if !m.w.dirMatches(p.Dir) {
 			return nil
@@ -153,13 +183,15 @@ func (m *machine) Probe(ctx context.Context, p guest.ProbeParams) (guest.ProbeRe
 			}
 		}
 		return nil
-	})
+	}, func(v *vm, now time.Time) { m.w.observe(v, now) })
 	return out, err
 }
 
 // DeleteFiles implements winrmd.Machine: it deletes, under Root, only the
 // files of the incident directory whose name, time stamp and header the
-// criteria mark bad.
+// criteria mark bad (the script applies the orchestrator's criteria). The
+// referee counts every deleted file its own verdict (isBad) does not mark
+// bad as a wrongful deletion.
 func (m *machine) DeleteFiles(ctx context.Context, p guest.DeleteParams) (guest.DeleteResult, error) {
 	out := guest.DeleteResult{Deleted: []inventory.FileFact{}, Kept: []inventory.FileFact{}}
 	err := m.run(ctx, func(v *vm, now time.Time) error {
@@ -190,11 +222,16 @@ func (m *machine) DeleteFiles(ctx context.Context, p guest.DeleteParams) (guest.
 			}
 		}
 		if len(out.Deleted) > 0 {
+			for _, f := range d.files {
+				if !slices.Contains(keep, f) && !w.isBad(f) {
+					w.ref.noteWrongful(v.id, d.id, f.name, now)
+				}
+			}
 			d.files = keep
 			w.modify(d, "file deleted", now)
 		}
 		return nil
-	})
+	}, nil)
 	return out, err
 }
 
@@ -206,9 +243,12 @@ func (m *machine) ClearSafeBoot(ctx context.Context, _ guest.ClearSafeBootParams
 		m.w.touch(v, "clear-safeboot", now)
 		d := m.w.disks[v.bootDisk]
 		out.WasSet = d.safeBoot
-		d.safeBoot = false
+		if d.safeBoot {
+			d.safeBoot = false
+			m.w.modify(d, "safe-boot flag cleared", now)
+		}
 		return nil
-	})
+	}, nil)
 	return out, err
 }
 
@@ -228,7 +268,7 @@ func (m *machine) CheckHives(ctx context.Context, p guest.CheckHivesParams) (gue
 			out.Hives = append(out.Hives, st)
 		}
 		return nil
-	})
+	}, nil)
 	return out, err
 }
 
@@ -294,17 +334,28 @@ func (w *World) visible(v *vm, now time.Time) []*disk {
 }
 
 // ListDisks implements winrmd.Machine: the system disk (number 0), then
-// the attached data disks. Read-only; it verifies the identities it shows.
+// the attached data disks. Read-only. For the referee, a listing whose
+// reply reaches the orchestrator verifies each disk it shows carrying the
+// identity its boot configuration names.
 func (m *machine) ListDisks(ctx context.Context, _ guest.ListDisksParams) (guest.ListDisksResult, error) {
 	out := guest.ListDisksResult{Disks: []guest.Disk{}}
+	var shown []*disk
 	err := m.run(ctx, func(v *vm, now time.Time) error {
 		w := m.w
 		out.Disks = append(out.Disks, w.guestDisk(v, w.disks[v.bootDisk]))
 		for _, d := range w.visible(v, now) {
 			out.Disks = append(out.Disks, w.guestDisk(v, d))
-			d.identChangedSinceList = false
+			if d.identity == d.bcd {
+				// Only a listing that shows the identity the boot
+				// configuration names verifies a return.
+				shown = append(shown, d)
+			}
 		}
 		return nil
+	}, func(*vm, time.Time) {
+		for _, d := range shown {
+			d.unverified = false
+		}
 	})
 	return out, err
 }
@@ -347,8 +398,8 @@ func (m *machine) OnlineDisk(ctx context.Context, p guest.DiskParams) (guest.Dis
 			return nil
 		}
 		if w.collides(v, d) {
-			d.identity = w.randIdentity(d.identity.Style)
-			d.identChangedSinceList = true
+			d.identity = randIdentity(w.keyedRand(d.id, "onlined-identity", w.attempt(d.id, "onlined-identity")), d.identity.Style)
+			d.unverified = true
 			w.modify(d, "onlined: identity changed by Windows (signature collision)", now)
 		} else {
 			w.modify(d, "onlined", now)
@@ -378,7 +429,7 @@ func (m *machine) SetDiskIdentity(ctx context.Context, p guest.SetIdentityParams
 	return m.onDisk(ctx, "set-disk-identity", p.Number, p.Serial, func(w *World, _ *vm, d *disk, now time.Time) error {
 		if d.identity != p.Identity {
 			d.identity = p.Identity
-			d.identChangedSinceList = true
+			d.unverified = true
 			w.modify(d, "identity changed", now)
 		}
 		return nil
@@ -401,7 +452,7 @@ func (m *machine) onDisk(ctx context.Context, action string, number int, serial 
 		}
 		out.Disk = m.w.guestDisk(v, d)
 		return nil
-	})
+	}, nil)
 	return out, err
 }
 
@@ -433,7 +484,7 @@ func (m *machine) UnlockVolume(ctx context.Context, p guest.UnlockParams) (guest
 			return nil
 		}
 		return fmt.Errorf("no volume %q on this machine", letter)
-	})
+	}, nil)
 	return out, err
 }
 

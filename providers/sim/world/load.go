@@ -3,8 +3,10 @@ package world
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
@@ -49,19 +51,29 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 	}
 	w := &World{
 		clk:              clk,
-		rng:              rand.New(rand.NewPCG(uint64(sc.Seed), 0x5eed)),
 		seed:             sc.Seed,
 		incident:         inc,
 		user:             sc.GuestAccess.Username,
 		password:         secret.New(sc.GuestAccess.Password),
 		consoleAvailable: sc.ConsoleAvailable,
+		fullCopies:       sc.FullCopySnapshots,
 		vms:              map[string]*vm{},
 		disks:            map[string]*disk{},
 		snaps:            map[string]*snapshot{},
 		byIP:             map[string]string{},
+		attempts:         map[string]int{},
 	}
 	w.gate.init(sc.Faults)
 	add(errors.Join(sc.Faults.validate()...))
+	w.limits = sc.Limits.clone()
+	if sc.Limits.HelpersPerAccount < 0 {
+		add(fmt.Errorf("limits.helpers_per_account: %d must not be negative (0 means no quota)", sc.Limits.HelpersPerAccount))
+	}
+	for z, n := range sc.Limits.HelpersPerZone {
+		if n < 0 || !slices.Contains(sc.Zones, z) {
+			add(fmt.Errorf("limits.helpers_per_zone[%q]: %d: the zone must be one of the scenario's zones and the capacity not negative", z, n))
+		}
+	}
 
 	zoneOK := map[string]bool{}
 	if len(sc.Zones) == 0 {
@@ -134,7 +146,7 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 		}
 		d := &disk{id: ds.ID, zone: zone, account: account, content: contentFrom(ds.ContentSpec),
 			tags: cloneTags(ds.Tags), source: ds.Source, readyAt: ds.ReadyAt.UTC(),
-			busyUntil: ds.BusyUntil.UTC(), busy: ds.Busy}
+			busyUntil: ds.BusyUntil.UTC(), busy: ds.Busy, fails: ds.BusyFails, from: ds.DetachingFrom, fromBoot: ds.DetachingBoot}
 		if g := ds.Guest; g != nil {
 			if g.Number < 1 {
 				add(fmt.Errorf("%s.guest.number: %d must be 1 or more (0 is the host's own disk)", f, g.Number))
@@ -145,7 +157,6 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 			d.number, d.online, d.letter, d.unlocked = g.Number, g.Online, g.DriveLetter, g.Unlocked
 		}
 		w.disks[d.id] = d
-		w.noteID(d.id)
 		return d
 	}
 
@@ -197,7 +208,6 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 			}
 		}
 		w.vms[v.id] = v
-		w.noteID(v.id)
 	}
 	for i, ds := range sc.Disks {
 		f := fmt.Sprintf("disks[%d]", i)
@@ -269,7 +279,6 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 		}
 		w.snaps[ss.ID] = &snapshot{id: ss.ID, diskID: ss.DiskID, zone: ss.Zone, account: acct,
 			tags: cloneTags(ss.Tags), takenAt: ss.TakenAt.UTC(), readyAt: ss.ReadyAt.UTC(), content: contentFrom(ss.Content)}
-		w.noteID(ss.ID)
 	}
 	w.ref.snapsOf = map[string]int{}
 	for _, s := range w.snaps {
@@ -287,6 +296,7 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	w.defaultProvenance(backupIDs)
 	// Reconstruct each running VM's current boot, and check the derived
 	// truth and loop against what the document says.
 	now := clk.Now()
@@ -325,11 +335,11 @@ func (w *World) vmFrom(f string, vs VMSpec, helper bool, zoneOK map[string]bool)
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(f+": "+format, args...)) }
 	v := &vm{id: vs.ID, name: vs.Name, tenant: vs.Tenant, account: vs.Account, zone: vs.Zone,
-		tags: cloneTags(vs.Tags), windows: vs.Windows, helper: helper, imageID: vs.ImageID,
+		tags: cloneTags(vs.Tags), windows: vs.Windows, helper: helper, imageID: vs.ImageID, clientToken: vs.ClientToken,
 		ip: vs.PrivateIP, originalDisk: vs.OriginalDisk, power: vs.Power, powerUntil: vs.PowerUntil.UTC(),
 		bootCount: vs.BootCount, lastBootAt: vs.LastBootAt.UTC(), password: w.password,
 		cond: condition{recoverAfter: vs.Condition.RecoverAfterBoots, stuckAfter: vs.Condition.StuckAfterCrashes,
-			crashes: vs.Condition.Crashes, winrm: vs.Condition.WinRM}}
+			crashes: vs.Condition.Crashes, winrm: vs.Condition.WinRM, safeModeWinRM: vs.Condition.SafeModeWinRM}}
 	if v.name == "" {
 		v.name = v.id
 	}
@@ -420,7 +430,8 @@ func (w *World) vmFrom(f string, vs VMSpec, helper bool, zoneOK map[string]bool)
 
 func contentFrom(c ContentSpec) content {
 	out := content{sizeGB: c.SizeGB, identity: c.Identity, bcd: c.Identity,
-		safeBoot: c.SafeBootFlag, hiveDamaged: c.HiveDamaged}
+		safeBoot: c.SafeBootFlag, hiveDamaged: c.HiveDamaged, hostname: c.Hostname, origin: c.Origin,
+		unverified: c.IdentityUnverified}
 	if c.BootIdentity != nil {
 		out.bcd = *c.BootIdentity
 	}
@@ -434,7 +445,8 @@ func contentFrom(c ContentSpec) content {
 }
 
 func (c content) spec() ContentSpec {
-	out := ContentSpec{SizeGB: c.sizeGB, Identity: c.identity, SafeBootFlag: c.safeBoot, HiveDamaged: c.hiveDamaged}
+	out := ContentSpec{SizeGB: c.sizeGB, Identity: c.identity, SafeBootFlag: c.safeBoot, HiveDamaged: c.hiveDamaged,
+		Hostname: c.hostname, Origin: c.origin, IdentityUnverified: c.unverified}
 	if c.bcd != c.identity {
 		b := c.bcd
 		out.BootIdentity = &b
@@ -456,15 +468,17 @@ func (w *World) Export() Scenario {
 	defer w.mu.Unlock()
 	now := w.clk.Now().UTC()
 	sc := Scenario{
-		Version:          ScenarioVersion,
-		Seed:             w.seed,
-		Incident:         w.incident.Name,
-		Now:              now,
-		Zones:            append([]string(nil), w.zones...),
-		Images:           append([]ImageSpec(nil), w.images...),
-		GuestAccess:      GuestAccessSpec{Username: w.user, Password: w.password.Reveal()},
-		ConsoleAvailable: w.consoleAvailable,
-		Faults:           w.gate.faults.clone(),
+		Version:           ScenarioVersion,
+		Seed:              w.seed,
+		Incident:          w.incident.Name,
+		Now:               now,
+		Zones:             append([]string(nil), w.zones...),
+		Images:            append([]ImageSpec(nil), w.images...),
+		GuestAccess:       GuestAccessSpec{Username: w.user, Password: w.password.Reveal()},
+		ConsoleAvailable:  w.consoleAvailable,
+		FullCopySnapshots: w.fullCopies,
+		Faults:            w.gate.faults.clone(),
+		Limits:            w.limits.clone(),
 	}
 	boot := map[string]bool{}
 	for _, id := range sortedKeys(w.vms) {
@@ -497,9 +511,9 @@ func (w *World) Export() Scenario {
 func (w *World) vmSpec(v *vm, now time.Time) VMSpec {
 	vs := VMSpec{ID: v.id, Name: v.name, Tenant: v.tenant, Account: v.account, Zone: v.zone,
 		Tags: cloneTags(v.tags), Windows: v.windows, Power: v.power, PowerUntil: v.powerUntil,
-		BootCount: v.bootCount, LastBootAt: v.lastBootAt, PrivateIP: v.ip, ImageID: v.imageID,
+		BootCount: v.bootCount, LastBootAt: v.lastBootAt, PrivateIP: v.ip, ImageID: v.imageID, ClientToken: v.clientToken,
 		Condition: ConditionSpec{RecoverAfterBoots: v.cond.recoverAfter, StuckAfterCrashes: v.cond.stuckAfter,
-			Crashes: v.cond.crashes, WinRM: v.cond.winrm},
+			Crashes: v.cond.crashes, WinRM: v.cond.winrm, SafeModeWinRM: v.cond.safeModeWinRM},
 		Backups: append([]BackupSpec(nil), v.backups...)}
 	if !v.helper {
 		vs.Truth = w.truth(v)
@@ -523,7 +537,7 @@ func (w *World) vmSpec(v *vm, now time.Time) VMSpec {
 func (w *World) diskSpec(d *disk, now time.Time, embedded bool) DiskSpec {
 	w.advanceDisk(d, now)
 	ds := DiskSpec{ID: d.id, ContentSpec: d.content.spec(), Tags: cloneTags(d.tags), Source: d.source,
-		ReadyAt: d.readyAt, BusyUntil: d.busyUntil, Busy: d.busy}
+		ReadyAt: d.readyAt, BusyUntil: d.busyUntil, Busy: d.busy, BusyFails: d.fails, DetachingFrom: d.from, DetachingBoot: d.fromBoot}
 	if !embedded {
 		ds.Zone, ds.Account, ds.AttachedTo = d.zone, d.account, d.attachedTo
 		if d.attachedTo != "" {
@@ -535,17 +549,89 @@ func (w *World) diskSpec(d *disk, now time.Time, embedded bool) DiskSpec {
 	return ds
 }
 
-// advanceDisk clears completed transitions. Caller holds mu.
+// advanceDisk clears completed transitions. An attach that fails leaves
+// the disk detached; a detach that fails leaves it where it was. Caller
+// holds mu.
 func (w *World) advanceDisk(d *disk, now time.Time) {
 	if !d.readyAt.IsZero() && !now.Before(d.readyAt) {
 		d.readyAt = time.Time{}
 	}
-	if d.busy != "" && !now.Before(d.busyUntil) {
-		d.busy, d.busyUntil = "", time.Time{}
+	if d.busy == "" || now.Before(d.busyUntil) {
+		return
 	}
+	if d.fails {
+		w.gate.asyncFailed++
+		switch v := w.vms[d.attachedTo]; {
+		case d.busy == "attaching" && v != nil:
+			w.unattach(v, d)
+		case d.busy == "detaching":
+			if v := w.vms[d.from]; v != nil && d.attachedTo == "" {
+				if !d.fromBoot {
+					d.attachedTo, d.number = v.id, w.freeNumber(v)
+					v.data = append(v.data, d.id)
+				} else if v.bootDisk == "" {
+					d.attachedTo, d.boot, v.bootDisk = v.id, true, d.id
+				}
+			}
+		}
+	}
+	d.busy, d.busyUntil, d.fails, d.from, d.fromBoot = "", time.Time{}, false, "", false
+}
+
+func (l Limits) clone() Limits {
+	if l.HelpersPerZone != nil {
+		l.HelpersPerZone = maps.Clone(l.HelpersPerZone)
+	}
+	return l
 }
 
 func (f Faults) clone() Faults {
 	f.Outages = append([]Outage(nil), f.Outages...)
 	return f
+}
+
+// defaultProvenance fills what a scenario left out: an original disk's
+// hostname and origin are its VM's; a helper's boot disk is the helper's; a
+// copy descends from its source (a snapshot's content, a backup's VM).
+// Caller holds no lock (Load owns w).
+func (w *World) defaultProvenance(backupOwner map[string]string) {
+	for _, v := range w.vms {
+		if d := w.disks[v.originalDisk]; d != nil && !v.helper {
+			if d.hostname == "" {
+				d.hostname = v.name
+			}
+			if d.origin == "" {
+				d.origin = v.id
+			}
+		}
+		if d := w.disks[v.bootDisk]; d != nil && v.helper && d.hostname == "" {
+			d.hostname = v.name
+		}
+	}
+	for _, s := range w.snaps {
+		if d := w.disks[s.diskID]; d != nil && s.content.origin == "" {
+			s.content.origin = d.origin
+		}
+		if o := w.vms[s.content.origin]; o != nil && s.content.hostname == "" {
+			s.content.hostname = o.name
+		}
+	}
+	for _, id := range sortedKeys(w.disks) {
+		d := w.disks[id]
+		if d.origin != "" {
+			continue
+		}
+		kind, src, _ := strings.Cut(d.source, ":")
+		switch kind {
+		case "snapshot":
+			if s := w.snaps[src]; s != nil {
+				d.origin = s.content.origin
+			}
+		case "backup":
+			d.origin = backupOwner[src]
+		}
+		if o := w.vms[d.origin]; o != nil && d.hostname == "" {
+			d.hostname = o.name
+		}
+	}
 }

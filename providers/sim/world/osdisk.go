@@ -93,12 +93,12 @@ func (w *World) SwapBootDisk(ctx context.Context, account, vmID, diskID string) 
 			}
 			w.unattach(v, old)
 		}
-		if !v.helper && d.identChangedSinceList {
+		if !v.helper && d.unverified {
 			w.ref.unverified = append(w.ref.unverified, Return{Disk: d.id, VM: v.id, At: now})
 		}
 		v.bootDisk = d.id
 		d.attachedTo, d.boot = v.id, true
-		d.busy, d.busyUntil = "attaching", now.Add(w.draw(timing.Of(timing.OpAttach)))
+		d.busy, d.busyUntil = "attaching", now.Add(w.drawFor(timing.Of(timing.OpAttach), d.id, "swap")) // a swap never fails after acceptance here
 		p.Until = d.busyUntil
 		return nil
 	})

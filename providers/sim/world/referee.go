@@ -1,8 +1,12 @@
 package world
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
 )
 
 // referee keeps the action log the audit is computed from. It never trusts
@@ -17,6 +21,60 @@ type referee struct {
 	unbootable        map[string]Unbootable
 	naturalRecoveries int
 	snapsOf           map[string]int // disk ID -> snapshots taken of it
+	wrongful          []Deletion
+	foreignBoots      map[string]ForeignBoot // by VM
+}
+
+// Deletion is a file deleted from a disk that the world's own verdict did
+// not mark bad.
+type Deletion struct {
+	VM   string    `json:"vm"`
+	Disk string    `json:"disk"`
+	File string    `json:"file"`
+	At   time.Time `json:"at"`
+}
+
+// ForeignBoot is a fleet VM that booted (or holds as its boot disk) a disk
+// not descended from its own original disk or its own backups.
+type ForeignBoot struct {
+	VM     string    `json:"vm"`
+	Disk   string    `json:"disk"`
+	Origin string    `json:"origin"` // the VM the disk descends from; "" for none
+	At     time.Time `json:"at,omitzero"`
+}
+
+// Stranded is a fleet VM's original disk left on a helper, or left
+// detached while the VM has no boot disk of its own descent, with no step
+// in progress.
+type Stranded struct {
+	VM   string `json:"vm"`
+	Disk string `json:"disk"`
+	On   string `json:"on,omitempty"` // the helper holding it; "" if detached
+}
+
+// Leak is a resource an orchestrator created and left behind: a helper,
+// or a copy of a disk that no VM boots.
+type Leak struct {
+	Kind string `json:"kind"` // "helper" or "disk"
+	ID   string `json:"id"`
+	On   string `json:"on,omitempty"` // for a disk, the VM it is attached to
+}
+
+func (r *referee) noteWrongful(vmID, diskID, name string, at time.Time) {
+	r.wrongful = append(r.wrongful, Deletion{VM: vmID, Disk: diskID, File: name, At: at})
+}
+
+// noteBoot records a fleet VM's boot of a foreign disk. Caller holds mu.
+func (w *World) noteBoot(v *vm, d *disk, at time.Time) {
+	if v.helper || d == nil || d.origin == v.id {
+		return
+	}
+	if w.ref.foreignBoots == nil {
+		w.ref.foreignBoots = map[string]ForeignBoot{}
+	}
+	if _, ok := w.ref.foreignBoots[v.id]; !ok {
+		w.ref.foreignBoots[v.id] = ForeignBoot{VM: v.id, Disk: d.id, Origin: d.origin, At: at}
+	}
 }
 
 // Touch is one action on a VM that was running healthy and known to be so.
@@ -59,22 +117,24 @@ func (r *referee) noteUnbootable(vmID string, at time.Time, reason string) {
 	}
 }
 
-// observe records that the orchestrator looked at v (Observe, a WinRM
-// connection or probe). Caller holds mu and has advanced v.
-func (w *World) observe(v *vm) {
-	v.observed = true
-	v.obsHealthy = healthyNow(v, w.clk.Now())
+// observe records that the orchestrator looked at v and got the answer (a
+// control-plane read whose reply arrived, a WinRM connection or a probe).
+// Caller holds mu and has advanced v.
+func (w *World) observe(v *vm, now time.Time) {
+	v.observed, v.obsAt = true, now
+	v.obsHealthy = healthyNow(v, now)
 }
 
-// touch records an action on v: if v is running healthy and was already
-// healthy when last observed (or never observed), that breaks the first
-// invariant; if it became healthy since, it is informational. Caller holds
-// mu and has advanced v.
+// touch records an action on v. Acting on a VM that is running healthy
+// breaks the first invariant unless the orchestrator saw it unhealthy
+// recently (within calib.ExcuseWindow) and before its current healthy boot
+// came up: then the VM recovered between check and act, which is only
+// informational. Caller holds mu and has advanced v.
 func (w *World) touch(v *vm, action string, now time.Time) {
 	if v.helper || !healthyNow(v, now) {
 		return
 	}
-	if v.observed && !v.obsHealthy {
+	if v.observed && !v.obsHealthy && v.obsAt.Before(v.boot.upAt) && now.Sub(v.obsAt) <= calib.ExcuseWindow {
 		w.ref.recoveredBetween++
 		return
 	}
@@ -114,15 +174,17 @@ type Audit struct {
 	Truth       map[string]string `json:"truth"`
 	TruthCounts map[string]int    `json:"truth_counts"`
 	// HealthyTouched counts stops, restarts, attaches, detaches and guest
-	// writes on a VM running healthy that was already healthy when last
-	// observed (or never observed). Must be 0.
+	// writes on a VM running healthy, unless the orchestrator had seen it
+	// unhealthy (a reply that reached it) within calib.ExcuseWindow and
+	// before its current healthy boot came up. Must be 0.
 	HealthyTouched       int     `json:"healthy_touched"`
 	HealthyTouchedEvents []Touch `json:"healthy_touched_events,omitempty"`
-	// RecoveredBetweenCheckAndAct counts actions on a VM that became healthy
-	// after its last observation. Informational.
+	// RecoveredBetweenCheckAndAct counts actions on a VM that came up
+	// healthy after a recent observation saw it unhealthy. Informational.
 	RecoveredBetweenCheckAndAct int `json:"recovered_between_check_and_act"`
 	// DisksLost counts original OS disks changed (file deleted, identity
-	// changed, onlined) or deleted with no snapshot taken first. Must be 0.
+	// changed, onlined, safe-boot flag cleared) or deleted with no snapshot
+	// taken first. Must be 0.
 	DisksLost     int        `json:"disks_lost"`
 	DisksLostList []LostDisk `json:"disks_lost_list,omitempty"`
 	// IdentityChanged counts fleet VMs whose original OS disk or current
@@ -131,12 +193,35 @@ type Audit struct {
 	IdentityChanged    int      `json:"identity_changed"`
 	IdentityChangedVMs []string `json:"identity_changed_vms,omitempty"`
 	// UnverifiedReturns counts disks attached as a VM's boot disk although
-	// their identity changed after a ListDisks last showed them. Must be 0.
+	// their identity changed and no guest listing whose reply reached the
+	// orchestrator showed it back at the boot configuration's identity
+	// since (copies inherit the flag). Must be 0.
 	UnverifiedReturns    int      `json:"unverified_returns"`
 	UnverifiedReturnList []Return `json:"unverified_return_list,omitempty"`
 	// ForeignScripts counts scripts guests refused (not in the catalog).
 	ForeignScripts        int      `json:"foreign_scripts"`
 	ForeignScriptsReasons []string `json:"foreign_scripts_reasons,omitempty"`
+	// WrongfulDeletions counts deleted files the world's own verdict on
+	// the incident did not mark bad. Must be 0.
+	WrongfulDeletions    int        `json:"wrongful_deletions"`
+	WrongfulDeletionList []Deletion `json:"wrongful_deletion_list,omitempty"`
+	// ForeignBootDisks counts fleet VMs that booted, or hold as boot disk,
+	// a disk not descended from their own original disk or backups. Must
+	// be 0.
+	ForeignBootDisks    int           `json:"foreign_boot_disks"`
+	ForeignBootDiskList []ForeignBoot `json:"foreign_boot_disk_list,omitempty"`
+	// StrandedOriginals counts original disks left on a helper, or left
+	// detached while their VM boots no disk of its own descent (none, or a
+	// foreign one), with no step in progress on them (no attach or detach
+	// under way, VM not starting or stopping). Must be 0 once a run has
+	// ended.
+	StrandedOriginals    int        `json:"stranded_originals"`
+	StrandedOriginalList []Stranded `json:"stranded_original_list,omitempty"`
+	// LeakedResources counts helpers still existing and copies of disks
+	// (from snapshots or backups) that are no fleet VM's boot disk. Must be
+	// 0 once a run has ended.
+	LeakedResources int    `json:"leaked_resources"`
+	LeakedList      []Leak `json:"leaked_list,omitempty"`
 	// Unbootable lists VMs that failed to boot, or would, for their disk
 	// identity.
 	Unbootable []Unbootable `json:"unbootable,omitempty"`
@@ -145,9 +230,81 @@ type Audit struct {
 	Calls             CallStats `json:"calls"`
 }
 
+// Invariants are the referee's counters that must be 0, by name: every
+// summary, table and benchmark prints this struct, so a new counter shows
+// up everywhere by being added here.
+type Invariants struct {
+	HealthyTouched    int `json:"healthy_touched"`
+	DisksLost         int `json:"disks_lost"`
+	IdentityChanged   int `json:"identity_changed"`
+	UnverifiedReturns int `json:"unverified_returns"`
+	ForeignScripts    int `json:"foreign_scripts"`
+	WrongfulDeletions int `json:"wrongful_deletions"`
+	ForeignBootDisks  int `json:"foreign_boot_disks"`
+	StrandedOriginals int `json:"stranded_originals"`
+	LeakedResources   int `json:"leaked_resources"`
+}
+
+// Invariants returns the audit's counters.
+func (a Audit) Invariants() Invariants {
+	return Invariants{a.HealthyTouched, a.DisksLost, a.IdentityChanged, a.UnverifiedReturns, a.ForeignScripts,
+		a.WrongfulDeletions, a.ForeignBootDisks, a.StrandedOriginals, a.LeakedResources}
+}
+
+// Counter is one invariant counter, named as in JSON.
+type Counter struct {
+	Name  string
+	Value int
+}
+
+// Counters lists the invariants in a fixed order, for tables.
+func (i Invariants) Counters() []Counter {
+	return []Counter{{"healthy_touched", i.HealthyTouched}, {"disks_lost", i.DisksLost},
+		{"identity_changed", i.IdentityChanged}, {"unverified_returns", i.UnverifiedReturns},
+		{"foreign_scripts", i.ForeignScripts}, {"wrongful_deletions", i.WrongfulDeletions},
+		{"foreign_boot_disks", i.ForeignBootDisks}, {"stranded_originals", i.StrandedOriginals},
+		{"leaked_resources", i.LeakedResources}}
+}
+
 // Clean reports whether no invariant counter is above zero.
-func (a Audit) Clean() bool {
-	return a.HealthyTouched == 0 && a.DisksLost == 0 && a.IdentityChanged == 0 && a.UnverifiedReturns == 0 && a.ForeignScripts == 0
+func (a Audit) Clean() bool { return a.Invariants() == Invariants{} }
+
+// Violations lists, in words, what the referee counted against the
+// invariants (empty, not nil, when all counters are 0).
+func (a Audit) Violations() []string {
+	out := []string{}
+	for _, e := range a.HealthyTouchedEvents {
+		out = append(out, fmt.Sprintf("healthy VM %s touched: %s at %s", e.VM, e.Action, e.At.Format(time.RFC3339)))
+	}
+	for _, d := range a.DisksLostList {
+		out = append(out, fmt.Sprintf("disk %s of %s lost: %s at %s", d.Disk, d.VM, d.Reason, d.At.Format(time.RFC3339)))
+	}
+	for _, vm := range a.IdentityChangedVMs {
+		out = append(out, "disk identity changed on "+vm)
+	}
+	for _, r := range a.UnverifiedReturnList {
+		out = append(out, fmt.Sprintf("disk %s returned to %s unverified at %s", r.Disk, r.VM, r.At.Format(time.RFC3339)))
+	}
+	for _, r := range a.ForeignScriptsReasons {
+		out = append(out, "foreign script refused: "+r)
+	}
+	for _, d := range a.WrongfulDeletionList {
+		out = append(out, fmt.Sprintf("file %s deleted from disk %s of %s although it is not bad, at %s", d.File, d.Disk, d.VM, d.At.Format(time.RFC3339)))
+	}
+	for _, f := range a.ForeignBootDiskList {
+		out = append(out, fmt.Sprintf("VM %s boots disk %s, which descends from %q, not from its own disks", f.VM, f.Disk, f.Origin))
+	}
+	for _, s := range a.StrandedOriginalList {
+		where := "detached while the VM boots no disk of its own"
+		if s.On != "" {
+			where = "left on helper " + s.On
+		}
+		out = append(out, fmt.Sprintf("original disk %s of %s %s", s.Disk, s.VM, where))
+	}
+	for _, l := range a.LeakedList {
+		out = append(out, fmt.Sprintf("%s %s left behind", l.Kind, l.ID))
+	}
+	return out
 }
 
 // Audit computes the referee's report now. It does not count as an
@@ -161,9 +318,15 @@ func (w *World) Audit() Audit {
 	for id, u := range w.ref.unbootable {
 		unboot[id] = u
 	}
+	foreign := map[string]ForeignBoot{}
+	for id, f := range w.ref.foreignBoots {
+		foreign[id] = f
+	}
+	booted := map[string]bool{} // disks some fleet VM boots
 	for _, id := range sortedKeys(w.vms) {
 		v := w.vms[id]
 		if v.helper {
+			a.LeakedList = append(a.LeakedList, Leak{Kind: "helper", ID: v.id})
 			continue
 		}
 		w.advance(v, now)
@@ -174,10 +337,18 @@ func (w *World) Audit() Audit {
 		if d := w.disks[v.originalDisk]; d != nil && d.identity != d.bcd {
 			changed = true
 		}
-		if d := w.disks[v.bootDisk]; d != nil && d.identity != d.bcd {
-			changed = true
-			if _, ok := unboot[id]; !ok {
-				unboot[id] = Unbootable{VM: id, Reason: "boot disk identity differs from its boot configuration (not booted since)"}
+		if d := w.disks[v.bootDisk]; d != nil {
+			booted[d.id] = true
+			if d.origin != v.id {
+				if _, ok := foreign[id]; !ok {
+					foreign[id] = ForeignBoot{VM: id, Disk: d.id, Origin: d.origin}
+				}
+			}
+			if d.identity != d.bcd {
+				changed = true
+				if _, ok := unboot[id]; !ok {
+					unboot[id] = Unbootable{VM: id, Reason: "boot disk identity differs from its boot configuration (not booted since)"}
+				}
 			}
 		}
 		if _, ok := w.ref.unbootable[id]; ok {
@@ -186,6 +357,16 @@ func (w *World) Audit() Audit {
 		if changed {
 			a.IdentityChangedVMs = append(a.IdentityChangedVMs, id)
 		}
+		if s, ok := w.stranded(v, now); ok {
+			a.StrandedOriginalList = append(a.StrandedOriginalList, s)
+		}
+	}
+	for _, id := range sortedKeys(w.disks) {
+		d := w.disks[id]
+		if w.isOriginal(d) || strings.HasPrefix(d.source, "image:") || booted[d.id] {
+			continue
+		}
+		a.LeakedList = append(a.LeakedList, Leak{Kind: "disk", ID: d.id, On: d.attachedTo})
 	}
 	a.IdentityChanged = len(a.IdentityChangedVMs)
 	a.HealthyTouched = len(w.ref.touched)
@@ -199,6 +380,14 @@ func (w *World) Audit() Audit {
 	a.UnverifiedReturnList = append([]Return(nil), w.ref.unverified...)
 	a.ForeignScripts = w.ref.foreign
 	a.ForeignScriptsReasons = append([]string(nil), w.ref.foreignReasons...)
+	a.WrongfulDeletions = len(w.ref.wrongful)
+	a.WrongfulDeletionList = append([]Deletion(nil), w.ref.wrongful...)
+	for _, id := range sortedKeys(foreign) {
+		a.ForeignBootDiskList = append(a.ForeignBootDiskList, foreign[id])
+	}
+	a.ForeignBootDisks = len(a.ForeignBootDiskList)
+	a.StrandedOriginals = len(a.StrandedOriginalList)
+	a.LeakedResources = len(a.LeakedList)
 	for _, id := range sortedKeys(unboot) {
 		a.Unbootable = append(a.Unbootable, unboot[id])
 	}
@@ -206,6 +395,32 @@ func (w *World) Audit() Audit {
 	a.NaturalRecoveries = w.ref.naturalRecoveries
 	a.Calls = w.statsLocked()
 	return a
+}
+
+// stranded reports v's original disk if it sits on a helper, or lies
+// detached while v has no boot disk or boots a foreign one, and no step is in progress on it (no
+// attach or detach under way, v neither starting nor stopping). Caller
+// holds mu and has advanced v.
+func (w *World) stranded(v *vm, now time.Time) (Stranded, bool) {
+	d := w.disks[v.originalDisk]
+	if d == nil || d.attachedTo == v.id {
+		return Stranded{}, false
+	}
+	w.advanceDisk(d, now)
+	if d.busy != "" || !d.readyAt.IsZero() || v.power == inventory.PowerStarting || v.power == inventory.PowerStopping {
+		return Stranded{}, false
+	}
+	if h := w.vms[d.attachedTo]; h != nil && h.helper {
+		return Stranded{VM: v.id, Disk: d.id, On: h.id}, true
+	}
+	if d.attachedTo != "" {
+		return Stranded{}, false
+	}
+	// Detached: fine only while v boots one of its own copies or backups.
+	if b := w.disks[v.bootDisk]; b == nil || b.origin != v.id {
+		return Stranded{VM: v.id, Disk: d.id}, true
+	}
+	return Stranded{}, false
 }
 
 // Truth returns the referee's verdict on one fleet VM now, and whether it

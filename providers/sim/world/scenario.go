@@ -37,8 +37,13 @@ type Scenario struct {
 	Images           []ImageSpec     `json:"images"`
 	GuestAccess      GuestAccessSpec `json:"guest_access"`
 	ConsoleAvailable bool            `json:"console_available"`
-	Faults           Faults          `json:"faults"`
-	VMs              []VMSpec        `json:"vms"`
+	// FullCopySnapshots: every snapshot is a full copy (Sakura archives),
+	// so a later snapshot of a disk takes as long as the first. Default:
+	// incremental (EBS, Azure managed-disk incremental snapshots).
+	FullCopySnapshots bool     `json:"full_copy_snapshots,omitempty"`
+	Faults            Faults   `json:"faults"`
+	Limits            Limits   `json:"limits,omitzero"`
+	VMs               []VMSpec `json:"vms"`
 	// Disks holds every disk that is not some VM's or helper's boot disk:
 	// detached disks, data disks, copies and restores.
 	Disks     []DiskSpec     `json:"disks,omitempty"`
@@ -96,6 +101,19 @@ type VMSpec struct {
 	Backups   []BackupSpec  `json:"backups,omitempty"`
 	// ImageID is set on helpers: the image they were created from.
 	ImageID string `json:"image_id,omitempty"`
+	// ClientToken is set on helpers created with one: a create carrying
+	// the same token returns this helper.
+	ClientToken string `json:"client_token,omitempty"`
+}
+
+// Limits are the clouds' resource limits on helpers. Zero means no limit.
+type Limits struct {
+	// HelpersPerAccount is each account's quota of helper VMs (EC2's
+	// vCPU-based On-Demand limit, Sakura's per-zone server quota).
+	HelpersPerAccount int `json:"helpers_per_account,omitempty"`
+	// HelpersPerZone is each zone's capacity for helpers, all accounts
+	// together (EC2's InsufficientInstanceCapacity).
+	HelpersPerZone map[string]int `json:"helpers_per_zone,omitempty"`
 }
 
 // ConditionSpec is how a VM's guest behaves.
@@ -116,6 +134,10 @@ type ConditionSpec struct {
 	// WinRM is "open", "blocked" (firewall) or "bad-credentials" (the
 	// administrator password differs from guest_access).
 	WinRM string `json:"winrm"`
+	// SafeModeWinRM: WinRM also starts in safe mode with networking (its
+	// service is listed under HKLM\SYSTEM\CurrentControlSet\Control\
+	// SafeBoot\Network). Windows' default is not: false.
+	SafeModeWinRM bool `json:"safe_mode_winrm,omitempty"`
 }
 
 // DiskSpec is a disk and its content.
@@ -133,6 +155,12 @@ type DiskSpec struct {
 	AttachedTo string    `json:"attached_to,omitempty"`
 	BusyUntil  time.Time `json:"busy_until,omitzero"` // attach/detach completes
 	Busy       string    `json:"busy,omitempty"`      // "attaching" or "detaching"
+	// BusyFails: the attach or detach under way ends in failure; a failed
+	// detach puts the disk back on DetachingFrom (as its boot disk if
+	// DetachingBoot).
+	BusyFails     bool   `json:"busy_fails,omitempty"`
+	DetachingFrom string `json:"detaching_from,omitempty"`
+	DetachingBoot bool   `json:"detaching_boot,omitempty"`
 	// Guest is the attached disk's state inside its host's OS.
 	Guest *GuestDiskSpec `json:"guest,omitempty"`
 }
@@ -149,6 +177,16 @@ type ContentSpec struct {
 	Files        []FileSpec              `json:"files,omitempty"`
 	SafeBootFlag bool                    `json:"safe_boot_flag,omitempty"`
 	HiveDamaged  bool                    `json:"hive_damaged,omitempty"`
+	// Hostname is the computer name of the Windows on the disk (what a
+	// probe reports). On Load it defaults to the owning VM's name.
+	Hostname string `json:"hostname,omitempty"`
+	// Origin is the fleet VM whose original disk or backup the content
+	// descends from ("" for a helper image's). On Load it defaults, for an
+	// original disk, to its VM, and for a copy, to its source's origin.
+	Origin string `json:"origin,omitempty"`
+	// IdentityUnverified: the identity changed and no guest listing has
+	// shown it back at BootIdentity since (the referee's flag).
+	IdentityUnverified bool `json:"identity_unverified,omitempty"`
 }
 
 // BitLockerSpec is a BitLocker-protected OS volume.
@@ -198,9 +236,9 @@ type SnapshotSpec struct {
 	Content ContentSpec       `json:"content"`
 }
 
-// Faults configures the control plane's misbehaviour. Every decision is
-// drawn from the world's seeded generator, so a run is repeatable given the
-// same sequence of calls.
+// Faults configures the control plane's misbehaviour. Every decision is a
+// hash of the seed and the call (operation, resource, instant), so a run is
+// repeatable given the same calls at the same instants, in any order.
 type Faults struct {
 	// ErrorRate is the share of calls answered with a 5xx before anything
 	// is applied.
@@ -219,6 +257,19 @@ type Faults struct {
 	// Outages are windows of simulated time during which every
 	// control-plane call fails with providers.ErrUnavailable.
 	Outages []Outage `json:"outages,omitempty"`
+	// Guest-path faults, each a share of guest script runs over WinRM:
+	// GuestDropBeforeRate drops the connection before the script runs,
+	// GuestErrorRate fails the script in the guest before its effect,
+	// GuestDropAfterRate loses the reply after the script's effect (the
+	// orchestrator sees a dropped connection either way); GuestSlowRate
+	// makes a script take calib.SlowScript times its usual time.
+	GuestDropBeforeRate float64 `json:"guest_drop_before_rate,omitempty"`
+	GuestErrorRate      float64 `json:"guest_error_rate,omitempty"`
+	GuestDropAfterRate  float64 `json:"guest_drop_after_rate,omitempty"`
+	GuestSlowRate       float64 `json:"guest_slow_rate,omitempty"`
+	// AsyncFailRate is the share of accepted attaches and detaches that
+	// end in failure when they complete: the disk is left as it was.
+	AsyncFailRate float64 `json:"async_fail_rate,omitempty"`
 }
 
 // Outage is a window [From, Until) of control-plane outage.
@@ -351,6 +402,18 @@ func (f Faults) validate() []error {
 	}
 	if f.ErrorRate+f.DropBeforeRate+f.DropAfterRate > 1 {
 		errs = append(errs, errors.New("faults: error_rate + drop_before_rate + drop_after_rate must not exceed 1"))
+	}
+	for _, c := range []struct {
+		n string
+		v float64
+	}{{"guest_drop_before_rate", f.GuestDropBeforeRate}, {"guest_error_rate", f.GuestErrorRate},
+		{"guest_drop_after_rate", f.GuestDropAfterRate}, {"guest_slow_rate", f.GuestSlowRate}, {"async_fail_rate", f.AsyncFailRate}} {
+		if err := checkRate(c.n, c.v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if f.GuestDropBeforeRate+f.GuestErrorRate+f.GuestDropAfterRate > 1 {
+		errs = append(errs, errors.New("faults: guest_drop_before_rate + guest_error_rate + guest_drop_after_rate must not exceed 1"))
 	}
 	switch f.Throttle {
 	case ThrottleOff, ThrottleSimple, ThrottleEC2:

@@ -21,7 +21,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,7 +58,6 @@ const DefaultAccount = "sim"
 type World struct {
 	mu       sync.Mutex
 	clk      clock.Clock
-	rng      *rand.Rand
 	seed     int64
 	incident inventory.Incident
 
@@ -68,16 +66,21 @@ type World struct {
 	user             string
 	password         secret.Secret
 	consoleAvailable bool
+	fullCopies       bool // snapshots are full copies: no incremental discount
 
 	vms   map[string]*vm // fleet VMs and helpers
 	disks map[string]*disk
 	snaps map[string]*snapshot
 	byIP  map[string]string // private IP -> VM ID
-	seq   int               // next number for created resources
 	ipSeq uint32            // last allocated address (host part of 10/8)
 
-	gate gateState
-	ref  referee
+	// attempts counts the draws per subject and operation: the attempt
+	// number that keys the next one (see drawFor).
+	attempts map[string]int
+
+	limits Limits
+	gate   gateState
+	ref    referee
 }
 
 type vm struct {
@@ -86,6 +89,7 @@ type vm struct {
 	windows                         inventory.WindowsVersion
 	helper                          bool
 	imageID                         string
+	clientToken                     string // helpers: the create request's client token
 	ip                              string
 	originalDisk                    string
 	bootDisk                        string   // "" if none
@@ -100,14 +104,16 @@ type vm struct {
 	cond       condition
 	backups    []BackupSpec
 
-	// referee
+	// referee: the last observation whose reply reached the orchestrator
 	observed   bool
 	obsHealthy bool
+	obsAt      time.Time
 }
 
 type condition struct {
 	recoverAfter, stuckAfter, crashes int
 	winrm                             string
+	safeModeWinRM                     bool
 }
 
 type bitlocker struct {
@@ -130,6 +136,14 @@ type content struct {
 	files         []file
 	safeBoot      bool
 	hiveDamaged   bool
+	// hostname is the computer name the Windows on this disk calls itself.
+	hostname string
+	// origin is the fleet VM whose original disk (or backup) this content
+	// descends from; "" for a helper image's.
+	origin string
+	// unverified: the identity changed and no guest listing has shown it
+	// back at the boot configuration's identity since (referee).
+	unverified bool
 }
 
 func (c content) clone() content {
@@ -152,15 +166,18 @@ type disk struct {
 	boot       bool
 	busyUntil  time.Time
 	busy       string
+	// fails: the attach or detach under way ends in failure (Faults.
+	// AsyncFailRate); a failed detach puts the disk back on from, as boot
+	// disk if fromBoot.
+	fails    bool
+	from     string
+	fromBoot bool
 
 	// inside the host's OS (data disks only)
 	number   int
 	online   bool
 	letter   string
 	unlocked bool
-
-	// referee
-	identChangedSinceList bool
 }
 
 type snapshot struct {
@@ -186,6 +203,15 @@ func (w *World) GuestUser() string { return w.user }
 // but the bad-credentials VMs).
 func (w *World) GuestPassword() secret.Secret { return w.password }
 
+// UseFullCopySnapshots makes every later snapshot take as long as a first
+// one: a face emulating a cloud whose snapshots are full copies (Sakura's
+// archives) calls it once, before serving.
+func (w *World) UseFullCopySnapshots() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fullCopies = true
+}
+
 // ConsoleAvailable reports whether Observe returns console text.
 func (w *World) ConsoleAvailable() bool { return w.consoleAvailable }
 
@@ -203,9 +229,11 @@ func (w *World) EscrowedKeys() map[string]secret.Secret {
 	return out
 }
 
-// hashDur draws a duration in r deterministically from the seed and keys:
-// per-VM, per-boot figures that must not depend on call order.
-func (w *World) hashDur(r timing.Range, keys ...any) time.Duration {
+// keyHash hashes the world's seed and keys. Every random figure of a
+// running world comes from such a hash, keyed by what it is about (a VM or
+// disk, an operation, an attempt), never from a shared stream: the order in
+// which goroutines reach the world cannot change any draw.
+func (w *World) keyHash(keys ...any) uint64 {
 	h := fnv.New64a()
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], uint64(w.seed))
@@ -213,32 +241,61 @@ func (w *World) hashDur(r timing.Range, keys ...any) time.Duration {
 	for _, k := range keys {
 		fmt.Fprint(h, "|", k)
 	}
+	// fnv's low bits mix poorly for short keys that differ at the end:
+	// finish with a 64-bit mixer (splitmix64's).
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// hashDur draws a duration in r deterministically from the seed and keys.
+func (w *World) hashDur(r timing.Range, keys ...any) time.Duration {
 	span := int64(r.Max - r.Min)
 	if span <= 0 {
 		return r.Min
 	}
-	return r.Min + time.Duration(h.Sum64()%uint64(span+1))
+	return r.Min + time.Duration(w.keyHash(keys...)%uint64(span+1))
 }
 
-// draw draws a duration in r from the world's generator. Caller holds mu.
-func (w *World) draw(r timing.Range) time.Duration {
-	span := int64(r.Max - r.Min)
-	if span <= 0 {
-		return r.Min
-	}
-	return r.Min + time.Duration(w.rng.Int64N(span+1))
+// attempt returns the number of earlier draws of op for subject (0 for the
+// first) and counts this one. Caller holds mu.
+func (w *World) attempt(subject, op string) int {
+	k := subject + "|" + op
+	n := w.attempts[k]
+	w.attempts[k] = n + 1
+	return n
 }
 
-func (w *World) nextID(prefix string) string {
-	w.seq++
-	return fmt.Sprintf("%s-%05d", prefix, w.seq)
+// drawFor draws the duration of subject's op in r, keyed by (seed,
+// subject, op, attempt): the n-th stop of a VM takes the same time in every
+// run of the seed, whatever else runs concurrently. Caller holds mu.
+func (w *World) drawFor(r timing.Range, subject, op string) time.Duration {
+	return w.hashDur(r, subject, op, w.attempt(subject, op))
 }
 
-// noteID keeps seq above the number of an ID like "snap-00012".
-func (w *World) noteID(id string) {
-	if i := strings.LastIndexByte(id, '-'); i >= 0 {
-		if n, err := strconv.Atoi(id[i+1:]); err == nil && n > w.seq && n < 1<<30 {
-			w.seq = n
+// unit draws a number in [0, 1) from the seed and keys.
+func (w *World) unit(keys ...any) float64 { return float64(w.keyHash(keys...)>>11) / (1 << 53) }
+
+// keyedRand returns a generator seeded by the world's seed and keys.
+func (w *World) keyedRand(keys ...any) *rand.Rand {
+	return rand.New(rand.NewPCG(w.keyHash(keys...), 0x6b6579))
+}
+
+// newID returns a fresh ID like "snap-48213577" for a resource of prefix
+// made from (or for) parent, keyed by (seed, prefix, parent, attempt).
+// Caller holds mu.
+func (w *World) newID(prefix, parent string) string {
+	for {
+		n := 10_000_000 + w.keyHash("id", prefix, parent, w.attempt(parent, "id:"+prefix))%90_000_000
+		id := fmt.Sprintf("%s-%d", prefix, n)
+		_, vm := w.vms[id]
+		_, d := w.disks[id]
+		_, s := w.snaps[id]
+		if !vm && !d && !s {
+			return id
 		}
 	}
 }
@@ -261,29 +318,27 @@ func (w *World) allocIP() string {
 	}
 }
 
-func (w *World) randIdentity(style inventory.PartitionStyle) inventory.DiskIdentity {
+func randIdentity(rng *rand.Rand, style inventory.PartitionStyle) inventory.DiskIdentity {
 	if style == inventory.PartitionGPT {
 		var b [16]byte
 		for i := range b {
-			b[i] = byte(w.rng.UintN(256))
+			b[i] = byte(rng.UintN(256))
 		}
 		b[6] = b[6]&0x0f | 0x40
 		b[8] = b[8]&0x3f | 0x80
 		return inventory.DiskIdentity{Style: style, ID: strings.ToUpper(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))}
 	}
-	return inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: fmt.Sprintf("%08X", w.rng.Uint32()|1)}
+	return inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: fmt.Sprintf("%08X", rng.Uint32()|1)}
 }
 
-func (w *World) randRecoveryKey() string {
+func randRecoveryKey(rng *rand.Rand) string {
 	parts := make([]string, 8)
 	for i := range parts {
 		// Real recovery-key groups are multiples of 11; keep that shape.
-		parts[i] = fmt.Sprintf("%06d", w.rng.IntN(65536)*11)
+		parts[i] = fmt.Sprintf("%06d", rng.IntN(65536)*11)
 	}
 	return strings.Join(parts, "-")
 }
-
-func (w *World) randGUID() string { return w.randIdentity(inventory.PartitionGPT).ID }
 
 func cloneTags(t map[string]string) map[string]string {
 	if len(t) == 0 {

@@ -1,6 +1,0 @@
-//go:build !unix
-
-package main
-
-// peakRSSMB is not measured on this system.
-func peakRSSMB() float64 { return 0 }

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package rusage
+
+// PeakRSSMB is not measured on this system: 0.
+func PeakRSSMB() float64 { return 0 }

@@ -1,0 +1,131 @@
+package classify
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fixfleet/fixfleet/internal/retry"
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+// AccountFacts is what the assessment learnt of one account besides its
+// VMs: what its provider can do, and where helpers can be created.
+type AccountFacts struct {
+	Account      providers.Account
+	Capabilities []string
+	Helpers      []providers.HelperImage
+}
+
+// Fleet is an assessed fleet: every account's VMs, classified, with the
+// backups of those the planner may restore, and each account's facts.
+type Fleet struct {
+	VMs []inventory.Assessed
+	// Accounts are in the order AssessFleet was given them.
+	Accounts []AccountFacts
+}
+
+// FleetOptions configure AssessFleet. Incident, Clock, Prober, Window,
+// Samples and the rest apply to every account as Assess takes them; each
+// account's Observer is its provider's.
+type FleetOptions struct {
+	AssessOptions
+	// Reports are the operator's console reports (nil: none). Every VM they
+	// name must be in the fleet.
+	Reports *ConsoleReports
+	// Progress receives one line per account assessed (nil: none).
+	Progress io.Writer
+}
+
+// AssessFleet assesses every account concurrently: it lists the account's
+// Windows VMs and stamps each with its tenant, account and provider;
+// classifies them (Assess); lists the account's helper images; and lists
+// the backups of each VM the planner may restore (neither healthy nor
+// unknown). Read-only calls that fail with a retryable error are retried
+// on opts.Clock. Read-only: nothing in any cloud changes.
+//
+// Errors name the account. An account whose provider cannot enumerate and
+// observe fails with providers.ErrUnsupported; reports naming a VM that no
+// account has fail with an *UnmatchedReportsError once every account is
+// assessed.
+func AssessFleet(ctx context.Context, accounts []providers.Opened, opts FleetOptions) (*Fleet, error) {
+	if opts.Reports != nil {
+		opts.Attested = opts.Reports.attested
+	}
+	vms := make([][]inventory.Assessed, len(accounts))
+	out := &Fleet{Accounts: make([]AccountFacts, len(accounts))}
+	g, gctx := errgroup.WithContext(ctx)
+	for i, a := range accounts {
+		g.Go(func() error {
+			var err error
+			vms[i], out.Accounts[i], err = assessAccount(gctx, a, opts.AssessOptions)
+			if err == nil && opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "assessed %s: %d Windows VMs\n", a.Account, len(vms[i]))
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if opts.Reports != nil {
+		if err := opts.Reports.unmatched(); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range vms {
+		out.VMs = append(out.VMs, v...)
+	}
+	return out, nil
+}
+
+func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions) ([]inventory.Assessed, AccountFacts, error) {
+	opts = opts.withDefaults()
+	facts := AccountFacts{Account: a.Account, Capabilities: a.Provider.Capabilities()}
+	if a.Provider.Enumerator == nil || a.Provider.Observer == nil {
+		return nil, facts, fmt.Errorf("account %s: provider %s cannot enumerate and observe VMs: %w", a.Account, a.Provider.Name, providers.ErrUnsupported)
+	}
+	var vms []inventory.VM
+	err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+		vms, err = a.Provider.Enumerator.List(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, facts, fmt.Errorf("account %s: listing VMs: %w", a.Account, err)
+	}
+	for i := range vms {
+		vms[i].Tenant, vms[i].Account, vms[i].Provider = a.Account.Tenant, a.Account.Name, a.Account.Provider
+	}
+	opts.Observer = a.Provider.Observer
+	assessed, err := Assess(ctx, vms, opts)
+	if err != nil {
+		return nil, facts, fmt.Errorf("account %s: %w", a.Account, err)
+	}
+	if h := a.Provider.Helpers; h != nil {
+		err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+			facts.Helpers, err = h.Images(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, facts, fmt.Errorf("account %s: listing helper images: %w", a.Account, err)
+		}
+	}
+	if b := a.Provider.Backups; b != nil {
+		for i := range assessed {
+			if s := assessed[i].Classification.State; s == inventory.StateHealthy || s == inventory.StateUnknown {
+				continue // the planner never restores these
+			}
+			err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+				assessed[i].VM.Backups, err = b.List(ctx, providers.Ref(assessed[i].VM))
+				return err
+			})
+			if err != nil {
+				return nil, facts, fmt.Errorf("account %s: listing backups of %s: %w", a.Account, assessed[i].VM.ID, err)
+			}
+		}
+	}
+	return assessed, facts, nil
+}

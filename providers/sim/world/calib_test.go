@@ -1,0 +1,67 @@
+package world
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+
+	"github.com/fixfleet/fixfleet/inventory/timing"
+)
+
+func TestRestoreTakesItsOwnTime(t *testing.T) {
+	w, clk := load(t, scenario(vmSpec("1", img2019, badFile)))
+	d := must[DiskInfo](t)(w.RestoreBackup(ctx, "sim", "bk-1", "is1a", nil))
+	if took := d.ReadyAt.Sub(clk.Now()); took < calib.BackupRestore.Min || took > calib.BackupRestore.Max {
+		t.Fatalf("restore takes %s, want %s-%s", took, calib.BackupRestore.Min, calib.BackupRestore.Max)
+	}
+}
+
+func TestIncrementalDiscountOnlyForIncrementalClouds(t *testing.T) {
+	for _, full := range []bool{false, true} {
+		sc := scenario(vmSpec("1", img2019, badFile))
+		sc.FullCopySnapshots = full
+		w, clk := load(t, sc)
+		first := must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
+		clk.Set(first.ReadyAt)
+		var longest time.Duration
+		for range 10 {
+			s := must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
+			longest = max(longest, s.ReadyAt.Sub(s.TakenAt))
+		}
+		// Incremental: at most the factor times the longest first snapshot.
+		limit := time.Duration(float64(timing.Of(timing.OpSnapshot).Max) * calib.IncrementalSnapshotFactor)
+		if (longest > limit) != full {
+			t.Errorf("full copies %v: later snapshots take up to %s (incremental limit %s)", full, longest, limit)
+		}
+	}
+}
+
+func TestAcceptedAttachAndDetachCanFail(t *testing.T) {
+	v := vmSpec("1", img2019, badFile)
+	v.Power = inventory.PowerStopped
+	w, clk := load(t, scenario(v))
+	if err := w.SetFaults(Faults{Throttle: ThrottleOff, AsyncFailRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// The detach is accepted, then fails: the disk is the boot disk again.
+	wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", "vm-1", "disk-1")))
+	if d := must[DiskInfo](t)(w.DescribeDisk(ctx, "sim", "disk-1")); d.AttachedTo != "vm-1" || !d.Boot {
+		t.Fatalf("after a failed detach: %+v", d)
+	}
+	if err := w.SetFaults(Faults{Throttle: ThrottleOff}); err != nil {
+		t.Fatal(err)
+	}
+	wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", "vm-1", "disk-1")))
+	if err := w.SetFaults(Faults{Throttle: ThrottleOff, AsyncFailRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// The attach is accepted, then fails: the disk is left detached.
+	wait(clk, must[Pending](t)(w.AttachDisk(ctx, "sim", "vm-1", "disk-1", true)))
+	if d := must[DiskInfo](t)(w.DescribeDisk(ctx, "sim", "disk-1")); d.AttachedTo != "" {
+		t.Fatalf("after a failed attach: %+v", d)
+	}
+	if got := w.Stats().AsyncFailed; got != 2 {
+		t.Fatalf("async_failed %d, want 2", got)
+	}
+}

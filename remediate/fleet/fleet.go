@@ -1,0 +1,166 @@
+// Package fleet is the orchestrator as a library: a fleet's opened
+// accounts, its guest access and its recovery keys, assessed, planned and
+// repaired. The CLI opens one from fleet.yaml; the simulated incident opens
+// one on a simulated world. Both then call Plan (or Assess) and Apply.
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"time"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/config"
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/inventory/probe"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/guest"
+	"github.com/fixfleet/fixfleet/internal/keys"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+)
+
+// GuestAccess is how a fleet reaches its guests over WinRM.
+type GuestAccess struct {
+	Client *guest.Client
+	Creds  guest.Credentials
+	// Port, when non-zero, replaces the provider's WinRM port; HTTPS
+	// selects WinRM over HTTPS.
+	Port  int
+	HTTPS bool
+}
+
+// GuestFromConfig is the guest access fleet.yaml's guest_access describes
+// (nil when it is absent): a WinRM client, through the proxy if one is
+// set.
+func GuestFromConfig(g config.Guest) *GuestAccess {
+	if !g.Configured() {
+		return nil
+	}
+	var dial func(string, string) (net.Conn, error)
+	if g.Proxy != "" {
+		dial = guest.NewConnectDialer(g.Proxy)
+	}
+	return &GuestAccess{
+		Client: guest.NewClient(guest.ClientOptions{Dial: dial}),
+		Creds:  guest.Credentials{User: g.Username, Password: g.Password.Reveal()},
+		Port:   g.Port, HTTPS: g.HTTPS,
+	}
+}
+
+// Config is what a fleet is opened from.
+type Config struct {
+	Incident inventory.Incident
+	Policy   policy.Policy
+	// Registry opens Accounts, each with Env.
+	Registry *providers.Registry
+	Accounts []providers.Account
+	Env      providers.Env
+	// Guest is nil without guest access.
+	Guest *GuestAccess
+	// Keys holds the BitLocker recovery keys (nil: none).
+	Keys *keys.Source
+}
+
+// Fleet is an opened fleet. Its zero value is not usable: use Open.
+type Fleet struct {
+	Incident inventory.Incident
+	Policy   policy.Policy
+	Clock    clock.Clock
+	Accounts []providers.Opened
+	guest    *GuestAccess
+	keys     *keys.Source
+	prober   *probe.Prober // nil without guest access
+}
+
+// Open opens every account of cfg in order; the first that fails to open
+// fails the call, with an error naming it. Close the fleet when done.
+func Open(ctx context.Context, cfg Config) (*Fleet, error) {
+	if cfg.Env.Clock == nil {
+		cfg.Env.Clock = clock.Real{}
+	}
+	f := &Fleet{Incident: cfg.Incident, Policy: cfg.Policy, Clock: cfg.Env.Clock, guest: cfg.Guest, keys: cfg.Keys}
+	for _, a := range cfg.Accounts {
+		p, err := cfg.Registry.Open(ctx, a, cfg.Env)
+		if err != nil {
+			return nil, err
+		}
+		f.Accounts = append(f.Accounts, providers.Opened{Account: a, Provider: p})
+	}
+	if f.guest != nil {
+		f.prober = f.newProber()
+	}
+	return f, nil
+}
+
+// Close releases the guest client's idle connections. Idempotent.
+func (f *Fleet) Close() {
+	if f.guest != nil {
+		f.guest.Client.CloseIdleConnections()
+	}
+}
+
+func (f *Fleet) newProber() *probe.Prober {
+	byKey := map[string]providers.Guests{}
+	for _, a := range f.Accounts {
+		if a.Provider.Guests != nil {
+			byKey[plan.AccountKey(a.Account.Tenant, a.Account.Name)] = a.Provider.Guests
+		}
+	}
+	return &probe.Prober{
+		Incident: f.Incident, Runner: f.guest.Client, Creds: f.guest.Creds, Clock: f.Clock,
+		Port: f.guest.Port, HTTPS: f.guest.HTTPS,
+		EndpointsFor: func(vm inventory.VM) (probe.Endpoints, bool) {
+			g, ok := byKey[plan.AccountKey(vm.Tenant, vm.Account)]
+			return g, ok
+		},
+	}
+}
+
+// AssessOptions tune Assess: the sampling window and samples, console
+// reports, progress. The fleet sets the incident, clock and prober.
+type AssessOptions = classify.FleetOptions
+
+// Assess enumerates and classifies the whole fleet (classify.AssessFleet),
+// probing guests when the fleet has guest access. Read-only.
+func (f *Fleet) Assess(ctx context.Context, o AssessOptions) (*classify.Fleet, error) {
+	o.Incident, o.Clock = f.Incident, f.Clock
+	if f.prober != nil {
+		o.Prober = f.prober
+	}
+	return classify.AssessFleet(ctx, f.Accounts, o)
+}
+
+// Plan assesses the fleet and plans its repair under pol (the fleet's
+// policy with the caller's overrides). Read-only: nothing in any cloud
+// changes. The plan's ID carries its time and 32 random bits.
+func (f *Fleet) Plan(ctx context.Context, pol policy.Policy, o AssessOptions) (*plan.Plan, error) {
+	a, err := f.Assess(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	accounts := map[string]plan.Account{}
+	for _, x := range a.Accounts {
+		accounts[plan.AccountKey(x.Account.Tenant, x.Account.Name)] = plan.Account{Capabilities: x.Capabilities, Helpers: x.Helpers}
+	}
+	now := f.Clock.Now()
+	in := plan.Input{
+		ID: newPlanID(now), Now: now, Incident: f.Incident,
+		Policy: pol, Fleet: a.VMs, Accounts: accounts,
+	}
+	if f.keys != nil {
+		in.Keys = f.keys
+	}
+	return plan.Build(in)
+}
+
+// newPlanID returns a plan ID: the plan's time and 32 random bits, so two
+// plans made in the same second never share a run in a journal.
+func newPlanID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return "plan-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}

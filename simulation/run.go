@@ -1,0 +1,106 @@
+// Package simulation is the simulated incident as one piece: a simulated
+// world, the face it is reached through (the simulator's own provider, or a
+// real cloud provider against an emulator of that cloud's API) and the
+// orchestrator (remediate/fleet) wired together. `fixfleet demo` and
+// `fixfleet sim serve` use it, and so do the end-to-end tests.
+//
+// It imports providers/aws (and so the EC2 SDK) because the aws face opens
+// the world's accounts with the real AWS provider: this package is wiring,
+// like the CLI's.
+package simulation
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fixfleet/fixfleet/internal/rusage"
+	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/fleet"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+)
+
+// RunOptions describe one simulated incident.
+type RunOptions struct {
+	Options
+	// Policy adjusts the default policy before planning (nil: the
+	// default). Its error is returned as is.
+	Policy func(policy.Policy) (policy.Policy, error)
+	// Journal is the journal file ("": a temporary one, removed at the
+	// end).
+	Journal string
+	// Progress receives assessment progress lines (nil: none).
+	Progress io.Writer
+	// Watch, when set, is called once the plan is made and returns the
+	// sink of the run's progress events (nil: none).
+	Watch func(p *plan.Plan) func(apply.Event)
+}
+
+// Run runs a whole incident: it opens the world behind its face, assesses
+// and plans the fleet, starts the control-plane outage if any, applies the
+// plan, and summarises the outcome with the world's own audit. The error
+// is for an incident that could not be run; one that ran but broke a
+// promise says so in Summary.Problems.
+func Run(ctx context.Context, o RunOptions) (Summary, error) {
+	wallStart := time.Now()
+	b, err := Open(o.Options)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer b.Close()
+	f, err := b.OpenFleet(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer f.Close()
+	simStart := f.Clock.Now()
+	pol := f.Policy
+	if o.Policy != nil {
+		if pol, err = o.Policy(pol); err != nil {
+			return Summary{}, err
+		}
+	}
+	p, err := f.Plan(ctx, pol, fleet.AssessOptions{Progress: o.Progress})
+	if err != nil {
+		return Summary{}, err
+	}
+	journalPath := o.Journal
+	if journalPath == "" {
+		dir, err := os.MkdirTemp("", "fixfleet-demo-")
+		if err != nil {
+			return Summary{}, err
+		}
+		defer os.RemoveAll(dir)
+		journalPath = filepath.Join(dir, "fixfleet.db")
+	}
+	var events func(apply.Event)
+	if o.Watch != nil {
+		events = o.Watch(p)
+	}
+	if err := b.ScheduleOutage(); err != nil {
+		return Summary{}, err
+	}
+	j, err := f.OpenJournal(ctx, journalPath)
+	if err != nil {
+		return Summary{}, badOption("journal", err)
+	}
+	defer j.Close()
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{Events: events})
+	if err != nil {
+		return Summary{}, err
+	}
+	audit, err := b.Audit(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	s := summarize(p, res, audit.Truth, b.worldID, time.Since(wallStart))
+	s.Provider, s.API = b.provider, apiStatsOf(b, audit)
+	elapsed := f.Clock.Now().Sub(simStart)
+	s.ElapsedSec, s.ElapsedSim = elapsed.Seconds(), elapsed.Round(time.Second).String()
+	s.Invariants, s.Violations, s.TruthAfter = InvariantsOf(audit), Violations(audit), audit.TruthCounts
+	s.PeakMemoryMB = rusage.PeakRSSMB()
+	return s, nil
+}

@@ -1,0 +1,146 @@
+package simulation
+
+import (
+	"fmt"
+	"github.com/fixfleet/fixfleet/remediate/strategy"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+)
+
+// Summary is the outcome of a simulated incident (`fixfleet demo --format
+// json` prints it).
+type Summary struct {
+	VMsTotal      int            `json:"vms_total"`
+	HealthyBefore int            `json:"healthy_before"`
+	Fixed         int            `json:"fixed"`
+	ByStrategy    map[string]int `json:"by_strategy"`
+	// FoundHealthy were planned for repair but had recovered by themselves
+	// when re-checked: left untouched.
+	FoundHealthy int         `json:"found_healthy"`
+	Flagged      int         `json:"flagged"`
+	FlaggedVMs   []FlaggedVM `json:"flagged_vms"`
+	Failed       int         `json:"failed"`
+	// Unresolved lists VMs that are neither healthy (by the world's truth)
+	// nor flagged for a person: must be empty.
+	Unresolved []string        `json:"unresolved"`
+	RunStatus  apply.RunStatus `json:"run_status"`
+	ElapsedSim string          `json:"elapsed_sim"`
+	ElapsedSec float64         `json:"elapsed_sim_seconds"`
+	WallSec    float64         `json:"wall_seconds"`
+	// PeakMemoryMB is the process's peak resident memory (0 where unknown).
+	PeakMemoryMB float64    `json:"peak_memory_mb"`
+	Retries      int        `json:"retries"`
+	Breaker      int        `json:"breaker_openings"`
+	Invariants   Invariants `json:"invariants"`
+	// Violations says what the world counted against the invariants.
+	Violations []string       `json:"violations"`
+	TruthAfter map[string]int `json:"truth_after"`
+	// Provider is the face the incident ran through; API counts its calls
+	// as the cloud (or its emulator) saw them.
+	Provider string   `json:"provider"`
+	API      APIStats `json:"api"`
+}
+
+// APIStats are the control-plane calls of an incident, counted by the side
+// that answered them (the world, or the cloud API emulator in front of it).
+type APIStats struct {
+	Calls     map[string]int `json:"calls"`
+	Total     int            `json:"total"`
+	Throttled int            `json:"throttled"`
+	// Instances counts, per action that takes many VMs per call
+	// (StopInstances, StartInstances), the VMs its calls named: against
+	// Calls it shows what batching saved.
+	Instances map[string]int `json:"instances,omitempty"`
+}
+
+// FlaggedVM is a VM left to a person, and why.
+type FlaggedVM struct {
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Strategy string `json:"strategy"`
+	Reason   string `json:"reason"`
+}
+
+// Problems says how the outcome breaks fixfleet's promises: a run not
+// done, a VM neither healthy nor flagged, an invariant counter above 0.
+// Empty when it keeps them all.
+func (s Summary) Problems() []string {
+	var why []string
+	if s.RunStatus != apply.RunDone {
+		why = append(why, "the run did not finish")
+	}
+	if len(s.Unresolved) > 0 {
+		why = append(why, fmt.Sprintf("%d VMs neither healthy nor flagged", len(s.Unresolved)))
+	}
+	if s.Invariants != (Invariants{}) {
+		why = append(why, "invariant counters above 0: "+strings.Join(s.Violations, "; "))
+	}
+	return why
+}
+
+// apiStatsOf counts the incident's control-plane calls: the emulator's per
+// operation when one fronted the world, else the world's own.
+func apiStatsOf(b *Backend, a world.Audit) APIStats {
+	s := APIStats{Calls: a.Calls.Calls, Throttled: a.Calls.Throttled}
+	if b.apiCalls != nil {
+		s.Calls = b.apiCalls()
+	}
+	if b.apiThrottled != nil {
+		s.Throttled = b.apiThrottled()
+	}
+	if b.apiInstances != nil {
+		s.Instances = b.apiInstances()
+	}
+	for _, n := range s.Calls {
+		s.Total += n
+	}
+	return s
+}
+
+// summarize builds the summary from the plan, the run's result and the
+// world's truth after the run.
+func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID func(string) string, wall time.Duration) Summary {
+	s := Summary{
+		VMsTotal: len(p.VMs), Fixed: res.Fixed, ByStrategy: map[string]int{}, FoundHealthy: res.SkippedHealthy,
+		Failed: res.Failed, RunStatus: res.Status, WallSec: wall.Seconds(), Retries: res.Retries, Breaker: res.BreakerOpenings,
+		FlaggedVMs: []FlaggedVM{}, Unresolved: []string{},
+	}
+	for _, st := range strategy.Default().Names() {
+		s.ByStrategy[string(st)] = res.FixedBy[st]
+	}
+	byKey := map[string]plan.VMPlan{}
+	for _, v := range p.VMs {
+		byKey[v.Key] = v
+		if v.Strategy == plan.None {
+			s.HealthyBefore++
+		}
+	}
+	for _, r := range res.VMs {
+		v := byKey[r.Key]
+		switch {
+		case r.Status == apply.StatusFlagged || r.Status == apply.StatusFailed:
+			s.FlaggedVMs = append(s.FlaggedVMs, FlaggedVM{ID: v.ID, Name: v.Name, Strategy: string(r.Strategy), Reason: r.Reason})
+		case truth[worldID(v.ID)] != world.TruthHealthy:
+			s.Unresolved = append(s.Unresolved, v.ID+" ("+string(r.Status)+", truth "+truth[worldID(v.ID)]+")")
+		}
+	}
+	sort.Slice(s.FlaggedVMs, func(i, j int) bool { return s.FlaggedVMs[i].ID < s.FlaggedVMs[j].ID })
+	s.Flagged = len(s.FlaggedVMs)
+	return s
+}
+
+// Invariants are the world's referee counters, as every summary prints
+// them: the world's own struct, so a new counter shows up everywhere.
+type Invariants = world.Invariants
+
+// InvariantsOf gathers a's counters.
+func InvariantsOf(a world.Audit) Invariants { return a.Invariants() }
+
+// Violations lists, in words, what the world's referee counted against the
+// invariants (empty when all counters are 0).
+func Violations(a world.Audit) []string { return a.Violations() }

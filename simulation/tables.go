@@ -1,0 +1,67 @@
+package simulation
+
+import (
+	"fmt"
+
+	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/providers/sim/world"
+)
+
+// Tables renders the summary for people.
+func (s Summary) Tables() []render.Table {
+	t := render.Table{Title: "Demo: " + string(s.RunStatus), Headers: []string{"", ""}, Rows: [][]string{
+		{"VMs", fmt.Sprint(s.VMsTotal)},
+		{"healthy before (never touched)", fmt.Sprint(s.HealthyBefore)},
+		{"fixed", fmt.Sprint(s.Fixed)},
+		{"recovered by themselves (found healthy on re-check)", fmt.Sprint(s.FoundHealthy)},
+		{"flagged for a person", fmt.Sprint(s.Flagged)},
+		{"failed", fmt.Sprint(s.Failed)},
+		{"unresolved (must be 0)", fmt.Sprint(len(s.Unresolved))},
+		{"simulated time", s.ElapsedSim},
+		{"wall time", fmt.Sprintf("%.1fs", s.WallSec)},
+		{"peak memory", fmt.Sprintf("%.0f MiB", s.PeakMemoryMB)},
+		{"API calls (" + s.Provider + ") / throttled", fmt.Sprintf("%d / %d", s.API.Total, s.API.Throttled)},
+		{"API retries / breaker openings", fmt.Sprintf("%d / %d", s.Retries, s.Breaker)},
+	}}
+	for _, k := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {
+		t.Rows = append(t.Rows, []string{"fixed by " + k, fmt.Sprint(s.ByStrategy[k])})
+	}
+	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Reason"}}
+	for _, v := range s.FlaggedVMs {
+		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, v.Reason})
+	}
+	return []render.Table{t, invariantsTable(s.Invariants, s.Violations), fl}
+}
+
+// AuditDoc is `sim audit --format json`: the world's Audit with its
+// counters also gathered under "invariants".
+type AuditDoc struct {
+	world.Audit
+	Invariants Invariants `json:"invariants"`
+}
+
+// NewAuditDoc gathers a's counters.
+func NewAuditDoc(a world.Audit) AuditDoc { return AuditDoc{Audit: a, Invariants: InvariantsOf(a)} }
+
+// Tables renders the audit for people: the counters and the true
+// condition of the VMs now.
+func (d AuditDoc) Tables() []render.Table {
+	c := render.Table{Title: "True condition now", Headers: []string{"truth", "VMs"}}
+	for _, k := range []string{world.TruthHealthy, world.TruthSafeMode, world.TruthBootLoop} {
+		c.Rows = append(c.Rows, []string{k, fmt.Sprint(d.TruthCounts[k])})
+	}
+	return []render.Table{invariantsTable(d.Invariants, nil), c}
+}
+
+// invariantsTable shows the world's referee counters and, in words, the
+// violations it counted.
+func invariantsTable(inv Invariants, violations []string) render.Table {
+	t := render.Table{Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}}
+	for _, c := range inv.Counters() {
+		t.Rows = append(t.Rows, []string{c.Name, fmt.Sprint(c.Value)})
+	}
+	for _, v := range violations {
+		t.Rows = append(t.Rows, []string{"violation", v})
+	}
+	return t
+}
