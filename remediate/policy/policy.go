@@ -287,7 +287,7 @@ func decodeLeaf(v *yaml.Node, target any) error {
 		return fmt.Errorf("%s is not %s", describe(v), want)
 	}
 	if err := v.Decode(target); err != nil {
-		return errors.New(yamlCause(err))
+		return fmt.Errorf("%s cannot be read: %w", describe(v), err)
 	}
 	return nil
 }
@@ -315,17 +315,4 @@ func keyList(fields []field) string {
 		keys[i] = f.key
 	}
 	return strings.Join(keys, ", ")
-}
-
-// yamlCause trims yaml.v3's "yaml: unmarshal errors:\n  line N: " framing.
-func yamlCause(err error) string {
-	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		msg := te.Errors[0]
-		if i := strings.Index(msg, ": "); strings.HasPrefix(msg, "line ") && i > 0 {
-			msg = msg[i+2:]
-		}
-		return msg
-	}
-	return strings.TrimPrefix(err.Error(), "yaml: ")
 }
