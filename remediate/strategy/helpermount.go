@@ -100,9 +100,10 @@ func (HelperMount) NotApplicable(st inventory.State) string {
 	return notApplicable(st)
 }
 
-// Needs implements Unit.
+// Needs implements Unit: the OS disk leaves its VM, so a cloud that can
+// detach it (copy-and-swap serves the others).
 func (HelperMount) Needs() Needs {
-	return Needs{Capabilities: []string{"power", "disks", "helpers"}, Helper: true}
+	return Needs{Capabilities: []string{"power", "disks", "os-disk-detach", "helpers"}, Helper: true}
 }
 
 // Check implements Unit: a helper image the policy allows, and for a
