@@ -132,6 +132,11 @@ type DiskState struct {
 	Boot       bool    `json:"boot"`                  // attached as the VM's boot disk
 	SizeGB     int     `json:"size_gb"`
 	Tags       Tags    `json:"tags,omitempty"`
+	// LUN is the logical unit a data disk is attached at, where the cloud
+	// reports one and the guest names disks by it rather than by the
+	// cloud's ID (Azure); nil otherwise. A guest listing's disk at this LUN
+	// is this disk.
+	LUN *int `json:"lun,omitempty"`
 }
 
 // SnapshotState is a snapshot as the cloud reports it.

@@ -54,6 +54,14 @@ func (k *core) state(ctx context.Context, op string, d *armcompute.Disk) (provid
 		return st, err
 	}
 	st.Boot = osDiskID(vm) != "" && sameID(osDiskID(vm), st.Ref.ID)
+	if vm.Properties != nil && vm.Properties.StorageProfile != nil {
+		for _, dd := range vm.Properties.StorageProfile.DataDisks {
+			if dd.ManagedDisk != nil && sameID(str(dd.ManagedDisk.ID), st.Ref.ID) && dd.Lun != nil {
+				lun := int(*dd.Lun)
+				st.LUN = &lun
+			}
+		}
+	}
 	return st, nil
 }
 

@@ -673,7 +673,7 @@ func (s *Server) vmJSON(q *request, f world.VMFacts, iv obj, state string) obj {
 	}
 	var data []obj
 	for i, d := range f.DataDisks {
-		data = append(data, obj{"lun": i, "name": s.name(d), "createOption": "Attach", "managedDisk": obj{"id": s.armID(q.sub, kindDisks, d)}})
+		data = append(data, obj{"lun": f.DataLUNs[i], "name": s.name(d), "createOption": "Attach", "managedDisk": obj{"id": s.armID(q.sub, kindDisks, d)}})
 	}
 	props := obj{
 		"vmId": f.ID, "provisioningState": state,

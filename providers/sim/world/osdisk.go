@@ -129,6 +129,7 @@ type VMFacts struct {
 	PrivateIP      string
 	BootDisk       string // "" if none
 	DataDisks      []string
+	DataLUNs       []int  // the LUN each of DataDisks is attached at
 	Generation     string // Hyper-V generation it was created as
 	Power          inventory.PowerState
 }
@@ -147,5 +148,16 @@ func (w *World) VMFacts(account, id string) (VMFacts, bool) {
 	}
 	return VMFacts{ID: v.id, Name: v.name, Zone: v.zone, Helper: v.helper, Windows: v.windows, Tags: cloneTags(v.tags),
 		ImageID: v.imageID, PrivateIP: v.ip, BootDisk: v.bootDisk, DataDisks: append([]string(nil), v.data...),
-		Generation: w.vmGenLocked(v), Power: v.power}, true
+		DataLUNs: w.dataLUNs(v), Generation: w.vmGenLocked(v), Power: v.power}, true
+}
+
+// dataLUNs are the LUNs of v's data disks, in v.data's order: a disk's LUN
+// is its guest disk number less one, fixed while it stays attached.
+// Caller holds mu.
+func (w *World) dataLUNs(v *vm) []int {
+	out := make([]int, len(v.data))
+	for i, id := range v.data {
+		out[i] = w.disks[id].number - 1
+	}
+	return out
 }
