@@ -108,6 +108,7 @@ func Default() *Registry {
 		RebootRetry{},
 		DeleteFile{},
 		HelperMount{},
+		CopyAndSwap{},
 		RestoreBackup{},
 	)
 	if err != nil {

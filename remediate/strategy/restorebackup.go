@@ -16,7 +16,6 @@ import (
 // Fact keys only RestoreBackup produces.
 const (
 	FactRestoredDiskID   step.Fact = "restored_disk_id"
-	FactOriginalDiskID   step.Fact = "original_disk_id"
 	FactRestoredAttached step.Fact = "restored_attached"
 )
 

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -438,6 +439,26 @@ func (s *Server) deleteVM(q *request) *apiError {
 		return fromWorld(err)
 	}
 	s.accepted(q, 202, s.location(f.Zone), time.Time{}, nil)
+	return nil
+}
+
+// deleteDisk deletes a managed disk (the world deletes only copies: an
+// original or a helper's own disk is refused). A disk already gone is fine
+// (204).
+func (s *Server) deleteDisk(q *request) *apiError {
+	id := s.resolve(kindDisks, q.sub, q.name)
+	d, err := s.w.DescribeDisk(q.r.Context(), q.account, id)
+	if id == "" || errors.Is(err, providers.ErrNotFound) {
+		reply(q, 204, nil)
+		return nil
+	}
+	if err != nil {
+		return fromWorld(err)
+	}
+	if err := s.w.DeleteDisk(q.r.Context(), q.account, id); err != nil {
+		return fromWorld(err)
+	}
+	s.accepted(q, 202, s.location(d.Ref.Zone), time.Time{}, nil)
 	return nil
 }
 

@@ -2,10 +2,12 @@ package world
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/timing"
+	"github.com/fixfleet/fixfleet/providers"
 )
 
 // What the clouds whose OS disks cannot be detached (Azure) need from the
@@ -160,4 +162,31 @@ func (w *World) dataLUNs(v *vm) []int {
 		out[i] = w.disks[id].number - 1
 	}
 	return out
+}
+
+// DeleteDisk deletes a detached copy (a disk made from a snapshot or a
+// backup), as Azure deletes a managed disk: what an aborted copy-and-swap
+// does with the copy it never swapped in. A disk already gone is fine.
+// Errors: ErrPermanent for a VM's original disk or a helper's own (the world
+// never deletes those); ErrConflict (with RetryAfter while it is being
+// created or detached) while it is attached or busy.
+func (w *World) DeleteDisk(ctx context.Context, account, id string) error {
+	const op = "DeleteDisk"
+	return w.call(ctx, account, op, diskRes(id), bucketMutating, func(now time.Time) error {
+		d := w.diskIn(account, id, now)
+		switch {
+		case d == nil:
+			return nil
+		case w.isOriginal(d) || strings.HasPrefix(d.source, "image:"):
+			return providers.Errorf(providers.ErrPermanent, op, diskRes(id), "an original or a helper's own disk; only copies are deleted")
+		case d.busy != "":
+			return busy(op, diskRes(id), d.busyUntil, now, "disk is still %s", d.busy)
+		case !d.readyAt.IsZero():
+			return busy(op, diskRes(id), d.readyAt, now, "disk is still being created")
+		case d.attachedTo != "":
+			return conflict(op, diskRes(id), "attached to %s; detach it first", d.attachedTo)
+		}
+		delete(w.disks, id)
+		return nil
+	})
 }
