@@ -31,6 +31,7 @@ const (
 	FaceSim    = "sim"    // the simulator's own provider, in process
 	FaceSakura = "sakura" // the real Sakura Cloud provider against an emulator of its API
 	FaceAWS    = aws.Name // the real AWS provider against an emulator of EC2, SSM and STS
+	FaceAzure  = "azure"  // the real Azure provider against an emulator of ARM, over HTTPS
 )
 
 // Network is where the simulated services (the WinRM gateway, the cloud
@@ -47,7 +48,7 @@ type Options struct {
 	// file's, or none for a generated world).
 	Faults *Faults
 	// Face is the face the world is reached through: FaceSim (default),
-	// FaceSakura or FaceAWS.
+	// FaceSakura, FaceAWS or FaceAzure.
 	Face string
 	// Clock makes the world's clock (nil: Scaled(TimeScale)).
 	Clock     Clock
@@ -134,9 +135,9 @@ func (b *Backend) creds() guest.Credentials {
 // FaceAWS (that cloud's API emulated on loopback; an AWS world is generated
 // with availability-zone names). Bad options are *InputError. Close it.
 func Open(o Options) (*Backend, error) {
-	open := map[string]func(*world.World) (*Backend, error){"": localBackend, FaceSim: localBackend, FaceSakura: sakuraBackend, FaceAWS: awsBackend}[o.Face]
+	open := map[string]func(*world.World) (*Backend, error){"": localBackend, FaceSim: localBackend, FaceSakura: sakuraBackend, FaceAWS: awsBackend, FaceAzure: azureBackend}[o.Face]
 	if open == nil {
-		return nil, badOption("face", fmt.Errorf("%q: valid values are sim, sakura, aws", o.Face))
+		return nil, badOption("face", fmt.Errorf("%q: valid values are sim, sakura, aws, azure", o.Face))
 	}
 	if o.Network != nil {
 		return nil, errors.New("simulation: Options.Network is not wired yet: the WinRM gateway, the guest dialer and the cloud providers' HTTP clients still open loopback TCP themselves")
@@ -148,8 +149,13 @@ func Open(o Options) (*Backend, error) {
 		}
 		clk = Scaled(o.TimeScale)
 	}
-	if o.Face == FaceAWS && o.World.Scenario == "" {
-		o.World.Zones = awsZones
+	if o.World.Scenario == "" {
+		switch o.Face {
+		case FaceAWS:
+			o.World.Zones = awsZones
+		case FaceAzure:
+			o.World.Zones = azureZones
+		}
 	}
 	w, err := NewWorld(o.World, clk)
 	if err != nil {

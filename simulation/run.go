@@ -102,5 +102,8 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 	s.ElapsedSec, s.ElapsedSim = elapsed.Seconds(), elapsed.Round(time.Second).String()
 	s.Invariants, s.Violations, s.TruthAfter = InvariantsOf(audit), Violations(audit), audit.TruthCounts
 	s.PeakMemoryMB = rusage.PeakRSSMB()
+	if s.KeptOriginals, err = b.keptDisks(ctx, j, res.RunID, p); err != nil {
+		return Summary{}, err
+	}
 	return s, nil
 }

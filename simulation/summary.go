@@ -44,6 +44,8 @@ type Summary struct {
 	// as the cloud (or its emulator) saw them.
 	Provider string   `json:"provider"`
 	API      APIStats `json:"api"`
+	// KeptOriginals are the original OS disks repairs replaced and kept.
+	KeptOriginals []KeptDisk `json:"kept_originals"`
 }
 
 // APIStats are the control-plane calls of an incident, counted by the side
@@ -79,6 +81,11 @@ func (s Summary) Problems() []string {
 	}
 	if s.Invariants != (Invariants{}) {
 		why = append(why, "invariant counters above 0: "+strings.Join(s.Violations, "; "))
+	}
+	for _, k := range s.KeptOriginals {
+		if !k.Present {
+			why = append(why, "the original disk "+k.Disk+" of "+k.VM+", which a repair kept, is gone")
+		}
 	}
 	return why
 }

@@ -21,6 +21,7 @@
 package azure
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -197,4 +198,12 @@ func Validate(a providers.Account) error {
 // credentials: DefaultAzureCredential).
 func Spec() providers.Spec {
 	return providers.Spec{Validate: Validate, Open: Open}
+}
+
+// SpecWith returns a registry entry that opens accounts through c (the
+// simulated world's ARM emulator and its test credential).
+func SpecWith(c Connection) providers.Spec {
+	return providers.Spec{Validate: Validate, Open: func(ctx context.Context, a providers.Account, env providers.Env) (*providers.Provider, error) {
+		return OpenWith(ctx, a, env, c)
+	}}
 }
