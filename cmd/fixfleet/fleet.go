@@ -14,6 +14,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/aws"
+	"github.com/fixfleet/fixfleet/providers/azure"
 	"github.com/fixfleet/fixfleet/providers/sakura"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -71,27 +72,15 @@ func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error)
 }
 
 // newRegistry lists the cloud provider kinds this build knows, for
-// fleet.yaml. Providers not built yet validate accounts offline where they
-// can and fail to open with an error that says so. (The simulator is not a
-// fleet.yaml provider: its clock runs faster than a real account's.)
+// fleet.yaml. (The simulator is not a fleet.yaml provider: its clock runs
+// faster than a real account's.)
 func newRegistry() *providers.Registry {
 	reg := providers.NewRegistry()
 	// Names are constant and distinct: Register cannot fail here.
 	_ = reg.Register("sakura", sakura.Spec())
 	_ = reg.Register(aws.Name, aws.Spec())
-	_ = reg.Register("azure", notBuilt("Azure", nil))
+	_ = reg.Register(azure.Name, azure.Spec())
 	return reg
-}
-
-// notBuilt is the spec of a provider this build does not have yet.
-func notBuilt(cloud string, validate func(providers.Account) error) providers.Spec {
-	return providers.Spec{
-		Validate: validate,
-		Open: func(context.Context, providers.Account, providers.Env) (*providers.Provider, error) {
-			return nil, fmt.Errorf("the %s provider is not built into this version of fixfleet yet: %w; "+
-				"use the simulator (--sim) to plan a drill", cloud, providers.ErrUnsupported)
-		},
-	}
 }
 
 func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, error) {

@@ -92,7 +92,7 @@ var (
 func ParseOptions(n *yaml.Node) (Options, error) {
 	var o Options
 	if n == nil || n.Kind == 0 {
-		return o, fmt.Errorf("options: give subscriptions (the subscription IDs to cover); valid keys are %s", strings.Join(optionKeys, ", "))
+		return o, fmt.Errorf("options: give subscriptions (the subscription IDs to cover: `az account list --query [].id`); valid keys are %s", strings.Join(optionKeys, ", "))
 	}
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
