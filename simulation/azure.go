@@ -3,6 +3,8 @@ package simulation
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -24,6 +26,16 @@ var azureZones = []string{"japaneast-1", "japaneast-2", "japaneast-3"}
 // simAzureHelperPasswordEnv names the variable the simulated accounts'
 // helper administrator password is read from (the backend serves it).
 const simAzureHelperPasswordEnv = "FIXFLEET_SIM_AZURE_HELPER_PASSWORD"
+
+// simAzureEnv are the test credentials a drill's environment gives
+// DefaultAzureCredential (its EnvironmentCredential), which the emulator's
+// fake authority accepts.
+var simAzureEnv = map[string]string{
+	"AZURE_TENANT_ID":         "00000000-0000-4000-8000-000000051a1e",
+	"AZURE_CLIENT_ID":         "00000000-0000-4000-8000-0000000c11e7",
+	"AZURE_CLIENT_SECRET":     "simulator",
+	simAzureHelperPasswordEnv: "simulator-helper-password",
+}
 
 // simToken is the simulated path's credential: the emulator accepts any
 // bearer token. Production opens accounts with DefaultAzureCredential.
@@ -49,6 +61,18 @@ func azureBackend(w *world.World) (*Backend, error) {
 		return nil, fmt.Errorf("simulator: starting the ARM emulator: %w", err)
 	}
 	b.closers = append(b.closers, srv.Close)
+	// The emulator's certificate, for a drill's fleet.yaml (ca_file).
+	dir, err := os.MkdirTemp("", "fixfleet-azure-")
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.closers = append(b.closers, func() error { return os.RemoveAll(dir) })
+	caFile := filepath.Join(dir, "emulator-ca.pem")
+	if err := os.WriteFile(caFile, srv.CertPEM(), 0o644); err != nil {
+		b.Close()
+		return nil, err
+	}
 	conn := azure.Connection{Credential: simToken{}, Transport: srv.Client(), Cloud: cloud.Configuration{
 		ActiveDirectoryAuthorityHost: srv.URL() + "/",
 		Services:                     map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Endpoint: srv.URL(), Audience: srv.URL()}},
@@ -65,7 +89,8 @@ func azureBackend(w *world.World) (*Backend, error) {
 	b.account = func(a *providers.Account) {
 		sub := azureapi.SubscriptionID(a.Name)
 		a.Regions = regions
-		doc := "subscriptions: [" + sub + "]\nresource_group: fleet\nhelper_admin_user: fixfleet\nhelper_password_env: " + simAzureHelperPasswordEnv + "\nhelper_subnets:\n"
+		doc := "subscriptions: [" + sub + "]\nresource_group: fleet\nhelper_admin_user: fixfleet\nhelper_password_env: " + simAzureHelperPasswordEnv +
+			"\nresource_manager_endpoint: " + srv.URL() + "\nauthority_host: " + srv.URL() + "\nca_file: " + caFile + "\nhelper_subnets:\n"
 		for _, loc := range regions {
 			doc += "  " + loc + ": /subscriptions/" + sub + "/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/fleet/subnets/repair\n"
 		}
@@ -74,12 +99,7 @@ func azureBackend(w *world.World) (*Backend, error) {
 			a.Options = n.Content[0] // the mapping; built from IDs, it always parses
 		}
 	}
-	b.getenv = func(k string) string {
-		if k == simAzureHelperPasswordEnv {
-			return "simulator-helper-password"
-		}
-		return ""
-	}
+	b.getenv = func(k string) string { return simAzureEnv[k] }
 	b.worldID = func(id string) string {
 		if wid := srv.WorldID(id); wid != "" {
 			return wid

@@ -21,7 +21,7 @@ import (
 // face is not a fleet.yaml provider: an *InputError.
 func (b *Backend) WriteDrill(dir string) error {
 	if b.provider == FaceSim {
-		return badOption("drill-dir", errors.New("needs --face sakura or aws: the simulator's own face is not a fleet.yaml provider (use --sim-endpoint)"))
+		return badOption("drill-dir", errors.New("needs --face sakura, aws or azure: the simulator's own face is not a fleet.yaml provider (use --sim-endpoint)"))
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("drill directory %s: %w", dir, err)
@@ -53,7 +53,12 @@ func (b *Backend) WriteDrill(dir string) error {
 		}
 		accounts = append(accounts, a)
 	}
-	for _, k := range []string{"SAKURACLOUD_ACCESS_TOKEN", "SAKURACLOUD_ACCESS_TOKEN_SECRET", simAWSKeyEnv, simAWSSecretEnv} {
+	names := []string{"SAKURACLOUD_ACCESS_TOKEN", "SAKURACLOUD_ACCESS_TOKEN_SECRET", simAWSKeyEnv, simAWSSecretEnv}
+	for k := range simAzureEnv {
+		names = append(names, k)
+	}
+	sort.Strings(names[4:])
+	for _, k := range names {
 		if v := b.getenv(k); v != "" {
 			fmt.Fprintf(&env, "export %s=%s\n", k, v)
 		}

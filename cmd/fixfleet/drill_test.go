@@ -17,7 +17,7 @@ import (
 // world as cloud F's API and writes a drill; an ordinary `plan --config
 // D/fleet.yaml` then assesses and plans it through the real cloud client.
 func TestDrillThroughFleetYAML(t *testing.T) {
-	for _, face := range []string{"sakura", "aws"} {
+	for _, face := range []string{"sakura", "aws", "azure"} {
 		t.Run(face, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "drill")
 			ctx, stop := context.WithCancel(context.Background())

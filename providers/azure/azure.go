@@ -23,6 +23,7 @@ package azure
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -72,10 +73,20 @@ type Options struct {
 	// Concurrency bounds the calls one multi-VM operation (Observe, Stop,
 	// Start) makes at once (default 16).
 	Concurrency int `yaml:"concurrency"`
+	// ResourceManagerEndpoint and AuthorityHost name another cloud than
+	// Azure's public one (a sovereign cloud, Azure Stack, or a drill's
+	// emulator): ARM's URL and Microsoft Entra ID's authority host, both
+	// https and both given or neither. Default: the public cloud.
+	ResourceManagerEndpoint string `yaml:"resource_manager_endpoint"`
+	AuthorityHost           string `yaml:"authority_host"`
+	// CAFile is a PEM file of certificates to trust besides the system's
+	// (a TLS-inspecting proxy's, or a drill emulator's).
+	CAFile string `yaml:"ca_file"`
 }
 
 var optionKeys = []string{"tenant_id", "subscriptions", "resource_group", "helper_subscription", "helper_vm_size",
-	"helper_subnets", "helper_admin_user", "helper_password_env", "poll_interval", "retry_max_attempts", "concurrency"}
+	"helper_subnets", "helper_admin_user", "helper_password_env", "poll_interval", "retry_max_attempts", "concurrency",
+	"resource_manager_endpoint", "authority_host", "ca_file"}
 
 // OptionKeys returns the valid option keys.
 func OptionKeys() []string { return slices.Clone(optionKeys) }
@@ -127,6 +138,13 @@ func ParseOptions(n *yaml.Node) (Options, error) {
 		return o, fmt.Errorf("options: poll_interval, retry_max_attempts and concurrency must not be negative")
 	case (o.HelperAdminUser == "") != (o.HelperPasswordEnv == ""):
 		return o, fmt.Errorf("options: helper_admin_user and helper_password_env go together")
+	case (o.ResourceManagerEndpoint == "") != (o.AuthorityHost == ""):
+		return o, fmt.Errorf("options: resource_manager_endpoint and authority_host go together (another cloud than Azure's public one)")
+	}
+	for k, v := range map[string]string{"resource_manager_endpoint": o.ResourceManagerEndpoint, "authority_host": o.AuthorityHost} {
+		if u, err := url.Parse(v); v != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
+			return o, fmt.Errorf("options.%s: %q is not an https URL (e.g. https://management.chinacloudapi.cn)", k, v)
+		}
 	}
 	for loc, id := range o.HelperSubnets {
 		if !locationRE.MatchString(loc) {

@@ -46,6 +46,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.serveBootDiag(rw, r)
 		return
 	}
+	if s.serveEntra(rw, r) {
+		return
+	}
 	seg := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	q := &request{rw: rw, r: r}
 	if len(seg) < 2 || !strings.EqualFold(seg[0], "subscriptions") {
