@@ -18,7 +18,7 @@ func TestScreenFollowsConsole(t *testing.T) {
 	sc.Faults = Faults{Throttle: ThrottleOff}
 	w, clk := load(t, sc)
 	want := map[string]screens.Kind{
-		"":               screens.Off,
+		"":              screens.Off,
 		consoleStopping: screens.Booting,
 		consoleBooting:  screens.Booting,
 		consoleCrash:    screens.Stop,
