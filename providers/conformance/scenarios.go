@@ -20,6 +20,7 @@ func scenarios() []Scenario {
 		{Name: "list", Needs: []string{CapEnumerate}, ReadOnly: true, run: list},
 		{Name: "observe", Needs: []string{CapObserve}, ReadOnly: true, run: observe},
 		{Name: "observe-boot-history", Needs: []string{CapObserve}, ReadOnly: true, run: observeBootHistory},
+		{Name: "screens", Needs: []string{CapObserve}, ReadOnly: true, run: screensScenario},
 		{Name: "guest-endpoint", Needs: []string{CapGuest}, ReadOnly: true, run: guestEndpoint},
 		{Name: "stop-start-batch", Needs: []string{CapPower, CapObserve}, run: stopStartBatch},
 		{Name: "restart", Needs: []string{CapPower}, run: restart},

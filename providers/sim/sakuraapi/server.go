@@ -206,6 +206,7 @@ func New(w *world.World, opts Options) *Server {
 		{"PUT " + p + "/server/{id}/power", "Server.Boot", s.serverBoot},
 		{"DELETE " + p + "/server/{id}/power", "Server.Shutdown", s.serverShutdown},
 		{"PUT " + p + "/server/{id}/reset", "Server.Reset", s.serverReset},
+		{"GET " + p + "/server/{id}/vnc/snapshot", "Server.GetVNCSnapshot", s.serverVNCSnapshot},
 		{"GET " + p + "/disk", "Disk.Find", s.diskFind},
 		{"POST " + p + "/disk", "Disk.Create", s.diskCreate},
 		{"GET " + p + "/disk/{id}", "Disk.Read", s.diskRead},
