@@ -48,6 +48,7 @@ var ec2Actions = map[string]handler{
 	"DescribeInstances":      (*Server).describeInstances,
 	"DescribeInstanceStatus": (*Server).describeInstanceStatus,
 	"GetConsoleOutput":       (*Server).getConsoleOutput,
+	"GetConsoleScreenshot":   (*Server).getConsoleScreenshot,
 	"StopInstances":          (*Server).stopInstances,
 	"StartInstances":         (*Server).startInstances,
 	"RebootInstances":        (*Server).rebootInstances,
