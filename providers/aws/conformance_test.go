@@ -16,6 +16,7 @@ import (
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
 		Name:    "aws",
+		Lacks:   []string{conformance.CapOSDiskSwap}, // an OS disk is detached, not swapped
 		Account: world.DefaultAccount,
 		World: func(o *world.GenOptions) {
 			o.Zones = awsZones

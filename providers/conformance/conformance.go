@@ -62,14 +62,18 @@ const (
 	CapGuest     = "guest"
 	CapPower     = "power"
 	CapDisks     = "disks"
-	CapBackups   = "backups"
-	CapHelpers   = "helpers"
+	// CapOSDiskDetach and CapOSDiskSwap say how a stopped VM's OS disk is
+	// changed: detached and attached, or swapped (providers.OSDiskSwapper).
+	CapOSDiskDetach = "os-disk-detach"
+	CapOSDiskSwap   = "os-disk-swap"
+	CapBackups      = "backups"
+	CapHelpers      = "helpers"
 )
 
 // AllCapabilities lists every capability of the contract, in the order
 // providers.Provider.Capabilities reports them.
 func AllCapabilities() []string {
-	return []string{CapEnumerate, CapObserve, CapGuest, CapPower, CapDisks, CapBackups, CapHelpers}
+	return []string{CapEnumerate, CapObserve, CapGuest, CapPower, CapDisks, CapOSDiskDetach, CapOSDiskSwap, CapBackups, CapHelpers}
 }
 
 // Harness says how to build one provider under test on a simulated world.

@@ -26,7 +26,7 @@ func scenarios() []Scenario {
 		{Name: "restart", Needs: []string{CapPower}, run: restart},
 		{Name: "snapshot-find", Needs: []string{CapDisks}, run: snapshotFind},
 		{Name: "detach-running-boot-disk", Needs: []string{CapDisks}, run: detachRunningBootDisk},
-		{Name: "detach-attach-roundtrip", Needs: []string{CapDisks, CapPower}, run: detachAttachRoundtrip},
+		{Name: "detach-attach-roundtrip", Needs: []string{CapDisks, CapOSDiskDetach, CapPower}, run: detachAttachRoundtrip},
 		{Name: "attach-other-zone", Needs: []string{CapDisks}, run: attachOtherZone},
 		{Name: "disk-from-snapshot", Needs: []string{CapDisks}, run: diskFromSnapshot},
 		{Name: "backups-list", Needs: []string{CapBackups}, ReadOnly: true, run: backupsList},
