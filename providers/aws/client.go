@@ -166,16 +166,20 @@ func open(ctx context.Context, a providers.Account, env providers.Env, hc sdk.HT
 		if err != nil {
 			return nil, err
 		}
-		var endpoint *string
-		if o.Endpoint != "" {
-			endpoint = sdk.String(o.Endpoint)
+		// options.endpoint, when given, wins; otherwise the SDK's own
+		// endpoint settings (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EC2, a
+		// profile's endpoint_url) stand as the SDK resolved them.
+		endpoint := func(base **string) {
+			if o.Endpoint != "" {
+				*base = sdk.String(o.Endpoint)
+			}
 		}
 		rg := &regional{region: r, lim: newLimiter(clk),
-			ec2: ec2.NewFromConfig(cfg, func(x *ec2.Options) { x.BaseEndpoint = endpoint }),
-			ssm: ssm.NewFromConfig(cfg, func(x *ssm.Options) { x.BaseEndpoint = endpoint }),
+			ec2: ec2.NewFromConfig(cfg, func(x *ec2.Options) { endpoint(&x.BaseEndpoint) }),
+			ssm: ssm.NewFromConfig(cfg, func(x *ssm.Options) { endpoint(&x.BaseEndpoint) }),
 		}
 		if c.owner == "" {
-			st := sts.NewFromConfig(cfg, func(x *sts.Options) { x.BaseEndpoint = endpoint })
+			st := sts.NewFromConfig(cfg, func(x *sts.Options) { endpoint(&x.BaseEndpoint) })
 			out, err := st.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 			if err != nil {
 				return nil, classify("Open", "account "+a.Name+" (sts:GetCallerIdentity)", err)
