@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -105,6 +106,7 @@ type core struct {
 	acct    providers.Account
 	opts    Options
 	clk     clock.Clock
+	log     *slog.Logger
 	owner   string // AWS account ID
 	regions map[string]*regional
 	order   []string
@@ -160,7 +162,11 @@ func open(ctx context.Context, a providers.Account, env providers.Env, hc sdk.HT
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	c := &core{acct: a, opts: o, clk: clk, regions: map[string]*regional{}, devLock: map[string]*sync.Mutex{}, azs: map[string][]string{}}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &core{acct: a, opts: o, clk: clk, log: log, regions: map[string]*regional{}, devLock: map[string]*sync.Mutex{}, azs: map[string][]string{}}
 	for _, r := range regions(a) {
 		cfg, err := loadConfig(ctx, r, o, getenv, wall, hc)
 		if err != nil {

@@ -71,6 +71,9 @@ type Options struct {
 	// ExternalID, when set, is required by AssumeRole (as an MSP's customer
 	// role trust policy requires it).
 	ExternalID string
+	// SSMUnavailable answers every SSM call HTTP 500 InternalServerError,
+	// as during an SSM outage (EC2 and STS still answer).
+	SSMUnavailable bool
 }
 
 // Stats are the emulator's counters.

@@ -64,6 +64,10 @@ func (s *Server) serveSSM(rw http.ResponseWriter, ctx context.Context, q *reques
 		s.fail(rw, q, errf(400, "InvalidAction", "the emulator serves only AmazonSSM.DescribeInstanceInformation"))
 		return
 	}
+	if s.opts.SSMUnavailable {
+		s.fail(rw, q, errf(500, "InternalServerError", "the SSM service is unavailable"))
+		return
+	}
 	if !s.throttle(q, "ssm", SSMBucket) {
 		s.fail(rw, q, errf(400, "ThrottlingException", "Rate exceeded"))
 		return
