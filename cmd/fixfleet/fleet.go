@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -109,7 +110,7 @@ func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, error) {
 	}
 	fc := fleet.Config{
 		Incident: cfg.Incident, Policy: pol, Registry: reg, Accounts: cfg.Accounts(),
-		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest),
+		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest),
 	}
 	return fleet.Open(ctx, fc)
 }
