@@ -23,9 +23,9 @@ type referee struct {
 	snapsOf           map[string]int // disk ID -> snapshots taken of it
 	// taken lists, by disk ID, the snapshots taken of it through the API
 	// since the world was loaded, in order (the audit's leftovers).
-	taken map[string][]string
-	wrongful          []Deletion
-	foreignBoots      map[string]ForeignBoot // by VM
+	taken        map[string][]string
+	wrongful     []Deletion
+	foreignBoots map[string]ForeignBoot // by VM
 }
 
 // Deletion is a file deleted from a disk that the world's own verdict did
