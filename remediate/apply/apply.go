@@ -102,6 +102,7 @@ type runner struct {
 	accounts map[string]*semaphore.Weighted
 
 	cancel context.CancelCauseFunc
+	hook   Hook // WithHook's, for fault-injection tests; nil otherwise
 
 	mu    sync.Mutex
 	fatal error
@@ -139,7 +140,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	}
 	defer func() { _ = release() }()
 
-	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*semaphore.Weighted{}}
+	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*semaphore.Weighted{}, hook: hookOf(ctx)}
 	if err := r.setupEnvs(); err != nil {
 		return nil, err
 	}
