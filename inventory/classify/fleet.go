@@ -89,7 +89,7 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions) 
 		return nil, facts, fmt.Errorf("account %s: provider %s cannot enumerate and observe VMs: %w", a.Account, a.Provider.Name, providers.ErrUnsupported)
 	}
 	var vms []inventory.VM
-	err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+	err := retry.Do(ctx, opts.Clock, retry.Policy{Key: "list/" + a.Account.Name}, func() (err error) {
 		vms, err = a.Provider.Enumerator.List(ctx)
 		return err
 	})
@@ -105,7 +105,7 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions) 
 		return nil, facts, fmt.Errorf("account %s: %w", a.Account, err)
 	}
 	if h := a.Provider.Helpers; h != nil {
-		err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+		err := retry.Do(ctx, opts.Clock, retry.Policy{Key: "images/" + a.Account.Name}, func() (err error) {
 			facts.Helpers, err = h.Images(ctx)
 			return err
 		})
@@ -118,7 +118,7 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions) 
 			if s := assessed[i].Classification.State; s == inventory.StateHealthy || s == inventory.StateUnknown {
 				continue // the planner never restores these
 			}
-			err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+			err := retry.Do(ctx, opts.Clock, retry.Policy{Key: "backups/" + assessed[i].VM.ID}, func() (err error) {
 				assessed[i].VM.Backups, err = b.List(ctx, providers.Ref(assessed[i].VM))
 				return err
 			})

@@ -527,7 +527,7 @@ func (r *runner) finish(kind, msg string) {
 		// Idempotent: a transient control-plane error must not leave the
 		// run's helpers running.
 		release := func() error { return r.o.Helpers.ReleaseAll(ctx, r.o.KeepHelpers) }
-		if err := retry.Do(ctx, r.o.Clock, retry.Policy{}, release); err != nil {
+		if err := retry.Do(ctx, r.o.Clock, retry.Policy{Key: "release-helpers"}, release); err != nil {
 			r.emit(Event{Kind: EvHelpersFailed, Message: "releasing the helper VMs failed: " + err.Error() +
 				"; they are tagged with the run ID: release them by hand or run apply again"})
 		} else if r.o.KeepHelpers {

@@ -345,7 +345,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: gave up after %d attempts over %s: %s",
 				name, charged, spent.Round(time.Second), res.Error)}
 		}
-		delay := r.o.Retry.Backoff.Delay(max(charged, 1), providers.RetryAfter(serr))
+		delay := r.o.Retry.Backoff.Delay(vm.Key+"/"+string(s)+"/"+name, max(charged, 1), providers.RetryAfter(serr))
 		r.emit(Event{Kind: EvStepRetry, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s/%s attempt %d failed (%s); retrying in %s", s, name, attempt, res.Error, delay.Round(time.Millisecond))})
 		if err := r.o.Clock.Sleep(ctx, delay); err != nil {

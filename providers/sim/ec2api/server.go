@@ -49,10 +49,9 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/sim/bucket"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 )
 
@@ -113,7 +112,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	stats      Stats
-	buckets    map[string]*rate.Limiter
+	buckets    map[string]*bucket.Bucket
 	tempKeys   map[string]string // AssumeRole keys -> account
 	acctIDs    map[string]string // AWS account ID -> world account
 	helpers    map[string]*helperRec
@@ -163,7 +162,7 @@ func Serve(w *world.World, ln net.Listener, opts Options) *Server {
 // New returns an emulator of w that is not listening: serve it as an
 // http.Handler (Start does). URL and Close need Start.
 func New(w *world.World, opts Options) *Server {
-	s := &Server{w: w, opts: opts, buckets: map[string]*rate.Limiter{}, tempKeys: map[string]string{},
+	s := &Server{w: w, opts: opts, buckets: map[string]*bucket.Bucket{}, tempKeys: map[string]string{},
 		acctIDs: map[string]string{}, helpers: map[string]*helperRec{}, tokens: map[string]string{},
 		devices: map[string]string{}, detaching: map[string]string{}, rootOf: map[string]string{},
 		backupVol: map[string]string{}, amiRelease: map[string]string{}, stats: Stats{Calls: map[string]int{}}}
@@ -401,20 +400,22 @@ func (s *Server) authenticate(r *http.Request, q *request) *apiError {
 	return nil
 }
 
-// throttle takes a token from q's bucket; false when it is empty.
-func (s *Server) throttle(q *request, bucket string, b timing.Bucket) bool {
+// throttle takes a token from q's bucket; false when it is empty (see
+// package bucket for the calls of one instant).
+func (s *Server) throttle(q *request, name string, b timing.Bucket) bool {
 	if s.opts.NoThrottle {
 		return true
 	}
-	key := q.account + "|" + q.region + "|" + bucket
+	key := q.account + "|" + q.region + "|" + name
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lim := s.buckets[key]
 	if lim == nil {
-		lim = rate.NewLimiter(rate.Limit(b.Refill), b.Size)
+		lim = bucket.New(b.Size, b.Refill)
 		s.buckets[key] = lim
 	}
-	return lim.AllowN(s.w.Clock().Now(), 1)
+	_, ok := lim.Take(s.w.Clock().Now())
+	return ok
 }
 
 // ec2Error is EC2's error document.
