@@ -33,7 +33,7 @@ type StepChart struct {
 	Series []Series
 }
 
-// SeriesColors are the lines' colours, in series order (cycling).
+// seriesColors are the lines' colours, in series order (cycling).
 var seriesColors = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"}
 
 // Chart geometry, in SVG user units.
@@ -85,7 +85,7 @@ func (c StepChart) SVG() template.HTML {
 			continue
 		}
 		drawn++
-		col := seriesColors[i%len(seriesColors)]
+		col := SeriesColor(i)
 		var d strings.Builder
 		fmt.Fprintf(&d, "M%.1f %.1f", x(s.Points[0].X), y(s.Points[0].Y))
 		for _, p := range s.Points[1:] {
@@ -105,6 +105,9 @@ func (c StepChart) SVG() template.HTML {
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) //nolint:gosec // built above; every text is escaped
 }
+
+// SeriesColor is the colour ("#rrggbb") of series i's line.
+func SeriesColor(i int) string { return seriesColors[i%len(seriesColors)] }
 
 // niceCeil rounds a chart's top up to a value whose yTicks divide evenly.
 func niceCeil(v int) int {
