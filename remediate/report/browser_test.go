@@ -115,7 +115,7 @@ func seriesPixels(img image.Image) []int {
 	for i := range want {
 		c := render.SeriesColor(i)
 		for j := range 3 {
-			want[i][j] = hexByte(c[1+2*j:3+2*j])
+			want[i][j] = hexByte(c[1+2*j : 3+2*j])
 		}
 	}
 	counts := make([]int, 3)
