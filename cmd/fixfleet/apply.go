@@ -18,6 +18,7 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/progress"
+	"github.com/fixfleet/fixfleet/remediate/report"
 )
 
 type applyOpts struct {
@@ -136,30 +137,9 @@ func pausedError(res *apply.Result) error {
 	return runPaused{status: res.Status, msg: res.Message}
 }
 
-// resultTables renders an apply result for people.
+// resultTables renders an apply result for people: the summary and the
+// VMs for a person grouped by reason (counts from the same rows).
 func resultTables(r *apply.Result) []render.Table {
-	sum := render.Table{Title: "Run " + r.RunID + ": " + string(r.Status), Headers: []string{"", "VMs"}, Rows: [][]string{
-		{"fixed", fmt.Sprint(r.Fixed)},
-		{"found healthy on re-check (untouched)", fmt.Sprint(r.SkippedHealthy)},
-		{"healthy in the plan (untouched)", fmt.Sprint(r.UntouchedHealthy)},
-		{"flagged for a person", fmt.Sprint(r.Flagged)},
-		{"manual in the plan", fmt.Sprint(r.Manual)},
-		{"failed", fmt.Sprint(r.Failed)},
-		{"not finished", fmt.Sprint(r.Pending)},
-	}}
-	for _, s := range plan.AllStrategies {
-		if n := r.FixedBy[s]; n > 0 {
-			sum.Rows = append(sum.Rows, []string{"fixed by " + string(s), fmt.Sprint(n)})
-		}
-	}
-	if r.Message != "" {
-		sum.Rows = append(sum.Rows, []string{"why it stopped", r.Message})
-	}
-	people := render.Table{Title: "For a person", Headers: []string{"VM", "Name", "Status", "Strategy", "Reason"}}
-	for _, v := range r.VMs {
-		if v.Status == apply.StatusFlagged || v.Status == apply.StatusFailed {
-			people.Rows = append(people.Rows, []string{v.Key, v.Name, string(v.Status), string(v.Strategy), v.Reason})
-		}
-	}
-	return []render.Table{sum, people}
+	rep, _ := report.Build(r, nil, "") // no tenant: cannot fail
+	return rep.Brief()
 }
