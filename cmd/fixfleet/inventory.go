@@ -9,13 +9,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory"
 )
 
 type inventoryOpts struct {
 	source sourceOpts
-	format string
+	out    outflag.Flags
 }
 
 func newInventoryCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -29,7 +30,7 @@ func newInventoryCmd(stdout, stderr io.Writer) *cobra.Command {
 		},
 	}
 	o.source.addFlags(cmd.Flags())
-	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(cmd.Flags(), "")
 	return cmd
 }
 
@@ -51,7 +52,7 @@ type inventoryVM struct {
 }
 
 func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := outputOf(&o.out, stderr)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 
 	"github.com/mattn/go-isatty"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 )
 
@@ -25,11 +25,8 @@ func progressTo(stderr io.Writer) io.Writer {
 	return nil
 }
 
-// parseFormat wraps render.ParseFormat as a usage error.
-func parseFormat(s string) (render.Format, error) {
-	f, err := render.ParseFormat(s)
-	if err != nil {
-		return "", badInput(fmt.Errorf("--format: %w", err))
-	}
-	return f, nil
+// outputOf resolves a command's output flags, bad values as usage errors.
+func outputOf(f *outflag.Flags, warn io.Writer) (render.Format, string, error) {
+	format, file, err := f.Resolve(warn)
+	return format, file, badInput(err)
 }
