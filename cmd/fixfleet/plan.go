@@ -105,7 +105,10 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	return render.Render(stdout, format, p, planTables(p)...)
+	if err := render.Render(stdout, format, p, withSkipped(planTables(p), p.Skipped)...); err != nil {
+		return err
+	}
+	return skippedAccounts(stderr, p.Skipped)
 }
 
 // planTables renders a plan for people: one row per VM, then the estimate.
