@@ -77,8 +77,8 @@ type Fleet struct {
 	// Skipped are the accounts that could not be opened, and why.
 	Skipped []classify.SkippedAccount
 	guest   *GuestAccess
-	keys     *keys.Source
-	prober   *probe.Prober // nil without guest access
+	keys    *keys.Source
+	prober  *probe.Prober // nil without guest access
 }
 
 // Open opens every account of cfg in order. One that fails to open is
