@@ -2,9 +2,9 @@ package simulation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -70,10 +70,10 @@ type Backend struct {
 	accounts []string
 	// tenants maps a world account to its tenant (absent: the account's
 	// own name).
-	tenants  map[string]string
-	zones    []string
-	clock    clock.Clock
-	faults   *Faults // nil: none set
+	tenants map[string]string
+	zones   []string
+	clock   clock.Clock
+	faults  *Faults // nil: none set
 	// provider is the name the world's accounts are opened as (its face),
 	// spec its kind, and account fills in an account's options and getenv
 	// its credentials.
