@@ -2,11 +2,15 @@ package simulation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -83,9 +87,12 @@ func (n network) dial() func(ctx context.Context, network, addr string) (net.Con
 type Backend struct {
 	incident inventory.Incident
 	accounts []string
-	zones    []string
-	clock    clock.Clock
-	faults   *Faults // nil: none set
+	// tenants maps a world account to its tenant (absent: the account's
+	// own name).
+	tenants map[string]string
+	zones   []string
+	clock   clock.Clock
+	faults  *Faults // nil: none set
 	// provider is the name the world's accounts are opened as (its face),
 	// spec its kind, and account fills in an account's options and getenv
 	// its credentials.
@@ -192,6 +199,10 @@ func localBackend(w *world.World, n network) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulator: starting the WinRM service: %w", err)
 	}
+	tenants := map[string]string{}
+	for _, v := range w.Export().VMs {
+		tenants[v.Account] = v.Tenant
+	}
 	gl, err := n.listen("gateway.sim:3128")
 	if err != nil {
 		_ = wl.Close()
@@ -199,8 +210,9 @@ func localBackend(w *world.World, n network) (*Backend, error) {
 	}
 	srv := winrmd.Serve(w, wl, gl, winrmd.Options{})
 	return &Backend{dial: n.dial(),
-		incident: w.Incident(), accounts: w.Accounts(), zones: w.Zones(), clock: w.Clock(),
-		provider: FaceSim, spec: sim.Spec(w), account: func(*providers.Account) {}, getenv: noEnv, worldID: sameID,
+		incident: w.Incident(), accounts: w.Accounts(), tenants: tenants, zones: w.Zones(), clock: w.Clock(),
+		provider: FaceSim, spec: sim.Spec(w), getenv: noEnv, worldID: sameID,
+		account: func(a *providers.Account) { a.Options = yamlMap("account", a.Name) },
 		gateway: srv.GatewayAddr(), user: w.GuestUser(), password: w.GuestPassword(), keys: w.EscrowedKeys(),
 		audit: func(context.Context) (world.Audit, error) { return w.Audit(), nil },
 		world: w, closers: []func() error{srv.Close},
@@ -257,6 +269,23 @@ func sakuraBackend(w *world.World, n network) (*Backend, error) {
 		}
 		return ""
 	}
+	if accts := w.Accounts(); len(accts) > 1 {
+		// One access token per process environment: several accounts
+		// are told apart by usacloud profiles, as an MSP's would be.
+		dir, err := sakuraProfiles(accts, srv.URL())
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.closers = append(b.closers, func() error { return os.RemoveAll(dir) })
+		b.account = func(a *providers.Account) { a.Options = yamlMap("profile", a.Name) }
+		b.getenv = func(k string) string {
+			if k == "SAKURACLOUD_PROFILE_DIR" {
+				return dir
+			}
+			return ""
+		}
+	}
 	b.worldID = func(id string) string {
 		if wid, ok := srv.WorldID(id); ok {
 			return wid
@@ -264,6 +293,26 @@ func sakuraBackend(w *world.World, n network) (*Backend, error) {
 		return id
 	}
 	return b, nil
+}
+
+// sakuraProfiles writes a usacloud profile per world account (its access
+// token names the account) into a new directory, and returns it.
+func sakuraProfiles(accounts []string, root string) (string, error) {
+	dir, err := os.MkdirTemp("", "fixfleet-sim-sakura-")
+	if err != nil {
+		return "", fmt.Errorf("simulator: profiles for the Sakura accounts: %w", err)
+	}
+	for _, a := range accounts {
+		b, _ := json.Marshal(map[string]string{"AccessToken": a, "AccessTokenSecret": "simulator", "APIRootURL": root})
+		p := filepath.Join(dir, ".usacloud", a)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(p, "config.json"), b, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }
 
 // awsZones are the availability zones of a world served through the EC2
@@ -302,16 +351,27 @@ func awsBackend(w *world.World, n network) (*Backend, error) {
 	b.apiCalls = func() map[string]int { return srv.Stats().Calls }
 	b.apiThrottled = func() int { return srv.Stats().Throttled }
 	b.apiInstances = func() map[string]int { return srv.Stats().Instances }
+	accts := w.Accounts()
+	// Each account's access key ID (naming its world account) is read
+	// from its own variable: simAWSKeyEnv for the first, then _2, _3, ...
+	keyEnv := func(name string) string {
+		if i := slices.Index(accts, name); i > 0 {
+			return fmt.Sprintf("%s_%d", simAWSKeyEnv, i+1)
+		}
+		return simAWSKeyEnv
+	}
 	b.account = func(a *providers.Account) {
 		a.Regions, a.Zones = ec2api.Regions(w), nil
-		a.Options = yamlMap("endpoint", srv.URL(), "access_key_id_env", simAWSKeyEnv, "secret_access_key_env", simAWSSecretEnv)
+		a.Options = yamlMap("endpoint", srv.URL(), "access_key_id_env", keyEnv(a.Name), "secret_access_key_env", simAWSSecretEnv)
 	}
 	b.getenv = func(k string) string {
-		switch k {
-		case simAWSKeyEnv:
-			return w.Accounts()[0]
-		case simAWSSecretEnv:
+		if k == simAWSSecretEnv {
 			return "simulator"
+		}
+		for _, a := range accts {
+			if k == keyEnv(a) {
+				return a
+			}
 		}
 		return ""
 	}
@@ -350,7 +410,11 @@ func Dial(ctx context.Context, url string) (*Backend, error) {
 // accountOf is the account of the world's account name as b's face opens
 // it.
 func (b *Backend) accountOf(name string) providers.Account {
-	a := providers.Account{Tenant: name, Name: name, Provider: b.provider, Zones: b.zones}
+	tenant := b.tenants[name]
+	if tenant == "" {
+		tenant = name
+	}
+	a := providers.Account{Tenant: tenant, Name: name, Provider: b.provider, Zones: b.zones}
 	b.account(&a)
 	return a
 }
