@@ -2,6 +2,7 @@ package simulation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,8 +51,11 @@ func (simToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.Ac
 // provider's client): the world's accounts are opened with the real Azure
 // provider (armcompute over azcore), each account one subscription, with
 // a static test token.
-func azureBackend(w *world.World) (*Backend, error) {
-	b, err := localBackend(w)
+func azureBackend(w *world.World, n network) (*Backend, error) {
+	if n.mem != nil {
+		return nil, errors.New("simulator: the azure face does not run on an in-memory network yet (the ARM emulator listens on loopback TCP)")
+	}
+	b, err := localBackend(w, n)
 	if err != nil {
 		return nil, err
 	}

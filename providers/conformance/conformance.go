@@ -104,6 +104,10 @@ type Harness struct {
 	// backup "bk-00001-1", image "img-…", snapshot "snap-…") into the ID
 	// the provider shows for it. nil: the same ID.
 	ID func(worldID string) string
+	// ImageID is the ID the provider shows for a world helper image, for
+	// clouds whose images are not per zone (an EC2 AMI is its region's).
+	// nil: ID(im.ImageID).
+	ImageID func(im world.ImageSpec) string
 	// Lacks lists the capabilities the provider deliberately lacks (see
 	// AllCapabilities). Scenarios needing one of them are skipped; a
 	// capability missing but not declared here fails the capabilities

@@ -111,6 +111,8 @@ type Event struct {
 // VMResult is one VM's outcome.
 type VMResult struct {
 	Key      string           `json:"key"`
+	Tenant   string           `json:"tenant"`
+	Account  string           `json:"account"`
 	Name     string           `json:"name"`
 	Wave     int              `json:"wave"`
 	Strategy policy.Strategy  `json:"strategy"` // the strategy it ended on (or is on)
@@ -177,7 +179,7 @@ func Status(ctx context.Context, j *journal.Journal, runID string) (*Result, err
 	}
 	res := &Result{RunID: run.ID, PlanID: run.PlanID, FixedBy: map[policy.Strategy]int{}}
 	for _, v := range p.VMs {
-		vr := VMResult{Key: v.Key, Name: v.Name, Wave: v.Wave, Strategy: v.Strategy, Status: StatusPending}
+		vr := VMResult{Key: v.Key, Tenant: v.Tenant, Account: v.Account, Name: v.Name, Wave: v.Wave, Strategy: v.Strategy, Status: StatusPending}
 		if r, ok := rec[v.Key]; ok {
 			vr.Status, vr.Code, vr.Reason = r.Status, Reason(r.Code), r.Reason
 			if r.Strategy != "" {

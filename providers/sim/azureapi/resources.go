@@ -583,7 +583,8 @@ func (s *Server) bootDiagData(q *request, id string) *apiError {
 }
 
 // serveBootDiag serves a boot diagnostics blob (no bearer token: the SAS
-// signature authorizes). The serial log is the world's console text.
+// signature authorizes). The serial log is the world's console text; the
+// screenshot, its screen.
 func (s *Server) serveBootDiag(rw http.ResponseWriter, r *http.Request) {
 	seg := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	q := &request{rw: rw, r: r}
@@ -595,8 +596,12 @@ func (s *Server) serveBootDiag(rw http.ResponseWriter, r *http.Request) {
 		s.fail(q, "", errf(403, "AuthenticationFailed", "Server failed to authenticate the request."))
 		return
 	}
+	if seg[2] == "screenshot.bmp" {
+		s.serveScreenshot(rw, q, t)
+		return
+	}
 	if seg[2] != "serial.log" {
-		s.fail(q, "", errf(501, "NotImplemented", "the fixfleet emulator does not render console screenshots; read serial.log"))
+		s.fail(q, "", errf(404, "BlobNotFound", "The specified blob does not exist."))
 		return
 	}
 	got, err := s.w.Observe(r.Context(), t.account, []string{t.vm})
