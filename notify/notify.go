@@ -26,6 +26,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/fixfleet/fixfleet/internal/config"
 	"github.com/fixfleet/fixfleet/internal/secret"
 )
 
@@ -49,6 +50,16 @@ type Target struct {
 
 // Label names a target in logs and errors without its URL.
 func (t Target) Label() string { return string(t.Kind) + " webhook (" + t.Source + ")" }
+
+// FromConfig returns the targets of fleet.yaml's notify section (whose
+// URLs the config already checked).
+func FromConfig(hooks []config.Webhook) []Target {
+	out := make([]Target, 0, len(hooks))
+	for _, h := range hooks {
+		out = append(out, Target{Kind: Kind(h.Kind), URL: h.URL, Source: "environment variable " + h.URLEnv})
+	}
+	return out
+}
 
 // ParseFlag parses a --notify value, KIND=URL with KIND slack or teams.
 // The URL must be https, or http to a loopback address (a local receiver

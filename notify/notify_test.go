@@ -58,7 +58,7 @@ func twoTenants() *plan.Plan {
 	vm := func(tenant, id string, wave int) plan.VMPlan {
 		return plan.VMPlan{Key: tenant + "/a/" + id, Location: inventory.Location{Tenant: tenant, Account: "a"}, ID: id, Wave: wave}
 	}
-	return &plan.Plan{ID: "plan-1",
+	return &plan.Plan{ID: "run-1",
 		VMs:   []plan.VMPlan{vm("acme", "c1", 1), vm("acme", "w1", 2), vm("globex", "w2", 2), vm("globex", "h1", 0)},
 		Waves: []plan.Wave{{Number: 1, Name: "canary", VMs: []string{"acme/a/c1"}}, {Number: 2, Name: "wave 2", VMs: []string{"acme/a/w1", "globex/a/w2"}}},
 	}
@@ -115,7 +115,7 @@ func TestRunEventsArriveInOrder(t *testing.T) {
 			var warns []string
 			var wmu sync.Mutex
 			n := New([]Target{target}, Options{Warn: func(s string) { wmu.Lock(); warns = append(warns, s); wmu.Unlock() }})
-			feed(n.Watch("run-1", twoTenants()), tt.canaryFails)
+			feed(n.Watch(twoTenants()), tt.canaryFails)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound, not an assertion
 			defer cancel()
 			st := n.Close(ctx)

@@ -57,17 +57,17 @@ type watcher struct {
 	total      tally
 }
 
-// Watch returns an apply.Options.Events function that sends, for run
-// runID of plan p: run started (or resumed), the canary's result, brake
+// Watch returns an apply.Options.Events function that sends, for the run
+// of plan p (a run's ID is its plan's): run started (or resumed), the canary's result, brake
 // and breaker events, each tenant done (when every VM the plan acts on in
 // that tenant has finished in this process, or at the latest with run
 // done), and run done or paused. It never blocks (see Send). On a nil
 // Notifier it returns nil.
-func (n *Notifier) Watch(runID string, p *plan.Plan) func(apply.Event) {
+func (n *Notifier) Watch(p *plan.Plan) func(apply.Event) {
 	if n == nil {
 		return nil
 	}
-	w := &watcher{n: n, p: p, runID: runID, tenant: map[string]string{}, acted: map[string]int{},
+	w := &watcher{n: n, p: p, runID: p.ID, tenant: map[string]string{}, acted: map[string]int{},
 		seen: map[string]*tally{}, told: map[string]bool{}, canary: map[string]bool{}}
 	for _, v := range p.VMs {
 		w.tenant[v.Key] = v.Tenant

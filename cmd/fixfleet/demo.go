@@ -22,6 +22,7 @@ type demoOpts struct {
 	journal   string
 	format    string
 	overrides policyOverrides
+	notify    notifyOpts
 }
 
 func newDemoCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -41,11 +42,16 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
 	cmd.Flags().StringVar(&o.format, "format", "table", "summary format: "+strings.Join(render.FormatNames(), ", "))
 	o.overrides.addFlags(cmd.Flags(), true)
+	o.notify.addFlags(cmd.Flags())
 	return cmd
 }
 
 func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	format, err := parseFormat(o.format)
+	if err != nil {
+		return err
+	}
+	rn, err := o.notify.open()
 	if err != nil {
 		return err
 	}
@@ -57,13 +63,14 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
 			}
 			pr = progress.New(out, len(p.VMs))
-			return pr.Event
+			return rn.watch(p, pr.Event)
 		}}
 	ro.Face, ro.Faults = o.provider, &o.faults
 	s, err := simulation.Run(ctx, ro)
 	if pr != nil {
 		pr.Done()
 	}
+	rn.close(stderr)
 	if err != nil {
 		return simInput(err, "--provider")
 	}
