@@ -2,10 +2,10 @@ package simulation
 
 import (
 	"fmt"
-	"github.com/fixfleet/fixfleet/remediate/strategy"
 	"sort"
 	"strings"
-	"time"
+
+	"github.com/fixfleet/fixfleet/remediate/strategy"
 
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
@@ -104,10 +104,10 @@ func apiStatsOf(b *Backend, a world.Audit) APIStats {
 
 // summarize builds the summary from the plan, the run's result and the
 // world's truth after the run.
-func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID func(string) string, wall time.Duration) Summary {
+func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID func(string) string) Summary {
 	s := Summary{
 		VMsTotal: len(p.VMs), Fixed: res.Fixed, ByStrategy: map[string]int{}, FoundHealthy: res.SkippedHealthy,
-		Failed: res.Failed, RunStatus: res.Status, WallSec: wall.Seconds(), Retries: res.Retries, Breaker: res.BreakerOpenings,
+		Failed: res.Failed, RunStatus: res.Status, Retries: res.Retries, Breaker: res.BreakerOpenings,
 		FlaggedVMs: []FlaggedVM{}, Unresolved: []string{},
 	}
 	for _, st := range strategy.Default().Names() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
@@ -27,7 +28,7 @@ type applyOpts struct {
 	yes         bool
 	keepHelpers bool
 	resume      bool
-	format      string
+	out         outflag.Flags
 	notify      notifyOpts
 }
 
@@ -35,7 +36,7 @@ func newApplyCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	var o applyOpts
 	cmd := &cobra.Command{
 		Use:   "apply PLAN",
-		Short: "Carry out a plan made by `fixfleet plan -o PLAN`",
+		Short: "Carry out a plan made by `fixfleet plan --out-file PLAN`",
 		Long: `apply executes a plan, VM by VM, wave by wave (the canary wave first), recording
 every step before and after its side effect in the journal. It re-checks each VM right
 before acting on it and leaves alone a VM that has become healthy. Running apply again
@@ -55,7 +56,7 @@ It asks for confirmation unless --yes is given.`,
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (for scripts)")
 	fs.BoolVar(&o.keepHelpers, "keep-helpers", false, "keep the helper VMs at the end of the run")
 	fs.BoolVar(&o.resume, "continue", false, "resume a run that a brake (canary or failure rate) paused")
-	fs.StringVar(&o.format, "format", "table", "format of the final summary: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(fs, "")
 	o.notify.addFlags(fs)
 	return cmd
 }
@@ -90,7 +91,7 @@ func confirm(p *plan.Plan, stdin io.Reader, stderr io.Writer) error {
 }
 
 func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := outputOf(&o.out, stderr)
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,7 @@ func TestApplyLockAndUnlock(t *testing.T) {
 	j.Close()
 
 	plan := filepath.Join(t.TempDir(), "plan.json")
-	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "-o", plan, "--format", "json"); code != 0 {
+	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "--out-file", plan, "-o", "json"); code != 0 {
 		t.Fatalf("plan: %s", stderr)
 	}
 	url, _ := serveWorld(t)
@@ -114,7 +114,7 @@ func TestApplyLockAndUnlock(t *testing.T) {
 // refuses and changes nothing.
 func TestApplyNeedsConfirmation(t *testing.T) {
 	plan := filepath.Join(t.TempDir(), "plan.json")
-	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "-o", plan, "--format", "json"); code != 0 {
+	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "--out-file", plan, "-o", "json"); code != 0 {
 		t.Fatalf("plan: %s", stderr)
 	}
 	db := filepath.Join(t.TempDir(), "j.db")

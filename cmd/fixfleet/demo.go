@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -20,7 +21,7 @@ type demoOpts struct {
 	world     worldOpts
 	faults    simulation.Faults
 	journal   string
-	format    string
+	out       outflag.Flags
 	overrides policyOverrides
 	notify    notifyOpts
 }
@@ -40,14 +41,14 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 	o.world.addFlags(cmd.Flags(), 3000)
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
-	cmd.Flags().StringVar(&o.format, "format", "table", "summary format: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(cmd.Flags(), "")
 	o.overrides.addFlags(cmd.Flags(), true)
 	o.notify.addFlags(cmd.Flags())
 	return cmd
 }
 
 func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := outputOf(&o.out, stderr)
 	if err != nil {
 		return err
 	}

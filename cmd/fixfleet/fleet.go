@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -32,6 +33,7 @@ type sourceOpts struct {
 	consoleConfirmed string
 	world            worldOpts
 	window           classify.AssessOptions // only Window and Samples are set from flags
+	strict           bool
 	// notify gets fleet.yaml's notify targets (apply's --notify adds to them).
 	notify *notifyOpts
 }
@@ -44,12 +46,13 @@ func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.window.Window, "window", classify.DefaultWindow, "sampling window for boot loops (cloud time)")
 	fs.StringVar(&o.consoleConfirmed, "console-confirmed", "", "file of VMs (ID or name, one per line, optional note) you saw crash-looping on their consoles: evidence the cloud's API may not give")
 	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
+	fs.BoolVar(&o.strict, "strict", false, "fail (exit 3) when an account cannot be opened or listed, instead of skipping it (exit 7)")
 }
 
 // assessOptions are the assessment's options from the flags: the window,
 // and the --console-confirmed file read.
 func (o *sourceOpts) assessOptions(progress io.Writer) (fleet.AssessOptions, error) {
-	a := fleet.AssessOptions{AssessOptions: o.window, Progress: progress}
+	a := fleet.AssessOptions{AssessOptions: o.window, Progress: progress, Strict: o.strict}
 	if o.consoleConfirmed == "" {
 		return a, nil
 	}
@@ -115,7 +118,7 @@ func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, error) {
 	}
 	fc := fleet.Config{
 		Incident: cfg.Incident, Policy: pol, Registry: reg, Accounts: cfg.Accounts(),
-		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest),
+		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest), Strict: o.strict,
 	}
 	return fleet.Open(ctx, fc)
 }

@@ -9,13 +9,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/classify"
 )
 
 type inventoryOpts struct {
 	source sourceOpts
-	format string
+	out    outflag.Flags
 }
 
 func newInventoryCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -29,16 +31,17 @@ func newInventoryCmd(stdout, stderr io.Writer) *cobra.Command {
 		},
 	}
 	o.source.addFlags(cmd.Flags())
-	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(cmd.Flags(), "")
 	return cmd
 }
 
 // inventoryDoc is the JSON document of `fixfleet inventory`.
 type inventoryDoc struct {
-	GeneratedAt time.Time               `json:"generated_at"`
-	Incident    string                  `json:"incident"`
-	ByState     map[inventory.State]int `json:"by_state"`
-	VMs         []inventoryVM           `json:"vms"`
+	GeneratedAt time.Time                 `json:"generated_at"`
+	Incident    string                    `json:"incident"`
+	ByState     map[inventory.State]int   `json:"by_state"`
+	VMs         []inventoryVM             `json:"vms"`
+	Skipped     []classify.SkippedAccount `json:"skipped_accounts,omitempty"`
 }
 
 type inventoryVM struct {
@@ -51,7 +54,7 @@ type inventoryVM struct {
 }
 
 func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := outputOf(&o.out, stderr)
 	if err != nil {
 		return err
 	}
@@ -68,7 +71,7 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	doc := inventoryDoc{GeneratedAt: f.Clock.Now(), Incident: f.Incident.Name, ByState: map[inventory.State]int{}}
+	doc := inventoryDoc{GeneratedAt: f.Clock.Now(), Incident: f.Incident.Name, ByState: map[inventory.State]int{}, Skipped: a.Skipped}
 	t := render.Table{Title: "Fleet", Headers: []string{"VM", "Name", "Account", "Zone", "Windows", "Power", "State", "Why"}}
 	for _, x := range a.VMs {
 		c := x.Classification
@@ -81,5 +84,8 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 	for _, s := range inventory.States {
 		counts.Rows = append(counts.Rows, []string{string(s), fmt.Sprint(doc.ByState[s])})
 	}
-	return render.Render(stdout, format, doc, t, counts)
+	if err := render.Render(stdout, format, doc, withSkipped([]render.Table{t, counts}, a.Skipped)...); err != nil {
+		return err
+	}
+	return skippedAccounts(stderr, a.Skipped)
 }

@@ -50,7 +50,7 @@ func TestKillAndResume(t *testing.T) {
 	dir := t.TempDir()
 	url, w := serveWorld(t)
 	planFile := filepath.Join(dir, "plan.json")
-	if code, _, stderr := runCLI(t, "plan", "--sim-endpoint", url, "--allow-data-loss", "-o", planFile, "--format", "csv"); code != 0 {
+	if code, _, stderr := runCLI(t, "plan", "--sim-endpoint", url, "--allow-data-loss", "--out-file", planFile, "-o", "csv"); code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, stderr)
 	}
 	p, _, err := readPlan(planFile)

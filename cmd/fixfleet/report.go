@@ -27,11 +27,11 @@ func newReportCmd(stdout io.Writer) *cobra.Command {
 page (inline chart, no external files) to mail or open offline; markdown is for a ticket;
 csv holds one table (--table, default vms) or, with --csv-dir, one file per table.
 Tables: ` + strings.Join(report.TableNames(), ", ") + ` (columns in docs/reports.md).`,
-		Example: `  fixfleet report --format html > report.html
-  fixfleet report --format csv --table for-a-person > for-a-person.csv
+		Example: `  fixfleet report -o html > report.html
+  fixfleet report -o csv --table for-a-person > for-a-person.csv
   fixfleet report --csv-dir report-csv/
-  fixfleet report --tenant acme --format markdown
-  fixfleet report --per-tenant reports/ --format html`,
+  fixfleet report --tenant acme -o markdown
+  fixfleet report --per-tenant reports/ -o html`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runReport(cmd.Context(), o, stdout) },
 	}
@@ -40,12 +40,12 @@ Tables: ` + strings.Join(report.TableNames(), ", ") + ` (columns in docs/reports
 	fs.StringVar(&o.table, "table", "", "only this table: "+strings.Join(report.TableNames(), ", "))
 	fs.StringVar(&o.csvDir, "csv-dir", "", "write every table as DIR/<table>.csv")
 	fs.StringVar(&o.tenant, "tenant", "", "report on this tenant only")
-	fs.StringVar(&o.perTenant, "per-tenant", "", "write one report per tenant into DIR (in --format)")
+	fs.StringVar(&o.perTenant, "per-tenant", "", "write one report per tenant into DIR (in -o)")
 	return cmd
 }
 
 func runReport(ctx context.Context, o reportOpts, stdout io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := outputOf(&o.out, nil)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/providers/sim/simapi"
 	"github.com/fixfleet/fixfleet/simulation"
@@ -88,7 +89,7 @@ func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 
 type simAuditOpts struct {
 	endpoint string
-	format   string
+	out      outflag.Flags
 }
 
 func newSimAuditCmd(stdout io.Writer) *cobra.Command {
@@ -100,12 +101,12 @@ func newSimAuditCmd(stdout io.Writer) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runSimAudit(cmd.Context(), o, stdout) },
 	}
 	cmd.Flags().StringVar(&o.endpoint, "sim-endpoint", "", "URL of the world (fixfleet sim serve); required")
-	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(cmd.Flags(), "")
 	return cmd
 }
 
 func runSimAudit(ctx context.Context, o simAuditOpts, stdout io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := outputOf(&o.out, nil)
 	if err != nil {
 		return err
 	}

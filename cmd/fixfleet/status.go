@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
@@ -18,13 +18,13 @@ import (
 type statusOpts struct {
 	journal string
 	run     string
-	format  string
+	out     outflag.Flags
 }
 
 func (o *statusOpts) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.journal, "journal", journal.DefaultPath, "journal (SQLite) of the runs")
 	cmd.Flags().StringVar(&o.run, "run", "", "run ID (default: the latest run)")
-	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(cmd.Flags(), "")
 }
 
 func newStatusCmd(stdout io.Writer) *cobra.Command {
@@ -49,7 +49,7 @@ type statusDoc struct {
 
 // runStatus prints a run's state from the journal.
 func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := outputOf(&o.out, nil)
 	if err != nil {
 		return err
 	}

@@ -236,6 +236,12 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 			"conflict: "+what+" but the cloud's reachability check passes now: it may have just recovered; probe again in a few minutes")
 	}
 	winrm := winrmPhrase(probe)
+	if probe != nil && probe.Retryable && cloudUp && restarts == 0 && !crash {
+		// The probe never reached the guest: the cloud failed to say where
+		// it is. That is a control-plane error, not a guest verdict.
+		return verdict(inventory.StateUnknown,
+			"the OS answers the cloud's reachability check, and "+winrm+": assess again when the control plane answers")
+	}
 	switch {
 	case restarts >= 2:
 		return verdict(inventory.StateBootLoop, fmt.Sprintf(
@@ -306,6 +312,8 @@ func winrmPhrase(p *inventory.Probe) string {
 	switch {
 	case p == nil:
 		return "WinRM was not probed"
+	case p.Retryable:
+		return "WinRM was not probed: the cloud could not say where the guest is (" + p.Error + ")"
 	case p.Error != "":
 		return "WinRM does not answer (" + p.Error + ")"
 	default:

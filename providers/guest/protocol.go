@@ -149,7 +149,12 @@ type Disk struct {
 	Number int `json:"number"`
 	// Serial identifies the cloud disk (its cloud ID as the guest sees it),
 	// so the orchestrator can tell which disk is which.
-	Serial        string                 `json:"serial"`
+	Serial string `json:"serial"`
+	// LUN is the SCSI logical unit the disk sits at, from Windows' disk
+	// location ("… : LUN 2"); nil when the location names none. Clouds
+	// whose disks show no cloud ID as their serial (Azure data disks) are
+	// matched by it: the cloud reports the LUN it attached a disk at.
+	LUN           *int                   `json:"lun,omitempty"`
 	SizeGB        int                    `json:"size_gb"`
 	Identity      inventory.DiskIdentity `json:"identity"`
 	Offline       bool                   `json:"offline"`

@@ -102,6 +102,7 @@ type runner struct {
 	accounts map[string]*semaphore.Weighted
 
 	cancel context.CancelCauseFunc
+	hook   Hook // WithHook's, for fault-injection tests; nil otherwise
 
 	mu    sync.Mutex
 	fatal error
@@ -139,7 +140,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	}
 	defer func() { _ = release() }()
 
-	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*semaphore.Weighted{}}
+	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*semaphore.Weighted{}, hook: hookOf(ctx)}
 	if err := r.setupEnvs(); err != nil {
 		return nil, err
 	}
@@ -526,7 +527,7 @@ func (r *runner) finish(kind, msg string) {
 		// Idempotent: a transient control-plane error must not leave the
 		// run's helpers running.
 		release := func() error { return r.o.Helpers.ReleaseAll(ctx, r.o.KeepHelpers) }
-		if err := retry.Do(ctx, r.o.Clock, retry.Policy{}, release); err != nil {
+		if err := retry.Do(ctx, r.o.Clock, retry.Policy{Key: "release-helpers"}, release); err != nil {
 			r.emit(Event{Kind: EvHelpersFailed, Message: "releasing the helper VMs failed: " + err.Error() +
 				"; they are tagged with the run ID: release them by hand or run apply again"})
 		} else if r.o.KeepHelpers {

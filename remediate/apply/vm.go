@@ -270,6 +270,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		facts, err := r.j.Facts(ctx, r.runID, vm.Key)
 		var id journal.StepID
 		if err == nil {
+			r.at(vm.Key, s, name, attempt, PointBeforeBegin)
 			id, err = r.j.BeginStep(ctx, journal.StepIntent{RunID: r.runID, VMKey: vm.Key, Strategy: string(s), Step: name,
 				Attempt: attempt, Intent: intent, At: r.now()})
 		}
@@ -280,12 +281,14 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 			}
 			return stepEnd{kind: kInterrupted}
 		}
+		r.at(vm.Key, s, name, attempt, PointBegun)
 		vs.attempts[k] = attempt
 		vs.began[string(s)] = true
 		r.emitSink(Event{Kind: EvStepBegun, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d", vm.Key, s, name, attempt)})
 
 		out, serr := fn(ctx, env, vm.Target(), step.FactsOf(facts))
+		r.at(vm.Key, s, name, attempt, PointAfterEffect)
 		after := tk.Done(serr)
 		interrupted := serr != nil && ctx.Err() != nil
 		res := journal.StepResult{Facts: out.Strings(), At: r.now()}
@@ -314,6 +317,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 				return stepEnd{kind: kInterrupted}
 			}
 		}
+		r.at(vm.Key, s, name, attempt, PointEnded)
 		vs.note(s, name, attempt, res.Status)
 		r.emitSink(Event{Kind: EvStepEnded, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d: %s %s", vm.Key, s, name, attempt, res.Status, res.Error)})
@@ -341,7 +345,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: gave up after %d attempts over %s: %s",
 				name, charged, spent.Round(time.Second), res.Error)}
 		}
-		delay := r.o.Retry.Backoff.Delay(max(charged, 1), providers.RetryAfter(serr))
+		delay := r.o.Retry.Backoff.Delay(vm.Key+"/"+string(s)+"/"+name, max(charged, 1), providers.RetryAfter(serr))
 		r.emit(Event{Kind: EvStepRetry, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s/%s attempt %d failed (%s); retrying in %s", s, name, attempt, res.Error, delay.Round(time.Millisecond))})
 		if err := r.o.Clock.Sleep(ctx, delay); err != nil {

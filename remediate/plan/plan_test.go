@@ -15,7 +15,7 @@ import (
 var (
 	inc     = inventory.BuiltinIncidents()[inventory.CrowdStrike20240719]
 	now     = time.Date(2024, 7, 19, 9, 0, 0, 0, time.UTC)
-	allCaps = []string{"enumerate", "observe", "guest", "power", "disks", "backups", "helpers"}
+	allCaps = []string{"enumerate", "observe", "guest", "power", "disks", "os-disk-detach", "backups", "helpers"}
 	// preBackup is 4h09m before the incident.
 	preBackup = inventory.Backup{ID: "bk-pre", VMID: "vm", Kind: "snapshot", TakenAt: time.Date(2024, 7, 19, 0, 0, 0, 0, time.UTC)}
 	olderBkp  = inventory.Backup{ID: "bk-old", VMID: "vm", Kind: "snapshot", TakenAt: time.Date(2024, 7, 18, 0, 0, 0, 0, time.UTC)}
@@ -87,7 +87,7 @@ func TestEligibility(t *testing.T) {
 			fallbacks: []policy.Strategy{policy.RestoreBackup}},
 		{name: "safe-mode without guest capability", state: inventory.StateSafeMode,
 			in: func(in *Input) {
-				in.Accounts["acme/prod"] = Account{Capabilities: []string{"power", "disks", "helpers"}, Helpers: in.Accounts["acme/prod"].Helpers}
+				in.Accounts["acme/prod"] = Account{Capabilities: []string{"power", "disks", "os-disk-detach", "helpers"}, Helpers: in.Accounts["acme/prod"].Helpers}
 			},
 			strategy: Manual, reasons: []string{"delete-file: provider sim of account acme/prod lacks the guest capability",
 				"helper-mount: the VM's safe-boot flag can only be cleared on the running guest"}},
@@ -100,8 +100,8 @@ func TestEligibility(t *testing.T) {
 			reasons: []string{
 				"reboot-retry: provider sim of account acme/prod lacks the power capability",
 				"delete-file: the VM is not in Safe Mode",
-				"helper-mount: provider sim of account acme/prod lacks the power, disks, helpers capability; no same-version helper image in zone is1a for Windows 2019 (no helper images in that zone)",
-				"restore-backup: provider sim of account acme/prod lacks the backups, power, disks capability; policy.allow_data_loss is false (backup bk-pre of 2024-07-19T00:00:00Z would lose 4h09m of data)",
+				"helper-mount: provider sim of account acme/prod lacks the power, disks, os-disk-detach, helpers capability; no same-version helper image in zone is1a for Windows 2019 (no helper images in that zone)",
+				"restore-backup: provider sim of account acme/prod lacks the backups, power, disks, os-disk-detach capability; policy.allow_data_loss is false (backup bk-pre of 2024-07-19T00:00:00Z would lose 4h09m of data)",
 			}},
 		{name: "unknown account", state: inventory.StateBootLoop, in: func(in *Input) { delete(in.Accounts, "acme/prod") },
 			strategy: Manual, reasons: []string{"nothing is known of account acme/prod (was it opened?)"}},

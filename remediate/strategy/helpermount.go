@@ -100,9 +100,10 @@ func (HelperMount) NotApplicable(st inventory.State) string {
 	return notApplicable(st)
 }
 
-// Needs implements Unit.
+// Needs implements Unit: the OS disk leaves its VM, so a cloud that can
+// detach it (copy-and-swap serves the others).
 func (HelperMount) Needs() Needs {
-	return Needs{Capabilities: []string{"power", "disks", "helpers"}, Helper: true}
+	return Needs{Capabilities: []string{"power", "disks", "os-disk-detach", "helpers"}, Helper: true}
 }
 
 // Check implements Unit: a helper image the policy allows, and for a
@@ -244,11 +245,20 @@ func originalIdentity(vm *step.Target, facts step.Facts) (inventory.DiskIdentity
 	return id, nil
 }
 
-// listed finds the disk with serial on helper h. With wait > 0 it polls
-// while the helper does not answer yet or the disk is not listed yet.
-// A disk not listed is step.Fail; a helper that never answered is its
-// guest.ErrUnreachable error (retryable).
-func listed(ctx context.Context, env *step.Env, h providers.VMRef, serial string, wait time.Duration) (guest.Disk, providers.Endpoint, error) {
+// listed finds disk ds (as the cloud describes it, attached to helper h)
+// in h's disk listing: at the LUN the cloud reports when it reports one,
+// else by serial = the disk's ID. With wait > 0 it polls while the helper
+// does not answer yet or the disk is not listed yet. A disk not listed is
+// step.Fail; a helper that never answered is its guest.ErrUnreachable
+// error (retryable).
+func listed(ctx context.Context, env *step.Env, h providers.VMRef, ds providers.DiskState, wait time.Duration) (guest.Disk, providers.Endpoint, error) {
+	serial := ds.Ref.ID
+	is := func(d guest.Disk) bool {
+		if ds.LUN != nil {
+			return d.LUN != nil && *d.LUN == *ds.LUN
+		}
+		return strings.EqualFold(d.Serial, serial)
+	}
 	ep, err := endpoint(ctx, env, h)
 	if err != nil {
 		return guest.Disk{}, ep, err
@@ -266,7 +276,7 @@ func listed(ctx context.Context, env *step.Env, h providers.VMRef, serial string
 		}
 		lastErr = nil
 		for _, d := range r.Disks {
-			if !d.IsBoot && strings.EqualFold(d.Serial, serial) {
+			if !d.IsBoot && is(d) {
 				found = d
 				return true, nil
 			}
@@ -291,19 +301,19 @@ func listed(ctx context.Context, env *step.Env, h providers.VMRef, serial string
 }
 
 // onHelper reads where the OS disk is and fails unless it is on helper h.
-func onHelper(ctx context.Context, env *step.Env, vm *step.Target, h providers.VMRef) error {
+func onHelper(ctx context.Context, env *step.Env, vm *step.Target, h providers.VMRef) (providers.DiskState, error) {
 	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 	if err != nil {
-		return err
+		return ds, err
 	}
 	if ds.AttachedTo != h.ID {
 		where := "detached"
 		if ds.AttachedTo != "" {
 			where = "attached to " + ds.AttachedTo
 		}
-		return step.Fail("disk %s should be on helper %s but is %s", vm.OSDisk.ID, h.ID, where)
+		return ds, step.Fail("disk %s should be on helper %s but is %s", vm.OSDisk.ID, h.ID, where)
 	}
-	return nil
+	return ds, nil
 }
 
 // onHelperListed is onHelper followed by the helper's listing of the disk.
@@ -312,10 +322,11 @@ func onHelperListed(ctx context.Context, env *step.Env, vm *step.Target, facts s
 	if err != nil {
 		return h, guest.Disk{}, providers.Endpoint{}, err
 	}
-	if err := onHelper(ctx, env, vm, h); err != nil {
+	ds, err := onHelper(ctx, env, vm, h)
+	if err != nil {
 		return h, guest.Disk{}, providers.Endpoint{}, err
 	}
-	d, ep, err := listed(ctx, env, h, vm.OSDisk.ID, wait)
+	d, ep, err := listed(ctx, env, h, ds, wait)
 	return h, d, ep, err
 }
 
@@ -620,7 +631,7 @@ func hmDetachHelper(ctx context.Context, env *step.Env, vm *step.Target, facts s
 		return nil, step.Flag("disk %s is attached to %s, neither its VM %s nor its helper %s; find out who uses it", vm.OSDisk.ID, ds.AttachedTo, vm.ID, h.ID)
 	}
 	// Verify once more, right before the disk leaves the helper.
-	d, _, err := listed(ctx, env, h, vm.OSDisk.ID, 0)
+	d, _, err := listed(ctx, env, h, ds, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -713,7 +724,7 @@ func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *step.Target, fa
 		out[FactAbortDiskLocation] = "boot disk of " + vm.ID
 	case ds.AttachedTo != "":
 		h := providers.VMRef{ID: ds.AttachedTo, Region: vm.Region, Zone: vm.Zone}
-		if err := abortOnHelper(ctx, env, vm, facts, h); err != nil {
+		if err := abortOnHelper(ctx, env, vm, facts, h, ds); err != nil {
 			out[FactAbortDiskLocation] = "attached to helper " + h.ID
 			return out, step.Flag("disk %s of %s is still attached to helper %s and could not be brought back with its identity verified: %v; "+
 				"on the helper, set its identity back to %q, take it offline, detach it and attach it to %s as its boot disk",
@@ -750,12 +761,12 @@ func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *step.Target, fa
 	return out, nil
 }
 
-// abortOnHelper restores, verifies and offlines the OS disk on helper h,
+// abortOnHelper restores, verifies and offlines the OS disk ds on helper h,
 // then detaches it.
-func abortOnHelper(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, h providers.VMRef) error {
+func abortOnHelper(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, h providers.VMRef, ds providers.DiskState) error {
 	var d guest.Disk
 	var ep providers.Endpoint
-	if err := retry(ctx, env, func() (err error) { d, ep, err = listed(ctx, env, h, vm.OSDisk.ID, HelperWait); return err }); err != nil {
+	if err := retry(ctx, env, func() (err error) { d, ep, err = listed(ctx, env, h, ds, HelperWait); return err }); err != nil {
 		return err
 	}
 	orig, ok := parseIdentity(facts[FactIdentityOriginal])
@@ -785,7 +796,7 @@ func abortOnHelper(ctx context.Context, env *step.Env, vm *step.Target, facts st
 			return err
 		}
 	}
-	if err := retry(ctx, env, func() (err error) { d, _, err = listed(ctx, env, h, vm.OSDisk.ID, 0); return err }); err != nil {
+	if err := retry(ctx, env, func() (err error) { d, _, err = listed(ctx, env, h, ds, 0); return err }); err != nil {
 		return err
 	}
 	if d.Identity != orig {

@@ -137,6 +137,8 @@ func (s *Server) route(q *request, seg []string) (op, bucket string, h handlerFu
 		return name + ".Update", bucket, s.updateVM
 	case len(seg) == 8 && m == http.MethodDelete && q.kind == kindVMs:
 		return name + ".Delete", bucket, s.deleteVM
+	case len(seg) == 8 && m == http.MethodDelete && q.kind == kindDisks:
+		return name + ".Delete", bucket, s.deleteDisk
 	case len(seg) == 9 && q.kind == kindVMs && m == http.MethodGet && strings.EqualFold(q.action, "instanceView"):
 		return name + ".InstanceView", bucket, s.get
 	case len(seg) == 9 && q.kind == kindVMs && m == http.MethodPost:

@@ -64,6 +64,10 @@ func (s *Server) serveSSM(rw http.ResponseWriter, ctx context.Context, q *reques
 		s.fail(rw, q, errf(400, "InvalidAction", "the emulator serves only AmazonSSM.DescribeInstanceInformation"))
 		return
 	}
+	if s.opts.SSMUnavailable {
+		s.fail(rw, q, errf(500, "InternalServerError", "the SSM service is unavailable"))
+		return
+	}
 	if !s.throttle(q, "ssm", SSMBucket) {
 		s.fail(rw, q, errf(400, "ThrottlingException", "Rate exceeded"))
 		return
@@ -113,22 +117,12 @@ func (s *Server) serveSSM(rw http.ResponseWriter, ctx context.Context, q *reques
 		s.fail(rw, q, aerr)
 		return
 	}
-	ims, aerr := s.images(ctx, q)
-	if aerr != nil {
-		s.fail(rw, q, aerr)
-		return
-	}
-	release := map[string]string{}
-	for _, im := range ims {
-		release[im.ImageID] = im.Windows.Release
-	}
 	out := ssmResponse{InstanceInformationList: []ssmInstance{}}
 	for _, id := range scope {
 		x, sg := rel[id], sig[id]
-		r := release[x.ImageID]
-		if r == "" {
-			r = strings.TrimPrefix(x.ImageID, "ami-windows-")
-		}
+		s.mu.Lock()
+		r := s.amiRelease[x.ImageID]
+		s.mu.Unlock()
 		ping := "ConnectionLost"
 		if sg.Power == inventory.PowerRunning && sg.InstanceReachable != nil && *sg.InstanceReachable {
 			ping = "Online"

@@ -225,6 +225,23 @@ type xImage struct {
 	Tags            []xTag `xml:"tagSet>item"`
 }
 
+type xZone struct {
+	ZoneName    string `xml:"zoneName"`
+	ZoneID      string `xml:"zoneId"`
+	RegionName  string `xml:"regionName"`
+	State       string `xml:"zoneState"`
+	ZoneType    string `xml:"zoneType"`
+	OptInStatus string `xml:"optInStatus"`
+	GroupName   string `xml:"groupName"`
+}
+
+type describeZonesResponse struct {
+	XMLName   xml.Name `xml:"DescribeAvailabilityZonesResponse"`
+	NS        string   `xml:"xmlns,attr"`
+	RequestID string   `xml:"requestId"`
+	Zones     []xZone  `xml:"availabilityZoneInfo>item"`
+}
+
 type describeImagesResponse struct {
 	XMLName   xml.Name `xml:"DescribeImagesResponse"`
 	NS        string   `xml:"xmlns,attr"`

@@ -302,6 +302,8 @@ func (w *World) guestDisk(v *vm, d *disk) guest.Disk {
 			vol.BitLocker = "unlocked"
 		}
 	} else {
+		lun := d.number - 1 // data disks are numbered from 1, LUNs from 0
+		gd.LUN = &lun
 		gd.Offline = !d.online
 		if gd.Offline {
 			gd.OfflineReason = "san-policy"

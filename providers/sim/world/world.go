@@ -20,6 +20,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -380,4 +381,39 @@ func (w *World) imageFor(zone, release string) (ImageSpec, bool) {
 		}
 	}
 	return ImageSpec{}, false
+}
+
+// RegionalImages makes the world's helper images regional, as a cloud
+// whose images belong to a region does (an EC2 AMI launches in every zone
+// of its region): every release with an image in some zone of a region
+// gets one in each other zone of that region (same build and disk
+// identity). regionOf names a zone's region. It returns how many images it
+// added; deterministic (zones and images in the world's order).
+func (w *World) RegionalImages(regionOf func(zone string) string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	have := map[string]bool{}
+	for _, im := range w.images {
+		have[im.ImageID] = true
+	}
+	added := 0
+	for _, im := range slices.Clone(w.images) {
+		for _, z := range w.zones {
+			if z == im.Zone || regionOf(z) != regionOf(im.Zone) {
+				continue
+			}
+			if _, ok := w.imageFor(z, im.Release); ok {
+				continue
+			}
+			cp := im
+			cp.Zone, cp.ImageID = z, im.ImageID+"-"+z
+			for have[cp.ImageID] {
+				cp.ImageID += "x"
+			}
+			have[cp.ImageID] = true
+			w.images = append(w.images, cp)
+			added++
+		}
+	}
+	return added
 }
