@@ -117,10 +117,14 @@ type Options struct {
 	// HTTPClient is the client under the retries (default: a new one with
 	// Timeout).
 	HTTPClient *http.Client
-	// Warn receives one line per dropped or undelivered message (never a
-	// URL). Default: discard.
+	// Warn, if set, receives one line per dropped or undelivered message
+	// (never a URL) as it happens, from any goroutine. The first lines
+	// are also kept for Close (Stats.Warnings).
 	Warn func(string)
 }
+
+// keptWarnings is how many warning lines Close returns.
+const keptWarnings = 5
 
 func (o Options) withDefaults() Options {
 	if o.Queue <= 0 {
@@ -144,9 +148,6 @@ func (o Options) withDefaults() Options {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: o.Timeout}
 	}
-	if o.Warn == nil {
-		o.Warn = func(string) {}
-	}
 	return o
 }
 
@@ -155,6 +156,10 @@ type Stats struct {
 	Delivered int64 // accepted by the receiver (2xx)
 	Dropped   int64 // not queued: the queue was full, or the notifier closed
 	Failed    int64 // given up after the retries, or cut off at Close's deadline
+	// Warnings are the first warning lines (never a URL); Warned counts
+	// them all.
+	Warnings []string
+	Warned   int64
 }
 
 // Notifier delivers messages to its targets. It is safe for concurrent
@@ -168,6 +173,10 @@ type Notifier struct {
 	mu      sync.RWMutex // held for reading while sending to the queues, for writing to close them
 
 	delivered, dropped, failed atomic.Int64
+
+	wmu    sync.Mutex
+	warns  []string
+	warned int64
 }
 
 type worker struct {
@@ -240,7 +249,7 @@ func (n *Notifier) Send(m Message) {
 		case w.q <- m:
 		default:
 			d := n.dropped.Add(1)
-			n.o.Warn(fmt.Sprintf("notify: %s: queue full (the receiver is slow or failing): dropped %q (%d dropped so far)", w.t.Label(), m.Title, d))
+			n.warn(fmt.Sprintf("notify: %s: queue full (the receiver is slow or failing): dropped %q (%d dropped so far)", w.t.Label(), m.Title, d))
 		}
 	}
 }
@@ -249,10 +258,22 @@ func (n *Notifier) run(ctx context.Context, w *worker) {
 	for m := range w.q {
 		if err := n.post(ctx, w, m); err != nil {
 			n.failed.Add(1)
-			n.o.Warn(fmt.Sprintf("notify: %s: %q not delivered: %s", w.t.Label(), m.Title, redact(err.Error(), w.t.URL.Reveal())))
+			n.warn(fmt.Sprintf("notify: %s: %q not delivered: %s", w.t.Label(), m.Title, redact(err.Error(), w.t.URL.Reveal())))
 			continue
 		}
 		n.delivered.Add(1)
+	}
+}
+
+func (n *Notifier) warn(s string) {
+	n.wmu.Lock()
+	n.warned++
+	if len(n.warns) < keptWarnings {
+		n.warns = append(n.warns, s)
+	}
+	n.wmu.Unlock()
+	if n.o.Warn != nil {
+		n.o.Warn(s)
 	}
 }
 
@@ -309,7 +330,10 @@ func (n *Notifier) Close(ctx context.Context) Stats {
 		<-done
 	}
 	n.cancel()
-	return Stats{Delivered: n.delivered.Load(), Dropped: n.dropped.Load(), Failed: n.failed.Load()}
+	n.wmu.Lock()
+	defer n.wmu.Unlock()
+	return Stats{Delivered: n.delivered.Load(), Dropped: n.dropped.Load(), Failed: n.failed.Load(),
+		Warnings: append([]string(nil), n.warns...), Warned: n.warned}
 }
 
 // redact removes a URL and its parts that carry a token (path, query)

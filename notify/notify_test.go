@@ -180,6 +180,9 @@ func TestSlowReceiverNeverBlocks(t *testing.T) {
 	if len(warns) == 0 || !strings.Contains(warns[0], "queue full") {
 		t.Errorf("warnings %v", warns)
 	}
+	if len(st.Warnings) != keptWarnings || st.Warned != int64(len(warns)) || st.Warnings[0] != warns[0] {
+		t.Errorf("Close kept %d warnings of %d (%d seen live)", len(st.Warnings), st.Warned, len(warns))
+	}
 	n.Send(Message{Title: "after close"}) // counted, not a panic
 }
 

@@ -120,9 +120,9 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 	}
 	defer j.Close()
 	pr := progress.New(progressTo(stderr), len(p.VMs))
-	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: rn.watch(p, pr.Event)})
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: teeNotify(rn, p, pr.Event)})
 	pr.Done()
-	rn.close(stderr)
+	closeNotifier(rn, stderr)
 	if res != nil {
 		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {
 			err = rerr

@@ -64,14 +64,14 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
 			}
 			pr = progress.New(out, len(p.VMs))
-			return rn.watch(p, pr.Event)
+			return teeNotify(rn, p, pr.Event)
 		}}
 	ro.Face, ro.Faults = o.provider, &o.faults
 	s, err := simulation.Run(ctx, ro)
 	if pr != nil {
 		pr.Done()
 	}
-	rn.close(stderr)
+	closeNotifier(rn, stderr)
 	if err != nil {
 		return simInput(err, "--provider")
 	}
