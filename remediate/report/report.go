@@ -11,7 +11,6 @@
 package report
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -160,20 +159,6 @@ type Report struct {
 	// time axis).
 	End    time.Duration   `json:"-"`
 	Events []journal.Event `json:"events"`
-}
-
-// Load reads run runID ("" for the latest) from the journal and builds
-// its report, narrowed to tenant (when not "").
-func Load(ctx context.Context, j *journal.Journal, runID, tenant string) (*Report, error) {
-	res, err := apply.Status(ctx, j, runID)
-	if err != nil {
-		return nil, err
-	}
-	evs, err := j.Events(ctx, res.RunID, journal.EventFilter{})
-	if err != nil {
-		return nil, err
-	}
-	return Build(res, evs, tenant)
 }
 
 // Tenants lists the tenants of a run's VMs, sorted.

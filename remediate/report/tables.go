@@ -142,8 +142,8 @@ func (r *Report) CSV(name string) render.Table {
 	return t
 }
 
-// SummaryRows are the summary's lines for people: label and value.
-func (r *Report) SummaryRows() [][2]string {
+// summaryRows are the summary's lines for people: label and value.
+func (r *Report) summaryRows() [][2]string {
 	c := r.Counts
 	rows := [][2]string{
 		{"VMs", strconv.Itoa(c.VMs)},
@@ -193,7 +193,7 @@ func (r *Report) Title() string {
 
 func (r *Report) summaryTable() render.Table {
 	t := render.Table{Title: r.Title(), Headers: []string{"", "VMs"}}
-	for _, row := range r.SummaryRows() {
+	for _, row := range r.summaryRows() {
 		t.Rows = append(t.Rows, []string{row[0], row[1]})
 	}
 	return t
