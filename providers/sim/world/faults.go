@@ -54,6 +54,7 @@ type gateState struct {
 	buckets  map[string]*tokenBucket
 	load     loadMeter
 	attempts map[string]*callCount // by op|res
+	applied  map[string]int        // calls applied, by op (for Faults.DropReplies)
 
 	calls      map[string]int
 	throttled  int
@@ -69,6 +70,19 @@ func (g *gateState) init(f Faults) {
 	g.buckets = map[string]*tokenBucket{}
 	g.calls = map[string]int{}
 	g.attempts = map[string]*callCount{}
+	g.applied = map[string]int{}
+}
+
+// dropReply counts an applied call of op and reports whether
+// Faults.DropReplies loses its reply. Caller holds mu.
+func (g *gateState) dropReply(op string) bool {
+	g.applied[op]++
+	for _, d := range g.faults.DropReplies {
+		if d.Op == op && d.Nth == g.applied[op] {
+			return true
+		}
+	}
+	return false
 }
 
 // callCount counts the calls of one operation on one resource.
@@ -249,7 +263,7 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 	if err := apply(w.clk.Now()); err != nil {
 		return err
 	}
-	if r < f.ErrorRate+f.DropBeforeRate+f.DropAfterRate {
+	if w.gate.dropReply(op) || r < f.ErrorRate+f.DropBeforeRate+f.DropAfterRate {
 		w.gate.injected++
 		return providers.Errorf(providers.ErrUnavailable, op, res, "connection reset by peer (the request may have been applied)")
 	}
