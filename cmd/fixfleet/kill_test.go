@@ -165,6 +165,9 @@ func endStateOf(db string, a world.Audit) (map[string]string, error) {
 		case apply.StatusPending, apply.StatusRunning:
 			outcome = "unfinished"
 		}
+		if outcome == "healthy" && v.Status == apply.StatusFixed {
+			outcome = "fixed by " + string(v.Strategy)
+		}
 		out[id] = outcome + ", truth " + a.Truth[id]
 	}
 	return out, nil

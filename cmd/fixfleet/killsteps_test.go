@@ -29,7 +29,7 @@ import (
 // repairs it with its unlock step); a boot loop with damaged hives
 // (reboot-retry fails, helper-mount's check-hives fails and aborts,
 // restore-backup repairs it); a VM in safe mode (delete-file).
-const everyStepWorld = "testdata/every-step.json"
+const everyStepWorld = "../../simulation/testdata/every-step.json"
 
 // killScale is the worlds' time scale: high, since every point replays
 // most of an incident.

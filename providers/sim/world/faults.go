@@ -153,6 +153,9 @@ type CallStats struct {
 	// AsyncFailed counts accepted attaches and detaches that failed when
 	// they completed.
 	AsyncFailed int `json:"async_failed"`
+	// Applied counts calls per operation whose change (or read) the world
+	// applied, whether or not their reply arrived.
+	Applied map[string]int `json:"applied,omitempty"`
 }
 
 // Stats returns the control plane's counters.
@@ -167,8 +170,12 @@ func (w *World) statsLocked() CallStats {
 	for k, v := range w.gate.calls {
 		c[k] = v
 	}
+	applied := make(map[string]int, len(w.gate.applied))
+	for k, v := range w.gate.applied {
+		applied[k] = v
+	}
 	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail,
-		GuestInjected: w.gate.guestInjected, AsyncFailed: w.gate.asyncFailed}
+		GuestInjected: w.gate.guestInjected, AsyncFailed: w.gate.asyncFailed, Applied: applied}
 }
 
 func (w *World) inOutage(now time.Time) bool {
