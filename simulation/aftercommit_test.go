@@ -3,12 +3,14 @@ package simulation
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/fixfleet/fixfleet/internal/secretscan"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
@@ -53,7 +55,7 @@ type incidentOutcome struct {
 // runEveryStep plans and applies the every-step world, losing the reply
 // of drop's call when drop is set. It runs outside the test goroutine.
 func runEveryStep(ctx context.Context, drop *world.DropReply, dir string) (incidentOutcome, error) {
-	b, err := Open(Options{World: WorldOptions{Scenario: everyStepWorld}, TimeScale: 3000})
+	b, err := Open(Options{World: WorldOptions{Scenario: everyStepWorld}, TimeScale: 1000})
 	if err != nil {
 		return incidentOutcome{}, err
 	}
@@ -122,7 +124,16 @@ func TestAfterCommitEveryMutation(t *testing.T) {
 		t.Skip("runs a few dozen incidents")
 	}
 	ctx := context.Background()
-	clean, err := runEveryStep(ctx, nil, t.TempDir())
+	w, err := NewWorld(WorldOptions{Scenario: everyStepWorld}, Frozen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretscan.Register(t, "winrm-password", w.GuestPassword().Reveal())
+	for _, k := range w.EscrowedKeys() {
+		secretscan.Register(t, "bitlocker-recovery-key", k.Reveal())
+	}
+	outputs := secretscan.Dir(t) // journals, scanned for the world's secrets after the package's tests
+	clean, err := runEveryStep(ctx, nil, outputs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +164,10 @@ func TestAfterCommitEveryMutation(t *testing.T) {
 	sem := make(chan struct{}, afterCommitParallel)
 	var wg sync.WaitGroup
 	for i, pt := range points {
-		dir := t.TempDir()
+		dir := filepath.Join(outputs, fmt.Sprintf("%s-%d", pt.drop.Op, pt.drop.Nth))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/fixfleet/fixfleet/internal/secretscan"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
@@ -100,8 +101,12 @@ func TestKillAtEveryStep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a few hundred apply processes")
 	}
-	dir := t.TempDir()
+	dir := secretscan.Dir(t) // journals and logs, scanned for the world's secrets after the package's tests
 	url, w := serveScenario(t, everyStepWorld)
+	secretscan.Register(t, "winrm-password", w.GuestPassword().Reveal())
+	for _, k := range w.EscrowedKeys() {
+		secretscan.Register(t, "bitlocker-recovery-key", k.Reveal())
+	}
 	planFile := filepath.Join(dir, "plan.json")
 	if code, _, stderr := runCLI(t, "plan", "--sim-endpoint", url, "--allow-data-loss", "-o", planFile, "--format", "csv"); code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, stderr)
@@ -233,7 +238,7 @@ func killAndResume(k killPoint, planFile, dir string) (*world.Audit, map[string]
 	db, killLog := filepath.Join(dir, "j.db"), filepath.Join(dir, "kill.log")
 	args := []string{"apply", planFile, "--sim-endpoint", s.URL(), "--journal", db, "--yes", "--format", "json"}
 
-	err = applyProcess(args, envKillAt+"="+k.String(), envKillLog+"="+killLog)
+	err = applyProcess(filepath.Join(dir, "killed"), args, envKillAt+"="+k.String(), envKillLog+"="+killLog)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		return fail("apply was not killed at the point: %v", err)
@@ -241,7 +246,7 @@ func killAndResume(k killPoint, planFile, dir string) (*world.Audit, map[string]
 	if b, err := os.ReadFile(killLog); err != nil || !strings.Contains(string(b), " "+k.String()+" ") {
 		return fail("apply was killed, but its log does not name the point: %q %v", b, err)
 	}
-	if err := applyProcess(args); err != nil {
+	if err := applyProcess(filepath.Join(dir, "resumed"), args); err != nil {
 		return fail("resumed apply: %v", err)
 	}
 	a := s.World().Audit()
@@ -253,14 +258,19 @@ func killAndResume(k killPoint, planFile, dir string) (*world.Audit, map[string]
 	return &a, end, problems
 }
 
-// applyProcess runs the test binary as `fixfleet args...` with env added.
-// The error names the exit and the end of stderr.
-func applyProcess(args []string, env ...string) error {
+// applyProcess runs the test binary as `fixfleet args...` with env added,
+// and keeps its output in out+".stdout" and out+".stderr". The error names
+// the exit and the end of stderr.
+func applyProcess(out string, args []string, env ...string) error {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), envRunMain+"=1"), env...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
+	if werr := errors.Join(os.WriteFile(out+".stdout", []byte(stdout.String()), 0o600),
+		os.WriteFile(out+".stderr", []byte(stderr.String()), 0o600)); werr != nil && err == nil {
+		return werr
+	}
 	if err != nil {
 		s := stderr.String()
 		if len(s) > 2000 {

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/fixfleet/fixfleet/internal/secretscan"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 )
 
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	os.Exit(secretscan.Main(m)) // scans every output the tests kept, after them
 }
 
 // killAt returns a hook that kills this process at point, after logging
