@@ -27,7 +27,10 @@
 //   - step.ErrHealthy: the VM is healthy now and nothing more touches it.
 //     It is "fixed" (by the current strategy) if any step of this VM in
 //     this run ended ok and is not marked read-only (step.Step.ReadOnly;
-//     Abort always counts as a change); otherwise "skipped-healthy". The step is journaled
+//     Abort always counts as a change), or may have acted (a mutating
+//     step begun and never ended, or failed with a retryable error: its
+//     reply may have been lost after the change); otherwise
+//     "skipped-healthy". The step is journaled
 //     "skipped", so that a resume runs it again rather than going past it.
 //   - step.ErrNeedsPerson: "flagged" with the message; stop.
 //   - step.ErrStrategyFailed, another error, or retries exhausted: the

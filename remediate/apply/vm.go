@@ -51,7 +51,7 @@ type vmState struct {
 	ok       map[string]bool // strategy+"\x00"+step ended ok in some attempt
 	began    map[string]bool // strategy that has at least one step journaled
 	attempts map[string]int  // highest attempt per strategy+"\x00"+step
-	touched  bool            // a non-read-only step ended ok
+	touched  bool            // a non-read-only step ended ok, or may have acted (see mayHaveActed)
 	readOnly map[string]bool // skeys of the read-only steps (step.Step.ReadOnly)
 }
 
@@ -66,6 +66,9 @@ func (r *runner) loadVMState(ctx context.Context, vm *plan.VMPlan) (*vmState, ma
 	vs := &vmState{ok: map[string]bool{}, began: map[string]bool{}, attempts: map[string]int{}, readOnly: r.readOnlySteps(vm)}
 	for _, s := range steps {
 		vs.note(policy.Strategy(s.Strategy), s.Step, s.Attempt, s.Status)
+		if s.Status == journal.StepBegun {
+			vs.mayHaveActed(policy.Strategy(s.Strategy), s.Step) // a process died while it ran
+		}
 	}
 	evs, err := r.j.Events(ctx, r.runID, journal.EventFilter{VMKey: key, Kinds: []string{EvStrategyFailed}})
 	if err != nil {
@@ -104,6 +107,17 @@ func (vs *vmState) note(s policy.Strategy, name string, attempt int, st journal.
 		if !vs.readOnly[k] {
 			vs.touched = true
 		}
+	}
+}
+
+// mayHaveActed records an attempt of step name whose effect is unknown
+// (begun and never ended, or failed with a retryable error such as a
+// reply lost after the cloud applied the change): if the step is not
+// read-only, the VM may have been changed, and a VM found healthy later
+// is not reported untouched.
+func (vs *vmState) mayHaveActed(s policy.Strategy, name string) {
+	if !vs.readOnly[skey(s, name)] {
+		vs.touched = true
 	}
 }
 
@@ -319,6 +333,9 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		}
 		r.at(vm.Key, s, name, attempt, PointEnded)
 		vs.note(s, name, attempt, res.Status)
+		if serr != nil && (interrupted || retryable(serr)) {
+			vs.mayHaveActed(s, name)
+		}
 		r.emitSink(Event{Kind: EvStepEnded, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d: %s %s", vm.Key, s, name, attempt, res.Status, res.Error)})
 		switch {
