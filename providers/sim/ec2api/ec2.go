@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -769,6 +770,9 @@ func (s *Server) attachVolume(ctx context.Context, q *request) (any, *apiError) 
 		s.mu.Unlock()
 	}
 	_, err := s.w.AttachDisk(ctx, q.account, inst, vol, boot)
+	if errors.Is(err, world.ErrZoneMismatch) {
+		return nil, errf(400, "InvalidVolume.ZoneMismatch", "The volume '%s' is not in the same availability zone as instance '%s'", vol, inst)
+	}
 	if aerr := fromWorld(err, "Volume", "VolumeInUse"); aerr != nil {
 		if strings.Contains(aerr.message, "is stopped") || strings.Contains(aerr.message, "a boot disk attaches only") || strings.Contains(aerr.message, "still stopping") {
 			aerr.code = "IncorrectInstanceState"
