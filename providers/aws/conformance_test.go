@@ -17,6 +17,7 @@ func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
 		Name:    "aws",
 		Account: world.DefaultAccount,
+		ID:      ec2api.ID,
 		World: func(o *world.GenOptions) {
 			o.Zones = awsZones
 		},

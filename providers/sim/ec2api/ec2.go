@@ -691,7 +691,7 @@ func (s *Server) describeSnapshots(ctx context.Context, q *request) (any, *apiEr
 		}
 		for _, b := range bks {
 			all = append(all, xSnapshot{SnapshotID: b.ID, VolumeID: vol, Status: "completed", StartTime: ts(b.TakenAt), Progress: "100%",
-				OwnerID: owner, VolumeSize: b.SizeGB, Description: fmt.Sprintf("Created by CreateImage(%s) for ami-%s (%s backup)", vm, b.ID, b.Kind)})
+				OwnerID: owner, VolumeSize: b.SizeGB, Description: fmt.Sprintf("Created by CreateImage(%s) for ami-%s (%s backup)", s.ids.out(kindInstance, vm), hex17("backup|"+b.ID), b.Kind)})
 			s.mu.Lock()
 			s.backupVol[b.ID] = vol
 			s.mu.Unlock()
