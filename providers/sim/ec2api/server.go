@@ -173,6 +173,8 @@ func New(w *world.World, opts Options) *Server {
 	// images.
 	w.RegionalImages(RegionOf)
 	s.ids = newIDMap(w)
+	// A guest sees an EBS volume under its volume ID.
+	w.UseDiskSerials(func(id string) string { return ec2ID(kindVolume, id) })
 	for _, a := range w.Accounts() {
 		s.acctIDs[AccountID(a)] = a
 	}
