@@ -15,6 +15,8 @@ func (s Summary) Tables() []render.Table {
 		{"fixed", fmt.Sprint(s.Fixed)},
 		{"recovered by themselves (found healthy on re-check)", fmt.Sprint(s.FoundHealthy)},
 		{"flagged for a person", fmt.Sprint(s.Flagged)},
+		{"  no path: a person must act (as the plan foresaw)", fmt.Sprint(s.NoPath)},
+		{"  surprises (the plan did not foresee)", fmt.Sprint(s.Surprises)},
 		{"failed", fmt.Sprint(s.Failed)},
 		{"unresolved (must be 0)", fmt.Sprint(len(s.Unresolved))},
 		{"simulated time", s.ElapsedSim},
@@ -26,9 +28,9 @@ func (s Summary) Tables() []render.Table {
 	for _, k := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {
 		t.Rows = append(t.Rows, []string{"fixed by " + k, fmt.Sprint(s.ByStrategy[k])})
 	}
-	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Reason"}}
+	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Outcome", "Reason"}}
 	for _, v := range s.FlaggedVMs {
-		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, v.Reason})
+		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, string(v.Outcome), v.Reason})
 	}
 	return []render.Table{t, invariantsTable(s.Invariants, s.Violations), fl}
 }

@@ -143,6 +143,8 @@ func resultTables(r *apply.Result) []render.Table {
 		{"found healthy on re-check (untouched)", fmt.Sprint(r.SkippedHealthy)},
 		{"healthy in the plan (untouched)", fmt.Sprint(r.UntouchedHealthy)},
 		{"flagged for a person", fmt.Sprint(r.Flagged)},
+		{"  no path: a person must act", fmt.Sprint(r.NoPath)},
+		{"  surprises", fmt.Sprint(r.Surprises)},
 		{"manual in the plan", fmt.Sprint(r.Manual)},
 		{"failed", fmt.Sprint(r.Failed)},
 		{"not finished", fmt.Sprint(r.Pending)},
