@@ -84,13 +84,12 @@ func TestEligibility(t *testing.T) {
 			risks:     []string{"restore loses data written since 2024-07-19T00:00:00Z (window: 4h09m)"}},
 		{name: "safe-mode delete-file", state: inventory.StateSafeMode, strategy: policy.DeleteFile},
 		{name: "safe-mode delete-file, restore allowed", state: inventory.StateSafeMode, in: allowLoss, strategy: policy.DeleteFile,
-			fallbacks: []policy.Strategy{policy.RestoreBackup}},
-		{name: "safe-mode without guest capability", state: inventory.StateSafeMode,
+			fallbacks: []policy.Strategy{policy.HelperMount, policy.RestoreBackup}},
+		{name: "safe-mode without guest capability: offline, flag cleared in the BCD store", state: inventory.StateSafeMode,
 			in: func(in *Input) {
 				in.Accounts["acme/prod"] = Account{Capabilities: []string{"power", "disks", "helpers"}, Helpers: in.Accounts["acme/prod"].Helpers}
 			},
-			strategy: Manual, reasons: []string{"delete-file: provider sim of account acme/prod lacks the guest capability",
-				"helper-mount: the VM's safe-boot flag can only be cleared on the running guest"}},
+			strategy: policy.HelperMount, skipped: []string{"delete-file: provider sim of account acme/prod lacks the guest capability"}},
 		{name: "policy order honoured", state: inventory.StateBootLoop,
 			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.HelperMount, policy.RebootRetry} },
 			strategy: policy.HelperMount, fallbacks: []policy.Strategy{policy.RebootRetry}},

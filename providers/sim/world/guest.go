@@ -421,6 +421,29 @@ func (m *machine) OfflineDisk(ctx context.Context, p guest.DiskParams) (guest.Di
 	})
 }
 
+// ClearSafeBootOffline implements winrmd.Machine: on a helper, it clears
+// the safe-boot flag in the BCD store of the online data disk at p.Number
+// (carrying p.Serial). The store must be where the disk's partition style
+// keeps it (guest.BCDStore); elsewhere bcdedit finds no store. Idempotent.
+func (m *machine) ClearSafeBootOffline(ctx context.Context, p guest.ClearSafeBootOfflineParams) (guest.ClearSafeBootResult, error) {
+	var out guest.ClearSafeBootResult
+	_, err := m.onDisk(ctx, "clear-safeboot-offline", p.Number, p.Serial, func(w *World, _ *vm, d *disk, now time.Time) error {
+		if !d.online {
+			return fmt.Errorf("disk %d is offline: its system partition cannot be mounted", p.Number)
+		}
+		if want := guest.BCDStore(d.identity.Style); p.Store != want {
+			return fmt.Errorf("no BCD store at %s on disk %d (a %s disk keeps it at %s)", p.Store, p.Number, d.identity.Style, want)
+		}
+		out.WasSet = d.safeBoot
+		if d.safeBoot {
+			d.safeBoot = false
+			w.modify(d, "safe-boot flag cleared offline", now)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // SetDiskIdentity implements winrmd.Machine. Idempotent.
 func (m *machine) SetDiskIdentity(ctx context.Context, p guest.SetIdentityParams) (guest.DiskResult, error) {
 	if err := checkIdentity("identity", p.Identity); err != nil {
