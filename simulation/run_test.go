@@ -247,3 +247,22 @@ func TestDemoAzure(t *testing.T) {
 		}
 	}
 }
+
+// TestNoBrakeWithoutFaults is `sim serve --vms 120 --seed 5` then
+// `apply` (the default policy, no faults), in process: VMs whose planned
+// strategies all report they cannot repair them end "no path", which the
+// failure brake does not count, so the run finishes.
+func TestNoBrakeWithoutFaults(t *testing.T) {
+	s := run(t, RunOptions{Options: Options{World: WorldOptions{VMs: 120, Seed: 5}, Faults: &Faults{Throttle: "off", Latency: 1}, TimeScale: 3000}})
+	if s.RunStatus != "done" {
+		t.Fatalf("run %q with no faults: the failure brake counted expected ends", s.RunStatus)
+	}
+	if s.NoPath == 0 {
+		t.Error("no VM ended no-path: the regression is not exercised")
+	}
+	for _, v := range s.FlaggedVMs {
+		if v.Outcome == "" || v.Code == "" {
+			t.Errorf("%s flagged without a typed outcome: %+v", v.ID, v)
+		}
+	}
+}

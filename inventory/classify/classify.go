@@ -92,6 +92,23 @@ func ShowsCrash(console string) bool {
 	return false
 }
 
+// ShowsSafeMode reports whether console text shows a Windows Safe Mode
+// desktop (Windows writes "Safe Mode" in the screen's corners).
+func ShowsSafeMode(console string) bool {
+	return strings.Contains(strings.ToLower(console), "safe mode")
+}
+
+// safeModeOnScreen reports whether every sample's console shows Safe Mode
+// and none a crash: repeated screens are the evidence.
+func safeModeOnScreen(samples []inventory.Signals) bool {
+	for _, s := range samples {
+		if !s.ConsoleAvailable || !ShowsSafeMode(s.Console) || ShowsCrash(s.Console) {
+			return false
+		}
+	}
+	return len(samples) > 0
+}
+
 // IsAuthError reports whether a probe failed because WinRM rejected the
 // credentials (see ProbeErrAuth).
 func IsAuthError(p *inventory.Probe) bool {
@@ -222,6 +239,14 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 		}
 	}
 
+	if restarts == 0 && safeModeOnScreen(ev.Samples) && !(probe != nil && probe.Retryable) {
+		why := "WinRM does not answer there (in Safe Mode it runs only if listed under SafeBoot\\Network)"
+		if IsAuthError(probe) {
+			why = "WinRM rejected the credentials"
+		}
+		return verdict(inventory.StateSafeMode,
+			fmt.Sprintf("the console shows a Safe Mode desktop in all %d samples, and %s: the disk is repaired offline", len(ev.Samples), why))
+	}
 	if IsAuthError(probe) {
 		return verdict(inventory.StateUnknown,
 			"WinRM answered but rejected the credentials: the guest is up; check guest_access")

@@ -195,6 +195,8 @@ func New(w *world.World, opts Options) *Server {
 		statuses: map[string]statusRec{}}
 	w.UseFullCopySnapshots() // Sakura's archives are full copies
 	s.seed()
+	// A guest sees a disk under its Sakura Cloud ID.
+	w.UseDiskSerials(ID)
 	p := Root + "/{zone}/api/cloud/1.1"
 	for _, r := range []struct {
 		pattern, op string
