@@ -43,9 +43,21 @@
 //     "crashed and restarted");
 //     - the reachability check passes and no restarts: unknown (firewall
 //     or WinRM service);
+//     - the screenshots (rule 9) showed a crash or recovery screen and
+//     later the sign-in screen: unknown (conflict: it may have just
+//     recovered);
+//     - two or more screenshots showed a crash or recovery screen, and none
+//     the sign-in screen: boot-loop ("repeated crash screens");
 //     - an operator's console report (Evidence.Attested), on a cloud whose
 //     API shows no crash: boot-loop, citing the report;
 //     - anything else: unknown, naming the missing evidence.
+//  9. Screenshots (Evidence.Screens, classified by package inventory/screen)
+//     are evidence of their own. A crash screen is a stop or recovery
+//     screen. In rule 4 the last screenshot showing a crash is a conflict;
+//     in rule 8 a crash screenshot counts as a crash seen on the console
+//     for the reachability conflict. A sign-in screen alone never makes a
+//     VM healthy (only the guest's own answer does) and never outweighs a
+//     failing guest; a black or unknown screenshot is no evidence at all.
 //
 // Crash or recovery screens are recognised, case-insensitively, by: bugcheck,
 // PAGE_FAULT_IN_NONPAGED_AREA, csagent, "Automatic Repair", "did not start
@@ -174,6 +186,7 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	crash := last.ConsoleAvailable && ShowsCrash(last.Console)
 	cloudUp := last.InstanceReachable != nil && *last.InstanceReachable
 	cloudDown := last.InstanceReachable != nil && !*last.InstanceReachable
+	scr := screenCounts(ev.Screens)
 
 	if reachable {
 		switch probe.BootMode {
@@ -191,6 +204,10 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 			if crash {
 				conflicts = append(conflicts,
 					"conflict: WinRM answered but the console shows a crash or recovery screen: look at the VM's screen and probe again")
+			}
+			if scr.lastCrash {
+				conflicts = append(conflicts,
+					"conflict: WinRM answered but the last screenshot shows a "+string(scr.last)+" screen: look at the VM's screen and probe again")
 			}
 			if len(conflicts) > 0 {
 				return verdict(inventory.StateUnknown, conflicts...)
@@ -227,7 +244,7 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 			"WinRM answered but rejected the credentials: the guest is up; check guest_access")
 	}
 
-	if cloudUp && (restarts > 0 || crash) {
+	if cloudUp && (restarts > 0 || crash || scr.crash > 0) {
 		what := fmt.Sprintf("restarted %s in the %s window", times(restarts), fmtDur(window))
 		if restarts == 0 {
 			what = "the console shows a crash or recovery screen"
@@ -249,6 +266,14 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	case cloudUp:
 		return verdict(inventory.StateUnknown,
 			"the OS answers the cloud's reachability check but WinRM does not: firewall or WinRM service ("+winrm+")")
+	case scr.crash > 0 && scr.loginAfterCrash:
+		return verdict(inventory.StateUnknown, fmt.Sprintf(
+			"conflict: the console showed a crash or recovery screen and later the sign-in screen (%s): it may have just recovered, but %s; probe again in a few minutes",
+			scr, winrm))
+	case scr.crash >= 2:
+		return verdict(inventory.StateBootLoop, fmt.Sprintf(
+			"repeated crash screens: %s over the %s window, never the sign-in screen, and %s",
+			scr, fmtDur(Window(ev.Samples)), winrm))
 	case ev.Attested != nil:
 		r := "an operator saw a crash or recovery screen on its console (" + ev.Attested.Source
 		if ev.Attested.Note != "" {
@@ -259,6 +284,8 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 
 	var missing []string
 	switch {
+	case scr.total > 0:
+		missing = append(missing, "the screenshots show no repeated crash ("+scr.String()+")")
 	case !last.ConsoleAvailable:
 		missing = append(missing, "no console on this cloud")
 	default:
@@ -374,6 +401,9 @@ func Summarize(ev inventory.Evidence) string {
 		parts = append(parts, "console shows crash")
 	default:
 		parts = append(parts, "console shows no crash")
+	}
+	if len(ev.Screens) > 0 {
+		parts = append(parts, "screens: "+screenCounts(ev.Screens).String())
 	}
 	p := ev.Probe
 	switch {

@@ -82,6 +82,15 @@ func blind() []inventory.Signals {
 	return []inventory.Signals{{At: t0, Power: inventory.PowerRunning}, {At: t0.Add(10 * time.Minute), Power: inventory.PowerRunning}}
 }
 
+// shots is a series of classified screenshots a minute apart.
+func shots(screens ...string) []inventory.ScreenSample {
+	out := make([]inventory.ScreenSample, len(screens))
+	for i, sc := range screens {
+		out[i] = inventory.ScreenSample{At: t0.Add(time.Duration(i) * time.Minute), Screen: inventory.Screen(sc)}
+	}
+	return out
+}
+
 func TestClassify(t *testing.T) {
 	crashText := "*** STOP: 0x00000050 PAGE_FAULT_IN_NONPAGED_AREA csagent.sys"
 	seen := &inventory.Attestation{Source: "confirmed.txt", Note: "BSOD csagent.sys on VNC 04:50"}
@@ -172,6 +181,28 @@ func TestClassify(t *testing.T) {
 			want: inventory.StateUnknown, reasons: []string{"no boot history", "not probed"}},
 		{name: "one sample", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(sig(0), false)}, Probe: unreachable("timeout")},
 			want: inventory.StateUnknown, reasons: []string{"only one control-plane sample", "reachability check fails"}},
+
+		// Screenshots (rule 9), on a blind cloud.
+		{name: "screens: repeated crash screens", ev: inventory.Evidence{Samples: blind(), Screens: shots("black", "stop", "black", "recovery", "stop"), Probe: unreachable("timeout")},
+			want: inventory.StateBootLoop, reasons: []string{"repeated crash screens", "stop 2, recovery 1, black 2 of 5 screenshot(s)", "timeout"}},
+		{name: "screens: stuck at recovery", ev: inventory.Evidence{Samples: blind(), Screens: shots("recovery", "recovery"), Probe: unreachable("timeout")},
+			want: inventory.StateBootLoop, reasons: []string{"recovery 2 of 2"}},
+		{name: "screens: one crash screen is not enough", ev: inventory.Evidence{Samples: blind(), Screens: shots("black", "stop", "black"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"no repeated crash (stop 1, black 2 of 3"}},
+		{name: "screens: crash then sign-in: may have recovered", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "stop", "black", "login"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"conflict: the console showed a crash", "later the sign-in screen"}},
+		{name: "screens: sign-in alone never outweighs a silent guest", ev: inventory.Evidence{Samples: blind(), Screens: shots("login"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"login 1 of 1"}},
+		{name: "screens: unknown and black are no evidence", ev: inventory.Evidence{Samples: blind(), Screens: shots("unknown", "black", "unknown", "black"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown},
+		{name: "screens: crash screens but the cloud check passes", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(sig(0), true), withReach(sig(10), true)}, Screens: shots("stop", "stop"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"conflict: the console shows a crash"}},
+		{name: "screens: WinRM answers but the last screenshot is a crash", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "stop"), Probe: normal(goodFile)},
+			want: inventory.StateUnknown, reasons: []string{"last screenshot shows a stop screen"}},
+		{name: "screens: crashes, then sign-in, and WinRM answers: healthy", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "black", "login"), Probe: normal(goodFile)},
+			want: inventory.StateHealthy},
+		{name: "screens: the guest's credentials are rejected: up", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "stop"), Probe: unreachable(ProbeErrAuth + ": HTTP 401")},
+			want: inventory.StateUnknown, reasons: []string{"rejected the credentials"}},
 		{name: "counter went backwards uses boot times", ev: inventory.Evidence{Samples: []inventory.Signals{
 			withBoot(withCount(sig(0), 9), boot), withBoot(withCount(sig(10), 0), boot)}, Probe: unreachable("timeout")},
 			want: inventory.StateUnknown, reasons: []string{"no restarts seen"}},

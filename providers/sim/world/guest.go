@@ -289,7 +289,7 @@ func (w *World) collides(v *vm, d *disk) bool {
 
 // guestDisk is d as v's Windows sees it. Caller holds mu.
 func (w *World) guestDisk(v *vm, d *disk) guest.Disk {
-	gd := guest.Disk{Number: d.number, Serial: d.id, SizeGB: d.sizeGB, Identity: d.identity}
+	gd := guest.Disk{Number: d.number, Serial: w.serial(d), SizeGB: d.sizeGB, Identity: d.identity}
 	vol := guest.Volume{FileSystem: "NTFS", BitLocker: "none"}
 	if b := d.bitlocker; b != nil {
 		vol.KeyID = b.keyID
@@ -367,8 +367,8 @@ func (w *World) dataDisk(v *vm, number int, serial string, now time.Time) (*disk
 	}
 	for _, d := range w.visible(v, now) {
 		if d.number == number {
-			if d.id != serial {
-				return nil, fmt.Errorf("disk %d has serial %s, not %s: %w", number, d.id, serial, guest.ErrRefused)
+			if w.serial(d) != serial {
+				return nil, fmt.Errorf("disk %d has serial %s, not %s: %w", number, w.serial(d), serial, guest.ErrRefused)
 			}
 			return d, nil
 		}

@@ -66,7 +66,8 @@ type World struct {
 	user             string
 	password         secret.Secret
 	consoleAvailable bool
-	fullCopies       bool // snapshots are full copies: no incremental discount
+	fullCopies       bool                       // snapshots are full copies: no incremental discount
+	serialOf         func(diskID string) string // see UseDiskSerials; nil: the disk ID
 
 	vms   map[string]*vm // fleet VMs and helpers
 	disks map[string]*disk
