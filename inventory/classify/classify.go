@@ -23,7 +23,11 @@
 //     older than the first sample itself). A boot counter that went
 //     backwards is ignored. With no BootCount and no LastBootAt at all, the
 //     restart count is unknown and treated as zero.
-//  4. The probe reached the guest in normal boot mode: unknown when a bad
+//  4. The probe reached the guest in normal boot mode: boot-loop when it
+//     carries a bad file and the VM is seen crashing (two or more
+//     restarts, a crash on the console, or repeated crash screens) while
+//     the cloud's reachability check does not pass (its WinRM answers for
+//     a short while after each boot); otherwise unknown when a bad
 //     file is present, when the cloud's reachability check (last sample)
 //     says unreachable, or when the last console text shows a crash or
 //     recovery screen (each is a conflict); otherwise healthy, noting
@@ -191,6 +195,11 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	if reachable {
 		switch probe.BootMode {
 		case inventory.BootNormal:
+			if len(c.BadFiles) > 0 && !cloudUp && (restarts >= 2 || crash || scr.crash >= 2) {
+				return verdict(inventory.StateBootLoop, fmt.Sprintf(
+					"WinRM answers for a short while after each boot, then it crashes: the guest carries the bad file %s, and %s",
+					fileList(c.BadFiles), crashEvidence(restarts, window, crash, scr)))
+			}
 			var conflicts []string
 			if len(c.BadFiles) > 0 {
 				conflicts = append(conflicts, fmt.Sprintf(
@@ -309,6 +318,21 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	missing = append(missing, winrm)
 	return verdict(inventory.StateUnknown,
 		strings.Join(missing, ", ")+": look at the VM's screen in the cloud console (if it crash-loops, list it in a --console-confirmed file and plan again), or assess again over a longer window")
+}
+
+// crashEvidence says how the VM was seen crashing.
+func crashEvidence(restarts int, window time.Duration, crash bool, scr screenTally) string {
+	var parts []string
+	if restarts >= 2 {
+		parts = append(parts, fmt.Sprintf("it restarted %s in the %s window", times(restarts), fmtDur(window)))
+	}
+	if crash {
+		parts = append(parts, "the console shows a crash or recovery screen")
+	}
+	if scr.crash >= 2 {
+		parts = append(parts, "the screenshots showed crash screens ("+scr.String()+")")
+	}
+	return strings.Join(parts, ", ")
 }
 
 func powerWord(p inventory.PowerState) string {
