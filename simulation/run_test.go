@@ -141,7 +141,8 @@ func maxStepAttempts(t *testing.T, db string) int {
 	return most
 }
 
-// TestDemoSakura is the Sakura issue's "done when": the whole incident runs
+// TestDemoSakura is the Sakura issue's "done when" (and issue 11's
+// `demo --provider sakura --vms 120 --seed 3`): the whole incident runs
 // through the real Sakura Cloud client against the emulator over HTTP;
 // every VM ends healthy or flagged with a reason, the invariant counters are
 // 0, and the emulator's per-operation call counts prove the traffic went
@@ -156,6 +157,20 @@ func TestDemoSakura(t *testing.T) {
 	}
 	if s.Fixed == 0 {
 		t.Errorf("nothing repaired through the Sakura provider")
+	}
+	// Sakura shows no boot history and no console text, but its VNC
+	// snapshots show the crash screens: boot-looping servers are found and
+	// repaired with a disk strategy, not left unknown.
+	if s.API.Calls["Server.GetVNCSnapshot"] == 0 {
+		t.Errorf("no VNC snapshot taken: %+v", s.API.Calls)
+	}
+	if s.ByStrategy["helper-mount"]+s.ByStrategy["restore-backup"] < 10 {
+		t.Errorf("boot-looping servers repaired with a disk strategy: %v, want at least 10", s.ByStrategy)
+	}
+	for _, v := range s.FlaggedVMs {
+		if strings.Contains(v.Reason, "no console on this cloud") {
+			t.Errorf("%s left unknown for want of a console: %s", v.ID, v.Reason)
+		}
 	}
 }
 
