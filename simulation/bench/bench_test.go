@@ -130,7 +130,9 @@ func TestIncidentBenchmark(t *testing.T) {
 		secs(r.Baselines["serial"].MakespanSec), secs(r.Baselines["helper_per_vm"].MakespanSec), r.WallSec)
 }
 
-func secs(s float64) string { return time.Duration(s * float64(time.Second)).Round(time.Second).String() }
+func secs(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+}
 
 // startHeapSampler samples the live heap every 50 ms (outside any bubble)
 // until the returned function is called, which returns the peak in MiB.
