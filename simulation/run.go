@@ -11,11 +11,13 @@ package simulation
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/rusage"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
@@ -119,7 +121,7 @@ func (b *Backend) Run(ctx context.Context, o RunOptions) (Summary, error) {
 	ao := o.Apply
 	ao.Events = events
 	res, err := f.Apply(actx, p, j, ao)
-	if err != nil {
+	if err != nil && !(o.ApplyFor > 0 && res != nil && ctx.Err() == nil && errors.Is(err, context.Canceled)) {
 		return Summary{}, err
 	}
 	audit, err := b.Audit(ctx)
@@ -132,5 +134,8 @@ func (b *Backend) Run(ctx context.Context, o RunOptions) (Summary, error) {
 	s.ElapsedSec, s.ElapsedSim, s.AssessSec = elapsed.Seconds(), elapsed.Round(time.Second).String(), assessed.Seconds()
 	s.Invariants, s.Violations, s.TruthAfter = InvariantsOf(audit), Violations(audit), audit.TruthCounts
 	s.PeakMemoryMB = rusage.PeakRSSMB()
+	if _, scaled := b.clock.(*clock.Scaled); scaled {
+		s.DurationsNote = ScaledNote
+	}
 	return s, nil
 }

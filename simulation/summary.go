@@ -36,7 +36,10 @@ type Summary struct {
 	ElapsedSec float64         `json:"elapsed_sim_seconds"`
 	// AssessSec is the part of ElapsedSec spent assessing and planning.
 	AssessSec float64 `json:"assess_sim_seconds"`
-	WallSec   float64 `json:"wall_seconds"`
+	// DurationsNote, when set, says how far the simulated durations can be
+	// trusted (on a scaled clock the host's CPU time counts too).
+	DurationsNote string  `json:"durations_note,omitempty"`
+	WallSec       float64 `json:"wall_seconds"`
 	// PeakMemoryMB is the process's peak resident memory (0 where unknown).
 	PeakMemoryMB float64    `json:"peak_memory_mb"`
 	Retries      int        `json:"retries"`
@@ -87,6 +90,11 @@ func (s Summary) Problems() []string {
 	}
 	return why
 }
+
+// ScaledNote is DurationsNote on a scaled clock.
+const ScaledNote = "approximate: on the scaled clock the host's CPU time counts as simulated time too; " +
+	"for exact figures run the incident benchmark on virtual time: " +
+	"FIXFLEET_BENCH_VMS=N FIXFLEET_BENCH_SEED=S go test -run '^TestIncidentBenchmark$' -count=1 ./simulation/bench/"
 
 // apiStatsOf counts the incident's control-plane calls: the emulator's per
 // operation when one fronted the world, else the world's own.

@@ -23,6 +23,9 @@ func (s Summary) Tables() []render.Table {
 		{"API calls (" + s.Provider + ") / throttled", fmt.Sprintf("%d / %d", s.API.Total, s.API.Throttled)},
 		{"API retries / breaker openings", fmt.Sprintf("%d / %d", s.Retries, s.Breaker)},
 	}}
+	if s.DurationsNote != "" {
+		t.Rows = append(t.Rows, []string{"simulated durations", s.DurationsNote})
+	}
 	for _, k := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {
 		t.Rows = append(t.Rows, []string{"fixed by " + k, fmt.Sprint(s.ByStrategy[k])})
 	}

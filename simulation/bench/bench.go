@@ -33,6 +33,9 @@ type Options struct {
 	// --drop-before and --drop-after; Mix its --mix.
 	FaultRate, DropBefore, DropAfter float64
 	Mix                              string
+	// Concurrency, when > 0, is the policy's concurrency, in total and per
+	// account (FIXFLEET_BENCH_CONCURRENCY); 0 keeps the default policy's.
+	Concurrency int
 }
 
 // Incident is the incident o describes, as `fixfleet demo` runs it: the
@@ -43,13 +46,20 @@ func (o Options) Incident() simulation.RunOptions {
 	f.ErrorRate, f.DropBefore, f.DropAfter = o.FaultRate, o.DropBefore, o.DropAfter
 	return simulation.RunOptions{
 		Options: simulation.Options{World: simulation.WorldOptions{VMs: o.VMs, Seed: o.Seed, Mix: o.Mix}, Faults: &f, Face: o.Provider},
-		Policy:  func(p policy.Policy) (policy.Policy, error) { p.AllowDataLoss = true; return p, p.Validate() },
+		Policy: func(p policy.Policy) (policy.Policy, error) {
+			p.AllowDataLoss = true
+			if o.Concurrency > 0 {
+				p.Concurrency = policy.Concurrency{Total: o.Concurrency, PerAccount: o.Concurrency}
+			}
+			return p, p.Validate()
+		},
 	}
 }
 
 // Baseline is a per-VM repair tool's shape, as a policy of the same
 // executor: Concurrency VMs at a time, each on a new helper of its own
-// (no helper shared or reused), each VM's re-checks its own calls.
+// (no helper shared or reused), each VM's re-checks its own calls, and no
+// fleet brake (per-VM tools have none: the failure threshold is 1).
 type Baseline struct {
 	Name        string
 	Concurrency int
@@ -75,6 +85,7 @@ func (b Baseline) Incident(o Options) simulation.RunOptions {
 	ro.Policy = func(p policy.Policy) (policy.Policy, error) {
 		p.AllowDataLoss = true
 		p.Concurrency = policy.Concurrency{Total: b.Concurrency, PerAccount: b.Concurrency}
+		p.FailureThreshold = 1
 		return p, p.Validate()
 	}
 	ro.Apply = fleet.ApplyOptions{Helpers: fleet.HelperShape{PerHelper: 1, Fresh: true}, NoCoalesce: true}
@@ -101,13 +112,17 @@ func RunBaseline(ctx context.Context, bk *simulation.Backend, o Options, b Basel
 		return BaselineResult{}, fmt.Errorf("baseline %s: %w", b.Name, err)
 	}
 	r := BaselineResult{MakespanSec: s.ElapsedSec, Concurrency: b.Concurrency, Fixed: s.Fixed}
-	if s.Pending > 0 {
-		done := s.Fixed + s.FoundHealthy + s.Failed + acted(s)
+	switch {
+	case s.RunStatus == apply.RunDone:
+	case s.RunStatus != apply.RunPausedInterrupt || b.SampleFor <= 0:
+		return r, fmt.Errorf("baseline %s: the run ended %q, not done: its makespan would mean nothing", b.Name, s.RunStatus)
+	default:
+		done := s.Fixed + s.FoundHealthy + acted(s) // acted counts the failed too
 		if done == 0 {
 			return r, fmt.Errorf("baseline %s: no VM finished within the %s sample", b.Name, b.SampleFor)
 		}
-		apply := s.ElapsedSec - s.AssessSec
-		r.MakespanSec = s.AssessSec + apply*float64(done+s.Pending)/float64(done)
+		applied := s.ElapsedSec - s.AssessSec
+		r.MakespanSec = s.AssessSec + applied*float64(done+s.Pending)/float64(done)
 		r.Extrapolated, r.SampleVMs = true, done
 	}
 	return r, nil
@@ -130,6 +145,8 @@ type Report struct {
 	VMs      int    `json:"vms"`
 	Seed     int64  `json:"seed"`
 	Provider string `json:"provider"`
+	// Concurrency is the policy's (total, per account).
+	Concurrency policy.Concurrency `json:"concurrency"`
 
 	MakespanSec   float64     `json:"makespan_seconds"`
 	LowerBoundSec float64     `json:"lower_bound_seconds"`
@@ -193,12 +210,16 @@ func Measure(ctx context.Context, bk *simulation.Backend, o Options) (Report, er
 			}
 		}
 	}
+	pol, err := ro.Policy(policy.Default())
+	if err != nil {
+		return Report{}, err
+	}
 	s, err := bk.Run(ctx, ro)
 	if err != nil {
 		return Report{}, err
 	}
 	r := Report{
-		VMs: o.VMs, Seed: o.Seed, Provider: s.Provider,
+		VMs: o.VMs, Seed: o.Seed, Provider: s.Provider, Concurrency: pol.Concurrency,
 		MakespanSec: s.ElapsedSec, LowerBoundSec: bound.Seconds, LowerBound: bound,
 		BrokenAtStart: len(broken), HealthyBy: map[string]float64{},
 		APICalls: s.API.Calls, APICallsTotal: s.API.Total, Throttled: s.API.Throttled,

@@ -47,6 +47,7 @@ func optionsFromEnv() (Options, string, error) {
 		}
 	}
 	intVar("FIXFLEET_BENCH_VMS", &o.VMs)
+	intVar("FIXFLEET_BENCH_CONCURRENCY", &o.Concurrency)
 	if v := os.Getenv("FIXFLEET_BENCH_SEED"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -73,7 +74,8 @@ func optionsFromEnv() (Options, string, error) {
 //	FIXFLEET_BENCH_OUT=FILE go test -run '^TestIncidentBenchmark$' -count=1 ./...
 //
 // (also FIXFLEET_BENCH_FAULT_RATE, _DROP_BEFORE, _DROP_AFTER and _MIX, as
-// demo's flags). It runs the incident on virtual time, then each baseline
+// demo's flags, and FIXFLEET_BENCH_CONCURRENCY, the policy's concurrency
+// in total and per account). It runs the incident on virtual time, then each baseline
 // on a fresh world of the same seed, and writes Report as JSON to FILE
 // (unset: the test log). It fails when the incident breaks a promise
 // (a VM neither healthy nor flagged, an invariant counter above 0) or
