@@ -49,10 +49,11 @@ type Options struct {
 	// PerHelper is the number of disks one helper serves at once
 	// (default DefaultPerHelper).
 	PerHelper int
-	// Fresh gives every VM a helper no VM used before: a helper whose slot
-	// was returned is never leased again (it idles until ReleaseAll). With
-	// PerHelper 1 this is a new helper per VM, the shape of per-VM repair
-	// tools (a baseline of the incident benchmark), not a way to repair.
+	// Fresh gives every VM a helper of its own, tagged with the VM's key
+	// and created without waiting for other VMs' (PerHelper is then 1):
+	// the shape of per-VM repair tools (a baseline of the incident
+	// benchmark), not a way to repair. A helper whose slot was returned
+	// is never leased again; it idles until ReleaseAll.
 	Fresh bool
 	// Observer, when set, is used to check that a hint helper (a helper ID
 	// from an earlier process's facts) still exists before it is adopted.
@@ -90,7 +91,6 @@ type entry struct {
 	ref    providers.VMRef
 	index  int // pool index, -1 when adopted from a hint and not yet known
 	leases map[string]bool
-	used   bool // a slot was returned (Options.Fresh: never lease it again)
 }
 
 // New returns a pool over h. It fails when RunID is empty or h is nil.
@@ -151,6 +151,9 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 		return providers.VMRef{}, errors.New("helper pool: empty VM key")
 	}
 	g := p.group(zone, win)
+	if p.opts.Fresh {
+		return p.leaseFresh(ctx, g, vmKey)
+	}
 	if err := g.lock(ctx); err != nil {
 		return providers.VMRef{}, err
 	}
@@ -190,7 +193,7 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 
 	p.mu.Lock()
 	for _, e := range g.entries {
-		if len(e.leases) < p.opts.PerHelper && !(p.opts.Fresh && e.used) {
+		if len(e.leases) < p.opts.PerHelper {
 			p.takeLocked(e, vmKey)
 			p.mu.Unlock()
 			return e.ref, nil
@@ -232,6 +235,33 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 		}
 		p.mu.Unlock()
 	}
+}
+
+// leaseFresh is Lease with Options.Fresh: a helper of vmKey's own, tagged
+// with it (so that Acquire finds it again after a crash), created without
+// waiting for other VMs' helpers.
+func (p *Pool) leaseFresh(ctx context.Context, g *group, vmKey string) (providers.VMRef, error) {
+	p.mu.Lock()
+	if e := p.leases[vmKey]; e != nil {
+		p.mu.Unlock()
+		return e.ref, nil
+	}
+	p.mu.Unlock()
+	tags := p.tags(g.zone, g.win, 0)
+	tags[TagPoolIndex] = g.zone + "/" + g.win.Release + "/vm:" + vmKey
+	ref, err := p.helpers.Acquire(ctx, g.zone, g.win, tags)
+	if err != nil {
+		return providers.VMRef{}, fmt.Errorf("helper pool: a helper of Windows Server %s in %s for %s: %w", g.win.Release, g.zone, vmKey, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := p.findLocked(g, ref.ID)
+	if e == nil {
+		e = &entry{ref: ref, index: -1, leases: map[string]bool{}}
+		g.entries = append(g.entries, e)
+	}
+	p.takeLocked(e, vmKey)
+	return e.ref, nil
 }
 
 // tags are the tags of helper idx of a group.
@@ -280,7 +310,6 @@ func (p *Pool) Return(_ context.Context, helper providers.VMRef, vmKey string) e
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e := p.leases[vmKey]; e != nil && (helper.ID == "" || e.ref.ID == helper.ID) {
-		e.used = true
 		delete(e.leases, vmKey)
 		delete(p.leases, vmKey)
 	}
