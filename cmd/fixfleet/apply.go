@@ -19,6 +19,7 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/progress"
+	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
 type applyOpts struct {
@@ -28,6 +29,7 @@ type applyOpts struct {
 	keepHelpers bool
 	resume      bool
 	out         outflag.Flags
+	target      target.Flags
 }
 
 func newApplyCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -55,6 +57,7 @@ It asks for confirmation unless --yes is given.`,
 	fs.BoolVar(&o.keepHelpers, "keep-helpers", false, "keep the helper VMs at the end of the run")
 	fs.BoolVar(&o.resume, "continue", false, "resume a run that a brake (canary or failure rate) paused")
 	o.out.Add(fs, "")
+	o.target.Add(fs)
 	return cmd
 }
 
@@ -69,6 +72,22 @@ func readPlan(file string) (*plan.Plan, []byte, error) {
 		return nil, nil, badInput(fmt.Errorf("plan %s: %w", file, err))
 	}
 	return p, b, nil
+}
+
+// selectPlan narrows p to the VMs the targeting flags select (p itself
+// when they select everything): the others are not in the plan applied,
+// so apply never touches them.
+func selectPlan(p *plan.Plan, raw []byte, f *target.Flags, stderr io.Writer) (*plan.Plan, []byte, error) {
+	sel, err := f.Selector()
+	if err != nil || sel.Empty() {
+		return p, raw, err
+	}
+	sub := plan.Subset(p, func(v plan.VMPlan) bool { return sel.VM(v.Tenant, v.Account, v.ID, v.Name, v.Tags) }, sel.Label())
+	if sub == nil {
+		return nil, nil, &target.Error{Err: fmt.Errorf("%s selects none of the %d VMs of plan %s", sel, len(p.VMs), p.ID)}
+	}
+	fmt.Fprintf(stderr, "applying %d of the %d VMs of plan %s (%s) as run %s\n", len(sub.VMs), len(p.VMs), p.ID, sel, sub.ID)
+	return sub, nil, nil
 }
 
 // confirm asks the operator to approve the plan. Without a terminal to ask
@@ -94,6 +113,9 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 	}
 	p, raw, err := readPlan(planFile)
 	if err != nil {
+		return err
+	}
+	if p, raw, err = selectPlan(p, raw, &o.target, stderr); err != nil {
 		return err
 	}
 	if !o.yes {

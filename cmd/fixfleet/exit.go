@@ -10,6 +10,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
 // Exit codes. This is the one place that maps errors to them; the root
@@ -69,7 +70,7 @@ func exitCode(err error) int {
 		return exitPaused
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
-	case errors.As(err, &ue), errors.As(err, &ur):
+	case errors.As(err, &ue), errors.As(err, &ur), errors.As(err, new(*target.Error)):
 		return exitUsage
 	case errors.Is(err, providers.ErrPermanent), errors.Is(err, providers.ErrUnavailable),
 		errors.Is(err, providers.ErrThrottled), errors.Is(err, providers.ErrUnsupported):

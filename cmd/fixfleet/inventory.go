@@ -72,12 +72,12 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 		return err
 	}
 	doc := inventoryDoc{GeneratedAt: f.Clock.Now(), Incident: f.Incident.Name, ByState: map[inventory.State]int{}, Skipped: a.Skipped}
-	t := render.Table{Title: "Fleet", Headers: []string{"VM", "Name", "Account", "Zone", "Windows", "Power", "State", "Why"}}
+	t := render.Table{Title: "Fleet", Headers: []string{"VM", "Name", "Tenant", "Account", "Zone", "Windows", "Power", "State", "Why"}}
 	for _, x := range a.VMs {
 		c := x.Classification
 		doc.ByState[c.State]++
 		doc.VMs = append(doc.VMs, inventoryVM{ID: x.VM.ID, State: c.State, VM: x.VM, Reasons: c.Reasons, BadFiles: c.BadFiles, Evidence: c.Evidence})
-		t.Rows = append(t.Rows, []string{x.VM.ID, x.VM.Name, x.VM.Tenant + "/" + x.VM.Account, x.VM.Zone,
+		t.Rows = append(t.Rows, []string{x.VM.ID, x.VM.Name, x.VM.Tenant, x.VM.Account, x.VM.Zone,
 			x.VM.Windows.Release, string(x.VM.Power), string(c.State), strings.Join(c.Reasons, "; ")})
 	}
 	counts := render.Table{Title: "By state", Headers: []string{"State", "VMs"}}

@@ -113,7 +113,7 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 
 // planTables renders a plan for people: one row per VM, then the estimate.
 func planTables(p *plan.Plan) []render.Table {
-	vms := render.Table{Title: "Plan " + p.ID, Headers: []string{"VM", "Name", "Zone", "State", "Strategy", "Fallbacks", "Wave", "Risks", "Why"}}
+	vms := render.Table{Title: "Plan " + p.ID, Headers: []string{"VM", "Name", "Tenant", "Account", "Zone", "State", "Strategy", "Fallbacks", "Wave", "Risks", "Why"}}
 	for _, v := range p.VMs {
 		var fb []string
 		for _, s := range v.Fallbacks {
@@ -123,7 +123,7 @@ func planTables(p *plan.Plan) []render.Table {
 		if v.Wave > 0 {
 			wave = fmt.Sprint(v.Wave)
 		}
-		vms.Rows = append(vms.Rows, []string{v.ID, v.Name, v.Zone, string(v.State), string(v.Strategy),
+		vms.Rows = append(vms.Rows, []string{v.ID, v.Name, v.Tenant, v.Account, v.Zone, string(v.State), string(v.Strategy),
 			strings.Join(fb, ", "), wave, strings.Join(v.Risks, "; "), strings.Join(v.Reasons, "; ")})
 	}
 	est := render.Table{Title: "Estimate", Headers: []string{"", ""}}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"golang.org/x/sync/errgroup"
 
@@ -63,6 +64,9 @@ type FleetOptions struct {
 	// Strict fails the assessment on the first account that cannot be
 	// assessed, instead of skipping it.
 	Strict bool
+	// Select, if set, keeps only the listed VMs it returns true for (the
+	// operator's targeting); the others are not assessed at all.
+	Select func(inventory.VM) bool
 }
 
 // AssessFleet assesses every account concurrently: it lists the account's
@@ -88,7 +92,7 @@ func AssessFleet(ctx context.Context, accounts []providers.Opened, opts FleetOpt
 	g, gctx := errgroup.WithContext(ctx)
 	for i, a := range accounts {
 		g.Go(func() error {
-			vms[i], out.Accounts[i], errs[i] = assessAccount(gctx, a, opts.AssessOptions)
+			vms[i], out.Accounts[i], errs[i] = assessAccount(gctx, a, opts.AssessOptions, opts.Select)
 			if errs[i] != nil && (opts.Strict || gctx.Err() != nil) {
 				return errs[i]
 			}
@@ -131,7 +135,7 @@ func SkippedError(s []SkippedAccount) error {
 	return errors.Join(errs...)
 }
 
-func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions) ([]inventory.Assessed, AccountFacts, error) {
+func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, sel func(inventory.VM) bool) ([]inventory.Assessed, AccountFacts, error) {
 	opts = opts.withDefaults()
 	facts := AccountFacts{Account: a.Account, Capabilities: a.Provider.Capabilities()}
 	if a.Provider.Enumerator == nil || a.Provider.Observer == nil {
@@ -147,6 +151,9 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions) 
 	}
 	for i := range vms {
 		vms[i].Tenant, vms[i].Account, vms[i].Provider = a.Account.Tenant, a.Account.Name, a.Account.Provider
+	}
+	if sel != nil {
+		vms = slices.DeleteFunc(vms, func(v inventory.VM) bool { return !sel(v) })
 	}
 	opts.Observer = a.Provider.Observer
 	assessed, err := Assess(ctx, vms, opts)
