@@ -18,7 +18,6 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
-	"github.com/fixfleet/fixfleet/remediate/progress"
 	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
@@ -30,6 +29,7 @@ type applyOpts struct {
 	resume      bool
 	out         outflag.Flags
 	target      target.Flags
+	logFormat   string
 }
 
 func newApplyCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -58,6 +58,7 @@ It asks for confirmation unless --yes is given.`,
 	fs.BoolVar(&o.resume, "continue", false, "resume a run that a brake (canary or failure rate) paused")
 	o.out.Add(fs, "")
 	o.target.Add(fs)
+	fs.StringVar(&o.logFormat, "log-format", "text", "format of the log lines written when stderr is not a terminal: text or json")
 	return cmd
 }
 
@@ -133,9 +134,12 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 		return badInput(err)
 	}
 	defer j.Close()
-	pr := progress.New(progressTo(stderr), len(p.VMs))
-	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: pr.Event})
-	pr.Done()
+	events, done, err := applyEvents(stderr, p, o.logFormat)
+	if err != nil {
+		return err
+	}
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: events})
+	done()
 	if res != nil {
 		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {
 			err = rerr

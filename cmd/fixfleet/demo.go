@@ -57,7 +57,7 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 			if out != nil {
 				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
 			}
-			pr = progress.New(out, len(p.VMs))
+			pr = progress.New(out, progress.ForPlan(p, termWidth(stderr)))
 			return pr.Event
 		}}
 	ro.Face, ro.Faults = o.provider, &o.faults

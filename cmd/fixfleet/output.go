@@ -1,14 +1,20 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 
 	"github.com/mattn/go-isatty"
+	"golang.org/x/term"
 
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/eventlog"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 )
 
 // isTerminal reports whether w is a terminal (progress goes only there).
@@ -24,6 +30,33 @@ func progressTo(stderr io.Writer) io.Writer {
 		return stderr
 	}
 	return nil
+}
+
+// termWidth returns the columns of the terminal w is (0 when unknown).
+func termWidth(w io.Writer) func() int {
+	return func() int {
+		if f, ok := w.(*os.File); ok {
+			if cols, _, err := term.GetSize(int(f.Fd())); err == nil {
+				return cols
+			}
+		}
+		return 0
+	}
+}
+
+// applyEvents returns where an apply of p reports its events: the
+// progress line on a terminal, else one log line per event (--log-format).
+// Call done at the end.
+func applyEvents(stderr io.Writer, p *plan.Plan, logFormat string) (events func(apply.Event), done func(), err error) {
+	f, err := eventlog.ParseFormat(logFormat)
+	if err != nil {
+		return nil, nil, badInput(fmt.Errorf("--log-format: %w", err))
+	}
+	if isTerminal(stderr) {
+		d := progress.New(stderr, progress.ForPlan(p, termWidth(stderr)))
+		return d.Event, d.Done, nil
+	}
+	return eventlog.New(stderr, f).Event, func() {}, nil
 }
 
 // withSkipped appends to ts a table of the skipped accounts, if any.
