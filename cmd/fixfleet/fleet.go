@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -50,8 +49,8 @@ func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 
 // assessOptions are the assessment's options from the flags: the window,
 // and the --console-confirmed file read.
-func (o *sourceOpts) assessOptions(progress io.Writer) (fleet.AssessOptions, error) {
-	a := fleet.AssessOptions{AssessOptions: o.window, Progress: progress, Strict: o.strict}
+func (o *sourceOpts) assessOptions() (fleet.AssessOptions, error) {
+	a := fleet.AssessOptions{AssessOptions: o.window, Strict: o.strict}
 	if o.consoleConfirmed == "" {
 		return a, nil
 	}

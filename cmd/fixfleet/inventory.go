@@ -58,7 +58,7 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	ao, err := o.source.assessOptions(progressTo(stderr))
+	ao, err := o.source.assessOptions()
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,9 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 		return err
 	}
 	defer closeFleet()
+	stop := watchAssess(ctx, f, &ao, stderr)
 	a, err := f.Assess(ctx, ao)
+	stop()
 	if err != nil {
 		return err
 	}

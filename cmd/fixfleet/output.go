@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -11,8 +12,10 @@ import (
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/eventlog"
+	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/progress"
 )
@@ -42,6 +45,18 @@ func termWidth(w io.Writer) func() int {
 		}
 		return 0
 	}
+}
+
+// watchAssess shows the assessment of f on a terminal stderr, through
+// ao's progress hook; call stop when it ends.
+func watchAssess(ctx context.Context, f *fleet.Fleet, ao *fleet.AssessOptions, stderr io.Writer) (stop func()) {
+	var accts []providers.Account
+	for _, a := range f.Accounts {
+		accts = append(accts, a.Account)
+	}
+	d := progress.NewAssess(progressTo(stderr), termWidth(stderr), f.Clock, ao.Window, accts)
+	ao.OnProgress = d.Event
+	return d.Start(ctx)
 }
 
 // applyEvents returns where an apply of p reports its events: the

@@ -79,7 +79,7 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ao, err := o.source.assessOptions(progressTo(stderr))
+	ao, err := o.source.assessOptions()
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,9 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stop := watchAssess(ctx, f, &ao, stderr)
 	p, err := f.Plan(ctx, pol, ao)
+	stop()
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,9 @@ type Policy struct {
 	Attempts int           // calls in all (default 6)
 	Base     time.Duration // first wait (default 2s)
 	Max      time.Duration // largest wait (default 1m)
+	// OnRetry, if set, is told of each failed call that will be retried:
+	// its attempt number (1-based), Attempts, the error and the wait.
+	OnRetry func(attempt, attempts int, err error, wait time.Duration)
 }
 
 func (p Policy) withDefaults() Policy {
@@ -54,6 +57,9 @@ func Do(ctx context.Context, clk clock.Clock, p Policy, fn func() error) error {
 			return fmt.Errorf("after %d attempts: %w", attempt, err)
 		}
 		d := max(wait/2+time.Duration(rand.Int64N(int64(wait/2)+1)), providers.RetryAfter(err))
+		if p.OnRetry != nil {
+			p.OnRetry(attempt, p.Attempts, err, d)
+		}
 		if err := clk.Sleep(ctx, d); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -67,6 +68,35 @@ type FleetOptions struct {
 	// Select, if set, keeps only the listed VMs it returns true for (the
 	// operator's targeting); the others are not assessed at all.
 	Select func(inventory.VM) bool
+	// OnProgress, if set, is told where each account stands. It is called
+	// from the accounts' goroutines at once: it must be safe for
+	// concurrent use and return quickly.
+	OnProgress func(AccountProgress)
+}
+
+// Phase is where an account's assessment stands.
+type Phase int
+
+// The phases, in order; Retrying may come at any point before Done.
+const (
+	Listing  Phase = iota // listing the account's VMs
+	Sampling              // sampling the listed VMs over the window
+	Retrying              // a read-only call failed and will be retried
+	Done                  // assessed
+	Skipped               // could not be assessed (Err says why)
+)
+
+// AccountProgress is one account's progress in AssessFleet.
+type AccountProgress struct {
+	Account providers.Account
+	Phase   Phase
+	// VMs listed (Sampling, Done).
+	VMs int
+	// Attempt of Attempts failed with Err; the next comes after Wait
+	// (Retrying). Err is also set for Skipped.
+	Attempt, Attempts int
+	Err               error
+	Wait              time.Duration
 }
 
 // AssessFleet assesses every account concurrently: it lists the account's
@@ -92,7 +122,14 @@ func AssessFleet(ctx context.Context, accounts []providers.Opened, opts FleetOpt
 	g, gctx := errgroup.WithContext(ctx)
 	for i, a := range accounts {
 		g.Go(func() error {
-			vms[i], out.Accounts[i], errs[i] = assessAccount(gctx, a, opts.AssessOptions, opts.Select)
+			vms[i], out.Accounts[i], errs[i] = assessAccount(gctx, a, opts)
+			if opts.OnProgress != nil {
+				p := AccountProgress{Account: a.Account, Phase: Done, VMs: len(vms[i]), Err: errs[i]}
+				if errs[i] != nil {
+					p.Phase = Skipped
+				}
+				opts.OnProgress(p)
+			}
 			if errs[i] != nil && (opts.Strict || gctx.Err() != nil) {
 				return errs[i]
 			}
@@ -135,14 +172,24 @@ func SkippedError(s []SkippedAccount) error {
 	return errors.Join(errs...)
 }
 
-func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, sel func(inventory.VM) bool) ([]inventory.Assessed, AccountFacts, error) {
-	opts = opts.withDefaults()
+func assessAccount(ctx context.Context, a providers.Opened, fo FleetOptions) ([]inventory.Assessed, AccountFacts, error) {
+	opts, sel := fo.AssessOptions.withDefaults(), fo.Select
+	report := func(p AccountProgress) {
+		if fo.OnProgress != nil {
+			p.Account = a.Account
+			fo.OnProgress(p)
+		}
+	}
+	rp := retry.Policy{OnRetry: func(attempt, attempts int, err error, wait time.Duration) {
+		report(AccountProgress{Phase: Retrying, Attempt: attempt, Attempts: attempts, Err: err, Wait: wait})
+	}}
+	report(AccountProgress{Phase: Listing})
 	facts := AccountFacts{Account: a.Account, Capabilities: a.Provider.Capabilities()}
 	if a.Provider.Enumerator == nil || a.Provider.Observer == nil {
 		return nil, facts, fmt.Errorf("account %s: provider %s cannot enumerate and observe VMs: %w", a.Account, a.Provider.Name, providers.ErrUnsupported)
 	}
 	var vms []inventory.VM
-	err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+	err := retry.Do(ctx, opts.Clock, rp, func() (err error) {
 		vms, err = a.Provider.Enumerator.List(ctx)
 		return err
 	})
@@ -156,12 +203,13 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, 
 		vms = slices.DeleteFunc(vms, func(v inventory.VM) bool { return !sel(v) })
 	}
 	opts.Observer = a.Provider.Observer
+	report(AccountProgress{Phase: Sampling, VMs: len(vms)})
 	assessed, err := Assess(ctx, vms, opts)
 	if err != nil {
 		return nil, facts, fmt.Errorf("account %s: %w", a.Account, err)
 	}
 	if h := a.Provider.Helpers; h != nil {
-		err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+		err := retry.Do(ctx, opts.Clock, rp, func() (err error) {
 			facts.Helpers, err = h.Images(ctx)
 			return err
 		})
@@ -174,7 +222,7 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, 
 			if s := assessed[i].Classification.State; s == inventory.StateHealthy || s == inventory.StateUnknown {
 				continue // the planner never restores these
 			}
-			err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+			err := retry.Do(ctx, opts.Clock, rp, func() (err error) {
 				assessed[i].VM.Backups, err = b.List(ctx, providers.Ref(assessed[i].VM))
 				return err
 			})

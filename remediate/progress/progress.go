@@ -164,17 +164,15 @@ func (p *Display) Line() string {
 	return strings.Join(parts, " · ")
 }
 
-// eta is ", ETA D": from the estimate until a VM finishes, then from the
-// pace so far; "" when there is nothing to go on.
-func (p *Display) eta(done int, elapsed time.Duration) string {
+// eta is ", ETA ~D": the plan's estimate scaled to the share of its VMs
+// still to do (a run's early pace, held back by the canary, misleads);
+// "" without an estimate or when all is done.
+func (p *Display) eta(done int, _ time.Duration) string {
 	todo := p.o.Total - p.o.Manual
-	switch {
-	case done > 0 && todo > done:
-		return ", ETA " + timing.Format(elapsed*time.Duration(todo-done)/time.Duration(done))
-	case done == 0 && p.o.Estimate > elapsed:
-		return ", ETA " + timing.Format(p.o.Estimate-elapsed) + " (estimate)"
+	if p.o.Estimate <= 0 || todo <= done {
+		return ""
 	}
-	return ""
+	return ", ETA ~" + timing.Format(p.o.Estimate*time.Duration(todo-done)/time.Duration(todo))
 }
 
 // api says the control plane's state in plain words.

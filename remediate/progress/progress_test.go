@@ -47,10 +47,10 @@ func TestDisplayAt80Columns(t *testing.T) {
 		e    apply.Event
 		want []string // in the status line after e
 	}{
-		{ev(0, apply.EvRunStarted, "", "apply started"), []string{"0/300 done", "0s elapsed, ETA 20m00s (estimate)", "API ok"}},
+		{ev(0, apply.EvRunStarted, "", "apply started"), []string{"0/300 done", "0s elapsed, ETA ~20m00s", "API ok"}},
 		{ev(1, apply.EvWaveStarted, "", "canary started: 4 of its 4 VMs to do"), []string{"canary 0/300"}},
 		{ev(2, apply.EvVMStarted, "acme/prod/vm-1", ""), []string{"2s elapsed"}},
-		{ev(62, apply.EvVMFlagged, "acme/prod/vm-1", "no key"), []string{"canary 1/300 done", "1m02s elapsed, ETA 4h15m", "for a person 53"}},
+		{ev(62, apply.EvVMFlagged, "acme/prod/vm-1", "no key"), []string{"canary 1/300 done", "1m02s elapsed, ETA ~19m55s", "for a person 53"}},
 		{apply.Event{At: t0.Add(70 * time.Second), Kind: apply.EvBreakerOpen, Message: "breaker open: 5 errors", Wait: 30 * time.Second},
 			[]string{"API paused: errors, retrying in 30s"}},
 		{ev(90, apply.EvStepRetry, "acme/prod/vm-2", ""), []string{"API paused: errors, retrying in 10s"}},
