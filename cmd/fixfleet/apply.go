@@ -83,12 +83,11 @@ func selectPlan(p *plan.Plan, raw []byte, f *target.Flags, stderr io.Writer) (*p
 	if err != nil || sel.Empty() {
 		return p, raw, err
 	}
-	sub := plan.Subset(p, func(v plan.VMPlan) bool { return sel.VM(v.Tenant, v.Account, v.ID, v.Name, v.Tags) }, sel.Label())
-	if sub == nil {
-		return nil, nil, &target.Error{Err: fmt.Errorf("%s selects none of the %d VMs of plan %s", sel, len(p.VMs), p.ID)}
+	sub, err := sel.Plan(p)
+	if err == nil {
+		fmt.Fprintf(stderr, "applying %d of the %d VMs of plan %s (%s) as run %s\n", len(sub.VMs), len(p.VMs), p.ID, sel, sub.ID)
 	}
-	fmt.Fprintf(stderr, "applying %d of the %d VMs of plan %s (%s) as run %s\n", len(sub.VMs), len(p.VMs), p.ID, sel, sub.ID)
-	return sub, nil, nil
+	return sub, nil, err
 }
 
 // confirm asks the operator to approve the plan. Without a terminal to ask
@@ -108,7 +107,7 @@ func confirm(p *plan.Plan, stdin io.Reader, stderr io.Writer) error {
 }
 
 func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader, stdout, stderr io.Writer) error {
-	format, _, err := outputOf(&o.out, stderr)
+	format, _, err := o.out.Resolve(stderr)
 	if err != nil {
 		return err
 	}

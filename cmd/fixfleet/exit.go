@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
@@ -70,7 +72,8 @@ func exitCode(err error) int {
 		return exitPaused
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
-	case errors.As(err, &ue), errors.As(err, &ur), errors.As(err, new(*target.Error)):
+	case errors.As(err, &ue), errors.As(err, &ur), errors.As(err, new(*target.Error)),
+		errors.As(err, new(*policy.FlagError)), errors.As(err, new(*outflag.UsageError)):
 		return exitUsage
 	case errors.Is(err, providers.ErrPermanent), errors.Is(err, providers.ErrUnavailable),
 		errors.Is(err, providers.ErrThrottled), errors.Is(err, providers.ErrUnsupported):

@@ -7,11 +7,7 @@ import (
 	"os"
 
 	"github.com/mattn/go-isatty"
-	"golang.org/x/term"
 
-	"github.com/fixfleet/fixfleet/internal/outflag"
-	"github.com/fixfleet/fixfleet/internal/render"
-	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/eventlog"
@@ -35,18 +31,6 @@ func progressTo(stderr io.Writer) io.Writer {
 	return nil
 }
 
-// termWidth returns the columns of the terminal w is (0 when unknown).
-func termWidth(w io.Writer) func() int {
-	return func() int {
-		if f, ok := w.(*os.File); ok {
-			if cols, _, err := term.GetSize(int(f.Fd())); err == nil {
-				return cols
-			}
-		}
-		return 0
-	}
-}
-
 // watchAssess shows the assessment of f on a terminal stderr, through
 // ao's progress hook; call stop when it ends.
 func watchAssess(ctx context.Context, f *fleet.Fleet, ao *fleet.AssessOptions, stderr io.Writer) (stop func()) {
@@ -54,7 +38,7 @@ func watchAssess(ctx context.Context, f *fleet.Fleet, ao *fleet.AssessOptions, s
 	for _, a := range f.Accounts {
 		accts = append(accts, a.Account)
 	}
-	d := progress.NewAssess(progressTo(stderr), termWidth(stderr), f.Clock, ao.Window, accts)
+	d := progress.NewAssess(progressTo(stderr), progress.Width(stderr), f.Clock, ao.Window, accts)
 	ao.OnProgress = d.Event
 	return d.Start(ctx)
 }
@@ -68,26 +52,8 @@ func applyEvents(stderr io.Writer, p *plan.Plan, logFormat string) (events func(
 		return nil, nil, badInput(fmt.Errorf("--log-format: %w", err))
 	}
 	if isTerminal(stderr) {
-		d := progress.New(stderr, progress.ForPlan(p, termWidth(stderr)))
+		d := progress.New(stderr, progress.ForPlan(p, progress.Width(stderr)))
 		return d.Event, d.Done, nil
 	}
 	return eventlog.New(stderr, f).Event, func() {}, nil
-}
-
-// withSkipped appends to ts a table of the skipped accounts, if any.
-func withSkipped(ts []render.Table, s []classify.SkippedAccount) []render.Table {
-	if len(s) == 0 {
-		return ts
-	}
-	t := render.Table{Title: "Skipped accounts", Headers: []string{"Tenant", "Account", "Provider", "Why"}}
-	for _, a := range s {
-		t.Rows = append(t.Rows, []string{a.Tenant, a.Account, a.Provider, a.Reason})
-	}
-	return append(ts, t)
-}
-
-// outputOf resolves a command's output flags, bad values as usage errors.
-func outputOf(f *outflag.Flags, warn io.Writer) (render.Format, string, error) {
-	format, file, err := f.Resolve(warn)
-	return format, file, badInput(err)
 }

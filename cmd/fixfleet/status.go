@@ -63,7 +63,7 @@ type reportDoc struct {
 // runStatus prints a run's state from the journal; full adds every VM and
 // the event log (report).
 func runStatus(ctx context.Context, o statusOpts, stdout io.Writer, full bool) error {
-	format, _, err := outputOf(&o.out, nil)
+	format, _, err := o.out.Resolve(nil)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,26 @@
 package progress
 
 import (
+	"io"
+	"os"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/term"
 )
+
+// Width returns a function that says how many columns the terminal w is
+// has now (0 when w is no terminal or its size is unknown).
+func Width(w io.Writer) func() int {
+	return func() int {
+		if f, ok := w.(*os.File); ok {
+			if cols, _, err := term.GetSize(int(f.Fd())); err == nil {
+				return cols
+			}
+		}
+		return 0
+	}
+}
 
 // Fit returns line cut to at most width columns (runes: the line is
 // plain text), ending in "…" when cut, so that a terminal never wraps it

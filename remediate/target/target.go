@@ -15,6 +15,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/remediate/plan"
 )
 
 // Selector selects accounts and VMs. Its zero value selects everything.
@@ -189,6 +190,17 @@ func sortedAccounts(as []providers.Account) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Plan returns the plan of the VMs of p that s selects, for an apply
+// limited to them (plan.Subset): the others are not in it, so apply never
+// touches them. Selecting none is an *Error.
+func (s Selector) Plan(p *plan.Plan) (*plan.Plan, error) {
+	sub := plan.Subset(p, func(v plan.VMPlan) bool { return s.VM(v.Tenant, v.Account, v.ID, v.Name, v.Tags) }, s.Label())
+	if sub == nil {
+		return nil, &Error{fmt.Errorf("%s selects none of the %d VMs of plan %s", s, len(p.VMs), p.ID)}
+	}
+	return sub, nil
 }
 
 // Label is a short stable name of the selection, fit for a plan or run ID
