@@ -52,6 +52,7 @@ It asks for confirmation unless --yes is given.`,
 	fs := cmd.Flags()
 	fs.StringVar(&o.source.config, "config", "fleet.yaml", "fleet configuration file")
 	fs.StringVar(&o.source.simEndpoint, "sim-endpoint", "", "act on the simulated world served at this URL (fixfleet sim serve)")
+	_ = fs.MarkHidden("sim-endpoint")
 	fs.StringVar(&o.journal, "journal", journal.DefaultPath, "journal (SQLite) recording the run")
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (for scripts)")
 	fs.BoolVar(&o.keepHelpers, "keep-helpers", false, "keep the helper VMs at the end of the run")

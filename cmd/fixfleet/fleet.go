@@ -44,6 +44,9 @@ func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.consoleConfirmed, "console-confirmed", "", "file of VMs (ID or name, one per line, optional note) you saw crash-looping on their consoles: evidence the cloud's API may not give")
 	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
 	o.target.Add(fs)
+	for _, n := range []string{"sim", "sim-endpoint", "vms", "seed", "mix", "scenario", "no-console", "time-scale"} {
+		_ = fs.MarkHidden(n) // simulator flags: listed by `fixfleet sim --help`
+	}
 	fs.BoolVar(&o.strict, "strict", false, "fail (exit 3) when an account cannot be opened or listed, instead of skipping it (exit 7)")
 }
 
