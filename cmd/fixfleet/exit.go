@@ -16,7 +16,7 @@ import (
 )
 
 // Exit codes. This is the one place that maps errors to them; the root
-// command's --help lists them.
+// command's --help and every command's list them (exitcodes.txt).
 const (
 	exitOK       = 0
 	exitFailure  = 1 // unexpected failure (a bug, an I/O error)
@@ -27,19 +27,6 @@ const (
 	exitPartial  = 7 // some accounts were skipped; the rest were done (6 is readiness's)
 	exitCanceled = 130
 )
-
-const exitCodesHelp = `Exit codes:
-  0    success
-  1    unexpected failure
-  2    bad input: flags, fleet.yaml, plan or scenario file (the message names it)
-  3    a cloud API refused or could not be reached (credentials, network, outage)
-  4    the journal is locked by another apply (the message names its host and process)
-  5    apply stopped before the end by a brake (canary or failure rate): look, then apply --continue;
-       demo: a VM left neither healthy nor flagged, or an invariant counter above 0
-  7    partial: an account could not be opened or listed and was skipped (named on stderr
-       and in the output); the other accounts were done. --strict makes it exit 3 instead
-  130  interrupted: run apply again to continue where it stopped
-`
 
 // usageError marks an error caused by the user's input.
 type usageError struct{ err error }

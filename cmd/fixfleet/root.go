@@ -1,14 +1,13 @@
 package main
 
 import (
-	"cmp"
 	_ "embed"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/version"
 )
 
@@ -44,34 +43,12 @@ Start with the simulator:  fixfleet plan --sim --vms 300 --seed 1
 			Run: func(*cobra.Command, []string) { fmt.Fprintln(stdout, version.Read()) }},
 	)
 	root.Args, root.RunE = cobra.NoArgs, func(c *cobra.Command, _ []string) error { return c.Help() }
-	withHabits(root, examples())
+	clihelp.Apply(root, clihelp.Examples(examplesText), exitCodesHelp, badInput)
 	return root
 }
 
 //go:embed examples.txt
 var examplesText string
 
-// examples are the Example texts of examples.txt, by command path.
-func examples() map[string]string {
-	out := map[string]string{}
-	for _, sec := range strings.Split(examplesText, "### ")[1:] {
-		path, ex, _ := strings.Cut(sec, "\n")
-		out[path] = strings.TrimRight(ex, "\n")
-	}
-	return out
-}
-
-// withHabits gives c and its subcommands the same habits: argument errors
-// are usage errors (exit 2), the help has examples and the exit codes.
-func withHabits(c *cobra.Command, ex map[string]string) {
-	if args := c.Args; args != nil {
-		c.Args = func(cmd *cobra.Command, a []string) error { return badInput(args(cmd, a)) }
-	}
-	c.Example = ex[c.CommandPath()]
-	if c.HasParent() {
-		c.Long = strings.TrimSpace(cmp.Or(c.Long, c.Short)) + "\n\n" + exitCodesHelp
-	}
-	for _, s := range c.Commands() {
-		withHabits(s, ex)
-	}
-}
+//go:embed exitcodes.txt
+var exitCodesHelp string
