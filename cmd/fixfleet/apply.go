@@ -98,7 +98,7 @@ func confirm(p *plan.Plan, stdin io.Reader, stderr io.Writer) error {
 	if !ok || !isTerminal(f) {
 		return badInput(errors.New("refusing to apply without confirmation: no terminal to ask on; pass --yes to approve"))
 	}
-	fmt.Fprintf(stderr, "Plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "\n  "))
+	fmt.Fprintf(stderr, "%s\n", strings.Join(plan.Confirmation(p, 5), "\n  "))
 	fmt.Fprint(stderr, "Apply it? Type yes to continue: ")
 	line, _ := bufio.NewReader(stdin).ReadString('\n')
 	if strings.TrimSpace(line) != "yes" {

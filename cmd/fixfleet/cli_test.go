@@ -152,6 +152,10 @@ func TestStatusSeesGoneHolder(t *testing.T) {
 	if code, _, stderr := runCLI(t, "demo", "--vms", "5", "--seed", "3", "--time-scale", "5000", "--journal", db, "--format", "json"); code != 0 {
 		t.Fatalf("demo: %s", stderr)
 	}
+	// The run is done: --watch shows it once and returns.
+	if code, stdout, stderr := runCLI(t, "status", "--journal", db, "--watch=1h"); code != 0 || strings.Count(stdout, "Run plan-") != 1 {
+		t.Errorf("status --watch on a finished run: exit %d, want one status shown:\n%s%s", code, stdout, stderr)
+	}
 	host, _ := os.Hostname()
 	j, err := journal.Open(t.Context(), db, journal.WithHost(host))
 	if err != nil {

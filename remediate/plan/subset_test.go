@@ -68,3 +68,18 @@ func TestSubset(t *testing.T) {
 		t.Error("a subset of nothing is not nil")
 	}
 }
+
+// TestConfirmation: the confirmation names every account with its VMs
+// acted on, and the first VMs of each strategy, then how many more.
+func TestConfirmation(t *testing.T) {
+	p, err := Build(baseInput(bigFleet(30)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(Confirmation(p, 2), "\n")
+	for _, want := range []string{"Plan plan-1:", "acme/prod (", "acme/dev (", "of 15 VMs acted on)", "reboot-retry, ", "srv-vm-000, srv-vm-001 and ", "more"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("confirmation does not say %q:\n%s", want, text)
+		}
+	}
+}

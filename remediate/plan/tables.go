@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -40,4 +41,41 @@ func Tables(p *Plan) []render.Table {
 		summary.Rows = append(summary.Rows, []string{l})
 	}
 	return append([]render.Table{vms, est, summary}, classify.SkippedTables(p.Skipped)...)
+}
+
+// Confirmation is what an operator approves before apply: the summary,
+// the accounts with their VMs acted on, and the first n VMs of each
+// strategy (by name when they have one).
+func Confirmation(p *Plan, n int) []string {
+	out := append([]string{"Plan " + p.ID + ":"}, p.Summary.Lines...)
+	var accts []string
+	acts, all := map[string]int{}, map[string]int{}
+	byStrategy := map[string][]string{}
+	for _, v := range p.VMs {
+		k := AccountKey(v.Tenant, v.Account)
+		if all[k] == 0 {
+			accts = append(accts, k)
+		}
+		all[k]++
+		if v.Acts() {
+			acts[k]++
+			byStrategy[string(v.Strategy)] = append(byStrategy[string(v.Strategy)], cmp.Or(v.Name, v.ID))
+		}
+	}
+	for i, a := range accts {
+		accts[i] = fmt.Sprintf("%s (%d of %d VMs acted on)", a, acts[a], all[a])
+	}
+	out = append(out, "accounts: "+strings.Join(accts, ", "))
+	for _, s := range AllStrategies {
+		vms := byStrategy[string(s)]
+		if len(vms) == 0 {
+			continue
+		}
+		line := fmt.Sprintf("%s, %d VMs: %s", s, len(vms), strings.Join(vms[:min(n, len(vms))], ", "))
+		if len(vms) > n {
+			line += fmt.Sprintf(" and %d more", len(vms)-n)
+		}
+		out = append(out, line)
+	}
+	return out
 }
