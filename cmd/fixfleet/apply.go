@@ -30,6 +30,7 @@ type applyOpts struct {
 	out         outflag.Flags
 	target      target.Flags
 	logFormat   string
+	allowStale  bool
 }
 
 func newApplyCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -59,6 +60,7 @@ It asks for confirmation unless --yes is given.`,
 	fs.BoolVar(&o.resume, "continue", false, "resume a run that a brake (canary or failure rate) paused")
 	o.out.Add(fs, "")
 	o.target.Add(fs)
+	fs.BoolVar(&o.allowStale, "allow-stale", false, "apply a plan older than the policy's plan_max_age_minutes, or one the live fleet has drifted from")
 	fs.StringVar(&o.logFormat, "log-format", "text", "format of the log lines written when stderr is not a terminal: text or json")
 	return cmd
 }
@@ -134,6 +136,11 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 		return badInput(err)
 	}
 	defer j.Close()
+	if !o.allowStale {
+		if err := f.CheckFresh(ctx, j, p); err != nil {
+			return err
+		}
+	}
 	events, done, err := applyEvents(stderr, p, o.logFormat)
 	if err != nil {
 		return err

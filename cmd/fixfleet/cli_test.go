@@ -94,7 +94,7 @@ func TestApplyLockAndUnlock(t *testing.T) {
 		t.Fatalf("plan: %s", stderr)
 	}
 	url, _ := serveWorld(t)
-	code, _, stderr := runCLI(t, "apply", plan, "--sim-endpoint", url, "--journal", db, "--yes")
+	code, _, stderr := runCLI(t, "apply", plan, "--sim-endpoint", url, "--journal", db, "--yes", "--allow-stale")
 	if code != exitLocked || !strings.Contains(stderr, "lost-host") || !strings.Contains(stderr, "4242") {
 		t.Errorf("apply on a locked journal: exit %d, want %d naming the holder; stderr: %s", code, exitLocked, stderr)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/target"
 )
@@ -60,7 +61,8 @@ func exitCode(err error) int {
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
 	case errors.As(err, &ue), errors.As(err, &ur), errors.As(err, new(*target.Error)),
-		errors.As(err, new(*policy.FlagError)), errors.As(err, new(*outflag.UsageError)):
+		errors.As(err, new(*policy.FlagError)), errors.As(err, new(*outflag.UsageError)),
+		errors.As(err, new(*plan.StaleError)):
 		return exitUsage
 	case errors.Is(err, providers.ErrPermanent), errors.Is(err, providers.ErrUnavailable),
 		errors.Is(err, providers.ErrThrottled), errors.Is(err, providers.ErrUnsupported):

@@ -129,3 +129,18 @@ func TestApplyExcludeNeverTouched(t *testing.T) {
 		t.Errorf("none of the selected VMs %v was repaired", acted[3:])
 	}
 }
+
+// TestApplyRefusesStalePlan: a plan the live fleet has drifted from (here:
+// made on a larger world, so some of its VMs are not in the live one) is
+// refused with the differences, exit 2, unless --allow-stale.
+func TestApplyRefusesStalePlan(t *testing.T) {
+	planFile := filepath.Join(t.TempDir(), "plan.json")
+	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "60", "--seed", "2", "--time-scale", "5000", "--out-file", planFile); code != 0 {
+		t.Fatalf("plan: %s", stderr)
+	}
+	url, _ := serveWorld(t)
+	code, _, stderr := runCLI(t, "apply", planFile, "--sim-endpoint", url, "--journal", filepath.Join(t.TempDir(), "j.db"), "--yes")
+	if code != exitUsage || !strings.Contains(stderr, "drifted") || !strings.Contains(stderr, "--allow-stale") || !strings.Contains(stderr, ": no longer in the fleet") {
+		t.Errorf("apply of a drifted plan: exit %d, want %d listing the drift: %s", code, exitUsage, stderr)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/config"
 	"github.com/fixfleet/fixfleet/internal/keys"
+	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/probe"
@@ -221,4 +222,29 @@ func newPlanID(now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return "plan-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// List lists the VMs of every opened account, stamped with their tenant,
+// account and provider, retrying read-only calls: the live fleet to check
+// a plan against (plan.CheckFresh). Read-only; no sampling.
+func (f *Fleet) List(ctx context.Context) ([]inventory.VM, error) {
+	var out []inventory.VM
+	for _, a := range f.Accounts {
+		if a.Provider.Enumerator == nil {
+			continue
+		}
+		var vms []inventory.VM
+		err := retry.Do(ctx, f.Clock, retry.Policy{}, func() (err error) {
+			vms, err = a.Provider.Enumerator.List(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("account %s: listing VMs: %w", a.Account, err)
+		}
+		for _, v := range vms {
+			v.Tenant, v.Account, v.Provider = a.Account.Tenant, a.Account.Name, a.Account.Provider
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
