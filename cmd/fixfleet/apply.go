@@ -1,23 +1,23 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/eventlog"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
@@ -29,7 +29,7 @@ type applyOpts struct {
 	resume      bool
 	out         outflag.Flags
 	target      target.Flags
-	logFormat   string
+	logFormat   eventlog.Format
 	allowStale  bool
 }
 
@@ -61,7 +61,8 @@ It asks for confirmation unless --yes is given.`,
 	o.out.Add(fs, "")
 	o.target.Add(fs)
 	fs.BoolVar(&o.allowStale, "allow-stale", false, "apply a plan older than the policy's plan_max_age_minutes, or one the live fleet has drifted from")
-	fs.StringVar(&o.logFormat, "log-format", "text", "format of the log lines written when stderr is not a terminal: text or json")
+	o.logFormat = eventlog.Text
+	fs.Var(&o.logFormat, "log-format", "format of the log lines written when stderr is not a terminal: text or json")
 	return cmd
 }
 
@@ -93,20 +94,9 @@ func selectPlan(p *plan.Plan, raw []byte, f *target.Flags, stderr io.Writer) (*p
 	return sub, nil, err
 }
 
-// confirm asks the operator to approve the plan. Without a terminal to ask
-// on, it refuses: scripts pass --yes.
+// confirm asks the operator to approve the plan (clihelp.Confirm).
 func confirm(p *plan.Plan, stdin io.Reader, stderr io.Writer) error {
-	f, ok := stdin.(*os.File)
-	if !ok || !isTerminal(f) {
-		return badInput(errors.New("refusing to apply without confirmation: no terminal to ask on; pass --yes to approve"))
-	}
-	fmt.Fprintf(stderr, "%s\n", strings.Join(plan.Confirmation(p, 5), "\n  "))
-	fmt.Fprint(stderr, "Apply it? Type yes to continue: ")
-	line, _ := bufio.NewReader(stdin).ReadString('\n')
-	if strings.TrimSpace(line) != "yes" {
-		return badInput(errors.New("not confirmed: nothing was changed"))
-	}
-	return nil
+	return badInput(clihelp.Confirm(stdin, isTerminal(stdin), stderr, plan.Confirmation(p, 5), "Apply it?"))
 }
 
 func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -141,10 +131,7 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 			return err
 		}
 	}
-	events, done, err := applyEvents(stderr, p, o.logFormat)
-	if err != nil {
-		return err
-	}
+	events, done := progress.ForApply(stderr, isTerminal(stderr), p, o.logFormat)
 	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: events})
 	done()
 	if res != nil {

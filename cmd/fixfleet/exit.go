@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/inventory/classify"
@@ -54,7 +52,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &le):
 		return exitLocked
-	case errors.As(err, &partialRun{}):
+	case errors.As(err, new(*classify.PartialError)):
 		return exitPartial
 	case errors.As(err, &rp), errors.Is(err, apply.ErrPausedByBrake):
 		return exitPaused
@@ -69,25 +67,6 @@ func exitCode(err error) int {
 		return exitProvider
 	}
 	return exitFailure
-}
-
-// partialRun is a command that skipped accounts (see skippedAccounts).
-type partialRun struct{ n int }
-
-func (e partialRun) Error() string {
-	return fmt.Sprintf("partial: %d account(s) skipped (named above); pass --strict to fail instead", e.n)
-}
-
-// skippedAccounts warns of each skipped account on stderr and returns a
-// partialRun error when there is one.
-func skippedAccounts(stderr io.Writer, s []classify.SkippedAccount) error {
-	for _, a := range s {
-		fmt.Fprintf(stderr, "fixfleet: warning: account %s/%s (%s) skipped: %s\n", a.Tenant, a.Account, a.Provider, a.Reason)
-	}
-	if len(s) == 0 {
-		return nil
-	}
-	return partialRun{len(s)}
 }
 
 // runPaused is an apply that stopped before the end (a brake, an interrupt),

@@ -8,6 +8,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/inventory/classify"
 )
 
 type inventoryOpts struct {
@@ -54,5 +55,5 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 	if err := render.Render(stdout, format, doc, a.Tables()...); err != nil {
 		return err
 	}
-	return skippedAccounts(stderr, a.Skipped)
+	return classify.Partial(a.Skipped)
 }

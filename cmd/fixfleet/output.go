@@ -2,17 +2,13 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 
 	"github.com/mattn/go-isatty"
 
 	"github.com/fixfleet/fixfleet/providers"
-	"github.com/fixfleet/fixfleet/remediate/apply"
-	"github.com/fixfleet/fixfleet/remediate/eventlog"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
-	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/progress"
 )
 
@@ -41,19 +37,4 @@ func watchAssess(ctx context.Context, f *fleet.Fleet, ao *fleet.AssessOptions, s
 	d := progress.NewAssess(progressTo(stderr), progress.Width(stderr), f.Clock, ao.Window, accts)
 	ao.OnProgress = d.Event
 	return d.Start(ctx)
-}
-
-// applyEvents returns where an apply of p reports its events: the
-// progress line on a terminal, else one log line per event (--log-format).
-// Call done at the end.
-func applyEvents(stderr io.Writer, p *plan.Plan, logFormat string) (events func(apply.Event), done func(), err error) {
-	f, err := eventlog.ParseFormat(logFormat)
-	if err != nil {
-		return nil, nil, badInput(fmt.Errorf("--log-format: %w", err))
-	}
-	if isTerminal(stderr) {
-		d := progress.New(stderr, progress.ForPlan(p, progress.Width(stderr)))
-		return d.Event, d.Done, nil
-	}
-	return eventlog.New(stderr, f).Event, func() {}, nil
 }

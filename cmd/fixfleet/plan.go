@@ -10,6 +10,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/atomicfile"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 )
@@ -76,5 +77,5 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 	if err := render.Render(stdout, format, p, plan.Tables(p)...); err != nil {
 		return err
 	}
-	return skippedAccounts(stderr, p.Skipped)
+	return classify.Partial(p.Skipped)
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
@@ -47,20 +47,12 @@ func newStatusCmd(stdout io.Writer) *cobra.Command {
 // watchStatus shows the status, and with every > 0 again after each
 // interval while the run is running.
 func watchStatus(ctx context.Context, o statusOpts, every time.Duration, stdout io.Writer) error {
-	for {
-		if every > 0 && isTerminal(stdout) {
-			fmt.Fprint(stdout, "\033[H\033[2J") // a fresh screen each time
+	return clihelp.Every(ctx, every, isTerminal(stdout), stdout, func() (bool, error) {
+		if err := runStatus(ctx, o, stdout, false); err != nil {
+			return false, err
 		}
-		if err := runStatus(ctx, o, stdout, false); err != nil || every <= 0 {
-			return err
-		}
-		if running, err := runRunning(ctx, o); err != nil || !running {
-			return err
-		}
-		if err := clock.SleepUntil(ctx, clock.Real{}, time.Now().Add(every)); err != nil {
-			return err
-		}
-	}
+		return runRunning(ctx, o)
+	})
 }
 
 // runRunning reports whether o's run is still running.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -160,6 +161,27 @@ func AssessFleet(ctx context.Context, accounts []providers.Opened, opts FleetOpt
 		out.VMs = append(out.VMs, v...)
 	}
 	return out, nil
+}
+
+// PartialError is a command that skipped accounts (and did the others):
+// its message names each one and why.
+type PartialError struct{ Skipped []SkippedAccount }
+
+func (e *PartialError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "partial: %d account(s) skipped, the others done (pass --strict to fail instead):", len(e.Skipped))
+	for _, a := range e.Skipped {
+		fmt.Fprintf(&b, "\n  %s/%s (%s): %s", a.Tenant, a.Account, a.Provider, a.Reason)
+	}
+	return b.String()
+}
+
+// Partial is a *PartialError when s is not empty, else nil.
+func Partial(s []SkippedAccount) error {
+	if len(s) == 0 {
+		return nil
+	}
+	return &PartialError{s}
 }
 
 // SkippedError is the error of a run that must stop because accounts were

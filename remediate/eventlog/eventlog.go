@@ -33,6 +33,21 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown log format %q: valid formats are text, json", s)
 }
 
+// Set implements pflag.Value (a --log-format flag).
+func (f *Format) Set(s string) error {
+	v, err := ParseFormat(s)
+	if err == nil {
+		*f = v
+	}
+	return err
+}
+
+// String implements pflag.Value.
+func (f *Format) String() string { return string(*f) }
+
+// Type implements pflag.Value.
+func (f *Format) Type() string { return "text|json" }
+
 // Log writes events to w. Safe for concurrent use.
 type Log struct {
 	mu     sync.Mutex
