@@ -133,3 +133,18 @@ func (f *Fleet) envs(runID string, p *plan.Plan, o ApplyOptions) (map[string]*st
 	}
 	return out, ps, nil
 }
+
+// CheckFresh refuses a plan apply should not start as it stands (a
+// *plan.StaleError: too old for its policy, or drifted from by the live
+// fleet, which it lists). A plan whose run j already holds is a resume
+// and is not checked: the run's own changes are no drift.
+func (f *Fleet) CheckFresh(ctx context.Context, j *journal.Journal, p *plan.Plan) error {
+	if _, err := apply.Status(ctx, j, p.ID); !errors.Is(err, journal.ErrNotFound) {
+		return err
+	}
+	live, err := f.List(ctx)
+	if err != nil {
+		return err
+	}
+	return plan.CheckFresh(p, f.Clock.Now(), live)
+}
