@@ -370,6 +370,12 @@ func awsBackend(w *world.World, n network) (*Backend, error) {
 		a.Regions, a.Zones = ec2api.Regions(w), nil
 		a.Options = yamlMap("endpoint", srv.URL(), "access_key_id_env", keyEnv(a.Name), "secret_access_key_env", simAWSSecretEnv)
 	}
+	b.worldID = func(id string) string {
+		if wid, ok := srv.WorldID(id); ok {
+			return wid
+		}
+		return id
+	}
 	b.getenv = func(k string) string {
 		if k == simAWSSecretEnv {
 			return "simulator"

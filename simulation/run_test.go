@@ -141,7 +141,8 @@ func maxStepAttempts(t *testing.T, db string) int {
 	return most
 }
 
-// TestDemoSakura is the Sakura issue's "done when": the whole incident runs
+// TestDemoSakura is the Sakura issue's "done when" (and issue 11's
+// `demo --provider sakura --vms 120 --seed 3`): the whole incident runs
 // through the real Sakura Cloud client against the emulator over HTTP;
 // every VM ends healthy or flagged with a reason, the invariant counters are
 // 0, and the emulator's per-operation call counts prove the traffic went
@@ -156,6 +157,20 @@ func TestDemoSakura(t *testing.T) {
 	}
 	if s.Fixed == 0 {
 		t.Errorf("nothing repaired through the Sakura provider")
+	}
+	// Sakura shows no boot history and no console text, but its VNC
+	// snapshots show the crash screens: boot-looping servers are found and
+	// repaired with a disk strategy, not left unknown.
+	if s.API.Calls["Server.GetVNCSnapshot"] == 0 {
+		t.Errorf("no VNC snapshot taken: %+v", s.API.Calls)
+	}
+	if s.ByStrategy["helper-mount"]+s.ByStrategy["restore-backup"] < 10 {
+		t.Errorf("boot-looping servers repaired with a disk strategy: %v, want at least 10", s.ByStrategy)
+	}
+	for _, v := range s.FlaggedVMs {
+		if strings.Contains(v.Reason, "no console on this cloud") {
+			t.Errorf("%s left unknown for want of a console: %s", v.ID, v.Reason)
+		}
 	}
 }
 
@@ -244,6 +259,25 @@ func TestDemoAzure(t *testing.T) {
 	for _, k := range s.KeptOriginals {
 		if !k.Present || !strings.Contains(k.Disk, "/disks/") {
 			t.Errorf("original disk %+v: want an ARM disk ID, present", k)
+		}
+	}
+}
+
+// TestNoBrakeWithoutFaults is `sim serve --vms 120 --seed 5` then
+// `apply` (the default policy, no faults), in process: VMs whose planned
+// strategies all report they cannot repair them end "no path", which the
+// failure brake does not count, so the run finishes.
+func TestNoBrakeWithoutFaults(t *testing.T) {
+	s := run(t, RunOptions{Options: Options{World: WorldOptions{VMs: 120, Seed: 5}, Faults: &Faults{Throttle: "off", Latency: 1}, TimeScale: 3000}})
+	if s.RunStatus != "done" {
+		t.Fatalf("run %q with no faults: the failure brake counted expected ends", s.RunStatus)
+	}
+	if s.NoPath == 0 {
+		t.Error("no VM ended no-path: the regression is not exercised")
+	}
+	for _, v := range s.FlaggedVMs {
+		if v.Outcome == "" || v.Code == "" {
+			t.Errorf("%s flagged without a typed outcome: %+v", v.ID, v)
 		}
 	}
 }

@@ -16,6 +16,8 @@ func (s Summary) Tables() []render.Table {
 		{"fixed", fmt.Sprint(s.Fixed)},
 		{"recovered by themselves (found healthy on re-check)", fmt.Sprint(s.FoundHealthy)},
 		{"flagged for a person", fmt.Sprint(s.Flagged)},
+		{"  no path: a person must act (as the plan foresaw)", fmt.Sprint(s.NoPath)},
+		{"  surprises (the plan did not foresee)", fmt.Sprint(s.Surprises)},
 		{"failed", fmt.Sprint(s.Failed)},
 		{"unresolved (must be 0)", fmt.Sprint(len(s.Unresolved))},
 		{"simulated time", s.ElapsedSim},
@@ -27,9 +29,9 @@ func (s Summary) Tables() []render.Table {
 	for _, k := range strategy.Default().Names() {
 		t.Rows = append(t.Rows, []string{"fixed by " + string(k), fmt.Sprint(s.ByStrategy[string(k)])})
 	}
-	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Reason"}}
+	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Outcome", "Reason"}}
 	for _, v := range s.FlaggedVMs {
-		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, v.Reason})
+		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, string(v.Outcome), v.Reason})
 	}
 	kept := render.Table{Title: "Original OS disks kept (roll back by putting them back)", Headers: []string{"VM", "Original disk", "Present"}}
 	for _, k := range s.KeptOriginals {

@@ -29,6 +29,7 @@ type applyOpts struct {
 	keepHelpers bool
 	resume      bool
 	out         outflag.Flags
+	notify      notifyOpts
 }
 
 func newApplyCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -56,6 +57,7 @@ It asks for confirmation unless --yes is given.`,
 	fs.BoolVar(&o.keepHelpers, "keep-helpers", false, "keep the helper VMs at the end of the run")
 	fs.BoolVar(&o.resume, "continue", false, "resume a run that a brake (canary or failure rate) paused")
 	o.out.Add(fs, "")
+	o.notify.addFlags(fs)
 	return cmd
 }
 
@@ -102,19 +104,25 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 			return err
 		}
 	}
+	o.source.notify = &o.notify
 	f, closeFleet, err := openFleet(ctx, &o.source)
 	if err != nil {
 		return err
 	}
 	defer closeFleet()
+	rn, err := o.notify.open()
+	if err != nil {
+		return err
+	}
 	j, err := f.OpenJournal(ctx, o.journal)
 	if err != nil {
 		return badInput(err)
 	}
 	defer j.Close()
 	pr := progress.New(progressTo(stderr), len(p.VMs))
-	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: pr.Event})
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: teeNotify(rn, p, pr.Event)})
 	pr.Done()
+	closeNotifier(rn, stderr)
 	if res != nil {
 		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {
 			err = rerr

@@ -23,6 +23,7 @@ type demoOpts struct {
 	journal   string
 	out       outflag.Flags
 	overrides policyOverrides
+	notify    notifyOpts
 }
 
 func newDemoCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -42,11 +43,16 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
 	o.out.Add(cmd.Flags(), "")
 	o.overrides.addFlags(cmd.Flags(), true)
+	o.notify.addFlags(cmd.Flags())
 	return cmd
 }
 
 func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	format, _, err := outputOf(&o.out, stderr)
+	if err != nil {
+		return err
+	}
+	rn, err := o.notify.open()
 	if err != nil {
 		return err
 	}
@@ -58,13 +64,14 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
 			}
 			pr = progress.New(out, len(p.VMs))
-			return pr.Event
+			return teeNotify(rn, p, pr.Event)
 		}}
 	ro.Face, ro.Faults = o.provider, &o.faults
 	s, err := simulation.Run(ctx, ro)
 	if pr != nil {
 		pr.Done()
 	}
+	closeNotifier(rn, stderr)
 	if err != nil {
 		return simInput(err, "--provider")
 	}

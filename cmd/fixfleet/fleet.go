@@ -13,6 +13,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/config"
 	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/notify"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/aws"
 	"github.com/fixfleet/fixfleet/providers/azure"
@@ -34,6 +35,8 @@ type sourceOpts struct {
 	world            worldOpts
 	window           classify.AssessOptions // only Window and Samples are set from flags
 	strict           bool
+	// notify gets fleet.yaml's notify targets (apply's --notify adds to them).
+	notify *notifyOpts
 }
 
 func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
@@ -98,6 +101,9 @@ func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, error) {
 	pol, err := policy.Parse(cfg.PolicyNode)
 	if err != nil {
 		return nil, badInput(fmt.Errorf("%s: %w", cfg.File, err))
+	}
+	if o.notify != nil {
+		o.notify.config = notify.FromConfig(cfg.Notify)
 	}
 	fc := fleet.Config{
 		Incident: cfg.Incident, Policy: pol, Registry: reg, Accounts: cfg.Accounts(),

@@ -43,6 +43,7 @@ const (
 	plotW, plotH             = chartW - padL - padR, chartH - padT - padB
 	yTicks                   = 5
 	legendRow, legendSwatchW = 18, 14
+	maxLegend                = (plotH - legendRow) / legendRow // legend rows that fit beside the plot
 )
 
 // SVG returns the chart as a self-contained inline <svg> element (no
@@ -93,11 +94,17 @@ func (c StepChart) SVG() template.HTML {
 		}
 		fmt.Fprintf(&d, " H%.1f", x(end))
 		fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="2.5"/>`, d.String(), col)
+		if drawn > maxLegend {
+			continue
+		}
 		ly := padT + (drawn-1)*legendRow
 		last := s.Points[len(s.Points)-1].Y
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="4" fill="%s"/>`, padL+plotW+12, ly+5, legendSwatchW, col)
 		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="12" fill="#222">%s (%d)</text>`, padL+plotW+12+legendSwatchW+6, ly+11,
 			html.EscapeString(truncate(clean(s.Name, false), 20)), last)
+	}
+	if drawn > maxLegend {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="12" fill="#222">… and %d more</text>`, padL+plotW+12, padT+maxLegend*legendRow+11, drawn-maxLegend)
 	}
 	if drawn == 0 {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="13" text-anchor="middle" fill="#666">nothing recorded yet</text>`, padL+plotW/2, padT+plotH/2)

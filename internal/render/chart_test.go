@@ -1,6 +1,7 @@
 package render
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,17 @@ func TestStepChartSVG(t *testing.T) {
 			{Name: "<b>evil</b>\x1b[2J", Points: []Point{{0, 0}, {90 * time.Second, 1}}},
 		}}, 2, []string{`<svg id="xscript"`, "acme (7)", "&lt;b&gt;evil&lt;/b&gt;", ">10<", "2m"}, []string{"<b>", "\x1b", "<script"}},
 	}
+	var many []Series
+	for i := range 20 {
+		many = append(many, Series{Name: fmt.Sprintf("tenant-%02d", i), Points: []Point{{0, i}}})
+	}
+	tests = append(tests, struct {
+		name     string
+		chart    StepChart
+		paths    int
+		contains []string
+		lacks    []string
+	}{"more tenants than the legend holds", StepChart{ID: "m", Series: many}, 20, []string{"tenant-11 (11)", fmt.Sprintf("… and %d more", 20-maxLegend)}, []string{"tenant-19 ("}})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			svg := string(tt.chart.SVG())

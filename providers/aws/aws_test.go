@@ -215,7 +215,8 @@ func TestDiskFlow(t *testing.T) {
 	}
 	var vm inventory.VM
 	for _, v := range vms {
-		if truth, _ := f.w.Truth(v.ID); truth == world.TruthBootLoop && v.Power == inventory.PowerRunning && len(v.Backups) > 0 {
+		wid, _ := f.srv.WorldID(v.ID)
+		if truth, _ := f.w.Truth(wid); truth == world.TruthBootLoop && v.Power == inventory.PowerRunning && len(v.Backups) > 0 {
 			vm = v
 			break
 		}
@@ -426,5 +427,37 @@ func TestHelperImagesPerRegion(t *testing.T) {
 		if len(zones[rel]) != len(awsZones) {
 			t.Errorf("Windows Server %s: offered in zones %v, want all of %v", rel, zones[rel], awsZones)
 		}
+	}
+}
+
+// TestEC2IDFormats: the emulator shows instances, volumes and snapshots
+// under IDs in EC2's formats, as a real account does.
+func TestEC2IDFormats(t *testing.T) {
+	f := newFixture(t, 12, nil, "")
+	vms, err := f.p.Enumerator.List(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := map[string]*regexp.Regexp{}
+	for _, p := range []string{"i", "vol", "snap"} {
+		re[p] = regexp.MustCompile(`^` + p + `-[0-9a-f]{17}$`)
+	}
+	backups := 0
+	for _, v := range vms {
+		if !re["i"].MatchString(v.ID) {
+			t.Errorf("instance ID %q", v.ID)
+		}
+		if !re["vol"].MatchString(v.OSDisk.ID) {
+			t.Errorf("%s: root volume ID %q", v.ID, v.OSDisk.ID)
+		}
+		for _, b := range v.Backups {
+			backups++
+			if !re["snap"].MatchString(b.ID) {
+				t.Errorf("%s: backup snapshot ID %q", v.ID, b.ID)
+			}
+		}
+	}
+	if backups == 0 {
+		t.Error("no backups listed: the snapshot IDs went unchecked")
 	}
 }

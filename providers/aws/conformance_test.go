@@ -18,6 +18,7 @@ func TestConformance(t *testing.T) {
 		Name:    "aws",
 		Lacks:   []string{conformance.CapOSDiskSwap}, // an OS disk is detached, not swapped
 		Account: world.DefaultAccount,
+		ID:      ec2api.ID,
 		World: func(o *world.GenOptions) {
 			o.Zones = awsZones
 		},

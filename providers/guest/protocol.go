@@ -58,10 +58,39 @@ const (
 	// OfflineDisk (helper): take one disk offline. DiskParams → DiskResult.
 	// Idempotent.
 	OfflineDisk Name = "offline-disk"
+	// ClearSafeBootOffline (helper): remove the safeboot value of the
+	// default boot entry in the BCD store on an attached disk's system
+	// partition (bcdedit /store), so that the disk boots normally on its
+	// VM. ClearSafeBootOfflineParams → ClearSafeBootResult. Idempotent.
+	ClearSafeBootOffline Name = "clear-safeboot-offline"
 )
 
+// BCD store paths on a system partition (ClearSafeBootOfflineParams.Store).
+const (
+	BCDStoreBIOS = `\Boot\BCD`
+	BCDStoreUEFI = `\EFI\Microsoft\Boot\BCD`
+)
+
+// BCDStore is the BCD store's path on the system partition of a disk of
+// partition style st: UEFI/GPT keeps it on the EFI system partition,
+// BIOS/MBR on the active partition.
+func BCDStore(st inventory.PartitionStyle) string {
+	if st == inventory.PartitionGPT {
+		return BCDStoreUEFI
+	}
+	return BCDStoreBIOS
+}
+
+// ClearSafeBootOfflineParams name the disk (as DiskParams) and the path of
+// its BCD store on its system partition (BCDStore).
+type ClearSafeBootOfflineParams struct {
+	Number int    `json:"number"`
+	Serial string `json:"serial"`
+	Store  string `json:"store"`
+}
+
 // Names lists the catalog in a stable order.
-var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk}
+var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk, ClearSafeBootOffline}
 
 // FileCriteria selects the incident's bad files. It is data from the
 // incident profile, never script text.

@@ -18,10 +18,11 @@ const SummaryID = "summary"
 // external reference (the Content-Security-Policy forbids loading any).
 // html/template escapes every text for its context.
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"clean": render.Text,
-	"name":  displayName,
-	"dur":   func(n int, d time.Duration) string { return duration(n, d) },
-	"utc":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+	"clean":  render.Text,
+	"name":   displayName,
+	"detail": kindDetail,
+	"dur":    func(n int, d time.Duration) string { return duration(n, d) },
+	"utc":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -53,6 +54,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .group h3 { margin: 0.2em 0; font-size: 1.05em; }
 .group ul { columns: 3 18em; margin: 0.3em 0; }
 .why { color: #444; }
+.kind { margin: 0.5em 0 0; }
 tr.fixed td, tr.healthy td, tr.flagged td, tr.failed td, tr.not-finished td { border-color: #ccc; }
 </style>
 </head>
@@ -89,12 +91,15 @@ tr.fixed td, tr.healthy td, tr.flagged td, tr.failed td, tr.not-finished td { bo
 {{- range .R.ForAPerson}}
 <div class="group {{if eq .Status "failed"}}failed{{else}}flagged{{end}}">
 <h3><span class="badge {{if eq .Status "failed"}}failed{{else}}flagged{{end}}">{{clean (print .Status)}}</span> {{if .Code}}{{clean (print .Code)}}{{else}}no reason code{{end}} — {{len .VMs}} VMs</h3>
-<p class="why">{{.Description}}{{if .Message}}<br>Typically: {{clean .Message}}{{end}}</p>
+<p class="why">{{.Description}}{{if .Common}}<br>All say: {{clean .Common}}{{end}}</p>
+{{- range .Kinds}}
+<p class="kind">{{if .Detail}}{{clean (detail .)}} — {{end}}{{len .VMs}} VMs:</p>
 <ul>
 {{- range .VMs}}
-<li>{{clean .Tenant}} / {{clean .Account}} / {{clean (name .)}}{{if .Reason}} — <span class="why">{{clean .Reason}}</span>{{end}}</li>
+<li>{{clean .Tenant}} / {{clean .Account}} / {{clean (name .)}}</li>
 {{- end}}
 </ul>
+{{- end}}
 </div>
 {{- end}}
 </section>

@@ -28,14 +28,18 @@ func (r *Report) Markdown(w io.Writer) error {
 			code = "no reason code"
 		}
 		fmt.Fprintf(&b, "\n### %s: %s (%d VMs)\n\n%s\n", render.MarkdownText(string(g.Status)), render.MarkdownText(code), len(g.VMs), render.MarkdownText(g.Description))
-		if g.Message != "" {
-			fmt.Fprintf(&b, "Typically: %s\n", render.MarkdownText(g.Message))
+		if g.Common != "" {
+			fmt.Fprintf(&b, "All say: %s\n", render.MarkdownText(g.Common))
 		}
 		b.WriteString("\n")
-		for _, v := range g.VMs {
-			line := v.Tenant + " / " + v.Account + " / " + displayName(v)
-			if v.Reason != "" {
-				line += " — " + v.Reason
+		for _, k := range g.Kinds {
+			names := make([]string, len(k.VMs))
+			for i, v := range k.VMs {
+				names[i] = v.Tenant + "/" + v.Account + "/" + displayName(v)
+			}
+			line := fmt.Sprintf("%d VMs: %s", len(k.VMs), strings.Join(names, ", "))
+			if k.Detail != "" {
+				line = kindDetail(k) + " — " + line
 			}
 			fmt.Fprintf(&b, "- %s\n", render.MarkdownText(line))
 		}

@@ -11,9 +11,9 @@
 package report
 
 import (
-	"context"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -131,10 +131,24 @@ type Group struct {
 	Status      journal.VMStatus `json:"status"`
 	Code        apply.Reason     `json:"reason_code"`
 	Description string           `json:"description"`
-	// Message is the most common reason text in the group; VMs whose own
-	// text differs carry it (VM.Reason).
-	Message string `json:"message"`
-	VMs     []VM   `json:"vms"`
+	// Common is what every VM's reason text in the group says (its
+	// clauses shared by all), "" when nothing is shared.
+	Common string `json:"common"`
+	// Kinds split the group by the rest of their reason text, largest
+	// first.
+	Kinds []Kind `json:"kinds"`
+	// VMs are all the group's VMs, sorted by tenant, account, name.
+	VMs []VM `json:"vms"`
+}
+
+// Kind is the VMs of a group whose reason texts, past the group's common
+// part, say the same but for numbers (addresses, ports, counts).
+type Kind struct {
+	// Detail is the first VM's text past the common part ("" when the
+	// common part is all); Varies says the others differ in numbers.
+	Detail string `json:"detail"`
+	Varies bool   `json:"varies,omitempty"`
+	VMs    []VM   `json:"vms"`
 }
 
 // Report is one run's report, possibly narrowed to one tenant.
@@ -160,20 +174,6 @@ type Report struct {
 	// time axis).
 	End    time.Duration   `json:"-"`
 	Events []journal.Event `json:"events"`
-}
-
-// Load reads run runID ("" for the latest) from the journal and builds
-// its report, narrowed to tenant (when not "").
-func Load(ctx context.Context, j *journal.Journal, runID, tenant string) (*Report, error) {
-	res, err := apply.Status(ctx, j, runID)
-	if err != nil {
-		return nil, err
-	}
-	evs, err := j.Events(ctx, res.RunID, journal.EventFilter{})
-	if err != nil {
-		return nil, err
-	}
-	return Build(res, evs, tenant)
 }
 
 // Tenants lists the tenants of a run's VMs, sorted.
@@ -310,9 +310,10 @@ func describe(status journal.VMStatus, code apply.Reason) string {
 }
 
 // groups gathers the flagged and failed VMs by status and reason code,
-// largest group first; each group's VMs are sorted by tenant, account,
-// name, and keep their reason text only when it differs from the group's
-// most common one.
+// largest group first; within a group, the clauses of the reason text
+// ("; "-separated) every VM shares become Common, and the VMs are split
+// into Kinds by the rest with numbers masked. VMs are sorted by tenant,
+// account, name.
 func groups(vms []VM) []Group {
 	type key struct {
 		s journal.VMStatus
@@ -336,22 +337,11 @@ func groups(vms []VM) []Group {
 	out := make([]Group, 0, len(keys))
 	for _, k := range keys {
 		g := by[k]
-		freq := map[string]int{}
-		for _, v := range g.VMs {
-			freq[v.Reason]++
-			if freq[v.Reason] > freq[g.Message] || freq[v.Reason] == freq[g.Message] && v.Reason < g.Message {
-				g.Message = v.Reason
-			}
-		}
-		for i := range g.VMs {
-			if g.VMs[i].Reason == g.Message {
-				g.VMs[i].Reason = ""
-			}
-		}
 		sort.SliceStable(g.VMs, func(i, j int) bool {
 			a, b := g.VMs[i], g.VMs[j]
 			return a.Tenant+"\x00"+a.Account+"\x00"+a.Name+"\x00"+a.Key < b.Tenant+"\x00"+b.Account+"\x00"+b.Name+"\x00"+b.Key
 		})
+		g.kinds()
 		out = append(out, *g)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -361,6 +351,89 @@ func groups(vms []VM) []Group {
 		return string(out[i].Status)+string(out[i].Code) < string(out[j].Status)+string(out[j].Code)
 	})
 	return out
+}
+
+// clauseSep separates the clauses of a reason text (the planner and the
+// executor join reasons with it).
+const clauseSep = "; "
+
+// digits are masked when VMs' details are compared.
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// kinds fills Common and Kinds from the VMs' reason texts.
+func (g *Group) kinds() {
+	split := make([][]string, len(g.VMs))
+	count := map[string]int{}
+	for i, v := range g.VMs {
+		split[i] = strings.Split(v.VMResult.Reason, clauseSep)
+		seen := map[string]bool{}
+		for _, c := range split[i] {
+			if !seen[c] {
+				seen[c] = true
+				count[c]++
+			}
+		}
+	}
+	var common []string
+	for _, c := range split[0] {
+		if count[c] == len(g.VMs) && c != "" && !slices.Contains(common, c) {
+			common = append(common, c)
+		}
+	}
+	rest := make([]string, len(g.VMs))
+	for i := range g.VMs {
+		var r []string
+		for _, c := range split[i] {
+			if !slices.Contains(common, c) {
+				r = append(r, c)
+			}
+		}
+		rest[i] = strings.Join(r, clauseSep)
+	}
+	// A lead-in every remaining text shares ("left to a person by the
+	// plan: …") joins the common part.
+	if lead := commonLead(rest); lead != "" {
+		common = append([]string{strings.TrimSuffix(lead, ": ")}, common...)
+		for i := range rest {
+			rest[i] = strings.TrimPrefix(rest[i], lead)
+		}
+	}
+	g.Common = strings.Join(common, clauseSep)
+	index := map[string]int{}
+	for i, v := range g.VMs {
+		m := digits.ReplaceAllString(rest[i], "#")
+		j, ok := index[m]
+		if !ok {
+			j = len(g.Kinds)
+			index[m] = j
+			g.Kinds = append(g.Kinds, Kind{Detail: rest[i]})
+		}
+		k := &g.Kinds[j]
+		k.Varies = k.Varies || rest[i] != k.Detail
+		k.VMs = append(k.VMs, v)
+	}
+	sort.SliceStable(g.Kinds, func(i, j int) bool { return len(g.Kinds[i].VMs) > len(g.Kinds[j].VMs) })
+}
+
+// commonLead is the longest prefix of every text that ends with ": ", ""
+// when there is none (or one text only).
+func commonLead(texts []string) string {
+	if len(texts) < 2 {
+		return ""
+	}
+	p := texts[0]
+	for _, t := range texts[1:] {
+		n := 0
+		for n < len(p) && n < len(t) && p[n] == t[n] {
+			n++
+		}
+		p = p[:n]
+	}
+	i := strings.LastIndex(p, ": ")
+	if i < 0 {
+		return ""
+	}
+	return p[:i+2]
 }
 
 func quoteList(ss []string) string {

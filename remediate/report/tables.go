@@ -142,8 +142,8 @@ func (r *Report) CSV(name string) render.Table {
 	return t
 }
 
-// SummaryRows are the summary's lines for people: label and value.
-func (r *Report) SummaryRows() [][2]string {
+// summaryRows are the summary's lines for people: label and value.
+func (r *Report) summaryRows() [][2]string {
 	c := r.Counts
 	rows := [][2]string{
 		{"VMs", strconv.Itoa(c.VMs)},
@@ -193,7 +193,7 @@ func (r *Report) Title() string {
 
 func (r *Report) summaryTable() render.Table {
 	t := render.Table{Title: r.Title(), Headers: []string{"", "VMs"}}
-	for _, row := range r.SummaryRows() {
+	for _, row := range r.summaryRows() {
 		t.Rows = append(t.Rows, []string{row[0], row[1]})
 	}
 	return t
@@ -205,12 +205,36 @@ func (r *Report) groupTable() render.Table {
 		Headers: []string{"Reason", "VMs", "What it means", "Which"}}
 	for _, g := range r.ForAPerson {
 		what := g.Description
-		if g.Message != "" {
-			what += "\nTypically: " + g.Message
+		if g.Common != "" {
+			what += "\nAll say: " + g.Common
 		}
-		t.Rows = append(t.Rows, []string{string(g.Status) + ": " + string(g.Code), strconv.Itoa(len(g.VMs)), what, vmList(g.VMs, 12)})
+		var which []string
+		for i, k := range g.Kinds {
+			if i == maxKinds {
+				which = append(which, fmt.Sprintf("… and %d other kinds (see the vms table)", len(g.Kinds)-i))
+				break
+			}
+			line := fmt.Sprintf("%d: %s", len(k.VMs), vmList(k.VMs, 8))
+			if k.Detail != "" {
+				line = kindDetail(k) + " — " + line
+			}
+			which = append(which, line)
+		}
+		t.Rows = append(t.Rows, []string{string(g.Status) + ": " + string(g.Code), strconv.Itoa(len(g.VMs)), what, strings.Join(which, "\n")})
 	}
 	return t
+}
+
+// maxKinds is how many kinds of a group the terminal table shows.
+const maxKinds = 6
+
+// kindDetail is a kind's detail, marked as an example when its VMs'
+// texts differ in numbers.
+func kindDetail(k Kind) string {
+	if k.Varies {
+		return k.Detail + " (e.g.)"
+	}
+	return k.Detail
 }
 
 // vmList names up to n VMs ("tenant/name"), then how many more.

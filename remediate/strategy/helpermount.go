@@ -29,6 +29,7 @@ const (
 	FactDriveLetter         step.Fact = "drive_letter"
 	FactUnlocked            step.Fact = "unlocked"
 	FactHivesOK             step.Fact = "hives_ok"
+	FactSafeBootCleared     step.Fact = "safeboot_cleared"
 	FactIdentityVerified    step.Fact = "identity_verified"
 	FactOfflined            step.Fact = "offlined"
 	FactDetachedFromHelper  step.Fact = "detached_from_helper"
@@ -64,6 +65,11 @@ const (
 //	                   the key is never in facts or errors
 //	delete-files       on the volume's drive letter; facts deleted, kept
 //	check-hives        a damaged hive → step.Fail (for restore-backup)
+//	clear-safeboot     the safe-boot flag cleared in the disk's own BCD
+//	                   store, offline (bcdedit /store on its system
+//	                   partition: \Boot\BCD for MBR, \EFI\Microsoft\Boot\BCD
+//	                   for GPT), so a Safe Mode VM boots normally; fact
+//	                   safeboot_cleared says whether it was set
 //	restore-identity   set the identity back to identity_original
 //	verify-identity    a fresh listing must show identity_original
 //	offline-disk       take the disk offline again
@@ -87,18 +93,15 @@ type HelperMount struct{}
 // Name implements step.Strategy.
 func (HelperMount) Name() policy.Strategy { return policy.HelperMount }
 
-// Applies implements Unit: a crashing VM. Not one in Safe Mode: its
-// safe-boot flag lives in the boot configuration, which only a live guest
-// can clear; a disk repaired offline would boot into Safe Mode again.
-func (HelperMount) Applies() []inventory.State { return []inventory.State{inventory.StateBootLoop} }
+// Applies implements Unit: a crashing VM, or one in Safe Mode (whose WinRM
+// may not run there: the safe-boot flag is cleared offline, in the disk's
+// own BCD store, with the files).
+func (HelperMount) Applies() []inventory.State {
+	return []inventory.State{inventory.StateBootLoop, inventory.StateSafeMode}
+}
 
 // NotApplicable implements Unit.
-func (HelperMount) NotApplicable(st inventory.State) string {
-	if st == inventory.StateSafeMode {
-		return "the VM's safe-boot flag can only be cleared on the running guest; repaired offline it would boot into Safe Mode again"
-	}
-	return notApplicable(st)
-}
+func (HelperMount) NotApplicable(st inventory.State) string { return notApplicable(st) }
 
 // Needs implements Unit: the OS disk leaves its VM, so a cloud that can
 // detach it (copy-and-swap serves the others).
@@ -184,6 +187,7 @@ func (HelperMount) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		{Name: "unlock", Run: unlessReturned(hmUnlock), Cost: onHelperCost(unlock)},
 		{Name: "delete-files", Run: unlessReturned(hmDelete), Cost: onHelperCost(1)},
 		{Name: "check-hives", Run: unlessReturned(hmCheckHives), Cost: onHelperCost(1)},
+		{Name: "clear-safeboot", Run: unlessReturned(hmClearSafeBoot), Cost: onHelperCost(1)},
 		{Name: "restore-identity", Run: unlessReturned(hmRestoreIdentity), Cost: onHelperCost(1)},
 		{Name: "verify-identity", Run: unlessReturned(hmVerifyIdentity), Cost: onHelperCost(0), ReadOnly: true},
 		{Name: "offline-disk", Run: unlessReturned(hmOffline), Cost: onHelperCost(1)},
@@ -563,6 +567,34 @@ func hmCheckHives(ctx context.Context, env *step.Env, vm *step.Target, facts ste
 		return nil, step.Fail("registry hive(s) %s of disk %s are damaged: the disk needs restore-backup", strings.Join(bad, ", "), vm.OSDisk.ID)
 	}
 	return step.Facts{FactHivesOK: "true"}, nil
+}
+
+// hmClearSafeBoot clears the safe-boot flag in the disk's own BCD store,
+// on the helper: the store sits on the disk's system partition, where its
+// partition style (from the identity recorded before onlining) keeps it.
+func hmClearSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+	if facts[FactSafeBootCleared] != "" {
+		return nil, nil
+	}
+	orig, err := originalIdentity(vm, facts)
+	if err != nil {
+		return nil, err
+	}
+	h, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
+	if err != nil {
+		return nil, err
+	}
+	if d.Offline {
+		return nil, step.Fail("disk %s is offline on helper %s: its BCD store cannot be reached", vm.OSDisk.ID, h.ID)
+	}
+	r, err := env.Guest.ClearSafeBootOffline(ctx, ep, env.Creds, guest.ClearSafeBootOfflineParams{Number: d.Number, Serial: d.Serial, Store: guest.BCDStore(orig.Style)})
+	if err != nil {
+		if retryable(err) {
+			return nil, err
+		}
+		return nil, step.Fail("clearing the safe-boot flag in the BCD store of disk %s on helper %s failed: %v", vm.OSDisk.ID, h.ID, err)
+	}
+	return step.Facts{FactSafeBootCleared: strconv.FormatBool(r.WasSet)}, nil
 }
 
 func hmRestoreIdentity(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {

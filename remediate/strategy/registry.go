@@ -78,6 +78,9 @@ type Candidate struct {
 	// KeyProblem says why a BitLocker disk cannot be unlocked offline, ""
 	// when it can (or is not encrypted).
 	KeyProblem string
+	// GuestAnswers: the assessment's probe reached the guest's WinRM
+	// with the configured credentials.
+	GuestAnswers bool
 }
 
 // Registry is the set of strategies a planner and an executor know, in

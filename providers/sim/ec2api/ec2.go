@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -691,7 +692,7 @@ func (s *Server) describeSnapshots(ctx context.Context, q *request) (any, *apiEr
 		}
 		for _, b := range bks {
 			all = append(all, xSnapshot{SnapshotID: b.ID, VolumeID: vol, Status: "completed", StartTime: ts(b.TakenAt), Progress: "100%",
-				OwnerID: owner, VolumeSize: b.SizeGB, Description: fmt.Sprintf("Created by CreateImage(%s) for ami-%s (%s backup)", vm, b.ID, b.Kind)})
+				OwnerID: owner, VolumeSize: b.SizeGB, Description: fmt.Sprintf("Created by CreateImage(%s) for ami-%s (%s backup)", s.ids.out(kindInstance, vm), hex17("backup|"+b.ID), b.Kind)})
 			s.mu.Lock()
 			s.backupVol[b.ID] = vol
 			s.mu.Unlock()
@@ -770,6 +771,9 @@ func (s *Server) attachVolume(ctx context.Context, q *request) (any, *apiError) 
 		s.mu.Unlock()
 	}
 	_, err := s.w.AttachDisk(ctx, q.account, inst, vol, boot)
+	if errors.Is(err, world.ErrZoneMismatch) {
+		return nil, errf(400, "InvalidVolume.ZoneMismatch", "The volume '%s' is not in the same availability zone as instance '%s'", vol, inst)
+	}
 	if aerr := fromWorld(err, "Volume", "VolumeInUse"); aerr != nil {
 		if strings.Contains(aerr.message, "is stopped") || strings.Contains(aerr.message, "a boot disk attaches only") || strings.Contains(aerr.message, "still stopping") {
 			aerr.code = "IncorrectInstanceState"

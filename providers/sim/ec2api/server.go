@@ -21,7 +21,8 @@
 //     and each region has one AMI per Windows release (AMI), named as
 //     Amazon names its Windows AMIs. DescribeAvailabilityZones lists the
 //     world's zones of the region.
-//   - World VM, disk and snapshot IDs are the EC2 IDs; world backups
+//   - World VMs and helpers, disks, snapshots and backups show under IDs in
+//     EC2's formats (ID: i-, vol-, snap- and 17 hex digits); world backups
 //     appear as completed snapshots of their VM's first-seen root volume.
 //   - Every EC2 request takes a token from the published bucket of its
 //     action, per account+region, on the world's clock (Options.Throttle);
@@ -122,6 +123,7 @@ type Server struct {
 	rootOf     map[string]string // fleet instance -> first-seen root volume
 	backupVol  map[string]string // backup (snapshot) ID -> volume
 	amiRelease map[string]string // AMI ID shown -> Windows release
+	ids        *idMap
 }
 
 type helperRec struct {
@@ -169,10 +171,20 @@ func New(w *world.World, opts Options) *Server {
 	// An AMI launches in every zone of its region: so must the world's
 	// images.
 	w.RegionalImages(RegionOf)
+	s.ids = newIDMap(w)
+	// A guest sees an EBS volume under its volume ID.
+	w.UseDiskSerials(func(id string) string { return ec2ID(kindVolume, id) })
 	for _, a := range w.Accounts() {
 		s.acctIDs[AccountID(a)] = a
 	}
 	return s
+}
+
+// WorldID returns the world ID behind an EC2 instance, volume or snapshot
+// ID the emulator showed.
+func (s *Server) WorldID(id string) (string, bool) {
+	w := s.ids.in(id)
+	return w, w != id
 }
 
 // AMI is the ID of a region's AMI of a Windows release ("ami-" and 17 hex
@@ -317,6 +329,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.fail(rw, q, aerr)
 		return
 	}
+	if q.form != nil {
+		s.ids.importForm(q.form)
+	}
 	var out any
 	var aerr *apiError
 	switch {
@@ -344,7 +359,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	rw.Header().Set("X-Amzn-Requestid", q.id)
 	_, _ = io.WriteString(rw, xml.Header)
 	enc := xml.NewEncoder(rw)
-	_ = enc.Encode(out)
+	_ = enc.Encode(s.ids.exported(out))
 }
 
 func (s *Server) count(action string) {
@@ -430,6 +445,7 @@ type ec2Error struct {
 
 // fail answers an error, or drops the connection for a drop fault.
 func (s *Server) fail(rw http.ResponseWriter, q *request, e *apiError) {
+	e.message = s.ids.text(e.message)
 	s.mu.Lock()
 	switch {
 	case e.drop:

@@ -41,7 +41,7 @@ type ssmRequest struct {
 }
 
 type ssmInstance struct {
-	InstanceID       string  `json:"InstanceId"`
+	InstanceID       string  `json:"InstanceId" ec2id:"i"`
 	PingStatus       string  `json:"PingStatus"`
 	LastPingDateTime float64 `json:"LastPingDateTime"`
 	PlatformType     string  `json:"PlatformType"`
@@ -85,14 +85,18 @@ func (s *Server) serveSSM(rw http.ResponseWriter, ctx context.Context, q *reques
 			s.fail(rw, q, errf(400, "InvalidFilterKey", "the emulator supports the InstanceIds filter only"))
 			return
 		}
-		ids = append(ids, f.Values...)
+		for _, v := range f.Values {
+			ids = append(ids, s.ids.in(v))
+		}
 	}
 	for _, f := range in.InstanceInformationFilterList {
 		if f.Key != "InstanceIds" {
 			s.fail(rw, q, errf(400, "InvalidFilterKey", "the emulator supports the InstanceIds filter only"))
 			return
 		}
-		ids = append(ids, f.ValueSet...)
+		for _, v := range f.ValueSet {
+			ids = append(ids, s.ids.in(v))
+		}
 	}
 	all, aerr := s.instances(ctx, q)
 	if aerr != nil {
@@ -133,7 +137,7 @@ func (s *Server) serveSSM(rw http.ResponseWriter, ctx context.Context, q *reques
 	}
 	rw.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	rw.Header().Set("X-Amzn-Requestid", q.id)
-	_ = json.NewEncoder(rw).Encode(out)
+	_ = json.NewEncoder(rw).Encode(s.ids.exported(out))
 }
 
 const stsNS = "https://sts.amazonaws.com/doc/2011-06-15/"

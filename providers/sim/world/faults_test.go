@@ -1,6 +1,8 @@
 package world
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +110,32 @@ func TestThrottleOneInstant(t *testing.T) {
 	clk.Advance(providers.RetryAfter(err))
 	if _, err := w.StartVMs(ctx, "sim", []string{"vm-1"}); err != nil {
 		t.Fatalf("after the refill: %v", err)
+	}
+}
+
+// TestDropReplies: the reply of exactly the chosen applied call is lost;
+// the change stays, refused calls do not count.
+func TestDropReplies(t *testing.T) {
+	w, clk := load(t, scenario(vmSpec("1", img2019, badFile)))
+	if err := w.SetFaults(Faults{Throttle: ThrottleOff, DropReplies: []DropReply{{Op: "Snapshot", Nth: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Snapshot(ctx, "sim", "no-such-disk", nil); !errors.Is(err, providers.ErrNotFound) {
+		t.Fatalf("refused call: %v", err)
+	}
+	var errs []error
+	for range 3 {
+		_, err := w.Snapshot(ctx, "sim", "disk-1", nil)
+		errs = append(errs, err)
+		clk.Set(clk.Now().Add(time.Minute))
+	}
+	if errs[0] != nil || !errors.Is(errs[1], providers.ErrUnavailable) || errs[2] != nil {
+		t.Fatalf("errors %v, want only the second applied call's reply lost", errs)
+	}
+	if ss := must[[]SnapshotInfo](t)(w.FindSnapshots(ctx, "sim", nil)); len(ss) != 3 {
+		t.Fatalf("%d snapshots, want 3: a lost reply keeps the change", len(ss))
+	}
+	if err := w.SetFaults(Faults{Throttle: ThrottleOff, DropReplies: []DropReply{{Op: "Snapshot"}}}); err == nil || !strings.Contains(err.Error(), "drop_replies[0]") {
+		t.Errorf("nth 0 accepted: %v", err)
 	}
 }

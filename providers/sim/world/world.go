@@ -68,6 +68,9 @@ type World struct {
 	password         secret.Secret
 	consoleAvailable bool
 	fullCopies       bool // snapshots are full copies: no incremental discount
+	// serialOf is the serial number a guest sees on a disk (the cloud's
+	// ID for it); nil: the world's disk ID.
+	serialOf func(diskID string) string
 
 	vms   map[string]*vm // fleet VMs and helpers
 	disks map[string]*disk
@@ -115,6 +118,7 @@ type condition struct {
 	recoverAfter, stuckAfter, crashes int
 	winrm                             string
 	safeModeWinRM                     bool
+	winrmWindow                       time.Duration // see ConditionSpec.WinRMWindowSeconds
 }
 
 type bitlocker struct {
@@ -416,4 +420,23 @@ func (w *World) RegionalImages(regionOf func(zone string) string) int {
 		}
 	}
 	return added
+}
+
+// UseDiskSerials makes guests see each disk's serial number as f gives it
+// from the world's disk ID: a face whose cloud shows disks under IDs of its
+// own sets it, so that a guest's disk listing names disks as the cloud's
+// API does (EC2 shows an EBS volume's ID to the guest). f must be pure and
+// cheap (it is called with the world's lock held). Call it before serving.
+func (w *World) UseDiskSerials(f func(diskID string) string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.serialOf = f
+}
+
+// serial is the serial number guests see on disk id. Caller holds mu.
+func (w *World) serial(id string) string {
+	if w.serialOf == nil {
+		return id
+	}
+	return w.serialOf(id)
 }
