@@ -223,15 +223,6 @@ func TestDemoAWS(t *testing.T) {
 func TestDemoAzure(t *testing.T) {
 	o := incident(60, 4, 3000)
 	o.Face, o.Journal = FaceAzure, filepath.Join(t.TempDir(), "j.db")
-	// Azure has no backups, so a VM whose only strategy was reboot-retry
-	// (no key for copy-and-swap) ends flagged when it runs out of
-	// restarts: an expected "no path" that today's failure brake still
-	// counts (issue 11 item 7), and which trips it on a small sample when
-	// such VMs finish first. This test is about the repairs, not the brake.
-	o.Policy = func(p policy.Policy) (policy.Policy, error) {
-		p.AllowDataLoss, p.FailureThreshold = true, 1
-		return p, p.Validate()
-	}
 	s := run(t, o)
 	checkOutcome(t, s)
 	if s.Provider != "azure" || s.API.Calls["VirtualMachines.ListAll"] == 0 || s.API.Calls["VirtualMachines.Update"] == 0 {
