@@ -38,13 +38,16 @@ type FleetOptions struct {
 	Reports *ConsoleReports
 	// Progress receives one line per account assessed (nil: none).
 	Progress io.Writer
+	// AllBackups lists the backups of every VM, healthy and unknown ones
+	// too (readiness); otherwise only of those the planner may restore.
+	AllBackups bool
 }
 
 // AssessFleet assesses every account concurrently: it lists the account's
 // Windows VMs and stamps each with its tenant, account and provider;
 // classifies them (Assess); lists the account's helper images; and lists
 // the backups of each VM the planner may restore (neither healthy nor
-// unknown). Read-only calls that fail with a retryable error are retried
+// unknown; every VM with opts.AllBackups). Read-only calls that fail with a retryable error are retried
 // on opts.Clock. Read-only: nothing in any cloud changes.
 //
 // Errors name the account. An account whose provider cannot enumerate and
@@ -61,7 +64,7 @@ func AssessFleet(ctx context.Context, accounts []providers.Opened, opts FleetOpt
 	for i, a := range accounts {
 		g.Go(func() error {
 			var err error
-			vms[i], out.Accounts[i], err = assessAccount(gctx, a, opts.AssessOptions)
+			vms[i], out.Accounts[i], err = assessAccount(gctx, a, opts.AssessOptions, opts.AllBackups)
 			if err == nil && opts.Progress != nil {
 				fmt.Fprintf(opts.Progress, "assessed %s: %d Windows VMs\n", a.Account, len(vms[i]))
 			}
@@ -82,7 +85,7 @@ func AssessFleet(ctx context.Context, accounts []providers.Opened, opts FleetOpt
 	return out, nil
 }
 
-func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions) ([]inventory.Assessed, AccountFacts, error) {
+func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, allBackups bool) ([]inventory.Assessed, AccountFacts, error) {
 	opts = opts.withDefaults()
 	facts := AccountFacts{Account: a.Account, Capabilities: a.Provider.Capabilities()}
 	if a.Provider.Enumerator == nil || a.Provider.Observer == nil {
@@ -115,7 +118,7 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions) 
 	}
 	if b := a.Provider.Backups; b != nil {
 		for i := range assessed {
-			if s := assessed[i].Classification.State; s == inventory.StateHealthy || s == inventory.StateUnknown {
+			if s := assessed[i].Classification.State; !allBackups && (s == inventory.StateHealthy || s == inventory.StateUnknown) {
 				continue // the planner never restores these
 			}
 			err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {

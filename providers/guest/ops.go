@@ -32,6 +32,11 @@ func (c *Client) ClearSafeBoot(ctx context.Context, ep providers.Endpoint, cr Cr
 	return run[ClearSafeBootResult](ctx, c, ep, cr, ClearSafeBoot, ClearSafeBootParams{})
 }
 
+// ReadSafeModeWinRM runs the read-safemode-winrm script. Read-only.
+func (c *Client) ReadSafeModeWinRM(ctx context.Context, ep providers.Endpoint, cr Credentials) (SafeModeWinRMResult, error) {
+	return run[SafeModeWinRMResult](ctx, c, ep, cr, ReadSafeModeWinRM, SafeModeWinRMParams{})
+}
+
 // CheckHives runs the check-hives script. Read-only.
 func (c *Client) CheckHives(ctx context.Context, ep providers.Endpoint, cr Credentials, p CheckHivesParams) (CheckHivesResult, error) {
 	return run[CheckHivesResult](ctx, c, ep, cr, CheckHives, p)

@@ -58,10 +58,15 @@ const (
 	// OfflineDisk (helper): take one disk offline. DiskParams → DiskResult.
 	// Idempotent.
 	OfflineDisk Name = "offline-disk"
+	// ReadSafeModeWinRM (live): whether WinRM may start in Safe Mode with
+	// networking (its service is listed under HKLM\SYSTEM\
+	// CurrentControlSet\Control\SafeBoot\Network). SafeModeWinRMParams →
+	// SafeModeWinRMResult. Read-only.
+	ReadSafeModeWinRM Name = "read-safemode-winrm"
 )
 
 // Names lists the catalog in a stable order.
-var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk}
+var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk, ReadSafeModeWinRM}
 
 // FileCriteria selects the incident's bad files. It is data from the
 // incident profile, never script text.
@@ -111,6 +116,15 @@ type ClearSafeBootParams struct{}
 // ClearSafeBootResult says whether the flag was set before.
 type ClearSafeBootResult struct {
 	WasSet bool `json:"was_set"`
+}
+
+// SafeModeWinRMParams are the ReadSafeModeWinRM script's parameters (none).
+type SafeModeWinRMParams struct{}
+
+// SafeModeWinRMResult says whether WinRM may start in Safe Mode with
+// networking.
+type SafeModeWinRMResult struct {
+	Allowed bool `json:"allowed"`
 }
 
 // CheckHivesParams are the CheckHives script's parameters.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net"
 	"time"
 
@@ -163,4 +164,43 @@ func newPlanID(now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return "plan-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// ErrNoGuestAccess: the fleet has no guest access (fleet.yaml's
+// guest_access), or the VM's account gives no guest address.
+var ErrNoGuestAccess = errors.New("no guest access")
+
+// Keys is the fleet's recovery-key source as the planner reads it (nil
+// when the fleet has none).
+func (f *Fleet) Keys() plan.KeyChecker {
+	if f.keys == nil {
+		return nil
+	}
+	return f.keys
+}
+
+// ReadSafeModeWinRM runs the read-only read-safemode-winrm script on vm's
+// guest: whether WinRM may start in Safe Mode with networking. Errors:
+// ErrNoGuestAccess; guest.ErrAuth (credentials rejected),
+// guest.ErrUnreachable (nothing answers); the provider's when it cannot
+// say where the guest is.
+func (f *Fleet) ReadSafeModeWinRM(ctx context.Context, vm inventory.VM) (guest.SafeModeWinRMResult, error) {
+	var g providers.Guests
+	for _, a := range f.Accounts {
+		if a.Account.Tenant == vm.Tenant && a.Account.Name == vm.Account {
+			g = a.Provider.Guests
+		}
+	}
+	if f.guest == nil || g == nil {
+		return guest.SafeModeWinRMResult{}, ErrNoGuestAccess
+	}
+	ep, err := g.GuestEndpoint(ctx, providers.Ref(vm))
+	if err != nil {
+		return guest.SafeModeWinRMResult{}, err
+	}
+	if f.guest.Port != 0 {
+		ep.Port = f.guest.Port
+	}
+	ep.HTTPS = ep.HTTPS || f.guest.HTTPS
+	return f.guest.Client.ReadSafeModeWinRM(ctx, ep, f.guest.Creds)
 }

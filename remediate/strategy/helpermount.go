@@ -102,7 +102,7 @@ func (HelperMount) NotApplicable(st inventory.State) string {
 
 // Needs implements Unit.
 func (HelperMount) Needs() Needs {
-	return Needs{Capabilities: []string{"power", "disks", "helpers"}, Helper: true}
+	return Needs{Capabilities: []string{"power", "disks", "helpers"}, Helper: true, RecoveryKey: true}
 }
 
 // Check implements Unit: a helper image the policy allows, and for a

@@ -252,6 +252,18 @@ func (m *machine) ClearSafeBoot(ctx context.Context, _ guest.ClearSafeBootParams
 	return out, err
 }
 
+// ReadSafeModeWinRM implements winrmd.Machine: whether the VM's WinRM
+// starts in safe mode with networking (ConditionSpec.SafeModeWinRM).
+// Read-only: it touches nothing.
+func (m *machine) ReadSafeModeWinRM(ctx context.Context, _ guest.SafeModeWinRMParams) (guest.SafeModeWinRMResult, error) {
+	var out guest.SafeModeWinRMResult
+	err := m.run(ctx, func(v *vm, _ time.Time) error {
+		out.Allowed = v.cond.safeModeWinRM
+		return nil
+	}, nil)
+	return out, err
+}
+
 // CheckHives implements winrmd.Machine. Read-only.
 func (m *machine) CheckHives(ctx context.Context, p guest.CheckHivesParams) (guest.CheckHivesResult, error) {
 	var out guest.CheckHivesResult
