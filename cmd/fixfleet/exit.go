@@ -19,6 +19,7 @@ const (
 	exitProvider = 3 // a cloud refused or could not be reached: check credentials and the API
 	exitLocked   = 4 // another apply holds the journal
 	exitPaused   = 5 // the run stopped before the end (a brake, an interrupt): look, then apply again
+	exitNotReady = 7 // readiness found gaps: fix its list (6 is left to the partial-plan code)
 	exitCanceled = 130
 )
 
@@ -30,6 +31,7 @@ const exitCodesHelp = `Exit codes:
   4    the journal is locked by another apply (the message names its host and process)
   5    apply stopped before the end by a brake (canary or failure rate): look, then apply --continue;
        demo: a VM left neither healthy nor flagged, or an invariant counter above 0
+  7    readiness: gaps remain (the report lists the fixes)
   130  interrupted: run apply again to continue where it stopped
 `
 
@@ -53,6 +55,7 @@ func exitCode(err error) int {
 	var ur *classify.UnmatchedReportsError
 	var le *journal.LockedError
 	var rp runPaused
+	var nr notReady
 	switch {
 	case err == nil:
 		return exitOK
@@ -60,6 +63,8 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.As(err, &rp), errors.Is(err, apply.ErrPausedByBrake):
 		return exitPaused
+	case errors.As(err, &nr):
+		return exitNotReady
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
 	case errors.As(err, &ue), errors.As(err, &ur):

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
@@ -30,13 +29,11 @@ type planted struct {
 
 const plantedVMs = 40
 
-// plantFleet makes a healthy single-account fleet in zones, every VM
-// backed up 6 h ago, every BitLocker key escrowed, WinRM open and allowed
-// in Safe Mode, then plants: 2 DCs, one without a backup; 5 BitLocker VMs
-// without an escrowed key; no 2016 image in the last zone (the
-// generator's); 10 VMs whose WinRM does not start in Safe Mode; the
-// account denied the actions in denied; a helper quota of 1.
-func plantFleet(t *testing.T, zones []string, denied []providers.Action) planted {
+// healthyFleet is a healthy single-account fleet in zones (nil: the
+// generator's) with nothing missing: every VM backed up 6 h ago, every
+// BitLocker key escrowed, WinRM open and allowed in Safe Mode, every
+// release's image in every zone, every action allowed, no helper quota.
+func healthyFleet(t *testing.T, zones []string) world.Scenario {
 	t.Helper()
 	mix, err := world.ParseMix("healthy=100")
 	if err != nil {
@@ -47,8 +44,6 @@ func plantFleet(t *testing.T, zones []string, denied []providers.Action) planted
 		t.Fatal(err)
 	}
 	sc.Faults = world.Faults{Throttle: world.ThrottleOff}
-	p := planted{want: map[readiness.Kind][]string{}}
-	noImage := sc.Zones[len(sc.Zones)-1]
 	for i := range sc.VMs {
 		v := &sc.VMs[i]
 		v.Tags["role"] = "app"
@@ -57,6 +52,31 @@ func plantFleet(t *testing.T, zones []string, denied []providers.Action) planted
 		if b := v.OSDisk.BitLocker; b != nil {
 			b.Escrowed = true
 		}
+	}
+	last := sc.Zones[len(sc.Zones)-1]
+	for _, im := range sc.Images {
+		if im.Release == "2016" && im.Zone != last {
+			im.Zone, im.ImageID = last, "img-win2016-"+last
+			sc.Images = append(sc.Images, im)
+			break
+		}
+	}
+	return sc
+}
+
+// plantFleet is healthyFleet with the planted gaps: 2 DCs, one
+// without a backup; 5 BitLocker VMs without an escrowed key; no 2016
+// image in the last zone, where some 2016 VMs are; 10 VMs whose WinRM
+// does not start in Safe Mode; the account denied the actions in denied;
+// a helper quota of 1.
+func plantFleet(t *testing.T, zones []string, denied []providers.Action) planted {
+	t.Helper()
+	sc := healthyFleet(t, zones)
+	p := planted{want: map[readiness.Kind][]string{}}
+	noImage := sc.Zones[len(sc.Zones)-1]
+	sc.Images = slices.DeleteFunc(sc.Images, func(im world.ImageSpec) bool { return im.Zone == noImage && im.Release == "2016" })
+	for i := range sc.VMs {
+		v := &sc.VMs[i]
 		switch {
 		case i < 2: // the two DCs; the second has no backup
 			v.Tags["role"] = "dc"
@@ -81,17 +101,27 @@ func plantFleet(t *testing.T, zones []string, denied []providers.Action) planted
 		p.want[readiness.PermissionDenied] = append(p.want[readiness.PermissionDenied], v.ID)
 	}
 	if len(p.want[readiness.NoHelperImage]) == 0 {
-		t.Fatalf("seed gives no 2016 VM in zone %s; pick another seed", noImage)
-	}
-	for _, im := range sc.Images {
-		if im.Zone == noImage && im.Release == "2016" {
-			t.Fatalf("zone %s has a 2016 image", noImage)
-		}
+		t.Fatalf("no 2016 VM in zone %s; pick another seed", noImage)
 	}
 	sc.Limits.Denied = map[string][]providers.Action{world.DefaultAccount: denied}
 	sc.Limits.HelpersPerAccount = 1
 	p.sc = sc
 	return p
+}
+
+// TestReadyFleet: a fleet with nothing missing is ready, every VM has a
+// full repair path, and there is no fix.
+func TestReadyFleet(t *testing.T) {
+	r, audit, _ := run(t, planted{sc: healthyFleet(t, nil)}, simulation.FaceSim)
+	if !r.Ready || len(r.Fixes) != 0 {
+		t.Errorf("ready %v, fixes %+v", r.Ready, r.Fixes)
+	}
+	if len(r.Tenants) != 1 || r.Tenants[0].Score != 1 || r.Tenants[0].Ready != plantedVMs {
+		t.Errorf("tenants %+v, want every VM ready", r.Tenants)
+	}
+	if audit.HealthyTouched != 0 {
+		t.Errorf("healthy_touched %d", audit.HealthyTouched)
+	}
 }
 
 // run opens the planted world through face and runs readiness.
@@ -231,5 +261,3 @@ func sortedKinds(ms ...map[readiness.Kind][]string) []readiness.Kind {
 	slices.Sort(out)
 	return out
 }
-
-var _ = inventory.StateHealthy
