@@ -1,6 +1,10 @@
 package providers
 
-import "context"
+import (
+	"context"
+
+	"github.com/fixfleet/fixfleet/inventory"
+)
 
 // Action is one kind of change fixfleet makes through a cloud's control
 // plane, named the same on every cloud. Readiness checks whether an
@@ -83,9 +87,10 @@ type Quota struct {
 // ErrPermanent (the check itself was refused).
 type Preflight interface {
 	// Permissions answers for each action in acts, in that order. vm is a
-	// VM of the account the dry runs may name (clouds that check per
-	// resource need one); its zone says where helpers would be created.
-	Permissions(ctx context.Context, vm VMRef, acts []Action) ([]Permission, error)
+	// VM of the account the dry runs may name (its instance, OS disk and
+	// backups: clouds that check per resource need real ones); its zone
+	// says where helpers would be created. A zero vm: the account has none.
+	Permissions(ctx context.Context, vm inventory.VM, acts []Action) ([]Permission, error)
 	// HelperQuota reads how many more helpers the account can create.
 	HelperQuota(ctx context.Context) (Quota, error)
 }

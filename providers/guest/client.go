@@ -295,8 +295,8 @@ func ParamsType(n Name) (reflect.Type, bool) {
 		v = DeleteParams{}
 	case ClearSafeBoot:
 		v = ClearSafeBootParams{}
-	case ReadSafeModeWinRM:
-		v = SafeModeWinRMParams{}
+	case ReadinessFacts:
+		v = ReadinessFactsParams{}
 	case CheckHives:
 		v = CheckHivesParams{}
 	case ListDisks:

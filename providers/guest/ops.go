@@ -32,9 +32,9 @@ func (c *Client) ClearSafeBoot(ctx context.Context, ep providers.Endpoint, cr Cr
 	return run[ClearSafeBootResult](ctx, c, ep, cr, ClearSafeBoot, ClearSafeBootParams{})
 }
 
-// ReadSafeModeWinRM runs the read-safemode-winrm script. Read-only.
-func (c *Client) ReadSafeModeWinRM(ctx context.Context, ep providers.Endpoint, cr Credentials) (SafeModeWinRMResult, error) {
-	return run[SafeModeWinRMResult](ctx, c, ep, cr, ReadSafeModeWinRM, SafeModeWinRMParams{})
+// ReadinessFacts runs the readiness-facts script. Read-only.
+func (c *Client) ReadinessFacts(ctx context.Context, ep providers.Endpoint, cr Credentials) (ReadinessFactsResult, error) {
+	return run[ReadinessFactsResult](ctx, c, ep, cr, ReadinessFacts, ReadinessFactsParams{})
 }
 
 // CheckHives runs the check-hives script. Read-only.

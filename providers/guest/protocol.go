@@ -58,15 +58,17 @@ const (
 	// OfflineDisk (helper): take one disk offline. DiskParams → DiskResult.
 	// Idempotent.
 	OfflineDisk Name = "offline-disk"
-	// ReadSafeModeWinRM (live): whether WinRM may start in Safe Mode with
+	// ReadinessFacts (live): whether WinRM may start in Safe Mode with
 	// networking (its service is listed under HKLM\SYSTEM\
-	// CurrentControlSet\Control\SafeBoot\Network). SafeModeWinRMParams →
-	// SafeModeWinRMResult. Read-only.
-	ReadSafeModeWinRM Name = "read-safemode-winrm"
+	// CurrentControlSet\Control\SafeBoot\Network), and whether the
+	// system volume is BitLocker-protected, with its recovery-password
+	// protector ID (never the key). ReadinessFactsParams →
+	// ReadinessFactsResult. Read-only.
+	ReadinessFacts Name = "readiness-facts"
 )
 
 // Names lists the catalog in a stable order.
-var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk, ReadSafeModeWinRM}
+var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk, ReadinessFacts}
 
 // FileCriteria selects the incident's bad files. It is data from the
 // incident profile, never script text.
@@ -118,13 +120,17 @@ type ClearSafeBootResult struct {
 	WasSet bool `json:"was_set"`
 }
 
-// SafeModeWinRMParams are the ReadSafeModeWinRM script's parameters (none).
-type SafeModeWinRMParams struct{}
+// ReadinessFactsParams are the ReadinessFacts script's parameters (none).
+type ReadinessFactsParams struct{}
 
-// SafeModeWinRMResult says whether WinRM may start in Safe Mode with
-// networking.
-type SafeModeWinRMResult struct {
-	Allowed bool `json:"allowed"`
+// ReadinessFactsResult is what readiness learns from a running guest.
+type ReadinessFactsResult struct {
+	// SafeModeWinRM: WinRM may start in Safe Mode with networking.
+	SafeModeWinRM bool `json:"safe_mode_winrm"`
+	// BitLocker: the system volume is encrypted; KeyID is its
+	// recovery-password protector ID ("" when it has none).
+	BitLocker bool   `json:"bitlocker"`
+	KeyID     string `json:"key_id"`
 }
 
 // CheckHivesParams are the CheckHives script's parameters.

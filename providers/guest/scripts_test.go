@@ -18,19 +18,19 @@ func TestScriptsKeepTheirContract(t *testing.T) {
 		Probe: ProbeResult{}, DeleteFiles: DeleteResult{}, ClearSafeBoot: ClearSafeBootResult{},
 		CheckHives: CheckHivesResult{}, ListDisks: ListDisksResult{}, OnlineDisk: DiskResult{},
 		UnlockVolume: UnlockResult{}, SetDiskIdentity: DiskResult{}, OfflineDisk: DiskResult{},
-		ReadSafeModeWinRM: SafeModeWinRMResult{},
+		ReadinessFacts: ReadinessFactsResult{},
 	}
 	must := map[Name][]string{
-		Probe:             {"Get-CimInstance Win32_OperatingSystem", "bcdedit /enum '{default}'", "Get-ChildItem -LiteralPath $d -Filter $pat"},
-		DeleteFiles:       {"$t = $f.LastWriteTimeUtc", "$t -ge $from -and $t -lt $until -and $h.StartsWith($hdr)", "Remove-Item -LiteralPath $f.FullName", "$f.Name -notlike $pat"},
-		ClearSafeBoot:     {"bcdedit /deletevalue '{default}' safeboot"},
-		CheckHives:        {"reg.exe load $key $file", "reg.exe unload $key", "'SYSTEM'", "'SOFTWARE'"},
-		ListDisks:         {"Get-Disk", "Get-Partition", "Get-Volume", "Get-BitLockerVolume"},
-		OnlineDisk:        {"$d = DiskArg $p", "Set-Disk -Number $d.Number -IsOffline $false", "Add-PartitionAccessPath -AssignDriveLetter"},
-		UnlockVolume:      {"Unlock-BitLocker -MountPoint $dl -RecoveryPassword $p.recovery_key"},
-		SetDiskIdentity:   {"$d = DiskArg $p", "Set-Disk -Number $d.Number -Guid", "Set-Disk -Number $d.Number -Signature"},
-		OfflineDisk:       {"$d = DiskArg $p", "Set-Disk -Number $d.Number -IsOffline $true"},
-		ReadSafeModeWinRM: {`'HKLM:\SYSTEM\CurrentControlSet\Control\SafeBoot\Network\WinRM'`, "Test-Path -LiteralPath $key"},
+		Probe:           {"Get-CimInstance Win32_OperatingSystem", "bcdedit /enum '{default}'", "Get-ChildItem -LiteralPath $d -Filter $pat"},
+		DeleteFiles:     {"$t = $f.LastWriteTimeUtc", "$t -ge $from -and $t -lt $until -and $h.StartsWith($hdr)", "Remove-Item -LiteralPath $f.FullName", "$f.Name -notlike $pat"},
+		ClearSafeBoot:   {"bcdedit /deletevalue '{default}' safeboot"},
+		CheckHives:      {"reg.exe load $key $file", "reg.exe unload $key", "'SYSTEM'", "'SOFTWARE'"},
+		ListDisks:       {"Get-Disk", "Get-Partition", "Get-Volume", "Get-BitLockerVolume"},
+		OnlineDisk:      {"$d = DiskArg $p", "Set-Disk -Number $d.Number -IsOffline $false", "Add-PartitionAccessPath -AssignDriveLetter"},
+		UnlockVolume:    {"Unlock-BitLocker -MountPoint $dl -RecoveryPassword $p.recovery_key"},
+		SetDiskIdentity: {"$d = DiskArg $p", "Set-Disk -Number $d.Number -Guid", "Set-Disk -Number $d.Number -Signature"},
+		OfflineDisk:     {"$d = DiskArg $p", "Set-Disk -Number $d.Number -IsOffline $true"},
+		ReadinessFacts:  {`'HKLM:\SYSTEM\CurrentControlSet\Control\SafeBoot\Network\WinRM'`, "Test-Path -LiteralPath $key", "Get-BitLockerVolume -MountPoint $env:SystemDrive"},
 	}
 	paramRef := regexp.MustCompile(`\$p((?:\.[a-z_]+)+)`)
 	critRef := regexp.MustCompile(`\$c\.([a-z_]+)`)

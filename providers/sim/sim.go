@@ -351,7 +351,7 @@ func Spec(w *world.World) providers.Spec {
 type preflight struct{ *core }
 
 // Permissions implements providers.Preflight with the world's dry run.
-func (p preflight) Permissions(ctx context.Context, _ providers.VMRef, acts []providers.Action) ([]providers.Permission, error) {
+func (p preflight) Permissions(ctx context.Context, _ inventory.VM, acts []providers.Action) ([]providers.Permission, error) {
 	ok, err := p.w.DryRun(ctx, p.acct, acts)
 	if err != nil {
 		return nil, err

@@ -179,12 +179,13 @@ func (f *Fleet) Keys() plan.KeyChecker {
 	return f.keys
 }
 
-// ReadSafeModeWinRM runs the read-only read-safemode-winrm script on vm's
-// guest: whether WinRM may start in Safe Mode with networking. Errors:
+// ReadinessFacts runs the read-only readiness-facts script on vm's
+// guest: whether WinRM may start in Safe Mode with networking, and the
+// system volume's BitLocker protector ID. Errors:
 // ErrNoGuestAccess; guest.ErrAuth (credentials rejected),
 // guest.ErrUnreachable (nothing answers); the provider's when it cannot
 // say where the guest is.
-func (f *Fleet) ReadSafeModeWinRM(ctx context.Context, vm inventory.VM) (guest.SafeModeWinRMResult, error) {
+func (f *Fleet) ReadinessFacts(ctx context.Context, vm inventory.VM) (guest.ReadinessFactsResult, error) {
 	var g providers.Guests
 	for _, a := range f.Accounts {
 		if a.Account.Tenant == vm.Tenant && a.Account.Name == vm.Account {
@@ -192,15 +193,15 @@ func (f *Fleet) ReadSafeModeWinRM(ctx context.Context, vm inventory.VM) (guest.S
 		}
 	}
 	if f.guest == nil || g == nil {
-		return guest.SafeModeWinRMResult{}, ErrNoGuestAccess
+		return guest.ReadinessFactsResult{}, ErrNoGuestAccess
 	}
 	ep, err := g.GuestEndpoint(ctx, providers.Ref(vm))
 	if err != nil {
-		return guest.SafeModeWinRMResult{}, err
+		return guest.ReadinessFactsResult{}, err
 	}
 	if f.guest.Port != 0 {
 		ep.Port = f.guest.Port
 	}
 	ep.HTTPS = ep.HTTPS || f.guest.HTTPS
-	return f.guest.Client.ReadSafeModeWinRM(ctx, ep, f.guest.Creds)
+	return f.guest.Client.ReadinessFacts(ctx, ep, f.guest.Creds)
 }

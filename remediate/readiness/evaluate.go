@@ -174,7 +174,12 @@ func Evaluate(in Input) *Report {
 			backupGap(s, in.Now, o.MaxBackupAge)
 		}
 		if need.key {
-			if enc := vm.OSDisk.Encryption; enc.BitLocker && (enc.KeyID == "" || in.Keys == nil || !in.Keys.HasKey(enc.KeyID)) {
+			enc := vm.OSDisk.Encryption
+			if g, ok := in.Guest[vm.Key()]; ok && g.Status == GuestOK && g.BitLocker && !enc.BitLocker {
+				// The cloud does not know BitLocker (EC2, Sakura): the guest does.
+				enc = inventory.Encryption{BitLocker: true, KeyID: g.KeyID}
+			}
+			if enc.BitLocker && (enc.KeyID == "" || in.Keys == nil || !in.Keys.HasKey(enc.KeyID)) {
 				s.add(KeyNotEscrowed, "BitLocker recovery key "+orUnknown(enc.KeyID)+" is in no configured key source")
 			}
 		}

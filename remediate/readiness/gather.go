@@ -51,7 +51,7 @@ func Gather(ctx context.Context, f *fleet.Fleet, pol policy.Policy, ao fleet.Ass
 	return in, nil
 }
 
-// guestChecks runs the read-only safe-mode WinRM script on every healthy
+// guestChecks runs the read-only readiness-facts script on every healthy
 // VM.
 func guestChecks(ctx context.Context, f *fleet.Fleet, vms []inventory.Assessed, limit int) map[string]GuestCheck {
 	res := make([]GuestCheck, len(vms))
@@ -62,7 +62,7 @@ func guestChecks(ctx context.Context, f *fleet.Fleet, vms []inventory.Assessed, 
 			continue
 		}
 		g.Go(func() error {
-			r, err := f.ReadSafeModeWinRM(ctx, a.VM)
+			r, err := f.ReadinessFacts(ctx, a.VM)
 			res[i] = guestCheck(r, err)
 			return nil
 		})
@@ -78,10 +78,10 @@ func guestChecks(ctx context.Context, f *fleet.Fleet, vms []inventory.Assessed, 
 }
 
 // guestCheck classifies one guest check by its error class.
-func guestCheck(r guest.SafeModeWinRMResult, err error) GuestCheck {
+func guestCheck(r guest.ReadinessFactsResult, err error) GuestCheck {
 	switch {
 	case err == nil:
-		return GuestCheck{Status: GuestOK, SafeModeWinRM: r.Allowed}
+		return GuestCheck{Status: GuestOK, SafeModeWinRM: r.SafeModeWinRM, BitLocker: r.BitLocker, KeyID: r.KeyID}
 	case errors.Is(err, fleet.ErrNoGuestAccess):
 		return GuestCheck{Status: GuestNoAccess, Detail: "no guest access: configure guest_access in fleet.yaml"}
 	case errors.Is(err, guest.ErrAuth):
@@ -100,10 +100,10 @@ func preflight(ctx context.Context, acct providers.Opened, vms []inventory.Asses
 		return AccountChecks{}
 	}
 	out := AccountChecks{Checkable: true}
-	var ref providers.VMRef
+	var ref inventory.VM
 	for _, a := range vms {
 		if a.VM.Tenant == acct.Account.Tenant && a.VM.Account == acct.Account.Name {
-			ref = providers.Ref(a.VM)
+			ref = a.VM
 			break
 		}
 	}

@@ -261,3 +261,27 @@ func sortedKinds(ms ...map[readiness.Kind][]string) []readiness.Kind {
 	slices.Sort(out)
 	return out
 }
+
+// TestPlantedGapsAWS: the same through the real AWS provider against the
+// EC2 emulator: permissions by EC2 DryRun, the quota from max-instances.
+func TestPlantedGapsAWS(t *testing.T) {
+	p := plantFleet(t, []string{"ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"}, []providers.Action{providers.ActCreateHelper})
+	r, audit, worldID := run(t, p, simulation.FaceAWS)
+	checkPlanted(t, p, r, audit, worldID)
+	acct := r.Accounts[0]
+	if !acct.Quota.Known || acct.Quota.Room != 1 {
+		t.Errorf("quota %+v: want room for 1 helper", acct.Quota)
+	}
+	for _, perm := range acct.Permissions {
+		want := providers.AllowedYes
+		if perm.Action == providers.ActCreateHelper {
+			want = providers.AllowedNo
+		}
+		if perm.Allowed != want {
+			t.Errorf("permission %s: %s (%s), want %s", perm.Action, perm.Allowed, perm.How, want)
+		}
+	}
+	if len(r.NotCheckable) != 0 {
+		t.Errorf("EC2 can check everything here; not checkable: %v", r.NotCheckable)
+	}
+}

@@ -126,8 +126,11 @@ const (
 // GuestCheck is the guest check of one VM.
 type GuestCheck struct {
 	Status GuestStatus `json:"status"`
-	// SafeModeWinRM is what the guest's registry says (Status ok only).
-	SafeModeWinRM bool `json:"safe_mode_winrm"`
+	// SafeModeWinRM is what the guest's registry says; BitLocker and KeyID
+	// what it says of the system volume (Status ok only).
+	SafeModeWinRM bool   `json:"safe_mode_winrm"`
+	BitLocker     bool   `json:"bitlocker,omitempty"`
+	KeyID         string `json:"key_id,omitempty"`
 	// Detail says what failed (never a secret).
 	Detail string `json:"detail,omitempty"`
 }

@@ -45,21 +45,22 @@ func BucketOf(action string, filtered bool) (string, timing.Bucket) {
 type handler func(s *Server, ctx context.Context, q *request) (any, *apiError)
 
 var ec2Actions = map[string]handler{
-	"DescribeInstances":      (*Server).describeInstances,
-	"DescribeInstanceStatus": (*Server).describeInstanceStatus,
-	"GetConsoleOutput":       (*Server).getConsoleOutput,
-	"StopInstances":          (*Server).stopInstances,
-	"StartInstances":         (*Server).startInstances,
-	"RebootInstances":        (*Server).rebootInstances,
-	"TerminateInstances":     (*Server).terminateInstances,
-	"RunInstances":           (*Server).runInstances,
-	"DescribeImages":         (*Server).describeImages,
-	"DescribeVolumes":        (*Server).describeVolumes,
-	"DescribeSnapshots":      (*Server).describeSnapshots,
-	"CreateSnapshot":         (*Server).createSnapshot,
-	"CreateVolume":           (*Server).createVolume,
-	"AttachVolume":           (*Server).attachVolume,
-	"DetachVolume":           (*Server).detachVolume,
+	"DescribeInstances":         (*Server).describeInstances,
+	"DescribeInstanceStatus":    (*Server).describeInstanceStatus,
+	"GetConsoleOutput":          (*Server).getConsoleOutput,
+	"StopInstances":             (*Server).stopInstances,
+	"StartInstances":            (*Server).startInstances,
+	"RebootInstances":           (*Server).rebootInstances,
+	"TerminateInstances":        (*Server).terminateInstances,
+	"RunInstances":              (*Server).runInstances,
+	"DescribeImages":            (*Server).describeImages,
+	"DescribeVolumes":           (*Server).describeVolumes,
+	"DescribeSnapshots":         (*Server).describeSnapshots,
+	"CreateSnapshot":            (*Server).createSnapshot,
+	"CreateVolume":              (*Server).createVolume,
+	"AttachVolume":              (*Server).attachVolume,
+	"DetachVolume":              (*Server).detachVolume,
+	"DescribeAccountAttributes": (*Server).describeAccountAttributes,
 }
 
 func (s *Server) ec2(ctx context.Context, q *request) (any, *apiError) {
@@ -81,6 +82,9 @@ func (s *Server) ec2(ctx context.Context, q *request) (any, *apiError) {
 	name, b := BucketOf(q.action, filtered)
 	if !s.throttle(q, name, b) {
 		return nil, errf(503, "RequestLimitExceeded", "Request limit exceeded.")
+	}
+	if q.form.Get("DryRun") == "true" {
+		return nil, s.dryRun(ctx, q)
 	}
 	return h(s, ctx, q)
 }

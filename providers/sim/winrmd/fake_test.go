@@ -73,17 +73,17 @@ func (h *fakeHosts) listeningCalls(host string) int {
 // fakeMachine answers every script with canned results and records the
 // parameters it was given. hook, if set, runs first and may fail the call.
 type fakeMachine struct {
-	mu        sync.Mutex
-	seen      map[guest.Name]any
-	hook      func(ctx context.Context, n guest.Name, params any) error
-	probe     guest.ProbeResult
-	del       guest.DeleteResult
-	clear     guest.ClearSafeBootResult
-	safeWinRM guest.SafeModeWinRMResult
-	hives     guest.CheckHivesResult
-	disks     guest.ListDisksResult
-	disk      guest.DiskResult
-	unlock    guest.UnlockResult
+	mu     sync.Mutex
+	seen   map[guest.Name]any
+	hook   func(ctx context.Context, n guest.Name, params any) error
+	probe  guest.ProbeResult
+	del    guest.DeleteResult
+	clear  guest.ClearSafeBootResult
+	facts  guest.ReadinessFactsResult
+	hives  guest.CheckHivesResult
+	disks  guest.ListDisksResult
+	disk   guest.DiskResult
+	unlock guest.UnlockResult
 }
 
 func (m *fakeMachine) record(ctx context.Context, n guest.Name, p any) error {
@@ -122,8 +122,8 @@ func (m *fakeMachine) DeleteFiles(ctx context.Context, p guest.DeleteParams) (gu
 	return answer(m.record(ctx, guest.DeleteFiles, p), m.del)
 }
 
-func (m *fakeMachine) ReadSafeModeWinRM(ctx context.Context, p guest.SafeModeWinRMParams) (guest.SafeModeWinRMResult, error) {
-	return answer(m.record(ctx, guest.ReadSafeModeWinRM, p), m.safeWinRM)
+func (m *fakeMachine) ReadinessFacts(ctx context.Context, p guest.ReadinessFactsParams) (guest.ReadinessFactsResult, error) {
+	return answer(m.record(ctx, guest.ReadinessFacts, p), m.facts)
 }
 
 func (m *fakeMachine) ClearSafeBoot(ctx context.Context, p guest.ClearSafeBootParams) (guest.ClearSafeBootResult, error) {

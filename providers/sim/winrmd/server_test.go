@@ -108,11 +108,11 @@ func cannedMachine() *fakeMachine {
 		Volumes:  []guest.Volume{{DriveLetter: "E:", FileSystem: "NTFS", BitLocker: "locked", KeyID: "6F2A0C1D-0000-4000-8000-000000000001", HasWindows: true}},
 	}
 	return &fakeMachine{
-		probe:     guest.ProbeResult{Hostname: "WEB01", BootMode: inventory.BootSafeMode, SafeBootFlag: true, OSRelease: "2019", OSBuild: "17763", Files: []inventory.FileFact{file}},
-		del:       guest.DeleteResult{Deleted: []inventory.FileFact{file}, Kept: []inventory.FileFact{}},
-		clear:     guest.ClearSafeBootResult{WasSet: true},
-		safeWinRM: guest.SafeModeWinRMResult{Allowed: true},
-		hives:     guest.CheckHivesResult{Hives: []guest.HiveStatus{{Name: "SYSTEM", OK: true}, {Name: "SOFTWARE", OK: false, Detail: "hive does not load"}}},
+		probe: guest.ProbeResult{Hostname: "WEB01", BootMode: inventory.BootSafeMode, SafeBootFlag: true, OSRelease: "2019", OSBuild: "17763", Files: []inventory.FileFact{file}},
+		del:   guest.DeleteResult{Deleted: []inventory.FileFact{file}, Kept: []inventory.FileFact{}},
+		clear: guest.ClearSafeBootResult{WasSet: true},
+		facts: guest.ReadinessFactsResult{SafeModeWinRM: true, BitLocker: true, KeyID: "0A1B2C3D-0000-4000-8000-000000000001"},
+		hives: guest.CheckHivesResult{Hives: []guest.HiveStatus{{Name: "SYSTEM", OK: true}, {Name: "SOFTWARE", OK: false, Detail: "hive does not load"}}},
 		disks: guest.ListDisksResult{Disks: []guest.Disk{
 			{Number: 0, Serial: "vol-helper", SizeGB: 30, IsBoot: true, Identity: inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "1A2B3C4D"}, Volumes: []guest.Volume{{DriveLetter: "C:", BitLocker: "none", HasWindows: true}}},
 			{Number: 1, Serial: "vol-0abc", SizeGB: 64, Offline: true, OfflineReason: "signature-collision", Identity: inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "1A2B3C4D"}},
@@ -168,8 +168,8 @@ func TestCatalogRoundTrip(t *testing.T) {
 			}, m.disk},
 		{guest.OfflineDisk, diskP,
 			func() (any, error) { return c.OfflineDisk(ctx, ep, creds, diskP) }, m.disk},
-		{guest.ReadSafeModeWinRM, guest.SafeModeWinRMParams{},
-			func() (any, error) { return c.ReadSafeModeWinRM(ctx, ep, creds) }, m.safeWinRM},
+		{guest.ReadinessFacts, guest.ReadinessFactsParams{},
+			func() (any, error) { return c.ReadinessFacts(ctx, ep, creds) }, m.facts},
 	}
 	if len(tests) != len(guest.Names) {
 		t.Fatalf("test covers %d scripts, the catalog has %d", len(tests), len(guest.Names))

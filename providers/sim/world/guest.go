@@ -252,13 +252,17 @@ func (m *machine) ClearSafeBoot(ctx context.Context, _ guest.ClearSafeBootParams
 	return out, err
 }
 
-// ReadSafeModeWinRM implements winrmd.Machine: whether the VM's WinRM
-// starts in safe mode with networking (ConditionSpec.SafeModeWinRM).
+// ReadinessFacts implements winrmd.Machine: whether the VM's WinRM
+// starts in safe mode with networking (ConditionSpec.SafeModeWinRM), and
+// its boot disk's BitLocker protector ID.
 // Read-only: it touches nothing.
-func (m *machine) ReadSafeModeWinRM(ctx context.Context, _ guest.SafeModeWinRMParams) (guest.SafeModeWinRMResult, error) {
-	var out guest.SafeModeWinRMResult
+func (m *machine) ReadinessFacts(ctx context.Context, _ guest.ReadinessFactsParams) (guest.ReadinessFactsResult, error) {
+	var out guest.ReadinessFactsResult
 	err := m.run(ctx, func(v *vm, _ time.Time) error {
-		out.Allowed = v.cond.safeModeWinRM
+		out.SafeModeWinRM = v.cond.safeModeWinRM
+		if d := m.w.disks[v.bootDisk]; d != nil && d.bitlocker != nil {
+			out.BitLocker, out.KeyID = true, d.bitlocker.keyID
+		}
 		return nil
 	}, nil)
 	return out, err

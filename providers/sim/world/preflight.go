@@ -2,6 +2,8 @@ package world
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -23,9 +25,15 @@ func (w *World) denied(account string, act providers.Action) bool {
 	return slices.Contains(w.limits.Denied[account], act)
 }
 
+// ErrDenied is the cause of a call refused for want of permission (the
+// error's class is providers.ErrPermanent): faces answer it in their
+// cloud's words (EC2's UnauthorizedOperation, Sakura's 403).
+var ErrDenied = errors.New("access denied")
+
 // deniedErr is the cloud's access-denied answer to op.
 func deniedErr(op, res, account string, act providers.Action) error {
-	return providers.Errorf(providers.ErrPermanent, op, res, "access denied: account %s is not allowed %s", account, act)
+	return &providers.Error{Class: providers.ErrPermanent, Op: op, Resource: res,
+		Err: fmt.Errorf("%w: account %s is not allowed %s", ErrDenied, account, act)}
 }
 
 // DryRun answers, without effect, whether account may perform each of

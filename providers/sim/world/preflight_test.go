@@ -49,14 +49,14 @@ func TestHelperQuotaRead(t *testing.T) {
 }
 
 // The read-only script reports the VM's condition and touches nothing.
-func TestReadSafeModeWinRM(t *testing.T) {
+func TestReadinessFacts(t *testing.T) {
 	for _, enabled := range []bool{false, true} {
 		v := vmSpec("1", img2019, goodFile)
 		v.Condition.SafeModeWinRM = enabled
 		w, _ := load(t, scenario(v))
-		r := must[guest.SafeModeWinRMResult](t)(machineOf(t, w, "vm-1").ReadSafeModeWinRM(ctx, guest.SafeModeWinRMParams{}))
-		if r.Allowed != enabled {
-			t.Errorf("SafeModeWinRM %v: read %v", enabled, r.Allowed)
+		r := must[guest.ReadinessFactsResult](t)(machineOf(t, w, "vm-1").ReadinessFacts(ctx, guest.ReadinessFactsParams{}))
+		if r.SafeModeWinRM != enabled || r.BitLocker || r.KeyID != "" {
+			t.Errorf("SafeModeWinRM %v, no BitLocker: read %+v", enabled, r)
 		}
 		if a := w.Audit(); a.HealthyTouched != 0 {
 			t.Errorf("healthy_touched %d after a read", a.HealthyTouched)
@@ -64,5 +64,15 @@ func TestReadSafeModeWinRM(t *testing.T) {
 		if w.vms["vm-1"].power != inventory.PowerRunning {
 			t.Error("the VM's power changed")
 		}
+	}
+}
+
+func TestReadinessFactsBitLocker(t *testing.T) {
+	v := vmSpec("1", img2019, goodFile)
+	v.OSDisk.BitLocker = &BitLockerSpec{KeyID: "0A1B2C3D-0000-4000-8000-000000000001", RecoveryKey: testKey}
+	w, _ := load(t, scenario(v))
+	r := must[guest.ReadinessFactsResult](t)(machineOf(t, w, "vm-1").ReadinessFacts(ctx, guest.ReadinessFactsParams{}))
+	if !r.BitLocker || r.KeyID != "0A1B2C3D-0000-4000-8000-000000000001" {
+		t.Errorf("read %+v, want BitLocker with its key ID", r)
 	}
 }
