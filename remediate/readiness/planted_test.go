@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,6 +212,23 @@ func TestPlantedGapsSim(t *testing.T) {
 
 func checkPlanted(t *testing.T, p planted, r *readiness.Report, audit world.Audit, worldID func(string) string) {
 	t.Helper()
+	p.want = maps.Clone(p.want)
+	p.want[readiness.HelperQuota] = nil
+	for _, v := range r.VMs {
+		if slices.Contains(v.Gaps, readiness.HelperQuota) {
+			p.want[readiness.HelperQuota] = append(p.want[readiness.HelperQuota], worldID(lastPart(v.Key)))
+		}
+	}
+	if len(p.want[readiness.HelperQuota]) == 0 {
+		t.Error("the helper quota of 1 was not found")
+	}
+	checkPlantedExceptQuota(t, p, r, audit, worldID)
+}
+
+// checkPlantedExceptQuota checks the planted gaps p.want (the helper-quota
+// one as given), nothing touched, the estimate and the score.
+func checkPlantedExceptQuota(t *testing.T, p planted, r *readiness.Report, audit world.Audit, worldID func(string) string) {
+	t.Helper()
 	if audit.HealthyTouched != 0 {
 		t.Errorf("healthy_touched = %d, want 0: %+v", audit.HealthyTouched, audit.HealthyTouchedEvents)
 	}
@@ -218,18 +236,7 @@ func checkPlanted(t *testing.T, p planted, r *readiness.Report, audit world.Audi
 		t.Errorf("invariants %+v, want all 0", inv)
 	}
 	got := found(r, worldID)
-	// The helper quota: every VM the worst-case plan would mount on a
-	// helper (all of them here: reboot-retry's fallback).
 	want := maps.Clone(p.want)
-	want[readiness.HelperQuota] = nil
-	for _, v := range r.VMs {
-		if slices.Contains(v.Gaps, readiness.HelperQuota) {
-			want[readiness.HelperQuota] = append(want[readiness.HelperQuota], worldID(lastPart(v.Key)))
-		}
-	}
-	if len(want[readiness.HelperQuota]) == 0 {
-		t.Error("the helper quota of 1 was not found")
-	}
 	for k := range want {
 		sort.Strings(want[k])
 	}
@@ -283,5 +290,47 @@ func TestPlantedGapsAWS(t *testing.T) {
 	}
 	if len(r.NotCheckable) != 0 {
 		t.Errorf("EC2 can check everything here; not checkable: %v", r.NotCheckable)
+	}
+}
+
+// sakuraCreate are the actions Sakura's "create" level adds to "arrange":
+// a role lacking create-helper lacks them all (Sakura's permissions are
+// levels, not actions).
+var sakuraCreate = []providers.Action{providers.ActSnapshot, providers.ActCreateDisk, providers.ActRestoreBackup,
+	providers.ActCreateHelper, providers.ActDeleteHelper}
+
+// TestPlantedGapsSakura: the same through the real Sakura provider against
+// its emulator. Sakura tells a permission level (auth-status), not
+// actions, and has no quota API: the account at level "arrange" is found,
+// the helper quota is reported as not checkable instead of as a gap. The
+// provider shows no console, which is found on every VM.
+func TestPlantedGapsSakura(t *testing.T) {
+	p := plantFleet(t, nil, sakuraCreate)
+	r, audit, worldID := run(t, p, simulation.FaceSakura)
+	// No helper-quota gap can be found through this face.
+	for _, v := range r.VMs {
+		if slices.Contains(v.Gaps, readiness.HelperQuota) {
+			t.Fatalf("%s: a helper-quota gap through a face that cannot read quotas", v.Key)
+		}
+	}
+	p.want[readiness.HelperQuota] = nil
+	// The Sakura provider reads no console yet (the API's VNC console is
+	// not used): a real gap of every VM through this face, not planted.
+	for _, v := range p.sc.VMs {
+		p.want[readiness.NoConsole] = append(p.want[readiness.NoConsole], v.ID)
+	}
+	checkPlantedExceptQuota(t, p, r, audit, worldID)
+	acct := r.Accounts[0]
+	for _, perm := range acct.Permissions {
+		want := providers.AllowedYes
+		if slices.Contains(sakuraCreate, perm.Action) {
+			want = providers.AllowedNo
+		}
+		if perm.Allowed != want {
+			t.Errorf("permission %s: %s (%s), want %s", perm.Action, perm.Allowed, perm.How, want)
+		}
+	}
+	if len(r.NotCheckable) != 1 || !strings.Contains(r.NotCheckable[0], "helper quota") {
+		t.Errorf("not checkable: %q, want the helper quota only", r.NotCheckable)
 	}
 }
