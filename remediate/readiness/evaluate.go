@@ -235,7 +235,7 @@ func Evaluate(in Input) *Report {
 		r.VMs = append(r.VMs, s.out)
 	}
 	r.Tenants = scores(r.VMs)
-	r.Fixes = fixes(vms, r.Accounts, in, o)
+	r.Fixes = fixes(vms, in, o, need.backup)
 	r.Ready = len(r.Fixes) == 0
 	if p := in.Plan; p != nil {
 		r.Estimate = Estimate{VMs: len(p.VMs), DurationSeconds: p.Estimate.DurationSeconds, Duration: p.Estimate.Duration}
@@ -412,8 +412,9 @@ func scores(vms []VMReadiness) []TenantScore {
 }
 
 // fixes groups the gaps by what fixes them and ranks them, most VMs
-// first (then by kind and scope).
-func fixes(vms []*vmState, accts []AccountSummary, in Input, o Options) []Fix {
+// first (then by kind and scope); with roleBackups, the role groups'
+// backups too.
+func fixes(vms []*vmState, in Input, o Options, roleBackups bool) []Fix {
 	type group struct {
 		kind  Kind
 		scope string
@@ -447,21 +448,24 @@ func fixes(vms []*vmState, accts []AccountSummary, in Input, o Options) []Fix {
 				rel := orUnknown(s.out.Release)
 				fb := s.helperFallback
 				addTo(k, scope+" release "+rel, func(n int) string {
-					return fmt.Sprintf("zone %s: no %s image (%d VMs; %s)", s.vm.Zone, rel, n, fb)
+					return fmt.Sprintf("zone %s: no %s image (%s; %s)", s.vm.Zone, rel, vmCount(n), fb)
 				}, s.out.Key)
 			case PermissionDenied, HelperQuota:
 				acct := plan.AccountKey(s.vm.Tenant, s.vm.Account)
 				detail := s.out.Details[i]
 				addTo(k, "account "+acct, func(n int) string {
-					return fmt.Sprintf("account %s: %s (%d VMs)", acct, detail, n)
+					return fmt.Sprintf("account %s: %s (%s)", acct, detail, vmCount(n))
 				}, s.out.Key)
 			default:
 				label := perVM[k]
-				addTo(k, "VMs", func(n int) string { return fmt.Sprintf("%d VMs: %s", n, label) }, s.out.Key)
+				addTo(k, "VMs", func(n int) string { return vmCount(n) + ": " + label }, s.out.Key)
 			}
 		}
 	}
 	for _, role := range o.RoleGroups {
+		if !roleBackups {
+			break
+		}
 		var members, short []string
 		for _, s := range vms {
 			if s.out.Role != role {
@@ -475,7 +479,7 @@ func fixes(vms []*vmState, accts []AccountSummary, in Input, o Options) []Fix {
 		if len(short) > 0 {
 			total := len(members)
 			addTo(RoleBackup, "role "+role, func(n int) string {
-				return fmt.Sprintf("role %s: %d of %d VMs have no backup newer than %s (all of them must)", role, n, total, timing.Format(o.MaxBackupAge))
+				return fmt.Sprintf("role %s: %d of %s have no backup newer than %s (all of them must)", role, n, vmCount(total), timing.Format(o.MaxBackupAge))
 			}, "")
 			groups[string(RoleBackup)+"|role "+role].keys = short
 		}
@@ -496,6 +500,13 @@ func fixes(vms []*vmState, accts []AccountSummary, in Input, o Options) []Fix {
 		return a.Scope < b.Scope
 	})
 	return out
+}
+
+func vmCount(n int) string {
+	if n == 1 {
+		return "1 VM"
+	}
+	return fmt.Sprintf("%d VMs", n)
 }
 
 func orUnknown(s string) string {
