@@ -63,7 +63,9 @@ func TestEvaluateGaps(t *testing.T) {
 			in.Fleet.VMs[0].Classification.State = inventory.StateBootLoop
 			delete(in.Guest, "t/a/vm-1")
 		}, []Kind{NotHealthy}},
-		{"capability", func(in *Input) { in.Fleet.Accounts[0].Capabilities = []string{"enumerate", "observe", "guest", "power", "disks", "helpers"} }, []Kind{MissingCapability}},
+		{"capability", func(in *Input) {
+			in.Fleet.Accounts[0].Capabilities = []string{"enumerate", "observe", "guest", "power", "disks", "helpers"}
+		}, []Kind{MissingCapability}},
 		{"denied", func(in *Input) {
 			in.Accounts["t/a"] = AccountChecks{Checkable: true, Permissions: []providers.Permission{{Action: providers.ActStop, Allowed: providers.AllowedNo}},
 				Quota: providers.Quota{Known: true, Unlimited: true}}
