@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/invdoc"
 )
 
 type inventoryOpts struct {
@@ -33,23 +33,6 @@ func newInventoryCmd(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-// inventoryDoc is the JSON document of `fixfleet inventory`.
-type inventoryDoc struct {
-	GeneratedAt time.Time               `json:"generated_at"`
-	Incident    string                  `json:"incident"`
-	ByState     map[inventory.State]int `json:"by_state"`
-	VMs         []inventoryVM           `json:"vms"`
-}
-
-type inventoryVM struct {
-	ID    string          `json:"id"`
-	State inventory.State `json:"state"`
-	inventory.VM
-	Reasons  []string             `json:"reasons"`
-	BadFiles []inventory.FileFact `json:"bad_files,omitempty"`
-	Evidence inventory.Evidence   `json:"evidence"`
-}
-
 func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer) error {
 	format, err := parseFormat(o.format)
 	if err != nil {
@@ -64,16 +47,15 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 		return err
 	}
 	defer closeFleet()
+	ao.AllBackups = true // the export lists every VM's backups (a drill copy restores from them)
 	a, err := f.Assess(ctx, ao)
 	if err != nil {
 		return err
 	}
-	doc := inventoryDoc{GeneratedAt: f.Clock.Now(), Incident: f.Incident.Name, ByState: map[inventory.State]int{}}
+	doc := invdoc.Build(a, f.Clock.Now(), f.Incident.Name, f.Keys())
 	t := render.Table{Title: "Fleet", Headers: []string{"VM", "Name", "Account", "Zone", "Windows", "Power", "State", "Why"}}
 	for _, x := range a.VMs {
 		c := x.Classification
-		doc.ByState[c.State]++
-		doc.VMs = append(doc.VMs, inventoryVM{ID: x.VM.ID, State: c.State, VM: x.VM, Reasons: c.Reasons, BadFiles: c.BadFiles, Evidence: c.Evidence})
 		t.Rows = append(t.Rows, []string{x.VM.ID, x.VM.Name, x.VM.Tenant + "/" + x.VM.Account, x.VM.Zone,
 			x.VM.Windows.Release, string(x.VM.Power), string(c.State), strings.Join(c.Reasons, "; ")})
 	}
