@@ -222,6 +222,9 @@ type Provider struct {
 	Disks      Disks
 	Backups    Backups
 	Helpers    Helpers
+	// Preflight checks permissions and quotas without effect (readiness);
+	// nil where the provider cannot. Not a capability strategies need.
+	Preflight Preflight
 }
 
 // Capabilities lists the capabilities the provider has, by name. Besides

@@ -134,6 +134,10 @@ func (b *Backend) Close() {
 // World is the in-process world (nil for one reached with Dial).
 func (b *Backend) World() *world.World { return b.world }
 
+// WorldID maps an ID the face shows (a Sakura resource ID, say) to the
+// world's own.
+func (b *Backend) WorldID(id string) string { return b.worldID(id) }
+
 // Gateway is the host:port of the guests' WinRM CONNECT gateway.
 func (b *Backend) Gateway() string { return b.gateway }
 

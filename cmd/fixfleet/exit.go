@@ -23,7 +23,8 @@ const (
 	exitProvider = 3 // a cloud refused or could not be reached: check credentials and the API
 	exitLocked   = 4 // another apply holds the journal
 	exitPaused   = 5 // the run stopped before the end (a brake, an interrupt): look, then apply again
-	exitPartial  = 7 // some accounts were skipped; the rest were done (6 is readiness's)
+	exitNotReady = 6 // readiness found gaps: fix its list
+	exitPartial  = 7 // some accounts were skipped; the rest were done
 	exitCanceled = 130
 )
 
@@ -47,6 +48,7 @@ func exitCode(err error) int {
 	var ur *classify.UnmatchedReportsError
 	var le *journal.LockedError
 	var rp runPaused
+	var nr notReady
 	switch {
 	case err == nil:
 		return exitOK
@@ -56,6 +58,8 @@ func exitCode(err error) int {
 		return exitPartial
 	case errors.As(err, &rp), errors.Is(err, apply.ErrPausedByBrake):
 		return exitPaused
+	case errors.As(err, &nr):
+		return exitNotReady
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
 	case errors.As(err, &ue), errors.As(err, &ur), errors.As(err, new(*target.Error)),

@@ -9,6 +9,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/inventory/invdoc"
 )
 
 type inventoryOpts struct {
@@ -45,13 +46,14 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 		return err
 	}
 	defer closeFleet()
+	ao.AllBackups = true // the export lists every VM's backups (a drill copy restores from them)
 	stop := watchAssess(ctx, f, &ao, stderr)
 	a, err := f.Assess(ctx, ao)
 	stop()
 	if err != nil {
 		return err
 	}
-	doc := a.Doc(f.Clock.Now(), f.Incident.Name)
+	doc := invdoc.Build(a, f.Clock.Now(), f.Incident.Name, f.Keys())
 	if err := render.Render(stdout, format, doc, a.Tables()...); err != nil {
 		return err
 	}

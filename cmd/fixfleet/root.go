@@ -32,6 +32,7 @@ Start with the simulator:  fixfleet plan --sim --vms 300 --seed 1
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
 	root.AddCommand(
 		newInventoryCmd(stdout, stderr),
+		newReadinessCmd(stdout, stderr),
 		newPlanCmd(stdout, stderr),
 		newApplyCmd(stdin, stdout, stderr),
 		newStatusCmd(stdout),

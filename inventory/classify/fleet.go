@@ -73,6 +73,9 @@ type FleetOptions struct {
 	// from the accounts' goroutines at once: it must be safe for
 	// concurrent use and return quickly.
 	OnProgress func(AccountProgress)
+	// AllBackups lists the backups of every VM, healthy and unknown ones
+	// too (readiness); otherwise only of those the planner may restore.
+	AllBackups bool
 }
 
 // Phase is where an account's assessment stands.
@@ -104,7 +107,7 @@ type AccountProgress struct {
 // Windows VMs and stamps each with its tenant, account and provider;
 // classifies them (Assess); lists the account's helper images; and lists
 // the backups of each VM the planner may restore (neither healthy nor
-// unknown). Read-only calls that fail with a retryable error are retried
+// unknown; every VM with opts.AllBackups). Read-only calls that fail with a retryable error are retried
 // on opts.Clock. Read-only: nothing in any cloud changes.
 //
 // An account that cannot be assessed (its provider cannot enumerate and
@@ -241,7 +244,7 @@ func assessAccount(ctx context.Context, a providers.Opened, fo FleetOptions) ([]
 	}
 	if b := a.Provider.Backups; b != nil {
 		for i := range assessed {
-			if s := assessed[i].Classification.State; s == inventory.StateHealthy || s == inventory.StateUnknown {
+			if s := assessed[i].Classification.State; !fo.AllBackups && (s == inventory.StateHealthy || s == inventory.StateUnknown) {
 				continue // the planner never restores these
 			}
 			err := retry.Do(ctx, opts.Clock, rp.Keyed("backups/"+assessed[i].VM.ID), func() (err error) {

@@ -3,41 +3,10 @@ package classify
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory"
 )
-
-// Doc is the JSON document of `fixfleet inventory`.
-type Doc struct {
-	GeneratedAt time.Time               `json:"generated_at"`
-	Incident    string                  `json:"incident"`
-	ByState     map[inventory.State]int `json:"by_state"`
-	VMs         []DocVM                 `json:"vms"`
-	Skipped     []SkippedAccount        `json:"skipped_accounts,omitempty"`
-}
-
-// DocVM is one VM of a Doc: the VM, its state, why, and the evidence.
-type DocVM struct {
-	ID    string          `json:"id"`
-	State inventory.State `json:"state"`
-	inventory.VM
-	Reasons  []string             `json:"reasons"`
-	BadFiles []inventory.FileFact `json:"bad_files,omitempty"`
-	Evidence inventory.Evidence   `json:"evidence"`
-}
-
-// Doc is f as the inventory's JSON document, made at now.
-func (f *Fleet) Doc(now time.Time, incident string) Doc {
-	doc := Doc{GeneratedAt: now, Incident: incident, ByState: map[inventory.State]int{}, VMs: []DocVM{}, Skipped: f.Skipped}
-	for _, x := range f.VMs {
-		c := x.Classification
-		doc.ByState[c.State]++
-		doc.VMs = append(doc.VMs, DocVM{ID: x.VM.ID, State: c.State, VM: x.VM, Reasons: c.Reasons, BadFiles: c.BadFiles, Evidence: c.Evidence})
-	}
-	return doc
-}
 
 // Tables renders f for people: one row per VM (with its tenant and
 // account), the count per state, and the skipped accounts if any.

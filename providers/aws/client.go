@@ -205,6 +205,7 @@ func open(ctx context.Context, a providers.Account, env providers.Env, hc sdk.HT
 		Disks:      disks{c},
 		Backups:    backups{c},
 		Helpers:    helpers{c},
+		Preflight:  preflight{c},
 	}, nil
 }
 

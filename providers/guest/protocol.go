@@ -63,6 +63,13 @@ const (
 	// partition (bcdedit /store), so that the disk boots normally on its
 	// VM. ClearSafeBootOfflineParams → ClearSafeBootResult. Idempotent.
 	ClearSafeBootOffline Name = "clear-safeboot-offline"
+	// ReadinessFacts (live): whether WinRM may start in Safe Mode with
+	// networking (its service is listed under HKLM\SYSTEM\
+	// CurrentControlSet\Control\SafeBoot\Network), and whether the
+	// system volume is BitLocker-protected, with its recovery-password
+	// protector ID (never the key). ReadinessFactsParams →
+	// ReadinessFactsResult. Read-only.
+	ReadinessFacts Name = "readiness-facts"
 )
 
 // BCD store paths on a system partition (ClearSafeBootOfflineParams.Store).
@@ -90,7 +97,7 @@ type ClearSafeBootOfflineParams struct {
 }
 
 // Names lists the catalog in a stable order.
-var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk, ClearSafeBootOffline}
+var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk, ClearSafeBootOffline, ReadinessFacts}
 
 // FileCriteria selects the incident's bad files. It is data from the
 // incident profile, never script text.
@@ -140,6 +147,19 @@ type ClearSafeBootParams struct{}
 // ClearSafeBootResult says whether the flag was set before.
 type ClearSafeBootResult struct {
 	WasSet bool `json:"was_set"`
+}
+
+// ReadinessFactsParams are the ReadinessFacts script's parameters (none).
+type ReadinessFactsParams struct{}
+
+// ReadinessFactsResult is what readiness learns from a running guest.
+type ReadinessFactsResult struct {
+	// SafeModeWinRM: WinRM may start in Safe Mode with networking.
+	SafeModeWinRM bool `json:"safe_mode_winrm"`
+	// BitLocker: the system volume is encrypted; KeyID is its
+	// recovery-password protector ID ("" when it has none).
+	BitLocker bool   `json:"bitlocker"`
+	KeyID     string `json:"key_id"`
 }
 
 // CheckHivesParams are the CheckHives script's parameters.

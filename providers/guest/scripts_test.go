@@ -19,6 +19,7 @@ func TestScriptsKeepTheirContract(t *testing.T) {
 		CheckHives: CheckHivesResult{}, ListDisks: ListDisksResult{}, OnlineDisk: DiskResult{},
 		UnlockVolume: UnlockResult{}, SetDiskIdentity: DiskResult{}, OfflineDisk: DiskResult{},
 		ClearSafeBootOffline: ClearSafeBootResult{},
+		ReadinessFacts:       ReadinessFactsResult{},
 	}
 	must := map[Name][]string{
 		Probe:           {"Get-CimInstance Win32_OperatingSystem", "bcdedit /enum '{default}'", "Get-ChildItem -LiteralPath $d -Filter $pat"},
@@ -32,6 +33,7 @@ func TestScriptsKeepTheirContract(t *testing.T) {
 		OfflineDisk:     {"$d = DiskArg $p", "Set-Disk -Number $d.Number -IsOffline $true"},
 		ClearSafeBootOffline: {"$d = DiskArg $p", "bcdedit /store $store /deletevalue '{default}' safeboot",
 			"Add-PartitionAccessPath -DiskNumber $d.Number", "Remove-PartitionAccessPath"},
+		ReadinessFacts: {`'HKLM:\SYSTEM\CurrentControlSet\Control\SafeBoot\Network\WinRM'`, "Test-Path -LiteralPath $key", "Get-BitLockerVolume -MountPoint $env:SystemDrive"},
 	}
 	paramRef := regexp.MustCompile(`\$p((?:\.[a-z_]+)+)`)
 	critRef := regexp.MustCompile(`\$c\.([a-z_]+)`)

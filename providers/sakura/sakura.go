@@ -100,6 +100,7 @@ func open(_ context.Context, a providers.Account, env providers.Env, srv *httpte
 		disk:    iaas.NewDiskOp(caller),
 		archive: iaas.NewArchiveOp(caller),
 		caller:  caller,
+		auth:    iaas.NewAuthStatusOp(caller),
 	}, scope{tenant: a.Tenant, account: a.Name, zones: zones}, o, env.Clock), nil
 }
 
@@ -112,6 +113,7 @@ type apis struct {
 	// caller is the HTTP layer, for the endpoints iaas-api-go does not
 	// wrap (the VNC snapshot); nil with the fake driver.
 	caller iaas.APICaller
+	auth   iaas.AuthStatusAPI // nil: no preflight
 }
 
 type scope struct {
@@ -191,7 +193,7 @@ func newProvider(api apis, sc scope, o Options, clk clock.Clock) *providers.Prov
 	}
 	c := &core{api: api, scope: sc, opts: o, clk: clk, lim: rate.NewLimiter(rate.Limit(o.Rate), o.Burst),
 		archives: map[string]archiveFacts{}}
-	return &providers.Provider{
+	p := &providers.Provider{
 		Name:       Name,
 		Enumerator: enumerator{c},
 		Observer:   observer{c},
@@ -201,6 +203,10 @@ func newProvider(api apis, sc scope, o Options, clk clock.Clock) *providers.Prov
 		Backups:    backups{c},
 		Helpers:    helpers{c},
 	}
+	if api.auth != nil {
+		p.Preflight = preflight{c}
+	}
+	return p
 }
 
 // call runs one API call after the rate limit, and classifies its error.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -247,4 +248,44 @@ func (f *Fleet) List(ctx context.Context) ([]inventory.VM, error) {
 		}
 	}
 	return out, nil
+}
+
+// ErrNoGuestAccess: the fleet has no guest access (fleet.yaml's
+// guest_access), or the VM's account gives no guest address.
+var ErrNoGuestAccess = errors.New("no guest access")
+
+// Keys is the fleet's recovery-key source as the planner reads it (nil
+// when the fleet has none).
+func (f *Fleet) Keys() plan.KeyChecker {
+	if f.keys == nil {
+		return nil
+	}
+	return f.keys
+}
+
+// ReadinessFacts runs the read-only readiness-facts script on vm's
+// guest: whether WinRM may start in Safe Mode with networking, and the
+// system volume's BitLocker protector ID. Errors:
+// ErrNoGuestAccess; guest.ErrAuth (credentials rejected),
+// guest.ErrUnreachable (nothing answers); the provider's when it cannot
+// say where the guest is.
+func (f *Fleet) ReadinessFacts(ctx context.Context, vm inventory.VM) (guest.ReadinessFactsResult, error) {
+	var g providers.Guests
+	for _, a := range f.Accounts {
+		if a.Account.Tenant == vm.Tenant && a.Account.Name == vm.Account {
+			g = a.Provider.Guests
+		}
+	}
+	if f.guest == nil || g == nil {
+		return guest.ReadinessFactsResult{}, ErrNoGuestAccess
+	}
+	ep, err := g.GuestEndpoint(ctx, providers.Ref(vm))
+	if err != nil {
+		return guest.ReadinessFactsResult{}, err
+	}
+	if f.guest.Port != 0 {
+		ep.Port = f.guest.Port
+	}
+	ep.HTTPS = ep.HTTPS || f.guest.HTTPS
+	return f.guest.Client.ReadinessFacts(ctx, ep, f.guest.Creds)
 }

@@ -106,7 +106,7 @@ func (HelperMount) NotApplicable(st inventory.State) string { return notApplicab
 // Needs implements Unit: the OS disk leaves its VM, so a cloud that can
 // detach it (copy-and-swap serves the others).
 func (HelperMount) Needs() Needs {
-	return Needs{Capabilities: []string{"power", "disks", "os-disk-detach", "helpers"}, Helper: true}
+	return Needs{Capabilities: []string{"power", "disks", "os-disk-detach", "helpers"}, Helper: true, RecoveryKey: true}
 }
 
 // Check implements Unit: a helper image the policy allows, and for a

@@ -52,6 +52,10 @@ type Needs struct {
 	// Helper: it uses a helper image in the VM's zone
 	// (plan.VMPlan.Helper, step.Target.HelperWindows).
 	Helper bool
+	// RecoveryKey: it reads the OS volume offline, so a BitLocker volume
+	// needs its recovery key in a configured key source
+	// (Candidate.KeyProblem).
+	RecoveryKey bool
 }
 
 // Candidate is what the planner knows of one VM when it checks a strategy.

@@ -63,6 +63,7 @@ var ec2Actions = map[string]handler{
 	"CreateVolume":              (*Server).createVolume,
 	"AttachVolume":              (*Server).attachVolume,
 	"DetachVolume":              (*Server).detachVolume,
+	"DescribeAccountAttributes": (*Server).describeAccountAttributes,
 }
 
 func (s *Server) ec2(ctx context.Context, q *request) (any, *apiError) {
@@ -84,6 +85,9 @@ func (s *Server) ec2(ctx context.Context, q *request) (any, *apiError) {
 	name, b := BucketOf(q.action, filtered)
 	if !s.throttle(q, name, b) {
 		return nil, errf(503, "RequestLimitExceeded", "Request limit exceeded.")
+	}
+	if q.form.Get("DryRun") == "true" {
+		return nil, s.dryRun(ctx, q)
 	}
 	return h(s, ctx, q)
 }

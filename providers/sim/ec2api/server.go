@@ -502,6 +502,9 @@ func fromWorld(err error, kind, conflict string) *apiError {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, world.ErrDenied) {
+		return errf(403, "UnauthorizedOperation", "You are not authorized to perform this operation.")
+	}
 	var pe *providers.Error
 	if !errors.As(err, &pe) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -218,6 +218,7 @@ func New(w *world.World, opts Options) *Server {
 		{"GET " + p + "/archive", "Archive.Find", s.archiveFind},
 		{"POST " + p + "/archive", "Archive.Create", s.archiveCreate},
 		{"GET " + p + "/archive/{id}", "Archive.Read", s.archiveRead},
+		{"GET " + p + "/auth-status", "AuthStatus.Read", s.authStatus},
 	} {
 		s.mux.HandleFunc(r.pattern, s.handle(r.op, r.h))
 	}
@@ -471,6 +472,8 @@ func (s *Server) fail(q *req, err error) {
 	switch {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		status, code = http.StatusServiceUnavailable, "service_unavailable"
+	case errors.Is(err, world.ErrDenied):
+		status, code = http.StatusForbidden, "forbidden"
 	case errors.As(err, &pe):
 		switch pe.Class {
 		case providers.ErrNotFound:

@@ -79,6 +79,7 @@ type fakeMachine struct {
 	probe  guest.ProbeResult
 	del    guest.DeleteResult
 	clear  guest.ClearSafeBootResult
+	facts  guest.ReadinessFactsResult
 	hives  guest.CheckHivesResult
 	disks  guest.ListDisksResult
 	disk   guest.DiskResult
@@ -119,6 +120,10 @@ func (m *fakeMachine) Probe(ctx context.Context, p guest.ProbeParams) (guest.Pro
 
 func (m *fakeMachine) DeleteFiles(ctx context.Context, p guest.DeleteParams) (guest.DeleteResult, error) {
 	return answer(m.record(ctx, guest.DeleteFiles, p), m.del)
+}
+
+func (m *fakeMachine) ReadinessFacts(ctx context.Context, p guest.ReadinessFactsParams) (guest.ReadinessFactsResult, error) {
+	return answer(m.record(ctx, guest.ReadinessFacts, p), m.facts)
 }
 
 func (m *fakeMachine) ClearSafeBoot(ctx context.Context, p guest.ClearSafeBootParams) (guest.ClearSafeBootResult, error) {

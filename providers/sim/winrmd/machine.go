@@ -25,6 +25,7 @@ type Machine interface {
 	SetDiskIdentity(ctx context.Context, p guest.SetIdentityParams) (guest.DiskResult, error)
 	OfflineDisk(ctx context.Context, p guest.DiskParams) (guest.DiskResult, error)
 	ClearSafeBootOffline(ctx context.Context, p guest.ClearSafeBootOfflineParams) (guest.ClearSafeBootResult, error)
+	ReadinessFacts(ctx context.Context, p guest.ReadinessFactsParams) (guest.ReadinessFactsResult, error)
 }
 
 // Hosts is the simulated network as the WinRM server and its gateway see it:

@@ -216,6 +216,10 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 	w.mu.Lock()
 	now := w.clk.Now()
 	w.gate.calls[op]++
+	if act, ok := opAction[op]; ok && w.denied(account, act) {
+		w.mu.Unlock()
+		return deniedErr(op, res, account, act)
+	}
 	if w.inOutage(now) {
 		w.gate.outageFail++
 		w.mu.Unlock()

@@ -252,6 +252,22 @@ func (m *machine) ClearSafeBoot(ctx context.Context, _ guest.ClearSafeBootParams
 	return out, err
 }
 
+// ReadinessFacts implements winrmd.Machine: whether the VM's WinRM
+// starts in safe mode with networking (ConditionSpec.SafeModeWinRM), and
+// its boot disk's BitLocker protector ID.
+// Read-only: it touches nothing.
+func (m *machine) ReadinessFacts(ctx context.Context, _ guest.ReadinessFactsParams) (guest.ReadinessFactsResult, error) {
+	var out guest.ReadinessFactsResult
+	err := m.run(ctx, func(v *vm, _ time.Time) error {
+		out.SafeModeWinRM = v.cond.safeModeWinRM
+		if d := m.w.disks[v.bootDisk]; d != nil && d.bitlocker != nil {
+			out.BitLocker, out.KeyID = true, d.bitlocker.keyID
+		}
+		return nil
+	}, nil)
+	return out, err
+}
+
 // CheckHives implements winrmd.Machine. Read-only.
 func (m *machine) CheckHives(ctx context.Context, p guest.CheckHivesParams) (guest.CheckHivesResult, error) {
 	var out guest.CheckHivesResult

@@ -12,6 +12,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/secret"
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
 )
 
 // Load builds a world from a scenario, validating it strictly: every bad
@@ -68,6 +69,13 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 	w.limits = sc.Limits.clone()
 	if sc.Limits.HelpersPerAccount < 0 {
 		add(fmt.Errorf("limits.helpers_per_account: %d must not be negative (0 means no quota)", sc.Limits.HelpersPerAccount))
+	}
+	for a, acts := range sc.Limits.Denied {
+		for _, act := range acts {
+			if !slices.Contains(providers.Actions, act) {
+				add(fmt.Errorf("limits.denied[%q]: %q is not an action; actions are %v", a, act, providers.Actions))
+			}
+		}
 	}
 	for z, n := range sc.Limits.HelpersPerZone {
 		if n < 0 || !slices.Contains(sc.Zones, z) {
@@ -583,6 +591,13 @@ func (w *World) advanceDisk(d *disk, now time.Time) {
 func (l Limits) clone() Limits {
 	if l.HelpersPerZone != nil {
 		l.HelpersPerZone = maps.Clone(l.HelpersPerZone)
+	}
+	if l.Denied != nil {
+		d := make(map[string][]providers.Action, len(l.Denied))
+		for a, acts := range l.Denied {
+			d[a] = slices.Clone(acts)
+		}
+		l.Denied = d
 	}
 	return l
 }
