@@ -400,7 +400,7 @@ func finalVerify(name string) step.Step {
 			// The repaired VM is up and its WinRM answers, but not to
 			// these credentials: nothing can verify it, and undoing a
 			// repair that may have worked would be worse.
-			return nil, step.Flag("%s came up and its WinRM answers but rejects the credentials, so the repair cannot be verified: "+
+			return nil, step.Unverifiable("%s came up and its WinRM answers but rejects the credentials, so the repair cannot be verified: "+
 				"check the guest_access credentials, then look at the VM", vm.ID)
 		case !ok:
 			return nil, step.Fail("%s did not come up healthy within %s: %s", vm.ID, BootWait, describeProbe(env.Incident, p))

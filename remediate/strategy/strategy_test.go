@@ -113,7 +113,7 @@ func TestRepairs(t *testing.T) {
 				}
 			}},
 		{name: "helper-mount, silent safe-mode VM with other credentials: repaired, left to a person, not undone",
-			spec: spec{n: 18, kind: safeMode, silentSafe: true, badCreds: true, identity: img2019},
+			spec:  spec{n: 18, kind: safeMode, silentSafe: true, badCreds: true, identity: img2019},
 			strat: policy.HelperMount, want: step.ErrNeedsPerson, wantTruth: world.TruthHealthy},
 		{name: "helper-mount, BitLocker with key", spec: spec{n: 8, identity: img2019, bitlocker: true, escrowed: true}, strat: policy.HelperMount, wantTruth: world.TruthHealthy,
 			check: func(t *testing.T, f *fixture, facts step.Facts) {
