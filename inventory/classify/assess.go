@@ -181,7 +181,7 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 				continue // nothing to probe: the verdict is unknown anyway
 			}
 			g.Go(func() error {
-				p := probe(gctx, opts, vm)
+				p := probeRetrying(gctx, opts, vm)
 				probes[i] = &p
 				return nil
 			})
@@ -215,12 +215,12 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 	return out, nil
 }
 
-// probe probes vm, probing again while the probe could not be attempted
+// probeRetrying probes vm, probing again while the probe could not be attempted
 // for a control-plane reason (Probe.Retryable: the cloud failed to say
 // where the guest is), as Observe's errors are retried. A probe still not
 // attempted after the retries is returned as it is: Classify reads it as
 // no guest evidence, never as a guest that does not answer.
-func probe(ctx context.Context, opts AssessOptions, vm inventory.VM) inventory.Probe {
+func probeRetrying(ctx context.Context, opts AssessOptions, vm inventory.VM) inventory.Probe {
 	var p inventory.Probe
 	_ = retry.Do(ctx, opts.Clock, retry.Policy{Attempts: opts.Retries + 1, Base: opts.Backoff, Max: maxBackoff, Key: "probe/" + vm.ID}, func() error {
 		p = opts.Prober.Probe(ctx, vm)

@@ -265,13 +265,13 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 		}
 	}
 
-	if restarts == 0 && safeModeOnScreen(ev.Samples) && !(probe != nil && probe.Retryable) {
-		why := "WinRM does not answer there (in Safe Mode it runs only if listed under SafeBoot\\Network)"
-		if IsAuthError(probe) {
-			why = "WinRM rejected the credentials"
-		}
-		return verdict(inventory.StateSafeMode,
-			fmt.Sprintf("the console shows a Safe Mode desktop in all %d samples, and %s: the disk is repaired offline", len(ev.Samples), why))
+	// Safe Mode on every screen while WinRM does not answer at all (not
+	// listed under SafeBoot\Network). WinRM that answers but rejects the
+	// credentials stays unknown: no repair could be verified over it.
+	if restarts == 0 && safeModeOnScreen(ev.Samples) && !IsAuthError(probe) && !(probe != nil && probe.Retryable) {
+		return verdict(inventory.StateSafeMode, fmt.Sprintf(
+			"the console shows a Safe Mode desktop in all %d samples, and WinRM does not answer (in Safe Mode it runs only if listed under SafeBoot\\Network): the disk is repaired offline",
+			len(ev.Samples)))
 	}
 	if IsAuthError(probe) {
 		return verdict(inventory.StateUnknown,

@@ -126,8 +126,8 @@ func TestClassify(t *testing.T) {
 
 		{name: "Safe Mode on every screen, WinRM silent", ev: inventory.Evidence{Samples: onScreen(safeText, safeText, safeText), Probe: unreachable("nothing answers at 10.0.0.7:5985")},
 			want: inventory.StateSafeMode, reasons: []string{"console shows a Safe Mode desktop in all 3 samples", "SafeBoot"}},
-		{name: "Safe Mode on every screen, credentials rejected", ev: inventory.Evidence{Samples: onScreen(safeText, safeText), Probe: unreachable(ProbeErrAuth + ": 401")},
-			want: inventory.StateSafeMode, reasons: []string{"rejected the credentials"}},
+		{name: "Safe Mode on every screen, credentials rejected: no repair could be verified", ev: inventory.Evidence{Samples: onScreen(safeText, safeText), Probe: unreachable(ProbeErrAuth + ": 401")},
+			want: inventory.StateUnknown, reasons: []string{"rejected the credentials"}},
 		{name: "Safe Mode on one screen of two", ev: inventory.Evidence{Samples: onScreen("", safeText), Probe: unreachable("nothing answers")},
 			want: inventory.StateUnknown},
 		{name: "healthy", ev: inventory.Evidence{Samples: steady(), Probe: normal(goodFile)},

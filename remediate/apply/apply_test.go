@@ -305,25 +305,29 @@ func TestFallbackAndAbort(t *testing.T) {
 		strategy   policy.Strategy
 		reasonHas  []string
 		hmSnapshot int
+		code       Reason // "": not checked
 	}{
-		{"fallback fixes", nil, nil, StatusFixed, policy.HelperMount, []string{"fixed by helper-mount"}, 1},
+		{"fallback fixes", nil, nil, StatusFixed, policy.HelperMount, []string{"fixed by helper-mount"}, 1, ReasonFixed},
 		{"every strategy fails", func(vm, name string, n int, f step.Facts) (step.Facts, error) {
 			if f["restarted"] != "1" || f["aborted"] != "reboot-retry" {
 				return nil, fmt.Errorf("facts not passed: %v", f)
 			}
 			return nil, step.Fail("no helper in zone")
 		}, nil, StatusFlagged, policy.RebootRetry,
-			[]string{"no path left", "reboot-retry: step restart-1: strategy failed: still boot-looping", "helper-mount: step snapshot: strategy failed: no helper in zone"}, 1},
+			[]string{"no path left", "reboot-retry: step restart-1: strategy failed: still boot-looping", "helper-mount: step snapshot: strategy failed: no helper in zone"}, 1, ReasonNoPath},
 		{"a strategy fails by surprise", func(vm, name string, n int, f step.Facts) (step.Facts, error) {
 			return nil, providers.Errorf(providers.ErrPermanent, "Snapshot", "disk d-1", "denied")
 		}, nil, StatusFlagged, policy.RebootRetry,
-			[]string{"no strategy left", "helper-mount: step snapshot: Snapshot disk d-1"}, 1},
+			[]string{"no strategy left", "helper-mount: step snapshot: Snapshot disk d-1"}, 1, ReasonNoStrategyLeft},
+		{"repair unverifiable", func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			return nil, step.Unverifiable("the guest rejects the credentials")
+		}, nil, StatusFlagged, policy.HelperMount, []string{"repaired but unverifiable"}, 1, ReasonUnverified},
 		{"abort needs a person", nil, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
 			return nil, step.Flag("disk d-1 is attached to helper h-1: reattach it by hand")
-		}, StatusFlagged, policy.RebootRetry, []string{"could not be undone", "reattach it by hand"}, 0},
+		}, StatusFlagged, policy.RebootRetry, []string{"could not be undone", "reattach it by hand"}, 0, ReasonAbortNeedsPerson},
 		{"abort fails", nil, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
 			return nil, providers.Errorf(providers.ErrPermanent, "Attach", "disk d-1", "denied")
-		}, StatusFailed, policy.RebootRetry, []string{"may not be in a safe state", "Attach disk d-1"}, 0},
+		}, StatusFailed, policy.RebootRetry, []string{"may not be in a safe state", "Attach disk d-1"}, 0, ReasonAbortFailed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -344,6 +348,9 @@ func TestFallbackAndAbort(t *testing.T) {
 				if !strings.Contains(v.Reason, s) {
 					t.Errorf("reason %q lacks %q", v.Reason, s)
 				}
+			}
+			if tc.code != "" && Reason(v.Code) != tc.code {
+				t.Errorf("reason code %q, want %q", v.Code, tc.code)
 			}
 			if rr.count(key, StepAbort) != 1 || hm.count(key, "snapshot") != tc.hmSnapshot {
 				t.Errorf("abort %d snapshot %d", rr.count(key, StepAbort), hm.count(key, "snapshot"))

@@ -64,6 +64,10 @@ const (
 	// safe; the plan foresaw that its chain could end there. A person must
 	// act; nothing went wrong.
 	ReasonNoPath Reason = "no-path"
+	// ReasonUnverified: flagged: the strategy's repair is done but the
+	// guest rejects the configured credentials, so nothing could verify
+	// it (step.ErrUnverifiable); a person must check it.
+	ReasonUnverified Reason = "unverified"
 )
 
 // Outcome sorts reasons into what a summary separates: repaired, healthy,
@@ -89,7 +93,7 @@ func (r Reason) Outcome() Outcome {
 		return OutcomeFixed
 	case ReasonFoundHealthy, ReasonPlannedHealthy:
 		return OutcomeHealthy
-	case ReasonPlannedManual, ReasonNoPath, ReasonAccountNotConfigured:
+	case ReasonPlannedManual, ReasonNoPath, ReasonAccountNotConfigured, ReasonUnverified:
 		return OutcomeNoPath
 	case ReasonNeedsPerson, ReasonAbortNeedsPerson, ReasonAbortFailed, ReasonNoStrategyLeft:
 		return OutcomeFailed

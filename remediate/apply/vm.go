@@ -47,6 +47,9 @@ type stepEnd struct {
 	// noRepair: kFailed because the step reported the strategy cannot
 	// repair the VM (step.ErrStrategyFailed), an expected end.
 	noRepair bool
+	// unverified: kNeedsPerson because the repair could not be verified
+	// (step.ErrUnverifiable).
+	unverified bool
 }
 
 // vmState is what the journal knows of one VM's steps.
@@ -211,7 +214,11 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 		case kHealthy:
 			return healthy(s)
 		case kNeedsPerson:
-			return done(s, StatusFlagged, ReasonNeedsPerson, string(s)+": "+end.msg)
+			code := ReasonNeedsPerson
+			if end.unverified {
+				code = ReasonUnverified
+			}
+			return done(s, StatusFlagged, code, string(s)+": "+end.msg)
 		case kInterrupted:
 			return vmOutcome{interrupted: true}
 		}
@@ -372,7 +379,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		case errors.Is(serr, step.ErrHealthy):
 			return stepEnd{kind: kHealthy, msg: res.Error}
 		case errors.Is(serr, step.ErrNeedsPerson):
-			return stepEnd{kind: kNeedsPerson, msg: fmt.Sprintf("step %s: %s", name, res.Error)}
+			return stepEnd{kind: kNeedsPerson, msg: fmt.Sprintf("step %s: %s", name, res.Error), unverified: errors.Is(serr, step.ErrUnverifiable)}
 		case errors.Is(serr, step.ErrStrategyFailed) || !retryable(serr):
 			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: %s", name, res.Error), noRepair: errors.Is(serr, step.ErrStrategyFailed)}
 		}

@@ -81,7 +81,16 @@ var (
 	// ErrNeedsPerson: stop all automation on this VM; a person must act.
 	// The message says what to do.
 	ErrNeedsPerson = errors.New("needs a person")
+	// ErrUnverifiable (an ErrNeedsPerson): the repair is done but the
+	// guest cannot be asked whether it worked (its WinRM rejects the
+	// configured credentials); a person must check. Use Unverifiable.
+	ErrUnverifiable = fmt.Errorf("%w: repaired but unverifiable", ErrNeedsPerson)
 )
+
+// Unverifiable wraps a reason as ErrUnverifiable.
+func Unverifiable(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUnverifiable, fmt.Sprintf(format, args...))
+}
 
 // Fail wraps a reason as ErrStrategyFailed.
 func Fail(format string, args ...any) error {

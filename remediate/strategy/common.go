@@ -114,7 +114,8 @@ func observe(ctx context.Context, env *step.Env, ref providers.VMRef) (inventory
 //
 // A guest whose OS is up by other evidence — the cloud's reachability check
 // passes, or WinRM answers but rejects the credentials — while the probe
-// cannot reach it is not known to be broken: check keeps looking for the
+// cannot reach it is not known to be broken (unless its screen shows Safe
+// Mode): check keeps looking for the
 // whole wait, and if that does not change, it returns step.ErrNeedsPerson
 // rather than let anything stop or restart a VM that may be healthy. It
 // returns the last probe and signals.
@@ -122,8 +123,13 @@ func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe
 	maxBoot := timing.Of(timing.OpBootToWinRM).Max
 	var p inventory.Probe
 	var s inventory.Signals
+	// A screen showing Safe Mode is a broken VM whatever its WinRM says
+	// (in Safe Mode WinRM runs only where listed under SafeBoot\Network).
+	safeScreen := func() bool {
+		return s.ConsoleAvailable && classify.ShowsSafeMode(s.Console) && !classify.ShowsCrash(s.Console)
+	}
 	osUp := func() bool {
-		return !p.Reachable && (classify.IsAuthError(&p) || s.InstanceReachable != nil && *s.InstanceReachable)
+		return !p.Reachable && (classify.IsAuthError(&p) || !safeScreen() && s.InstanceReachable != nil && *s.InstanceReachable)
 	}
 	blind := 0 // inconclusive probes in a row
 	_, err := poll(ctx, env, PollEvery, 2*maxBoot, func() (bool, error) {
@@ -149,6 +155,8 @@ func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe
 				return true, nil // an outage, not a blip: let the executor wait it out
 			}
 			return false, nil // the control plane failed, not the guest: look again
+		case safeScreen() && !osUp():
+			return true, nil // the screen shows Safe Mode: up, and broken
 		case osUp():
 			return false, nil // up by other evidence: look again, do not conclude
 		case s.Power != inventory.PowerRunning && s.Power != inventory.PowerStarting:
@@ -387,7 +395,14 @@ func finalVerify(name string) step.Step {
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
+		switch {
+		case !ok && classify.IsAuthError(&p):
+			// The repaired VM is up and its WinRM answers, but not to
+			// these credentials: nothing can verify it, and undoing a
+			// repair that may have worked would be worse.
+			return nil, step.Unverifiable("%s came up and its WinRM answers but rejects the credentials, so the repair cannot be verified: "+
+				"check the guest_access credentials, then look at the VM", vm.ID)
+		case !ok:
 			return nil, step.Fail("%s did not come up healthy within %s: %s", vm.ID, BootWait, describeProbe(env.Incident, p))
 		}
 		return step.Facts{FactVerifiedAt: stamp(p.At)}, nil

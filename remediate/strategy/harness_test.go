@@ -59,6 +59,10 @@ type spec struct {
 	escrowed  bool
 	hive      bool // hive damaged
 	recoverAt int  // RecoverAfterBoots
+	// silentSafe: WinRM is not listed under SafeBoot\Network (it does
+	// not run in Safe Mode); badCreds: the guest's administrator password
+	// is not guest_access's.
+	silentSafe, badCreds bool
 }
 
 func (s spec) vmSpec() world.VMSpec {
@@ -74,9 +78,12 @@ func (s spec) vmSpec() world.VMSpec {
 	case safeMode:
 		c.Files = []world.FileSpec{badFile}
 		c.SafeBootFlag = true
-		cond.SafeModeWinRM = true // WinRM listed under SafeBoot\Network
+		cond.SafeModeWinRM = !s.silentSafe // WinRM listed under SafeBoot\Network
 	default:
 		c.Files = []world.FileSpec{badFile}
+	}
+	if s.badCreds {
+		cond.WinRM = world.WinRMBadCredentials
 	}
 	lastBoot := t0.Add(-time.Hour) // up and answering
 	if s.kind == bootLoop {

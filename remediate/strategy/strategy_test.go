@@ -105,6 +105,16 @@ func TestRepairs(t *testing.T) {
 					t.Errorf("the safe-boot flag was not cleared offline: facts = %v", facts)
 				}
 			}},
+		{name: "helper-mount, safe-mode VM whose WinRM does not run in Safe Mode", spec: spec{n: 17, kind: safeMode, silentSafe: true, identity: img2019},
+			strat: policy.HelperMount, wantTruth: world.TruthHealthy,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if facts[FactSafeBootCleared] != "true" {
+					t.Errorf("the safe-boot flag was not cleared offline: facts = %v", facts)
+				}
+			}},
+		{name: "helper-mount, silent safe-mode VM with other credentials: repaired, left to a person, not undone",
+			spec:  spec{n: 18, kind: safeMode, silentSafe: true, badCreds: true, identity: img2019},
+			strat: policy.HelperMount, want: step.ErrNeedsPerson, wantTruth: world.TruthHealthy},
 		{name: "helper-mount, BitLocker with key", spec: spec{n: 8, identity: img2019, bitlocker: true, escrowed: true}, strat: policy.HelperMount, wantTruth: world.TruthHealthy,
 			check: func(t *testing.T, f *fixture, facts step.Facts) {
 				if facts[FactUnlocked] != "true" {
