@@ -3,8 +3,10 @@ package simulation
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -21,7 +23,7 @@ import (
 // face is not a fleet.yaml provider: an *InputError.
 func (b *Backend) WriteDrill(dir string) error {
 	if b.provider == FaceSim {
-		return badOption("drill-dir", errors.New("needs --face sakura or aws: the simulator's own face is not a fleet.yaml provider (use --sim-endpoint)"))
+		return badOption("drill-dir", errors.New("needs --face sakura, aws or azure: the simulator's own face is not a fleet.yaml provider (use --sim-endpoint)"))
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("drill directory %s: %w", dir, err)
@@ -41,6 +43,9 @@ func (b *Backend) WriteDrill(dir string) error {
 	byTenant := map[string][]any{}
 	var tenants []string
 	envKeys := []string{"SAKURACLOUD_ACCESS_TOKEN", "SAKURACLOUD_ACCESS_TOKEN_SECRET", "SAKURACLOUD_PROFILE_DIR", simAWSKeyEnv, simAWSSecretEnv}
+	for _, k := range slices.Sorted(maps.Keys(simAzureEnv)) {
+		envKeys = append(envKeys, k)
+	}
 	for i, name := range b.accounts {
 		a := map[string]any{"name": name, "provider": b.provider}
 		acct := b.accountOf(name)

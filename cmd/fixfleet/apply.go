@@ -18,6 +18,7 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/progress"
+	"github.com/fixfleet/fixfleet/remediate/report"
 	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
@@ -28,6 +29,7 @@ type applyOpts struct {
 	keepHelpers bool
 	resume      bool
 	out         outflag.Flags
+	notify      notifyOpts
 	target      target.Flags
 	logFormat   eventlog.Format
 	allowStale  bool
@@ -59,6 +61,7 @@ It asks for confirmation unless --yes is given.`,
 	fs.BoolVar(&o.keepHelpers, "keep-helpers", false, "keep the helper VMs at the end of the run")
 	fs.BoolVar(&o.resume, "continue", false, "resume a run that a brake (canary or failure rate) paused")
 	o.out.Add(fs, "")
+	o.notify.addFlags(fs)
 	o.target.Add(fs)
 	fs.BoolVar(&o.allowStale, "allow-stale", false, "apply a plan older than the policy's plan_max_age_minutes, or one the live fleet has drifted from")
 	o.logFormat = eventlog.Text
@@ -116,11 +119,16 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 			return err
 		}
 	}
+	o.source.notify = &o.notify
 	f, closeFleet, err := openFleet(ctx, &o.source)
 	if err != nil {
 		return err
 	}
 	defer closeFleet()
+	rn, err := o.notify.open()
+	if err != nil {
+		return err
+	}
 	j, err := f.OpenJournal(ctx, o.journal)
 	if err != nil {
 		return badInput(err)
@@ -132,8 +140,9 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 		}
 	}
 	events, done := progress.ForApply(stderr, isTerminal(stderr), p, o.logFormat)
-	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: events})
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: teeNotify(rn, p, events)})
 	done()
+	closeNotifier(rn, stderr)
 	if res != nil {
 		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {
 			err = rerr
@@ -157,30 +166,9 @@ func pausedError(res *apply.Result) error {
 	return runPaused{status: res.Status, msg: res.Message}
 }
 
-// resultTables renders an apply result for people.
+// resultTables renders an apply result for people: the summary and the
+// VMs for a person grouped by reason (counts from the same rows).
 func resultTables(r *apply.Result) []render.Table {
-	sum := render.Table{Title: "Run " + r.RunID + ": " + string(r.Status), Headers: []string{"", "VMs"}, Rows: [][]string{
-		{"fixed", fmt.Sprint(r.Fixed)},
-		{"found healthy on re-check (untouched)", fmt.Sprint(r.SkippedHealthy)},
-		{"healthy in the plan (untouched)", fmt.Sprint(r.UntouchedHealthy)},
-		{"flagged for a person", fmt.Sprint(r.Flagged)},
-		{"manual in the plan", fmt.Sprint(r.Manual)},
-		{"failed", fmt.Sprint(r.Failed)},
-		{"not finished", fmt.Sprint(r.Pending)},
-	}}
-	for _, s := range plan.AllStrategies {
-		if n := r.FixedBy[s]; n > 0 {
-			sum.Rows = append(sum.Rows, []string{"fixed by " + string(s), fmt.Sprint(n)})
-		}
-	}
-	if r.Message != "" {
-		sum.Rows = append(sum.Rows, []string{"why it stopped", r.Message})
-	}
-	people := render.Table{Title: "For a person", Headers: []string{"VM", "Name", "Status", "Strategy", "Reason"}}
-	for _, v := range r.VMs {
-		if v.Status == apply.StatusFlagged || v.Status == apply.StatusFailed {
-			people.Rows = append(people.Rows, []string{v.Key, v.Name, string(v.Status), string(v.Strategy), v.Reason})
-		}
-	}
-	return []render.Table{sum, people}
+	rep, _ := report.Build(r, nil, "") // no tenant: cannot fail
+	return rep.Brief()
 }

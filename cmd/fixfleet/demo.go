@@ -24,6 +24,7 @@ type demoOpts struct {
 	journal   string
 	out       outflag.Flags
 	overrides policy.Overrides
+	notify    notifyOpts
 }
 
 func newDemoCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -37,17 +38,22 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), o, stdout, stderr) },
 	}
-	cmd.Flags().StringVar(&o.provider, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura or aws (the real cloud client against an emulator of its API on loopback)")
+	cmd.Flags().StringVar(&o.provider, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura, aws or azure (the real cloud client against an emulator of its API on loopback)")
 	o.world.addFlags(cmd.Flags(), 3000)
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
 	o.out.Add(cmd.Flags(), "")
 	o.overrides.AddFlags(cmd.Flags(), true)
+	o.notify.addFlags(cmd.Flags())
 	return cmd
 }
 
 func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	format, _, err := o.out.Resolve(stderr)
+	if err != nil {
+		return err
+	}
+	rn, err := o.notify.open()
 	if err != nil {
 		return err
 	}
@@ -59,13 +65,14 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
 			}
 			pr = progress.New(out, progress.ForPlan(p, progress.Width(stderr)))
-			return pr.Event
+			return teeNotify(rn, p, pr.Event)
 		}}
 	ro.Face, ro.Faults = o.provider, &o.faults
 	s, err := simulation.Run(ctx, ro)
 	if pr != nil {
 		pr.Done()
 	}
+	closeNotifier(rn, stderr)
 	if err != nil {
 		return simInput(err, "--provider")
 	}

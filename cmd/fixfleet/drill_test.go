@@ -32,7 +32,10 @@ func checkPartialPlan(t *testing.T, drillYAML string) {
 	tenants := cfg["tenants"].([]any)
 	first := tenants[0].(map[string]any)["name"].(string)
 	beta := map[string]any{"name": "beta", "accounts": tenants[0].(map[string]any)["accounts"]}
-	broken := map[string]any{"name": "gamma", "accounts": []any{map[string]any{"name": "prod", "provider": "azure", "regions": []string{"japaneast"}}}}
+	// An Azure account that validates but cannot be opened: its CA file is
+	// missing (checked before any network call).
+	broken := map[string]any{"name": "gamma", "accounts": []any{map[string]any{"name": "prod", "provider": "azure", "regions": []string{"japaneast"},
+		"options": map[string]any{"subscriptions": []string{"0b1f6471-1bf0-4dda-aec3-111122223333"}, "ca_file": filepath.Join(filepath.Dir(drillYAML), "no-such-ca.pem")}}}}
 	cfg["tenants"] = append(tenants, broken, beta)
 	b, err = yaml.Marshal(cfg)
 	if err != nil {
@@ -69,7 +72,7 @@ func checkPartialPlan(t *testing.T, drillYAML string) {
 // world as cloud F's API and writes a drill; an ordinary `plan --config
 // D/fleet.yaml` then assesses and plans it through the real cloud client.
 func TestDrillThroughFleetYAML(t *testing.T) {
-	for _, face := range []string{"sakura", "aws"} {
+	for _, face := range []string{"sakura", "aws", "azure"} {
 		t.Run(face, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "drill")
 			ctx, stop := context.WithCancel(context.Background())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -11,8 +12,10 @@ import (
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/config"
 	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/notify"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/aws"
+	"github.com/fixfleet/fixfleet/providers/azure"
 	"github.com/fixfleet/fixfleet/providers/sakura"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -32,7 +35,9 @@ type sourceOpts struct {
 	world            worldOpts
 	window           classify.AssessOptions // only Window and Samples are set from flags
 	strict           bool
-	target           target.Flags
+	// notify gets fleet.yaml's notify targets (apply's --notify adds to them).
+	notify *notifyOpts
+	target target.Flags
 }
 
 func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
@@ -88,27 +93,15 @@ func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error)
 }
 
 // newRegistry lists the cloud provider kinds this build knows, for
-// fleet.yaml. Providers not built yet validate accounts offline where they
-// can and fail to open with an error that says so. (The simulator is not a
-// fleet.yaml provider: its clock runs faster than a real account's.)
+// fleet.yaml. (The simulator is not a fleet.yaml provider: its clock runs
+// faster than a real account's.)
 func newRegistry() *providers.Registry {
 	reg := providers.NewRegistry()
 	// Names are constant and distinct: Register cannot fail here.
 	_ = reg.Register("sakura", sakura.Spec())
 	_ = reg.Register(aws.Name, aws.Spec())
-	_ = reg.Register("azure", notBuilt("Azure", nil))
+	_ = reg.Register(azure.Name, azure.Spec())
 	return reg
-}
-
-// notBuilt is the spec of a provider this build does not have yet.
-func notBuilt(cloud string, validate func(providers.Account) error) providers.Spec {
-	return providers.Spec{
-		Validate: validate,
-		Open: func(context.Context, providers.Account, providers.Env) (*providers.Provider, error) {
-			return nil, fmt.Errorf("the %s provider is not built into this version of fixfleet yet: %w; "+
-				"use the simulator (--sim) to plan a drill", cloud, providers.ErrUnsupported)
-		},
-	}
 }
 
 func openConfigFleet(ctx context.Context, o *sourceOpts, sel target.Selector) (*fleet.Fleet, error) {
@@ -124,9 +117,12 @@ func openConfigFleet(ctx context.Context, o *sourceOpts, sel target.Selector) (*
 	if err != nil {
 		return nil, badInput(fmt.Errorf("%s: %w", cfg.File, err))
 	}
+	if o.notify != nil {
+		o.notify.config = notify.FromConfig(cfg.Notify)
+	}
 	fc := fleet.Config{
 		Incident: cfg.Incident, Policy: pol, Registry: reg, Accounts: cfg.Accounts(),
-		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest), Strict: o.strict, Target: sel,
+		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest), Strict: o.strict, Target: sel,
 	}
 	return fleet.Open(ctx, fc)
 }

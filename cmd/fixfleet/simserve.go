@@ -56,7 +56,7 @@ the first line of its output and runs until interrupted.`,
 	o.world.addFlags(cmd.Flags(), 600)
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:0", "address to serve on (loopback)")
-	cmd.Flags().StringVar(&o.face, "face", "sim", "also serve the world as this cloud's API, for a fleet.yaml drill: sim (none), sakura or aws")
+	cmd.Flags().StringVar(&o.face, "face", "sim", "also serve the world as this cloud's API, for a fleet.yaml drill: sim (none), sakura, aws or azure")
 	cmd.Flags().StringVar(&o.drillDir, "drill-dir", "", "write a drill's fleet.yaml, keys.csv, WinRM password file and env file to this directory")
 	return cmd
 }

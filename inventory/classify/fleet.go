@@ -211,7 +211,7 @@ func assessAccount(ctx context.Context, a providers.Opened, fo FleetOptions) ([]
 		return nil, facts, fmt.Errorf("account %s: provider %s cannot enumerate and observe VMs: %w", a.Account, a.Provider.Name, providers.ErrUnsupported)
 	}
 	var vms []inventory.VM
-	err := retry.Do(ctx, opts.Clock, rp, func() (err error) {
+	err := retry.Do(ctx, opts.Clock, rp.Keyed("list/"+a.Account.Name), func() (err error) {
 		vms, err = a.Provider.Enumerator.List(ctx)
 		return err
 	})
@@ -231,7 +231,7 @@ func assessAccount(ctx context.Context, a providers.Opened, fo FleetOptions) ([]
 		return nil, facts, fmt.Errorf("account %s: %w", a.Account, err)
 	}
 	if h := a.Provider.Helpers; h != nil {
-		err := retry.Do(ctx, opts.Clock, rp, func() (err error) {
+		err := retry.Do(ctx, opts.Clock, rp.Keyed("images/"+a.Account.Name), func() (err error) {
 			facts.Helpers, err = h.Images(ctx)
 			return err
 		})
@@ -244,7 +244,7 @@ func assessAccount(ctx context.Context, a providers.Opened, fo FleetOptions) ([]
 			if s := assessed[i].Classification.State; s == inventory.StateHealthy || s == inventory.StateUnknown {
 				continue // the planner never restores these
 			}
-			err := retry.Do(ctx, opts.Clock, rp, func() (err error) {
+			err := retry.Do(ctx, opts.Clock, rp.Keyed("backups/"+assessed[i].VM.ID), func() (err error) {
 				assessed[i].VM.Backups, err = b.List(ctx, providers.Ref(assessed[i].VM))
 				return err
 			})

@@ -99,6 +99,7 @@ func open(_ context.Context, a providers.Account, env providers.Env, srv *httpte
 		server:  iaas.NewServerOp(caller),
 		disk:    iaas.NewDiskOp(caller),
 		archive: iaas.NewArchiveOp(caller),
+		caller:  caller,
 	}, scope{tenant: a.Tenant, account: a.Name, zones: zones}, o, env.Clock), nil
 }
 
@@ -108,6 +109,9 @@ type apis struct {
 	server  iaas.ServerAPI
 	disk    iaas.DiskAPI
 	archive iaas.ArchiveAPI
+	// caller is the HTTP layer, for the endpoints iaas-api-go does not
+	// wrap (the VNC snapshot); nil with the fake driver.
+	caller iaas.APICaller
 }
 
 type scope struct {
