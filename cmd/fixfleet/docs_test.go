@@ -15,8 +15,9 @@ import (
 // TestDocsConfigSnippets runs every fleet.yaml snippet of the docs (a yaml
 // block with tenants: or version:) through the validator `plan` uses:
 // config.Load's parser with this build's providers, then the policy. A
-// fragment gets the version and incident lines it leaves out; credential
-// variables read as set; files it names exist (empty) beside it.
+// fragment gets the version and incident lines it leaves out; every
+// variable it names holds an https URL (a webhook wants one; a credential
+// takes any text); files it names exist (empty) beside it.
 func TestDocsConfigSnippets(t *testing.T) {
 	files, _ := filepath.Glob("../../docs/*.md")
 	more, _ := filepath.Glob("../../docs/*/*.md")
@@ -54,7 +55,7 @@ func TestDocsConfigSnippets(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				cfg, err := config.Parse([]byte(text), name, dir, newRegistry(), func(string) string { return "set" })
+				cfg, err := config.Parse([]byte(text), name, dir, newRegistry(), func(string) string { return "https://example.invalid/set" })
 				if err != nil {
 					t.Fatalf("%s does not pass the config validator: %v\n%s", name, err, text)
 				}
