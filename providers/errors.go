@@ -23,9 +23,9 @@ var (
 	// state before repeating it.
 	ErrUnavailable = errors.New("unavailable")
 	// ErrPermanent: retrying will not help (bad request, access denied).
-	ErrPermanent = errors.New("permanent")
+	ErrPermanent = errors.New("refused, and retrying will not help")
 	// ErrUnsupported: the provider lacks this capability or option.
-	ErrUnsupported = errors.New("unsupported")
+	ErrUnsupported = errors.New("not supported")
 )
 
 // Error is a classified provider error that names the operation and resource.

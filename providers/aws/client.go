@@ -257,7 +257,13 @@ func loadConfig(ctx context.Context, region string, o Options, getenv func(strin
 		lo = append(lo, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(id, secret, token)))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, lo...)
-	if err != nil {
+	var noProfile config.SharedConfigProfileNotExistError
+	switch {
+	case errors.As(err, &noProfile):
+		return sdk.Config{}, providers.Errorf(providers.ErrPermanent, "Open", "profile "+o.Profile,
+			"options.profile: no AWS profile %q in the shared config and credentials files (~/.aws/config, ~/.aws/credentials, or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE): "+
+				"create it with `aws configure --profile %s`, or name an existing one", o.Profile, o.Profile)
+	case err != nil:
 		// The SDK's message names the profile or file, never a secret.
 		return sdk.Config{}, providers.Errorf(providers.ErrPermanent, "Open", "region "+region, "loading AWS configuration: %v", err)
 	}

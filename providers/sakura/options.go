@@ -58,7 +58,7 @@ type Options struct {
 	Poll time.Duration
 }
 
-var optionKeys = []string{"api_root_url", "burst", "client_retries", "poll", "profile", "rate"}
+var optionKeys = []string{"api_root_url", "burst", "client_retries", "poll_interval", "profile", "rate"}
 
 func defaults() Options {
 	return Options{Rate: 5, Burst: 10, ClientRetries: 3, Poll: 5 * time.Second}
@@ -111,10 +111,10 @@ func ParseOptions(n *yaml.Node) (Options, error) {
 				return o, fmt.Errorf("options.client_retries: %q must be an integer from 0 to 20", v.Value)
 			}
 			o.ClientRetries = r
-		case "poll":
+		case "poll_interval", "poll": // poll: this option's first name, still accepted
 			d, err := time.ParseDuration(v.Value)
 			if err != nil || d <= 0 {
-				return o, fmt.Errorf("options.poll: %q must be a positive duration such as 5s", v.Value)
+				return o, fmt.Errorf("options.%s: %q must be a positive duration such as 5s", k.Value, v.Value)
 			}
 			o.Poll = d
 		default:

@@ -29,7 +29,9 @@ func TestParseOptions(t *testing.T) {
 		doc, err string
 	}{
 		{"profile: prod\nrate: 2.5\nburst: 4\npoll: 10s\nclient_retries: 0\napi_root_url: http://127.0.0.1:1/cloud/zone/", ""},
-		{"token: abc", `unknown key "token"; valid keys are api_root_url, burst, client_retries, poll, profile, rate`},
+		{"token: abc", `unknown key "token"; valid keys are api_root_url, burst, client_retries, poll_interval, profile, rate`},
+		{"poll_interval: 2s", ""},
+		{"poll_interval: soon", "options.poll_interval"},
 		{"rate: -1", "options.rate"},
 		{"api_root_url: ftp://x", "options.api_root_url"},
 		{"profile: ../etc", "options.profile"},

@@ -142,7 +142,7 @@ func (p *Display) Line() string {
 	elapsed := p.now.Sub(p.start)
 	parts := []string{
 		strings.TrimSpace(fmt.Sprintf("%s %d/%d done", p.wave, done, p.o.Total)),
-		timing.Format(elapsed) + " elapsed" + p.eta(done, elapsed),
+		timing.Format(elapsed) + " elapsed" + p.eta(done),
 		p.api(),
 		fmt.Sprintf("fixed %d", p.fixed),
 		fmt.Sprintf("for a person %d", p.flagged+p.o.Manual),
@@ -167,7 +167,7 @@ func (p *Display) Line() string {
 // eta is ", ETA ~D": the plan's estimate scaled to the share of its VMs
 // still to do (a run's early pace, held back by the canary, misleads);
 // "" without an estimate or when all is done.
-func (p *Display) eta(done int, _ time.Duration) string {
+func (p *Display) eta(done int) string {
 	todo := p.o.Total - p.o.Manual
 	if p.o.Estimate <= 0 || todo <= done {
 		return ""

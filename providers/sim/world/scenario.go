@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -308,15 +309,41 @@ func ParseScenario(r io.Reader) (Scenario, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&sc); err != nil {
-		if errors.Is(err, io.EOF) {
+		var ute *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.Is(err, io.EOF):
 			return Scenario{}, errors.New("scenario: empty document")
+		case errors.As(err, &ute):
+			// Say the field by its JSON path and the kind of value it
+			// wants, not by Go's type names.
+			return Scenario{}, fmt.Errorf("scenario: %s: a JSON %s where a %s is expected (at byte %d)", ute.Field, ute.Value, jsonKind(ute.Type), ute.Offset)
+		case errors.As(err, &se):
+			return Scenario{}, fmt.Errorf("scenario: not valid JSON at byte %d: %v", se.Offset, se)
 		}
-		return Scenario{}, fmt.Errorf("scenario: %w", err)
+		return Scenario{}, fmt.Errorf("scenario: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if dec.More() {
 		return Scenario{}, errors.New("scenario: trailing data after the document")
 	}
 	return sc, nil
+}
+
+// jsonKind names the JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "list"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "number"
 }
 
 // MarshalScenario encodes sc as indented JSON with a final newline.
