@@ -51,6 +51,16 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 		return Summary{}, err
 	}
 	defer b.Close()
+	s, err := b.Run(ctx, o)
+	s.WallSec = time.Since(wallStart).Seconds()
+	return s, err
+}
+
+// Run plays the incident o describes on b, opened by Open (o.Options are
+// not read again): see the package function Run. Summary.WallSec is 0: the
+// caller knows which clock is the wall's (inside a testing/synctest bubble
+// the time package's is not).
+func (b *Backend) Run(ctx context.Context, o RunOptions) (Summary, error) {
 	f, err := b.OpenFleet(ctx)
 	if err != nil {
 		return Summary{}, err
@@ -96,11 +106,14 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	s := summarize(p, res, audit.Truth, b.worldID, time.Since(wallStart))
+	s := summarize(p, res, audit.Truth, b.worldID)
 	s.Provider, s.API = b.provider, apiStatsOf(b, audit)
 	elapsed := f.Clock.Now().Sub(simStart)
 	s.ElapsedSec, s.ElapsedSim = elapsed.Seconds(), elapsed.Round(time.Second).String()
 	s.Invariants, s.Violations, s.TruthAfter = InvariantsOf(audit), Violations(audit), audit.TruthCounts
 	s.PeakMemoryMB = rusage.PeakRSSMB()
+	if s.KeptOriginals, err = b.keptDisks(ctx, j, res.RunID, p); err != nil {
+		return Summary{}, err
+	}
 	return s, nil
 }

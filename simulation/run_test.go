@@ -198,3 +198,71 @@ func TestDemoAWS(t *testing.T) {
 		t.Errorf("%d VMs stopped by a stop step, but StopInstances named only %d", len(stopped), s.API.Instances["StopInstances"])
 	}
 }
+
+// TestDemoAzure is the Azure issue's "done when", at a smaller size: the
+// incident runs through the real azure-sdk-for-go clients against the ARM
+// emulator over HTTPS; every VM ends healthy or flagged, invariants 0,
+// api.calls counted by the emulator, VMs repaired by delete-file and by
+// copy-and-swap, and the original OS disk of every swapped VM still there
+// and named in the summary.
+func TestDemoAzure(t *testing.T) {
+	o := incident(60, 4, 3000)
+	o.Face, o.Journal = FaceAzure, filepath.Join(t.TempDir(), "j.db")
+	// Azure has no backups, so a VM whose only strategy was reboot-retry
+	// (no key for copy-and-swap) ends flagged when it runs out of
+	// restarts: an expected "no path" that today's failure brake still
+	// counts (issue 11 item 7), and which trips it on a small sample when
+	// such VMs finish first. This test is about the repairs, not the brake.
+	o.Policy = func(p policy.Policy) (policy.Policy, error) {
+		p.AllowDataLoss, p.FailureThreshold = true, 1
+		return p, p.Validate()
+	}
+	s := run(t, o)
+	checkOutcome(t, s)
+	if s.Provider != "azure" || s.API.Calls["VirtualMachines.ListAll"] == 0 || s.API.Calls["VirtualMachines.Update"] == 0 {
+		t.Fatalf("no ARM traffic (or no OS-disk swap) counted by the emulator: %+v", s.API.Calls)
+	}
+	for _, st := range []string{"delete-file", "copy-and-swap"} {
+		if s.ByStrategy[st] == 0 {
+			t.Errorf("no VM repaired by %s: %v", st, s.ByStrategy)
+		}
+	}
+	if s.ByStrategy["helper-mount"] != 0 || s.ByStrategy["restore-backup"] != 0 {
+		t.Errorf("a strategy that detaches an OS disk ran on Azure: %v", s.ByStrategy)
+	}
+	// Every swapped VM's original disk is named, and present.
+	swapped := map[string]bool{}
+	for _, st := range steps(t, o.Journal) {
+		if st.Step == "swap-os-disk" && st.Status == journal.StepOK {
+			swapped[st.VMKey] = true
+		}
+	}
+	if len(swapped) < s.ByStrategy["copy-and-swap"] || len(s.KeptOriginals) < len(swapped) {
+		t.Errorf("%d VMs swapped, %d repaired by copy-and-swap, but %d original disks named: %+v",
+			len(swapped), s.ByStrategy["copy-and-swap"], len(s.KeptOriginals), s.KeptOriginals)
+	}
+	for _, k := range s.KeptOriginals {
+		if !k.Present || !strings.Contains(k.Disk, "/disks/") {
+			t.Errorf("original disk %+v: want an ARM disk ID, present", k)
+		}
+	}
+}
+
+// TestNoBrakeWithoutFaults is `sim serve --vms 120 --seed 5` then
+// `apply` (the default policy, no faults), in process: VMs whose planned
+// strategies all report they cannot repair them end "no path", which the
+// failure brake does not count, so the run finishes.
+func TestNoBrakeWithoutFaults(t *testing.T) {
+	s := run(t, RunOptions{Options: Options{World: WorldOptions{VMs: 120, Seed: 5}, Faults: &Faults{Throttle: "off", Latency: 1}, TimeScale: 3000}})
+	if s.RunStatus != "done" {
+		t.Fatalf("run %q with no faults: the failure brake counted expected ends", s.RunStatus)
+	}
+	if s.NoPath == 0 {
+		t.Error("no VM ended no-path: the regression is not exercised")
+	}
+	for _, v := range s.FlaggedVMs {
+		if v.Outcome == "" || v.Code == "" {
+			t.Errorf("%s flagged without a typed outcome: %+v", v.ID, v)
+		}
+	}
+}

@@ -12,12 +12,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/progress"
+	"github.com/fixfleet/fixfleet/remediate/report"
 )
 
 type applyOpts struct {
@@ -26,14 +28,15 @@ type applyOpts struct {
 	yes         bool
 	keepHelpers bool
 	resume      bool
-	format      string
+	out         outflag.Flags
+	notify      notifyOpts
 }
 
 func newApplyCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	var o applyOpts
 	cmd := &cobra.Command{
 		Use:   "apply PLAN",
-		Short: "Carry out a plan made by `fixfleet plan -o PLAN`",
+		Short: "Carry out a plan made by `fixfleet plan --out-file PLAN`",
 		Long: `apply executes a plan, VM by VM, wave by wave (the canary wave first), recording
 every step before and after its side effect in the journal. It re-checks each VM right
 before acting on it and leaves alone a VM that has become healthy. Running apply again
@@ -53,7 +56,8 @@ It asks for confirmation unless --yes is given.`,
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (for scripts)")
 	fs.BoolVar(&o.keepHelpers, "keep-helpers", false, "keep the helper VMs at the end of the run")
 	fs.BoolVar(&o.resume, "continue", false, "resume a run that a brake (canary or failure rate) paused")
-	fs.StringVar(&o.format, "format", "table", "format of the final summary: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(fs, "")
+	o.notify.addFlags(fs)
 	return cmd
 }
 
@@ -87,7 +91,7 @@ func confirm(p *plan.Plan, stdin io.Reader, stderr io.Writer) error {
 }
 
 func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := outputOf(&o.out, stderr)
 	if err != nil {
 		return err
 	}
@@ -100,19 +104,25 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 			return err
 		}
 	}
+	o.source.notify = &o.notify
 	f, closeFleet, err := openFleet(ctx, &o.source)
 	if err != nil {
 		return err
 	}
 	defer closeFleet()
+	rn, err := o.notify.open()
+	if err != nil {
+		return err
+	}
 	j, err := f.OpenJournal(ctx, o.journal)
 	if err != nil {
 		return badInput(err)
 	}
 	defer j.Close()
 	pr := progress.New(progressTo(stderr), len(p.VMs))
-	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: pr.Event})
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: teeNotify(rn, p, pr.Event)})
 	pr.Done()
+	closeNotifier(rn, stderr)
 	if res != nil {
 		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {
 			err = rerr
@@ -136,30 +146,9 @@ func pausedError(res *apply.Result) error {
 	return runPaused{status: res.Status, msg: res.Message}
 }
 
-// resultTables renders an apply result for people.
+// resultTables renders an apply result for people: the summary and the
+// VMs for a person grouped by reason (counts from the same rows).
 func resultTables(r *apply.Result) []render.Table {
-	sum := render.Table{Title: "Run " + r.RunID + ": " + string(r.Status), Headers: []string{"", "VMs"}, Rows: [][]string{
-		{"fixed", fmt.Sprint(r.Fixed)},
-		{"found healthy on re-check (untouched)", fmt.Sprint(r.SkippedHealthy)},
-		{"healthy in the plan (untouched)", fmt.Sprint(r.UntouchedHealthy)},
-		{"flagged for a person", fmt.Sprint(r.Flagged)},
-		{"manual in the plan", fmt.Sprint(r.Manual)},
-		{"failed", fmt.Sprint(r.Failed)},
-		{"not finished", fmt.Sprint(r.Pending)},
-	}}
-	for _, s := range plan.AllStrategies {
-		if n := r.FixedBy[s]; n > 0 {
-			sum.Rows = append(sum.Rows, []string{"fixed by " + string(s), fmt.Sprint(n)})
-		}
-	}
-	if r.Message != "" {
-		sum.Rows = append(sum.Rows, []string{"why it stopped", r.Message})
-	}
-	people := render.Table{Title: "For a person", Headers: []string{"VM", "Name", "Status", "Strategy", "Reason"}}
-	for _, v := range r.VMs {
-		if v.Status == apply.StatusFlagged || v.Status == apply.StatusFailed {
-			people.Rows = append(people.Rows, []string{v.Key, v.Name, string(v.Status), string(v.Strategy), v.Reason})
-		}
-	}
-	return []render.Table{sum, people}
+	rep, _ := report.Build(r, nil, "") // no tenant: cannot fail
+	return rep.Brief()
 }

@@ -41,8 +41,8 @@ func TestConfigErrors(t *testing.T) {
 			naming: []string{"bad-policy.yaml", "max_restarts"}},
 		{name: "missing API key names the variables", args: []string{"plan", "--config", "testdata/valid-sakura.yaml"}, code: exitProvider,
 			naming: []string{"acme/prod", "SAKURACLOUD_ACCESS_TOKEN", "SAKURACLOUD_ACCESS_TOKEN_SECRET"}},
-		{name: "provider not built says so", args: []string{"plan", "--config", "testdata/azure.yaml"}, code: exitProvider,
-			naming: []string{"Azure", "not built", "--sim"}},
+		{name: "azure account without subscriptions says what to give", args: []string{"plan", "--config", "testdata/azure.yaml"}, code: exitUsage,
+			naming: []string{"azure.yaml", "subscriptions", "az account list"}},
 		{name: "bad format", args: []string{"plan", "--sim", "--format", "xml"}, code: exitUsage,
 			naming: []string{"--format", "xml", "json"}},
 		{name: "bad mix", args: []string{"plan", "--sim", "--mix", "healthy=x"}, code: exitUsage,
@@ -85,7 +85,7 @@ func TestApplyLockAndUnlock(t *testing.T) {
 	j.Close()
 
 	plan := filepath.Join(t.TempDir(), "plan.json")
-	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "-o", plan, "--format", "json"); code != 0 {
+	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "--out-file", plan, "-o", "json"); code != 0 {
 		t.Fatalf("plan: %s", stderr)
 	}
 	url, _ := serveWorld(t)
@@ -114,7 +114,7 @@ func TestApplyLockAndUnlock(t *testing.T) {
 // refuses and changes nothing.
 func TestApplyNeedsConfirmation(t *testing.T) {
 	plan := filepath.Join(t.TempDir(), "plan.json")
-	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "-o", plan, "--format", "json"); code != 0 {
+	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "--out-file", plan, "-o", "json"); code != 0 {
 		t.Fatalf("plan: %s", stderr)
 	}
 	db := filepath.Join(t.TempDir(), "j.db")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -20,8 +21,9 @@ type demoOpts struct {
 	world     worldOpts
 	faults    simulation.Faults
 	journal   string
-	format    string
+	out       outflag.Flags
 	overrides policyOverrides
+	notify    notifyOpts
 }
 
 func newDemoCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -35,17 +37,22 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), o, stdout, stderr) },
 	}
-	cmd.Flags().StringVar(&o.provider, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura or aws (the real cloud client against an emulator of its API on loopback)")
+	cmd.Flags().StringVar(&o.provider, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura, aws or azure (the real cloud client against an emulator of its API on loopback)")
 	o.world.addFlags(cmd.Flags(), 3000)
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
-	cmd.Flags().StringVar(&o.format, "format", "table", "summary format: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(cmd.Flags(), "")
 	o.overrides.addFlags(cmd.Flags(), true)
+	o.notify.addFlags(cmd.Flags())
 	return cmd
 }
 
 func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := outputOf(&o.out, stderr)
+	if err != nil {
+		return err
+	}
+	rn, err := o.notify.open()
 	if err != nil {
 		return err
 	}
@@ -57,13 +64,14 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
 			}
 			pr = progress.New(out, len(p.VMs))
-			return pr.Event
+			return teeNotify(rn, p, pr.Event)
 		}}
 	ro.Face, ro.Faults = o.provider, &o.faults
 	s, err := simulation.Run(ctx, ro)
 	if pr != nil {
 		pr.Done()
 	}
+	closeNotifier(rn, stderr)
 	if err != nil {
 		return simInput(err, "--provider")
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/journal"
@@ -19,7 +21,8 @@ const (
 	exitProvider = 3 // a cloud refused or could not be reached: check credentials and the API
 	exitLocked   = 4 // another apply holds the journal
 	exitPaused   = 5 // the run stopped before the end (a brake, an interrupt): look, then apply again
-	exitNotReady = 7 // readiness found gaps: fix its list (6 is left to the partial-plan code)
+	exitNotReady = 6 // readiness found gaps: fix its list
+	exitPartial  = 7 // some accounts were skipped; the rest were done (6 is readiness's)
 	exitCanceled = 130
 )
 
@@ -31,7 +34,9 @@ const exitCodesHelp = `Exit codes:
   4    the journal is locked by another apply (the message names its host and process)
   5    apply stopped before the end by a brake (canary or failure rate): look, then apply --continue;
        demo: a VM left neither healthy nor flagged, or an invariant counter above 0
-  7    readiness: gaps remain (the report lists the fixes)
+  6    readiness: gaps remain (the report ranks the fixes)
+  7    partial: an account could not be opened or listed and was skipped (named on stderr
+       and in the output); the other accounts were done. --strict makes it exit 3 instead
   130  interrupted: run apply again to continue where it stopped
 `
 
@@ -61,6 +66,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &le):
 		return exitLocked
+	case errors.As(err, &partialRun{}):
+		return exitPartial
 	case errors.As(err, &rp), errors.Is(err, apply.ErrPausedByBrake):
 		return exitPaused
 	case errors.As(err, &nr):
@@ -74,6 +81,25 @@ func exitCode(err error) int {
 		return exitProvider
 	}
 	return exitFailure
+}
+
+// partialRun is a command that skipped accounts (see skippedAccounts).
+type partialRun struct{ n int }
+
+func (e partialRun) Error() string {
+	return fmt.Sprintf("partial: %d account(s) skipped (named above); pass --strict to fail instead", e.n)
+}
+
+// skippedAccounts warns of each skipped account on stderr and returns a
+// partialRun error when there is one.
+func skippedAccounts(stderr io.Writer, s []classify.SkippedAccount) error {
+	for _, a := range s {
+		fmt.Fprintf(stderr, "fixfleet: warning: account %s/%s (%s) skipped: %s\n", a.Tenant, a.Account, a.Provider, a.Reason)
+	}
+	if len(s) == 0 {
+		return nil
+	}
+	return partialRun{len(s)}
 }
 
 // runPaused is an apply that stopped before the end (a brake, an interrupt),

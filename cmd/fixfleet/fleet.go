@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -12,8 +13,10 @@ import (
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/config"
 	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/notify"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/aws"
+	"github.com/fixfleet/fixfleet/providers/azure"
 	"github.com/fixfleet/fixfleet/providers/sakura"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -31,6 +34,9 @@ type sourceOpts struct {
 	consoleConfirmed string
 	world            worldOpts
 	window           classify.AssessOptions // only Window and Samples are set from flags
+	strict           bool
+	// notify gets fleet.yaml's notify targets (apply's --notify adds to them).
+	notify *notifyOpts
 }
 
 func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
@@ -41,12 +47,13 @@ func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.window.Window, "window", classify.DefaultWindow, "sampling window for boot loops (cloud time)")
 	fs.StringVar(&o.consoleConfirmed, "console-confirmed", "", "file of VMs (ID or name, one per line, optional note) you saw crash-looping on their consoles: evidence the cloud's API may not give")
 	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
+	fs.BoolVar(&o.strict, "strict", false, "fail (exit 3) when an account cannot be opened or listed, instead of skipping it (exit 7)")
 }
 
 // assessOptions are the assessment's options from the flags: the window,
 // and the --console-confirmed file read.
 func (o *sourceOpts) assessOptions(progress io.Writer) (fleet.AssessOptions, error) {
-	a := fleet.AssessOptions{AssessOptions: o.window, Progress: progress}
+	a := fleet.AssessOptions{AssessOptions: o.window, Progress: progress, Strict: o.strict}
 	if o.consoleConfirmed == "" {
 		return a, nil
 	}
@@ -71,27 +78,15 @@ func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error)
 }
 
 // newRegistry lists the cloud provider kinds this build knows, for
-// fleet.yaml. Providers not built yet validate accounts offline where they
-// can and fail to open with an error that says so. (The simulator is not a
-// fleet.yaml provider: its clock runs faster than a real account's.)
+// fleet.yaml. (The simulator is not a fleet.yaml provider: its clock runs
+// faster than a real account's.)
 func newRegistry() *providers.Registry {
 	reg := providers.NewRegistry()
 	// Names are constant and distinct: Register cannot fail here.
 	_ = reg.Register("sakura", sakura.Spec())
 	_ = reg.Register(aws.Name, aws.Spec())
-	_ = reg.Register("azure", notBuilt("Azure", nil))
+	_ = reg.Register(azure.Name, azure.Spec())
 	return reg
-}
-
-// notBuilt is the spec of a provider this build does not have yet.
-func notBuilt(cloud string, validate func(providers.Account) error) providers.Spec {
-	return providers.Spec{
-		Validate: validate,
-		Open: func(context.Context, providers.Account, providers.Env) (*providers.Provider, error) {
-			return nil, fmt.Errorf("the %s provider is not built into this version of fixfleet yet: %w; "+
-				"use the simulator (--sim) to plan a drill", cloud, providers.ErrUnsupported)
-		},
-	}
 }
 
 func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, error) {
@@ -107,9 +102,12 @@ func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, error) {
 	if err != nil {
 		return nil, badInput(fmt.Errorf("%s: %w", cfg.File, err))
 	}
+	if o.notify != nil {
+		o.notify.config = notify.FromConfig(cfg.Notify)
+	}
 	fc := fleet.Config{
 		Incident: cfg.Incident, Policy: pol, Registry: reg, Accounts: cfg.Accounts(),
-		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest),
+		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest), Strict: o.strict,
 	}
 	return fleet.Open(ctx, fc)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/invdoc"
@@ -15,7 +16,7 @@ import (
 
 type inventoryOpts struct {
 	source sourceOpts
-	format string
+	out    outflag.Flags
 }
 
 func newInventoryCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -29,12 +30,12 @@ func newInventoryCmd(stdout, stderr io.Writer) *cobra.Command {
 		},
 	}
 	o.source.addFlags(cmd.Flags())
-	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(cmd.Flags(), "")
 	return cmd
 }
 
 func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := outputOf(&o.out, stderr)
 	if err != nil {
 		return err
 	}
@@ -63,5 +64,8 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 	for _, s := range inventory.States {
 		counts.Rows = append(counts.Rows, []string{string(s), fmt.Sprint(doc.ByState[s])})
 	}
-	return render.Render(stdout, format, doc, t, counts)
+	if err := render.Render(stdout, format, doc, withSkipped([]render.Table{t, counts}, a.Skipped)...); err != nil {
+		return err
+	}
+	return skippedAccounts(stderr, a.Skipped)
 }

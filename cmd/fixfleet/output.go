@@ -1,13 +1,14 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 
 	"github.com/mattn/go-isatty"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/inventory/classify"
 )
 
 // isTerminal reports whether w is a terminal (progress goes only there).
@@ -25,11 +26,20 @@ func progressTo(stderr io.Writer) io.Writer {
 	return nil
 }
 
-// parseFormat wraps render.ParseFormat as a usage error.
-func parseFormat(s string) (render.Format, error) {
-	f, err := render.ParseFormat(s)
-	if err != nil {
-		return "", badInput(fmt.Errorf("--format: %w", err))
+// withSkipped appends to ts a table of the skipped accounts, if any.
+func withSkipped(ts []render.Table, s []classify.SkippedAccount) []render.Table {
+	if len(s) == 0 {
+		return ts
 	}
-	return f, nil
+	t := render.Table{Title: "Skipped accounts", Headers: []string{"Tenant", "Account", "Provider", "Why"}}
+	for _, a := range s {
+		t.Rows = append(t.Rows, []string{a.Tenant, a.Account, a.Provider, a.Reason})
+	}
+	return append(ts, t)
+}
+
+// outputOf resolves a command's output flags, bad values as usage errors.
+func outputOf(f *outflag.Flags, warn io.Writer) (render.Format, string, error) {
+	format, file, err := f.Resolve(warn)
+	return format, file, badInput(err)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fixfleet/fixfleet/internal/atomicfile"
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -18,8 +19,7 @@ import (
 
 type planOpts struct {
 	source    sourceOpts
-	format    string
-	output    string
+	out       outflag.Flags
 	overrides policyOverrides
 }
 
@@ -61,22 +61,21 @@ func newPlanCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Plan a repair per VM (a dry run: nothing is changed)",
 		Long: `plan classifies the fleet and chooses a strategy per VM, with the reasons,
 the fallbacks, the risks, the waves and an estimate of duration and API calls.
-Nothing in any cloud is changed. With -o FILE the plan document (JSON) is written
-to FILE for a later apply, which consumes it unchanged.`,
+Nothing in any cloud is changed. With --out-file FILE the plan document (JSON) is
+written to FILE for a later apply, which consumes it unchanged; -o json prints it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runPlan(cmd.Context(), o, stdout, stderr)
 		},
 	}
 	o.source.addFlags(cmd.Flags())
-	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
-	cmd.Flags().StringVarP(&o.output, "output", "o", "", "also write the plan document (JSON) to this file")
+	o.out.Add(cmd.Flags(), "also write the plan document (JSON) to this file, for apply")
 	o.overrides.addFlags(cmd.Flags(), false)
 	return cmd
 }
 
 func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, outFile, err := outputOf(&o.out, stderr)
 	if err != nil {
 		return err
 	}
@@ -97,16 +96,19 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.output != "" {
+	if outFile != "" {
 		var buf bytes.Buffer
 		if err := plan.Write(&buf, p); err != nil {
 			return err
 		}
-		if err := atomicfile.Write(o.output, buf.Bytes()); err != nil {
+		if err := atomicfile.Write(outFile, buf.Bytes()); err != nil {
 			return err
 		}
 	}
-	return render.Render(stdout, format, p, planTables(p)...)
+	if err := render.Render(stdout, format, p, withSkipped(planTables(p), p.Skipped)...); err != nil {
+		return err
+	}
+	return skippedAccounts(stderr, p.Skipped)
 }
 
 // planTables renders a plan for people: one row per VM, then the estimate.

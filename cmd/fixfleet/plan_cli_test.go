@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/fixfleet/fixfleet/inventory"
@@ -15,7 +16,7 @@ import (
 // -o writes the same plan, which plan.Read accepts.
 func TestPlanJSON(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "plan.json")
-	code, stdout, stderr := runCLI(t, "plan", "--sim", "--vms", "60", "--seed", "7", "--time-scale", "3000", "--format", "json", "-o", out)
+	code, stdout, stderr := runCLI(t, "plan", "--sim", "--vms", "60", "--seed", "7", "--time-scale", "3000", "-o", "json", "--out-file", out)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -100,5 +101,29 @@ func TestScenarioRoundTrip(t *testing.T) {
 	// The loaded world plans like any other.
 	if code, _, stderr := runCLI(t, "plan", "--sim", "--scenario", file, "--time-scale", "3000", "--format", "csv"); code != 0 {
 		t.Errorf("plan on the loaded scenario: exit %d: %s", code, stderr)
+	}
+}
+
+// TestOutputFlag: -o takes a format; for one release, -o FILE on plan still
+// writes the plan, with a deprecation warning; a bad format exits 2; and
+// `version` prints the module version and commit (or says they are unknown).
+func TestOutputFlag(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plan.json")
+	code, stdout, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "-o", file)
+	if code != 0 || !strings.Contains(stderr, "deprecated") || !strings.Contains(stderr, "--out-file") {
+		t.Errorf("plan -o FILE: exit %d, stderr %q: want 0 and a deprecation warning naming --out-file", code, stderr)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Errorf("plan -o FILE wrote no file: %v", err)
+	}
+	if !strings.Contains(stdout, "Estimate") {
+		t.Errorf("plan -o FILE: stdout is not the table: %.200s", stdout)
+	}
+	if code, _, stderr := runCLI(t, "inventory", "--sim", "--vms", "5", "-o", "xml"); code != exitUsage || !strings.Contains(stderr, "--output") {
+		t.Errorf("inventory -o xml: exit %d, want %d naming --output: %s", code, exitUsage, stderr)
+	}
+	code, stdout, _ = runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(stdout, "fixfleet ") || !strings.Contains(stdout, "commit ") {
+		t.Errorf("version: exit %d: %q", code, stdout)
 	}
 }

@@ -4,18 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/remediate/readiness"
 )
 
 type readinessOpts struct {
 	source     sourceOpts
-	format     string
+	out        outflag.Flags
 	maxAge     time.Duration
 	roleTag    string
 	roleGroups []string
@@ -31,9 +31,9 @@ groups such as domain controllers), BitLocker keys in no key source, helper imag
 guest access and WinRM in Safe Mode, consoles, the cloud permissions fixfleet needs
 (checked without effect where the cloud allows) and helper quotas, and the planner's
 estimate of time to a healthy fleet if every VM failed at once. It prints a score per
-tenant and a ranked list of fixes, and exits 7 while gaps remain.`,
+tenant and a ranked list of fixes, and exits 6 while gaps remain.`,
 		Example: `  fixfleet readiness --config fleet.yaml
-  fixfleet readiness --config fleet.yaml --format html > readiness.html
+  fixfleet readiness --config fleet.yaml -o html > readiness.html
   fixfleet readiness --sim --mix healthy=100`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -41,7 +41,7 @@ tenant and a ranked list of fixes, and exits 7 while gaps remain.`,
 		},
 	}
 	o.source.addFlags(cmd.Flags())
-	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(cmd.Flags(), "")
 	cmd.Flags().DurationVar(&o.maxAge, "max-backup-age", 24*time.Hour, "data-loss limit: a backup older than this is stale")
 	cmd.Flags().StringVar(&o.roleTag, "role-tag", "role", "the tag whose value is a VM's role")
 	cmd.Flags().StringSliceVar(&o.roleGroups, "role-group", []string{"dc"}, "roles whose VMs must all have a backup within --max-backup-age")
@@ -49,7 +49,7 @@ tenant and a ranked list of fixes, and exits 7 while gaps remain.`,
 }
 
 func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := outputOf(&o.out, stderr)
 	if err != nil {
 		return err
 	}

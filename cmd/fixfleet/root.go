@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fixfleet/fixfleet/internal/version"
 )
 
 // newRootCmd builds the command tree. Nothing global: every command gets
@@ -35,6 +38,8 @@ Start with the simulator:  fixfleet plan --sim --vms 300 --seed 1
 		newUnlockCmd(stdout),
 		newDemoCmd(stdout, stderr),
 		newSimCmd(stdout, stderr),
+		&cobra.Command{Use: "version", Short: "Print the version and commit of this build", Args: cobra.NoArgs,
+			Run: func(*cobra.Command, []string) { fmt.Fprintln(stdout, version.Read()) }},
 	)
 	return root
 }

@@ -2,6 +2,7 @@ package classify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -24,8 +25,28 @@ type AccountFacts struct {
 // backups of those the planner may restore, and each account's facts.
 type Fleet struct {
 	VMs []inventory.Assessed
-	// Accounts are in the order AssessFleet was given them.
+	// Accounts are in the order AssessFleet was given them (skipped ones
+	// included, with no facts).
 	Accounts []AccountFacts
+	// Skipped are the accounts that could not be assessed, and why.
+	Skipped []SkippedAccount
+}
+
+// SkippedAccount is an account left out of a run because it could not be
+// opened or listed (wrong credentials, a provider not built, a DNS failure):
+// its VMs are in no inventory and no plan.
+type SkippedAccount struct {
+	Tenant   string `json:"tenant"`
+	Account  string `json:"account"`
+	Provider string `json:"provider"`
+	Reason   string `json:"reason"`
+	// Err is the error itself, for exit codes; not in JSON.
+	Err error `json:"-"`
+}
+
+// Skip is the SkippedAccount of a and why it failed.
+func Skip(a providers.Account, err error) SkippedAccount {
+	return SkippedAccount{Tenant: a.Tenant, Account: a.Name, Provider: a.Provider, Reason: err.Error(), Err: err}
 }
 
 // FleetOptions configure AssessFleet. Incident, Clock, Prober, Window,
@@ -36,11 +57,15 @@ type FleetOptions struct {
 	// Reports are the operator's console reports (nil: none). Every VM they
 	// name must be in the fleet.
 	Reports *ConsoleReports
-	// Progress receives one line per account assessed (nil: none).
+	// Progress receives one line per account assessed or skipped (nil:
+	// none).
 	Progress io.Writer
 	// AllBackups lists the backups of every VM, healthy and unknown ones
 	// too (readiness); otherwise only of those the planner may restore.
 	AllBackups bool
+	// Strict fails the assessment on the first account that cannot be
+	// assessed, instead of skipping it.
+	Strict bool
 }
 
 // AssessFleet assesses every account concurrently: it lists the account's
@@ -50,29 +75,43 @@ type FleetOptions struct {
 // unknown; every VM with opts.AllBackups). Read-only calls that fail with a retryable error are retried
 // on opts.Clock. Read-only: nothing in any cloud changes.
 //
-// Errors name the account. An account whose provider cannot enumerate and
-// observe fails with providers.ErrUnsupported; reports naming a VM that no
-// account has fail with an *UnmatchedReportsError once every account is
-// assessed.
+// An account that cannot be assessed (its provider cannot enumerate and
+// observe: providers.ErrUnsupported; listing fails after the retries) is
+// skipped, named in Fleet.Skipped with why, and the others go on; with
+// opts.Strict, or when every account fails, the call fails instead. Errors
+// name the account. Reports naming a VM that no account has fail with an
+// *UnmatchedReportsError once every account is assessed.
 func AssessFleet(ctx context.Context, accounts []providers.Opened, opts FleetOptions) (*Fleet, error) {
 	if opts.Reports != nil {
 		opts.Attested = opts.Reports.attested
 	}
 	vms := make([][]inventory.Assessed, len(accounts))
+	errs := make([]error, len(accounts))
 	out := &Fleet{Accounts: make([]AccountFacts, len(accounts))}
 	g, gctx := errgroup.WithContext(ctx)
 	for i, a := range accounts {
 		g.Go(func() error {
-			var err error
-			vms[i], out.Accounts[i], err = assessAccount(gctx, a, opts.AssessOptions, opts.AllBackups)
-			if err == nil && opts.Progress != nil {
+			vms[i], out.Accounts[i], errs[i] = assessAccount(gctx, a, opts.AssessOptions, opts.AllBackups)
+			if errs[i] != nil && (opts.Strict || gctx.Err() != nil) {
+				return errs[i]
+			}
+			if opts.Progress != nil && errs[i] == nil {
 				fmt.Fprintf(opts.Progress, "assessed %s: %d Windows VMs\n", a.Account, len(vms[i]))
 			}
-			return err
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	for i, err := range errs {
+		if err != nil {
+			out.Skipped = append(out.Skipped, Skip(accounts[i].Account, err))
+			out.Accounts[i] = AccountFacts{Account: accounts[i].Account}
+		}
+	}
+	if len(accounts) > 0 && len(out.Skipped) == len(accounts) {
+		return nil, SkippedError(out.Skipped)
 	}
 	if opts.Reports != nil {
 		if err := opts.Reports.unmatched(); err != nil {
@@ -85,6 +124,16 @@ func AssessFleet(ctx context.Context, accounts []providers.Opened, opts FleetOpt
 	return out, nil
 }
 
+// SkippedError is the error of a run that must stop because accounts were
+// skipped (every one, or any under --strict): each account's error, joined.
+func SkippedError(s []SkippedAccount) error {
+	errs := make([]error, 0, len(s))
+	for _, x := range s {
+		errs = append(errs, x.Err)
+	}
+	return errors.Join(errs...)
+}
+
 func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, allBackups bool) ([]inventory.Assessed, AccountFacts, error) {
 	opts = opts.withDefaults()
 	facts := AccountFacts{Account: a.Account, Capabilities: a.Provider.Capabilities()}
@@ -92,7 +141,7 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, 
 		return nil, facts, fmt.Errorf("account %s: provider %s cannot enumerate and observe VMs: %w", a.Account, a.Provider.Name, providers.ErrUnsupported)
 	}
 	var vms []inventory.VM
-	err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+	err := retry.Do(ctx, opts.Clock, retry.Policy{Key: "list/" + a.Account.Name}, func() (err error) {
 		vms, err = a.Provider.Enumerator.List(ctx)
 		return err
 	})
@@ -108,7 +157,7 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, 
 		return nil, facts, fmt.Errorf("account %s: %w", a.Account, err)
 	}
 	if h := a.Provider.Helpers; h != nil {
-		err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+		err := retry.Do(ctx, opts.Clock, retry.Policy{Key: "images/" + a.Account.Name}, func() (err error) {
 			facts.Helpers, err = h.Images(ctx)
 			return err
 		})
@@ -121,7 +170,7 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, 
 			if s := assessed[i].Classification.State; !allBackups && (s == inventory.StateHealthy || s == inventory.StateUnknown) {
 				continue // the planner never restores these
 			}
-			err := retry.Do(ctx, opts.Clock, retry.Policy{}, func() (err error) {
+			err := retry.Do(ctx, opts.Clock, retry.Policy{Key: "backups/" + assessed[i].VM.ID}, func() (err error) {
 				assessed[i].VM.Backups, err = b.List(ctx, providers.Ref(assessed[i].VM))
 				return err
 			})

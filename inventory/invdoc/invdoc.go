@@ -1,5 +1,5 @@
 // Package invdoc is the inventory document: what `fixfleet inventory
-// --format json` writes and `fixfleet sim from-inventory` reads, a
+// -o json` writes and `fixfleet sim from-inventory` reads, a
 // versioned JSON format (Version; docs/inventory-format.md) that exports
 // from other tools can be converted to. It holds no secret: no password,
 // no recovery key, only whether the key source holds a VM's key.
@@ -27,6 +27,8 @@ type Document struct {
 	ByState     map[inventory.State]int `json:"by_state"`
 	Accounts    []Account               `json:"accounts"`
 	VMs         []VM                    `json:"vms"`
+	// Skipped are the accounts that could not be assessed, and why.
+	Skipped []classify.SkippedAccount `json:"skipped_accounts,omitempty"`
 }
 
 // Account is one account scope: its provider's capabilities and where
@@ -59,7 +61,7 @@ type KeyChecker interface{ HasKey(keyID string) bool }
 // source).
 func Build(a *classify.Fleet, at time.Time, incident string, keys KeyChecker) Document {
 	d := Document{Version: Version, GeneratedAt: at.UTC(), Incident: incident, ByState: map[inventory.State]int{},
-		Accounts: []Account{}, VMs: []VM{}}
+		Accounts: []Account{}, VMs: []VM{}, Skipped: a.Skipped}
 	for _, x := range a.Accounts {
 		d.Accounts = append(d.Accounts, Account{Tenant: x.Account.Tenant, Account: x.Account.Name, Provider: x.Account.Provider,
 			Capabilities: x.Capabilities, HelperImages: x.Helpers})
@@ -87,7 +89,7 @@ func Read(r io.Reader) (Document, error) {
 		return Document{}, fmt.Errorf("inventory document: %w", err)
 	}
 	if d.Version != Version {
-		return Document{}, fmt.Errorf("inventory document: version %q: this fixfleet reads %q (export it again with `fixfleet inventory --format json`)", d.Version, Version)
+		return Document{}, fmt.Errorf("inventory document: version %q: this fixfleet reads %q (export it again with `fixfleet inventory -o json`)", d.Version, Version)
 	}
 	for i, v := range d.VMs {
 		if v.ID == "" || v.Zone == "" || !v.State.Valid() {

@@ -99,6 +99,7 @@ func open(_ context.Context, a providers.Account, env providers.Env, srv *httpte
 		server:  iaas.NewServerOp(caller),
 		disk:    iaas.NewDiskOp(caller),
 		archive: iaas.NewArchiveOp(caller),
+		caller:  caller,
 		auth:    iaas.NewAuthStatusOp(caller),
 	}, scope{tenant: a.Tenant, account: a.Name, zones: zones}, o, env.Clock), nil
 }
@@ -109,7 +110,10 @@ type apis struct {
 	server  iaas.ServerAPI
 	disk    iaas.DiskAPI
 	archive iaas.ArchiveAPI
-	auth    iaas.AuthStatusAPI // nil: no preflight
+	// caller is the HTTP layer, for the endpoints iaas-api-go does not
+	// wrap (the VNC snapshot); nil with the fake driver.
+	caller iaas.APICaller
+	auth   iaas.AuthStatusAPI // nil: no preflight
 }
 
 type scope struct {

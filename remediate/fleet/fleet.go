@@ -64,6 +64,9 @@ type Config struct {
 	Guest *GuestAccess
 	// Keys holds the BitLocker recovery keys (nil: none).
 	Keys *keys.Source
+	// Strict fails Open on the first account that cannot be opened,
+	// instead of skipping it.
+	Strict bool
 }
 
 // Fleet is an opened fleet. Its zero value is not usable: use Open.
@@ -72,13 +75,17 @@ type Fleet struct {
 	Policy   policy.Policy
 	Clock    clock.Clock
 	Accounts []providers.Opened
-	guest    *GuestAccess
-	keys     *keys.Source
-	prober   *probe.Prober // nil without guest access
+	// Skipped are the accounts that could not be opened, and why.
+	Skipped []classify.SkippedAccount
+	guest   *GuestAccess
+	keys    *keys.Source
+	prober  *probe.Prober // nil without guest access
 }
 
-// Open opens every account of cfg in order; the first that fails to open
-// fails the call, with an error naming it. Close the fleet when done.
+// Open opens every account of cfg in order. One that fails to open is
+// skipped (Fleet.Skipped says why) and the others go on; with cfg.Strict,
+// or when every account fails, the call fails with the accounts' errors,
+// each naming its account. Close the fleet when done.
 func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 	if cfg.Env.Clock == nil {
 		cfg.Env.Clock = clock.Real{}
@@ -86,10 +93,17 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 	f := &Fleet{Incident: cfg.Incident, Policy: cfg.Policy, Clock: cfg.Env.Clock, guest: cfg.Guest, keys: cfg.Keys}
 	for _, a := range cfg.Accounts {
 		p, err := cfg.Registry.Open(ctx, a, cfg.Env)
-		if err != nil {
+		switch {
+		case err != nil && (cfg.Strict || ctx.Err() != nil):
 			return nil, err
+		case err != nil:
+			f.Skipped = append(f.Skipped, classify.Skip(a, err))
+		default:
+			f.Accounts = append(f.Accounts, providers.Opened{Account: a, Provider: p})
 		}
-		f.Accounts = append(f.Accounts, providers.Opened{Account: a, Provider: p})
+	}
+	if len(f.Accounts) == 0 && len(f.Skipped) > 0 {
+		return nil, classify.SkippedError(f.Skipped)
 	}
 	if f.guest != nil {
 		f.prober = f.newProber()
@@ -126,13 +140,19 @@ func (f *Fleet) newProber() *probe.Prober {
 type AssessOptions = classify.FleetOptions
 
 // Assess enumerates and classifies the whole fleet (classify.AssessFleet),
-// probing guests when the fleet has guest access. Read-only.
+// probing guests when the fleet has guest access. Read-only. The accounts
+// Open skipped come first in the result's Skipped.
 func (f *Fleet) Assess(ctx context.Context, o AssessOptions) (*classify.Fleet, error) {
 	o.Incident, o.Clock = f.Incident, f.Clock
 	if f.prober != nil {
 		o.Prober = f.prober
 	}
-	return classify.AssessFleet(ctx, f.Accounts, o)
+	a, err := classify.AssessFleet(ctx, f.Accounts, o)
+	if err != nil {
+		return nil, err
+	}
+	a.Skipped = append(append([]classify.SkippedAccount(nil), f.Skipped...), a.Skipped...)
+	return a, nil
 }
 
 // Plan assesses the fleet and plans its repair under pol (the fleet's
@@ -150,7 +170,7 @@ func (f *Fleet) Plan(ctx context.Context, pol policy.Policy, o AssessOptions) (*
 	now := f.Clock.Now()
 	in := plan.Input{
 		ID: newPlanID(now), Now: now, Incident: f.Incident,
-		Policy: pol, Fleet: a.VMs, Accounts: accounts,
+		Policy: pol, Fleet: a.VMs, Accounts: accounts, Skipped: a.Skipped,
 	}
 	if f.keys != nil {
 		in.Keys = f.keys

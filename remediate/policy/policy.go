@@ -31,13 +31,16 @@ const (
 	DeleteFile Strategy = "delete-file"
 	// HelperMount repairs the OS disk offline on a helper VM.
 	HelperMount Strategy = "helper-mount"
+	// CopyAndSwap repairs a copy of the OS disk on a helper VM and swaps
+	// it in, where an OS disk cannot be detached (Azure).
+	CopyAndSwap Strategy = "copy-and-swap"
 	// RestoreBackup swaps in a disk restored from the newest pre-incident
 	// backup; it loses data written since that backup.
 	RestoreBackup Strategy = "restore-backup"
 )
 
 // Strategies lists every remediation strategy in the default order.
-var Strategies = []Strategy{RebootRetry, DeleteFile, HelperMount, RestoreBackup}
+var Strategies = []Strategy{RebootRetry, DeleteFile, HelperMount, CopyAndSwap, RestoreBackup}
 
 // HelperVersion says which helper releases helper-mount may use.
 type HelperVersion string

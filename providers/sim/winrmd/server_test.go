@@ -136,6 +136,7 @@ func TestCatalogRoundTrip(t *testing.T) {
 		BadUntil: time.Date(2024, 7, 19, 5, 27, 0, 0, time.UTC), Header: "AAAAAAAA01002301",
 	}
 	diskP := guest.DiskParams{Number: 1, Serial: "vol-0abc"}
+	bcdP := guest.ClearSafeBootOfflineParams{Number: 1, Serial: "vol-0abc", Store: guest.BCDStoreBIOS}
 	tests := []struct {
 		name   guest.Name
 		params any
@@ -168,6 +169,8 @@ func TestCatalogRoundTrip(t *testing.T) {
 			}, m.disk},
 		{guest.OfflineDisk, diskP,
 			func() (any, error) { return c.OfflineDisk(ctx, ep, creds, diskP) }, m.disk},
+		{guest.ClearSafeBootOffline, bcdP,
+			func() (any, error) { return c.ClearSafeBootOffline(ctx, ep, creds, bcdP) }, m.clear},
 		{guest.ReadinessFacts, guest.ReadinessFactsParams{},
 			func() (any, error) { return c.ReadinessFacts(ctx, ep, creds) }, m.facts},
 	}

@@ -398,6 +398,12 @@ func (g *gen) strike(vsp *VMSpec, d *DiskSpec, n int, kind string) {
 			safe()
 		}
 		vs.Condition.WinRM = WinRMBadCredentials
+	case kindBadCredentialsSafe:
+		safe()
+		vs.Condition.WinRM = WinRMBadCredentials
+	case kindBadCredentialsHealthy:
+		healthy()
+		vs.Condition.WinRM = WinRMBadCredentials
 	case "safe-mode":
 		safe()
 	case "boot-loop", "stopped":
@@ -432,6 +438,13 @@ func otherFiles(inc inventory.Incident) []FileSpec {
 	}
 }
 
+// A bad-credentials VM in safe mode, or healthy: the mix's bad-credentials
+// kind draws one of the two; a copy of a fleet keeps which.
+const (
+	kindBadCredentialsSafe    = "bad-credentials-safe"
+	kindBadCredentialsHealthy = "bad-credentials-healthy"
+)
+
 // MixTerms lists the kinds of VM a Mix shares out, in ParseMix's names.
 func MixTerms() []string { return slices.Clone(mixTerms) }
 
@@ -445,7 +458,7 @@ func Strike(vs *VMSpec, n int, kind, incident string, now time.Time, seed int64)
 	if !ok {
 		return fmt.Errorf("incident %q is not a built-in profile", incident)
 	}
-	if !slices.Contains(mixTerms, kind) {
+	if !slices.Contains(mixTerms, kind) && kind != kindBadCredentialsSafe && kind != kindBadCredentialsHealthy {
 		return fmt.Errorf("kind %q: kinds are %s", kind, strings.Join(mixTerms, ", "))
 	}
 	if vs.OSDisk == nil {
