@@ -445,9 +445,6 @@ const (
 	kindBadCredentialsHealthy = "bad-credentials-healthy"
 )
 
-// MixTerms lists the kinds of VM a Mix shares out, in ParseMix's names.
-func MixTerms() []string { return slices.Clone(mixTerms) }
-
 // Strike gives vs, whose OS disk is set, the condition, boot and files of
 // kind (a mix term) under the incident profile named incident, as Generate
 // would for VM number n, drawing from seed: how a copy of a real fleet is
