@@ -33,13 +33,21 @@ type Summary struct {
 	FlaggedVMs []FlaggedVM `json:"flagged_vms"`
 	// Failed counts VMs whose strategy and its abort both failed.
 	Failed int `json:"failed"`
+	// Pending were not finished when the apply stopped (0 for a run
+	// done).
+	Pending int `json:"pending"`
 	// Unresolved lists VMs that are neither healthy (by the world's truth)
 	// nor flagged for a person: must be empty.
 	Unresolved []string        `json:"unresolved"`
 	RunStatus  apply.RunStatus `json:"run_status"`
 	ElapsedSim string          `json:"elapsed_sim"`
 	ElapsedSec float64         `json:"elapsed_sim_seconds"`
-	WallSec    float64         `json:"wall_seconds"`
+	// AssessSec is the part of ElapsedSec spent assessing and planning.
+	AssessSec float64 `json:"assess_sim_seconds"`
+	// DurationsNote, when set, says how far the simulated durations can be
+	// trusted (on a scaled clock the host's CPU time counts too).
+	DurationsNote string  `json:"durations_note,omitempty"`
+	WallSec       float64 `json:"wall_seconds"`
 	// PeakMemoryMB is the process's peak resident memory (0 where unknown).
 	PeakMemoryMB float64    `json:"peak_memory_mb"`
 	Retries      int        `json:"retries"`
@@ -100,6 +108,11 @@ func (s Summary) Problems() []string {
 	return why
 }
 
+// ScaledNote is DurationsNote on a scaled clock.
+const ScaledNote = "approximate: on the scaled clock the host's CPU time counts as simulated time too; " +
+	"for exact figures run the incident benchmark on virtual time: " +
+	"FIXFLEET_BENCH_VMS=N FIXFLEET_BENCH_SEED=S go test -run '^TestIncidentBenchmark$' -count=1 ./simulation/bench/"
+
 // apiStatsOf counts the incident's control-plane calls: the emulator's per
 // operation when one fronted the world, else the world's own.
 func apiStatsOf(b *Backend, a world.Audit) APIStats {
@@ -124,7 +137,7 @@ func apiStatsOf(b *Backend, a world.Audit) APIStats {
 func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID func(string) string) Summary {
 	s := Summary{
 		VMsTotal: len(p.VMs), Fixed: res.Fixed, ByStrategy: map[string]int{}, FoundHealthy: res.SkippedHealthy,
-		Failed: res.Failed, RunStatus: res.Status, Retries: res.Retries, Breaker: res.BreakerOpenings,
+		Failed: res.Failed, Pending: res.Pending, RunStatus: res.Status, Retries: res.Retries, Breaker: res.BreakerOpenings,
 		FlaggedVMs: []FlaggedVM{}, Unresolved: []string{},
 	}
 	for _, st := range strategy.Default().Names() {

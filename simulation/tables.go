@@ -26,6 +26,9 @@ func (s Summary) Tables() []render.Table {
 		{"API calls (" + s.Provider + ") / throttled", fmt.Sprintf("%d / %d", s.API.Total, s.API.Throttled)},
 		{"API retries / breaker openings", fmt.Sprintf("%d / %d", s.Retries, s.Breaker)},
 	}}
+	if s.DurationsNote != "" {
+		t.Rows = append(t.Rows, []string{"simulated durations", s.DurationsNote})
+	}
 	for _, k := range strategy.Default().Names() {
 		t.Rows = append(t.Rows, []string{"fixed by " + string(k), fmt.Sprint(s.ByStrategy[string(k)])})
 	}

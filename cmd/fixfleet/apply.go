@@ -1,25 +1,25 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/eventlog"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/progress"
 	"github.com/fixfleet/fixfleet/remediate/report"
+	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
 type applyOpts struct {
@@ -30,6 +30,9 @@ type applyOpts struct {
 	resume      bool
 	out         outflag.Flags
 	notify      notifyOpts
+	target      target.Flags
+	logFormat   eventlog.Format
+	allowStale  bool
 }
 
 func newApplyCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -52,12 +55,17 @@ It asks for confirmation unless --yes is given.`,
 	fs := cmd.Flags()
 	fs.StringVar(&o.source.config, "config", "fleet.yaml", "fleet configuration file")
 	fs.StringVar(&o.source.simEndpoint, "sim-endpoint", "", "act on the simulated world served at this URL (fixfleet sim serve)")
+	_ = fs.MarkHidden("sim-endpoint")
 	fs.StringVar(&o.journal, "journal", journal.DefaultPath, "journal (SQLite) recording the run")
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (for scripts)")
 	fs.BoolVar(&o.keepHelpers, "keep-helpers", false, "keep the helper VMs at the end of the run")
 	fs.BoolVar(&o.resume, "continue", false, "resume a run that a brake (canary or failure rate) paused")
 	o.out.Add(fs, "")
 	o.notify.addFlags(fs)
+	o.target.Add(fs)
+	fs.BoolVar(&o.allowStale, "allow-stale", false, "apply a plan older than the policy's plan_max_age_minutes, or one the live fleet has drifted from")
+	o.logFormat = eventlog.Text
+	fs.Var(&o.logFormat, "log-format", "format of the log lines written when stderr is not a terminal: text or json")
 	return cmd
 }
 
@@ -74,29 +82,36 @@ func readPlan(file string) (*plan.Plan, []byte, error) {
 	return p, b, nil
 }
 
-// confirm asks the operator to approve the plan. Without a terminal to ask
-// on, it refuses: scripts pass --yes.
+// selectPlan narrows p to the VMs the targeting flags select (p itself
+// when they select everything): the others are not in the plan applied,
+// so apply never touches them.
+func selectPlan(p *plan.Plan, raw []byte, f *target.Flags, stderr io.Writer) (*plan.Plan, []byte, error) {
+	sel, err := f.Selector()
+	if err != nil || sel.Empty() {
+		return p, raw, err
+	}
+	sub, err := sel.Plan(p)
+	if err == nil {
+		fmt.Fprintf(stderr, "applying %d of the %d VMs of plan %s (%s) as run %s\n", len(sub.VMs), len(p.VMs), p.ID, sel, sub.ID)
+	}
+	return sub, nil, err
+}
+
+// confirm asks the operator to approve the plan (clihelp.Confirm).
 func confirm(p *plan.Plan, stdin io.Reader, stderr io.Writer) error {
-	f, ok := stdin.(*os.File)
-	if !ok || !isTerminal(f) {
-		return badInput(errors.New("refusing to apply without confirmation: no terminal to ask on; pass --yes to approve"))
-	}
-	fmt.Fprintf(stderr, "Plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "\n  "))
-	fmt.Fprint(stderr, "Apply it? Type yes to continue: ")
-	line, _ := bufio.NewReader(stdin).ReadString('\n')
-	if strings.TrimSpace(line) != "yes" {
-		return badInput(errors.New("not confirmed: nothing was changed"))
-	}
-	return nil
+	return badInput(clihelp.Confirm(stdin, isTerminal(stdin), stderr, plan.Confirmation(p, 5), "Apply it?"))
 }
 
 func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader, stdout, stderr io.Writer) error {
-	format, _, err := outputOf(&o.out, stderr)
+	format, _, err := o.out.Resolve(stderr)
 	if err != nil {
 		return err
 	}
 	p, raw, err := readPlan(planFile)
 	if err != nil {
+		return err
+	}
+	if p, raw, err = selectPlan(p, raw, &o.target, stderr); err != nil {
 		return err
 	}
 	if !o.yes {
@@ -119,9 +134,14 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 		return badInput(err)
 	}
 	defer j.Close()
-	pr := progress.New(progressTo(stderr), len(p.VMs))
-	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: teeNotify(rn, p, pr.Event)})
-	pr.Done()
+	if !o.allowStale {
+		if err := f.CheckFresh(ctx, j, p); err != nil {
+			return err
+		}
+	}
+	events, done := progress.ForApply(stderr, isTerminal(stderr), p, o.logFormat)
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: teeNotify(rn, p, events)})
+	done()
 	closeNotifier(rn, stderr)
 	if res != nil {
 		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {

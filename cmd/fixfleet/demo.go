@@ -12,6 +12,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/progress"
 	"github.com/fixfleet/fixfleet/simulation"
 )
@@ -22,7 +23,7 @@ type demoOpts struct {
 	faults    simulation.Faults
 	journal   string
 	out       outflag.Flags
-	overrides policyOverrides
+	overrides policy.Overrides
 	notify    notifyOpts
 }
 
@@ -42,13 +43,13 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
 	o.out.Add(cmd.Flags(), "")
-	o.overrides.addFlags(cmd.Flags(), true)
+	o.overrides.AddFlags(cmd.Flags(), true)
 	o.notify.addFlags(cmd.Flags())
 	return cmd
 }
 
 func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
-	format, _, err := outputOf(&o.out, stderr)
+	format, _, err := o.out.Resolve(stderr)
 	if err != nil {
 		return err
 	}
@@ -58,12 +59,12 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	}
 	out := progressTo(stderr)
 	var pr *progress.Display
-	ro := simulation.RunOptions{Options: o.world.options(), Policy: o.overrides.apply, Journal: o.journal, Progress: out,
+	ro := simulation.RunOptions{Options: o.world.options(), Policy: o.overrides.Apply, Journal: o.journal, Progress: out,
 		Watch: func(p *plan.Plan) func(apply.Event) {
 			if out != nil {
 				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
 			}
-			pr = progress.New(out, len(p.VMs))
+			pr = progress.New(out, progress.ForPlan(p, progress.Width(stderr)))
 			return teeNotify(rn, p, pr.Event)
 		}}
 	ro.Face, ro.Faults = o.provider, &o.faults

@@ -3,17 +3,19 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
 // Exit codes. This is the one place that maps errors to them; the root
-// command's --help lists them.
+// command's --help and every command's list them (exitcodes.txt).
 const (
 	exitOK       = 0
 	exitFailure  = 1 // unexpected failure (a bug, an I/O error)
@@ -22,23 +24,9 @@ const (
 	exitLocked   = 4 // another apply holds the journal
 	exitPaused   = 5 // the run stopped before the end (a brake, an interrupt): look, then apply again
 	exitNotReady = 6 // readiness found gaps: fix its list
-	exitPartial  = 7 // some accounts were skipped; the rest were done (6 is readiness's)
+	exitPartial  = 7 // some accounts were skipped; the rest were done
 	exitCanceled = 130
 )
-
-const exitCodesHelp = `Exit codes:
-  0    success
-  1    unexpected failure
-  2    bad input: flags, fleet.yaml, plan or scenario file (the message names it)
-  3    a cloud API refused or could not be reached (credentials, network, outage)
-  4    the journal is locked by another apply (the message names its host and process)
-  5    apply stopped before the end by a brake (canary or failure rate): look, then apply --continue;
-       demo: a VM left neither healthy nor flagged, or an invariant counter above 0
-  6    readiness: gaps remain (the report ranks the fixes)
-  7    partial: an account could not be opened or listed and was skipped (named on stderr
-       and in the output); the other accounts were done. --strict makes it exit 3 instead
-  130  interrupted: run apply again to continue where it stopped
-`
 
 // usageError marks an error caused by the user's input.
 type usageError struct{ err error }
@@ -66,7 +54,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &le):
 		return exitLocked
-	case errors.As(err, &partialRun{}):
+	case errors.As(err, new(*classify.PartialError)):
 		return exitPartial
 	case errors.As(err, &rp), errors.Is(err, apply.ErrPausedByBrake):
 		return exitPaused
@@ -74,32 +62,15 @@ func exitCode(err error) int {
 		return exitNotReady
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
-	case errors.As(err, &ue), errors.As(err, &ur):
+	case errors.As(err, &ue), errors.As(err, &ur), errors.As(err, new(*target.Error)),
+		errors.As(err, new(*policy.FlagError)), errors.As(err, new(*outflag.UsageError)),
+		errors.As(err, new(*plan.StaleError)):
 		return exitUsage
 	case errors.Is(err, providers.ErrPermanent), errors.Is(err, providers.ErrUnavailable),
 		errors.Is(err, providers.ErrThrottled), errors.Is(err, providers.ErrUnsupported):
 		return exitProvider
 	}
 	return exitFailure
-}
-
-// partialRun is a command that skipped accounts (see skippedAccounts).
-type partialRun struct{ n int }
-
-func (e partialRun) Error() string {
-	return fmt.Sprintf("partial: %d account(s) skipped (named above); pass --strict to fail instead", e.n)
-}
-
-// skippedAccounts warns of each skipped account on stderr and returns a
-// partialRun error when there is one.
-func skippedAccounts(stderr io.Writer, s []classify.SkippedAccount) error {
-	for _, a := range s {
-		fmt.Fprintf(stderr, "fixfleet: warning: account %s/%s (%s) skipped: %s\n", a.Tenant, a.Account, a.Provider, a.Reason)
-	}
-	if len(s) == 0 {
-		return nil
-	}
-	return partialRun{len(s)}
 }
 
 // runPaused is an apply that stopped before the end (a brake, an interrupt),

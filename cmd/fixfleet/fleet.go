@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/fixfleet/fixfleet/providers/sakura"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/target"
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
@@ -37,6 +37,7 @@ type sourceOpts struct {
 	strict           bool
 	// notify gets fleet.yaml's notify targets (apply's --notify adds to them).
 	notify *notifyOpts
+	target target.Flags
 }
 
 func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
@@ -47,13 +48,17 @@ func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.window.Window, "window", classify.DefaultWindow, "sampling window for boot loops (cloud time)")
 	fs.StringVar(&o.consoleConfirmed, "console-confirmed", "", "file of VMs (ID or name, one per line, optional note) you saw crash-looping on their consoles: evidence the cloud's API may not give")
 	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
+	o.target.Add(fs)
+	for _, n := range []string{"sim", "sim-endpoint", "vms", "seed", "mix", "scenario", "no-console", "time-scale"} {
+		_ = fs.MarkHidden(n) // simulator flags: listed by `fixfleet sim --help`
+	}
 	fs.BoolVar(&o.strict, "strict", false, "fail (exit 3) when an account cannot be opened or listed, instead of skipping it (exit 7)")
 }
 
 // assessOptions are the assessment's options from the flags: the window,
 // and the --console-confirmed file read.
-func (o *sourceOpts) assessOptions(progress io.Writer) (fleet.AssessOptions, error) {
-	a := fleet.AssessOptions{AssessOptions: o.window, Progress: progress, Strict: o.strict}
+func (o *sourceOpts) assessOptions() (fleet.AssessOptions, error) {
+	a := fleet.AssessOptions{AssessOptions: o.window, Strict: o.strict}
 	if o.consoleConfirmed == "" {
 		return a, nil
 	}
@@ -67,14 +72,24 @@ func (o *sourceOpts) assessOptions(progress io.Writer) (fleet.AssessOptions, err
 // openFleet opens the fleet the options name. Call the returned close when
 // done with it.
 func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error) {
-	if o.sim || o.simEndpoint != "" || o.world.Scenario != "" {
-		return openSimFleet(ctx, o)
-	}
-	f, err := openConfigFleet(ctx, o)
+	sel, err := o.target.Selector()
 	if err != nil {
 		return nil, nil, err
 	}
-	return f, f.Close, nil
+	if !(o.sim || o.simEndpoint != "" || o.world.Scenario != "") {
+		f, err := openConfigFleet(ctx, o, sel)
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, f.Close, nil
+	}
+	f, closeFleet, err := openSimFleet(ctx, o)
+	if err == nil {
+		if err = f.Select(sel); err != nil {
+			closeFleet()
+		}
+	}
+	return f, closeFleet, err
 }
 
 // newRegistry lists the cloud provider kinds this build knows, for
@@ -89,7 +104,7 @@ func newRegistry() *providers.Registry {
 	return reg
 }
 
-func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, error) {
+func openConfigFleet(ctx context.Context, o *sourceOpts, sel target.Selector) (*fleet.Fleet, error) {
 	reg := newRegistry()
 	cfg, err := config.Load(o.config, reg, os.Getenv)
 	if err != nil {
@@ -107,7 +122,7 @@ func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, error) {
 	}
 	fc := fleet.Config{
 		Incident: cfg.Incident, Policy: pol, Registry: reg, Accounts: cfg.Accounts(),
-		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest), Strict: o.strict,
+		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest), Strict: o.strict, Target: sel,
 	}
 	return fleet.Open(ctx, fc)
 }

@@ -1,14 +1,15 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
 
 	"github.com/mattn/go-isatty"
 
-	"github.com/fixfleet/fixfleet/internal/outflag"
-	"github.com/fixfleet/fixfleet/internal/render"
-	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/remediate/fleet"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 )
 
 // isTerminal reports whether w is a terminal (progress goes only there).
@@ -26,20 +27,14 @@ func progressTo(stderr io.Writer) io.Writer {
 	return nil
 }
 
-// withSkipped appends to ts a table of the skipped accounts, if any.
-func withSkipped(ts []render.Table, s []classify.SkippedAccount) []render.Table {
-	if len(s) == 0 {
-		return ts
+// watchAssess shows the assessment of f on a terminal stderr, through
+// ao's progress hook; call stop when it ends.
+func watchAssess(ctx context.Context, f *fleet.Fleet, ao *fleet.AssessOptions, stderr io.Writer) (stop func()) {
+	var accts []providers.Account
+	for _, a := range f.Accounts {
+		accts = append(accts, a.Account)
 	}
-	t := render.Table{Title: "Skipped accounts", Headers: []string{"Tenant", "Account", "Provider", "Why"}}
-	for _, a := range s {
-		t.Rows = append(t.Rows, []string{a.Tenant, a.Account, a.Provider, a.Reason})
-	}
-	return append(ts, t)
-}
-
-// outputOf resolves a command's output flags, bad values as usage errors.
-func outputOf(f *outflag.Flags, warn io.Writer) (render.Format, string, error) {
-	format, file, err := f.Resolve(warn)
-	return format, file, badInput(err)
+	d := progress.NewAssess(progressTo(stderr), progress.Width(stderr), f.Clock, ao.Window, accts)
+	ao.OnProgress = d.Event
+	return d.Start(ctx)
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -126,4 +129,31 @@ func TestOutputFlag(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stdout, "fixfleet ") || !strings.Contains(stdout, "commit ") {
 		t.Errorf("version: exit %d: %q", code, stdout)
 	}
+}
+
+// TestHelpHabits: every command's help has examples and the exit codes,
+// and the simulator's flags appear only under sim and demo.
+func TestHelpHabits(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, s := range c.Commands() {
+			if s.Name() == "help" || s.Name() == "completion" {
+				continue
+			}
+			path := strings.Fields(s.CommandPath())[1:]
+			code, stdout, _ := runCLI(t, append(path, "--help")...)
+			if code != 0 || !strings.Contains(stdout, "Exit codes:") {
+				t.Errorf("%s --help: exit %d, no exit codes", s.CommandPath(), code)
+			}
+			if s.Runnable() && !strings.Contains(stdout, "Examples:") {
+				t.Errorf("%s --help has no examples", s.CommandPath())
+			}
+			isSim := path[0] == "sim" || path[0] == "demo"
+			if strings.Contains(stdout, "--time-scale") != isSim && len(path) == 1 {
+				t.Errorf("%s --help: simulator flags shown %v, want %v", s.CommandPath(), !isSim, isSim)
+			}
+			walk(s)
+		}
+	}
+	walk(newRootCmd(strings.NewReader(""), io.Discard, io.Discard))
 }

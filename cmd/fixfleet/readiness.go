@@ -49,14 +49,14 @@ tenant and a ranked list of fixes, and exits 6 while gaps remain.`,
 }
 
 func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer) error {
-	format, _, err := outputOf(&o.out, stderr)
+	format, _, err := o.out.Resolve(stderr)
 	if err != nil {
 		return err
 	}
 	if o.maxAge <= 0 {
 		return badInput(fmt.Errorf("--max-backup-age: %s must be above 0", o.maxAge))
 	}
-	ao, err := o.source.assessOptions(progressTo(stderr))
+	ao, err := o.source.assessOptions()
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,9 @@ func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer
 		return err
 	}
 	defer closeFleet()
+	stop := watchAssess(ctx, f, &ao, stderr)
 	r, err := readiness.Run(ctx, f, f.Policy, ao, readiness.Options{MaxBackupAge: o.maxAge, RoleTag: o.roleTag, RoleGroups: o.roleGroups})
+	stop()
 	if err != nil {
 		return err
 	}

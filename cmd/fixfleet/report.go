@@ -45,7 +45,7 @@ Tables: ` + strings.Join(report.TableNames(), ", ") + ` (columns in docs/reports
 }
 
 func runReport(ctx context.Context, o reportOpts, stdout io.Writer) error {
-	format, _, err := outputOf(&o.out, nil)
+	format, _, err := o.out.Resolve(nil)
 	if err != nil {
 		return err
 	}

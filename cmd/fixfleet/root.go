@@ -1,11 +1,13 @@
 package main
 
 import (
+	_ "embed"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/version"
 )
 
@@ -41,5 +43,13 @@ Start with the simulator:  fixfleet plan --sim --vms 300 --seed 1
 		&cobra.Command{Use: "version", Short: "Print the version and commit of this build", Args: cobra.NoArgs,
 			Run: func(*cobra.Command, []string) { fmt.Fprintln(stdout, version.Read()) }},
 	)
+	root.Args, root.RunE = cobra.NoArgs, func(c *cobra.Command, _ []string) error { return c.Help() }
+	clihelp.Apply(root, clihelp.Examples(examplesText), exitCodesHelp, badInput)
 	return root
 }
+
+//go:embed examples.txt
+var examplesText string
+
+//go:embed exitcodes.txt
+var exitCodesHelp string

@@ -106,7 +106,7 @@ func newSimAuditCmd(stdout io.Writer) *cobra.Command {
 }
 
 func runSimAudit(ctx context.Context, o simAuditOpts, stdout io.Writer) error {
-	format, _, err := outputOf(&o.out, nil)
+	format, _, err := o.out.Resolve(nil)
 	if err != nil {
 		return err
 	}

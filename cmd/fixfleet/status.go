@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
@@ -29,14 +31,39 @@ func (o *statusOpts) addFlags(cmd *cobra.Command) {
 
 func newStatusCmd(stdout io.Writer) *cobra.Command {
 	var o statusOpts
+	var watch time.Duration
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show where a run stands, from the journal (safe while apply runs)",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runStatus(cmd.Context(), o, stdout) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return watchStatus(cmd.Context(), o, watch, stdout) },
 	}
 	o.addFlags(cmd)
+	cmd.Flags().DurationVar(&watch, "watch", 0, "show the status again every so often (e.g. 10s) until the run is no longer running")
+	cmd.Flags().Lookup("watch").NoOptDefVal = "5s"
 	return cmd
+}
+
+// watchStatus shows the status, and with every > 0 again after each
+// interval while the run is running.
+func watchStatus(ctx context.Context, o statusOpts, every time.Duration, stdout io.Writer) error {
+	return clihelp.Every(ctx, every, isTerminal(stdout), stdout, func() (bool, error) {
+		if err := runStatus(ctx, o, stdout); err != nil {
+			return false, err
+		}
+		return runRunning(ctx, o)
+	})
+}
+
+// runRunning reports whether o's run is still running.
+func runRunning(ctx context.Context, o statusOpts) (bool, error) {
+	j, err := journal.Open(ctx, o.journal)
+	if err != nil {
+		return false, err
+	}
+	defer j.Close()
+	res, err := apply.Status(ctx, j, o.run)
+	return err == nil && res.Status == apply.RunRunning, err
 }
 
 // statusDoc is `fixfleet status --format json`.
@@ -49,7 +76,7 @@ type statusDoc struct {
 
 // runStatus prints a run's state from the journal.
 func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) error {
-	format, _, err := outputOf(&o.out, nil)
+	format, _, err := o.out.Resolve(nil)
 	if err != nil {
 		return err
 	}

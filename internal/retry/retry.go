@@ -25,6 +25,15 @@ type Policy struct {
 	// stream, so that a simulated incident on virtual time replays
 	// exactly while calls with different keys still spread apart.
 	Key string
+	// OnRetry, if set, is told of each failed call that will be retried:
+	// its attempt number (1-based), Attempts, the error and the wait.
+	OnRetry func(attempt, attempts int, err error, wait time.Duration)
+}
+
+// Keyed returns p with Key set to key.
+func (p Policy) Keyed(key string) Policy {
+	p.Key = key
+	return p
 }
 
 func (p Policy) withDefaults() Policy {
@@ -60,6 +69,9 @@ func Do(ctx context.Context, clk clock.Clock, p Policy, fn func() error) error {
 			return fmt.Errorf("after %d attempts: %w", attempt, err)
 		}
 		d := max(wait/2+time.Duration(unit(p.Key, attempt)*float64(wait/2)), providers.RetryAfter(err))
+		if p.OnRetry != nil {
+			p.OnRetry(attempt, p.Attempts, err, d)
+		}
 		if err := clk.Sleep(ctx, d); err != nil {
 			return err
 		}

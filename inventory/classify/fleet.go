@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -60,12 +63,44 @@ type FleetOptions struct {
 	// Progress receives one line per account assessed or skipped (nil:
 	// none).
 	Progress io.Writer
-	// AllBackups lists the backups of every VM, healthy and unknown ones
-	// too (readiness); otherwise only of those the planner may restore.
-	AllBackups bool
 	// Strict fails the assessment on the first account that cannot be
 	// assessed, instead of skipping it.
 	Strict bool
+	// Select, if set, keeps only the listed VMs it returns true for (the
+	// operator's targeting); the others are not assessed at all.
+	Select func(inventory.VM) bool
+	// OnProgress, if set, is told where each account stands. It is called
+	// from the accounts' goroutines at once: it must be safe for
+	// concurrent use and return quickly.
+	OnProgress func(AccountProgress)
+	// AllBackups lists the backups of every VM, healthy and unknown ones
+	// too (readiness); otherwise only of those the planner may restore.
+	AllBackups bool
+}
+
+// Phase is where an account's assessment stands.
+type Phase int
+
+// The phases, in order; Retrying may come at any point before Done.
+const (
+	Listing  Phase = iota // listing the account's VMs
+	Sampling              // sampling the listed VMs over the window
+	Retrying              // a read-only call failed and will be retried
+	Done                  // assessed
+	Skipped               // could not be assessed (Err says why)
+)
+
+// AccountProgress is one account's progress in AssessFleet.
+type AccountProgress struct {
+	Account providers.Account
+	Phase   Phase
+	// VMs listed (Sampling, Done).
+	VMs int
+	// Attempt of Attempts failed with Err; the next comes after Wait
+	// (Retrying). Err is also set for Skipped.
+	Attempt, Attempts int
+	Err               error
+	Wait              time.Duration
 }
 
 // AssessFleet assesses every account concurrently: it lists the account's
@@ -91,7 +126,14 @@ func AssessFleet(ctx context.Context, accounts []providers.Opened, opts FleetOpt
 	g, gctx := errgroup.WithContext(ctx)
 	for i, a := range accounts {
 		g.Go(func() error {
-			vms[i], out.Accounts[i], errs[i] = assessAccount(gctx, a, opts.AssessOptions, opts.AllBackups)
+			vms[i], out.Accounts[i], errs[i] = assessAccount(gctx, a, opts)
+			if opts.OnProgress != nil {
+				p := AccountProgress{Account: a.Account, Phase: Done, VMs: len(vms[i]), Err: errs[i]}
+				if errs[i] != nil {
+					p.Phase = Skipped
+				}
+				opts.OnProgress(p)
+			}
 			if errs[i] != nil && (opts.Strict || gctx.Err() != nil) {
 				return errs[i]
 			}
@@ -124,6 +166,27 @@ func AssessFleet(ctx context.Context, accounts []providers.Opened, opts FleetOpt
 	return out, nil
 }
 
+// PartialError is a command that skipped accounts (and did the others):
+// its message names each one and why.
+type PartialError struct{ Skipped []SkippedAccount }
+
+func (e *PartialError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "partial: %d account(s) skipped, the others done (pass --strict to fail instead):", len(e.Skipped))
+	for _, a := range e.Skipped {
+		fmt.Fprintf(&b, "\n  %s/%s (%s): %s", a.Tenant, a.Account, a.Provider, a.Reason)
+	}
+	return b.String()
+}
+
+// Partial is a *PartialError when s is not empty, else nil.
+func Partial(s []SkippedAccount) error {
+	if len(s) == 0 {
+		return nil
+	}
+	return &PartialError{s}
+}
+
 // SkippedError is the error of a run that must stop because accounts were
 // skipped (every one, or any under --strict): each account's error, joined.
 func SkippedError(s []SkippedAccount) error {
@@ -134,14 +197,24 @@ func SkippedError(s []SkippedAccount) error {
 	return errors.Join(errs...)
 }
 
-func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, allBackups bool) ([]inventory.Assessed, AccountFacts, error) {
-	opts = opts.withDefaults()
+func assessAccount(ctx context.Context, a providers.Opened, fo FleetOptions) ([]inventory.Assessed, AccountFacts, error) {
+	opts, sel := fo.AssessOptions.withDefaults(), fo.Select
+	report := func(p AccountProgress) {
+		if fo.OnProgress != nil {
+			p.Account = a.Account
+			fo.OnProgress(p)
+		}
+	}
+	rp := retry.Policy{OnRetry: func(attempt, attempts int, err error, wait time.Duration) {
+		report(AccountProgress{Phase: Retrying, Attempt: attempt, Attempts: attempts, Err: err, Wait: wait})
+	}}
+	report(AccountProgress{Phase: Listing})
 	facts := AccountFacts{Account: a.Account, Capabilities: a.Provider.Capabilities()}
 	if a.Provider.Enumerator == nil || a.Provider.Observer == nil {
 		return nil, facts, fmt.Errorf("account %s: provider %s cannot enumerate and observe VMs: %w", a.Account, a.Provider.Name, providers.ErrUnsupported)
 	}
 	var vms []inventory.VM
-	err := retry.Do(ctx, opts.Clock, retry.Policy{Key: "list/" + a.Account.Name}, func() (err error) {
+	err := retry.Do(ctx, opts.Clock, rp.Keyed("list/"+a.Account.Name), func() (err error) {
 		vms, err = a.Provider.Enumerator.List(ctx)
 		return err
 	})
@@ -151,13 +224,17 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, 
 	for i := range vms {
 		vms[i].Tenant, vms[i].Account, vms[i].Provider = a.Account.Tenant, a.Account.Name, a.Account.Provider
 	}
+	if sel != nil {
+		vms = slices.DeleteFunc(vms, func(v inventory.VM) bool { return !sel(v) })
+	}
 	opts.Observer = a.Provider.Observer
+	report(AccountProgress{Phase: Sampling, VMs: len(vms)})
 	assessed, err := Assess(ctx, vms, opts)
 	if err != nil {
 		return nil, facts, fmt.Errorf("account %s: %w", a.Account, err)
 	}
 	if h := a.Provider.Helpers; h != nil {
-		err := retry.Do(ctx, opts.Clock, retry.Policy{Key: "images/" + a.Account.Name}, func() (err error) {
+		err := retry.Do(ctx, opts.Clock, rp.Keyed("images/"+a.Account.Name), func() (err error) {
 			facts.Helpers, err = h.Images(ctx)
 			return err
 		})
@@ -167,10 +244,10 @@ func assessAccount(ctx context.Context, a providers.Opened, opts AssessOptions, 
 	}
 	if b := a.Provider.Backups; b != nil {
 		for i := range assessed {
-			if s := assessed[i].Classification.State; !allBackups && (s == inventory.StateHealthy || s == inventory.StateUnknown) {
+			if s := assessed[i].Classification.State; !fo.AllBackups && (s == inventory.StateHealthy || s == inventory.StateUnknown) {
 				continue // the planner never restores these
 			}
-			err := retry.Do(ctx, opts.Clock, retry.Policy{Key: "backups/" + assessed[i].VM.ID}, func() (err error) {
+			err := retry.Do(ctx, opts.Clock, rp.Keyed("backups/"+assessed[i].VM.ID), func() (err error) {
 				assessed[i].VM.Backups, err = b.List(ctx, providers.Ref(assessed[i].VM))
 				return err
 			})

@@ -23,6 +23,10 @@ func TestOnlyWiringImportsEC2(t *testing.T) {
 		"github.com/fixfleet/fixfleet/providers/aws": true,
 		"github.com/fixfleet/fixfleet/cmd/fixfleet":  true,
 		"github.com/fixfleet/fixfleet/simulation":    true,
+		// simtest runs simulation's incidents on virtual time, for tests.
+		"github.com/fixfleet/fixfleet/simulation/simtest": true,
+		// bench is the incident benchmark over every face.
+		"github.com/fixfleet/fixfleet/simulation/bench": true,
 	}
 	for _, p := range strings.Fields(string(pkgs)) {
 		if allowed[p] {

@@ -554,7 +554,7 @@ func (r *runner) breakerChanged(c brake.Change) {
 	if c.To == brake.Open {
 		msg += "; no new step starts until the API answers again"
 	}
-	r.emit(Event{At: c.At, Kind: kind, Message: msg})
+	r.emit(Event{At: c.At, Kind: kind, Message: msg, Wait: c.CoolDown})
 }
 
 // fail records the first fatal error and stops the run.

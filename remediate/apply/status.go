@@ -146,6 +146,9 @@ type Event struct {
 	Step     string
 	Attempt  int
 	Message  string
+	// Wait is, for breaker.open, how long new work waits before the
+	// breaker tries the API again.
+	Wait time.Duration
 }
 
 // VMResult is one VM's outcome.

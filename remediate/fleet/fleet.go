@@ -9,12 +9,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/config"
 	"github.com/fixfleet/fixfleet/internal/keys"
+	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/probe"
@@ -22,6 +26,7 @@ import (
 	"github.com/fixfleet/fixfleet/providers/guest"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
 // GuestAccess is how a fleet reaches its guests over WinRM.
@@ -67,6 +72,9 @@ type Config struct {
 	// Strict fails Open on the first account that cannot be opened,
 	// instead of skipping it.
 	Strict bool
+	// Target selects the accounts opened and the VMs assessed (zero:
+	// all).
+	Target target.Selector
 }
 
 // Fleet is an opened fleet. Its zero value is not usable: use Open.
@@ -77,9 +85,11 @@ type Fleet struct {
 	Accounts []providers.Opened
 	// Skipped are the accounts that could not be opened, and why.
 	Skipped []classify.SkippedAccount
-	guest   *GuestAccess
-	keys    *keys.Source
-	prober  *probe.Prober // nil without guest access
+	// Target selects the VMs Assess and Plan cover (see Select).
+	Target target.Selector
+	guest  *GuestAccess
+	keys   *keys.Source
+	prober *probe.Prober // nil without guest access
 }
 
 // Open opens every account of cfg in order. One that fails to open is
@@ -90,7 +100,11 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 	if cfg.Env.Clock == nil {
 		cfg.Env.Clock = clock.Real{}
 	}
-	f := &Fleet{Incident: cfg.Incident, Policy: cfg.Policy, Clock: cfg.Env.Clock, guest: cfg.Guest, keys: cfg.Keys}
+	if err := cfg.Target.Check(cfg.Accounts); err != nil {
+		return nil, err
+	}
+	f := &Fleet{Incident: cfg.Incident, Policy: cfg.Policy, Clock: cfg.Env.Clock, guest: cfg.Guest, keys: cfg.Keys, Target: cfg.Target}
+	cfg.Accounts = cfg.Target.SelectAccounts(cfg.Accounts)
 	for _, a := range cfg.Accounts {
 		p, err := cfg.Registry.Open(ctx, a, cfg.Env)
 		switch {
@@ -109,6 +123,21 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 		f.prober = f.newProber()
 	}
 	return f, nil
+}
+
+// Select sets the fleet's Target to sel, checked against its accounts (a
+// *target.Error), and drops the accounts sel leaves out.
+func (f *Fleet) Select(sel target.Selector) error {
+	known := make([]providers.Account, 0, len(f.Accounts))
+	for _, a := range f.Accounts {
+		known = append(known, a.Account)
+	}
+	if err := sel.Check(known); err != nil {
+		return err
+	}
+	f.Accounts = slices.DeleteFunc(f.Accounts, func(a providers.Opened) bool { return !sel.Account(a.Account.Tenant, a.Account.Name) })
+	f.Target = sel
+	return nil
 }
 
 // Close releases the guest client's idle connections. Idempotent.
@@ -147,9 +176,19 @@ func (f *Fleet) Assess(ctx context.Context, o AssessOptions) (*classify.Fleet, e
 	if f.prober != nil {
 		o.Prober = f.prober
 	}
+	if !f.Target.Empty() {
+		o.Select = f.Target.InventoryVM
+	}
 	a, err := classify.AssessFleet(ctx, f.Accounts, o)
 	if err != nil {
 		return nil, err
+	}
+	vms := make([]inventory.VM, len(a.VMs))
+	for i := range a.VMs {
+		vms[i] = a.VMs[i].VM
+	}
+	if miss := f.Target.Unmatched(vms); len(miss) > 0 {
+		return nil, &target.Error{Err: fmt.Errorf("--only %s: no such VM among the selected accounts (give a VM ID or name as inventory lists it)", strings.Join(miss, ", "))}
 	}
 	a.Skipped = append(append([]classify.SkippedAccount(nil), f.Skipped...), a.Skipped...)
 	return a, nil
@@ -184,6 +223,31 @@ func newPlanID(now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return "plan-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// List lists the VMs of every opened account, stamped with their tenant,
+// account and provider, retrying read-only calls: the live fleet to check
+// a plan against (plan.CheckFresh). Read-only; no sampling.
+func (f *Fleet) List(ctx context.Context) ([]inventory.VM, error) {
+	var out []inventory.VM
+	for _, a := range f.Accounts {
+		if a.Provider.Enumerator == nil {
+			continue
+		}
+		var vms []inventory.VM
+		err := retry.Do(ctx, f.Clock, retry.Policy{}, func() (err error) {
+			vms, err = a.Provider.Enumerator.List(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("account %s: listing VMs: %w", a.Account, err)
+		}
+		for _, v := range vms {
+			v.Tenant, v.Account, v.Provider = a.Account.Tenant, a.Account.Name, a.Account.Provider
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // ErrNoGuestAccess: the fleet has no guest access (fleet.yaml's

@@ -161,6 +161,7 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 		Location: vm.Location,
 		ID:       vm.ID,
 		Name:     vm.Name,
+		Tags:     vm.Tags,
 		Windows:  vm.Windows,
 		OSDisk:   vm.OSDisk,
 		Power:    vm.Power,

@@ -139,8 +139,10 @@ type VMPlan struct {
 	// Key is tenant/account/id (inventory.VM.Key), unique in the plan.
 	Key string `json:"key"`
 	inventory.Location
-	ID      string                   `json:"id"`
-	Name    string                   `json:"name,omitempty"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// Tags are the VM's tags as listed (for --selector on apply).
+	Tags    map[string]string        `json:"tags,omitempty"`
 	Windows inventory.WindowsVersion `json:"windows"`
 	// OSDisk is the OS disk as assessed: ID, identity (to verify before the
 	// disk is returned), encryption and BitLocker key ID.

@@ -10,6 +10,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
@@ -195,4 +196,49 @@ func TestCopyAndSwapResume(t *testing.T) {
 			f.clean()
 		})
 	}
+}
+
+// withoutStep is a strategy with one of its steps left out: a repair that
+// silently did not happen.
+type withoutStep struct {
+	CopyAndSwap
+	skip string
+}
+
+func (s withoutStep) Steps(vm *step.Target, pol policy.Policy) []step.Step {
+	var out []step.Step
+	for _, st := range s.CopyAndSwap.Steps(vm, pol) {
+		if st.Name != s.skip {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// TestCopyAndSwapSwapsBack: a copy swapped in that does not boot healthy
+// (its bad file was never deleted) fails verify; Abort swaps the original
+// back, starts the VM on it, and deletes the copy. The VM is as it was
+// (boot-looping on its own, unchanged disk), and the referee counts
+// nothing.
+func TestCopyAndSwapSwapsBack(t *testing.T) {
+	t.Parallel()
+	f := swapFixture(t, spec{n: 199, identity: img2019})
+	vm := f.target(199)
+	facts, err := f.run(withoutStep{skip: "delete-files"}, vm, nil, runOpts{stopAfter: -1})
+	if !errors.Is(err, step.ErrStrategyFailed) {
+		t.Fatalf("err = %v, want a failed verify (facts %v)", err, facts)
+	}
+	if facts[FactSwapped] != "true" || facts[FactCopyGone] != "true" {
+		t.Errorf("facts = %v, want swapped, then the copy deleted", facts)
+	}
+	if ds := f.disk(vm.OSDisk.ID); ds.AttachedTo != vm.ID || !ds.Boot {
+		t.Errorf("original is %+v, want the OS disk of %s again", ds, vm.ID)
+	}
+	if _, err := f.prov.Disks.Describe(context.Background(), providers.DiskRef{ID: facts[FactCopyDiskID]}); !errors.Is(err, providers.ErrNotFound) {
+		t.Errorf("the copy %s is still there: %v", facts[FactCopyDiskID], err)
+	}
+	if tr := f.truth(199); tr != world.TruthBootLoop {
+		t.Errorf("truth = %s, want boot-loop (the original, untouched)", tr)
+	}
+	f.clean()
 }

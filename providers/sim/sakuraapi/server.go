@@ -194,9 +194,8 @@ func New(w *world.World, opts Options) *Server {
 		helpers: map[string]helperRec{}, shells: map[int64]*shell{}, alias: map[int64]string{},
 		statuses: map[string]statusRec{}}
 	w.UseFullCopySnapshots() // Sakura's archives are full copies
+	w.UseDiskSerials(ID)     // guests name disks by the IDs the API shows
 	s.seed()
-	// A guest sees a disk under its Sakura Cloud ID.
-	w.UseDiskSerials(ID)
 	p := Root + "/{zone}/api/cloud/1.1"
 	for _, r := range []struct {
 		pattern, op string

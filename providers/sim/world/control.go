@@ -776,7 +776,10 @@ func (w *World) CreateHelper(ctx context.Context, account, zone string, win inve
 		if err := w.helperRoom(account, zone, res); err != nil {
 			return err
 		}
-		v := &vm{id: w.newID("helper", account+"/"+zone+"/"+im.Release), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
+		// The ID (and so every draw keyed by it) names the helper by its
+		// tags too: concurrent creations of differently tagged helpers get
+		// the same IDs whatever their order.
+		v := &vm{id: w.newID("helper", account+"/"+zone+"/"+im.Release+"/"+tagKey(tags)), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
 			windows: inventory.WindowsVersion{Release: im.Release, Build: im.Build}, helper: true, imageID: im.ImageID,
 			ip: w.allocIP(), password: w.password, cond: condition{winrm: WinRMOpen}, clientToken: clientToken,
 			power: inventory.PowerStarting}
@@ -792,6 +795,15 @@ func (w *World) CreateHelper(ctx context.Context, account, zone string, win inve
 		return nil
 	})
 	return out, err
+}
+
+// tagKey is tags as one string, sorted by key.
+func tagKey(tags map[string]string) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(tags) {
+		b.WriteString(k + "=" + tags[k] + ";")
+	}
+	return b.String()
 }
 
 // helperRoom refuses a new helper beyond the account's quota or the

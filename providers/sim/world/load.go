@@ -347,7 +347,8 @@ func (w *World) vmFrom(f string, vs VMSpec, helper bool, zoneOK map[string]bool)
 		ip: vs.PrivateIP, originalDisk: vs.OriginalDisk, power: vs.Power, powerUntil: vs.PowerUntil.UTC(),
 		bootCount: vs.BootCount, lastBootAt: vs.LastBootAt.UTC(), password: w.password,
 		cond: condition{recoverAfter: vs.Condition.RecoverAfterBoots, stuckAfter: vs.Condition.StuckAfterCrashes,
-			crashes: vs.Condition.Crashes, winrm: vs.Condition.WinRM, safeModeWinRM: vs.Condition.SafeModeWinRM}}
+			crashes: vs.Condition.Crashes, winrm: vs.Condition.WinRM, safeModeWinRM: vs.Condition.SafeModeWinRM,
+			winrmWindow: time.Duration(vs.Condition.WinRMWindowSeconds) * time.Second}}
 	if v.name == "" {
 		v.name = v.id
 	}
@@ -521,7 +522,8 @@ func (w *World) vmSpec(v *vm, now time.Time) VMSpec {
 		Tags: cloneTags(v.tags), Windows: v.windows, Power: v.power, PowerUntil: v.powerUntil,
 		BootCount: v.bootCount, LastBootAt: v.lastBootAt, PrivateIP: v.ip, ImageID: v.imageID, ClientToken: v.clientToken,
 		Condition: ConditionSpec{RecoverAfterBoots: v.cond.recoverAfter, StuckAfterCrashes: v.cond.stuckAfter,
-			Crashes: v.cond.crashes, WinRM: v.cond.winrm, SafeModeWinRM: v.cond.safeModeWinRM},
+			Crashes: v.cond.crashes, WinRM: v.cond.winrm, SafeModeWinRM: v.cond.safeModeWinRM,
+			WinRMWindowSeconds: int(v.cond.winrmWindow / time.Second)},
 		Backups: append([]BackupSpec(nil), v.backups...)}
 	if !v.helper {
 		vs.Truth = w.truth(v)

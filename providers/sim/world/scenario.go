@@ -143,6 +143,11 @@ type ConditionSpec struct {
 	// service is listed under HKLM\SYSTEM\CurrentControlSet\Control\
 	// SafeBoot\Network). Windows' default is not: false.
 	SafeModeWinRM bool `json:"safe_mode_winrm,omitempty"`
+	// WinRMWindowSeconds: on a crashing boot, the guest comes up and WinRM
+	// answers for this many seconds before the bad file crashes it (the
+	// sensor reads its channel files late). 0: a crashing boot never
+	// answers.
+	WinRMWindowSeconds int `json:"winrm_window_seconds,omitempty"`
 }
 
 // DiskSpec is a disk and its content.

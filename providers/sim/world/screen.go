@@ -46,6 +46,9 @@ func (w *World) screen(v *vm, now time.Time) screens.Kind {
 		}
 		return screens.Login
 	case bootCrash:
+		if now.Before(v.boot.winrmUntil) && !now.Before(v.boot.upAt) {
+			return screens.Login // up for a short while before the crash
+		}
 		if now.Before(v.lastBootAt.Add(w.crashAfter(v))) {
 			return screens.Booting
 		}

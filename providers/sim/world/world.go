@@ -118,6 +118,7 @@ type condition struct {
 	recoverAfter, stuckAfter, crashes int
 	winrm                             string
 	safeModeWinRM                     bool
+	winrmWindow                       time.Duration // see ConditionSpec.WinRMWindowSeconds
 }
 
 type bitlocker struct {
