@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/fixfleet/fixfleet/internal/outflag"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/remediate/readiness"
 )

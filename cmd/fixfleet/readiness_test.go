@@ -7,12 +7,12 @@ import (
 )
 
 // readiness on a generated healthy fleet (with the generator's gaps: VMs
-// without backups, keys not escrowed, a zone without a 2016 image) exits 7
+// without backups, keys not escrowed, a zone without a 2016 image) exits 6
 // and its JSON names the fixes. (A ready fleet is remediate/readiness's
 // TestReadyFleet.)
 func TestReadinessCommand(t *testing.T) {
 	code, out, errOut := runCLI(t, "readiness", "--sim", "--vms", "12", "--mix", "healthy=100", "--time-scale", "2000",
-		"--window", "1m", "--samples", "2", "--format", "json")
+		"--window", "1m", "--samples", "2", "-o", "json")
 	if code != exitNotReady {
 		t.Fatalf("exit %d, want %d; stderr %s", code, exitNotReady, errOut)
 	}

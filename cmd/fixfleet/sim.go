@@ -63,7 +63,7 @@ func newSimFromInventoryCmd(stdout io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "from-inventory FILE",
 		Short: "Turn an inventory export into a scenario: a copy of your fleet for drills",
-		Long: `from-inventory reads FILE, written by ` + "`fixfleet inventory --format json`" + ` (format
+		Long: `from-inventory reads FILE, written by ` + "`fixfleet inventory -o json`" + ` (format
 fixfleet.inventory/v1, docs/inventory-format.md), and prints a scenario of the same
 fleet: VMs, names, tags, zones, releases, disk sizes and identities as far as known,
 BitLocker status, backups with their dates, helper images, accounts and API
@@ -71,7 +71,7 @@ throttling. No secret is read or written from the inventory: the world gets its 
 credentials. --incident decides which VMs fail: all (default: every VM boot-loops),
 as-is (as the inventory found them), or shares such as boot-loop=60,safe-mode=20,healthy=20.
 Rehearse on it with --scenario FILE (plan, demo, sim serve --face X).`,
-		Example: `  fixfleet inventory --config fleet.yaml --format json > inventory.json
+		Example: `  fixfleet inventory --config fleet.yaml -o json > inventory.json
   fixfleet sim from-inventory inventory.json > drill.json
   fixfleet demo --scenario drill.json`,
 		Args: cobra.ExactArgs(1),

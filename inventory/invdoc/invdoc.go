@@ -1,5 +1,5 @@
 // Package invdoc is the inventory document: what `fixfleet inventory
-// --format json` writes and `fixfleet sim from-inventory` reads, a
+// -o json` writes and `fixfleet sim from-inventory` reads, a
 // versioned JSON format (Version; docs/inventory-format.md) that exports
 // from other tools can be converted to. It holds no secret: no password,
 // no recovery key, only whether the key source holds a VM's key.
@@ -89,7 +89,7 @@ func Read(r io.Reader) (Document, error) {
 		return Document{}, fmt.Errorf("inventory document: %w", err)
 	}
 	if d.Version != Version {
-		return Document{}, fmt.Errorf("inventory document: version %q: this fixfleet reads %q (export it again with `fixfleet inventory --format json`)", d.Version, Version)
+		return Document{}, fmt.Errorf("inventory document: version %q: this fixfleet reads %q (export it again with `fixfleet inventory -o json`)", d.Version, Version)
 	}
 	for i, v := range d.VMs {
 		if v.ID == "" || v.Zone == "" || !v.State.Valid() {

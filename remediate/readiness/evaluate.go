@@ -33,6 +33,10 @@ type Report struct {
 	Estimate Estimate         `json:"estimate"`
 	// NotCheckable lists what could not be checked, and why (not gaps).
 	NotCheckable []string `json:"not_checkable,omitempty"`
+	// NotRunnable lists the enabled strategies an account's provider
+	// cannot run (a property of the cloud, such as os-disk-swap; not a
+	// gap): their needs are not asked for there.
+	NotRunnable []string `json:"not_runnable,omitempty"`
 }
 
 // TenantScore is a tenant's share of VMs with a full repair path.
@@ -112,26 +116,44 @@ func (s *vmState) add(k Kind, detail string) {
 	s.out.Details = append(s.out.Details, detail)
 }
 
-// needs is the union of the enabled strategies' declared needs.
+// needs is the union of the declared needs of the strategies that can
+// run on one account: enabled, and whose capabilities its provider has.
 type needs struct {
-	caps                         map[string]bool
+	actions                      []providers.Action
 	backup, helper, key, safeWin bool
 	guest                        bool
+	// notHere names the enabled strategies the provider cannot run, and
+	// why (a cloud property, such as os-disk-swap, not a gap).
+	notHere []string
 }
 
-func needsOf(in Input) needs {
+func needsOf(in Input, caps []string) needs {
 	reg := in.Strategies
 	if reg == nil {
 		reg = strategy.Default()
 	}
-	n := needs{caps: map[string]bool{}}
+	var n needs
 	for _, u := range reg.All() {
 		if !in.Policy.Enabled(u.Name()) {
 			continue
 		}
 		d := u.Needs()
+		var lacking []string
 		for _, c := range d.Capabilities {
-			n.caps[c] = true
+			if !slices.Contains(caps, c) {
+				lacking = append(lacking, c)
+			}
+		}
+		if len(lacking) > 0 {
+			n.notHere = append(n.notHere, fmt.Sprintf("%s does not run here (the provider lacks %s)", u.Name(), strings.Join(lacking, ", ")))
+			continue
+		}
+		for _, c := range d.Capabilities {
+			for _, a := range providers.ActionsFor(c) {
+				if !slices.Contains(n.actions, a) {
+					n.actions = append(n.actions, a)
+				}
+			}
 		}
 		n.backup = n.backup || d.Backup
 		n.helper = n.helper || d.Helper
@@ -147,12 +169,16 @@ func needsOf(in Input) needs {
 // Evaluate turns what Gather read into a report. It does no I/O.
 func Evaluate(in Input) *Report {
 	o := in.Options.withDefaults()
-	need := needsOf(in)
 	r := &Report{Version: Version, GeneratedAt: in.Now.UTC(), MaxBackupAge: timing.Format(o.MaxBackupAge)}
 
 	facts := map[string]int{} // account key → index in in.Fleet.Accounts
+	acctNeeds := map[string]needs{}
+	roleBackups := false
 	for i, a := range in.Fleet.Accounts {
-		facts[plan.AccountKey(a.Account.Tenant, a.Account.Name)] = i
+		key := plan.AccountKey(a.Account.Tenant, a.Account.Name)
+		facts[key] = i
+		acctNeeds[key] = needsOf(in, a.Capabilities)
+		roleBackups = roleBackups || acctNeeds[key].backup
 	}
 	planned := map[string]plan.VMPlan{}
 	if in.Plan != nil {
@@ -164,6 +190,7 @@ func Evaluate(in Input) *Report {
 	var vms []*vmState
 	for _, a := range in.Fleet.VMs {
 		vm := a.VM
+		need := acctNeeds[plan.AccountKey(vm.Tenant, vm.Account)]
 		s := &vmState{vm: vm, out: VMReadiness{Key: vm.Key(), Name: vm.Name, Tenant: vm.Tenant, Account: vm.Account,
 			Zone: vm.Zone, Release: vm.Windows.Release, Role: vm.Tags[o.RoleTag], State: a.Classification.State,
 			Strategy: string(planned[vm.Key()].Strategy)}}
@@ -192,26 +219,16 @@ func Evaluate(in Input) *Report {
 		if n := len(a.Classification.Evidence.Samples); n > 0 && !a.Classification.Evidence.Samples[n-1].ConsoleAvailable {
 			s.add(NoConsole, "the cloud shows no console for it")
 		}
-		if i, ok := facts[plan.AccountKey(vm.Tenant, vm.Account)]; ok {
-			var lacking []string
-			for _, c := range sortedKeys(need.caps) {
-				if !slices.Contains(in.Fleet.Accounts[i].Capabilities, c) {
-					lacking = append(lacking, c)
-				}
-			}
-			if len(lacking) > 0 {
-				s.add(MissingCapability, "the provider lacks "+strings.Join(lacking, ", "))
-			}
-		}
 		vms = append(vms, s)
 	}
 
-	r.Accounts = accountSummaries(in, o, need, vms, planned)
+	r.Accounts = accountSummaries(in, o, acctNeeds, vms, planned)
 	for _, acct := range r.Accounts {
 		key := plan.AccountKey(acct.Tenant, acct.Account)
+		need := acctNeeds[key]
 		var denied []string
 		for _, p := range acct.Permissions {
-			if p.Allowed == providers.AllowedNo {
+			if p.Allowed == providers.AllowedNo && slices.Contains(need.actions, p.Action) {
 				denied = append(denied, string(p.Action))
 			}
 		}
@@ -228,14 +245,20 @@ func Evaluate(in Input) *Report {
 			}
 		}
 		r.NotCheckable = append(r.NotCheckable, notCheckable(acct)...)
+		for _, s := range need.notHere {
+			r.NotRunnable = append(r.NotRunnable, key+" ("+acct.Provider+"): "+s)
+		}
 	}
 
+	for _, sk := range in.Fleet.Skipped {
+		r.NotCheckable = append(r.NotCheckable, fmt.Sprintf("%s (%s): skipped, not assessed: %s", plan.AccountKey(sk.Tenant, sk.Account), sk.Provider, sk.Reason))
+	}
 	for _, s := range vms {
 		s.out.Ready = len(s.out.Gaps) == 0
 		r.VMs = append(r.VMs, s.out)
 	}
 	r.Tenants = scores(r.VMs)
-	r.Fixes = fixes(vms, in, o, need.backup)
+	r.Fixes = fixes(vms, in, o, roleBackups)
 	r.Ready = len(r.Fixes) == 0
 	if p := in.Plan; p != nil {
 		r.Estimate = Estimate{VMs: len(p.VMs), DurationSeconds: p.Estimate.DurationSeconds, Duration: p.Estimate.Duration}
@@ -338,7 +361,7 @@ func guestGap(s *vmState, checks map[string]GuestCheck, safeWin bool) {
 // the hypothetical plan would need there at once: per zone and release,
 // the VMs it would mount (up to policy.concurrency.per_account at a time)
 // over the disks one helper serves.
-func accountSummaries(in Input, o Options, need needs, vms []*vmState, planned map[string]plan.VMPlan) []AccountSummary {
+func accountSummaries(in Input, o Options, acctNeeds map[string]needs, vms []*vmState, planned map[string]plan.VMPlan) []AccountSummary {
 	var out []AccountSummary
 	for _, a := range in.Fleet.Accounts {
 		key := plan.AccountKey(a.Account.Tenant, a.Account.Name)
@@ -357,7 +380,7 @@ func accountSummaries(in Input, o Options, need needs, vms []*vmState, planned m
 		for _, n := range groups {
 			sum.HelpersNeeded += (min(n, per) + o.PerHelper - 1) / o.PerHelper
 		}
-		if !need.helper {
+		if !acctNeeds[key].helper {
 			sum.HelpersNeeded = 0
 		}
 		out = append(out, sum)
@@ -438,7 +461,7 @@ func fixes(vms []*vmState, in Input, o Options, roleBackups bool) []Fix {
 		StaleBackup: "no backup newer than " + timing.Format(o.MaxBackupAge), KeyNotEscrowed: "BitLocker key not escrowed",
 		NoGuestAccess: "no guest access", WinRMUnreachable: "WinRM not reachable", WinRMAuth: "WinRM credentials rejected",
 		GuestCheckFailed: "guest check failed", NoSafeModeWinRM: "WinRM does not start in Safe Mode",
-		NoConsole: "no console screenshot", MissingCapability: "provider lacks a needed capability",
+		NoConsole: "no console screenshot",
 	}
 	for _, s := range vms {
 		for i, k := range s.out.Gaps {

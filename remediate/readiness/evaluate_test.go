@@ -31,7 +31,7 @@ func input() Input {
 		Now: now, Policy: policy.Default(), Keys: keySet{"K1": true},
 		Fleet: &classify.Fleet{VMs: []inventory.Assessed{{VM: vm, Classification: c}},
 			Accounts: []classify.AccountFacts{{Account: providers.Account{Tenant: "t", Name: "a", Provider: "sim"},
-				Capabilities: []string{"enumerate", "observe", "guest", "power", "disks", "backups", "helpers"},
+				Capabilities: []string{"enumerate", "observe", "guest", "power", "disks", "os-disk-detach", "backups", "helpers"},
 				Helpers:      []providers.HelperImage{{Zone: "z1", Windows: inventory.WindowsVersion{Release: "2019"}, ImageID: "img"}}}}},
 		Guest:    map[string]GuestCheck{"t/a/vm-1": {Status: GuestOK, SafeModeWinRM: true}},
 		Accounts: map[string]AccountChecks{"t/a": {Checkable: true, Quota: providers.Quota{Known: true, Unlimited: true}}},
@@ -63,9 +63,16 @@ func TestEvaluateGaps(t *testing.T) {
 			in.Fleet.VMs[0].Classification.State = inventory.StateBootLoop
 			delete(in.Guest, "t/a/vm-1")
 		}, []Kind{NotHealthy}},
-		{"capability", func(in *Input) {
-			in.Fleet.Accounts[0].Capabilities = []string{"enumerate", "observe", "guest", "power", "disks", "helpers"}
-		}, []Kind{MissingCapability}},
+		{"no backups capability: restore-backup does not run here, no backup gap", func(in *Input) {
+			in.Fleet.Accounts[0].Capabilities = []string{"enumerate", "observe", "guest", "power", "disks", "os-disk-detach", "helpers"}
+			in.Fleet.VMs[0].VM.Backups = nil
+		}, nil},
+		{"a denied action no runnable strategy needs is no gap", func(in *Input) {
+			in.Fleet.Accounts[0].Capabilities = []string{"enumerate", "observe", "guest", "power", "disks", "os-disk-detach", "helpers"}
+			in.Fleet.VMs[0].VM.Backups = nil
+			in.Accounts["t/a"] = AccountChecks{Checkable: true, Permissions: []providers.Permission{{Action: providers.ActRestoreBackup, Allowed: providers.AllowedNo}},
+				Quota: providers.Quota{Known: true, Unlimited: true}}
+		}, nil},
 		{"denied", func(in *Input) {
 			in.Accounts["t/a"] = AccountChecks{Checkable: true, Permissions: []providers.Permission{{Action: providers.ActStop, Allowed: providers.AllowedNo}},
 				Quota: providers.Quota{Known: true, Unlimited: true}}

@@ -70,12 +70,17 @@ func healthyFleet(t *testing.T, zones []string) world.Scenario {
 // image in the last zone, where some 2016 VMs are; 10 VMs whose WinRM
 // does not start in Safe Mode; the account denied the actions in denied;
 // a helper quota of 1.
-func plantFleet(t *testing.T, zones []string, denied []providers.Action) planted {
+//
+// With regional, the 2016 image goes from every zone: on AWS an image
+// (AMI) is regional, so a zone without one is a region without one.
+func plantFleet(t *testing.T, zones []string, denied []providers.Action, regional bool) planted {
 	t.Helper()
 	sc := healthyFleet(t, zones)
 	p := planted{want: map[readiness.Kind][]string{}}
 	noImage := sc.Zones[len(sc.Zones)-1]
-	sc.Images = slices.DeleteFunc(sc.Images, func(im world.ImageSpec) bool { return im.Zone == noImage && im.Release == "2016" })
+	sc.Images = slices.DeleteFunc(sc.Images, func(im world.ImageSpec) bool {
+		return (im.Zone == noImage || regional) && im.Release == "2016"
+	})
 	for i := range sc.VMs {
 		v := &sc.VMs[i]
 		switch {
@@ -96,7 +101,7 @@ func plantFleet(t *testing.T, zones []string, denied []providers.Action) planted
 		case i >= 30 && v.Windows.Release == "2016":
 			v.Zone = noImage // 2016 VMs in the zone without a 2016 image
 		}
-		if v.Zone == noImage && v.Windows.Release == "2016" {
+		if (v.Zone == noImage || regional) && v.Windows.Release == "2016" {
 			p.want[readiness.NoHelperImage] = append(p.want[readiness.NoHelperImage], v.ID)
 		}
 		p.want[readiness.PermissionDenied] = append(p.want[readiness.PermissionDenied], v.ID)
@@ -198,7 +203,7 @@ func lastPart(key string) string {
 // TestPlantedGapsSim is the done-when through the simulator's own
 // face: every planted gap is found, nothing else, and nothing is touched.
 func TestPlantedGapsSim(t *testing.T) {
-	p := plantFleet(t, nil, []providers.Action{providers.ActCreateHelper})
+	p := plantFleet(t, nil, []providers.Action{providers.ActCreateHelper}, false)
 	r, audit, worldID := run(t, p, simulation.FaceSim)
 	checkPlanted(t, p, r, audit, worldID)
 	acct := r.Accounts[0]
@@ -207,6 +212,9 @@ func TestPlantedGapsSim(t *testing.T) {
 	}
 	if len(r.NotCheckable) != 0 {
 		t.Errorf("the simulator's face can check everything; not checkable: %v", r.NotCheckable)
+	}
+	if len(r.NotRunnable) != 1 || !strings.Contains(r.NotRunnable[0], "copy-and-swap") {
+		t.Errorf("not runnable here: %q, want copy-and-swap (the world's disks detach)", r.NotRunnable)
 	}
 }
 
@@ -272,7 +280,7 @@ func sortedKinds(ms ...map[readiness.Kind][]string) []readiness.Kind {
 // TestPlantedGapsAWS: the same through the real AWS provider against the
 // EC2 emulator: permissions by EC2 DryRun, the quota from max-instances.
 func TestPlantedGapsAWS(t *testing.T) {
-	p := plantFleet(t, []string{"ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"}, []providers.Action{providers.ActCreateHelper})
+	p := plantFleet(t, []string{"ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"}, []providers.Action{providers.ActCreateHelper}, true)
 	r, audit, worldID := run(t, p, simulation.FaceAWS)
 	checkPlanted(t, p, r, audit, worldID)
 	acct := r.Accounts[0]
@@ -305,7 +313,7 @@ var sakuraCreate = []providers.Action{providers.ActSnapshot, providers.ActCreate
 // the helper quota is reported as not checkable instead of as a gap. The
 // provider shows no console, which is found on every VM.
 func TestPlantedGapsSakura(t *testing.T) {
-	p := plantFleet(t, nil, sakuraCreate)
+	p := plantFleet(t, nil, sakuraCreate, false)
 	r, audit, worldID := run(t, p, simulation.FaceSakura)
 	// No helper-quota gap can be found through this face.
 	for _, v := range r.VMs {

@@ -63,9 +63,6 @@ const (
 	// NoConsole: the cloud shows no console for the VM (a boot loop is then
 	// told only from boot counts and an operator's report).
 	NoConsole Kind = "no-console"
-	// MissingCapability: the account's provider lacks a capability a
-	// strategy needs.
-	MissingCapability Kind = "capability-missing"
 	// PermissionDenied: the account's credentials are denied an action a
 	// strategy needs.
 	PermissionDenied Kind = "permission-denied"

@@ -44,6 +44,13 @@ func (r *Report) Tables() []render.Table {
 		}
 	}
 	tables := []render.Table{tenants, fixes, accts, est, vms}
+	if len(r.NotRunnable) > 0 {
+		nr := render.Table{Title: "Strategies that do not run on an account (not gaps)", Headers: []string{"What"}}
+		for _, s := range r.NotRunnable {
+			nr.Rows = append(nr.Rows, []string{s})
+		}
+		tables = append(tables, nr)
+	}
 	if len(r.NotCheckable) > 0 {
 		nc := render.Table{Title: "Not checkable without effect", Headers: []string{"What"}}
 		for _, s := range r.NotCheckable {

@@ -184,8 +184,10 @@ func asIs(v invdoc.VM) string {
 	switch {
 	case v.Power == inventory.PowerStopped:
 		return "stopped"
+	case classify.IsAuthError(v.Evidence.Probe) && v.State == inventory.StateSafeMode:
+		return kindBadCredentialsSafe
 	case classify.IsAuthError(v.Evidence.Probe):
-		return "bad-credentials"
+		return kindBadCredentialsHealthy
 	case v.State == inventory.StateBootLoop:
 		return "boot-loop"
 	case v.State == inventory.StateSafeMode:

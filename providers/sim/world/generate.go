@@ -398,6 +398,12 @@ func (g *gen) strike(vsp *VMSpec, d *DiskSpec, n int, kind string) {
 			safe()
 		}
 		vs.Condition.WinRM = WinRMBadCredentials
+	case kindBadCredentialsSafe:
+		safe()
+		vs.Condition.WinRM = WinRMBadCredentials
+	case kindBadCredentialsHealthy:
+		healthy()
+		vs.Condition.WinRM = WinRMBadCredentials
 	case "safe-mode":
 		safe()
 	case "boot-loop", "stopped":
@@ -432,8 +438,12 @@ func otherFiles(inc inventory.Incident) []FileSpec {
 	}
 }
 
-// MixTerms lists the kinds of VM a Mix shares out, in ParseMix's names.
-func MixTerms() []string { return slices.Clone(mixTerms) }
+// A bad-credentials VM in safe mode, or healthy: the mix's bad-credentials
+// kind draws one of the two; a copy of a fleet keeps which.
+const (
+	kindBadCredentialsSafe    = "bad-credentials-safe"
+	kindBadCredentialsHealthy = "bad-credentials-healthy"
+)
 
 // Strike gives vs, whose OS disk is set, the condition, boot and files of
 // kind (a mix term) under the incident profile named incident, as Generate
@@ -445,7 +455,7 @@ func Strike(vs *VMSpec, n int, kind, incident string, now time.Time, seed int64)
 	if !ok {
 		return fmt.Errorf("incident %q is not a built-in profile", incident)
 	}
-	if !slices.Contains(mixTerms, kind) {
+	if !slices.Contains(mixTerms, kind) && kind != kindBadCredentialsSafe && kind != kindBadCredentialsHealthy {
 		return fmt.Errorf("kind %q: kinds are %s", kind, strings.Join(mixTerms, ", "))
 	}
 	if vs.OSDisk == nil {
