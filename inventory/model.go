@@ -221,10 +221,39 @@ type Attestation struct {
 	Note string `json:"note,omitempty"`
 }
 
+// Screen is what a VM's console screen shows, as a screenshot classifier
+// (package inventory/screen) reads it.
+type Screen string
+
+// Screens a classifier tells apart. ScreenUnknown is any image it cannot
+// place with confidence; ScreenBlack is a screen with nothing on it (off,
+// or early in a boot).
+const (
+	ScreenStop     Screen = "stop"      // the stop screen: "Your device ran into a problem"
+	ScreenRecovery Screen = "recovery"  // Automatic Repair / Recovery / boot manager error
+	ScreenSafeMode Screen = "safe-mode" // a Safe Mode desktop
+	ScreenLogin    Screen = "login"     // the normal sign-in (lock) screen
+	ScreenBlack    Screen = "black"
+	ScreenUnknown  Screen = "unknown"
+)
+
+// Crash reports whether s is a crash or recovery screen.
+func (s Screen) Crash() bool { return s == ScreenStop || s == ScreenRecovery }
+
+// ScreenSample is one screenshot of a VM's console, classified. The image
+// itself is not kept.
+type ScreenSample struct {
+	At     time.Time `json:"at"`
+	Screen Screen    `json:"screen"`
+}
+
 // Evidence is everything a verdict rests on.
 type Evidence struct {
 	Samples []Signals `json:"samples"`
-	Probe   *Probe    `json:"probe,omitempty"`
+	// Screens are the console screenshots taken over the sampling window,
+	// oldest first (none where the cloud shows no screen or was not asked).
+	Screens []ScreenSample `json:"screens,omitempty"`
+	Probe   *Probe         `json:"probe,omitempty"`
 	// Attested, when set, is an operator's report of a crash or recovery
 	// screen on the VM's console.
 	Attested *Attestation `json:"attested,omitempty"`

@@ -50,7 +50,7 @@ func TestKillAndResume(t *testing.T) {
 	dir := t.TempDir()
 	url, w := serveWorld(t)
 	planFile := filepath.Join(dir, "plan.json")
-	if code, _, stderr := runCLI(t, "plan", "--sim-endpoint", url, "--allow-data-loss", "-o", planFile, "--format", "csv"); code != 0 {
+	if code, _, stderr := runCLI(t, "plan", "--sim-endpoint", url, "--allow-data-loss", "--out-file", planFile, "-o", "csv"); code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, stderr)
 	}
 	p, _, err := readPlan(planFile)
@@ -113,7 +113,7 @@ func TestKillAndResume(t *testing.T) {
 	// The same plan, uninterrupted, on an identical world.
 	url2, w2 := serveWorld(t)
 	db2 := filepath.Join(dir, "j2.db")
-	if code, _, stderr := runCLI(t, "apply", planFile, "--sim-endpoint", url2, "--journal", db2, "--yes", "--format", "json"); code != 0 {
+	if code, _, stderr := runCLI(t, "apply", planFile, "--sim-endpoint", url2, "--journal", db2, "--yes", "--allow-stale", "-o", "json"); code != 0 {
 		t.Fatalf("uninterrupted apply: exit %d: %s", code, stderr)
 	}
 	cleanEnd := endState(t, db2, w2.Audit())
@@ -180,7 +180,7 @@ func endStateOf(db string, a world.Audit) (map[string]string, error) {
 func applyUntilNewPoint(t *testing.T, url, planFile, db string, killed map[string]bool) (done bool, point string) {
 	t.Helper()
 	watermark := maxStepID(t, db)
-	cmd := exec.Command(os.Args[0], "apply", planFile, "--sim-endpoint", url, "--journal", db, "--yes", "--format", "json")
+	cmd := exec.Command(os.Args[0], "apply", planFile, "--sim-endpoint", url, "--journal", db, "--yes", "--allow-stale", "-o", "json")
 	cmd.Env = append(os.Environ(), envRunMain+"=1")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/inventory/invdoc"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/simulation"
 )
@@ -14,8 +17,15 @@ func newSimCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "The embedded simulated cloud",
+		Long: `The embedded simulated cloud: a world of VMs to drill on.
+
+inventory and plan also take these simulator flags (left out of their help):
+  --sim                 use a simulated world generated here instead of --config
+  --sim-endpoint URL    use the world served by fixfleet sim serve (apply takes it too)
+  --vms N, --seed N, --mix SPEC, --no-console, --time-scale X   the generated world
+  --scenario FILE       load the world from a scenario file (implies --sim)`,
 	}
-	cmd.AddCommand(newSimExportCmd(stdout), newSimServeCmd(stdout), newSimAuditCmd(stdout))
+	cmd.AddCommand(newSimExportCmd(stdout), newSimServeCmd(stdout), newSimAuditCmd(stdout), newSimFromInventoryCmd(stdout))
 	return cmd
 }
 
@@ -41,6 +51,52 @@ func runSimExport(_ context.Context, o worldOpts, stdout io.Writer) error {
 		return simInput(err, "--face")
 	}
 	b, err := world.MarshalScenario(w.Export())
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(append(b, '\n'))
+	return err
+}
+
+func newSimFromInventoryCmd(stdout io.Writer) *cobra.Command {
+	var o world.InventoryOptions
+	cmd := &cobra.Command{
+		Use:   "from-inventory FILE",
+		Short: "Turn an inventory export into a scenario: a copy of your fleet for drills",
+		Long: `from-inventory reads FILE, written by ` + "`fixfleet inventory --format json`" + ` (format
+fixfleet.inventory/v1, docs/inventory-format.md), and prints a scenario of the same
+fleet: VMs, names, tags, zones, releases, disk sizes and identities as far as known,
+BitLocker status, backups with their dates, helper images, accounts and API
+throttling. No secret is read or written from the inventory: the world gets its own
+credentials. --incident decides which VMs fail: all (default: every VM boot-loops),
+as-is (as the inventory found them), or shares such as boot-loop=60,safe-mode=20,healthy=20.
+Rehearse on it with --scenario FILE (plan, demo, sim serve --face X).`,
+		Example: `  fixfleet inventory --config fleet.yaml --format json > inventory.json
+  fixfleet sim from-inventory inventory.json > drill.json
+  fixfleet demo --scenario drill.json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runSimFromInventory(args[0], o, stdout) },
+	}
+	cmd.Flags().Int64Var(&o.Seed, "seed", 1, "seed of what the inventory does not say (timings, identities) and of the world's own credentials")
+	cmd.Flags().StringVar(&o.Profile, "incident", world.ProfileAll, "which VMs fail: all, as-is, or shares (boot-loop=60,safe-mode=20,healthy=20)")
+	return cmd
+}
+
+func runSimFromInventory(path string, o world.InventoryOptions, stdout io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return badInput(err)
+	}
+	defer f.Close()
+	doc, err := invdoc.Read(f)
+	if err != nil {
+		return badInput(fmt.Errorf("%s: %w", path, err))
+	}
+	sc, err := world.FromInventory(doc, o)
+	if err != nil {
+		return badInput(fmt.Errorf("%s: %w", path, err))
+	}
+	b, err := world.MarshalScenario(sc)
 	if err != nil {
 		return err
 	}

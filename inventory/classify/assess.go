@@ -39,6 +39,7 @@ const (
 	DefaultProbeConcurrency = 20
 	DefaultRetries          = 5
 	DefaultBackoff          = 2 * time.Second
+	DefaultScreenEvery      = 30 * time.Second
 	maxBackoff              = time.Minute
 )
 
@@ -59,6 +60,11 @@ type AssessOptions struct {
 	// Attested, when set, returns an operator's console report for a VM
 	// (nil for none): evidence the cloud's API may not give.
 	Attested func(vm inventory.VM) *inventory.Attestation
+	// ScreenEvery is how often over the window a VM's console screen is
+	// read, where the Observer also reads screens (providers.Screens) and
+	// the cloud shows no console text for the VM (default 30 s; negative:
+	// never). See Assess.
+	ScreenEvery time.Duration
 	// Retries is how many times a retryable Observe error is retried
 	// (default 5), waiting Backoff (default 2 s), doubling, up to a minute,
 	// or the cloud's RetryAfter hint when longer, with some jitter.
@@ -90,6 +96,9 @@ func (o AssessOptions) withDefaults() AssessOptions {
 	if o.Backoff <= 0 {
 		o.Backoff = DefaultBackoff
 	}
+	if o.ScreenEvery == 0 {
+		o.ScreenEvery = DefaultScreenEvery
+	}
 	return o
 }
 
@@ -98,7 +107,19 @@ func (o AssessOptions) withDefaults() AssessOptions {
 // every VM still running after the last sample (at most
 // opts.ProbeConcurrency at once), and classifies each. The VMs must all lie
 // in the Observer's scope (one account) and have distinct IDs. The result is
-// in input order. A VM missing from an Observe result is unknown ("not found
+// in input order.
+//
+// Where the Observer also reads screens (providers.Screens), Assess takes
+// screenshots every opts.ScreenEvery over the window (and at each sample)
+// of each VM whose latest sample shows it running, without a passing
+// reachability check and without console text (text, where a cloud gives
+// it, is cheaper and exact), until the VM has shown the sign-in screen
+// (after which no screenshot can make it a boot loop). Each is classified
+// (package inventory/screen) and kept as Evidence.Screens; a screenshot
+// that fails is no evidence. At most opts.ProbeConcurrency are taken at
+// once.
+//
+// A VM missing from an Observe result is unknown ("not found
 // by the cloud during sampling"). An Observe error that is not retryable, or
 // still failing after the retries, fails the whole call with an error naming
 // the account and the VMs of the batch; a cancelled ctx returns ctx's error.
@@ -121,32 +142,33 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 	}
 
 	samples := make([][]inventory.Signals, len(vms))
+	shots := make([][]inventory.ScreenSample, len(vms))
 	missing := make([]int, len(vms))
 	start := opts.Clock.Now()
-	var step time.Duration
-	if opts.Samples > 1 {
-		step = opts.Window / time.Duration(opts.Samples-1)
-	}
-	for s := 0; s < opts.Samples; s++ {
-		if s > 0 {
-			due := start.Add(time.Duration(s) * step)
-			if err := opts.Clock.Sleep(ctx, due.Sub(opts.Clock.Now())); err != nil {
+	for _, t := range schedule(opts) {
+		if t.at > 0 {
+			if err := opts.Clock.Sleep(ctx, start.Add(t.at).Sub(opts.Clock.Now())); err != nil {
 				return nil, err
 			}
 		}
-		for lo := 0; lo < len(refs); lo += opts.Batch {
-			hi := min(lo+opts.Batch, len(refs))
-			got, err := observe(ctx, opts, refs[lo:hi], vms[lo:hi])
-			if err != nil {
-				return nil, err
-			}
-			for i := lo; i < hi; i++ {
-				if sig, ok := got[vms[i].ID]; ok {
-					samples[i] = append(samples[i], sig)
-				} else {
-					missing[i]++
+		if t.sample {
+			for lo := 0; lo < len(refs); lo += opts.Batch {
+				hi := min(lo+opts.Batch, len(refs))
+				got, err := observe(ctx, opts, refs[lo:hi], vms[lo:hi])
+				if err != nil {
+					return nil, err
+				}
+				for i := lo; i < hi; i++ {
+					if sig, ok := got[vms[i].ID]; ok {
+						samples[i] = append(samples[i], sig)
+					} else {
+						missing[i]++
+					}
 				}
 			}
+		}
+		if err := screenshots(ctx, opts, refs, samples, shots); err != nil {
+			return nil, err
 		}
 	}
 
@@ -159,7 +181,7 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 				continue // nothing to probe: the verdict is unknown anyway
 			}
 			g.Go(func() error {
-				p := opts.Prober.Probe(gctx, vm)
+				p := probe(gctx, opts, vm)
 				probes[i] = &p
 				return nil
 			})
@@ -172,7 +194,7 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 
 	out := make([]inventory.Assessed, len(vms))
 	for i, vm := range vms {
-		ev := inventory.Evidence{Samples: samples[i], Probe: probes[i]}
+		ev := inventory.Evidence{Samples: samples[i], Screens: shots[i], Probe: probes[i]}
 		if opts.Attested != nil {
 			ev.Attested = opts.Attested(vm)
 		}
@@ -193,10 +215,31 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 	return out, nil
 }
 
+// probe probes vm, probing again while the probe could not be attempted
+// for a control-plane reason (Probe.Retryable: the cloud failed to say
+// where the guest is), as Observe's errors are retried. A probe still not
+// attempted after the retries is returned as it is: Classify reads it as
+// no guest evidence, never as a guest that does not answer.
+func probe(ctx context.Context, opts AssessOptions, vm inventory.VM) inventory.Probe {
+	var p inventory.Probe
+	_ = retry.Do(ctx, opts.Clock, retry.Policy{Attempts: opts.Retries + 1, Base: opts.Backoff, Max: maxBackoff, Key: "probe/" + vm.ID}, func() error {
+		p = opts.Prober.Probe(ctx, vm)
+		if p.Retryable {
+			return providers.Errorf(providers.ErrUnavailable, "Probe", "vm "+vm.ID, "%s", p.Error)
+		}
+		return nil
+	})
+	return p
+}
+
 // observe calls Observe for one batch, retrying retryable errors.
 func observe(ctx context.Context, opts AssessOptions, refs []providers.VMRef, vms []inventory.VM) (map[string]inventory.Signals, error) {
 	var got map[string]inventory.Signals
-	err := retry.Do(ctx, opts.Clock, retry.Policy{Attempts: opts.Retries + 1, Base: opts.Backoff, Max: maxBackoff}, func() (err error) {
+	key := "observe"
+	if len(refs) > 0 {
+		key += "/" + refs[0].ID
+	}
+	err := retry.Do(ctx, opts.Clock, retry.Policy{Attempts: opts.Retries + 1, Base: opts.Backoff, Max: maxBackoff, Key: key}, func() (err error) {
 		got, err = opts.Observer.Observe(ctx, refs)
 		return err
 	})

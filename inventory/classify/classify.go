@@ -23,7 +23,11 @@
 //     older than the first sample itself). A boot counter that went
 //     backwards is ignored. With no BootCount and no LastBootAt at all, the
 //     restart count is unknown and treated as zero.
-//  4. The probe reached the guest in normal boot mode: unknown when a bad
+//  4. The probe reached the guest in normal boot mode: boot-loop when it
+//     carries a bad file and the VM is seen crashing (two or more
+//     restarts, a crash on the console, or repeated crash screens) while
+//     the cloud's reachability check does not pass (its WinRM answers for
+//     a short while after each boot); otherwise unknown when a bad
 //     file is present, when the cloud's reachability check (last sample)
 //     says unreachable, or when the last console text shows a crash or
 //     recovery screen (each is a conflict); otherwise healthy, noting
@@ -43,9 +47,21 @@
 //     "crashed and restarted");
 //     - the reachability check passes and no restarts: unknown (firewall
 //     or WinRM service);
+//     - the screenshots (rule 9) showed a crash or recovery screen and
+//     later the sign-in screen: unknown (conflict: it may have just
+//     recovered);
+//     - two or more screenshots showed a crash or recovery screen, and none
+//     the sign-in screen: boot-loop ("repeated crash screens");
 //     - an operator's console report (Evidence.Attested), on a cloud whose
 //     API shows no crash: boot-loop, citing the report;
 //     - anything else: unknown, naming the missing evidence.
+//  9. Screenshots (Evidence.Screens, classified by package inventory/screen)
+//     are evidence of their own. A crash screen is a stop or recovery
+//     screen. In rule 4 the last screenshot showing a crash is a conflict;
+//     in rule 8 a crash screenshot counts as a crash seen on the console
+//     for the reachability conflict. A sign-in screen alone never makes a
+//     VM healthy (only the guest's own answer does) and never outweighs a
+//     failing guest; a black or unknown screenshot is no evidence at all.
 //
 // Crash or recovery screens are recognised, case-insensitively, by: bugcheck,
 // PAGE_FAULT_IN_NONPAGED_AREA, csagent, "Automatic Repair", "did not start
@@ -90,6 +106,23 @@ func ShowsCrash(console string) bool {
 		}
 	}
 	return false
+}
+
+// ShowsSafeMode reports whether console text shows a Windows Safe Mode
+// desktop (Windows writes "Safe Mode" in the screen's corners).
+func ShowsSafeMode(console string) bool {
+	return strings.Contains(strings.ToLower(console), "safe mode")
+}
+
+// safeModeOnScreen reports whether every sample's console shows Safe Mode
+// and none a crash: repeated screens are the evidence.
+func safeModeOnScreen(samples []inventory.Signals) bool {
+	for _, s := range samples {
+		if !s.ConsoleAvailable || !ShowsSafeMode(s.Console) || ShowsCrash(s.Console) {
+			return false
+		}
+	}
+	return len(samples) > 0
 }
 
 // IsAuthError reports whether a probe failed because WinRM rejected the
@@ -174,10 +207,16 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	crash := last.ConsoleAvailable && ShowsCrash(last.Console)
 	cloudUp := last.InstanceReachable != nil && *last.InstanceReachable
 	cloudDown := last.InstanceReachable != nil && !*last.InstanceReachable
+	scr := screenCounts(ev.Screens)
 
 	if reachable {
 		switch probe.BootMode {
 		case inventory.BootNormal:
+			if len(c.BadFiles) > 0 && !cloudUp && (restarts >= 2 || crash || scr.crash >= 2) {
+				return verdict(inventory.StateBootLoop, fmt.Sprintf(
+					"WinRM answers for a short while after each boot, then it crashes: the guest carries the bad file %s, and %s",
+					fileList(c.BadFiles), crashEvidence(restarts, window, crash, scr)))
+			}
 			var conflicts []string
 			if len(c.BadFiles) > 0 {
 				conflicts = append(conflicts, fmt.Sprintf(
@@ -191,6 +230,10 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 			if crash {
 				conflicts = append(conflicts,
 					"conflict: WinRM answered but the console shows a crash or recovery screen: look at the VM's screen and probe again")
+			}
+			if scr.lastCrash {
+				conflicts = append(conflicts,
+					"conflict: WinRM answered but the last screenshot shows a "+string(scr.last)+" screen: look at the VM's screen and probe again")
 			}
 			if len(conflicts) > 0 {
 				return verdict(inventory.StateUnknown, conflicts...)
@@ -222,12 +265,20 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 		}
 	}
 
+	if restarts == 0 && safeModeOnScreen(ev.Samples) && !(probe != nil && probe.Retryable) {
+		why := "WinRM does not answer there (in Safe Mode it runs only if listed under SafeBoot\\Network)"
+		if IsAuthError(probe) {
+			why = "WinRM rejected the credentials"
+		}
+		return verdict(inventory.StateSafeMode,
+			fmt.Sprintf("the console shows a Safe Mode desktop in all %d samples, and %s: the disk is repaired offline", len(ev.Samples), why))
+	}
 	if IsAuthError(probe) {
 		return verdict(inventory.StateUnknown,
 			"WinRM answered but rejected the credentials: the guest is up; check guest_access")
 	}
 
-	if cloudUp && (restarts > 0 || crash) {
+	if cloudUp && (restarts > 0 || crash || scr.crash > 0) {
 		what := fmt.Sprintf("restarted %s in the %s window", times(restarts), fmtDur(window))
 		if restarts == 0 {
 			what = "the console shows a crash or recovery screen"
@@ -236,6 +287,12 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 			"conflict: "+what+" but the cloud's reachability check passes now: it may have just recovered; probe again in a few minutes")
 	}
 	winrm := winrmPhrase(probe)
+	if probe != nil && probe.Retryable && cloudUp && restarts == 0 && !crash {
+		// The probe never reached the guest: the cloud failed to say where
+		// it is. That is a control-plane error, not a guest verdict.
+		return verdict(inventory.StateUnknown,
+			"the OS answers the cloud's reachability check, and "+winrm+": assess again when the control plane answers")
+	}
 	switch {
 	case restarts >= 2:
 		return verdict(inventory.StateBootLoop, fmt.Sprintf(
@@ -249,6 +306,14 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	case cloudUp:
 		return verdict(inventory.StateUnknown,
 			"the OS answers the cloud's reachability check but WinRM does not: firewall or WinRM service ("+winrm+")")
+	case scr.crash > 0 && scr.loginAfterCrash:
+		return verdict(inventory.StateUnknown, fmt.Sprintf(
+			"conflict: the console showed a crash or recovery screen and later the sign-in screen (%s): it may have just recovered, but %s; probe again in a few minutes",
+			scr, winrm))
+	case scr.crash >= 2:
+		return verdict(inventory.StateBootLoop, fmt.Sprintf(
+			"repeated crash screens: %s over the %s window, never the sign-in screen, and %s",
+			scr, fmtDur(Window(ev.Samples)), winrm))
 	case ev.Attested != nil:
 		r := "an operator saw a crash or recovery screen on its console (" + ev.Attested.Source
 		if ev.Attested.Note != "" {
@@ -259,6 +324,8 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 
 	var missing []string
 	switch {
+	case scr.total > 0:
+		missing = append(missing, "the screenshots show no repeated crash ("+scr.String()+")")
 	case !last.ConsoleAvailable:
 		missing = append(missing, "no console on this cloud")
 	default:
@@ -284,6 +351,21 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 		strings.Join(missing, ", ")+": look at the VM's screen in the cloud console (if it crash-loops, list it in a --console-confirmed file and plan again), or assess again over a longer window")
 }
 
+// crashEvidence says how the VM was seen crashing.
+func crashEvidence(restarts int, window time.Duration, crash bool, scr screenTally) string {
+	var parts []string
+	if restarts >= 2 {
+		parts = append(parts, fmt.Sprintf("it restarted %s in the %s window", times(restarts), fmtDur(window)))
+	}
+	if crash {
+		parts = append(parts, "the console shows a crash or recovery screen")
+	}
+	if scr.crash >= 2 {
+		parts = append(parts, "the screenshots showed crash screens ("+scr.String()+")")
+	}
+	return strings.Join(parts, ", ")
+}
+
 func powerWord(p inventory.PowerState) string {
 	if p == "" {
 		return string(inventory.PowerUnknown)
@@ -306,6 +388,8 @@ func winrmPhrase(p *inventory.Probe) string {
 	switch {
 	case p == nil:
 		return "WinRM was not probed"
+	case p.Retryable:
+		return "WinRM was not probed: the cloud could not say where the guest is (" + p.Error + ")"
 	case p.Error != "":
 		return "WinRM does not answer (" + p.Error + ")"
 	default:
@@ -374,6 +458,9 @@ func Summarize(ev inventory.Evidence) string {
 		parts = append(parts, "console shows crash")
 	default:
 		parts = append(parts, "console shows no crash")
+	}
+	if len(ev.Screens) > 0 {
+		parts = append(parts, "screens: "+screenCounts(ev.Screens).String())
 	}
 	p := ev.Probe
 	switch {

@@ -72,6 +72,17 @@ func looping(n int) []inventory.Signals {
 	return []inventory.Signals{withCount(sig(0), 10), withCount(sig(5), 10+n/2), withCount(sig(10), 10+n)}
 }
 
+const safeText = "Safe Mode\r\n\r\nWindows Server (Safe Mode with Networking)"
+
+// onScreen is one steady sample per console text, five minutes apart.
+func onScreen(texts ...string) []inventory.Signals {
+	var out []inventory.Signals
+	for i, x := range texts {
+		out = append(out, withConsole(withBoot(sig(5*i), boot), x))
+	}
+	return out
+}
+
 func steady() []inventory.Signals {
 	return []inventory.Signals{withBoot(sig(0), boot), withBoot(sig(5), boot), withBoot(sig(10), boot)}
 }
@@ -80,6 +91,15 @@ func steady() []inventory.Signals {
 // console or reachability check.
 func blind() []inventory.Signals {
 	return []inventory.Signals{{At: t0, Power: inventory.PowerRunning}, {At: t0.Add(10 * time.Minute), Power: inventory.PowerRunning}}
+}
+
+// shots is a series of classified screenshots a minute apart.
+func shots(screens ...string) []inventory.ScreenSample {
+	out := make([]inventory.ScreenSample, len(screens))
+	for i, sc := range screens {
+		out[i] = inventory.ScreenSample{At: t0.Add(time.Duration(i) * time.Minute), Screen: inventory.Screen(sc)}
+	}
+	return out
 }
 
 func TestClassify(t *testing.T) {
@@ -104,6 +124,12 @@ func TestClassify(t *testing.T) {
 		{name: "power unknown", ev: inventory.Evidence{Samples: []inventory.Signals{withPower(sig(0), "")}},
 			want: inventory.StateUnknown, reasons: []string{"not report a known power state (unknown)"}},
 
+		{name: "Safe Mode on every screen, WinRM silent", ev: inventory.Evidence{Samples: onScreen(safeText, safeText, safeText), Probe: unreachable("nothing answers at 10.0.0.7:5985")},
+			want: inventory.StateSafeMode, reasons: []string{"console shows a Safe Mode desktop in all 3 samples", "SafeBoot"}},
+		{name: "Safe Mode on every screen, credentials rejected", ev: inventory.Evidence{Samples: onScreen(safeText, safeText), Probe: unreachable(ProbeErrAuth + ": 401")},
+			want: inventory.StateSafeMode, reasons: []string{"rejected the credentials"}},
+		{name: "Safe Mode on one screen of two", ev: inventory.Evidence{Samples: onScreen("", safeText), Probe: unreachable("nothing answers")},
+			want: inventory.StateUnknown},
 		{name: "healthy", ev: inventory.Evidence{Samples: steady(), Probe: normal(goodFile)},
 			want: inventory.StateHealthy, reasons: []string{"booted normally"}},
 		{name: "healthy single sample", ev: inventory.Evidence{Samples: []inventory.Signals{sig(0)}, Probe: normal()},
@@ -112,6 +138,14 @@ func TestClassify(t *testing.T) {
 			want: inventory.StateHealthy, reasons: []string{"restarted 3 times in the 10m window and recovered during the window"}},
 		{name: "normal boot with bad file", ev: inventory.Evidence{Samples: steady(), Probe: normal(badFile)},
 			want: inventory.StateUnknown, reasons: []string{"conflict", "C-00000291-00000000-00000032.sys"}, bad: 1},
+		{name: "WinRM answers briefly after each boot, with the bad file", ev: inventory.Evidence{Samples: looping(4), Probe: normal(badFile)},
+			want: inventory.StateBootLoop, reasons: []string{"WinRM answers for a short while after each boot", "restarted 4 times"}, bad: 1},
+		{name: "bad file, crash screens, WinRM answers", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "login", "stop"), Probe: normal(badFile)},
+			want: inventory.StateBootLoop, reasons: []string{"crash screens (stop 2, login 1"}, bad: 1},
+		{name: "bad file, restarts, but the cloud check passes", ev: inventory.Evidence{Samples: []inventory.Signals{withCount(sig(0), 1), withReach(withCount(sig(10), 5), true)}, Probe: normal(badFile)},
+			want: inventory.StateUnknown, reasons: []string{"conflict"}, bad: 1},
+		{name: "bad file, one restart: doubt", ev: inventory.Evidence{Samples: looping(1), Probe: normal(badFile)},
+			want: inventory.StateUnknown, reasons: []string{"conflict"}, bad: 1},
 		{name: "normal boot but cloud check fails", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(sig(0), false), withReach(sig(10), false)}, Probe: normal()},
 			want: inventory.StateUnknown, reasons: []string{"reachability check fails"}},
 		{name: "normal boot but console crash", ev: inventory.Evidence{Samples: []inventory.Signals{sig(0), withConsole(sig(10), "Windows did not start correctly")}, Probe: normal()},
@@ -172,6 +206,28 @@ func TestClassify(t *testing.T) {
 			want: inventory.StateUnknown, reasons: []string{"no boot history", "not probed"}},
 		{name: "one sample", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(sig(0), false)}, Probe: unreachable("timeout")},
 			want: inventory.StateUnknown, reasons: []string{"only one control-plane sample", "reachability check fails"}},
+
+		// Screenshots (rule 9), on a blind cloud.
+		{name: "screens: repeated crash screens", ev: inventory.Evidence{Samples: blind(), Screens: shots("black", "stop", "black", "recovery", "stop"), Probe: unreachable("timeout")},
+			want: inventory.StateBootLoop, reasons: []string{"repeated crash screens", "stop 2, recovery 1, black 2 of 5 screenshot(s)", "timeout"}},
+		{name: "screens: stuck at recovery", ev: inventory.Evidence{Samples: blind(), Screens: shots("recovery", "recovery"), Probe: unreachable("timeout")},
+			want: inventory.StateBootLoop, reasons: []string{"recovery 2 of 2"}},
+		{name: "screens: one crash screen is not enough", ev: inventory.Evidence{Samples: blind(), Screens: shots("black", "stop", "black"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"no repeated crash (stop 1, black 2 of 3"}},
+		{name: "screens: crash then sign-in: may have recovered", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "stop", "black", "login"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"conflict: the console showed a crash", "later the sign-in screen"}},
+		{name: "screens: sign-in alone never outweighs a silent guest", ev: inventory.Evidence{Samples: blind(), Screens: shots("login"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"login 1 of 1"}},
+		{name: "screens: unknown and black are no evidence", ev: inventory.Evidence{Samples: blind(), Screens: shots("unknown", "black", "unknown", "black"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown},
+		{name: "screens: crash screens but the cloud check passes", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(sig(0), true), withReach(sig(10), true)}, Screens: shots("stop", "stop"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"conflict: the console shows a crash"}},
+		{name: "screens: WinRM answers but the last screenshot is a crash", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "stop"), Probe: normal(goodFile)},
+			want: inventory.StateUnknown, reasons: []string{"last screenshot shows a stop screen"}},
+		{name: "screens: crashes, then sign-in, and WinRM answers: healthy", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "black", "login"), Probe: normal(goodFile)},
+			want: inventory.StateHealthy},
+		{name: "screens: the guest's credentials are rejected: up", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "stop"), Probe: unreachable(ProbeErrAuth + ": HTTP 401")},
+			want: inventory.StateUnknown, reasons: []string{"rejected the credentials"}},
 		{name: "counter went backwards uses boot times", ev: inventory.Evidence{Samples: []inventory.Signals{
 			withBoot(withCount(sig(0), 9), boot), withBoot(withCount(sig(10), 0), boot)}, Probe: unreachable("timeout")},
 			want: inventory.StateUnknown, reasons: []string{"no restarts seen"}},

@@ -3,7 +3,6 @@ package azure
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -330,22 +329,10 @@ func (k *core) serialLog(ctx context.Context, s *subscription, id string) (strin
 	if err != nil || uri == "" {
 		return "", err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
-	if err != nil {
-		return "", providers.Errorf(providers.ErrPermanent, "SerialLog", id, "the serial log URI does not parse")
-	}
-	resp, err := k.blobs.Do(req)
-	if err != nil {
-		return "", providers.Errorf(providers.ErrUnavailable, "SerialLog", id, "reading the serial log failed")
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", providers.Errorf(providers.ErrUnavailable, "SerialLog", id, "reading the serial log: HTTP %d", resp.StatusCode)
-	}
 	const tail = 8 << 10
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	b, err := k.readBlob(ctx, "SerialLog", id, uri, 4<<20)
 	if err != nil {
-		return "", providers.Errorf(providers.ErrUnavailable, "SerialLog", id, "reading the serial log was cut short")
+		return "", err
 	}
 	return string(b[max(0, len(b)-tail):]), nil
 }

@@ -295,6 +295,8 @@ func ParamsType(n Name) (reflect.Type, bool) {
 		v = DeleteParams{}
 	case ClearSafeBoot:
 		v = ClearSafeBootParams{}
+	case ReadinessFacts:
+		v = ReadinessFactsParams{}
 	case CheckHives:
 		v = CheckHivesParams{}
 	case ListDisks:
@@ -305,6 +307,8 @@ func ParamsType(n Name) (reflect.Type, bool) {
 		v = UnlockParams{}
 	case SetDiskIdentity:
 		v = SetIdentityParams{}
+	case ClearSafeBootOffline:
+		v = ClearSafeBootOfflineParams{}
 	default:
 		return nil, false
 	}

@@ -32,6 +32,11 @@ func (c *Client) ClearSafeBoot(ctx context.Context, ep providers.Endpoint, cr Cr
 	return run[ClearSafeBootResult](ctx, c, ep, cr, ClearSafeBoot, ClearSafeBootParams{})
 }
 
+// ReadinessFacts runs the readiness-facts script. Read-only.
+func (c *Client) ReadinessFacts(ctx context.Context, ep providers.Endpoint, cr Credentials) (ReadinessFactsResult, error) {
+	return run[ReadinessFactsResult](ctx, c, ep, cr, ReadinessFacts, ReadinessFactsParams{})
+}
+
 // CheckHives runs the check-hives script. Read-only.
 func (c *Client) CheckHives(ctx context.Context, ep providers.Endpoint, cr Credentials, p CheckHivesParams) (CheckHivesResult, error) {
 	return run[CheckHivesResult](ctx, c, ep, cr, CheckHives, p)
@@ -65,4 +70,10 @@ func (c *Client) SetDiskIdentity(ctx context.Context, ep providers.Endpoint, cr 
 // disk at p.Number does not carry p.Serial.
 func (c *Client) OfflineDisk(ctx context.Context, ep providers.Endpoint, cr Credentials, p DiskParams) (DiskResult, error) {
 	return run[DiskResult](ctx, c, ep, cr, OfflineDisk, p)
+}
+
+// ClearSafeBootOffline runs the clear-safeboot-offline script on a helper.
+// Idempotent. ErrRefused when the disk at p.Number does not carry p.Serial.
+func (c *Client) ClearSafeBootOffline(ctx context.Context, ep providers.Endpoint, cr Credentials, p ClearSafeBootOfflineParams) (ClearSafeBootResult, error) {
+	return run[ClearSafeBootResult](ctx, c, ep, cr, ClearSafeBootOffline, p)
 }

@@ -99,6 +99,8 @@ func open(_ context.Context, a providers.Account, env providers.Env, srv *httpte
 		server:  iaas.NewServerOp(caller),
 		disk:    iaas.NewDiskOp(caller),
 		archive: iaas.NewArchiveOp(caller),
+		caller:  caller,
+		auth:    iaas.NewAuthStatusOp(caller),
 	}, scope{tenant: a.Tenant, account: a.Name, zones: zones}, o, env.Clock), nil
 }
 
@@ -108,6 +110,10 @@ type apis struct {
 	server  iaas.ServerAPI
 	disk    iaas.DiskAPI
 	archive iaas.ArchiveAPI
+	// caller is the HTTP layer, for the endpoints iaas-api-go does not
+	// wrap (the VNC snapshot); nil with the fake driver.
+	caller iaas.APICaller
+	auth   iaas.AuthStatusAPI // nil: no preflight
 }
 
 type scope struct {
@@ -187,7 +193,7 @@ func newProvider(api apis, sc scope, o Options, clk clock.Clock) *providers.Prov
 	}
 	c := &core{api: api, scope: sc, opts: o, clk: clk, lim: rate.NewLimiter(rate.Limit(o.Rate), o.Burst),
 		archives: map[string]archiveFacts{}}
-	return &providers.Provider{
+	p := &providers.Provider{
 		Name:       Name,
 		Enumerator: enumerator{c},
 		Observer:   observer{c},
@@ -197,6 +203,10 @@ func newProvider(api apis, sc scope, o Options, clk clock.Clock) *providers.Prov
 		Backups:    backups{c},
 		Helpers:    helpers{c},
 	}
+	if api.auth != nil {
+		p.Preflight = preflight{c}
+	}
+	return p
 }
 
 // call runs one API call after the rate limit, and classifies its error.

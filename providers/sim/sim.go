@@ -50,6 +50,7 @@ func New(w *world.World, opts Options) *providers.Provider {
 		Disks:      disks{c},
 		Backups:    backups{c},
 		Helpers:    helpers{c},
+		Preflight:  preflight{c},
 	}
 }
 
@@ -345,4 +346,34 @@ func Spec(w *world.World) providers.Spec {
 			return New(w, o), nil
 		},
 	}
+}
+
+type preflight struct{ *core }
+
+// Permissions implements providers.Preflight with the world's dry run.
+func (p preflight) Permissions(ctx context.Context, _ inventory.VM, acts []providers.Action) ([]providers.Permission, error) {
+	ok, err := p.w.DryRun(ctx, p.acct, acts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]providers.Permission, len(acts))
+	for i, a := range acts {
+		out[i] = providers.Permission{Action: a, Allowed: providers.AllowedNo, How: "simulator dry run"}
+		if ok[i] {
+			out[i].Allowed = providers.AllowedYes
+		}
+	}
+	return out, nil
+}
+
+// HelperQuota implements providers.Preflight with the world's helper quota.
+func (p preflight) HelperQuota(ctx context.Context) (providers.Quota, error) {
+	limit, inUse, err := p.w.HelperQuota(ctx, p.acct)
+	if err != nil {
+		return providers.Quota{}, err
+	}
+	if limit == 0 {
+		return providers.Quota{Known: true, Unlimited: true, InUse: inUse, How: "simulator helper quota (none set)"}, nil
+	}
+	return providers.Quota{Known: true, Limit: limit, InUse: inUse, Room: max(0, limit-inUse), How: "simulator helper quota"}, nil
 }

@@ -44,6 +44,9 @@ const (
 type stepEnd struct {
 	kind stepKind
 	msg  string // the journal-accepted error text
+	// noRepair: kFailed because the step reported the strategy cannot
+	// repair the VM (step.ErrStrategyFailed), an expected end.
+	noRepair bool
 }
 
 // vmState is what the journal knows of one VM's steps.
@@ -57,7 +60,13 @@ type vmState struct {
 
 func skey(s policy.Strategy, name string) string { return string(s) + "\x00" + name }
 
-func (r *runner) loadVMState(ctx context.Context, vm *plan.VMPlan) (*vmState, map[policy.Strategy]string, error) {
+// strategyEnd is how a strategy ended on a VM in an earlier attempt.
+type strategyEnd struct {
+	msg      string // "<strategy>: <reason>"
+	noRepair bool   // it reported it cannot repair the VM (expected)
+}
+
+func (r *runner) loadVMState(ctx context.Context, vm *plan.VMPlan) (*vmState, map[policy.Strategy]strategyEnd, error) {
 	key := vm.Key
 	steps, err := r.j.ListSteps(ctx, r.runID, key)
 	if err != nil {
@@ -70,13 +79,13 @@ func (r *runner) loadVMState(ctx context.Context, vm *plan.VMPlan) (*vmState, ma
 			vs.mayHaveActed(policy.Strategy(s.Strategy), s.Step) // a process died while it ran
 		}
 	}
-	evs, err := r.j.Events(ctx, r.runID, journal.EventFilter{VMKey: key, Kinds: []string{EvStrategyFailed}})
+	evs, err := r.j.Events(ctx, r.runID, journal.EventFilter{VMKey: key, Kinds: []string{EvStrategyFailed, EvStrategyNoRepair}})
 	if err != nil {
 		return nil, nil, err
 	}
-	failed := map[policy.Strategy]string{} // strategy -> "<strategy>: <reason>"
+	failed := map[policy.Strategy]strategyEnd{}
 	for _, e := range evs {
-		failed[policy.Strategy(e.Strategy)] = e.Message
+		failed[policy.Strategy(e.Strategy)] = strategyEnd{msg: e.Message, noRepair: e.Kind == EvStrategyNoRepair}
 	}
 	return vs, failed, nil
 }
@@ -143,12 +152,16 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 
 	chain := append([]policy.Strategy{vm.Strategy}, vm.Fallbacks...)
 	var reasons []string
+	surprise := false // some strategy ended other than by reporting it cannot repair the VM
 	done := func(s policy.Strategy, status journal.VMStatus, code Reason, reason string) vmOutcome {
 		if !r.final(vm, s, status, code, reason) {
 			return vmOutcome{interrupted: true}
 		}
+		// The brakes count surprises only: an expected end (no path
+		// left, as the plan foresaw) is neither a success nor a failure.
 		acted := status == StatusFixed || status == StatusFailed || (status == StatusFlagged && len(vs.began) > 0)
-		return vmOutcome{acted: acted, bad: acted && status != StatusFixed}
+		acted = acted && code.Outcome() != OutcomeNoPath
+		return vmOutcome{acted: acted, bad: acted && code.Outcome() == OutcomeFailed}
 	}
 	healthy := func(s policy.Strategy) vmOutcome {
 		if vs.touched {
@@ -158,8 +171,9 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 	}
 	for _, s := range chain {
 		strat := r.o.Strategies[s]
-		if msg, ok := failed[s]; ok {
-			reasons = append(reasons, msg)
+		if e, ok := failed[s]; ok {
+			reasons = append(reasons, e.msg)
+			surprise = surprise || !e.noRepair
 			if strat != nil && vs.began[string(s)] && !vs.ok[skey(s, StepAbort)] {
 				if out, stop := r.abort(ctx, env, vm, vs, strat, s, done, healthy); stop {
 					return out
@@ -170,7 +184,8 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 		if strat == nil {
 			reason := "not available in this fixfleet"
 			reasons = append(reasons, string(s)+": "+reason)
-			if !r.strategyFailed(vm, s, reason) {
+			surprise = true
+			if !r.strategyFailed(vm, s, reason, false) {
 				return vmOutcome{interrupted: true}
 			}
 			continue
@@ -201,7 +216,8 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 			return vmOutcome{interrupted: true}
 		}
 		reasons = append(reasons, string(s)+": "+end.msg)
-		if !r.strategyFailed(vm, s, end.msg) {
+		surprise = surprise || !end.noRepair
+		if !r.strategyFailed(vm, s, end.msg, end.noRepair) {
 			return vmOutcome{interrupted: true}
 		}
 		if vs.began[string(s)] {
@@ -209,6 +225,9 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 				return out
 			}
 		}
+	}
+	if !surprise {
+		return done(vm.Strategy, StatusFlagged, ReasonNoPath, "no path left: every planned strategy found it cannot repair this VM; a person must act: "+strings.Join(reasons, "; "))
 	}
 	return done(vm.Strategy, StatusFlagged, ReasonNoStrategyLeft, "no strategy left; a person must act: "+strings.Join(reasons, "; "))
 }
@@ -232,10 +251,15 @@ func (r *runner) abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs *
 	return done(s, StatusFailed, ReasonAbortFailed, string(s)+" failed and its abort failed too; the VM may not be in a safe state, a person must check it: "+end.msg), true
 }
 
-// strategyFailed journals that strategy s failed on vm, so that a resume
-// passes over it. False if the journal could not record it.
-func (r *runner) strategyFailed(vm *plan.VMPlan, s policy.Strategy, reason string) bool {
-	return r.emit(Event{Kind: EvStrategyFailed, VMKey: vm.Key, Strategy: s, Message: string(s) + ": " + reason})
+// strategyFailed journals that strategy s failed on vm (noRepair: it
+// reported it cannot repair the VM), so that a resume passes over it.
+// False if the journal could not record it.
+func (r *runner) strategyFailed(vm *plan.VMPlan, s policy.Strategy, reason string, noRepair bool) bool {
+	kind := EvStrategyFailed
+	if noRepair {
+		kind = EvStrategyNoRepair
+	}
+	return r.emit(Event{Kind: kind, VMKey: vm.Key, Strategy: s, Message: string(s) + ": " + reason})
 }
 
 // final records a VM's final status. False if the journal could not.
@@ -350,7 +374,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		case errors.Is(serr, step.ErrNeedsPerson):
 			return stepEnd{kind: kNeedsPerson, msg: fmt.Sprintf("step %s: %s", name, res.Error)}
 		case errors.Is(serr, step.ErrStrategyFailed) || !retryable(serr):
-			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: %s", name, res.Error)}
+			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: %s", name, res.Error), noRepair: errors.Is(serr, step.ErrStrategyFailed)}
 		}
 		// Retryable. An API error that opened the breaker, or arrived while
 		// it was not closed, is the outage's, not the step's.
@@ -362,7 +386,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: gave up after %d attempts over %s: %s",
 				name, charged, spent.Round(time.Second), res.Error)}
 		}
-		delay := r.o.Retry.Backoff.Delay(max(charged, 1), providers.RetryAfter(serr))
+		delay := r.o.Retry.Backoff.Delay(vm.Key+"/"+string(s)+"/"+name, max(charged, 1), providers.RetryAfter(serr))
 		r.emit(Event{Kind: EvStepRetry, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s/%s attempt %d failed (%s); retrying in %s", s, name, attempt, res.Error, delay.Round(time.Millisecond))})
 		if err := r.o.Clock.Sleep(ctx, delay); err != nil {

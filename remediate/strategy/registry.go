@@ -41,8 +41,9 @@ type Unit interface {
 
 // Needs is what a strategy needs besides a VM in a state it applies to.
 type Needs struct {
-	// Capabilities the account's provider must have: "power", "disks",
-	// "guest", "helpers", "backups".
+	// Capabilities the account's provider must have, as
+	// providers.Provider.Capabilities names them: "power", "disks",
+	// "os-disk-detach", "os-disk-swap", "guest", "helpers", "backups".
 	Capabilities []string
 	// Backup: it restores the newest backup taken before the incident
 	// (plan.VMPlan.Backup, step.Target.Backup), losing the data written
@@ -51,6 +52,10 @@ type Needs struct {
 	// Helper: it uses a helper image in the VM's zone
 	// (plan.VMPlan.Helper, step.Target.HelperWindows).
 	Helper bool
+	// RecoveryKey: it reads the OS volume offline, so a BitLocker volume
+	// needs its recovery key in a configured key source
+	// (Candidate.KeyProblem).
+	RecoveryKey bool
 }
 
 // Candidate is what the planner knows of one VM when it checks a strategy.
@@ -77,6 +82,9 @@ type Candidate struct {
 	// KeyProblem says why a BitLocker disk cannot be unlocked offline, ""
 	// when it can (or is not encrypted).
 	KeyProblem string
+	// GuestAnswers: the assessment's probe reached the guest's WinRM
+	// with the configured credentials.
+	GuestAnswers bool
 }
 
 // Registry is the set of strategies a planner and an executor know, in
@@ -107,6 +115,7 @@ func Default() *Registry {
 		RebootRetry{},
 		DeleteFile{},
 		HelperMount{},
+		CopyAndSwap{},
 		RestoreBackup{},
 	)
 	if err != nil {

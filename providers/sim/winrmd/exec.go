@@ -62,6 +62,10 @@ func execute(ctx context.Context, m Machine, n guest.Name, stdin []byte) outcome
 		return call(ctx, n, stdin, m.SetDiskIdentity, nil)
 	case guest.OfflineDisk:
 		return call(ctx, n, stdin, m.OfflineDisk, nil)
+	case guest.ClearSafeBootOffline:
+		return call(ctx, n, stdin, m.ClearSafeBootOffline, nil)
+	case guest.ReadinessFacts:
+		return call(ctx, n, stdin, m.ReadinessFacts, nil)
 	}
 	return refusedOutcome("command is not a catalog script")
 }

@@ -79,6 +79,7 @@ type fakeMachine struct {
 	probe  guest.ProbeResult
 	del    guest.DeleteResult
 	clear  guest.ClearSafeBootResult
+	facts  guest.ReadinessFactsResult
 	hives  guest.CheckHivesResult
 	disks  guest.ListDisksResult
 	disk   guest.DiskResult
@@ -121,6 +122,10 @@ func (m *fakeMachine) DeleteFiles(ctx context.Context, p guest.DeleteParams) (gu
 	return answer(m.record(ctx, guest.DeleteFiles, p), m.del)
 }
 
+func (m *fakeMachine) ReadinessFacts(ctx context.Context, p guest.ReadinessFactsParams) (guest.ReadinessFactsResult, error) {
+	return answer(m.record(ctx, guest.ReadinessFacts, p), m.facts)
+}
+
 func (m *fakeMachine) ClearSafeBoot(ctx context.Context, p guest.ClearSafeBootParams) (guest.ClearSafeBootResult, error) {
 	return answer(m.record(ctx, guest.ClearSafeBoot, p), m.clear)
 }
@@ -150,3 +155,7 @@ func (m *fakeMachine) OfflineDisk(ctx context.Context, p guest.DiskParams) (gues
 }
 
 var errBoom = errors.New("boom")
+
+func (m *fakeMachine) ClearSafeBootOffline(ctx context.Context, p guest.ClearSafeBootOfflineParams) (guest.ClearSafeBootResult, error) {
+	return answer(m.record(ctx, guest.ClearSafeBootOffline, p), m.clear)
+}

@@ -111,6 +111,7 @@ func cannedMachine() *fakeMachine {
 		probe: guest.ProbeResult{Hostname: "WEB01", BootMode: inventory.BootSafeMode, SafeBootFlag: true, OSRelease: "2019", OSBuild: "17763", Files: []inventory.FileFact{file}},
 		del:   guest.DeleteResult{Deleted: []inventory.FileFact{file}, Kept: []inventory.FileFact{}},
 		clear: guest.ClearSafeBootResult{WasSet: true},
+		facts: guest.ReadinessFactsResult{SafeModeWinRM: true, BitLocker: true, KeyID: "0A1B2C3D-0000-4000-8000-000000000001"},
 		hives: guest.CheckHivesResult{Hives: []guest.HiveStatus{{Name: "SYSTEM", OK: true}, {Name: "SOFTWARE", OK: false, Detail: "hive does not load"}}},
 		disks: guest.ListDisksResult{Disks: []guest.Disk{
 			{Number: 0, Serial: "vol-helper", SizeGB: 30, IsBoot: true, Identity: inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "1A2B3C4D"}, Volumes: []guest.Volume{{DriveLetter: "C:", BitLocker: "none", HasWindows: true}}},
@@ -135,6 +136,7 @@ func TestCatalogRoundTrip(t *testing.T) {
 		BadUntil: time.Date(2024, 7, 19, 5, 27, 0, 0, time.UTC), Header: "AAAAAAAA01002301",
 	}
 	diskP := guest.DiskParams{Number: 1, Serial: "vol-0abc"}
+	bcdP := guest.ClearSafeBootOfflineParams{Number: 1, Serial: "vol-0abc", Store: guest.BCDStoreBIOS}
 	tests := []struct {
 		name   guest.Name
 		params any
@@ -167,6 +169,10 @@ func TestCatalogRoundTrip(t *testing.T) {
 			}, m.disk},
 		{guest.OfflineDisk, diskP,
 			func() (any, error) { return c.OfflineDisk(ctx, ep, creds, diskP) }, m.disk},
+		{guest.ClearSafeBootOffline, bcdP,
+			func() (any, error) { return c.ClearSafeBootOffline(ctx, ep, creds, bcdP) }, m.clear},
+		{guest.ReadinessFacts, guest.ReadinessFactsParams{},
+			func() (any, error) { return c.ReadinessFacts(ctx, ep, creds) }, m.facts},
 	}
 	if len(tests) != len(guest.Names) {
 		t.Fatalf("test covers %d scripts, the catalog has %d", len(tests), len(guest.Names))

@@ -25,7 +25,10 @@ const (
 
 type bootState struct {
 	kind bootKind
-	upAt time.Time // guest reachable from (normal, safe)
+	upAt time.Time // guest reachable from (normal, safe; crash with a WinRM window)
+	// winrmUntil: a crashing boot's WinRM answers from upAt until then
+	// (zero: not at all). See ConditionSpec.WinRMWindowSeconds.
+	winrmUntil time.Time
 }
 
 func (k bootKind) up() bool { return k == bootNormal || k == bootSafe }
@@ -33,7 +36,16 @@ func (k bootKind) up() bool { return k == bootNormal || k == bootSafe }
 // crashAfter and cycle are per-VM constants, so that many crash cycles can
 // be jumped over at once.
 func (w *World) crashAfter(v *vm) time.Duration {
+	if v.cond.winrmWindow > 0 {
+		return w.upAfter(v) + v.cond.winrmWindow
+	}
 	return w.hashDur(calib.CrashAfter, v.id, "crash-after")
+}
+
+// upAfter is how long into a boot of a VM with a WinRM window its guest
+// answers: a per-VM constant, so that its crash time is one too.
+func (w *World) upAfter(v *vm) time.Duration {
+	return w.hashDur(timing.Of(timing.OpBootToWinRM), v.id, "up-window")
 }
 
 func (w *World) cycle(v *vm) time.Duration {
@@ -130,6 +142,12 @@ func (w *World) evalBoot(v *vm) {
 		}
 	}
 	v.boot = bootState{kind: k, upAt: v.lastBootAt.Add(w.hashDur(timing.Of(timing.OpBootToWinRM), v.id, "up", v.bootCount))}
+	if v.cond.winrmWindow > 0 {
+		v.boot.upAt = v.lastBootAt.Add(w.upAfter(v))
+		if k == bootCrash {
+			v.boot.winrmUntil = v.lastBootAt.Add(w.crashAfter(v))
+		}
+	}
 }
 
 // advance brings v's state up to now, its disks' attachments first.
@@ -185,6 +203,9 @@ func (w *World) advanceCrash(v *vm, now time.Time) bool {
 	if r := v.cond.recoverAfter; r > v.bootCount && n > r-v.bootCount {
 		n = r - v.bootCount
 	}
+	if n > 1 && w.wouldBoot(v) != bootCrash {
+		n = 1 // the bad file went in this boot's WinRM window: the next boot differs
+	}
 	if n > 0 {
 		v.cond.crashes += n
 		v.bootCount += n - 1
@@ -217,6 +238,10 @@ func reachable(v *vm, now time.Time) bool {
 func listening(v *vm, now time.Time) bool {
 	if v.boot.kind == bootSafe && !v.cond.safeModeWinRM {
 		return false
+	}
+	if v.boot.kind == bootCrash {
+		return v.power == inventory.PowerRunning && !now.Before(v.boot.upAt) && now.Before(v.boot.winrmUntil) &&
+			v.cond.winrm != WinRMBlocked
 	}
 	return reachable(v, now) && v.cond.winrm != WinRMBlocked
 }
@@ -294,6 +319,9 @@ func (w *World) console(v *vm, now time.Time) string {
 		}
 		return consoleSignIn
 	case bootCrash:
+		if now.Before(v.boot.winrmUntil) && !now.Before(v.boot.upAt) {
+			return consoleSignIn // up for a short while before the crash
+		}
 		if now.Before(s.Add(w.crashAfter(v))) {
 			return consoleBooting
 		}

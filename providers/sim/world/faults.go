@@ -4,11 +4,11 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/sim/bucket"
 )
 
 // Throttle models.
@@ -43,15 +43,10 @@ func (k bucketKind) ec2() timing.Bucket {
 	return timing.EC2NonMutating
 }
 
-type tokenBucket struct {
-	tokens float64
-	last   time.Time
-}
-
 type gateState struct {
 	faults   Faults
 	outageOn bool
-	buckets  map[string]*tokenBucket
+	buckets  map[string]*bucket.Bucket
 	load     loadMeter
 	attempts map[string]*callCount // by op|res
 	applied  map[string]int        // calls applied, by op (for Faults.DropReplies)
@@ -67,7 +62,7 @@ type gateState struct {
 
 func (g *gateState) init(f Faults) {
 	g.faults = f.clone()
-	g.buckets = map[string]*tokenBucket{}
+	g.buckets = map[string]*bucket.Bucket{}
 	g.calls = map[string]int{}
 	g.attempts = map[string]*callCount{}
 	g.applied = map[string]int{}
@@ -206,19 +201,10 @@ func (w *World) take(account string, k bucketKind, now time.Time) (time.Duration
 	}
 	tb := w.gate.buckets[key]
 	if tb == nil {
-		tb = &tokenBucket{tokens: float64(b.Size), last: now}
+		tb = bucket.New(b.Size, b.Refill)
 		w.gate.buckets[key] = tb
 	}
-	if el := now.Sub(tb.last).Seconds(); el > 0 {
-		tb.tokens = math.Min(float64(b.Size), tb.tokens+el*b.Refill)
-	}
-	tb.last = now
-	if tb.tokens >= 1 {
-		tb.tokens--
-		return 0, true
-	}
-	wait := time.Duration((1 - tb.tokens) / b.Refill * float64(time.Second))
-	return max(wait, time.Millisecond), false
+	return tb.Take(now)
 }
 
 // call runs one control-plane call: outage, throttling, latency (slept on
@@ -230,6 +216,10 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 	w.mu.Lock()
 	now := w.clk.Now()
 	w.gate.calls[op]++
+	if act, ok := opAction[op]; ok && w.denied(account, act) {
+		w.mu.Unlock()
+		return deniedErr(op, res, account, act)
+	}
 	if w.inOutage(now) {
 		w.gate.outageFail++
 		w.mu.Unlock()

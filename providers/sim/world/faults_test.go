@@ -56,6 +56,7 @@ func TestThrottle(t *testing.T) {
 			var err error
 			n := 0
 			for ; n < 1000 && err == nil; n++ {
+				clk.Advance(time.Nanosecond)                      // one call per instant: the bucket drains
 				_, err = w.StartVMs(ctx, "sim", []string{"vm-1"}) // running: a no-op, but a call
 			}
 			wantClass(t, err, providers.ErrThrottled)
@@ -82,6 +83,33 @@ func TestSetFaultsRejectsBad(t *testing.T) {
 	}
 	if w.Faults().Throttle != ThrottleOff {
 		t.Fatal("bad faults changed the configuration")
+	}
+}
+
+// TestThrottleOneInstant: the calls of one instant are all admitted while
+// the bucket's level at the start of the instant is at least one token,
+// whatever their order; they overdraw it, and the next instant is refused
+// until the bucket has refilled.
+func TestThrottleOneInstant(t *testing.T) {
+	sc := scenario(vmSpec("1", img2019, goodFile))
+	sc.Faults.Throttle = ThrottleSimple
+	w, clk := load(t, sc)
+	burst := 2 * calib.SimpleBucket.Size
+	for i := range burst {
+		if _, err := w.StartVMs(ctx, "sim", []string{"vm-1"}); err != nil {
+			t.Fatalf("call %d of one instant: %v", i, err)
+		}
+	}
+	clk.Advance(time.Nanosecond)
+	_, err := w.StartVMs(ctx, "sim", []string{"vm-1"})
+	wantClass(t, err, providers.ErrThrottled)
+	debt := float64(burst-calib.SimpleBucket.Size) / calib.SimpleBucket.Refill
+	if ra := providers.RetryAfter(err).Seconds(); ra < debt {
+		t.Fatalf("retry after %vs: the overdraft of %d calls needs %vs", ra, burst-calib.SimpleBucket.Size, debt)
+	}
+	clk.Advance(providers.RetryAfter(err))
+	if _, err := w.StartVMs(ctx, "sim", []string{"vm-1"}); err != nil {
+		t.Fatalf("after the refill: %v", err)
 	}
 }
 

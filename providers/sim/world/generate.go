@@ -339,6 +339,15 @@ func (g *gen) vm(n int, kind string, zones []string, relIdentity map[string]inve
 			TakenAt: time.Date(2024, 7, 19, 4, 30, 0, 0, time.UTC), SizeGB: d.SizeGB}}
 	}
 
+	g.strike(&vs, d, n, kind)
+	return vs
+}
+
+// strike gives VM number n (disk d) the condition and files of kind (a
+// mix term): healthy, looping, stuck, in safe mode, stopped, or with
+// WinRM blocked or bad credentials.
+func (g *gen) strike(vsp *VMSpec, d *DiskSpec, n int, kind string) {
+	vs := vsp
 	bad := FileSpec{Name: badFileName, Size: fileSize, ModTime: g.inc.BadFrom, Header: g.inc.Header}
 	good := FileSpec{Name: badFileName, Size: fileSize, ModTime: g.inc.BadUntil.Add(g.between(0, 45*time.Minute)).Truncate(time.Second), Header: goodHeader}
 	// The rest of a real sensor directory, side by side with the channel
@@ -409,7 +418,6 @@ func (g *gen) vm(n int, kind string, zones []string, relIdentity map[string]inve
 		vs.Condition.StuckAfterCrashes, vs.Condition.Crashes = k, k
 		vs.LastBootAt = g.now.Add(-g.between(5*time.Minute, 2*time.Hour)).Truncate(time.Second)
 	}
-	return vs
 }
 
 // otherFiles are the files of a sensor directory besides the incident's
@@ -422,4 +430,28 @@ func otherFiles(inc inventory.Incident) []FileSpec {
 		{Name: "C-00000290-00000000-00000097.sys", Size: 2244, ModTime: before.Add(-2 * 24 * time.Hour), Header: "AAAAAAAA01009701"},
 		{Name: "csagent.sys", Size: 1_542_536, ModTime: before.Add(-30 * 24 * time.Hour), Header: "4D5A90000300000004000000FFFF0000"},
 	}
+}
+
+// MixTerms lists the kinds of VM a Mix shares out, in ParseMix's names.
+func MixTerms() []string { return slices.Clone(mixTerms) }
+
+// Strike gives vs, whose OS disk is set, the condition, boot and files of
+// kind (a mix term) under the incident profile named incident, as Generate
+// would for VM number n, drawing from seed: how a copy of a real fleet is
+// put into an incident (fixfleet sim from-inventory). It keeps vs's ID,
+// name, tags, zone, release, disk and backups.
+func Strike(vs *VMSpec, n int, kind, incident string, now time.Time, seed int64) error {
+	inc, ok := inventory.BuiltinIncidents()[incident]
+	if !ok {
+		return fmt.Errorf("incident %q is not a built-in profile", incident)
+	}
+	if !slices.Contains(mixTerms, kind) {
+		return fmt.Errorf("kind %q: kinds are %s", kind, strings.Join(mixTerms, ", "))
+	}
+	if vs.OSDisk == nil {
+		return fmt.Errorf("vm %s: no OS disk", vs.ID)
+	}
+	g := &gen{rng: rand.New(rand.NewPCG(uint64(seed), uint64(n))), now: now.UTC(), inc: inc}
+	g.strike(vs, vs.OSDisk, n, kind)
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/secret"
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
 )
 
 // Load builds a world from a scenario, validating it strictly: every bad
@@ -68,6 +69,13 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 	w.limits = sc.Limits.clone()
 	if sc.Limits.HelpersPerAccount < 0 {
 		add(fmt.Errorf("limits.helpers_per_account: %d must not be negative (0 means no quota)", sc.Limits.HelpersPerAccount))
+	}
+	for a, acts := range sc.Limits.Denied {
+		for _, act := range acts {
+			if !slices.Contains(providers.Actions, act) {
+				add(fmt.Errorf("limits.denied[%q]: %q is not an action; actions are %v", a, act, providers.Actions))
+			}
+		}
 	}
 	for z, n := range sc.Limits.HelpersPerZone {
 		if n < 0 || !slices.Contains(sc.Zones, z) {
@@ -339,7 +347,8 @@ func (w *World) vmFrom(f string, vs VMSpec, helper bool, zoneOK map[string]bool)
 		ip: vs.PrivateIP, originalDisk: vs.OriginalDisk, power: vs.Power, powerUntil: vs.PowerUntil.UTC(),
 		bootCount: vs.BootCount, lastBootAt: vs.LastBootAt.UTC(), password: w.password,
 		cond: condition{recoverAfter: vs.Condition.RecoverAfterBoots, stuckAfter: vs.Condition.StuckAfterCrashes,
-			crashes: vs.Condition.Crashes, winrm: vs.Condition.WinRM, safeModeWinRM: vs.Condition.SafeModeWinRM}}
+			crashes: vs.Condition.Crashes, winrm: vs.Condition.WinRM, safeModeWinRM: vs.Condition.SafeModeWinRM,
+			winrmWindow: time.Duration(vs.Condition.WinRMWindowSeconds) * time.Second}}
 	if v.name == "" {
 		v.name = v.id
 	}
@@ -513,7 +522,8 @@ func (w *World) vmSpec(v *vm, now time.Time) VMSpec {
 		Tags: cloneTags(v.tags), Windows: v.windows, Power: v.power, PowerUntil: v.powerUntil,
 		BootCount: v.bootCount, LastBootAt: v.lastBootAt, PrivateIP: v.ip, ImageID: v.imageID, ClientToken: v.clientToken,
 		Condition: ConditionSpec{RecoverAfterBoots: v.cond.recoverAfter, StuckAfterCrashes: v.cond.stuckAfter,
-			Crashes: v.cond.crashes, WinRM: v.cond.winrm, SafeModeWinRM: v.cond.safeModeWinRM},
+			Crashes: v.cond.crashes, WinRM: v.cond.winrm, SafeModeWinRM: v.cond.safeModeWinRM,
+			WinRMWindowSeconds: int(v.cond.winrmWindow / time.Second)},
 		Backups: append([]BackupSpec(nil), v.backups...)}
 	if !v.helper {
 		vs.Truth = w.truth(v)
@@ -581,6 +591,13 @@ func (w *World) advanceDisk(d *disk, now time.Time) {
 func (l Limits) clone() Limits {
 	if l.HelpersPerZone != nil {
 		l.HelpersPerZone = maps.Clone(l.HelpersPerZone)
+	}
+	if l.Denied != nil {
+		d := make(map[string][]providers.Action, len(l.Denied))
+		for a, acts := range l.Denied {
+			d[a] = slices.Clone(acts)
+		}
+		l.Denied = d
 	}
 	return l
 }

@@ -469,6 +469,24 @@ func (w *World) Truth(id string) (string, bool) {
 	return w.truth(v), true
 }
 
+// HealthySince returns when fleet VM id became healthy for the last time:
+// the instant its current normal boot came up. ok is false when it is not
+// healthy now (running a normal boot that is up), or is not a fleet VM.
+func (w *World) HealthySince(id string) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	v := w.vms[id]
+	if v == nil || v.helper {
+		return time.Time{}, false
+	}
+	now := w.clk.Now()
+	w.advance(v, now)
+	if !healthyNow(v, now) {
+		return time.Time{}, false
+	}
+	return v.boot.upAt, true
+}
+
 // Accounts lists the accounts that own fleet VMs, sorted.
 func (w *World) Accounts() []string {
 	w.mu.Lock()

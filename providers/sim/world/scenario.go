@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
 )
 
 // ScenarioVersion is the version string of the scenario document.
@@ -114,6 +115,10 @@ type Limits struct {
 	// HelpersPerZone is each zone's capacity for helpers, all accounts
 	// together (EC2's InsufficientInstanceCapacity).
 	HelpersPerZone map[string]int `json:"helpers_per_zone,omitempty"`
+	// Denied lists, by account, the actions (providers.Actions) its
+	// credentials are not allowed: the call fails as access denied
+	// (ErrPermanent), and a dry run says so without effect.
+	Denied map[string][]providers.Action `json:"denied,omitempty"`
 }
 
 // ConditionSpec is how a VM's guest behaves.
@@ -138,6 +143,11 @@ type ConditionSpec struct {
 	// service is listed under HKLM\SYSTEM\CurrentControlSet\Control\
 	// SafeBoot\Network). Windows' default is not: false.
 	SafeModeWinRM bool `json:"safe_mode_winrm,omitempty"`
+	// WinRMWindowSeconds: on a crashing boot, the guest comes up and WinRM
+	// answers for this many seconds before the bad file crashes it (the
+	// sensor reads its channel files late). 0: a crashing boot never
+	// answers.
+	WinRMWindowSeconds int `json:"winrm_window_seconds,omitempty"`
 }
 
 // DiskSpec is a disk and its content.
