@@ -125,7 +125,7 @@ func TestKillAtEveryStep(t *testing.T) {
 
 	// The uninterrupted run.
 	cleanDB := filepath.Join(dir, "clean.db")
-	if code, _, stderr := runCLI(t, "apply", planFile, "--sim-endpoint", url, "--journal", cleanDB, "--yes", "--format", "json"); code != 0 {
+	if code, _, stderr := runCLI(t, "apply", planFile, "--sim-endpoint", url, "--journal", cleanDB, "--yes", "--allow-stale", "--format", "json"); code != 0 {
 		t.Fatalf("uninterrupted apply: exit %d: %s", code, stderr)
 	}
 	cleanAudit := w.Audit()
@@ -254,7 +254,9 @@ func killAndResume(k killPoint, planFile, dir string) (*world.Audit, map[string]
 	}
 	defer s.Close()
 	db, killLog := filepath.Join(dir, "j.db"), filepath.Join(dir, "kill.log")
-	args := []string{"apply", planFile, "--sim-endpoint", s.URL(), "--journal", db, "--yes", "--format", "json"}
+	// --allow-stale: the plan was made on another copy of the world, whose
+	// clock started earlier.
+	args := []string{"apply", planFile, "--sim-endpoint", s.URL(), "--journal", db, "--yes", "--allow-stale", "--format", "json"}
 
 	err = applyProcess(filepath.Join(dir, "killed"), args, envKillAt+"="+k.String(), envKillLog+"="+killLog)
 	var ee *exec.ExitError
