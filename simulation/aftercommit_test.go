@@ -123,6 +123,9 @@ func TestAfterCommitEveryMutation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a few dozen incidents")
 	}
+	if raceDetector {
+		t.Skip("runs a few dozen incidents: too slow under -race; run it without: go test ./simulation -run TestAfterCommitEveryMutation -v")
+	}
 	ctx := context.Background()
 	w, err := NewWorld(WorldOptions{Scenario: everyStepWorld}, Frozen)
 	if err != nil {
