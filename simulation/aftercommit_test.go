@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
+	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/memnet"
 	"github.com/fixfleet/fixfleet/internal/secretscan"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
@@ -42,20 +45,18 @@ var mutations = []struct{ method, op string }{
 // lost, the run must find the resource again by tag, not make another.
 var creations = map[string]bool{"Snapshot": true, "DiskFromSnapshot": true, "RestoreBackup": true, "CreateHelper": true}
 
-// afterCommitParallel is how many incidents run at once (they mostly wait
-// on the scaled clock).
-const afterCommitParallel = 4
-
 // incidentOutcome is what one run of the every-step world ended with.
 type incidentOutcome struct {
 	end   map[string]string // VM ID -> outcome and truth
 	audit world.Audit
 }
 
-// runEveryStep plans and applies the every-step world, losing the reply
-// of drop's call when drop is set. It runs outside the test goroutine.
+// runEveryStep plans and applies the every-step world on virtual time,
+// losing the reply of drop's call when drop is set. Call it inside a
+// synctest bubble.
 func runEveryStep(ctx context.Context, drop *world.DropReply, dir string) (incidentOutcome, error) {
-	b, err := Open(Options{World: WorldOptions{Scenario: everyStepWorld}, TimeScale: 1000})
+	b, err := Open(Options{World: WorldOptions{Scenario: everyStepWorld}, Network: memnet.New(),
+		Clock: func(origin time.Time) clock.Clock { return clock.NewOffset(origin) }})
 	if err != nil {
 		return incidentOutcome{}, err
 	}
@@ -123,9 +124,6 @@ func TestAfterCommitEveryMutation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a few dozen incidents")
 	}
-	if raceDetector {
-		t.Skip("runs a few dozen incidents: too slow under -race; run it without: go test ./simulation -run TestAfterCommitEveryMutation -v")
-	}
 	ctx := context.Background()
 	w, err := NewWorld(WorldOptions{Scenario: everyStepWorld}, Frozen)
 	if err != nil {
@@ -136,10 +134,12 @@ func TestAfterCommitEveryMutation(t *testing.T) {
 		secretscan.Register(t, "bitlocker-recovery-key", k.Reveal())
 	}
 	outputs := secretscan.Dir(t) // journals, scanned for the world's secrets after the package's tests
-	clean, err := runEveryStep(ctx, nil, outputs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var clean incidentOutcome
+	synctest.Test(t, func(t *testing.T) {
+		if clean, err = runEveryStep(ctx, nil, outputs); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if inv := clean.audit.Invariants(); inv != (world.Invariants{}) || clean.audit.Leftovers != 0 {
 		t.Fatalf("the fault-free run breaks invariants %+v, leftovers %v", inv, clean.audit.LeftoverList)
 	}
@@ -155,6 +155,12 @@ func TestAfterCommitEveryMutation(t *testing.T) {
 			unreached = append(unreached, m.method+" ("+m.op+")")
 		}
 		for n := 1; n <= applied[m.op]; n++ {
+			// Under -race, the first call of each operation only (the
+			// whole set runs without it: go test ./simulation -run
+			// TestAfterCommitEveryMutation -v).
+			if raceDetector && n > 1 {
+				break
+			}
 			points = append(points, point{m.method, world.DropReply{Op: m.op, Nth: n}})
 		}
 	}
@@ -164,23 +170,21 @@ func TestAfterCommitEveryMutation(t *testing.T) {
 		err error
 	}
 	results := make([]result, len(points))
-	sem := make(chan struct{}, afterCommitParallel)
-	var wg sync.WaitGroup
-	for i, pt := range points {
-		dir := filepath.Join(outputs, fmt.Sprintf("%s-%d", pt.drop.Op, pt.drop.Nth))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
+	t.Run("points", func(t *testing.T) {
+		for i, pt := range points {
+			dir := filepath.Join(outputs, fmt.Sprintf("%s-%d", pt.drop.Op, pt.drop.Nth))
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Run(fmt.Sprintf("%s-%d", pt.drop.Op, pt.drop.Nth), func(t *testing.T) {
+				t.Parallel()
+				synctest.Test(t, func(*testing.T) {
+					out, err := runEveryStep(context.Background(), &pt.drop, dir)
+					results[i] = result{out, err}
+				})
+			})
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out, err := runEveryStep(ctx, &pt.drop, dir)
-			results[i] = result{out, err}
-		}()
-	}
-	wg.Wait()
+	})
 
 	breaks, leftovers := 0, 0
 	for i, pt := range points {
