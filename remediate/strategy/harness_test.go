@@ -59,6 +59,7 @@ type spec struct {
 	escrowed  bool
 	hive      bool // hive damaged
 	recoverAt int  // RecoverAfterBoots
+	window    int  // WinRMWindowSeconds: a crashing boot's WinRM answers this long
 }
 
 func (s spec) vmSpec() world.VMSpec {
@@ -67,7 +68,7 @@ func (s spec) vmSpec() world.VMSpec {
 		id = own
 	}
 	c := world.ContentSpec{SizeGB: 40, Identity: id, HiveDamaged: s.hive}
-	cond := world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt}
+	cond := world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt, WinRMWindowSeconds: s.window}
 	switch s.kind {
 	case healthyVM:
 		c.Files = []world.FileSpec{goodFile}

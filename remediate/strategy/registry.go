@@ -58,6 +58,9 @@ type Candidate struct {
 	VM     inventory.VM
 	State  inventory.State
 	Policy policy.Policy
+	// Classification is the VM's verdict with its evidence and the bad
+	// files the probe found.
+	Classification inventory.Classification
 	// Cutoff: a usable backup was taken before it (the incident's start,
 	// or its bad window's start when earlier).
 	Cutoff time.Time
@@ -105,6 +108,7 @@ func NewRegistry(units ...Unit) (*Registry, error) {
 func Default() *Registry {
 	r, err := NewRegistry(
 		RebootRetry{},
+		RaceBoot{},
 		DeleteFile{},
 		HelperMount{},
 		RestoreBackup{},
