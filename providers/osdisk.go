@@ -19,7 +19,9 @@ import (
 // copy to a helper as a data disk, repair it there, detach it, Power.Stop,
 // SwapOSDisk(vm, copy), Power.Start. The original OS disk stays, detached
 // and unchanged; rollback is SwapOSDisk(vm, original) on the stopped VM,
-// which leaves the repaired copy detached and kept.
+// which leaves the repaired copy detached and kept. A copy that never
+// became the OS disk (the repair stopped before the swap) is deleted with
+// DeleteCopy, so that nothing the run made is left behind.
 type OSDiskSwapper interface {
 	// SwapOSDisk makes d the OS disk of vm and waits until the cloud
 	// reports the update done. The previous OS disk is left detached and
@@ -38,6 +40,12 @@ type OSDiskSwapper interface {
 	// stopping); ErrPermanent wrapping a *BootMismatchError when d cannot
 	// boot vm; ErrThrottled, ErrUnavailable.
 	SwapOSDisk(ctx context.Context, vm VMRef, d DiskRef) error
+	// DeleteCopy deletes disk d, detached, only if it carries all of tags
+	// (the copy a run made: its run, VM and role tags), and waits. It
+	// never deletes a disk without them: ErrConflict, as while d is
+	// attached. Idempotent: a disk already gone is fine. Errors:
+	// ErrConflict, ErrThrottled, ErrUnavailable.
+	DeleteCopy(ctx context.Context, d DiskRef, tags Tags) error
 }
 
 // BootMismatchError says that a disk cannot become a VM's OS disk because a

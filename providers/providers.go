@@ -132,6 +132,11 @@ type DiskState struct {
 	Boot       bool    `json:"boot"`                  // attached as the VM's boot disk
 	SizeGB     int     `json:"size_gb"`
 	Tags       Tags    `json:"tags,omitempty"`
+	// LUN is the logical unit a data disk is attached at, where the cloud
+	// reports one and the guest names disks by it rather than by the
+	// cloud's ID (Azure); nil otherwise. A guest listing's disk at this LUN
+	// is this disk.
+	LUN *int `json:"lun,omitempty"`
 }
 
 // SnapshotState is a snapshot as the cloud reports it.
@@ -219,8 +224,13 @@ type Provider struct {
 	Helpers    Helpers
 }
 
-// Capabilities lists the capabilities the provider has, by name.
+// Capabilities lists the capabilities the provider has, by name. Besides
+// one per field, two say how a VM's OS disk is changed, for the strategies
+// that take it off its VM: "os-disk-detach" (Disks detaches and attaches a
+// stopped VM's boot disk) and "os-disk-swap" (Disks implements
+// OSDiskSwapper, whose clouds cannot detach an OS disk: Azure).
 func (p *Provider) Capabilities() []string {
+	_, swaps := p.Disks.(OSDiskSwapper)
 	var out []string
 	for _, c := range []struct {
 		name string
@@ -231,6 +241,8 @@ func (p *Provider) Capabilities() []string {
 		{"guest", p.Guests != nil},
 		{"power", p.Power != nil},
 		{"disks", p.Disks != nil},
+		{"os-disk-detach", p.Disks != nil && !swaps},
+		{"os-disk-swap", swaps},
 		{"backups", p.Backups != nil},
 		{"helpers", p.Helpers != nil},
 	} {

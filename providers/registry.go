@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 
@@ -32,6 +33,9 @@ type Env struct {
 	// Getenv reads an environment variable (credentials named in config).
 	Getenv func(string) string
 	Clock  clock.Clock
+	// Logger receives a provider's warnings about what it went on without
+	// (an optional hint it could not read). nil: discarded.
+	Logger *slog.Logger
 }
 
 // Spec is one registered provider kind.

@@ -10,7 +10,8 @@ targets=(
 	internal/config FuzzParse                 # fleet.yaml
 	inventory FuzzParseIncident               # incident profiles
 	remediate/plan FuzzRead                   # plan JSON
-	remediate/keys FuzzParseCSV               # BitLocker key CSV
+	internal/keys FuzzParseCSV                # BitLocker key CSV
+	inventory/classify FuzzReadConsoleReports # console-report files
 	providers/sim/world FuzzParseScenario     # scenario JSON
 	providers/sim/winrmd FuzzRequest          # WS-Management requests (the simulated guests)
 	providers/guest FuzzDecodeResult          # script results (the WinRM client)

@@ -2,14 +2,22 @@ package simulation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/keys"
+	"github.com/fixfleet/fixfleet/internal/memnet"
 	"github.com/fixfleet/fixfleet/internal/secret"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
@@ -31,14 +39,8 @@ const (
 	FaceSim    = "sim"    // the simulator's own provider, in process
 	FaceSakura = "sakura" // the real Sakura Cloud provider against an emulator of its API
 	FaceAWS    = aws.Name // the real AWS provider against an emulator of EC2, SSM and STS
+	FaceAzure  = "azure"  // the real Azure provider against an emulator of ARM, over HTTPS
 )
-
-// Network is where the simulated services (the WinRM gateway, the cloud
-// API emulators) listen, and how the orchestrator's clients reach them.
-type Network struct {
-	Listen      func() (net.Listener, error)
-	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
-}
 
 // Options describe a simulated world and how it is reached.
 type Options struct {
@@ -47,15 +49,37 @@ type Options struct {
 	// file's, or none for a generated world).
 	Faults *Faults
 	// Face is the face the world is reached through: FaceSim (default),
-	// FaceSakura or FaceAWS.
+	// FaceSakura, FaceAWS or FaceAzure.
 	Face string
 	// Clock makes the world's clock (nil: Scaled(TimeScale)).
 	Clock     Clock
 	TimeScale float64
-	// Network, nil, is loopback TCP. Another network is not wired yet: the
-	// WinRM gateway, the guest dialer and the cloud providers' HTTP clients
-	// still open loopback TCP themselves, so Open refuses one.
-	Network *Network
+	// Network is where the simulated services (the WinRM service and
+	// gateway, the cloud API emulators) listen and how the orchestrator's
+	// clients (the guest client, the cloud SDKs) reach them: nil is
+	// loopback TCP; an in-memory network lets the whole incident run
+	// inside a testing/synctest bubble (with a clock.NewOffset Clock).
+	Network *memnet.Network
+}
+
+// network is where a backend's services listen and how its clients dial
+// them: loopback TCP (mem nil) or an in-memory network.
+type network struct{ mem *memnet.Network }
+
+// listen listens at name (a memnet address) or on a loopback port.
+func (n network) listen(name string) (net.Listener, error) {
+	if n.mem != nil {
+		return n.mem.Listen(name)
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// dial is the clients' dial function (nil: TCP).
+func (n network) dial() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if n.mem == nil {
+		return nil
+	}
+	return n.mem.Dial
 }
 
 // Backend is a simulated world as the orchestrator reaches it: in this
@@ -64,9 +88,12 @@ type Options struct {
 type Backend struct {
 	incident inventory.Incident
 	accounts []string
-	zones    []string
-	clock    clock.Clock
-	faults   *Faults // nil: none set
+	// tenants maps a world account to its tenant (absent: the account's
+	// own name).
+	tenants map[string]string
+	zones   []string
+	clock   clock.Clock
+	faults  *Faults // nil: none set
 	// provider is the name the world's accounts are opened as (its face),
 	// spec its kind, and account fills in an account's options and getenv
 	// its credentials.
@@ -84,9 +111,11 @@ type Backend struct {
 	// named (nil where the face does not batch).
 	apiInstances func() map[string]int
 	gateway      string // host:port of the guests' CONNECT gateway
-	user         string
-	password     secret.Secret
-	keys         map[string]secret.Secret
+	// dial reaches the gateway (nil: TCP).
+	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	user     string
+	password secret.Secret
+	keys     map[string]secret.Secret
 	// audit asks the world itself for its referee's report.
 	audit func(ctx context.Context) (world.Audit, error)
 	// world is set for an in-process world only.
@@ -134,12 +163,9 @@ func (b *Backend) creds() guest.Credentials {
 // FaceAWS (that cloud's API emulated on loopback; an AWS world is generated
 // with availability-zone names). Bad options are *InputError. Close it.
 func Open(o Options) (*Backend, error) {
-	open := map[string]func(*world.World) (*Backend, error){"": localBackend, FaceSim: localBackend, FaceSakura: sakuraBackend, FaceAWS: awsBackend}[o.Face]
+	open := map[string]func(*world.World, network) (*Backend, error){"": localBackend, FaceSim: localBackend, FaceSakura: sakuraBackend, FaceAWS: awsBackend, FaceAzure: azureBackend}[o.Face]
 	if open == nil {
-		return nil, badOption("face", fmt.Errorf("%q: valid values are sim, sakura, aws", o.Face))
-	}
-	if o.Network != nil {
-		return nil, errors.New("simulation: Options.Network is not wired yet: the WinRM gateway, the guest dialer and the cloud providers' HTTP clients still open loopback TCP themselves")
+		return nil, badOption("face", fmt.Errorf("%q: valid values are sim, sakura, aws, azure", o.Face))
 	}
 	clk := o.Clock
 	if clk == nil {
@@ -148,8 +174,13 @@ func Open(o Options) (*Backend, error) {
 		}
 		clk = Scaled(o.TimeScale)
 	}
-	if o.Face == FaceAWS && o.World.Scenario == "" {
-		o.World.Zones = awsZones
+	if o.World.Scenario == "" {
+		switch o.Face {
+		case FaceAWS:
+			o.World.Zones = awsZones
+		case FaceAzure:
+			o.World.Zones = azureZones
+		}
 	}
 	w, err := NewWorld(o.World, clk)
 	if err != nil {
@@ -160,7 +191,7 @@ func Open(o Options) (*Backend, error) {
 			return nil, err
 		}
 	}
-	b, err := open(w)
+	b, err := open(w, network{o.Network})
 	if err != nil {
 		return nil, err
 	}
@@ -168,15 +199,26 @@ func Open(o Options) (*Backend, error) {
 	return b, nil
 }
 
-// localBackend runs w here, with its WinRM service on loopback.
-func localBackend(w *world.World) (*Backend, error) {
-	srv, err := winrmd.Start(w, winrmd.Options{})
+// localBackend runs w here, with its WinRM service on n.
+func localBackend(w *world.World, n network) (*Backend, error) {
+	wl, err := n.listen("winrm.sim:5985")
 	if err != nil {
 		return nil, fmt.Errorf("simulator: starting the WinRM service: %w", err)
 	}
-	return &Backend{
-		incident: w.Incident(), accounts: w.Accounts(), zones: w.Zones(), clock: w.Clock(),
-		provider: FaceSim, spec: sim.Spec(w), account: func(*providers.Account) {}, getenv: noEnv, worldID: sameID,
+	tenants := map[string]string{}
+	for _, v := range w.Export().VMs {
+		tenants[v.Account] = v.Tenant
+	}
+	gl, err := n.listen("gateway.sim:3128")
+	if err != nil {
+		_ = wl.Close()
+		return nil, fmt.Errorf("simulator: starting the WinRM gateway: %w", err)
+	}
+	srv := winrmd.Serve(w, wl, gl, winrmd.Options{})
+	return &Backend{dial: n.dial(),
+		incident: w.Incident(), accounts: w.Accounts(), tenants: tenants, zones: w.Zones(), clock: w.Clock(),
+		provider: FaceSim, spec: sim.Spec(w), getenv: noEnv, worldID: sameID,
+		account: func(a *providers.Account) { a.Options = yamlMap("account", a.Name) },
 		gateway: srv.GatewayAddr(), user: w.GuestUser(), password: w.GuestPassword(), keys: w.EscrowedKeys(),
 		audit: func(context.Context) (world.Audit, error) { return w.Audit(), nil },
 		world: w, closers: []func() error{srv.Close},
@@ -187,23 +229,42 @@ func noEnv(string) string     { return "" }
 func sameID(id string) string { return id }
 
 // sakuraBackend runs w here behind an emulator of the Sakura Cloud API on
-// loopback: the world's accounts are opened with the real Sakura provider
+// n: the world's accounts are opened with the real Sakura provider
 // (iaas-api-go over HTTP), each account's access token naming its world
-// account.
-func sakuraBackend(w *world.World) (*Backend, error) {
-	b, err := localBackend(w)
+// account. On an in-memory network the emulator is served as an
+// httptest.Server, the client library's test-server mode (it takes no
+// HTTP client otherwise).
+func sakuraBackend(w *world.World, n network) (*Backend, error) {
+	b, err := localBackend(w, n)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := sakuraapi.Start(w, "127.0.0.1:0", sakuraapi.Options{})
+	ln, err := n.listen("secure.sakura.sim:80")
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("simulator: starting the Sakura Cloud API emulator: %w", err)
 	}
-	b.closers = append(b.closers, srv.Close)
-	b.provider, b.spec, b.apiCalls = FaceSakura, sakura.Spec(), srv.Stats
+	b.provider, b.spec = FaceSakura, sakura.Spec()
+	var srv *sakuraapi.Server
+	url := ""
+	if n.mem == nil {
+		srv = sakuraapi.Serve(w, ln, sakuraapi.Options{})
+		b.closers = append(b.closers, srv.Close)
+		url = srv.URL()
+	} else {
+		srv = sakuraapi.New(w, sakuraapi.Options{})
+		ts := &httptest.Server{Listener: ln, Config: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}}
+		ts.Start()
+		ts.Client().Transport.(*http.Transport).DialContext = n.dial()
+		b.closers = append(b.closers, func() error { ts.Close(); return nil })
+		url = ts.URL + sakuraapi.Root
+		b.spec.Open = func(ctx context.Context, a providers.Account, env providers.Env) (*providers.Provider, error) {
+			return sakura.OpenVia(ctx, a, env, ts)
+		}
+	}
+	b.apiCalls = srv.Stats
 	b.account = func(a *providers.Account) {
-		a.Options = yamlMap("api_root_url", srv.URL())
+		a.Options = yamlMap("api_root_url", url)
 	}
 	b.getenv = func(k string) string {
 		switch k {
@@ -214,6 +275,23 @@ func sakuraBackend(w *world.World) (*Backend, error) {
 		}
 		return ""
 	}
+	if accts := w.Accounts(); len(accts) > 1 {
+		// One access token per process environment: several accounts
+		// are told apart by usacloud profiles, as an MSP's would be.
+		dir, err := sakuraProfiles(accts, srv.URL())
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.closers = append(b.closers, func() error { return os.RemoveAll(dir) })
+		b.account = func(a *providers.Account) { a.Options = yamlMap("profile", a.Name) }
+		b.getenv = func(k string) string {
+			if k == "SAKURACLOUD_PROFILE_DIR" {
+				return dir
+			}
+			return ""
+		}
+	}
 	b.worldID = func(id string) string {
 		if wid, ok := srv.WorldID(id); ok {
 			return wid
@@ -221,6 +299,26 @@ func sakuraBackend(w *world.World) (*Backend, error) {
 		return id
 	}
 	return b, nil
+}
+
+// sakuraProfiles writes a usacloud profile per world account (its access
+// token names the account) into a new directory, and returns it.
+func sakuraProfiles(accounts []string, root string) (string, error) {
+	dir, err := os.MkdirTemp("", "fixfleet-sim-sakura-")
+	if err != nil {
+		return "", fmt.Errorf("simulator: profiles for the Sakura accounts: %w", err)
+	}
+	for _, a := range accounts {
+		b, _ := json.Marshal(map[string]string{"AccessToken": a, "AccessTokenSecret": "simulator", "APIRootURL": root})
+		p := filepath.Join(dir, ".usacloud", a)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(p, "config.json"), b, 0o600); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }
 
 // awsZones are the availability zones of a world served through the EC2
@@ -235,33 +333,57 @@ const (
 )
 
 // awsBackend runs w here behind an emulator of the EC2, SSM and STS APIs
-// on loopback: the world's accounts are opened with the real AWS provider
-// (aws-sdk-go-v2 over HTTP), each access key ID naming its world account.
-func awsBackend(w *world.World) (*Backend, error) {
-	b, err := localBackend(w)
+// on n: the world's accounts are opened with the real AWS provider
+// (aws-sdk-go-v2 over HTTP, dialling n), each access key ID naming its
+// world account.
+func awsBackend(w *world.World, n network) (*Backend, error) {
+	b, err := localBackend(w, n)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := ec2api.Start(w, "127.0.0.1:0", ec2api.Options{})
+	ln, err := n.listen("ec2.sim:80")
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("simulator: starting the EC2 API emulator: %w", err)
 	}
+	srv := ec2api.Serve(w, ln, ec2api.Options{})
 	b.closers = append(b.closers, srv.Close)
 	b.provider, b.spec = FaceAWS, aws.Spec()
+	if dial := n.dial(); dial != nil {
+		b.spec.Open = func(ctx context.Context, a providers.Account, env providers.Env) (*providers.Provider, error) {
+			return aws.OpenVia(ctx, a, env, dial)
+		}
+	}
 	b.apiCalls = func() map[string]int { return srv.Stats().Calls }
 	b.apiThrottled = func() int { return srv.Stats().Throttled }
 	b.apiInstances = func() map[string]int { return srv.Stats().Instances }
+	accts := w.Accounts()
+	// Each account's access key ID (naming its world account) is read
+	// from its own variable: simAWSKeyEnv for the first, then _2, _3, ...
+	keyEnv := func(name string) string {
+		if i := slices.Index(accts, name); i > 0 {
+			return fmt.Sprintf("%s_%d", simAWSKeyEnv, i+1)
+		}
+		return simAWSKeyEnv
+	}
 	b.account = func(a *providers.Account) {
 		a.Regions, a.Zones = ec2api.Regions(w), nil
-		a.Options = yamlMap("endpoint", srv.URL(), "access_key_id_env", simAWSKeyEnv, "secret_access_key_env", simAWSSecretEnv)
+		a.Options = yamlMap("endpoint", srv.URL(), "access_key_id_env", keyEnv(a.Name), "secret_access_key_env", simAWSSecretEnv)
+	}
+	b.worldID = func(id string) string {
+		if wid, ok := srv.WorldID(id); ok {
+			return wid
+		}
+		return id
 	}
 	b.getenv = func(k string) string {
-		switch k {
-		case simAWSKeyEnv:
-			return w.Accounts()[0]
-		case simAWSSecretEnv:
+		if k == simAWSSecretEnv {
 			return "simulator"
+		}
+		for _, a := range accts {
+			if k == keyEnv(a) {
+				return a
+			}
 		}
 		return ""
 	}
@@ -300,7 +422,11 @@ func Dial(ctx context.Context, url string) (*Backend, error) {
 // accountOf is the account of the world's account name as b's face opens
 // it.
 func (b *Backend) accountOf(name string) providers.Account {
-	a := providers.Account{Tenant: name, Name: name, Provider: b.provider, Zones: b.zones}
+	tenant := b.tenants[name]
+	if tenant == "" {
+		tenant = name
+	}
+	a := providers.Account{Tenant: tenant, Name: name, Provider: b.provider, Zones: b.zones}
 	b.account(&a)
 	return a
 }
@@ -321,7 +447,7 @@ func (b *Backend) OpenFleet(ctx context.Context) (*fleet.Fleet, error) {
 		Incident: b.incident, Policy: policy.Default(), Registry: reg, Keys: ks,
 		Env: providers.Env{Getenv: b.getenv, Clock: b.clock},
 		Guest: &fleet.GuestAccess{
-			Client: guest.NewClient(guest.ClientOptions{Dial: guest.NewConnectDialer(b.gateway)}),
+			Client: guest.NewClient(guest.ClientOptions{DialContext: (&guest.ConnectDialer{Proxy: b.gateway, DialProxy: b.dial}).DialContext}),
 			Creds:  b.creds(),
 		},
 	}

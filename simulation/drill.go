@@ -3,8 +3,10 @@ package simulation
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -21,7 +23,7 @@ import (
 // face is not a fleet.yaml provider: an *InputError.
 func (b *Backend) WriteDrill(dir string) error {
 	if b.provider == FaceSim {
-		return badOption("drill-dir", errors.New("needs --face sakura or aws: the simulator's own face is not a fleet.yaml provider (use --sim-endpoint)"))
+		return badOption("drill-dir", errors.New("needs --face sakura, aws or azure: the simulator's own face is not a fleet.yaml provider (use --sim-endpoint)"))
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("drill directory %s: %w", dir, err)
@@ -38,10 +40,21 @@ func (b *Backend) WriteDrill(dir string) error {
 	}
 	var env strings.Builder
 	env.WriteString("# Test credentials of a simulated world (fixfleet sim serve); never real ones.\n")
-	var accounts []map[string]any
-	for _, name := range b.accounts {
+	byTenant := map[string][]any{}
+	var tenants []string
+	envKeys := []string{"SAKURACLOUD_ACCESS_TOKEN", "SAKURACLOUD_ACCESS_TOKEN_SECRET", "SAKURACLOUD_PROFILE_DIR", simAWSKeyEnv, simAWSSecretEnv}
+	for _, k := range slices.Sorted(maps.Keys(simAzureEnv)) {
+		envKeys = append(envKeys, k)
+	}
+	for i, name := range b.accounts {
 		a := map[string]any{"name": name, "provider": b.provider}
 		acct := b.accountOf(name)
+		if i > 0 {
+			envKeys = append(envKeys, fmt.Sprintf("%s_%d", simAWSKeyEnv, i+1))
+		}
+		if _, ok := byTenant[acct.Tenant]; !ok {
+			tenants = append(tenants, acct.Tenant)
+		}
 		if len(acct.Zones) > 0 {
 			a["zones"] = acct.Zones
 		}
@@ -51,9 +64,13 @@ func (b *Backend) WriteDrill(dir string) error {
 		if acct.Options != nil {
 			a["options"] = acct.Options
 		}
-		accounts = append(accounts, a)
+		byTenant[acct.Tenant] = append(byTenant[acct.Tenant], a)
 	}
-	for _, k := range []string{"SAKURACLOUD_ACCESS_TOKEN", "SAKURACLOUD_ACCESS_TOKEN_SECRET", simAWSKeyEnv, simAWSSecretEnv} {
+	var tenantList []any
+	for _, t := range tenants {
+		tenantList = append(tenantList, map[string]any{"name": t, "accounts": byTenant[t]})
+	}
+	for _, k := range envKeys {
 		if v := b.getenv(k); v != "" {
 			fmt.Fprintf(&env, "export %s=%s\n", k, v)
 		}
@@ -65,7 +82,7 @@ func (b *Backend) WriteDrill(dir string) error {
 		"guest_access": map[string]any{
 			"username": b.user, "password_file": "winrm-password", "proxy": b.gateway,
 		},
-		"tenants": []any{map[string]any{"name": "drill", "accounts": accounts}},
+		"tenants": tenantList,
 	}
 	y, err := yaml.Marshal(cfg)
 	if err != nil {

@@ -33,13 +33,3 @@ func TestBadOptions(t *testing.T) {
 		})
 	}
 }
-
-// TestNetworkNotWiredYet: another network than loopback TCP is refused with
-// an error that says so, rather than half used.
-func TestNetworkNotWiredYet(t *testing.T) {
-	b, err := Open(Options{World: WorldOptions{VMs: 3}, TimeScale: 100, Network: &Network{}})
-	if err == nil {
-		b.Close()
-		t.Fatal("opened with a Network that is not wired")
-	}
-}

@@ -11,11 +11,13 @@ package simulation
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/rusage"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
@@ -37,6 +39,12 @@ type RunOptions struct {
 	// Watch, when set, is called once the plan is made and returns the
 	// sink of the run's progress events (nil: none).
 	Watch func(p *plan.Plan) func(apply.Event)
+	// Apply are the apply's options (its Events come from Watch).
+	Apply fleet.ApplyOptions
+	// ApplyFor, when > 0, interrupts the apply after that much of the
+	// world's clock time (the VMs not finished then are Summary.Pending):
+	// the benchmark's serial baseline runs a sample this way.
+	ApplyFor time.Duration
 }
 
 // Run runs a whole incident: it opens the world behind its face, assesses
@@ -51,6 +59,16 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 		return Summary{}, err
 	}
 	defer b.Close()
+	s, err := b.Run(ctx, o)
+	s.WallSec = time.Since(wallStart).Seconds()
+	return s, err
+}
+
+// Run plays the incident o describes on b, opened by Open (o.Options are
+// not read again): see the package function Run. Summary.WallSec is 0: the
+// caller knows which clock is the wall's (inside a testing/synctest bubble
+// the time package's is not).
+func (b *Backend) Run(ctx context.Context, o RunOptions) (Summary, error) {
 	f, err := b.OpenFleet(ctx)
 	if err != nil {
 		return Summary{}, err
@@ -67,6 +85,7 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	assessed := f.Clock.Now().Sub(simStart)
 	journalPath := o.Journal
 	if journalPath == "" {
 		dir, err := os.MkdirTemp("", "fixfleet-demo-")
@@ -88,19 +107,38 @@ func Run(ctx context.Context, o RunOptions) (Summary, error) {
 		return Summary{}, badOption("journal", err)
 	}
 	defer j.Close()
-	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{Events: events})
-	if err != nil {
+	actx := ctx
+	if o.ApplyFor > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			if f.Clock.Sleep(actx, o.ApplyFor) == nil {
+				cancel()
+			}
+		}()
+	}
+	ao := o.Apply
+	ao.Events = events
+	res, err := f.Apply(actx, p, j, ao)
+	if err != nil && !(o.ApplyFor > 0 && res != nil && ctx.Err() == nil && errors.Is(err, context.Canceled)) {
 		return Summary{}, err
 	}
 	audit, err := b.Audit(ctx)
 	if err != nil {
 		return Summary{}, err
 	}
-	s := summarize(p, res, audit.Truth, b.worldID, time.Since(wallStart))
+	s := summarize(p, res, audit.Truth, b.worldID)
 	s.Provider, s.API = b.provider, apiStatsOf(b, audit)
 	elapsed := f.Clock.Now().Sub(simStart)
-	s.ElapsedSec, s.ElapsedSim = elapsed.Seconds(), elapsed.Round(time.Second).String()
+	s.ElapsedSec, s.ElapsedSim, s.AssessSec = elapsed.Seconds(), elapsed.Round(time.Second).String(), assessed.Seconds()
 	s.Invariants, s.Violations, s.TruthAfter = InvariantsOf(audit), Violations(audit), audit.TruthCounts
 	s.PeakMemoryMB = rusage.PeakRSSMB()
+	if s.KeptOriginals, err = b.keptDisks(ctx, j, res.RunID, p); err != nil {
+		return Summary{}, err
+	}
+	if _, scaled := b.clock.(*clock.Scaled); scaled {
+		s.DurationsNote = ScaledNote
+	}
 	return s, nil
 }

@@ -1,39 +1,36 @@
-package simulation
+package simulation_test
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory/journal"
-	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/simulation"
+	"github.com/fixfleet/fixfleet/simulation/simtest"
 )
+
+// The end-to-end tests run on virtual time (simtest): the same seed gives
+// the same incident, and the host's speed changes nothing but wall time.
 
 // incident describes a demo-sized incident as `fixfleet demo` runs it: the
 // demo's fault and policy defaults (restore-backup allowed).
-func incident(vms int, seed int64, scale float64) RunOptions {
-	faults := DefaultFaults()
-	return RunOptions{
-		Options: Options{World: WorldOptions{VMs: vms, Seed: seed}, Faults: &faults, TimeScale: scale},
-		Policy:  func(p policy.Policy) (policy.Policy, error) { p.AllowDataLoss = true; return p, p.Validate() },
-	}
+func incident(vms int, seed int64) simulation.RunOptions {
+	return virtualIncident(simulation.FaceSim, vms, seed)
 }
 
-// run runs o and fails the test if the incident could not be run.
-func run(t *testing.T, o RunOptions) Summary {
+// run runs o on virtual time.
+func run(t *testing.T, o simulation.RunOptions) simulation.Summary {
 	t.Helper()
-	s, err := Run(t.Context(), o)
-	if err != nil {
-		t.Fatalf("incident: %v", err)
-	}
-	return s
+	return simtest.Run(t, o)
 }
 
 // checkOutcome asserts what every incident must end with: the run done,
 // every VM healthy (by the world's truth) or flagged with a reason, and the
 // world's invariant counters all 0.
-func checkOutcome(t *testing.T, s Summary) {
+func checkOutcome(t *testing.T, s simulation.Summary) {
 	t.Helper()
 	if s.RunStatus != "done" {
 		t.Errorf("run status %q, want done", s.RunStatus)
@@ -49,7 +46,7 @@ func checkOutcome(t *testing.T, s Summary) {
 			t.Errorf("%s flagged without a reason", v.ID)
 		}
 	}
-	if s.Invariants != (Invariants{}) {
+	if s.Invariants != (simulation.Invariants{}) {
 		t.Errorf("invariant counters not all 0: %+v\n%s", s.Invariants, strings.Join(s.Violations, "\n"))
 	}
 	if got := s.HealthyBefore + s.Fixed + s.FoundHealthy + s.Flagged + s.Failed; got != s.VMsTotal {
@@ -64,7 +61,7 @@ func checkOutcome(t *testing.T, s Summary) {
 // every VM healthy or flagged with a reason, all invariant counters 0, and
 // at least one VM repaired by each strategy in the default mix.
 func TestDemo(t *testing.T) {
-	s := run(t, incident(300, 1, 3000))
+	s := run(t, incident(300, 1))
 	checkOutcome(t, s)
 	for _, st := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {
 		if s.ByStrategy[st] == 0 {
@@ -77,7 +74,7 @@ func TestDemo(t *testing.T) {
 // change was applied) under throttling; the run completes, the invariants
 // hold, and no step was attempted more often than its retry bound.
 func TestDemoWithAPIFaults(t *testing.T) {
-	o := incident(80, 3, 3000)
+	o := incident(80, 3)
 	o.Journal = filepath.Join(t.TempDir(), "j.db")
 	o.Faults.ErrorRate, o.Faults.DropBefore, o.Faults.DropAfter = 0.05, 0.025, 0.025
 	s := run(t, o)
@@ -94,7 +91,7 @@ func TestDemoWithAPIFaults(t *testing.T) {
 // minutes; the run pauses (the breaker opens), then completes on its own,
 // and no VM is left worse than before.
 func TestDemoOutage(t *testing.T) {
-	o := incident(60, 4, 3000)
+	o := incident(60, 4)
 	o.Faults.OutageAt, o.Faults.OutageFor = 40*time.Minute, 45*time.Minute
 	s := run(t, o)
 	checkOutcome(t, s)
@@ -148,8 +145,8 @@ func maxStepAttempts(t *testing.T, db string) int {
 // 0, and the emulator's per-operation call counts prove the traffic went
 // through HTTP.
 func TestDemoSakura(t *testing.T) {
-	o := incident(120, 3, 3000)
-	o.Face = FaceSakura
+	o := incident(120, 3)
+	o.Face = simulation.FaceSakura
 	s := run(t, o)
 	checkOutcome(t, s)
 	if s.Provider != "sakura" || s.API.Calls["Server.Find"] == 0 || s.API.Calls["Server.Read"] == 0 {
@@ -182,11 +179,8 @@ func TestDemoSakura(t *testing.T) {
 // provider batches the stops and starts of concurrent callers, restarts
 // included, into shared calls).
 func TestDemoAWS(t *testing.T) {
-	// A lower time scale than the demo's default: the orchestrator's own
-	// CPU time (slow under -race) counts that many times over in simulated
-	// time and would spread the VMs' stops apart.
-	o := incident(200, 4, 1000)
-	o.Face, o.Journal = FaceAWS, filepath.Join(t.TempDir(), "j.db")
+	o := incident(200, 4)
+	o.Face, o.Journal = simulation.FaceAWS, filepath.Join(t.TempDir(), "j.db")
 	s := run(t, o)
 	checkOutcome(t, s)
 	if s.Provider != "aws" || s.API.Calls["DescribeInstances"] == 0 {
@@ -211,5 +205,74 @@ func TestDemoAWS(t *testing.T) {
 	}
 	if len(stopped) > s.API.Instances["StopInstances"] {
 		t.Errorf("%d VMs stopped by a stop step, but StopInstances named only %d", len(stopped), s.API.Instances["StopInstances"])
+	}
+}
+
+// TestDemoAzure is the Azure issue's "done when", at a smaller size: the
+// incident runs through the real azure-sdk-for-go clients against the ARM
+// emulator over HTTPS; every VM ends healthy or flagged, invariants 0,
+// api.calls counted by the emulator, VMs repaired by delete-file and by
+// copy-and-swap, and the original OS disk of every swapped VM still there
+// and named in the summary.
+func TestDemoAzure(t *testing.T) {
+	o := incident(60, 4)
+	o.Face, o.Journal = simulation.FaceAzure, filepath.Join(t.TempDir(), "j.db")
+	// The ARM emulator listens on loopback TLS, not yet on memnet: this
+	// one runs on the scaled clock.
+	o.TimeScale = 3000
+	s, err := simulation.Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOutcome(t, s)
+	if s.Provider != "azure" || s.API.Calls["VirtualMachines.ListAll"] == 0 || s.API.Calls["VirtualMachines.Update"] == 0 {
+		t.Fatalf("no ARM traffic (or no OS-disk swap) counted by the emulator: %+v", s.API.Calls)
+	}
+	for _, st := range []string{"delete-file", "copy-and-swap"} {
+		if s.ByStrategy[st] == 0 {
+			t.Errorf("no VM repaired by %s: %v", st, s.ByStrategy)
+		}
+	}
+	if s.ByStrategy["helper-mount"] != 0 || s.ByStrategy["restore-backup"] != 0 {
+		t.Errorf("a strategy that detaches an OS disk ran on Azure: %v", s.ByStrategy)
+	}
+	// Every swapped VM's original disk is named, and present.
+	swapped := map[string]bool{}
+	for _, st := range steps(t, o.Journal) {
+		if st.Step == "swap-os-disk" && st.Status == journal.StepOK {
+			swapped[st.VMKey] = true
+		}
+	}
+	if len(swapped) < s.ByStrategy["copy-and-swap"] || len(s.KeptOriginals) < len(swapped) {
+		t.Errorf("%d VMs swapped, %d repaired by copy-and-swap, but %d original disks named: %+v",
+			len(swapped), s.ByStrategy["copy-and-swap"], len(s.KeptOriginals), s.KeptOriginals)
+	}
+	for _, k := range s.KeptOriginals {
+		if !k.Present || !strings.Contains(k.Disk, "/disks/") {
+			t.Errorf("original disk %+v: want an ARM disk ID, present", k)
+		}
+	}
+}
+
+// TestNoBrakeWithoutFaults is `sim serve --vms 120 --seed 5` then
+// `apply` (the default policy, no faults), in process: VMs whose planned
+// strategies all report they cannot repair them end "no path", which the
+// failure brake does not count, so the run finishes.
+func TestNoBrakeWithoutFaults(t *testing.T) {
+	s := run(t, simulation.RunOptions{Options: simulation.Options{World: simulation.WorldOptions{VMs: 120, Seed: 5}, Faults: &simulation.Faults{Throttle: "off", Latency: 1}}})
+	if s.RunStatus != "done" {
+		byOutcome := map[string][]string{}
+		for _, v := range s.FlaggedVMs {
+			byOutcome[string(v.Outcome)] = append(byOutcome[string(v.Outcome)], v.ID+": "+v.Reason)
+		}
+		t.Fatalf("run %q with no faults: the failure brake counted expected ends; flagged by outcome: %v", s.RunStatus, byOutcome)
+	}
+	if s.NoPath == 0 {
+		t.Error("no VM ended no-path: the regression is not exercised")
+	}
+	for _, v := range s.FlaggedVMs {
+		if v.Outcome == "" || v.Code == "" {
+			t.Errorf("%s flagged without a typed outcome: %+v", v.ID, v)
+		}
 	}
 }

@@ -2,10 +2,10 @@ package simulation
 
 import (
 	"fmt"
-	"github.com/fixfleet/fixfleet/remediate/strategy"
 	"sort"
 	"strings"
-	"time"
+
+	"github.com/fixfleet/fixfleet/remediate/strategy"
 
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
@@ -21,17 +21,33 @@ type Summary struct {
 	ByStrategy    map[string]int `json:"by_strategy"`
 	// FoundHealthy were planned for repair but had recovered by themselves
 	// when re-checked: left untouched.
-	FoundHealthy int         `json:"found_healthy"`
-	Flagged      int         `json:"flagged"`
-	FlaggedVMs   []FlaggedVM `json:"flagged_vms"`
-	Failed       int         `json:"failed"`
+	FoundHealthy int `json:"found_healthy"`
+	// Flagged counts the VMs left to a person (FlaggedVMs): NoPath of them
+	// because no strategy could repair them, as the plan foresaw (the plan
+	// left them to a person, or every planned strategy found it cannot
+	// repair them), Surprises because of something the plan did not
+	// foresee (apply.OutcomeFailed).
+	Flagged    int         `json:"flagged"`
+	NoPath     int         `json:"no_path"`
+	Surprises  int         `json:"surprises"`
+	FlaggedVMs []FlaggedVM `json:"flagged_vms"`
+	// Failed counts VMs whose strategy and its abort both failed.
+	Failed int `json:"failed"`
+	// Pending were not finished when the apply stopped (0 for a run
+	// done).
+	Pending int `json:"pending"`
 	// Unresolved lists VMs that are neither healthy (by the world's truth)
 	// nor flagged for a person: must be empty.
 	Unresolved []string        `json:"unresolved"`
 	RunStatus  apply.RunStatus `json:"run_status"`
 	ElapsedSim string          `json:"elapsed_sim"`
 	ElapsedSec float64         `json:"elapsed_sim_seconds"`
-	WallSec    float64         `json:"wall_seconds"`
+	// AssessSec is the part of ElapsedSec spent assessing and planning.
+	AssessSec float64 `json:"assess_sim_seconds"`
+	// DurationsNote, when set, says how far the simulated durations can be
+	// trusted (on a scaled clock the host's CPU time counts too).
+	DurationsNote string  `json:"durations_note,omitempty"`
+	WallSec       float64 `json:"wall_seconds"`
 	// PeakMemoryMB is the process's peak resident memory (0 where unknown).
 	PeakMemoryMB float64    `json:"peak_memory_mb"`
 	Retries      int        `json:"retries"`
@@ -44,6 +60,8 @@ type Summary struct {
 	// as the cloud (or its emulator) saw them.
 	Provider string   `json:"provider"`
 	API      APIStats `json:"api"`
+	// KeptOriginals are the original OS disks repairs replaced and kept.
+	KeptOriginals []KeptDisk `json:"kept_originals"`
 }
 
 // APIStats are the control-plane calls of an incident, counted by the side
@@ -60,10 +78,12 @@ type APIStats struct {
 
 // FlaggedVM is a VM left to a person, and why.
 type FlaggedVM struct {
-	ID       string `json:"id"`
-	Name     string `json:"name,omitempty"`
-	Strategy string `json:"strategy"`
-	Reason   string `json:"reason"`
+	ID       string        `json:"id"`
+	Name     string        `json:"name,omitempty"`
+	Strategy string        `json:"strategy"`
+	Outcome  apply.Outcome `json:"outcome"`
+	Code     apply.Reason  `json:"reason_code"`
+	Reason   string        `json:"reason"`
 }
 
 // Problems says how the outcome breaks fixfleet's promises: a run not
@@ -80,8 +100,18 @@ func (s Summary) Problems() []string {
 	if s.Invariants != (Invariants{}) {
 		why = append(why, "invariant counters above 0: "+strings.Join(s.Violations, "; "))
 	}
+	for _, k := range s.KeptOriginals {
+		if !k.Present {
+			why = append(why, "the original disk "+k.Disk+" of "+k.VM+", which a repair kept, is gone")
+		}
+	}
 	return why
 }
+
+// ScaledNote is DurationsNote on a scaled clock.
+const ScaledNote = "approximate: on the scaled clock the host's CPU time counts as simulated time too; " +
+	"for exact figures run the incident benchmark on virtual time: " +
+	"FIXFLEET_BENCH_VMS=N FIXFLEET_BENCH_SEED=S go test -run '^TestIncidentBenchmark$' -count=1 ./simulation/bench/"
 
 // apiStatsOf counts the incident's control-plane calls: the emulator's per
 // operation when one fronted the world, else the world's own.
@@ -104,10 +134,10 @@ func apiStatsOf(b *Backend, a world.Audit) APIStats {
 
 // summarize builds the summary from the plan, the run's result and the
 // world's truth after the run.
-func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID func(string) string, wall time.Duration) Summary {
+func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID func(string) string) Summary {
 	s := Summary{
 		VMsTotal: len(p.VMs), Fixed: res.Fixed, ByStrategy: map[string]int{}, FoundHealthy: res.SkippedHealthy,
-		Failed: res.Failed, RunStatus: res.Status, WallSec: wall.Seconds(), Retries: res.Retries, Breaker: res.BreakerOpenings,
+		Failed: res.Failed, Pending: res.Pending, RunStatus: res.Status, Retries: res.Retries, Breaker: res.BreakerOpenings,
 		FlaggedVMs: []FlaggedVM{}, Unresolved: []string{},
 	}
 	for _, st := range strategy.Default().Names() {
@@ -124,7 +154,15 @@ func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID
 		v := byKey[r.Key]
 		switch {
 		case r.Status == apply.StatusFlagged || r.Status == apply.StatusFailed:
-			s.FlaggedVMs = append(s.FlaggedVMs, FlaggedVM{ID: v.ID, Name: v.Name, Strategy: string(r.Strategy), Reason: r.Reason})
+			s.FlaggedVMs = append(s.FlaggedVMs, FlaggedVM{ID: v.ID, Name: v.Name, Strategy: string(r.Strategy),
+				Outcome: r.Code.Outcome(), Code: r.Code, Reason: r.Reason})
+			switch {
+			case r.Status == apply.StatusFailed:
+			case r.Code.Outcome() == apply.OutcomeNoPath:
+				s.NoPath++
+			default:
+				s.Surprises++
+			}
 		case truth[worldID(v.ID)] != world.TruthHealthy:
 			s.Unresolved = append(s.Unresolved, v.ID+" ("+string(r.Status)+", truth "+truth[worldID(v.ID)]+")")
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/remediate/strategy"
 )
 
 // Tables renders the summary for people.
@@ -15,6 +16,8 @@ func (s Summary) Tables() []render.Table {
 		{"fixed", fmt.Sprint(s.Fixed)},
 		{"recovered by themselves (found healthy on re-check)", fmt.Sprint(s.FoundHealthy)},
 		{"flagged for a person", fmt.Sprint(s.Flagged)},
+		{"  no path: a person must act (as the plan foresaw)", fmt.Sprint(s.NoPath)},
+		{"  surprises (the plan did not foresee)", fmt.Sprint(s.Surprises)},
 		{"failed", fmt.Sprint(s.Failed)},
 		{"unresolved (must be 0)", fmt.Sprint(len(s.Unresolved))},
 		{"simulated time", s.ElapsedSim},
@@ -23,14 +26,21 @@ func (s Summary) Tables() []render.Table {
 		{"API calls (" + s.Provider + ") / throttled", fmt.Sprintf("%d / %d", s.API.Total, s.API.Throttled)},
 		{"API retries / breaker openings", fmt.Sprintf("%d / %d", s.Retries, s.Breaker)},
 	}}
-	for _, k := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {
-		t.Rows = append(t.Rows, []string{"fixed by " + k, fmt.Sprint(s.ByStrategy[k])})
+	if s.DurationsNote != "" {
+		t.Rows = append(t.Rows, []string{"simulated durations", s.DurationsNote})
 	}
-	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Reason"}}
+	for _, k := range strategy.Default().Names() {
+		t.Rows = append(t.Rows, []string{"fixed by " + string(k), fmt.Sprint(s.ByStrategy[string(k)])})
+	}
+	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Outcome", "Reason"}}
 	for _, v := range s.FlaggedVMs {
-		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, v.Reason})
+		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, string(v.Outcome), v.Reason})
 	}
-	return []render.Table{t, invariantsTable(s.Invariants, s.Violations), fl}
+	kept := render.Table{Title: "Original OS disks kept (roll back by putting them back)", Headers: []string{"VM", "Original disk", "Present"}}
+	for _, k := range s.KeptOriginals {
+		kept.Rows = append(kept.Rows, []string{k.VM, k.Disk, fmt.Sprint(k.Present)})
+	}
+	return []render.Table{t, invariantsTable(s.Invariants, s.Violations), fl, kept}
 }
 
 // AuditDoc is `sim audit --format json`: the world's Audit with its

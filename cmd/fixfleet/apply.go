@@ -1,23 +1,25 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/eventlog"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/progress"
+	"github.com/fixfleet/fixfleet/remediate/report"
+	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
 type applyOpts struct {
@@ -26,14 +28,18 @@ type applyOpts struct {
 	yes         bool
 	keepHelpers bool
 	resume      bool
-	format      string
+	out         outflag.Flags
+	notify      notifyOpts
+	target      target.Flags
+	logFormat   eventlog.Format
+	allowStale  bool
 }
 
 func newApplyCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	var o applyOpts
 	cmd := &cobra.Command{
 		Use:   "apply PLAN",
-		Short: "Carry out a plan made by `fixfleet plan -o PLAN`",
+		Short: "Carry out a plan made by `fixfleet plan --out-file PLAN`",
 		Long: `apply executes a plan, VM by VM, wave by wave (the canary wave first), recording
 every step before and after its side effect in the journal. It re-checks each VM right
 before acting on it and leaves alone a VM that has become healthy. Running apply again
@@ -49,11 +55,17 @@ It asks for confirmation unless --yes is given.`,
 	fs := cmd.Flags()
 	fs.StringVar(&o.source.config, "config", "fleet.yaml", "fleet configuration file")
 	fs.StringVar(&o.source.simEndpoint, "sim-endpoint", "", "act on the simulated world served at this URL (fixfleet sim serve)")
+	_ = fs.MarkHidden("sim-endpoint")
 	fs.StringVar(&o.journal, "journal", journal.DefaultPath, "journal (SQLite) recording the run")
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (for scripts)")
 	fs.BoolVar(&o.keepHelpers, "keep-helpers", false, "keep the helper VMs at the end of the run")
 	fs.BoolVar(&o.resume, "continue", false, "resume a run that a brake (canary or failure rate) paused")
-	fs.StringVar(&o.format, "format", "table", "format of the final summary: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(fs, "")
+	o.notify.addFlags(fs)
+	o.target.Add(fs)
+	fs.BoolVar(&o.allowStale, "allow-stale", false, "apply a plan older than the policy's plan_max_age_minutes, or one the live fleet has drifted from")
+	o.logFormat = eventlog.Text
+	fs.Var(&o.logFormat, "log-format", "format of the log lines written when stderr is not a terminal: text or json")
 	return cmd
 }
 
@@ -70,24 +82,28 @@ func readPlan(file string) (*plan.Plan, []byte, error) {
 	return p, b, nil
 }
 
-// confirm asks the operator to approve the plan. Without a terminal to ask
-// on, it refuses: scripts pass --yes.
+// selectPlan narrows p to the VMs the targeting flags select (p itself
+// when they select everything): the others are not in the plan applied,
+// so apply never touches them.
+func selectPlan(p *plan.Plan, raw []byte, f *target.Flags, stderr io.Writer) (*plan.Plan, []byte, error) {
+	sel, err := f.Selector()
+	if err != nil || sel.Empty() {
+		return p, raw, err
+	}
+	sub, err := sel.Plan(p)
+	if err == nil {
+		fmt.Fprintf(stderr, "applying %d of the %d VMs of plan %s (%s) as run %s\n", len(sub.VMs), len(p.VMs), p.ID, sel, sub.ID)
+	}
+	return sub, nil, err
+}
+
+// confirm asks the operator to approve the plan (clihelp.Confirm).
 func confirm(p *plan.Plan, stdin io.Reader, stderr io.Writer) error {
-	f, ok := stdin.(*os.File)
-	if !ok || !isTerminal(f) {
-		return badInput(errors.New("refusing to apply without confirmation: no terminal to ask on; pass --yes to approve"))
-	}
-	fmt.Fprintf(stderr, "Plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "\n  "))
-	fmt.Fprint(stderr, "Apply it? Type yes to continue: ")
-	line, _ := bufio.NewReader(stdin).ReadString('\n')
-	if strings.TrimSpace(line) != "yes" {
-		return badInput(errors.New("not confirmed: nothing was changed"))
-	}
-	return nil
+	return badInput(clihelp.Confirm(stdin, isTerminal(stdin), stderr, plan.Confirmation(p, 5), "Apply it?"))
 }
 
 func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := o.out.Resolve(stderr)
 	if err != nil {
 		return err
 	}
@@ -95,24 +111,38 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 	if err != nil {
 		return err
 	}
+	if p, raw, err = selectPlan(p, raw, &o.target, stderr); err != nil {
+		return err
+	}
 	if !o.yes {
 		if err := confirm(p, stdin, stderr); err != nil {
 			return err
 		}
 	}
+	o.source.notify = &o.notify
 	f, closeFleet, err := openFleet(ctx, &o.source)
 	if err != nil {
 		return err
 	}
 	defer closeFleet()
+	rn, err := o.notify.open()
+	if err != nil {
+		return err
+	}
 	j, err := f.OpenJournal(ctx, o.journal)
 	if err != nil {
 		return badInput(err)
 	}
 	defer j.Close()
-	pr := progress.New(progressTo(stderr), len(p.VMs))
-	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: pr.Event})
-	pr.Done()
+	if !o.allowStale {
+		if err := f.CheckFresh(ctx, j, p); err != nil {
+			return err
+		}
+	}
+	events, done := progress.ForApply(stderr, isTerminal(stderr), p, o.logFormat)
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: teeNotify(rn, p, events)})
+	done()
+	closeNotifier(rn, stderr)
 	if res != nil {
 		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {
 			err = rerr
@@ -136,30 +166,9 @@ func pausedError(res *apply.Result) error {
 	return runPaused{status: res.Status, msg: res.Message}
 }
 
-// resultTables renders an apply result for people.
+// resultTables renders an apply result for people: the summary and the
+// VMs for a person grouped by reason (counts from the same rows).
 func resultTables(r *apply.Result) []render.Table {
-	sum := render.Table{Title: "Run " + r.RunID + ": " + string(r.Status), Headers: []string{"", "VMs"}, Rows: [][]string{
-		{"fixed", fmt.Sprint(r.Fixed)},
-		{"found healthy on re-check (untouched)", fmt.Sprint(r.SkippedHealthy)},
-		{"healthy in the plan (untouched)", fmt.Sprint(r.UntouchedHealthy)},
-		{"flagged for a person", fmt.Sprint(r.Flagged)},
-		{"manual in the plan", fmt.Sprint(r.Manual)},
-		{"failed", fmt.Sprint(r.Failed)},
-		{"not finished", fmt.Sprint(r.Pending)},
-	}}
-	for _, s := range plan.AllStrategies {
-		if n := r.FixedBy[s]; n > 0 {
-			sum.Rows = append(sum.Rows, []string{"fixed by " + string(s), fmt.Sprint(n)})
-		}
-	}
-	if r.Message != "" {
-		sum.Rows = append(sum.Rows, []string{"why it stopped", r.Message})
-	}
-	people := render.Table{Title: "For a person", Headers: []string{"VM", "Name", "Status", "Strategy", "Reason"}}
-	for _, v := range r.VMs {
-		if v.Status == apply.StatusFlagged || v.Status == apply.StatusFailed {
-			people.Rows = append(people.Rows, []string{v.Key, v.Name, string(v.Status), string(v.Strategy), v.Reason})
-		}
-	}
-	return []render.Table{sum, people}
+	rep, _ := report.Build(r, nil, "") // no tenant: cannot fail
+	return rep.Brief()
 }

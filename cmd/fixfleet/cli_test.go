@@ -41,8 +41,13 @@ func TestConfigErrors(t *testing.T) {
 			naming: []string{"bad-policy.yaml", "max_restarts"}},
 		{name: "missing API key names the variables", args: []string{"plan", "--config", "testdata/valid-sakura.yaml"}, code: exitProvider,
 			naming: []string{"acme/prod", "SAKURACLOUD_ACCESS_TOKEN", "SAKURACLOUD_ACCESS_TOKEN_SECRET"}},
-		{name: "provider not built says so", args: []string{"plan", "--config", "testdata/azure.yaml"}, code: exitProvider,
-			naming: []string{"Azure", "not built", "--sim"}},
+		{name: "azure account without subscriptions says what to give", args: []string{"plan", "--config", "testdata/azure.yaml"}, code: exitUsage,
+			naming: []string{"azure.yaml", "subscriptions", "az account list"}},
+		{name: "region that does not exist", args: []string{"plan", "--config", "testdata/unknown-region.yaml"}, code: exitUsage,
+			naming: []string{"ap-northeast-9", "ap-northeast-1", "options.endpoint"}},
+		{name: "missing argument", args: []string{"apply"}, code: exitUsage, naming: []string{"accepts 1 arg"}},
+		{name: "extra argument", args: []string{"inventory", "now"}, code: exitUsage, naming: []string{"now"}},
+		{name: "unknown command", args: []string{"plna"}, code: exitUsage, naming: []string{"plna"}},
 		{name: "bad format", args: []string{"plan", "--sim", "--format", "xml"}, code: exitUsage,
 			naming: []string{"--format", "xml", "json"}},
 		{name: "bad mix", args: []string{"plan", "--sim", "--mix", "healthy=x"}, code: exitUsage,
@@ -85,11 +90,11 @@ func TestApplyLockAndUnlock(t *testing.T) {
 	j.Close()
 
 	plan := filepath.Join(t.TempDir(), "plan.json")
-	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "-o", plan, "--format", "json"); code != 0 {
+	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "--out-file", plan, "-o", "json"); code != 0 {
 		t.Fatalf("plan: %s", stderr)
 	}
 	url, _ := serveWorld(t)
-	code, _, stderr := runCLI(t, "apply", plan, "--sim-endpoint", url, "--journal", db, "--yes")
+	code, _, stderr := runCLI(t, "apply", plan, "--sim-endpoint", url, "--journal", db, "--yes", "--allow-stale")
 	if code != exitLocked || !strings.Contains(stderr, "lost-host") || !strings.Contains(stderr, "4242") {
 		t.Errorf("apply on a locked journal: exit %d, want %d naming the holder; stderr: %s", code, exitLocked, stderr)
 	}
@@ -114,7 +119,7 @@ func TestApplyLockAndUnlock(t *testing.T) {
 // refuses and changes nothing.
 func TestApplyNeedsConfirmation(t *testing.T) {
 	plan := filepath.Join(t.TempDir(), "plan.json")
-	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "-o", plan, "--format", "json"); code != 0 {
+	if code, _, stderr := runCLI(t, "plan", "--sim", "--vms", "5", "--time-scale", "5000", "--out-file", plan, "-o", "json"); code != 0 {
 		t.Fatalf("plan: %s", stderr)
 	}
 	db := filepath.Join(t.TempDir(), "j.db")
@@ -146,6 +151,10 @@ func TestStatusSeesGoneHolder(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "j.db")
 	if code, _, stderr := runCLI(t, "demo", "--vms", "5", "--seed", "3", "--time-scale", "5000", "--journal", db, "--format", "json"); code != 0 {
 		t.Fatalf("demo: %s", stderr)
+	}
+	// The run is done: --watch shows it once and returns.
+	if code, stdout, stderr := runCLI(t, "status", "--journal", db, "--watch=1h"); code != 0 || strings.Count(stdout, "Run plan-") != 1 {
+		t.Errorf("status --watch on a finished run: exit %d, want one status shown:\n%s%s", code, stdout, stderr)
 	}
 	host, _ := os.Hostname()
 	j, err := journal.Open(t.Context(), db, journal.WithHost(host))

@@ -8,9 +8,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/progress"
 	"github.com/fixfleet/fixfleet/simulation"
 )
@@ -20,8 +22,9 @@ type demoOpts struct {
 	world     worldOpts
 	faults    simulation.Faults
 	journal   string
-	format    string
-	overrides policyOverrides
+	out       outflag.Flags
+	overrides policy.Overrides
+	notify    notifyOpts
 }
 
 func newDemoCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -35,35 +38,41 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), o, stdout, stderr) },
 	}
-	cmd.Flags().StringVar(&o.provider, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura or aws (the real cloud client against an emulator of its API on loopback)")
+	cmd.Flags().StringVar(&o.provider, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura, aws or azure (the real cloud client against an emulator of its API on loopback)")
 	o.world.addFlags(cmd.Flags(), 3000)
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
-	cmd.Flags().StringVar(&o.format, "format", "table", "summary format: "+strings.Join(render.FormatNames(), ", "))
-	o.overrides.addFlags(cmd.Flags(), true)
+	o.out.Add(cmd.Flags(), "")
+	o.overrides.AddFlags(cmd.Flags(), true)
+	o.notify.addFlags(cmd.Flags())
 	return cmd
 }
 
 func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := o.out.Resolve(stderr)
+	if err != nil {
+		return err
+	}
+	rn, err := o.notify.open()
 	if err != nil {
 		return err
 	}
 	out := progressTo(stderr)
 	var pr *progress.Display
-	ro := simulation.RunOptions{Options: o.world.options(), Policy: o.overrides.apply, Journal: o.journal, Progress: out,
+	ro := simulation.RunOptions{Options: o.world.options(), Policy: o.overrides.Apply, Journal: o.journal, Progress: out,
 		Watch: func(p *plan.Plan) func(apply.Event) {
 			if out != nil {
 				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
 			}
-			pr = progress.New(out, len(p.VMs))
-			return pr.Event
+			pr = progress.New(out, progress.ForPlan(p, progress.Width(stderr)))
+			return teeNotify(rn, p, pr.Event)
 		}}
 	ro.Face, ro.Faults = o.provider, &o.faults
 	s, err := simulation.Run(ctx, ro)
 	if pr != nil {
 		pr.Done()
 	}
+	closeNotifier(rn, stderr)
 	if err != nil {
 		return simInput(err, "--provider")
 	}

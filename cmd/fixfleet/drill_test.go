@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,14 +11,68 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/fixfleet/fixfleet/simulation"
 )
+
+// checkPartialPlan: a 3-tenant fleet.yaml (the drill's tenant, a second
+// tenant on the same account, and a third whose Azure account cannot be
+// opened) still plans the first two, names the third as skipped on stderr
+// and in the plan, and exits 7; with --strict it exits 3.
+func checkPartialPlan(t *testing.T, drillYAML string) {
+	b, err := os.ReadFile(drillYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	tenants := cfg["tenants"].([]any)
+	first := tenants[0].(map[string]any)["name"].(string)
+	beta := map[string]any{"name": "beta", "accounts": tenants[0].(map[string]any)["accounts"]}
+	// An Azure account that validates but cannot be opened: its CA file is
+	// missing (checked before any network call).
+	broken := map[string]any{"name": "gamma", "accounts": []any{map[string]any{"name": "prod", "provider": "azure", "regions": []string{"japaneast"},
+		"options": map[string]any{"subscriptions": []string{"0b1f6471-1bf0-4dda-aec3-111122223333"}, "ca_file": filepath.Join(filepath.Dir(drillYAML), "no-such-ca.pem")}}}}
+	cfg["tenants"] = append(tenants, broken, beta)
+	b, err = yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	three := filepath.Join(filepath.Dir(drillYAML), "three-tenants.yaml")
+	if err := os.WriteFile(three, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, "plan", "--config", three, "--window", "2s", "--samples", "2", "-o", "json")
+	if code != exitPartial || !strings.Contains(stderr, "gamma/prod") {
+		t.Fatalf("3 tenants, one broken: exit %d, want %d naming gamma/prod: %s", code, exitPartial, stderr)
+	}
+	var p struct {
+		VMs     []struct{ Tenant string }         `json:"vms"`
+		Skipped []struct{ Tenant, Reason string } `json:"skipped_accounts"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &p); err != nil {
+		t.Fatal(err)
+	}
+	byTenant := map[string]int{}
+	for _, v := range p.VMs {
+		byTenant[v.Tenant]++
+	}
+	if byTenant[first] == 0 || byTenant["beta"] != byTenant[first] || len(p.Skipped) != 1 || p.Skipped[0].Tenant != "gamma" {
+		t.Errorf("VMs per tenant %v, skipped %+v: want %s and beta planned alike, gamma skipped", byTenant, p.Skipped, first)
+	}
+	if code, _, stderr := runCLI(t, "plan", "--config", three, "--window", "2s", "--samples", "2", "--strict"); code != exitProvider {
+		t.Errorf("--strict: exit %d, want %d: %s", code, exitProvider, stderr)
+	}
+}
 
 // TestDrillThroughFleetYAML: `sim serve --face F --drill-dir D` serves a
 // world as cloud F's API and writes a drill; an ordinary `plan --config
 // D/fleet.yaml` then assesses and plans it through the real cloud client.
 func TestDrillThroughFleetYAML(t *testing.T) {
-	for _, face := range []string{"sakura", "aws"} {
+	for _, face := range []string{"sakura", "aws", "azure"} {
 		t.Run(face, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "drill")
 			ctx, stop := context.WithCancel(context.Background())
@@ -44,7 +99,7 @@ func TestDrillThroughFleetYAML(t *testing.T) {
 				}
 			}
 			start := time.Now()
-			code, stdout, stderr := runCLI(t, "plan", "--config", filepath.Join(dir, "fleet.yaml"), "--window", "2s", "--samples", "2", "--format", "csv")
+			code, stdout, stderr := runCLI(t, "plan", "--config", filepath.Join(dir, "fleet.yaml"), "--window", "2s", "--samples", "2", "-o", "csv")
 			if code != 0 {
 				t.Fatalf("plan on the drill: exit %d: %s", code, stderr)
 			}
@@ -52,6 +107,9 @@ func TestDrillThroughFleetYAML(t *testing.T) {
 				t.Errorf("the drill's plan repairs no safe-mode VM:\n%s", stdout)
 			}
 			t.Logf("planned the %s drill in %v", face, time.Since(start).Round(time.Second))
+			if face == "sakura" {
+				checkPartialPlan(t, filepath.Join(dir, "fleet.yaml"))
+			}
 		})
 	}
 }

@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
 // Exit codes. This is the one place that maps errors to them; the root
-// command's --help lists them.
+// command's --help and every command's list them (exitcodes.txt).
 const (
 	exitOK       = 0
 	exitFailure  = 1 // unexpected failure (a bug, an I/O error)
@@ -19,19 +23,9 @@ const (
 	exitProvider = 3 // a cloud refused or could not be reached: check credentials and the API
 	exitLocked   = 4 // another apply holds the journal
 	exitPaused   = 5 // the run stopped before the end (a brake, an interrupt): look, then apply again
+	exitPartial  = 7 // some accounts were skipped; the rest were done (6 is readiness's)
 	exitCanceled = 130
 )
-
-const exitCodesHelp = `Exit codes:
-  0    success
-  1    unexpected failure
-  2    bad input: flags, fleet.yaml, plan or scenario file (the message names it)
-  3    a cloud API refused or could not be reached (credentials, network, outage)
-  4    the journal is locked by another apply (the message names its host and process)
-  5    apply stopped before the end by a brake (canary or failure rate): look, then apply --continue;
-       demo: a VM left neither healthy nor flagged, or an invariant counter above 0
-  130  interrupted: run apply again to continue where it stopped
-`
 
 // usageError marks an error caused by the user's input.
 type usageError struct{ err error }
@@ -58,11 +52,15 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &le):
 		return exitLocked
+	case errors.As(err, new(*classify.PartialError)):
+		return exitPartial
 	case errors.As(err, &rp), errors.Is(err, apply.ErrPausedByBrake):
 		return exitPaused
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
-	case errors.As(err, &ue), errors.As(err, &ur):
+	case errors.As(err, &ue), errors.As(err, &ur), errors.As(err, new(*target.Error)),
+		errors.As(err, new(*policy.FlagError)), errors.As(err, new(*outflag.UsageError)),
+		errors.As(err, new(*plan.StaleError)):
 		return exitUsage
 	case errors.Is(err, providers.ErrPermanent), errors.Is(err, providers.ErrUnavailable),
 		errors.Is(err, providers.ErrThrottled), errors.Is(err, providers.ErrUnsupported):

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -12,11 +12,14 @@ import (
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/config"
 	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/notify"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/aws"
+	"github.com/fixfleet/fixfleet/providers/azure"
 	"github.com/fixfleet/fixfleet/providers/sakura"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/target"
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
@@ -31,6 +34,10 @@ type sourceOpts struct {
 	consoleConfirmed string
 	world            worldOpts
 	window           classify.AssessOptions // only Window and Samples are set from flags
+	strict           bool
+	// notify gets fleet.yaml's notify targets (apply's --notify adds to them).
+	notify *notifyOpts
+	target target.Flags
 }
 
 func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
@@ -41,12 +48,17 @@ func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.window.Window, "window", classify.DefaultWindow, "sampling window for boot loops (cloud time)")
 	fs.StringVar(&o.consoleConfirmed, "console-confirmed", "", "file of VMs (ID or name, one per line, optional note) you saw crash-looping on their consoles: evidence the cloud's API may not give")
 	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
+	o.target.Add(fs)
+	for _, n := range []string{"sim", "sim-endpoint", "vms", "seed", "mix", "scenario", "no-console", "time-scale"} {
+		_ = fs.MarkHidden(n) // simulator flags: listed by `fixfleet sim --help`
+	}
+	fs.BoolVar(&o.strict, "strict", false, "fail (exit 3) when an account cannot be opened or listed, instead of skipping it (exit 7)")
 }
 
 // assessOptions are the assessment's options from the flags: the window,
 // and the --console-confirmed file read.
-func (o *sourceOpts) assessOptions(progress io.Writer) (fleet.AssessOptions, error) {
-	a := fleet.AssessOptions{AssessOptions: o.window, Progress: progress}
+func (o *sourceOpts) assessOptions() (fleet.AssessOptions, error) {
+	a := fleet.AssessOptions{AssessOptions: o.window, Strict: o.strict}
 	if o.consoleConfirmed == "" {
 		return a, nil
 	}
@@ -60,41 +72,39 @@ func (o *sourceOpts) assessOptions(progress io.Writer) (fleet.AssessOptions, err
 // openFleet opens the fleet the options name. Call the returned close when
 // done with it.
 func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error) {
-	if o.sim || o.simEndpoint != "" || o.world.Scenario != "" {
-		return openSimFleet(ctx, o)
-	}
-	f, err := openConfigFleet(ctx, o)
+	sel, err := o.target.Selector()
 	if err != nil {
 		return nil, nil, err
 	}
-	return f, f.Close, nil
+	if !(o.sim || o.simEndpoint != "" || o.world.Scenario != "") {
+		f, err := openConfigFleet(ctx, o, sel)
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, f.Close, nil
+	}
+	f, closeFleet, err := openSimFleet(ctx, o)
+	if err == nil {
+		if err = f.Select(sel); err != nil {
+			closeFleet()
+		}
+	}
+	return f, closeFleet, err
 }
 
 // newRegistry lists the cloud provider kinds this build knows, for
-// fleet.yaml. Providers not built yet validate accounts offline where they
-// can and fail to open with an error that says so. (The simulator is not a
-// fleet.yaml provider: its clock runs faster than a real account's.)
+// fleet.yaml. (The simulator is not a fleet.yaml provider: its clock runs
+// faster than a real account's.)
 func newRegistry() *providers.Registry {
 	reg := providers.NewRegistry()
 	// Names are constant and distinct: Register cannot fail here.
 	_ = reg.Register("sakura", sakura.Spec())
 	_ = reg.Register(aws.Name, aws.Spec())
-	_ = reg.Register("azure", notBuilt("Azure", nil))
+	_ = reg.Register(azure.Name, azure.Spec())
 	return reg
 }
 
-// notBuilt is the spec of a provider this build does not have yet.
-func notBuilt(cloud string, validate func(providers.Account) error) providers.Spec {
-	return providers.Spec{
-		Validate: validate,
-		Open: func(context.Context, providers.Account, providers.Env) (*providers.Provider, error) {
-			return nil, fmt.Errorf("the %s provider is not built into this version of fixfleet yet: %w; "+
-				"use the simulator (--sim) to plan a drill", cloud, providers.ErrUnsupported)
-		},
-	}
-}
-
-func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, error) {
+func openConfigFleet(ctx context.Context, o *sourceOpts, sel target.Selector) (*fleet.Fleet, error) {
 	reg := newRegistry()
 	cfg, err := config.Load(o.config, reg, os.Getenv)
 	if err != nil {
@@ -107,9 +117,12 @@ func openConfigFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, error) {
 	if err != nil {
 		return nil, badInput(fmt.Errorf("%s: %w", cfg.File, err))
 	}
+	if o.notify != nil {
+		o.notify.config = notify.FromConfig(cfg.Notify)
+	}
 	fc := fleet.Config{
 		Incident: cfg.Incident, Policy: pol, Registry: reg, Accounts: cfg.Accounts(),
-		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest),
+		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest), Strict: o.strict, Target: sel,
 	}
 	return fleet.Open(ctx, fc)
 }

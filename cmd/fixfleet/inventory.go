@@ -2,20 +2,18 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
-	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/classify"
 )
 
 type inventoryOpts struct {
 	source sourceOpts
-	format string
+	out    outflag.Flags
 }
 
 func newInventoryCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -29,33 +27,16 @@ func newInventoryCmd(stdout, stderr io.Writer) *cobra.Command {
 		},
 	}
 	o.source.addFlags(cmd.Flags())
-	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(cmd.Flags(), "")
 	return cmd
 }
 
-// inventoryDoc is the JSON document of `fixfleet inventory`.
-type inventoryDoc struct {
-	GeneratedAt time.Time               `json:"generated_at"`
-	Incident    string                  `json:"incident"`
-	ByState     map[inventory.State]int `json:"by_state"`
-	VMs         []inventoryVM           `json:"vms"`
-}
-
-type inventoryVM struct {
-	ID    string          `json:"id"`
-	State inventory.State `json:"state"`
-	inventory.VM
-	Reasons  []string             `json:"reasons"`
-	BadFiles []inventory.FileFact `json:"bad_files,omitempty"`
-	Evidence inventory.Evidence   `json:"evidence"`
-}
-
 func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := o.out.Resolve(stderr)
 	if err != nil {
 		return err
 	}
-	ao, err := o.source.assessOptions(progressTo(stderr))
+	ao, err := o.source.assessOptions()
 	if err != nil {
 		return err
 	}
@@ -64,22 +45,15 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 		return err
 	}
 	defer closeFleet()
+	stop := watchAssess(ctx, f, &ao, stderr)
 	a, err := f.Assess(ctx, ao)
+	stop()
 	if err != nil {
 		return err
 	}
-	doc := inventoryDoc{GeneratedAt: f.Clock.Now(), Incident: f.Incident.Name, ByState: map[inventory.State]int{}}
-	t := render.Table{Title: "Fleet", Headers: []string{"VM", "Name", "Account", "Zone", "Windows", "Power", "State", "Why"}}
-	for _, x := range a.VMs {
-		c := x.Classification
-		doc.ByState[c.State]++
-		doc.VMs = append(doc.VMs, inventoryVM{ID: x.VM.ID, State: c.State, VM: x.VM, Reasons: c.Reasons, BadFiles: c.BadFiles, Evidence: c.Evidence})
-		t.Rows = append(t.Rows, []string{x.VM.ID, x.VM.Name, x.VM.Tenant + "/" + x.VM.Account, x.VM.Zone,
-			x.VM.Windows.Release, string(x.VM.Power), string(c.State), strings.Join(c.Reasons, "; ")})
+	doc := a.Doc(f.Clock.Now(), f.Incident.Name)
+	if err := render.Render(stdout, format, doc, a.Tables()...); err != nil {
+		return err
 	}
-	counts := render.Table{Title: "By state", Headers: []string{"State", "VMs"}}
-	for _, s := range inventory.States {
-		counts.Rows = append(counts.Rows, []string{string(s), fmt.Sprint(doc.ByState[s])})
-	}
-	return render.Render(stdout, format, doc, t, counts)
+	return classify.Partial(a.Skipped)
 }

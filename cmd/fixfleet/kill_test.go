@@ -50,7 +50,7 @@ func TestKillAndResume(t *testing.T) {
 	dir := t.TempDir()
 	url, w := serveWorld(t)
 	planFile := filepath.Join(dir, "plan.json")
-	if code, _, stderr := runCLI(t, "plan", "--sim-endpoint", url, "--allow-data-loss", "-o", planFile, "--format", "csv"); code != 0 {
+	if code, _, stderr := runCLI(t, "plan", "--sim-endpoint", url, "--allow-data-loss", "--out-file", planFile, "-o", "csv"); code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, stderr)
 	}
 	p, _, err := readPlan(planFile)
@@ -113,7 +113,7 @@ func TestKillAndResume(t *testing.T) {
 	// The same plan, uninterrupted, on an identical world.
 	url2, w2 := serveWorld(t)
 	db2 := filepath.Join(dir, "j2.db")
-	if code, _, stderr := runCLI(t, "apply", planFile, "--sim-endpoint", url2, "--journal", db2, "--yes", "--format", "json"); code != 0 {
+	if code, _, stderr := runCLI(t, "apply", planFile, "--sim-endpoint", url2, "--journal", db2, "--yes", "--allow-stale", "-o", "json"); code != 0 {
 		t.Fatalf("uninterrupted apply: exit %d: %s", code, stderr)
 	}
 	cleanEnd := endState(t, db2, w2.Audit())
@@ -133,17 +133,27 @@ func TestKillAndResume(t *testing.T) {
 // repaired (or healthy) or left to a person.
 func endState(t *testing.T, db string, a world.Audit) map[string]string {
 	t.Helper()
-	j, err := journal.Open(t.Context(), db)
+	out, err := endStateOf(db, a)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// endStateOf is endState's work; it may run outside the test goroutine.
+func endStateOf(db string, a world.Audit) (map[string]string, error) {
+	ctx := context.Background()
+	j, err := journal.Open(ctx, db)
+	if err != nil {
+		return nil, err
 	}
 	defer j.Close()
-	res, err := apply.Status(t.Context(), j, "")
+	res, err := apply.Status(ctx, j, "")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if res.Status != apply.RunDone {
-		t.Fatalf("run %s is %s", res.RunID, res.Status)
+		return nil, fmt.Errorf("run %s is %s", res.RunID, res.Status)
 	}
 	out := map[string]string{}
 	for _, v := range res.VMs {
@@ -155,9 +165,12 @@ func endState(t *testing.T, db string, a world.Audit) map[string]string {
 		case apply.StatusPending, apply.StatusRunning:
 			outcome = "unfinished"
 		}
+		if outcome == "healthy" && v.Status == apply.StatusFixed {
+			outcome = "fixed by " + string(v.Strategy)
+		}
 		out[id] = outcome + ", truth " + a.Truth[id]
 	}
-	return out
+	return out, nil
 }
 
 // applyUntilNewPoint starts `fixfleet apply` and watches its journal. It
@@ -167,7 +180,7 @@ func endState(t *testing.T, db string, a world.Audit) map[string]string {
 func applyUntilNewPoint(t *testing.T, url, planFile, db string, killed map[string]bool) (done bool, point string) {
 	t.Helper()
 	watermark := maxStepID(t, db)
-	cmd := exec.Command(os.Args[0], "apply", planFile, "--sim-endpoint", url, "--journal", db, "--yes", "--format", "json")
+	cmd := exec.Command(os.Args[0], "apply", planFile, "--sim-endpoint", url, "--journal", db, "--yes", "--allow-stale", "-o", "json")
 	cmd.Env = append(os.Environ(), envRunMain+"=1")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

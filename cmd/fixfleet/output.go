@@ -1,13 +1,15 @@
 package main
 
 import (
-	"fmt"
+	"context"
 	"io"
 	"os"
 
 	"github.com/mattn/go-isatty"
 
-	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/remediate/fleet"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 )
 
 // isTerminal reports whether w is a terminal (progress goes only there).
@@ -25,11 +27,14 @@ func progressTo(stderr io.Writer) io.Writer {
 	return nil
 }
 
-// parseFormat wraps render.ParseFormat as a usage error.
-func parseFormat(s string) (render.Format, error) {
-	f, err := render.ParseFormat(s)
-	if err != nil {
-		return "", badInput(fmt.Errorf("--format: %w", err))
+// watchAssess shows the assessment of f on a terminal stderr, through
+// ao's progress hook; call stop when it ends.
+func watchAssess(ctx context.Context, f *fleet.Fleet, ao *fleet.AssessOptions, stderr io.Writer) (stop func()) {
+	var accts []providers.Account
+	for _, a := range f.Accounts {
+		accts = append(accts, a.Account)
 	}
-	return f, nil
+	d := progress.NewAssess(progressTo(stderr), progress.Width(stderr), f.Clock, ao.Window, accts)
+	ao.OnProgress = d.Event
+	return d.Start(ctx)
 }

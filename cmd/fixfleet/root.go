@@ -1,9 +1,14 @@
 package main
 
 import (
+	_ "embed"
+	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fixfleet/fixfleet/internal/clihelp"
+	"github.com/fixfleet/fixfleet/internal/version"
 )
 
 // newRootCmd builds the command tree. Nothing global: every command gets
@@ -34,6 +39,16 @@ Start with the simulator:  fixfleet plan --sim --vms 300 --seed 1
 		newUnlockCmd(stdout),
 		newDemoCmd(stdout, stderr),
 		newSimCmd(stdout, stderr),
+		&cobra.Command{Use: "version", Short: "Print the version and commit of this build", Args: cobra.NoArgs,
+			Run: func(*cobra.Command, []string) { fmt.Fprintln(stdout, version.Read()) }},
 	)
+	root.Args, root.RunE = cobra.NoArgs, func(c *cobra.Command, _ []string) error { return c.Help() }
+	clihelp.Apply(root, clihelp.Examples(examplesText), exitCodesHelp, badInput)
 	return root
 }
+
+//go:embed examples.txt
+var examplesText string
+
+//go:embed exitcodes.txt
+var exitCodesHelp string

@@ -14,6 +14,13 @@ func newSimCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "The embedded simulated cloud",
+		Long: `The embedded simulated cloud: a world of VMs to drill on.
+
+inventory and plan also take these simulator flags (left out of their help):
+  --sim                 use a simulated world generated here instead of --config
+  --sim-endpoint URL    use the world served by fixfleet sim serve (apply takes it too)
+  --vms N, --seed N, --mix SPEC, --no-console, --time-scale X   the generated world
+  --scenario FILE       load the world from a scenario file (implies --sim)`,
 	}
 	cmd.AddCommand(newSimExportCmd(stdout), newSimServeCmd(stdout), newSimAuditCmd(stdout))
 	return cmd

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/providers/sim/simapi"
 	"github.com/fixfleet/fixfleet/simulation"
@@ -55,7 +56,7 @@ the first line of its output and runs until interrupted.`,
 	o.world.addFlags(cmd.Flags(), 600)
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:0", "address to serve on (loopback)")
-	cmd.Flags().StringVar(&o.face, "face", "sim", "also serve the world as this cloud's API, for a fleet.yaml drill: sim (none), sakura or aws")
+	cmd.Flags().StringVar(&o.face, "face", "sim", "also serve the world as this cloud's API, for a fleet.yaml drill: sim (none), sakura, aws or azure")
 	cmd.Flags().StringVar(&o.drillDir, "drill-dir", "", "write a drill's fleet.yaml, keys.csv, WinRM password file and env file to this directory")
 	return cmd
 }
@@ -88,7 +89,7 @@ func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 
 type simAuditOpts struct {
 	endpoint string
-	format   string
+	out      outflag.Flags
 }
 
 func newSimAuditCmd(stdout io.Writer) *cobra.Command {
@@ -100,12 +101,12 @@ func newSimAuditCmd(stdout io.Writer) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return runSimAudit(cmd.Context(), o, stdout) },
 	}
 	cmd.Flags().StringVar(&o.endpoint, "sim-endpoint", "", "URL of the world (fixfleet sim serve); required")
-	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(cmd.Flags(), "")
 	return cmd
 }
 
 func runSimAudit(ctx context.Context, o simAuditOpts, stdout io.Writer) error {
-	format, err := parseFormat(o.format)
+	format, _, err := o.out.Resolve(nil)
 	if err != nil {
 		return err
 	}

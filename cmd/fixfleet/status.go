@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
+	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
@@ -18,71 +20,72 @@ import (
 type statusOpts struct {
 	journal string
 	run     string
-	format  string
+	out     outflag.Flags
 }
 
 func (o *statusOpts) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.journal, "journal", journal.DefaultPath, "journal (SQLite) of the runs")
 	cmd.Flags().StringVar(&o.run, "run", "", "run ID (default: the latest run)")
-	cmd.Flags().StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.FormatNames(), ", "))
+	o.out.Add(cmd.Flags(), "")
 }
 
 func newStatusCmd(stdout io.Writer) *cobra.Command {
 	var o statusOpts
+	var watch time.Duration
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show where a run stands, from the journal (safe while apply runs)",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runStatus(cmd.Context(), o, stdout, false) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return watchStatus(cmd.Context(), o, watch, stdout) },
 	}
 	o.addFlags(cmd)
+	cmd.Flags().DurationVar(&watch, "watch", 0, "show the status again every so often (e.g. 10s) until the run is no longer running")
+	cmd.Flags().Lookup("watch").NoOptDefVal = "5s"
 	return cmd
 }
 
-func newReportCmd(stdout io.Writer) *cobra.Command {
-	var o statusOpts
-	cmd := &cobra.Command{
-		Use:   "report",
-		Short: "Report a run from the journal: every VM, its outcome and why, and the run's events",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return runStatus(cmd.Context(), o, stdout, true) },
-	}
-	o.addFlags(cmd)
-	return cmd
+// watchStatus shows the status, and with every > 0 again after each
+// interval while the run is running.
+func watchStatus(ctx context.Context, o statusOpts, every time.Duration, stdout io.Writer) error {
+	return clihelp.Every(ctx, every, isTerminal(stdout), stdout, func() (bool, error) {
+		if err := runStatus(ctx, o, stdout); err != nil {
+			return false, err
+		}
+		return runRunning(ctx, o)
+	})
 }
 
-// reportDoc is `fixfleet report --format json`.
-type reportDoc struct {
-	*apply.Result
-	ElapsedSeconds float64         `json:"elapsed_seconds"`
-	Holder         *journal.Owner  `json:"lock_holder,omitempty"`
-	HolderGone     bool            `json:"lock_holder_gone,omitempty"`
-	Events         []journal.Event `json:"events,omitempty"`
-}
-
-// runStatus prints a run's state from the journal; full adds every VM and
-// the event log (report).
-func runStatus(ctx context.Context, o statusOpts, stdout io.Writer, full bool) error {
-	format, err := parseFormat(o.format)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(o.journal); err != nil {
-		return badInput(fmt.Errorf("journal %s: %w (apply writes it; pass --journal FILE)", o.journal, err))
-	}
+// runRunning reports whether o's run is still running.
+func runRunning(ctx context.Context, o statusOpts) (bool, error) {
 	j, err := journal.Open(ctx, o.journal)
 	if err != nil {
-		return badInput(err)
+		return false, err
 	}
 	defer j.Close()
 	res, err := apply.Status(ctx, j, o.run)
-	if errors.Is(err, journal.ErrNotFound) {
-		return badInput(fmt.Errorf("journal %s: no such run %q", o.journal, o.run))
-	}
+	return err == nil && res.Status == apply.RunRunning, err
+}
+
+// statusDoc is `fixfleet status --format json`.
+type statusDoc struct {
+	*apply.Result
+	ElapsedSeconds float64        `json:"elapsed_seconds"`
+	Holder         *journal.Owner `json:"lock_holder,omitempty"`
+	HolderGone     bool           `json:"lock_holder_gone,omitempty"`
+}
+
+// runStatus prints a run's state from the journal.
+func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) error {
+	format, _, err := o.out.Resolve(nil)
 	if err != nil {
 		return err
 	}
-	doc := reportDoc{Result: res, ElapsedSeconds: res.Elapsed.Seconds()}
+	j, res, err := openRun(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	doc := statusDoc{Result: res, ElapsedSeconds: res.Elapsed.Seconds()}
 	if h, _, ok, err := j.LockHolder(ctx); err == nil && ok {
 		doc.Holder = &h
 	}
@@ -95,19 +98,25 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer, full bool) e
 		}
 		tables[0].Rows = append(tables[0].Rows, []string{"apply lock", running})
 	}
-	if !full {
-		return render.Render(stdout, format, doc, tables...)
+	return render.Render(stdout, format, doc, tables...)
+}
+
+// openRun opens the journal and rebuilds the run o names.
+func openRun(ctx context.Context, o statusOpts) (*journal.Journal, *apply.Result, error) {
+	if _, err := os.Stat(o.journal); err != nil {
+		return nil, nil, badInput(fmt.Errorf("journal %s: %w (apply writes it; pass --journal FILE)", o.journal, err))
 	}
-	if doc.Events, err = j.Events(ctx, res.RunID, journal.EventFilter{}); err != nil {
-		return err
+	j, err := journal.Open(ctx, o.journal)
+	if err != nil {
+		return nil, nil, badInput(err)
 	}
-	vms := render.Table{Title: "VMs", Headers: []string{"VM", "Name", "Wave", "Strategy", "Status", "Reason"}}
-	for _, v := range res.VMs {
-		vms.Rows = append(vms.Rows, []string{v.Key, v.Name, fmt.Sprint(v.Wave), string(v.Strategy), string(v.Status), v.Reason})
+	res, err := apply.Status(ctx, j, o.run)
+	if errors.Is(err, journal.ErrNotFound) {
+		err = badInput(fmt.Errorf("journal %s: no such run %q", o.journal, o.run))
 	}
-	evs := render.Table{Title: "Events", Headers: []string{"At", "Kind", "VM", "Message"}}
-	for _, e := range doc.Events {
-		evs.Rows = append(evs.Rows, []string{e.At.UTC().Format("2006-01-02 15:04:05"), e.Kind, e.VMKey, e.Message})
+	if err != nil {
+		j.Close()
+		return nil, nil, err
 	}
-	return render.Render(stdout, format, doc, append(tables, vms, evs)...)
+	return j, res, nil
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,6 +73,25 @@ type Config struct {
 	Guest Guest
 	// Tenants are the fleet's owners, in file order.
 	Tenants []Tenant
+	// Notify are the chat webhooks told of a run's progress, in file
+	// order; none when notify is absent.
+	Notify []Webhook
+}
+
+// Webhook kinds (notify[].kind).
+const (
+	WebhookSlack = "slack"
+	WebhookTeams = "teams"
+)
+
+// Webhook is one incoming webhook of notify.
+type Webhook struct {
+	// Kind is WebhookSlack or WebhookTeams.
+	Kind string
+	// URL is the webhook's https URL, read from the environment variable
+	// URLEnv (it holds a token: never printed).
+	URL    secret.Secret
+	URLEnv string
 }
 
 // Guest is the WinRM access to the guests.
@@ -113,7 +133,8 @@ func (c *Config) Accounts() []providers.Account {
 
 // Keys of each mapping, in documentation order.
 var (
-	topKeys      = []string{"version", "incident", "policy", "keys", "guest_access", "tenants"}
+	topKeys      = []string{"version", "incident", "policy", "keys", "guest_access", "tenants", "notify"}
+	notifyKeys   = []string{"kind", "url_env"}
 	incidentKeys = []string{"profile", "profile_file"}
 	keysKeys     = []string{"bitlocker_csv"}
 	guestKeys    = []string{"username", "password_env", "password_file", "port", "https", "proxy"}
@@ -208,6 +229,7 @@ func parse(data []byte, name, dir string, reg Validator, getenv func(string) str
 	l.keys(c, top["keys"])
 	l.guest(c, top["guest_access"])
 	l.tenants(c, root, top["tenants"])
+	l.notify(c, top["notify"])
 
 	if err := w.err(); err != nil {
 		return nil, err
@@ -374,6 +396,49 @@ func (l *loader) guest(c *Config, n *yaml.Node) {
 		if err := checkHostPort(g.Proxy); err != nil {
 			w.errf(f["proxy"], "guest_access.proxy", "%v", err)
 		}
+	}
+}
+
+// notify reads the webhooks; each URL comes from an environment variable
+// and must be https. Neither the URL nor any part of it is ever quoted in
+// an error.
+func (l *loader) notify(c *Config, n *yaml.Node) {
+	w := l.w
+	for i, item := range w.seq(n, "notify", "webhooks (kind, url_env)") {
+		p := index("notify", i)
+		f, ok := w.fields(item, p, notifyKeys...)
+		if !ok {
+			continue
+		}
+		h := Webhook{Kind: strings.TrimSpace(w.str(f["kind"], p+".kind")), URLEnv: strings.TrimSpace(w.str(f["url_env"], p+".url_env"))}
+		if h.Kind != WebhookSlack && h.Kind != WebhookTeams {
+			at := f["kind"]
+			if at == nil {
+				at = item
+			}
+			w.errf(at, p+".kind", "must be %s or %s (an incoming webhook)", WebhookSlack, WebhookTeams)
+			continue
+		}
+		at := f["url_env"]
+		if at == nil {
+			w.errf(item, p+".url_env", "required: the name of an environment variable holding the %s webhook URL", h.Kind)
+			continue
+		}
+		if !envNameRE.MatchString(h.URLEnv) {
+			w.errf(at, p+".url_env", "not an environment variable name (letters, digits and _); give the variable's name, not the URL")
+			continue
+		}
+		v := strings.TrimSpace(l.getenv(h.URLEnv))
+		if v == "" {
+			w.errf(at, p+".url_env", "environment variable %s is not set or is empty; export it with the %s incoming webhook URL", h.URLEnv, h.Kind)
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || u.Scheme != "https" || u.Host == "" {
+			w.errf(at, p+".url_env", "environment variable %s does not hold an https URL; put the %s incoming webhook URL (https://…) in it", h.URLEnv, h.Kind)
+			continue
+		}
+		h.URL = secret.New(v)
+		c.Notify = append(c.Notify, h)
 	}
 }
 

@@ -74,7 +74,7 @@ func TestLoadErrors(t *testing.T) {
 			"testdata/unknown_key_account.yaml:11:9: tenants[0].accounts[1].zone: unknown key; valid keys are name, provider, zones, regions, options",
 		}},
 		{file: "unknown_key_top.yaml", want: []string{
-			"unknown_key_top.yaml:3:1: tenant: unknown key; valid keys are version, incident, policy, keys, guest_access, tenants",
+			"unknown_key_top.yaml:3:1: tenant: unknown key; valid keys are version, incident, policy, keys, guest_access, tenants, notify",
 			"unknown_key_top.yaml:1:1: tenants: required",
 		}},
 		{file: "unknown_key_nested.yaml", getenv: withPassword, want: []string{
@@ -312,11 +312,13 @@ func TestDocsExampleParses(t *testing.T) {
 	}
 	example := doc[start+8 : start+8+end]
 	// Relative paths resolve against testdata, which holds keys.csv.
-	c, err := Parse([]byte(example), "docs/config.md", "testdata", fakeRegistry{}, withPassword)
+	getenv := env(map[string]string{"FIXFLEET_WINRM_PASSWORD": password,
+		"FIXFLEET_SLACK_WEBHOOK": "https://hooks.slack.example/services/T0/B0/X", "FIXFLEET_TEAMS_WEBHOOK": "https://teams.webhook.example/X"})
+	c, err := Parse([]byte(example), "docs/config.md", "testdata", fakeRegistry{}, getenv)
 	if err != nil {
 		t.Fatalf("the documented example does not load:\n%v", err)
 	}
-	if len(c.Accounts()) != 3 || c.PolicyNode == nil || c.Keys == nil || !c.Guest.Configured() {
+	if len(c.Accounts()) != 3 || c.PolicyNode == nil || c.Keys == nil || !c.Guest.Configured() || len(c.Notify) != 2 {
 		t.Errorf("example parsed incompletely: %+v", c)
 	}
 }

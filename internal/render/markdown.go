@@ -62,3 +62,7 @@ func writeMDRow(b *strings.Builder, cells []string) {
 	}
 	b.WriteString("\n")
 }
+
+// MarkdownText makes untrusted text literal in Markdown prose or a list
+// item, as in a table cell (newlines become <br>).
+func MarkdownText(s string) string { return mdCell(s) }

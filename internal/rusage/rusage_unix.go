@@ -6,6 +6,7 @@ package rusage
 import (
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // PeakRSSMB returns this process's peak resident memory in MiB, or 0 if the
@@ -20,4 +21,14 @@ func PeakRSSMB() float64 {
 		kb /= 1024
 	}
 	return kb / 1024
+}
+
+// CPUSeconds returns the CPU time (user and system) this process has used,
+// or 0 if the system does not say.
+func CPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

@@ -2,15 +2,20 @@
 //
 // Tests that hold secrets (a simulated world's WinRM password and
 // BitLocker recovery keys, a config's passwords) Register them, and write
-// their outputs (logs, reports, journals, exports that are not
-// simulation-only) under Dir. After the whole suite, Scan reads every file
-// under the shared directory and reports each registered secret it finds,
-// by label and file, never by value.
+// their outputs (logs, reports, journals, webhook bodies, exports that are
+// not simulation-only) under Dir. Scan reads every file under a directory
+// and reports each registered secret it finds, by label and file, never by
+// value.
 //
-// The shared directory is named by the environment variable OutputsEnv,
-// which .ci/run sets for `go test -race ./...` and then for the final
-// TestSecretScan. Without it, Dir is the test's own temporary directory and
-// Register keeps nothing: each test's own in-process checks still apply.
+// A package whose tests keep outputs runs them through Main from its
+// TestMain: Main gives the package's tests one directory (OutputsEnv),
+// runs them, then scans everything they wrote for everything they
+// registered, and fails the package on any hit. So the scan runs inside
+// the README's `go test -race ./...`, after each such package's tests.
+// When OutputsEnv is already set by the caller, Main's directory is made
+// inside it and kept, for TestSecretScan to scan again after the suite.
+// Without Main or OutputsEnv, Dir is the test's own temporary directory
+// and Register keeps nothing.
 //
 // Only fingerprints are kept: the length of a secret, a rolling hash to
 // find candidate windows fast, and a SHA-256 to confirm them. The manifest
@@ -60,6 +65,54 @@ type Finding struct {
 }
 
 func (f Finding) String() string { return f.Label + " in " + f.File }
+
+// Main runs a package's tests (m.Run) with one outputs directory for them
+// all, scans it, and returns the exit code for os.Exit: m.Run's, or 1 when
+// a registered secret was found in an output (each finding is printed to
+// stderr, by label and file). Call it from TestMain. The directory is
+// removed after a clean scan unless the caller set OutputsEnv.
+func Main(m interface{ Run() int }) int {
+	shared := os.Getenv(OutputsEnv)
+	parent := shared
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	root, err := os.MkdirTemp(parent, "fixfleet-test-outputs-")
+	if err == nil {
+		err = os.Setenv(OutputsEnv, root)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "secretscan: cannot make the tests' outputs directory: %v\n", err)
+		return 1
+	}
+	code := m.Run()
+	found, files, secrets, err := Scan(root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !fileExists(filepath.Join(root, Manifest)):
+		// No test of this run registered a secret (e.g. -run chose none).
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "secretscan: %v\n", err)
+		return 1
+	case len(found) > 0:
+		for _, f := range found {
+			fmt.Fprintf(os.Stderr, "secretscan: secret found in a test output: %s (kept in %s)\n", f, root)
+		}
+		return 1
+	default:
+		if testing.Verbose() {
+			fmt.Fprintf(os.Stderr, "secretscan: scanned %d files for %d registered secrets: none found\n", files, secrets)
+		}
+	}
+	if shared == "" {
+		_ = os.RemoveAll(root)
+	}
+	return code
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
 
 // Dir returns the directory t should write its outputs to: a new
 // directory under the shared one when OutputsEnv is set (it outlives the

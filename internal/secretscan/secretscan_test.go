@@ -108,3 +108,49 @@ func TestDirWithoutSharedDirectory(t *testing.T) {
 		t.Error("Dir without a shared directory is empty")
 	}
 }
+
+// runFunc is a testing.M stand-in for Main.
+type runFunc func() int
+
+func (f runFunc) Run() int { return f() }
+
+// TestMainScansOutputs: Main fails the package when a test output holds a
+// registered secret, passes the tests' own code through otherwise, and
+// removes its directory after a clean scan.
+func TestMainScansOutputs(t *testing.T) {
+	const secret = "correct-horse-battery-staple"
+	cases := []struct {
+		name    string
+		content string
+		code    int // the tests' own exit code
+		want    int
+	}{
+		{"clean", "password=[redacted]", 0, 0},
+		{"failing tests, clean outputs", "nothing", 3, 3},
+		{"a secret in a log", "logged in with " + secret, 0, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(OutputsEnv, "") // restored after the case; Main sets its own
+			var root string
+			got := Main(runFunc(func() int {
+				Register(t, "winrm-password", secret)
+				root = os.Getenv(OutputsEnv)
+				if err := os.WriteFile(filepath.Join(Dir(t), "apply.log"), []byte(tc.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return tc.code
+			}))
+			if got != tc.want {
+				t.Errorf("Main = %d, want %d", got, tc.want)
+			}
+			_, err := os.Stat(root)
+			if kept := err == nil; kept != (tc.want == 1) {
+				t.Errorf("outputs directory kept: %v, want kept only after a hit", kept)
+			}
+			if tc.want == 1 {
+				_ = os.RemoveAll(root)
+			}
+		})
+	}
+}

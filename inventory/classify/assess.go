@@ -181,7 +181,7 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 				continue // nothing to probe: the verdict is unknown anyway
 			}
 			g.Go(func() error {
-				p := opts.Prober.Probe(gctx, vm)
+				p := probe(gctx, opts, vm)
 				probes[i] = &p
 				return nil
 			})
@@ -215,10 +215,31 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 	return out, nil
 }
 
+// probe probes vm, probing again while the probe could not be attempted
+// for a control-plane reason (Probe.Retryable: the cloud failed to say
+// where the guest is), as Observe's errors are retried. A probe still not
+// attempted after the retries is returned as it is: Classify reads it as
+// no guest evidence, never as a guest that does not answer.
+func probe(ctx context.Context, opts AssessOptions, vm inventory.VM) inventory.Probe {
+	var p inventory.Probe
+	_ = retry.Do(ctx, opts.Clock, retry.Policy{Attempts: opts.Retries + 1, Base: opts.Backoff, Max: maxBackoff, Key: "probe/" + vm.ID}, func() error {
+		p = opts.Prober.Probe(ctx, vm)
+		if p.Retryable {
+			return providers.Errorf(providers.ErrUnavailable, "Probe", "vm "+vm.ID, "%s", p.Error)
+		}
+		return nil
+	})
+	return p
+}
+
 // observe calls Observe for one batch, retrying retryable errors.
 func observe(ctx context.Context, opts AssessOptions, refs []providers.VMRef, vms []inventory.VM) (map[string]inventory.Signals, error) {
 	var got map[string]inventory.Signals
-	err := retry.Do(ctx, opts.Clock, retry.Policy{Attempts: opts.Retries + 1, Base: opts.Backoff, Max: maxBackoff}, func() (err error) {
+	key := "observe"
+	if len(refs) > 0 {
+		key += "/" + refs[0].ID
+	}
+	err := retry.Do(ctx, opts.Clock, retry.Policy{Attempts: opts.Retries + 1, Base: opts.Backoff, Max: maxBackoff, Key: key}, func() (err error) {
 		got, err = opts.Observer.Observe(ctx, refs)
 		return err
 	})

@@ -26,6 +26,7 @@ type fakeCloud struct {
 	probing  atomic.Int32
 	maxProbe atomic.Int32
 	probed   sync.Map
+	flaky    sync.Map // VM ID -> *atomic.Int32: control-plane failures left before its probe runs
 }
 
 func (f *fakeCloud) Observe(ctx context.Context, refs []providers.VMRef) (map[string]inventory.Signals, error) {
@@ -48,6 +49,8 @@ func (f *fakeCloud) Observe(ctx context.Context, refs []providers.VMRef) (map[st
 			s.Power = inventory.PowerStopped
 		case "loop":
 			f.boots[r.ID] += 2
+		case "flaky", "endpoint-down":
+			s.InstanceReachable = ptr(true)
 		}
 		s.BootCount = ptr(f.boots[r.ID])
 		out[r.ID] = s
@@ -70,6 +73,12 @@ func (f *fakeCloud) Probe(ctx context.Context, vm inventory.VM) inventory.Probe 
 	switch f.kind[vm.ID] {
 	case "loop":
 		return inventory.Probe{Error: "timeout"}
+	case "endpoint-down":
+		return inventory.Probe{Error: "no guest address: HTTP 503", Retryable: true}
+	case "flaky":
+		if n, ok := f.flaky.Load(vm.ID); ok && n.(*atomic.Int32).Add(-1) >= 0 {
+			return inventory.Probe{Error: "no guest address: connection reset by peer", Retryable: true}
+		}
 	case "safe":
 		return inventory.Probe{Reachable: true, BootMode: inventory.BootSafeMode, SafeBootFlag: true}
 	}
@@ -153,6 +162,30 @@ func TestAssessRetries(t *testing.T) {
 	}
 	if got[0].Classification.State != inventory.StateBootLoop {
 		t.Errorf("state %s: %q", got[0].Classification.State, got[0].Classification.Reasons)
+	}
+}
+
+// TestAssessGuestEndpointFailure: a 5xx or reset while the cloud is asked
+// for the guest's address is a control-plane error: retried, and never
+// read as "WinRM does not answer".
+func TestAssessGuestEndpointFailure(t *testing.T) {
+	vms, f := fleet("flaky", "endpoint-down")
+	f.clk = scaled()
+	n := &atomic.Int32{}
+	n.Store(2)
+	f.flaky.Store(vms[0].ID, n)
+	got, err := Assess(context.Background(), vms, AssessOptions{Incident: inc, Observer: f, Prober: f, Clock: f.clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := got[0].Classification; c.State != inventory.StateHealthy {
+		t.Errorf("a guest whose address lookup failed twice, then answered: %s %q, want healthy", c.State, c.Reasons)
+	}
+	c := got[1].Classification
+	r := strings.Join(c.Reasons, " ")
+	if c.State != inventory.StateUnknown || strings.Contains(r, "WinRM does not") || strings.Contains(r, "firewall") ||
+		!strings.Contains(r, "could not say where the guest is") {
+		t.Errorf("a guest whose address the cloud never gave: %s %q, want unknown for a control-plane reason", c.State, c.Reasons)
 	}
 }
 

@@ -108,6 +108,23 @@ func ShowsCrash(console string) bool {
 	return false
 }
 
+// ShowsSafeMode reports whether console text shows a Windows Safe Mode
+// desktop (Windows writes "Safe Mode" in the screen's corners).
+func ShowsSafeMode(console string) bool {
+	return strings.Contains(strings.ToLower(console), "safe mode")
+}
+
+// safeModeOnScreen reports whether every sample's console shows Safe Mode
+// and none a crash: repeated screens are the evidence.
+func safeModeOnScreen(samples []inventory.Signals) bool {
+	for _, s := range samples {
+		if !s.ConsoleAvailable || !ShowsSafeMode(s.Console) || ShowsCrash(s.Console) {
+			return false
+		}
+	}
+	return len(samples) > 0
+}
+
 // IsAuthError reports whether a probe failed because WinRM rejected the
 // credentials (see ProbeErrAuth).
 func IsAuthError(p *inventory.Probe) bool {
@@ -248,6 +265,14 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 		}
 	}
 
+	if restarts == 0 && safeModeOnScreen(ev.Samples) && !(probe != nil && probe.Retryable) {
+		why := "WinRM does not answer there (in Safe Mode it runs only if listed under SafeBoot\\Network)"
+		if IsAuthError(probe) {
+			why = "WinRM rejected the credentials"
+		}
+		return verdict(inventory.StateSafeMode,
+			fmt.Sprintf("the console shows a Safe Mode desktop in all %d samples, and %s: the disk is repaired offline", len(ev.Samples), why))
+	}
 	if IsAuthError(probe) {
 		return verdict(inventory.StateUnknown,
 			"WinRM answered but rejected the credentials: the guest is up; check guest_access")
@@ -262,6 +287,12 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 			"conflict: "+what+" but the cloud's reachability check passes now: it may have just recovered; probe again in a few minutes")
 	}
 	winrm := winrmPhrase(probe)
+	if probe != nil && probe.Retryable && cloudUp && restarts == 0 && !crash {
+		// The probe never reached the guest: the cloud failed to say where
+		// it is. That is a control-plane error, not a guest verdict.
+		return verdict(inventory.StateUnknown,
+			"the OS answers the cloud's reachability check, and "+winrm+": assess again when the control plane answers")
+	}
 	switch {
 	case restarts >= 2:
 		return verdict(inventory.StateBootLoop, fmt.Sprintf(
@@ -357,6 +388,8 @@ func winrmPhrase(p *inventory.Probe) string {
 	switch {
 	case p == nil:
 		return "WinRM was not probed"
+	case p.Retryable:
+		return "WinRM was not probed: the cloud could not say where the guest is (" + p.Error + ")"
 	case p.Error != "":
 		return "WinRM does not answer (" + p.Error + ")"
 	default:

@@ -72,6 +72,17 @@ func looping(n int) []inventory.Signals {
 	return []inventory.Signals{withCount(sig(0), 10), withCount(sig(5), 10+n/2), withCount(sig(10), 10+n)}
 }
 
+const safeText = "Safe Mode\r\n\r\nWindows Server (Safe Mode with Networking)"
+
+// onScreen is one steady sample per console text, five minutes apart.
+func onScreen(texts ...string) []inventory.Signals {
+	var out []inventory.Signals
+	for i, x := range texts {
+		out = append(out, withConsole(withBoot(sig(5*i), boot), x))
+	}
+	return out
+}
+
 func steady() []inventory.Signals {
 	return []inventory.Signals{withBoot(sig(0), boot), withBoot(sig(5), boot), withBoot(sig(10), boot)}
 }
@@ -113,6 +124,12 @@ func TestClassify(t *testing.T) {
 		{name: "power unknown", ev: inventory.Evidence{Samples: []inventory.Signals{withPower(sig(0), "")}},
 			want: inventory.StateUnknown, reasons: []string{"not report a known power state (unknown)"}},
 
+		{name: "Safe Mode on every screen, WinRM silent", ev: inventory.Evidence{Samples: onScreen(safeText, safeText, safeText), Probe: unreachable("nothing answers at 10.0.0.7:5985")},
+			want: inventory.StateSafeMode, reasons: []string{"console shows a Safe Mode desktop in all 3 samples", "SafeBoot"}},
+		{name: "Safe Mode on every screen, credentials rejected", ev: inventory.Evidence{Samples: onScreen(safeText, safeText), Probe: unreachable(ProbeErrAuth + ": 401")},
+			want: inventory.StateSafeMode, reasons: []string{"rejected the credentials"}},
+		{name: "Safe Mode on one screen of two", ev: inventory.Evidence{Samples: onScreen("", safeText), Probe: unreachable("nothing answers")},
+			want: inventory.StateUnknown},
 		{name: "healthy", ev: inventory.Evidence{Samples: steady(), Probe: normal(goodFile)},
 			want: inventory.StateHealthy, reasons: []string{"booted normally"}},
 		{name: "healthy single sample", ev: inventory.Evidence{Samples: []inventory.Signals{sig(0)}, Probe: normal()},

@@ -157,6 +157,16 @@ func Validate(a providers.Account) error {
 			return fmt.Errorf("regions: %q is not an AWS region name (e.g. us-east-1, ap-northeast-1)", r)
 		}
 	}
+	o, err := ParseOptions(a.Options)
+	if err != nil {
+		return err
+	}
+	for _, r := range regions(a) {
+		if !slices.Contains(KnownRegions, r) && o.Endpoint == "" {
+			return fmt.Errorf("regions: %q is not an AWS region this version of fixfleet knows (a typo?); known regions are %s "+
+				"(for a region newer than this list, set options.endpoint to its EC2 endpoint)", r, strings.Join(KnownRegions, ", "))
+		}
+	}
 	for _, z := range a.Zones {
 		r := RegionOf(z)
 		if r == z || !regionRE.MatchString(r) {
@@ -166,8 +176,18 @@ func Validate(a providers.Account) error {
 			return fmt.Errorf("zones: %q is in region %s, which is not among regions %s", z, r, strings.Join(a.Regions, ", "))
 		}
 	}
-	_, err := ParseOptions(a.Options)
-	return err
+	return nil
+}
+
+// KnownRegions are the AWS regions Validate accepts without an endpoint
+// option: the commercial, GovCloud and China regions as of 2025.
+var KnownRegions = []string{
+	"af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+	"ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
+	"ap-southeast-5", "ap-southeast-7", "ca-central-1", "ca-west-1", "cn-north-1", "cn-northwest-1",
+	"eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2",
+	"eu-west-3", "il-central-1", "me-central-1", "me-south-1", "mx-central-1", "sa-east-1",
+	"us-east-1", "us-east-2", "us-gov-east-1", "us-gov-west-1", "us-west-1", "us-west-2",
 }
 
 // Spec returns the registry entry of the AWS provider.

@@ -3,6 +3,7 @@ package aws_test
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"github.com/fixfleet/fixfleet/providers/sim/ec2api"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 )
+
+var amiRE = regexp.MustCompile(`^ami-[0-9a-f]{17}$`)
 
 var awsZones = []string{"ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"}
 
@@ -212,7 +215,8 @@ func TestDiskFlow(t *testing.T) {
 	}
 	var vm inventory.VM
 	for _, v := range vms {
-		if truth, _ := f.w.Truth(v.ID); truth == world.TruthBootLoop && v.Power == inventory.PowerRunning && len(v.Backups) > 0 {
+		wid, _ := f.srv.WorldID(v.ID)
+		if truth, _ := f.w.Truth(wid); truth == world.TruthBootLoop && v.Power == inventory.PowerRunning && len(v.Backups) > 0 {
 			vm = v
 			break
 		}
@@ -387,4 +391,73 @@ func TestFaults(t *testing.T) {
 		t.Logf("no fault was injected in %d requests", st.Total())
 	}
 	_ = vms
+}
+
+// TestHelperImagesPerRegion: an account configured with regions only finds
+// Amazon's Windows AMIs (no fixfleet tag on them), one ID per region and
+// release, offered in every zone DescribeAvailabilityZones lists.
+func TestHelperImagesPerRegion(t *testing.T) {
+	f := newFixture(t, 6, nil, "")
+	ims, err := f.p.Helpers.Images(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.srv.Stats().Calls["DescribeAvailabilityZones"]; n == 0 {
+		t.Error("Images never asked DescribeAvailabilityZones for the region's zones")
+	}
+	byRelease := map[string]map[string]bool{} // release -> AMI IDs
+	zones := map[string]map[string]bool{}     // release -> zones
+	for _, im := range ims {
+		if !amiRE.MatchString(im.ImageID) {
+			t.Errorf("image %+v: ID is not an AMI ID (ami- and 17 hex digits)", im)
+		}
+		if byRelease[im.Windows.Release] == nil {
+			byRelease[im.Windows.Release], zones[im.Windows.Release] = map[string]bool{}, map[string]bool{}
+		}
+		byRelease[im.Windows.Release][im.ImageID] = true
+		zones[im.Windows.Release][im.Zone] = true
+	}
+	if len(byRelease) == 0 {
+		t.Fatal("Images found no helper image for an account configured with regions only")
+	}
+	for rel, ids := range byRelease {
+		if len(ids) != 1 {
+			t.Errorf("Windows Server %s: %d AMI IDs in one region, want 1", rel, len(ids))
+		}
+		if len(zones[rel]) != len(awsZones) {
+			t.Errorf("Windows Server %s: offered in zones %v, want all of %v", rel, zones[rel], awsZones)
+		}
+	}
+}
+
+// TestEC2IDFormats: the emulator shows instances, volumes and snapshots
+// under IDs in EC2's formats, as a real account does.
+func TestEC2IDFormats(t *testing.T) {
+	f := newFixture(t, 12, nil, "")
+	vms, err := f.p.Enumerator.List(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := map[string]*regexp.Regexp{}
+	for _, p := range []string{"i", "vol", "snap"} {
+		re[p] = regexp.MustCompile(`^` + p + `-[0-9a-f]{17}$`)
+	}
+	backups := 0
+	for _, v := range vms {
+		if !re["i"].MatchString(v.ID) {
+			t.Errorf("instance ID %q", v.ID)
+		}
+		if !re["vol"].MatchString(v.OSDisk.ID) {
+			t.Errorf("%s: root volume ID %q", v.ID, v.OSDisk.ID)
+		}
+		for _, b := range v.Backups {
+			backups++
+			if !re["snap"].MatchString(b.ID) {
+				t.Errorf("%s: backup snapshot ID %q", v.ID, b.ID)
+			}
+		}
+	}
+	if backups == 0 {
+		t.Error("no backups listed: the snapshot IDs went unchecked")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -105,6 +106,7 @@ type core struct {
 	acct    providers.Account
 	opts    Options
 	clk     clock.Clock
+	log     *slog.Logger
 	owner   string // AWS account ID
 	regions map[string]*regional
 	order   []string
@@ -160,22 +162,30 @@ func open(ctx context.Context, a providers.Account, env providers.Env, hc sdk.HT
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	c := &core{acct: a, opts: o, clk: clk, regions: map[string]*regional{}, devLock: map[string]*sync.Mutex{}, azs: map[string][]string{}}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &core{acct: a, opts: o, clk: clk, log: log, regions: map[string]*regional{}, devLock: map[string]*sync.Mutex{}, azs: map[string][]string{}}
 	for _, r := range regions(a) {
 		cfg, err := loadConfig(ctx, r, o, getenv, wall, hc)
 		if err != nil {
 			return nil, err
 		}
-		var endpoint *string
-		if o.Endpoint != "" {
-			endpoint = sdk.String(o.Endpoint)
+		// options.endpoint, when given, wins; otherwise the SDK's own
+		// endpoint settings (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EC2, a
+		// profile's endpoint_url) stand as the SDK resolved them.
+		endpoint := func(base **string) {
+			if o.Endpoint != "" {
+				*base = sdk.String(o.Endpoint)
+			}
 		}
 		rg := &regional{region: r, lim: newLimiter(clk),
-			ec2: ec2.NewFromConfig(cfg, func(x *ec2.Options) { x.BaseEndpoint = endpoint }),
-			ssm: ssm.NewFromConfig(cfg, func(x *ssm.Options) { x.BaseEndpoint = endpoint }),
+			ec2: ec2.NewFromConfig(cfg, func(x *ec2.Options) { endpoint(&x.BaseEndpoint) }),
+			ssm: ssm.NewFromConfig(cfg, func(x *ssm.Options) { endpoint(&x.BaseEndpoint) }),
 		}
 		if c.owner == "" {
-			st := sts.NewFromConfig(cfg, func(x *sts.Options) { x.BaseEndpoint = endpoint })
+			st := sts.NewFromConfig(cfg, func(x *sts.Options) { endpoint(&x.BaseEndpoint) })
 			out, err := st.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 			if err != nil {
 				return nil, classify("Open", "account "+a.Name+" (sts:GetCallerIdentity)", err)

@@ -16,10 +16,13 @@ import (
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
 		Name:    "aws",
+		Lacks:   []string{conformance.CapOSDiskSwap}, // an OS disk is detached, not swapped
 		Account: world.DefaultAccount,
+		ID:      ec2api.ID,
 		World: func(o *world.GenOptions) {
 			o.Zones = awsZones
 		},
+		ImageID: func(im world.ImageSpec) string { return ec2api.AMI(ec2api.RegionOf(im.Zone), im.Release) },
 		New: func(t *testing.T, w *world.World) *providers.Provider {
 			srv, err := ec2api.Start(w, "127.0.0.1:0", ec2api.Options{})
 			if err != nil {

@@ -516,8 +516,10 @@ type helpers struct{ *core }
 
 // Images implements providers.Helpers: the newest Amazon
 // Windows_Server-<release>-English-Full-Base AMI per release and region (or
-// the golden AMIs of options.helper_images), in each zone of the account's
-// scope (an AMI tagged fixfleet-zones limits it to those zones).
+// the golden AMIs of options.helper_images), offered in each zone of the
+// region that is in the account's scope (its configured zones, else every
+// available zone DescribeAvailabilityZones lists). An AMI is regional: the
+// zones of a region share its ID.
 func (h helpers) Images(ctx context.Context) ([]providers.HelperImage, error) {
 	var out []providers.HelperImage
 	for _, r := range h.order {
@@ -547,12 +549,7 @@ func (h helpers) images(ctx context.Context, rg *regional) ([]providers.HelperIm
 	if err != nil {
 		return nil, err
 	}
-	type pick struct {
-		im   ec2types.Image
-		rel  string
-		zone string
-	}
-	best := map[string]pick{} // zone|release -> newest
+	best := map[string]ec2types.Image{} // release -> newest AMI
 	for _, im := range found {
 		rel := releaseOf(sdk.ToString(im.Name), "")
 		for r, id := range h.opts.HelperImages {
@@ -563,34 +560,65 @@ func (h helpers) images(ctx context.Context, rg *regional) ([]providers.HelperIm
 		if rel == "" {
 			continue
 		}
-		zones := h.zonesIn(rg.region)
-		if z := tagMap(im.Tags)["fixfleet-zones"]; z != "" {
-			tz := strings.Fields(z)
-			if len(zones) == 0 {
-				zones = tz
-			} else {
-				zones = slices.DeleteFunc(slices.Clone(zones), func(x string) bool { return !slices.Contains(tz, x) })
-			}
-		}
-		for _, z := range zones {
-			k := z + "|" + rel
-			if b, ok := best[k]; !ok || sdk.ToString(im.CreationDate) > sdk.ToString(b.im.CreationDate) {
-				best[k] = pick{im, rel, z}
-			}
+		if b, ok := best[rel]; !ok || sdk.ToString(im.CreationDate) > sdk.ToString(b.CreationDate) {
+			best[rel] = im
 		}
 	}
+	if len(best) == 0 {
+		return nil, nil
+	}
+	zones, err := h.zones(ctx, rg)
+	if err != nil {
+		return nil, err
+	}
 	var out []providers.HelperImage
-	for _, p := range best {
-		v := inventory.WindowsVersion{Release: p.rel}
-		if m := buildRE.FindStringSubmatch(sdk.ToString(p.im.Description)); m != nil {
+	for rel, im := range best {
+		v := inventory.WindowsVersion{Release: rel}
+		if m := buildRE.FindStringSubmatch(sdk.ToString(im.Description)); m != nil {
 			v.Build = m[1]
 		}
-		out = append(out, providers.HelperImage{Zone: p.zone, Windows: v, ImageID: sdk.ToString(p.im.ImageId)})
+		for _, z := range zones {
+			out = append(out, providers.HelperImage{Zone: z, Windows: v, ImageID: sdk.ToString(im.ImageId)})
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].Zone+out[i].Windows.Release < out[j].Zone+out[j].Windows.Release
 	})
 	return out, nil
+}
+
+// zones returns the zones of rg in the account's scope: its configured
+// zones of that region, else the region's available zones, asked of
+// DescribeAvailabilityZones once and remembered.
+func (c *core) zones(ctx context.Context, rg *regional) ([]string, error) {
+	if zs := c.zonesIn(rg.region); len(zs) > 0 {
+		return zs, nil
+	}
+	c.mu.Lock()
+	zs, ok := c.azs[rg.region]
+	c.mu.Unlock()
+	if ok {
+		return zs, nil
+	}
+	var page *ec2.DescribeAvailabilityZonesOutput
+	err := c.call(ctx, rg, bucketNonMutating, "Zones", "zones of "+rg.region, func() (err error) {
+		page, err = rg.ec2.DescribeAvailabilityZones(ctx, &ec2.DescribeAvailabilityZonesInput{
+			Filters: []ec2types.Filter{filter("state", "available"), filter("zone-type", "availability-zone")}})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, z := range page.AvailabilityZones {
+		if n := sdk.ToString(z.ZoneName); n != "" {
+			zs = append(zs, n)
+		}
+	}
+	sort.Strings(zs)
+	c.mu.Lock()
+	c.azs[rg.region] = zs
+	c.mu.Unlock()
+	return zs, nil
 }
 
 // Acquire implements providers.Helpers: a helper tagged fixfleet-role=helper,

@@ -189,7 +189,7 @@ func (c *core) inventory(ctx context.Context, rg *regional, is []ec2types.Instan
 	}
 	if len(noRelease) > 0 && !c.opts.NoSSM {
 		info, err := c.ssmInfo(ctx, rg, "List", res, noRelease)
-		if err != nil && !errors.Is(err, providers.ErrPermanent) {
+		if err := c.ssmHint(ctx, "List", err); err != nil {
 			return nil, err
 		}
 		for id, x := range info {
@@ -342,6 +342,20 @@ func (c *core) describeSnapshots(ctx context.Context, rg *regional, op, res stri
 	return out, nil
 }
 
+// ssmHint decides what an SSM error means for op: SSM is only a hint (a
+// release, a ping), so any error but the caller's own cancellation is
+// logged as a warning and op goes on without SSM's signal (nil).
+func (c *core) ssmHint(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	c.log.Warn("SSM's signal is missing; going on without it", "account", c.acct.Name, "op", op, "error", err)
+	return nil
+}
+
 // ssmInfo returns SSM's view of instances (those with an agent).
 func (c *core) ssmInfo(ctx context.Context, rg *regional, op, res string, ids []string) (map[string]ssmtypes.InstanceInformation, error) {
 	out := map[string]ssmtypes.InstanceInformation{}
@@ -432,7 +446,7 @@ func (o observer) Observe(ctx context.Context, vms []providers.VMRef) (map[strin
 		}
 		if len(unsure) > 0 && !o.opts.NoSSM {
 			info, err := o.ssmInfo(ctx, rg, "Observe", res, unsure)
-			if err != nil && !errors.Is(err, providers.ErrPermanent) {
+			if err := o.ssmHint(ctx, "Observe", err); err != nil {
 				return nil, err
 			}
 			for id, x := range info {

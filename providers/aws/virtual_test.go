@@ -18,6 +18,7 @@ import (
 func TestVirtualTime(t *testing.T) {
 	conformance.RunVirtual(t, conformance.Virtual{
 		Zones: awsZones,
+		ID:    ec2api.ID,
 		// Each power call waits out the provider's batch window
 		// (batchWindow) for other callers.
 		Window: 3 * time.Minute,

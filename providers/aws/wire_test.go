@@ -2,6 +2,7 @@ package aws_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	sdk "github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
+	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/sim/ec2api"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 )
@@ -97,5 +99,60 @@ func TestThrottleAnswer(t *testing.T) {
 	}
 	if st := f.srv.Stats(); st.Throttled == 0 || st.Calls["StartInstances"] < 6 {
 		t.Fatalf("Stats = %+v", st)
+	}
+}
+
+// TestAttachErrorCodes: the emulator answers a cross-zone attach and an
+// occupied device with EC2's own codes.
+func TestAttachErrorCodes(t *testing.T) {
+	f := newFixture(t, 12, nil, "")
+	c := ctx(t)
+	vms, err := f.p.Enumerator.List(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := vms[0]
+	other := ""
+	for _, z := range awsZones {
+		if z != vm.Zone {
+			other = z
+		}
+	}
+	snap, err := f.p.Disks.Snapshot(c, providers.DiskRef{ID: vm.OSDisk.ID, Region: vm.Region, Zone: vm.Zone}, providers.Tags{providers.TagRun: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	far, err := f.p.Disks.FromSnapshot(c, snap, other, providers.Tags{providers.TagRun: "r", providers.TagRole: "far"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var near [2]providers.DiskRef
+	for i := range near {
+		if near[i], err = f.p.Disks.FromSnapshot(c, snap, vm.Zone, providers.Tags{providers.TagRun: "r", providers.TagRole: fmt.Sprint("near", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := f.p.Helpers.Acquire(c, vm.Zone, vm.Windows, providers.Tags{providers.TagRun: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ec2.NewFromConfig(rawConfig(f.srv))
+	code := func(err error) string {
+		var ae smithy.APIError
+		if errors.As(err, &ae) {
+			return ae.ErrorCode()
+		}
+		return fmt.Sprint(err)
+	}
+	_, err = e.AttachVolume(c, &ec2.AttachVolumeInput{VolumeId: sdk.String(far.ID), InstanceId: sdk.String(h.ID), Device: sdk.String("xvdf")})
+	if got := code(err); got != "InvalidVolume.ZoneMismatch" {
+		t.Errorf("cross-zone attach: %s, want InvalidVolume.ZoneMismatch", got)
+	}
+	if _, err := e.AttachVolume(c, &ec2.AttachVolumeInput{VolumeId: sdk.String(near[0].ID), InstanceId: sdk.String(h.ID), Device: sdk.String("xvdf")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.AttachVolume(c, &ec2.AttachVolumeInput{VolumeId: sdk.String(near[1].ID), InstanceId: sdk.String(h.ID), Device: sdk.String("xvdf")})
+	if got := code(err); got != "InvalidParameterValue" {
+		t.Errorf("attach at an occupied device: %s, want InvalidParameterValue", got)
 	}
 }

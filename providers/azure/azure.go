@@ -21,7 +21,9 @@
 package azure
 
 import (
+	"context"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -71,10 +73,20 @@ type Options struct {
 	// Concurrency bounds the calls one multi-VM operation (Observe, Stop,
 	// Start) makes at once (default 16).
 	Concurrency int `yaml:"concurrency"`
+	// ResourceManagerEndpoint and AuthorityHost name another cloud than
+	// Azure's public one (a sovereign cloud, Azure Stack, or a drill's
+	// emulator): ARM's URL and Microsoft Entra ID's authority host, both
+	// https and both given or neither. Default: the public cloud.
+	ResourceManagerEndpoint string `yaml:"resource_manager_endpoint"`
+	AuthorityHost           string `yaml:"authority_host"`
+	// CAFile is a PEM file of certificates to trust besides the system's
+	// (a TLS-inspecting proxy's, or a drill emulator's).
+	CAFile string `yaml:"ca_file"`
 }
 
 var optionKeys = []string{"tenant_id", "subscriptions", "resource_group", "helper_subscription", "helper_vm_size",
-	"helper_subnets", "helper_admin_user", "helper_password_env", "poll_interval", "retry_max_attempts", "concurrency"}
+	"helper_subnets", "helper_admin_user", "helper_password_env", "poll_interval", "retry_max_attempts", "concurrency",
+	"resource_manager_endpoint", "authority_host", "ca_file"}
 
 // OptionKeys returns the valid option keys.
 func OptionKeys() []string { return slices.Clone(optionKeys) }
@@ -91,7 +103,7 @@ var (
 func ParseOptions(n *yaml.Node) (Options, error) {
 	var o Options
 	if n == nil || n.Kind == 0 {
-		return o, fmt.Errorf("options: give subscriptions (the subscription IDs to cover); valid keys are %s", strings.Join(optionKeys, ", "))
+		return o, fmt.Errorf("options: give subscriptions (the subscription IDs to cover: `az account list --query [].id`); valid keys are %s", strings.Join(optionKeys, ", "))
 	}
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
@@ -126,6 +138,13 @@ func ParseOptions(n *yaml.Node) (Options, error) {
 		return o, fmt.Errorf("options: poll_interval, retry_max_attempts and concurrency must not be negative")
 	case (o.HelperAdminUser == "") != (o.HelperPasswordEnv == ""):
 		return o, fmt.Errorf("options: helper_admin_user and helper_password_env go together")
+	case (o.ResourceManagerEndpoint == "") != (o.AuthorityHost == ""):
+		return o, fmt.Errorf("options: resource_manager_endpoint and authority_host go together (another cloud than Azure's public one)")
+	}
+	for k, v := range map[string]string{"resource_manager_endpoint": o.ResourceManagerEndpoint, "authority_host": o.AuthorityHost} {
+		if u, err := url.Parse(v); v != "" && (err != nil || u.Scheme != "https" || u.Host == "") {
+			return o, fmt.Errorf("options.%s: %q is not an https URL (e.g. https://management.chinacloudapi.cn)", k, v)
+		}
 	}
 	for loc, id := range o.HelperSubnets {
 		if !locationRE.MatchString(loc) {
@@ -197,4 +216,12 @@ func Validate(a providers.Account) error {
 // credentials: DefaultAzureCredential).
 func Spec() providers.Spec {
 	return providers.Spec{Validate: Validate, Open: Open}
+}
+
+// SpecWith returns a registry entry that opens accounts through c (the
+// simulated world's ARM emulator and its test credential).
+func SpecWith(c Connection) providers.Spec {
+	return providers.Spec{Validate: Validate, Open: func(ctx context.Context, a providers.Account, env providers.Env) (*providers.Provider, error) {
+		return OpenWith(ctx, a, env, c)
+	}}
 }

@@ -2,10 +2,13 @@ package azure
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -107,11 +110,46 @@ func Open(ctx context.Context, a providers.Account, env providers.Env) (*provide
 		return nil, err
 	}
 	o, _ := ParseOptions(a.Options)
-	cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{TenantID: o.TenantID})
+	c, err := o.connection()
+	if err != nil {
+		return nil, providers.Errorf(providers.ErrPermanent, "Open", "account "+a.String(), "%v", err)
+	}
+	// Instance discovery asks the public cloud about the authority: not
+	// for another cloud's.
+	cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{TenantID: o.TenantID,
+		ClientOptions: policy.ClientOptions{Cloud: c.Cloud, Transport: c.Transport}, DisableInstanceDiscovery: o.AuthorityHost != ""})
 	if err != nil {
 		return nil, providers.Errorf(providers.ErrPermanent, "Open", "account "+a.String(), "no Azure credential: %v (sign in with `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and a secret or certificate)", err)
 	}
-	return OpenWith(ctx, a, env, Connection{Credential: cred})
+	c.Credential = cred
+	return OpenWith(ctx, a, env, c)
+}
+
+// connection is the cloud and transport the options name (the zero value:
+// the public cloud, the default transport); the credential is the caller's.
+func (o Options) connection() (Connection, error) {
+	var c Connection
+	if o.ResourceManagerEndpoint != "" {
+		c.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: strings.TrimSuffix(o.AuthorityHost, "/") + "/",
+			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {
+				Endpoint: o.ResourceManagerEndpoint, Audience: o.ResourceManagerEndpoint}}}
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return c, fmt.Errorf("options.ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return c, fmt.Errorf("options.ca_file %s: no PEM certificate in it", o.CAFile)
+		}
+		c.Transport = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
+			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	}
+	return c, nil
 }
 
 // OpenWith connects to the account through c. It checks that every

@@ -2,7 +2,6 @@ package azure_test
 
 import (
 	"context"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,19 +73,6 @@ func open(t *testing.T, w *world.World, acct string, opts azureapi.Options) (*az
 	return srv, p
 }
 
-// withoutOSDiskDetach is every conformance scenario but the one that
-// detaches and re-attaches a boot disk, which Azure cannot do (its OS
-// disks are swapped instead: see TestSwap*).
-func withoutOSDiskDetach() []string {
-	var out []string
-	for _, s := range conformance.Scenarios() {
-		if s.Name != "detach-attach-roundtrip" && !slices.Contains(s.Needs, conformance.CapBackups) {
-			out = append(out, s.Name)
-		}
-	}
-	return out
-}
-
 // TestConformance runs the shared provider suite against the ARM emulator
 // over HTTPS, with the real SDK clients. The scenarios run one at a time:
 // the resources a client names (snapshots, disk copies, helpers) are
@@ -96,8 +82,9 @@ func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
 		Name:   "azure",
 		Serial: true,
-		Lacks:  []string{conformance.CapBackups},
-		World:  func(o *world.GenOptions) { o.Zones = azureZones },
+		// Its OS disks are swapped, not detached (see TestSwap*).
+		Lacks: []string{conformance.CapBackups, conformance.CapOSDiskDetach},
+		World: func(o *world.GenOptions) { o.Zones = azureZones },
 		ID: func(worldID string) string {
 			return cur.Load().ARMID(world.DefaultAccount, worldID)
 		},
@@ -106,5 +93,5 @@ func TestConformance(t *testing.T) {
 			cur.Store(srv)
 			return p
 		},
-	}, withoutOSDiskDetach()...)
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
@@ -54,6 +55,14 @@ func (k *core) state(ctx context.Context, op string, d *armcompute.Disk) (provid
 		return st, err
 	}
 	st.Boot = osDiskID(vm) != "" && sameID(osDiskID(vm), st.Ref.ID)
+	if vm.Properties != nil && vm.Properties.StorageProfile != nil {
+		for _, dd := range vm.Properties.StorageProfile.DataDisks {
+			if dd.ManagedDisk != nil && sameID(str(dd.ManagedDisk.ID), st.Ref.ID) && dd.Lun != nil {
+				lun := int(*dd.Lun)
+				st.LUN = &lun
+			}
+		}
+	}
 	return st, nil
 }
 
@@ -353,6 +362,34 @@ func (ds *disks) SwapOSDisk(ctx context.Context, vm providers.VMRef, ref provide
 	}}}
 	_, err = await(ctx, k, s, bucketWrites, op, vm.ID, func(ctx context.Context) (*runtime.Poller[armcompute.VirtualMachinesClientUpdateResponse], error) {
 		return s.vms.BeginUpdate(ctx, r.group, r.name, upd, nil)
+	})
+	return err
+}
+
+// DeleteCopy deletes a detached managed disk carrying all tags (a copy
+// fixfleet made) and waits. See providers.OSDiskSwapper.
+func (ds *disks) DeleteCopy(ctx context.Context, ref providers.DiskRef, t providers.Tags) error {
+	k := ds.k
+	const op = "DeleteCopy"
+	if len(t) == 0 {
+		return providers.Errorf(providers.ErrConflict, op, ref.ID, "no tags given: fixfleet deletes only the copies it tagged")
+	}
+	d, s, err := k.getDisk(ctx, op, ref.ID)
+	if errors.Is(err, providers.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case !hasTags(d.Tags, t):
+		return providers.Errorf(providers.ErrConflict, op, ref.ID, "the disk does not carry the run's tags %v: fixfleet deletes only the copies it made", t)
+	case d.ManagedBy != nil && *d.ManagedBy != "":
+		return providers.Errorf(providers.ErrConflict, op, ref.ID, "the disk is attached to %s; detach it first", *d.ManagedBy)
+	}
+	r, _ := parseID(ref.ID)
+	_, err = await(ctx, k, s, bucketDeletes, op, ref.ID, func(ctx context.Context) (*runtime.Poller[armcompute.DisksClientDeleteResponse], error) {
+		return s.disks.BeginDelete(ctx, r.group, r.name, nil)
 	})
 	return err
 }

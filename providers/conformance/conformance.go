@@ -62,14 +62,18 @@ const (
 	CapGuest     = "guest"
 	CapPower     = "power"
 	CapDisks     = "disks"
-	CapBackups   = "backups"
-	CapHelpers   = "helpers"
+	// CapOSDiskDetach and CapOSDiskSwap say how a stopped VM's OS disk is
+	// changed: detached and attached, or swapped (providers.OSDiskSwapper).
+	CapOSDiskDetach = "os-disk-detach"
+	CapOSDiskSwap   = "os-disk-swap"
+	CapBackups      = "backups"
+	CapHelpers      = "helpers"
 )
 
 // AllCapabilities lists every capability of the contract, in the order
 // providers.Provider.Capabilities reports them.
 func AllCapabilities() []string {
-	return []string{CapEnumerate, CapObserve, CapGuest, CapPower, CapDisks, CapBackups, CapHelpers}
+	return []string{CapEnumerate, CapObserve, CapGuest, CapPower, CapDisks, CapOSDiskDetach, CapOSDiskSwap, CapBackups, CapHelpers}
 }
 
 // Harness says how to build one provider under test on a simulated world.
@@ -100,6 +104,10 @@ type Harness struct {
 	// backup "bk-00001-1", image "img-…", snapshot "snap-…") into the ID
 	// the provider shows for it. nil: the same ID.
 	ID func(worldID string) string
+	// ImageID is the ID the provider shows for a world helper image, for
+	// clouds whose images are not per zone (an EC2 AMI is its region's).
+	// nil: ID(im.ImageID).
+	ImageID func(im world.ImageSpec) string
 	// Lacks lists the capabilities the provider deliberately lacks (see
 	// AllCapabilities). Scenarios needing one of them are skipped; a
 	// capability missing but not declared here fails the capabilities

@@ -262,6 +262,7 @@ func TestScaledClock(t *testing.T) {
 	}
 	conformance.Run(t, conformance.Harness{
 		Name:  "sim-scaled",
+		Lacks: []string{conformance.CapOSDiskSwap}, // an OS disk is detached, not swapped
 		Scale: 5000,
 		New: func(t *testing.T, w *world.World) *providers.Provider {
 			return sim.New(w, sim.Options{})

@@ -101,11 +101,15 @@ func realObserve(e *realEnv) {
 	}
 }
 
-// realImages: Images succeeds; every image has a zone, release and ID.
+// realImages: Images succeeds and finds at least one image (every cloud
+// offers stock Windows images); every image has a zone, release and ID.
 func realImages(e *realEnv) {
 	ims, err := e.p.Helpers.Images(e.ctx)
 	if err != nil {
 		e.t.Fatalf("%s: Images: %v", e.r.Name, err)
+	}
+	if len(ims) == 0 {
+		e.t.Errorf("%s: Images found no helper image: stock Windows images exist in every region, so the provider's search is wrong", e.r.Name)
 	}
 	for _, im := range ims {
 		if im.Zone == "" || im.Windows.Release == "" || im.ImageID == "" {

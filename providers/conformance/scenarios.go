@@ -26,7 +26,7 @@ func scenarios() []Scenario {
 		{Name: "restart", Needs: []string{CapPower}, run: restart},
 		{Name: "snapshot-find", Needs: []string{CapDisks}, run: snapshotFind},
 		{Name: "detach-running-boot-disk", Needs: []string{CapDisks}, run: detachRunningBootDisk},
-		{Name: "detach-attach-roundtrip", Needs: []string{CapDisks, CapPower}, run: detachAttachRoundtrip},
+		{Name: "detach-attach-roundtrip", Needs: []string{CapDisks, CapOSDiskDetach, CapPower}, run: detachAttachRoundtrip},
 		{Name: "attach-other-zone", Needs: []string{CapDisks}, run: attachOtherZone},
 		{Name: "disk-from-snapshot", Needs: []string{CapDisks}, run: diskFromSnapshot},
 		{Name: "backups-list", Needs: []string{CapBackups}, ReadOnly: true, run: backupsList},
@@ -519,7 +519,14 @@ func helperImages(e *env) {
 	type key struct{ zone, release, id string }
 	want := map[key]world.ImageSpec{}
 	for _, im := range e.w.Export().Images {
-		want[key{im.Zone, im.Release, e.id(im.ImageID)}] = im
+		id := e.id(im.ImageID)
+		if e.h.ImageID != nil {
+			id = e.h.ImageID(im)
+		}
+		want[key{im.Zone, im.Release, id}] = im
+	}
+	if len(want) == 0 {
+		e.t.Fatalf("%s: the world has no helper images: the check cannot tell a provider that finds none", e.h.Name)
 	}
 	seen := map[key]bool{}
 	for _, im := range got {
@@ -565,7 +572,9 @@ func helperAcquire(e *env) {
 	// What a scenario acquires it releases: the referee counts a helper
 	// left behind as leaked.
 	e.must(e.p.Helpers.Release(e.ctx, h1), "Release %s", h1.ID)
-	// A zone lacking one of the releases (a generated world always has one).
+	// A zone lacking one of the releases (a generated world has one, unless
+	// its images are regional and its zones one region's: then a release no
+	// zone has).
 	have := map[string]bool{}
 	var releases []string
 	for _, x := range e.w.Export().Images {
@@ -584,7 +593,13 @@ func helperAcquire(e *env) {
 			return
 		}
 	}
-	e.t.Errorf("suite bug: every zone has every release; no missing-image check")
+	const absent = "2003"
+	if slices.Contains(releases, absent) {
+		e.t.Fatalf("suite bug: every zone has every release, and Windows Server %s too", absent)
+	}
+	z := e.w.Zones()[0]
+	_, err = e.p.Helpers.Acquire(e.ctx, z, inventory.WindowsVersion{Release: absent}, e.tags("helper-none", ""))
+	e.wantClass(err, providers.ErrNotFound, fmt.Sprintf("Acquire of Windows Server %s in %s, which no image offers", absent, z))
 }
 
 // helperRelease: Release refuses while a foreign disk is attached,

@@ -305,6 +305,8 @@ func ParamsType(n Name) (reflect.Type, bool) {
 		v = UnlockParams{}
 	case SetDiskIdentity:
 		v = SetIdentityParams{}
+	case ClearSafeBootOffline:
+		v = ClearSafeBootOfflineParams{}
 	default:
 		return nil, false
 	}

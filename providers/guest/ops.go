@@ -66,3 +66,9 @@ func (c *Client) SetDiskIdentity(ctx context.Context, ep providers.Endpoint, cr 
 func (c *Client) OfflineDisk(ctx context.Context, ep providers.Endpoint, cr Credentials, p DiskParams) (DiskResult, error) {
 	return run[DiskResult](ctx, c, ep, cr, OfflineDisk, p)
 }
+
+// ClearSafeBootOffline runs the clear-safeboot-offline script on a helper.
+// Idempotent. ErrRefused when the disk at p.Number does not carry p.Serial.
+func (c *Client) ClearSafeBootOffline(ctx context.Context, ep providers.Endpoint, cr Credentials, p ClearSafeBootOfflineParams) (ClearSafeBootResult, error) {
+	return run[ClearSafeBootResult](ctx, c, ep, cr, ClearSafeBootOffline, p)
+}

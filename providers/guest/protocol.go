@@ -58,10 +58,39 @@ const (
 	// OfflineDisk (helper): take one disk offline. DiskParams → DiskResult.
 	// Idempotent.
 	OfflineDisk Name = "offline-disk"
+	// ClearSafeBootOffline (helper): remove the safeboot value of the
+	// default boot entry in the BCD store on an attached disk's system
+	// partition (bcdedit /store), so that the disk boots normally on its
+	// VM. ClearSafeBootOfflineParams → ClearSafeBootResult. Idempotent.
+	ClearSafeBootOffline Name = "clear-safeboot-offline"
 )
 
+// BCD store paths on a system partition (ClearSafeBootOfflineParams.Store).
+const (
+	BCDStoreBIOS = `\Boot\BCD`
+	BCDStoreUEFI = `\EFI\Microsoft\Boot\BCD`
+)
+
+// BCDStore is the BCD store's path on the system partition of a disk of
+// partition style st: UEFI/GPT keeps it on the EFI system partition,
+// BIOS/MBR on the active partition.
+func BCDStore(st inventory.PartitionStyle) string {
+	if st == inventory.PartitionGPT {
+		return BCDStoreUEFI
+	}
+	return BCDStoreBIOS
+}
+
+// ClearSafeBootOfflineParams name the disk (as DiskParams) and the path of
+// its BCD store on its system partition (BCDStore).
+type ClearSafeBootOfflineParams struct {
+	Number int    `json:"number"`
+	Serial string `json:"serial"`
+	Store  string `json:"store"`
+}
+
 // Names lists the catalog in a stable order.
-var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk}
+var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk, ClearSafeBootOffline}
 
 // FileCriteria selects the incident's bad files. It is data from the
 // incident profile, never script text.
@@ -149,7 +178,12 @@ type Disk struct {
 	Number int `json:"number"`
 	// Serial identifies the cloud disk (its cloud ID as the guest sees it),
 	// so the orchestrator can tell which disk is which.
-	Serial        string                 `json:"serial"`
+	Serial string `json:"serial"`
+	// LUN is the SCSI logical unit the disk sits at, from Windows' disk
+	// location ("… : LUN 2"); nil when the location names none. Clouds
+	// whose disks show no cloud ID as their serial (Azure data disks) are
+	// matched by it: the cloud reports the LUN it attached a disk at.
+	LUN           *int                   `json:"lun,omitempty"`
 	SizeGB        int                    `json:"size_gb"`
 	Identity      inventory.DiskIdentity `json:"identity"`
 	Offline       bool                   `json:"offline"`

@@ -18,6 +18,7 @@ func TestScriptsKeepTheirContract(t *testing.T) {
 		Probe: ProbeResult{}, DeleteFiles: DeleteResult{}, ClearSafeBoot: ClearSafeBootResult{},
 		CheckHives: CheckHivesResult{}, ListDisks: ListDisksResult{}, OnlineDisk: DiskResult{},
 		UnlockVolume: UnlockResult{}, SetDiskIdentity: DiskResult{}, OfflineDisk: DiskResult{},
+		ClearSafeBootOffline: ClearSafeBootResult{},
 	}
 	must := map[Name][]string{
 		Probe:           {"Get-CimInstance Win32_OperatingSystem", "bcdedit /enum '{default}'", "Get-ChildItem -LiteralPath $d -Filter $pat"},
@@ -29,6 +30,8 @@ func TestScriptsKeepTheirContract(t *testing.T) {
 		UnlockVolume:    {"Unlock-BitLocker -MountPoint $dl -RecoveryPassword $p.recovery_key"},
 		SetDiskIdentity: {"$d = DiskArg $p", "Set-Disk -Number $d.Number -Guid", "Set-Disk -Number $d.Number -Signature"},
 		OfflineDisk:     {"$d = DiskArg $p", "Set-Disk -Number $d.Number -IsOffline $true"},
+		ClearSafeBootOffline: {"$d = DiskArg $p", "bcdedit /store $store /deletevalue '{default}' safeboot",
+			"Add-PartitionAccessPath -DiskNumber $d.Number", "Remove-PartitionAccessPath"},
 	}
 	paramRef := regexp.MustCompile(`\$p((?:\.[a-z_]+)+)`)
 	critRef := regexp.MustCompile(`\$c\.([a-z_]+)`)

@@ -56,8 +56,9 @@ func openOnEmulator(t *testing.T, w *world.World, acct string) (*providers.Provi
 
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
-		Name: "sakura",
-		ID:   sakuraapi.ID,
+		Name:  "sakura",
+		Lacks: []string{conformance.CapOSDiskSwap}, // an OS disk is detached, not swapped
+		ID:    sakuraapi.ID,
 		New: func(t *testing.T, w *world.World) *providers.Provider {
 			p, _ := openOnEmulator(t, w, world.DefaultAccount)
 			return p

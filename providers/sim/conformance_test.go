@@ -13,7 +13,8 @@ import (
 // in-process simulator provider, directly over each scenario's world.
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
-		Name: "sim",
+		Name:  "sim",
+		Lacks: []string{conformance.CapOSDiskSwap}, // an OS disk is detached, not swapped
 		New: func(t *testing.T, w *world.World) *providers.Provider {
 			return sim.New(w, sim.Options{})
 		},

@@ -27,7 +27,10 @@
 //   - step.ErrHealthy: the VM is healthy now and nothing more touches it.
 //     It is "fixed" (by the current strategy) if any step of this VM in
 //     this run ended ok and is not marked read-only (step.Step.ReadOnly;
-//     Abort always counts as a change); otherwise "skipped-healthy". The step is journaled
+//     Abort always counts as a change), or may have acted (a mutating
+//     step begun and never ended, or failed with a retryable error: its
+//     reply may have been lost after the change); otherwise
+//     "skipped-healthy". The step is journaled
 //     "skipped", so that a resume runs it again rather than going past it.
 //   - step.ErrNeedsPerson: "flagged" with the message; stop.
 //   - step.ErrStrategyFailed, another error, or retries exhausted: the
@@ -102,6 +105,7 @@ type runner struct {
 	accounts map[string]*semaphore.Weighted
 
 	cancel context.CancelCauseFunc
+	hook   Hook // WithHook's, for fault-injection tests; nil otherwise
 
 	mu    sync.Mutex
 	fatal error
@@ -139,7 +143,7 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	}
 	defer func() { _ = release() }()
 
-	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*semaphore.Weighted{}}
+	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*semaphore.Weighted{}, hook: hookOf(ctx)}
 	if err := r.setupEnvs(); err != nil {
 		return nil, err
 	}
@@ -375,7 +379,7 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 			return EvPausedInterrupted, ""
 		}
 		if len(todo) > 0 && brake.Exceeds(bad, acted, r.p.Policy.FailureThreshold) {
-			msg := fmt.Sprintf("canary failed: %d of the %d canary VMs acted on failed or were flagged (threshold %.0f%%); "+
+			msg := fmt.Sprintf("canary failed: %d of the %d canary VMs acted on failed or were flagged by surprise (threshold %.0f%%); "+
 				"nothing else was started: look at them (fixfleet status), then apply again with --continue",
 				bad, acted, 100*r.p.Policy.FailureThreshold)
 			r.emit(Event{Kind: EvBrakeTripped, Message: msg})
@@ -399,7 +403,7 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 	}
 	if r.stopped() {
 		acted, bad := r.rate.Counts()
-		msg := fmt.Sprintf("failure brake: %d of the last %d VMs acted on failed or were flagged (threshold %.0f%%); "+
+		msg := fmt.Sprintf("failure brake: %d of the last %d VMs acted on failed or were flagged by surprise (threshold %.0f%%); "+
 			"no new VM was started after it tripped: look at them (fixfleet status), then apply again with --continue",
 			bad, acted, 100*r.p.Policy.FailureThreshold)
 		return EvPausedBrake, msg
@@ -472,7 +476,7 @@ func (r *runner) work(ctx context.Context, vm *plan.VMPlan, canary bool) {
 		r.mu.Unlock()
 		acted, bad := r.rate.Counts()
 		r.emit(Event{Kind: EvBrakeTripped, Message: fmt.Sprintf(
-			"failure brake tripped: %d of %d VMs acted on failed or were flagged (threshold %.0f%%); no new VM starts, those in flight finish",
+			"failure brake tripped: %d of %d VMs acted on failed or were flagged by surprise (threshold %.0f%%); no new VM starts, those in flight finish",
 			bad, acted, 100*r.p.Policy.FailureThreshold)})
 	}
 }
@@ -498,6 +502,9 @@ func (r *runner) canaryCounts(ctx context.Context, w plan.Wave) (bad, acted int,
 			acted++
 			bad++
 		case StatusFlagged:
+			if Reason(rec.Code).Outcome() == OutcomeNoPath {
+				continue // an expected end, as the plan foresaw: not a failure
+			}
 			steps, err := r.j.ListSteps(ctx, r.runID, k)
 			if err != nil {
 				return 0, 0, err
@@ -526,7 +533,7 @@ func (r *runner) finish(kind, msg string) {
 		// Idempotent: a transient control-plane error must not leave the
 		// run's helpers running.
 		release := func() error { return r.o.Helpers.ReleaseAll(ctx, r.o.KeepHelpers) }
-		if err := retry.Do(ctx, r.o.Clock, retry.Policy{}, release); err != nil {
+		if err := retry.Do(ctx, r.o.Clock, retry.Policy{Key: "release-helpers"}, release); err != nil {
 			r.emit(Event{Kind: EvHelpersFailed, Message: "releasing the helper VMs failed: " + err.Error() +
 				"; they are tagged with the run ID: release them by hand or run apply again"})
 		} else if r.o.KeepHelpers {
@@ -547,7 +554,7 @@ func (r *runner) breakerChanged(c brake.Change) {
 	if c.To == brake.Open {
 		msg += "; no new step starts until the API answers again"
 	}
-	r.emit(Event{At: c.At, Kind: kind, Message: msg})
+	r.emit(Event{At: c.At, Kind: kind, Message: msg, Wait: c.CoolDown})
 }
 
 // fail records the first fatal error and stops the run.

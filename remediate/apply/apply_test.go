@@ -157,7 +157,7 @@ func TestFailureBrake(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Concurrency 1: the brake trips on the 5th bad VM after the canary.
-	if res.Status != RunPausedBrake || res.Fixed != 2 || res.Flagged != 5 || res.Pending != 13 {
+	if res.Status != RunPausedBrake || res.Fixed != 2 || res.Flagged != 5 || res.Surprises != 5 || res.Pending != 13 {
 		t.Fatalf("result %+v", res)
 	}
 	if h.kinds()[EvBrakeTripped] != 1 {
@@ -166,6 +166,37 @@ func TestFailureBrake(t *testing.T) {
 	v := h.vm("brake", "t/a0/vm02")
 	if !strings.Contains(v.Reason, "reboot-retry: step restart-1") || !strings.Contains(v.Reason, "helper-mount: step snapshot: strategy failed: no helper image") {
 		t.Errorf("flagged reason %q", v.Reason)
+	}
+}
+
+// TestBrakeCountsSurprisesOnly: VMs whose every planned strategy reports
+// it cannot repair them end "no path" (a person must act), which the
+// failure brake does not count: the run finishes; the summary counts them
+// apart from surprises.
+func TestBrakeCountsSurprisesOnly(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "nopath", acts: 20, canary: 2, waveSize: 18, total: 1, perAccount: 1, threshold: 0.5}.build(t)
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if name == "restart-1" && p.VMs[indexOf(p, vm)].Wave > 1 {
+			return nil, step.Fail("still boot-looping after 1 restart")
+		}
+		return nil, nil
+	}, "recheck", "restart-1")
+	hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		return nil, step.Fail("no helper image")
+	}, "snapshot")
+	res, err := Run(context.Background(), p, h.opts(p, rr, hm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != RunDone || res.Fixed != 2 || res.NoPath != 18 || res.Surprises != 0 || res.Pending != 0 {
+		t.Fatalf("result %+v, want done with 2 fixed and 18 no-path", res)
+	}
+	if h.kinds()[EvBrakeTripped] != 0 {
+		t.Errorf("the brake tripped on expected ends: %v", h.kinds())
+	}
+	if v := h.vm("nopath", "t/a0/vm02"); Reason(v.Code) != ReasonNoPath || Reason(v.Code).Outcome() != OutcomeNoPath {
+		t.Errorf("vm02: code %q, want %q", v.Code, ReasonNoPath)
 	}
 }
 
@@ -282,7 +313,11 @@ func TestFallbackAndAbort(t *testing.T) {
 			}
 			return nil, step.Fail("no helper in zone")
 		}, nil, StatusFlagged, policy.RebootRetry,
-			[]string{"no strategy left", "reboot-retry: step restart-1: strategy failed: still boot-looping", "helper-mount: step snapshot: strategy failed: no helper in zone"}, 1},
+			[]string{"no path left", "reboot-retry: step restart-1: strategy failed: still boot-looping", "helper-mount: step snapshot: strategy failed: no helper in zone"}, 1},
+		{"a strategy fails by surprise", func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			return nil, providers.Errorf(providers.ErrPermanent, "Snapshot", "disk d-1", "denied")
+		}, nil, StatusFlagged, policy.RebootRetry,
+			[]string{"no strategy left", "helper-mount: step snapshot: Snapshot disk d-1"}, 1},
 		{"abort needs a person", nil, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
 			return nil, step.Flag("disk d-1 is attached to helper h-1: reattach it by hand")
 		}, StatusFlagged, policy.RebootRetry, []string{"could not be undone", "reattach it by hand"}, 0},

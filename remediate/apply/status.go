@@ -58,8 +58,44 @@ const (
 	ReasonNeedsPerson          Reason = "needs-person"       // flagged: a step said a person must act
 	ReasonAbortNeedsPerson     Reason = "abort-needs-person" // flagged: the strategy could not be undone
 	ReasonAbortFailed          Reason = "abort-failed"       // failed: the strategy and its abort failed
-	ReasonNoStrategyLeft       Reason = "no-strategy-left"   // flagged: every strategy failed
+	ReasonNoStrategyLeft       Reason = "no-strategy-left"   // flagged: every strategy failed, at least one by surprise
+	// ReasonNoPath: flagged: every strategy of the plan's chain reported
+	// that it cannot repair this VM (step.ErrStrategyFailed) and left it
+	// safe; the plan foresaw that its chain could end there. A person must
+	// act; nothing went wrong.
+	ReasonNoPath Reason = "no-path"
 )
+
+// Outcome sorts reasons into what a summary separates: repaired, healthy,
+// no path (a person must act, as the plan foresaw), failed (a surprise:
+// an error, an abort that failed, a step that found what the plan did not
+// know), and not finished.
+type Outcome string
+
+// Outcomes.
+const (
+	OutcomeFixed   Outcome = "fixed"
+	OutcomeHealthy Outcome = "healthy"
+	OutcomeNoPath  Outcome = "no-path"
+	OutcomeFailed  Outcome = "failed"
+	OutcomePending Outcome = "pending"
+)
+
+// Outcome is the outcome a reason stands for. The failure brake counts
+// OutcomeFailed only.
+func (r Reason) Outcome() Outcome {
+	switch r {
+	case ReasonFixed, ReasonHealthyAfter:
+		return OutcomeFixed
+	case ReasonFoundHealthy, ReasonPlannedHealthy:
+		return OutcomeHealthy
+	case ReasonPlannedManual, ReasonNoPath, ReasonAccountNotConfigured:
+		return OutcomeNoPath
+	case ReasonNeedsPerson, ReasonAbortNeedsPerson, ReasonAbortFailed, ReasonNoStrategyLeft:
+		return OutcomeFailed
+	}
+	return OutcomePending
+}
 
 // Step names with a meaning to the executor.
 const (
@@ -84,17 +120,21 @@ const (
 	EvVMFlagged         = "vm.flagged"
 	EvVMFailed          = "vm.failed"
 	EvStrategyFailed    = "vm.strategy-failed" // message "<strategy>: <reason>"
-	EvStrategyAborted   = "vm.strategy-aborted"
-	EvStepBegun         = "step.begun" // not journaled (the steps table has it)
-	EvStepEnded         = "step.ended" // not journaled
-	EvStepRetry         = "step.retry"
-	EvBreakerOpen       = "breaker.open"
-	EvBreakerHalfOpen   = "breaker.half-open"
-	EvBreakerClosed     = "breaker.closed"
-	EvBrakeTripped      = "brake.tripped"
-	EvHelpersReleased   = "helpers.released"
-	EvHelpersKept       = "helpers.kept"
-	EvHelpersFailed     = "helpers.release-failed"
+	// EvStrategyNoRepair: the strategy reported it cannot repair the VM
+	// (step.ErrStrategyFailed), an expected end; message as
+	// EvStrategyFailed's.
+	EvStrategyNoRepair = "vm.strategy-no-repair"
+	EvStrategyAborted  = "vm.strategy-aborted"
+	EvStepBegun        = "step.begun" // not journaled (the steps table has it)
+	EvStepEnded        = "step.ended" // not journaled
+	EvStepRetry        = "step.retry"
+	EvBreakerOpen      = "breaker.open"
+	EvBreakerHalfOpen  = "breaker.half-open"
+	EvBreakerClosed    = "breaker.closed"
+	EvBrakeTripped     = "brake.tripped"
+	EvHelpersReleased  = "helpers.released"
+	EvHelpersKept      = "helpers.kept"
+	EvHelpersFailed    = "helpers.release-failed"
 )
 
 // Event is one progress event.
@@ -106,11 +146,16 @@ type Event struct {
 	Step     string
 	Attempt  int
 	Message  string
+	// Wait is, for breaker.open, how long new work waits before the
+	// breaker tries the API again.
+	Wait time.Duration
 }
 
 // VMResult is one VM's outcome.
 type VMResult struct {
 	Key      string           `json:"key"`
+	Tenant   string           `json:"tenant"`
+	Account  string           `json:"account"`
 	Name     string           `json:"name"`
 	Wave     int              `json:"wave"`
 	Strategy policy.Strategy  `json:"strategy"` // the strategy it ended on (or is on)
@@ -134,7 +179,9 @@ type Result struct {
 	FixedBy          map[policy.Strategy]int `json:"fixed_by"`
 	SkippedHealthy   int                     `json:"skipped_healthy"`   // found healthy on re-check, untouched
 	UntouchedHealthy int                     `json:"untouched_healthy"` // planned as healthy (strategy none)
-	Flagged          int                     `json:"flagged"`           // acted-on VMs a person must look at
+	Flagged          int                     `json:"flagged"`           // acted-on VMs a person must look at (both below)
+	NoPath           int                     `json:"no_path"`           // of Flagged: every strategy found it cannot repair the VM, as the plan foresaw
+	Surprises        int                     `json:"surprises"`         // of Flagged: ended by something the plan did not foresee
 	Failed           int                     `json:"failed"`
 	Manual           int                     `json:"manual"`  // planned as manual (flagged with the plan's reasons)
 	Pending          int                     `json:"pending"` // not finished (not started, or in progress)
@@ -177,7 +224,7 @@ func Status(ctx context.Context, j *journal.Journal, runID string) (*Result, err
 	}
 	res := &Result{RunID: run.ID, PlanID: run.PlanID, FixedBy: map[policy.Strategy]int{}}
 	for _, v := range p.VMs {
-		vr := VMResult{Key: v.Key, Name: v.Name, Wave: v.Wave, Strategy: v.Strategy, Status: StatusPending}
+		vr := VMResult{Key: v.Key, Tenant: v.Tenant, Account: v.Account, Name: v.Name, Wave: v.Wave, Strategy: v.Strategy, Status: StatusPending}
 		if r, ok := rec[v.Key]; ok {
 			vr.Status, vr.Code, vr.Reason = r.Status, Reason(r.Code), r.Reason
 			if r.Strategy != "" {
@@ -196,6 +243,11 @@ func Status(ctx context.Context, j *journal.Journal, runID string) (*Result, err
 			res.Manual++
 		case vr.Status == StatusFlagged:
 			res.Flagged++
+			if vr.Code.Outcome() == OutcomeNoPath {
+				res.NoPath++
+			} else {
+				res.Surprises++
+			}
 		case vr.Status == StatusFailed:
 			res.Failed++
 		default:

@@ -44,6 +44,9 @@ const (
 type stepEnd struct {
 	kind stepKind
 	msg  string // the journal-accepted error text
+	// noRepair: kFailed because the step reported the strategy cannot
+	// repair the VM (step.ErrStrategyFailed), an expected end.
+	noRepair bool
 }
 
 // vmState is what the journal knows of one VM's steps.
@@ -51,13 +54,19 @@ type vmState struct {
 	ok       map[string]bool // strategy+"\x00"+step ended ok in some attempt
 	began    map[string]bool // strategy that has at least one step journaled
 	attempts map[string]int  // highest attempt per strategy+"\x00"+step
-	touched  bool            // a non-read-only step ended ok
+	touched  bool            // a non-read-only step ended ok, or may have acted (see mayHaveActed)
 	readOnly map[string]bool // skeys of the read-only steps (step.Step.ReadOnly)
 }
 
 func skey(s policy.Strategy, name string) string { return string(s) + "\x00" + name }
 
-func (r *runner) loadVMState(ctx context.Context, vm *plan.VMPlan) (*vmState, map[policy.Strategy]string, error) {
+// strategyEnd is how a strategy ended on a VM in an earlier attempt.
+type strategyEnd struct {
+	msg      string // "<strategy>: <reason>"
+	noRepair bool   // it reported it cannot repair the VM (expected)
+}
+
+func (r *runner) loadVMState(ctx context.Context, vm *plan.VMPlan) (*vmState, map[policy.Strategy]strategyEnd, error) {
 	key := vm.Key
 	steps, err := r.j.ListSteps(ctx, r.runID, key)
 	if err != nil {
@@ -66,14 +75,17 @@ func (r *runner) loadVMState(ctx context.Context, vm *plan.VMPlan) (*vmState, ma
 	vs := &vmState{ok: map[string]bool{}, began: map[string]bool{}, attempts: map[string]int{}, readOnly: r.readOnlySteps(vm)}
 	for _, s := range steps {
 		vs.note(policy.Strategy(s.Strategy), s.Step, s.Attempt, s.Status)
+		if s.Status == journal.StepBegun {
+			vs.mayHaveActed(policy.Strategy(s.Strategy), s.Step) // a process died while it ran
+		}
 	}
-	evs, err := r.j.Events(ctx, r.runID, journal.EventFilter{VMKey: key, Kinds: []string{EvStrategyFailed}})
+	evs, err := r.j.Events(ctx, r.runID, journal.EventFilter{VMKey: key, Kinds: []string{EvStrategyFailed, EvStrategyNoRepair}})
 	if err != nil {
 		return nil, nil, err
 	}
-	failed := map[policy.Strategy]string{} // strategy -> "<strategy>: <reason>"
+	failed := map[policy.Strategy]strategyEnd{}
 	for _, e := range evs {
-		failed[policy.Strategy(e.Strategy)] = e.Message
+		failed[policy.Strategy(e.Strategy)] = strategyEnd{msg: e.Message, noRepair: e.Kind == EvStrategyNoRepair}
 	}
 	return vs, failed, nil
 }
@@ -107,6 +119,17 @@ func (vs *vmState) note(s policy.Strategy, name string, attempt int, st journal.
 	}
 }
 
+// mayHaveActed records an attempt of step name whose effect is unknown
+// (begun and never ended, or failed with a retryable error such as a
+// reply lost after the cloud applied the change): if the step is not
+// read-only, the VM may have been changed, and a VM found healthy later
+// is not reported untouched.
+func (vs *vmState) mayHaveActed(s policy.Strategy, name string) {
+	if !vs.readOnly[skey(s, name)] {
+		vs.touched = true
+	}
+}
+
 // runVM takes one VM through its strategy chain to a final status.
 func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 	acct := plan.AccountKey(vm.Tenant, vm.Account)
@@ -129,12 +152,16 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 
 	chain := append([]policy.Strategy{vm.Strategy}, vm.Fallbacks...)
 	var reasons []string
+	surprise := false // some strategy ended other than by reporting it cannot repair the VM
 	done := func(s policy.Strategy, status journal.VMStatus, code Reason, reason string) vmOutcome {
 		if !r.final(vm, s, status, code, reason) {
 			return vmOutcome{interrupted: true}
 		}
+		// The brakes count surprises only: an expected end (no path
+		// left, as the plan foresaw) is neither a success nor a failure.
 		acted := status == StatusFixed || status == StatusFailed || (status == StatusFlagged && len(vs.began) > 0)
-		return vmOutcome{acted: acted, bad: acted && status != StatusFixed}
+		acted = acted && code.Outcome() != OutcomeNoPath
+		return vmOutcome{acted: acted, bad: acted && code.Outcome() == OutcomeFailed}
 	}
 	healthy := func(s policy.Strategy) vmOutcome {
 		if vs.touched {
@@ -144,8 +171,9 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 	}
 	for _, s := range chain {
 		strat := r.o.Strategies[s]
-		if msg, ok := failed[s]; ok {
-			reasons = append(reasons, msg)
+		if e, ok := failed[s]; ok {
+			reasons = append(reasons, e.msg)
+			surprise = surprise || !e.noRepair
 			if strat != nil && vs.began[string(s)] && !vs.ok[skey(s, StepAbort)] {
 				if out, stop := r.abort(ctx, env, vm, vs, strat, s, done, healthy); stop {
 					return out
@@ -156,7 +184,8 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 		if strat == nil {
 			reason := "not available in this fixfleet"
 			reasons = append(reasons, string(s)+": "+reason)
-			if !r.strategyFailed(vm, s, reason) {
+			surprise = true
+			if !r.strategyFailed(vm, s, reason, false) {
 				return vmOutcome{interrupted: true}
 			}
 			continue
@@ -187,7 +216,8 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 			return vmOutcome{interrupted: true}
 		}
 		reasons = append(reasons, string(s)+": "+end.msg)
-		if !r.strategyFailed(vm, s, end.msg) {
+		surprise = surprise || !end.noRepair
+		if !r.strategyFailed(vm, s, end.msg, end.noRepair) {
 			return vmOutcome{interrupted: true}
 		}
 		if vs.began[string(s)] {
@@ -195,6 +225,9 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 				return out
 			}
 		}
+	}
+	if !surprise {
+		return done(vm.Strategy, StatusFlagged, ReasonNoPath, "no path left: every planned strategy found it cannot repair this VM; a person must act: "+strings.Join(reasons, "; "))
 	}
 	return done(vm.Strategy, StatusFlagged, ReasonNoStrategyLeft, "no strategy left; a person must act: "+strings.Join(reasons, "; "))
 }
@@ -218,10 +251,15 @@ func (r *runner) abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs *
 	return done(s, StatusFailed, ReasonAbortFailed, string(s)+" failed and its abort failed too; the VM may not be in a safe state, a person must check it: "+end.msg), true
 }
 
-// strategyFailed journals that strategy s failed on vm, so that a resume
-// passes over it. False if the journal could not record it.
-func (r *runner) strategyFailed(vm *plan.VMPlan, s policy.Strategy, reason string) bool {
-	return r.emit(Event{Kind: EvStrategyFailed, VMKey: vm.Key, Strategy: s, Message: string(s) + ": " + reason})
+// strategyFailed journals that strategy s failed on vm (noRepair: it
+// reported it cannot repair the VM), so that a resume passes over it.
+// False if the journal could not record it.
+func (r *runner) strategyFailed(vm *plan.VMPlan, s policy.Strategy, reason string, noRepair bool) bool {
+	kind := EvStrategyFailed
+	if noRepair {
+		kind = EvStrategyNoRepair
+	}
+	return r.emit(Event{Kind: kind, VMKey: vm.Key, Strategy: s, Message: string(s) + ": " + reason})
 }
 
 // final records a VM's final status. False if the journal could not.
@@ -270,6 +308,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		facts, err := r.j.Facts(ctx, r.runID, vm.Key)
 		var id journal.StepID
 		if err == nil {
+			r.at(vm.Key, s, name, attempt, PointBeforeBegin)
 			id, err = r.j.BeginStep(ctx, journal.StepIntent{RunID: r.runID, VMKey: vm.Key, Strategy: string(s), Step: name,
 				Attempt: attempt, Intent: intent, At: r.now()})
 		}
@@ -280,12 +319,14 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 			}
 			return stepEnd{kind: kInterrupted}
 		}
+		r.at(vm.Key, s, name, attempt, PointBegun)
 		vs.attempts[k] = attempt
 		vs.began[string(s)] = true
 		r.emitSink(Event{Kind: EvStepBegun, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d", vm.Key, s, name, attempt)})
 
 		out, serr := fn(ctx, env, vm.Target(), step.FactsOf(facts))
+		r.at(vm.Key, s, name, attempt, PointAfterEffect)
 		after := tk.Done(serr)
 		interrupted := serr != nil && ctx.Err() != nil
 		res := journal.StepResult{Facts: out.Strings(), At: r.now()}
@@ -314,7 +355,11 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 				return stepEnd{kind: kInterrupted}
 			}
 		}
+		r.at(vm.Key, s, name, attempt, PointEnded)
 		vs.note(s, name, attempt, res.Status)
+		if serr != nil && (interrupted || retryable(serr)) {
+			vs.mayHaveActed(s, name)
+		}
 		r.emitSink(Event{Kind: EvStepEnded, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d: %s %s", vm.Key, s, name, attempt, res.Status, res.Error)})
 		switch {
@@ -329,7 +374,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		case errors.Is(serr, step.ErrNeedsPerson):
 			return stepEnd{kind: kNeedsPerson, msg: fmt.Sprintf("step %s: %s", name, res.Error)}
 		case errors.Is(serr, step.ErrStrategyFailed) || !retryable(serr):
-			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: %s", name, res.Error)}
+			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: %s", name, res.Error), noRepair: errors.Is(serr, step.ErrStrategyFailed)}
 		}
 		// Retryable. An API error that opened the breaker, or arrived while
 		// it was not closed, is the outage's, not the step's.
@@ -341,7 +386,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: gave up after %d attempts over %s: %s",
 				name, charged, spent.Round(time.Second), res.Error)}
 		}
-		delay := r.o.Retry.Backoff.Delay(max(charged, 1), providers.RetryAfter(serr))
+		delay := r.o.Retry.Backoff.Delay(vm.Key+"/"+string(s)+"/"+name, max(charged, 1), providers.RetryAfter(serr))
 		r.emit(Event{Kind: EvStepRetry, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s/%s attempt %d failed (%s); retrying in %s", s, name, attempt, res.Error, delay.Round(time.Millisecond))})
 		if err := r.o.Clock.Sleep(ctx, delay); err != nil {

@@ -8,7 +8,8 @@
 package brake
 
 import (
-	"math/rand/v2"
+	"hash/fnv"
+	"math"
 	"time"
 )
 
@@ -19,15 +20,18 @@ import (
 type Backoff struct {
 	Base time.Duration // delay cap of the first retry (default 1s)
 	Max  time.Duration // largest delay cap (default 2m)
-	// Rand returns a number in [0, 1). Nil uses math/rand/v2. Tests pass a
-	// fixed function for reproducible delays.
+	// Rand returns a number in [0, 1). Nil draws it from a hash of the
+	// retry's key and number (Delay), so that a simulated incident on
+	// virtual time replays exactly while workers with different keys
+	// still spread apart. Tests pass a fixed function.
 	Rand func() float64
 }
 
 // Delay returns the wait before retry number n (n >= 1: the wait after
-// the n-th failed attempt). It is at most min(Max, Base*2^(n-1)), and at
-// least hint (the cloud's Retry-After), whichever is larger.
-func (b Backoff) Delay(n int, hint time.Duration) time.Duration {
+// the n-th failed attempt) of the work named key (a VM and its step, say).
+// It is at most min(Max, Base*2^(n-1)), and at least hint (the cloud's
+// Retry-After), whichever is larger.
+func (b Backoff) Delay(key string, n int, hint time.Duration) time.Duration {
 	base, limit := b.Base, b.Max
 	if base <= 0 {
 		base = time.Second
@@ -43,10 +47,20 @@ func (b Backoff) Delay(n int, hint time.Duration) time.Duration {
 		c *= 2
 	}
 	c = min(c, limit)
-	r := rand.Float64
+	u := Unit(key, n)
 	if b.Rand != nil {
-		r = b.Rand
+		u = b.Rand()
 	}
-	d := time.Duration(r() * float64(c))
+	d := time.Duration(u * float64(c))
 	return max(d, hint)
+}
+
+// Unit is a number in [0, 1) drawn from a hash of key and n: the jitter of
+// retry n of the work named key. It depends on nothing else (no shared
+// random stream, so no goroutine order).
+func Unit(key string, n int) float64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	h.Write([]byte{0, byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)})
+	return float64(h.Sum64()>>11) / math.Exp2(53)
 }

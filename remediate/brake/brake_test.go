@@ -55,18 +55,29 @@ func TestBackoffDelay(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := tc.b.Delay(tc.n, tc.hint)
+			got := tc.b.Delay("vm/step", tc.n, tc.hint)
 			if got.Round(time.Millisecond) != tc.want {
 				t.Errorf("Delay(%d, %v) = %v, want %v", tc.n, tc.hint, got, tc.want)
 			}
 		})
 	}
-	// Real randomness stays within the cap.
+	// The keyed draw stays within the cap, is the same for the same key
+	// and number, and spreads different keys apart.
 	b := Backoff{Base: time.Second, Max: 8 * time.Second}
+	seen := map[time.Duration]bool{}
 	for i := 0; i < 1000; i++ {
-		if d := b.Delay(10, 0); d < 0 || d > 8*time.Second {
+		key := fmt.Sprintf("vm-%d/step", i)
+		d := b.Delay(key, 10, 0)
+		if d < 0 || d > 8*time.Second {
 			t.Fatalf("Delay out of [0, 8s]: %v", d)
 		}
+		if again := b.Delay(key, 10, 0); again != d {
+			t.Fatalf("Delay(%q) gave %v then %v", key, d, again)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 990 {
+		t.Errorf("1000 keys drew only %d distinct delays", len(seen))
 	}
 }
 

@@ -43,6 +43,20 @@ type ApplyOptions struct {
 	KeepHelpers bool
 	// Events receives progress events (see apply.Options.Events).
 	Events func(apply.Event)
+	// Helpers shapes each account's helper pool (zero: the default, shared
+	// helpers); NoCoalesce sends each VM's re-check as its own Observe
+	// call. Both exist for the incident benchmark's baselines (per-VM
+	// repair tools), not to repair a fleet.
+	Helpers    HelperShape
+	NoCoalesce bool
+}
+
+// HelperShape is how VMs share helpers: PerHelper disks on one helper at
+// once (0: helperpool's default), and Fresh to give each VM a helper no VM
+// used before (helperpool.Options).
+type HelperShape struct {
+	PerHelper int
+	Fresh     bool
 }
 
 // Apply carries out plan p on the fleet, recording into j (opened with
@@ -50,7 +64,7 @@ type ApplyOptions struct {
 // brakes and the result). Each account gets its own helper pool, released
 // at the end unless o.KeepHelpers.
 func (f *Fleet) Apply(ctx context.Context, p *plan.Plan, j *journal.Journal, o ApplyOptions) (*apply.Result, error) {
-	envs, ps, err := f.envs(p.ID, p)
+	envs, ps, err := f.envs(p.ID, p, o)
 	if err != nil {
 		return nil, err
 	}
@@ -86,14 +100,14 @@ func (ps pools) ReleaseAll(ctx context.Context, keep bool) error {
 // envs builds one step.Env per account for run runID, each with its own
 // helper pool (helpers are per account: one account's helper cannot mount
 // another account's disk).
-func (f *Fleet) envs(runID string, p *plan.Plan) (map[string]*step.Env, pools, error) {
+func (f *Fleet) envs(runID string, p *plan.Plan, o ApplyOptions) (map[string]*step.Env, pools, error) {
 	out := map[string]*step.Env{}
 	var ps pools
 	for _, a := range f.Accounts {
 		// Every VM in flight re-checks itself: merge those reads into
 		// batched Observe calls, or they throttle the account.
 		prov := *a.Provider
-		if prov.Observer != nil {
+		if prov.Observer != nil && !o.NoCoalesce {
 			prov.Observer = coalesce.NewObserver(prov.Observer, f.Clock, 0)
 		}
 		env := &step.Env{
@@ -108,7 +122,7 @@ func (f *Fleet) envs(runID string, p *plan.Plan) (map[string]*step.Env, pools, e
 			env.Keys = f.keys
 		}
 		if a.Provider.Helpers != nil {
-			pool, err := helperpool.New(prov.Helpers, helperpool.Options{RunID: runID, Observer: prov.Observer})
+			pool, err := helperpool.New(prov.Helpers, helperpool.Options{RunID: runID, Observer: prov.Observer, PerHelper: o.Helpers.PerHelper, Fresh: o.Helpers.Fresh})
 			if err != nil {
 				return nil, nil, fmt.Errorf("account %s: %w", a.Account, err)
 			}
@@ -118,4 +132,19 @@ func (f *Fleet) envs(runID string, p *plan.Plan) (map[string]*step.Env, pools, e
 		out[plan.AccountKey(a.Account.Tenant, a.Account.Name)] = env
 	}
 	return out, ps, nil
+}
+
+// CheckFresh refuses a plan apply should not start as it stands (a
+// *plan.StaleError: too old for its policy, or drifted from by the live
+// fleet, which it lists). A plan whose run j already holds is a resume
+// and is not checked: the run's own changes are no drift.
+func (f *Fleet) CheckFresh(ctx context.Context, j *journal.Journal, p *plan.Plan) error {
+	if _, err := apply.Status(ctx, j, p.ID); !errors.Is(err, journal.ErrNotFound) {
+		return err
+	}
+	live, err := f.List(ctx)
+	if err != nil {
+		return err
+	}
+	return plan.CheckFresh(p, f.Clock.Now(), live)
 }

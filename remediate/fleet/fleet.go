@@ -8,12 +8,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/config"
 	"github.com/fixfleet/fixfleet/internal/keys"
+	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/probe"
@@ -21,6 +25,7 @@ import (
 	"github.com/fixfleet/fixfleet/providers/guest"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
 // GuestAccess is how a fleet reaches its guests over WinRM.
@@ -63,6 +68,12 @@ type Config struct {
 	Guest *GuestAccess
 	// Keys holds the BitLocker recovery keys (nil: none).
 	Keys *keys.Source
+	// Strict fails Open on the first account that cannot be opened,
+	// instead of skipping it.
+	Strict bool
+	// Target selects the accounts opened and the VMs assessed (zero:
+	// all).
+	Target target.Selector
 }
 
 // Fleet is an opened fleet. Its zero value is not usable: use Open.
@@ -71,29 +82,61 @@ type Fleet struct {
 	Policy   policy.Policy
 	Clock    clock.Clock
 	Accounts []providers.Opened
-	guest    *GuestAccess
-	keys     *keys.Source
-	prober   *probe.Prober // nil without guest access
+	// Skipped are the accounts that could not be opened, and why.
+	Skipped []classify.SkippedAccount
+	// Target selects the VMs Assess and Plan cover (see Select).
+	Target target.Selector
+	guest  *GuestAccess
+	keys   *keys.Source
+	prober *probe.Prober // nil without guest access
 }
 
-// Open opens every account of cfg in order; the first that fails to open
-// fails the call, with an error naming it. Close the fleet when done.
+// Open opens every account of cfg in order. One that fails to open is
+// skipped (Fleet.Skipped says why) and the others go on; with cfg.Strict,
+// or when every account fails, the call fails with the accounts' errors,
+// each naming its account. Close the fleet when done.
 func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 	if cfg.Env.Clock == nil {
 		cfg.Env.Clock = clock.Real{}
 	}
-	f := &Fleet{Incident: cfg.Incident, Policy: cfg.Policy, Clock: cfg.Env.Clock, guest: cfg.Guest, keys: cfg.Keys}
+	if err := cfg.Target.Check(cfg.Accounts); err != nil {
+		return nil, err
+	}
+	f := &Fleet{Incident: cfg.Incident, Policy: cfg.Policy, Clock: cfg.Env.Clock, guest: cfg.Guest, keys: cfg.Keys, Target: cfg.Target}
+	cfg.Accounts = cfg.Target.SelectAccounts(cfg.Accounts)
 	for _, a := range cfg.Accounts {
 		p, err := cfg.Registry.Open(ctx, a, cfg.Env)
-		if err != nil {
+		switch {
+		case err != nil && (cfg.Strict || ctx.Err() != nil):
 			return nil, err
+		case err != nil:
+			f.Skipped = append(f.Skipped, classify.Skip(a, err))
+		default:
+			f.Accounts = append(f.Accounts, providers.Opened{Account: a, Provider: p})
 		}
-		f.Accounts = append(f.Accounts, providers.Opened{Account: a, Provider: p})
+	}
+	if len(f.Accounts) == 0 && len(f.Skipped) > 0 {
+		return nil, classify.SkippedError(f.Skipped)
 	}
 	if f.guest != nil {
 		f.prober = f.newProber()
 	}
 	return f, nil
+}
+
+// Select sets the fleet's Target to sel, checked against its accounts (a
+// *target.Error), and drops the accounts sel leaves out.
+func (f *Fleet) Select(sel target.Selector) error {
+	known := make([]providers.Account, 0, len(f.Accounts))
+	for _, a := range f.Accounts {
+		known = append(known, a.Account)
+	}
+	if err := sel.Check(known); err != nil {
+		return err
+	}
+	f.Accounts = slices.DeleteFunc(f.Accounts, func(a providers.Opened) bool { return !sel.Account(a.Account.Tenant, a.Account.Name) })
+	f.Target = sel
+	return nil
 }
 
 // Close releases the guest client's idle connections. Idempotent.
@@ -125,13 +168,29 @@ func (f *Fleet) newProber() *probe.Prober {
 type AssessOptions = classify.FleetOptions
 
 // Assess enumerates and classifies the whole fleet (classify.AssessFleet),
-// probing guests when the fleet has guest access. Read-only.
+// probing guests when the fleet has guest access. Read-only. The accounts
+// Open skipped come first in the result's Skipped.
 func (f *Fleet) Assess(ctx context.Context, o AssessOptions) (*classify.Fleet, error) {
 	o.Incident, o.Clock = f.Incident, f.Clock
 	if f.prober != nil {
 		o.Prober = f.prober
 	}
-	return classify.AssessFleet(ctx, f.Accounts, o)
+	if !f.Target.Empty() {
+		o.Select = f.Target.InventoryVM
+	}
+	a, err := classify.AssessFleet(ctx, f.Accounts, o)
+	if err != nil {
+		return nil, err
+	}
+	vms := make([]inventory.VM, len(a.VMs))
+	for i := range a.VMs {
+		vms[i] = a.VMs[i].VM
+	}
+	if miss := f.Target.Unmatched(vms); len(miss) > 0 {
+		return nil, &target.Error{Err: fmt.Errorf("--only %s: no such VM among the selected accounts (give a VM ID or name as inventory lists it)", strings.Join(miss, ", "))}
+	}
+	a.Skipped = append(append([]classify.SkippedAccount(nil), f.Skipped...), a.Skipped...)
+	return a, nil
 }
 
 // Plan assesses the fleet and plans its repair under pol (the fleet's
@@ -149,7 +208,7 @@ func (f *Fleet) Plan(ctx context.Context, pol policy.Policy, o AssessOptions) (*
 	now := f.Clock.Now()
 	in := plan.Input{
 		ID: newPlanID(now), Now: now, Incident: f.Incident,
-		Policy: pol, Fleet: a.VMs, Accounts: accounts,
+		Policy: pol, Fleet: a.VMs, Accounts: accounts, Skipped: a.Skipped,
 	}
 	if f.keys != nil {
 		in.Keys = f.keys
@@ -163,4 +222,29 @@ func newPlanID(now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return "plan-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// List lists the VMs of every opened account, stamped with their tenant,
+// account and provider, retrying read-only calls: the live fleet to check
+// a plan against (plan.CheckFresh). Read-only; no sampling.
+func (f *Fleet) List(ctx context.Context) ([]inventory.VM, error) {
+	var out []inventory.VM
+	for _, a := range f.Accounts {
+		if a.Provider.Enumerator == nil {
+			continue
+		}
+		var vms []inventory.VM
+		err := retry.Do(ctx, f.Clock, retry.Policy{}, func() (err error) {
+			vms, err = a.Provider.Enumerator.List(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("account %s: listing VMs: %w", a.Account, err)
+		}
+		for _, v := range vms {
+			v.Tenant, v.Account, v.Provider = a.Account.Tenant, a.Account.Name, a.Account.Provider
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }

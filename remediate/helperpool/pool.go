@@ -49,6 +49,12 @@ type Options struct {
 	// PerHelper is the number of disks one helper serves at once
 	// (default DefaultPerHelper).
 	PerHelper int
+	// Fresh gives every VM a helper of its own, tagged with the VM's key
+	// and created without waiting for other VMs' (PerHelper is then 1):
+	// the shape of per-VM repair tools (a baseline of the incident
+	// benchmark), not a way to repair. A helper whose slot was returned
+	// is never leased again; it idles until ReleaseAll.
+	Fresh bool
 	// Observer, when set, is used to check that a hint helper (a helper ID
 	// from an earlier process's facts) still exists before it is adopted.
 	// Without it a hint is adopted as given.
@@ -70,7 +76,11 @@ var _ step.HelperPool = (*Pool)(nil)
 // group is the helpers of one zone × release. mu serialises leasing in the
 // group (it is held while a helper is created); Pool.mu guards the fields.
 type group struct {
-	mu      sync.Mutex
+	// mu is a lock held across cloud calls and their waits: a channel, so
+	// that a Lease waiting for it honours its context and, inside a
+	// testing/synctest bubble, counts as durably blocked (a sync.Mutex
+	// does not, and virtual time would stop while the holder waits).
+	mu      chan struct{}
 	zone    string
 	win     inventory.WindowsVersion
 	entries []*entry
@@ -97,6 +107,18 @@ func New(h providers.Helpers, opts Options) (*Pool, error) {
 	return &Pool{helpers: h, opts: opts, groups: map[string]*group{}, leases: map[string]*entry{}}, nil
 }
 
+// lock takes g's lease lock, or gives up when ctx ends.
+func (g *group) lock(ctx context.Context) error {
+	select {
+	case g.mu <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *group) unlock() { <-g.mu }
+
 func groupKey(zone string, win inventory.WindowsVersion) string { return zone + "/" + win.Release }
 
 func (p *Pool) group(zone string, win inventory.WindowsVersion) *group {
@@ -105,7 +127,7 @@ func (p *Pool) group(zone string, win inventory.WindowsVersion) *group {
 	k := groupKey(zone, win)
 	g := p.groups[k]
 	if g == nil {
-		g = &group{zone: zone, win: win}
+		g = &group{zone: zone, win: win, mu: make(chan struct{}, 1)}
 		p.groups[k] = g
 	}
 	return g
@@ -129,8 +151,13 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 		return providers.VMRef{}, errors.New("helper pool: empty VM key")
 	}
 	g := p.group(zone, win)
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	if p.opts.Fresh {
+		return p.leaseFresh(ctx, g, vmKey)
+	}
+	if err := g.lock(ctx); err != nil {
+		return providers.VMRef{}, err
+	}
+	defer g.unlock()
 
 	p.mu.Lock()
 	if e := p.leases[vmKey]; e != nil {
@@ -208,6 +235,33 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 		}
 		p.mu.Unlock()
 	}
+}
+
+// leaseFresh is Lease with Options.Fresh: a helper of vmKey's own, tagged
+// with it (so that Acquire finds it again after a crash), created without
+// waiting for other VMs' helpers.
+func (p *Pool) leaseFresh(ctx context.Context, g *group, vmKey string) (providers.VMRef, error) {
+	p.mu.Lock()
+	if e := p.leases[vmKey]; e != nil {
+		p.mu.Unlock()
+		return e.ref, nil
+	}
+	p.mu.Unlock()
+	tags := p.tags(g.zone, g.win, 0)
+	tags[TagPoolIndex] = g.zone + "/" + g.win.Release + "/vm:" + vmKey
+	ref, err := p.helpers.Acquire(ctx, g.zone, g.win, tags)
+	if err != nil {
+		return providers.VMRef{}, fmt.Errorf("helper pool: a helper of Windows Server %s in %s for %s: %w", g.win.Release, g.zone, vmKey, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := p.findLocked(g, ref.ID)
+	if e == nil {
+		e = &entry{ref: ref, index: -1, leases: map[string]bool{}}
+		g.entries = append(g.entries, e)
+	}
+	p.takeLocked(e, vmKey)
+	return e.ref, nil
 }
 
 // tags are the tags of helper idx of a group.
@@ -332,7 +386,10 @@ func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 	for _, g := range groups {
 		// Holding the group's lease lock: no helper of the group is leased
 		// while it is being deleted.
-		g.mu.Lock()
+		if err := g.lock(ctx); err != nil {
+			errs = append(errs, err)
+			break
+		}
 		var idle []*entry
 		p.mu.Lock()
 		for _, e := range g.entries {
@@ -363,7 +420,7 @@ func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 				errs = append(errs, fmt.Errorf("releasing helper %s: %w", e.ref, err))
 			}
 		}
-		g.mu.Unlock()
+		g.unlock()
 	}
 	if !keep {
 		errs = append(errs, p.sweep(ctx, &rep))

@@ -362,3 +362,34 @@ func TestReleaseAllSweepsUnknownHelpers(t *testing.T) {
 		}
 	}
 }
+
+// TestFresh: with Fresh, a helper whose slot was returned is never leased
+// again (a new helper per VM, one after another); without it, it is reused.
+func TestFresh(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		fresh   bool
+		helpers int
+	}{{fresh: false, helpers: 1}, {fresh: true, helpers: 3}} {
+		t.Run(fmt.Sprintf("fresh=%v", tc.fresh), func(t *testing.T) {
+			f := newFake()
+			p, err := New(f, Options{RunID: "run-1", PerHelper: 1, Fresh: tc.fresh})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				vm := fmt.Sprintf("vm-%d", i)
+				ref, err := p.Lease(ctx, "is1a", win, vm, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := p.Return(ctx, ref, vm); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := f.count(); n != tc.helpers {
+				t.Errorf("%d helpers for 3 VMs one after another, want %d", n, tc.helpers)
+			}
+		})
+	}
+}

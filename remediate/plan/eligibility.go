@@ -29,10 +29,12 @@ type vmFacts struct {
 	helper   *providers.HelperImage
 	sameHelp bool     // helper is of the VM's release
 	zoneRels []string // releases with helper images in the VM's zone
+	answers  bool     // the assessment's probe reached the guest
 }
 
 func factsFor(in Input, a inventory.Assessed) vmFacts {
 	f := vmFacts{in: in, vm: a.VM, state: a.Classification.State, class: a.Classification, caps: map[string]bool{}}
+	f.answers = a.Classification.Evidence.Probe != nil && a.Classification.Evidence.Probe.Reachable
 	f.acct, f.acctOK = in.Accounts[AccountKey(a.VM.Tenant, a.VM.Account)]
 	for _, c := range f.acct.Capabilities {
 		f.caps[c] = true
@@ -97,7 +99,7 @@ func factsFor(in Input, a inventory.Assessed) vmFacts {
 func (f vmFacts) candidate() *strategy.Candidate {
 	return &strategy.Candidate{VM: f.vm, State: f.state, Classification: f.class, Policy: f.in.Policy, Cutoff: f.cutoff, Backup: f.backup,
 		Ignored: len(f.ignored), DataLoss: f.dataLoss(), Helper: f.helper, SameHelper: f.sameHelp,
-		ZoneReleases: f.zoneRels, KeyProblem: f.keyProblem()}
+		ZoneReleases: f.zoneRels, KeyProblem: f.keyProblem(), GuestAnswers: f.answers}
 }
 
 // check says whether strategy u is eligible for the VM, and if not why, as
@@ -160,6 +162,7 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 		Location: vm.Location,
 		ID:       vm.ID,
 		Name:     vm.Name,
+		Tags:     vm.Tags,
 		Windows:  vm.Windows,
 		OSDisk:   vm.OSDisk,
 		Power:    vm.Power,

@@ -31,7 +31,7 @@ func goldenInput() Input {
 	in.Policy.AllowDataLoss = true
 	in.Policy.Canary = 2
 	in.Policy.WaveSize = 2
-	in.Accounts["acme/ops"] = Account{Capabilities: []string{"backups", "power", "disks"}, Helpers: []providers.HelperImage{image("is1a", "2019")}}
+	in.Accounts["acme/ops"] = Account{Capabilities: []string{"backups", "power", "disks", "os-disk-detach"}, Helpers: []providers.HelperImage{image("is1a", "2019")}}
 	return in
 }
 

@@ -113,6 +113,9 @@ type Input struct {
 	// Strategies are the strategies to plan with; nil is
 	// strategy.Default().
 	Strategies *strategy.Registry
+	// Skipped are the accounts the assessment left out: the plan names
+	// them, since it covers none of their VMs.
+	Skipped []classify.SkippedAccount
 }
 
 // Plan is the plan document.
@@ -126,6 +129,9 @@ type Plan struct {
 	Waves     []Wave             `json:"waves"`
 	Estimate  Estimate           `json:"estimate"`
 	Summary   Summary            `json:"summary"`
+	// Skipped are the accounts this plan does not cover (they could not
+	// be opened or listed), and why.
+	Skipped []classify.SkippedAccount `json:"skipped_accounts,omitempty"`
 }
 
 // VMPlan is the plan for one VM, with everything apply needs to find it.
@@ -133,8 +139,10 @@ type VMPlan struct {
 	// Key is tenant/account/id (inventory.VM.Key), unique in the plan.
 	Key string `json:"key"`
 	inventory.Location
-	ID      string                   `json:"id"`
-	Name    string                   `json:"name,omitempty"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// Tags are the VM's tags as listed (for --selector on apply).
+	Tags    map[string]string        `json:"tags,omitempty"`
 	Windows inventory.WindowsVersion `json:"windows"`
 	// OSDisk is the OS disk as assessed: ID, identity (to verify before the
 	// disk is returned), encryption and BitLocker key ID.
@@ -273,6 +281,7 @@ func Build(in Input) (*Plan, error) {
 		Incident:  in.Incident,
 		Policy:    in.Policy,
 		VMs:       make([]VMPlan, len(in.Fleet)),
+		Skipped:   in.Skipped,
 	}
 	for i, a := range in.Fleet {
 		p.VMs[i] = decide(in, reg, a)
@@ -384,6 +393,9 @@ func summarize(p *Plan) Summary {
 		fmt.Sprintf("%d VMs acted on in %d wave(s) (canary %d), %d healthy never touched, %d left to a person",
 			s.Act, len(p.Waves), canarySize(p.Waves), s.Healthy, s.ManualN),
 	)
+	for _, a := range p.Skipped {
+		s.Lines = append(s.Lines, fmt.Sprintf("account %s/%s skipped, none of its VMs planned: %s", a.Tenant, a.Account, a.Reason))
+	}
 	if len(s.NoFallback) > 0 {
 		s.Lines = append(s.Lines, fmt.Sprintf("%d VMs have no fallback if their strategy fails", len(s.NoFallback)))
 	}

@@ -15,7 +15,7 @@ import (
 var (
 	inc     = inventory.BuiltinIncidents()[inventory.CrowdStrike20240719]
 	now     = time.Date(2024, 7, 19, 9, 0, 0, 0, time.UTC)
-	allCaps = []string{"enumerate", "observe", "guest", "power", "disks", "backups", "helpers"}
+	allCaps = []string{"enumerate", "observe", "guest", "power", "disks", "os-disk-detach", "backups", "helpers"}
 	// preBackup is 4h09m before the incident.
 	preBackup = inventory.Backup{ID: "bk-pre", VMID: "vm", Kind: "snapshot", TakenAt: time.Date(2024, 7, 19, 0, 0, 0, 0, time.UTC)}
 	olderBkp  = inventory.Backup{ID: "bk-old", VMID: "vm", Kind: "snapshot", TakenAt: time.Date(2024, 7, 18, 0, 0, 0, 0, time.UTC)}
@@ -32,6 +32,14 @@ func image(zone, rel string) providers.HelperImage {
 }
 
 func vmIn(account, id string, st inventory.State) inventory.Assessed {
+	// A safe-mode or healthy verdict rests on a probe that reached the guest.
+	var probe *inventory.Probe
+	switch st {
+	case inventory.StateSafeMode:
+		probe = &inventory.Probe{Reachable: true, BootMode: inventory.BootSafeMode, SafeBootFlag: true}
+	case inventory.StateHealthy:
+		probe = &inventory.Probe{Reachable: true, BootMode: inventory.BootNormal}
+	}
 	return inventory.Assessed{
 		VM: inventory.VM{
 			Location: inventory.Location{Tenant: "acme", Account: account, Provider: "sim", Zone: "is1a"},
@@ -41,7 +49,8 @@ func vmIn(account, id string, st inventory.State) inventory.Assessed {
 			OSDisk:  inventory.Disk{ID: "disk-" + id, SizeGB: 60, Identity: inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "1A2B3C4D"}},
 			Backups: []inventory.Backup{preBackup},
 		},
-		Classification: inventory.Classification{State: st, Reasons: []string{"classified " + string(st)}},
+		Classification: inventory.Classification{State: st, Reasons: []string{"classified " + string(st)},
+			Evidence: inventory.Evidence{Probe: probe}},
 	}
 }
 
@@ -61,6 +70,7 @@ func TestEligibility(t *testing.T) {
 		name      string
 		state     inventory.State
 		vm        func(*inventory.VM)
+		assessed  func(*inventory.Assessed)
 		in        func(*Input)
 		strategy  policy.Strategy
 		fallbacks []policy.Strategy
@@ -84,13 +94,17 @@ func TestEligibility(t *testing.T) {
 			risks:     []string{"restore loses data written since 2024-07-19T00:00:00Z (window: 4h09m)"}},
 		{name: "safe-mode delete-file", state: inventory.StateSafeMode, strategy: policy.DeleteFile},
 		{name: "safe-mode delete-file, restore allowed", state: inventory.StateSafeMode, in: allowLoss, strategy: policy.DeleteFile,
-			fallbacks: []policy.Strategy{policy.RestoreBackup}},
-		{name: "safe-mode without guest capability", state: inventory.StateSafeMode,
-			in: func(in *Input) {
-				in.Accounts["acme/prod"] = Account{Capabilities: []string{"power", "disks", "helpers"}, Helpers: in.Accounts["acme/prod"].Helpers}
+			fallbacks: []policy.Strategy{policy.HelperMount, policy.RestoreBackup}},
+		{name: "safe-mode known by its screen, WinRM silent: offline, flag cleared in the BCD store", state: inventory.StateSafeMode,
+			assessed: func(a *inventory.Assessed) {
+				a.Classification.Evidence.Probe = &inventory.Probe{Error: "nothing answers at 10.0.0.7:5985"}
 			},
-			strategy: Manual, reasons: []string{"delete-file: provider sim of account acme/prod lacks the guest capability",
-				"helper-mount: the VM's safe-boot flag can only be cleared on the running guest"}},
+			strategy: policy.HelperMount, skipped: []string{"delete-file: the guest's WinRM did not answer"}},
+		{name: "safe-mode without guest capability: offline, flag cleared in the BCD store", state: inventory.StateSafeMode,
+			in: func(in *Input) {
+				in.Accounts["acme/prod"] = Account{Capabilities: []string{"power", "disks", "os-disk-detach", "helpers"}, Helpers: in.Accounts["acme/prod"].Helpers}
+			},
+			strategy: policy.HelperMount, skipped: []string{"delete-file: provider sim of account acme/prod lacks the guest capability"}},
 		{name: "policy order honoured", state: inventory.StateBootLoop,
 			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.HelperMount, policy.RebootRetry} },
 			strategy: policy.HelperMount, fallbacks: []policy.Strategy{policy.RebootRetry}},
@@ -100,8 +114,8 @@ func TestEligibility(t *testing.T) {
 			reasons: []string{
 				"reboot-retry: provider sim of account acme/prod lacks the power capability",
 				"delete-file: the VM is not in Safe Mode",
-				"helper-mount: provider sim of account acme/prod lacks the power, disks, helpers capability; no same-version helper image in zone is1a for Windows 2019 (no helper images in that zone)",
-				"restore-backup: provider sim of account acme/prod lacks the backups, power, disks capability; policy.allow_data_loss is false (backup bk-pre of 2024-07-19T00:00:00Z would lose 4h09m of data)",
+				"helper-mount: provider sim of account acme/prod lacks the power, disks, os-disk-detach, helpers capability; no same-version helper image in zone is1a for Windows 2019 (no helper images in that zone)",
+				"restore-backup: provider sim of account acme/prod lacks the backups, power, disks, os-disk-detach capability; policy.allow_data_loss is false (backup bk-pre of 2024-07-19T00:00:00Z would lose 4h09m of data)",
 			}},
 		{name: "unknown account", state: inventory.StateBootLoop, in: func(in *Input) { delete(in.Accounts, "acme/prod") },
 			strategy: Manual, reasons: []string{"nothing is known of account acme/prod (was it opened?)"}},
@@ -169,6 +183,9 @@ func TestEligibility(t *testing.T) {
 			a := vmIn("prod", "vm-1", c.state)
 			if c.vm != nil {
 				c.vm(&a.VM)
+			}
+			if c.assessed != nil {
+				c.assessed(&a)
 			}
 			in := baseInput(a)
 			if c.in != nil {

@@ -34,13 +34,16 @@ const (
 	DeleteFile Strategy = "delete-file"
 	// HelperMount repairs the OS disk offline on a helper VM.
 	HelperMount Strategy = "helper-mount"
+	// CopyAndSwap repairs a copy of the OS disk on a helper VM and swaps
+	// it in, where an OS disk cannot be detached (Azure).
+	CopyAndSwap Strategy = "copy-and-swap"
 	// RestoreBackup swaps in a disk restored from the newest pre-incident
 	// backup; it loses data written since that backup.
 	RestoreBackup Strategy = "restore-backup"
 )
 
 // Strategies lists every remediation strategy in the default order.
-var Strategies = []Strategy{RebootRetry, RaceBoot, DeleteFile, HelperMount, RestoreBackup}
+var Strategies = []Strategy{RebootRetry, RaceBoot, DeleteFile, HelperMount, CopyAndSwap, RestoreBackup}
 
 // HelperVersion says which helper releases helper-mount may use.
 type HelperVersion string
@@ -88,6 +91,9 @@ type Policy struct {
 	// APIErrorThreshold stops new work when the failed share of recent API
 	// calls passes it (0 < x <= 1; default 0.5).
 	APIErrorThreshold float64 `json:"api_error_threshold" yaml:"api_error_threshold"`
+	// PlanMaxAgeMinutes is how old a plan apply accepts without
+	// --allow-stale (default 60; 0: any age).
+	PlanMaxAgeMinutes int `json:"plan_max_age_minutes" yaml:"plan_max_age_minutes"`
 }
 
 // Default returns the default policy.
@@ -103,6 +109,7 @@ func Default() Policy {
 		FailureThreshold:  0.2,
 		ForceStop:         false,
 		APIErrorThreshold: 0.5,
+		PlanMaxAgeMinutes: 60,
 	}
 }
 
@@ -158,6 +165,9 @@ func (p Policy) ValidateWith(known []Strategy) error {
 	if f := p.APIErrorThreshold; !(f > 0 && f <= 1) {
 		bad("api_error_threshold", "%v must be greater than 0 and at most 1 (e.g. 0.5)", f)
 	}
+	if p.PlanMaxAgeMinutes < 0 {
+		bad("plan_max_age_minutes", "%d must be 0 (any age) or more", p.PlanMaxAgeMinutes)
+	}
 	return errors.Join(errs...)
 }
 
@@ -192,6 +202,7 @@ func (p *Policy) fields() []field {
 		{key: "failure_threshold", target: &p.FailureThreshold},
 		{key: "force_stop", target: &p.ForceStop},
 		{key: "api_error_threshold", target: &p.APIErrorThreshold},
+		{key: "plan_max_age_minutes", target: &p.PlanMaxAgeMinutes},
 	}
 }
 

@@ -104,6 +104,7 @@ type Guest interface {
 	UnlockVolume(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.UnlockParams) (guest.UnlockResult, error)
 	SetDiskIdentity(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.SetIdentityParams) (guest.DiskResult, error)
 	OfflineDisk(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.DiskParams) (guest.DiskResult, error)
+	ClearSafeBootOffline(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.ClearSafeBootOfflineParams) (guest.ClearSafeBootResult, error)
 }
 
 // Prober re-checks a VM's guest (*probe.Prober).

@@ -62,9 +62,15 @@ func (DeleteFile) NotApplicable(st inventory.State) string {
 // Needs implements Unit.
 func (DeleteFile) Needs() Needs { return Needs{Capabilities: []string{"guest", "power", "disks"}} }
 
-// Check implements Unit: nothing beyond Needs (the guest must answer in
-// Safe Mode, which its recheck step verifies right before acting).
-func (DeleteFile) Check(*Candidate) []string { return nil }
+// Check implements Unit: the guest answered WinRM when assessed (a Safe
+// Mode VM known only by its screen goes offline: helper-mount); its
+// recheck step verifies it again right before acting.
+func (DeleteFile) Check(c *Candidate) []string {
+	if !c.GuestAnswers {
+		return []string{"the guest's WinRM did not answer with the configured credentials when assessed"}
+	}
+	return nil
+}
 
 // Risks implements Unit: it changes only files the incident profile marks
 // bad, after a snapshot.

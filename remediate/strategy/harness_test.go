@@ -177,7 +177,7 @@ func (f *fixture) target(n int) *step.Target {
 }
 
 // mutations are the control-plane calls that change something.
-var mutations = []string{"StopVMs", "StartVMs", "RestartVM", "AttachDisk", "DetachDisk", "Snapshot", "DiskFromSnapshot", "RestoreBackup", "AcquireHelper", "ReleaseHelper"}
+var mutations = []string{"StopVMs", "StartVMs", "RestartVM", "AttachDisk", "DetachDisk", "Snapshot", "DiskFromSnapshot", "RestoreBackup", "AcquireHelper", "ReleaseHelper", "SwapBootDisk", "DeleteDisk"}
 
 func (f *fixture) mutationCount() map[string]int {
 	c := f.w.Stats().Calls

@@ -29,6 +29,7 @@ const (
 	FactDriveLetter         step.Fact = "drive_letter"
 	FactUnlocked            step.Fact = "unlocked"
 	FactHivesOK             step.Fact = "hives_ok"
+	FactSafeBootCleared     step.Fact = "safeboot_cleared"
 	FactIdentityVerified    step.Fact = "identity_verified"
 	FactOfflined            step.Fact = "offlined"
 	FactDetachedFromHelper  step.Fact = "detached_from_helper"
@@ -64,6 +65,11 @@ const (
 //	                   the key is never in facts or errors
 //	delete-files       on the volume's drive letter; facts deleted, kept
 //	check-hives        a damaged hive → step.Fail (for restore-backup)
+//	clear-safeboot     the safe-boot flag cleared in the disk's own BCD
+//	                   store, offline (bcdedit /store on its system
+//	                   partition: \Boot\BCD for MBR, \EFI\Microsoft\Boot\BCD
+//	                   for GPT), so a Safe Mode VM boots normally; fact
+//	                   safeboot_cleared says whether it was set
 //	restore-identity   set the identity back to identity_original
 //	verify-identity    a fresh listing must show identity_original
 //	offline-disk       take the disk offline again
@@ -87,22 +93,20 @@ type HelperMount struct{}
 // Name implements step.Strategy.
 func (HelperMount) Name() policy.Strategy { return policy.HelperMount }
 
-// Applies implements Unit: a crashing VM. Not one in Safe Mode: its
-// safe-boot flag lives in the boot configuration, which only a live guest
-// can clear; a disk repaired offline would boot into Safe Mode again.
-func (HelperMount) Applies() []inventory.State { return []inventory.State{inventory.StateBootLoop} }
-
-// NotApplicable implements Unit.
-func (HelperMount) NotApplicable(st inventory.State) string {
-	if st == inventory.StateSafeMode {
-		return "the VM's safe-boot flag can only be cleared on the running guest; repaired offline it would boot into Safe Mode again"
-	}
-	return notApplicable(st)
+// Applies implements Unit: a crashing VM, or one in Safe Mode (whose WinRM
+// may not run there: the safe-boot flag is cleared offline, in the disk's
+// own BCD store, with the files).
+func (HelperMount) Applies() []inventory.State {
+	return []inventory.State{inventory.StateBootLoop, inventory.StateSafeMode}
 }
 
-// Needs implements Unit.
+// NotApplicable implements Unit.
+func (HelperMount) NotApplicable(st inventory.State) string { return notApplicable(st) }
+
+// Needs implements Unit: the OS disk leaves its VM, so a cloud that can
+// detach it (copy-and-swap serves the others).
 func (HelperMount) Needs() Needs {
-	return Needs{Capabilities: []string{"power", "disks", "helpers"}, Helper: true}
+	return Needs{Capabilities: []string{"power", "disks", "os-disk-detach", "helpers"}, Helper: true}
 }
 
 // Check implements Unit: a helper image the policy allows, and for a
@@ -183,6 +187,7 @@ func (HelperMount) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		{Name: "unlock", Run: unlessReturned(hmUnlock), Cost: onHelperCost(unlock)},
 		{Name: "delete-files", Run: unlessReturned(hmDelete), Cost: onHelperCost(1)},
 		{Name: "check-hives", Run: unlessReturned(hmCheckHives), Cost: onHelperCost(1)},
+		{Name: "clear-safeboot", Run: unlessReturned(hmClearSafeBoot), Cost: onHelperCost(1)},
 		{Name: "restore-identity", Run: unlessReturned(hmRestoreIdentity), Cost: onHelperCost(1)},
 		{Name: "verify-identity", Run: unlessReturned(hmVerifyIdentity), Cost: onHelperCost(0), ReadOnly: true},
 		{Name: "offline-disk", Run: unlessReturned(hmOffline), Cost: onHelperCost(1)},
@@ -244,11 +249,20 @@ func originalIdentity(vm *step.Target, facts step.Facts) (inventory.DiskIdentity
 	return id, nil
 }
 
-// listed finds the disk with serial on helper h. With wait > 0 it polls
-// while the helper does not answer yet or the disk is not listed yet.
-// A disk not listed is step.Fail; a helper that never answered is its
-// guest.ErrUnreachable error (retryable).
-func listed(ctx context.Context, env *step.Env, h providers.VMRef, serial string, wait time.Duration) (guest.Disk, providers.Endpoint, error) {
+// listed finds disk ds (as the cloud describes it, attached to helper h)
+// in h's disk listing: at the LUN the cloud reports when it reports one,
+// else by serial = the disk's ID. With wait > 0 it polls while the helper
+// does not answer yet or the disk is not listed yet. A disk not listed is
+// step.Fail; a helper that never answered is its guest.ErrUnreachable
+// error (retryable).
+func listed(ctx context.Context, env *step.Env, h providers.VMRef, ds providers.DiskState, wait time.Duration) (guest.Disk, providers.Endpoint, error) {
+	serial := ds.Ref.ID
+	is := func(d guest.Disk) bool {
+		if ds.LUN != nil {
+			return d.LUN != nil && *d.LUN == *ds.LUN
+		}
+		return strings.EqualFold(d.Serial, serial)
+	}
 	ep, err := endpoint(ctx, env, h)
 	if err != nil {
 		return guest.Disk{}, ep, err
@@ -266,7 +280,7 @@ func listed(ctx context.Context, env *step.Env, h providers.VMRef, serial string
 		}
 		lastErr = nil
 		for _, d := range r.Disks {
-			if !d.IsBoot && strings.EqualFold(d.Serial, serial) {
+			if !d.IsBoot && is(d) {
 				found = d
 				return true, nil
 			}
@@ -291,19 +305,19 @@ func listed(ctx context.Context, env *step.Env, h providers.VMRef, serial string
 }
 
 // onHelper reads where the OS disk is and fails unless it is on helper h.
-func onHelper(ctx context.Context, env *step.Env, vm *step.Target, h providers.VMRef) error {
+func onHelper(ctx context.Context, env *step.Env, vm *step.Target, h providers.VMRef) (providers.DiskState, error) {
 	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 	if err != nil {
-		return err
+		return ds, err
 	}
 	if ds.AttachedTo != h.ID {
 		where := "detached"
 		if ds.AttachedTo != "" {
 			where = "attached to " + ds.AttachedTo
 		}
-		return step.Fail("disk %s should be on helper %s but is %s", vm.OSDisk.ID, h.ID, where)
+		return ds, step.Fail("disk %s should be on helper %s but is %s", vm.OSDisk.ID, h.ID, where)
 	}
-	return nil
+	return ds, nil
 }
 
 // onHelperListed is onHelper followed by the helper's listing of the disk.
@@ -312,10 +326,11 @@ func onHelperListed(ctx context.Context, env *step.Env, vm *step.Target, facts s
 	if err != nil {
 		return h, guest.Disk{}, providers.Endpoint{}, err
 	}
-	if err := onHelper(ctx, env, vm, h); err != nil {
+	ds, err := onHelper(ctx, env, vm, h)
+	if err != nil {
 		return h, guest.Disk{}, providers.Endpoint{}, err
 	}
-	d, ep, err := listed(ctx, env, h, vm.OSDisk.ID, wait)
+	d, ep, err := listed(ctx, env, h, ds, wait)
 	return h, d, ep, err
 }
 
@@ -554,6 +569,34 @@ func hmCheckHives(ctx context.Context, env *step.Env, vm *step.Target, facts ste
 	return step.Facts{FactHivesOK: "true"}, nil
 }
 
+// hmClearSafeBoot clears the safe-boot flag in the disk's own BCD store,
+// on the helper: the store sits on the disk's system partition, where its
+// partition style (from the identity recorded before onlining) keeps it.
+func hmClearSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+	if facts[FactSafeBootCleared] != "" {
+		return nil, nil
+	}
+	orig, err := originalIdentity(vm, facts)
+	if err != nil {
+		return nil, err
+	}
+	h, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
+	if err != nil {
+		return nil, err
+	}
+	if d.Offline {
+		return nil, step.Fail("disk %s is offline on helper %s: its BCD store cannot be reached", vm.OSDisk.ID, h.ID)
+	}
+	r, err := env.Guest.ClearSafeBootOffline(ctx, ep, env.Creds, guest.ClearSafeBootOfflineParams{Number: d.Number, Serial: d.Serial, Store: guest.BCDStore(orig.Style)})
+	if err != nil {
+		if retryable(err) {
+			return nil, err
+		}
+		return nil, step.Fail("clearing the safe-boot flag in the BCD store of disk %s on helper %s failed: %v", vm.OSDisk.ID, h.ID, err)
+	}
+	return step.Facts{FactSafeBootCleared: strconv.FormatBool(r.WasSet)}, nil
+}
+
 func hmRestoreIdentity(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	orig, err := originalIdentity(vm, facts)
 	if err != nil {
@@ -620,7 +663,7 @@ func hmDetachHelper(ctx context.Context, env *step.Env, vm *step.Target, facts s
 		return nil, step.Flag("disk %s is attached to %s, neither its VM %s nor its helper %s; find out who uses it", vm.OSDisk.ID, ds.AttachedTo, vm.ID, h.ID)
 	}
 	// Verify once more, right before the disk leaves the helper.
-	d, _, err := listed(ctx, env, h, vm.OSDisk.ID, 0)
+	d, _, err := listed(ctx, env, h, ds, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -713,7 +756,7 @@ func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *step.Target, fa
 		out[FactAbortDiskLocation] = "boot disk of " + vm.ID
 	case ds.AttachedTo != "":
 		h := providers.VMRef{ID: ds.AttachedTo, Region: vm.Region, Zone: vm.Zone}
-		if err := abortOnHelper(ctx, env, vm, facts, h); err != nil {
+		if err := abortOnHelper(ctx, env, vm, facts, h, ds); err != nil {
 			out[FactAbortDiskLocation] = "attached to helper " + h.ID
 			return out, step.Flag("disk %s of %s is still attached to helper %s and could not be brought back with its identity verified: %v; "+
 				"on the helper, set its identity back to %q, take it offline, detach it and attach it to %s as its boot disk",
@@ -750,12 +793,12 @@ func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *step.Target, fa
 	return out, nil
 }
 
-// abortOnHelper restores, verifies and offlines the OS disk on helper h,
+// abortOnHelper restores, verifies and offlines the OS disk ds on helper h,
 // then detaches it.
-func abortOnHelper(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, h providers.VMRef) error {
+func abortOnHelper(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, h providers.VMRef, ds providers.DiskState) error {
 	var d guest.Disk
 	var ep providers.Endpoint
-	if err := retry(ctx, env, func() (err error) { d, ep, err = listed(ctx, env, h, vm.OSDisk.ID, HelperWait); return err }); err != nil {
+	if err := retry(ctx, env, func() (err error) { d, ep, err = listed(ctx, env, h, ds, HelperWait); return err }); err != nil {
 		return err
 	}
 	orig, ok := parseIdentity(facts[FactIdentityOriginal])
@@ -785,7 +828,7 @@ func abortOnHelper(ctx context.Context, env *step.Env, vm *step.Target, facts st
 			return err
 		}
 	}
-	if err := retry(ctx, env, func() (err error) { d, _, err = listed(ctx, env, h, vm.OSDisk.ID, 0); return err }); err != nil {
+	if err := retry(ctx, env, func() (err error) { d, _, err = listed(ctx, env, h, ds, 0); return err }); err != nil {
 		return err
 	}
 	if d.Identity != orig {

@@ -41,8 +41,9 @@ type Unit interface {
 
 // Needs is what a strategy needs besides a VM in a state it applies to.
 type Needs struct {
-	// Capabilities the account's provider must have: "power", "disks",
-	// "guest", "helpers", "backups".
+	// Capabilities the account's provider must have, as
+	// providers.Provider.Capabilities names them: "power", "disks",
+	// "os-disk-detach", "os-disk-swap", "guest", "helpers", "backups".
 	Capabilities []string
 	// Backup: it restores the newest backup taken before the incident
 	// (plan.VMPlan.Backup, step.Target.Backup), losing the data written
@@ -80,6 +81,9 @@ type Candidate struct {
 	// KeyProblem says why a BitLocker disk cannot be unlocked offline, ""
 	// when it can (or is not encrypted).
 	KeyProblem string
+	// GuestAnswers: the assessment's probe reached the guest's WinRM
+	// with the configured credentials.
+	GuestAnswers bool
 }
 
 // Registry is the set of strategies a planner and an executor know, in
@@ -111,6 +115,7 @@ func Default() *Registry {
 		RaceBoot{},
 		DeleteFile{},
 		HelperMount{},
+		CopyAndSwap{},
 		RestoreBackup{},
 	)
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 // Fact keys only RestoreBackup produces.
 const (
 	FactRestoredDiskID   step.Fact = "restored_disk_id"
-	FactOriginalDiskID   step.Fact = "original_disk_id"
 	FactRestoredAttached step.Fact = "restored_attached"
 )
 
@@ -55,9 +54,10 @@ func (RestoreBackup) Applies() []inventory.State {
 // NotApplicable implements Unit.
 func (RestoreBackup) NotApplicable(st inventory.State) string { return notApplicable(st) }
 
-// Needs implements Unit.
+// Needs implements Unit: the original OS disk is detached and the
+// restored one attached as the boot disk.
 func (RestoreBackup) Needs() Needs {
-	return Needs{Capabilities: []string{"backups", "power", "disks"}, Backup: true}
+	return Needs{Capabilities: []string{"backups", "power", "disks", "os-disk-detach"}, Backup: true}
 }
 
 // Check implements Unit: a backup taken before the incident, and a policy

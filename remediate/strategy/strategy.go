@@ -81,6 +81,9 @@ const (
 	FactVerifiedAt        step.Fact = "verified_at"
 	FactAbort             step.Fact = "abort"
 	FactAbortDiskLocation step.Fact = "abort_disk_location"
+	// FactOriginalDiskID is the VM's original OS disk, kept (detached)
+	// once another disk replaced it (restore-backup, copy-and-swap).
+	FactOriginalDiskID step.Fact = "original_disk_id"
 )
 
 // Tag roles of what the strategies create.

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -441,6 +442,26 @@ func (s *Server) deleteVM(q *request) *apiError {
 	return nil
 }
 
+// deleteDisk deletes a managed disk (the world deletes only copies: an
+// original or a helper's own disk is refused). A disk already gone is fine
+// (204).
+func (s *Server) deleteDisk(q *request) *apiError {
+	id := s.resolve(kindDisks, q.sub, q.name)
+	d, err := s.w.DescribeDisk(q.r.Context(), q.account, id)
+	if id == "" || errors.Is(err, providers.ErrNotFound) {
+		reply(q, 204, nil)
+		return nil
+	}
+	if err != nil {
+		return fromWorld(err)
+	}
+	if err := s.w.DeleteDisk(q.r.Context(), q.account, id); err != nil {
+		return fromWorld(err)
+	}
+	s.accepted(q, 202, s.location(d.Ref.Zone), time.Time{}, nil)
+	return nil
+}
+
 // vmAction answers a POST action on a VM.
 func (s *Server) vmAction(q *request) *apiError {
 	id := s.resolve(kindVMs, q.sub, q.name)
@@ -678,7 +699,7 @@ func (s *Server) vmJSON(q *request, f world.VMFacts, iv obj, state string) obj {
 	}
 	var data []obj
 	for i, d := range f.DataDisks {
-		data = append(data, obj{"lun": i, "name": s.name(d), "createOption": "Attach", "managedDisk": obj{"id": s.armID(q.sub, kindDisks, d)}})
+		data = append(data, obj{"lun": f.DataLUNs[i], "name": s.name(d), "createOption": "Attach", "managedDisk": obj{"id": s.armID(q.sub, kindDisks, d)}})
 	}
 	props := obj{
 		"vmId": f.ID, "provisioningState": state,

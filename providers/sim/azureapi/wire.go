@@ -46,6 +46,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.serveBootDiag(rw, r)
 		return
 	}
+	if s.serveEntra(rw, r) {
+		return
+	}
 	seg := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	q := &request{rw: rw, r: r}
 	if len(seg) < 2 || !strings.EqualFold(seg[0], "subscriptions") {
@@ -137,6 +140,8 @@ func (s *Server) route(q *request, seg []string) (op, bucket string, h handlerFu
 		return name + ".Update", bucket, s.updateVM
 	case len(seg) == 8 && m == http.MethodDelete && q.kind == kindVMs:
 		return name + ".Delete", bucket, s.deleteVM
+	case len(seg) == 8 && m == http.MethodDelete && q.kind == kindDisks:
+		return name + ".Delete", bucket, s.deleteDisk
 	case len(seg) == 9 && q.kind == kindVMs && m == http.MethodGet && strings.EqualFold(q.action, "instanceView"):
 		return name + ".InstanceView", bucket, s.get
 	case len(seg) == 9 && q.kind == kindVMs && m == http.MethodPost:

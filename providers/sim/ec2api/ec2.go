@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -45,22 +46,23 @@ func BucketOf(action string, filtered bool) (string, timing.Bucket) {
 type handler func(s *Server, ctx context.Context, q *request) (any, *apiError)
 
 var ec2Actions = map[string]handler{
-	"DescribeInstances":      (*Server).describeInstances,
-	"DescribeInstanceStatus": (*Server).describeInstanceStatus,
-	"GetConsoleOutput":       (*Server).getConsoleOutput,
-	"GetConsoleScreenshot":   (*Server).getConsoleScreenshot,
-	"StopInstances":          (*Server).stopInstances,
-	"StartInstances":         (*Server).startInstances,
-	"RebootInstances":        (*Server).rebootInstances,
-	"TerminateInstances":     (*Server).terminateInstances,
-	"RunInstances":           (*Server).runInstances,
-	"DescribeImages":         (*Server).describeImages,
-	"DescribeVolumes":        (*Server).describeVolumes,
-	"DescribeSnapshots":      (*Server).describeSnapshots,
-	"CreateSnapshot":         (*Server).createSnapshot,
-	"CreateVolume":           (*Server).createVolume,
-	"AttachVolume":           (*Server).attachVolume,
-	"DetachVolume":           (*Server).detachVolume,
+	"DescribeInstances":         (*Server).describeInstances,
+	"DescribeInstanceStatus":    (*Server).describeInstanceStatus,
+	"GetConsoleOutput":          (*Server).getConsoleOutput,
+	"GetConsoleScreenshot":      (*Server).getConsoleScreenshot,
+	"StopInstances":             (*Server).stopInstances,
+	"StartInstances":            (*Server).startInstances,
+	"RebootInstances":           (*Server).rebootInstances,
+	"TerminateInstances":        (*Server).terminateInstances,
+	"RunInstances":              (*Server).runInstances,
+	"DescribeImages":            (*Server).describeImages,
+	"DescribeAvailabilityZones": (*Server).describeAvailabilityZones,
+	"DescribeVolumes":           (*Server).describeVolumes,
+	"DescribeSnapshots":         (*Server).describeSnapshots,
+	"CreateSnapshot":            (*Server).createSnapshot,
+	"CreateVolume":              (*Server).createVolume,
+	"AttachVolume":              (*Server).attachVolume,
+	"DetachVolume":              (*Server).detachVolume,
 }
 
 func (s *Server) ec2(ctx context.Context, q *request) (any, *apiError) {
@@ -113,22 +115,12 @@ func amiName(release string) string {
 	return "Windows_Server-" + release + "-English-Full-Base-2024.07.10"
 }
 
-// imageFor picks the image a fleet VM of release in zone was launched from.
-func imageFor(ims []providers.HelperImage, zone, release string) string {
-	id := ""
-	for _, im := range ims {
-		if im.Windows.Release == release {
-			if im.Zone == zone {
-				return im.ImageID
-			}
-			if id == "" {
-				id = im.ImageID
-			}
-		}
-	}
-	if id == "" {
-		id = "ami-windows-" + release
-	}
+// imageFor is the AMI a fleet VM of release in zone was launched from:
+// its region's AMI of that release (deregistered if the region has no
+// image of it: DescribeImages then does not list it). Caller holds mu.
+func (s *Server) imageFor(zone, release string) string {
+	id := AMI(RegionOf(zone), release)
+	s.amiRelease[id] = release
 	return id
 }
 
@@ -141,10 +133,6 @@ func (s *Server) instances(ctx context.Context, q *request) ([]xInstance, *apiEr
 	}
 	disks, err := s.w.FindDisks(ctx, q.account, nil)
 	if aerr := fromWorld(err, "Volume", "IncorrectState"); aerr != nil {
-		return nil, aerr
-	}
-	ims, aerr := s.images(ctx, q)
-	if aerr != nil {
 		return nil, aerr
 	}
 	byVM := map[string][]world.DiskInfo{}
@@ -183,7 +171,7 @@ func (s *Server) instances(ctx context.Context, q *request) ([]xInstance, *apiEr
 		for k, x := range v.Tags {
 			tags[k] = x
 		}
-		x := xInstance{InstanceID: v.ID, ImageID: imageFor(ims, v.Zone, v.Windows.Release), State: stateOf(v.Power),
+		x := xInstance{InstanceID: v.ID, ImageID: s.imageFor(v.Zone, v.Windows.Release), State: stateOf(v.Power),
 			InstanceType: "m5.large", Placement: xPlacement{v.Zone}, Platform: "windows", PlatformDetails: "Windows",
 			RootDeviceType: "ebs", RootDeviceName: RootDevice, BDM: s.bdm(v.ID, byVM[v.ID], ""), Tags: xtags(tags)}
 		if len(v.NICs) > 0 {
@@ -451,7 +439,7 @@ func (s *Server) runInstances(ctx context.Context, q *request) (any, *apiError) 
 	}
 	var im *providers.HelperImage
 	for i := range ims {
-		if ims[i].ImageID == image {
+		if slices.Contains(q.zones, ims[i].Zone) && AMI(q.region, ims[i].Windows.Release) == image {
 			im = &ims[i]
 		}
 	}
@@ -460,7 +448,7 @@ func (s *Server) runInstances(ctx context.Context, q *request) (any, *apiError) 
 	}
 	zone := q.form.Get("Placement.AvailabilityZone")
 	if zone == "" {
-		zone = im.Zone
+		zone = q.zones[0]
 	}
 	if !slices.Contains(q.zones, zone) {
 		return nil, errf(400, "InvalidParameterValue", "Invalid availability zone: [%s]", zone)
@@ -528,19 +516,23 @@ func (s *Server) describeImages(ctx context.Context, q *request) (any, *apiError
 	if aerr != nil {
 		return nil, aerr
 	}
+	// One AMI per region and release: the region's zones share it.
 	var all []xImage
+	seen := map[string]bool{}
 	for _, im := range ims {
-		if !slices.Contains(q.zones, im.Zone) {
+		rel := im.Windows.Release
+		if !slices.Contains(q.zones, im.Zone) || seen[rel] {
 			continue
 		}
+		seen[rel] = true
 		if len(owners) > 0 && !slices.Contains(owners, "amazon") && !slices.Contains(owners, amazonOwner) {
 			continue
 		}
-		all = append(all, xImage{ImageID: im.ImageID, ImageLocation: "amazon/" + amiName(im.Windows.Release), State: "available", OwnerID: amazonOwner,
+		all = append(all, xImage{ImageID: AMI(q.region, rel), ImageLocation: "amazon/" + amiName(rel), State: "available", OwnerID: amazonOwner,
 			CreationDate: "2024-07-10T00:00:00.000Z", IsPublic: true, Architecture: "x86_64", ImageType: "machine",
-			Platform: "windows", PlatformDetails: "Windows", Name: amiName(im.Windows.Release),
-			Description:    fmt.Sprintf("Microsoft Windows Server %s Full Locale English AMI provided by Amazon (build %s)", im.Windows.Release, im.Windows.Build),
-			RootDeviceType: "ebs", RootDeviceName: RootDevice, Tags: xtags(map[string]string{"fixfleet-zones": im.Zone})})
+			Platform: "windows", PlatformDetails: "Windows", Name: amiName(rel),
+			Description:    fmt.Sprintf("Microsoft Windows Server %s Full Locale English AMI provided by Amazon (build %s)", rel, im.Windows.Build),
+			RootDeviceType: "ebs", RootDeviceName: RootDevice})
 	}
 	sel, aerr := imageSpec.pick(all, ids, fs)
 	if aerr != nil {
@@ -700,7 +692,7 @@ func (s *Server) describeSnapshots(ctx context.Context, q *request) (any, *apiEr
 		}
 		for _, b := range bks {
 			all = append(all, xSnapshot{SnapshotID: b.ID, VolumeID: vol, Status: "completed", StartTime: ts(b.TakenAt), Progress: "100%",
-				OwnerID: owner, VolumeSize: b.SizeGB, Description: fmt.Sprintf("Created by CreateImage(%s) for ami-%s (%s backup)", vm, b.ID, b.Kind)})
+				OwnerID: owner, VolumeSize: b.SizeGB, Description: fmt.Sprintf("Created by CreateImage(%s) for ami-%s (%s backup)", s.ids.out(kindInstance, vm), hex17("backup|"+b.ID), b.Kind)})
 			s.mu.Lock()
 			s.backupVol[b.ID] = vol
 			s.mu.Unlock()
@@ -779,6 +771,9 @@ func (s *Server) attachVolume(ctx context.Context, q *request) (any, *apiError) 
 		s.mu.Unlock()
 	}
 	_, err := s.w.AttachDisk(ctx, q.account, inst, vol, boot)
+	if errors.Is(err, world.ErrZoneMismatch) {
+		return nil, errf(400, "InvalidVolume.ZoneMismatch", "The volume '%s' is not in the same availability zone as instance '%s'", vol, inst)
+	}
 	if aerr := fromWorld(err, "Volume", "VolumeInUse"); aerr != nil {
 		if strings.Contains(aerr.message, "is stopped") || strings.Contains(aerr.message, "a boot disk attaches only") || strings.Contains(aerr.message, "still stopping") {
 			aerr.code = "IncorrectInstanceState"
@@ -835,4 +830,59 @@ func asPE(err error, pe **providers.Error) bool {
 		*pe = e
 	}
 	return ok
+}
+
+var zoneSpec = describeSpec[xZone]{
+	notFound: "InvalidParameterValue",
+	filters:  []string{"zone-name", "region-name", "state", "zone-type"},
+	id:       func(x xZone) string { return x.ZoneName },
+	tags:     func(xZone) []xTag { return nil },
+	attr: func(x xZone, n string) []string {
+		switch n {
+		case "zone-name":
+			return []string{x.ZoneName}
+		case "region-name":
+			return []string{x.RegionName}
+		case "state":
+			return []string{x.State}
+		}
+		return []string{x.ZoneType}
+	},
+}
+
+// describeAvailabilityZones lists the world's zones of q's region.
+func (s *Server) describeAvailabilityZones(ctx context.Context, q *request) (any, *apiError) {
+	// Through the world's control-plane gate (outages, latency, faults).
+	if _, aerr := s.images(ctx, q); aerr != nil {
+		return nil, aerr
+	}
+	var all []xZone
+	for _, z := range q.zones {
+		all = append(all, xZone{ZoneName: z, ZoneID: zoneID(z), RegionName: q.region, State: "available", ZoneType: "availability-zone",
+			OptInStatus: "opt-in-not-required", GroupName: q.region})
+	}
+	sel, aerr := zoneSpec.pick(all, list(q.form, "ZoneName"), filters(q.form))
+	if aerr != nil {
+		return nil, aerr
+	}
+	return describeZonesResponse{NS: ec2NS, RequestID: q.id, Zones: sel}, nil
+}
+
+// zoneID is a zone's AZ ID (apne1-az4 style): the region's initials and
+// a number from the zone's letter.
+func zoneID(zone string) string {
+	r := RegionOf(zone)
+	var b strings.Builder
+	for _, part := range strings.Split(r, "-") {
+		if part == "" {
+			continue
+		}
+		if c := part[len(part)-1]; c >= '0' && c <= '9' {
+			b.WriteString(part[:min(len(part)-1, 2)])
+			b.WriteByte(c)
+		} else {
+			b.WriteString(part[:min(len(part), 2)])
+		}
+	}
+	return b.String() + fmt.Sprintf("-az%d", int(zone[len(zone)-1]-'a')+1)
 }

@@ -17,7 +17,12 @@
 //   - The SigV4 credential scope's region selects the world zones whose name
 //     starts with it (generate the world with AWS zone names such as
 //     ap-northeast-1a via world.GenOptions.Zones).
-//   - World VM, disk, snapshot and image IDs are the EC2 IDs; world backups
+//   - Images are regional: the world's images are made so (RegionalImages),
+//     and each region has one AMI per Windows release (AMI), named as
+//     Amazon names its Windows AMIs. DescribeAvailabilityZones lists the
+//     world's zones of the region.
+//   - World VMs and helpers, disks, snapshots and backups show under IDs in
+//     EC2's formats (ID: i-, vol-, snap- and 17 hex digits); world backups
 //     appear as completed snapshots of their VM's first-seen root volume.
 //   - Every EC2 request takes a token from the published bucket of its
 //     action, per account+region, on the world's clock (Options.Throttle);
@@ -30,6 +35,7 @@ package ec2api
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -44,10 +50,9 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/sim/bucket"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 )
 
@@ -66,6 +71,9 @@ type Options struct {
 	// ExternalID, when set, is required by AssumeRole (as an MSP's customer
 	// role trust policy requires it).
 	ExternalID string
+	// SSMUnavailable answers every SSM call HTTP 500 InternalServerError,
+	// as during an SSM outage (EC2 and STS still answer).
+	SSMUnavailable bool
 }
 
 // Stats are the emulator's counters.
@@ -103,17 +111,19 @@ type Server struct {
 	srv  *http.Server
 	once sync.Once
 
-	mu        sync.Mutex
-	stats     Stats
-	buckets   map[string]*rate.Limiter
-	tempKeys  map[string]string // AssumeRole keys -> account
-	acctIDs   map[string]string // AWS account ID -> world account
-	helpers   map[string]*helperRec
-	tokens    map[string]string // "terminated:"+instance -> instance (client tokens live in the world)
-	devices   map[string]string // volume -> device of its data attachment
-	detaching map[string]string // volume -> instance it is detaching from
-	rootOf    map[string]string // fleet instance -> first-seen root volume
-	backupVol map[string]string // backup (snapshot) ID -> volume
+	mu         sync.Mutex
+	stats      Stats
+	buckets    map[string]*bucket.Bucket
+	tempKeys   map[string]string // AssumeRole keys -> account
+	acctIDs    map[string]string // AWS account ID -> world account
+	helpers    map[string]*helperRec
+	tokens     map[string]string // "terminated:"+instance -> instance (client tokens live in the world)
+	devices    map[string]string // volume -> device of its data attachment
+	detaching  map[string]string // volume -> instance it is detaching from
+	rootOf     map[string]string // fleet instance -> first-seen root volume
+	backupVol  map[string]string // backup (snapshot) ID -> volume
+	amiRelease map[string]string // AMI ID shown -> Windows release
+	ids        *idMap
 }
 
 type helperRec struct {
@@ -154,14 +164,38 @@ func Serve(w *world.World, ln net.Listener, opts Options) *Server {
 // New returns an emulator of w that is not listening: serve it as an
 // http.Handler (Start does). URL and Close need Start.
 func New(w *world.World, opts Options) *Server {
-	s := &Server{w: w, opts: opts, buckets: map[string]*rate.Limiter{}, tempKeys: map[string]string{},
+	s := &Server{w: w, opts: opts, buckets: map[string]*bucket.Bucket{}, tempKeys: map[string]string{},
 		acctIDs: map[string]string{}, helpers: map[string]*helperRec{}, tokens: map[string]string{},
 		devices: map[string]string{}, detaching: map[string]string{}, rootOf: map[string]string{},
-		backupVol: map[string]string{}, stats: Stats{Calls: map[string]int{}}}
+		backupVol: map[string]string{}, amiRelease: map[string]string{}, stats: Stats{Calls: map[string]int{}}}
+	// An AMI launches in every zone of its region: so must the world's
+	// images.
+	w.RegionalImages(RegionOf)
+	s.ids = newIDMap(w)
+	// A guest sees an EBS volume under its volume ID.
+	w.UseDiskSerials(func(id string) string { return ec2ID(kindVolume, id) })
 	for _, a := range w.Accounts() {
 		s.acctIDs[AccountID(a)] = a
 	}
 	return s
+}
+
+// WorldID returns the world ID behind an EC2 instance, volume or snapshot
+// ID the emulator showed.
+func (s *Server) WorldID(id string) (string, bool) {
+	w := s.ids.in(id)
+	return w, w != id
+}
+
+// AMI is the ID of a region's AMI of a Windows release ("ami-" and 17 hex
+// digits, derived from both).
+func AMI(region, release string) string { return "ami-" + hex17("ami|"+region+"|"+release) }
+
+// hex17 is 17 lowercase hex digits derived from key (the length of
+// today's EC2 resource IDs).
+func hex17(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(h[:9])[:17]
 }
 
 // AccountID is the 12-digit AWS account ID the emulator gives world account
@@ -295,6 +329,9 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		s.fail(rw, q, aerr)
 		return
 	}
+	if q.form != nil {
+		s.ids.importForm(q.form)
+	}
 	var out any
 	var aerr *apiError
 	switch {
@@ -322,7 +359,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	rw.Header().Set("X-Amzn-Requestid", q.id)
 	_, _ = io.WriteString(rw, xml.Header)
 	enc := xml.NewEncoder(rw)
-	_ = enc.Encode(out)
+	_ = enc.Encode(s.ids.exported(out))
 }
 
 func (s *Server) count(action string) {
@@ -378,20 +415,22 @@ func (s *Server) authenticate(r *http.Request, q *request) *apiError {
 	return nil
 }
 
-// throttle takes a token from q's bucket; false when it is empty.
-func (s *Server) throttle(q *request, bucket string, b timing.Bucket) bool {
+// throttle takes a token from q's bucket; false when it is empty (see
+// package bucket for the calls of one instant).
+func (s *Server) throttle(q *request, name string, b timing.Bucket) bool {
 	if s.opts.NoThrottle {
 		return true
 	}
-	key := q.account + "|" + q.region + "|" + bucket
+	key := q.account + "|" + q.region + "|" + name
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lim := s.buckets[key]
 	if lim == nil {
-		lim = rate.NewLimiter(rate.Limit(b.Refill), b.Size)
+		lim = bucket.New(b.Size, b.Refill)
 		s.buckets[key] = lim
 	}
-	return lim.AllowN(s.w.Clock().Now(), 1)
+	_, ok := lim.Take(s.w.Clock().Now())
+	return ok
 }
 
 // ec2Error is EC2's error document.
@@ -406,6 +445,7 @@ type ec2Error struct {
 
 // fail answers an error, or drops the connection for a drop fault.
 func (s *Server) fail(rw http.ResponseWriter, q *request, e *apiError) {
+	e.message = s.ids.text(e.message)
 	s.mu.Lock()
 	switch {
 	case e.drop:

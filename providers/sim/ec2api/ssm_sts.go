@@ -41,7 +41,7 @@ type ssmRequest struct {
 }
 
 type ssmInstance struct {
-	InstanceID       string  `json:"InstanceId"`
+	InstanceID       string  `json:"InstanceId" ec2id:"i"`
 	PingStatus       string  `json:"PingStatus"`
 	LastPingDateTime float64 `json:"LastPingDateTime"`
 	PlatformType     string  `json:"PlatformType"`
@@ -64,6 +64,10 @@ func (s *Server) serveSSM(rw http.ResponseWriter, ctx context.Context, q *reques
 		s.fail(rw, q, errf(400, "InvalidAction", "the emulator serves only AmazonSSM.DescribeInstanceInformation"))
 		return
 	}
+	if s.opts.SSMUnavailable {
+		s.fail(rw, q, errf(500, "InternalServerError", "the SSM service is unavailable"))
+		return
+	}
 	if !s.throttle(q, "ssm", SSMBucket) {
 		s.fail(rw, q, errf(400, "ThrottlingException", "Rate exceeded"))
 		return
@@ -81,14 +85,18 @@ func (s *Server) serveSSM(rw http.ResponseWriter, ctx context.Context, q *reques
 			s.fail(rw, q, errf(400, "InvalidFilterKey", "the emulator supports the InstanceIds filter only"))
 			return
 		}
-		ids = append(ids, f.Values...)
+		for _, v := range f.Values {
+			ids = append(ids, s.ids.in(v))
+		}
 	}
 	for _, f := range in.InstanceInformationFilterList {
 		if f.Key != "InstanceIds" {
 			s.fail(rw, q, errf(400, "InvalidFilterKey", "the emulator supports the InstanceIds filter only"))
 			return
 		}
-		ids = append(ids, f.ValueSet...)
+		for _, v := range f.ValueSet {
+			ids = append(ids, s.ids.in(v))
+		}
 	}
 	all, aerr := s.instances(ctx, q)
 	if aerr != nil {
@@ -113,22 +121,12 @@ func (s *Server) serveSSM(rw http.ResponseWriter, ctx context.Context, q *reques
 		s.fail(rw, q, aerr)
 		return
 	}
-	ims, aerr := s.images(ctx, q)
-	if aerr != nil {
-		s.fail(rw, q, aerr)
-		return
-	}
-	release := map[string]string{}
-	for _, im := range ims {
-		release[im.ImageID] = im.Windows.Release
-	}
 	out := ssmResponse{InstanceInformationList: []ssmInstance{}}
 	for _, id := range scope {
 		x, sg := rel[id], sig[id]
-		r := release[x.ImageID]
-		if r == "" {
-			r = strings.TrimPrefix(x.ImageID, "ami-windows-")
-		}
+		s.mu.Lock()
+		r := s.amiRelease[x.ImageID]
+		s.mu.Unlock()
 		ping := "ConnectionLost"
 		if sg.Power == inventory.PowerRunning && sg.InstanceReachable != nil && *sg.InstanceReachable {
 			ping = "Online"
@@ -139,7 +137,7 @@ func (s *Server) serveSSM(rw http.ResponseWriter, ctx context.Context, q *reques
 	}
 	rw.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	rw.Header().Set("X-Amzn-Requestid", q.id)
-	_ = json.NewEncoder(rw).Encode(out)
+	_ = json.NewEncoder(rw).Encode(s.ids.exported(out))
 }
 
 const stsNS = "https://sts.amazonaws.com/doc/2011-06-15/"

@@ -31,7 +31,7 @@ type xState struct {
 }
 
 type xEBS struct {
-	VolumeID            string `xml:"volumeId"`
+	VolumeID            string `xml:"volumeId" ec2id:"vol"`
 	Status              string `xml:"status"`
 	AttachTime          string `xml:"attachTime,omitempty"`
 	DeleteOnTermination bool   `xml:"deleteOnTermination"`
@@ -47,7 +47,7 @@ type xPlacement struct {
 }
 
 type xInstance struct {
-	InstanceID      string     `xml:"instanceId"`
+	InstanceID      string     `xml:"instanceId" ec2id:"i"`
 	ImageID         string     `xml:"imageId"`
 	State           xState     `xml:"instanceState"`
 	InstanceType    string     `xml:"instanceType"`
@@ -63,7 +63,7 @@ type xInstance struct {
 }
 
 type xReservation struct {
-	ReservationID string      `xml:"reservationId"`
+	ReservationID string      `xml:"reservationId" ec2id:"r"`
 	OwnerID       string      `xml:"ownerId"`
 	Instances     []xInstance `xml:"instancesSet>item"`
 }
@@ -84,7 +84,7 @@ type runInstancesResponse struct {
 }
 
 type xStateChange struct {
-	InstanceID    string `xml:"instanceId"`
+	InstanceID    string `xml:"instanceId" ec2id:"i"`
 	CurrentState  xState `xml:"currentState"`
 	PreviousState xState `xml:"previousState"`
 }
@@ -114,7 +114,7 @@ type xStatusSummary struct {
 }
 
 type xInstanceStatus struct {
-	InstanceID     string         `xml:"instanceId"`
+	InstanceID     string         `xml:"instanceId" ec2id:"i"`
 	State          xState         `xml:"instanceState"`
 	InstanceStatus xStatusSummary `xml:"instanceStatus"`
 	SystemStatus   xStatusSummary `xml:"systemStatus"`
@@ -132,14 +132,14 @@ type consoleOutputResponse struct {
 	XMLName    xml.Name `xml:"GetConsoleOutputResponse"`
 	NS         string   `xml:"xmlns,attr"`
 	RequestID  string   `xml:"requestId"`
-	InstanceID string   `xml:"instanceId"`
+	InstanceID string   `xml:"instanceId" ec2id:"i"`
 	Timestamp  string   `xml:"timestamp"`
 	Output     string   `xml:"output,omitempty"`
 }
 
 type xAttachment struct {
-	VolumeID            string `xml:"volumeId"`
-	InstanceID          string `xml:"instanceId"`
+	VolumeID            string `xml:"volumeId" ec2id:"vol"`
+	InstanceID          string `xml:"instanceId" ec2id:"i"`
 	Device              string `xml:"device"`
 	Status              string `xml:"status"`
 	AttachTime          string `xml:"attachTime,omitempty"`
@@ -147,9 +147,9 @@ type xAttachment struct {
 }
 
 type xVolume struct {
-	VolumeID         string        `xml:"volumeId"`
+	VolumeID         string        `xml:"volumeId" ec2id:"vol"`
 	Size             int           `xml:"size"`
-	SnapshotID       string        `xml:"snapshotId,omitempty"`
+	SnapshotID       string        `xml:"snapshotId,omitempty" ec2id:"snap"`
 	AvailabilityZone string        `xml:"availabilityZone"`
 	Status           string        `xml:"status"`
 	CreateTime       string        `xml:"createTime,omitempty"`
@@ -181,8 +181,8 @@ type attachmentResponse struct {
 }
 
 type xSnapshot struct {
-	SnapshotID  string `xml:"snapshotId"`
-	VolumeID    string `xml:"volumeId"`
+	SnapshotID  string `xml:"snapshotId" ec2id:"snap"`
+	VolumeID    string `xml:"volumeId" ec2id:"vol"`
 	Status      string `xml:"status"`
 	StartTime   string `xml:"startTime"`
 	Progress    string `xml:"progress"`
@@ -223,6 +223,23 @@ type xImage struct {
 	RootDeviceType  string `xml:"rootDeviceType"`
 	RootDeviceName  string `xml:"rootDeviceName"`
 	Tags            []xTag `xml:"tagSet>item"`
+}
+
+type xZone struct {
+	ZoneName    string `xml:"zoneName"`
+	ZoneID      string `xml:"zoneId"`
+	RegionName  string `xml:"regionName"`
+	State       string `xml:"zoneState"`
+	ZoneType    string `xml:"zoneType"`
+	OptInStatus string `xml:"optInStatus"`
+	GroupName   string `xml:"groupName"`
+}
+
+type describeZonesResponse struct {
+	XMLName   xml.Name `xml:"DescribeAvailabilityZonesResponse"`
+	NS        string   `xml:"xmlns,attr"`
+	RequestID string   `xml:"requestId"`
+	Zones     []xZone  `xml:"availabilityZoneInfo>item"`
 }
 
 type describeImagesResponse struct {

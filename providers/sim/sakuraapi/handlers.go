@@ -365,7 +365,10 @@ func (s *Server) diskObj(q *req, d world.DiskInfo) *naked.Disk {
 	s.mu.Lock()
 	p, known := s.prov[d.Ref.ID]
 	id := s.idOf(d.Ref.ID)
-	var srv int64
+	var src, srv int64
+	if known && p.ref != "" {
+		src = s.idOf(p.ref)
+	}
 	if d.AttachedTo != "" {
 		srv = s.idOf(d.AttachedTo)
 	}
@@ -379,7 +382,7 @@ func (s *Server) diskObj(q *req, d world.DiskInfo) *naked.Disk {
 				nd.SourceArchive = &naked.Archive{ID: types.ID(baseID(d.Ref.Zone, p.release))}
 			}
 		case "image", "snapshot", "backup":
-			nd.SourceArchive = &naked.Archive{ID: types.ID(numID(p.ref))}
+			nd.SourceArchive = &naked.Archive{ID: types.ID(src)}
 		}
 	}
 	if srv != 0 {
@@ -529,7 +532,7 @@ func (s *Server) findServer(q *req, id int64) (*naked.Server, bool, error) {
 	}
 	s.mu.Lock()
 	if h, ok := s.alias[id]; ok {
-		id = numID(h)
+		id = s.idOf(h)
 	}
 	s.mu.Unlock()
 	for _, sv := range all {
@@ -578,7 +581,7 @@ func (s *Server) serverCreate(q *req) {
 	}
 	s.mu.Lock()
 	s.seq++
-	sh.id = int64(kindShell)*kindSpan + s.seq
+	sh.id = compose(kindShell, s.seq)
 	s.shells[sh.id] = sh
 	s.mu.Unlock()
 	q.reply(http.StatusCreated, map[string]any{"Server": s.shellObj(q, sh)})
@@ -874,7 +877,8 @@ func (s *Server) diskCreate(q *req) {
 	}
 	var info world.DiskInfo
 	var err error
-	switch kindOf(src) {
+	role := s.roleOf(src)
+	switch role {
 	case kindSnap, kindBackup:
 		if serverID != 0 {
 			s.bad(q, "Disk.Server: the emulator connects a disk made from a snapshot or backup only after it is created")
@@ -885,7 +889,7 @@ func (s *Server) diskCreate(q *req) {
 			s.notFound(q, "archive "+strconv.FormatInt(src, 10))
 			return
 		}
-		if kindOf(src) == kindSnap {
+		if role == kindSnap {
 			info, err = s.w.DiskFromSnapshot(q.ctx, q.acct, wid, q.zone, tags)
 		} else {
 			s.mu.Lock()
@@ -899,7 +903,7 @@ func (s *Server) diskCreate(q *req) {
 		}
 		if err == nil || applied(err) {
 			s.mu.Lock()
-			s.prov[info.Ref.ID] = provenance{kind: map[int]string{kindSnap: "snapshot", kindBackup: "backup"}[kindOf(src)], ref: wid}
+			s.prov[info.Ref.ID] = provenance{kind: map[int]string{kindSnap: "snapshot", kindBackup: "backup"}[role], ref: wid}
 			s.mu.Unlock()
 		}
 		if err != nil {
@@ -907,7 +911,7 @@ func (s *Server) diskCreate(q *req) {
 			return
 		}
 		q.reply(http.StatusAccepted, map[string]any{"Disk": s.diskObj(q, info)})
-	case kindImage, kindOther:
+	case kindImage:
 		s.diskForHelper(q, src, serverID)
 	default:
 		s.bad(q, "Disk.SourceArchive: archive %d cannot be copied in the simulated world (only public archives, snapshots and backups)", src)
@@ -920,7 +924,7 @@ func (s *Server) diskForHelper(q *req, src, serverID int64) {
 	s.mu.Lock()
 	var im *world.ImageSpec
 	for i := range s.images {
-		if numID(s.images[i].ImageID) == src && s.images[i].Zone == q.zone {
+		if s.idOf(s.images[i].ImageID) == src && s.images[i].Zone == q.zone {
 			im = &s.images[i]
 		}
 	}

@@ -6,20 +6,26 @@ import (
 	"strings"
 )
 
-// Sakura Cloud resource IDs are integers (types.ID is an int64); the world's
-// are strings such as "vm-00001". ID maps one to the other deterministically,
-// so that tests (and the conformance suite's Harness.ID) can translate world
-// IDs without asking a running emulator:
+// Sakura Cloud resource IDs are 12-digit integers (types.ID is an int64,
+// e.g. 113500012345); the world's are strings such as "vm-00001", or any
+// name a hand-written scenario gives ("srv-01"). ID maps one to the other
+// deterministically, so that tests (and the conformance suite's
+// Harness.ID) can translate world IDs without asking a running emulator:
 //
-//	kind*10^17 + n                  for "<prefix>-<digits>"   (vm, disk, snap, helper)
-//	kind*10^17 + a*10^4 + b         for "bk-<digits>-<digits>" (backups)
-//	kind*10^17 + fnv64(id) % 10^16  for anything else (images, hand-written IDs)
+//	1 kind n(10)                    n from "<prefix>-<digits>" (vm, disk, snap, helper)
+//	1 kind a(6) b(4)                for "bk-<digits>-<digits>" (backups)
+//	1 kind fnv64(id) % 10^10        for anything else (images, hand-written IDs)
 //
-// The kind digit tells what the ID names; the reverse mapping of hashed IDs
-// is kept by the Server that emitted them.
-const kindSpan = 100_000_000_000_000_000 // 10^17
+// The kind digit is cosmetic: what an ID names is the role the Server
+// registered it with (a hand-written VM ID hashes under kindOther and is
+// still a server). Should two world IDs meet on one number, the later one
+// takes the next free number of its kind, and only the Server knows it.
+const (
+	idBase   = 100_000_000_000 // 10^11: every ID has 12 digits
+	kindSpan = 10_000_000_000  // 10^10 numbers per kind
+)
 
-// Kinds of resource IDs (the leading digit).
+// Kinds of resource IDs (the second digit).
 const (
 	kindVM     = 1
 	kindDisk   = 2
@@ -35,34 +41,51 @@ const (
 var prefixKind = map[string]int{"vm": kindVM, "disk": kindDisk, "snap": kindSnap, "helper": kindHelper, "bk": kindBackup, "img": kindImage}
 
 // ID returns the Sakura-style numeric ID (as a decimal string) the emulator
-// shows for a world resource ID. Pure function; equal inputs, equal outputs.
+// shows for a world resource ID that met no other on its number. Pure
+// function; equal inputs, equal outputs.
 func ID(worldID string) string { return strconv.FormatInt(numID(worldID), 10) }
 
 func numID(worldID string) int64 {
-	prefix, rest, _ := strings.Cut(worldID, "-")
-	kind, ok := prefixKind[prefix]
-	if !ok {
-		kind = kindOther
-	}
-	if ok {
-		if kind == kindBackup {
-			a, b, two := strings.Cut(rest, "-")
-			if na, ok1 := digits(a, 13); ok1 && two {
-				if nb, ok2 := digits(b, 4); ok2 {
-					return int64(kind)*kindSpan + na*10_000 + nb
-				}
+	kind := prefixKindOf(worldID)
+	_, rest, _ := strings.Cut(worldID, "-")
+	switch kind {
+	case kindOther:
+	case kindBackup:
+		a, b, two := strings.Cut(rest, "-")
+		if na, ok1 := digits(a, 6); ok1 && two {
+			if nb, ok2 := digits(b, 4); ok2 {
+				return compose(kind, na*10_000+nb)
 			}
-		} else if n, ok := digits(rest, 17); ok {
-			return int64(kind)*kindSpan + n
+		}
+	default:
+		if n, ok := digits(rest, 10); ok {
+			return compose(kind, n)
 		}
 	}
 	return hashedID(kind, worldID)
 }
 
+// compose is the ID number n (< kindSpan) of a kind.
+func compose(kind int, n int64) int64 { return idBase + int64(kind)*kindSpan + n }
+
 func hashedID(kind int, key string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte(key))
-	return int64(kind)*kindSpan + int64(h.Sum64()%(kindSpan/10))
+	return compose(kind, int64(h.Sum64()%kindSpan))
+}
+
+// nextOf is the number after n within n's kind (wrapping).
+func nextOf(n int64) int64 {
+	base := (n / kindSpan) * kindSpan
+	return base + (n-base+1)%kindSpan
+}
+
+func prefixKindOf(worldID string) int {
+	p, _, _ := strings.Cut(worldID, "-")
+	if k, ok := prefixKind[p]; ok {
+		return k
+	}
+	return kindOther
 }
 
 // digits parses a run of at most max decimal digits.
@@ -77,12 +100,4 @@ func digits(s string, max int) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	return n, err == nil
-}
-
-// kindOf returns the kind digit of a numeric ID (0 if out of range).
-func kindOf(id int64) int {
-	if id <= 0 {
-		return 0
-	}
-	return int(id / kindSpan)
 }

@@ -237,15 +237,15 @@ func TestThrottled(t *testing.T) {
 
 func TestIDs(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
-		{"vm-00001", "100000000000000001"},
-		{"disk-00012", "200000000000000012"},
-		{"bk-00003-2", "500000000000030002"},
+		{"vm-00001", "110000000001"},
+		{"disk-00012", "120000000012"},
+		{"bk-00003-2", "150000030002"},
 	} {
 		if got := sakuraapi.ID(c.in); got != c.want {
 			t.Errorf("ID(%q) = %s, want %s", c.in, got, c.want)
 		}
 	}
-	if a, b := sakuraapi.ID("img-win2019-is1a"), sakuraapi.ID("img-win2019-is1a"); a != b || !strings.HasPrefix(a, "6") {
+	if a, b := sakuraapi.ID("img-win2019-is1a"), sakuraapi.ID("img-win2019-is1a"); a != b || !strings.HasPrefix(a, "16") || len(a) != 12 {
 		t.Errorf("image IDs: %s, %s", a, b)
 	}
 }

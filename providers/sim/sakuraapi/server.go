@@ -102,6 +102,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	rev      map[int64]string      // numeric ID -> world ID
+	num      map[string]int64      // world ID -> numeric ID
+	role     map[int64]int         // numeric ID -> kind of resource it names
 	prov     map[string]provenance // world disk ID -> where it came from
 	backups  map[string]backupRec  // world backup ID -> facts
 	helpers  map[string]helperRec  // world helper ID -> facts
@@ -188,7 +190,7 @@ func New(w *world.World, opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{w: w, opts: opts, mux: http.NewServeMux(), stats: map[string]int{},
-		rev: map[int64]string{}, prov: map[string]provenance{}, backups: map[string]backupRec{},
+		rev: map[int64]string{}, num: map[string]int64{}, role: map[int64]int{}, prov: map[string]provenance{}, backups: map[string]backupRec{},
 		helpers: map[string]helperRec{}, shells: map[int64]*shell{}, alias: map[int64]string{},
 		statuses: map[string]statusRec{}}
 	w.UseFullCopySnapshots() // Sakura's archives are full copies
@@ -287,18 +289,18 @@ func (s *Server) seed() {
 	s.started = sc.Now
 	s.images = sc.Images
 	for _, im := range sc.Images {
-		s.idOf(im.ImageID)
+		s.register(kindImage, im.ImageID)
 	}
 	note := func(d *world.DiskSpec, release string) {
 		if d == nil {
 			return
 		}
-		s.idOf(d.ID)
+		s.register(kindDisk, d.ID)
 		s.prov[d.ID] = provFrom(d.Source, release)
 	}
 	release := map[string]string{} // original disk -> release
 	for _, v := range sc.VMs {
-		s.idOf(v.ID)
+		s.register(kindVM, v.ID)
 		if v.OSDisk != nil && v.OSDisk.Source == "" {
 			release[v.OSDisk.ID] = v.Windows.Release
 		}
@@ -315,12 +317,12 @@ func (s *Server) seed() {
 			acct = world.DefaultAccount
 		}
 		for _, b := range v.Backups {
-			s.idOf(b.ID)
+			s.register(kindBackup, b.ID)
 			s.backups[b.ID] = backupRec{spec: b, vm: v.ID, vmName: v.Name, disk: orig, zone: v.Zone, acct: acct}
 		}
 	}
 	for _, h := range sc.Helpers {
-		s.idOf(h.ID)
+		s.register(kindHelper, h.ID)
 		rec := helperRec{zone: h.Zone, acct: h.Account, name: h.Name, tags: h.Tags, windows: h.Windows, ip: h.PrivateIP}
 		if rec.acct == "" {
 			rec.acct = world.DefaultAccount
@@ -336,7 +338,7 @@ func (s *Server) seed() {
 		note(d, release[d.ID])
 	}
 	for _, sn := range sc.Snapshots {
-		s.idOf(sn.ID)
+		s.register(kindSnap, sn.ID)
 	}
 }
 
@@ -348,11 +350,26 @@ func provFrom(source, release string) provenance {
 	return provenance{kind: kind, ref: ref}
 }
 
-// idOf returns the numeric ID of a world ID and remembers the reverse.
-// Caller may hold mu or not (it takes no lock when called from seed).
+// idOf returns the numeric ID of a world ID, registering one the world
+// made since the seed by its prefix's kind. Caller holds mu (or is seed).
 func (s *Server) idOf(worldID string) int64 {
+	return s.register(prefixKindOf(worldID), worldID)
+}
+
+// register gives worldID its numeric ID and records what it names (kind),
+// unless it has one already. Caller holds mu (or is seed).
+func (s *Server) register(kind int, worldID string) int64 {
+	if n, ok := s.num[worldID]; ok {
+		return n
+	}
 	n := numID(worldID)
-	s.rev[n] = worldID
+	for {
+		if _, taken := s.rev[n]; !taken {
+			break
+		}
+		n = nextOf(n)
+	}
+	s.rev[n], s.num[worldID], s.role[n] = worldID, n, kind
 	return n
 }
 
@@ -538,28 +555,20 @@ func (s *Server) worldOf(n int64, kinds ...int) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h, ok := s.alias[n]; ok {
-		n = numID(h)
-	}
-	k := kindOf(n)
-	if !containsInt(kinds, k) && k != kindOther {
-		return "", false
+		n = s.idOf(h)
 	}
 	w, ok := s.rev[n]
-	if !ok {
-		return "", false
-	}
-	if k == kindOther && !containsInt(kinds, prefixKindOf(w)) {
+	if !ok || !containsInt(kinds, s.role[n]) {
 		return "", false
 	}
 	return w, true
 }
 
-func prefixKindOf(worldID string) int {
-	p, _, _ := strings.Cut(worldID, "-")
-	if k, ok := prefixKind[p]; ok {
-		return k
-	}
-	return kindOther
+// roleOf is the kind of resource a numeric ID names (0: none known).
+func (s *Server) roleOf(n int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.role[n]
 }
 
 func containsInt(xs []int, x int) bool {

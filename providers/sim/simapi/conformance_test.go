@@ -15,7 +15,8 @@ import (
 // pointed at it, waiting on the world's own clock.
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
-		Name: "simapi",
+		Name:  "simapi",
+		Lacks: []string{conformance.CapOSDiskSwap}, // an OS disk is detached, not swapped
 		New: func(t *testing.T, w *world.World) *providers.Provider {
 			srv, err := simapi.Start(w, "", "127.0.0.1:0", simapi.ServerOptions{})
 			if err != nil {

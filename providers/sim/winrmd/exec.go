@@ -62,6 +62,8 @@ func execute(ctx context.Context, m Machine, n guest.Name, stdin []byte) outcome
 		return call(ctx, n, stdin, m.SetDiskIdentity, nil)
 	case guest.OfflineDisk:
 		return call(ctx, n, stdin, m.OfflineDisk, nil)
+	case guest.ClearSafeBootOffline:
+		return call(ctx, n, stdin, m.ClearSafeBootOffline, nil)
 	}
 	return refusedOutcome("command is not a catalog script")
 }

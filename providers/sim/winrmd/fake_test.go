@@ -150,3 +150,7 @@ func (m *fakeMachine) OfflineDisk(ctx context.Context, p guest.DiskParams) (gues
 }
 
 var errBoom = errors.New("boom")
+
+func (m *fakeMachine) ClearSafeBootOffline(ctx context.Context, p guest.ClearSafeBootOfflineParams) (guest.ClearSafeBootResult, error) {
+	return answer(m.record(ctx, guest.ClearSafeBootOffline, p), m.clear)
+}

@@ -24,6 +24,7 @@ type Machine interface {
 	UnlockVolume(ctx context.Context, p guest.UnlockParams) (guest.UnlockResult, error)
 	SetDiskIdentity(ctx context.Context, p guest.SetIdentityParams) (guest.DiskResult, error)
 	OfflineDisk(ctx context.Context, p guest.DiskParams) (guest.DiskResult, error)
+	ClearSafeBootOffline(ctx context.Context, p guest.ClearSafeBootOfflineParams) (guest.ClearSafeBootResult, error)
 }
 
 // Hosts is the simulated network as the WinRM server and its gateway see it:

@@ -135,6 +135,7 @@ func TestCatalogRoundTrip(t *testing.T) {
 		BadUntil: time.Date(2024, 7, 19, 5, 27, 0, 0, time.UTC), Header: "AAAAAAAA01002301",
 	}
 	diskP := guest.DiskParams{Number: 1, Serial: "vol-0abc"}
+	bcdP := guest.ClearSafeBootOfflineParams{Number: 1, Serial: "vol-0abc", Store: guest.BCDStoreBIOS}
 	tests := []struct {
 		name   guest.Name
 		params any
@@ -167,6 +168,8 @@ func TestCatalogRoundTrip(t *testing.T) {
 			}, m.disk},
 		{guest.OfflineDisk, diskP,
 			func() (any, error) { return c.OfflineDisk(ctx, ep, creds, diskP) }, m.disk},
+		{guest.ClearSafeBootOffline, bcdP,
+			func() (any, error) { return c.ClearSafeBootOffline(ctx, ep, creds, bcdP) }, m.clear},
 	}
 	if len(tests) != len(guest.Names) {
 		t.Fatalf("test covers %d scripts, the catalog has %d", len(tests), len(guest.Names))

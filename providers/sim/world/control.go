@@ -2,6 +2,7 @@ package world
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -65,6 +66,11 @@ type HelperInfo struct {
 	// ReadyAt is when the cloud reports it running (zero if it does).
 	ReadyAt time.Time `json:"ready_at,omitzero"`
 }
+
+// ErrZoneMismatch is the cause (errors.Is) of AttachDisk's conflict when
+// the disk and the VM are in different zones, so that faces can answer
+// with their cloud's own code for it.
+var ErrZoneMismatch = errors.New("disk and VM are in different zones")
 
 func notFound(op, res, format string, args ...any) error {
 	return providers.Errorf(providers.ErrNotFound, op, res, format, args...)
@@ -387,6 +393,7 @@ func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[s
 			takenAt: now, readyAt: now.Add(dur), content: d.content.clone()}
 		w.snaps[s.id] = s
 		w.ref.snapsOf[d.id]++
+		w.ref.noteSnapshot(d.id, s.id)
 		out = w.snapInfo(s, now)
 		return nil
 	})
@@ -512,7 +519,7 @@ func (w *World) AttachDisk(ctx context.Context, account, vmID, diskID string, bo
 		case !d.readyAt.IsZero():
 			return busy("AttachDisk", res, d.readyAt, now, "disk is still being created")
 		case d.zone != v.zone:
-			return conflict("AttachDisk", res, "disk is in zone %s, VM %s in zone %s", d.zone, v.id, v.zone)
+			return conflict("AttachDisk", res, "%w: disk is in zone %s, VM %s in zone %s", ErrZoneMismatch, d.zone, v.id, v.zone)
 		}
 		if boot {
 			switch {
@@ -769,7 +776,10 @@ func (w *World) CreateHelper(ctx context.Context, account, zone string, win inve
 		if err := w.helperRoom(account, zone, res); err != nil {
 			return err
 		}
-		v := &vm{id: w.newID("helper", account+"/"+zone+"/"+im.Release), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
+		// The ID (and so every draw keyed by it) names the helper by its
+		// tags too: concurrent creations of differently tagged helpers get
+		// the same IDs whatever their order.
+		v := &vm{id: w.newID("helper", account+"/"+zone+"/"+im.Release+"/"+tagKey(tags)), tenant: DefaultAccount, account: account, zone: zone, tags: cloneTags(tags),
 			windows: inventory.WindowsVersion{Release: im.Release, Build: im.Build}, helper: true, imageID: im.ImageID,
 			ip: w.allocIP(), password: w.password, cond: condition{winrm: WinRMOpen}, clientToken: clientToken,
 			power: inventory.PowerStarting}
@@ -785,6 +795,15 @@ func (w *World) CreateHelper(ctx context.Context, account, zone string, win inve
 		return nil
 	})
 	return out, err
+}
+
+// tagKey is tags as one string, sorted by key.
+func tagKey(tags map[string]string) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(tags) {
+		b.WriteString(k + "=" + tags[k] + ";")
+	}
+	return b.String()
 }
 
 // helperRoom refuses a new helper beyond the account's quota or the

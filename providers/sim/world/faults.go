@@ -4,11 +4,11 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/sim/bucket"
 )
 
 // Throttle models.
@@ -43,17 +43,13 @@ func (k bucketKind) ec2() timing.Bucket {
 	return timing.EC2NonMutating
 }
 
-type tokenBucket struct {
-	tokens float64
-	last   time.Time
-}
-
 type gateState struct {
 	faults   Faults
 	outageOn bool
-	buckets  map[string]*tokenBucket
+	buckets  map[string]*bucket.Bucket
 	load     loadMeter
 	attempts map[string]*callCount // by op|res
+	applied  map[string]int        // calls applied, by op (for Faults.DropReplies)
 
 	calls      map[string]int
 	throttled  int
@@ -66,9 +62,22 @@ type gateState struct {
 
 func (g *gateState) init(f Faults) {
 	g.faults = f.clone()
-	g.buckets = map[string]*tokenBucket{}
+	g.buckets = map[string]*bucket.Bucket{}
 	g.calls = map[string]int{}
 	g.attempts = map[string]*callCount{}
+	g.applied = map[string]int{}
+}
+
+// dropReply counts an applied call of op and reports whether
+// Faults.DropReplies loses its reply. Caller holds mu.
+func (g *gateState) dropReply(op string) bool {
+	g.applied[op]++
+	for _, d := range g.faults.DropReplies {
+		if d.Op == op && d.Nth == g.applied[op] {
+			return true
+		}
+	}
+	return false
 }
 
 // callCount counts the calls of one operation on one resource.
@@ -139,6 +148,9 @@ type CallStats struct {
 	// AsyncFailed counts accepted attaches and detaches that failed when
 	// they completed.
 	AsyncFailed int `json:"async_failed"`
+	// Applied counts calls per operation whose change (or read) the world
+	// applied, whether or not their reply arrived.
+	Applied map[string]int `json:"applied,omitempty"`
 }
 
 // Stats returns the control plane's counters.
@@ -153,8 +165,12 @@ func (w *World) statsLocked() CallStats {
 	for k, v := range w.gate.calls {
 		c[k] = v
 	}
+	applied := make(map[string]int, len(w.gate.applied))
+	for k, v := range w.gate.applied {
+		applied[k] = v
+	}
 	return CallStats{Calls: c, Throttled: w.gate.throttled, Injected: w.gate.injected, OutageFailures: w.gate.outageFail,
-		GuestInjected: w.gate.guestInjected, AsyncFailed: w.gate.asyncFailed}
+		GuestInjected: w.gate.guestInjected, AsyncFailed: w.gate.asyncFailed, Applied: applied}
 }
 
 func (w *World) inOutage(now time.Time) bool {
@@ -185,19 +201,10 @@ func (w *World) take(account string, k bucketKind, now time.Time) (time.Duration
 	}
 	tb := w.gate.buckets[key]
 	if tb == nil {
-		tb = &tokenBucket{tokens: float64(b.Size), last: now}
+		tb = bucket.New(b.Size, b.Refill)
 		w.gate.buckets[key] = tb
 	}
-	if el := now.Sub(tb.last).Seconds(); el > 0 {
-		tb.tokens = math.Min(float64(b.Size), tb.tokens+el*b.Refill)
-	}
-	tb.last = now
-	if tb.tokens >= 1 {
-		tb.tokens--
-		return 0, true
-	}
-	wait := time.Duration((1 - tb.tokens) / b.Refill * float64(time.Second))
-	return max(wait, time.Millisecond), false
+	return tb.Take(now)
 }
 
 // call runs one control-plane call: outage, throttling, latency (slept on
@@ -249,7 +256,7 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 	if err := apply(w.clk.Now()); err != nil {
 		return err
 	}
-	if r < f.ErrorRate+f.DropBeforeRate+f.DropAfterRate {
+	if w.gate.dropReply(op) || r < f.ErrorRate+f.DropBeforeRate+f.DropAfterRate {
 		w.gate.injected++
 		return providers.Errorf(providers.ErrUnavailable, op, res, "connection reset by peer (the request may have been applied)")
 	}

@@ -1,6 +1,8 @@
 package world
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +56,7 @@ func TestThrottle(t *testing.T) {
 			var err error
 			n := 0
 			for ; n < 1000 && err == nil; n++ {
+				clk.Advance(time.Nanosecond)                      // one call per instant: the bucket drains
 				_, err = w.StartVMs(ctx, "sim", []string{"vm-1"}) // running: a no-op, but a call
 			}
 			wantClass(t, err, providers.ErrThrottled)
@@ -80,5 +83,59 @@ func TestSetFaultsRejectsBad(t *testing.T) {
 	}
 	if w.Faults().Throttle != ThrottleOff {
 		t.Fatal("bad faults changed the configuration")
+	}
+}
+
+// TestThrottleOneInstant: the calls of one instant are all admitted while
+// the bucket's level at the start of the instant is at least one token,
+// whatever their order; they overdraw it, and the next instant is refused
+// until the bucket has refilled.
+func TestThrottleOneInstant(t *testing.T) {
+	sc := scenario(vmSpec("1", img2019, goodFile))
+	sc.Faults.Throttle = ThrottleSimple
+	w, clk := load(t, sc)
+	burst := 2 * calib.SimpleBucket.Size
+	for i := range burst {
+		if _, err := w.StartVMs(ctx, "sim", []string{"vm-1"}); err != nil {
+			t.Fatalf("call %d of one instant: %v", i, err)
+		}
+	}
+	clk.Advance(time.Nanosecond)
+	_, err := w.StartVMs(ctx, "sim", []string{"vm-1"})
+	wantClass(t, err, providers.ErrThrottled)
+	debt := float64(burst-calib.SimpleBucket.Size) / calib.SimpleBucket.Refill
+	if ra := providers.RetryAfter(err).Seconds(); ra < debt {
+		t.Fatalf("retry after %vs: the overdraft of %d calls needs %vs", ra, burst-calib.SimpleBucket.Size, debt)
+	}
+	clk.Advance(providers.RetryAfter(err))
+	if _, err := w.StartVMs(ctx, "sim", []string{"vm-1"}); err != nil {
+		t.Fatalf("after the refill: %v", err)
+	}
+}
+
+// TestDropReplies: the reply of exactly the chosen applied call is lost;
+// the change stays, refused calls do not count.
+func TestDropReplies(t *testing.T) {
+	w, clk := load(t, scenario(vmSpec("1", img2019, badFile)))
+	if err := w.SetFaults(Faults{Throttle: ThrottleOff, DropReplies: []DropReply{{Op: "Snapshot", Nth: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Snapshot(ctx, "sim", "no-such-disk", nil); !errors.Is(err, providers.ErrNotFound) {
+		t.Fatalf("refused call: %v", err)
+	}
+	var errs []error
+	for range 3 {
+		_, err := w.Snapshot(ctx, "sim", "disk-1", nil)
+		errs = append(errs, err)
+		clk.Set(clk.Now().Add(time.Minute))
+	}
+	if errs[0] != nil || !errors.Is(errs[1], providers.ErrUnavailable) || errs[2] != nil {
+		t.Fatalf("errors %v, want only the second applied call's reply lost", errs)
+	}
+	if ss := must[[]SnapshotInfo](t)(w.FindSnapshots(ctx, "sim", nil)); len(ss) != 3 {
+		t.Fatalf("%d snapshots, want 3: a lost reply keeps the change", len(ss))
+	}
+	if err := w.SetFaults(Faults{Throttle: ThrottleOff, DropReplies: []DropReply{{Op: "Snapshot"}}}); err == nil || !strings.Contains(err.Error(), "drop_replies[0]") {
+		t.Errorf("nth 0 accepted: %v", err)
 	}
 }

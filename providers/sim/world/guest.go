@@ -291,7 +291,7 @@ func (w *World) collides(v *vm, d *disk) bool {
 
 // guestDisk is d as v's Windows sees it. Caller holds mu.
 func (w *World) guestDisk(v *vm, d *disk) guest.Disk {
-	gd := guest.Disk{Number: d.number, Serial: w.serial(d), SizeGB: d.sizeGB, Identity: d.identity}
+	gd := guest.Disk{Number: d.number, Serial: w.serial(d.id), SizeGB: d.sizeGB, Identity: d.identity}
 	vol := guest.Volume{FileSystem: "NTFS", BitLocker: "none"}
 	if b := d.bitlocker; b != nil {
 		vol.KeyID = b.keyID
@@ -304,6 +304,8 @@ func (w *World) guestDisk(v *vm, d *disk) guest.Disk {
 			vol.BitLocker = "unlocked"
 		}
 	} else {
+		lun := d.number - 1 // data disks are numbered from 1, LUNs from 0
+		gd.LUN = &lun
 		gd.Offline = !d.online
 		if gd.Offline {
 			gd.OfflineReason = "san-policy"
@@ -369,8 +371,8 @@ func (w *World) dataDisk(v *vm, number int, serial string, now time.Time) (*disk
 	}
 	for _, d := range w.visible(v, now) {
 		if d.number == number {
-			if w.serial(d) != serial {
-				return nil, fmt.Errorf("disk %d has serial %s, not %s: %w", number, w.serial(d), serial, guest.ErrRefused)
+			if w.serial(d.id) != serial {
+				return nil, fmt.Errorf("disk %d has serial %s, not %s: %w", number, w.serial(d.id), serial, guest.ErrRefused)
 			}
 			return d, nil
 		}
@@ -421,6 +423,29 @@ func (m *machine) OfflineDisk(ctx context.Context, p guest.DiskParams) (guest.Di
 		d.online, d.letter, d.unlocked = false, "", false
 		return nil
 	})
+}
+
+// ClearSafeBootOffline implements winrmd.Machine: on a helper, it clears
+// the safe-boot flag in the BCD store of the online data disk at p.Number
+// (carrying p.Serial). The store must be where the disk's partition style
+// keeps it (guest.BCDStore); elsewhere bcdedit finds no store. Idempotent.
+func (m *machine) ClearSafeBootOffline(ctx context.Context, p guest.ClearSafeBootOfflineParams) (guest.ClearSafeBootResult, error) {
+	var out guest.ClearSafeBootResult
+	_, err := m.onDisk(ctx, "clear-safeboot-offline", p.Number, p.Serial, func(w *World, _ *vm, d *disk, now time.Time) error {
+		if !d.online {
+			return fmt.Errorf("disk %d is offline: its system partition cannot be mounted", p.Number)
+		}
+		if want := guest.BCDStore(d.identity.Style); p.Store != want {
+			return fmt.Errorf("no BCD store at %s on disk %d (a %s disk keeps it at %s)", p.Store, p.Number, d.identity.Style, want)
+		}
+		out.WasSet = d.safeBoot
+		if d.safeBoot {
+			d.safeBoot = false
+			w.modify(d, "safe-boot flag cleared offline", now)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // SetDiskIdentity implements winrmd.Machine. Idempotent.

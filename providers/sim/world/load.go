@@ -589,6 +589,7 @@ func (l Limits) clone() Limits {
 
 func (f Faults) clone() Faults {
 	f.Outages = append([]Outage(nil), f.Outages...)
+	f.DropReplies = append([]DropReply(nil), f.DropReplies...)
 	return f
 }
 

@@ -2,10 +2,12 @@ package world
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/timing"
+	"github.com/fixfleet/fixfleet/providers"
 )
 
 // What the clouds whose OS disks cannot be detached (Azure) need from the
@@ -129,6 +131,7 @@ type VMFacts struct {
 	PrivateIP      string
 	BootDisk       string // "" if none
 	DataDisks      []string
+	DataLUNs       []int  // the LUN each of DataDisks is attached at
 	Generation     string // Hyper-V generation it was created as
 	Power          inventory.PowerState
 }
@@ -147,5 +150,43 @@ func (w *World) VMFacts(account, id string) (VMFacts, bool) {
 	}
 	return VMFacts{ID: v.id, Name: v.name, Zone: v.zone, Helper: v.helper, Windows: v.windows, Tags: cloneTags(v.tags),
 		ImageID: v.imageID, PrivateIP: v.ip, BootDisk: v.bootDisk, DataDisks: append([]string(nil), v.data...),
-		Generation: w.vmGenLocked(v), Power: v.power}, true
+		DataLUNs: w.dataLUNs(v), Generation: w.vmGenLocked(v), Power: v.power}, true
+}
+
+// dataLUNs are the LUNs of v's data disks, in v.data's order: a disk's LUN
+// is its guest disk number less one, fixed while it stays attached.
+// Caller holds mu.
+func (w *World) dataLUNs(v *vm) []int {
+	out := make([]int, len(v.data))
+	for i, id := range v.data {
+		out[i] = w.disks[id].number - 1
+	}
+	return out
+}
+
+// DeleteDisk deletes a detached copy (a disk made from a snapshot or a
+// backup), as Azure deletes a managed disk: what an aborted copy-and-swap
+// does with the copy it never swapped in. A disk already gone is fine.
+// Errors: ErrPermanent for a VM's original disk or a helper's own (the world
+// never deletes those); ErrConflict (with RetryAfter while it is being
+// created or detached) while it is attached or busy.
+func (w *World) DeleteDisk(ctx context.Context, account, id string) error {
+	const op = "DeleteDisk"
+	return w.call(ctx, account, op, diskRes(id), bucketMutating, func(now time.Time) error {
+		d := w.diskIn(account, id, now)
+		switch {
+		case d == nil:
+			return nil
+		case w.isOriginal(d) || strings.HasPrefix(d.source, "image:"):
+			return providers.Errorf(providers.ErrPermanent, op, diskRes(id), "an original or a helper's own disk; only copies are deleted")
+		case d.busy != "":
+			return busy(op, diskRes(id), d.busyUntil, now, "disk is still %s", d.busy)
+		case !d.readyAt.IsZero():
+			return busy(op, diskRes(id), d.readyAt, now, "disk is still being created")
+		case d.attachedTo != "":
+			return conflict(op, diskRes(id), "attached to %s; detach it first", d.attachedTo)
+		}
+		delete(w.disks, id)
+		return nil
+	})
 }

@@ -388,3 +388,40 @@ func TestClearSafeBootWithoutSnapshotLosesDisk(t *testing.T) {
 		t.Fatalf("disks_lost %d", a.DisksLost)
 	}
 }
+
+// TestLeftoverSnapshots: the first snapshot of a disk is kept by design;
+// every later one is a leftover, beside the leaked helpers and disks.
+func TestLeftoverSnapshots(t *testing.T) {
+	cases := []struct {
+		name      string
+		snapshots int
+		helper    bool
+		want      int
+	}{
+		{"none", 0, false, 0},
+		{"one kept by design", 1, false, 0},
+		{"a duplicate", 2, false, 1},
+		{"two duplicates and a helper", 3, true, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w, clk := load(t, scenario(vmSpec("1", img2019, badFile)))
+			for range tc.snapshots {
+				must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
+				clk.Set(clk.Now().Add(time.Minute))
+			}
+			if tc.helper {
+				must[HelperInfo](t)(w.CreateHelper(ctx, "sim", "is1a", win2019, nil, ""))
+			}
+			a := w.Audit()
+			if a.Leftovers != tc.want || len(a.LeftoverList) != tc.want {
+				t.Fatalf("leftovers %d %v, want %d", a.Leftovers, a.LeftoverList, tc.want)
+			}
+			for _, l := range a.LeftoverList {
+				if l.Kind == "snapshot" && l.On != "disk-1" {
+					t.Errorf("leftover %+v, want a snapshot of disk-1", l)
+				}
+			}
+		})
+	}
+}

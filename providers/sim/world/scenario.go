@@ -275,6 +275,19 @@ type Faults struct {
 	// AsyncFailRate is the share of accepted attaches and detaches that
 	// end in failure when they complete: the disk is left as it was.
 	AsyncFailRate float64 `json:"async_fail_rate,omitempty"`
+	// DropReplies loses the reply of chosen calls after the world applied
+	// them, one by one (an after-commit fault on a given call, where
+	// DropAfterRate is a share of all calls).
+	DropReplies []DropReply `json:"drop_replies,omitempty"`
+}
+
+// DropReply loses the reply of the Nth call (from 1) of operation Op (a
+// control-plane operation: "Snapshot", "CreateHelper"...) whose change the
+// world applied; calls it refused do not count. The caller sees
+// providers.ErrUnavailable, the change stays.
+type DropReply struct {
+	Op  string `json:"op"`
+	Nth int    `json:"nth"`
 }
 
 // Outage is a window [From, Until) of control-plane outage.
@@ -427,6 +440,11 @@ func (f Faults) validate() []error {
 	}
 	if !(f.Latency >= 0 && f.Latency <= 1000) {
 		errs = append(errs, fmt.Errorf("faults.latency: %v must be between 0 and 1000", f.Latency))
+	}
+	for i, d := range f.DropReplies {
+		if d.Op == "" || d.Nth < 1 {
+			errs = append(errs, fmt.Errorf("faults.drop_replies[%d]: op required and nth at least 1", i))
+		}
 	}
 	for i, o := range f.Outages {
 		if o.From.IsZero() || !o.From.Before(o.Until) {

@@ -20,6 +20,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -66,8 +67,10 @@ type World struct {
 	user             string
 	password         secret.Secret
 	consoleAvailable bool
-	fullCopies       bool                       // snapshots are full copies: no incremental discount
-	serialOf         func(diskID string) string // see UseDiskSerials; nil: the disk ID
+	fullCopies       bool // snapshots are full copies: no incremental discount
+	// serialOf is the serial number a guest sees on a disk (the cloud's
+	// ID for it); nil: the world's disk ID.
+	serialOf func(diskID string) string
 
 	vms   map[string]*vm // fleet VMs and helpers
 	disks map[string]*disk
@@ -382,4 +385,58 @@ func (w *World) imageFor(zone, release string) (ImageSpec, bool) {
 		}
 	}
 	return ImageSpec{}, false
+}
+
+// RegionalImages makes the world's helper images regional, as a cloud
+// whose images belong to a region does (an EC2 AMI launches in every zone
+// of its region): every release with an image in some zone of a region
+// gets one in each other zone of that region (same build and disk
+// identity). regionOf names a zone's region. It returns how many images it
+// added; deterministic (zones and images in the world's order).
+func (w *World) RegionalImages(regionOf func(zone string) string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	have := map[string]bool{}
+	for _, im := range w.images {
+		have[im.ImageID] = true
+	}
+	added := 0
+	for _, im := range slices.Clone(w.images) {
+		for _, z := range w.zones {
+			if z == im.Zone || regionOf(z) != regionOf(im.Zone) {
+				continue
+			}
+			if _, ok := w.imageFor(z, im.Release); ok {
+				continue
+			}
+			cp := im
+			cp.Zone, cp.ImageID = z, im.ImageID+"-"+z
+			for have[cp.ImageID] {
+				cp.ImageID += "x"
+			}
+			have[cp.ImageID] = true
+			w.images = append(w.images, cp)
+			added++
+		}
+	}
+	return added
+}
+
+// UseDiskSerials makes guests see each disk's serial number as f gives it
+// from the world's disk ID: a face whose cloud shows disks under IDs of its
+// own sets it, so that a guest's disk listing names disks as the cloud's
+// API does (EC2 shows an EBS volume's ID to the guest). f must be pure and
+// cheap (it is called with the world's lock held). Call it before serving.
+func (w *World) UseDiskSerials(f func(diskID string) string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.serialOf = f
+}
+
+// serial is the serial number guests see on disk id. Caller holds mu.
+func (w *World) serial(id string) string {
+	if w.serialOf == nil {
+		return id
+	}
+	return w.serialOf(id)
 }

@@ -23,9 +23,11 @@ function DiskInfo($d) {
     $id = [ordered]@{ style = 'mbr'; id = '{0:X8}' -f [uint32]$d.Signature }
     if ([string]$d.PartitionStyle -eq 'GPT') { $id = [ordered]@{ style = 'gpt'; id = ([string]$d.Guid).Trim('{}').ToUpper() } }
     $why = ''
+    $lun = $null
+    if ([string]$d.Location -match 'LUN (\d+)') { $lun = [int]$Matches[1] }
     if ($d.IsOffline) { $why = ([string]$d.OfflineReason).ToLower() -replace '^(4|.*collision.*)$', 'signature-collision' }
     [ordered]@{
-        number = [int]$d.Number; serial = ([string]$d.SerialNumber).Trim(); size_gb = [int]($d.Size / 1GB); identity = $id
+        number = [int]$d.Number; serial = ([string]$d.SerialNumber).Trim(); lun = $lun; size_gb = [int]($d.Size / 1GB); identity = $id
         offline = [bool]$d.IsOffline; offline_reason = $why; is_boot = [bool]($d.IsBoot -or $d.IsSystem); volumes = $vols
     }
 }

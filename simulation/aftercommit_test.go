@@ -1,0 +1,228 @@
+package simulation
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/fixfleet/fixfleet/internal/secretscan"
+	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/fleet"
+)
+
+// everyStepWorld is a five-VM world in which every strategy runs (see
+// cmd/fixfleet's TestKillAtEveryStep, which shares it).
+const everyStepWorld = "testdata/every-step.json"
+
+// mutations are the mutating methods of the provider contract
+// (providers.go) and the world operation each reaches through the
+// simulator's face. Tags are given at creation: the contract has no
+// separate tagging call.
+var mutations = []struct{ method, op string }{
+	{"Power.Stop", "StopVMs"},
+	{"Power.Start", "StartVMs"},
+	{"Power.Restart", "RestartVM"},
+	{"Disks.Snapshot", "Snapshot"},
+	{"Disks.Detach", "DetachDisk"},
+	{"Disks.Attach", "AttachDisk"},
+	{"Disks.FromSnapshot", "DiskFromSnapshot"},
+	{"Backups.Restore", "RestoreBackup"},
+	{"Helpers.Acquire", "CreateHelper"},
+	{"Helpers.Release", "ReleaseHelper"},
+	{"OSDiskSwapper.SwapOSDisk", "SwapBootDisk"},
+}
+
+// creations are the operations that make a resource: with their reply
+// lost, the run must find the resource again by tag, not make another.
+var creations = map[string]bool{"Snapshot": true, "DiskFromSnapshot": true, "RestoreBackup": true, "CreateHelper": true}
+
+// afterCommitParallel is how many incidents run at once (they mostly wait
+// on the scaled clock).
+const afterCommitParallel = 4
+
+// incidentOutcome is what one run of the every-step world ended with.
+type incidentOutcome struct {
+	end   map[string]string // VM ID -> outcome and truth
+	audit world.Audit
+}
+
+// runEveryStep plans and applies the every-step world, losing the reply
+// of drop's call when drop is set. It runs outside the test goroutine.
+func runEveryStep(ctx context.Context, drop *world.DropReply, dir string) (incidentOutcome, error) {
+	b, err := Open(Options{World: WorldOptions{Scenario: everyStepWorld}, TimeScale: 1000})
+	if err != nil {
+		return incidentOutcome{}, err
+	}
+	defer b.Close()
+	f, err := b.OpenFleet(ctx)
+	if err != nil {
+		return incidentOutcome{}, err
+	}
+	defer f.Close()
+	pol := f.Policy
+	pol.AllowDataLoss = true
+	p, err := f.Plan(ctx, pol, fleet.AssessOptions{})
+	if err != nil {
+		return incidentOutcome{}, err
+	}
+	if drop != nil {
+		fs := b.World().Faults()
+		fs.DropReplies = []world.DropReply{*drop}
+		if err := b.World().SetFaults(fs); err != nil {
+			return incidentOutcome{}, err
+		}
+	}
+	j, err := f.OpenJournal(ctx, filepath.Join(dir, "fixfleet.db"))
+	if err != nil {
+		return incidentOutcome{}, err
+	}
+	defer j.Close()
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{})
+	if err != nil {
+		return incidentOutcome{}, err
+	}
+	if res.Status != apply.RunDone {
+		return incidentOutcome{}, fmt.Errorf("run %s", res.Status)
+	}
+	a, err := b.Audit(ctx)
+	if err != nil {
+		return incidentOutcome{}, err
+	}
+	out := incidentOutcome{end: map[string]string{}, audit: a}
+	for _, v := range res.VMs {
+		outcome := "healthy"
+		switch v.Status {
+		case apply.StatusFlagged, apply.StatusFailed:
+			outcome = "for a person"
+		case apply.StatusPending, apply.StatusRunning:
+			outcome = "unfinished"
+		}
+		id := v.Key[strings.LastIndex(v.Key, "/")+1:]
+		if outcome == "healthy" && v.Status == apply.StatusFixed {
+			outcome = "fixed by " + string(v.Strategy)
+		}
+		out.end[id] = outcome + ", truth " + a.Truth[id]
+	}
+	return out, nil
+}
+
+// TestAfterCommitEveryMutation loses, one run at a time, the reply of
+// every call of every mutating operation of the provider contract that an
+// uninterrupted run of the every-step world makes: the world applies the
+// change and the caller sees a dropped connection. Each run must end as
+// the fault-free one did, with no invariant break, no leftover, and no
+// creation repeated (a resource whose creation's reply was lost is found
+// again by its tags).
+func TestAfterCommitEveryMutation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a few dozen incidents")
+	}
+	ctx := context.Background()
+	w, err := NewWorld(WorldOptions{Scenario: everyStepWorld}, Frozen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretscan.Register(t, "winrm-password", w.GuestPassword().Reveal())
+	for _, k := range w.EscrowedKeys() {
+		secretscan.Register(t, "bitlocker-recovery-key", k.Reveal())
+	}
+	outputs := secretscan.Dir(t) // journals, scanned for the world's secrets after the package's tests
+	clean, err := runEveryStep(ctx, nil, outputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv := clean.audit.Invariants(); inv != (world.Invariants{}) || clean.audit.Leftovers != 0 {
+		t.Fatalf("the fault-free run breaks invariants %+v, leftovers %v", inv, clean.audit.LeftoverList)
+	}
+	applied := clean.audit.Calls.Applied
+	type point struct {
+		method string
+		drop   world.DropReply
+	}
+	var points []point
+	var unreached []string
+	for _, m := range mutations {
+		if applied[m.op] == 0 {
+			unreached = append(unreached, m.method+" ("+m.op+")")
+		}
+		for n := 1; n <= applied[m.op]; n++ {
+			points = append(points, point{m.method, world.DropReply{Op: m.op, Nth: n}})
+		}
+	}
+
+	type result struct {
+		out incidentOutcome
+		err error
+	}
+	results := make([]result, len(points))
+	sem := make(chan struct{}, afterCommitParallel)
+	var wg sync.WaitGroup
+	for i, pt := range points {
+		dir := filepath.Join(outputs, fmt.Sprintf("%s-%d", pt.drop.Op, pt.drop.Nth))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out, err := runEveryStep(ctx, &pt.drop, dir)
+			results[i] = result{out, err}
+		}()
+	}
+	wg.Wait()
+
+	breaks, leftovers := 0, 0
+	for i, pt := range points {
+		name := fmt.Sprintf("%s: reply of %s #%d lost", pt.method, pt.drop.Op, pt.drop.Nth)
+		r := results[i]
+		if r.err != nil {
+			t.Errorf("%s: %v", name, r.err)
+			continue
+		}
+		a := r.out.audit
+		if a.Calls.Injected != 1 {
+			t.Errorf("%s: %d replies lost, want exactly 1 (the run made fewer such calls than the fault-free one)", name, a.Calls.Injected)
+		}
+		v := a.Violations()
+		breaks += len(v)
+		for _, s := range v {
+			t.Errorf("%s: invariant broken: %s", name, s)
+		}
+		leftovers += a.Leftovers
+		for _, l := range a.LeftoverList {
+			t.Errorf("%s: leftover %s %s %s", name, l.Kind, l.ID, l.On)
+		}
+		for op := range creations {
+			if got, want := a.Calls.Applied[op], applied[op]; got != want {
+				t.Errorf("%s: %d %s calls applied, the fault-free run %d: a creation of unknown outcome was repeated, not found by tag", name, got, op, want)
+			}
+		}
+		var diff []string
+		for vm, want := range clean.end {
+			if got := r.out.end[vm]; got != want {
+				diff = append(diff, fmt.Sprintf("%s: %s, fault-free %s", vm, got, want))
+			}
+		}
+		sort.Strings(diff)
+		if len(diff) > 0 {
+			t.Errorf("%s: end state differs:\n%s", name, strings.Join(diff, "\n"))
+		}
+	}
+	var lines []string
+	for _, pt := range points {
+		lines = append(lines, fmt.Sprintf("%s #%d", pt.drop.Op, pt.drop.Nth))
+	}
+	t.Logf("lost the reply of %d mutating calls: %s", len(points), strings.Join(lines, ", "))
+	if len(unreached) > 0 {
+		t.Logf("mutations this world's run never makes (not counted): %s", strings.Join(unreached, ", "))
+	}
+	t.Logf("%d points, %d invariant breaks, %d leftovers", len(points), breaks, leftovers)
+}

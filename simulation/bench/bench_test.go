@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime/metrics"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fixfleet/fixfleet/internal/rusage"
+	"github.com/fixfleet/fixfleet/simulation"
+	"github.com/fixfleet/fixfleet/simulation/simtest"
+)
+
+// Defaults when the variables are unset: small, so that CI runs it fast.
+const (
+	defaultVMs  = 40
+	defaultSeed = 1
+	// serialSample is the most simulated apply time the serial baseline
+	// runs before its makespan is extrapolated.
+	serialSample = 24 * time.Hour
+)
+
+// optionsFromEnv reads the FIXFLEET_BENCH_* variables.
+func optionsFromEnv() (Options, string, error) {
+	o := Options{VMs: defaultVMs, Seed: defaultSeed, Provider: simulation.FaceSim}
+	var errs []error
+	intVar := func(name string, dst *int) {
+		if v := os.Getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				errs = append(errs, fmt.Errorf("%s=%q: want a whole number >= 1", name, v))
+			}
+			*dst = n
+		}
+	}
+	rate := func(name string, dst *float64) {
+		if v := os.Getenv(name); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 || f > 1 {
+				errs = append(errs, fmt.Errorf("%s=%q: want a share between 0 and 1", name, v))
+			}
+			*dst = f
+		}
+	}
+	intVar("FIXFLEET_BENCH_VMS", &o.VMs)
+	intVar("FIXFLEET_BENCH_CONCURRENCY", &o.Concurrency)
+	if v := os.Getenv("FIXFLEET_BENCH_SEED"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FIXFLEET_BENCH_SEED=%q: want a whole number", v))
+		}
+		o.Seed = n
+	}
+	if v := os.Getenv("FIXFLEET_BENCH_PROVIDER"); v != "" {
+		o.Provider = v
+	}
+	rate("FIXFLEET_BENCH_FAULT_RATE", &o.FaultRate)
+	rate("FIXFLEET_BENCH_DROP_BEFORE", &o.DropBefore)
+	rate("FIXFLEET_BENCH_DROP_AFTER", &o.DropAfter)
+	o.Mix = os.Getenv("FIXFLEET_BENCH_MIX")
+	if len(errs) > 0 {
+		return o, "", fmt.Errorf("%v", errs)
+	}
+	return o, os.Getenv("FIXFLEET_BENCH_OUT"), nil
+}
+
+// TestIncidentBenchmark is the incident benchmark:
+//
+//	FIXFLEET_BENCH_VMS=N FIXFLEET_BENCH_SEED=S FIXFLEET_BENCH_PROVIDER=sim|sakura|aws \
+//	FIXFLEET_BENCH_OUT=FILE go test -run '^TestIncidentBenchmark$' -count=1 ./...
+//
+// (also FIXFLEET_BENCH_FAULT_RATE, _DROP_BEFORE, _DROP_AFTER and _MIX, as
+// demo's flags, and FIXFLEET_BENCH_CONCURRENCY, the policy's concurrency
+// in total and per account). It runs the incident on virtual time, then each baseline
+// on a fresh world of the same seed, and writes Report as JSON to FILE
+// (unset: the test log). It fails when the incident breaks a promise
+// (a VM neither healthy nor flagged, an invariant counter above 0) or
+// beats the world's lower bound.
+func TestIncidentBenchmark(t *testing.T) {
+	o, out, err := optionsFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := startHeapSampler()
+	cpu0, wall0 := rusage.CPUSeconds(), time.Now()
+	var r Report
+	simtest.InBubble(t, o.Incident().Options, func(t *testing.T, b *simulation.Backend) {
+		if r, err = Measure(context.Background(), b, o); err != nil {
+			t.Fatalf("incident: %v", err)
+		}
+	})
+	r.CPUSec, r.WallSec = rusage.CPUSeconds()-cpu0, time.Since(wall0).Seconds()
+	if r.Steps > 0 {
+		r.CPUMsPerVMStep = 1000 * r.CPUSec / float64(r.Steps)
+	}
+	for _, bl := range Baselines(serialSample) {
+		simtest.InBubble(t, bl.Incident(o).Options, func(t *testing.T, b *simulation.Backend) {
+			res, err := RunBaseline(context.Background(), b, o, bl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Baselines[bl.Name] = res
+		})
+	}
+	r.PeakHeapMB = heap()
+	doc, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != "" {
+		if err := os.WriteFile(out, append(doc, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		t.Logf("%s", doc)
+	}
+	for _, p := range r.Problems {
+		t.Errorf("the incident broke a promise: %s", p)
+	}
+	if r.MakespanSec < r.LowerBoundSec {
+		t.Errorf("makespan %.0fs beats the world's lower bound %.0fs: the bound or the world is wrong", r.MakespanSec, r.LowerBoundSec)
+	}
+	if r.Fixed == 0 {
+		t.Errorf("nothing repaired: the benchmark measured nothing")
+	}
+	t.Logf("%d VMs through %s: makespan %s, lower bound %s (ratio %.2f), serial %s, helper_per_vm %s; wall %.1fs",
+		r.VMs, r.Provider, secs(r.MakespanSec), secs(r.LowerBoundSec), r.Ratio,
+		secs(r.Baselines["serial"].MakespanSec), secs(r.Baselines["helper_per_vm"].MakespanSec), r.WallSec)
+}
+
+func secs(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+}
+
+// startHeapSampler samples the live heap every 50 ms (outside any bubble)
+// until the returned function is called, which returns the peak in MiB.
+func startHeapSampler() func() float64 {
+	done, peak := make(chan struct{}), make(chan float64)
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		most := uint64(0)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			most = max(most, s[0].Value.Uint64())
+			select {
+			case <-done:
+				peak <- float64(most) / (1 << 20)
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() float64 { close(done); return <-peak }
+}
