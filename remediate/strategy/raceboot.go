@@ -153,18 +153,22 @@ func rbRestart(ctx context.Context, env *step.Env, vm *step.Target, facts step.F
 		// began after the deletion already, and may be up and healthy.
 		return step.Facts{FactRestarted: "true"}, nil
 	}
-	switch s.Power {
-	case inventory.PowerStopped:
-		err = env.Provider.Power.Start(ctx, []providers.VMRef{ref})
-	case inventory.PowerRunning:
-		err = env.Provider.Power.Restart(ctx, ref)
-	default:
-		err = providers.Errorf(providers.ErrUnavailable, "Restart", "vm "+vm.ID, "the VM is %s; waiting for it to settle", s.Power)
-	}
-	if err != nil {
+	if err := reset(ctx, env, ref, s.Power); err != nil {
 		return nil, err
 	}
 	return step.Facts{FactRestarted: "true"}, nil
+}
+
+// reset hard-resets a running VM, or starts a stopped one; a VM whose power
+// is changing is a retryable error.
+func reset(ctx context.Context, env *step.Env, ref providers.VMRef, p inventory.PowerState) error {
+	switch p {
+	case inventory.PowerStopped:
+		return env.Provider.Power.Start(ctx, []providers.VMRef{ref})
+	case inventory.PowerRunning:
+		return env.Provider.Power.Restart(ctx, ref)
+	}
+	return providers.Errorf(providers.ErrUnavailable, "Restart", "vm "+ref.ID, "the VM is %s; waiting for it to settle", p)
 }
 
 func rbPrepare(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
@@ -215,15 +219,7 @@ func raceStep(i int) func(context.Context, *step.Env, *step.Target, step.Facts) 
 		if err != nil {
 			return nil, err
 		}
-		switch s.Power {
-		case inventory.PowerStopped:
-			err = env.Provider.Power.Start(ctx, []providers.VMRef{ref})
-		case inventory.PowerRunning:
-			err = env.Provider.Power.Restart(ctx, ref)
-		default:
-			err = providers.Errorf(providers.ErrUnavailable, "Restart", "vm "+vm.ID, "the VM is %s; waiting for it to settle", s.Power)
-		}
-		if err != nil {
+		if err := reset(ctx, env, ref, s.Power); err != nil {
 			return nil, err
 		}
 		out[FactRaceBoots] = strconv.Itoa(i)

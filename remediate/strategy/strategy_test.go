@@ -282,7 +282,6 @@ func TestStepsTwice(t *testing.T) {
 		{"helper-mount", spec{n: 41, identity: img2019}, policy.HelperMount},
 		{"helper-mount BitLocker", spec{n: 42, identity: img2019, bitlocker: true, escrowed: true}, policy.HelperMount},
 		{"restore-backup", spec{n: 43}, policy.RestoreBackup},
-		{"race-the-boot", spec{n: 44, window: 300}, policy.RaceBoot},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -315,7 +314,6 @@ func TestResume(t *testing.T) {
 		{policy.HelperMount, spec{identity: img2019, bitlocker: true, escrowed: true}, []string{"stop", "lease-helper", "attach-to-helper", "find-disk",
 			"online-disk", "unlock", "delete-files", "restore-identity", "verify-identity", "offline-disk", "detach-from-helper", "return-helper", "attach-boot", "start"}},
 		{policy.RestoreBackup, spec{}, []string{"restore-disk", "stop", "detach-original", "attach-restored", "start"}},
-		{policy.RaceBoot, spec{window: 300}, []string{"recheck", "snapshot", "prepare", "race-1", "restart"}},
 	}
 	n := 50
 	for _, c := range cases {
