@@ -24,8 +24,8 @@
 //     backwards is ignored. With no BootCount and no LastBootAt at all, the
 //     restart count is unknown and treated as zero.
 //  4. The probe reached the guest in normal boot mode: boot-loop when it
-//     carries a bad file and the VM is seen crashing (two or more
-//     restarts, a crash on the console, or repeated crash screens) while
+//     carries a bad file and the VM is seen crashing (a restart in the
+//     window, a crash on the console, or a crash screen) while
 //     the cloud's reachability check does not pass (its WinRM answers for
 //     a short while after each boot); otherwise unknown when a bad
 //     file is present, when the cloud's reachability check (last sample)
@@ -212,7 +212,7 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	if reachable {
 		switch probe.BootMode {
 		case inventory.BootNormal:
-			if len(c.BadFiles) > 0 && !cloudUp && (restarts >= 2 || crash || scr.crash >= 2) {
+			if len(c.BadFiles) > 0 && !cloudUp && (restarts >= 1 || crash || scr.crash >= 1) {
 				return verdict(inventory.StateBootLoop, fmt.Sprintf(
 					"WinRM answers for a short while after each boot, then it crashes: the guest carries the bad file %s, and %s",
 					fileList(c.BadFiles), crashEvidence(restarts, window, crash, scr)))
@@ -354,14 +354,14 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 // crashEvidence says how the VM was seen crashing.
 func crashEvidence(restarts int, window time.Duration, crash bool, scr screenTally) string {
 	var parts []string
-	if restarts >= 2 {
+	if restarts >= 1 {
 		parts = append(parts, fmt.Sprintf("it restarted %s in the %s window", times(restarts), fmtDur(window)))
 	}
 	if crash {
 		parts = append(parts, "the console shows a crash or recovery screen")
 	}
-	if scr.crash >= 2 {
-		parts = append(parts, "the screenshots showed crash screens ("+scr.String()+")")
+	if scr.crash >= 1 {
+		parts = append(parts, "the screenshots showed a crash screen ("+scr.String()+")")
 	}
 	return strings.Join(parts, ", ")
 }

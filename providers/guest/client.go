@@ -208,7 +208,7 @@ func (c *Client) Run(ctx context.Context, ep providers.Endpoint, cr Credentials,
 	}
 	var stdout, stderr capped
 	stdout.max, stderr.max = maxStdout, 16*maxStderr
-	code, err := wc.RunWithContextWithInput(ctx, line, &stdout, &stderr, bytes.NewReader(stdin))
+	code, err := runWithInput(ctx, wc, line, &stdout, &stderr, stdin)
 	if err != nil {
 		return runError(host, n, err, secrets)
 	}

@@ -19,6 +19,7 @@ type vmFacts struct {
 	in       Input
 	vm       inventory.VM
 	state    inventory.State
+	class    inventory.Classification
 	acct     Account
 	acctOK   bool
 	caps     map[string]bool
@@ -32,7 +33,7 @@ type vmFacts struct {
 }
 
 func factsFor(in Input, a inventory.Assessed) vmFacts {
-	f := vmFacts{in: in, vm: a.VM, state: a.Classification.State, caps: map[string]bool{}}
+	f := vmFacts{in: in, vm: a.VM, state: a.Classification.State, class: a.Classification, caps: map[string]bool{}}
 	f.answers = a.Classification.Evidence.Probe != nil && a.Classification.Evidence.Probe.Reachable
 	f.acct, f.acctOK = in.Accounts[AccountKey(a.VM.Tenant, a.VM.Account)]
 	for _, c := range f.acct.Capabilities {
@@ -96,7 +97,7 @@ func factsFor(in Input, a inventory.Assessed) vmFacts {
 
 // candidate is what a strategy's Check and Risks read.
 func (f vmFacts) candidate() *strategy.Candidate {
-	return &strategy.Candidate{VM: f.vm, State: f.state, Policy: f.in.Policy, Cutoff: f.cutoff, Backup: f.backup,
+	return &strategy.Candidate{VM: f.vm, State: f.state, Classification: f.class, Policy: f.in.Policy, Cutoff: f.cutoff, Backup: f.backup,
 		Ignored: len(f.ignored), DataLoss: f.dataLoss(), Helper: f.helper, SameHelper: f.sameHelp,
 		ZoneReleases: f.zoneRels, KeyProblem: f.keyProblem(), GuestAnswers: f.answers}
 }

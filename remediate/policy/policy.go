@@ -26,6 +26,9 @@ const (
 	// RebootRetry restarts a boot-looping VM a bounded number of times,
 	// stopping as soon as it comes up healthy.
 	RebootRetry Strategy = "reboot-retry"
+	// RaceBoot deletes the bad files over WinRM in the short window after
+	// each boot in which a crashing VM's WinRM answers.
+	RaceBoot Strategy = "race-the-boot"
 	// DeleteFile deletes the bad files over WinRM on a VM in Safe Mode,
 	// clears the safe-boot flag and restarts it.
 	DeleteFile Strategy = "delete-file"
@@ -40,7 +43,7 @@ const (
 )
 
 // Strategies lists every remediation strategy in the default order.
-var Strategies = []Strategy{RebootRetry, DeleteFile, HelperMount, CopyAndSwap, RestoreBackup}
+var Strategies = []Strategy{RebootRetry, RaceBoot, DeleteFile, HelperMount, CopyAndSwap, RestoreBackup}
 
 // HelperVersion says which helper releases helper-mount may use.
 type HelperVersion string

@@ -63,6 +63,7 @@ type spec struct {
 	// not run in Safe Mode); badCreds: the guest's administrator password
 	// is not guest_access's.
 	silentSafe, badCreds bool
+	window               int // WinRMWindowSeconds: a crashing boot's WinRM answers this long
 }
 
 func (s spec) vmSpec() world.VMSpec {
@@ -71,7 +72,7 @@ func (s spec) vmSpec() world.VMSpec {
 		id = own
 	}
 	c := world.ContentSpec{SizeGB: 40, Identity: id, HiveDamaged: s.hive}
-	cond := world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt}
+	cond := world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt, WinRMWindowSeconds: s.window}
 	switch s.kind {
 	case healthyVM:
 		c.Files = []world.FileSpec{goodFile}

@@ -63,6 +63,9 @@ type Candidate struct {
 	VM     inventory.VM
 	State  inventory.State
 	Policy policy.Policy
+	// Classification is the VM's verdict with its evidence and the bad
+	// files the probe found.
+	Classification inventory.Classification
 	// Cutoff: a usable backup was taken before it (the incident's start,
 	// or its bad window's start when earlier).
 	Cutoff time.Time
@@ -113,6 +116,7 @@ func NewRegistry(units ...Unit) (*Registry, error) {
 func Default() *Registry {
 	r, err := NewRegistry(
 		RebootRetry{},
+		RaceBoot{},
 		DeleteFile{},
 		HelperMount{},
 		CopyAndSwap{},

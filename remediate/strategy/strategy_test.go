@@ -55,7 +55,7 @@ func TestRegistry(t *testing.T) {
 // TestStepMarks: the steps that only read are marked read-only, and every
 // step that changes the VM is not.
 func TestStepMarks(t *testing.T) {
-	readOnly := map[string]bool{"recheck": true, "snapshot": true, "verify": true, "verify-identity": true}
+	readOnly := map[string]bool{"recheck": true, "snapshot": true, "verify": true, "verify-identity": true, "prepare": true}
 	for _, u := range Default().All() {
 		for _, st := range u.Steps(&planFixture, policy.Default()) {
 			want := readOnly[st.Name] || strings.HasPrefix(st.Name, "wait-")
@@ -133,6 +133,12 @@ func TestRepairs(t *testing.T) {
 					t.Errorf("after abort disk-10 is %+v", ds)
 				}
 				if facts[FactDeleted] != "1" {
+					t.Errorf("facts = %v", facts)
+				}
+			}},
+		{name: "race-the-boot without a window", spec: spec{n: 13}, strat: policy.RaceBoot, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if facts[FactRaceBoots] != "3" || facts[FactDeleted] != "" {
 					t.Errorf("facts = %v", facts)
 				}
 			}},
@@ -593,3 +599,66 @@ func TestOutageIsNotAVerdict(t *testing.T) {
 
 // byName looks a strategy up in the default registry.
 func byName(name policy.Strategy) (Unit, bool) { return Default().Get(name) }
+
+// TestRaceBootCheck: race-the-boot is eligible only where the assessment
+// saw WinRM answer in a normal boot while the guest carried the bad file.
+func TestRaceBootCheck(t *testing.T) {
+	bad := inventory.FileFact{Path: `C:\Windows\System32\drivers\CrowdStrike\C-00000291-00000000-00000032.sys`}
+	cases := []struct {
+		name  string
+		class inventory.Classification
+		ok    bool
+	}{
+		{"answered with the bad file", inventory.Classification{BadFiles: []inventory.FileFact{bad},
+			Evidence: inventory.Evidence{Probe: &inventory.Probe{Reachable: true, BootMode: inventory.BootNormal, Files: []inventory.FileFact{bad}}}}, true},
+		{"never answered", inventory.Classification{Evidence: inventory.Evidence{Probe: &inventory.Probe{Error: "timeout"}}}, false},
+		{"not probed", inventory.Classification{}, false},
+		{"answered in safe mode", inventory.Classification{BadFiles: []inventory.FileFact{bad},
+			Evidence: inventory.Evidence{Probe: &inventory.Probe{Reachable: true, BootMode: inventory.BootSafeMode}}}, false},
+		{"answered without a bad file", inventory.Classification{
+			Evidence: inventory.Evidence{Probe: &inventory.Probe{Reachable: true, BootMode: inventory.BootNormal}}}, false},
+	}
+	for _, c := range cases {
+		got := RaceBoot{}.Check(&Candidate{State: inventory.StateBootLoop, Classification: c.class})
+		if (len(got) == 0) != c.ok {
+			t.Errorf("%s: Check = %q, want eligible %v", c.name, got, c.ok)
+		}
+	}
+}
+
+// TestRaceBoot races the boots of a VM whose WinRM answers for a while
+// after each boot. On the harness's scaled clock a busy machine's
+// milliseconds become simulated seconds, so the race may be decided by a
+// reply lost as the guest crashed: then a later boot comes up clean and
+// the strategy ends with step.ErrHealthy. Either way the VM ends healthy,
+// nothing healthy was touched, and no script ran on lost parameters.
+func TestRaceBoot(t *testing.T) {
+	t.Parallel()
+	for i, window := range []int{300} {
+		n := 160 + i
+		t.Run(fmt.Sprintf("window %ds", window), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, spec{n: n, window: window})
+			s, _ := byName(policy.RaceBoot)
+			facts, err := f.run(s, f.target(n), nil, runOpts{stopAfter: -1})
+			switch {
+			case err == nil:
+				if facts[FactDeleted] != "1" || facts[FactSnapshotID] == "" || facts[FactRaceBoots] == "" ||
+					facts[FactRaceEndpoint] == "" || facts[FactRestarted] != "true" || facts[FactVerifiedAt] == "" {
+					t.Errorf("facts = %v", facts)
+				}
+			case errors.Is(err, step.ErrHealthy):
+				if facts[FactRaceBoots] == "" {
+					t.Errorf("healthy before any race: %v (facts %v)", err, facts)
+				}
+			default:
+				t.Fatalf("err = %v (facts %v)", err, facts)
+			}
+			if tr := f.waitTruth(n, world.TruthHealthy, BootWait); tr != world.TruthHealthy {
+				t.Errorf("truth = %s", tr)
+			}
+			f.clean()
+			noSecrets(t, facts, err)
+		})
+	}
+}

@@ -84,7 +84,9 @@ type machine struct {
 
 var _ winrmd.Machine = (*machine)(nil)
 
-var errGone = errors.New("WinRM: the guest stopped answering")
+// errGone: the guest went down while the script ran (it crashed, or was
+// stopped): the connection drops, as it does on a real network.
+var errGone = fmt.Errorf("the guest stopped answering: %w", winrmd.ErrDropped)
 
 // run takes a guest script's time (timing.OpGuestScript, on the world's
 // clock; calib.SlowScript times longer for a slow one), then applies fn
