@@ -18,6 +18,7 @@ targets=(
 	providers/guest FuzzParseFault            # WS-Management faults (the WinRM client)
 	providers/sim/ec2api FuzzRequest          # EC2 Query, SSM JSON, STS (the AWS emulator)
 	providers/sim/sakuraapi FuzzRequest       # Sakura Cloud JSON API (its emulator)
+	providers/sim/azureapi FuzzRequest        # Azure Resource Manager (its emulator)
 )
 for ((i = 0; i < ${#targets[@]}; i += 2)); do
 	pkg=${targets[i]} target=${targets[i+1]}
