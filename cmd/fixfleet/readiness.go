@@ -32,9 +32,6 @@ guest access and WinRM in Safe Mode, consoles, the cloud permissions fixfleet ne
 (checked without effect where the cloud allows) and helper quotas, and the planner's
 estimate of time to a healthy fleet if every VM failed at once. It prints a score per
 tenant and a ranked list of fixes, and exits 6 while gaps remain.`,
-		Example: `  fixfleet readiness --config fleet.yaml
-  fixfleet readiness --config fleet.yaml -o html > readiness.html
-  fixfleet readiness --sim --mix healthy=100`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runReadiness(cmd.Context(), o, stdout, stderr)

@@ -71,9 +71,6 @@ throttling. No secret is read or written from the inventory: the world gets its 
 credentials. --incident decides which VMs fail: all (default: every VM boot-loops),
 as-is (as the inventory found them), or shares such as boot-loop=60,safe-mode=20,healthy=20.
 Rehearse on it with --scenario FILE (plan, demo, sim serve --face X).`,
-		Example: `  fixfleet inventory --config fleet.yaml -o json > inventory.json
-  fixfleet sim from-inventory inventory.json > drill.json
-  fixfleet demo --scenario drill.json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runSimFromInventory(args[0], o, stdout) },
 	}
