@@ -76,11 +76,7 @@ var _ step.HelperPool = (*Pool)(nil)
 // group is the helpers of one zone × release. mu serialises leasing in the
 // group (it is held while a helper is created); Pool.mu guards the fields.
 type group struct {
-	// mu is a lock held across cloud calls and their waits: a channel, so
-	// that a Lease waiting for it honours its context and, inside a
-	// testing/synctest bubble, counts as durably blocked (a sync.Mutex
-	// does not, and virtual time would stop while the holder waits).
-	mu      chan struct{}
+	mu      sync.Mutex
 	zone    string
 	win     inventory.WindowsVersion
 	entries []*entry
@@ -107,18 +103,6 @@ func New(h providers.Helpers, opts Options) (*Pool, error) {
 	return &Pool{helpers: h, opts: opts, groups: map[string]*group{}, leases: map[string]*entry{}}, nil
 }
 
-// lock takes g's lease lock, or gives up when ctx ends.
-func (g *group) lock(ctx context.Context) error {
-	select {
-	case g.mu <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (g *group) unlock() { <-g.mu }
-
 func groupKey(zone string, win inventory.WindowsVersion) string { return zone + "/" + win.Release }
 
 func (p *Pool) group(zone string, win inventory.WindowsVersion) *group {
@@ -127,7 +111,7 @@ func (p *Pool) group(zone string, win inventory.WindowsVersion) *group {
 	k := groupKey(zone, win)
 	g := p.groups[k]
 	if g == nil {
-		g = &group{zone: zone, win: win, mu: make(chan struct{}, 1)}
+		g = &group{zone: zone, win: win}
 		p.groups[k] = g
 	}
 	return g
@@ -154,10 +138,8 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 	if p.opts.Fresh {
 		return p.leaseFresh(ctx, g, vmKey)
 	}
-	if err := g.lock(ctx); err != nil {
-		return providers.VMRef{}, err
-	}
-	defer g.unlock()
+	g.mu.Lock()
+	defer g.mu.Unlock()
 
 	p.mu.Lock()
 	if e := p.leases[vmKey]; e != nil {
@@ -386,10 +368,7 @@ func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 	for _, g := range groups {
 		// Holding the group's lease lock: no helper of the group is leased
 		// while it is being deleted.
-		if err := g.lock(ctx); err != nil {
-			errs = append(errs, err)
-			break
-		}
+		g.mu.Lock()
 		var idle []*entry
 		p.mu.Lock()
 		for _, e := range g.entries {
@@ -420,7 +399,7 @@ func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 				errs = append(errs, fmt.Errorf("releasing helper %s: %w", e.ref, err))
 			}
 		}
-		g.unlock()
+		g.mu.Unlock()
 	}
 	if !keep {
 		errs = append(errs, p.sweep(ctx, &rep))

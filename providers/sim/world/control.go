@@ -797,10 +797,14 @@ func (w *World) CreateHelper(ctx context.Context, account, zone string, win inve
 	return out, err
 }
 
-// tagKey is tags as one string, sorted by key.
+// tagKey is tags as one string, sorted by key, without the run's tag
+// (a run ID carries a random part).
 func tagKey(tags map[string]string) string {
 	var b strings.Builder
 	for _, k := range sortedKeys(tags) {
+		if k == providers.TagRun {
+			continue
+		}
 		b.WriteString(k + "=" + tags[k] + ";")
 	}
 	return b.String()
