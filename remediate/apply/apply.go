@@ -111,6 +111,9 @@ type runner struct {
 	fatal error
 	// stop is set once the failure brake trips: no new VM starts.
 	stop bool
+	// gates hold each tier's VMs until the tier before it is done (nil
+	// without tiers).
+	gates *gates
 }
 
 // Run executes p (see the package documentation). It returns the run's
@@ -359,6 +362,18 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 		}
 		return todo
 	}
+	var all []*plan.VMPlan
+	for _, w := range r.p.Waves {
+		all = append(all, todoOf(w)...)
+	}
+	gctx, stopGates := context.WithCancel(ctx)
+	defer stopGates()
+	g, err := r.newGates(gctx, all)
+	if err != nil {
+		r.fail(err)
+		return EvPausedInterrupted, ""
+	}
+	r.gates = g // before any worker starts
 	if len(r.p.Waves) > 0 {
 		// The canary wave runs alone, and gates everything else.
 		// It is judged when this process ran some of it (a resume
@@ -437,6 +452,9 @@ func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool)
 		go func() {
 			defer wg.Done()
 			for _, vm := range byAcct[a] {
+				if !r.gates.wait(ctx, vm) {
+					return
+				}
 				if sem.Acquire(ctx, 1) != nil {
 					return
 				}
@@ -467,6 +485,9 @@ func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool)
 // seen by the next VM's dispatcher.
 func (r *runner) work(ctx context.Context, vm *plan.VMPlan, canary bool) {
 	out := r.runVM(ctx, vm)
+	if !out.interrupted {
+		r.gates.done(vm)
+	}
 	if out.interrupted || canary {
 		return
 	}
@@ -474,6 +495,7 @@ func (r *runner) work(ctx context.Context, vm *plan.VMPlan, canary bool) {
 		r.mu.Lock()
 		r.stop = true
 		r.mu.Unlock()
+		r.gates.release()
 		acted, bad := r.rate.Counts()
 		r.emit(Event{Kind: EvBrakeTripped, Message: fmt.Sprintf(
 			"failure brake tripped: %d of %d VMs acted on failed or were flagged by surprise (threshold %.0f%%); no new VM starts, those in flight finish",
