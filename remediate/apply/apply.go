@@ -65,6 +65,12 @@
 // with Options.Continue. At most policy.concurrency.total VMs are in
 // flight, and at most policy.concurrency.per_account of one account.
 //
+// With policy tiers (plan.Tier), a tier's VMs are held until every VM of
+// the tier before it has finished (fixed, healthy, or left to a person)
+// or policy.tier_timeout_minutes have passed since that tier started; each
+// opening is journaled (EvTierStarted, tiers.go) and a resume keeps the
+// tiers already opened, timing a timeout from the journaled start.
+//
 // Every step attempt passes a control-plane circuit breaker (brake.Breaker)
 // shared by the run; while it is open no attempt starts, and workers wait
 // on the clock until a probe succeeds. A VM is never given up on because
