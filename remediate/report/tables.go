@@ -66,7 +66,7 @@ func (r *Report) Table(name string) (render.Table, error) {
 		return r.groupTable(), nil
 	case TableKept:
 		t := r.CSV(name)
-		t.Title, t.Headers = "Original OS disks kept (to roll back, put the disk back)", []string{"Tenant", "Account", "VM", "Name", "Strategy", "Original OS disk"}
+		t.Name, t.Title, t.Headers = name, "Original OS disks kept (to roll back, put the disk back)", []string{"Tenant", "Account", "VM", "Name", "Strategy", "Original OS disk"}
 		return t, nil
 	case TableVMs:
 		t := r.CSV(name)
@@ -207,7 +207,7 @@ func (r *Report) Title() string {
 }
 
 func (r *Report) summaryTable() render.Table {
-	t := render.Table{Title: r.Title(), Headers: []string{"", "VMs"}}
+	t := render.Table{Name: TableSummary, Title: r.Title(), Headers: []string{"", "VMs"}}
 	for _, row := range r.summaryRows() {
 		t.Rows = append(t.Rows, []string{row[0], row[1]})
 	}
@@ -216,7 +216,7 @@ func (r *Report) summaryTable() render.Table {
 
 // groupTable is one row per group of VMs for a person.
 func (r *Report) groupTable() render.Table {
-	t := render.Table{Title: r.ForAPersonTitle(),
+	t := render.Table{Name: TableForAPerson, Title: r.ForAPersonTitle(),
 		Headers: []string{"Reason", "VMs", "What it means", "Which"}}
 	for _, g := range r.ForAPerson {
 		what := g.Description
