@@ -10,7 +10,7 @@ import (
 
 // Tables renders the summary for people.
 func (s Summary) Tables() []render.Table {
-	t := render.Table{Title: "Demo: " + string(s.RunStatus), Headers: []string{"", ""}, Rows: [][]string{
+	t := render.Table{Name: "summary", Title: "Demo: " + string(s.RunStatus), Headers: []string{"", ""}, Rows: [][]string{
 		{"VMs", fmt.Sprint(s.VMsTotal)},
 		{"healthy before (never touched)", fmt.Sprint(s.HealthyBefore)},
 		{"fixed", fmt.Sprint(s.Fixed)},
@@ -32,11 +32,11 @@ func (s Summary) Tables() []render.Table {
 	for _, k := range strategy.Default().Names() {
 		t.Rows = append(t.Rows, []string{"fixed by " + string(k), fmt.Sprint(s.ByStrategy[string(k)])})
 	}
-	fl := render.Table{Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Outcome", "Reason"}}
+	fl := render.Table{Name: "flagged", Title: "Flagged for a person", Headers: []string{"VM", "Name", "Strategy", "Outcome", "Reason"}}
 	for _, v := range s.FlaggedVMs {
 		fl.Rows = append(fl.Rows, []string{v.ID, v.Name, v.Strategy, string(v.Outcome), v.Reason})
 	}
-	kept := render.Table{Title: "Original OS disks kept (roll back by putting them back)", Headers: []string{"VM", "Original disk", "Present"}}
+	kept := render.Table{Name: "original-disks-kept", Title: "Original OS disks kept (roll back by putting them back)", Headers: []string{"VM", "Original disk", "Present"}}
 	for _, k := range s.KeptOriginals {
 		kept.Rows = append(kept.Rows, []string{k.VM, k.Disk, fmt.Sprint(k.Present)})
 	}
@@ -56,7 +56,7 @@ func NewAuditDoc(a world.Audit) AuditDoc { return AuditDoc{Audit: a, Invariants:
 // Tables renders the audit for people: the counters and the true
 // condition of the VMs now.
 func (d AuditDoc) Tables() []render.Table {
-	c := render.Table{Title: "True condition now", Headers: []string{"truth", "VMs"}}
+	c := render.Table{Name: "truth", Title: "True condition now", Headers: []string{"truth", "VMs"}}
 	for _, k := range []string{world.TruthHealthy, world.TruthSafeMode, world.TruthBootLoop} {
 		c.Rows = append(c.Rows, []string{k, fmt.Sprint(d.TruthCounts[k])})
 	}
@@ -66,7 +66,7 @@ func (d AuditDoc) Tables() []render.Table {
 // invariantsTable shows the world's referee counters and, in words, the
 // violations it counted.
 func invariantsTable(inv Invariants, violations []string) render.Table {
-	t := render.Table{Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}}
+	t := render.Table{Name: "invariants", Title: "Invariants (computed by the world)", Headers: []string{"counter", "value"}}
 	for _, c := range inv.Counters() {
 		t.Rows = append(t.Rows, []string{c.Name, fmt.Sprint(c.Value)})
 	}

@@ -169,6 +169,6 @@ func pausedError(res *apply.Result) error {
 // resultTables renders an apply result for people: the summary and the
 // VMs for a person grouped by reason (counts from the same rows).
 func resultTables(r *apply.Result) []render.Table {
-	rep, _ := report.Build(r, nil, "") // no tenant: cannot fail
+	rep, _ := report.Build(r, nil, nil, "") // no tenant: cannot fail
 	return rep.Brief()
 }

@@ -43,6 +43,7 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
 	o.out.Add(cmd.Flags(), "")
+	o.out.AddTable(cmd.Flags(), "summary", "invariants", "flagged", "original-disks-kept")
 	o.overrides.AddFlags(cmd.Flags(), true)
 	o.notify.addFlags(cmd.Flags())
 	return cmd
@@ -76,7 +77,11 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return simInput(err, "--provider")
 	}
-	if err := render.Render(stdout, format, s, s.Tables()...); err != nil {
+	tables, err := o.out.Tables(format, s.Tables())
+	if err != nil {
+		return err
+	}
+	if err := render.Render(stdout, format, s, tables...); err != nil {
 		return err
 	}
 	if why := s.Problems(); len(why) > 0 {

@@ -29,6 +29,7 @@ func newInventoryCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	o.source.addFlags(cmd.Flags())
 	o.out.Add(cmd.Flags(), "")
+	o.out.AddTable(cmd.Flags(), "fleet", "by-state", "skipped-accounts")
 	return cmd
 }
 
@@ -54,7 +55,11 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 		return err
 	}
 	doc := invdoc.Build(a, f.Clock.Now(), f.Incident.Name, f.Keys())
-	if err := render.Render(stdout, format, doc, a.Tables()...); err != nil {
+	tables, err := o.out.Tables(format, a.Tables())
+	if err != nil {
+		return err
+	}
+	if err := render.Render(stdout, format, doc, tables...); err != nil {
 		return err
 	}
 	return classify.Partial(a.Skipped)

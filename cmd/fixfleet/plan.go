@@ -37,6 +37,7 @@ written to FILE for a later apply, which consumes it unchanged; -o json prints i
 	}
 	o.source.addFlags(cmd.Flags())
 	o.out.Add(cmd.Flags(), "also write the plan document (JSON) to this file, for apply")
+	o.out.AddTable(cmd.Flags(), "vms", "estimate", "summary", "tiers", "skipped-accounts")
 	o.overrides.AddFlags(cmd.Flags(), false)
 	return cmd
 }
@@ -74,7 +75,11 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if err := render.Render(stdout, format, p, plan.Tables(p)...); err != nil {
+	tables, err := o.out.Tables(format, plan.Tables(p))
+	if err != nil {
+		return err
+	}
+	if err := render.Render(stdout, format, p, tables...); err != nil {
 		return err
 	}
 	return classify.Partial(p.Skipped)

@@ -64,7 +64,11 @@ func runReport(ctx context.Context, o reportOpts, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	load := func(t string) (*report.Report, error) { return report.Build(res, evs, t) }
+	kept, err := report.KeptDisks(ctx, j, res)
+	if err != nil {
+		return err
+	}
+	load := func(t string) (*report.Report, error) { return report.Build(res, evs, kept, t) }
 	if o.perTenant != "" {
 		files, err := report.WritePerTenant(o.perTenant, report.Tenants(res), load, format, o.table)
 		paths := make([]string, 0, len(files))

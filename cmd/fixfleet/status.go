@@ -15,6 +15,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/report"
 )
 
 type statusOpts struct {
@@ -39,6 +40,7 @@ func newStatusCmd(stdout io.Writer) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return watchStatus(cmd.Context(), o, watch, stdout) },
 	}
 	o.addFlags(cmd)
+	o.out.AddTable(cmd.Flags(), "summary", "for-a-person", "original-disks-kept")
 	cmd.Flags().DurationVar(&watch, "watch", 0, "show the status again every so often (e.g. 10s) until the run is no longer running")
 	cmd.Flags().Lookup("watch").NoOptDefVal = "5s"
 	return cmd
@@ -89,7 +91,12 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) error {
 	if h, _, ok, err := j.LockHolder(ctx); err == nil && ok {
 		doc.Holder = &h
 	}
-	tables := resultTables(res)
+	kept, err := report.KeptDisks(ctx, j, res)
+	if err != nil {
+		return err
+	}
+	rep, _ := report.Build(res, nil, kept, "") // no tenant: cannot fail
+	tables := rep.Brief()
 	if doc.Holder != nil {
 		running := fmt.Sprintf("%s pid %d", doc.Holder.Host, doc.Holder.PID)
 		if gone, err := j.LockStale(ctx); err == nil && gone {
@@ -97,6 +104,9 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) error {
 			running += " — that process is gone: the next apply takes the lock over and resumes"
 		}
 		tables[0].Rows = append(tables[0].Rows, []string{"apply lock", running})
+	}
+	if tables, err = o.out.Tables(format, tables); err != nil {
+		return err
 	}
 	return render.Render(stdout, format, doc, tables...)
 }

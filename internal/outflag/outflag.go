@@ -23,6 +23,24 @@ type Flags struct {
 	output, format, file string
 	// legacyFile: -o FILE (not a format name) is taken as --out-file.
 	legacyFile bool
+	table      string
+}
+
+// AddTable registers --table NAME on fs, for a command that prints
+// several tables: see Tables.
+func (f *Flags) AddTable(fs *pflag.FlagSet, names ...string) {
+	fs.StringVar(&f.table, "table", "", "only this table ("+strings.Join(names, ", ")+"); -o csv writes one table, the first by default")
+}
+
+// Tables returns the tables to write in format (render.Select with
+// --table): CSV is always one table with stable columns. A bad --table is
+// a *UsageError.
+func (f *Flags) Tables(format render.Format, tables []render.Table) ([]render.Table, error) {
+	out, err := render.Select(format, tables, f.table)
+	if err != nil {
+		return nil, &UsageError{fmt.Errorf("--table: %w", err)}
+	}
+	return out, nil
 }
 
 // Add registers -o/--output and the hidden --format alias on fs; with

@@ -64,6 +64,8 @@ func (f Format) String() string { return string(f) }
 // cells render empty); a Table with no Headers takes its width from its
 // longest row.
 type Table struct {
+	// Name is how --table selects the table (see Select); "" for none.
+	Name    string     `json:"-"`
 	Title   string     `json:"title,omitempty"`
 	Headers []string   `json:"headers"`
 	Rows    [][]string `json:"rows"`

@@ -11,7 +11,7 @@ import (
 // Tables renders f for people: one row per VM (with its tenant and
 // account), the count per state, and the skipped accounts if any.
 func (f *Fleet) Tables() []render.Table {
-	t := render.Table{Title: "Fleet", Headers: []string{"VM", "Name", "Tenant", "Account", "Zone", "Windows", "Power", "State", "Why"}}
+	t := render.Table{Name: "fleet", Title: "Fleet", Headers: []string{"VM", "Name", "Tenant", "Account", "Zone", "Windows", "Power", "State", "Why"}}
 	byState := map[inventory.State]int{}
 	for _, x := range f.VMs {
 		c := x.Classification
@@ -19,7 +19,7 @@ func (f *Fleet) Tables() []render.Table {
 		t.Rows = append(t.Rows, []string{x.VM.ID, x.VM.Name, x.VM.Tenant, x.VM.Account, x.VM.Zone,
 			x.VM.Windows.Release, string(x.VM.Power), string(c.State), strings.Join(c.Reasons, "; ")})
 	}
-	counts := render.Table{Title: "By state", Headers: []string{"State", "VMs"}}
+	counts := render.Table{Name: "by-state", Title: "By state", Headers: []string{"State", "VMs"}}
 	for _, s := range inventory.States {
 		counts.Rows = append(counts.Rows, []string{string(s), fmt.Sprint(byState[s])})
 	}
@@ -32,7 +32,7 @@ func SkippedTables(s []SkippedAccount) []render.Table {
 	if len(s) == 0 {
 		return nil
 	}
-	t := render.Table{Title: "Skipped accounts", Headers: []string{"Tenant", "Account", "Provider", "Why"}}
+	t := render.Table{Name: "skipped-accounts", Title: "Skipped accounts", Headers: []string{"Tenant", "Account", "Provider", "Why"}}
 	for _, a := range s {
 		t.Rows = append(t.Rows, []string{a.Tenant, a.Account, a.Provider, a.Reason})
 	}

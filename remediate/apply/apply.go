@@ -65,6 +65,12 @@
 // with Options.Continue. At most policy.concurrency.total VMs are in
 // flight, and at most policy.concurrency.per_account of one account.
 //
+// With policy tiers (plan.Tier), a tier's VMs are held until every VM of
+// the tier before it has finished (fixed, healthy, or left to a person)
+// or policy.tier_timeout_minutes have passed since that tier started; each
+// opening is journaled (EvTierStarted, tiers.go) and a resume keeps the
+// tiers already opened, timing a timeout from the journaled start.
+//
 // Every step attempt passes a control-plane circuit breaker (brake.Breaker)
 // shared by the run; while it is open no attempt starts, and workers wait
 // on the clock until a probe succeeds. A VM is never given up on because
@@ -111,6 +117,9 @@ type runner struct {
 	fatal error
 	// stop is set once the failure brake trips: no new VM starts.
 	stop bool
+	// gates hold each tier's VMs until the tier before it is done (nil
+	// without tiers).
+	gates *gates
 }
 
 // Run executes p (see the package documentation). It returns the run's
@@ -359,6 +368,18 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 		}
 		return todo
 	}
+	var all []*plan.VMPlan
+	for _, w := range r.p.Waves {
+		all = append(all, todoOf(w)...)
+	}
+	gctx, stopGates := context.WithCancel(ctx)
+	defer stopGates()
+	g, err := r.newGates(gctx, all)
+	if err != nil {
+		r.fail(err)
+		return EvPausedInterrupted, ""
+	}
+	r.gates = g // before any worker starts
 	if len(r.p.Waves) > 0 {
 		// The canary wave runs alone, and gates everything else.
 		// It is judged when this process ran some of it (a resume
@@ -437,6 +458,9 @@ func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool)
 		go func() {
 			defer wg.Done()
 			for _, vm := range byAcct[a] {
+				if !r.gates.wait(ctx, vm) {
+					return
+				}
 				if sem.Acquire(ctx, 1) != nil {
 					return
 				}
@@ -467,6 +491,9 @@ func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool)
 // seen by the next VM's dispatcher.
 func (r *runner) work(ctx context.Context, vm *plan.VMPlan, canary bool) {
 	out := r.runVM(ctx, vm)
+	if !out.interrupted {
+		r.gates.done(vm)
+	}
 	if out.interrupted || canary {
 		return
 	}
@@ -474,6 +501,7 @@ func (r *runner) work(ctx context.Context, vm *plan.VMPlan, canary bool) {
 		r.mu.Lock()
 		r.stop = true
 		r.mu.Unlock()
+		r.gates.release()
 		acted, bad := r.rate.Counts()
 		r.emit(Event{Kind: EvBrakeTripped, Message: fmt.Sprintf(
 			"failure brake tripped: %d of %d VMs acted on failed or were flagged by surprise (threshold %.0f%%); no new VM starts, those in flight finish",

@@ -175,6 +175,7 @@ func (p *Plan) ValidateWith(reg *strategy.Registry) error {
 			add("vms[%d] (%s): strategy %s must have no wave (has %d)", i, v.Key, v.Strategy, v.Wave)
 		}
 	}
+	p.validateTiers(add)
 	return errors.Join(errs...)
 }
 

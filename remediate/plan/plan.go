@@ -127,8 +127,11 @@ type Plan struct {
 	Policy    policy.Policy      `json:"policy"`
 	VMs       []VMPlan           `json:"vms"`
 	Waves     []Wave             `json:"waves"`
-	Estimate  Estimate           `json:"estimate"`
-	Summary   Summary            `json:"summary"`
+	// Tiers are the policy's dependency tiers with their counts, the last
+	// being "rest" (tiers.go); empty when the policy has none.
+	Tiers    []Tier   `json:"tiers,omitempty"`
+	Estimate Estimate `json:"estimate"`
+	Summary  Summary  `json:"summary"`
 	// Skipped are the accounts this plan does not cover (they could not
 	// be opened or listed), and why.
 	Skipped []classify.SkippedAccount `json:"skipped_accounts,omitempty"`
@@ -171,6 +174,9 @@ type VMPlan struct {
 	// Wave is the 1-based wave the VM runs in (1 is the canary); 0 when
 	// the VM is not acted on.
 	Wave int `json:"wave,omitempty"`
+	// Tier is the 1-based tier of the VM (Plan.Tiers); 0 when the policy
+	// has no tiers.
+	Tier int `json:"tier,omitempty"`
 	// EstimateSeconds is the expected time to repair the VM, fallback
 	// included where the strategy may fail; APICalls the expected
 	// control-plane calls.
@@ -218,6 +224,8 @@ type Wave struct {
 	Number int      `json:"number"` // 1-based; 1 is the canary
 	Name   string   `json:"name"`   // "canary", "wave 2", ...
 	VMs    []string `json:"vms"`    // VM keys
+	// Tier is the tier of every VM of the wave (0 without tiers).
+	Tier int `json:"tier,omitempty"`
 	// StartSeconds and EndSeconds place the wave in the estimate, from the
 	// start of the run.
 	StartSeconds int64 `json:"start_seconds"`
@@ -286,6 +294,7 @@ func Build(in Input) (*Plan, error) {
 	for i, a := range in.Fleet {
 		p.VMs[i] = decide(in, reg, a)
 	}
+	p.Tiers = assignTiers(p.VMs, in.Policy)
 	p.Waves = makeWaves(p.VMs, in.Policy)
 	p.Estimate = estimate(p, reg)
 	p.Summary = summarize(p)
@@ -295,17 +304,21 @@ func Build(in Input) (*Plan, error) {
 	return p, nil
 }
 
-// makeWaves assigns the VMs acted on to waves and fills VMPlan.Wave.
+// makeWaves assigns the VMs acted on to waves and fills VMPlan.Wave: the
+// canary from the first tier with VMs to act on, then waves of each tier
+// in tier order (one tier, 0, without policy tiers).
 func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
-	var act []int
+	var all []int
 	for i := range vms {
 		if vms[i].Acts() {
-			act = append(act, i)
+			all = append(all, i)
 		}
 	}
-	if len(act) == 0 {
+	if len(all) == 0 {
 		return []Wave{}
 	}
+	tiers := byTier(vms, all)
+	act := tiers[0]
 	// Canary: round-robin over (strategy, account) groups in order of
 	// first appearance.
 	type group struct{ members []int }
@@ -332,22 +345,24 @@ func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 	}
 	sort.Ints(canary)
 	waves := []Wave{newWave(1, "canary", vms, canary)}
-	var rest []int
-	for _, i := range act {
-		if !inCanary[i] {
-			rest = append(rest, i)
+	for _, tier := range tiers {
+		var rest []int
+		for _, i := range tier {
+			if !inCanary[i] {
+				rest = append(rest, i)
+			}
 		}
-	}
-	for lo := 0; lo < len(rest); lo += pol.WaveSize {
-		hi := min(lo+pol.WaveSize, len(rest))
-		num := len(waves) + 1
-		waves = append(waves, newWave(num, fmt.Sprintf("wave %d", num), vms, rest[lo:hi]))
+		for lo := 0; lo < len(rest); lo += pol.WaveSize {
+			hi := min(lo+pol.WaveSize, len(rest))
+			num := len(waves) + 1
+			waves = append(waves, newWave(num, fmt.Sprintf("wave %d", num), vms, rest[lo:hi]))
+		}
 	}
 	return waves
 }
 
 func newWave(num int, name string, vms []VMPlan, idx []int) Wave {
-	w := Wave{Number: num, Name: name, VMs: make([]string, len(idx))}
+	w := Wave{Number: num, Name: name, VMs: make([]string, len(idx)), Tier: vms[idx[0]].Tier}
 	for j, i := range idx {
 		w.VMs[j] = vms[i].Key
 		vms[i].Wave = num
@@ -393,6 +408,9 @@ func summarize(p *Plan) Summary {
 		fmt.Sprintf("%d VMs acted on in %d wave(s) (canary %d), %d healthy never touched, %d left to a person",
 			s.Act, len(p.Waves), canarySize(p.Waves), s.Healthy, s.ManualN),
 	)
+	if l := tierLine(p); l != "" {
+		s.Lines = append(s.Lines, l)
+	}
 	for _, a := range p.Skipped {
 		s.Lines = append(s.Lines, fmt.Sprintf("account %s/%s skipped, none of its VMs planned: %s", a.Tenant, a.Account, a.Reason))
 	}

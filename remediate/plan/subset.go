@@ -23,6 +23,10 @@ func Subset(p *Plan, keep func(VMPlan) bool, label string) *Plan {
 	if len(sub.VMs) == 0 {
 		return nil
 	}
+	if p.Tiers != nil {
+		sub.Tiers = append([]Tier(nil), p.Tiers...)
+		countTiers(sub.Tiers, sub.VMs)
+	}
 	sub.Waves = []Wave{}
 	for _, w := range p.Waves {
 		var vms []string

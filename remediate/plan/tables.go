@@ -12,7 +12,7 @@ import (
 // Tables renders p for people: one row per VM (with its tenant and
 // account), the estimate, the summary, and the skipped accounts if any.
 func Tables(p *Plan) []render.Table {
-	vms := render.Table{Title: "Plan " + p.ID, Headers: []string{"VM", "Name", "Tenant", "Account", "Zone", "State", "Strategy", "Fallbacks", "Wave", "Risks", "Why"}}
+	vms := render.Table{Name: "vms", Title: "Plan " + p.ID, Headers: []string{"VM", "Name", "Tenant", "Account", "Zone", "State", "Strategy", "Fallbacks", "Wave", "Risks", "Why", "Tier"}}
 	for _, v := range p.VMs {
 		var fb []string
 		for _, s := range v.Fallbacks {
@@ -23,9 +23,9 @@ func Tables(p *Plan) []render.Table {
 			wave = fmt.Sprint(v.Wave)
 		}
 		vms.Rows = append(vms.Rows, []string{v.ID, v.Name, v.Tenant, v.Account, v.Zone, string(v.State), string(v.Strategy),
-			strings.Join(fb, ", "), wave, strings.Join(v.Risks, "; "), strings.Join(v.Reasons, "; ")})
+			strings.Join(fb, ", "), wave, strings.Join(v.Risks, "; "), strings.Join(v.Reasons, "; "), p.TierName(v.Tier)})
 	}
-	est := render.Table{Title: "Estimate", Headers: []string{"", ""}}
+	est := render.Table{Name: "estimate", Title: "Estimate", Headers: []string{"", ""}}
 	est.Rows = append(est.Rows,
 		[]string{"duration", p.Estimate.Duration},
 		[]string{"canary wave ends after", fmt.Sprintf("%ds", p.Estimate.CanarySeconds)},
@@ -36,11 +36,20 @@ func Tables(p *Plan) []render.Table {
 			est.Rows = append(est.Rows, []string{"VMs " + string(s), fmt.Sprint(n)})
 		}
 	}
-	summary := render.Table{Title: "Summary", Headers: []string{"What to know first"}}
+	summary := render.Table{Name: "summary", Title: "Summary", Headers: []string{"What to know first"}}
 	for _, l := range p.Summary.Lines {
 		summary.Rows = append(summary.Rows, []string{l})
 	}
-	return append([]render.Table{vms, est, summary}, classify.SkippedTables(p.Skipped)...)
+	out := []render.Table{vms, est, summary}
+	if len(p.Tiers) > 0 {
+		tiers := render.Table{Name: "tiers", Title: "Tiers, in order (a tier starts when the one before it is done, or after " + tierTimeout(p.Policy) + ")",
+			Headers: []string{"Tier", "Name", "Selector", "VMs", "Acted on"}}
+		for _, t := range p.Tiers {
+			tiers.Rows = append(tiers.Rows, []string{fmt.Sprint(t.Number), t.Name, cmp.Or(t.Selector, "(every other VM)"), fmt.Sprint(t.VMs), fmt.Sprint(t.Act)})
+		}
+		out = append(out, tiers)
+	}
+	return append(out, classify.SkippedTables(p.Skipped)...)
 }
 
 // Confirmation is what an operator approves before apply: the summary,

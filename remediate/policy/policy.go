@@ -94,22 +94,30 @@ type Policy struct {
 	// PlanMaxAgeMinutes is how old a plan apply accepts without
 	// --allow-stale (default 60; 0: any age).
 	PlanMaxAgeMinutes int `json:"plan_max_age_minutes" yaml:"plan_max_age_minutes"`
+	// Tiers order the VMs by dependency (tiers.go): a tier's VMs start
+	// once every VM of the tiers before it is fixed, healthy or left to a
+	// person, or TierTimeoutMinutes after the tier before it started.
+	Tiers []Tier `json:"tiers,omitempty" yaml:"tiers,omitempty"`
+	// TierTimeoutMinutes is how long a tier may hold the next one back
+	// (default 60; 0: until it is done).
+	TierTimeoutMinutes int `json:"tier_timeout_minutes" yaml:"tier_timeout_minutes"`
 }
 
 // Default returns the default policy.
 func Default() Policy {
 	return Policy{
-		Strategies:        slices.Clone(Strategies),
-		RebootRetry:       RebootRetryConfig{MaxRestarts: 3},
-		AllowDataLoss:     false,
-		HelperVersion:     HelperSame,
-		Concurrency:       Concurrency{Total: 50, PerAccount: 20},
-		Canary:            5,
-		WaveSize:          100,
-		FailureThreshold:  0.2,
-		ForceStop:         false,
-		APIErrorThreshold: 0.5,
-		PlanMaxAgeMinutes: 60,
+		Strategies:         slices.Clone(Strategies),
+		RebootRetry:        RebootRetryConfig{MaxRestarts: 3},
+		AllowDataLoss:      false,
+		HelperVersion:      HelperSame,
+		Concurrency:        Concurrency{Total: 50, PerAccount: 20},
+		Canary:             5,
+		WaveSize:           100,
+		FailureThreshold:   0.2,
+		ForceStop:          false,
+		APIErrorThreshold:  0.5,
+		PlanMaxAgeMinutes:  60,
+		TierTimeoutMinutes: 60,
 	}
 }
 
@@ -168,6 +176,7 @@ func (p Policy) ValidateWith(known []Strategy) error {
 	if p.PlanMaxAgeMinutes < 0 {
 		bad("plan_max_age_minutes", "%d must be 0 (any age) or more", p.PlanMaxAgeMinutes)
 	}
+	p.validateTiers(bad)
 	return errors.Join(errs...)
 }
 
@@ -185,6 +194,9 @@ type field struct {
 	key    string
 	target any
 	nested []field
+	// custom decodes the value itself (a list of mappings), given the
+	// field path.
+	custom func(v *yaml.Node, path string) error
 }
 
 func (p *Policy) fields() []field {
@@ -203,6 +215,8 @@ func (p *Policy) fields() []field {
 		{key: "force_stop", target: &p.ForceStop},
 		{key: "api_error_threshold", target: &p.APIErrorThreshold},
 		{key: "plan_max_age_minutes", target: &p.PlanMaxAgeMinutes},
+		{key: "tiers", custom: func(v *yaml.Node, path string) error { return decodeTiers(v, path, &p.Tiers) }},
+		{key: "tier_timeout_minutes", target: &p.TierTimeoutMinutes},
 	}
 }
 
@@ -252,6 +266,12 @@ func decode(node *yaml.Node, path string, fields []field) error {
 		}
 		done[k.Value] = true
 		f := fields[idx]
+		if f.custom != nil {
+			if err := f.custom(v, at); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		if f.nested != nil {
 			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 				continue // "reboot_retry:" with nothing: keep the defaults
@@ -288,7 +308,7 @@ func decodeLeaf(v *yaml.Node, target any) error {
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
 			want = "true or false"
 		}
-	case *HelperVersion:
+	case *HelperVersion, *string:
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!str" {
 			want = "a string"
 		}

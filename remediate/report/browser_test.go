@@ -86,7 +86,7 @@ func TestHTMLInChromium(t *testing.T) {
 			t.Errorf("series %d (%s): %d pixels of its colour in the chart", i, render.SeriesColor(i), n)
 		}
 	}
-	for _, want := range []string{"Run run-1: done", "flagged for a person", "51", "Outcomes per tenant", "acme", "globex", "time to healthy"} {
+	for _, want := range []string{"Run run-1: done", "no path: a person must act", "49", "Outcomes per tenant", "acme", "globex", "time to healthy"} {
 		if !strings.Contains(summary, want) {
 			t.Errorf("summary lacks %q:\n%s", want, summary)
 		}

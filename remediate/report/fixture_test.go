@@ -68,3 +68,16 @@ func fixture() (*apply.Result, []journal.Event) {
 		journal.Event{Kind: apply.EvRunDone, At: at.Add(2 * time.Minute), Message: "done"})
 	return res, evs
 }
+
+// fixtureKept: globex's fixed VMs 50..52 were repaired by copy-and-swap,
+// which kept their original OS disks.
+func fixtureKept(res *apply.Result) []KeptDisk {
+	var out []KeptDisk
+	for _, v := range res.VMs {
+		if v.Tenant == "globex" && v.Status == apply.StatusFixed && len(out) < 3 {
+			out = append(out, KeptDisk{Tenant: v.Tenant, Account: v.Account, VM: v.Key, Name: v.Name, Strategy: "copy-and-swap",
+				Disk: fmt.Sprintf("disk-globex-%d-orig", 50+len(out))})
+		}
+	}
+	return out
+}

@@ -44,18 +44,18 @@ th { background: #f0f0f0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .fixed { background: #dff3e0; border-color: #7cc47f; }
 .healthy { background: #e3f0fb; border-color: #86b6e0; }
-.flagged { background: #fff1d6; border-color: #e0b04a; }
+.no-path { background: #fff1d6; border-color: #e0b04a; }
 .failed { background: #fbdcdc; border-color: #d66; }
 .not-finished { background: #ececec; border-color: #aaa; }
 .badge { display: inline-block; border-radius: 4px; padding: 0 0.4em; border: 1px solid; font-size: 0.9em; }
 .group { border-left: 6px solid #e0b04a; padding: 0.2em 0 0.2em 0.8em; margin: 1em 0; }
 .group.failed { border-left-color: #d66; background: none; }
-.group.flagged { background: none; }
+.group.no-path { background: none; }
 .group h3 { margin: 0.2em 0; font-size: 1.05em; }
 .group ul { columns: 3 18em; margin: 0.3em 0; }
 .why { color: #444; }
 .kind { margin: 0.5em 0 0; }
-tr.fixed td, tr.healthy td, tr.flagged td, tr.failed td, tr.not-finished td { border-color: #ccc; }
+tr.fixed td, tr.healthy td, tr.no-path td, tr.failed td, tr.not-finished td { border-color: #ccc; }
 </style>
 </head>
 <body>
@@ -66,17 +66,17 @@ tr.fixed td, tr.healthy td, tr.flagged td, tr.failed td, tr.not-finished td { bo
 <div class="card"><span class="n">{{.R.Counts.VMs}}</span>VMs</div>
 <div class="card fixed"><span class="n">{{.R.Counts.Fixed}}</span>fixed</div>
 <div class="card healthy"><span class="n">{{.R.Counts.Healthy}}</span>healthy, untouched</div>
-<div class="card flagged"><span class="n">{{.R.Counts.Flagged}}</span>flagged for a person</div>
-<div class="card failed"><span class="n">{{.R.Counts.Failed}}</span>failed</div>
+<div class="card no-path"><span class="n">{{.R.Counts.NoPath}}</span>no path: a person must act</div>
+<div class="card failed"><span class="n">{{.R.Counts.Failed}}</span>failed (surprises): look first</div>
 <div class="card not-finished"><span class="n">{{.R.Counts.NotFinished}}</span>not finished</div>
 <div class="card"><span class="n">{{dur .R.TimeToHealthy.N .R.TimeToHealthy.P50}}</span>time to healthy, p50 (p90 {{dur .R.TimeToHealthy.N .R.TimeToHealthy.P90}})</div>
 </div>
 <h2>Outcomes per tenant</h2>
 <table>
-<thead><tr><th>Tenant</th><th>VMs</th><th>Fixed</th><th>Healthy untouched</th><th>Flagged</th><th>Failed</th><th>Not finished</th><th>Time to healthy p50</th><th>p90</th></tr></thead>
+<thead><tr><th>Tenant</th><th>VMs</th><th>Fixed</th><th>Healthy untouched</th><th>No path</th><th>Failed (surprises)</th><th>Not finished</th><th>Time to healthy p50</th><th>p90</th></tr></thead>
 <tbody>
 {{- range .R.Tenants}}
-<tr><td>{{clean .Name}}</td><td class="num">{{.VMs}}</td><td class="num{{if .Fixed}} fixed{{end}}">{{.Fixed}}</td><td class="num{{if .Healthy}} healthy{{end}}">{{.Healthy}}</td><td class="num{{if .Flagged}} flagged{{end}}">{{.Flagged}}</td><td class="num{{if .Failed}} failed{{end}}">{{.Failed}}</td><td class="num{{if .NotFinished}} not-finished{{end}}">{{.NotFinished}}</td><td class="num">{{dur .TimeToHealthy.N .TimeToHealthy.P50}}</td><td class="num">{{dur .TimeToHealthy.N .TimeToHealthy.P90}}</td></tr>
+<tr><td>{{clean .Name}}</td><td class="num">{{.VMs}}</td><td class="num{{if .Fixed}} fixed{{end}}">{{.Fixed}}</td><td class="num{{if .Healthy}} healthy{{end}}">{{.Healthy}}</td><td class="num{{if .NoPath}} no-path{{end}}">{{.NoPath}}</td><td class="num{{if .Failed}} failed{{end}}">{{.Failed}}</td><td class="num{{if .NotFinished}} not-finished{{end}}">{{.NotFinished}}</td><td class="num">{{dur .TimeToHealthy.N .TimeToHealthy.P50}}</td><td class="num">{{dur .TimeToHealthy.N .TimeToHealthy.P90}}</td></tr>
 {{- end}}
 </tbody>
 </table>
@@ -84,13 +84,13 @@ tr.fixed td, tr.healthy td, tr.flagged td, tr.failed td, tr.not-finished td { bo
 {{.Chart}}
 </section>
 <section id="for-a-person">
-<h2>For a person: {{.R.Counts.ForAPerson}} VMs ({{.R.Counts.Flagged}} flagged, {{.R.Counts.Failed}} failed), by reason</h2>
+<h2>{{.R.ForAPersonTitle}}</h2>
 {{- if not .R.ForAPerson}}
 <p>None.</p>
 {{- end}}
 {{- range .R.ForAPerson}}
-<div class="group {{if eq .Status "failed"}}failed{{else}}flagged{{end}}">
-<h3><span class="badge {{if eq .Status "failed"}}failed{{else}}flagged{{end}}">{{clean (print .Status)}}</span> {{if .Code}}{{clean (print .Code)}}{{else}}no reason code{{end}} — {{len .VMs}} VMs</h3>
+<div class="group {{print .Outcome}}">
+<h3><span class="badge {{print .Outcome}}">{{clean (print .Outcome)}}</span> {{clean (print .Status)}}: {{if .Code}}{{clean (print .Code)}}{{else}}no reason code{{end}} — {{len .VMs}} VMs</h3>
 <p class="why">{{.Description}}{{if .Common}}<br>All say: {{clean .Common}}{{end}}</p>
 {{- range .Kinds}}
 <p class="kind">{{if .Detail}}{{clean (detail .)}} — {{end}}{{len .VMs}} VMs:</p>
@@ -103,6 +103,20 @@ tr.fixed td, tr.healthy td, tr.flagged td, tr.failed td, tr.not-finished td { bo
 </div>
 {{- end}}
 </section>
+{{- if .R.Kept}}
+<section id="original-disks-kept">
+<h2>Original OS disks kept</h2>
+<p class="sub">To roll a VM back, put its original disk back.</p>
+<table>
+<thead><tr><th>Tenant</th><th>Account</th><th>VM</th><th>Strategy</th><th>Original OS disk</th></tr></thead>
+<tbody>
+{{- range .R.Kept}}
+<tr><td>{{clean .Tenant}}</td><td>{{clean .Account}}</td><td title="{{clean .VM}}">{{if .Name}}{{clean .Name}}{{else}}{{clean .VM}}{{end}}</td><td>{{clean (print .Strategy)}}</td><td>{{clean .Disk}}</td></tr>
+{{- end}}
+</tbody>
+</table>
+</section>
+{{- end}}
 <section id="vms">
 <h2>VMs</h2>
 <table>

@@ -9,8 +9,8 @@ import (
 )
 
 // Markdown writes the report for a ticket: the summary, the outcomes per
-// tenant, and the VMs for a person grouped by reason (every VM named once,
-// under its group). Untrusted text is escaped as render escapes table
+// tenant, the VMs for a person grouped by outcome and reason (every VM
+// named once, under its group), and the original OS disks kept. Untrusted text is escaped as render escapes table
 // cells.
 func (r *Report) Markdown(w io.Writer) error {
 	tenants, _ := r.Table(TableTenants)
@@ -18,16 +18,12 @@ func (r *Report) Markdown(w io.Writer) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n## For a person: %d VMs (%d flagged, %d failed), by reason\n", r.Counts.ForAPerson(), r.Counts.Flagged, r.Counts.Failed)
+	fmt.Fprintf(&b, "\n## %s\n", r.ForAPersonTitle())
 	if len(r.ForAPerson) == 0 {
 		b.WriteString("\nNone.\n")
 	}
 	for _, g := range r.ForAPerson {
-		code := string(g.Code)
-		if code == "" {
-			code = "no reason code"
-		}
-		fmt.Fprintf(&b, "\n### %s: %s (%d VMs)\n\n%s\n", render.MarkdownText(string(g.Status)), render.MarkdownText(code), len(g.VMs), render.MarkdownText(g.Description))
+		fmt.Fprintf(&b, "\n### %s (%d VMs)\n\n%s\n", render.MarkdownText(g.label()), len(g.VMs), render.MarkdownText(g.Description))
 		if g.Common != "" {
 			fmt.Fprintf(&b, "All say: %s\n", render.MarkdownText(g.Common))
 		}
@@ -44,6 +40,13 @@ func (r *Report) Markdown(w io.Writer) error {
 			fmt.Fprintf(&b, "- %s\n", render.MarkdownText(line))
 		}
 	}
-	_, err := io.WriteString(w, b.String())
+	if _, err := io.WriteString(w, b.String()); err != nil || len(r.Kept) == 0 {
+		return err
+	}
+	kept, _ := r.Table(TableKept)
+	_, err := io.WriteString(w, "\n")
+	if err == nil {
+		err = render.Render(w, render.FormatMarkdown, nil, kept)
+	}
 	return err
 }

@@ -23,39 +23,54 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/apply"
 )
 
-// Outcome is a VM's status as a report groups it.
+// Outcome is a VM's status as a report groups it: the executor's typed
+// outcome (apply.Reason.Outcome), with "not-finished" for pending.
 type Outcome string
 
 // Outcomes, in the order reports show them.
 const (
-	OutcomeFixed       Outcome = "fixed"        // healthy after fixfleet acted
-	OutcomeHealthy     Outcome = "healthy"      // healthy without a change (planned healthy, or found healthy on re-check)
-	OutcomeFlagged     Outcome = "flagged"      // left to a person (by the plan or during the run)
-	OutcomeFailed      Outcome = "failed"       // a strategy and its abort failed: a person must look first
+	OutcomeFixed   Outcome = "fixed"   // healthy after fixfleet acted
+	OutcomeHealthy Outcome = "healthy" // healthy without a change (planned healthy, or found healthy on re-check)
+	// OutcomeNoPath: left to a person as the plan foresaw (planned manual,
+	// no strategy could repair it, account not configured): nothing went
+	// wrong, a person must act.
+	OutcomeNoPath Outcome = "no-path"
+	// OutcomeFailed: ended by a surprise (a step said a person must act,
+	// an abort that failed or could not undo, every strategy failed): a
+	// person must look first.
+	OutcomeFailed      Outcome = "failed"
 	OutcomeNotFinished Outcome = "not-finished" // pending or running
 )
 
-// OutcomeOf classifies a VM status.
-func OutcomeOf(s journal.VMStatus) Outcome {
+// OutcomeOf classifies a VM by its status and reason code. A flagged VM
+// whose code is not a foreseen no-path one (or that has no code, from an
+// older journal) counts as failed: a person must look first.
+func OutcomeOf(s journal.VMStatus, code apply.Reason) Outcome {
 	switch s {
 	case apply.StatusFixed:
 		return OutcomeFixed
 	case apply.StatusSkippedHealthy, apply.StatusUntouchedHealthy:
 		return OutcomeHealthy
 	case apply.StatusFlagged:
-		return OutcomeFlagged
+		if code.Outcome() == apply.OutcomeNoPath {
+			return OutcomeNoPath
+		}
+		return OutcomeFailed
 	case apply.StatusFailed:
 		return OutcomeFailed
 	}
 	return OutcomeNotFinished
 }
 
+// ForAPerson says whether a VM of this outcome is left to a person.
+func (o Outcome) ForAPerson() bool { return o == OutcomeNoPath || o == OutcomeFailed }
+
 // Counts are VMs per outcome.
 type Counts struct {
 	VMs         int `json:"vms"`
 	Fixed       int `json:"fixed"`
 	Healthy     int `json:"healthy_untouched"`
-	Flagged     int `json:"flagged"`
+	NoPath      int `json:"no_path"`
 	Failed      int `json:"failed"`
 	NotFinished int `json:"not_finished"`
 }
@@ -67,8 +82,8 @@ func (c *Counts) add(o Outcome) {
 		c.Fixed++
 	case OutcomeHealthy:
 		c.Healthy++
-	case OutcomeFlagged:
-		c.Flagged++
+	case OutcomeNoPath:
+		c.NoPath++
 	case OutcomeFailed:
 		c.Failed++
 	default:
@@ -76,8 +91,8 @@ func (c *Counts) add(o Outcome) {
 	}
 }
 
-// ForAPerson is flagged plus failed: the VMs a person must look at.
-func (c Counts) ForAPerson() int { return c.Flagged + c.Failed }
+// ForAPerson is no path plus failed: the VMs a person must look at.
+func (c Counts) ForAPerson() int { return c.NoPath + c.Failed }
 
 // Percentiles are the p50 and p90 (nearest rank) of some durations.
 type Percentiles struct {
@@ -126,8 +141,9 @@ type VM struct {
 	Outcome Outcome `json:"outcome"`
 }
 
-// Group is the VMs left to a person for one reason code.
+// Group is the VMs left to a person for one outcome and reason code.
 type Group struct {
+	Outcome     Outcome          `json:"outcome"`
 	Status      journal.VMStatus `json:"status"`
 	Code        apply.Reason     `json:"reason_code"`
 	Description string           `json:"description"`
@@ -169,7 +185,10 @@ type Report struct {
 	TimeToHealthy   Percentiles `json:"time_to_healthy"`
 	Tenants         []Tenant    `json:"tenants"`
 	ForAPerson      []Group     `json:"for_a_person"`
-	VMs             []VM        `json:"vms"`
+	// Kept are the original OS disks the repairs replaced and kept, for
+	// a roll-back.
+	Kept []KeptDisk `json:"original_disks_kept"`
+	VMs  []VM       `json:"vms"`
 	// End is the offset of the last event from the start (the chart's
 	// time axis).
 	End    time.Duration   `json:"-"`
@@ -188,11 +207,11 @@ func Tenants(res *apply.Result) []string {
 	return out
 }
 
-// Build makes the report of a run from its result and its journaled
-// events, narrowed to tenant when not "" (an unknown tenant is an error
+// Build makes the report of a run from its result, its journaled events
+// and the original OS disks it kept (KeptDisks), narrowed to tenant when not "" (an unknown tenant is an error
 // listing the run's tenants). Run-wide events (no VM) stay in a narrowed
 // report.
-func Build(res *apply.Result, events []journal.Event, tenant string) (*Report, error) {
+func Build(res *apply.Result, events []journal.Event, kept []KeptDisk, tenant string) (*Report, error) {
 	if tenant != "" && !slices.Contains(Tenants(res), tenant) {
 		return nil, fmt.Errorf("run %s has no tenant %q: its tenants are %s", res.RunID, tenant, quoteList(Tenants(res)))
 	}
@@ -204,7 +223,7 @@ func Build(res *apply.Result, events []journal.Event, tenant string) (*Report, e
 			continue
 		}
 		tenantOf[v.Key] = v.Tenant
-		vm := VM{VMResult: v, Outcome: OutcomeOf(v.Status)}
+		vm := VM{VMResult: v, Outcome: OutcomeOf(v.Status, v.Code)}
 		r.VMs = append(r.VMs, vm)
 		r.Counts.add(vm.Outcome)
 	}
@@ -218,6 +237,11 @@ func Build(res *apply.Result, events []journal.Event, tenant string) (*Report, e
 	}
 	if r.Started.IsZero() && len(r.Events) > 0 {
 		r.Started = r.Events[0].At
+	}
+	for _, k := range kept {
+		if _, ok := tenantOf[k.VM]; ok {
+			r.Kept = append(r.Kept, k)
+		}
 	}
 	r.buildTenants(tenantOf)
 	r.ForAPerson = groups(r.VMs)
@@ -293,6 +317,8 @@ func describe(status journal.VMStatus, code apply.Reason) string {
 	switch code {
 	case apply.ReasonPlannedManual:
 		return "The plan found no safe automatic repair; a person must repair these VMs."
+	case apply.ReasonNoPath:
+		return "Every planned repair found it cannot repair these VMs and left them safe, as the plan foresaw; a person must repair them."
 	case apply.ReasonNeedsPerson:
 		return "A repair step stopped and said a person must act."
 	case apply.ReasonAbortNeedsPerson:
@@ -309,26 +335,28 @@ func describe(status journal.VMStatus, code apply.Reason) string {
 	return fmt.Sprintf("%s (%s).", status, code)
 }
 
-// groups gathers the flagged and failed VMs by status and reason code,
-// largest group first; within a group, the clauses of the reason text
+// groups gathers the VMs for a person by outcome (failed, a person must
+// look first, then no path), then status and reason code, largest group
+// first within an outcome; within a group, the clauses of the reason text
 // ("; "-separated) every VM shares become Common, and the VMs are split
 // into Kinds by the rest with numbers masked. VMs are sorted by tenant,
 // account, name.
 func groups(vms []VM) []Group {
 	type key struct {
+		o Outcome
 		s journal.VMStatus
 		c apply.Reason
 	}
 	by := map[key]*Group{}
 	var keys []key
 	for _, v := range vms {
-		if v.Outcome != OutcomeFlagged && v.Outcome != OutcomeFailed {
+		if !v.Outcome.ForAPerson() {
 			continue
 		}
-		k := key{v.Status, v.Code}
+		k := key{v.Outcome, v.Status, v.Code}
 		g, ok := by[k]
 		if !ok {
-			g = &Group{Status: v.Status, Code: v.Code, Description: describe(v.Status, v.Code)}
+			g = &Group{Outcome: v.Outcome, Status: v.Status, Code: v.Code, Description: describe(v.Status, v.Code)}
 			by[k] = g
 			keys = append(keys, k)
 		}
@@ -344,7 +372,16 @@ func groups(vms []VM) []Group {
 		g.kinds()
 		out = append(out, *g)
 	}
+	rank := func(o Outcome) int {
+		if o == OutcomeFailed {
+			return 0
+		}
+		return 1
+	}
 	sort.SliceStable(out, func(i, j int) bool {
+		if a, b := rank(out[i].Outcome), rank(out[j].Outcome); a != b {
+			return a < b
+		}
 		if len(out[i].VMs) != len(out[j].VMs) {
 			return len(out[i].VMs) > len(out[j].VMs)
 		}

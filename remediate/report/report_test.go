@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"regexp"
 	"strconv"
@@ -10,13 +11,14 @@ import (
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 )
 
 func build(t *testing.T, tenant string) *Report {
 	t.Helper()
 	res, evs := fixture()
-	r, err := Build(res, evs, tenant)
+	r, err := Build(res, evs, fixtureKept(res), tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,19 +39,29 @@ func TestCountsMatchRows(t *testing.T) {
 		if r.Counts.ForAPerson() != len(person) || inGroups != len(person) {
 			t.Errorf("tenant %q: summary says %d for a person, the table has %d rows, the groups %d VMs", tenant, r.Counts.ForAPerson(), len(person), inGroups)
 		}
-		flagged := 0
+		rows := map[string]int{}
 		for _, row := range person {
-			if row[4] == "flagged" {
-				flagged++
-			}
+			rows[row[4]]++
 		}
-		if flagged != r.Counts.Flagged {
-			t.Errorf("tenant %q: flagged for a person %d, flagged rows %d", tenant, r.Counts.Flagged, flagged)
+		if rows[string(OutcomeNoPath)] != r.Counts.NoPath || rows[string(OutcomeFailed)] != r.Counts.Failed {
+			t.Errorf("tenant %q: counts no path %d failed %d, rows %v", tenant, r.Counts.NoPath, r.Counts.Failed, rows)
+		}
+		grouped := map[Outcome]int{}
+		for _, g := range r.ForAPerson {
+			for _, v := range g.VMs {
+				if v.Outcome != g.Outcome {
+					t.Errorf("tenant %q: %s (%s) in a %s group", tenant, v.Key, v.Outcome, g.Outcome)
+				}
+			}
+			grouped[g.Outcome] += len(g.VMs)
+		}
+		if grouped[OutcomeNoPath] != r.Counts.NoPath || grouped[OutcomeFailed] != r.Counts.Failed {
+			t.Errorf("tenant %q: groups hold %v, counts %+v", tenant, grouped, r.Counts)
 		}
 		sum := 0
 		for _, tn := range r.Tenants {
 			sum += tn.VMs
-			if tn.Fixed+tn.Healthy+tn.Flagged+tn.Failed+tn.NotFinished != tn.VMs {
+			if tn.Fixed+tn.Healthy+tn.NoPath+tn.Failed+tn.NotFinished != tn.VMs {
 				t.Errorf("tenant %q: outcomes do not add up: %+v", tn.Name, tn.Counts)
 			}
 		}
@@ -57,8 +69,10 @@ func TestCountsMatchRows(t *testing.T) {
 			t.Errorf("tenant %q: %d VMs in tenants, %d counted, %d rows", tenant, sum, r.Counts.VMs, len(r.VMs))
 		}
 	}
-	if r := build(t, ""); r.Counts.Flagged != 51 || r.Counts.Failed != 1 || r.Counts.Fixed != 16 {
-		t.Errorf("counts %+v, want 51 flagged, 1 failed, 16 fixed", r.Counts)
+	// acme's 2 needs-person VMs and globex's abort-failed one are
+	// surprises; globex's 49 planned-manual ones have no path.
+	if r := build(t, ""); r.Counts.NoPath != 49 || r.Counts.Failed != 3 || r.Counts.Fixed != 16 {
+		t.Errorf("counts %+v, want 49 no path, 3 failed, 16 fixed", r.Counts)
 	}
 }
 
@@ -67,14 +81,22 @@ func TestGroupsByReason(t *testing.T) {
 	if len(r.ForAPerson) != 3 {
 		t.Fatalf("%d groups, want 3: %+v", len(r.ForAPerson), r.ForAPerson)
 	}
-	g := r.ForAPerson[0]
+	// Failed (surprises) first, then no path; largest first within.
+	var order []string
+	for _, g := range r.ForAPerson {
+		order = append(order, string(g.Outcome)+"/"+string(g.Code))
+	}
+	if want := "failed/needs-person failed/abort-failed no-path/planned-manual"; strings.Join(order, " ") != want {
+		t.Errorf("groups %v, want %s", order, want)
+	}
+	g := r.ForAPerson[2]
 	if g.Code != apply.ReasonPlannedManual || len(g.VMs) != 49 || g.Common != "no strategy is allowed: encrypted disk without a recovery key" ||
 		len(g.Kinds) != 1 || g.Kinds[0].Detail != "" || len(g.Kinds[0].VMs) != 49 {
 		t.Errorf("largest group: %s with %d VMs, common %q, kinds %d", g.Code, len(g.VMs), g.Common, len(g.Kinds))
 	}
 	// acme's two needs-person VMs differ only in a number: one kind,
 	// shown as an example.
-	np := r.ForAPerson[1]
+	np := r.ForAPerson[0]
 	if np.Code != apply.ReasonNeedsPerson || len(np.VMs) != 2 || len(np.Kinds) != 1 || !np.Kinds[0].Varies ||
 		np.Kinds[0].Detail != "console shows BitLocker recovery (8)" {
 		t.Fatalf("second group: %+v", np)
@@ -90,7 +112,7 @@ func TestGroupsByReason(t *testing.T) {
 	}
 	for _, v := range r.VMs {
 		want := 0
-		if v.Outcome == OutcomeFlagged || v.Outcome == OutcomeFailed {
+		if v.Outcome.ForAPerson() {
 			want = 1
 		}
 		if n := strings.Count(md.String(), render.MarkdownText(v.Name)+","); n+strings.Count(md.String(), render.MarkdownText(v.Name)+"\n") != want {
@@ -105,7 +127,7 @@ func TestGroupsByReason(t *testing.T) {
 func TestKinds(t *testing.T) {
 	const tail = "state unknown: fixfleet will not act on it; resolve the doubt above, then assess and plan again"
 	vm := func(name, reason string) VM {
-		return VM{VMResult: apply.VMResult{Key: "t/a/" + name, Tenant: "t", Account: "a", Name: name, Status: apply.StatusFlagged, Code: apply.ReasonPlannedManual, Reason: reason}, Outcome: OutcomeFlagged}
+		return VM{VMResult: apply.VMResult{Key: "t/a/" + name, Tenant: "t", Account: "a", Name: name, Status: apply.StatusFlagged, Code: apply.ReasonPlannedManual, Reason: reason}, Outcome: OutcomeNoPath}
 	}
 	vms := []VM{
 		vm("a", "left to a person by the plan: WinRM does not answer (nothing answers at 10.0.0.43:5985); "+tail),
@@ -196,7 +218,7 @@ func TestNarrowToTenant(t *testing.T) {
 		}
 	}
 	res, evs := fixture()
-	if _, err := Build(res, evs, "initech"); err == nil || !strings.Contains(err.Error(), `"acme", "globex"`) {
+	if _, err := Build(res, evs, nil, "initech"); err == nil || !strings.Contains(err.Error(), `"acme", "globex"`) {
 		t.Errorf("unknown tenant: %v", err)
 	}
 }
@@ -250,8 +272,8 @@ func TestHTMLSelfContained(t *testing.T) {
 			t.Errorf("page references %s", u)
 		}
 	}
-	for _, want := range []string{`<svg id="` + ChartID + `"`, `<section id="` + SummaryID + `">`, "&lt;script&gt;", "flagged for a person",
-		"<path d=", "Outcomes per tenant", `class="num flagged">2<`} {
+	for _, want := range []string{`<svg id="` + ChartID + `"`, `<section id="` + SummaryID + `">`, "&lt;script&gt;", "no path: a person must act",
+		"<path d=", "Outcomes per tenant", `class="num failed">2<`, `class="num no-path">49<`, "Original OS disks kept", "disk-globex-50-orig"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
@@ -279,4 +301,75 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+func TestOutcomeOf(t *testing.T) {
+	tests := []struct {
+		status journal.VMStatus
+		code   apply.Reason
+		want   Outcome
+	}{
+		{apply.StatusFixed, apply.ReasonFixed, OutcomeFixed},
+		{apply.StatusFixed, apply.ReasonHealthyAfter, OutcomeFixed},
+		{apply.StatusUntouchedHealthy, apply.ReasonPlannedHealthy, OutcomeHealthy},
+		{apply.StatusSkippedHealthy, apply.ReasonFoundHealthy, OutcomeHealthy},
+		{apply.StatusFlagged, apply.ReasonPlannedManual, OutcomeNoPath},
+		{apply.StatusFlagged, apply.ReasonNoPath, OutcomeNoPath},
+		{apply.StatusFlagged, apply.ReasonAccountNotConfigured, OutcomeNoPath},
+		{apply.StatusFlagged, apply.ReasonNeedsPerson, OutcomeFailed},
+		{apply.StatusFlagged, apply.ReasonNoStrategyLeft, OutcomeFailed},
+		{apply.StatusFlagged, apply.ReasonAbortNeedsPerson, OutcomeFailed},
+		{apply.StatusFlagged, "", OutcomeFailed}, // an older journal: look first
+		{apply.StatusFailed, apply.ReasonAbortFailed, OutcomeFailed},
+		{apply.StatusPending, apply.ReasonWaiting, OutcomeNotFinished},
+		{apply.StatusRunning, apply.ReasonRunning, OutcomeNotFinished},
+	}
+	for _, tt := range tests {
+		if got := OutcomeOf(tt.status, tt.code); got != tt.want {
+			t.Errorf("OutcomeOf(%s, %s) = %s, want %s", tt.status, tt.code, got, tt.want)
+		}
+	}
+}
+
+// facts is a FactReader over a map of VM key to facts.
+type facts map[string]map[string]string
+
+func (f facts) Facts(_ context.Context, _, vmKey string) (map[string]string, error) {
+	return f[vmKey], nil
+}
+
+// TestKeptDisks: every VM with an original_disk_id fact is listed, in run
+// order, in the table, the Markdown and a narrowed report of its tenant
+// only.
+func TestKeptDisks(t *testing.T) {
+	res, evs := fixture()
+	kept, err := KeptDisks(context.Background(), facts{
+		res.VMs[3].Key:  {"original_disk_id": "disk-a", "swapped": "true"},
+		res.VMs[60].Key: {"original_disk_id": "disk-b"},
+		res.VMs[4].Key:  {"snapshot_id": "snap-1"},
+	}, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 2 || kept[0].VM != res.VMs[3].Key || kept[0].Disk != "disk-a" || kept[1].Tenant != "globex" || kept[1].Disk != "disk-b" {
+		t.Fatalf("kept %+v", kept)
+	}
+	r, err := Build(res, evs, kept, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := r.CSV(TableKept).Rows
+	if len(rows) != 1 || rows[0][2] != res.VMs[3].Key || rows[0][5] != "disk-a" {
+		t.Errorf("acme's kept disks %v", rows)
+	}
+	var md bytes.Buffer
+	if err := r.Markdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "Original OS disks kept") || !strings.Contains(md.String(), "disk-a") || strings.Contains(md.String(), "disk-b") {
+		t.Errorf("markdown kept disks:\n%s", md.String())
+	}
+	if b := r.Brief(); len(b) != 3 || !strings.HasPrefix(b[2].Title, "Original OS disks kept") {
+		t.Errorf("brief lacks the kept disks: %d tables", len(b))
+	}
 }

@@ -17,20 +17,22 @@ const (
 	TableSummary    = "summary"
 	TableTenants    = "tenants"
 	TableForAPerson = "for-a-person"
+	TableKept       = "original-disks-kept"
 	TableVMs        = "vms"
 	TableEvents     = "events"
 )
 
 // TableNames lists the tables in the order reports show them.
 func TableNames() []string {
-	return []string{TableSummary, TableTenants, TableForAPerson, TableVMs, TableEvents}
+	return []string{TableSummary, TableTenants, TableForAPerson, TableKept, TableVMs, TableEvents}
 }
 
 // Columns of each table's CSV form.
 var columns = map[string][]string{
 	TableSummary:    {"measure", "value"},
-	TableTenants:    {"tenant", "vms", "fixed", "healthy_untouched", "flagged", "failed", "not_finished", "healthy_p50_seconds", "healthy_p90_seconds"},
-	TableForAPerson: {"tenant", "account", "vm", "name", "status", "reason_code", "reason"},
+	TableTenants:    {"tenant", "vms", "fixed", "healthy_untouched", "no_path", "failed", "not_finished", "healthy_p50_seconds", "healthy_p90_seconds"},
+	TableForAPerson: {"tenant", "account", "vm", "name", "outcome", "status", "reason_code", "reason"},
+	TableKept:       {"tenant", "account", "vm", "name", "strategy", "original_disk_id"},
 	TableVMs:        {"tenant", "account", "vm", "name", "wave", "strategy", "status", "reason_code", "reason"},
 	TableEvents:     {"at", "kind", "tenant", "vm", "strategy", "message"},
 }
@@ -55,13 +57,17 @@ func (r *Report) Table(name string) (render.Table, error) {
 		return r.summaryTable(), nil
 	case TableTenants:
 		t := r.CSV(name)
-		t.Title, t.Headers = "Outcomes per tenant", []string{"Tenant", "VMs", "Fixed", "Healthy untouched", "Flagged", "Failed", "Not finished", "Time to healthy p50", "p90"}
+		t.Title, t.Headers = "Outcomes per tenant", []string{"Tenant", "VMs", "Fixed", "Healthy untouched", "No path", "Failed (surprises)", "Not finished", "Time to healthy p50", "p90"}
 		for i, tn := range r.Tenants {
 			t.Rows[i][7], t.Rows[i][8] = duration(tn.TimeToHealthy.N, tn.TimeToHealthy.P50), duration(tn.TimeToHealthy.N, tn.TimeToHealthy.P90)
 		}
 		return t, nil
 	case TableForAPerson:
 		return r.groupTable(), nil
+	case TableKept:
+		t := r.CSV(name)
+		t.Name, t.Title, t.Headers = name, "Original OS disks kept (to roll back, put the disk back)", []string{"Tenant", "Account", "VM", "Name", "Strategy", "Original OS disk"}
+		return t, nil
 	case TableVMs:
 		t := r.CSV(name)
 		t.Title, t.Headers = "VMs", []string{"Tenant", "Account", "VM", "Name", "Wave", "Strategy", "Status", "Code", "Reason"}
@@ -82,10 +88,15 @@ func (r *Report) Tables() []render.Table {
 	return out
 }
 
-// Brief is the summary and the grouped list of VMs for a person: what
-// apply and status print.
+// Brief is the summary, the grouped list of VMs for a person and, when
+// there are any, the original OS disks kept: what apply and status print.
 func (r *Report) Brief() []render.Table {
-	return []render.Table{r.summaryTable(), r.groupTable()}
+	out := []render.Table{r.summaryTable(), r.groupTable()}
+	if len(r.Kept) > 0 {
+		t, _ := r.Table(TableKept)
+		out = append(out, t)
+	}
+	return out
 }
 
 // CSV returns one table with its stable columns as headers and plain
@@ -105,7 +116,7 @@ func (r *Report) CSV(name string) render.Table {
 		add("vms", strconv.Itoa(c.VMs))
 		add("fixed", strconv.Itoa(c.Fixed))
 		add("healthy_untouched", strconv.Itoa(c.Healthy))
-		add("flagged", strconv.Itoa(c.Flagged))
+		add("no_path", strconv.Itoa(c.NoPath))
 		add("failed", strconv.Itoa(c.Failed))
 		add("not_finished", strconv.Itoa(c.NotFinished))
 		add("healthy_p50_seconds", seconds(r.TimeToHealthy.N, r.TimeToHealthy.P50))
@@ -116,15 +127,19 @@ func (r *Report) CSV(name string) render.Table {
 	case TableTenants:
 		for _, tn := range r.Tenants {
 			c := tn.Counts
-			add(tn.Name, strconv.Itoa(c.VMs), strconv.Itoa(c.Fixed), strconv.Itoa(c.Healthy), strconv.Itoa(c.Flagged),
+			add(tn.Name, strconv.Itoa(c.VMs), strconv.Itoa(c.Fixed), strconv.Itoa(c.Healthy), strconv.Itoa(c.NoPath),
 				strconv.Itoa(c.Failed), strconv.Itoa(c.NotFinished),
 				seconds(tn.TimeToHealthy.N, tn.TimeToHealthy.P50), seconds(tn.TimeToHealthy.N, tn.TimeToHealthy.P90))
 		}
 	case TableForAPerson:
 		for _, v := range r.VMs {
-			if v.Outcome == OutcomeFlagged || v.Outcome == OutcomeFailed {
-				add(v.Tenant, v.Account, v.Key, v.Name, string(v.Status), string(v.Code), v.VMResult.Reason)
+			if v.Outcome.ForAPerson() {
+				add(v.Tenant, v.Account, v.Key, v.Name, string(v.Outcome), string(v.Status), string(v.Code), v.VMResult.Reason)
 			}
+		}
+	case TableKept:
+		for _, k := range r.Kept {
+			add(k.Tenant, k.Account, k.VM, k.Name, string(k.Strategy), k.Disk)
 		}
 	case TableVMs:
 		for _, v := range r.VMs {
@@ -165,8 +180,8 @@ func (r *Report) summaryRows() [][2]string {
 	}
 	rows = append(rows, [][2]string{
 		{"healthy, untouched", strconv.Itoa(c.Healthy)},
-		{"flagged for a person", strconv.Itoa(c.Flagged)},
-		{"failed (a person must look first)", strconv.Itoa(c.Failed)},
+		{"no path: a person must act", strconv.Itoa(c.NoPath)},
+		{"failed (surprises): a person must look first", strconv.Itoa(c.Failed)},
 		{"not finished", strconv.Itoa(c.NotFinished)},
 		{"elapsed", r.Elapsed.Round(time.Second).String()},
 	}...)
@@ -192,7 +207,7 @@ func (r *Report) Title() string {
 }
 
 func (r *Report) summaryTable() render.Table {
-	t := render.Table{Title: r.Title(), Headers: []string{"", "VMs"}}
+	t := render.Table{Name: TableSummary, Title: r.Title(), Headers: []string{"", "VMs"}}
 	for _, row := range r.summaryRows() {
 		t.Rows = append(t.Rows, []string{row[0], row[1]})
 	}
@@ -201,7 +216,7 @@ func (r *Report) summaryTable() render.Table {
 
 // groupTable is one row per group of VMs for a person.
 func (r *Report) groupTable() render.Table {
-	t := render.Table{Title: fmt.Sprintf("For a person: %d VMs (%d flagged, %d failed), by reason", r.Counts.ForAPerson(), r.Counts.Flagged, r.Counts.Failed),
+	t := render.Table{Name: TableForAPerson, Title: r.ForAPersonTitle(),
 		Headers: []string{"Reason", "VMs", "What it means", "Which"}}
 	for _, g := range r.ForAPerson {
 		what := g.Description
@@ -220,9 +235,24 @@ func (r *Report) groupTable() render.Table {
 			}
 			which = append(which, line)
 		}
-		t.Rows = append(t.Rows, []string{string(g.Status) + ": " + string(g.Code), strconv.Itoa(len(g.VMs)), what, strings.Join(which, "\n")})
+		t.Rows = append(t.Rows, []string{g.label(), strconv.Itoa(len(g.VMs)), what, strings.Join(which, "\n")})
 	}
 	return t
+}
+
+// ForAPersonTitle heads the section of VMs for a person, with its counts.
+func (r *Report) ForAPersonTitle() string {
+	return fmt.Sprintf("For a person: %d VMs (%d failed by surprise, look first; %d with no path, a person must act), by outcome and reason",
+		r.Counts.ForAPerson(), r.Counts.Failed, r.Counts.NoPath)
+}
+
+// label names a group: its outcome, then its status and reason code.
+func (g Group) label() string {
+	code := string(g.Code)
+	if code == "" {
+		code = "no reason code"
+	}
+	return string(g.Outcome) + " — " + string(g.Status) + ": " + code
 }
 
 // maxKinds is how many kinds of a group the terminal table shows.

@@ -47,7 +47,7 @@ func TestFileName(t *testing.T) {
 func TestWritePerTenant(t *testing.T) {
 	res, evs := fixture()
 	dir := t.TempDir()
-	load := func(tn string) (*Report, error) { return Build(res, evs, tn) }
+	load := func(tn string) (*Report, error) { return Build(res, evs, nil, tn) }
 	files, err := WritePerTenant(dir, Tenants(res), load, render.FormatHTML, "")
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,7 @@ func TestWriteTableChoice(t *testing.T) {
 		first   string // first line of the output
 	}{
 		{render.FormatCSV, "", false, "tenant,account,vm,name,wave,strategy,status,reason_code,reason"},
-		{render.FormatCSV, TableTenants, false, "tenant,vms,fixed,healthy_untouched,flagged,failed,not_finished,healthy_p50_seconds,healthy_p90_seconds"},
+		{render.FormatCSV, TableTenants, false, "tenant,vms,fixed,healthy_untouched,no_path,failed,not_finished,healthy_p50_seconds,healthy_p90_seconds"},
 		{render.FormatCSV, "nope", true, ""},
 		{render.FormatHTML, TableVMs, true, ""},
 		{render.FormatJSON, TableVMs, true, ""},
