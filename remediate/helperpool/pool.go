@@ -73,10 +73,12 @@ type Pool struct {
 
 var _ step.HelperPool = (*Pool)(nil)
 
-// group is the helpers of one zone × release. mu serialises leasing in the
-// group (it is held while a helper is created); Pool.mu guards the fields.
+// group is the helpers of one zone × release. lock (a channel of one
+// slot, so that a caller waiting for it is durably blocked on virtual time
+// and can give up with its context) serialises leasing in the group: it is
+// held while a helper is created. Pool.mu guards the fields.
 type group struct {
-	mu      sync.Mutex
+	lock    chan struct{}
 	zone    string
 	win     inventory.WindowsVersion
 	entries []*entry
@@ -111,7 +113,7 @@ func (p *Pool) group(zone string, win inventory.WindowsVersion) *group {
 	k := groupKey(zone, win)
 	g := p.groups[k]
 	if g == nil {
-		g = &group{zone: zone, win: win}
+		g = &group{lock: make(chan struct{}, 1), zone: zone, win: win}
 		p.groups[k] = g
 	}
 	return g
@@ -138,8 +140,12 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 	if p.opts.Fresh {
 		return p.leaseFresh(ctx, g, vmKey)
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	select {
+	case g.lock <- struct{}{}:
+	case <-ctx.Done():
+		return providers.VMRef{}, ctx.Err()
+	}
+	defer func() { <-g.lock }()
 
 	p.mu.Lock()
 	if e := p.leases[vmKey]; e != nil {
@@ -368,7 +374,7 @@ func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 	for _, g := range groups {
 		// Holding the group's lease lock: no helper of the group is leased
 		// while it is being deleted.
-		g.mu.Lock()
+		g.lock <- struct{}{}
 		var idle []*entry
 		p.mu.Lock()
 		for _, e := range g.entries {
@@ -399,7 +405,7 @@ func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 				errs = append(errs, fmt.Errorf("releasing helper %s: %w", e.ref, err))
 			}
 		}
-		g.mu.Unlock()
+		<-g.lock
 	}
 	if !keep {
 		errs = append(errs, p.sweep(ctx, &rep))
@@ -452,7 +458,7 @@ func (p *Pool) sweep(ctx context.Context, rep *Report) error {
 	return errors.Join(errs...)
 }
 
-// forget drops e from g. Caller holds g.mu.
+// forget drops e from g. Caller holds g.lock.
 func (p *Pool) forget(g *group, e *entry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
