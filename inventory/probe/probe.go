@@ -21,6 +21,13 @@ type Endpoints interface {
 	GuestEndpoint(ctx context.Context, vm providers.VMRef) (providers.Endpoint, error)
 }
 
+// forgetter is an Endpoints that remembers addresses
+// (*endpointcache.Guests): told that nothing answered, it may read the
+// address again next time.
+type forgetter interface {
+	Forget(vm providers.VMRef) bool
+}
+
 // Runner runs the probe script (*guest.Client).
 type Runner interface {
 	Probe(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.ProbeParams) (guest.ProbeResult, error)
@@ -68,6 +75,9 @@ func (p *Prober) Probe(ctx context.Context, vm inventory.VM) inventory.Probe {
 		out.Error = classify.ProbeErrAuth + ": " + err.Error()
 		return out
 	case errors.Is(err, guest.ErrUnreachable):
+		if f, ok := eps.(forgetter); ok {
+			f.Forget(providers.Ref(vm))
+		}
 		out.Error = fmt.Sprintf("nothing answers at %s:%d", ep.Host, ep.Port)
 		return out
 	case err != nil:

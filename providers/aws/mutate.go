@@ -20,7 +20,7 @@ type power struct{ *core }
 
 // batchers gives rg its Stop and Start batchers: one API call (per 1000
 // instances) for all the instances concurrent callers stop or start within
-// batchWindow.
+// one batch (quietGap, maxWindow).
 func (c *core) batchers(rg *regional) {
 	stop := func(force bool) func(ctx context.Context, ids []string) error {
 		return func(ctx context.Context, ids []string) error {

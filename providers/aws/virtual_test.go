@@ -20,8 +20,8 @@ func TestVirtualTime(t *testing.T) {
 		Zones: awsZones,
 		ID:    ec2api.ID,
 		// Each power call waits out the provider's batch window
-		// (batchWindow) for other callers.
-		Window: 3 * time.Minute,
+		// (quietGap: a lone caller waits that long) for other callers.
+		Window: 5 * time.Second,
 		Open: func(t *testing.T, w *world.World, n *memnet.Network) (*providers.Provider, func()) {
 			ln, err := n.Listen("ec2.sim:80")
 			if err != nil {

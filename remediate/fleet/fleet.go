@@ -23,6 +23,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/probe"
 	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/endpointcache"
 	"github.com/fixfleet/fixfleet/providers/guest"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -113,6 +114,12 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 		case err != nil:
 			f.Skipped = append(f.Skipped, classify.Skip(a, err))
 		default:
+			if p.Guests != nil {
+				// Guest addresses hold for the run: ask the cloud once per VM.
+				cached := *p
+				cached.Guests = endpointcache.New(p.Guests, cfg.Env.Clock, 0)
+				p = &cached
+			}
 			f.Accounts = append(f.Accounts, providers.Opened{Account: a, Provider: p})
 		}
 	}

@@ -1,0 +1,96 @@
+package endpointcache
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/fixfleet/fixfleet/providers"
+)
+
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+func (c *fakeClock) Sleep(_ context.Context, d time.Duration) error {
+	c.now = c.now.Add(d)
+	return nil
+}
+
+// fakeGuests answers with the address in hosts and counts its calls.
+type fakeGuests struct {
+	hosts map[string]string
+	calls int
+}
+
+var errGone = errors.New("gone")
+
+func (f *fakeGuests) GuestEndpoint(_ context.Context, vm providers.VMRef) (providers.Endpoint, error) {
+	f.calls++
+	h, ok := f.hosts[vm.ID]
+	if !ok {
+		return providers.Endpoint{}, errGone
+	}
+	return providers.Endpoint{Host: h, Port: 5985}, nil
+}
+
+func TestGuests(t *testing.T) {
+	vm := providers.VMRef{ID: "vm-1", Zone: "z1"}
+	tests := []struct {
+		name string
+		// run drives the cache; it returns the host of the last ask.
+		run       func(ctx context.Context, g *Guests, f *fakeGuests, c *fakeClock) string
+		wantHost  string
+		wantCalls int
+	}{
+		{"asks once", func(ctx context.Context, g *Guests, _ *fakeGuests, _ *fakeClock) string {
+			for range 5 {
+				g.GuestEndpoint(ctx, vm)
+			}
+			ep, _ := g.GuestEndpoint(ctx, vm)
+			return ep.Host
+		}, "10.0.0.1", 1},
+		{"errors are not kept", func(ctx context.Context, g *Guests, f *fakeGuests, _ *fakeClock) string {
+			delete(f.hosts, vm.ID)
+			if _, err := g.GuestEndpoint(ctx, vm); !errors.Is(err, errGone) {
+				t.Errorf("error = %v, want errGone", err)
+			}
+			f.hosts[vm.ID] = "10.0.0.9"
+			ep, _ := g.GuestEndpoint(ctx, vm)
+			return ep.Host
+		}, "10.0.0.9", 2},
+		{"a young address survives Forget", func(ctx context.Context, g *Guests, f *fakeGuests, c *fakeClock) string {
+			g.GuestEndpoint(ctx, vm)
+			f.hosts[vm.ID] = "10.0.0.2"
+			c.Sleep(ctx, time.Minute)
+			if g.Forget(vm) {
+				t.Error("Forget dropped an address read a minute ago")
+			}
+			ep, _ := g.GuestEndpoint(ctx, vm)
+			return ep.Host
+		}, "10.0.0.1", 1},
+		{"an old address is read again after Forget", func(ctx context.Context, g *Guests, f *fakeGuests, c *fakeClock) string {
+			g.GuestEndpoint(ctx, vm)
+			f.hosts[vm.ID] = "10.0.0.2"
+			c.Sleep(ctx, DefaultMinAge)
+			if !g.Forget(vm) {
+				t.Error("Forget kept an address as old as MinAge")
+			}
+			ep, _ := g.GuestEndpoint(ctx, vm)
+			return ep.Host
+		}, "10.0.0.2", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeGuests{hosts: map[string]string{vm.ID: "10.0.0.1"}}
+			c := &fakeClock{now: time.Date(2024, 7, 19, 5, 0, 0, 0, time.UTC)}
+			g := New(f, c, 0)
+			if got := tt.run(context.Background(), g, f, c); got != tt.wantHost {
+				t.Errorf("host = %q, want %q", got, tt.wantHost)
+			}
+			if f.calls != tt.wantCalls {
+				t.Errorf("calls = %d, want %d", f.calls, tt.wantCalls)
+			}
+		})
+	}
+}
