@@ -185,6 +185,27 @@ type core struct {
 
 	mu       sync.Mutex
 	archives map[string]archiveFacts // zone/id -> lineage facts (immutable)
+
+	// power serialises server Boot, Shutdown and Reset, which iaas-api-go
+	// serialises anyway on a process-wide sync.Mutex ("GlobalLock") held
+	// for the whole request: waiting here instead, on a one-slot channel,
+	// keeps a waiter durably blocked on virtual time (a synctest bubble
+	// stalls on a goroutine waiting for a mutex) and honours its context.
+	power chan struct{}
+}
+
+// powerCall runs f, one of the server power calls iaas-api-go holds its
+// global lock for, while holding c.power.
+func (c *core) powerCall(f func(ctx context.Context) error) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		select {
+		case c.power <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-c.power }()
+		return f(ctx)
+	}
 }
 
 func newProvider(api apis, sc scope, o Options, clk clock.Clock) *providers.Provider {
@@ -192,7 +213,7 @@ func newProvider(api apis, sc scope, o Options, clk clock.Clock) *providers.Prov
 		clk = clock.Real{}
 	}
 	c := &core{api: api, scope: sc, opts: o, clk: clk, lim: rate.NewLimiter(rate.Limit(o.Rate), o.Burst),
-		archives: map[string]archiveFacts{}}
+		archives: map[string]archiveFacts{}, power: make(chan struct{}, 1)}
 	p := &providers.Provider{
 		Name:       Name,
 		Enumerator: enumerator{c},
