@@ -77,10 +77,12 @@ func (g *gates) openLocked(i int, why string) {
 		return
 	}
 	g.opened[i] = true
-	close(g.open[i])
 	at := g.r.now()
+	// Journaled before the gate opens: no VM of the tier starts before
+	// its tier.started event.
 	g.r.emit(Event{At: at, Kind: EvTierStarted, Message: fmt.Sprintf("tier %d of %d, %s, started: %s (%d VMs to do)",
 		i+1, len(g.open), g.r.p.Tiers[i].Name, why, g.left[i])})
+	close(g.open[i])
 	if !g.advanceLocked(i) {
 		g.timer(i, at)
 	}
