@@ -40,7 +40,7 @@ func TestSSMIsOnlyAHint(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 	var logs bytes.Buffer
 	a := providers.Account{Tenant: "t", Name: world.DefaultAccount, Provider: aws.Name, Regions: []string{"ap-northeast-1"},
-		Options: node(t, "endpoint: "+srv.URL()+"\naccess_key_id_env: K\nsecret_access_key_env: S\nretry_max_attempts: 1\n")}
+		Options: node(t, "endpoint: "+srv.URL()+"\naccess_key_id_env: K\nsecret_access_key_env: S\nretry_max_attempts: 3\n")}
 	env := providers.Env{Clock: w.Clock(), Logger: slog.New(slog.NewTextHandler(&logs, nil)), Getenv: func(k string) string {
 		return map[string]string{"K": world.DefaultAccount, "S": "not-a-real-secret"}[k]
 	}}
