@@ -350,7 +350,15 @@ func TestErrorsClassified(t *testing.T) {
 func TestThrottledAnswer(t *testing.T) {
 	f := newFixture(t, 10, nil, "retry_max_attempts: 1\n")
 	c := ctx(t)
-	vms, err := f.p.Enumerator.List(c)
+	// One SDK attempt per call (so that a throttled call is seen): List
+	// is tried again on a transient error (a dropped connection).
+	var vms []inventory.VM
+	var err error
+	for range 5 {
+		if vms, err = f.p.Enumerator.List(c); err == nil || !providers.Retryable(err) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
