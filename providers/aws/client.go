@@ -27,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/ctxlock"
 	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 )
@@ -112,8 +113,8 @@ type core struct {
 	order   []string
 
 	mu      sync.Mutex
-	devLock map[string]*sync.Mutex // instance -> lock on picking its free device
-	azs     map[string][]string    // region -> zones
+	devLock ctxlock.Keyed       // by instance: picking its free device (held across the attach and its wait)
+	azs     map[string][]string // region -> zones
 }
 
 // Open connects to the account: it loads credentials (profile, static keys
@@ -166,7 +167,7 @@ func open(ctx context.Context, a providers.Account, env providers.Env, hc sdk.HT
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &core{acct: a, opts: o, clk: clk, log: log, regions: map[string]*regional{}, devLock: map[string]*sync.Mutex{}, azs: map[string][]string{}}
+	c := &core{acct: a, opts: o, clk: clk, log: log, regions: map[string]*regional{}, azs: map[string][]string{}}
 	for _, r := range regions(a) {
 		cfg, err := loadConfig(ctx, r, o, getenv, wall, hc)
 		if err != nil {
@@ -554,17 +555,4 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// lockDevices serializes picking a free device on one instance.
-func (c *core) lockDevices(id string) func() {
-	c.mu.Lock()
-	m := c.devLock[id]
-	if m == nil {
-		m = &sync.Mutex{}
-		c.devLock[id] = m
-	}
-	c.mu.Unlock()
-	m.Lock()
-	return m.Unlock
 }

@@ -393,7 +393,10 @@ func (d disks) Detach(ctx context.Context, vm providers.VMRef, ref providers.Dis
 // attached. Same availability zone only.
 func (d disks) Attach(ctx context.Context, vm providers.VMRef, ref providers.DiskRef, boot bool) error {
 	res := "disk " + ref.ID + " to vm " + vm.String()
-	unlock := d.lockDevices(vm.ID)
+	unlock, err := d.devLock.Lock(ctx, vm.ID)
+	if err != nil {
+		return fmt.Errorf("Attach %s: %w", res, err)
+	}
 	defer unlock()
 	for attempt := 0; ; attempt++ {
 		rg, v, err := d.volume(ctx, "Attach", ref)

@@ -40,6 +40,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/ctxlock"
 	"github.com/fixfleet/fixfleet/providers"
 )
 
@@ -188,22 +189,19 @@ type core struct {
 
 	// power serialises server Boot, Shutdown and Reset, which iaas-api-go
 	// serialises anyway on a process-wide sync.Mutex ("GlobalLock") held
-	// for the whole request: waiting here instead, on a one-slot channel,
-	// keeps a waiter durably blocked on virtual time (a synctest bubble
-	// stalls on a goroutine waiting for a mutex) and honours its context.
-	power chan struct{}
+	// for the whole request: waiting here instead keeps a waiter durably
+	// blocked on virtual time and honours its context (internal/ctxlock).
+	power *ctxlock.Mutex
 }
 
 // powerCall runs f, one of the server power calls iaas-api-go holds its
 // global lock for, while holding c.power.
 func (c *core) powerCall(f func(ctx context.Context) error) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
-		select {
-		case c.power <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := c.power.Lock(ctx); err != nil {
+			return err
 		}
-		defer func() { <-c.power }()
+		defer c.power.Unlock()
 		return f(ctx)
 	}
 }
@@ -213,7 +211,7 @@ func newProvider(api apis, sc scope, o Options, clk clock.Clock) *providers.Prov
 		clk = clock.Real{}
 	}
 	c := &core{api: api, scope: sc, opts: o, clk: clk, lim: rate.NewLimiter(rate.Limit(o.Rate), o.Burst),
-		archives: map[string]archiveFacts{}, power: make(chan struct{}, 1)}
+		archives: map[string]archiveFacts{}, power: ctxlock.New()}
 	p := &providers.Provider{
 		Name:       Name,
 		Enumerator: enumerator{c},

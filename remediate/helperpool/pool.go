@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/fixfleet/fixfleet/internal/ctxlock"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/step"
@@ -73,12 +74,12 @@ type Pool struct {
 
 var _ step.HelperPool = (*Pool)(nil)
 
-// group is the helpers of one zone × release. lock (a channel of one
-// slot, so that a caller waiting for it is durably blocked on virtual time
-// and can give up with its context) serialises leasing in the group: it is
-// held while a helper is created. Pool.mu guards the fields.
+// group is the helpers of one zone × release. lock serialises leasing in
+// the group: it is held while a helper is created (internal/ctxlock: a
+// waiter gives up with its context and does not stall virtual time).
+// Pool.mu guards the fields.
 type group struct {
-	lock    chan struct{}
+	lock    *ctxlock.Mutex
 	zone    string
 	win     inventory.WindowsVersion
 	entries []*entry
@@ -113,7 +114,7 @@ func (p *Pool) group(zone string, win inventory.WindowsVersion) *group {
 	k := groupKey(zone, win)
 	g := p.groups[k]
 	if g == nil {
-		g = &group{lock: make(chan struct{}, 1), zone: zone, win: win}
+		g = &group{lock: ctxlock.New(), zone: zone, win: win}
 		p.groups[k] = g
 	}
 	return g
@@ -140,12 +141,10 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 	if p.opts.Fresh {
 		return p.leaseFresh(ctx, g, vmKey)
 	}
-	select {
-	case g.lock <- struct{}{}:
-	case <-ctx.Done():
-		return providers.VMRef{}, ctx.Err()
+	if err := g.lock.Lock(ctx); err != nil {
+		return providers.VMRef{}, err
 	}
-	defer func() { <-g.lock }()
+	defer g.lock.Unlock()
 
 	p.mu.Lock()
 	if e := p.leases[vmKey]; e != nil {
@@ -374,7 +373,10 @@ func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 	for _, g := range groups {
 		// Holding the group's lease lock: no helper of the group is leased
 		// while it is being deleted.
-		g.lock <- struct{}{}
+		if err := g.lock.Lock(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("releasing the helpers of zone %s, Windows %s: %w", g.zone, g.win.Release, err))
+			continue
+		}
 		var idle []*entry
 		p.mu.Lock()
 		for _, e := range g.entries {
@@ -405,7 +407,7 @@ func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 				errs = append(errs, fmt.Errorf("releasing helper %s: %w", e.ref, err))
 			}
 		}
-		<-g.lock
+		g.lock.Unlock()
 	}
 	if !keep {
 		errs = append(errs, p.sweep(ctx, &rep))
