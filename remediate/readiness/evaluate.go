@@ -261,15 +261,8 @@ func Evaluate(in Input) *Report {
 	r.Fixes = fixes(vms, in, o, roleBackups)
 	r.Ready = len(r.Fixes) == 0
 	if p := in.Plan; p != nil {
-		r.Estimate = Estimate{VMs: len(p.VMs), DurationSeconds: p.Estimate.DurationSeconds, Duration: p.Estimate.Duration}
-		for _, v := range p.VMs {
-			switch {
-			case v.Acts():
-				r.Estimate.Acted++
-			case v.Strategy == plan.Manual:
-				r.Estimate.Manual++
-			}
-		}
+		r.Estimate = Estimate{VMs: len(p.VMs), Acted: p.Summary.Act, Manual: p.Summary.ManualN,
+			DurationSeconds: p.Estimate.DurationSeconds, Duration: p.Estimate.Duration}
 	}
 	return r
 }
