@@ -206,7 +206,7 @@ func Evaluate(in Input) *Report {
 				// The cloud does not know BitLocker (EC2, Sakura): the guest does.
 				enc = inventory.Encryption{BitLocker: true, KeyID: g.KeyID}
 			}
-			if enc.BitLocker && (enc.KeyID == "" || in.Keys == nil || !in.Keys.HasKey(enc.KeyID)) {
+			if plan.KeyProblem(enc, in.Keys) != "" {
 				s.add(KeyNotEscrowed, "BitLocker recovery key "+orUnknown(enc.KeyID)+" is in no configured key source")
 			}
 		}
