@@ -115,13 +115,8 @@ func (f vmFacts) check(u strategy.Unit) (bool, string) {
 	if !f.acctOK {
 		return false, fmt.Sprintf("%s: nothing is known of account %s (was it opened?)", s, AccountKey(f.vm.Tenant, f.vm.Account))
 	}
-	var why, lacking []string
-	for _, c := range u.Needs().Capabilities {
-		if !f.caps[c] {
-			lacking = append(lacking, c)
-		}
-	}
-	if len(lacking) > 0 {
+	var why []string
+	if lacking := u.Needs().Lacking(func(c string) bool { return f.caps[c] }); len(lacking) > 0 {
 		why = append(why, fmt.Sprintf("provider %s of account %s lacks the %s capability",
 			f.vm.Provider, AccountKey(f.vm.Tenant, f.vm.Account), strings.Join(lacking, ", ")))
 	}

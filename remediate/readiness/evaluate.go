@@ -138,13 +138,7 @@ func needsOf(in Input, caps []string) needs {
 			continue
 		}
 		d := u.Needs()
-		var lacking []string
-		for _, c := range d.Capabilities {
-			if !slices.Contains(caps, c) {
-				lacking = append(lacking, c)
-			}
-		}
-		if len(lacking) > 0 {
+		if lacking := d.Lacking(func(c string) bool { return slices.Contains(caps, c) }); len(lacking) > 0 {
 			n.notHere = append(n.notHere, fmt.Sprintf("%s does not run here (the provider lacks %s)", u.Name(), strings.Join(lacking, ", ")))
 			continue
 		}
