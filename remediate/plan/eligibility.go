@@ -115,13 +115,8 @@ func (f vmFacts) check(u strategy.Unit) (bool, string) {
 	if !f.acctOK {
 		return false, fmt.Sprintf("%s: nothing is known of account %s (was it opened?)", s, AccountKey(f.vm.Tenant, f.vm.Account))
 	}
-	var why, lacking []string
-	for _, c := range u.Needs().Capabilities {
-		if !f.caps[c] {
-			lacking = append(lacking, c)
-		}
-	}
-	if len(lacking) > 0 {
+	var why []string
+	if lacking := u.Needs().Lacking(func(c string) bool { return f.caps[c] }); len(lacking) > 0 {
 		why = append(why, fmt.Sprintf("provider %s of account %s lacks the %s capability",
 			f.vm.Provider, AccountKey(f.vm.Tenant, f.vm.Account), strings.Join(lacking, ", ")))
 	}
@@ -132,15 +127,20 @@ func (f vmFacts) check(u strategy.Unit) (bool, string) {
 	return true, ""
 }
 
-// keyProblem says why a BitLocker disk cannot be unlocked offline, or "".
-func (f vmFacts) keyProblem() string {
-	enc := f.vm.OSDisk.Encryption
+// keyProblem says why the VM's BitLocker disk cannot be unlocked offline,
+// or "".
+func (f vmFacts) keyProblem() string { return KeyProblem(f.vm.OSDisk.Encryption, f.in.Keys) }
+
+// KeyProblem says why a disk encrypted as enc cannot be unlocked offline
+// with the recovery keys of keys (nil: none), or "" when it can (or is not
+// BitLocker-encrypted).
+func KeyProblem(enc inventory.Encryption, keys KeyChecker) string {
 	switch {
 	case !enc.BitLocker:
 		return ""
 	case enc.KeyID == "":
 		return "BitLocker is on but the recovery key ID is unknown"
-	case f.in.Keys == nil || !f.in.Keys.HasKey(enc.KeyID):
+	case keys == nil || !keys.HasKey(enc.KeyID):
 		return "BitLocker recovery key missing for key ID " + enc.KeyID
 	}
 	return ""

@@ -138,13 +138,7 @@ func needsOf(in Input, caps []string) needs {
 			continue
 		}
 		d := u.Needs()
-		var lacking []string
-		for _, c := range d.Capabilities {
-			if !slices.Contains(caps, c) {
-				lacking = append(lacking, c)
-			}
-		}
-		if len(lacking) > 0 {
+		if lacking := d.Lacking(func(c string) bool { return slices.Contains(caps, c) }); len(lacking) > 0 {
 			n.notHere = append(n.notHere, fmt.Sprintf("%s does not run here (the provider lacks %s)", u.Name(), strings.Join(lacking, ", ")))
 			continue
 		}
@@ -206,7 +200,7 @@ func Evaluate(in Input) *Report {
 				// The cloud does not know BitLocker (EC2, Sakura): the guest does.
 				enc = inventory.Encryption{BitLocker: true, KeyID: g.KeyID}
 			}
-			if enc.BitLocker && (enc.KeyID == "" || in.Keys == nil || !in.Keys.HasKey(enc.KeyID)) {
+			if plan.KeyProblem(enc, in.Keys) != "" {
 				s.add(KeyNotEscrowed, "BitLocker recovery key "+orUnknown(enc.KeyID)+" is in no configured key source")
 			}
 		}
@@ -261,15 +255,8 @@ func Evaluate(in Input) *Report {
 	r.Fixes = fixes(vms, in, o, roleBackups)
 	r.Ready = len(r.Fixes) == 0
 	if p := in.Plan; p != nil {
-		r.Estimate = Estimate{VMs: len(p.VMs), DurationSeconds: p.Estimate.DurationSeconds, Duration: p.Estimate.Duration}
-		for _, v := range p.VMs {
-			switch {
-			case v.Acts():
-				r.Estimate.Acted++
-			case v.Strategy == plan.Manual:
-				r.Estimate.Manual++
-			}
-		}
+		r.Estimate = Estimate{VMs: len(p.VMs), Acted: p.Summary.Act, Manual: p.Summary.ManualN,
+			DurationSeconds: p.Estimate.DurationSeconds, Duration: p.Estimate.Duration}
 	}
 	return r
 }

@@ -259,6 +259,10 @@ func checkPlantedExceptQuota(t *testing.T, p planted, r *readiness.Report, audit
 	if r.Estimate.VMs != plantedVMs || r.Estimate.DurationSeconds <= 0 {
 		t.Errorf("estimate %+v: want %d VMs and a duration", r.Estimate, plantedVMs)
 	}
+	// Every VM boot-loops in the worst case: each is acted on or left to a person.
+	if e := r.Estimate; e.Acted+e.Manual != plantedVMs {
+		t.Errorf("estimate %+v: acted + manual, want %d", e, plantedVMs)
+	}
 	if n := len(r.Tenants); n != 1 || r.Tenants[0].Score != 0 {
 		t.Errorf("tenants %+v: one tenant whose every VM lacks the denied action", r.Tenants)
 	}

@@ -58,6 +58,18 @@ type Needs struct {
 	RecoveryKey bool
 }
 
+// Lacking lists, in order, the capabilities of n that has says the
+// account's provider does not have (nil when it has them all).
+func (n Needs) Lacking(has func(capability string) bool) []string {
+	var out []string
+	for _, c := range n.Capabilities {
+		if !has(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // Candidate is what the planner knows of one VM when it checks a strategy.
 type Candidate struct {
 	VM     inventory.VM
