@@ -95,16 +95,14 @@ func (s *Server) route(q *request, seg []string) (op, bucket string, h handlerFu
 	case http.MethodDelete:
 		bucket = "deletes"
 	}
-	// /subscriptions/{s}/providers/Microsoft.Compute/{kind}
+	// /subscriptions/{s}/providers/Microsoft.Compute/{kind} (and Microsoft.Network/networkInterfaces:
+	// canonKind names it, its op is "networkInterfaces.ListAll")
 	// /subscriptions/{s}/providers/Microsoft.Compute/locations/{l}/operations|operationResults/{id}
 	if len(seg) >= 5 && strings.EqualFold(seg[2], "providers") && (strings.EqualFold(seg[3], "Microsoft.Compute") || strings.EqualFold(seg[3], "Microsoft.Network")) {
 		switch {
 		case len(seg) == 5 && m == http.MethodGet:
 			q.kind = canonKind(seg[4])
 			return kindOp(q.kind) + ".ListAll", bucket, s.list
-		case len(seg) == 5 && m == http.MethodGet && strings.EqualFold(seg[3], "Microsoft.Network") && strings.EqualFold(seg[4], "networkInterfaces"):
-			q.kind = "networkInterfaces"
-			return "NetworkInterfaces.ListAll", bucket, s.list
 		case len(seg) == 8 && strings.EqualFold(seg[4], "locations") && m == http.MethodGet:
 			q.name, q.action = seg[7], strings.ToLower(seg[6])
 			return "Operations.Get", bucket, s.operation

@@ -13,7 +13,7 @@ type consoleScreenshotResponse struct {
 	XMLName    xml.Name `xml:"GetConsoleScreenshotResponse"`
 	NS         string   `xml:"xmlns,attr"`
 	RequestID  string   `xml:"requestId"`
-	InstanceID string   `xml:"instanceId"`
+	InstanceID string   `xml:"instanceId" ec2id:"i"`
 	ImageData  string   `xml:"imageData"`
 }
 
