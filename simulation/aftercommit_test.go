@@ -9,10 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
-	"time"
 
-	"github.com/fixfleet/fixfleet/internal/clock"
-	"github.com/fixfleet/fixfleet/internal/memnet"
 	"github.com/fixfleet/fixfleet/internal/secretscan"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
@@ -55,8 +52,7 @@ type incidentOutcome struct {
 // losing the reply of drop's call when drop is set. Call it inside a
 // synctest bubble.
 func runEveryStep(ctx context.Context, drop *world.DropReply, dir string) (incidentOutcome, error) {
-	b, err := Open(Options{World: WorldOptions{Scenario: everyStepWorld}, Network: memnet.New(),
-		Clock: func(origin time.Time) clock.Clock { return clock.NewOffset(origin) }})
+	b, err := Open(Virtual(Options{World: WorldOptions{Scenario: everyStepWorld}}))
 	if err != nil {
 		return incidentOutcome{}, err
 	}
