@@ -91,22 +91,7 @@ func runEveryStep(ctx context.Context, drop *world.DropReply, dir string) (incid
 	if err != nil {
 		return incidentOutcome{}, err
 	}
-	out := incidentOutcome{end: map[string]string{}, audit: a}
-	for _, v := range res.VMs {
-		outcome := "healthy"
-		switch v.Status {
-		case apply.StatusFlagged, apply.StatusFailed:
-			outcome = "for a person"
-		case apply.StatusPending, apply.StatusRunning:
-			outcome = "unfinished"
-		}
-		id := v.Key[strings.LastIndex(v.Key, "/")+1:]
-		if outcome == "healthy" && v.Status == apply.StatusFixed {
-			outcome = "fixed by " + string(v.Strategy)
-		}
-		out.end[id] = outcome + ", truth " + a.Truth[id]
-	}
-	return out, nil
+	return incidentOutcome{end: EndStates(res.VMs, a.Truth), audit: a}, nil
 }
 
 // TestAfterCommitEveryMutation loses, one run at a time, the reply of

@@ -155,22 +155,7 @@ func endStateOf(db string, a world.Audit) (map[string]string, error) {
 	if res.Status != apply.RunDone {
 		return nil, fmt.Errorf("run %s is %s", res.RunID, res.Status)
 	}
-	out := map[string]string{}
-	for _, v := range res.VMs {
-		id := v.Key[strings.LastIndex(v.Key, "/")+1:]
-		outcome := "healthy"
-		switch v.Status {
-		case apply.StatusFlagged, apply.StatusFailed:
-			outcome = "for a person"
-		case apply.StatusPending, apply.StatusRunning:
-			outcome = "unfinished"
-		}
-		if outcome == "healthy" && v.Status == apply.StatusFixed {
-			outcome = "fixed by " + string(v.Strategy)
-		}
-		out[id] = outcome + ", truth " + a.Truth[id]
-	}
-	return out, nil
+	return simulation.EndStates(res.VMs, a.Truth), nil
 }
 
 // applyUntilNewPoint starts `fixfleet apply` and watches its journal. It
