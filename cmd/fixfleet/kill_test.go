@@ -26,15 +26,7 @@ import (
 // returns its URL and the world.
 func serveWorld(t *testing.T) (string, *world.World) {
 	t.Helper()
-	s, err := simulation.Serve(simulation.Options{
-		World:     simulation.WorldOptions{VMs: 30, Seed: 21, Mix: "boot-loop=35,stuck=15,safe-mode=25,healthy=25"},
-		TimeScale: 1500,
-	}, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s.URL(), s.World()
+	return serveSim(t, simulation.WorldOptions{VMs: 30, Seed: 21, Mix: "boot-loop=35,stuck=15,safe-mode=25,healthy=25"})
 }
 
 // TestKillAndResume kills a real `fixfleet apply` process with SIGKILL at
