@@ -169,8 +169,8 @@ type Notifier struct {
 	workers []*worker
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	closed  atomic.Bool
 	mu      sync.RWMutex // held for reading while sending to the queues, for writing to close them
+	closed  bool         // under mu
 
 	delivered, dropped, failed atomic.Int64
 
@@ -240,7 +240,7 @@ func (n *Notifier) Send(m Message) {
 	}
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	if n.closed.Load() {
+	if n.closed {
 		n.dropped.Add(int64(len(n.workers)))
 		return
 	}
@@ -312,7 +312,8 @@ func (n *Notifier) Close(ctx context.Context) Stats {
 		return Stats{}
 	}
 	n.mu.Lock()
-	if !n.closed.Swap(true) {
+	if !n.closed {
+		n.closed = true
 		for _, w := range n.workers {
 			close(w.q)
 		}

@@ -9,10 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
-	"time"
 
-	"github.com/fixfleet/fixfleet/internal/clock"
-	"github.com/fixfleet/fixfleet/internal/memnet"
 	"github.com/fixfleet/fixfleet/internal/secretscan"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
@@ -55,8 +52,7 @@ type incidentOutcome struct {
 // losing the reply of drop's call when drop is set. Call it inside a
 // synctest bubble.
 func runEveryStep(ctx context.Context, drop *world.DropReply, dir string) (incidentOutcome, error) {
-	b, err := Open(Options{World: WorldOptions{Scenario: everyStepWorld}, Network: memnet.New(),
-		Clock: func(origin time.Time) clock.Clock { return clock.NewOffset(origin) }})
+	b, err := Open(Virtual(Options{World: WorldOptions{Scenario: everyStepWorld}}))
 	if err != nil {
 		return incidentOutcome{}, err
 	}
@@ -95,22 +91,7 @@ func runEveryStep(ctx context.Context, drop *world.DropReply, dir string) (incid
 	if err != nil {
 		return incidentOutcome{}, err
 	}
-	out := incidentOutcome{end: map[string]string{}, audit: a}
-	for _, v := range res.VMs {
-		outcome := "healthy"
-		switch v.Status {
-		case apply.StatusFlagged, apply.StatusFailed:
-			outcome = "for a person"
-		case apply.StatusPending, apply.StatusRunning:
-			outcome = "unfinished"
-		}
-		id := v.Key[strings.LastIndex(v.Key, "/")+1:]
-		if outcome == "healthy" && v.Status == apply.StatusFixed {
-			outcome = "fixed by " + string(v.Strategy)
-		}
-		out.end[id] = outcome + ", truth " + a.Truth[id]
-	}
-	return out, nil
+	return incidentOutcome{end: EndStates(res.VMs, a.Truth), audit: a}, nil
 }
 
 // TestAfterCommitEveryMutation loses, one run at a time, the reply of

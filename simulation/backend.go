@@ -62,6 +62,15 @@ type Options struct {
 	Network *memnet.Network
 }
 
+// Virtual returns o set to run on virtual time: an offset clock
+// (clock.NewOffset) and a fresh in-memory network. The backend must then
+// be opened and run inside a testing/synctest bubble (see simtest).
+func Virtual(o Options) Options {
+	o.Clock = func(origin time.Time) clock.Clock { return clock.NewOffset(origin) }
+	o.Network = memnet.New()
+	return o
+}
+
 // network is where a backend's services listen and how its clients dial
 // them: loopback TCP (mem nil) or an in-memory network.
 type network struct{ mem *memnet.Network }

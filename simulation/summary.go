@@ -182,3 +182,25 @@ func InvariantsOf(a world.Audit) Invariants { return a.Invariants() }
 // Violations lists, in words, what the world's referee counted against the
 // invariants (empty when all counters are 0).
 func Violations(a world.Audit) []string { return a.Violations() }
+
+// EndStates is each VM's end as the kill and lost-reply tests compare
+// runs by, keyed by the VM's ID: "fixed by STRATEGY", "healthy", "for a
+// person" or "unfinished", then ", truth " and the referee's truth about it
+// (from the world's audit).
+func EndStates(vms []apply.VMResult, truth map[string]string) map[string]string {
+	out := make(map[string]string, len(vms))
+	for _, v := range vms {
+		outcome := "healthy"
+		switch v.Status {
+		case apply.StatusFlagged, apply.StatusFailed:
+			outcome = "for a person"
+		case apply.StatusPending, apply.StatusRunning:
+			outcome = "unfinished"
+		case apply.StatusFixed:
+			outcome = "fixed by " + string(v.Strategy)
+		}
+		id := v.Key[strings.LastIndex(v.Key, "/")+1:]
+		out[id] = outcome + ", truth " + truth[id]
+	}
+	return out
+}

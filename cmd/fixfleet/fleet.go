@@ -92,6 +92,17 @@ func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error)
 	return f, closeFleet, err
 }
 
+// openAssessed reads the assessment's options from the flags, then opens
+// the fleet they name (see assessOptions and openFleet).
+func openAssessed(ctx context.Context, o *sourceOpts) (*fleet.Fleet, fleet.AssessOptions, func(), error) {
+	ao, err := o.assessOptions()
+	if err != nil {
+		return nil, ao, nil, err
+	}
+	f, closeFleet, err := openFleet(ctx, o)
+	return f, ao, closeFleet, err
+}
+
 // newRegistry lists the cloud provider kinds this build knows, for
 // fleet.yaml. (The simulator is not a fleet.yaml provider: its clock runs
 // faster than a real account's.)

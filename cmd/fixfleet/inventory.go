@@ -38,11 +38,7 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	ao, err := o.source.assessOptions()
-	if err != nil {
-		return err
-	}
-	f, closeFleet, err := openFleet(ctx, &o.source)
+	f, ao, closeFleet, err := openAssessed(ctx, &o.source)
 	if err != nil {
 		return err
 	}

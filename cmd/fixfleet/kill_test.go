@@ -26,15 +26,7 @@ import (
 // returns its URL and the world.
 func serveWorld(t *testing.T) (string, *world.World) {
 	t.Helper()
-	s, err := simulation.Serve(simulation.Options{
-		World:     simulation.WorldOptions{VMs: 30, Seed: 21, Mix: "boot-loop=35,stuck=15,safe-mode=25,healthy=25"},
-		TimeScale: 1500,
-	}, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s.URL(), s.World()
+	return serveSim(t, simulation.WorldOptions{VMs: 30, Seed: 21, Mix: "boot-loop=35,stuck=15,safe-mode=25,healthy=25"})
 }
 
 // TestKillAndResume kills a real `fixfleet apply` process with SIGKILL at
@@ -155,22 +147,7 @@ func endStateOf(db string, a world.Audit) (map[string]string, error) {
 	if res.Status != apply.RunDone {
 		return nil, fmt.Errorf("run %s is %s", res.RunID, res.Status)
 	}
-	out := map[string]string{}
-	for _, v := range res.VMs {
-		id := v.Key[strings.LastIndex(v.Key, "/")+1:]
-		outcome := "healthy"
-		switch v.Status {
-		case apply.StatusFlagged, apply.StatusFailed:
-			outcome = "for a person"
-		case apply.StatusPending, apply.StatusRunning:
-			outcome = "unfinished"
-		}
-		if outcome == "healthy" && v.Status == apply.StatusFixed {
-			outcome = "fixed by " + string(v.Strategy)
-		}
-		out[id] = outcome + ", truth " + a.Truth[id]
-	}
-	return out, nil
+	return simulation.EndStates(res.VMs, a.Truth), nil
 }
 
 // applyUntilNewPoint starts `fixfleet apply` and watches its journal. It

@@ -42,11 +42,11 @@ const killScale = 1500
 // on the scaled clock.
 const killParallel = 8
 
-// serveScenario serves a fresh world loaded from file, as `fixfleet sim
-// serve --scenario` does.
-func serveScenario(t *testing.T, file string) (string, *world.World) {
+// serveSim serves a fresh world w describes (generated, or loaded from
+// w.Scenario) on loopback at killScale, as `fixfleet sim serve` does.
+func serveSim(t *testing.T, w simulation.WorldOptions) (string, *world.World) {
 	t.Helper()
-	s, err := simulation.Serve(simulation.Options{World: simulation.WorldOptions{Scenario: file}, TimeScale: killScale}, "127.0.0.1:0")
+	s, err := simulation.Serve(simulation.Options{World: w, TimeScale: killScale}, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestKillAtEveryStep(t *testing.T) {
 		t.Skip("too slow under -race; run: go test ./cmd/fixfleet -run TestKillAtEveryStep -v")
 	}
 	dir := secretscan.Dir(t) // journals and logs, scanned for the world's secrets after the package's tests
-	url, w := serveScenario(t, everyStepWorld)
+	url, w := serveSim(t, simulation.WorldOptions{Scenario: everyStepWorld})
 	secretscan.Register(t, "winrm-password", w.GuestPassword().Reveal())
 	for _, k := range w.EscrowedKeys() {
 		secretscan.Register(t, "bitlocker-recovery-key", k.Reveal())

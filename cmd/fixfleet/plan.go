@@ -47,11 +47,7 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ao, err := o.source.assessOptions()
-	if err != nil {
-		return err
-	}
-	f, closeFleet, err := openFleet(ctx, &o.source)
+	f, ao, closeFleet, err := openAssessed(ctx, &o.source)
 	if err != nil {
 		return err
 	}

@@ -53,11 +53,7 @@ func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer
 	if o.maxAge <= 0 {
 		return badInput(fmt.Errorf("--max-backup-age: %s must be above 0", o.maxAge))
 	}
-	ao, err := o.source.assessOptions()
-	if err != nil {
-		return err
-	}
-	f, closeFleet, err := openFleet(ctx, &o.source)
+	f, ao, closeFleet, err := openAssessed(ctx, &o.source)
 	if err != nil {
 		return err
 	}

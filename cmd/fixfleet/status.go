@@ -50,22 +50,8 @@ func newStatusCmd(stdout io.Writer) *cobra.Command {
 // interval while the run is running.
 func watchStatus(ctx context.Context, o statusOpts, every time.Duration, stdout io.Writer) error {
 	return clihelp.Every(ctx, every, isTerminal(stdout), stdout, func() (bool, error) {
-		if err := runStatus(ctx, o, stdout); err != nil {
-			return false, err
-		}
-		return runRunning(ctx, o)
+		return runStatus(ctx, o, stdout)
 	})
-}
-
-// runRunning reports whether o's run is still running.
-func runRunning(ctx context.Context, o statusOpts) (bool, error) {
-	j, err := journal.Open(ctx, o.journal)
-	if err != nil {
-		return false, err
-	}
-	defer j.Close()
-	res, err := apply.Status(ctx, j, o.run)
-	return err == nil && res.Status == apply.RunRunning, err
 }
 
 // statusDoc is `fixfleet status --format json`.
@@ -76,15 +62,16 @@ type statusDoc struct {
 	HolderGone     bool           `json:"lock_holder_gone,omitempty"`
 }
 
-// runStatus prints a run's state from the journal.
-func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) error {
+// runStatus prints a run's state from the journal and reports whether the
+// run it printed is still running.
+func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) (running bool, err error) {
 	format, _, err := o.out.Resolve(nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	j, res, err := openRun(ctx, o)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer j.Close()
 	doc := statusDoc{Result: res, ElapsedSeconds: res.Elapsed.Seconds()}
@@ -93,7 +80,7 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) error {
 	}
 	kept, err := report.KeptDisks(ctx, j, res)
 	if err != nil {
-		return err
+		return false, err
 	}
 	rep, _ := report.Build(res, nil, kept, "") // no tenant: cannot fail
 	tables := rep.Brief()
@@ -106,9 +93,9 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) error {
 		tables[0].Rows = append(tables[0].Rows, []string{"apply lock", running})
 	}
 	if tables, err = o.out.Tables(format, tables); err != nil {
-		return err
+		return false, err
 	}
-	return render.Render(stdout, format, doc, tables...)
+	return res.Status == apply.RunRunning, render.Render(stdout, format, doc, tables...)
 }
 
 // openRun opens the journal and rebuilds the run o names.

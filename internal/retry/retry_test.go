@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,5 +55,44 @@ func TestDoStopsWithContext(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+// TestDoWaitsByKey: each wait is told to OnRetry, lies between half and
+// all of the backoff (doubling from Base, bounded by Max), and is a
+// function of the Key and the attempt alone, so that a replay waits the
+// same while calls with other keys spread apart.
+func TestDoWaitsByKey(t *testing.T) {
+	waits := func(key string) []time.Duration {
+		var got []time.Duration
+		p := Policy{Attempts: 5, Base: time.Second, Max: 4 * time.Second, OnRetry: func(attempt, attempts int, err error, wait time.Duration) {
+			if attempt != len(got)+1 || attempts != 5 || !errors.Is(err, providers.ErrThrottled) {
+				t.Errorf("OnRetry(%d, %d, %v): want attempt %d of 5, throttled", attempt, attempts, err, len(got)+1)
+			}
+			got = append(got, wait)
+		}}
+		err := Do(context.Background(), clock.NewScaled(time.Now(), 1e6), p.Keyed(key), func() error {
+			return providers.Errorf(providers.ErrThrottled, "List", "", "429")
+		})
+		if !errors.Is(err, providers.ErrThrottled) {
+			t.Errorf("err = %v, want throttled", err)
+		}
+		return got
+	}
+	a := waits("list/acct-a")
+	backoff := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second}
+	if len(a) != len(backoff) {
+		t.Fatalf("waits %v: want %d (one per retry)", a, len(backoff))
+	}
+	for i, d := range a {
+		if d < backoff[i]/2 || d > backoff[i] {
+			t.Errorf("wait %d = %v, want within [%v, %v]", i+1, d, backoff[i]/2, backoff[i])
+		}
+	}
+	if again := waits("list/acct-a"); !slices.Equal(again, a) {
+		t.Errorf("the same key waited %v, then %v: want the same waits", a, again)
+	}
+	if other := waits("list/acct-b"); slices.Equal(other, a) {
+		t.Errorf("keys list/acct-a and list/acct-b both waited %v: want their jitter apart", a)
 	}
 }

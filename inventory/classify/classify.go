@@ -231,7 +231,7 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 				conflicts = append(conflicts,
 					"conflict: WinRM answered but the console shows a crash or recovery screen: look at the VM's screen and probe again")
 			}
-			if scr.lastCrash {
+			if scr.last.Crash() {
 				conflicts = append(conflicts,
 					"conflict: WinRM answered but the last screenshot shows a "+string(scr.last)+" screen: look at the VM's screen and probe again")
 			}

@@ -104,7 +104,6 @@ type screenTally struct {
 	total, crash    int
 	by              map[inventory.Screen]int
 	last            inventory.Screen
-	lastCrash       bool
 	loginAfterCrash bool // a sign-in screen after a crash screen
 }
 
@@ -120,7 +119,6 @@ func screenCounts(shots []inventory.ScreenSample) screenTally {
 		}
 		t.last = s.Screen
 	}
-	t.lastCrash = t.last.Crash()
 	return t
 }
 

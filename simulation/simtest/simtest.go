@@ -16,18 +16,12 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/fixfleet/fixfleet/internal/clock"
-	"github.com/fixfleet/fixfleet/internal/memnet"
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
 // Virtual returns o set to run on virtual time: an offset clock and a
 // fresh in-memory network. Open the backend inside a bubble.
-func Virtual(o simulation.Options) simulation.Options {
-	o.Clock = func(origin time.Time) clock.Clock { return clock.NewOffset(origin) }
-	o.Network = memnet.New()
-	return o
-}
+func Virtual(o simulation.Options) simulation.Options { return simulation.Virtual(o) }
 
 // InBubble opens the backend o describes on virtual time inside a
 // synctest bubble, calls fn with it, and closes it. Every goroutine the
