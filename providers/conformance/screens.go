@@ -37,20 +37,16 @@ func screensScenario(e *env) {
 	if len(seen) < 2 {
 		e.t.Errorf("%s: %d running VMs all showed %v: the scenario needs a varied fleet", e.h.Name, len(running), seen)
 	}
-	for _, v := range e.fleet() {
-		if v.Power != inventory.PowerStopped {
-			continue
-		}
-		img, err := sc.Screenshot(e.ctx, e.ref(v))
-		if err == nil && screen.ClassifyBytes(img) != inventory.ScreenBlack {
-			e.t.Errorf("%s: stopped VM %s shows %q", e.h.Name, v.ID, screen.ClassifyBytes(img))
-		}
-		if err != nil && !errors.Is(err, providers.ErrConflict) {
-			e.t.Errorf("%s: Screenshot of stopped VM %s: %v, want ErrConflict or a black screen", e.h.Name, v.ID, err)
-		}
-		break
+	// pick fails the scenario when the world has no stopped VM: the check
+	// must not pass by finding none.
+	v := e.pick(1, "stopped", func(v world.VMSpec) bool { return v.Power == inventory.PowerStopped })[0]
+	img, err := sc.Screenshot(e.ctx, e.ref(v))
+	if err == nil && screen.ClassifyBytes(img) != inventory.ScreenBlack {
+		e.t.Errorf("%s: stopped VM %s shows %q", e.h.Name, v.ID, screen.ClassifyBytes(img))
 	}
-	_, err := sc.Screenshot(e.ctx, e.unknownVM())
+	if err != nil && !errors.Is(err, providers.ErrConflict) {
+		e.t.Errorf("%s: Screenshot of stopped VM %s: %v, want ErrConflict or a black screen", e.h.Name, v.ID, err)
+	}
+	_, err = sc.Screenshot(e.ctx, e.unknownVM())
 	e.wantClass(err, providers.ErrNotFound, "Screenshot of an unknown VM")
-
 }
