@@ -11,7 +11,7 @@
 // TestMain: Main gives the package's tests one directory (OutputsEnv),
 // runs them, then scans everything they wrote for everything they
 // registered, and fails the package on any hit. So the scan runs inside
-// the README's `go test -race ./...`, after each such package's tests.
+// the README's `go test -race -timeout 30m ./...`, after each such package's tests.
 // When OutputsEnv is already set by the caller, Main's directory is made
 // inside it and kept, for TestSecretScan to scan again after the suite.
 // Without Main or OutputsEnv, Dir is the test's own temporary directory
