@@ -9,18 +9,11 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/fixfleet/fixfleet/internal/clock"
-	"github.com/fixfleet/fixfleet/internal/config"
+	"github.com/fixfleet/fixfleet/internal/source"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/notify"
-	"github.com/fixfleet/fixfleet/providers"
-	"github.com/fixfleet/fixfleet/providers/aws"
-	"github.com/fixfleet/fixfleet/providers/azure"
-	"github.com/fixfleet/fixfleet/providers/sakura"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
-	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/target"
-	"github.com/fixfleet/fixfleet/simulation"
 )
 
 // sourceOpts say where the fleet comes from: a fleet.yaml, or (--sim) the
@@ -69,27 +62,33 @@ func (o *sourceOpts) assessOptions() (fleet.AssessOptions, error) {
 	return a, nil
 }
 
-// openFleet opens the fleet the options name. Call the returned close when
-// done with it.
+// openFleet opens the fleet the options name (source.Open), its errors
+// named by the flags that caused them. Call the returned close when done
+// with it.
 func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error) {
 	sel, err := o.target.Selector()
 	if err != nil {
 		return nil, nil, err
 	}
-	if !(o.sim || o.simEndpoint != "" || o.world.Scenario != "") {
-		f, err := openConfigFleet(ctx, o, sel)
-		if err != nil {
-			return nil, nil, err
-		}
-		return f, f.Close, nil
+	src, err := source.Open(ctx, source.Options{
+		Config: o.config, Sim: o.sim, SimEndpoint: o.simEndpoint, World: o.world.options(),
+		Strict: o.strict, Target: sel, Getenv: os.Getenv, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	})
+	var ce *source.ConfigError
+	switch {
+	case errors.As(err, &ce) && errors.Is(err, os.ErrNotExist) && o.config == "fleet.yaml":
+		return nil, nil, badInput(fmt.Errorf("%w\n(no fleet.yaml here: give one with --config FILE, or try the simulator with --sim)", ce.Err))
+	case errors.As(err, &ce):
+		return nil, nil, badInput(ce.Err)
+	case errors.As(err, new(*source.DialError)):
+		return nil, nil, fmt.Errorf("--sim-endpoint %w", err)
+	case err != nil:
+		return nil, nil, simInput(err, "--face")
 	}
-	f, closeFleet, err := openSimFleet(ctx, o)
-	if err == nil {
-		if err = f.Select(sel); err != nil {
-			closeFleet()
-		}
+	if o.notify != nil {
+		o.notify.config = notify.FromConfig(src.Notify)
 	}
-	return f, closeFleet, err
+	return src.Fleet, src.Close, nil
 }
 
 // openAssessed reads the assessment's options from the flags, then opens
@@ -101,59 +100,4 @@ func openAssessed(ctx context.Context, o *sourceOpts) (*fleet.Fleet, fleet.Asses
 	}
 	f, closeFleet, err := openFleet(ctx, o)
 	return f, ao, closeFleet, err
-}
-
-// newRegistry lists the cloud provider kinds this build knows, for
-// fleet.yaml. (The simulator is not a fleet.yaml provider: its clock runs
-// faster than a real account's.)
-func newRegistry() *providers.Registry {
-	reg := providers.NewRegistry()
-	// Names are constant and distinct: Register cannot fail here.
-	_ = reg.Register("sakura", sakura.Spec())
-	_ = reg.Register(aws.Name, aws.Spec())
-	_ = reg.Register(azure.Name, azure.Spec())
-	return reg
-}
-
-func openConfigFleet(ctx context.Context, o *sourceOpts, sel target.Selector) (*fleet.Fleet, error) {
-	reg := newRegistry()
-	cfg, err := config.Load(o.config, reg, os.Getenv)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && o.config == "fleet.yaml" {
-			err = fmt.Errorf("%w\n(no fleet.yaml here: give one with --config FILE, or try the simulator with --sim)", err)
-		}
-		return nil, badInput(err)
-	}
-	pol, err := policy.Parse(cfg.PolicyNode)
-	if err != nil {
-		return nil, badInput(fmt.Errorf("%s: %w", cfg.File, err))
-	}
-	if o.notify != nil {
-		o.notify.config = notify.FromConfig(cfg.Notify)
-	}
-	fc := fleet.Config{
-		Incident: cfg.Incident, Policy: pol, Registry: reg, Accounts: cfg.Accounts(),
-		Env: providers.Env{Getenv: os.Getenv, Clock: clock.Real{}, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}, Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest), Strict: o.strict, Target: sel,
-	}
-	return fleet.Open(ctx, fc)
-}
-
-// openSimFleet opens the fleet of a simulated world: served elsewhere
-// (--sim-endpoint), or built here from the world flags.
-func openSimFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error) {
-	var b *simulation.Backend
-	var err error
-	if o.simEndpoint != "" {
-		if b, err = simulation.Dial(ctx, o.simEndpoint); err != nil {
-			return nil, nil, fmt.Errorf("--sim-endpoint %w", err)
-		}
-	} else if b, err = simulation.Open(o.world.options()); err != nil {
-		return nil, nil, simInput(err, "--face")
-	}
-	f, err := b.OpenFleet(ctx)
-	if err != nil {
-		b.Close()
-		return nil, nil, err
-	}
-	return f, func() { f.Close(); b.Close() }, nil
 }
