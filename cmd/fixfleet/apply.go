@@ -151,19 +151,7 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 	if err != nil {
 		return err
 	}
-	return pausedError(res)
-}
-
-// pausedError turns a run that did not finish into an error with its own
-// exit code, so that scripts notice.
-func pausedError(res *apply.Result) error {
-	switch res.Status {
-	case apply.RunDone:
-		return nil
-	case apply.RunPausedInterrupt:
-		return fmt.Errorf("run %s %w: run apply again to continue where it stopped", res.RunID, context.Canceled)
-	}
-	return runPaused{status: res.Status, msg: res.Message}
+	return res.Err()
 }
 
 // resultTables renders an apply result for people: the summary and the

@@ -85,7 +85,7 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 		return err
 	}
 	if why := s.Problems(); len(why) > 0 {
-		return runPaused{status: s.RunStatus, msg: strings.Join(why, "; ")}
+		return &apply.PausedError{Status: s.RunStatus, Msg: strings.Join(why, "; ")}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/readiness"
 	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
@@ -47,8 +48,6 @@ func exitCode(err error) int {
 	var ue usageError
 	var ur *classify.UnmatchedReportsError
 	var le *journal.LockedError
-	var rp runPaused
-	var nr notReady
 	switch {
 	case err == nil:
 		return exitOK
@@ -56,9 +55,9 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.As(err, new(*classify.PartialError)):
 		return exitPartial
-	case errors.As(err, &rp), errors.Is(err, apply.ErrPausedByBrake):
+	case errors.As(err, new(*apply.PausedError)), errors.Is(err, apply.ErrPausedByBrake):
 		return exitPaused
-	case errors.As(err, &nr):
+	case errors.As(err, new(*readiness.NotReadyError)):
 		return exitNotReady
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
@@ -71,18 +70,4 @@ func exitCode(err error) int {
 		return exitProvider
 	}
 	return exitFailure
-}
-
-// runPaused is an apply that stopped before the end (a brake, an interrupt),
-// or a demo whose outcome breaks a promise.
-type runPaused struct {
-	status apply.RunStatus
-	msg    string
-}
-
-func (e runPaused) Error() string {
-	if e.msg == "" {
-		return "run " + string(e.status) + ": run apply again to continue"
-	}
-	return "run stopped (" + string(e.status) + "): " + e.msg
 }

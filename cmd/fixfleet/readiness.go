@@ -67,15 +67,5 @@ func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer
 	if err := render.Render(stdout, format, r, r.Tables()...); err != nil {
 		return err
 	}
-	if !r.Ready {
-		return notReady{fixes: len(r.Fixes)}
-	}
-	return nil
-}
-
-// notReady is a readiness report with gaps left (exit code exitNotReady).
-type notReady struct{ fixes int }
-
-func (e notReady) Error() string {
-	return fmt.Sprintf("not ready: %d fixes remain (see the list above)", e.fixes)
+	return r.Err()
 }
