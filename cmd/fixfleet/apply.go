@@ -13,7 +13,6 @@ import (
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
-	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/eventlog"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -144,7 +143,7 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 	done()
 	closeNotifier(rn, stderr)
 	if res != nil {
-		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {
+		if rerr := render.Render(stdout, format, res, report.Brief(res)...); rerr != nil && err == nil {
 			err = rerr
 		}
 	}
@@ -152,11 +151,4 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 		return err
 	}
 	return res.Err()
-}
-
-// resultTables renders an apply result for people: the summary and the
-// VMs for a person grouped by reason (counts from the same rows).
-func resultTables(r *apply.Result) []render.Table {
-	rep, _ := report.Build(r, nil, nil, "") // no tenant: cannot fail
-	return rep.Brief()
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/report"
 )
 
@@ -60,15 +59,10 @@ func runReport(ctx context.Context, o reportOpts, stdout io.Writer) error {
 		return err
 	}
 	defer j.Close()
-	evs, err := j.Events(ctx, res.RunID, journal.EventFilter{})
+	load, err := report.FromJournal(ctx, j, res)
 	if err != nil {
 		return err
 	}
-	kept, err := report.KeptDisks(ctx, j, res)
-	if err != nil {
-		return err
-	}
-	load := func(t string) (*report.Report, error) { return report.Build(res, evs, kept, t) }
 	if o.perTenant != "" {
 		files, err := report.WritePerTenant(o.perTenant, report.Tenants(res), load, format, o.table)
 		paths := make([]string, 0, len(files))

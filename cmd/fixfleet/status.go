@@ -54,14 +54,6 @@ func watchStatus(ctx context.Context, o statusOpts, every time.Duration, stdout 
 	})
 }
 
-// statusDoc is `fixfleet status --format json`.
-type statusDoc struct {
-	*apply.Result
-	ElapsedSeconds float64        `json:"elapsed_seconds"`
-	Holder         *journal.Owner `json:"lock_holder,omitempty"`
-	HolderGone     bool           `json:"lock_holder_gone,omitempty"`
-}
-
 // runStatus prints a run's state from the journal and reports whether the
 // run it printed is still running.
 func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) (running bool, err error) {
@@ -74,23 +66,9 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) (running boo
 		return false, err
 	}
 	defer j.Close()
-	doc := statusDoc{Result: res, ElapsedSeconds: res.Elapsed.Seconds()}
-	if h, _, ok, err := j.LockHolder(ctx); err == nil && ok {
-		doc.Holder = &h
-	}
-	kept, err := report.KeptDisks(ctx, j, res)
+	doc, tables, err := report.Status(ctx, j, res)
 	if err != nil {
 		return false, err
-	}
-	rep, _ := report.Build(res, nil, kept, "") // no tenant: cannot fail
-	tables := rep.Brief()
-	if doc.Holder != nil {
-		running := fmt.Sprintf("%s pid %d", doc.Holder.Host, doc.Holder.PID)
-		if gone, err := j.LockStale(ctx); err == nil && gone {
-			doc.HolderGone = true
-			running += " — that process is gone: the next apply takes the lock over and resumes"
-		}
-		tables[0].Rows = append(tables[0].Rows, []string{"apply lock", running})
 	}
 	if tables, err = o.out.Tables(format, tables); err != nil {
 		return false, err
