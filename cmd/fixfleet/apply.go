@@ -139,9 +139,9 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 		}
 	}
 	events, done := progress.ForApply(stderr, isTerminal(stderr), p, o.logFormat)
-	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: teeNotify(rn, p, events)})
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: rn.Tee(p, events)})
 	done()
-	closeNotifier(rn, stderr)
+	rn.Finish(stderr)
 	if res != nil {
 		if rerr := render.Render(stdout, format, res, report.Brief(res)...); rerr != nil && err == nil {
 			err = rerr

@@ -66,14 +66,14 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
 			}
 			pr = progress.New(out, progress.ForPlan(p, progress.Width(stderr)))
-			return teeNotify(rn, p, pr.Event)
+			return rn.Tee(p, pr.Event)
 		}}
 	ro.Face, ro.Faults = o.provider, &o.faults
 	s, err := simulation.Run(ctx, ro)
 	if pr != nil {
 		pr.Done()
 	}
-	closeNotifier(rn, stderr)
+	rn.Finish(stderr)
 	if err != nil {
 		return simInput(err, "--provider")
 	}

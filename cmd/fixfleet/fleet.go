@@ -11,7 +11,6 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/source"
 	"github.com/fixfleet/fixfleet/inventory/classify"
-	"github.com/fixfleet/fixfleet/notify"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/target"
 )
@@ -86,7 +85,7 @@ func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error)
 		return nil, nil, simInput(err, "--face")
 	}
 	if o.notify != nil {
-		o.notify.config = notify.FromConfig(src.Notify)
+		o.notify.config = src.Notify
 	}
 	return src.Fleet, src.Close, nil
 }
