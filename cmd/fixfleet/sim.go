@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fixfleet/fixfleet/inventory/invdoc"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/simulation"
 )
@@ -46,15 +45,11 @@ world of your own.`,
 }
 
 func runSimExport(_ context.Context, o worldOpts, stdout io.Writer) error {
-	w, err := simulation.NewWorld(o.WorldOptions, simulation.Frozen)
+	b, err := simulation.ExportScenario(o.WorldOptions)
 	if err != nil {
 		return simInput(err, "--face")
 	}
-	b, err := world.MarshalScenario(w.Export())
-	if err != nil {
-		return err
-	}
-	_, err = stdout.Write(append(b, '\n'))
+	_, err = stdout.Write(b)
 	return err
 }
 
@@ -85,18 +80,10 @@ func runSimFromInventory(path string, o world.InventoryOptions, stdout io.Writer
 		return badInput(err)
 	}
 	defer f.Close()
-	doc, err := invdoc.Read(f)
+	b, err := simulation.ScenarioFromInventory(f, o)
 	if err != nil {
-		return badInput(fmt.Errorf("%s: %w", path, err))
+		return simInput(fmt.Errorf("%s: %w", path, err), "--face")
 	}
-	sc, err := world.FromInventory(doc, o)
-	if err != nil {
-		return badInput(fmt.Errorf("%s: %w", path, err))
-	}
-	b, err := world.MarshalScenario(sc)
-	if err != nil {
-		return err
-	}
-	_, err = stdout.Write(append(b, '\n'))
+	_, err = stdout.Write(b)
 	return err
 }
