@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -68,19 +66,6 @@ It asks for confirmation unless --yes is given.`,
 	return cmd
 }
 
-// readPlan reads and checks a plan file, returning it and its bytes.
-func readPlan(file string) (*plan.Plan, []byte, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, nil, badInput(fmt.Errorf("plan: %w", err))
-	}
-	p, err := plan.Read(bytes.NewReader(b))
-	if err != nil {
-		return nil, nil, badInput(fmt.Errorf("plan %s: %w", file, err))
-	}
-	return p, b, nil
-}
-
 // selectPlan narrows p to the VMs the targeting flags select (p itself
 // when they select everything): the others are not in the plan applied,
 // so apply never touches them.
@@ -106,9 +91,9 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 	if err != nil {
 		return err
 	}
-	p, raw, err := readPlan(planFile)
+	p, raw, err := plan.ReadFile(planFile)
 	if err != nil {
-		return err
+		return badInput(err)
 	}
 	if p, raw, err = selectPlan(p, raw, &o.target, stderr); err != nil {
 		return err

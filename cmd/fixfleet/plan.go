@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fixfleet/fixfleet/internal/atomicfile"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/classify"
@@ -63,11 +61,7 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 		return err
 	}
 	if outFile != "" {
-		var buf bytes.Buffer
-		if err := plan.Write(&buf, p); err != nil {
-			return err
-		}
-		if err := atomicfile.Write(outFile, buf.Bytes()); err != nil {
+		if err := plan.WriteFile(outFile, p); err != nil {
 			return err
 		}
 	}
