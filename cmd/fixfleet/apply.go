@@ -83,7 +83,7 @@ func selectPlan(p *plan.Plan, raw []byte, f *target.Flags, stderr io.Writer) (*p
 
 // confirm asks the operator to approve the plan (clihelp.Confirm).
 func confirm(p *plan.Plan, stdin io.Reader, stderr io.Writer) error {
-	return badInput(clihelp.Confirm(stdin, isTerminal(stdin), stderr, plan.Confirmation(p, 5), "Apply it?"))
+	return badInput(clihelp.Confirm(stdin, progress.IsTerminal(stdin), stderr, plan.Confirmation(p, 5), "Apply it?"))
 }
 
 func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -123,7 +123,7 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 			return err
 		}
 	}
-	events, done := progress.ForApply(stderr, isTerminal(stderr), p, o.logFormat)
+	events, done := progress.ForApply(stderr, progress.IsTerminal(stderr), p, o.logFormat)
 	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: rn.Tee(p, events)})
 	done()
 	rn.Finish(stderr)

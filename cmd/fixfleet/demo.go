@@ -58,7 +58,7 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	out := progressTo(stderr)
+	out := progress.To(stderr)
 	var pr *progress.Display
 	ro := simulation.RunOptions{Options: o.world.options(), Policy: o.overrides.Apply, Journal: o.journal, Progress: out,
 		Watch: func(p *plan.Plan) func(apply.Event) {

@@ -10,6 +10,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/invdoc"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 )
 
 type inventoryOpts struct {
@@ -44,7 +45,7 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 	}
 	defer closeFleet()
 	ao.AllBackups = true // the export lists every VM's backups (a drill copy restores from them)
-	stop := watchAssess(ctx, f, &ao, stderr)
+	stop := progress.WatchAssess(ctx, stderr, f.Clock, &ao, f.OpenedAccounts())
 	a, err := f.Assess(ctx, ao)
 	stop()
 	if err != nil {

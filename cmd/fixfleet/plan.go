@@ -11,6 +11,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 )
 
 type planOpts struct {
@@ -54,7 +55,7 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	stop := watchAssess(ctx, f, &ao, stderr)
+	stop := progress.WatchAssess(ctx, stderr, f.Clock, &ao, f.OpenedAccounts())
 	p, err := f.Plan(ctx, pol, ao)
 	stop()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 	"github.com/fixfleet/fixfleet/remediate/readiness"
 )
 
@@ -58,7 +59,7 @@ func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer
 		return err
 	}
 	defer closeFleet()
-	stop := watchAssess(ctx, f, &ao, stderr)
+	stop := progress.WatchAssess(ctx, stderr, f.Clock, &ao, f.OpenedAccounts())
 	r, err := readiness.Run(ctx, f, f.Policy, ao, readiness.Options{MaxBackupAge: o.maxAge, RoleTag: o.roleTag, RoleGroups: o.roleGroups})
 	stop()
 	if err != nil {

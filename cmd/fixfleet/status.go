@@ -15,6 +15,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 	"github.com/fixfleet/fixfleet/remediate/report"
 )
 
@@ -49,7 +50,7 @@ func newStatusCmd(stdout io.Writer) *cobra.Command {
 // watchStatus shows the status, and with every > 0 again after each
 // interval while the run is running.
 func watchStatus(ctx context.Context, o statusOpts, every time.Duration, stdout io.Writer) error {
-	return clihelp.Every(ctx, every, isTerminal(stdout), stdout, func() (bool, error) {
+	return clihelp.Every(ctx, every, progress.IsTerminal(stdout), stdout, func() (bool, error) {
 		return runStatus(ctx, o, stdout)
 	})
 }

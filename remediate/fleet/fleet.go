@@ -135,16 +135,21 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 // Select sets the fleet's Target to sel, checked against its accounts (a
 // *target.Error), and drops the accounts sel leaves out.
 func (f *Fleet) Select(sel target.Selector) error {
-	known := make([]providers.Account, 0, len(f.Accounts))
-	for _, a := range f.Accounts {
-		known = append(known, a.Account)
-	}
-	if err := sel.Check(known); err != nil {
+	if err := sel.Check(f.OpenedAccounts()); err != nil {
 		return err
 	}
 	f.Accounts = slices.DeleteFunc(f.Accounts, func(a providers.Opened) bool { return !sel.Account(a.Account.Tenant, a.Account.Name) })
 	f.Target = sel
 	return nil
+}
+
+// OpenedAccounts lists the accounts of f.Accounts, in order.
+func (f *Fleet) OpenedAccounts() []providers.Account {
+	out := make([]providers.Account, 0, len(f.Accounts))
+	for _, a := range f.Accounts {
+		out = append(out, a.Account)
+	}
+	return out
 }
 
 // Close releases the guest client's idle connections. Idempotent.
