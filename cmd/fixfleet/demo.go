@@ -84,8 +84,5 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	if err := render.Render(stdout, format, s, tables...); err != nil {
 		return err
 	}
-	if why := s.Problems(); len(why) > 0 {
-		return &apply.PausedError{Status: s.RunStatus, Msg: strings.Join(why, "; ")}
-	}
-	return nil
+	return s.Err()
 }

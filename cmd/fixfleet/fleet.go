@@ -13,6 +13,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/target"
+	"github.com/fixfleet/fixfleet/simulation"
 )
 
 // sourceOpts say where the fleet comes from: a fleet.yaml, or (--sim) the
@@ -79,7 +80,7 @@ func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error)
 		return nil, nil, badInput(fmt.Errorf("%w\n(no fleet.yaml here: give one with --config FILE, or try the simulator with --sim)", ce.Err))
 	case errors.As(err, &ce):
 		return nil, nil, badInput(ce.Err)
-	case errors.As(err, new(*source.DialError)):
+	case errors.As(err, new(*simulation.DialError)):
 		return nil, nil, fmt.Errorf("--sim-endpoint %w", err)
 	case err != nil:
 		return nil, nil, simInput(err, "--face")

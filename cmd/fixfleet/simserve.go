@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
-	"github.com/fixfleet/fixfleet/providers/sim/simapi"
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
@@ -113,15 +113,12 @@ func runSimAudit(ctx context.Context, o simAuditOpts, stdout io.Writer) error {
 	if o.endpoint == "" {
 		return badInput(fmt.Errorf("--sim-endpoint is required: the URL `fixfleet sim serve` printed"))
 	}
-	r, err := simapi.Dial(ctx, o.endpoint)
-	if err != nil {
-		return fmt.Errorf("--sim-endpoint %s: %w", o.endpoint, err)
+	doc, err := simulation.AuditAt(ctx, o.endpoint)
+	if errors.As(err, new(*simulation.DialError)) {
+		return fmt.Errorf("--sim-endpoint %w", err)
 	}
-	defer r.Close()
-	a, err := r.Audit(ctx)
 	if err != nil {
 		return err
 	}
-	doc := simulation.NewAuditDoc(a)
 	return render.Render(stdout, format, doc, doc.Tables()...)
 }

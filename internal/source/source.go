@@ -67,13 +67,6 @@ type ConfigError struct{ Err error }
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// DialError is a simulated world that could not be reached at
-// Options.SimEndpoint.
-type DialError struct{ Err error }
-
-func (e *DialError) Error() string { return e.Err.Error() }
-func (e *DialError) Unwrap() error { return e.Err }
-
 // Registry lists the cloud provider kinds this build knows, for
 // fleet.yaml. (The simulator is not a fleet.yaml provider: its clock runs
 // faster than a real account's.)
@@ -87,7 +80,7 @@ func Registry() *providers.Registry {
 }
 
 // Open opens the fleet o names. Errors: a *ConfigError for fleet.yaml or
-// its policy, a *DialError for an unreachable SimEndpoint, a
+// its policy, a *simulation.DialError for an unreachable SimEndpoint, a
 // *simulation.InputError for a world's bad options, a *target.Error for
 // a selection that names no account; fleet.Open's otherwise.
 func Open(ctx context.Context, o Options) (*Opened, error) {
@@ -121,7 +114,7 @@ func openSim(ctx context.Context, o Options) (*Opened, error) {
 	var err error
 	if o.SimEndpoint != "" {
 		if b, err = simulation.Dial(ctx, o.SimEndpoint); err != nil {
-			return nil, &DialError{err}
+			return nil, err
 		}
 	} else if b, err = simulation.Open(o.World); err != nil {
 		return nil, err
