@@ -83,7 +83,7 @@ func selectPlan(p *plan.Plan, raw []byte, f *target.Flags, stderr io.Writer) (*p
 
 // confirm asks the operator to approve the plan (clihelp.Confirm).
 func confirm(p *plan.Plan, stdin io.Reader, stderr io.Writer) error {
-	return badInput(clihelp.Confirm(stdin, progress.IsTerminal(stdin), stderr, plan.Confirmation(p, 5), "Apply it?"))
+	return clihelp.BadInput(clihelp.Confirm(stdin, progress.IsTerminal(stdin), stderr, plan.Confirmation(p, 5), "Apply it?"))
 }
 
 func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -93,7 +93,7 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 	}
 	p, raw, err := plan.ReadFile(planFile)
 	if err != nil {
-		return badInput(err)
+		return clihelp.BadInput(err)
 	}
 	if p, raw, err = selectPlan(p, raw, &o.target, stderr); err != nil {
 		return err
@@ -115,7 +115,7 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 	}
 	j, err := f.OpenJournal(ctx, o.journal)
 	if err != nil {
-		return badInput(err)
+		return clihelp.BadInput(err)
 	}
 	defer j.Close()
 	if !o.allowStale {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/journal"
@@ -29,23 +30,8 @@ const (
 	exitCanceled = 130
 )
 
-// usageError marks an error caused by the user's input.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-// badInput wraps err as a usage error (nil stays nil).
-func badInput(err error) error {
-	if err == nil {
-		return nil
-	}
-	return usageError{err}
-}
-
 // exitCode maps an error to the process exit code.
 func exitCode(err error) int {
-	var ue usageError
 	var ur *classify.UnmatchedReportsError
 	var le *journal.LockedError
 	switch {
@@ -61,7 +47,7 @@ func exitCode(err error) int {
 		return exitNotReady
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
-	case errors.As(err, &ue), errors.As(err, &ur), errors.As(err, new(*target.Error)),
+	case errors.As(err, new(clihelp.UsageError)), errors.As(err, &ur), errors.As(err, new(*target.Error)),
 		errors.As(err, new(*policy.FlagError)), errors.As(err, new(*outflag.UsageError)),
 		errors.As(err, new(*plan.StaleError)):
 		return exitUsage

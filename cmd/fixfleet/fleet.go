@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/source"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
@@ -57,7 +58,7 @@ func (o *sourceOpts) assessOptions() (fleet.AssessOptions, error) {
 	}
 	var err error
 	if a.Reports, err = classify.LoadConsoleReports(o.consoleConfirmed); err != nil {
-		return a, badInput(fmt.Errorf("--console-confirmed: %w", err))
+		return a, clihelp.BadInput(fmt.Errorf("--console-confirmed: %w", err))
 	}
 	return a, nil
 }
@@ -77,9 +78,9 @@ func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error)
 	var ce *source.ConfigError
 	switch {
 	case errors.As(err, &ce) && errors.Is(err, os.ErrNotExist) && o.config == "fleet.yaml":
-		return nil, nil, badInput(fmt.Errorf("%w\n(no fleet.yaml here: give one with --config FILE, or try the simulator with --sim)", ce.Err))
+		return nil, nil, clihelp.BadInput(fmt.Errorf("%w\n(no fleet.yaml here: give one with --config FILE, or try the simulator with --sim)", ce.Err))
 	case errors.As(err, &ce):
-		return nil, nil, badInput(ce.Err)
+		return nil, nil, clihelp.BadInput(ce.Err)
 	case errors.As(err, new(*simulation.DialError)):
 		return nil, nil, fmt.Errorf("--sim-endpoint %w", err)
 	case err != nil:

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/pflag"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/config"
 	"github.com/fixfleet/fixfleet/notify"
 )
@@ -23,7 +24,7 @@ func (o *notifyOpts) addFlags(fs *pflag.FlagSet) {
 func (o *notifyOpts) open() (*notify.Notifier, error) {
 	n, err := notify.Open(o.config, o.flags)
 	if err != nil {
-		return nil, badInput(err)
+		return nil, clihelp.BadInput(err)
 	}
 	return n, nil
 }

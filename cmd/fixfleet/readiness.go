@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/remediate/progress"
@@ -52,7 +53,7 @@ func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer
 		return err
 	}
 	if o.maxAge <= 0 {
-		return badInput(fmt.Errorf("--max-backup-age: %s must be above 0", o.maxAge))
+		return clihelp.BadInput(fmt.Errorf("--max-backup-age: %s must be above 0", o.maxAge))
 	}
 	f, ao, closeFleet, err := openAssessed(ctx, &o.source)
 	if err != nil {

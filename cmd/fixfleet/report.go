@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/remediate/report"
 )
 
@@ -49,10 +50,10 @@ func runReport(ctx context.Context, o reportOpts, stdout io.Writer) error {
 		return err
 	}
 	if err := report.CheckTable(format, o.table); err != nil {
-		return badInput(fmt.Errorf("--table: %w", err))
+		return clihelp.BadInput(fmt.Errorf("--table: %w", err))
 	}
 	if o.perTenant != "" && (o.tenant != "" || o.csvDir != "") {
-		return badInput(fmt.Errorf("--per-tenant writes every tenant's report: it does not go with --tenant or --csv-dir"))
+		return clihelp.BadInput(fmt.Errorf("--per-tenant writes every tenant's report: it does not go with --tenant or --csv-dir"))
 	}
 	j, res, err := openRun(ctx, o.statusOpts)
 	if err != nil {
@@ -77,7 +78,7 @@ func runReport(ctx context.Context, o reportOpts, stdout io.Writer) error {
 	}
 	rep, err := load(o.tenant)
 	if err != nil {
-		return badInput(fmt.Errorf("--tenant: %w", err))
+		return clihelp.BadInput(fmt.Errorf("--tenant: %w", err))
 	}
 	if o.csvDir != "" {
 		files, err := rep.WriteCSVDir(o.csvDir)

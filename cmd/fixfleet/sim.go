@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/simulation"
 )
@@ -77,7 +78,7 @@ Rehearse on it with --scenario FILE (plan, demo, sim serve --face X).`,
 func runSimFromInventory(path string, o world.InventoryOptions, stdout io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return badInput(err)
+		return clihelp.BadInput(err)
 	}
 	defer f.Close()
 	b, err := simulation.ScenarioFromInventory(f, o)

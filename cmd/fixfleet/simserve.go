@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/simulation"
@@ -63,7 +64,7 @@ the first line of its output and runs until interrupted.`,
 
 func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 	if !strings.HasPrefix(o.listen, "127.") && !strings.HasPrefix(o.listen, "localhost:") && !strings.HasPrefix(o.listen, "[::1]:") {
-		return badInput(fmt.Errorf("--listen %s: the simulator serves test credentials and must listen on loopback (127.0.0.1:PORT)", o.listen))
+		return clihelp.BadInput(fmt.Errorf("--listen %s: the simulator serves test credentials and must listen on loopback (127.0.0.1:PORT)", o.listen))
 	}
 	so := o.world.options()
 	so.Face, so.Faults = o.face, &o.faults
@@ -111,7 +112,7 @@ func runSimAudit(ctx context.Context, o simAuditOpts, stdout io.Writer) error {
 		return err
 	}
 	if o.endpoint == "" {
-		return badInput(fmt.Errorf("--sim-endpoint is required: the URL `fixfleet sim serve` printed"))
+		return clihelp.BadInput(fmt.Errorf("--sim-endpoint is required: the URL `fixfleet sim serve` printed"))
 	}
 	doc, err := simulation.AuditAt(ctx, o.endpoint)
 	if errors.As(err, new(*simulation.DialError)) {

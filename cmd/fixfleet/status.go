@@ -80,15 +80,15 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) (running boo
 // openRun opens the journal and rebuilds the run o names.
 func openRun(ctx context.Context, o statusOpts) (*journal.Journal, *apply.Result, error) {
 	if _, err := os.Stat(o.journal); err != nil {
-		return nil, nil, badInput(fmt.Errorf("journal %s: %w (apply writes it; pass --journal FILE)", o.journal, err))
+		return nil, nil, clihelp.BadInput(fmt.Errorf("journal %s: %w (apply writes it; pass --journal FILE)", o.journal, err))
 	}
 	j, err := journal.Open(ctx, o.journal)
 	if err != nil {
-		return nil, nil, badInput(err)
+		return nil, nil, clihelp.BadInput(err)
 	}
 	res, err := apply.Status(ctx, j, o.run)
 	if errors.Is(err, journal.ErrNotFound) {
-		err = badInput(fmt.Errorf("journal %s: no such run %q", o.journal, o.run))
+		err = clihelp.BadInput(fmt.Errorf("journal %s: no such run %q", o.journal, o.run))
 	}
 	if err != nil {
 		j.Close()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/simulation"
 )
@@ -41,9 +42,9 @@ func simInput(err error, faceFlag string) error {
 	case !errors.As(err, &ie):
 		return err
 	case ie.Option == "":
-		return badInput(err)
+		return clihelp.BadInput(err)
 	case ie.Option == "face":
-		return badInput(fmt.Errorf("%s %w", faceFlag, ie.Err))
+		return clihelp.BadInput(fmt.Errorf("%s %w", faceFlag, ie.Err))
 	}
-	return badInput(fmt.Errorf("--%s: %w", ie.Option, ie.Err))
+	return clihelp.BadInput(fmt.Errorf("--%s: %w", ie.Option, ie.Err))
 }
