@@ -1,7 +1,8 @@
 package simulation
 
 import (
-	"io"
+	"fmt"
+	"os"
 
 	"github.com/fixfleet/fixfleet/inventory/invdoc"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
@@ -19,18 +20,24 @@ func ExportScenario(o WorldOptions) ([]byte, error) {
 	return marshalScenario(w.Export())
 }
 
-// ScenarioFromInventory reads an inventory document (invdoc, written by
-// `fixfleet inventory -o json`) from r and returns a scenario file of the
-// same fleet (world.FromInventory), newline-terminated. A document that
-// cannot be read or turned into a world is an *InputError with no Option.
-func ScenarioFromInventory(r io.Reader, o world.InventoryOptions) ([]byte, error) {
-	doc, err := invdoc.Read(r)
+// ScenarioFromInventory reads the inventory document in file (invdoc,
+// written by `fixfleet inventory -o json`) and returns a scenario file of
+// the same fleet (world.FromInventory), newline-terminated. A file that
+// cannot be opened, read or turned into a world is an *InputError with no
+// Option; but for the opening, its message names the file.
+func ScenarioFromInventory(file string, o world.InventoryOptions) ([]byte, error) {
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, badOption("", err)
 	}
+	defer f.Close()
+	doc, err := invdoc.Read(f)
+	if err != nil {
+		return nil, badOption("", fmt.Errorf("%s: %w", file, err))
+	}
 	sc, err := world.FromInventory(doc, o)
 	if err != nil {
-		return nil, badOption("", err)
+		return nil, badOption("", fmt.Errorf("%s: %w", file, err))
 	}
 	return marshalScenario(sc)
 }

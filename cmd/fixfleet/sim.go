@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/simulation"
 )
@@ -76,14 +73,9 @@ Rehearse on it with --scenario FILE (plan, demo, sim serve --face X).`,
 }
 
 func runSimFromInventory(path string, o world.InventoryOptions, stdout io.Writer) error {
-	f, err := os.Open(path)
+	b, err := simulation.ScenarioFromInventory(path, o)
 	if err != nil {
-		return clihelp.BadInput(err)
-	}
-	defer f.Close()
-	b, err := simulation.ScenarioFromInventory(f, o)
-	if err != nil {
-		return simInput(fmt.Errorf("%s: %w", path, err), "--face")
+		return simInput(err, "--face")
 	}
 	_, err = stdout.Write(b)
 	return err
