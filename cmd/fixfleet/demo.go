@@ -19,7 +19,7 @@ import (
 
 type demoOpts struct {
 	provider  string
-	world     worldOpts
+	world     simulation.Options
 	faults    simulation.Faults
 	journal   string
 	out       outflag.Flags
@@ -39,7 +39,7 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), o, stdout, stderr) },
 	}
 	cmd.Flags().StringVar(&o.provider, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura, aws or azure (the real cloud client against an emulator of its API on loopback)")
-	o.world.addFlags(cmd.Flags(), 3000)
+	addWorldFlags(cmd.Flags(), &o.world, 3000)
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
 	o.out.Add(cmd.Flags(), "")
@@ -60,7 +60,7 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	}
 	out := progress.To(stderr)
 	var pr *progress.Display
-	ro := simulation.RunOptions{Options: o.world.options(), Policy: o.overrides.Apply, Journal: o.journal, Progress: out,
+	ro := simulation.RunOptions{Options: o.world, Policy: o.overrides.Apply, Journal: o.journal, Progress: out,
 		Watch: func(p *plan.Plan) func(apply.Event) {
 			if out != nil {
 				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))

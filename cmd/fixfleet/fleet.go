@@ -26,7 +26,7 @@ type sourceOpts struct {
 	// consoleConfirmed is a file of VMs an operator saw crash-looping on
 	// their consoles (see classify.ConsoleReports).
 	consoleConfirmed string
-	world            worldOpts
+	world            simulation.Options
 	window           classify.AssessOptions // only Window and Samples are set from flags
 	strict           bool
 	// notify gets fleet.yaml's notify targets (apply's --notify adds to them).
@@ -38,7 +38,7 @@ func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.config, "config", "fleet.yaml", "fleet configuration file")
 	fs.BoolVar(&o.sim, "sim", false, "use the embedded simulated cloud instead of --config")
 	fs.StringVar(&o.simEndpoint, "sim-endpoint", "", "use the simulated world served at this URL (fixfleet sim serve)")
-	o.world.addFlags(fs, 600)
+	addWorldFlags(fs, &o.world, 600)
 	fs.DurationVar(&o.window.Window, "window", classify.DefaultWindow, "sampling window for boot loops (cloud time)")
 	fs.StringVar(&o.consoleConfirmed, "console-confirmed", "", "file of VMs (ID or name, one per line, optional note) you saw crash-looping on their consoles: evidence the cloud's API may not give")
 	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
@@ -72,7 +72,7 @@ func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error)
 		return nil, nil, err
 	}
 	src, err := source.Open(ctx, source.Options{
-		Config: o.config, Sim: o.sim, SimEndpoint: o.simEndpoint, World: o.world.options(),
+		Config: o.config, Sim: o.sim, SimEndpoint: o.simEndpoint, World: o.world,
 		Strict: o.strict, Target: sel, Getenv: os.Getenv, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	var ce *source.ConfigError

@@ -27,7 +27,7 @@ inventory and plan also take these simulator flags (left out of their help):
 }
 
 func newSimExportCmd(stdout io.Writer) *cobra.Command {
-	var o worldOpts
+	var o simulation.Options
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Print a simulated world as JSON, with each VM's true condition",
@@ -38,12 +38,12 @@ world of your own.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimExport(cmd.Context(), o, stdout) },
 	}
-	o.addFlags(cmd.Flags(), 600)
+	addWorldFlags(cmd.Flags(), &o, 600)
 	return cmd
 }
 
-func runSimExport(_ context.Context, o worldOpts, stdout io.Writer) error {
-	b, err := simulation.ExportScenario(o.WorldOptions)
+func runSimExport(_ context.Context, o simulation.Options, stdout io.Writer) error {
+	b, err := simulation.ExportScenario(o.World)
 	if err != nil {
 		return simInput(err, "--face")
 	}

@@ -34,7 +34,7 @@ func addFaultFlags(fs *pflag.FlagSet, o *simulation.Faults) {
 }
 
 type simServeOpts struct {
-	world    worldOpts
+	world    simulation.Options
 	faults   simulation.Faults
 	listen   string
 	face     string
@@ -54,7 +54,7 @@ the first line of its output and runs until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimServe(cmd.Context(), o, stdout) },
 	}
-	o.world.addFlags(cmd.Flags(), 600)
+	addWorldFlags(cmd.Flags(), &o.world, 600)
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:0", "address to serve on (loopback)")
 	cmd.Flags().StringVar(&o.face, "face", "sim", "also serve the world as this cloud's API, for a fleet.yaml drill: sim (none), sakura, aws or azure")
@@ -66,7 +66,7 @@ func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 	if !strings.HasPrefix(o.listen, "127.") && !strings.HasPrefix(o.listen, "localhost:") && !strings.HasPrefix(o.listen, "[::1]:") {
 		return clihelp.BadInput(fmt.Errorf("--listen %s: the simulator serves test credentials and must listen on loopback (127.0.0.1:PORT)", o.listen))
 	}
-	so := o.world.options()
+	so := o.world
 	so.Face, so.Faults = o.face, &o.faults
 	srv, err := simulation.Serve(so, o.listen)
 	if err != nil {
