@@ -4,7 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -66,12 +67,7 @@ func runReport(ctx context.Context, o reportOpts, stdout io.Writer) error {
 	}
 	if o.perTenant != "" {
 		files, err := report.WritePerTenant(o.perTenant, report.Tenants(res), load, format, o.table)
-		paths := make([]string, 0, len(files))
-		for p := range files {
-			paths = append(paths, p)
-		}
-		sort.Strings(paths)
-		for _, p := range paths {
+		for _, p := range slices.Sorted(maps.Keys(files)) {
 			fmt.Fprintf(stdout, "%s\t%s\n", files[p], p)
 		}
 		return err

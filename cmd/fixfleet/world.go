@@ -24,7 +24,8 @@ func addWorldFlags(fs *pflag.FlagSet, o *simulation.Options, scale float64) {
 }
 
 // simInput turns a simulation option error into a usage error naming the
-// flag (faceFlag for the face: --provider or --face).
+// flag (faceFlag for the face: --provider or --face; the face's and the
+// listen address's messages start with their value).
 func simInput(err error, faceFlag string) error {
 	var ie *simulation.InputError
 	switch {
@@ -34,6 +35,8 @@ func simInput(err error, faceFlag string) error {
 		return clihelp.BadInput(err)
 	case ie.Option == "face":
 		return clihelp.BadInput(fmt.Errorf("%s %w", faceFlag, ie.Err))
+	case ie.Option == "listen":
+		return clihelp.BadInput(fmt.Errorf("--listen %w", ie.Err))
 	}
 	return clihelp.BadInput(fmt.Errorf("--%s: %w", ie.Option, ie.Err))
 }
