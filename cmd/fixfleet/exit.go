@@ -32,12 +32,10 @@ const (
 
 // exitCode maps an error to the process exit code.
 func exitCode(err error) int {
-	var ur *classify.UnmatchedReportsError
-	var le *journal.LockedError
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &le):
+	case errors.As(err, new(*journal.LockedError)):
 		return exitLocked
 	case errors.As(err, new(*classify.PartialError)):
 		return exitPartial
@@ -47,9 +45,9 @@ func exitCode(err error) int {
 		return exitNotReady
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
-	case errors.As(err, new(clihelp.UsageError)), errors.As(err, &ur), errors.As(err, new(*target.Error)),
-		errors.As(err, new(*policy.FlagError)), errors.As(err, new(*outflag.UsageError)),
-		errors.As(err, new(*plan.StaleError)):
+	case errors.As(err, new(clihelp.UsageError)), errors.As(err, new(*classify.UnmatchedReportsError)),
+		errors.As(err, new(*target.Error)), errors.As(err, new(*policy.FlagError)),
+		errors.As(err, new(*outflag.UsageError)), errors.As(err, new(*plan.StaleError)):
 		return exitUsage
 	case errors.Is(err, providers.ErrPermanent), errors.Is(err, providers.ErrUnavailable),
 		errors.Is(err, providers.ErrThrottled), errors.Is(err, providers.ErrUnsupported):

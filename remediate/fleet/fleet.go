@@ -21,6 +21,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/inventory/invdoc"
 	"github.com/fixfleet/fixfleet/inventory/probe"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/endpointcache"
@@ -204,6 +205,19 @@ func (f *Fleet) Assess(ctx context.Context, o AssessOptions) (*classify.Fleet, e
 	}
 	a.Skipped = append(append([]classify.SkippedAccount(nil), f.Skipped...), a.Skipped...)
 	return a, nil
+}
+
+// Inventory assesses the fleet (Assess) with every VM's backups listed, as
+// the inventory document needs them (a drill copy restores from them), and
+// returns the assessment and its document (invdoc.Build, at the fleet's
+// clock's now). Read-only.
+func (f *Fleet) Inventory(ctx context.Context, o AssessOptions) (*classify.Fleet, invdoc.Document, error) {
+	o.AllBackups = true
+	a, err := f.Assess(ctx, o)
+	if err != nil {
+		return nil, invdoc.Document{}, err
+	}
+	return a, invdoc.Build(a, f.Clock.Now(), f.Incident.Name, f.Keys()), nil
 }
 
 // Plan assesses the fleet and plans its repair under pol (the fleet's
