@@ -16,11 +16,9 @@ import (
 )
 
 type readinessOpts struct {
-	source     sourceOpts
-	out        outflag.Flags
-	maxAge     time.Duration
-	roleTag    string
-	roleGroups []string
+	source sourceOpts
+	out    outflag.Flags
+	opts   readiness.Options // MaxBackupAge, RoleTag and RoleGroups from flags
 }
 
 func newReadinessCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -41,9 +39,9 @@ tenant and a ranked list of fixes, and exits 6 while gaps remain.`,
 	}
 	o.source.addFlags(cmd.Flags())
 	o.out.Add(cmd.Flags(), "")
-	cmd.Flags().DurationVar(&o.maxAge, "max-backup-age", 24*time.Hour, "data-loss limit: a backup older than this is stale")
-	cmd.Flags().StringVar(&o.roleTag, "role-tag", "role", "the tag whose value is a VM's role")
-	cmd.Flags().StringSliceVar(&o.roleGroups, "role-group", []string{"dc"}, "roles whose VMs must all have a backup within --max-backup-age")
+	cmd.Flags().DurationVar(&o.opts.MaxBackupAge, "max-backup-age", 24*time.Hour, "data-loss limit: a backup older than this is stale")
+	cmd.Flags().StringVar(&o.opts.RoleTag, "role-tag", "role", "the tag whose value is a VM's role")
+	cmd.Flags().StringSliceVar(&o.opts.RoleGroups, "role-group", []string{"dc"}, "roles whose VMs must all have a backup within --max-backup-age")
 	return cmd
 }
 
@@ -52,8 +50,8 @@ func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if o.maxAge <= 0 {
-		return clihelp.BadInput(fmt.Errorf("--max-backup-age: %s must be above 0", o.maxAge))
+	if o.opts.MaxBackupAge <= 0 {
+		return clihelp.BadInput(fmt.Errorf("--max-backup-age: %s must be above 0", o.opts.MaxBackupAge))
 	}
 	f, ao, closeFleet, err := openAssessed(ctx, &o.source)
 	if err != nil {
@@ -61,7 +59,7 @@ func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer
 	}
 	defer closeFleet()
 	stop := progress.WatchAssess(ctx, stderr, f.Clock, &ao, f.OpenedAccounts())
-	r, err := readiness.Run(ctx, f, f.Policy, ao, readiness.Options{MaxBackupAge: o.maxAge, RoleTag: o.roleTag, RoleGroups: o.roleGroups})
+	r, err := readiness.Run(ctx, f, f.Policy, ao, o.opts)
 	stop()
 	if err != nil {
 		return err

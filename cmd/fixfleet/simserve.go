@@ -37,7 +37,6 @@ type simServeOpts struct {
 	world    simulation.Options
 	faults   simulation.Faults
 	listen   string
-	face     string
 	drillDir string
 }
 
@@ -57,14 +56,14 @@ the first line of its output and runs until interrupted.`,
 	addWorldFlags(cmd.Flags(), &o.world, 600)
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:0", "address to serve on (loopback)")
-	cmd.Flags().StringVar(&o.face, "face", "sim", "also serve the world as this cloud's API, for a fleet.yaml drill: sim (none), sakura, aws or azure")
+	cmd.Flags().StringVar(&o.world.Face, "face", "sim", "also serve the world as this cloud's API, for a fleet.yaml drill: sim (none), sakura, aws or azure")
 	cmd.Flags().StringVar(&o.drillDir, "drill-dir", "", "write a drill's fleet.yaml, keys.csv, WinRM password file and env file to this directory")
 	return cmd
 }
 
 func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 	so := o.world
-	so.Face, so.Faults = o.face, &o.faults
+	so.Faults = &o.faults
 	srv, err := simulation.Serve(so, o.listen)
 	if err != nil {
 		return simInput(err, "--face")
