@@ -103,13 +103,12 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 			return err
 		}
 	}
-	o.source.notify = &o.notify
-	f, closeFleet, err := openFleet(ctx, &o.source)
+	f, err := openFleet(ctx, &o.source)
 	if err != nil {
 		return err
 	}
-	defer closeFleet()
-	rn, err := o.notify.open()
+	defer f.Close()
+	rn, err := o.notify.open(f.Notify)
 	if err != nil {
 		return err
 	}

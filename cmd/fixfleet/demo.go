@@ -52,7 +52,7 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rn, err := o.notify.open()
+	rn, err := o.notify.open(nil)
 	if err != nil {
 		return err
 	}

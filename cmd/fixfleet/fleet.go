@@ -29,9 +29,7 @@ type sourceOpts struct {
 	world            simulation.Options
 	window           classify.AssessOptions // only Window and Samples are set from flags
 	strict           bool
-	// notify gets fleet.yaml's notify targets (apply's --notify adds to them).
-	notify *notifyOpts
-	target target.Flags
+	target           target.Flags
 }
 
 func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
@@ -64,12 +62,11 @@ func (o *sourceOpts) assessOptions() (fleet.AssessOptions, error) {
 }
 
 // openFleet opens the fleet the options name (source.Open), its errors
-// named by the flags that caused them. Call the returned close when done
-// with it.
-func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error) {
+// named by the flags that caused them. Close it when done with it.
+func openFleet(ctx context.Context, o *sourceOpts) (*source.Opened, error) {
 	sel, err := o.target.Selector()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	src, err := source.Open(ctx, source.Options{
 		Config: o.config, Sim: o.sim, SimEndpoint: o.simEndpoint, World: o.world,
@@ -78,27 +75,24 @@ func openFleet(ctx context.Context, o *sourceOpts) (*fleet.Fleet, func(), error)
 	var ce *source.ConfigError
 	switch {
 	case errors.As(err, &ce) && errors.Is(err, os.ErrNotExist) && o.config == "fleet.yaml":
-		return nil, nil, clihelp.BadInput(fmt.Errorf("%w\n(no fleet.yaml here: give one with --config FILE, or try the simulator with --sim)", ce.Err))
+		return nil, clihelp.BadInput(fmt.Errorf("%w\n(no fleet.yaml here: give one with --config FILE, or try the simulator with --sim)", ce.Err))
 	case errors.As(err, &ce):
-		return nil, nil, clihelp.BadInput(ce.Err)
+		return nil, clihelp.BadInput(ce.Err)
 	case errors.As(err, new(*simulation.DialError)):
-		return nil, nil, fmt.Errorf("--sim-endpoint %w", err)
+		return nil, fmt.Errorf("--sim-endpoint %w", err)
 	case err != nil:
-		return nil, nil, simInput(err, "--face")
+		return nil, simInput(err, "--face")
 	}
-	if o.notify != nil {
-		o.notify.config = src.Notify
-	}
-	return src.Fleet, src.Close, nil
+	return src, nil
 }
 
 // openAssessed reads the assessment's options from the flags, then opens
 // the fleet they name (see assessOptions and openFleet).
-func openAssessed(ctx context.Context, o *sourceOpts) (*fleet.Fleet, fleet.AssessOptions, func(), error) {
+func openAssessed(ctx context.Context, o *sourceOpts) (*source.Opened, fleet.AssessOptions, error) {
 	ao, err := o.assessOptions()
 	if err != nil {
-		return nil, ao, nil, err
+		return nil, ao, err
 	}
-	f, closeFleet, err := openFleet(ctx, o)
-	return f, ao, closeFleet, err
+	f, err := openFleet(ctx, o)
+	return f, ao, err
 }

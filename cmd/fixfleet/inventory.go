@@ -38,11 +38,11 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	f, ao, closeFleet, err := openAssessed(ctx, &o.source)
+	f, ao, err := openAssessed(ctx, &o.source)
 	if err != nil {
 		return err
 	}
-	defer closeFleet()
+	defer f.Close()
 	stop := progress.WatchAssess(ctx, stderr, f.Clock, &ao, f.OpenedAccounts())
 	a, doc, err := f.Inventory(ctx, ao)
 	stop()

@@ -46,11 +46,11 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f, ao, closeFleet, err := openAssessed(ctx, &o.source)
+	f, ao, err := openAssessed(ctx, &o.source)
 	if err != nil {
 		return err
 	}
-	defer closeFleet()
+	defer f.Close()
 	pol, err := o.overrides.Apply(f.Policy)
 	if err != nil {
 		return err

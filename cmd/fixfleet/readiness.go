@@ -53,13 +53,13 @@ func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer
 	if o.opts.MaxBackupAge <= 0 {
 		return clihelp.BadInput(fmt.Errorf("--max-backup-age: %s must be above 0", o.opts.MaxBackupAge))
 	}
-	f, ao, closeFleet, err := openAssessed(ctx, &o.source)
+	f, ao, err := openAssessed(ctx, &o.source)
 	if err != nil {
 		return err
 	}
-	defer closeFleet()
+	defer f.Close()
 	stop := progress.WatchAssess(ctx, stderr, f.Clock, &ao, f.OpenedAccounts())
-	r, err := readiness.Run(ctx, f, f.Policy, ao, o.opts)
+	r, err := readiness.Run(ctx, f.Fleet, f.Policy, ao, o.opts)
 	stop()
 	if err != nil {
 		return err
