@@ -50,8 +50,8 @@ It asks for confirmation unless --yes is given.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.source.config, "config", "fleet.yaml", "fleet configuration file")
-	fs.StringVar(&o.source.simEndpoint, "sim-endpoint", "", "act on the simulated world served at this URL (fixfleet sim serve)")
+	fs.StringVar(&o.source.src.Config, "config", "fleet.yaml", "fleet configuration file")
+	fs.StringVar(&o.source.src.SimEndpoint, "sim-endpoint", "", "act on the simulated world served at this URL (fixfleet sim serve)")
 	_ = fs.MarkHidden("sim-endpoint")
 	fs.StringVar(&o.journal, "journal", journal.DefaultPath, "journal (SQLite) recording the run")
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (for scripts)")

@@ -20,23 +20,19 @@ import (
 // sourceOpts say where the fleet comes from: a fleet.yaml, or (--sim) the
 // embedded simulated cloud.
 type sourceOpts struct {
-	config      string
-	sim         bool
-	simEndpoint string
+	src source.Options // Config, Sim, SimEndpoint, World and Strict from flags
 	// consoleConfirmed is a file of VMs an operator saw crash-looping on
 	// their consoles (see classify.ConsoleReports).
 	consoleConfirmed string
-	world            simulation.Options
 	window           classify.AssessOptions // only Window and Samples are set from flags
-	strict           bool
 	target           target.Flags
 }
 
 func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.config, "config", "fleet.yaml", "fleet configuration file")
-	fs.BoolVar(&o.sim, "sim", false, "use the embedded simulated cloud instead of --config")
-	fs.StringVar(&o.simEndpoint, "sim-endpoint", "", "use the simulated world served at this URL (fixfleet sim serve)")
-	addWorldFlags(fs, &o.world, 600)
+	fs.StringVar(&o.src.Config, "config", "fleet.yaml", "fleet configuration file")
+	fs.BoolVar(&o.src.Sim, "sim", false, "use the embedded simulated cloud instead of --config")
+	fs.StringVar(&o.src.SimEndpoint, "sim-endpoint", "", "use the simulated world served at this URL (fixfleet sim serve)")
+	addWorldFlags(fs, &o.src.World, 600)
 	fs.DurationVar(&o.window.Window, "window", classify.DefaultWindow, "sampling window for boot loops (cloud time)")
 	fs.StringVar(&o.consoleConfirmed, "console-confirmed", "", "file of VMs (ID or name, one per line, optional note) you saw crash-looping on their consoles: evidence the cloud's API may not give")
 	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
@@ -44,13 +40,13 @@ func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 	for _, n := range []string{"sim", "sim-endpoint", "vms", "seed", "mix", "scenario", "no-console", "time-scale"} {
 		_ = fs.MarkHidden(n) // simulator flags: listed by `fixfleet sim --help`
 	}
-	fs.BoolVar(&o.strict, "strict", false, "fail (exit 3) when an account cannot be opened or listed, instead of skipping it (exit 7)")
+	fs.BoolVar(&o.src.Strict, "strict", false, "fail (exit 3) when an account cannot be opened or listed, instead of skipping it (exit 7)")
 }
 
 // assessOptions are the assessment's options from the flags: the window,
 // and the --console-confirmed file read.
 func (o *sourceOpts) assessOptions() (fleet.AssessOptions, error) {
-	a := fleet.AssessOptions{AssessOptions: o.window, Strict: o.strict}
+	a := fleet.AssessOptions{AssessOptions: o.window, Strict: o.src.Strict}
 	if o.consoleConfirmed == "" {
 		return a, nil
 	}
@@ -68,13 +64,12 @@ func openFleet(ctx context.Context, o *sourceOpts) (*source.Opened, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := source.Open(ctx, source.Options{
-		Config: o.config, Sim: o.sim, SimEndpoint: o.simEndpoint, World: o.world,
-		Strict: o.strict, Target: sel, Getenv: os.Getenv, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
-	})
+	so := o.src
+	so.Target, so.Getenv, so.Logger = sel, os.Getenv, slog.New(slog.NewTextHandler(os.Stderr, nil))
+	src, err := source.Open(ctx, so)
 	var ce *source.ConfigError
 	switch {
-	case errors.As(err, &ce) && errors.Is(err, os.ErrNotExist) && o.config == "fleet.yaml":
+	case errors.As(err, &ce) && errors.Is(err, os.ErrNotExist) && o.src.Config == "fleet.yaml":
 		return nil, clihelp.BadInput(fmt.Errorf("%w\n(no fleet.yaml here: give one with --config FILE, or try the simulator with --sim)", ce.Err))
 	case errors.As(err, &ce):
 		return nil, clihelp.BadInput(ce.Err)
