@@ -38,7 +38,7 @@ type Options struct {
 	// Target selects the accounts opened and the VMs assessed.
 	Target target.Selector
 	// Getenv reads the environment fleet.yaml refers to; Logger receives
-	// the providers' logs.
+	// the providers' logs. Both are needed for fleet.yaml only.
 	Getenv func(string) string
 	Logger *slog.Logger
 }
