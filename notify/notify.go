@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -74,6 +75,21 @@ func ParseFlag(v string) (Target, error) {
 		return Target{}, fmt.Errorf("--notify %s=…: %w", k, err)
 	}
 	return Target{Kind: k, URL: secret.New(strings.TrimSpace(raw)), Source: "--notify"}, nil
+}
+
+// Open starts a notifier (New) for fleet.yaml's notify webhooks and then
+// the --notify values in flags (nil when there are none). A bad flag
+// value is ParseFlag's error, and nothing is started.
+func Open(hooks []config.Webhook, flags []string) (*Notifier, error) {
+	targets := FromConfig(hooks)
+	for _, f := range flags {
+		t, err := ParseFlag(f)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	return New(targets, Options{}), nil
 }
 
 // CheckURL accepts an https URL with a host; with loopbackHTTP, also http
@@ -335,6 +351,25 @@ func (n *Notifier) Close(ctx context.Context) Stats {
 	defer n.wmu.Unlock()
 	return Stats{Delivered: n.delivered.Load(), Dropped: n.dropped.Load(), Failed: n.failed.Load(),
 		Warnings: append([]string(nil), n.warns...), Warned: n.warned}
+}
+
+// FlushDeadline bounds, in Finish, the delivery of the messages still
+// queued when a run ends.
+const FlushDeadline = 15 * time.Second
+
+// Finish closes n, delivering what is queued for at most FlushDeadline,
+// then writes to w the first warnings and, when a message was lost, the
+// counts. Nothing is written for a nil Notifier or a clean delivery.
+func (n *Notifier) Finish(w io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), FlushDeadline)
+	defer cancel()
+	st := n.Close(ctx)
+	for _, line := range st.Warnings {
+		fmt.Fprintln(w, line)
+	}
+	if st.Dropped+st.Failed > 0 {
+		fmt.Fprintf(w, "notify: %d messages delivered, %d dropped, %d not delivered (%d warnings)\n", st.Delivered, st.Dropped, st.Failed, st.Warned)
+	}
 }
 
 // redact removes a URL and its parts that carry a token (path, query)

@@ -84,6 +84,20 @@ func (n *Notifier) Watch(p *plan.Plan) func(apply.Event) {
 	return w.event
 }
 
+// Tee returns an apply.Options.Events function that gives each event of
+// the run of plan p to display, then to Watch's function; display itself
+// on a nil Notifier.
+func (n *Notifier) Tee(p *plan.Plan, display func(apply.Event)) func(apply.Event) {
+	send := n.Watch(p)
+	if send == nil {
+		return display
+	}
+	return func(e apply.Event) {
+		display(e)
+		send(e)
+	}
+}
+
 func (w *watcher) send(ev Event, lv Level, title, text string) {
 	w.n.Send(Message{Event: ev, Level: lv, RunID: w.runID, Title: title, Text: text})
 }

@@ -412,15 +412,23 @@ func yamlMap(kv ...string) *yaml.Node {
 	return n
 }
 
+// DialError is a world that could not be reached, or not used, at the
+// URL it names (Dial, AuditAt).
+type DialError struct{ Err error }
+
+func (e *DialError) Error() string { return e.Err.Error() }
+func (e *DialError) Unwrap() error { return e.Err }
+
 // Dial reaches a world served at url by `fixfleet sim serve`. Close it.
+// Its errors are *DialError.
 func Dial(ctx context.Context, url string) (*Backend, error) {
 	r, err := simapi.Dial(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w (is `fixfleet sim serve` running there?)", url, err)
+		return nil, &DialError{fmt.Errorf("%s: %w (is `fixfleet sim serve` running there?)", url, err)}
 	}
 	if r.Info.Gateway == "" {
 		r.Close()
-		return nil, fmt.Errorf("%s: the simulator serves no WinRM gateway", url)
+		return nil, &DialError{fmt.Errorf("%s: the simulator serves no WinRM gateway", url)}
 	}
 	return &Backend{
 		incident: r.Info.Incident, accounts: r.Info.Accounts, zones: r.Info.Zones, clock: r.Clock,

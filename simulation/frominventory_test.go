@@ -31,13 +31,10 @@ func planOf(t *testing.T, o Options) (*plan.Plan, invdoc.Document, *Backend) {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Close)
-	ao := fleet.AssessOptions{}
-	ao.AllBackups = true
-	a, err := f.Assess(ctx, ao)
+	_, doc, err := f.Inventory(ctx, fleet.AssessOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := invdoc.Build(a, f.Clock.Now(), f.Incident.Name, f.Keys())
 	p, err := f.Plan(ctx, f.Policy, fleet.AssessOptions{})
 	if err != nil {
 		t.Fatal(err)

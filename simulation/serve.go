@@ -2,6 +2,7 @@ package simulation
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/fixfleet/fixfleet/providers/sim/simapi"
 )
@@ -15,8 +16,14 @@ type Served struct {
 }
 
 // Serve opens the world o describes (see Open), starts its outage if any,
-// and serves its control plane on listen (a loopback host:port). Close it.
+// and serves its control plane on listen, which must be a loopback
+// host:port (the world hands out test credentials): another address is
+// an *InputError for option "listen", its message starting with the
+// address. Close it.
 func Serve(o Options, listen string) (*Served, error) {
+	if !strings.HasPrefix(listen, "127.") && !strings.HasPrefix(listen, "localhost:") && !strings.HasPrefix(listen, "[::1]:") {
+		return nil, badOption("listen", fmt.Errorf("%s: the simulator serves test credentials and must listen on loopback (127.0.0.1:PORT)", listen))
+	}
 	b, err := Open(o)
 	if err != nil {
 		return nil, err

@@ -108,6 +108,15 @@ func (s Summary) Problems() []string {
 	return why
 }
 
+// Err is nil when the outcome keeps every promise (Problems is empty),
+// otherwise an *apply.PausedError with the run's status and the problems.
+func (s Summary) Err() error {
+	if why := s.Problems(); len(why) > 0 {
+		return &apply.PausedError{Status: s.RunStatus, Msg: strings.Join(why, "; ")}
+	}
+	return nil
+}
+
 // ScaledNote is DurationsNote on a scaled clock.
 const ScaledNote = "approximate: on the scaled clock the host's CPU time counts as simulated time too; " +
 	"for exact figures run the incident benchmark on virtual time: " +

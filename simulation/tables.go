@@ -1,9 +1,11 @@
 package simulation
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/providers/sim/simapi"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/strategy"
 )
@@ -52,6 +54,21 @@ type AuditDoc struct {
 
 // NewAuditDoc gathers a's counters.
 func NewAuditDoc(a world.Audit) AuditDoc { return AuditDoc{Audit: a, Invariants: InvariantsOf(a)} }
+
+// AuditAt asks the world served at url (`fixfleet sim serve`) for its
+// own account of itself. An unreachable world is a *DialError naming url.
+func AuditAt(ctx context.Context, url string) (AuditDoc, error) {
+	r, err := simapi.Dial(ctx, url)
+	if err != nil {
+		return AuditDoc{}, &DialError{fmt.Errorf("%s: %w", url, err)}
+	}
+	defer r.Close()
+	a, err := r.Audit(ctx)
+	if err != nil {
+		return AuditDoc{}, err
+	}
+	return NewAuditDoc(a), nil
+}
 
 // Tables renders the audit for people: the counters and the true
 // condition of the VMs now.

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +11,6 @@ import (
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
-	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/eventlog"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -53,8 +50,8 @@ It asks for confirmation unless --yes is given.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.source.config, "config", "fleet.yaml", "fleet configuration file")
-	fs.StringVar(&o.source.simEndpoint, "sim-endpoint", "", "act on the simulated world served at this URL (fixfleet sim serve)")
+	fs.StringVar(&o.source.src.Config, "config", "fleet.yaml", "fleet configuration file")
+	fs.StringVar(&o.source.src.SimEndpoint, "sim-endpoint", "", "act on the simulated world served at this URL (fixfleet sim serve)")
 	_ = fs.MarkHidden("sim-endpoint")
 	fs.StringVar(&o.journal, "journal", journal.DefaultPath, "journal (SQLite) recording the run")
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (for scripts)")
@@ -67,19 +64,6 @@ It asks for confirmation unless --yes is given.`,
 	o.logFormat = eventlog.Text
 	fs.Var(&o.logFormat, "log-format", "format of the log lines written when stderr is not a terminal: text or json")
 	return cmd
-}
-
-// readPlan reads and checks a plan file, returning it and its bytes.
-func readPlan(file string) (*plan.Plan, []byte, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, nil, badInput(fmt.Errorf("plan: %w", err))
-	}
-	p, err := plan.Read(bytes.NewReader(b))
-	if err != nil {
-		return nil, nil, badInput(fmt.Errorf("plan %s: %w", file, err))
-	}
-	return p, b, nil
 }
 
 // selectPlan narrows p to the VMs the targeting flags select (p itself
@@ -99,7 +83,7 @@ func selectPlan(p *plan.Plan, raw []byte, f *target.Flags, stderr io.Writer) (*p
 
 // confirm asks the operator to approve the plan (clihelp.Confirm).
 func confirm(p *plan.Plan, stdin io.Reader, stderr io.Writer) error {
-	return badInput(clihelp.Confirm(stdin, isTerminal(stdin), stderr, plan.Confirmation(p, 5), "Apply it?"))
+	return clihelp.BadInput(clihelp.Confirm(stdin, progress.IsTerminal(stdin), stderr, plan.Confirmation(p, 5), "Apply it?"))
 }
 
 func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -107,9 +91,9 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 	if err != nil {
 		return err
 	}
-	p, raw, err := readPlan(planFile)
+	p, raw, err := plan.ReadFile(planFile)
 	if err != nil {
-		return err
+		return clihelp.BadInput(err)
 	}
 	if p, raw, err = selectPlan(p, raw, &o.target, stderr); err != nil {
 		return err
@@ -119,19 +103,18 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 			return err
 		}
 	}
-	o.source.notify = &o.notify
-	f, closeFleet, err := openFleet(ctx, &o.source)
+	f, err := openFleet(ctx, &o.source)
 	if err != nil {
 		return err
 	}
-	defer closeFleet()
-	rn, err := o.notify.open()
+	defer f.Close()
+	rn, err := o.notify.open(f.Notify)
 	if err != nil {
 		return err
 	}
 	j, err := f.OpenJournal(ctx, o.journal)
 	if err != nil {
-		return badInput(err)
+		return clihelp.BadInput(err)
 	}
 	defer j.Close()
 	if !o.allowStale {
@@ -139,36 +122,17 @@ func runApply(ctx context.Context, planFile string, o applyOpts, stdin io.Reader
 			return err
 		}
 	}
-	events, done := progress.ForApply(stderr, isTerminal(stderr), p, o.logFormat)
-	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: teeNotify(rn, p, events)})
+	events, done := progress.ForApply(stderr, progress.IsTerminal(stderr), p, o.logFormat)
+	res, err := f.Apply(ctx, p, j, fleet.ApplyOptions{PlanJSON: raw, Continue: o.resume, KeepHelpers: o.keepHelpers, Events: rn.Tee(p, events)})
 	done()
-	closeNotifier(rn, stderr)
+	rn.Finish(stderr)
 	if res != nil {
-		if rerr := render.Render(stdout, format, res, resultTables(res)...); rerr != nil && err == nil {
+		if rerr := render.Render(stdout, format, res, report.Brief(res)...); rerr != nil && err == nil {
 			err = rerr
 		}
 	}
 	if err != nil {
 		return err
 	}
-	return pausedError(res)
-}
-
-// pausedError turns a run that did not finish into an error with its own
-// exit code, so that scripts notice.
-func pausedError(res *apply.Result) error {
-	switch res.Status {
-	case apply.RunDone:
-		return nil
-	case apply.RunPausedInterrupt:
-		return fmt.Errorf("run %s %w: run apply again to continue where it stopped", res.RunID, context.Canceled)
-	}
-	return runPaused{status: res.Status, msg: res.Message}
-}
-
-// resultTables renders an apply result for people: the summary and the
-// VMs for a person grouped by reason (counts from the same rows).
-func resultTables(r *apply.Result) []render.Table {
-	rep, _ := report.Build(r, nil, nil, "") // no tenant: cannot fail
-	return rep.Brief()
+	return res.Err()
 }

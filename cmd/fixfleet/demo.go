@@ -18,10 +18,8 @@ import (
 )
 
 type demoOpts struct {
-	provider  string
-	world     worldOpts
+	run       simulation.RunOptions // Face, World, TimeScale and Journal from flags
 	faults    simulation.Faults
-	journal   string
 	out       outflag.Flags
 	overrides policy.Overrides
 	notify    notifyOpts
@@ -38,10 +36,10 @@ counters (computed by the world, not by fixfleet). No account, no network.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.Context(), o, stdout, stderr) },
 	}
-	cmd.Flags().StringVar(&o.provider, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura, aws or azure (the real cloud client against an emulator of its API on loopback)")
-	o.world.addFlags(cmd.Flags(), 3000)
+	cmd.Flags().StringVar(&o.run.Face, "provider", "sim", "face of the simulated cloud the incident runs through: sim (in-process), sakura, aws or azure (the real cloud client against an emulator of its API on loopback)")
+	addWorldFlags(cmd.Flags(), &o.run.Options, 3000)
 	addFaultFlags(cmd.Flags(), &o.faults)
-	cmd.Flags().StringVar(&o.journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
+	cmd.Flags().StringVar(&o.run.Journal, "journal", "", "journal file (default: a temporary one, removed at the end)")
 	o.out.Add(cmd.Flags(), "")
 	o.out.AddTable(cmd.Flags(), "summary", "invariants", "flagged", "original-disks-kept")
 	o.overrides.AddFlags(cmd.Flags(), true)
@@ -54,26 +52,26 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rn, err := o.notify.open()
+	rn, err := o.notify.open(nil)
 	if err != nil {
 		return err
 	}
-	out := progressTo(stderr)
+	out := progress.To(stderr)
 	var pr *progress.Display
-	ro := simulation.RunOptions{Options: o.world.options(), Policy: o.overrides.Apply, Journal: o.journal, Progress: out,
-		Watch: func(p *plan.Plan) func(apply.Event) {
-			if out != nil {
-				fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
-			}
-			pr = progress.New(out, progress.ForPlan(p, progress.Width(stderr)))
-			return teeNotify(rn, p, pr.Event)
-		}}
-	ro.Face, ro.Faults = o.provider, &o.faults
+	ro := o.run
+	ro.Policy, ro.Progress, ro.Faults = o.overrides.Apply, out, &o.faults
+	ro.Watch = func(p *plan.Plan) func(apply.Event) {
+		if out != nil {
+			fmt.Fprintf(out, "plan %s: %s\n", p.ID, strings.Join(p.Summary.Lines, "; "))
+		}
+		pr = progress.New(out, progress.ForPlan(p, progress.Width(stderr)))
+		return rn.Tee(p, pr.Event)
+	}
 	s, err := simulation.Run(ctx, ro)
 	if pr != nil {
 		pr.Done()
 	}
-	closeNotifier(rn, stderr)
+	rn.Finish(stderr)
 	if err != nil {
 		return simInput(err, "--provider")
 	}
@@ -84,8 +82,5 @@ func runDemo(ctx context.Context, o demoOpts, stdout, stderr io.Writer) error {
 	if err := render.Render(stdout, format, s, tables...); err != nil {
 		return err
 	}
-	if why := s.Problems(); len(why) > 0 {
-		return runPaused{status: s.RunStatus, msg: strings.Join(why, "; ")}
-	}
-	return nil
+	return s.Err()
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fixfleet/fixfleet/internal/config"
+	"github.com/fixfleet/fixfleet/internal/source"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 )
 
@@ -55,7 +56,7 @@ func TestDocsConfigSnippets(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				cfg, err := config.Parse([]byte(text), name, dir, newRegistry(), func(string) string { return "https://example.invalid/set" })
+				cfg, err := config.Parse([]byte(text), name, dir, source.Registry(), func(string) string { return "https://example.invalid/set" })
 				if err != nil {
 					t.Fatalf("%s does not pass the config validator: %v\n%s", name, err, text)
 				}

@@ -79,8 +79,8 @@ func TestDrillThroughFleetYAML(t *testing.T) {
 			pr, pw := io.Pipe()
 			done := make(chan error, 1)
 			go func() {
-				done <- runSimServe(ctx, simServeOpts{face: face, drillDir: dir, listen: "127.0.0.1:0",
-					world:  worldOpts{WorldOptions: simulation.WorldOptions{VMs: 12, Seed: 6, Mix: "healthy=40,safe-mode=30,boot-loop=30"}, timeScale: 600},
+				done <- runSimServe(ctx, simServeOpts{drillDir: dir, listen: "127.0.0.1:0",
+					world:  simulation.Options{Face: face, World: simulation.WorldOptions{VMs: 12, Seed: 6, Mix: "healthy=40,safe-mode=30,boot-loop=30"}, TimeScale: 600},
 					faults: simulation.DefaultFaults()}, pw)
 				pw.Close()
 			}()

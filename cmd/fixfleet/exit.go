@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/journal"
@@ -11,6 +12,7 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/readiness"
 	"github.com/fixfleet/fixfleet/remediate/target"
 )
 
@@ -28,61 +30,28 @@ const (
 	exitCanceled = 130
 )
 
-// usageError marks an error caused by the user's input.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-// badInput wraps err as a usage error (nil stays nil).
-func badInput(err error) error {
-	if err == nil {
-		return nil
-	}
-	return usageError{err}
-}
-
 // exitCode maps an error to the process exit code.
 func exitCode(err error) int {
-	var ue usageError
-	var ur *classify.UnmatchedReportsError
-	var le *journal.LockedError
-	var rp runPaused
-	var nr notReady
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &le):
+	case errors.As(err, new(*journal.LockedError)):
 		return exitLocked
 	case errors.As(err, new(*classify.PartialError)):
 		return exitPartial
-	case errors.As(err, &rp), errors.Is(err, apply.ErrPausedByBrake):
+	case errors.As(err, new(*apply.PausedError)), errors.Is(err, apply.ErrPausedByBrake):
 		return exitPaused
-	case errors.As(err, &nr):
+	case errors.As(err, new(*readiness.NotReadyError)):
 		return exitNotReady
 	case errors.Is(err, context.Canceled):
 		return exitCanceled
-	case errors.As(err, &ue), errors.As(err, &ur), errors.As(err, new(*target.Error)),
-		errors.As(err, new(*policy.FlagError)), errors.As(err, new(*outflag.UsageError)),
-		errors.As(err, new(*plan.StaleError)):
+	case errors.As(err, new(clihelp.UsageError)), errors.As(err, new(*classify.UnmatchedReportsError)),
+		errors.As(err, new(*target.Error)), errors.As(err, new(*policy.FlagError)),
+		errors.As(err, new(*outflag.UsageError)), errors.As(err, new(*plan.StaleError)):
 		return exitUsage
 	case errors.Is(err, providers.ErrPermanent), errors.Is(err, providers.ErrUnavailable),
 		errors.Is(err, providers.ErrThrottled), errors.Is(err, providers.ErrUnsupported):
 		return exitProvider
 	}
 	return exitFailure
-}
-
-// runPaused is an apply that stopped before the end (a brake, an interrupt),
-// or a demo whose outcome breaks a promise.
-type runPaused struct {
-	status apply.RunStatus
-	msg    string
-}
-
-func (e runPaused) Error() string {
-	if e.msg == "" {
-		return "run " + string(e.status) + ": run apply again to continue"
-	}
-	return "run stopped (" + string(e.status) + "): " + e.msg
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/classify"
-	"github.com/fixfleet/fixfleet/inventory/invdoc"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 )
 
 type inventoryOpts struct {
@@ -38,19 +38,17 @@ func runInventory(ctx context.Context, o inventoryOpts, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	f, ao, closeFleet, err := openAssessed(ctx, &o.source)
+	f, ao, err := openAssessed(ctx, &o.source)
 	if err != nil {
 		return err
 	}
-	defer closeFleet()
-	ao.AllBackups = true // the export lists every VM's backups (a drill copy restores from them)
-	stop := watchAssess(ctx, f, &ao, stderr)
-	a, err := f.Assess(ctx, ao)
+	defer f.Close()
+	stop := progress.WatchAssess(ctx, stderr, f.Clock, &ao, f.OpenedAccounts())
+	a, doc, err := f.Inventory(ctx, ao)
 	stop()
 	if err != nil {
 		return err
 	}
-	doc := invdoc.Build(a, f.Clock.Now(), f.Incident.Name, f.Keys())
 	tables, err := o.out.Tables(format, a.Tables())
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
@@ -45,7 +46,7 @@ func TestKillAndResume(t *testing.T) {
 	if code, _, stderr := runCLI(t, "plan", "--sim-endpoint", url, "--allow-data-loss", "--out-file", planFile, "-o", "csv"); code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, stderr)
 	}
-	p, _, err := readPlan(planFile)
+	p, _, err := plan.ReadFile(planFile)
 	if err != nil {
 		t.Fatal(err)
 	}

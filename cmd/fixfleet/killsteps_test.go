@@ -122,7 +122,7 @@ func TestKillAtEveryStep(t *testing.T) {
 	if code, _, stderr := runCLI(t, "plan", "--sim-endpoint", url, "--allow-data-loss", "-o", planFile, "--format", "csv"); code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, stderr)
 	}
-	p, _, err := readPlan(planFile)
+	p, _, err := plan.ReadFile(planFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,18 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fixfleet/fixfleet/internal/atomicfile"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 )
 
 type planOpts struct {
@@ -47,27 +46,23 @@ func runPlan(ctx context.Context, o planOpts, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f, ao, closeFleet, err := openAssessed(ctx, &o.source)
+	f, ao, err := openAssessed(ctx, &o.source)
 	if err != nil {
 		return err
 	}
-	defer closeFleet()
+	defer f.Close()
 	pol, err := o.overrides.Apply(f.Policy)
 	if err != nil {
 		return err
 	}
-	stop := watchAssess(ctx, f, &ao, stderr)
+	stop := progress.WatchAssess(ctx, stderr, f.Clock, &ao, f.OpenedAccounts())
 	p, err := f.Plan(ctx, pol, ao)
 	stop()
 	if err != nil {
 		return err
 	}
 	if outFile != "" {
-		var buf bytes.Buffer
-		if err := plan.Write(&buf, p); err != nil {
-			return err
-		}
-		if err := atomicfile.Write(outFile, buf.Bytes()); err != nil {
+		if err := plan.WriteFile(outFile, p); err != nil {
 			return err
 		}
 	}

@@ -8,17 +8,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 	"github.com/fixfleet/fixfleet/remediate/readiness"
 )
 
 type readinessOpts struct {
-	source     sourceOpts
-	out        outflag.Flags
-	maxAge     time.Duration
-	roleTag    string
-	roleGroups []string
+	source sourceOpts
+	out    outflag.Flags
+	opts   readiness.Options // MaxBackupAge, RoleTag and RoleGroups from flags
 }
 
 func newReadinessCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -39,9 +39,9 @@ tenant and a ranked list of fixes, and exits 6 while gaps remain.`,
 	}
 	o.source.addFlags(cmd.Flags())
 	o.out.Add(cmd.Flags(), "")
-	cmd.Flags().DurationVar(&o.maxAge, "max-backup-age", 24*time.Hour, "data-loss limit: a backup older than this is stale")
-	cmd.Flags().StringVar(&o.roleTag, "role-tag", "role", "the tag whose value is a VM's role")
-	cmd.Flags().StringSliceVar(&o.roleGroups, "role-group", []string{"dc"}, "roles whose VMs must all have a backup within --max-backup-age")
+	cmd.Flags().DurationVar(&o.opts.MaxBackupAge, "max-backup-age", 24*time.Hour, "data-loss limit: a backup older than this is stale")
+	cmd.Flags().StringVar(&o.opts.RoleTag, "role-tag", "role", "the tag whose value is a VM's role")
+	cmd.Flags().StringSliceVar(&o.opts.RoleGroups, "role-group", []string{"dc"}, "roles whose VMs must all have a backup within --max-backup-age")
 	return cmd
 }
 
@@ -50,16 +50,16 @@ func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if o.maxAge <= 0 {
-		return badInput(fmt.Errorf("--max-backup-age: %s must be above 0", o.maxAge))
+	if o.opts.MaxBackupAge <= 0 {
+		return clihelp.BadInput(fmt.Errorf("--max-backup-age: %s must be above 0", o.opts.MaxBackupAge))
 	}
-	f, ao, closeFleet, err := openAssessed(ctx, &o.source)
+	f, ao, err := openAssessed(ctx, &o.source)
 	if err != nil {
 		return err
 	}
-	defer closeFleet()
-	stop := watchAssess(ctx, f, &ao, stderr)
-	r, err := readiness.Run(ctx, f, f.Policy, ao, readiness.Options{MaxBackupAge: o.maxAge, RoleTag: o.roleTag, RoleGroups: o.roleGroups})
+	defer f.Close()
+	stop := progress.WatchAssess(ctx, stderr, f.Clock, &ao, f.OpenedAccounts())
+	r, err := readiness.Run(ctx, f.Fleet, f.Policy, ao, o.opts)
 	stop()
 	if err != nil {
 		return err
@@ -67,15 +67,5 @@ func runReadiness(ctx context.Context, o readinessOpts, stdout, stderr io.Writer
 	if err := render.Render(stdout, format, r, r.Tables()...); err != nil {
 		return err
 	}
-	if !r.Ready {
-		return notReady{fixes: len(r.Fixes)}
-	}
-	return nil
-}
-
-// notReady is a readiness report with gaps left (exit code exitNotReady).
-type notReady struct{ fixes int }
-
-func (e notReady) Error() string {
-	return fmt.Sprintf("not ready: %d fixes remain (see the list above)", e.fixes)
+	return r.Err()
 }

@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fixfleet/fixfleet/inventory/journal"
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/remediate/report"
 )
 
@@ -50,40 +51,30 @@ func runReport(ctx context.Context, o reportOpts, stdout io.Writer) error {
 		return err
 	}
 	if err := report.CheckTable(format, o.table); err != nil {
-		return badInput(fmt.Errorf("--table: %w", err))
+		return clihelp.BadInput(fmt.Errorf("--table: %w", err))
 	}
 	if o.perTenant != "" && (o.tenant != "" || o.csvDir != "") {
-		return badInput(fmt.Errorf("--per-tenant writes every tenant's report: it does not go with --tenant or --csv-dir"))
+		return clihelp.BadInput(fmt.Errorf("--per-tenant writes every tenant's report: it does not go with --tenant or --csv-dir"))
 	}
 	j, res, err := openRun(ctx, o.statusOpts)
 	if err != nil {
 		return err
 	}
 	defer j.Close()
-	evs, err := j.Events(ctx, res.RunID, journal.EventFilter{})
+	load, err := report.FromJournal(ctx, j, res)
 	if err != nil {
 		return err
 	}
-	kept, err := report.KeptDisks(ctx, j, res)
-	if err != nil {
-		return err
-	}
-	load := func(t string) (*report.Report, error) { return report.Build(res, evs, kept, t) }
 	if o.perTenant != "" {
 		files, err := report.WritePerTenant(o.perTenant, report.Tenants(res), load, format, o.table)
-		paths := make([]string, 0, len(files))
-		for p := range files {
-			paths = append(paths, p)
-		}
-		sort.Strings(paths)
-		for _, p := range paths {
+		for _, p := range slices.Sorted(maps.Keys(files)) {
 			fmt.Fprintf(stdout, "%s\t%s\n", files[p], p)
 		}
 		return err
 	}
 	rep, err := load(o.tenant)
 	if err != nil {
-		return badInput(fmt.Errorf("--tenant: %w", err))
+		return clihelp.BadInput(fmt.Errorf("--tenant: %w", err))
 	}
 	if o.csvDir != "" {
 		files, err := rep.WriteCSVDir(o.csvDir)

@@ -29,7 +29,7 @@ Start with the simulator:  fixfleet plan --sim --vms 300 --seed 1
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return clihelp.BadInput(err) })
 	root.AddCommand(
 		newInventoryCmd(stdout, stderr),
 		newReadinessCmd(stdout, stderr),
@@ -44,7 +44,7 @@ Start with the simulator:  fixfleet plan --sim --vms 300 --seed 1
 			Run: func(*cobra.Command, []string) { fmt.Fprintln(stdout, version.Read()) }},
 	)
 	root.Args, root.RunE = cobra.NoArgs, func(c *cobra.Command, _ []string) error { return c.Help() }
-	clihelp.Apply(root, clihelp.Examples(examplesText), exitCodesHelp, badInput)
+	clihelp.Apply(root, clihelp.Examples(examplesText), exitCodesHelp, clihelp.BadInput)
 	return root
 }
 

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fixfleet/fixfleet/inventory/invdoc"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/simulation"
 )
@@ -30,7 +27,7 @@ inventory and plan also take these simulator flags (left out of their help):
 }
 
 func newSimExportCmd(stdout io.Writer) *cobra.Command {
-	var o worldOpts
+	var o simulation.Options
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Print a simulated world as JSON, with each VM's true condition",
@@ -41,20 +38,16 @@ world of your own.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimExport(cmd.Context(), o, stdout) },
 	}
-	o.addFlags(cmd.Flags(), 600)
+	addWorldFlags(cmd.Flags(), &o, 600)
 	return cmd
 }
 
-func runSimExport(_ context.Context, o worldOpts, stdout io.Writer) error {
-	w, err := simulation.NewWorld(o.WorldOptions, simulation.Frozen)
+func runSimExport(_ context.Context, o simulation.Options, stdout io.Writer) error {
+	b, err := simulation.ExportScenario(o.World)
 	if err != nil {
 		return simInput(err, "--face")
 	}
-	b, err := world.MarshalScenario(w.Export())
-	if err != nil {
-		return err
-	}
-	_, err = stdout.Write(append(b, '\n'))
+	_, err = stdout.Write(b)
 	return err
 }
 
@@ -80,23 +73,10 @@ Rehearse on it with --scenario FILE (plan, demo, sim serve --face X).`,
 }
 
 func runSimFromInventory(path string, o world.InventoryOptions, stdout io.Writer) error {
-	f, err := os.Open(path)
+	b, err := simulation.ScenarioFromInventory(path, o)
 	if err != nil {
-		return badInput(err)
+		return simInput(err, "--face")
 	}
-	defer f.Close()
-	doc, err := invdoc.Read(f)
-	if err != nil {
-		return badInput(fmt.Errorf("%s: %w", path, err))
-	}
-	sc, err := world.FromInventory(doc, o)
-	if err != nil {
-		return badInput(fmt.Errorf("%s: %w", path, err))
-	}
-	b, err := world.MarshalScenario(sc)
-	if err != nil {
-		return err
-	}
-	_, err = stdout.Write(append(b, '\n'))
+	_, err = stdout.Write(b)
 	return err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -10,9 +11,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/internal/outflag"
 	"github.com/fixfleet/fixfleet/internal/render"
-	"github.com/fixfleet/fixfleet/providers/sim/simapi"
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
@@ -33,10 +34,9 @@ func addFaultFlags(fs *pflag.FlagSet, o *simulation.Faults) {
 }
 
 type simServeOpts struct {
-	world    worldOpts
+	world    simulation.Options
 	faults   simulation.Faults
 	listen   string
-	face     string
 	drillDir string
 }
 
@@ -53,20 +53,17 @@ the first line of its output and runs until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runSimServe(cmd.Context(), o, stdout) },
 	}
-	o.world.addFlags(cmd.Flags(), 600)
+	addWorldFlags(cmd.Flags(), &o.world, 600)
 	addFaultFlags(cmd.Flags(), &o.faults)
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:0", "address to serve on (loopback)")
-	cmd.Flags().StringVar(&o.face, "face", "sim", "also serve the world as this cloud's API, for a fleet.yaml drill: sim (none), sakura, aws or azure")
+	cmd.Flags().StringVar(&o.world.Face, "face", "sim", "also serve the world as this cloud's API, for a fleet.yaml drill: sim (none), sakura, aws or azure")
 	cmd.Flags().StringVar(&o.drillDir, "drill-dir", "", "write a drill's fleet.yaml, keys.csv, WinRM password file and env file to this directory")
 	return cmd
 }
 
 func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
-	if !strings.HasPrefix(o.listen, "127.") && !strings.HasPrefix(o.listen, "localhost:") && !strings.HasPrefix(o.listen, "[::1]:") {
-		return badInput(fmt.Errorf("--listen %s: the simulator serves test credentials and must listen on loopback (127.0.0.1:PORT)", o.listen))
-	}
-	so := o.world.options()
-	so.Face, so.Faults = o.face, &o.faults
+	so := o.world
+	so.Faults = &o.faults
 	srv, err := simulation.Serve(so, o.listen)
 	if err != nil {
 		return simInput(err, "--face")
@@ -111,17 +108,14 @@ func runSimAudit(ctx context.Context, o simAuditOpts, stdout io.Writer) error {
 		return err
 	}
 	if o.endpoint == "" {
-		return badInput(fmt.Errorf("--sim-endpoint is required: the URL `fixfleet sim serve` printed"))
+		return clihelp.BadInput(fmt.Errorf("--sim-endpoint is required: the URL `fixfleet sim serve` printed"))
 	}
-	r, err := simapi.Dial(ctx, o.endpoint)
-	if err != nil {
-		return fmt.Errorf("--sim-endpoint %s: %w", o.endpoint, err)
+	doc, err := simulation.AuditAt(ctx, o.endpoint)
+	if errors.As(err, new(*simulation.DialError)) {
+		return fmt.Errorf("--sim-endpoint %w", err)
 	}
-	defer r.Close()
-	a, err := r.Audit(ctx)
 	if err != nil {
 		return err
 	}
-	doc := simulation.NewAuditDoc(a)
 	return render.Render(stdout, format, doc, doc.Tables()...)
 }

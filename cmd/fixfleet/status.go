@@ -15,6 +15,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/render"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/apply"
+	"github.com/fixfleet/fixfleet/remediate/progress"
 	"github.com/fixfleet/fixfleet/remediate/report"
 )
 
@@ -49,17 +50,9 @@ func newStatusCmd(stdout io.Writer) *cobra.Command {
 // watchStatus shows the status, and with every > 0 again after each
 // interval while the run is running.
 func watchStatus(ctx context.Context, o statusOpts, every time.Duration, stdout io.Writer) error {
-	return clihelp.Every(ctx, every, isTerminal(stdout), stdout, func() (bool, error) {
+	return clihelp.Every(ctx, every, progress.IsTerminal(stdout), stdout, func() (bool, error) {
 		return runStatus(ctx, o, stdout)
 	})
-}
-
-// statusDoc is `fixfleet status --format json`.
-type statusDoc struct {
-	*apply.Result
-	ElapsedSeconds float64        `json:"elapsed_seconds"`
-	Holder         *journal.Owner `json:"lock_holder,omitempty"`
-	HolderGone     bool           `json:"lock_holder_gone,omitempty"`
 }
 
 // runStatus prints a run's state from the journal and reports whether the
@@ -74,23 +67,9 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) (running boo
 		return false, err
 	}
 	defer j.Close()
-	doc := statusDoc{Result: res, ElapsedSeconds: res.Elapsed.Seconds()}
-	if h, _, ok, err := j.LockHolder(ctx); err == nil && ok {
-		doc.Holder = &h
-	}
-	kept, err := report.KeptDisks(ctx, j, res)
+	doc, tables, err := report.Status(ctx, j, res)
 	if err != nil {
 		return false, err
-	}
-	rep, _ := report.Build(res, nil, kept, "") // no tenant: cannot fail
-	tables := rep.Brief()
-	if doc.Holder != nil {
-		running := fmt.Sprintf("%s pid %d", doc.Holder.Host, doc.Holder.PID)
-		if gone, err := j.LockStale(ctx); err == nil && gone {
-			doc.HolderGone = true
-			running += " — that process is gone: the next apply takes the lock over and resumes"
-		}
-		tables[0].Rows = append(tables[0].Rows, []string{"apply lock", running})
 	}
 	if tables, err = o.out.Tables(format, tables); err != nil {
 		return false, err
@@ -101,15 +80,15 @@ func runStatus(ctx context.Context, o statusOpts, stdout io.Writer) (running boo
 // openRun opens the journal and rebuilds the run o names.
 func openRun(ctx context.Context, o statusOpts) (*journal.Journal, *apply.Result, error) {
 	if _, err := os.Stat(o.journal); err != nil {
-		return nil, nil, badInput(fmt.Errorf("journal %s: %w (apply writes it; pass --journal FILE)", o.journal, err))
+		return nil, nil, clihelp.BadInput(fmt.Errorf("journal %s: %w (apply writes it; pass --journal FILE)", o.journal, err))
 	}
 	j, err := journal.Open(ctx, o.journal)
 	if err != nil {
-		return nil, nil, badInput(err)
+		return nil, nil, clihelp.BadInput(err)
 	}
 	res, err := apply.Status(ctx, j, o.run)
 	if errors.Is(err, journal.ErrNotFound) {
-		err = badInput(fmt.Errorf("journal %s: no such run %q", o.journal, o.run))
+		err = clihelp.BadInput(fmt.Errorf("journal %s: no such run %q", o.journal, o.run))
 	}
 	if err != nil {
 		j.Close()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/remediate/plan"
 )
 
 // TestTargeting: --tenant, --account, --only, --exclude and --selector
@@ -70,7 +71,7 @@ func TestApplyExcludeNeverTouched(t *testing.T) {
 	if code, _, stderr := runCLI(t, "plan", "--sim-endpoint", url, "--allow-data-loss", "--out-file", planFile); code != 0 {
 		t.Fatalf("plan: exit %d: %s", code, stderr)
 	}
-	p, _, err := readPlan(planFile)
+	p, _, err := plan.ReadFile(planFile)
 	if err != nil {
 		t.Fatal(err)
 	}

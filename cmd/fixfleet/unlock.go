@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fixfleet/fixfleet/internal/clihelp"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 )
 
@@ -39,11 +40,11 @@ it was broken.`,
 
 func runUnlock(ctx context.Context, o unlockOpts, stdout io.Writer) error {
 	if o.reason == "" || !o.yes {
-		return badInput(errors.New("unlock needs --reason TEXT and --yes: make sure the apply holding the lock can no longer run"))
+		return clihelp.BadInput(errors.New("unlock needs --reason TEXT and --yes: make sure the apply holding the lock can no longer run"))
 	}
 	j, err := journal.Open(ctx, o.journal)
 	if err != nil {
-		return badInput(err)
+		return clihelp.BadInput(err)
 	}
 	defer j.Close()
 	holder, ok, err := j.BreakLock(ctx, o.reason, time.Now())

@@ -69,3 +69,16 @@ func TestEvery(t *testing.T) {
 		t.Errorf("without an interval: shown %d times (%v), want once", n, err)
 	}
 }
+
+// TestBadInput: nil stays nil; an error becomes a UsageError that still
+// unwraps to it.
+func TestBadInput(t *testing.T) {
+	if BadInput(nil) != nil {
+		t.Error("BadInput(nil) is not nil")
+	}
+	base := errors.New("bad flag")
+	err := BadInput(base)
+	if !errors.As(err, new(UsageError)) || !errors.Is(err, base) || err.Error() != "bad flag" {
+		t.Errorf("BadInput = %#v", err)
+	}
+}

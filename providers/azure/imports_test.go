@@ -25,6 +25,9 @@ func TestOnlyWiringImportsAzureSDK(t *testing.T) {
 		// simulation's azure face opens this provider on the ARM emulator
 		// (its own tests, the Azure demo, run it), as its aws face does.
 		"github.com/fixfleet/fixfleet/simulation": true,
+		// source is the CLI's provider wiring: the registry of fleet.yaml's
+		// clouds.
+		"github.com/fixfleet/fixfleet/internal/source": true,
 		// simtest runs simulation's incidents on virtual time, for tests.
 		"github.com/fixfleet/fixfleet/simulation/simtest": true,
 		// bench is the incident benchmark over every face.

@@ -313,3 +313,32 @@ func lastPause(ctx context.Context, j *journal.Journal, runID string) (kind, msg
 	e := evs[len(evs)-1]
 	return e.Kind, e.Message, nil
 }
+
+// PausedError is a run that stopped before the end (a brake, an
+// interrupt, a journal that aborted it), or a simulated incident whose
+// outcome breaks a promise (Msg says which). The CLI gives it its own exit
+// code, so that scripts notice.
+type PausedError struct {
+	Status RunStatus
+	Msg    string
+}
+
+func (e *PausedError) Error() string {
+	if e.Msg == "" {
+		return "run " + string(e.Status) + ": run apply again to continue"
+	}
+	return "run stopped (" + string(e.Status) + "): " + e.Msg
+}
+
+// Err is nil for a run that finished (RunDone); for one an interrupt
+// paused, an error wrapping context.Canceled; otherwise a *PausedError
+// with the run's status and message.
+func (r *Result) Err() error {
+	switch r.Status {
+	case RunDone:
+		return nil
+	case RunPausedInterrupt:
+		return fmt.Errorf("run %s %w: run apply again to continue where it stopped", r.RunID, context.Canceled)
+	}
+	return &PausedError{Status: r.Status, Msg: r.Message}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/inventory/invdoc"
 	"github.com/fixfleet/fixfleet/inventory/probe"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/endpointcache"
@@ -135,16 +136,21 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 // Select sets the fleet's Target to sel, checked against its accounts (a
 // *target.Error), and drops the accounts sel leaves out.
 func (f *Fleet) Select(sel target.Selector) error {
-	known := make([]providers.Account, 0, len(f.Accounts))
-	for _, a := range f.Accounts {
-		known = append(known, a.Account)
-	}
-	if err := sel.Check(known); err != nil {
+	if err := sel.Check(f.OpenedAccounts()); err != nil {
 		return err
 	}
 	f.Accounts = slices.DeleteFunc(f.Accounts, func(a providers.Opened) bool { return !sel.Account(a.Account.Tenant, a.Account.Name) })
 	f.Target = sel
 	return nil
+}
+
+// OpenedAccounts lists the accounts of f.Accounts, in order.
+func (f *Fleet) OpenedAccounts() []providers.Account {
+	out := make([]providers.Account, 0, len(f.Accounts))
+	for _, a := range f.Accounts {
+		out = append(out, a.Account)
+	}
+	return out
 }
 
 // Close releases the guest client's idle connections. Idempotent.
@@ -199,6 +205,19 @@ func (f *Fleet) Assess(ctx context.Context, o AssessOptions) (*classify.Fleet, e
 	}
 	a.Skipped = append(append([]classify.SkippedAccount(nil), f.Skipped...), a.Skipped...)
 	return a, nil
+}
+
+// Inventory assesses the fleet (Assess) with every VM's backups listed, as
+// the inventory document needs them (a drill copy restores from them), and
+// returns the assessment and its document (invdoc.Build, at the fleet's
+// clock's now). Read-only.
+func (f *Fleet) Inventory(ctx context.Context, o AssessOptions) (*classify.Fleet, invdoc.Document, error) {
+	o.AllBackups = true
+	a, err := f.Assess(ctx, o)
+	if err != nil {
+		return nil, invdoc.Document{}, err
+	}
+	return a, invdoc.Build(a, f.Clock.Now(), f.Incident.Name, f.Keys()), nil
 }
 
 // Plan assesses the fleet and plans its repair under pol (the fleet's

@@ -543,3 +543,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// NotReadyError is a readiness report with gaps left: Fixes is how many
+// fixes remain.
+type NotReadyError struct{ Fixes int }
+
+func (e *NotReadyError) Error() string {
+	return fmt.Sprintf("not ready: %d fixes remain (see the list above)", e.Fixes)
+}
+
+// Err is nil when the fleet is ready, a *NotReadyError otherwise.
+func (r *Report) Err() error {
+	if r.Ready {
+		return nil
+	}
+	return &NotReadyError{Fixes: len(r.Fixes)}
+}
