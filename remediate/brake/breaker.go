@@ -1,9 +1,11 @@
 package brake
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -163,6 +165,8 @@ type Breaker struct {
 	cool        time.Duration
 	probing     bool
 	openings    int
+	candidates  []*candidate // callers drawing for the probe
+	seq         uint64
 }
 
 // NewBreaker returns a closed breaker.
@@ -203,31 +207,34 @@ func (t *Ticket) Probe() bool { return t.probe }
 // first. The caller must call Done on the ticket exactly once (further
 // calls are ignored); a probe ticket never Done would hold the breaker
 // half-open.
-func (b *Breaker) Acquire(ctx context.Context) (*Ticket, error) {
+//
+// key names the caller (its VM). The probe goes to the earliest caller
+// once it may go out; among callers asking at one instant, to the least
+// key, whatever order their goroutines ran in: a caller first waits
+// ProbeSettle on the clock, so that every caller of its instant has asked
+// (on virtual time goroutines woken at one instant run in any order).
+func (b *Breaker) Acquire(ctx context.Context, key string) (*Ticket, error) {
 	for {
 		var wait time.Duration
-		var ch *Change
 		b.mu.Lock()
 		now := b.cfg.Clock.Now()
-		switch b.state {
-		case Closed:
+		switch {
+		case b.state == Closed:
 			b.mu.Unlock()
 			return &Ticket{b: b}, nil
-		case Open:
-			if !now.Before(b.openUntil) {
-				ch = b.setLocked(HalfOpen, now, "cool-down over; letting one call through as a probe")
-				b.probing = true
-				b.mu.Unlock()
-				b.notify(ch)
-				return &Ticket{b: b, probe: true}, nil
+		case b.probeFreeLocked(now):
+			b.seq++
+			c := &candidate{at: now, key: key, seq: b.seq}
+			b.candidates = append(b.candidates, c)
+			b.mu.Unlock()
+			t, err := b.drawProbe(ctx, c)
+			if t != nil || err != nil {
+				return t, err
 			}
+			continue // another caller has the probe: wait for its result
+		case b.state == Open:
 			wait = min(b.openUntil.Sub(now), b.cfg.Poll)
-		case HalfOpen:
-			if !b.probing {
-				b.probing = true
-				b.mu.Unlock()
-				return &Ticket{b: b, probe: true}, nil
-			}
+		default: // half-open, probe out
 			wait = b.cfg.Poll
 		}
 		b.mu.Unlock()
@@ -235,6 +242,81 @@ func (b *Breaker) Acquire(ctx context.Context) (*Ticket, error) {
 			return nil, err
 		}
 	}
+}
+
+// ProbeSettle is how long a caller that may get the probe waits on the
+// clock before the probe is drawn: on virtual time the least step that
+// lets every caller of an instant ask.
+const ProbeSettle = time.Nanosecond
+
+// candidate is a caller asking for the probe.
+type candidate struct {
+	at  time.Time
+	key string
+	seq uint64 // order asked, only to keep the order total
+	won bool
+}
+
+// probeFreeLocked reports whether a probe may go out now. Caller holds mu.
+func (b *Breaker) probeFreeLocked(now time.Time) bool {
+	switch b.state {
+	case Open:
+		return !now.Before(b.openUntil)
+	case HalfOpen:
+		return !b.probing
+	}
+	return false
+}
+
+// drawProbe waits ProbeSettle, then gives the probe, if it is still free,
+// to the first candidate that asked before now (the earliest, then the
+// least key), and says whether c won it: c's probe ticket, or nil when c
+// lost (it then waits as any caller does).
+func (b *Breaker) drawProbe(ctx context.Context, c *candidate) (*Ticket, error) {
+	err := b.cfg.Clock.Sleep(ctx, ProbeSettle)
+	var ch *Change
+	b.mu.Lock()
+	now := b.cfg.Clock.Now()
+	if err == nil && b.probeFreeLocked(now) {
+		cutoff := now
+		if due := c.at.Add(ProbeSettle); due.After(cutoff) {
+			cutoff = due // a clock set back: c itself is due
+		}
+		var first *candidate
+		for _, o := range b.candidates {
+			if o.at.Before(cutoff) && (first == nil || o.before(first)) {
+				first = o
+			}
+		}
+		if b.state == Open {
+			ch = b.setLocked(HalfOpen, now, "cool-down over; letting one call through as a probe")
+		}
+		b.probing, first.won = true, true
+	}
+	b.candidates = slices.DeleteFunc(b.candidates, func(o *candidate) bool { return o == c })
+	if err != nil && c.won {
+		b.probing = false // drawn for c, which gave up: the probe is free again
+	}
+	won := c.won
+	b.mu.Unlock()
+	b.notify(ch)
+	switch {
+	case err != nil:
+		return nil, err
+	case won:
+		return &Ticket{b: b, probe: true}, nil
+	}
+	return nil, nil
+}
+
+func (c *candidate) before(o *candidate) bool {
+	if d := c.at.Compare(o.at); d != 0 {
+		return d < 0
+	}
+	if d := cmp.Compare(c.key, o.key); d != 0 {
+		return d < 0
+	}
+	return c.seq < o.seq
 }
 
 // Done records the call's result (its error, classified by Classify) and
