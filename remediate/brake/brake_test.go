@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -292,6 +293,40 @@ func TestBreakerProbeGoesByKey(t *testing.T) {
 			wg.Wait()
 			if !slices.Equal(probes, []string{"vm-01"}) {
 				t.Errorf("callers in order %v: probes went to %v, want vm-01 alone", order, probes)
+			}
+		})
+	}
+}
+
+// TestBreakerResultsOfAnInstantByKey: on virtual time, the results of one
+// instant count in key order whatever order their goroutines report them
+// in: an error, a success and an error (by key) make no run of two errors
+// in a row, so the breaker stays closed and every caller is told so.
+func TestBreakerResultsOfAnInstantByKey(t *testing.T) {
+	unavail := providers.Errorf(providers.ErrUnavailable, "Start", "vm a", "503")
+	results := map[string]error{"vm-a": unavail, "vm-b": nil, "vm-c": unavail}
+	for _, order := range [][]string{{"vm-a", "vm-b", "vm-c"}, {"vm-a", "vm-c", "vm-b"}, {"vm-c", "vm-a", "vm-b"}, {"vm-b", "vm-c", "vm-a"}} {
+		synctest.Test(t, func(t *testing.T) {
+			b := NewBreaker(BreakerConfig{Consecutive: 2, Clock: clock.Real{}}) // virtual time
+			tickets := map[string]*Ticket{}
+			for _, k := range order {
+				tickets[k], _ = b.Acquire(context.Background(), k)
+			}
+			after := map[string]State{}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for _, k := range order {
+				wg.Go(func() {
+					st := tickets[k].Done(results[k])
+					mu.Lock()
+					after[k] = st
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			want := map[string]State{"vm-a": Closed, "vm-b": Closed, "vm-c": Closed}
+			if !maps.Equal(after, want) || b.State() != Closed {
+				t.Errorf("results reported in order %v: told %v, breaker %v; want all closed", order, after, b.State())
 			}
 		})
 	}
