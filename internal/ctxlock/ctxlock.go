@@ -5,6 +5,10 @@
 // waiting on a sync.Mutex is not, and stalls the bubble), and it gives up
 // when its context ends.
 //
+// Ordered is such a lock whose waiters take it in a canonical order (by
+// instant, then key) rather than goroutine order, for code run on virtual
+// time.
+//
 // Use sync.Mutex for short critical sections that never wait.
 package ctxlock
 

@@ -7,10 +7,19 @@
 // about within a short window into one Observe call (the provider contract
 // takes many VMs per call, and clouds whose API batches answer it with one
 // request), and hands each caller its own VMs' signals.
+//
+// Which batch a caller joins and the order of the merged call's VMs never
+// depend on the order concurrent callers ran in (on virtual time, callers
+// woken at one instant run in any order): a batch takes the callers that
+// arrive before its window ends, by the clock, and names its VMs sorted by
+// zone and ID. Only a batch overflowing MaxBatch at one instant splits its
+// callers in arrival order.
 package coalesce
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,6 +47,7 @@ type Observer struct {
 }
 
 type batch struct {
+	ends time.Time // callers arriving from then on open another batch
 	refs []providers.VMRef
 	seen map[string]bool
 	full chan struct{} // closed when the batch reaches MaxBatch
@@ -62,13 +72,16 @@ func (o *Observer) Observe(ctx context.Context, vms []providers.VMRef) (map[stri
 		return o.next.Observe(ctx, vms) // already a batch
 	}
 	o.mu.Lock()
+	now := o.clk.Now()
 	b := o.pending
+	if b != nil && !now.Before(b.ends) {
+		b = nil // its window is over, whether or not send has taken it yet
+	}
 	if b == nil || len(b.refs)+len(vms) > MaxBatch {
 		if b != nil {
-			o.pending = nil
 			close(b.full)
 		}
-		b = &batch{seen: map[string]bool{}, full: make(chan struct{}), done: make(chan struct{})}
+		b = &batch{ends: now.Add(o.window), seen: map[string]bool{}, full: make(chan struct{}), done: make(chan struct{})}
 		o.pending = b
 		go o.send(b)
 	}
@@ -97,8 +110,9 @@ func (o *Observer) Observe(ctx context.Context, vms []providers.VMRef) (map[stri
 }
 
 // send waits for the window (or a full batch), closes the batch to
-// newcomers and makes the merged call under its own context, so that a
-// caller giving up does not fail the others.
+// newcomers and makes the merged call, its VMs sorted by zone and ID,
+// under its own context, so that a caller giving up does not fail the
+// others.
 func (o *Observer) send(b *batch) {
 	wctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -114,8 +128,11 @@ func (o *Observer) send(b *batch) {
 	if o.pending == b {
 		o.pending = nil
 	}
-	refs := b.refs
+	refs := slices.Clone(b.refs)
 	o.mu.Unlock()
+	slices.SortFunc(refs, func(a, b providers.VMRef) int {
+		return cmp.Or(cmp.Compare(a.Zone, b.Zone), cmp.Compare(a.ID, b.ID))
+	})
 	ctx, stop := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer stop()
 	b.got, b.err = o.next.Observe(ctx, refs)

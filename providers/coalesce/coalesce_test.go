@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
@@ -87,5 +89,56 @@ func TestObserverCallerGivesUp(t *testing.T) {
 	cancel()
 	if _, err := o.Observe(ctx, []providers.VMRef{{ID: "vm-1"}}); !errors.Is(err, context.Canceled) {
 		t.Errorf("err %v, want context.Canceled", err)
+	}
+}
+
+// recordingObserver records the VMs of each call it gets.
+type recordingObserver struct {
+	mu    sync.Mutex
+	calls [][]string
+}
+
+func (r *recordingObserver) Observe(_ context.Context, vms []providers.VMRef) (map[string]inventory.Signals, error) {
+	var ids []string
+	out := map[string]inventory.Signals{}
+	for _, v := range vms {
+		ids = append(ids, v.Zone+"/"+v.ID)
+		out[v.ID] = inventory.Signals{Power: inventory.PowerRunning}
+	}
+	r.mu.Lock()
+	r.calls = append(r.calls, ids)
+	r.mu.Unlock()
+	return out, nil
+}
+
+// TestObserverCanonicalBatches: on virtual time, the merged call names its
+// VMs by zone and ID whatever order the callers of an instant ran in, and
+// a caller arriving as the window ends opens the next batch.
+func TestObserverCanonicalBatches(t *testing.T) {
+	refs := []providers.VMRef{{ID: "vm-3", Zone: "b"}, {ID: "vm-1", Zone: "b"}, {ID: "vm-2", Zone: "a"}, {ID: "vm-4", Zone: "a"}}
+	want := [][]string{{"a/vm-2", "a/vm-4", "b/vm-1", "b/vm-3"}, {"a/vm-9"}}
+	for _, order := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {2, 0, 3, 1}} {
+		synctest.Test(t, func(t *testing.T) {
+			next := &recordingObserver{}
+			o := NewObserver(next, clock.Real{}, 0) // inside the bubble: virtual time
+			var wg sync.WaitGroup
+			for _, i := range order {
+				wg.Go(func() {
+					if _, err := o.Observe(context.Background(), []providers.VMRef{refs[i]}); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Go(func() {
+				time.Sleep(DefaultWindow) // as the first batch's window ends
+				if _, err := o.Observe(context.Background(), []providers.VMRef{{ID: "vm-9", Zone: "a"}}); err != nil {
+					t.Error(err)
+				}
+			})
+			wg.Wait()
+			if len(next.calls) != len(want) || !slices.Equal(next.calls[0], want[0]) || !slices.Equal(next.calls[1], want[1]) {
+				t.Errorf("callers in order %v: calls %v, want %v", order, next.calls, want)
+			}
+		})
 	}
 }

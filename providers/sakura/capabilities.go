@@ -572,7 +572,7 @@ func (p power) Stop(ctx context.Context, vms []providers.VMRef, force bool) erro
 		if s.InstanceStatus == types.ServerInstanceStatuses.Cleaning {
 			continue
 		}
-		err = p.call(ctx, "Stop", vmRes(v.String()), p.powerCall(func(ctx context.Context) error {
+		err = p.call(ctx, "Stop", vmRes(v.String()), p.powerCall(vmRes(v.String()), func(ctx context.Context) error {
 			return p.api.server.Shutdown(ctx, zone, s.ID, &iaas.ShutdownOption{Force: force})
 		}))
 		if errors.Is(err, providers.ErrConflict) {
@@ -624,7 +624,7 @@ func (c *core) boot(ctx context.Context, v *providers.VMRef) error {
 		if bootDisk(s) == nil {
 			return false, providers.Errorf(providers.ErrConflict, "Start", vmRes(v.String()), "the server has no boot disk; connect one first")
 		}
-		err = c.call(ctx, "Start", vmRes(v.String()), c.powerCall(func(ctx context.Context) error {
+		err = c.call(ctx, "Start", vmRes(v.String()), c.powerCall(vmRes(v.String()), func(ctx context.Context) error {
 			return c.api.server.Boot(ctx, zone, s.ID)
 		}))
 		if errors.Is(err, providers.ErrConflict) {
@@ -645,7 +645,7 @@ func (p power) Restart(ctx context.Context, vm providers.VMRef) error {
 		return providers.Errorf(providers.ErrConflict, "Restart", vmRes(vm.String()), "the server is %s, not up", s.InstanceStatus)
 	}
 	vm.Zone = zone
-	if err := p.call(ctx, "Restart", vmRes(vm.String()), p.powerCall(func(ctx context.Context) error {
+	if err := p.call(ctx, "Restart", vmRes(vm.String()), p.powerCall(vmRes(vm.String()), func(ctx context.Context) error {
 		return p.api.server.Reset(ctx, zone, s.ID)
 	})); err != nil {
 		return err

@@ -41,6 +41,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/ctxlock"
+	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/providers"
 )
 
@@ -182,7 +183,7 @@ type core struct {
 	scope scope
 	opts  Options
 	clk   clock.Clock
-	lim   *rate.Limiter
+	lim   *pace.Limiter
 
 	mu       sync.Mutex
 	archives map[string]archiveFacts // zone/id -> lineage facts (immutable)
@@ -190,15 +191,18 @@ type core struct {
 	// power serialises server Boot, Shutdown and Reset, which iaas-api-go
 	// serialises anyway on a process-wide sync.Mutex ("GlobalLock") held
 	// for the whole request: waiting here instead keeps a waiter durably
-	// blocked on virtual time and honours its context (internal/ctxlock).
-	power *ctxlock.Mutex
+	// blocked on virtual time and honours its context, and waiters of one
+	// instant take it in the order of their servers, not goroutine order
+	// (internal/ctxlock.Ordered).
+	power *ctxlock.Ordered
 }
 
 // powerCall runs f, one of the server power calls iaas-api-go holds its
-// global lock for, while holding c.power.
-func (c *core) powerCall(f func(ctx context.Context) error) func(ctx context.Context) error {
+// global lock for, while holding c.power in res's turn (res names the
+// server).
+func (c *core) powerCall(res string, f func(ctx context.Context) error) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
-		if err := c.power.Lock(ctx); err != nil {
+		if err := c.power.Lock(ctx, res); err != nil {
 			return err
 		}
 		defer c.power.Unlock()
@@ -210,8 +214,8 @@ func newProvider(api apis, sc scope, o Options, clk clock.Clock) *providers.Prov
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	c := &core{api: api, scope: sc, opts: o, clk: clk, lim: rate.NewLimiter(rate.Limit(o.Rate), o.Burst),
-		archives: map[string]archiveFacts{}, power: ctxlock.New()}
+	c := &core{api: api, scope: sc, opts: o, clk: clk, lim: pace.New(clk, rate.Limit(o.Rate), o.Burst),
+		archives: map[string]archiveFacts{}, power: ctxlock.NewOrdered(clk)}
 	p := &providers.Provider{
 		Name:       Name,
 		Enumerator: enumerator{c},
@@ -229,14 +233,11 @@ func newProvider(api apis, sc scope, o Options, clk clock.Clock) *providers.Prov
 }
 
 // call runs one API call after the rate limit, and classifies its error.
+// The limiter serves the calls of one instant in the order of their
+// operation and resource (see internal/pace), not in goroutine order.
 func (c *core) call(ctx context.Context, op, res string, f func(ctx context.Context) error) error {
-	now := c.clk.Now()
-	r := c.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		if err := c.clk.Sleep(ctx, d); err != nil {
-			r.CancelAt(c.clk.Now())
-			return fmt.Errorf("%s %s: %w", op, res, err)
-		}
+	if err := c.lim.Wait(ctx, op+" "+res); err != nil {
+		return fmt.Errorf("%s %s: %w", op, res, err)
 	}
 	return classify(op, res, f(ctx))
 }

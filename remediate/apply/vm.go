@@ -299,7 +299,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 			return stepEnd{kind: kInterrupted}
 		}
 		t0 := r.now()
-		tk, err := r.breaker.Acquire(ctx)
+		tk, err := r.breaker.Acquire(ctx, vm.Key)
 		waited += r.now().Sub(t0)
 		if err != nil {
 			return stepEnd{kind: kInterrupted}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
 )
@@ -111,7 +115,7 @@ func TestBreakerOpensProbesAndCloses(t *testing.T) {
 	unavail := providers.Errorf(providers.ErrUnavailable, "Start", "vm a", "503")
 
 	for i := 0; i < 3; i++ {
-		tk, err := b.Acquire(ctx)
+		tk, err := b.Acquire(ctx, "vm-1")
 		if err != nil || tk.Probe() {
 			t.Fatalf("Acquire %d: probe=%v err=%v", i, tk != nil && tk.Probe(), err)
 		}
@@ -121,7 +125,7 @@ func TestBreakerOpensProbesAndCloses(t *testing.T) {
 		}
 	}
 	start := clk.Now()
-	tk, err := b.Acquire(ctx) // waits out the cool-down, gets the probe
+	tk, err := b.Acquire(ctx, "vm-1") // waits out the cool-down, gets the probe
 	if err != nil || !tk.Probe() {
 		t.Fatalf("want probe, got %v %v", tk, err)
 	}
@@ -132,7 +136,7 @@ func TestBreakerOpensProbesAndCloses(t *testing.T) {
 		t.Fatalf("after failed probe: %v", st)
 	}
 	start = clk.Now()
-	tk, _ = b.Acquire(ctx)
+	tk, _ = b.Acquire(ctx, "vm-1")
 	if waited := clk.Now().Sub(start); waited < 60*time.Second || !tk.Probe() {
 		t.Fatalf("second probe after %v (probe %v), want >= 60s", waited, tk.Probe())
 	}
@@ -142,7 +146,7 @@ func TestBreakerOpensProbesAndCloses(t *testing.T) {
 	if got := b.Openings(); got != 2 {
 		t.Errorf("Openings = %d, want 2", got)
 	}
-	tk, _ = b.Acquire(ctx)
+	tk, _ = b.Acquire(ctx, "vm-1")
 	if tk.Probe() {
 		t.Errorf("closed breaker handed out a probe")
 	}
@@ -181,7 +185,7 @@ func TestBreakerRate(t *testing.T) {
 			b := NewBreaker(BreakerConfig{Threshold: 0.5, Window: 10, MinCalls: tc.minCalls, Consecutive: 100,
 				Clock: &stepClock{t: time.Unix(0, 0)}})
 			for _, c := range tc.pattern {
-				tk, _ := b.Acquire(context.Background())
+				tk, _ := b.Acquire(context.Background(), "vm-1")
 				switch c {
 				case 'e':
 					tk.Done(providers.ErrThrottled)
@@ -204,16 +208,16 @@ func TestBreakerRate(t *testing.T) {
 func TestBreakerOneProbeAtATime(t *testing.T) {
 	clk := &stepClock{t: time.Unix(0, 0)}
 	b := NewBreaker(BreakerConfig{Consecutive: 1, CoolDown: time.Second, Poll: time.Second, Clock: clk})
-	tk, _ := b.Acquire(context.Background())
+	tk, _ := b.Acquire(context.Background(), "vm-1")
 	tk.Done(providers.ErrUnavailable)
-	probe, _ := b.Acquire(context.Background())
+	probe, _ := b.Acquire(context.Background(), "vm-1")
 	if !probe.Probe() {
 		t.Fatal("want probe")
 	}
 	// While the probe is out, another caller waits (and gives up on ctx).
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := b.Acquire(ctx); !errors.Is(err, context.Canceled) {
+	if _, err := b.Acquire(ctx, "vm-1"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("second caller during probe: %v, want context.Canceled", err)
 	}
 	probe.Done(nil)
@@ -250,6 +254,79 @@ func TestRate(t *testing.T) {
 			}
 			if r.Tripped() != tc.trips || at != tc.tripAtIx {
 				t.Errorf("tripped %v at %d, want %v at %d", r.Tripped(), at, tc.trips, tc.tripAtIx)
+			}
+		})
+	}
+}
+
+// TestBreakerProbeGoesByKey: on virtual time, the callers waiting out a
+// cool-down all look again at its end; the probe goes to the least key
+// whatever order their goroutines run in, and once it succeeds the others
+// go through.
+func TestBreakerProbeGoesByKey(t *testing.T) {
+	keys := []string{"vm-07", "vm-03", "vm-11", "vm-01", "vm-05"}
+	for run := range 4 {
+		order := slices.Concat(keys[run:], keys[:run])
+		synctest.Test(t, func(t *testing.T) {
+			b := NewBreaker(BreakerConfig{Consecutive: 1, CoolDown: 30 * time.Second, Clock: clock.Real{}}) // virtual time
+			tk, _ := b.Acquire(context.Background(), "vm-00")
+			tk.Done(providers.Errorf(providers.ErrUnavailable, "Start", "vm a", "503"))
+			var mu sync.Mutex
+			var probes []string
+			var wg sync.WaitGroup
+			for _, k := range order {
+				wg.Go(func() {
+					tk, err := b.Acquire(context.Background(), k)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if tk.Probe() {
+						mu.Lock()
+						probes = append(probes, k)
+						mu.Unlock()
+						time.Sleep(time.Second) // the probe's call
+					}
+					tk.Done(nil)
+				})
+			}
+			wg.Wait()
+			if !slices.Equal(probes, []string{"vm-01"}) {
+				t.Errorf("callers in order %v: probes went to %v, want vm-01 alone", order, probes)
+			}
+		})
+	}
+}
+
+// TestBreakerResultsOfAnInstantByKey: on virtual time, the results of one
+// instant count in key order whatever order their goroutines report them
+// in: an error, a success and an error (by key) make no run of two errors
+// in a row, so the breaker stays closed and every caller is told so.
+func TestBreakerResultsOfAnInstantByKey(t *testing.T) {
+	unavail := providers.Errorf(providers.ErrUnavailable, "Start", "vm a", "503")
+	results := map[string]error{"vm-a": unavail, "vm-b": nil, "vm-c": unavail}
+	for _, order := range [][]string{{"vm-a", "vm-b", "vm-c"}, {"vm-a", "vm-c", "vm-b"}, {"vm-c", "vm-a", "vm-b"}, {"vm-b", "vm-c", "vm-a"}} {
+		synctest.Test(t, func(t *testing.T) {
+			b := NewBreaker(BreakerConfig{Consecutive: 2, Clock: clock.Real{}}) // virtual time
+			tickets := map[string]*Ticket{}
+			for _, k := range order {
+				tickets[k], _ = b.Acquire(context.Background(), k)
+			}
+			after := map[string]State{}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for _, k := range order {
+				wg.Go(func() {
+					st := tickets[k].Done(results[k])
+					mu.Lock()
+					after[k] = st
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			want := map[string]State{"vm-a": Closed, "vm-b": Closed, "vm-c": Closed}
+			if !maps.Equal(after, want) || b.State() != Closed {
+				t.Errorf("results reported in order %v: told %v, breaker %v; want all closed", order, after, b.State())
 			}
 		})
 	}

@@ -1,9 +1,11 @@
 package brake
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -163,6 +165,9 @@ type Breaker struct {
 	cool        time.Duration
 	probing     bool
 	openings    int
+	candidates  []*candidate // callers drawing for the probe
+	results     []*result    // results waiting to be counted
+	seq         uint64
 }
 
 // NewBreaker returns a closed breaker.
@@ -189,6 +194,7 @@ func (b *Breaker) Openings() int {
 // Ticket is the permission for one call. Report its result with Done.
 type Ticket struct {
 	b     *Breaker
+	key   string
 	probe bool
 	once  sync.Once
 	after State
@@ -203,31 +209,34 @@ func (t *Ticket) Probe() bool { return t.probe }
 // first. The caller must call Done on the ticket exactly once (further
 // calls are ignored); a probe ticket never Done would hold the breaker
 // half-open.
-func (b *Breaker) Acquire(ctx context.Context) (*Ticket, error) {
+//
+// key names the caller (its VM). The probe goes to the earliest caller
+// once it may go out; among callers asking at one instant, to the least
+// key, whatever order their goroutines ran in: a caller first waits
+// Settle on the clock, so that every caller of its instant has asked
+// (on virtual time goroutines woken at one instant run in any order).
+func (b *Breaker) Acquire(ctx context.Context, key string) (*Ticket, error) {
 	for {
 		var wait time.Duration
-		var ch *Change
 		b.mu.Lock()
 		now := b.cfg.Clock.Now()
-		switch b.state {
-		case Closed:
+		switch {
+		case b.state == Closed:
 			b.mu.Unlock()
-			return &Ticket{b: b}, nil
-		case Open:
-			if !now.Before(b.openUntil) {
-				ch = b.setLocked(HalfOpen, now, "cool-down over; letting one call through as a probe")
-				b.probing = true
-				b.mu.Unlock()
-				b.notify(ch)
-				return &Ticket{b: b, probe: true}, nil
+			return &Ticket{b: b, key: key}, nil
+		case b.probeFreeLocked(now):
+			b.seq++
+			c := &candidate{at: now, key: key, seq: b.seq}
+			b.candidates = append(b.candidates, c)
+			b.mu.Unlock()
+			t, err := b.drawProbe(ctx, c)
+			if t != nil || err != nil {
+				return t, err
 			}
+			continue // another caller has the probe: wait for its result
+		case b.state == Open:
 			wait = min(b.openUntil.Sub(now), b.cfg.Poll)
-		case HalfOpen:
-			if !b.probing {
-				b.probing = true
-				b.mu.Unlock()
-				return &Ticket{b: b, probe: true}, nil
-			}
+		default: // half-open, probe out
 			wait = b.cfg.Poll
 		}
 		b.mu.Unlock()
@@ -237,18 +246,148 @@ func (b *Breaker) Acquire(ctx context.Context) (*Ticket, error) {
 	}
 }
 
-// Done records the call's result (its error, classified by Classify) and
-// returns the breaker's state after it. Idempotent: only the first call
-// counts.
-func (t *Ticket) Done(err error) State {
-	t.once.Do(func() { t.after = t.b.record(t.probe, Classify(err)) })
-	return t.after
+// Settle is how long a caller that may get the probe waits on the clock
+// before the probe is drawn, and a result before it counts: on virtual
+// time the least step that lets every caller of an instant arrive.
+const Settle = time.Nanosecond
+
+// candidate is a caller asking for the probe.
+type candidate struct {
+	at  time.Time
+	key string
+	seq uint64 // order asked, only to keep the order total
+	won bool
 }
 
-func (b *Breaker) record(probe bool, o Outcome) State {
+// probeFreeLocked reports whether a probe may go out now. Caller holds mu.
+func (b *Breaker) probeFreeLocked(now time.Time) bool {
+	switch b.state {
+	case Open:
+		return !now.Before(b.openUntil)
+	case HalfOpen:
+		return !b.probing
+	}
+	return false
+}
+
+// drawProbe waits Settle, then gives the probe, if it is still free,
+// to the first candidate that asked before now (the earliest, then the
+// least key), and says whether c won it: c's probe ticket, or nil when c
+// lost (it then waits as any caller does).
+func (b *Breaker) drawProbe(ctx context.Context, c *candidate) (*Ticket, error) {
+	err := b.cfg.Clock.Sleep(ctx, Settle)
 	var ch *Change
 	b.mu.Lock()
 	now := b.cfg.Clock.Now()
+	if err == nil && b.probeFreeLocked(now) {
+		cutoff := now
+		if due := c.at.Add(Settle); due.After(cutoff) {
+			cutoff = due // a clock set back: c itself is due
+		}
+		var first *candidate
+		for _, o := range b.candidates {
+			if o.at.Before(cutoff) && (first == nil || o.before(first)) {
+				first = o
+			}
+		}
+		if b.state == Open {
+			ch = b.setLocked(HalfOpen, now, "cool-down over; letting one call through as a probe")
+		}
+		b.probing, first.won = true, true
+	}
+	b.candidates = slices.DeleteFunc(b.candidates, func(o *candidate) bool { return o == c })
+	if err != nil && c.won {
+		b.probing = false // drawn for c, which gave up: the probe is free again
+	}
+	won := c.won
+	b.mu.Unlock()
+	b.notify(ch)
+	switch {
+	case err != nil:
+		return nil, err
+	case won:
+		return &Ticket{b: b, key: c.key, probe: true}, nil
+	}
+	return nil, nil
+}
+
+func (c *candidate) before(o *candidate) bool {
+	if d := c.at.Compare(o.at); d != 0 {
+		return d < 0
+	}
+	if d := cmp.Compare(c.key, o.key); d != 0 {
+		return d < 0
+	}
+	return c.seq < o.seq
+}
+
+// Done records the call's result (its error, classified by Classify) and
+// returns the breaker's state after it. Idempotent: only the first call
+// counts.
+//
+// The results of one instant count in the order of their callers' keys,
+// not in the order their goroutines ran: Done waits Settle on the clock,
+// so that every result of its instant has come, and the breaker then takes
+// them by key (the run of errors in a row, an opening, and the state each
+// caller is told depend on that order).
+func (t *Ticket) Done(err error) State {
+	t.once.Do(func() { t.after = t.b.record(t.key, t.probe, Classify(err)) })
+	return t.after
+}
+
+// result is a call's result waiting to be counted.
+type result struct {
+	at    time.Time
+	key   string
+	seq   uint64 // order reported, only to keep the order total
+	probe bool
+	o     Outcome
+	after State // once counted
+}
+
+func (b *Breaker) record(key string, probe bool, o Outcome) State {
+	b.mu.Lock()
+	b.seq++
+	r := &result{at: b.cfg.Clock.Now(), key: key, seq: b.seq, probe: probe, o: o}
+	b.results = append(b.results, r)
+	b.mu.Unlock()
+	// A wait of Settle cannot be cut short by a context: the result must
+	// count.
+	_ = b.cfg.Clock.Sleep(context.Background(), Settle)
+	b.mu.Lock()
+	cutoff := b.cfg.Clock.Now()
+	if due := r.at.Add(Settle); due.After(cutoff) {
+		cutoff = due // a clock set back: r itself is due
+	}
+	var due []*result
+	b.results = slices.DeleteFunc(b.results, func(x *result) bool {
+		if x.at.Before(cutoff) {
+			due = append(due, x)
+			return true
+		}
+		return false
+	})
+	slices.SortFunc(due, func(x, y *result) int {
+		return cmp.Or(x.at.Compare(y.at), cmp.Compare(x.key, y.key), cmp.Compare(x.seq, y.seq))
+	})
+	var changes []*Change
+	for _, x := range due {
+		if ch := b.countLocked(x.at, x.probe, x.o); ch != nil {
+			changes = append(changes, ch)
+		}
+		x.after = b.state
+	}
+	st := r.after
+	b.mu.Unlock()
+	for _, ch := range changes {
+		b.notify(ch)
+	}
+	return st
+}
+
+// countLocked counts one result that came at now. Caller holds mu.
+func (b *Breaker) countLocked(now time.Time, probe bool, o Outcome) *Change {
+	var ch *Change
 	switch {
 	case probe:
 		b.probing = false
@@ -292,10 +431,7 @@ func (b *Breaker) record(probe bool, o Outcome) State {
 				errs, len(b.ring), 100*b.cfg.Threshold))
 		}
 	}
-	st := b.state
-	b.mu.Unlock()
-	b.notify(ch)
-	return st
+	return ch
 }
 
 func (b *Breaker) openLocked(now time.Time, reason string) *Change {

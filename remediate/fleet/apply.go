@@ -122,7 +122,7 @@ func (f *Fleet) envs(runID string, p *plan.Plan, o ApplyOptions) (map[string]*st
 			env.Keys = f.keys
 		}
 		if a.Provider.Helpers != nil {
-			pool, err := helperpool.New(prov.Helpers, helperpool.Options{RunID: runID, Observer: prov.Observer, PerHelper: o.Helpers.PerHelper, Fresh: o.Helpers.Fresh})
+			pool, err := helperpool.New(prov.Helpers, helperpool.Options{RunID: runID, Observer: prov.Observer, PerHelper: o.Helpers.PerHelper, Fresh: o.Helpers.Fresh, Clock: f.Clock})
 			if err != nil {
 				return nil, nil, fmt.Errorf("account %s: %w", a.Account, err)
 			}

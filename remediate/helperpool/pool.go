@@ -13,7 +13,10 @@
 // Concurrency: a Pool is safe for concurrent use. Leases in one zone ×
 // release group are serialised (so that two VMs leasing at once never make
 // two helpers when one has room, and the second waits for a helper the
-// first is creating); different groups never wait for each other.
+// first is creating); different groups never wait for each other. VMs
+// leasing at one instant of the clock take their turns in order of VM
+// key, not in the order their goroutines ran (internal/ctxlock.Ordered),
+// so which VM gets which helper replays exactly on virtual time.
 //
 // The pool holds no secret and logs nothing.
 package helperpool
@@ -27,6 +30,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/ctxlock"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
@@ -60,6 +64,8 @@ type Options struct {
 	// from an earlier process's facts) still exists before it is adopted.
 	// Without it a hint is adopted as given.
 	Observer providers.Observer
+	// Clock orders leases of one instant (default clock.Real).
+	Clock clock.Clock
 }
 
 // Pool implements step.HelperPool. Use New.
@@ -76,10 +82,11 @@ var _ step.HelperPool = (*Pool)(nil)
 
 // group is the helpers of one zone × release. lock serialises leasing in
 // the group: it is held while a helper is created (internal/ctxlock: a
-// waiter gives up with its context and does not stall virtual time).
+// waiter gives up with its context and does not stall virtual time, and
+// waiters of one instant take it in order of VM key).
 // Pool.mu guards the fields.
 type group struct {
-	lock    *ctxlock.Mutex
+	lock    *ctxlock.Ordered
 	zone    string
 	win     inventory.WindowsVersion
 	entries []*entry
@@ -103,6 +110,9 @@ func New(h providers.Helpers, opts Options) (*Pool, error) {
 	if opts.PerHelper <= 0 {
 		opts.PerHelper = DefaultPerHelper
 	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
 	return &Pool{helpers: h, opts: opts, groups: map[string]*group{}, leases: map[string]*entry{}}, nil
 }
 
@@ -114,7 +124,7 @@ func (p *Pool) group(zone string, win inventory.WindowsVersion) *group {
 	k := groupKey(zone, win)
 	g := p.groups[k]
 	if g == nil {
-		g = &group{lock: ctxlock.New(), zone: zone, win: win}
+		g = &group{lock: ctxlock.NewOrdered(p.opts.Clock), zone: zone, win: win}
 		p.groups[k] = g
 	}
 	return g
@@ -141,7 +151,7 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 	if p.opts.Fresh {
 		return p.leaseFresh(ctx, g, vmKey)
 	}
-	if err := g.lock.Lock(ctx); err != nil {
+	if err := g.lock.Lock(ctx, vmKey); err != nil {
 		return providers.VMRef{}, err
 	}
 	defer g.lock.Unlock()
@@ -373,7 +383,7 @@ func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 	for _, g := range groups {
 		// Holding the group's lease lock: no helper of the group is leased
 		// while it is being deleted.
-		if err := g.lock.Lock(ctx); err != nil {
+		if err := g.lock.Lock(ctx, ""); err != nil {
 			errs = append(errs, fmt.Errorf("releasing the helpers of zone %s, Windows %s: %w", g.zone, g.win.Release, err))
 			continue
 		}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 )
@@ -389,6 +393,52 @@ func TestFresh(t *testing.T) {
 			}
 			if n := f.count(); n != tc.helpers {
 				t.Errorf("%d helpers for 3 VMs one after another, want %d", n, tc.helpers)
+			}
+		})
+	}
+}
+
+// slowHelpers takes five minutes (of the bubble's clock) to make a helper.
+type slowHelpers struct{ *fakeHelpers }
+
+func (s slowHelpers) Acquire(ctx context.Context, zone string, w inventory.WindowsVersion, tags providers.Tags) (providers.VMRef, error) {
+	time.Sleep(5 * time.Minute)
+	return s.fakeHelpers.Acquire(ctx, zone, w, tags)
+}
+
+// TestSameInstantLeasesByKey: on virtual time, VMs leasing at one instant
+// get their helpers in order of VM key, whatever order their goroutines
+// run in: the first two keys share the first helper, the next two the
+// second.
+func TestSameInstantLeasesByKey(t *testing.T) {
+	keys := []string{"vm-c", "vm-a", "vm-d", "vm-b"}
+	want := map[string]string{"vm-a": "helper-1", "vm-b": "helper-1", "vm-c": "helper-2", "vm-d": "helper-2"}
+	for run := range len(keys) {
+		order := slices.Concat(keys[run:], keys[:run])
+		synctest.Test(t, func(t *testing.T) {
+			f := newFake()
+			p, err := New(slowHelpers{f}, Options{RunID: "run-1", PerHelper: 2, Clock: clock.Real{}}) // virtual time
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for _, k := range order {
+				wg.Go(func() {
+					h, err := p.Lease(context.Background(), "z1", win, k, "")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					got[k] = h.ID
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			if !maps.Equal(got, want) {
+				t.Errorf("leases in order %v: %v, want %v", order, got, want)
 			}
 		})
 	}
