@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/fixfleet/fixfleet/internal/config"
-	"github.com/fixfleet/fixfleet/internal/source"
+	"github.com/fixfleet/fixfleet/source"
 	"github.com/fixfleet/fixfleet/remediate/policy"
 )
 

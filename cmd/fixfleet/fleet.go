@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fixfleet/fixfleet/internal/clihelp"
-	"github.com/fixfleet/fixfleet/internal/source"
+	"github.com/fixfleet/fixfleet/source"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/target"

@@ -25,7 +25,7 @@ func TestOnlyWiringImportsEC2(t *testing.T) {
 		"github.com/fixfleet/fixfleet/simulation":    true,
 		// source is the CLI's provider wiring: the registry of fleet.yaml's
 		// clouds.
-		"github.com/fixfleet/fixfleet/internal/source": true,
+		"github.com/fixfleet/fixfleet/source": true,
 		// simtest runs simulation's incidents on virtual time, for tests.
 		"github.com/fixfleet/fixfleet/simulation/simtest": true,
 		// bench is the incident benchmark over every face.
