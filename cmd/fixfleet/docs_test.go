@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/fixfleet/fixfleet/internal/config"
-	"github.com/fixfleet/fixfleet/source"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/source"
 )
 
 // TestDocsConfigSnippets runs every fleet.yaml snippet of the docs (a yaml

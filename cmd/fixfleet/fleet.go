@@ -10,11 +10,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fixfleet/fixfleet/internal/clihelp"
-	"github.com/fixfleet/fixfleet/source"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 	"github.com/fixfleet/fixfleet/remediate/target"
 	"github.com/fixfleet/fixfleet/simulation"
+	"github.com/fixfleet/fixfleet/source"
 )
 
 // sourceOpts say where the fleet comes from: a fleet.yaml, or (--sim) the

@@ -83,6 +83,13 @@ func (s *Scaled) WallFor(d time.Duration) time.Duration {
 	return time.Duration(float64(d) / s.factor)
 }
 
+// Settle is how long a caller waits on the clock before something that
+// must not depend on goroutine order is decided among the callers of one
+// instant (a lock's next holder, a rate limiter's turns, a breaker's
+// probe): on virtual time (a testing/synctest bubble) the least step that
+// lets every caller of an instant arrive; on real time, nothing.
+const Settle = time.Nanosecond
+
 // SleepUntil waits on c until c reads t or later, or ctx ends (ctx.Err()).
 // It re-reads the clock after each wait, so a clock that jumps (a scaled
 // clock re-synced, a manual clock) is honoured.

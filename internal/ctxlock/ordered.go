@@ -10,11 +10,6 @@ import (
 	"github.com/fixfleet/fixfleet/internal/clock"
 )
 
-// Settle is how long Ordered.Lock waits on the clock before it may take
-// the lock: on virtual time the least step that lets every waiter of an
-// instant arrive.
-const Settle = time.Nanosecond
-
 // Ordered is a Mutex whose waiters take it in a canonical order rather than
 // in the order their goroutines ran: by the instant of the clock they
 // asked at, then by the key each names (a resource, a VM). On virtual time
@@ -24,7 +19,7 @@ const Settle = time.Nanosecond
 // nothing real.
 //
 // Contract:
-//   - Lock waits Settle on the clock first, so that every waiter of its
+//   - Lock waits clock.Settle on the clock first, so that every waiter of its
 //     instant has arrived before any of them may take a free lock.
 //   - When the lock is free, it goes to the waiter that asked earliest,
 //     the least key among those of one instant; waiters of one instant
@@ -47,7 +42,7 @@ type orderedWaiter struct {
 	at      time.Time
 	key     string
 	seq     uint64 // order asked, only among equal instants and keys
-	settled bool   // its Settle wait is over
+	settled bool   // its clock.Settle wait is over
 	granted bool
 	ch      chan struct{} // receives once when granted
 }
@@ -64,7 +59,7 @@ func (o *Ordered) Lock(ctx context.Context, key string) error {
 	o.waiters = append(o.waiters, w)
 	o.mu.Unlock()
 
-	if err := o.clk.Sleep(ctx, Settle); err != nil {
+	if err := o.clk.Sleep(ctx, clock.Settle); err != nil {
 		o.abandon(w)
 		return err
 	}
@@ -92,7 +87,7 @@ func (o *Ordered) Unlock() {
 }
 
 // grant gives a free lock to the first eligible waiter: one that asked
-// before now (so every waiter of its instant has arrived) or whose Settle
+// before now (so every waiter of its instant has arrived) or whose clock.Settle
 // wait is over (the same, unless the clock was set back). Caller holds mu.
 func (o *Ordered) grant() {
 	if o.held {

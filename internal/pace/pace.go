@@ -12,7 +12,7 @@
 // Contract:
 //   - Over any span, calls go no faster than the rate with bursts of the
 //     burst size (those of rate.Limiter).
-//   - Every call waits Settle on the clock before its turn is decided, so
+//   - Every call waits clock.Settle on the clock before its turn is decided, so
 //     that every call of its instant has arrived; then the calls of each
 //     instant, earliest instant first, take their tokens in key order.
 //   - Calls of one instant with equal keys are interchangeable: they take
@@ -32,10 +32,6 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/clock"
 )
-
-// Settle is how long a call waits on the clock before its turn is decided:
-// on virtual time the least step that lets every call of an instant arrive.
-const Settle = time.Nanosecond
 
 // Limiter paces calls. Use New; safe for concurrent use.
 type Limiter struct {
@@ -72,7 +68,7 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	l.pending = append(l.pending, c)
 	l.mu.Unlock()
 
-	if err := l.clk.Sleep(ctx, Settle); err != nil {
+	if err := l.clk.Sleep(ctx, clock.Settle); err != nil {
 		l.withdraw(c)
 		return err
 	}
@@ -81,7 +77,7 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	// now wait for their own turn. A clock read as earlier than c.at (a
 	// wall clock set back) still serves c.
 	now := l.clk.Now()
-	l.serve(later(now, c.at.Add(Settle)))
+	l.serve(later(now, c.at.Add(clock.Settle)))
 	goAt := c.goAt
 	l.mu.Unlock()
 

@@ -51,7 +51,7 @@ func TestSameInstantInKeyOrder(t *testing.T) {
 	want := map[string]time.Duration{}
 	for i, k := range keys {
 		// Two go at once (the burst), then one each 200ms.
-		want[k] = max(Settle, time.Duration(i-1)*200*time.Millisecond)
+		want[k] = max(clock.Settle, time.Duration(i-1)*200*time.Millisecond)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for run := range 5 {

@@ -213,7 +213,7 @@ func (t *Ticket) Probe() bool { return t.probe }
 // key names the caller (its VM). The probe goes to the earliest caller
 // once it may go out; among callers asking at one instant, to the least
 // key, whatever order their goroutines ran in: a caller first waits
-// Settle on the clock, so that every caller of its instant has asked
+// clock.Settle on the clock, so that every caller of its instant has asked
 // (on virtual time goroutines woken at one instant run in any order).
 func (b *Breaker) Acquire(ctx context.Context, key string) (*Ticket, error) {
 	for {
@@ -246,11 +246,6 @@ func (b *Breaker) Acquire(ctx context.Context, key string) (*Ticket, error) {
 	}
 }
 
-// Settle is how long a caller that may get the probe waits on the clock
-// before the probe is drawn, and a result before it counts: on virtual
-// time the least step that lets every caller of an instant arrive.
-const Settle = time.Nanosecond
-
 // candidate is a caller asking for the probe.
 type candidate struct {
 	at  time.Time
@@ -270,18 +265,18 @@ func (b *Breaker) probeFreeLocked(now time.Time) bool {
 	return false
 }
 
-// drawProbe waits Settle, then gives the probe, if it is still free,
+// drawProbe waits clock.Settle, then gives the probe, if it is still free,
 // to the first candidate that asked before now (the earliest, then the
 // least key), and says whether c won it: c's probe ticket, or nil when c
 // lost (it then waits as any caller does).
 func (b *Breaker) drawProbe(ctx context.Context, c *candidate) (*Ticket, error) {
-	err := b.cfg.Clock.Sleep(ctx, Settle)
+	err := b.cfg.Clock.Sleep(ctx, clock.Settle)
 	var ch *Change
 	b.mu.Lock()
 	now := b.cfg.Clock.Now()
 	if err == nil && b.probeFreeLocked(now) {
 		cutoff := now
-		if due := c.at.Add(Settle); due.After(cutoff) {
+		if due := c.at.Add(clock.Settle); due.After(cutoff) {
 			cutoff = due // a clock set back: c itself is due
 		}
 		var first *candidate
@@ -326,7 +321,7 @@ func (c *candidate) before(o *candidate) bool {
 // counts.
 //
 // The results of one instant count in the order of their callers' keys,
-// not in the order their goroutines ran: Done waits Settle on the clock,
+// not in the order their goroutines ran: Done waits clock.Settle on the clock,
 // so that every result of its instant has come, and the breaker then takes
 // them by key (the run of errors in a row, an opening, and the state each
 // caller is told depend on that order).
@@ -351,12 +346,12 @@ func (b *Breaker) record(key string, probe bool, o Outcome) State {
 	r := &result{at: b.cfg.Clock.Now(), key: key, seq: b.seq, probe: probe, o: o}
 	b.results = append(b.results, r)
 	b.mu.Unlock()
-	// A wait of Settle cannot be cut short by a context: the result must
+	// A wait of clock.Settle cannot be cut short by a context: the result must
 	// count.
-	_ = b.cfg.Clock.Sleep(context.Background(), Settle)
+	_ = b.cfg.Clock.Sleep(context.Background(), clock.Settle)
 	b.mu.Lock()
 	cutoff := b.cfg.Clock.Now()
-	if due := r.at.Add(Settle); due.After(cutoff) {
+	if due := r.at.Add(clock.Settle); due.After(cutoff) {
 		cutoff = due // a clock set back: r itself is due
 	}
 	var due []*result
