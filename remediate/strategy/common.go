@@ -245,25 +245,39 @@ func poll(ctx context.Context, env *step.Env, every, limit time.Duration, fn fun
 // waitBoot polls the VM's guest until it is healthy or BootWait passed. It
 // returns the last probe and whether the VM is healthy.
 func waitBoot(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe, bool, error) {
+	return waitBootUnless(ctx, env, vm, nil)
+}
+
+// waitBootUnless is waitBoot that also ends, not healthy, as soon as over
+// (when set) reports true; over is asked after each conclusive probe that
+// did not find the VM healthy, and an error from it ends the wait.
+func waitBootUnless(ctx context.Context, env *step.Env, vm *step.Target, over func() (bool, error)) (inventory.Probe, bool, error) {
 	var last inventory.Probe
 	blind := 0 // inconclusive probes in a row
-	ok, err := poll(ctx, env, PollEvery, BootWait, func() (bool, error) {
+	ended := false
+	_, err := poll(ctx, env, PollEvery, BootWait, func() (bool, error) {
 		p, err := probeVM(ctx, env, vm)
 		if err != nil {
 			return false, err
 		}
 		last = p
-		if !p.Retryable {
-			blind = 0
-		} else if blind++; blind >= maxInconclusive {
-			return false, inconclusive(vm, p) // an outage: let the executor wait it out
+		if p.Retryable {
+			if blind++; blind >= maxInconclusive {
+				return false, inconclusive(vm, p) // an outage: let the executor wait it out
+			}
+			return false, nil
 		}
-		return healthy(env.Incident, p), nil
+		blind = 0
+		if healthy(env.Incident, p) || over == nil {
+			return healthy(env.Incident, p), nil
+		}
+		ended, err = over()
+		return ended, err
 	})
-	if err == nil && !ok && last.Retryable {
+	if err == nil && !ended && last.Retryable {
 		err = inconclusive(vm, last)
 	}
-	return last, ok, err
+	return last, err == nil && !ended && healthy(env.Incident, last), err
 }
 
 // describeProbe says in words what a probe saw.

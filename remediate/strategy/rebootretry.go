@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -29,9 +30,11 @@ const (
 // itself, so the step cannot tell whether an earlier attempt's reset
 // happened: a crash between the executor's intent and the reset's outcome
 // may cost one extra restart (bounded by one per crash). wait-i polls the
-// guest until it answers healthy (step.ErrHealthy: the restart fixed it)
-// or BootWait passed; the last wait fails the strategy with "still
-// boot-looping after N restarts". Abort has nothing to undo.
+// guest until it answers healthy (step.ErrHealthy: the restart fixed it),
+// the cloud's screen shows the restarted boot crashing (see crashWatch: the
+// next restart need not wait out BootWait), or BootWait passed; the last
+// wait fails the strategy with "still boot-looping after N restarts".
+// Abort has nothing to undo.
 type RebootRetry struct{}
 
 // Name implements step.Strategy.
@@ -116,7 +119,14 @@ func restartStep(i int, chance float64) step.Step {
 
 func waitStep(i, n int, chance float64) step.Step {
 	return step.Step{Name: fmt.Sprintf("wait-%d", i), Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-		p, ok, err := waitBoot(ctx, env, vm)
+		var w crashWatch
+		p, ok, err := waitBootUnless(ctx, env, vm, func() (bool, error) {
+			s, err := observe(ctx, env, vmRef(vm))
+			if retryable(err) {
+				return false, nil // the screen can wait: the probe goes on
+			}
+			return err == nil && w.crashed(s), err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -124,12 +134,43 @@ func waitStep(i, n int, chance float64) step.Step {
 			return nil, fmt.Errorf("%w: %s came up healthy after restart %d", step.ErrHealthy, vm.ID, i)
 		}
 		if i == n {
-			return nil, step.Fail("still boot-looping after %d restarts: %s", n, describeProbe(env.Incident, p))
+			how := describeProbe(env.Incident, p)
+			if w.ended {
+				how = "its screen shows the boot after the last restart crashing"
+			}
+			return nil, step.Fail("still boot-looping after %d restarts: %s", n, how)
 		}
 		// No checked_at: the next restart re-checks (the VM may have
 		// started a healthy boot since the last probe).
 		return step.Facts{}, nil
 	}, ReadOnly: true, Cost: step.Cost{Waits: []timing.Op{timing.OpCrashCycle}, Calls: 1, Chance: chance}}
+}
+
+// crashWatch tells, from a VM's signals sampled after a restart, whether
+// the boot that restart began has failed, so that the next restart need not
+// wait out BootWait: a crash or recovery screen seen after a screen of the
+// new boot (text that is not a crash, or the cloud's reachability check
+// passing), or the VM stopped (the next restart starts it). A crash screen
+// alone proves nothing: right after the reset the cloud may still show the
+// last boot's (console logs and screenshots lag). Where the cloud shows no
+// screen, only a stop ends the watch.
+type crashWatch struct {
+	sawBoot bool
+	ended   bool
+}
+
+// crashed records s and reports whether the watched boot has failed.
+func (w *crashWatch) crashed(s inventory.Signals) bool {
+	switch {
+	case s.Power == inventory.PowerStopped:
+		w.ended = true
+	case s.Power != inventory.PowerRunning || !s.ConsoleAvailable:
+	case classify.ShowsCrash(s.Console):
+		w.ended = w.sawBoot
+	case s.Console != "" || s.InstanceReachable != nil && *s.InstanceReachable:
+		w.sawBoot = true
+	}
+	return w.ended
 }
 
 // Abort implements step.Strategy: restarts leave nothing to undo.

@@ -75,11 +75,13 @@ func TestRepairs(t *testing.T) {
 		strat     policy.Strategy
 		maxRst    int
 		want      error // nil: the strategy succeeds
+		errHas    string
 		wantTruth string
 		check     func(t *testing.T, f *fixture, facts step.Facts)
 	}{
 		{name: "reboot-retry recovers", spec: spec{n: 1, recoverAt: 11}, strat: policy.RebootRetry, want: step.ErrHealthy, wantTruth: world.TruthHealthy},
-		{name: "reboot-retry gives up", spec: spec{n: 2}, strat: policy.RebootRetry, maxRst: 2, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop},
+		{name: "reboot-retry gives up", spec: spec{n: 2}, strat: policy.RebootRetry, maxRst: 2, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
+			errHas: "its screen shows the boot after the last restart crashing"}, // not BootWait run out
 		{name: "delete-file", spec: spec{n: 3, kind: safeMode}, strat: policy.DeleteFile, wantTruth: world.TruthHealthy,
 			check: func(t *testing.T, f *fixture, facts step.Facts) {
 				if facts[FactDeleted] != "1" || facts[FactSnapshotID] == "" || facts[FactSafeBootWasSet] != "true" {
@@ -164,6 +166,9 @@ func TestRepairs(t *testing.T) {
 			facts, err := f.run(s, vm, nil, runOpts{stopAfter: -1})
 			if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
 				t.Fatalf("err = %v, want %v (facts %v)", err, c.want, facts)
+			}
+			if err != nil && !strings.Contains(err.Error(), c.errHas) {
+				t.Errorf("err = %v, want it to say %q", err, c.errHas)
 			}
 			if tr := f.waitTruth(c.spec.n, c.wantTruth, BootWait); tr != c.wantTruth {
 				t.Errorf("truth = %s, want %s", tr, c.wantTruth)
@@ -659,6 +664,50 @@ func TestRaceBoot(t *testing.T) {
 			}
 			f.clean()
 			noSecrets(t, facts, err)
+		})
+	}
+}
+
+// TestCrashWatch: a restarted boot has failed only when a crash screen
+// follows one of the new boot's, or the VM stopped; a crash screen right
+// after the restart may be the last boot's.
+func TestCrashWatch(t *testing.T) {
+	t.Parallel()
+	const (
+		crash   = "Your device ran into a problem and needs to restart.\r\nStop code: PAGE_FAULT_IN_NONPAGED_AREA\r\nWhat failed: csagent.sys"
+		booting = "Starting Windows"
+	)
+	yes := true
+	run := inventory.PowerRunning
+	cases := []struct {
+		name    string
+		samples []inventory.Signals
+		want    []bool
+	}{
+		{name: "stale crash screen, then the new boot crashes",
+			samples: []inventory.Signals{{Power: run, ConsoleAvailable: true, Console: crash}, {Power: run, ConsoleAvailable: true, Console: booting}, {Power: run, ConsoleAvailable: true, Console: crash}},
+			want:    []bool{false, false, true}},
+		{name: "the reachability check passing is a boot too",
+			samples: []inventory.Signals{{Power: run, ConsoleAvailable: true, InstanceReachable: &yes}, {Power: run, ConsoleAvailable: true, Console: crash}},
+			want:    []bool{false, true}},
+		{name: "an empty screen proves no boot",
+			samples: []inventory.Signals{{Power: run, ConsoleAvailable: true}, {Power: run, ConsoleAvailable: true, Console: crash}},
+			want:    []bool{false, false}},
+		{name: "no screen: only a stop ends the watch",
+			samples: []inventory.Signals{{Power: run, Console: booting}, {Power: run, Console: crash}, {Power: inventory.PowerStopped}},
+			want:    []bool{false, false, true}},
+		{name: "a starting VM's screen counts for nothing",
+			samples: []inventory.Signals{{Power: inventory.PowerStarting, ConsoleAvailable: true, Console: booting}, {Power: run, ConsoleAvailable: true, Console: crash}},
+			want:    []bool{false, false}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var w crashWatch
+			for i, s := range c.samples {
+				if got := w.crashed(s); got != c.want[i] {
+					t.Errorf("sample %d: crashed = %v, want %v", i, got, c.want[i])
+				}
+			}
 		})
 	}
 }
