@@ -36,6 +36,10 @@ type Options struct {
 	// Concurrency, when > 0, is the policy's concurrency, in total and per
 	// account (FIXFLEET_BENCH_CONCURRENCY); 0 keeps the default policy's.
 	Concurrency int
+	// Journal, when set, is where the main run's journal is kept
+	// (FIXFLEET_BENCH_JOURNAL), for `fixfleet status --journal` and
+	// `fixfleet report` to read; "" keeps none. The baselines keep none.
+	Journal string
 }
 
 // Incident is the incident o describes, as `fixfleet demo` runs it: the
@@ -201,6 +205,7 @@ func Measure(ctx context.Context, bk *simulation.Backend, o Options) (Report, er
 	}
 	slices.Sort(broken)
 	ro := o.Incident()
+	ro.Journal = o.Journal
 	bound := w.LowerBound(world.BoundOptions{AllowDataLoss: true})
 	var steps atomic.Int64
 	ro.Watch = func(*plan.Plan) func(apply.Event) {

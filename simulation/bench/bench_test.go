@@ -62,6 +62,7 @@ func optionsFromEnv() (Options, string, error) {
 	rate("FIXFLEET_BENCH_DROP_BEFORE", &o.DropBefore)
 	rate("FIXFLEET_BENCH_DROP_AFTER", &o.DropAfter)
 	o.Mix = os.Getenv("FIXFLEET_BENCH_MIX")
+	o.Journal = os.Getenv("FIXFLEET_BENCH_JOURNAL")
 	if len(errs) > 0 {
 		return o, "", fmt.Errorf("%v", errs)
 	}
