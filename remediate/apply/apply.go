@@ -85,6 +85,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -107,8 +108,11 @@ type runner struct {
 	breaker *brake.Breaker
 	rate    *brake.Rate
 
-	global   *semaphore.Weighted
-	accounts map[string]*semaphore.Weighted
+	global *semaphore.Weighted
+	// accounts hold each account's VMs in flight: a window that adapts
+	// to the cloud's throttling, up to policy.concurrency.per_account.
+	// Filled before any VM starts, read-only after.
+	accounts map[string]*brake.Window
 
 	cancel context.CancelCauseFunc
 	hook   Hook // WithHook's, for fault-injection tests; nil otherwise
@@ -152,7 +156,12 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	}
 	defer func() { _ = release() }()
 
-	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*semaphore.Weighted{}, hook: hookOf(ctx)}
+	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*brake.Window{}, hook: hookOf(ctx)}
+	for _, vm := range p.VMs {
+		if a := plan.AccountKey(vm.Tenant, vm.Account); r.accounts[a] == nil {
+			r.accounts[a] = brake.NewWindow(p.Policy.Concurrency.PerAccount, windowCoolDown)
+		}
+	}
 	if err := r.setupEnvs(); err != nil {
 		return nil, err
 	}
@@ -432,6 +441,11 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 	return EvRunDone, fmt.Sprintf("apply of plan %s done", r.p.ID)
 }
 
+// windowCoolDown is the least time between two decreases of an account's
+// window: the calls in flight when the cloud throttles are throttled
+// together, and one decrease answers them all.
+const windowCoolDown = 30 * time.Second
+
 // dispatch runs a wave's VMs and returns when they have all finished (or
 // were not started because the run is stopping). Each account's VMs start
 // in plan order, one dispatcher per account; an account slot is taken
@@ -450,10 +464,6 @@ func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool)
 	var wg sync.WaitGroup
 	for _, a := range order {
 		sem := r.accounts[a]
-		if sem == nil {
-			sem = semaphore.NewWeighted(int64(r.p.Policy.Concurrency.PerAccount))
-			r.accounts[a] = sem
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -461,22 +471,22 @@ func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool)
 				if !r.gates.wait(ctx, vm) {
 					return
 				}
-				if sem.Acquire(ctx, 1) != nil {
+				if sem.Acquire(ctx) != nil {
 					return
 				}
 				if r.global.Acquire(ctx, 1) != nil {
-					sem.Release(1)
+					sem.Release()
 					return
 				}
 				if ctx.Err() != nil || r.stopped() {
 					r.global.Release(1)
-					sem.Release(1)
+					sem.Release()
 					return
 				}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					defer sem.Release(1)
+					defer sem.Release()
 					defer r.global.Release(1)
 					r.work(ctx, vm, canary)
 				}()

@@ -136,9 +136,13 @@ const (
 	EvBreakerHalfOpen  = "breaker.half-open"
 	EvBreakerClosed    = "breaker.closed"
 	EvBrakeTripped     = "brake.tripped"
-	EvHelpersReleased  = "helpers.released"
-	EvHelpersKept      = "helpers.kept"
-	EvHelpersFailed    = "helpers.release-failed"
+	// EvWindowShrank: the cloud throttled an account's calls and fewer of
+	// its VMs now run at once (brake.Window); message names the account
+	// and the new limit.
+	EvWindowShrank    = "window.shrank"
+	EvHelpersReleased = "helpers.released"
+	EvHelpersKept     = "helpers.kept"
+	EvHelpersFailed   = "helpers.release-failed"
 )
 
 // Event is one progress event.

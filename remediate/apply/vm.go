@@ -335,6 +335,10 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		out, serr := fn(ctx, env, vm.Target(), step.FactsOf(facts))
 		r.at(vm.Key, s, name, attempt, PointAfterEffect)
 		after := tk.Done(serr)
+		if a := plan.AccountKey(vm.Tenant, vm.Account); r.accounts[a].Observe(r.now(), serr) {
+			r.emit(Event{Kind: EvWindowShrank, Message: fmt.Sprintf("the cloud throttled account %s: at most %d of its VMs at once from now (the window grows back as calls are answered; policy ceiling %d)",
+				a, r.accounts[a].Limit(), r.p.Policy.Concurrency.PerAccount)})
+		}
 		interrupted := serr != nil && ctx.Err() != nil
 		res := journal.StepResult{Facts: out.Strings(), At: r.now()}
 		switch {
