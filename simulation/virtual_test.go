@@ -52,18 +52,13 @@ func TestSameSeedSameIncident(t *testing.T) {
 	tests := []struct {
 		face string
 		vms  int
-		// skip says why the face does not replay exactly yet.
-		skip string
 	}{
 		{face: simulation.FaceSim, vms: 300},
 		{face: simulation.FaceSakura, vms: 60},
-		{face: simulation.FaceAWS, vms: 60, skip: "the AWS provider's client-side token buckets (rate.Limiter reservations, first come first served) and the SDK's retry jitter (crypto/rand) depend on goroutine order: two runs differ by seconds and a few calls"},
+		{face: simulation.FaceAWS, vms: 60},
 	}
 	for _, tt := range tests {
 		t.Run(tt.face, func(t *testing.T) {
-			if tt.skip != "" {
-				t.Skip(tt.skip)
-			}
 			var got []outcome
 			for range 2 {
 				s := simtest.Run(t, virtualIncident(tt.face, tt.vms, 7))
@@ -71,7 +66,7 @@ func TestSameSeedSameIncident(t *testing.T) {
 					t.Errorf("problems: %v", p)
 				}
 				got = append(got, outcomeOf(s))
-				t.Logf("fixed %d flagged %d %v makespan %s, %d API calls, wall %.1fs", s.Fixed, s.Flagged, s.ByStrategy, s.ElapsedSim, s.API.Total, s.WallSec)
+				t.Logf("fixed %d flagged %d %v makespan %s, %d API calls (%d throttled), wall %.1fs", s.Fixed, s.Flagged, s.ByStrategy, s.ElapsedSim, s.API.Total, s.API.Throttled, s.WallSec)
 			}
 			if got[0].fixed == 0 {
 				t.Errorf("nothing fixed: the incident proves nothing")

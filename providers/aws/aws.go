@@ -5,7 +5,9 @@
 // It adds to the SDK what an incident needs: its own token buckets per
 // account, region and EC2 throttling bucket (the published sizes and
 // refills in inventory/timing), waited on before every call on the
-// caller's clock; the SDK's adaptive retry mode for the rest; batching
+// caller's clock (internal/pace: the calls of one instant in order of
+// operation and resource); the SDK's standard retry mode, with a backoff
+// whose jitter is keyed rather than drawn (backoff), for the rest; batching
 // (one StopInstances or StartInstances call for many instances; Describe*
 // with up to 200 filter values); classified errors naming the resource;
 // and waiting on the real state of every asynchronous operation.
@@ -69,8 +71,9 @@ type Options struct {
 	// PollInterval is how often asynchronous operations are looked at, on
 	// the provider's clock (default 5s).
 	PollInterval time.Duration `yaml:"poll_interval"`
-	// RetryMaxAttempts and RetryMaxBackoff tune the SDK's adaptive retry
-	// mode (defaults 5 and 20s; the backoff sleeps on the wall clock).
+	// RetryMaxAttempts and RetryMaxBackoff tune the SDK's standard retry
+	// mode (defaults 5 and 20s; the backoff sleeps on the time package's
+	// clock, the fake one inside a testing/synctest bubble).
 	RetryMaxAttempts int           `yaml:"retry_max_attempts"`
 	RetryMaxBackoff  time.Duration `yaml:"retry_max_backoff"`
 }

@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,6 +96,9 @@ func (b *batcher) flushWhenQuiet(bt *batch) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// The call names its instances in a fixed order, whatever order their
+	// callers came in.
+	slices.Sort(bt.ids)
 	bt.err = b.send(ctx, bt.ids)
 	close(bt.done)
 }

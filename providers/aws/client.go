@@ -13,6 +13,7 @@ import (
 	"time"
 
 	sdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -24,10 +25,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/time/rate"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/ctxlock"
+	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 )
@@ -61,34 +64,25 @@ var bucketSizes = map[string]timing.Bucket{
 	bucketSSM: {Size: 40, Refill: 10},
 }
 
-// limiter holds one account+region's token buckets, on the provider's clock.
+// limiter holds one account+region's token buckets, on the provider's
+// clock. Calls of one instant take their tokens in the order of their keys
+// (internal/pace), not in the order their goroutines ran.
 type limiter struct {
-	clk     clock.Clock
-	buckets map[string]*rate.Limiter
+	buckets map[string]*pace.Limiter
 }
 
 func newLimiter(clk clock.Clock) *limiter {
-	l := &limiter{clk: clk, buckets: map[string]*rate.Limiter{}}
+	l := &limiter{buckets: map[string]*pace.Limiter{}}
 	for name, b := range bucketSizes {
-		l.buckets[name] = rate.NewLimiter(rate.Limit(b.Refill), b.Size)
+		l.buckets[name] = pace.New(clk, rate.Limit(b.Refill), b.Size)
 	}
 	return l
 }
 
-// wait takes one token from bucket, sleeping on the clock until it may.
-func (l *limiter) wait(ctx context.Context, bucket string) error {
-	now := l.clk.Now()
-	r := l.buckets[bucket].ReserveN(now, 1)
-	if !r.OK() {
-		return fmt.Errorf("rate bucket %s refuses a request", bucket)
-	}
-	if d := r.DelayFrom(now); d > 0 {
-		if err := l.clk.Sleep(ctx, d); err != nil {
-			r.CancelAt(l.clk.Now())
-			return err
-		}
-	}
-	return nil
+// wait takes one token from bucket for the call named key, sleeping on
+// the clock until it may.
+func (l *limiter) wait(ctx context.Context, bucket, key string) error {
+	return l.buckets[bucket].Wait(ctx, key)
 }
 
 // regional is one region's clients.
@@ -158,7 +152,6 @@ func open(ctx context.Context, a providers.Account, env providers.Env, hc sdk.HT
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	_, wall := clk.(clock.Real)
 	getenv := env.Getenv
 	if getenv == nil {
 		getenv = func(string) string { return "" }
@@ -169,7 +162,7 @@ func open(ctx context.Context, a providers.Account, env providers.Env, hc sdk.HT
 	}
 	c := &core{acct: a, opts: o, clk: clk, log: log, regions: map[string]*regional{}, azs: map[string][]string{}}
 	for _, r := range regions(a) {
-		cfg, err := loadConfig(ctx, r, o, getenv, wall, hc)
+		cfg, err := loadConfig(ctx, r, o, getenv, hc)
 		if err != nil {
 			return nil, err
 		}
@@ -210,34 +203,32 @@ func open(ctx context.Context, a providers.Account, env providers.Env, hc sdk.HT
 	}, nil
 }
 
-// loadConfig builds the SDK configuration of one region. wall says the
-// provider runs on the wall clock (the SDK's adaptive client-side rate
-// limiting is only meaningful there); hc, when not nil, carries the
-// requests.
-func loadConfig(ctx context.Context, region string, o Options, getenv func(string) string, wall bool, hc sdk.HTTPClient) (sdk.Config, error) {
+// loadConfig builds the SDK configuration of one region. hc, when not
+// nil, carries the requests.
+//
+// The SDK retries in its standard mode with two changes. Its backoff is
+// backoff (exponential, capped at RetryMaxBackoff, jitter keyed by the
+// request rather than drawn from crypto/rand), so that retries replay on
+// virtual time. Its client-side limits are off: no retry quota
+// (ratelimit.None: a quota shared by every request runs out in whichever
+// order they fail) and no adaptive mode (its token bucket is another
+// first-come-first-served pace, on the wall clock); the provider's own
+// token buckets pace every call on the provider's clock.
+func loadConfig(ctx context.Context, region string, o Options, getenv func(string) string, hc sdk.HTTPClient) (sdk.Config, error) {
 	lo := []func(*config.LoadOptions) error{
 		config.WithRegion(region),
 		// The SDK's own log lines (connection warnings) stay out of
 		// fixfleet's output; nothing it would log is needed.
 		config.WithLogger(logging.Nop{}),
 		config.WithRetryer(func() sdk.Retryer {
-			return retry.NewAdaptiveMode(func(ao *retry.AdaptiveModeOptions) {
-				// Fail fast rather than sleep when the adaptive bucket is
-				// empty: fixfleet's caller waits and retries on its own
-				// clock (and its own buckets pace the calls).
-				ao.FailOnNoAttemptTokens = true
-				if !wall {
-					// The adaptive client rate is measured in wall
-					// time: on a simulated clock it would keep the
-					// client throttled long after the cloud stopped.
-					ao.Throttles = nil
-				}
-				ao.StandardOptions = append(ao.StandardOptions, func(so *retry.StandardOptions) {
-					so.MaxAttempts = o.RetryMaxAttempts
-					so.MaxBackoff = o.RetryMaxBackoff
-				})
+			return retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = o.RetryMaxAttempts
+				so.MaxBackoff = o.RetryMaxBackoff
+				so.Backoff = backoff{base: time.Second, max: o.RetryMaxBackoff}
+				so.RateLimiter = ratelimit.None
 			})
 		}),
+		config.WithAPIOptions([]func(*middleware.Stack) error{addRetryKey}),
 	}
 	if o.Profile != "" {
 		lo = append(lo, config.WithSharedConfigProfile(o.Profile))
@@ -302,12 +293,16 @@ func (c *core) region(op, res, regionOrZone string) (*regional, error) {
 	return rg, nil
 }
 
-// call waits on bucket, then runs f, classifying its error.
-func (c *core) call(ctx context.Context, rg *regional, bucket, op, res string, f func() error) error {
-	if err := rg.lim.wait(ctx, bucket); err != nil {
+// call waits on bucket, then runs f, classifying its error. The calls of
+// one instant take their tokens in the order of op and res, and f's ctx
+// names them as the retry key of its SDK requests (backoff): f must make
+// its requests under that ctx.
+func (c *core) call(ctx context.Context, rg *regional, bucket, op, res string, f func(ctx context.Context) error) error {
+	key := op + " " + res
+	if err := rg.lim.wait(ctx, bucket, key); err != nil {
 		return err
 	}
-	if err := f(); err != nil {
+	if err := f(withCallKey(ctx, key)); err != nil {
 		return classify(op, res, err)
 	}
 	return nil
@@ -350,7 +345,7 @@ func classify(op, res string, err error) error {
 	}
 	class := providers.ErrPermanent
 	switch {
-	case contains(throttleCodes, code) || (ae == nil && strings.Contains(err.Error(), "unable to get attempt token")):
+	case contains(throttleCodes, code):
 		class = providers.ErrThrottled
 	case strings.HasSuffix(code, ".NotFound") || code == "InvalidInstanceID" || code == "NotFound":
 		class = providers.ErrNotFound
@@ -361,7 +356,7 @@ func classify(op, res string, err error) error {
 	case contains(unavailableCodes, code) || status >= 500:
 		class = providers.ErrUnavailable
 	case ae == nil:
-		// No API answer: a connection error, a timeout, a retry quota.
+		// No API answer: a connection error, a timeout.
 		class = providers.ErrUnavailable
 	}
 	return &providers.Error{Class: class, Op: op, Resource: res, RetryAfter: after, Err: errors.New(message(err, ae))}
@@ -493,7 +488,7 @@ func (c *core) describeInstances(ctx context.Context, rg *regional, op, res stri
 		}
 		for {
 			var page *ec2.DescribeInstancesOutput
-			err := c.call(ctx, rg, bucket, op, res, func() (err error) {
+			err := c.call(ctx, rg, bucket, op, res, func(ctx context.Context) (err error) {
 				page, err = rg.ec2.DescribeInstances(ctx, in)
 				return err
 			})

@@ -25,7 +25,7 @@ func (c *core) batchers(rg *regional) {
 	stop := func(force bool) func(ctx context.Context, ids []string) error {
 		return func(ctx context.Context, ids []string) error {
 			for _, ch := range chunks(ids, maxIDs) {
-				err := c.call(ctx, rg, bucketMutating, "Stop", "vm "+vmList(ch), func() error {
+				err := c.call(ctx, rg, bucketMutating, "Stop", "vm "+vmList(ch), func(ctx context.Context) error {
 					_, err := rg.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: ch, Force: sdk.Bool(force)})
 					return err
 				})
@@ -40,7 +40,7 @@ func (c *core) batchers(rg *regional) {
 	rg.forceStop = &batcher{clk: c.clk, send: stop(true)}
 	rg.start = &batcher{clk: c.clk, send: func(ctx context.Context, ids []string) error {
 		for _, ch := range chunks(ids, maxIDs) {
-			err := c.call(ctx, rg, bucketStartRun, "Start", "vm "+vmList(ch), func() error {
+			err := c.call(ctx, rg, bucketStartRun, "Start", "vm "+vmList(ch), func(ctx context.Context) error {
 				_, err := rg.ec2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: ch})
 				return err
 			})
@@ -289,7 +289,7 @@ func (d disks) Snapshot(ctx context.Context, ref providers.DiskRef, tags provide
 		return providers.SnapshotRef{}, err
 	}
 	var out *ec2.CreateSnapshotOutput
-	err = d.call(ctx, rg, bucketSnapVol, "Snapshot", "disk "+ref.ID, func() (err error) {
+	err = d.call(ctx, rg, bucketSnapVol, "Snapshot", "disk "+ref.ID, func(ctx context.Context) (err error) {
 		out, err = rg.ec2.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{VolumeId: sdk.String(ref.ID),
 			Description:       sdk.String("fixfleet: before changing " + ref.ID),
 			TagSpecifications: []ec2types.TagSpecification{tagSpec(ec2types.ResourceTypeSnapshot, tags)}})
@@ -374,7 +374,7 @@ func (d disks) Detach(ctx context.Context, vm providers.VMRef, ref providers.Dis
 				return err
 			}
 		}
-		err := d.call(ctx, rg, bucketMutating, "Detach", "disk "+ref.ID+" from vm "+vm.String(), func() error {
+		err := d.call(ctx, rg, bucketMutating, "Detach", "disk "+ref.ID+" from vm "+vm.String(), func(ctx context.Context) error {
 			_, err := rg.ec2.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: sdk.String(ref.ID), InstanceId: sdk.String(vm.ID)})
 			return err
 		})
@@ -438,7 +438,7 @@ func (d disks) Attach(ctx context.Context, vm providers.VMRef, ref providers.Dis
 				return providers.Errorf(providers.ErrConflict, "Attach", res, "no free device name xvdf-xvdp on the instance")
 			}
 		}
-		err = d.call(ctx, rg, bucketMutating, "Attach", res, func() error {
+		err = d.call(ctx, rg, bucketMutating, "Attach", res, func(ctx context.Context) error {
 			_, err := rg.ec2.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: sdk.String(ref.ID), InstanceId: sdk.String(vm.ID), Device: sdk.String(dev)})
 			return err
 		})
@@ -468,7 +468,7 @@ func (d disks) FromSnapshot(ctx context.Context, s providers.SnapshotRef, zone s
 
 func (c *core) createVolume(ctx context.Context, rg *regional, op, snap, zone string, tags providers.Tags) (providers.DiskRef, error) {
 	var out *ec2.CreateVolumeOutput
-	err := c.call(ctx, rg, bucketSnapVol, op, "snapshot "+snap+" in "+zone, func() (err error) {
+	err := c.call(ctx, rg, bucketSnapVol, op, "snapshot "+snap+" in "+zone, func(ctx context.Context) (err error) {
 		out, err = rg.ec2.CreateVolume(ctx, &ec2.CreateVolumeInput{SnapshotId: sdk.String(snap), AvailabilityZone: sdk.String(zone),
 			VolumeType: ec2types.VolumeTypeGp3, TagSpecifications: []ec2types.TagSpecification{tagSpec(ec2types.ResourceTypeVolume, tags)}})
 		return err
@@ -604,7 +604,7 @@ func (c *core) zones(ctx context.Context, rg *regional) ([]string, error) {
 		return zs, nil
 	}
 	var page *ec2.DescribeAvailabilityZonesOutput
-	err := c.call(ctx, rg, bucketNonMutating, "Zones", "zones of "+rg.region, func() (err error) {
+	err := c.call(ctx, rg, bucketNonMutating, "Zones", "zones of "+rg.region, func(ctx context.Context) (err error) {
 		page, err = rg.ec2.DescribeAvailabilityZones(ctx, &ec2.DescribeAvailabilityZonesInput{
 			Filters: []ec2types.Filter{filter("state", "available"), filter("zone-type", "availability-zone")}})
 		return err
@@ -673,7 +673,7 @@ func (h helpers) Acquire(ctx context.Context, zone string, win inventory.Windows
 			in.SubnetId = sdk.String(sn)
 		}
 		var out *ec2.RunInstancesOutput
-		if err := h.call(ctx, rg, bucketStartRun, "Acquire", res, func() (err error) {
+		if err := h.call(ctx, rg, bucketStartRun, "Acquire", res, func(ctx context.Context) (err error) {
 			out, err = rg.ec2.RunInstances(ctx, in)
 			return err
 		}); err != nil {
@@ -715,7 +715,7 @@ func (h helpers) Release(ctx context.Context, vm providers.VMRef) error {
 	if len(foreign) > 0 {
 		return providers.Errorf(providers.ErrConflict, "Release", res, "volumes still attached: %s; detach them first", strings.Join(foreign, ", "))
 	}
-	if err := h.call(ctx, rg, bucketMutating, "Release", res, func() error {
+	if err := h.call(ctx, rg, bucketMutating, "Release", res, func(ctx context.Context) error {
 		_, err := rg.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{vm.ID}})
 		return err
 	}); err != nil && !errors.Is(err, providers.ErrNotFound) {

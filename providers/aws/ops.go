@@ -243,7 +243,7 @@ func (c *core) describeImages(ctx context.Context, rg *regional, op, res string,
 	out := map[string]ec2types.Image{}
 	run := func(fs []ec2types.Filter) error {
 		var page *ec2.DescribeImagesOutput
-		err := c.call(ctx, rg, bucketNonMutating, op, res, func() (err error) {
+		err := c.call(ctx, rg, bucketNonMutating, op, res, func(ctx context.Context) (err error) {
 			page, err = rg.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: fs, Owners: owners})
 			return err
 		})
@@ -281,7 +281,7 @@ func (c *core) describeVolumes(ctx context.Context, rg *regional, op, res string
 		}
 		for {
 			var page *ec2.DescribeVolumesOutput
-			err := c.call(ctx, rg, bucket, op, res, func() (err error) {
+			err := c.call(ctx, rg, bucket, op, res, func(ctx context.Context) (err error) {
 				page, err = rg.ec2.DescribeVolumes(ctx, in)
 				return err
 			})
@@ -316,7 +316,7 @@ func (c *core) describeSnapshots(ctx context.Context, rg *regional, op, res stri
 		in := &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: fs, MaxResults: sdk.Int32(1000)}
 		for {
 			var page *ec2.DescribeSnapshotsOutput
-			err := c.call(ctx, rg, bucketNonMutating, op, res, func() (err error) {
+			err := c.call(ctx, rg, bucketNonMutating, op, res, func(ctx context.Context) (err error) {
 				page, err = rg.ec2.DescribeSnapshots(ctx, in)
 				return err
 			})
@@ -363,7 +363,7 @@ func (c *core) ssmInfo(ctx context.Context, rg *regional, op, res string, ids []
 		in := &ssm.DescribeInstanceInformationInput{Filters: []ssmtypes.InstanceInformationStringFilter{{Key: sdk.String("InstanceIds"), Values: ch}}}
 		for {
 			var page *ssm.DescribeInstanceInformationOutput
-			err := c.call(ctx, rg, bucketSSM, op, res, func() (err error) {
+			err := c.call(ctx, rg, bucketSSM, op, res, func(ctx context.Context) (err error) {
 				page, err = rg.ssm.DescribeInstanceInformation(ctx, in)
 				return err
 			})
@@ -412,7 +412,7 @@ func (o observer) Observe(ctx context.Context, vms []providers.VMRef) (map[strin
 		var unsure, looks []string
 		for _, ch := range chunks(exist, 100) {
 			var page *ec2.DescribeInstanceStatusOutput
-			err := o.call(ctx, rg, bucketNonMutating, "Observe", res, func() (err error) {
+			err := o.call(ctx, rg, bucketNonMutating, "Observe", res, func(ctx context.Context) (err error) {
 				page, err = rg.ec2.DescribeInstanceStatus(ctx, &ec2.DescribeInstanceStatusInput{InstanceIds: ch, IncludeAllInstances: sdk.Bool(true)})
 				return err
 			})
@@ -458,7 +458,7 @@ func (o observer) Observe(ctx context.Context, vms []providers.VMRef) (map[strin
 		}
 		for _, id := range looks {
 			var page *ec2.GetConsoleOutputOutput
-			err := o.call(ctx, rg, bucketNonMutating, "Observe", "vm "+id, func() (err error) {
+			err := o.call(ctx, rg, bucketNonMutating, "Observe", "vm "+id, func(ctx context.Context) (err error) {
 				page, err = rg.ec2.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: sdk.String(id), Latest: nil})
 				return err
 			})

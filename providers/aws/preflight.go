@@ -36,12 +36,13 @@ func (p preflight) Permissions(ctx context.Context, vm inventory.VM, acts []prov
 		return nil, err
 	}
 	for i, a := range acts {
-		how, call := p.dryRunCall(ctx, rg, vm, a)
+		key := "DryRun " + string(a)
+		how, call := p.dryRunCall(withCallKey(ctx, key), rg, vm, a)
 		out[i] = providers.Permission{Action: a, Allowed: providers.AllowedUnknown, How: how}
 		if call == nil {
 			continue
 		}
-		err := rg.lim.wait(ctx, bucketNonMutating)
+		err := rg.lim.wait(ctx, bucketNonMutating, key)
 		if err == nil {
 			err = call()
 		}
@@ -155,7 +156,7 @@ func (p preflight) HelperQuota(ctx context.Context) (providers.Quota, error) {
 	rg := p.regions[p.order[0]]
 	const how = "EC2 DescribeAccountAttributes max-instances minus running instances"
 	var attrs *ec2.DescribeAccountAttributesOutput
-	err := p.call(ctx, rg, bucketNonMutating, "HelperQuota", "account "+p.acct.Name, func() (err error) {
+	err := p.call(ctx, rg, bucketNonMutating, "HelperQuota", "account "+p.acct.Name, func(ctx context.Context) (err error) {
 		attrs, err = rg.ec2.DescribeAccountAttributes(ctx, &ec2.DescribeAccountAttributesInput{
 			AttributeNames: []ec2types.AccountAttributeName{ec2types.AccountAttributeName("max-instances")}})
 		return err

@@ -22,7 +22,7 @@ func (o observer) Screenshot(ctx context.Context, vm providers.VMRef) ([]byte, e
 		return nil, err
 	}
 	var out *ec2.GetConsoleScreenshotOutput
-	err = o.call(ctx, rg, bucketNonMutating, op, res, func() (err error) {
+	err = o.call(ctx, rg, bucketNonMutating, op, res, func(ctx context.Context) (err error) {
 		out, err = rg.ec2.GetConsoleScreenshot(ctx, &ec2.GetConsoleScreenshotInput{InstanceId: sdk.String(vm.ID)})
 		return err
 	})
