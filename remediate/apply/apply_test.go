@@ -238,6 +238,34 @@ func TestBreakerRidesOutOutage(t *testing.T) {
 	}
 }
 
+// TestThrottleShrinksWindow: a throttled step is retried without using up
+// its attempts, and the account's window shrinks (journaled once per
+// cool-down, not once per throttled call).
+func TestThrottleShrinksWindow(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "throttle", acts: 12, canary: 2, waveSize: 10, total: 6, perAccount: 6}.build(t)
+	var throttles atomic.Int64
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if name == "restart-1" && n <= 2 {
+			throttles.Add(1)
+			return nil, providers.Errorf(providers.ErrThrottled, "Restart", "vm "+vm, "request limit exceeded")
+		}
+		return nil, nil
+	}, "recheck", "restart-1", "verify")
+	o := h.opts(p, rr)
+	o.Retry.MaxAttempts = 1
+	res, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != RunDone || res.Fixed != 12 || res.Failed != 0 || res.Flagged != 0 {
+		t.Fatalf("result %+v, want all 12 fixed though each was throttled twice", res)
+	}
+	if n, k := throttles.Load(), h.kinds()[EvWindowShrank]; k < 1 || int64(k) >= n {
+		t.Errorf("%d window.shrank events for %d throttled calls, want at least one and fewer than the calls", k, n)
+	}
+}
+
 func TestRetriesBounded(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -80,7 +80,8 @@ type Options struct {
 type Retry struct {
 	// MaxAttempts per step run (default 8). Attempts that failed with an
 	// API error while the control-plane breaker was open (or that opened
-	// it) are not counted: an outage never uses up a step's budget.
+	// it), or that the cloud throttled, are not counted: an outage or a
+	// rate limit never uses up a step's budget.
 	MaxAttempts int
 	// MaxTime is the clock time one step may spend retrying, breaker waits
 	// excluded (default 30m).

@@ -388,8 +388,10 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: %s", name, res.Error), noRepair: errors.Is(serr, step.ErrStrategyFailed)}
 		}
 		// Retryable. An API error that opened the breaker, or arrived while
-		// it was not closed, is the outage's, not the step's.
-		if !(brake.Classify(serr) == brake.APIError && after != brake.Closed) {
+		// it was not closed, is the outage's, not the step's; a throttle is
+		// the cloud asking to slow down (the account's window shrank), and
+		// says nothing of the step either. MaxTime still bounds both.
+		if !(brake.Classify(serr) == brake.APIError && after != brake.Closed) && !errors.Is(serr, providers.ErrThrottled) {
 			charged++
 		}
 		spent := r.now().Sub(start) - waited
