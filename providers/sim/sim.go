@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/time/rate"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
@@ -31,6 +33,13 @@ type Options struct {
 	Account string
 	// Zones limits enumeration to these zones (default: all).
 	Zones []string
+	// Rate and Burst pace this provider's calls on the client side, as a
+	// real provider paces to its cloud's documented request limit: Rate
+	// calls a second per account, in bursts of Burst (internal/pace, so
+	// same-instant callers go in key order). Rate 0 takes the world's
+	// documented per-account limit (World.APILimit); negative: no pacing.
+	Rate  float64
+	Burst int
 }
 
 // New returns a provider with every capability, over w. Each call passes
@@ -41,6 +50,14 @@ func New(w *world.World, opts Options) *providers.Provider {
 		opts.Account = world.DefaultAccount
 	}
 	c := &core{w: w, acct: opts.Account, zones: append([]string(nil), opts.Zones...), clk: w.Clock()}
+	if opts.Rate == 0 {
+		if b, ok := w.APILimit(); ok {
+			opts.Rate, opts.Burst = b.Refill, b.Size
+		}
+	}
+	if opts.Rate > 0 {
+		c.lim = pace.New(c.clk, rate.Limit(opts.Rate), opts.Burst)
+	}
 	return &providers.Provider{
 		Name:       Name,
 		Enumerator: enumerator{c},
@@ -59,6 +76,15 @@ type core struct {
 	acct  string
 	zones []string
 	clk   clock.Clock
+	lim   *pace.Limiter // nil: no client-side pacing
+}
+
+// pace waits for the turn of the call op on res (see Options.Rate).
+func (c *core) pace(ctx context.Context, op, res string) error {
+	if c.lim == nil {
+		return nil
+	}
+	return c.lim.Wait(ctx, op+" "+res)
 }
 
 // until waits on the world's clock until t.
@@ -82,6 +108,9 @@ type enumerator struct{ *core }
 
 // List implements providers.Enumerator. Helpers are left out.
 func (e enumerator) List(ctx context.Context) ([]inventory.VM, error) {
+	if err := e.pace(ctx, "ListVMs", ""); err != nil {
+		return nil, err
+	}
 	return e.w.ListVMs(ctx, e.acct, e.zones)
 }
 
@@ -89,6 +118,9 @@ type observer struct{ *core }
 
 // Observe implements providers.Observer.
 func (o observer) Observe(ctx context.Context, vms []providers.VMRef) (map[string]inventory.Signals, error) {
+	if err := o.pace(ctx, "Observe", ""); err != nil {
+		return nil, err
+	}
 	return o.w.Observe(ctx, o.acct, ids(vms))
 }
 
@@ -96,6 +128,9 @@ type guests struct{ *core }
 
 // GuestEndpoint implements providers.Guests.
 func (g guests) GuestEndpoint(ctx context.Context, vm providers.VMRef) (providers.Endpoint, error) {
+	if err := g.pace(ctx, "GuestEndpoint", vm.ID); err != nil {
+		return providers.Endpoint{}, err
+	}
 	return g.w.GuestEndpoint(ctx, g.acct, vm.ID)
 }
 
@@ -106,6 +141,9 @@ type power struct{ *core }
 func (p power) Stop(ctx context.Context, vms []providers.VMRef, force bool) error {
 	if len(vms) == 0 {
 		return nil
+	}
+	if err := p.pace(ctx, "StopVMs", ""); err != nil {
+		return err
 	}
 	pend, err := p.w.StopVMs(ctx, p.acct, ids(vms), force)
 	if err != nil {
@@ -122,6 +160,9 @@ func (p power) Start(ctx context.Context, vms []providers.VMRef) error {
 	}
 	var pend world.Pending
 	err := p.busy(ctx, func() (err error) {
+		if err := p.pace(ctx, "StartVMs", ""); err != nil {
+			return err
+		}
 		pend, err = p.w.StartVMs(ctx, p.acct, ids(vms))
 		return err
 	})
@@ -133,6 +174,9 @@ func (p power) Start(ctx context.Context, vms []providers.VMRef) error {
 
 // Restart implements providers.Power.
 func (p power) Restart(ctx context.Context, vm providers.VMRef) error {
+	if err := p.pace(ctx, "RestartVM", vm.ID); err != nil {
+		return err
+	}
 	pend, err := p.w.RestartVM(ctx, p.acct, vm.ID)
 	if err != nil {
 		return err
@@ -144,6 +188,9 @@ type disks struct{ *core }
 
 // Describe implements providers.Disks.
 func (d disks) Describe(ctx context.Context, ref providers.DiskRef) (providers.DiskState, error) {
+	if err := d.pace(ctx, "DescribeDisk", ref.ID); err != nil {
+		return providers.DiskState{}, err
+	}
 	info, err := d.w.DescribeDisk(ctx, d.acct, ref.ID)
 	return info.DiskState, err
 }
@@ -152,6 +199,9 @@ func (d disks) Describe(ctx context.Context, ref providers.DiskRef) (providers.D
 // earlier FromSnapshot or Restore made before its outcome was known. (Not
 // part of providers.Disks.)
 func (d disks) FindDisks(ctx context.Context, tags providers.Tags) ([]providers.DiskState, error) {
+	if err := d.pace(ctx, "FindDisks", ""); err != nil {
+		return nil, err
+	}
 	infos, err := d.w.FindDisks(ctx, d.acct, tags)
 	if err != nil {
 		return nil, err
@@ -167,6 +217,9 @@ func (d disks) FindDisks(ctx context.Context, tags providers.Tags) ([]providers.
 func (d disks) Snapshot(ctx context.Context, ref providers.DiskRef, tags providers.Tags) (providers.SnapshotRef, error) {
 	var s world.SnapshotInfo
 	err := d.busy(ctx, func() (err error) {
+		if err := d.pace(ctx, "Snapshot", ref.ID); err != nil {
+			return err
+		}
 		s, err = d.w.Snapshot(ctx, d.acct, ref.ID, tags)
 		return err
 	})
@@ -178,6 +231,9 @@ func (d disks) Snapshot(ctx context.Context, ref providers.DiskRef, tags provide
 
 // FindSnapshots implements providers.Disks.
 func (d disks) FindSnapshots(ctx context.Context, tags providers.Tags) ([]providers.SnapshotState, error) {
+	if err := d.pace(ctx, "FindSnapshots", ""); err != nil {
+		return nil, err
+	}
 	infos, err := d.w.FindSnapshots(ctx, d.acct, tags)
 	if err != nil {
 		return nil, err
@@ -193,6 +249,9 @@ func (d disks) FindSnapshots(ctx context.Context, tags providers.Tags) ([]provid
 func (d disks) Detach(ctx context.Context, vm providers.VMRef, ref providers.DiskRef) error {
 	var pend world.Pending
 	err := d.busy(ctx, func() (err error) {
+		if err := d.pace(ctx, "DetachDisk", ref.ID); err != nil {
+			return err
+		}
 		pend, err = d.w.DetachDisk(ctx, d.acct, vm.ID, ref.ID)
 		return err
 	})
@@ -206,6 +265,9 @@ func (d disks) Detach(ctx context.Context, vm providers.VMRef, ref providers.Dis
 func (d disks) Attach(ctx context.Context, vm providers.VMRef, ref providers.DiskRef, boot bool) error {
 	var pend world.Pending
 	err := d.busy(ctx, func() (err error) {
+		if err := d.pace(ctx, "AttachDisk", ref.ID); err != nil {
+			return err
+		}
 		pend, err = d.w.AttachDisk(ctx, d.acct, vm.ID, ref.ID, boot)
 		return err
 	})
@@ -220,6 +282,9 @@ func (d disks) Attach(ctx context.Context, vm providers.VMRef, ref providers.Dis
 func (d disks) FromSnapshot(ctx context.Context, s providers.SnapshotRef, zone string, tags providers.Tags) (providers.DiskRef, error) {
 	var info world.DiskInfo
 	err := d.busy(ctx, func() (err error) {
+		if err := d.pace(ctx, "DiskFromSnapshot", s.ID); err != nil {
+			return err
+		}
 		info, err = d.w.DiskFromSnapshot(ctx, d.acct, s.ID, zone, tags)
 		return err
 	})
@@ -233,11 +298,17 @@ type backups struct{ *core }
 
 // List implements providers.Backups.
 func (b backups) List(ctx context.Context, vm providers.VMRef) ([]inventory.Backup, error) {
+	if err := b.pace(ctx, "ListBackups", vm.ID); err != nil {
+		return nil, err
+	}
 	return b.w.ListBackups(ctx, b.acct, vm.ID)
 }
 
 // Restore implements providers.Backups.
 func (b backups) Restore(ctx context.Context, bk inventory.Backup, zone string, tags providers.Tags) (providers.DiskRef, error) {
+	if err := b.pace(ctx, "RestoreBackup", bk.ID); err != nil {
+		return providers.DiskRef{}, err
+	}
 	info, err := b.w.RestoreBackup(ctx, b.acct, bk.ID, zone, tags)
 	if err != nil {
 		return providers.DiskRef{}, err
@@ -249,6 +320,9 @@ type helpers struct{ *core }
 
 // Images implements providers.Helpers.
 func (h helpers) Images(ctx context.Context) ([]providers.HelperImage, error) {
+	if err := h.pace(ctx, "HelperImages", ""); err != nil {
+		return nil, err
+	}
 	return h.w.HelperImages(ctx, h.acct)
 }
 
@@ -257,6 +331,9 @@ func (h helpers) Images(ctx context.Context) ([]providers.HelperImage, error) {
 func (h helpers) Acquire(ctx context.Context, zone string, win inventory.WindowsVersion, tags providers.Tags) (providers.VMRef, error) {
 	var info world.HelperInfo
 	err := h.busy(ctx, func() (err error) {
+		if err := h.pace(ctx, "AcquireHelper", zone); err != nil {
+			return err
+		}
 		info, err = h.w.AcquireHelper(ctx, h.acct, zone, win, tags)
 		return err
 	})
@@ -269,6 +346,9 @@ func (h helpers) Acquire(ctx context.Context, zone string, win inventory.Windows
 // FindHelpers returns the account's helpers carrying all tags, in any
 // zone. Read-only.
 func (h helpers) FindHelpers(ctx context.Context, tags providers.Tags) ([]providers.VMRef, error) {
+	if err := h.pace(ctx, "FindHelpers", ""); err != nil {
+		return nil, err
+	}
 	hs, err := h.w.FindHelpers(ctx, h.acct, tags)
 	out := make([]providers.VMRef, len(hs))
 	for i, x := range hs {
@@ -279,6 +359,9 @@ func (h helpers) FindHelpers(ctx context.Context, tags providers.Tags) ([]provid
 
 // Release implements providers.Helpers.
 func (h helpers) Release(ctx context.Context, vm providers.VMRef) error {
+	if err := h.pace(ctx, "ReleaseHelper", vm.ID); err != nil {
+		return err
+	}
 	return h.w.ReleaseHelper(ctx, h.acct, vm.ID)
 }
 
@@ -352,6 +435,9 @@ type preflight struct{ *core }
 
 // Permissions implements providers.Preflight with the world's dry run.
 func (p preflight) Permissions(ctx context.Context, _ inventory.VM, acts []providers.Action) ([]providers.Permission, error) {
+	if err := p.pace(ctx, "DryRun", ""); err != nil {
+		return nil, err
+	}
 	ok, err := p.w.DryRun(ctx, p.acct, acts)
 	if err != nil {
 		return nil, err
@@ -368,6 +454,9 @@ func (p preflight) Permissions(ctx context.Context, _ inventory.VM, acts []provi
 
 // HelperQuota implements providers.Preflight with the world's helper quota.
 func (p preflight) HelperQuota(ctx context.Context) (providers.Quota, error) {
+	if err := p.pace(ctx, "HelperQuota", ""); err != nil {
+		return providers.Quota{}, err
+	}
 	limit, inUse, err := p.w.HelperQuota(ctx, p.acct)
 	if err != nil {
 		return providers.Quota{}, err

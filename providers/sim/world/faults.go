@@ -185,6 +185,19 @@ func (w *World) inOutage(now time.Time) bool {
 	return false
 }
 
+// APILimit is the per-account request limit the world's cloud documents,
+// for a client to pace itself by: the one bucket of the simple throttling
+// model. ok is false when the world does not throttle, or throttles as EC2
+// does (a bucket per kind of call: pace as the AWS provider does).
+func (w *World) APILimit() (b timing.Bucket, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gate.faults.Throttle != ThrottleSimple {
+		return timing.Bucket{}, false
+	}
+	return calib.SimpleBucket, true
+}
+
 // take takes one token from account's bucket for k, or says how long to
 // wait for one. Caller holds mu.
 func (w *World) take(account string, k bucketKind, now time.Time) (time.Duration, bool) {
