@@ -63,10 +63,13 @@ type RebootRetryConfig struct {
 	MaxRestarts int `json:"max_restarts" yaml:"max_restarts"`
 }
 
-// Concurrency bounds how many VMs are worked on at once.
+// Concurrency bounds how many VMs are worked on at once. PerAccount is a
+// ceiling: each account's VMs in flight are a window that starts at
+// brake.WindowStart (or the ceiling, if lower), grows as the cloud
+// answers and halves when it throttles (remediate/brake.Window).
 type Concurrency struct {
-	Total      int `json:"total" yaml:"total"`             // whole run (default 50)
-	PerAccount int `json:"per_account" yaml:"per_account"` // per account (default 20)
+	Total      int `json:"total" yaml:"total"`             // whole run (default 500)
+	PerAccount int `json:"per_account" yaml:"per_account"` // per account, the window's ceiling (default 200)
 }
 
 // Policy is the remediation policy.
@@ -110,7 +113,7 @@ func Default() Policy {
 		RebootRetry:        RebootRetryConfig{MaxRestarts: 3},
 		AllowDataLoss:      false,
 		HelperVersion:      HelperSame,
-		Concurrency:        Concurrency{Total: 50, PerAccount: 20},
+		Concurrency:        Concurrency{Total: 500, PerAccount: 200},
 		Canary:             5,
 		WaveSize:           100,
 		FailureThreshold:   0.2,
