@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -110,9 +111,15 @@ func TestKillAndResume(t *testing.T) {
 		t.Fatalf("uninterrupted apply: exit %d: %s", code, stderr)
 	}
 	cleanEnd := endState(t, db2, w2.Audit())
+	// Which strategy fixed a VM may differ: every kill during reboot-retry
+	// may cost the VM one more boot (a restart is not idempotent), and a
+	// boot-looping VM fetches the fix on its r-th boot, so the killed run
+	// may find it recovered where the uninterrupted one had to mount its
+	// disk. Fixed, healthy or left to a person, and the truth, may not.
+	fixedBy := regexp.MustCompile(`^fixed by [a-z-]+`)
 	var diff []string
 	for vm, want := range cleanEnd {
-		if got := killedEnd[vm]; got != want {
+		if got := killedEnd[vm]; fixedBy.ReplaceAllString(got, "fixed") != fixedBy.ReplaceAllString(want, "fixed") {
 			diff = append(diff, fmt.Sprintf("%s: killed run %s, uninterrupted %s", vm, got, want))
 		}
 	}
