@@ -124,6 +124,10 @@ type runner struct {
 	// gates hold each tier's VMs until the tier before it is done (nil
 	// without tiers).
 	gates *gates
+	// canaryPassed is closed, once (passOnce), when the canary can no
+	// longer fail before its end.
+	canaryPassed chan struct{}
+	passOnce     sync.Once
 }
 
 // Run executes p (see the package documentation). It returns the run's
@@ -156,7 +160,8 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	}
 	defer func() { _ = release() }()
 
-	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*brake.Window{}, hook: hookOf(ctx)}
+	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*brake.Window{}, hook: hookOf(ctx),
+		canaryPassed: make(chan struct{})}
 	for _, vm := range p.VMs {
 		if a := plan.AccountKey(vm.Tenant, vm.Account); r.accounts[a] == nil {
 			r.accounts[a] = brake.NewWindow(p.Policy.Concurrency.PerAccount, windowCoolDown)
@@ -393,22 +398,44 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 		// The canary wave runs alone, and gates everything else.
 		// It is judged when this process ran some of it (a resume
 		// after a canary brake needs --continue, checked earlier).
+		// Once it can no longer fail (see passCanaryEarly), the other
+		// waves start while its last VMs finish.
 		w := r.p.Waves[0]
 		todo := todoOf(w)
+		early := false
 		if len(todo) > 0 {
 			r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("%s started: %d of its %d VMs to do", w.Name, len(todo), len(w.VMs))})
-			r.dispatch(ctx, todo, true)
+			done := make(chan struct{})
+			go func() { defer close(done); r.dispatch(ctx, todo, true) }()
+			defer func() {
+				<-done
+				if early && ctx.Err() == nil {
+					r.emit(Event{Kind: EvWaveFinished, Message: w.Name + " finished"})
+				}
+			}()
+			select {
+			case <-done:
+			case <-r.canaryPassed:
+				early = true
+			}
 			if ctx.Err() != nil {
 				return EvPausedInterrupted, ""
 			}
-			r.emit(Event{Kind: EvWaveFinished, Message: w.Name + " finished"})
+			if !early {
+				r.emit(Event{Kind: EvWaveFinished, Message: w.Name + " finished"})
+			}
 		}
-		bad, acted, err := r.canaryCounts(ctx, w)
+		bad, acted, open, err := r.canaryCounts(ctx, w)
 		if err != nil {
 			r.fail(err)
 			return EvPausedInterrupted, ""
 		}
-		if len(todo) > 0 && brake.Exceeds(bad, acted, r.p.Policy.FailureThreshold) {
+		if early {
+			r.emit(Event{Kind: EvCanaryPassed, Message: fmt.Sprintf("%s passed before its end: %d of the %d canary VMs acted on went badly and %d are still running; "+
+				"even if they all fail the share stays within the threshold (%.0f%%): the other waves start now",
+				w.Name, bad, acted, open, 100*r.p.Policy.FailureThreshold)})
+		}
+		if len(todo) > 0 && !early && brake.Exceeds(bad, acted, r.p.Policy.FailureThreshold) {
 			msg := fmt.Sprintf("canary failed: %d of the %d canary VMs acted on failed or were flagged by surprise (threshold %.0f%%); "+
 				"nothing else was started: look at them (fixfleet status), then apply again with --continue",
 				bad, acted, 100*r.p.Policy.FailureThreshold)
@@ -504,7 +531,11 @@ func (r *runner) work(ctx context.Context, vm *plan.VMPlan, canary bool) {
 	if !out.interrupted {
 		r.gates.done(vm)
 	}
-	if out.interrupted || canary {
+	if out.interrupted {
+		return
+	}
+	if canary {
+		r.passCanaryEarly(ctx)
 		return
 	}
 	if r.rate.Record(out.acted, out.bad) {
@@ -525,15 +556,32 @@ func (r *runner) stopped() bool {
 	return r.stop
 }
 
+// passCanaryEarly lets the other waves start before the canary's last VMs
+// finish once the canary can no longer fail: even if every canary VM not
+// finished yet failed, the bad share would stay within the threshold
+// (the share only grows as failures are added, so the canary's verdict at
+// its end is then a pass whatever they do). It is called as each canary VM
+// ends; the release happens once.
+func (r *runner) passCanaryEarly(ctx context.Context) {
+	bad, acted, open, err := r.canaryCounts(ctx, r.p.Waves[0])
+	if err != nil || open == 0 || brake.Exceeds(bad+open, acted+open, r.p.Policy.FailureThreshold) {
+		return // nothing to gain, or still undecided; errors surface at the canary's end
+	}
+	r.passOnce.Do(func() { close(r.canaryPassed) })
+}
+
 // canaryCounts counts the canary wave's VMs acted on and those that went
-// badly, from the journal (so VMs finished by an earlier process count).
-func (r *runner) canaryCounts(ctx context.Context, w plan.Wave) (bad, acted int, err error) {
+// badly, from the journal (so VMs finished by an earlier process count),
+// and those not finished (open).
+func (r *runner) canaryCounts(ctx context.Context, w plan.Wave) (bad, acted, open int, err error) {
 	for _, k := range w.VMs {
 		rec, err := r.j.GetVM(ctx, r.runID, k)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		switch rec.Status {
+		case StatusPending, StatusRunning:
+			open++
 		case StatusFixed:
 			acted++
 		case StatusFailed:
@@ -545,7 +593,7 @@ func (r *runner) canaryCounts(ctx context.Context, w plan.Wave) (bad, acted int,
 			}
 			steps, err := r.j.ListSteps(ctx, r.runID, k)
 			if err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
 			if len(steps) > 0 {
 				acted++
@@ -553,7 +601,7 @@ func (r *runner) canaryCounts(ctx context.Context, w plan.Wave) (bad, acted int,
 			}
 		}
 	}
-	return bad, acted, nil
+	return bad, acted, open, nil
 }
 
 // finish records the end of this process's segment, then releases helpers

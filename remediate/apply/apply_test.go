@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,22 +52,35 @@ func TestHappyPathWaves(t *testing.T) {
 		t.Errorf("ReleaseAll called %d times", rel.calls.Load())
 	}
 	// The canary finished before anything else started; the other waves
-	// flow, in wave order.
+	// flow, each account's VMs in wave order (accounts' dispatchers race
+	// for the run-wide slots, so the order across accounts may vary).
 	evs, err := h.j.Events(context.Background(), "happy", journal.EventFilter{Kinds: []string{EvWaveStarted, EvWaveFinished, EvVMStarted}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var order []string
+	byAccount := map[string][]int{}
 	for _, e := range evs {
 		if e.Kind == EvVMStarted {
-			order = append(order, "vm:"+fmt.Sprint(p.VMs[indexOf(p, e.VMKey)].Wave))
+			vm := p.VMs[indexOf(p, e.VMKey)]
+			byAccount[vm.Account] = append(byAccount[vm.Account], vm.Wave)
+			if vm.Wave > 1 {
+				order = append(order, "vm:2+")
+				continue
+			}
+			order = append(order, "vm:1")
 		} else {
 			order = append(order, e.Kind)
 		}
 	}
-	want := "wave.started vm:1 vm:1 vm:1 wave.finished wave.started vm:2 vm:2 vm:2 vm:2 vm:3 vm:3 vm:3 vm:3 wave.finished"
+	want := "wave.started vm:1 vm:1 vm:1 wave.finished wave.started vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ wave.finished"
 	if strings.Join(order, " ") != want {
 		t.Errorf("order:\n %s\nwant\n %s", strings.Join(order, " "), want)
+	}
+	for a, waves := range byAccount {
+		if !slices.IsSorted(waves) {
+			t.Errorf("account %s started its VMs in waves %v, want wave order", a, waves)
+		}
 	}
 	if v := h.vm("happy", "t/a0/man00"); v.Status != StatusFlagged || !strings.Contains(v.Reason, "check the console") {
 		t.Errorf("manual VM %+v", v)
@@ -166,6 +181,60 @@ func TestFailureBrake(t *testing.T) {
 	v := h.vm("brake", "t/a0/vm02")
 	if !strings.Contains(v.Reason, "reboot-retry: step restart-1") || !strings.Contains(v.Reason, "helper-mount: step snapshot: strategy failed: no helper image") {
 		t.Errorf("flagged reason %q", v.Reason)
+	}
+}
+
+// TestCanaryPassesEarly: once the canary cannot fail whatever its last
+// VMs do, the other waves start before they finish; while a failure of
+// theirs could still fail it, nothing else starts.
+func TestCanaryPassesEarly(t *testing.T) {
+	cases := []struct {
+		name      string
+		threshold float64
+		early     bool
+	}{
+		{name: "4 of 5 fixed, one more failure stays within 20%", threshold: 0.2, early: true},
+		{name: "4 of 5 fixed, one more failure would pass 10%", threshold: 0.1, early: false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			p := fleet{id: "early", acts: 8, canary: 5, waveSize: 3, total: 8, perAccount: 8, threshold: c.threshold}.build(t)
+			slow := p.Waves[0].VMs[4]
+			wave2 := make(chan struct{})
+			var once sync.Once
+			var startedBeforeSlowEnded atomic.Bool
+			slowDone := atomic.Bool{}
+			rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+				switch {
+				case vm == slow && name == "restart-1":
+					select { // until wave 2 starts, or long enough to tell it did not
+					case <-wave2:
+					case <-time.After(2 * time.Second):
+					}
+					slowDone.Store(true)
+				case p.VMs[indexOf(p, vm)].Wave > 1 && name == "recheck":
+					if !slowDone.Load() {
+						startedBeforeSlowEnded.Store(true)
+					}
+					once.Do(func() { close(wave2) })
+				}
+				return nil, nil
+			}, "recheck", "restart-1")
+			res, err := Run(context.Background(), p, h.opts(p, rr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != RunDone || res.Fixed != 8 {
+				t.Fatalf("result %+v, want done with 8 fixed", res)
+			}
+			if got := startedBeforeSlowEnded.Load(); got != c.early {
+				t.Errorf("wave 2 started before the last canary VM ended: %v, want %v", got, c.early)
+			}
+			if got := h.kinds()[EvCanaryPassed]; (got == 1) != c.early || got > 1 {
+				t.Errorf("%d canary.passed events, want early=%v", got, c.early)
+			}
+		})
 	}
 }
 

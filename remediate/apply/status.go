@@ -136,6 +136,10 @@ const (
 	EvBreakerHalfOpen  = "breaker.half-open"
 	EvBreakerClosed    = "breaker.closed"
 	EvBrakeTripped     = "brake.tripped"
+	// EvCanaryPassed: the canary can no longer fail (even if its
+	// unfinished VMs all failed, the share would stay within the
+	// threshold): the other waves start before its end.
+	EvCanaryPassed = "canary.passed"
 	// EvWindowShrank: the cloud throttled an account's calls and fewer of
 	// its VMs now run at once (brake.Window); message names the account
 	// and the new limit.
