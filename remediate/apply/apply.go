@@ -58,12 +58,16 @@
 // canary: when it ends, if failed plus flagged-after-action VMs exceed
 // policy.failure_threshold of the canary VMs acted on (fixed, failed, or
 // flagged after at least one step), the run stops: "paused: canary
-// failed". After the canary, a running failure rate over the VMs finished
+// failed". Once the canary can no longer fail (its unfinished VMs all
+// failing would keep the share within the threshold), the other waves start
+// before its last VMs end. After the canary, a running failure rate over the VMs finished
 // in this process (waves 2+) trips once it exceeds the threshold with at
 // least Options.MinSample acted on: no new VM starts, those in flight
 // finish, "paused: failure brake". A run paused by a brake resumes only
 // with Options.Continue. At most policy.concurrency.total VMs are in
-// flight, and at most policy.concurrency.per_account of one account.
+// flight, and of one account at most its adaptive window (brake.Window:
+// halved when the cloud throttles, never above
+// policy.concurrency.per_account).
 //
 // With policy tiers (plan.Tier), a tier's VMs are held until every VM of
 // the tier before it has finished (fixed, healthy, or left to a person)
