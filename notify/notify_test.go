@@ -64,13 +64,27 @@ func twoTenants() *plan.Plan {
 	}
 }
 
-// run feeds a whole run's events, as apply emits them, to watch.
-func feed(watch func(apply.Event), canaryFails bool) {
+// run feeds a whole run's events, as apply emits them, to watch: the
+// canary fails, passes at its end (canary "") or passes early.
+func feed(watch func(apply.Event), canary string) {
 	ev := func(kind, vm, msg string) { watch(apply.Event{Kind: kind, VMKey: vm, Message: msg}) }
 	ev(apply.EvRunStarted, "", "apply of plan plan-1 started")
 	ev(apply.EvWaveStarted, "", "canary started")
 	ev(apply.EvVMStarted, "acme/a/c1", "")
-	if canaryFails {
+	if canary == "early" {
+		ev(apply.EvCanaryPassed, "", "canary passed before its end")
+		ev(apply.EvWaveStarted, "", "waves after the canary started")
+		ev(apply.EvVMStarted, "globex/a/w2", "")
+		ev(apply.EvVMFixed, "globex/a/w2", "")
+		ev(apply.EvVMFixed, "acme/a/c1", "")
+		ev(apply.EvWaveFinished, "", "canary finished")
+		ev(apply.EvVMStarted, "acme/a/w1", "")
+		ev(apply.EvVMFlagged, "acme/a/w1", "")
+		ev(apply.EvWaveFinished, "", "waves after the canary finished")
+		ev(apply.EvRunDone, "", "")
+		return
+	}
+	if canary == "fails" {
 		ev(apply.EvVMFlagged, "acme/a/c1", "needs a person")
 		ev(apply.EvWaveFinished, "", "canary finished")
 		ev(apply.EvBrakeTripped, "", "canary failed: 1 of the 1 canary VMs acted on failed or were flagged")
@@ -96,12 +110,13 @@ func feed(watch func(apply.Event), canaryFails bool) {
 // waiting as it asked.
 func TestRunEventsArriveInOrder(t *testing.T) {
 	tests := []struct {
-		name        string
-		canaryFails bool
-		want        []string
+		name   string
+		canary string
+		want   []string
 	}{
-		{"done", false, []string{"run-1 started", "canary passed", "API failing", "answers again", "tenant globex done", "tenant acme done", "run-1 done"}},
-		{"canary failed", true, []string{"run-1 started", "canary failed", "run-1 paused"}},
+		{"done", "", []string{"run-1 started", "canary passed", "API failing", "answers again", "tenant globex done", "tenant acme done", "run-1 done"}},
+		{"canary passed early", "early", []string{"run-1 started", "canary passed", "tenant globex done", "tenant acme done", "run-1 done"}},
+		{"canary failed", "fails", []string{"run-1 started", "canary failed", "run-1 paused"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +130,7 @@ func TestRunEventsArriveInOrder(t *testing.T) {
 			var warns []string
 			var wmu sync.Mutex
 			n := New([]Target{target}, Options{Warn: func(s string) { wmu.Lock(); warns = append(warns, s); wmu.Unlock() }})
-			feed(n.Watch(twoTenants()), tt.canaryFails)
+			feed(n.Watch(twoTenants()), tt.canary)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound, not an assertion
 			defer cancel()
 			st := n.Close(ctx)

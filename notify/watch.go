@@ -129,6 +129,10 @@ func (w *watcher) event(e apply.Event) {
 		}
 	case apply.EvWaveStarted:
 		w.tellCanaryPassed()
+	case apply.EvCanaryPassed:
+		// The canary can no longer fail: the other waves start before it ends.
+		w.pastCanary, w.canaryPending = true, false
+		w.send(EvCanaryPassed, Good, "fixfleet run "+w.runID+": canary passed", e.Message+"\ncanary so far: "+w.canaryT.String())
 	case apply.EvBrakeTripped:
 		if w.canaryPending {
 			w.canaryPending = false
