@@ -468,15 +468,14 @@ func (s *Server) runInstances(ctx context.Context, q *request) (any, *apiError) 
 		}
 		return nil, fromWorld(err, "Instance", "IncorrectInstanceState")
 	}
-	ep, err := s.w.GuestEndpoint(ctx, q.account, info.Ref.ID)
-	if err != nil {
-		ep = providers.Endpoint{}
-	}
+	// The address comes with the creation's answer, as in RunInstances'
+	// response: asking the world again is a second call that may be
+	// throttled, and would leave the helper without an address.
 	s.mu.Lock()
 	h := s.helpers[info.Ref.ID]
 	if h == nil {
 		h = &helperRec{id: info.Ref.ID, zone: zone, release: im.Windows.Release, imageID: image, name: info.Ref.Name,
-			tags: info.Tags, ip: ep.Host, launched: s.w.Clock().Now()}
+			tags: info.Tags, ip: info.PrivateIP, launched: s.w.Clock().Now()}
 		s.helpers[h.id] = h
 	}
 	s.mu.Unlock()

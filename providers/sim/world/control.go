@@ -63,6 +63,8 @@ type HelperInfo struct {
 	Windows inventory.WindowsVersion `json:"windows"`
 	Tags    map[string]string        `json:"tags,omitempty"`
 	Power   inventory.PowerState     `json:"power,omitempty"`
+	// PrivateIP is its address, as a cloud's create call answers it.
+	PrivateIP string `json:"private_ip,omitempty"`
 	// ReadyAt is when the cloud reports it running (zero if it does).
 	ReadyAt time.Time `json:"ready_at,omitzero"`
 }
@@ -837,7 +839,7 @@ func (w *World) helperRoom(account, zone, res string) error {
 
 func (w *World) helperInfo(v *vm) HelperInfo {
 	return HelperInfo{Ref: providers.VMRef{ID: v.id, Zone: v.zone, Name: v.name}, Windows: v.windows,
-		Tags: cloneTags(v.tags), Power: v.power, ReadyAt: v.powerUntil}
+		Tags: cloneTags(v.tags), Power: v.power, PrivateIP: v.ip, ReadyAt: v.powerUntil}
 }
 
 // ReleaseHelper deletes a helper and its own boot disk. ErrConflict while

@@ -76,3 +76,16 @@ func TestReadinessFactsBitLocker(t *testing.T) {
 		t.Errorf("read %+v, want BitLocker with its key ID", r)
 	}
 }
+
+// TestCreateHelperAnswersItsAddress: the create call answers the helper's
+// address, as EC2's RunInstances does, so that a face need not ask again
+// (a second call may be throttled; the EC2 face once recorded helpers
+// without an address that way, and their disks were left on them).
+func TestCreateHelperAnswersItsAddress(t *testing.T) {
+	w, _ := load(t, scenario(vmSpec("1", img2019, goodFile)))
+	info := must[HelperInfo](t)(w.CreateHelper(ctx, DefaultAccount, "is1a", win2019, nil, ""))
+	ep := must[providers.Endpoint](t)(w.GuestEndpoint(ctx, DefaultAccount, info.Ref.ID))
+	if info.PrivateIP == "" || info.PrivateIP != ep.Host {
+		t.Errorf("CreateHelper answered address %q, GuestEndpoint says %q", info.PrivateIP, ep.Host)
+	}
+}
