@@ -53,6 +53,19 @@ type call struct {
 	goAt   time.Time // decided when served
 }
 
+// Headroom is the share of a cloud's documented request rate that ForCloud
+// leaves unused. A client paced exactly at the rate is refused whenever a
+// call goes a moment after its token was due while the cloud's bucket was
+// full: the cloud lost that moment's refill, the client's count did not.
+const Headroom = 0.02
+
+// ForCloud returns a Limiter for a cloud's documented bucket of size burst
+// refilled at r tokens a second: it paces at (1-Headroom)·r, so that the
+// cloud's own bucket never refuses a call it let go.
+func ForCloud(clk clock.Clock, r rate.Limit, burst int) *Limiter {
+	return New(clk, r*(1-Headroom), burst)
+}
+
 // New returns a Limiter of r calls a second with bursts of burst (at least
 // 1), on clk.
 func New(clk clock.Clock, r rate.Limit, burst int) *Limiter {

@@ -12,7 +12,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/providers/sim/bucket"
 )
 
 // releases starts one goroutine per key at one instant, in the order
@@ -115,4 +118,58 @@ func TestWaitHonoursContext(t *testing.T) {
 			t.Errorf("next call went at %v, want about 1s: the token of the call that gave up was not returned", got)
 		}
 	})
+}
+
+// TestPacedCallsNeverRefused: calls let go by ForCloud reach a cloud
+// bucket of the size and refill it was given (the simulated clouds'
+// bucket), and none is refused, whatever the rate; a limiter paced exactly
+// at the cloud's rate (New) is refused, which is why ForCloud exists.
+func TestPacedCallsNeverRefused(t *testing.T) {
+	tests := []struct {
+		name  string
+		rate  float64
+		burst int
+	}{
+		{"simple model 10/s burst 20", 10, 20},
+		{"ec2 mutating 5/s burst 2", 5, 2},
+		{"slow 0.3/s burst 1", 0.3, 1},
+		{"fast 100/s burst 50", 100, 50},
+	}
+	refused := func(t *testing.T, l *Limiter, b *bucket.Bucket) int {
+		var mu sync.Mutex
+		n := 0
+		var wg sync.WaitGroup
+		for i := range 400 {
+			wg.Go(func() {
+				// Arrivals spread over time, several at each instant.
+				time.Sleep(time.Duration(i%37) * 97 * time.Millisecond)
+				if err := l.Wait(context.Background(), fmt.Sprint(i)); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if _, ok := b.Take(time.Now()); !ok {
+					n++
+				}
+			})
+		}
+		wg.Wait()
+		return n
+	}
+	exact := 0
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				if n := refused(t, ForCloud(clock.Real{}, rate.Limit(tt.rate), tt.burst), bucket.New(tt.burst, tt.rate)); n > 0 {
+					t.Errorf("%d of 400 calls paced by ForCloud refused by the cloud's bucket", n)
+				}
+			})
+			synctest.Test(t, func(t *testing.T) {
+				exact += refused(t, New(clock.Real{}, rate.Limit(tt.rate), tt.burst), bucket.New(tt.burst, tt.rate))
+			})
+		})
+	}
+	if exact == 0 {
+		t.Error("calls paced exactly at the cloud's rate were never refused: the test no longer shows why ForCloud leaves headroom")
+	}
 }

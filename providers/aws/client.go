@@ -74,7 +74,7 @@ type limiter struct {
 func newLimiter(clk clock.Clock) *limiter {
 	l := &limiter{buckets: map[string]*pace.Limiter{}}
 	for name, b := range bucketSizes {
-		l.buckets[name] = pace.New(clk, rate.Limit(b.Refill), b.Size)
+		l.buckets[name] = pace.ForCloud(clk, rate.Limit(b.Refill), b.Size)
 	}
 	return l
 }

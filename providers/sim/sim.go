@@ -34,9 +34,10 @@ type Options struct {
 	// Zones limits enumeration to these zones (default: all).
 	Zones []string
 	// Rate and Burst pace this provider's calls on the client side, as a
-	// real provider paces to its cloud's documented request limit: Rate
-	// calls a second per account, in bursts of Burst (internal/pace, so
-	// same-instant callers go in key order). Rate 0 takes the world's
+	// real provider paces to its cloud's documented request limit: a
+	// bucket of Burst refilled at Rate calls a second per account, paced a
+	// little under it (pace.ForCloud; same-instant callers go in key
+	// order). Rate 0 takes the world's
 	// documented per-account limit (World.APILimit); negative: no pacing.
 	Rate  float64
 	Burst int
@@ -56,7 +57,7 @@ func New(w *world.World, opts Options) *providers.Provider {
 		}
 	}
 	if opts.Rate > 0 {
-		c.lim = pace.New(c.clk, rate.Limit(opts.Rate), opts.Burst)
+		c.lim = pace.ForCloud(c.clk, rate.Limit(opts.Rate), opts.Burst)
 	}
 	return &providers.Provider{
 		Name:       Name,
@@ -79,7 +80,10 @@ type core struct {
 	lim   *pace.Limiter // nil: no client-side pacing
 }
 
-// pace waits for the turn of the call op on res (see Options.Rate).
+// pace waits for the turn of the call op on res (see Options.Rate). res
+// tells one call from another (a VM, a disk, a batch's VMs, a search's
+// tags): calls with equal keys at one instant go together (internal/pace),
+// which the world's bucket may refuse beyond its burst.
 func (c *core) pace(ctx context.Context, op, res string) error {
 	if c.lim == nil {
 		return nil
@@ -94,6 +98,16 @@ func (c *core) until(ctx context.Context, t time.Time) error { return clock.Slee
 // stopping, a disk still attaching or being created).
 func (c *core) busy(ctx context.Context, f func() error) error {
 	return providers.RetryWhileBusy(ctx, c.clk, f)
+}
+
+// tagKey is a search's tags as one string, sorted, for pace's key.
+func tagKey(tags providers.Tags) string {
+	kv := make([]string, 0, len(tags))
+	for k, v := range tags {
+		kv = append(kv, k+"="+v)
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, ",")
 }
 
 func ids(vms []providers.VMRef) []string {
@@ -118,7 +132,7 @@ type observer struct{ *core }
 
 // Observe implements providers.Observer.
 func (o observer) Observe(ctx context.Context, vms []providers.VMRef) (map[string]inventory.Signals, error) {
-	if err := o.pace(ctx, "Observe", ""); err != nil {
+	if err := o.pace(ctx, "Observe", strings.Join(ids(vms), ",")); err != nil {
 		return nil, err
 	}
 	return o.w.Observe(ctx, o.acct, ids(vms))
@@ -142,7 +156,7 @@ func (p power) Stop(ctx context.Context, vms []providers.VMRef, force bool) erro
 	if len(vms) == 0 {
 		return nil
 	}
-	if err := p.pace(ctx, "StopVMs", ""); err != nil {
+	if err := p.pace(ctx, "StopVMs", strings.Join(ids(vms), ",")); err != nil {
 		return err
 	}
 	pend, err := p.w.StopVMs(ctx, p.acct, ids(vms), force)
@@ -160,7 +174,7 @@ func (p power) Start(ctx context.Context, vms []providers.VMRef) error {
 	}
 	var pend world.Pending
 	err := p.busy(ctx, func() (err error) {
-		if err := p.pace(ctx, "StartVMs", ""); err != nil {
+		if err := p.pace(ctx, "StartVMs", strings.Join(ids(vms), ",")); err != nil {
 			return err
 		}
 		pend, err = p.w.StartVMs(ctx, p.acct, ids(vms))
@@ -199,7 +213,7 @@ func (d disks) Describe(ctx context.Context, ref providers.DiskRef) (providers.D
 // earlier FromSnapshot or Restore made before its outcome was known. (Not
 // part of providers.Disks.)
 func (d disks) FindDisks(ctx context.Context, tags providers.Tags) ([]providers.DiskState, error) {
-	if err := d.pace(ctx, "FindDisks", ""); err != nil {
+	if err := d.pace(ctx, "FindDisks", tagKey(tags)); err != nil {
 		return nil, err
 	}
 	infos, err := d.w.FindDisks(ctx, d.acct, tags)
@@ -231,7 +245,7 @@ func (d disks) Snapshot(ctx context.Context, ref providers.DiskRef, tags provide
 
 // FindSnapshots implements providers.Disks.
 func (d disks) FindSnapshots(ctx context.Context, tags providers.Tags) ([]providers.SnapshotState, error) {
-	if err := d.pace(ctx, "FindSnapshots", ""); err != nil {
+	if err := d.pace(ctx, "FindSnapshots", tagKey(tags)); err != nil {
 		return nil, err
 	}
 	infos, err := d.w.FindSnapshots(ctx, d.acct, tags)
@@ -346,7 +360,7 @@ func (h helpers) Acquire(ctx context.Context, zone string, win inventory.Windows
 // FindHelpers returns the account's helpers carrying all tags, in any
 // zone. Read-only.
 func (h helpers) FindHelpers(ctx context.Context, tags providers.Tags) ([]providers.VMRef, error) {
-	if err := h.pace(ctx, "FindHelpers", ""); err != nil {
+	if err := h.pace(ctx, "FindHelpers", tagKey(tags)); err != nil {
 		return nil, err
 	}
 	hs, err := h.w.FindHelpers(ctx, h.acct, tags)
