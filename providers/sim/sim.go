@@ -344,11 +344,11 @@ func (h helpers) Images(ctx context.Context) ([]providers.HelperImage, error) {
 // running (its WinRM answers a few minutes later: probe it).
 func (h helpers) Acquire(ctx context.Context, zone string, win inventory.WindowsVersion, tags providers.Tags) (providers.VMRef, error) {
 	var info world.HelperInfo
+	res := zone + " " + win.Release + " " + tagKey(tags)
 	err := h.busy(ctx, func() (err error) {
-		if err := h.pace(ctx, "AcquireHelper", zone); err != nil {
-			return err
-		}
-		info, err = h.w.AcquireHelper(ctx, h.acct, zone, win, tags)
+		// The world's find, start and create are calls of their own: each
+		// takes its turn.
+		info, err = h.w.AcquireHelper(ctx, h.acct, zone, win, tags, func(op string) error { return h.pace(ctx, op, res) })
 		return err
 	})
 	if err != nil {

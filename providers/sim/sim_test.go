@@ -3,9 +3,11 @@ package sim_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -180,4 +182,36 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 	_ = w.Audit()
 	_ = w.Export()
+}
+
+// TestEveryWorldCallPaced: the provider paces each control-plane call the
+// world counts, so a burst of helper acquisitions (a find, then a create,
+// each its own call) is never refused by the world's bucket.
+func TestEveryWorldCallPaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := world.Scenario{
+			Version: world.ScenarioVersion, Seed: 1, Incident: inventory.CrowdStrike20240719, Now: t0,
+			Zones:       []string{"is1a"},
+			Images:      []world.ImageSpec{{Zone: "is1a", Release: "2019", ImageID: "img-1", Identity: inventory.DiskIdentity{Style: inventory.PartitionMBR, ID: "0A62F411"}}},
+			GuestAccess: world.GuestAccessSpec{Username: "Administrator", Password: "pw"},
+			Faults:      world.DefaultFaults(),
+			VMs:         []world.VMSpec{vmSpec("1", inventory.PowerRunning)},
+		}
+		w, err := world.Load(sc, clock.NewOffset(t0))
+		must(t, err)
+		p := sim.New(w, sim.Options{})
+		var wg sync.WaitGroup
+		for i := range 30 {
+			wg.Go(func() {
+				tags := providers.Tags{providers.TagRun: "r", providers.TagVM: fmt.Sprintf("vm-%02d", i)}
+				if _, err := p.Helpers.Acquire(ctx, "is1a", win2019, tags); err != nil {
+					t.Errorf("Acquire %d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		if st := w.Stats(); st.Throttled != 0 || st.Calls["CreateHelper"] != 30 {
+			t.Errorf("throttled %d, CreateHelper calls %d: want 0 and 30", st.Throttled, st.Calls["CreateHelper"])
+		}
+	})
 }

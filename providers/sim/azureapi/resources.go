@@ -304,7 +304,7 @@ func (s *Server) put(q *request) *apiError {
 		if rel == "" {
 			return errf(404, "ImageNotFound", "image %s is not available in zone %s of %s", sp.ImageReference.ID, b.Zones[0], b.Location)
 		}
-		h, err := s.w.AcquireHelper(ctx, q.account, zone, inventory.WindowsVersion{Release: rel}, b.Tags)
+		h, err := s.w.AcquireHelper(ctx, q.account, zone, inventory.WindowsVersion{Release: rel}, b.Tags, nil)
 		if err != nil {
 			return fromWorld(err)
 		}

@@ -256,7 +256,7 @@ func opFunc(op string) func(ctx context.Context, w *world.World, a string, q Req
 		}
 	case "acquire-helper":
 		return func(ctx context.Context, w *world.World, a string, q Request) (any, error) {
-			return w.AcquireHelper(ctx, a, q.Zone, q.Windows, q.Tags)
+			return w.AcquireHelper(ctx, a, q.Zone, q.Windows, q.Tags, nil)
 		}
 	case "find-helpers":
 		return func(ctx context.Context, w *world.World, a string, q Request) (any, error) {

@@ -689,16 +689,30 @@ func (w *World) HelperImages(ctx context.Context, account string) ([]providers.H
 // composition a client of a cloud without client tokens uses (find by tag,
 // then create, as Sakura's and Azure's do), made of FindHelper, StartVMs
 // and CreateHelper, each its own control-plane call. A create whose reply
-// was lost leaves a helper that the next AcquireHelper finds.
-func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inventory.WindowsVersion, tags map[string]string) (HelperInfo, error) {
+// was lost leaves a helper that the next AcquireHelper finds. before, when
+// not nil, is called before each of those calls with its operation (a
+// client paces its calls there) and its error ends the acquisition.
+func (w *World) AcquireHelper(ctx context.Context, account, zone string, win inventory.WindowsVersion, tags map[string]string, before func(op string) error) (HelperInfo, error) {
+	if before == nil {
+		before = func(string) error { return nil }
+	}
+	if err := before("FindHelper"); err != nil {
+		return HelperInfo{}, err
+	}
 	h, found, err := w.FindHelper(ctx, account, zone, win.Release, tags)
 	if err != nil {
 		return HelperInfo{}, err
 	}
 	if !found {
+		if err := before("CreateHelper"); err != nil {
+			return HelperInfo{}, err
+		}
 		return w.CreateHelper(ctx, account, zone, win, tags, "")
 	}
 	if h.Power == inventory.PowerStopped || h.Power == inventory.PowerStopping {
+		if err := before("StartVMs"); err != nil {
+			return HelperInfo{}, err
+		}
 		p, err := w.StartVMs(ctx, account, []string{h.Ref.ID})
 		if err != nil {
 			return HelperInfo{}, err

@@ -149,7 +149,7 @@ func helperMount(t *testing.T, w *World, clk *ManualClock, right bool) {
 		clk.Set(s.ReadyAt)
 	}
 	wait(clk, must[Pending](t)(w.StopVMs(ctx, "sim", []string{"vm-1"}, true)))
-	h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, map[string]string{"role": "helper"}))
+	h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, map[string]string{"role": "helper"}, nil))
 	clk.Set(h.ReadyAt)
 	clk.Advance(6 * time.Minute)
 	wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", "vm-1", "disk-1")))
@@ -229,7 +229,7 @@ func TestBitLockerOnHelper(t *testing.T) {
 	w, clk := load(t, scenario(v))
 	must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
 	wait(clk, must[Pending](t)(w.StopVMs(ctx, "sim", []string{"vm-1"}, false)))
-	h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, nil))
+	h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, nil, nil))
 	clk.Set(h.ReadyAt)
 	clk.Advance(6 * time.Minute)
 	wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", "vm-1", "disk-1")))
@@ -332,7 +332,7 @@ func TestAttachRules(t *testing.T) {
 	wantClass(t, err, providers.ErrConflict) // no boot disk
 	_, err = w.AttachDisk(ctx, "sim", "vm-1", "nope", true)
 	wantClass(t, err, providers.ErrNotFound)
-	_, err = w.AcquireHelper(ctx, "sim", "is1b", win2019, nil)
+	_, err = w.AcquireHelper(ctx, "sim", "is1b", win2019, nil, nil)
 	wantClass(t, err, providers.ErrNotFound) // no image there
 }
 

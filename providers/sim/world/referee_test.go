@@ -130,7 +130,7 @@ func TestStrandedOriginalOnHelper(t *testing.T) {
 	v := vmSpec("1", img2019, badFile)
 	v.Power = inventory.PowerStopped
 	w, clk := load(t, scenario(v))
-	h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, nil))
+	h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, nil, nil))
 	clk.Set(h.ReadyAt)
 	wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", "vm-1", "disk-1")))
 	p := must[Pending](t)(w.AttachDisk(ctx, "sim", h.Ref.ID, "disk-1", false))
@@ -257,7 +257,7 @@ func onHelper(t *testing.T, ident inventory.DiskIdentity) (*World, *ManualClock,
 	v.Power = inventory.PowerStopped
 	w, clk := load(t, scenario(v))
 	must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
-	h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, nil))
+	h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, nil, nil))
 	clk.Set(h.ReadyAt)
 	clk.Advance(10 * time.Minute)
 	wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", "vm-1", "disk-1")))

@@ -194,7 +194,7 @@ func TestRoundTripMidRun(t *testing.T) {
 	}
 	must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", target.OSDisk.ID, map[string]string{"run": "r1"}))
 	wait(clk, must[Pending](t)(w.StopVMs(ctx, "sim", []string{target.ID}, true)))
-	h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, map[string]string{"run": "r1"}))
+	h := must[HelperInfo](t)(w.AcquireHelper(ctx, "sim", "is1a", win2019, map[string]string{"run": "r1"}, nil))
 	clk.Set(h.ReadyAt)
 	clk.Advance(6 * time.Minute)
 	wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", target.ID, target.OSDisk.ID)))
