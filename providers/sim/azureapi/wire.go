@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/sim/world"
 )
 
 // request is one ARM request, parsed.
@@ -50,7 +51,8 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seg := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	q := &request{rw: rw, r: r}
+	// Its world calls are throttled as one request.
+	q := &request{rw: rw, r: r.WithContext(world.OneRequest(r.Context()))}
 	if len(seg) < 2 || !strings.EqualFold(seg[0], "subscriptions") {
 		s.fail(q, "Unknown", errf(404, "InvalidResourceType", "no such path %s", r.URL.Path))
 		return

@@ -340,7 +340,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			aerr = errf(400, "UnknownOperationException", "unknown target %q", target)
 			break
 		}
-		s.serveSSM(rw, r.Context(), q)
+		s.serveSSM(rw, world.OneRequest(r.Context()), q)
 		return
 	case q.service == "sts" || q.form.Get("Version") == "2011-06-15":
 		out, aerr = s.sts(q)
@@ -349,7 +349,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			aerr = errf(400, "InvalidParameterValue", "API version %q is not supported; this emulator speaks %s", v, APIVersion)
 			break
 		}
-		out, aerr = s.ec2(r.Context(), q)
+		out, aerr = s.ec2(world.OneRequest(r.Context()), q)
 	}
 	if aerr != nil {
 		s.fail(rw, q, aerr)

@@ -36,8 +36,8 @@
 //     the control plane shows, and a reset keeps the server "up".
 //
 // Each request may make more than one control-plane call of the world (for
-// example a read and then the change); Stats counts the API's own
-// operations.
+// example a read and then the change), throttled as one request
+// (world.OneRequest); Stats counts the API's own operations.
 package sakuraapi
 
 import (
@@ -389,7 +389,7 @@ type req struct {
 func (s *Server) handle(op string, h func(*req)) http.HandlerFunc {
 	return func(rw http.ResponseWriter, r *http.Request) {
 		s.count(op)
-		q := &req{rw: rw, r: r, ctx: r.Context(), op: op, szone: r.PathValue("zone")}
+		q := &req{rw: rw, r: r, ctx: world.OneRequest(r.Context()), op: op, szone: r.PathValue("zone")}
 		acct, ok := s.auth(r)
 		if !ok {
 			s.writeError(rw, http.StatusUnauthorized, "unauthorized", "authentication required: HTTP Basic with an access token and secret")

@@ -238,12 +238,18 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 		w.mu.Unlock()
 		return providers.Errorf(providers.ErrUnavailable, op, res, "HTTP 503: control plane unavailable (outage)")
 	}
-	if wait, ok := w.take(account, k, now); !ok {
-		w.gate.throttled++
-		w.mu.Unlock()
-		e := providers.Errorf(providers.ErrThrottled, op, res, "request limit exceeded for account %s", account)
-		e.RetryAfter = wait
-		return e
+	rq, _ := ctx.Value(requestKey{}).(*request)
+	if rq == nil || !rq.admitted {
+		if wait, ok := w.take(account, k, now); !ok {
+			w.gate.throttled++
+			w.mu.Unlock()
+			e := providers.Errorf(providers.ErrThrottled, op, res, "request limit exceeded for account %s", account)
+			e.RetryAfter = wait
+			return e
+		}
+		if rq != nil {
+			rq.admitted = true
+		}
 	}
 	f := w.gate.faults
 	// The draws are keyed by the call (op, resource, attempt), the load by
@@ -278,6 +284,24 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 		return providers.Errorf(providers.ErrUnavailable, op, res, "connection reset by peer (the request may have been applied)")
 	}
 	return nil
+}
+
+type requestKey struct{}
+
+// request is one API request an emulator serves with several control-plane
+// calls of the world. admitted is guarded by World.mu.
+type request struct{ admitted bool }
+
+// OneRequest marks ctx as one request of a cloud's API that an emulator
+// (sakuraapi, ec2api, azureapi) serves with several calls of the world
+// made one after another (a read, then the change): the first of them
+// takes the request's token from the account's bucket, or is throttled,
+// and the later ones take none. A cloud throttles requests, not the work
+// behind them: a request refused half-way, after its first call changed
+// the world, would be a partial change no real cloud makes. Faults and
+// latency still apply to every call.
+func OneRequest(ctx context.Context) context.Context {
+	return context.WithValue(ctx, requestKey{}, &request{})
 }
 
 // loadMeter counts the control-plane calls in flight at an instant: those

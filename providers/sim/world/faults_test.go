@@ -1,6 +1,7 @@
 package world
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -137,5 +138,38 @@ func TestDropReplies(t *testing.T) {
 	}
 	if err := w.SetFaults(Faults{Throttle: ThrottleOff, DropReplies: []DropReply{{Op: "Snapshot"}}}); err == nil || !strings.Contains(err.Error(), "drop_replies[0]") {
 		t.Errorf("nth 0 accepted: %v", err)
+	}
+}
+
+// TestOneRequestTakesOneToken: the world calls of one emulated request
+// take one token between them: once the bucket is drained, a request's
+// later calls still go through, and the next request is refused at its
+// first call, before it changed anything.
+func TestOneRequestTakesOneToken(t *testing.T) {
+	sc := scenario(vmSpec("1", img2019, goodFile))
+	sc.Faults.Throttle = ThrottleSimple
+	w, clk := load(t, sc)
+	drain := func() context.Context {
+		// Calls one instant apart until the bucket refuses, then one
+		// request admitted at its first call on the token that refills.
+		for range 1000 {
+			clk.Advance(time.Nanosecond)
+			if _, err := w.StartVMs(ctx, "sim", []string{"vm-1"}); err != nil {
+				clk.Advance(providers.RetryAfter(err))
+				break
+			}
+		}
+		return OneRequest(ctx)
+	}
+	rq := drain()
+	for i := range 3 {
+		clk.Advance(time.Nanosecond)
+		if _, err := w.StartVMs(rq, "sim", []string{"vm-1"}); err != nil {
+			t.Fatalf("call %d of one admitted request: %v", i+1, err)
+		}
+	}
+	clk.Advance(time.Nanosecond)
+	if _, err := w.StartVMs(OneRequest(ctx), "sim", []string{"vm-1"}); !errors.Is(err, providers.ErrThrottled) {
+		t.Fatalf("the next request's first call: %v, want throttled", err)
 	}
 }
