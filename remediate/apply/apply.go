@@ -69,6 +69,13 @@
 // halved when the cloud throttles, never above
 // policy.concurrency.per_account).
 //
+// Early steps (step.Step.Early: the snapshot of delete-file, helper-mount
+// and race-the-boot) run ahead for every VM as soon as the waves start,
+// while the canary holds the fleet and while cheaper strategies try: they
+// take no VM slot (at most policy.concurrency.per_account in flight per
+// account), stop starting once a brake trips, and are journaled under
+// their strategy, which then finds them done (early.go).
+//
 // With policy tiers (plan.Tier), a tier's VMs are held until every VM of
 // the tier before it has finished (fixed, healthy, or left to a person)
 // or policy.tier_timeout_minutes have passed since that tier started; each
@@ -128,6 +135,9 @@ type runner struct {
 	// gates hold each tier's VMs until the tier before it is done (nil
 	// without tiers).
 	gates *gates
+	// early runs each VM's Early step ahead of its strategy (nil before
+	// the waves start).
+	early *early
 	// canaryPassed is closed, once (passOnce), when the canary can no
 	// longer fail before its end.
 	canaryPassed chan struct{}
@@ -398,6 +408,11 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 		return EvPausedInterrupted, ""
 	}
 	r.gates = g // before any worker starts
+	if err := r.startEarly(ctx, all); err != nil {
+		r.fail(err)
+		return EvPausedInterrupted, ""
+	}
+	defer r.stopEarly()
 	if len(r.p.Waves) > 0 {
 		// The canary wave runs alone, and gates everything else.
 		// It is judged when this process ran some of it (a resume
@@ -532,6 +547,7 @@ func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool)
 // seen by the next VM's dispatcher.
 func (r *runner) work(ctx context.Context, vm *plan.VMPlan, canary bool) {
 	out := r.runVM(ctx, vm)
+	r.endEarly(vm)
 	if !out.interrupted {
 		r.gates.done(vm)
 	}

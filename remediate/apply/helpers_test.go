@@ -116,7 +116,9 @@ type fakeStrategy struct {
 	run   behavior
 	// readOnlyStep, when set, says which steps are read-only (default: "recheck").
 	readOnlyStep func(name string) bool
-	abort        behavior // nil: ok
+	// early names the step marked step.Step.Early (and read-only), if any.
+	early string
+	abort behavior // nil: ok
 
 	mu          sync.Mutex
 	calls       map[string]int // vm + "/" + step -> calls (abort as "abort")
@@ -165,7 +167,7 @@ func (f *fakeStrategy) leave(vm *step.Target) {
 func (f *fakeStrategy) Steps(vm *step.Target, _ policy.Policy) []step.Step {
 	var out []step.Step
 	for _, name := range f.steps {
-		out = append(out, step.Step{Name: name, ReadOnly: f.readOnly(name), Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+		out = append(out, step.Step{Name: name, ReadOnly: f.readOnly(name) || name == f.early, Early: name == f.early, Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 			n := f.enter(vm, name)
 			defer f.leave(vm)
 			if env == nil || env.RunID == "" {

@@ -148,7 +148,7 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 		return vmOutcome{interrupted: true}
 	}
 	started := EvVMStarted
-	if len(vs.began) > 0 {
+	if r.resumed(vm, vs) {
 		started = EvVMResumed
 	}
 	r.emit(Event{Kind: started, VMKey: vm.Key, Strategy: vm.Strategy, Message: fmt.Sprintf("%s: %s (wave %d)", started, vm.Key, vm.Wave)})
@@ -200,10 +200,13 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 		}
 		end := stepEnd{kind: kOK}
 		for _, st := range strat.Steps(vm.Target(), r.p.Policy) {
+			if st.Early && !r.awaitEarly(ctx, vm, vs, s, st.Name) {
+				return vmOutcome{interrupted: true}
+			}
 			if vs.ok[skey(s, st.Name)] {
 				continue
 			}
-			end = r.runStep(ctx, env, vm, vs, s, st.Name, st.Run)
+			end = r.runStep(ctx, env, vm, vs, s, st.Name, st.Run, false)
 			if end.kind != kOK {
 				break
 			}
@@ -243,7 +246,7 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 // true when the VM reached a final status (or the run is interrupted).
 func (r *runner) abort(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs *vmState, strat step.Strategy, s policy.Strategy,
 	done func(policy.Strategy, journal.VMStatus, Reason, string) vmOutcome, healthy func(policy.Strategy) vmOutcome) (vmOutcome, bool) {
-	end := r.runStep(ctx, env, vm, vs, s, StepAbort, strat.Abort)
+	end := r.runStep(ctx, env, vm, vs, s, StepAbort, strat.Abort, false)
 	switch end.kind {
 	case kOK:
 		r.emit(Event{Kind: EvStrategyAborted, VMKey: vm.Key, Strategy: s, Message: fmt.Sprintf("%s aborted cleanly; the VM is back in a safe state", s)})
@@ -288,8 +291,10 @@ func retryable(err error) bool {
 	return providers.Retryable(err) || errors.Is(err, guest.ErrUnreachable)
 }
 
-// runStep runs one step with its retries, journaling every attempt.
-func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs *vmState, s policy.Strategy, name string, fn stepFunc) stepEnd {
+// runStep runs one step with its retries, journaling every attempt. A
+// background attempt (an early step) waits for a closed breaker instead
+// of taking a ticket (see ticket).
+func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs *vmState, s policy.Strategy, name string, fn stepFunc, background bool) stepEnd {
 	bg := context.WithoutCancel(ctx)
 	start := r.now()
 	var waited time.Duration // breaker waits, not charged to MaxTime
@@ -299,7 +304,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 			return stepEnd{kind: kInterrupted}
 		}
 		t0 := r.now()
-		tk, err := r.breaker.Acquire(ctx, vm.Key)
+		tk, err := r.ticket(ctx, vm.Key, background)
 		waited += r.now().Sub(t0)
 		if err != nil {
 			return stepEnd{kind: kInterrupted}
@@ -320,7 +325,9 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 				Attempt: attempt, Intent: intent, At: r.now()})
 		}
 		if err != nil {
-			tk.Done(context.Canceled) // nothing was called
+			if tk != nil {
+				tk.Done(context.Canceled) // nothing was called
+			}
 			if ctx.Err() == nil {
 				r.fail(err)
 			}
@@ -334,7 +341,10 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 
 		out, serr := fn(ctx, env, vm.Target(), step.FactsOf(facts))
 		r.at(vm.Key, s, name, attempt, PointAfterEffect)
-		after := tk.Done(serr)
+		after := brake.Closed
+		if tk != nil {
+			after = tk.Done(serr)
+		}
 		if a := plan.AccountKey(vm.Tenant, vm.Account); r.accounts[a].Observe(r.now(), serr) {
 			r.emit(Event{Kind: EvWindowShrank, Message: fmt.Sprintf("the cloud throttled account %s: at most %d of its VMs at once from now (the window grows back as calls are answered; policy ceiling %d)",
 				a, r.accounts[a].Limit(), r.p.Policy.Concurrency.PerAccount)})
@@ -406,6 +416,17 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 			return stepEnd{kind: kInterrupted}
 		}
 	}
+}
+
+// ticket lets a step attempt start under the control-plane breaker: a
+// ticket whose Done records the outcome, or, for a background attempt (an
+// early step), nil once the breaker is closed (brake.Breaker.AwaitClosed:
+// it never becomes the probe, and its outcome is not recorded).
+func (r *runner) ticket(ctx context.Context, key string, background bool) (*brake.Ticket, error) {
+	if background {
+		return nil, r.breaker.AwaitClosed(ctx)
+	}
+	return r.breaker.Acquire(ctx, key)
 }
 
 // errText is an error's text, bounded.

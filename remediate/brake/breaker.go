@@ -246,6 +246,20 @@ func (b *Breaker) Acquire(ctx context.Context, key string) (*Ticket, error) {
 	}
 }
 
+// AwaitClosed waits until the breaker is closed, never taking the probe:
+// for background calls that must not hold a half-open breaker for as long
+// as they run (a snapshot waited for over minutes), nor hammer a control
+// plane that is down. Their outcomes are not recorded. It returns ctx's
+// error if ctx ends first.
+func (b *Breaker) AwaitClosed(ctx context.Context) error {
+	for b.State() != Closed {
+		if err := b.cfg.Clock.Sleep(ctx, b.cfg.Poll); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // candidate is a caller asking for the probe.
 type candidate struct {
 	at  time.Time

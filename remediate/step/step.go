@@ -222,6 +222,16 @@ type Step struct {
 	// reported as left untouched rather than fixed. Unmarked steps are
 	// mutating.
 	ReadOnly bool
+	// Early marks a step the executor may run ahead of its strategy, as
+	// soon as the run starts, while the canary holds the fleet and the
+	// VM's earlier strategies try (a snapshot taken during reboot-retry).
+	// Such a step is ReadOnly, needs no fact of an earlier step, reads the
+	// real state first and finds an earlier run's effect again (so that
+	// the strategy, reaching it, finds it done), and is safe to run while
+	// the VM keeps running and changing. Never on a step whose effect must
+	// follow the steps before it (copy-and-swap's snapshot, which its copy
+	// is made from, is taken after the VM is stopped).
+	Early bool
 	// Cost is what one run of the step costs; the plan's estimate is the
 	// sum over a strategy's steps.
 	Cost Cost

@@ -121,10 +121,14 @@ func (CopyAndSwap) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		}
 		onHelper = append(onHelper, st)
 	}
+	// The copy is made from this snapshot: it must follow the stop, so
+	// that no write of the running VM is lost to the swap (never early).
+	snap := snapshotStep()
+	snap.Early = false
 	steps := []step.Step{
 		recheckStep("", nil),
 		{Name: "stop", Run: unlessCopySwapped(hmStop), Cost: step.Cost{Ops: []timing.Op{timing.OpStop}}},
-		snapshotStep(),
+		snap,
 		{Name: "copy-disk", Run: unlessCopySwapped(csCopy), Cost: step.Cost{Ops: []timing.Op{timing.OpDiskFromSnapshot}, Calls: 1}},
 	}
 	steps = append(steps, onHelper...)

@@ -207,7 +207,8 @@ func (DeleteFile) Abort(ctx context.Context, env *step.Env, vm *step.Target, fac
 
 // snapshotStep makes sure a snapshot of the OS disk exists before anything
 // changes it: one tagged {run, vm, role=snapshot} of that disk is reused
-// (waiting until it is ready), else one is taken. Fact snapshot_id.
+// (waiting until it is ready), else one is taken. Fact snapshot_id. Early
+// (step.Step.Early): the executor may take it before the strategy starts.
 func snapshotStep() step.Step {
 	return step.Step{Name: "snapshot", Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
@@ -264,5 +265,5 @@ func snapshotStep() step.Step {
 			}
 		}
 		return step.Facts{FactSnapshotID: s.Ref.ID}, nil
-	}, ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpSnapshot}}}
+	}, ReadOnly: true, Early: true, Cost: step.Cost{Ops: []timing.Op{timing.OpSnapshot}}}
 }

@@ -172,10 +172,13 @@ func (HelperMount) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	ops := func(o ...timing.Op) step.Cost { return step.Cost{Ops: o} }
 	return []step.Step{
 		recheckStep("", nil),
-		// Stop first: the VM is down anyway, the snapshot of a stopped
-		// disk is consistent, and the VMs a wave starts together reach
-		// their stop together, which a batching cloud (EC2) turns into
-		// one call.
+		// Stop first: the VM is down anyway, and the VMs a wave starts
+		// together reach their stop together, which a batching cloud
+		// (EC2) turns into one call. The snapshot is Early: the executor
+		// usually took it already, while the VM still boot-looped and
+		// cheaper strategies tried (a crash-consistent copy of a disk
+		// that is not serving); it is the rollback point, not the
+		// repair's source.
 		{Name: "stop", Run: unlessReturned(hmStop), Cost: ops(timing.OpStop)},
 		snapshotStep(),
 		{Name: "lease-helper", Run: unlessReturned(hmLease)},
