@@ -68,8 +68,8 @@ type RebootRetryConfig struct {
 // brake.WindowStart (or the ceiling, if lower), grows as the cloud
 // answers and halves when it throttles (remediate/brake.Window).
 type Concurrency struct {
-	Total      int `json:"total" yaml:"total"`             // whole run (default 500)
-	PerAccount int `json:"per_account" yaml:"per_account"` // per account, the window's ceiling (default 200)
+	Total      int `json:"total" yaml:"total"`             // whole run (default 1000)
+	PerAccount int `json:"per_account" yaml:"per_account"` // per account, the window's ceiling (default 1000)
 }
 
 // Policy is the remediation policy.
@@ -113,7 +113,7 @@ func Default() Policy {
 		RebootRetry:        RebootRetryConfig{MaxRestarts: 3},
 		AllowDataLoss:      false,
 		HelperVersion:      HelperSame,
-		Concurrency:        Concurrency{Total: 500, PerAccount: 200},
+		Concurrency:        Concurrency{Total: 1000, PerAccount: 1000},
 		Canary:             5,
 		WaveSize:           100,
 		FailureThreshold:   0.2,
