@@ -200,12 +200,23 @@ func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe
 // cloud takes them (providers.Screens), shows a Safe Mode desktop. A
 // screenshot that fails or shows anything else is no evidence: false.
 func screenShowsSafeMode(ctx context.Context, env *step.Env, vm *step.Target) bool {
+	sc, ok := screenNow(ctx, env, vm)
+	return ok && sc == inventory.ScreenSafeMode
+}
+
+// screenNow is what the VM's screen shows now, where its cloud takes
+// screenshots (providers.Screens); ok is false where it does not, or when
+// the screenshot fails (no evidence).
+func screenNow(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Screen, bool) {
 	sc, ok := env.Provider.Observer.(providers.Screens)
 	if !ok {
-		return false
+		return "", false
 	}
 	img, err := sc.Screenshot(ctx, vmRef(vm))
-	return err == nil && screen.ClassifyBytes(img) == inventory.ScreenSafeMode
+	if err != nil {
+		return "", false
+	}
+	return screen.ClassifyBytes(img), true
 }
 
 // recheckStep is every strategy's first step: Observe and probe right

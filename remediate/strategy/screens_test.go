@@ -3,6 +3,7 @@ package strategy
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fixfleet/fixfleet/inventory"
@@ -17,7 +18,8 @@ import (
 // (providers.Screens), no console text.
 type screenshotsOnly struct {
 	providers.Observer
-	w *world.World
+	w     *world.World
+	shots *atomic.Int32 // screenshots taken (nil: not counted)
 }
 
 func (o screenshotsOnly) Observe(ctx context.Context, vms []providers.VMRef) (map[string]inventory.Signals, error) {
@@ -30,6 +32,9 @@ func (o screenshotsOnly) Observe(ctx context.Context, vms []providers.VMRef) (ma
 }
 
 func (o screenshotsOnly) Screenshot(ctx context.Context, vm providers.VMRef) ([]byte, error) {
+	if o.shots != nil {
+		o.shots.Add(1)
+	}
 	k, err := o.w.Screen(ctx, world.DefaultAccount, vm.ID)
 	if err != nil {
 		return nil, err
@@ -79,5 +84,70 @@ func TestRecheckReadsScreens(t *testing.T) {
 			}
 			f.clean()
 		})
+	}
+}
+
+// TestRebootRetryWatchesScreens: on a cloud with no console text but
+// screenshots (Sakura), the waits after each restart read the screen
+// (crashWatch.crashedScreen ends a wait once the restarted boot is seen
+// crashing, rather than after BootWait: TestCrashWatchScreens); where the
+// cloud takes none, they do not try. (This harness runs on a scaled
+// clock, where slow probes make the moment a wait ends depend on the
+// host: TestIncident2024Fleet's sakura face shows it on virtual time.)
+func TestRebootRetryWatchesScreens(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		screens bool
+	}{
+		{name: "screenshots", screens: true},
+		{name: "no screenshots"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			n := 185 + i
+			f := newFixture(t, spec{n: n, kind: bootLoop, identity: img2019})
+			var shots atomic.Int32
+			var o providers.Observer = screenshotsOnly{Observer: f.prov.Observer, w: f.w, shots: &shots}
+			if !tt.screens {
+				o = struct{ providers.Observer }{o} // hides Screenshot
+			}
+			f.prov.Observer, f.env.Provider.Observer = o, o
+			_, err := f.run(RebootRetry{}, f.target(n), nil, runOpts{stopAfter: -1})
+			if !errors.Is(err, step.ErrStrategyFailed) {
+				t.Fatalf("reboot-retry on a VM that never recovers: %v, want it to fail", err)
+			}
+			if got := shots.Load() > 0; got != tt.screens {
+				t.Errorf("%d screenshots taken while waiting, want some: %v", shots.Load(), tt.screens)
+			}
+			f.clean()
+		})
+	}
+}
+
+// TestCrashWatchScreens: a crash or recovery screenshot ends the watch
+// only after a screen of the new boot; unknown screens are no evidence.
+func TestCrashWatchScreens(t *testing.T) {
+	tests := []struct {
+		screens []inventory.Screen
+		want    bool
+	}{
+		{[]inventory.Screen{inventory.ScreenStop}, false}, // may be the last boot's
+		{[]inventory.Screen{inventory.ScreenBlack, inventory.ScreenStop}, true},
+		{[]inventory.Screen{inventory.ScreenBlack, inventory.ScreenRecovery}, true},
+		{[]inventory.Screen{inventory.ScreenUnknown, inventory.ScreenStop}, false},
+		{[]inventory.Screen{inventory.ScreenStop, inventory.ScreenLogin}, false},
+		{[]inventory.Screen{inventory.ScreenStop, inventory.ScreenBlack, inventory.ScreenStop}, true},
+	}
+	for _, tt := range tests {
+		var w crashWatch
+		got := false
+		for _, sc := range tt.screens {
+			got = w.crashedScreen(sc)
+		}
+		if got != tt.want {
+			t.Errorf("%v: ended %v, want %v", tt.screens, got, tt.want)
+		}
 	}
 }
