@@ -1,7 +1,6 @@
 package simulation_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -117,46 +116,28 @@ func vmOutcomes(t *testing.T, db string) []string {
 }
 
 // TestIncident2024Fleet is issue 11's done-when for the 2024 Sakura Cloud
-// incident's fleet, through every face: 10 Windows servers (5 in Safe
-// Mode, two of them with WinRM under SafeBoot\Network and three without;
-// 3 that recover by themselves after 1 to 3 boots; 2 domain controllers
-// that never recover, dc-02 with no backup; every OS disk carrying its
-// image's disk identity) end 10/10 healthy by the world's truth, none
-// flagged, every invariant 0, with the default policy: no data loss
-// allowed, as an operator would keep it for domain controllers (a
-// restored DC rolls its directory back), so the DCs are repaired on their
-// own disks. It logs each face's makespan against issue 10's goal of 30
-// simulated minutes.
-//
-// The azure face runs on the scaled clock, as TestDemoAzure does: its
-// emulator listens on loopback TLS, not on the in-memory network.
+// incident's fleet, through every face, on virtual time: 10 Windows
+// servers (5 in Safe Mode, two of them with WinRM under SafeBoot\Network
+// and three without; 3 that recover by themselves after 1 to 3 boots; 2
+// domain controllers that never recover, dc-02 with no backup; every OS
+// disk carrying its image's disk identity) end 10/10 healthy by the
+// world's truth, none flagged, every invariant 0, with the default policy:
+// no data loss allowed, as an operator would keep it for domain
+// controllers (a restored DC rolls its directory back), so the DCs are
+// repaired on their own disks (copy-and-swap on Azure). It logs each VM's
+// strategy and steps, and each face's makespan (from opening the fleet to
+// the end of the apply and the world's audit) against issue 10's goal of
+// 30 simulated minutes, which it does not assert: no face meets it yet
+// (docs/simulator.md says where the time goes).
 func TestIncident2024Fleet(t *testing.T) {
-	tests := []struct {
-		face    string
-		virtual bool
-	}{
-		{face: simulation.FaceSim, virtual: true},
-		{face: simulation.FaceSakura, virtual: true},
-		{face: simulation.FaceAWS, virtual: true},
-		{face: simulation.FaceAzure},
-	}
-	for _, tt := range tests {
-		t.Run(tt.face, func(t *testing.T) {
+	for _, face := range []string{simulation.FaceSim, simulation.FaceSakura, simulation.FaceAWS, simulation.FaceAzure} {
+		t.Run(face, func(t *testing.T) {
 			dir := t.TempDir()
 			o := simulation.RunOptions{
-				Options: simulation.Options{World: simulation.WorldOptions{Scenario: scenarioFor(t, incident2024World, facesZones[tt.face], dir)}, Face: tt.face},
+				Options: simulation.Options{World: simulation.WorldOptions{Scenario: scenarioFor(t, incident2024World, facesZones[face], dir)}, Face: face},
 				Journal: filepath.Join(dir, "j.db"),
 			}
-			var s simulation.Summary
-			if tt.virtual {
-				s = simtest.Run(t, o)
-			} else {
-				o.TimeScale = 3000
-				var err error
-				if s, err = simulation.Run(context.Background(), o); err != nil {
-					t.Fatal(err)
-				}
-			}
+			s := simtest.Run(t, o)
 			checkOutcome(t, s)
 			for _, line := range vmOutcomes(t, o.Journal) {
 				t.Log(line)
@@ -167,13 +148,9 @@ func TestIncident2024Fleet(t *testing.T) {
 			if s.Flagged != 0 {
 				t.Errorf("%d flagged: %+v", s.Flagged, s.FlaggedVMs)
 			}
-			clock := "virtual time"
-			if !tt.virtual {
-				clock = "scaled clock, approximate"
-			}
-			t.Logf("%s: fixed %d %v, found healthy %d, healthy before %d; makespan %s (assessment %s; %s), goal %s; %d API calls",
-				tt.face, s.Fixed, s.ByStrategy, s.FoundHealthy, s.HealthyBefore, s.ElapsedSim,
-				time.Duration(s.AssessSec*float64(time.Second)).Round(time.Second), clock, incident2024Goal, s.API.Total)
+			t.Logf("%s: fixed %d %v, found healthy %d, healthy before %d; makespan %s (assessment %s), goal %s; %d API calls",
+				face, s.Fixed, s.ByStrategy, s.FoundHealthy, s.HealthyBefore, s.ElapsedSim,
+				time.Duration(s.AssessSec*float64(time.Second)).Round(time.Second), incident2024Goal, s.API.Total)
 		})
 	}
 }
