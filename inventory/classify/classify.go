@@ -68,9 +68,10 @@
 //     samples' console text shows (a crash or recovery screen, Safe Mode,
 //     the sign-in screen; "Starting Windows" shows none) together with the
 //     screenshots, in time order: on a cloud whose text and screenshots
-//     each caught one crash of a cycling VM, that is two crash screens. A sign-in screen alone never makes a
-//     VM healthy (only the guest's own answer does) and never outweighs a
-//     failing guest; a black or unknown screenshot is no evidence at all.
+//     each caught one crash of a cycling VM, that is two crash screens.
+//     A sign-in screen alone never makes a VM healthy (only the guest's
+//     own answer does) and never outweighs a failing guest; a black or
+//     unknown screenshot is no evidence at all.
 //
 // Crash or recovery screens are recognised, case-insensitively, by: bugcheck,
 // PAGE_FAULT_IN_NONPAGED_AREA, csagent, "Automatic Repair", "did not start
