@@ -2,8 +2,8 @@ package simulation
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,24 +47,32 @@ func (simToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.Ac
 }
 
 // azureBackend runs w here behind an emulator of Azure Resource Manager
-// over HTTPS on loopback (a certificate generated at start, trusted by the
+// over HTTPS on n (a certificate generated at start, trusted by the
 // provider's client): the world's accounts are opened with the real Azure
-// provider (armcompute over azcore), each account one subscription, with
-// a static test token.
+// provider (armcompute over azcore, its HTTP client dialling n), each
+// account one subscription, with a static test token.
 func azureBackend(w *world.World, n network) (*Backend, error) {
-	if n.mem != nil {
-		return nil, errors.New("simulator: the azure face does not run on an in-memory network yet (the ARM emulator listens on loopback TCP)")
-	}
 	b, err := localBackend(w, n)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := azureapi.Start(w, "127.0.0.1:0", azureapi.Options{})
+	ln, err := n.listen("management.azure.sim:443")
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("simulator: starting the ARM emulator: %w", err)
 	}
+	srv, err := azureapi.Serve(w, ln, azureapi.Options{})
+	if err != nil {
+		_ = ln.Close()
+		b.Close()
+		return nil, fmt.Errorf("simulator: starting the ARM emulator: %w", err)
+	}
 	b.closers = append(b.closers, srv.Close)
+	client := srv.Client()
+	if dial := n.dial(); dial != nil {
+		client.Transport.(*http.Transport).DialContext = dial
+	}
+	b.closers = append(b.closers, func() error { client.CloseIdleConnections(); return nil })
 	// The emulator's certificate, for a drill's fleet.yaml (ca_file).
 	dir, err := os.MkdirTemp("", "fixfleet-azure-")
 	if err != nil {
@@ -77,7 +85,7 @@ func azureBackend(w *world.World, n network) (*Backend, error) {
 		b.Close()
 		return nil, err
 	}
-	conn := azure.Connection{Credential: simToken{}, Transport: srv.Client(), Cloud: cloud.Configuration{
+	conn := azure.Connection{Credential: simToken{}, Transport: client, Cloud: cloud.Configuration{
 		ActiveDirectoryAuthorityHost: srv.URL() + "/",
 		Services:                     map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Endpoint: srv.URL(), Audience: srv.URL()}},
 	}}

@@ -114,7 +114,10 @@ func (o AssessOptions) withDefaults() AssessOptions {
 // of each VM whose latest sample shows it running, without a passing
 // reachability check and without console text (text, where a cloud gives
 // it, is cheaper and exact), until the VM has shown the sign-in screen
-// (after which no screenshot can make it a boot loop). Each is classified
+// (after which no screenshot can make it a boot loop), and once more after
+// the probe of each VM whose reachability check passes but whose WinRM did
+// not answer (a Safe Mode desktop, or a firewall: only the screen tells
+// them apart; wantsScreenAfterProbe). Each is classified
 // (package inventory/screen) and kept as Evidence.Screens; a screenshot
 // that fails is no evidence. At most opts.ProbeConcurrency are taken at
 // once.
@@ -188,6 +191,9 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 		}
 		_ = g.Wait() // probes never fail
 		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := screenshotsOf(ctx, opts, refs, shots, func(i int) bool { return wantsScreenAfterProbe(samples[i], probes[i]) }); err != nil {
 			return nil, err
 		}
 	}

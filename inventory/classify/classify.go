@@ -38,6 +38,11 @@
 //  7. The probe failed because the credentials were rejected (Probe.Error
 //     starts with ProbeErrAuth): unknown; the guest is up, fix guest_access.
 //  8. Otherwise (no probe, or the probe could not reach the guest):
+//     - no restarts, credentials not rejected, and the screen shows a Safe
+//     Mode desktop: on the console text of every sample, or on
+//     screenshots that show nothing else (black and unknown ones aside):
+//     safe-mode (WinRM runs in Safe Mode only where listed under
+//     SafeBoot\Network; the disk is repaired offline);
 //     - the cloud's reachability check passes on the last sample while
 //     restarts or a crash screen are seen: unknown (conflict: it may have
 //     just recovered);
@@ -59,9 +64,14 @@
 //     are evidence of their own. A crash screen is a stop or recovery
 //     screen. In rule 4 the last screenshot showing a crash is a conflict;
 //     in rule 8 a crash screenshot counts as a crash seen on the console
-//     for the reachability conflict. A sign-in screen alone never makes a
-//     VM healthy (only the guest's own answer does) and never outweighs a
-//     failing guest; a black or unknown screenshot is no evidence at all.
+//     for the reachability conflict. Rule 8 counts the screens the
+//     samples' console text shows (a crash or recovery screen, Safe Mode,
+//     the sign-in screen; "Starting Windows" shows none) together with the
+//     screenshots, in time order: on a cloud whose text and screenshots
+//     each caught one crash of a cycling VM, that is two crash screens.
+//     A sign-in screen alone never makes a VM healthy (only the guest's
+//     own answer does) and never outweighs a failing guest; a black or
+//     unknown screenshot is no evidence at all.
 //
 // Crash or recovery screens are recognised, case-insensitively, by: bugcheck,
 // PAGE_FAULT_IN_NONPAGED_AREA, csagent, "Automatic Repair", "did not start
@@ -207,7 +217,7 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	crash := last.ConsoleAvailable && ShowsCrash(last.Console)
 	cloudUp := last.InstanceReachable != nil && *last.InstanceReachable
 	cloudDown := last.InstanceReachable != nil && !*last.InstanceReachable
-	scr := screenCounts(ev.Screens)
+	scr := evidenceTally(ev)
 
 	if reachable {
 		switch probe.BootMode {
@@ -231,9 +241,9 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 				conflicts = append(conflicts,
 					"conflict: WinRM answered but the console shows a crash or recovery screen: look at the VM's screen and probe again")
 			}
-			if scr.last.Crash() {
+			if last := screenCounts(ev.Screens).last; last.Crash() {
 				conflicts = append(conflicts,
-					"conflict: WinRM answered but the last screenshot shows a "+string(scr.last)+" screen: look at the VM's screen and probe again")
+					"conflict: WinRM answered but the last screenshot shows a "+string(last)+" screen: look at the VM's screen and probe again")
 			}
 			if len(conflicts) > 0 {
 				return verdict(inventory.StateUnknown, conflicts...)
@@ -268,10 +278,17 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	// Safe Mode on every screen while WinRM does not answer at all (not
 	// listed under SafeBoot\Network). WinRM that answers but rejects the
 	// credentials stays unknown: no repair could be verified over it.
-	if restarts == 0 && safeModeOnScreen(ev.Samples) && !IsAuthError(probe) && !(probe != nil && probe.Retryable) {
-		return verdict(inventory.StateSafeMode, fmt.Sprintf(
-			"the console shows a Safe Mode desktop in all %d samples, and WinRM does not answer (in Safe Mode it runs only if listed under SafeBoot\\Network): the disk is repaired offline",
-			len(ev.Samples)))
+	if restarts == 0 && !IsAuthError(probe) && !(probe != nil && probe.Retryable) {
+		switch {
+		case safeModeOnScreen(ev.Samples):
+			return verdict(inventory.StateSafeMode, fmt.Sprintf(
+				"the console shows a Safe Mode desktop in all %d samples, and WinRM does not answer (in Safe Mode it runs only if listed under SafeBoot\\Network): the disk is repaired offline",
+				len(ev.Samples)))
+		case len(ev.Screens) > 0 && scr.safeModeOnly():
+			return verdict(inventory.StateSafeMode, fmt.Sprintf(
+				"the screen shows a Safe Mode desktop (%s) and nothing else, and WinRM does not answer (in Safe Mode it runs only if listed under SafeBoot\\Network): the disk is repaired offline",
+				scr))
+		}
 	}
 	if IsAuthError(probe) {
 		return verdict(inventory.StateUnknown,
@@ -325,7 +342,7 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	var missing []string
 	switch {
 	case scr.total > 0:
-		missing = append(missing, "the screenshots show no repeated crash ("+scr.String()+")")
+		missing = append(missing, "the screen shows no repeated crash ("+scr.String()+")")
 	case !last.ConsoleAvailable:
 		missing = append(missing, "no console on this cloud")
 	default:

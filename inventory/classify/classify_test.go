@@ -230,6 +230,31 @@ func TestClassify(t *testing.T) {
 			want: inventory.StateHealthy},
 		{name: "screens: the guest's credentials are rejected: up", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "stop"), Probe: unreachable(ProbeErrAuth + ": HTTP 401")},
 			want: inventory.StateUnknown, reasons: []string{"rejected the credentials"}},
+		// Safe Mode where WinRM does not run in it, seen on screenshots:
+		// Sakura (VNC snapshots, nothing else), EC2 and Azure (the OS
+		// passes the reachability check; a screenshot after the silent
+		// probe).
+		{name: "screens: Safe Mode on every screenshot, WinRM silent", ev: inventory.Evidence{Samples: blind(), Screens: shots("black", "safe-mode", "safe-mode", "safe-mode"), Probe: unreachable("nothing answers at 10.0.0.12:5985")},
+			want: inventory.StateSafeMode, reasons: []string{"screen shows a Safe Mode desktop", "SafeBoot"}},
+		{name: "screens: reachability passes, WinRM silent, the screenshot shows Safe Mode", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(sig(0), true), withReach(sig(10), true)}, Screens: []inventory.ScreenSample{{At: t0.Add(11 * time.Minute), Screen: inventory.ScreenSafeMode}}, Probe: unreachable("timeout")},
+			want: inventory.StateSafeMode},
+		{name: "screens: reachability passes, WinRM silent, the screenshot shows sign-in", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(sig(0), true), withReach(sig(10), true)}, Screens: []inventory.ScreenSample{{At: t0.Add(11 * time.Minute), Screen: inventory.ScreenLogin}}, Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"firewall or WinRM service"}},
+		{name: "screens: Safe Mode and a crash screen are not Safe Mode", ev: inventory.Evidence{Samples: blind(), Screens: shots("safe-mode", "stop"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown},
+		{name: "screens: Safe Mode screenshots, credentials rejected", ev: inventory.Evidence{Samples: blind(), Screens: shots("safe-mode", "safe-mode"), Probe: unreachable(ProbeErrAuth + ": HTTP 401")},
+			want: inventory.StateUnknown, reasons: []string{"rejected the credentials"}},
+		// A cloud whose console text and screenshots each caught the
+		// crash once (EC2, Azure: the text most often reads "Starting
+		// Windows" in a cycle): two crash screens in all.
+		{name: "screens: a crash in the console text and one on a screenshot", ev: inventory.Evidence{Samples: []inventory.Signals{
+			withReach(withConsole(sig(0), "Starting Windows"), false), withReach(withConsole(sig(5), crashText), false), withReach(withConsole(sig(10), "Starting Windows"), false)},
+			Screens: []inventory.ScreenSample{{At: t0.Add(2 * time.Minute), Screen: inventory.ScreenBlack}, {At: t0.Add(7 * time.Minute), Screen: inventory.ScreenStop}}, Probe: unreachable("timeout")},
+			want: inventory.StateBootLoop, reasons: []string{"repeated crash screens", "screenshot(s) and console samples"}},
+		{name: "screens: a crash in the console text, then the sign-in screen, WinRM answers: healthy", ev: inventory.Evidence{Samples: []inventory.Signals{
+			withConsole(sig(0), crashText), withConsole(sig(5), crashText), withConsole(sig(10), "Starting Windows")},
+			Screens: []inventory.ScreenSample{{At: t0.Add(10 * time.Minute), Screen: inventory.ScreenLogin}}, Probe: normal(goodFile)},
+			want: inventory.StateHealthy},
 		{name: "counter went backwards uses boot times", ev: inventory.Evidence{Samples: []inventory.Signals{
 			withBoot(withCount(sig(0), 9), boot), withBoot(withCount(sig(10), 0), boot)}, Probe: unreachable("timeout")},
 			want: inventory.StateUnknown, reasons: []string{"no restarts seen"}},

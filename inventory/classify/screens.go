@@ -51,13 +51,16 @@ func schedule(opts AssessOptions) []tick {
 
 // wantsScreen reports whether a VM's screen is worth reading now: its
 // latest sample shows it running, with no passing reachability check and
-// no console text, and it has not shown the sign-in screen yet.
+// no console text that shows a screen (a crash, Safe Mode, the sign-in
+// screen: text "Starting Windows" says nothing, and a cycling VM spends
+// most of each cycle starting), and it has not shown the sign-in screen
+// yet.
 func wantsScreen(samples []inventory.Signals, shots []inventory.ScreenSample) bool {
 	if len(samples) == 0 {
 		return false
 	}
 	last := samples[len(samples)-1]
-	if last.Power != inventory.PowerRunning || last.Console != "" ||
+	if last.Power != inventory.PowerRunning || consoleScreen(last) != "" ||
 		(last.InstanceReachable != nil && *last.InstanceReachable) {
 		return false
 	}
@@ -67,6 +70,29 @@ func wantsScreen(samples []inventory.Signals, shots []inventory.ScreenSample) bo
 // screenshots takes and classifies one screenshot of every VM that wants
 // one (see Assess), appending to shots. Only a cancelled ctx fails it.
 func screenshots(ctx context.Context, opts AssessOptions, refs []providers.VMRef, samples [][]inventory.Signals, shots [][]inventory.ScreenSample) error {
+	return screenshotsOf(ctx, opts, refs, shots, func(i int) bool { return wantsScreen(samples[i], shots[i]) })
+}
+
+// wantsScreenAfterProbe reports whether a VM's screen is worth reading
+// once its probe is done: the cloud's reachability check passes on its
+// latest sample but WinRM did not answer (a refusal or a timeout, not
+// rejected credentials, not a control-plane failure), and its console
+// text shows no Safe Mode. The OS is up but silent: a Safe Mode desktop
+// (WinRM does not start in Safe Mode unless listed under
+// SafeBoot\Network) and a firewalled or stopped WinRM service look alike
+// to the control plane; only the screen tells them apart.
+func wantsScreenAfterProbe(samples []inventory.Signals, p *inventory.Probe) bool {
+	if len(samples) == 0 || p == nil || p.Reachable || p.Retryable || IsAuthError(p) {
+		return false
+	}
+	last := samples[len(samples)-1]
+	return last.Power == inventory.PowerRunning && last.InstanceReachable != nil && *last.InstanceReachable &&
+		!ShowsSafeMode(last.Console)
+}
+
+// screenshotsOf takes and classifies one screenshot of every VM i for
+// which want(i), appending to shots. Only a cancelled ctx fails it.
+func screenshotsOf(ctx context.Context, opts AssessOptions, refs []providers.VMRef, shots [][]inventory.ScreenSample, want func(i int) bool) error {
 	sc, ok := opts.Observer.(providers.Screens)
 	if !ok || opts.ScreenEvery < 0 {
 		return nil
@@ -75,7 +101,7 @@ func screenshots(ctx context.Context, opts AssessOptions, refs []providers.VMRef
 	g.SetLimit(opts.ProbeConcurrency)
 	got := make([]*inventory.ScreenSample, len(refs))
 	for i := range refs {
-		if !wantsScreen(samples[i], shots[i]) {
+		if !want(i) {
 			continue
 		}
 		g.Go(func() error {
@@ -99,12 +125,65 @@ func screenshots(ctx context.Context, opts AssessOptions, refs []providers.VMRef
 	return nil
 }
 
-// screenTally counts what a VM's screenshots showed (rule 9).
+// consoleScreen is the screen one sample's console text shows (rule 9):
+// a crash or recovery screen, a Safe Mode desktop or the sign-in screen;
+// "" when it shows none of them (no text, or Windows starting).
+func consoleScreen(s inventory.Signals) inventory.Screen {
+	c := strings.ToLower(s.Console)
+	switch {
+	case !s.ConsoleAvailable || c == "":
+		return ""
+	case ShowsCrash(c) && (strings.Contains(c, "automatic repair") || strings.Contains(c, "needs to be repaired") || strings.Contains(c, "did not start correctly")):
+		return inventory.ScreenRecovery
+	case ShowsCrash(c):
+		return inventory.ScreenStop
+	case ShowsSafeMode(c):
+		return inventory.ScreenSafeMode
+	case strings.Contains(c, "ctrl+alt+delete") || strings.Contains(c, "ctrl+alt+del to sign in"):
+		return inventory.ScreenLogin
+	}
+	return ""
+}
+
+// screensOf is what the VM's screen showed over the evidence, oldest
+// first: its screenshots and the screens its samples' console text
+// showed, merged by time (a cloud that gives text shows no screenshots
+// of the same moments: see wantsScreen).
+func screensOf(ev inventory.Evidence) (screens []inventory.ScreenSample, consoles int) {
+	screens = slices.Clone(ev.Screens)
+	for _, s := range ev.Samples {
+		if sc := consoleScreen(s); sc != "" {
+			screens = append(screens, inventory.ScreenSample{At: s.At, Screen: sc})
+			consoles++
+		}
+	}
+	slices.SortStableFunc(screens, func(a, b inventory.ScreenSample) int { return a.At.Compare(b.At) })
+	return screens, consoles
+}
+
+// screenTally counts what a VM's screen showed (rule 9), in screenshots
+// and console text.
 type screenTally struct {
+	consoles        int // of total, read from console text
 	total, crash    int
 	by              map[inventory.Screen]int
 	last            inventory.Screen
 	loginAfterCrash bool // a sign-in screen after a crash screen
+}
+
+// evidenceTally counts what the VM's screen showed over ev (screensOf).
+func evidenceTally(ev inventory.Evidence) screenTally {
+	screens, consoles := screensOf(ev)
+	t := screenCounts(screens)
+	t.consoles = consoles
+	return t
+}
+
+// safeModeOnly reports whether the screen showed a Safe Mode desktop and
+// nothing else that counts (black and unknown screens are no evidence).
+func (t screenTally) safeModeOnly() bool {
+	n := t.by[inventory.ScreenSafeMode]
+	return n > 0 && n == t.total-t.by[inventory.ScreenBlack]-t.by[inventory.ScreenUnknown]
 }
 
 func screenCounts(shots []inventory.ScreenSample) screenTally {
@@ -132,5 +211,11 @@ func (t screenTally) String() string {
 			parts = append(parts, fmt.Sprintf("%s %d", s, n))
 		}
 	}
-	return fmt.Sprintf("%s of %d screenshot(s)", strings.Join(parts, ", "), t.total)
+	switch t.consoles {
+	case 0:
+		return fmt.Sprintf("%s of %d screenshot(s)", strings.Join(parts, ", "), t.total)
+	case t.total:
+		return fmt.Sprintf("%s in the console text of %d sample(s)", strings.Join(parts, ", "), t.total)
+	}
+	return fmt.Sprintf("%s of %d screenshot(s) and console samples", strings.Join(parts, ", "), t.total)
 }

@@ -14,7 +14,7 @@ import (
 // screenCloud is a blind cloud (power only) that shows screens.
 type screenCloud struct {
 	clk  clock.Clock
-	kind map[string]string // "loop", "recovers", "blocked", "broken", "stopped", "texted", "checked"
+	kind map[string]string // "loop", "recovers", "blocked", "broken", "stopped", "texted", "checked", "crashtext", "silentsafe", "silentsafe"
 	mu   sync.Mutex
 	shot map[string]int // screenshots taken per VM
 }
@@ -28,7 +28,9 @@ func (c *screenCloud) Observe(_ context.Context, refs []providers.VMRef) (map[st
 			s.Power = inventory.PowerStopped
 		case "texted":
 			s.ConsoleAvailable, s.Console = true, "Starting Windows"
-		case "checked":
+		case "crashtext":
+			s.ConsoleAvailable, s.Console = true, "Your device ran into a problem and needs to restart."
+		case "checked", "silentsafe":
 			s.InstanceReachable = ptr(true)
 		}
 		out[r.ID] = s
@@ -51,6 +53,8 @@ func (c *screenCloud) Screenshot(_ context.Context, vm providers.VMRef) ([]byte,
 		return screens.JPEG(screens.Login, vm.ID), nil
 	case "broken":
 		return nil, providers.Errorf(providers.ErrUnavailable, "Screenshot", vm.ID, "HTTP 500")
+	case "silentsafe":
+		return screens.PNG(screens.SafeMode, vm.ID), nil
 	}
 	return screens.PNG(screens.Login, vm.ID), nil
 }
@@ -63,7 +67,7 @@ func (c *screenCloud) Probe(_ context.Context, vm inventory.VM) inventory.Probe 
 }
 
 func TestAssessScreens(t *testing.T) {
-	kinds := []string{"loop", "recovers", "blocked", "broken", "stopped", "texted", "checked"}
+	kinds := []string{"loop", "recovers", "blocked", "broken", "stopped", "texted", "checked", "crashtext", "silentsafe"}
 	clk := scaled()
 	c := &screenCloud{clk: clk, kind: map[string]string{}, shot: map[string]int{}}
 	var vms []inventory.VM
@@ -86,8 +90,15 @@ func TestAssessScreens(t *testing.T) {
 		{inventory.StateUnknown, 1, 1}, // sign-in screen, WinRM silent
 		{inventory.StateUnknown, ticks, 0},
 		{inventory.StateUnknown, 0, 0},
+		// Console text that shows no screen ("Starting Windows": a cycling
+		// VM shows it most of each cycle) does not spare the screenshots.
+		{inventory.StateHealthy, 1, 1},
 		{inventory.StateHealthy, 0, 0},
-		{inventory.StateHealthy, 0, 0},
+		// Console text that shows a screen does.
+		{inventory.StateBootLoop, 0, 0},
+		// The OS passes the reachability check but WinRM is silent: one
+		// screenshot after the probe tells Safe Mode from a firewall.
+		{inventory.StateSafeMode, 1, 1},
 	}
 	for i, w := range want {
 		a := got[i]

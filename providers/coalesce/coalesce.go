@@ -64,6 +64,26 @@ func NewObserver(next providers.Observer, clk clock.Clock, window time.Duration)
 	return &Observer{next: next, clk: clk, window: window}
 }
 
+// Wrap is NewObserver(next, clk, window) as a providers.Observer that
+// keeps next's optional capabilities visible: where next also reads
+// screens (providers.Screens), so does the result, straight through
+// (screenshots are per VM and never merged). Callers that find
+// capabilities by type assertion, such as the strategies' re-check, see
+// the same cloud through it.
+func Wrap(next providers.Observer, clk clock.Clock, window time.Duration) providers.Observer {
+	o := NewObserver(next, clk, window)
+	if sc, ok := next.(providers.Screens); ok {
+		return screensObserver{o, sc}
+	}
+	return o
+}
+
+// screensObserver is a coalescing Observer that also reads screens.
+type screensObserver struct {
+	*Observer
+	providers.Screens
+}
+
 // Observe implements providers.Observer: it joins (or opens) the current
 // batch and returns the signals of vms from the merged call. ctx ends only
 // this caller's wait.

@@ -142,3 +142,39 @@ func TestObserverCanonicalBatches(t *testing.T) {
 		})
 	}
 }
+
+// screenObserver is a countingObserver that also reads screens.
+type screenObserver struct{ countingObserver }
+
+func (*screenObserver) Screenshot(_ context.Context, vm providers.VMRef) ([]byte, error) {
+	return []byte("screen of " + vm.ID), nil
+}
+
+// TestWrapKeepsScreens: a wrapped observer reads screens where the one it
+// wraps does (the strategies' re-check finds the capability by type
+// assertion), and does not where it does not.
+func TestWrapKeepsScreens(t *testing.T) {
+	tests := []struct {
+		name string
+		next providers.Observer
+		want bool
+	}{
+		{name: "screens", next: &screenObserver{}, want: true},
+		{name: "no screens", next: &countingObserver{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Wrap(tt.next, clock.Real{}, 0)
+			sc, ok := o.(providers.Screens)
+			if ok != tt.want {
+				t.Fatalf("wrapped observer reads screens: %v, want %v", ok, tt.want)
+			}
+			if ok {
+				img, err := sc.Screenshot(context.Background(), providers.VMRef{ID: "vm-1"})
+				if err != nil || string(img) != "screen of vm-1" {
+					t.Errorf("screenshot %q, %v", img, err)
+				}
+			}
+		})
+	}
+}

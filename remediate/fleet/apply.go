@@ -108,7 +108,7 @@ func (f *Fleet) envs(runID string, p *plan.Plan, o ApplyOptions) (map[string]*st
 		// batched Observe calls, or they throttle the account.
 		prov := *a.Provider
 		if prov.Observer != nil && !o.NoCoalesce {
-			prov.Observer = coalesce.NewObserver(prov.Observer, f.Clock, 0)
+			prov.Observer = coalesce.Wrap(prov.Observer, f.Clock, 0)
 		}
 		env := &step.Env{
 			RunID: runID, Account: a.Account, Provider: &prov,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/inventory/screen"
 	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
@@ -115,7 +116,9 @@ func observe(ctx context.Context, env *step.Env, ref providers.VMRef) (inventory
 // A guest whose OS is up by other evidence — the cloud's reachability check
 // passes, or WinRM answers but rejects the credentials — while the probe
 // cannot reach it is not known to be broken (unless its screen shows Safe
-// Mode): check keeps looking for the
+// Mode: in the console text, or, where the cloud takes screenshots
+// (providers.Screens), on one taken after the silent probe): check keeps
+// looking for the
 // whole wait, and if that does not change, it returns step.ErrNeedsPerson
 // rather than let anything stop or restart a VM that may be healthy. It
 // returns the last probe and signals.
@@ -125,8 +128,12 @@ func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe
 	var s inventory.Signals
 	// A screen showing Safe Mode is a broken VM whatever its WinRM says
 	// (in Safe Mode WinRM runs only where listed under SafeBoot\Network).
+	// shotSafe: a screenshot taken after s shows a Safe Mode desktop (where
+	// the cloud gives no console text but screenshots, the only way to
+	// tell Safe Mode from a firewalled WinRM on a running OS).
+	shotSafe := false
 	safeScreen := func() bool {
-		return s.ConsoleAvailable && classify.ShowsSafeMode(s.Console) && !classify.ShowsCrash(s.Console)
+		return shotSafe || s.ConsoleAvailable && classify.ShowsSafeMode(s.Console) && !classify.ShowsCrash(s.Console)
 	}
 	osUp := func() bool {
 		return !p.Reachable && (classify.IsAuthError(&p) || !safeScreen() && s.InstanceReachable != nil && *s.InstanceReachable)
@@ -140,11 +147,15 @@ func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe
 			}
 			return false, err
 		}
+		shotSafe = false
 		if p, err = probeVM(ctx, env, vm); err != nil {
 			return false, err
 		}
 		if !p.Retryable {
 			blind = 0
+		}
+		if osUp() && !classify.IsAuthError(&p) {
+			shotSafe = screenShowsSafeMode(ctx, env, vm)
 		}
 		switch {
 		case p.Reachable:
@@ -183,6 +194,29 @@ func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe
 			"check WinRM and the guest_access credentials, then assess and plan again", vm.ID, p.Error)
 	}
 	return p, s, nil
+}
+
+// screenShowsSafeMode reports whether a screenshot of the VM, where its
+// cloud takes them (providers.Screens), shows a Safe Mode desktop. A
+// screenshot that fails or shows anything else is no evidence: false.
+func screenShowsSafeMode(ctx context.Context, env *step.Env, vm *step.Target) bool {
+	sc, ok := screenNow(ctx, env, vm)
+	return ok && sc == inventory.ScreenSafeMode
+}
+
+// screenNow is what the VM's screen shows now, where its cloud takes
+// screenshots (providers.Screens); ok is false where it does not, or when
+// the screenshot fails (no evidence).
+func screenNow(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Screen, bool) {
+	sc, ok := env.Provider.Observer.(providers.Screens)
+	if !ok {
+		return "", false
+	}
+	img, err := sc.Screenshot(ctx, vmRef(vm))
+	if err != nil {
+		return "", false
+	}
+	return screen.ClassifyBytes(img), true
 }
 
 // recheckStep is every strategy's first step: Observe and probe right

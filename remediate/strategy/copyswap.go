@@ -110,7 +110,7 @@ func (CopyAndSwap) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 			st.Run = unlessCopySwapped(hmLease)
 		case "attach-to-helper":
 			st.Run = onCopy(hmAttachHelper)
-		case "find-disk", "online-disk", "unlock", "delete-files", "check-hives",
+		case "find-disk", "online-disk", "unlock", "delete-files", "check-hives", "clear-safeboot",
 			"restore-identity", "verify-identity", "offline-disk":
 			st.Run = onCopy(st.Run)
 		case "detach-from-helper":

@@ -89,6 +89,10 @@ func TestCopyAndSwap(t *testing.T) {
 		{"own identity", spec{n: 170}},
 		{"identity collision", spec{n: 171, identity: img2019}},
 		{"BitLocker", spec{n: 172, identity: img2019, bitlocker: true, escrowed: true}},
+		// The copy's safe-boot flag is cleared in its own BCD, as
+		// helper-mount clears the disk's: otherwise the VM boots Safe
+		// Mode again from the copy, where its WinRM does not run.
+		{"Safe Mode, WinRM not under SafeBoot\\Network", spec{n: 173, kind: safeMode, silentSafe: true, identity: img2019}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -125,7 +125,16 @@ func waitStep(i, n int, chance float64) step.Step {
 			if retryable(err) {
 				return false, nil // the screen can wait: the probe goes on
 			}
-			return err == nil && w.crashed(s), err
+			if err != nil || w.crashed(s) {
+				return err == nil, err
+			}
+			if s.Power == inventory.PowerRunning && !s.ConsoleAvailable {
+				// No console text (Sakura): the screenshot shows the boot.
+				if sc, ok := screenNow(ctx, env, vm); ok {
+					return w.crashedScreen(sc), nil
+				}
+			}
+			return false, nil
 		})
 		if err != nil {
 			return nil, err
@@ -153,7 +162,8 @@ func waitStep(i, n int, chance float64) step.Step {
 // passing), or the VM stopped (the next restart starts it). A crash screen
 // alone proves nothing: right after the reset the cloud may still show the
 // last boot's (console logs and screenshots lag). Where the cloud shows no
-// screen, only a stop ends the watch.
+// console text, its screenshots (providers.Screens) are read instead
+// (crashedScreen); where it shows neither, only a stop ends the watch.
 type crashWatch struct {
 	sawBoot bool
 	ended   bool
@@ -168,6 +178,21 @@ func (w *crashWatch) crashed(s inventory.Signals) bool {
 	case classify.ShowsCrash(s.Console):
 		w.ended = w.sawBoot
 	case s.Console != "" || s.InstanceReachable != nil && *s.InstanceReachable:
+		w.sawBoot = true
+	}
+	return w.ended
+}
+
+// crashedScreen records a screenshot of the running VM and reports
+// whether the watched boot has failed, as crashed does with console text:
+// a crash or recovery screen after a screen of the new boot (black while
+// it starts, the sign-in screen, Safe Mode). An unknown screen is no
+// evidence.
+func (w *crashWatch) crashedScreen(sc inventory.Screen) bool {
+	switch {
+	case sc.Crash():
+		w.ended = w.sawBoot
+	case sc == inventory.ScreenBlack || sc == inventory.ScreenLogin || sc == inventory.ScreenSafeMode:
 		w.sawBoot = true
 	}
 	return w.ended

@@ -147,17 +147,34 @@ func Start(w *world.World, listen string, opts Options) (*Server, error) {
 	if ip := net.ParseIP(host); !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
 		return nil, fmt.Errorf("azureapi: listen address %q: the emulator serves loopback only (127.0.0.1, ::1, localhost)", listen)
 	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("azureapi: %w", err)
+	}
+	s, err := Serve(w, ln, opts)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Serve serves the emulator of w over HTTPS on ln (loopback TCP, or an
+// in-memory listener: internal/memnet), with a certificate generated now
+// for 127.0.0.1, ::1, localhost and ln's own host name, until Close
+// (which closes ln).
+func Serve(w *world.World, ln net.Listener, opts Options) (*Server, error) {
 	s, err := New(w, opts)
 	if err != nil {
 		return nil, err
 	}
-	tc, leaf, err := selfSigned()
+	host, _, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil {
+		return nil, fmt.Errorf("azureapi: listener address %q: %w", ln.Addr(), err)
+	}
+	tc, leaf, err := selfSigned(host)
 	if err != nil {
 		return nil, fmt.Errorf("azureapi: certificate: %w", err)
-	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return nil, fmt.Errorf("azureapi: %w", err)
 	}
 	s.cert, s.ln = leaf, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{tc}, MinVersion: tls.VersionTLS12})
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
@@ -322,8 +339,9 @@ func (s *Server) adopt(kind, sub, name, id string) {
 	s.nameOf[id] = name
 }
 
-// selfSigned makes a TLS certificate for the loopback names.
-func selfSigned() (tls.Certificate, *x509.Certificate, error) {
+// selfSigned makes a TLS certificate for the loopback names and host
+// (a name or an IP address).
+func selfSigned(host string) (tls.Certificate, *x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, nil, err
@@ -338,6 +356,9 @@ func selfSigned() (tls.Certificate, *x509.Certificate, error) {
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
 		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if ip := net.ParseIP(host); ip == nil && host != "" && host != "localhost" {
+		tmpl.DNSNames = append(tmpl.DNSNames, host)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
