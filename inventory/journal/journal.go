@@ -32,7 +32,8 @@
 // far cheaper than spinning on SQLITE_BUSY); writes that arrive together are
 // group-committed, one fsync for many, each in its own savepoint so that a
 // refused write is rolled back alone. Reads use a separate pool and do not
-// wait for writers. Writers in other processes are waited for up to the
+// wait for writers. The frequent statements are prepared once per
+// connection pool and reused (stmts.go), not compiled at every call. Writers in other processes are waited for up to the
 // busy timeout (WithBusyTimeout).
 package journal
 

@@ -79,8 +79,10 @@ func optionsFromEnv() (Options, string, error) {
 //	FIXFLEET_BENCH_OUT=FILE go test -run '^TestIncidentBenchmark$' -count=1 ./...
 //
 // (also FIXFLEET_BENCH_FAULT_RATE, _DROP_BEFORE, _DROP_AFTER and _MIX, as
-// demo's flags, and FIXFLEET_BENCH_CONCURRENCY, the policy's concurrency
-// in total and per account). It runs the incident on virtual time, then each baseline
+// demo's flags, FIXFLEET_BENCH_CONCURRENCY, the policy's concurrency
+// in total and per account, and FIXFLEET_BENCH_JOURNAL and
+// FIXFLEET_BENCH_JOURNAL_DIR, the kept journal and where the others go:
+// see DefaultJournalDir). It runs the incident on virtual time, then each baseline
 // on a fresh world of the same seed, and writes Report as JSON to FILE
 // (unset: the test log). It fails when the incident breaks a promise
 // (a VM neither healthy nor flagged, an invariant counter above 0) or
