@@ -34,6 +34,11 @@ type RunOptions struct {
 	// Journal is the journal file ("": a temporary one, removed at the
 	// end).
 	Journal string
+	// JournalDir is where the temporary journal is made when Journal is
+	// "" ("": the system's temporary directory). The journal is the
+	// product's either way (WAL, synchronous=FULL): the directory only
+	// decides what its fsyncs cost.
+	JournalDir string
 	// Progress receives assessment progress lines (nil: none).
 	Progress io.Writer
 	// Watch, when set, is called once the plan is made and returns the
@@ -88,7 +93,7 @@ func (b *Backend) Run(ctx context.Context, o RunOptions) (Summary, error) {
 	assessed := f.Clock.Now().Sub(simStart)
 	journalPath := o.Journal
 	if journalPath == "" {
-		dir, err := os.MkdirTemp("", "fixfleet-demo-")
+		dir, err := os.MkdirTemp(o.JournalDir, "fixfleet-demo-")
 		if err != nil {
 			return Summary{}, err
 		}

@@ -56,7 +56,7 @@ func (j *Journal) insertEvent(ctx context.Context, tx *sql.Tx, e Event) error {
 	if e.RunID != "" {
 		run = e.RunID
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO events (run_id, vm_key, kind, strategy, message, at) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := j.txExec(ctx, tx, qInsertEvent,
 		run, e.VMKey, e.Kind, e.Strategy, e.Message, ts(e.At))
 	return j.wrapDB(err)
 }
@@ -93,7 +93,7 @@ func (j *Journal) Events(ctx context.Context, runID string, f EventFilter) ([]Ev
 		q += " LIMIT ?"
 		args = append(args, f.Limit)
 	}
-	rows, err := j.r.QueryContext(ctx, q, args...)
+	rows, err := j.query(ctx, q, args...)
 	if err != nil {
 		return nil, j.wrapDB(err)
 	}

@@ -32,7 +32,8 @@
 // far cheaper than spinning on SQLITE_BUSY); writes that arrive together are
 // group-committed, one fsync for many, each in its own savepoint so that a
 // refused write is rolled back alone. Reads use a separate pool and do not
-// wait for writers. Writers in other processes are waited for up to the
+// wait for writers. The frequent statements are prepared once per
+// connection pool and reused (stmts.go), not compiled at every call. Writers in other processes are waited for up to the
 // busy timeout (WithBusyTimeout).
 package journal
 
@@ -121,8 +122,9 @@ func sqliteCode(err error) int {
 // All methods are safe for concurrent use.
 type Journal struct {
 	path     string
-	w        *sql.DB // one connection: all writes, serialised in-process
-	r        *sql.DB // read-only pool
+	w        *sql.DB    // one connection: all writes, serialised in-process
+	r        *sql.DB    // read-only pool
+	ws, rs   *stmtCache // statements prepared on w and r (stmts.go)
 	isSecret func(string) bool
 	pidAlive func(pid int) bool
 	procID   func(pid int) string
@@ -285,6 +287,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Journal, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	j.w = w
+	j.ws = newStmtCache(w)
 	j.reqs = make(chan *writeReq)
 	j.closing = make(chan struct{})
 	j.loopDone = make(chan struct{})
@@ -294,10 +297,17 @@ func Open(ctx context.Context, path string, opts ...Option) (*Journal, error) {
 		_ = w.Close()
 		return nil, err
 	}
+	if err := j.prepareWrites(ctx); err != nil {
+		j.stopWriter()
+		_ = j.ws.close()
+		_ = w.Close()
+		return nil, err
+	}
 	rdsn := fmt.Sprintf("%s?_busy_timeout=%d&_query_only=1", path, ms)
 	r, err := sql.Open("sqlite", rdsn)
 	if err != nil {
 		j.stopWriter()
+		_ = j.ws.close()
 		_ = w.Close()
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
@@ -305,6 +315,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Journal, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	j.r = r
+	j.rs = newStmtCache(r)
 	return j, nil
 }
 
@@ -352,7 +363,7 @@ func (j *Journal) Path() string { return j.path }
 // Writes in progress finish first; writes after Close fail. Idempotent.
 func (j *Journal) Close() error {
 	j.stopWriter()
-	return errors.Join(j.r.Close(), j.w.Close())
+	return errors.Join(j.rs.close(), j.ws.close(), j.r.Close(), j.w.Close())
 }
 
 // stopWriter stops the writer goroutine and waits for it.
@@ -442,14 +453,14 @@ func (j *Journal) commitBatch(batch []*writeReq) {
 			results[i] = err
 			continue
 		}
-		if _, err := tx.ExecContext(bg, `SAVEPOINT w`); err != nil {
+		if _, err := j.txExec(bg, tx, qSavepoint); err != nil {
 			results[i] = j.wrapDB(err)
 			continue
 		}
 		if err := r.fn(tx); err != nil {
 			results[i] = err
-			_, rbErr := tx.ExecContext(bg, `ROLLBACK TO w`)
-			_, relErr := tx.ExecContext(bg, `RELEASE w`)
+			_, rbErr := j.txExec(bg, tx, qRollbackTo)
+			_, relErr := j.txExec(bg, tx, qRelease)
 			if rbErr != nil || relErr != nil { // the transaction is unusable: fail the group
 				_ = tx.Rollback()
 				for k := range results {
@@ -461,7 +472,7 @@ func (j *Journal) commitBatch(batch []*writeReq) {
 			}
 			continue
 		}
-		if _, err := tx.ExecContext(bg, `RELEASE w`); err != nil {
+		if _, err := j.txExec(bg, tx, qRelease); err != nil {
 			results[i] = j.wrapDB(err)
 			continue
 		}

@@ -101,7 +101,7 @@ func (j *Journal) SetRunStatus(ctx context.Context, runID string, status RunStat
 		return invalid("run %q: status change without a time", runID)
 	}
 	return j.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, updated_at = ? WHERE id = ?`, string(status), ts(at), runID)
+		res, err := j.txExec(ctx, tx, qSetRunStatus, string(status), ts(at), runID)
 		if err != nil {
 			return j.wrapDB(err)
 		}
@@ -146,7 +146,7 @@ func scanRun(sc interface{ Scan(...any) error }, withPlan bool) (Run, error) {
 // GetRun returns the run with this ID, plan document included, or an error
 // wrapping ErrNotFound.
 func (j *Journal) GetRun(ctx context.Context, runID string) (Run, error) {
-	r, err := scanRun(j.r.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = ?`, runID), true)
+	r, err := scanRun(j.queryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = ?`, runID), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Run{}, j.noRun(runID)
 	}
@@ -186,7 +186,7 @@ func (j *Journal) ListRuns(ctx context.Context) ([]Run, error) {
 // runExists fails with ErrNotFound unless the run exists.
 func (j *Journal) runExists(ctx context.Context, tx *sql.Tx, runID string) error {
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE id = ?`, runID).Scan(&one)
+	err := j.txQueryRow(ctx, tx, qRunExists, runID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return j.noRun(runID)
 	}

@@ -91,8 +91,7 @@ func (j *Journal) BeginStep(ctx context.Context, in StepIntent) (StepID, error) 
 		if err := j.runExists(ctx, tx, in.RunID); err != nil {
 			return err
 		}
-		err := tx.QueryRowContext(ctx, `INSERT INTO steps (run_id, vm_key, strategy, step, attempt, intent, status, begun_at)
-			VALUES (?, ?, ?, ?, ?, ?, 'begun', ?) RETURNING id`,
+		err := j.txQueryRow(ctx, tx, qInsertStep,
 			in.RunID, in.VMKey, in.Strategy, in.Step, in.Attempt, intent, ts(in.At)).Scan(&id)
 		if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
 			return fmt.Errorf("journal %s: %w: step %q (strategy %q) attempt %d of VM %q in run %q was already begun; take the next attempt number",
@@ -118,7 +117,7 @@ func (j *Journal) EndStep(ctx context.Context, id StepID, res StepResult) error 
 	}
 	return j.write(ctx, func(tx *sql.Tx) error {
 		var runID, vmKey, status string
-		err := tx.QueryRowContext(ctx, `SELECT run_id, vm_key, status FROM steps WHERE id = ?`, int64(id)).Scan(&runID, &vmKey, &status)
+		err := j.txQueryRow(ctx, tx, qStepOfID, int64(id)).Scan(&runID, &vmKey, &status)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("journal %s: step %d %w", j.path, id, ErrNotFound)
 		}
@@ -135,7 +134,7 @@ func (j *Journal) EndStep(ctx context.Context, id StepID, res StepResult) error 
 			return fmt.Errorf("journal %s: %w: step %d of VM %q already ended %s, cannot end it %s",
 				j.path, ErrConflict, id, vmKey, status, res.Status)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE steps SET status = ?, error = ?, ended_at = ? WHERE id = ?`,
+		if _, err := j.txExec(ctx, tx, qEndStep,
 			string(res.Status), res.Error, ts(res.At), int64(id)); err != nil {
 			return j.wrapDB(err)
 		}
@@ -147,7 +146,7 @@ func (j *Journal) EndStep(ctx context.Context, id StepID, res StepResult) error 
 // step of this VM and strategy (1 if none).
 func (j *Journal) NextAttempt(ctx context.Context, runID, vmKey, strategy, step string) (int, error) {
 	var n int
-	err := j.r.QueryRowContext(ctx, `SELECT coalesce(max(attempt), 0) + 1 FROM steps
+	err := j.queryRow(ctx, `SELECT coalesce(max(attempt), 0) + 1 FROM steps
 		WHERE run_id = ? AND vm_key = ? AND strategy = ? AND step = ?`, runID, vmKey, strategy, step).Scan(&n)
 	return n, j.wrapDB(err)
 }
@@ -177,7 +176,7 @@ func scanStep(sc interface{ Scan(...any) error }) (Step, error) {
 
 // GetStep returns one step with its facts, or an error wrapping ErrNotFound.
 func (j *Journal) GetStep(ctx context.Context, id StepID) (Step, error) {
-	s, err := scanStep(j.r.QueryRowContext(ctx, `SELECT `+stepCols+` FROM steps WHERE id = ?`, int64(id)))
+	s, err := scanStep(j.queryRow(ctx, `SELECT `+stepCols+` FROM steps WHERE id = ?`, int64(id)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Step{}, fmt.Errorf("journal %s: step %d %w", j.path, id, ErrNotFound)
 	}
@@ -209,7 +208,7 @@ func (j *Journal) UnfinishedSteps(ctx context.Context, runID string) ([]Step, er
 }
 
 func (j *Journal) querySteps(ctx context.Context, where string, args ...any) ([]Step, error) {
-	rows, err := j.r.QueryContext(ctx, `SELECT `+stepCols+` FROM steps WHERE `+where+` ORDER BY id`, args...)
+	rows, err := j.query(ctx, `SELECT `+stepCols+` FROM steps WHERE `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, j.wrapDB(err)
 	}
@@ -234,7 +233,7 @@ func (j *Journal) attachFacts(ctx context.Context, steps []Step, where string, a
 	for i := range steps {
 		byID[steps[i].ID] = &steps[i]
 	}
-	rows, err := j.r.QueryContext(ctx, `SELECT step_id, key, value FROM facts WHERE `+where+` ORDER BY seq`, args...)
+	rows, err := j.query(ctx, `SELECT step_id, key, value FROM facts WHERE `+where+` ORDER BY seq`, args...)
 	if err != nil {
 		return j.wrapDB(err)
 	}
@@ -293,13 +292,8 @@ func (j *Journal) insertFacts(ctx context.Context, tx *sql.Tx, runID, vmKey stri
 	if stepID != 0 {
 		sid = stepID
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO facts (run_id, vm_key, key, value, step_id) VALUES (?, ?, ?, ?, ?)`)
-	if err != nil {
-		return j.wrapDB(err)
-	}
-	defer stmt.Close()
 	for _, k := range sortedKeys(facts) {
-		if _, err := stmt.ExecContext(ctx, runID, vmKey, k, facts[k], sid); err != nil {
+		if _, err := j.txExec(ctx, tx, qInsertFact, runID, vmKey, k, facts[k], sid); err != nil {
 			return j.wrapDB(err)
 		}
 	}
@@ -323,7 +317,7 @@ func (j *Journal) Facts(ctx context.Context, runID, vmKey string) (map[string]st
 // FactHistory returns every fact recorded for a VM in a run, in recording
 // order.
 func (j *Journal) FactHistory(ctx context.Context, runID, vmKey string) ([]Fact, error) {
-	rows, err := j.r.QueryContext(ctx, `SELECT seq, key, value, coalesce(step_id, 0) FROM facts
+	rows, err := j.query(ctx, `SELECT seq, key, value, coalesce(step_id, 0) FROM facts
 		WHERE run_id = ? AND vm_key = ? ORDER BY seq`, runID, vmKey)
 	if err != nil {
 		return nil, j.wrapDB(err)

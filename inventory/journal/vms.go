@@ -61,10 +61,7 @@ func (j *Journal) UpsertVM(ctx context.Context, v VM) error {
 		if err := j.runExists(ctx, tx, v.RunID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO vms (run_id, vm_key, name, strategy, status, reason_code, reason, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (run_id, vm_key) DO UPDATE SET name = excluded.name, strategy = excluded.strategy,
-				status = excluded.status, reason_code = excluded.reason_code, reason = excluded.reason, updated_at = excluded.updated_at`,
+		_, err := j.txExec(ctx, tx, qUpsertVM,
 			v.RunID, v.VMKey, v.Name, v.Strategy, string(v.Status), v.Code, v.Reason, ts(v.UpdatedAt))
 		return j.wrapDB(err)
 	})
@@ -85,7 +82,7 @@ func scanVM(sc interface{ Scan(...any) error }) (VM, error) {
 
 // GetVM returns one VM's record, or an error wrapping ErrNotFound.
 func (j *Journal) GetVM(ctx context.Context, runID, vmKey string) (VM, error) {
-	v, err := scanVM(j.r.QueryRowContext(ctx, `SELECT `+vmCols+` FROM vms WHERE run_id = ? AND vm_key = ?`, runID, vmKey))
+	v, err := scanVM(j.queryRow(ctx, `SELECT `+vmCols+` FROM vms WHERE run_id = ? AND vm_key = ?`, runID, vmKey))
 	if errors.Is(err, sql.ErrNoRows) {
 		return VM{}, fmt.Errorf("journal %s: VM %q in run %q %w", j.path, vmKey, runID, ErrNotFound)
 	}
@@ -95,7 +92,7 @@ func (j *Journal) GetVM(ctx context.Context, runID, vmKey string) (VM, error) {
 // ListVMs returns the run's VM records ordered by VM key (empty, not an
 // error, for an unknown run).
 func (j *Journal) ListVMs(ctx context.Context, runID string) ([]VM, error) {
-	rows, err := j.r.QueryContext(ctx, `SELECT `+vmCols+` FROM vms WHERE run_id = ? ORDER BY vm_key`, runID)
+	rows, err := j.query(ctx, `SELECT `+vmCols+` FROM vms WHERE run_id = ? ORDER BY vm_key`, runID)
 	if err != nil {
 		return nil, j.wrapDB(err)
 	}

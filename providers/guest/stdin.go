@@ -8,6 +8,11 @@ import (
 	"github.com/masterzen/winrm"
 )
 
+// copyBuffer is the buffer a command's output streams are copied through
+// (io.Copy's default is 32 KiB for each stream of every command; a
+// script's output is a small JSON document).
+const copyBuffer = 4 << 10
+
 // runWithInput runs line in a new shell with stdin as its standard input,
 // like masterzen's RunWithContextWithInput but with one difference that
 // matters to a guest that goes away mid-command: masterzen ignores a failed
@@ -34,8 +39,8 @@ func runWithInput(ctx context.Context, wc *winrm.Client, line string, stdout, st
 	var wg sync.WaitGroup
 	var outErr, errErr error
 	wg.Add(2)
-	go func() { defer wg.Done(); _, outErr = io.Copy(stdout, cmd.Stdout) }()
-	go func() { defer wg.Done(); _, errErr = io.Copy(stderr, cmd.Stderr) }()
+	go func() { defer wg.Done(); _, outErr = io.CopyBuffer(stdout, cmd.Stdout, make([]byte, copyBuffer)) }()
+	go func() { defer wg.Done(); _, errErr = io.CopyBuffer(stderr, cmd.Stderr, make([]byte, copyBuffer)) }()
 	cmd.Wait()
 	wg.Wait()
 	_ = cmd.Close()

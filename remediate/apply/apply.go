@@ -115,6 +115,11 @@ type runner struct {
 	j     *journal.Journal
 	runID string
 	envs  map[string]*step.Env
+	// strategyEnds are the run's EvStrategyFailed and EvStrategyNoRepair
+	// events by VM key, in recording order, as the journal held them
+	// when this process started its VMs (each VM runs once per process,
+	// and only its own runVM records them): read once, not once per VM.
+	strategyEnds map[string][]journal.Event
 
 	breaker *brake.Breaker
 	rate    *brake.Rate
@@ -209,6 +214,9 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	}
 	r.emit(Event{Kind: kind, Message: msg})
 	recs, err := r.recordPlanned(rctx)
+	if err == nil {
+		err = r.loadStrategyEnds(rctx)
+	}
 	if err != nil {
 		r.fail(err)
 	}
@@ -364,6 +372,19 @@ func (r *runner) recordPlanned(ctx context.Context) (map[string]journal.VM, erro
 		recs[rec.VMKey] = rec
 	}
 	return recs, nil
+}
+
+// loadStrategyEnds fills r.strategyEnds from the journal.
+func (r *runner) loadStrategyEnds(ctx context.Context) error {
+	evs, err := r.j.Events(ctx, r.runID, journal.EventFilter{Kinds: []string{EvStrategyFailed, EvStrategyNoRepair}})
+	if err != nil {
+		return err
+	}
+	r.strategyEnds = map[string][]journal.Event{}
+	for _, e := range evs {
+		r.strategyEnds[e.VMKey] = append(r.strategyEnds[e.VMKey], e)
+	}
+	return nil
 }
 
 // finished reports whether a VM record needs no more work.

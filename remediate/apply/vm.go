@@ -59,6 +59,11 @@ type vmState struct {
 	attempts map[string]int  // highest attempt per strategy+"\x00"+step
 	touched  bool            // a non-read-only step ended ok, or may have acted (see mayHaveActed)
 	readOnly map[string]bool // skeys of the read-only steps (step.Step.ReadOnly)
+	// facts are the VM's merged facts as the journal holds them: read
+	// once when the VM starts, then kept up to date with what each step
+	// recorded (only this VM's runVM writes its facts in this process,
+	// and the apply lock keeps other processes out).
+	facts map[string]string
 }
 
 func skey(s policy.Strategy, name string) string { return string(s) + "\x00" + name }
@@ -75,19 +80,19 @@ func (r *runner) loadVMState(ctx context.Context, vm *plan.VMPlan) (*vmState, ma
 	if err != nil {
 		return nil, nil, err
 	}
-	vs := &vmState{ok: map[string]bool{}, began: map[string]bool{}, attempts: map[string]int{}, readOnly: r.readOnlySteps(vm)}
+	facts, err := r.j.Facts(ctx, r.runID, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	vs := &vmState{ok: map[string]bool{}, began: map[string]bool{}, attempts: map[string]int{}, readOnly: r.readOnlySteps(vm), facts: facts}
 	for _, s := range steps {
 		vs.note(policy.Strategy(s.Strategy), s.Step, s.Attempt, s.Status)
 		if s.Status == journal.StepBegun {
 			vs.mayHaveActed(policy.Strategy(s.Strategy), s.Step) // a process died while it ran
 		}
 	}
-	evs, err := r.j.Events(ctx, r.runID, journal.EventFilter{VMKey: key, Kinds: []string{EvStrategyFailed, EvStrategyNoRepair}})
-	if err != nil {
-		return nil, nil, err
-	}
 	failed := map[policy.Strategy]strategyEnd{}
-	for _, e := range evs {
+	for _, e := range r.strategyEnds[key] {
 		failed[policy.Strategy(e.Strategy)] = strategyEnd{msg: e.Message, noRepair: e.Kind == EvStrategyNoRepair}
 	}
 	return vs, failed, nil
@@ -317,13 +322,9 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 			Attempt  int             `json:"attempt"`
 			Wave     int             `json:"wave"`
 		}{s, name, attempt, vm.Wave})
-		facts, err := r.j.Facts(ctx, r.runID, vm.Key)
-		var id journal.StepID
-		if err == nil {
-			r.at(vm.Key, s, name, attempt, PointBeforeBegin)
-			id, err = r.j.BeginStep(ctx, journal.StepIntent{RunID: r.runID, VMKey: vm.Key, Strategy: string(s), Step: name,
-				Attempt: attempt, Intent: intent, At: r.now()})
-		}
+		r.at(vm.Key, s, name, attempt, PointBeforeBegin)
+		id, err := r.j.BeginStep(ctx, journal.StepIntent{RunID: r.runID, VMKey: vm.Key, Strategy: string(s), Step: name,
+			Attempt: attempt, Intent: intent, At: r.now()})
 		if err != nil {
 			if tk != nil {
 				tk.Done(context.Canceled) // nothing was called
@@ -339,7 +340,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		r.emitSink(Event{Kind: EvStepBegun, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d", vm.Key, s, name, attempt)})
 
-		out, serr := fn(ctx, env, vm.Target(), step.FactsOf(facts))
+		out, serr := fn(ctx, env, vm.Target(), step.FactsOf(vs.facts))
 		r.at(vm.Key, s, name, attempt, PointAfterEffect)
 		after := brake.Closed
 		if tk != nil {
@@ -375,6 +376,9 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 				r.fail(err)
 				return stepEnd{kind: kInterrupted}
 			}
+		}
+		for k, v := range res.Facts { // journaled with the step (none after a leak)
+			vs.facts[k] = v
 		}
 		r.at(vm.Key, s, name, attempt, PointEnded)
 		vs.note(s, name, attempt, res.Status)

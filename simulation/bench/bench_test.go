@@ -63,6 +63,10 @@ func optionsFromEnv() (Options, string, error) {
 	rate("FIXFLEET_BENCH_DROP_AFTER", &o.DropAfter)
 	o.Mix = os.Getenv("FIXFLEET_BENCH_MIX")
 	o.Journal = os.Getenv("FIXFLEET_BENCH_JOURNAL")
+	o.JournalDir = DefaultJournalDir(func(p string) bool { st, err := os.Stat(p); return err == nil && st.IsDir() })
+	if v, ok := os.LookupEnv("FIXFLEET_BENCH_JOURNAL_DIR"); ok {
+		o.JournalDir = v
+	}
 	if len(errs) > 0 {
 		return o, "", fmt.Errorf("%v", errs)
 	}
@@ -75,8 +79,10 @@ func optionsFromEnv() (Options, string, error) {
 //	FIXFLEET_BENCH_OUT=FILE go test -run '^TestIncidentBenchmark$' -count=1 ./...
 //
 // (also FIXFLEET_BENCH_FAULT_RATE, _DROP_BEFORE, _DROP_AFTER and _MIX, as
-// demo's flags, and FIXFLEET_BENCH_CONCURRENCY, the policy's concurrency
-// in total and per account). It runs the incident on virtual time, then each baseline
+// demo's flags, FIXFLEET_BENCH_CONCURRENCY, the policy's concurrency
+// in total and per account, and FIXFLEET_BENCH_JOURNAL and
+// FIXFLEET_BENCH_JOURNAL_DIR, the kept journal and where the others go:
+// see DefaultJournalDir). It runs the incident on virtual time, then each baseline
 // on a fresh world of the same seed, and writes Report as JSON to FILE
 // (unset: the test log). It fails when the incident breaks a promise
 // (a VM neither healthy nor flagged, an invariant counter above 0) or
@@ -99,6 +105,7 @@ func TestIncidentBenchmark(t *testing.T) {
 		r.CPUMsPerVMStep = 1000 * r.CPUSec / float64(r.Steps)
 	}
 	for _, bl := range Baselines(serialSample) {
+		cpu0, wall0 := rusage.CPUSeconds(), time.Now()
 		simtest.InBubble(t, bl.Incident(o).Options, func(t *testing.T, b *simulation.Backend) {
 			res, err := RunBaseline(context.Background(), b, o, bl)
 			if err != nil {
@@ -106,6 +113,10 @@ func TestIncidentBenchmark(t *testing.T) {
 			}
 			r.Baselines[bl.Name] = res
 		})
+		res := r.Baselines[bl.Name]
+		res.CPUSec, res.WallSec = rusage.CPUSeconds()-cpu0, time.Since(wall0).Seconds()
+		r.Baselines[bl.Name] = res
+		t.Logf("baseline %s: wall %.1fs, CPU %.1fs", bl.Name, res.WallSec, res.CPUSec)
 	}
 	r.PeakHeapMB = heap()
 	doc, err := json.MarshalIndent(r, "", "  ")

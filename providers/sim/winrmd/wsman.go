@@ -1,6 +1,7 @@
 package winrmd
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/xml"
@@ -77,7 +78,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unsupported content type", http.StatusUnsupportedMediaType)
 		return
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	data, err := readBody(http.MaxBytesReader(w, r.Body, maxBody), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -342,4 +343,16 @@ func dropConnection(w http.ResponseWriter) {
 	if conn, _, err := hj.Hijack(); err == nil {
 		_ = conn.Close()
 	}
+}
+
+// readBody reads a request body whole, as io.ReadAll does, into a buffer
+// sized once from the request's Content-Length when it is known and within
+// maxBody (io.ReadAll grows from 512 bytes, copying as it goes).
+func readBody(r io.Reader, size int64) ([]byte, error) {
+	var b bytes.Buffer
+	if size > 0 && size <= maxBody {
+		b.Grow(int(size) + bytes.MinRead)
+	}
+	_, err := b.ReadFrom(r)
+	return b.Bytes(), err
 }

@@ -617,11 +617,12 @@ func (w *World) RestoreBackup(ctx context.Context, account, backupID, zone strin
 	var out DiskInfo
 	res := "backup " + backupID
 	err := w.call(ctx, account, "RestoreBackup", res, bucketSnapshotVolume, func(now time.Time) error {
+		// The backup's last listing in VM ID order, found without
+		// sorting every VM's ID at each call.
 		var owner *vm
 		var b BackupSpec
-		for _, id := range sortedKeys(w.vms) {
-			v := w.vms[id]
-			if v.account != account {
+		for _, v := range w.vms {
+			if v.account != account || (owner != nil && v.id < owner.id) {
 				continue
 			}
 			for _, x := range v.backups {
@@ -729,13 +730,11 @@ func (w *World) FindHelper(ctx context.Context, account, zone, release string, t
 	found := false
 	res := fmt.Sprintf("helper (Windows Server %s in %s)", release, zone)
 	err := w.call(ctx, account, "FindHelper", res, bucketNonMutating, func(now time.Time) error {
-		for _, id := range sortedKeys(w.vms) {
-			v := w.vms[id]
-			if v.helper && v.account == account && v.zone == zone && v.windows.Release == release && hasTags(v.tags, tags) {
-				w.advance(v, now)
-				out, found = w.helperInfo(v), true
-				return nil
-			}
+		if v := w.lowestVM(func(v *vm) bool {
+			return v.helper && v.account == account && v.zone == zone && v.windows.Release == release && hasTags(v.tags, tags)
+		}); v != nil {
+			w.advance(v, now)
+			out, found = w.helperInfo(v), true
 		}
 		return nil
 	})
@@ -771,12 +770,10 @@ func (w *World) CreateHelper(ctx context.Context, account, zone string, win inve
 	res := fmt.Sprintf("helper (Windows Server %s in %s)", win.Release, zone)
 	err := w.call(ctx, account, "CreateHelper", res, bucketStartRun, func(now time.Time) error {
 		if clientToken != "" {
-			for _, id := range sortedKeys(w.vms) {
-				if v := w.vms[id]; v.helper && v.account == account && v.clientToken == clientToken {
-					w.advance(v, now)
-					out = w.helperInfo(v)
-					return nil
-				}
+			if v := w.lowestVM(func(v *vm) bool { return v.helper && v.account == account && v.clientToken == clientToken }); v != nil {
+				w.advance(v, now)
+				out = w.helperInfo(v)
+				return nil
 			}
 		}
 		im, ok := w.imageFor(zone, win.Release)
@@ -824,6 +821,19 @@ func tagKey(tags map[string]string) string {
 		b.WriteString(k + "=" + tags[k] + ";")
 	}
 	return b.String()
+}
+
+// lowestVM returns the VM of lowest ID for which match is true (nil if
+// none): the first match in ID order, found in one pass over the VMs
+// rather than by sorting every ID at each call. Caller holds mu.
+func (w *World) lowestVM(match func(*vm) bool) *vm {
+	var best *vm
+	for _, v := range w.vms {
+		if (best == nil || v.id < best.id) && match(v) {
+			best = v
+		}
+	}
+	return best
 }
 
 // helperRoom refuses a new helper beyond the account's quota or the
