@@ -150,7 +150,8 @@ func (r *runner) runEarly(ctx context.Context, vm *plan.VMPlan, st step.Step, er
 // awaitEarly is called by vm's own run before it runs step name of
 // strategy s, an Early step: it waits until vm's early run (if any) has
 // ended, so that the two never run at once, and tells vs what the early
-// run did when it ran this very step. It returns false if ctx ended first.
+// run did when it ran this very step, and the facts it recorded. It
+// returns false if ctx ended first or the journal cannot be read.
 func (r *runner) awaitEarly(ctx context.Context, vm *plan.VMPlan, vs *vmState, s policy.Strategy, name string) bool {
 	if r.early == nil {
 		return true
@@ -164,13 +165,26 @@ func (r *runner) awaitEarly(ctx context.Context, vm *plan.VMPlan, vs *vmState, s
 	case <-ctx.Done():
 		return false
 	}
-	if er.s == s && er.name == name && er.attempts > 0 {
+	if er.attempts == 0 {
+		return true
+	}
+	if er.s == s && er.name == name {
 		st := journal.StepFailed
 		if er.ok {
 			st = journal.StepOK
 		}
 		vs.note(s, name, er.attempts, st)
 	}
+	// The early run recorded its facts (the snapshot's ID) in the
+	// journal, beside what vm's own steps recorded: read them back.
+	facts, err := r.j.Facts(ctx, r.runID, vm.Key)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.fail(err)
+		}
+		return false
+	}
+	vs.facts = facts
 	return true
 }
 

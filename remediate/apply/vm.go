@@ -62,7 +62,8 @@ type vmState struct {
 	// facts are the VM's merged facts as the journal holds them: read
 	// once when the VM starts, then kept up to date with what each step
 	// recorded (only this VM's runVM writes its facts in this process,
-	// and the apply lock keeps other processes out).
+	// and the apply lock keeps other processes out; its early run's are
+	// read back by awaitEarly).
 	facts map[string]string
 }
 
