@@ -675,6 +675,15 @@ func (s *Server) serverDelete(q *req) {
 		s.conflict(q, "server %s is %s; shut it down before deleting it", q.r.PathValue("id"), p)
 		return
 	}
+	if h.bootDisk == "" {
+		// Its creation's answer failed before the disk was recorded.
+		d, err := s.helperBootDisk(q, id)
+		if err != nil {
+			s.fail(q, err)
+			return
+		}
+		h.bootDisk = d.Ref.ID
+	}
 	own := s.lockedID(h.bootDisk)
 	for _, d := range body.WithDisk {
 		if int64(d) != own {
@@ -958,24 +967,35 @@ func (s *Server) diskForHelper(q *req, src, serverID int64) {
 		s.fail(q, err)
 		return
 	}
-	ds, err := s.w.FindDisks(q.ctx, q.acct, nil)
+	d, err := s.helperBootDisk(q, hid)
 	if err != nil {
 		s.fail(q, err)
 		return
 	}
+	s.mu.Lock()
+	s.prov[d.Ref.ID] = provenance{kind: "image", ref: im.ImageID}
+	s.mu.Unlock()
+	q.reply(http.StatusAccepted, map[string]any{"Disk": s.diskObj(q, d)})
+}
+
+// helperBootDisk finds helper hid's own boot disk in the world and records
+// it (helperRec.bootDisk), for Release to delete with the server.
+func (s *Server) helperBootDisk(q *req, hid string) (world.DiskInfo, error) {
+	ds, err := s.w.FindDisks(q.ctx, q.acct, nil)
+	if err != nil {
+		return world.DiskInfo{}, err
+	}
 	for _, d := range ds {
 		if d.AttachedTo == hid && d.Boot {
 			s.mu.Lock()
-			s.prov[d.Ref.ID] = provenance{kind: "image", ref: im.ImageID}
 			h := s.helpers[hid]
 			h.bootDisk = d.Ref.ID
 			s.helpers[hid] = h
 			s.mu.Unlock()
-			q.reply(http.StatusAccepted, map[string]any{"Disk": s.diskObj(q, d)})
-			return
+			return d, nil
 		}
 	}
-	s.fail(q, providers.Errorf(providers.ErrUnavailable, "Disk.Create", "helper "+hid, "the helper has no boot disk yet"))
+	return world.DiskInfo{}, providers.Errorf(providers.ErrUnavailable, "Disk.Create", "helper "+hid, "the helper has no boot disk yet")
 }
 
 // wait sleeps on the world's clock until the pending operation is done: the
