@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/simulation"
 	"github.com/fixfleet/fixfleet/simulation/simtest"
@@ -77,26 +76,10 @@ func scenarioFor(t *testing.T, file string, zones map[string]string, dir string)
 // "name: strategy status", sorted, and the duration of each VM's steps.
 func vmOutcomes(t *testing.T, db string) []string {
 	t.Helper()
-	ctx := t.Context()
-	j, err := journal.Open(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	run, err := j.LatestRun(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vms, err := j.ListVMs(ctx, run.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vms, byVM := latestRun(t, db)
 	var out []string
 	for _, v := range vms {
-		st, err := j.ListSteps(ctx, run.ID, v.VMKey)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := byVM[v.VMKey]
 		var first, last time.Time
 		var names []string
 		for _, s := range st {

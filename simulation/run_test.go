@@ -100,8 +100,9 @@ func TestDemoOutage(t *testing.T) {
 	}
 }
 
-// steps returns every step the journal recorded of its latest run.
-func steps(t *testing.T, db string) []journal.Step {
+// latestRun reads the journal's latest run: its VMs, and each VM's steps
+// by VM key.
+func latestRun(t *testing.T, db string) ([]journal.VM, map[string][]journal.Step) {
 	t.Helper()
 	ctx := t.Context()
 	j, err := journal.Open(ctx, db)
@@ -117,13 +118,22 @@ func steps(t *testing.T, db string) []journal.Step {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []journal.Step
+	byVM := make(map[string][]journal.Step, len(vms))
 	for _, v := range vms {
-		s, err := j.ListSteps(ctx, run.ID, v.VMKey)
-		if err != nil {
+		if byVM[v.VMKey], err = j.ListSteps(ctx, run.ID, v.VMKey); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, s...)
+	}
+	return vms, byVM
+}
+
+// steps returns every step the journal recorded of its latest run.
+func steps(t *testing.T, db string) []journal.Step {
+	t.Helper()
+	vms, byVM := latestRun(t, db)
+	var out []journal.Step
+	for _, v := range vms {
+		out = append(out, byVM[v.VMKey]...)
 	}
 	return out
 }

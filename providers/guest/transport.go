@@ -1,7 +1,6 @@
 package guest
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/masterzen/winrm"
 	"github.com/masterzen/winrm/soap"
+
+	"github.com/fixfleet/fixfleet/internal/sizedread"
 )
 
 // WS-Management actions the transport treats as cleanup: they are sent even
@@ -76,7 +77,7 @@ func (t *transporter) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error)
 		}
 		return "", &classError{class: ErrUnreachable, msg: scrub(err.Error(), t.secrets, 512)}
 	}
-	data, rerr := readAll(io.LimitReader(resp.Body, maxResponse), resp.ContentLength)
+	data, rerr := sizedread.ReadAll(io.LimitReader(resp.Body, maxResponse), resp.ContentLength, maxResponse)
 	_ = resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
@@ -123,16 +124,4 @@ func parseFault(data []byte) string {
 		out += " (OperationTimeout)"
 	}
 	return out
-}
-
-// readAll reads r whole, as io.ReadAll does, into a buffer sized once from
-// the response's Content-Length when it is known and within maxResponse
-// (io.ReadAll grows from 512 bytes, copying as it goes).
-func readAll(r io.Reader, size int64) ([]byte, error) {
-	var b bytes.Buffer
-	if size > 0 && size <= maxResponse {
-		b.Grow(int(size) + bytes.MinRead)
-	}
-	_, err := b.ReadFrom(r)
-	return b.Bytes(), err
 }

@@ -70,6 +70,7 @@ func (r *runner) startEarly(ctx context.Context, todo []*plan.VMPlan) error {
 	e := &early{runs: map[string]*earlyRun{}}
 	type job struct {
 		vm  *plan.VMPlan
+		vs  *vmState
 		st  step.Step
 		er  *earlyRun
 		ctx context.Context
@@ -95,7 +96,7 @@ func (r *runner) startEarly(ctx context.Context, todo []*plan.VMPlan) error {
 		if byAcct[a] == nil {
 			order = append(order, a)
 		}
-		byAcct[a] = append(byAcct[a], job{vm, st, er, jctx})
+		byAcct[a] = append(byAcct[a], job{vm, vs, st, er, jctx})
 	}
 	r.early = e
 	for _, a := range order {
@@ -119,7 +120,7 @@ func (r *runner) startEarly(ctx context.Context, todo []*plan.VMPlan) error {
 				go func() {
 					defer e.wg.Done()
 					defer func() { <-slots }()
-					r.runEarly(j.ctx, j.vm, j.st, j.er)
+					r.runEarly(j.ctx, j.vm, j.vs, j.st, j.er)
 				}()
 			}
 		}()
@@ -127,23 +128,17 @@ func (r *runner) startEarly(ctx context.Context, todo []*plan.VMPlan) error {
 	return nil
 }
 
-// runEarly runs er's step of vm and records how it ended in er.
-func (r *runner) runEarly(ctx context.Context, vm *plan.VMPlan, st step.Step, er *earlyRun) {
+// runEarly runs er's step of vm and records how it ended in er. vs is
+// vm's state as startEarly read it: vm's own run never runs this step
+// before the early run has ended (awaitEarly), and an Early step reads no
+// fact of another, so its attempts and facts are still current.
+func (r *runner) runEarly(ctx context.Context, vm *plan.VMPlan, vs *vmState, st step.Step, er *earlyRun) {
 	defer close(er.done)
 	if ctx.Err() != nil {
 		return // the VM finished without it
 	}
-	vs, _, err := r.loadVMState(ctx, vm)
-	if err != nil {
-		if ctx.Err() == nil {
-			r.fail(err)
-		}
-		return
-	}
 	k := skey(er.s, er.name)
-	if !vs.ok[k] {
-		r.runStep(ctx, r.envs[plan.AccountKey(vm.Tenant, vm.Account)], vm, vs, er.s, er.name, st.Run, true)
-	}
+	r.runStep(ctx, r.envs[plan.AccountKey(vm.Tenant, vm.Account)], vm, vs, er.s, er.name, st.Run, true)
 	er.ok, er.attempts = vs.ok[k], vs.attempts[k]
 }
 

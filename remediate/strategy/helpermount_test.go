@@ -118,22 +118,7 @@ func TestAbortResumedWithDiskDetached(t *testing.T) {
 			if af[FactIdentityVerified] != facts[FactIdentityOriginal] {
 				t.Errorf("abort facts %v: identity verified %q, want the original %q", af, af[FactIdentityVerified], facts[FactIdentityOriginal])
 			}
-			if p := f.power(n); p != inventory.PowerRunning && p != inventory.PowerStarting {
-				t.Errorf("power = %s", p)
-			}
-			if l := f.pool.Leases(); len(l) > 0 && len(l[0].VMs) > 0 {
-				t.Errorf("lease not returned: %v", l)
-			}
-			// It must boot (boot-looping or healthy), never unbootable.
-			_ = f.clk.Sleep(context.Background(), BootWait)
-			a := f.clean()
-			if len(a.Unbootable) > 0 {
-				t.Errorf("unbootable: %v", a.Unbootable)
-			}
-			if _, err := s.Abort(context.Background(), f.env, vm, facts.Merge(af)); err != nil {
-				t.Errorf("second abort: %v", err)
-			}
-			f.clean()
+			checkAbortLeftSafe(t, f, s, vm, n, facts.Merge(af))
 		})
 	}
 }

@@ -386,24 +386,7 @@ func TestAbort(t *testing.T) {
 			if ds := f.disk(vm.OSDisk.ID); ds.AttachedTo != vm.ID || !ds.Boot {
 				t.Errorf("disk is %+v, want the boot disk of %s", ds, vm.ID)
 			}
-			if p := f.power(n); p != inventory.PowerRunning && p != inventory.PowerStarting {
-				t.Errorf("power = %s", p)
-			}
-			if l := f.pool.Leases(); len(l) > 0 && len(l[0].VMs) > 0 {
-				t.Errorf("lease not returned: %v", l)
-			}
-			// Let it boot: it must boot (healthy when the files were
-			// deleted, boot-looping otherwise), never unbootable.
-			f.clk.Sleep(context.Background(), BootWait)
-			a := f.clean()
-			if len(a.Unbootable) > 0 {
-				t.Errorf("unbootable: %v", a.Unbootable)
-			}
-			// Abort is idempotent.
-			if _, err := s.Abort(context.Background(), f.env, vm, facts.Merge(af)); err != nil {
-				t.Errorf("second abort: %v", err)
-			}
-			f.clean()
+			checkAbortLeftSafe(t, f, s, vm, n, facts.Merge(af))
 		})
 	}
 	t.Run("restore-backup/bad backup", func(t *testing.T) {
@@ -710,4 +693,27 @@ func TestCrashWatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkAbortLeftSafe asserts what an abort of helper-mount on VM n must
+// leave, facts being every fact so far: the VM powered on, its helper slot
+// given back, a disk that boots (healthy when the files were deleted,
+// boot-looping otherwise, never unbootable), and a second abort that
+// succeeds (Abort is idempotent).
+func checkAbortLeftSafe(t *testing.T, f *fixture, s HelperMount, vm *step.Target, n int, facts step.Facts) {
+	t.Helper()
+	if p := f.power(n); p != inventory.PowerRunning && p != inventory.PowerStarting {
+		t.Errorf("power = %s", p)
+	}
+	if l := f.pool.Leases(); len(l) > 0 && len(l[0].VMs) > 0 {
+		t.Errorf("lease not returned: %v", l)
+	}
+	_ = f.clk.Sleep(context.Background(), BootWait)
+	if a := f.clean(); len(a.Unbootable) > 0 {
+		t.Errorf("unbootable: %v", a.Unbootable)
+	}
+	if _, err := s.Abort(context.Background(), f.env, vm, facts); err != nil {
+		t.Errorf("second abort: %v", err)
+	}
+	f.clean()
 }

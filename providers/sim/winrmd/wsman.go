@@ -1,7 +1,6 @@
 package winrmd
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/xml"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fixfleet/fixfleet/internal/sizedread"
 	"github.com/fixfleet/fixfleet/providers/guest"
 )
 
@@ -78,7 +78,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unsupported content type", http.StatusUnsupportedMediaType)
 		return
 	}
-	data, err := readBody(http.MaxBytesReader(w, r.Body, maxBody), r.ContentLength)
+	data, err := sizedread.ReadAll(http.MaxBytesReader(w, r.Body, maxBody), r.ContentLength, maxBody)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -343,16 +343,4 @@ func dropConnection(w http.ResponseWriter) {
 	if conn, _, err := hj.Hijack(); err == nil {
 		_ = conn.Close()
 	}
-}
-
-// readBody reads a request body whole, as io.ReadAll does, into a buffer
-// sized once from the request's Content-Length when it is known and within
-// maxBody (io.ReadAll grows from 512 bytes, copying as it goes).
-func readBody(r io.Reader, size int64) ([]byte, error) {
-	var b bytes.Buffer
-	if size > 0 && size <= maxBody {
-		b.Grow(int(size) + bytes.MinRead)
-	}
-	_, err := b.ReadFrom(r)
-	return b.Bytes(), err
 }
