@@ -18,10 +18,23 @@ const (
 	FactCopyDiskID step.Fact = "copy_disk_id"
 	FactSwapped    step.Fact = "swapped"
 	FactCopyGone   step.Fact = "copy_deleted"
+	// FactCopySourceID is the snapshot the copy is made from, taken after
+	// the stop.
+	FactCopySourceID step.Fact = "copy_source_snapshot_id"
 )
 
-// RoleOSDiskCopy tags the copy of a VM's OS disk that copy-and-swap repairs.
-const RoleOSDiskCopy = "os-disk-copy"
+// Tag roles of what only copy-and-swap creates.
+const (
+	// RoleOSDiskCopy tags the copy of a VM's OS disk that copy-and-swap
+	// repairs.
+	RoleOSDiskCopy = "os-disk-copy"
+	// RoleCopySource tags the snapshot the copy is made from. It is not
+	// role=snapshot: that one may have been taken earlier by another
+	// strategy (delete-file's, while the VM still ran in Safe Mode, or an
+	// early step's), and a copy made from it would lose in the swap what
+	// the VM wrote since.
+	RoleCopySource = "copy-source"
+)
 
 // CopyAndSwap repairs a VM whose OS disk cannot leave it (Azure: an OS disk
 // cannot be detached, only swapped), as `az vm repair` does: a copy of the
@@ -41,7 +54,10 @@ const RoleOSDiskCopy = "os-disk-copy"
 //	                   down anyway, the snapshot of a stopped disk is
 //	                   consistent, and a VM that cannot boot meanwhile
 //	                   cannot write data the swap would discard
-//	snapshot           a snapshot of the OS disk (reused if found)
+//	snapshot           a snapshot of the stopped OS disk, tagged
+//	                   {run, vm, role=copy-source} (reused if found; never
+//	                   another strategy's role=snapshot, which may be older
+//	                   than the stop); fact copy_source_snapshot_id
 //	copy-disk          a disk from the snapshot in the VM's zone, tagged
 //	                   {run, vm, role=os-disk-copy} (found again by its
 //	                   tags); fact copy_disk_id
@@ -121,14 +137,13 @@ func (CopyAndSwap) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		}
 		onHelper = append(onHelper, st)
 	}
-	// The copy is made from this snapshot: it must follow the stop, so
-	// that no write of the running VM is lost to the swap (never early).
-	snap := snapshotStep()
-	snap.Early = false
 	steps := []step.Step{
 		recheckStep("", nil),
 		{Name: "stop", Run: unlessCopySwapped(hmStop), Cost: step.Cost{Ops: []timing.Op{timing.OpStop}}},
-		snap,
+		// The copy is made from this snapshot: it must follow the stop, so
+		// that no write of the running VM is lost to the swap (never
+		// early, never another strategy's).
+		snapshotAs(RoleCopySource, FactCopySourceID),
 		{Name: "copy-disk", Run: unlessCopySwapped(csCopy), Cost: step.Cost{Ops: []timing.Op{timing.OpDiskFromSnapshot}, Calls: 1}},
 	}
 	steps = append(steps, onHelper...)
@@ -193,18 +208,21 @@ func copyTarget(vm *step.Target, facts step.Facts) (*step.Target, error) {
 }
 
 // onCopy runs a helper-mount step on the copy, unless it was swapped in.
+// The step sees the copy's source as the snapshot of the disk it changes
+// (helper-mount's steps refuse to change a disk no snapshot was recorded
+// of), never another strategy's older snapshot_id.
 func onCopy(f runFunc) runFunc {
 	return unlessCopySwapped(func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		c, err := copyTarget(vm, facts)
 		if err != nil {
 			return nil, err
 		}
-		return f(ctx, env, c, facts)
+		return f(ctx, env, c, facts.Merge(step.Facts{FactSnapshotID: facts[FactCopySourceID]}))
 	})
 }
 
 func csCopy(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-	snap := facts[FactSnapshotID]
+	snap := facts[FactCopySourceID]
 	if snap == "" {
 		return nil, step.Fail("refusing to copy disk %s: no snapshot of it was recorded", vm.OSDisk.ID)
 	}

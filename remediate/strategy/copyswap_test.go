@@ -246,3 +246,44 @@ func TestCopyAndSwapSwapsBack(t *testing.T) {
 	}
 	f.clean()
 }
+
+// TestCopyAndSwapCopiesAfterItsStop: a VM whose disk another strategy
+// already snapshotted (delete-file's snapshot, taken while the VM still ran
+// in Safe Mode) is copied from a snapshot copy-and-swap takes itself after
+// its stop, never from the older one: a copy of the older one would lose
+// in the swap what the VM wrote since.
+func TestCopyAndSwapCopiesAfterItsStop(t *testing.T) {
+	t.Parallel()
+	f := swapFixture(t, spec{n: 174, kind: safeMode, silentSafe: true, identity: img2019})
+	vm := f.target(174)
+	early, err := f.runStep(context.Background(), snapshotStep(), vm, step.Facts{})
+	if err != nil || early[FactSnapshotID] == "" {
+		t.Fatalf("delete-file's snapshot: %v (facts %v)", err, early)
+	}
+	started := f.clk.Now()
+	facts, err := f.run(CopyAndSwap{}, vm, early, runOpts{stopAfter: -1})
+	if err != nil {
+		t.Fatalf("copy-and-swap: %v (facts %v)", err, facts)
+	}
+	src := facts[FactCopySourceID]
+	if src == "" || src == early[FactSnapshotID] {
+		t.Fatalf("the copy was made from %q; delete-file's earlier snapshot is %q", src, early[FactSnapshotID])
+	}
+	ss, err := f.w.FindSnapshots(context.Background(), world.DefaultAccount, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range ss {
+		if s.Ref.ID == src {
+			found = true
+			if s.TakenAt.Before(started) {
+				t.Errorf("copy source %s taken at %s, before copy-and-swap started at %s", src, s.TakenAt, started)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("copy source %s is not in the world", src)
+	}
+	f.clean()
+}

@@ -210,6 +210,16 @@ func (DeleteFile) Abort(ctx context.Context, env *step.Env, vm *step.Target, fac
 // (waiting until it is ready), else one is taken. Fact snapshot_id. Early
 // (step.Step.Early): the executor may take it before the strategy starts.
 func snapshotStep() step.Step {
+	s := snapshotAs(RoleSnapshot, FactSnapshotID)
+	s.Early = true
+	return s
+}
+
+// snapshotAs is a step named "snapshot" that makes sure a snapshot of the
+// OS disk tagged {run, vm, role} exists: one of that disk is reused
+// (waiting until it is ready), else one is taken. Its ID is the fact fact.
+// Idempotent: a repeat finds the snapshot by its tags.
+func snapshotAs(role string, fact step.Fact) step.Step {
 	return step.Step{Name: "snapshot", Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
 			return nil, err
@@ -218,7 +228,7 @@ func snapshotStep() step.Step {
 			return nil, step.Fail("the plan names no OS disk for %s", vm.ID)
 		}
 		d := env.Provider.Disks
-		t := tags(env, vm, RoleSnapshot)
+		t := tags(env, vm, role)
 		find := func() (*providers.SnapshotState, error) {
 			ss, err := d.FindSnapshots(ctx, t)
 			if err != nil {
@@ -244,7 +254,7 @@ func snapshotStep() step.Step {
 			if err != nil {
 				return nil, err
 			}
-			return step.Facts{FactSnapshotID: ref.ID}, nil
+			return step.Facts{fact: ref.ID}, nil
 		}
 		if !s.Ready {
 			ok, err := poll(ctx, env, PollEvery, SnapshotWait, func() (bool, error) {
@@ -264,6 +274,6 @@ func snapshotStep() step.Step {
 				return nil, providers.Errorf(providers.ErrUnavailable, "Snapshot", "snapshot "+s.Ref.ID, "not ready after %s", SnapshotWait)
 			}
 		}
-		return step.Facts{FactSnapshotID: s.Ref.ID}, nil
-	}, ReadOnly: true, Early: true, Cost: step.Cost{Ops: []timing.Op{timing.OpSnapshot}}}
+		return step.Facts{fact: s.Ref.ID}, nil
+	}, ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpSnapshot}}}
 }

@@ -56,6 +56,10 @@
 //	restored_disk_id      restore-backup: the disk restored from the backup
 //	original_disk_id      restore-backup: the VM's original OS disk (kept)
 //	restored_attached     "true" once the restored disk is the boot disk
+//	copy_source_snapshot_id  copy-and-swap: the snapshot the copy is made
+//	                      from, taken after its stop (role copy-source)
+//	copy_disk_id, swapped, copy_deleted  copy-and-swap: the copy, whether it
+//	                      is the OS disk, whether an abort deleted it
 //	abort                 what Abort did, in words
 //	abort_disk_location   where Abort left the OS disk
 package strategy

@@ -395,7 +395,7 @@ func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[s
 			takenAt: now, readyAt: now.Add(dur), content: d.content.clone()}
 		w.snaps[s.id] = s
 		w.ref.snapsOf[d.id]++
-		w.ref.noteSnapshot(d.id, s.id)
+		w.ref.noteSnapshot(d.id, s.id, s.tags)
 		out = w.snapInfo(s, now)
 		return nil
 	})

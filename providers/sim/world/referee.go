@@ -21,9 +21,10 @@ type referee struct {
 	unbootable        map[string]Unbootable
 	naturalRecoveries int
 	snapsOf           map[string]int // disk ID -> snapshots taken of it
-	// taken lists, by disk ID, the snapshots taken of it through the API
-	// since the world was loaded, in order (the audit's leftovers).
-	taken        map[string][]string
+	// taken lists, by disk ID and then by the snapshot's tags, the
+	// snapshots taken of it through the API since the world was loaded,
+	// in order (the audit's leftovers).
+	taken        map[string]map[string][]string
 	wrongful     []Deletion
 	foreignBoots map[string]ForeignBoot // by VM
 }
@@ -66,12 +67,26 @@ type Leak struct {
 	On string `json:"on,omitempty"`
 }
 
-// noteSnapshot records a snapshot taken through the API. Caller holds mu.
-func (r *referee) noteSnapshot(diskID, snapID string) {
+// noteSnapshot records a snapshot taken through the API with its tags.
+// Caller holds mu.
+func (r *referee) noteSnapshot(diskID, snapID string, tags map[string]string) {
 	if r.taken == nil {
-		r.taken = map[string][]string{}
+		r.taken = map[string]map[string][]string{}
 	}
-	r.taken[diskID] = append(r.taken[diskID], snapID)
+	if r.taken[diskID] == nil {
+		r.taken[diskID] = map[string][]string{}
+	}
+	k := tagsKey(tags)
+	r.taken[diskID][k] = append(r.taken[diskID][k], snapID)
+}
+
+// tagsKey is tags as one comparable string, in key order.
+func tagsKey(tags map[string]string) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(tags) {
+		fmt.Fprintf(&b, "%q=%q;", k, tags[k])
+	}
+	return b.String()
 }
 
 func (r *referee) noteWrongful(vmID, diskID, name string, at time.Time) {
@@ -238,11 +253,13 @@ type Audit struct {
 	LeakedList      []Leak `json:"leaked_list,omitempty"`
 	// Leftovers counts everything an orchestrator created and neither
 	// cleaned up nor handed over: the leaked resources above, and every
-	// snapshot of a disk after the first taken through the API (a
-	// duplicate, e.g. a snapshot repeated because its reply was lost).
-	// Kept by design, and so not counted: original disks (restore-backup
-	// and a copy-and-swap detach and keep them), the first snapshot of
-	// each disk (the safety copy strategies keep for a person), the boot
+	// snapshot of a disk after the first taken through the API with the
+	// same tags (a duplicate, e.g. a snapshot repeated because its reply
+	// was lost). Kept by design, and so not counted: original disks
+	// (restore-backup and a copy-and-swap detach and keep them), the first
+	// snapshot of each disk for each purpose its tags name (the safety
+	// copy strategies keep for a person; copy-and-swap's own source, taken
+	// after its stop), the boot
 	// disks of helpers (they go with their helper, itself a leak while it
 	// exists). Must be 0 once a run has ended. Not an Invariants counter:
 	// it would count the leaked resources twice.
@@ -416,8 +433,10 @@ func (w *World) Audit() Audit {
 	a.LeakedResources = len(a.LeakedList)
 	a.LeftoverList = append([]Leak(nil), a.LeakedList...)
 	for _, id := range sortedKeys(w.ref.taken) {
-		for _, s := range w.ref.taken[id][1:] {
-			a.LeftoverList = append(a.LeftoverList, Leak{Kind: "snapshot", ID: s, On: id})
+		for _, k := range sortedKeys(w.ref.taken[id]) {
+			for _, s := range w.ref.taken[id][k][1:] {
+				a.LeftoverList = append(a.LeftoverList, Leak{Kind: "snapshot", ID: s, On: id})
+			}
 		}
 	}
 	a.Leftovers = len(a.LeftoverList)

@@ -389,25 +389,30 @@ func TestClearSafeBootWithoutSnapshotLosesDisk(t *testing.T) {
 	}
 }
 
-// TestLeftoverSnapshots: the first snapshot of a disk is kept by design;
-// every later one is a leftover, beside the leaked helpers and disks.
+// TestLeftoverSnapshots: the first snapshot of a disk for each purpose
+// (its tags) is kept by design; every later one with the same tags is a
+// leftover, beside the leaked helpers and disks.
 func TestLeftoverSnapshots(t *testing.T) {
+	safety := map[string]string{"fixfleet-role": "snapshot"}
+	source := map[string]string{"fixfleet-role": "copy-source"}
 	cases := []struct {
 		name      string
-		snapshots int
+		snapshots []map[string]string // tags of each snapshot of disk-1, in order
 		helper    bool
 		want      int
 	}{
-		{"none", 0, false, 0},
-		{"one kept by design", 1, false, 0},
-		{"a duplicate", 2, false, 1},
-		{"two duplicates and a helper", 3, true, 3},
+		{"none", nil, false, 0},
+		{"one kept by design", []map[string]string{nil}, false, 0},
+		{"a duplicate", []map[string]string{nil, nil}, false, 1},
+		{"two duplicates and a helper", []map[string]string{nil, nil, nil}, true, 3},
+		{"one per purpose", []map[string]string{safety, source}, false, 0},
+		{"a duplicate of one purpose", []map[string]string{safety, source, safety}, false, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			w, clk := load(t, scenario(vmSpec("1", img2019, badFile)))
-			for range tc.snapshots {
-				must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
+			for _, tags := range tc.snapshots {
+				must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", tags))
 				clk.Set(clk.Now().Add(time.Minute))
 			}
 			if tc.helper {
