@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/secret"
@@ -310,8 +311,13 @@ func TestBreakerRidesOutOutage(t *testing.T) {
 // TestThrottleShrinksWindow: a throttled step is retried without using up
 // its attempts, and the account's window shrinks (journaled once per
 // cool-down, not once per throttled call).
-func TestThrottleShrinksWindow(t *testing.T) {
-	h := newHarness(t)
+// TestThrottleShrinksWindow runs on virtual time: on the scaled clock a
+// loaded machine spread the throttled calls so far apart that each shrank
+// the window on its own.
+func TestThrottleShrinksWindow(t *testing.T) { synctest.Test(t, testThrottleShrinksWindow) }
+
+func testThrottleShrinksWindow(t *testing.T) {
+	h := newVirtualHarness(t)
 	p := fleet{id: "throttle", acts: 12, canary: 2, waveSize: 10, total: 6, perAccount: 6}.build(t)
 	var throttles atomic.Int64
 	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {

@@ -219,7 +219,20 @@ type harness struct {
 
 func newHarness(t *testing.T, jopts ...journal.Option) *harness {
 	t.Helper()
-	h := &harness{t: t, path: filepath.Join(t.TempDir(), "fixfleet.db"), clk: clock.NewScaled(t0, 10000)}
+	return openHarness(t, clock.NewScaled(t0, 10000), jopts...)
+}
+
+// newVirtualHarness is a harness on virtual time: call it inside a
+// synctest bubble (synctest.Test), where time moves only when every
+// goroutine waits, so that a loaded machine cannot stretch a run.
+func newVirtualHarness(t *testing.T, jopts ...journal.Option) *harness {
+	t.Helper()
+	return openHarness(t, clock.NewOffset(t0), jopts...)
+}
+
+func openHarness(t *testing.T, clk clock.Clock, jopts ...journal.Option) *harness {
+	t.Helper()
+	h := &harness{t: t, path: filepath.Join(t.TempDir(), "fixfleet.db"), clk: clk}
 	j, err := journal.Open(context.Background(), h.path, jopts...)
 	if err != nil {
 		t.Fatal(err)

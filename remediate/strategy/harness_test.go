@@ -10,6 +10,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/keys"
+	"github.com/fixfleet/fixfleet/internal/memnet"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/probe"
 	"github.com/fixfleet/fixfleet/providers"
@@ -106,13 +107,29 @@ func (s spec) vmSpec() world.VMSpec {
 type fixture struct {
 	t    *testing.T
 	w    *world.World
-	clk  *clock.Scaled
+	clk  clock.Clock
 	prov *providers.Provider
 	pool *helperpool.Pool
 	env  *step.Env
 }
 
+// newFixture is a fixture on the scaled clock, its guests' WinRM on
+// loopback.
 func newFixture(t *testing.T, specs ...spec) *fixture {
+	t.Helper()
+	return openFixture(t, false, specs...)
+}
+
+// newVirtualFixture is a fixture on virtual time, its guests' WinRM on an
+// in-memory network: call it inside a synctest bubble (synctest.Test),
+// where time moves only when every goroutine waits, so that a loaded
+// machine cannot stretch a wait until a VM recovers or a deadline passes.
+func newVirtualFixture(t *testing.T, specs ...spec) *fixture {
+	t.Helper()
+	return openFixture(t, true, specs...)
+}
+
+func openFixture(t *testing.T, virtual bool, specs ...spec) *fixture {
 	t.Helper()
 	sc := world.Scenario{
 		Version: world.ScenarioVersion, Seed: 7, Incident: inventory.CrowdStrike20240719, Now: t0,
@@ -124,17 +141,37 @@ func newFixture(t *testing.T, specs ...spec) *fixture {
 	for _, s := range specs {
 		sc.VMs = append(sc.VMs, s.vmSpec())
 	}
-	clk := clock.NewScaled(t0, speed)
+	var clk clock.Clock = clock.NewScaled(t0, speed)
+	if virtual {
+		clk = clock.NewOffset(t0)
+	}
 	w, err := world.Load(sc, clk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := winrmd.Start(w, winrmd.Options{})
-	if err != nil {
-		t.Fatal(err)
+	var srv *winrmd.Server
+	var copts guest.ClientOptions
+	if virtual {
+		mem := memnet.New()
+		wl, err := mem.Listen("winrm.sim:5985")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gl, err := mem.Listen("gateway.sim:3128")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv = winrmd.Serve(w, wl, gl, winrmd.Options{})
+		copts.DialContext = (&guest.ConnectDialer{Proxy: srv.GatewayAddr(), DialProxy: mem.Dial}).DialContext
+	} else {
+		srv, err = winrmd.Start(w, winrmd.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		copts.Dial = guest.NewConnectDialer(srv.GatewayAddr())
 	}
 	t.Cleanup(func() { srv.Close() })
-	client := guest.NewClient(guest.ClientOptions{Dial: guest.NewConnectDialer(srv.GatewayAddr())})
+	client := guest.NewClient(copts)
 	t.Cleanup(client.CloseIdleConnections)
 	prov := sim.New(w, sim.Options{})
 	creds := guest.Credentials{User: w.GuestUser(), Password: w.GuestPassword().Reveal()}

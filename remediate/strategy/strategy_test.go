@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
@@ -67,18 +68,21 @@ func TestStepMarks(t *testing.T) {
 }
 
 // TestRepairs runs each strategy on its kind of VM, end to end.
+// repairCase is one case of TestRepairs.
+type repairCase struct {
+	name      string
+	spec      spec
+	strat     policy.Strategy
+	maxRst    int
+	want      error // nil: the strategy succeeds
+	errHas    string
+	wantTruth string
+	check     func(t *testing.T, f *fixture, facts step.Facts)
+}
+
 func TestRepairs(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name      string
-		spec      spec
-		strat     policy.Strategy
-		maxRst    int
-		want      error // nil: the strategy succeeds
-		errHas    string
-		wantTruth string
-		check     func(t *testing.T, f *fixture, facts step.Facts)
-	}{
+	cases := []repairCase{
 		{name: "reboot-retry recovers", spec: spec{n: 1, recoverAt: 11}, strat: policy.RebootRetry, want: step.ErrHealthy, wantTruth: world.TruthHealthy},
 		{name: "reboot-retry gives up", spec: spec{n: 2}, strat: policy.RebootRetry, maxRst: 2, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
 			errHas: "its screen shows the boot after the last restart crashing"}, // not BootWait run out
@@ -157,28 +161,35 @@ func TestRepairs(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, c.spec)
-			if c.maxRst > 0 {
-				f.env.Policy.RebootRetry.MaxRestarts = c.maxRst
-			}
-			s, _ := byName(c.strat)
-			vm := f.target(c.spec.n)
-			facts, err := f.run(s, vm, nil, runOpts{stopAfter: -1})
-			if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
-				t.Fatalf("err = %v, want %v (facts %v)", err, c.want, facts)
-			}
-			if err != nil && !strings.Contains(err.Error(), c.errHas) {
-				t.Errorf("err = %v, want it to say %q", err, c.errHas)
-			}
-			if tr := f.waitTruth(c.spec.n, c.wantTruth, BootWait); tr != c.wantTruth {
-				t.Errorf("truth = %s, want %s", tr, c.wantTruth)
-			}
-			f.clean()
-			noSecrets(t, facts, err)
-			if c.check != nil {
-				c.check(t, f, facts)
-			}
+			synctest.Test(t, func(t *testing.T) { testRepair(t, c) })
 		})
+	}
+}
+
+// testRepair runs one case of TestRepairs on virtual time: on the scaled
+// clock a stall of a loaded machine let a VM that recovers after 11 boots
+// recover between reboot-retry's re-check and its restart.
+func testRepair(t *testing.T, c repairCase) {
+	f := newVirtualFixture(t, c.spec)
+	if c.maxRst > 0 {
+		f.env.Policy.RebootRetry.MaxRestarts = c.maxRst
+	}
+	s, _ := byName(c.strat)
+	vm := f.target(c.spec.n)
+	facts, err := f.run(s, vm, nil, runOpts{stopAfter: -1})
+	if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+		t.Fatalf("err = %v, want %v (facts %v)", err, c.want, facts)
+	}
+	if err != nil && !strings.Contains(err.Error(), c.errHas) {
+		t.Errorf("err = %v, want it to say %q", err, c.errHas)
+	}
+	if tr := f.waitTruth(c.spec.n, c.wantTruth, BootWait); tr != c.wantTruth {
+		t.Errorf("truth = %s, want %s", tr, c.wantTruth)
+	}
+	f.clean()
+	noSecrets(t, facts, err)
+	if c.check != nil {
+		c.check(t, f, facts)
 	}
 }
 
@@ -458,28 +469,33 @@ func TestFlakyControlPlane(t *testing.T) {
 	for i, strat := range []policy.Strategy{policy.DeleteFile, policy.HelperMount, policy.RestoreBackup} {
 		t.Run(string(strat), func(t *testing.T) {
 			t.Parallel()
-			n := 170 + i
-			sp := spec{n: n, identity: img2019}
-			if strat == policy.DeleteFile {
-				sp.kind = safeMode
-			}
-			f := newFixture(t, sp)
-			if err := f.w.SetFaults(world.Faults{Throttle: world.ThrottleOff, ErrorRate: 0.05, DropBeforeRate: 0.05, DropAfterRate: 0.05}); err != nil {
-				t.Fatal(err)
-			}
-			s, _ := byName(strat)
-			facts, err := f.run(s, f.target(n), nil, runOpts{stopAfter: -1})
-			if err != nil {
-				t.Fatalf("err = %v (facts %v)", err, facts)
-			}
-			if tr := f.truth(n); tr != world.TruthHealthy {
-				t.Errorf("truth = %s", tr)
-			}
-			f.clean()
-			if c := f.w.Stats().Calls; c["RestoreBackup"] > 1 || c["AcquireHelper"] > 3 {
-				t.Logf("calls: %v", c)
-			}
+			synctest.Test(t, func(t *testing.T) { testFlakyControlPlane(t, strat, 170+i) })
 		})
+	}
+}
+
+// testFlakyControlPlane repairs vm-n with strat through 5% errors and 5%
+// lost requests and replies, on virtual time.
+func testFlakyControlPlane(t *testing.T, strat policy.Strategy, n int) {
+	sp := spec{n: n, identity: img2019}
+	if strat == policy.DeleteFile {
+		sp.kind = safeMode
+	}
+	f := newVirtualFixture(t, sp)
+	if err := f.w.SetFaults(world.Faults{Throttle: world.ThrottleOff, ErrorRate: 0.05, DropBeforeRate: 0.05, DropAfterRate: 0.05}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := byName(strat)
+	facts, err := f.run(s, f.target(n), nil, runOpts{stopAfter: -1})
+	if err != nil {
+		t.Fatalf("err = %v (facts %v)", err, facts)
+	}
+	if tr := f.truth(n); tr != world.TruthHealthy {
+		t.Errorf("truth = %s", tr)
+	}
+	f.clean()
+	if c := f.w.Stats().Calls; c["RestoreBackup"] > 1 || c["AcquireHelper"] > 3 {
+		t.Logf("calls: %v", c)
 	}
 }
 
