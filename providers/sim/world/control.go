@@ -261,6 +261,7 @@ func (w *World) StopVMs(ctx context.Context, account string, ids []string, force
 				continue
 			}
 			w.touch(v, "stop", now)
+			w.noteWrites(v, now)
 			d := w.drawFor(timing.Of(timing.OpStop), v.id, "stop")
 			if !force && !reachable(v, now) {
 				d = timing.Of(timing.OpStop).Max
@@ -327,6 +328,7 @@ func (w *World) RestartVM(ctx context.Context, account, id string) (Pending, err
 			return conflict("RestartVM", vmRes(id), "VM is %s, not running", v.power)
 		}
 		w.touch(v, "restart", now)
+		w.noteWrites(v, now)
 		v.power, v.powerUntil, v.boot = inventory.PowerStarting, now.Add(w.drawFor(timing.Of(timing.OpRestart), v.id, "restart")), bootState{}
 		p.Until = v.powerUntil
 		return nil
@@ -386,6 +388,10 @@ func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[s
 		}
 		if !d.readyAt.IsZero() {
 			return busy("Snapshot", diskRes(diskID), d.readyAt, now, "disk is still being created")
+		}
+		if v := w.vms[d.attachedTo]; v != nil && d.boot {
+			w.advance(v, now)
+			w.noteWrites(v, now)
 		}
 		dur := w.drawFor(timing.Of(timing.OpSnapshot), d.id, "snapshot")
 		if w.ref.snapsOf[d.id] > 0 && !w.fullCopies {
@@ -535,6 +541,7 @@ func (w *World) AttachDisk(ctx context.Context, account, vmID, diskID string, bo
 			if !v.helper && d.unverified {
 				w.ref.unverified = append(w.ref.unverified, Return{Disk: d.id, VM: v.id, At: now})
 			}
+			w.checkWrites(v, d, now)
 			v.bootDisk = d.id
 		} else {
 			w.touch(v, "attach "+d.id, now)

@@ -98,6 +98,7 @@ func (w *World) SwapBootDisk(ctx context.Context, account, vmID, diskID string) 
 		if !v.helper && d.unverified {
 			w.ref.unverified = append(w.ref.unverified, Return{Disk: d.id, VM: v.id, At: now})
 		}
+		w.checkWrites(v, d, now)
 		v.bootDisk = d.id
 		d.attachedTo, d.boot = v.id, true
 		d.busy, d.busyUntil = "attaching", now.Add(w.drawFor(timing.Of(timing.OpAttach), d.id, "swap")) // a swap never fails after acceptance here

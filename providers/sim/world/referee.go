@@ -27,6 +27,7 @@ type referee struct {
 	taken        map[string]map[string][]string
 	wrongful     []Deletion
 	foreignBoots map[string]ForeignBoot // by VM
+	lostWrites   []LostWrite
 }
 
 // Deletion is a file deleted from a disk that the world's own verdict did
@@ -170,6 +171,42 @@ func (w *World) touch(v *vm, action string, now time.Time) {
 	w.ref.touched = append(w.ref.touched, Touch{VM: v.id, Action: action, At: now})
 }
 
+// noteWrites records that v's Windows writes to its boot disk now, if it
+// is up (normal or Safe Mode): an up Windows writes all the time (logs,
+// the applications' data). Called, with v advanced to now, wherever the
+// world acts on v or copies its disk: before a stop or restart ends the
+// writes, and before a snapshot freezes them. Caller holds mu.
+func (w *World) noteWrites(v *vm, now time.Time) {
+	if v == nil || v.helper || !reachable(v, now) {
+		return
+	}
+	v.wrote = now
+	if d := w.disks[v.bootDisk]; d != nil {
+		d.written = now
+	}
+}
+
+// checkWrites records lost writes when d, made from a snapshot of v's own
+// disk, becomes v's boot disk although v's Windows wrote after that
+// snapshot was taken: what it wrote since is not on d. A disk restored
+// from a backup is data loss the policy allowed (restore-backup), counted
+// nowhere here. Caller holds mu.
+func (w *World) checkWrites(v *vm, d *disk, now time.Time) {
+	if v.helper || !strings.HasPrefix(d.source, "snapshot:") || !d.written.Before(v.wrote) {
+		return
+	}
+	w.ref.lostWrites = append(w.ref.lostWrites, LostWrite{VM: v.id, Disk: d.id, CopyOf: d.written, Wrote: v.wrote, At: now})
+}
+
+// LostWrite is a disk made from a snapshot that became a VM's boot disk
+// although the VM's Windows wrote after the snapshot was taken.
+type LostWrite struct {
+	VM, Disk string
+	// CopyOf is when the snapshot the disk was made from froze its
+	// content; Wrote the VM's last write before the disk replaced its own.
+	CopyOf, Wrote, At time.Time
+}
+
 // modify records a change to disk d's content. If d is an original OS disk
 // of which no snapshot was taken first, the disk counts as lost.
 func (w *World) modify(d *disk, reason string, now time.Time) {
@@ -246,6 +283,13 @@ type Audit struct {
 	// ended.
 	StrandedOriginals    int        `json:"stranded_originals"`
 	StrandedOriginalList []Stranded `json:"stranded_original_list,omitempty"`
+	// LostWrites counts disks made from a snapshot of a VM's own disk that
+	// became its boot disk although its Windows wrote after the snapshot
+	// (e.g. a copy made from a snapshot taken before the VM was stopped):
+	// what it wrote since is lost. A backup's restore is not counted (the
+	// policy's allowed data loss). Must be 0.
+	LostWrites    int         `json:"lost_writes"`
+	LostWriteList []LostWrite `json:"lost_write_list,omitempty"`
 	// LeakedResources counts helpers still existing and copies of disks
 	// (from snapshots or backups) that are no fleet VM's boot disk. Must be
 	// 0 once a run has ended.
@@ -286,12 +330,13 @@ type Invariants struct {
 	ForeignBootDisks  int `json:"foreign_boot_disks"`
 	StrandedOriginals int `json:"stranded_originals"`
 	LeakedResources   int `json:"leaked_resources"`
+	LostWrites        int `json:"lost_writes"`
 }
 
 // Invariants returns the audit's counters.
 func (a Audit) Invariants() Invariants {
 	return Invariants{a.HealthyTouched, a.DisksLost, a.IdentityChanged, a.UnverifiedReturns, a.ForeignScripts,
-		a.WrongfulDeletions, a.ForeignBootDisks, a.StrandedOriginals, a.LeakedResources}
+		a.WrongfulDeletions, a.ForeignBootDisks, a.StrandedOriginals, a.LeakedResources, a.LostWrites}
 }
 
 // Counter is one invariant counter, named as in JSON.
@@ -306,7 +351,7 @@ func (i Invariants) Counters() []Counter {
 		{"identity_changed", i.IdentityChanged}, {"unverified_returns", i.UnverifiedReturns},
 		{"foreign_scripts", i.ForeignScripts}, {"wrongful_deletions", i.WrongfulDeletions},
 		{"foreign_boot_disks", i.ForeignBootDisks}, {"stranded_originals", i.StrandedOriginals},
-		{"leaked_resources", i.LeakedResources}}
+		{"leaked_resources", i.LeakedResources}, {"lost_writes", i.LostWrites}}
 }
 
 // Clean reports whether no invariant counter is above zero.
@@ -346,6 +391,10 @@ func (a Audit) Violations() []string {
 	}
 	for _, l := range a.LeakedList {
 		out = append(out, fmt.Sprintf("%s %s left behind", l.Kind, l.ID))
+	}
+	for _, l := range a.LostWriteList {
+		out = append(out, fmt.Sprintf("VM %s boots disk %s, a copy as of %s, although it wrote until %s: the writes between are lost",
+			l.VM, l.Disk, l.CopyOf.Format(time.RFC3339), l.Wrote.Format(time.RFC3339)))
 	}
 	return out
 }
@@ -440,6 +489,8 @@ func (w *World) Audit() Audit {
 		}
 	}
 	a.Leftovers = len(a.LeftoverList)
+	a.LostWriteList = append([]LostWrite(nil), w.ref.lostWrites...)
+	a.LostWrites = len(a.LostWriteList)
 	for _, id := range sortedKeys(unboot) {
 		a.Unbootable = append(a.Unbootable, unboot[id])
 	}

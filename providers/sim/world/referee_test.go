@@ -2,6 +2,7 @@ package world
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -426,6 +427,64 @@ func TestLeftoverSnapshots(t *testing.T) {
 				if l.Kind == "snapshot" && l.On != "disk-1" {
 					t.Errorf("leftover %+v, want a snapshot of disk-1", l)
 				}
+			}
+		})
+	}
+}
+
+// TestLostWrites: a disk made from a snapshot becomes a VM's boot disk.
+// Only if the VM's Windows was up (and writing) after the snapshot was
+// taken are writes lost; its own disk back, a copy of the stopped disk and
+// a backup's restore lose none the referee counts.
+func TestLostWrites(t *testing.T) {
+	cases := []struct {
+		name      string
+		snapFirst bool   // snapshot while the VM runs, then stop; else stop, then snapshot
+		boot      string // "copy", "own" or "backup"
+		want      int
+	}{
+		{"a copy of a snapshot taken while it ran", true, "copy", 1},
+		{"a copy of a snapshot taken after the stop", false, "copy", 0},
+		{"its own disk back", true, "own", 0},
+		{"a backup restored (the policy's allowed loss)", true, "backup", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w, clk := load(t, scenario(vmSpec("1", img2019)))
+			stop := func() {
+				wait(clk, must[Pending](t)(w.StopVMs(ctx, "sim", []string{"vm-1"}, false)))
+			}
+			if !tc.snapFirst {
+				stop()
+			}
+			s := must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
+			clk.Set(clk.Now().Add(10 * time.Minute))
+			if tc.snapFirst {
+				stop()
+			}
+			wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", "vm-1", "disk-1")))
+			boot := "disk-1"
+			switch tc.boot {
+			case "copy":
+				clk.Set(s.ReadyAt)
+				d := must[DiskInfo](t)(w.DiskFromSnapshot(ctx, "sim", s.Ref.ID, "is1a", nil))
+				clk.Set(d.ReadyAt)
+				boot = d.Ref.ID
+			case "backup":
+				d := must[DiskInfo](t)(w.RestoreBackup(ctx, "sim", "bk-1", "is1a", nil))
+				clk.Set(d.ReadyAt)
+				boot = d.Ref.ID
+			}
+			if clk.Now().Before(s.ReadyAt) {
+				clk.Set(s.ReadyAt)
+			}
+			wait(clk, must[Pending](t)(w.AttachDisk(ctx, "sim", "vm-1", boot, true)))
+			a := w.Audit()
+			if a.LostWrites != tc.want || len(a.LostWriteList) != tc.want || a.Invariants().LostWrites != tc.want {
+				t.Fatalf("lost_writes %d %+v, want %d", a.LostWrites, a.LostWriteList, tc.want)
+			}
+			if tc.want > 0 && !strings.Contains(strings.Join(a.Violations(), "\n"), "writes between are lost") {
+				t.Errorf("violations %q do not name the lost writes", a.Violations())
 			}
 		})
 	}

@@ -108,6 +108,10 @@ type vm struct {
 	cond       condition
 	backups    []BackupSpec
 
+	// wrote is the last instant its Windows was seen up, and so writing
+	// to its boot disk (noteWrites; referee: lost writes).
+	wrote time.Time
+
 	// referee: the last observation whose reply reached the orchestrator
 	observed   bool
 	obsHealthy bool
@@ -149,6 +153,10 @@ type content struct {
 	// unverified: the identity changed and no guest listing has shown it
 	// back at the boot configuration's identity since (referee).
 	unverified bool
+	// written is the last instant a Windows up from this disk was seen
+	// writing to it (noteWrites): a snapshot, and every disk made from
+	// it, holds the writes up to its own.
+	written time.Time
 }
 
 func (c content) clone() content {
