@@ -181,7 +181,14 @@ type Report struct {
 	// Concurrency is the policy's (total, per account).
 	Concurrency policy.Concurrency `json:"concurrency"`
 
-	MakespanSec   float64     `json:"makespan_seconds"`
+	MakespanSec float64 `json:"makespan_seconds"`
+	// ApplySec is the makespan without the assessment: apply's own time,
+	// which the plan's estimate predicts (EstimateSec, the plan's
+	// estimate.duration_seconds); EstimateError is EstimateSec / ApplySec
+	// - 1 (the goal: within ±0.15).
+	ApplySec      float64     `json:"apply_seconds"`
+	EstimateSec   float64     `json:"estimate_seconds"`
+	EstimateError float64     `json:"estimate_error"`
 	LowerBoundSec float64     `json:"lower_bound_seconds"`
 	Ratio         float64     `json:"ratio"`
 	LowerBound    world.Bound `json:"lower_bound"`
@@ -237,7 +244,9 @@ func Measure(ctx context.Context, bk *simulation.Backend, o Options) (Report, er
 	ro.Journal = o.Journal
 	bound := w.LowerBound(world.BoundOptions{AllowDataLoss: true})
 	var steps atomic.Int64
-	ro.Watch = func(*plan.Plan) func(apply.Event) {
+	var estimate float64
+	ro.Watch = func(p *plan.Plan) func(apply.Event) {
+		estimate = float64(p.Estimate.DurationSeconds)
 		return func(e apply.Event) {
 			if e.Kind == apply.EvStepBegun {
 				steps.Add(1)
@@ -254,7 +263,8 @@ func Measure(ctx context.Context, bk *simulation.Backend, o Options) (Report, er
 	}
 	r := Report{
 		VMs: o.VMs, Seed: o.Seed, Provider: s.Provider, JournalDir: o.JournalDir, Concurrency: pol.Concurrency,
-		MakespanSec: s.ElapsedSec, LowerBoundSec: bound.Seconds, LowerBound: bound,
+		MakespanSec: s.ElapsedSec, ApplySec: s.ElapsedSec - s.AssessSec, EstimateSec: estimate,
+		LowerBoundSec: bound.Seconds, LowerBound: bound,
 		BrokenAtStart: len(broken), HealthyBy: map[string]float64{},
 		APICalls: s.API.Calls, APICallsTotal: s.API.Total, Throttled: s.API.Throttled,
 		Fixed: s.Fixed, ByStrategy: s.ByStrategy, Flagged: s.Flagged, Invariants: s.Invariants,
@@ -265,6 +275,9 @@ func Measure(ctx context.Context, bk *simulation.Backend, o Options) (Report, er
 	}
 	if bound.Seconds > 0 {
 		r.Ratio = s.ElapsedSec / bound.Seconds
+	}
+	if r.ApplySec > 0 {
+		r.EstimateError = r.EstimateSec/r.ApplySec - 1
 	}
 	if s.Fixed > 0 {
 		r.APICallsPerRepairedV = float64(s.API.Total) / float64(s.Fixed)

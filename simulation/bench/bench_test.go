@@ -139,9 +139,13 @@ func TestIncidentBenchmark(t *testing.T) {
 	if r.Fixed == 0 {
 		t.Errorf("nothing repaired: the benchmark measured nothing")
 	}
-	t.Logf("%d VMs through %s: makespan %s, lower bound %s (ratio %.2f), serial %s, helper_per_vm %s; wall %.1fs",
+	if r.EstimateSec <= 0 || r.ApplySec <= 0 || r.ApplySec > r.MakespanSec {
+		t.Errorf("estimate %.0fs, apply %.0fs of a %.0fs makespan: the plan's estimate or the apply's time was not read", r.EstimateSec, r.ApplySec, r.MakespanSec)
+	}
+	t.Logf("%d VMs through %s: makespan %s, lower bound %s (ratio %.2f), serial %s, helper_per_vm %s; apply %s, estimated %s (%+.0f%%); wall %.1fs",
 		r.VMs, r.Provider, secs(r.MakespanSec), secs(r.LowerBoundSec), r.Ratio,
-		secs(r.Baselines["serial"].MakespanSec), secs(r.Baselines["helper_per_vm"].MakespanSec), r.WallSec)
+		secs(r.Baselines["serial"].MakespanSec), secs(r.Baselines["helper_per_vm"].MakespanSec),
+		secs(r.ApplySec), secs(r.EstimateSec), 100*r.EstimateError, r.WallSec)
 }
 
 func secs(s float64) string {
