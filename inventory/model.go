@@ -23,13 +23,25 @@ const (
 	StateUnknown  State = "unknown"
 )
 
+// StateStopped is a planning state, not a verdict: the VM is powered off,
+// so nothing shows whether its disk carries the bad file until the disk
+// is read offline. Classification never gives it (a powered-off VM is
+// StateUnknown: doubt); the planner plans an unknown VM whose latest
+// sample says it is stopped as StateStopped, for the strategies that
+// check and repair a disk without starting its VM.
+const StateStopped State = "stopped"
+
 // States lists the verdicts in display order.
 var States = []State{StateHealthy, StateSafeMode, StateBootLoop, StateUnknown}
 
-// Valid reports whether s is one of the four verdicts.
+// PlanStates lists the states a plan gives, in display order: the
+// verdicts and StateStopped.
+var PlanStates = []State{StateHealthy, StateSafeMode, StateBootLoop, StateStopped, StateUnknown}
+
+// Valid reports whether s is one of the four verdicts or StateStopped.
 func (s State) Valid() bool {
 	switch s {
-	case StateHealthy, StateSafeMode, StateBootLoop, StateUnknown:
+	case StateHealthy, StateSafeMode, StateBootLoop, StateUnknown, StateStopped:
 		return true
 	}
 	return false

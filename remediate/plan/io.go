@@ -196,7 +196,7 @@ func (v VMPlan) validate(at string, pol policy.Policy, reg *strategy.Registry) [
 		add("key %q does not match tenant/account/id %q", v.Key, v.Tenant+"/"+v.Account+"/"+v.ID)
 	}
 	if !v.State.Valid() {
-		add("state %q is not valid; valid states are healthy, safe-mode, boot-loop, unknown", string(v.State))
+		add("state %q is not valid; valid states are healthy, safe-mode, boot-loop, stopped, unknown", string(v.State))
 	}
 	unit, known := reg.Get(v.Strategy)
 	if !known && v.Strategy != None && v.Strategy != Manual {
