@@ -38,14 +38,18 @@ var States = []State{StateHealthy, StateSafeMode, StateBootLoop, StateUnknown}
 // verdicts and StateStopped.
 var PlanStates = []State{StateHealthy, StateSafeMode, StateBootLoop, StateStopped, StateUnknown}
 
-// Valid reports whether s is one of the four verdicts or StateStopped.
+// Valid reports whether s is one of the four verdicts.
 func (s State) Valid() bool {
 	switch s {
-	case StateHealthy, StateSafeMode, StateBootLoop, StateUnknown, StateStopped:
+	case StateHealthy, StateSafeMode, StateBootLoop, StateUnknown:
 		return true
 	}
 	return false
 }
+
+// ValidInPlan reports whether s is a state a plan may give: a verdict or
+// StateStopped.
+func (s State) ValidInPlan() bool { return s.Valid() || s == StateStopped }
 
 // PowerState is the power state a cloud reports for a VM.
 type PowerState string
