@@ -23,8 +23,20 @@ const (
 	StateUnknown  State = "unknown"
 )
 
+// StateStopped is a planning state, not a verdict: the VM is powered off,
+// so nothing shows whether its disk carries the bad file until the disk
+// is read offline. Classification never gives it (a powered-off VM is
+// StateUnknown: doubt); the planner plans an unknown VM whose latest
+// sample says it is stopped as StateStopped, for the strategies that
+// check and repair a disk without starting its VM.
+const StateStopped State = "stopped"
+
 // States lists the verdicts in display order.
 var States = []State{StateHealthy, StateSafeMode, StateBootLoop, StateUnknown}
+
+// PlanStates lists the states a plan gives, in display order: the
+// verdicts and StateStopped.
+var PlanStates = []State{StateHealthy, StateSafeMode, StateBootLoop, StateStopped, StateUnknown}
 
 // Valid reports whether s is one of the four verdicts.
 func (s State) Valid() bool {
@@ -34,6 +46,10 @@ func (s State) Valid() bool {
 	}
 	return false
 }
+
+// ValidInPlan reports whether s is a state a plan may give: a verdict or
+// StateStopped.
+func (s State) ValidInPlan() bool { return s.Valid() || s == StateStopped }
 
 // PowerState is the power state a cloud reports for a VM.
 type PowerState string

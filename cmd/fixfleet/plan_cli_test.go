@@ -45,7 +45,7 @@ func TestPlanJSON(t *testing.T) {
 		strategies[string(s)] = true
 	}
 	for _, v := range doc.VMs {
-		if v.ID == "" || !inventory.State(v.State).Valid() || !strategies[v.Strategy] {
+		if v.ID == "" || !inventory.State(v.State).ValidInPlan() || !strategies[v.Strategy] {
 			t.Errorf("bad VM entry %+v", v)
 		}
 	}

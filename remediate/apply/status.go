@@ -68,6 +68,14 @@ const (
 	// guest rejects the configured credentials, so nothing could verify
 	// it (step.ErrUnverifiable); a person must check it.
 	ReasonUnverified Reason = "unverified"
+	// ReasonRepairedStopped: fixed: a powered-off VM's disk was repaired
+	// offline and the VM left powered off as policy.stopped_vms says
+	// (step.EndRepairedStopped); no boot verified it.
+	ReasonRepairedStopped Reason = "repaired-stopped"
+	// ReasonFoundClean: skipped-healthy: a powered-off VM's disk, read
+	// offline, carried nothing to repair and was put back unchanged
+	// (step.EndFoundClean). Nothing was wrong, so it is not "fixed".
+	ReasonFoundClean Reason = "found-clean"
 )
 
 // Outcome sorts reasons into what a summary separates: repaired, healthy,
@@ -89,9 +97,9 @@ const (
 // OutcomeFailed only.
 func (r Reason) Outcome() Outcome {
 	switch r {
-	case ReasonFixed, ReasonHealthyAfter:
+	case ReasonFixed, ReasonHealthyAfter, ReasonRepairedStopped:
 		return OutcomeFixed
-	case ReasonFoundHealthy, ReasonPlannedHealthy:
+	case ReasonFoundHealthy, ReasonPlannedHealthy, ReasonFoundClean:
 		return OutcomeHealthy
 	case ReasonPlannedManual, ReasonNoPath, ReasonAccountNotConfigured, ReasonUnverified:
 		return OutcomeNoPath

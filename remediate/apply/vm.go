@@ -219,6 +219,12 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 		}
 		switch end.kind {
 		case kOK:
+			switch step.Ending(vs.facts[string(step.FactEnding)]) {
+			case step.EndRepairedStopped:
+				return done(s, StatusFixed, ReasonRepairedStopped, "repaired offline by "+string(s)+" and left powered off (policy.stopped_vms): it boots normally at its next start")
+			case step.EndFoundClean:
+				return done(s, StatusSkippedHealthy, ReasonFoundClean, "powered off; its disk, read offline by "+string(s)+", carries no bad file and no safe-boot flag: put back unchanged")
+			}
 			return done(s, StatusFixed, ReasonFixed, "fixed by "+string(s))
 		case kHealthy:
 			return healthy(s)

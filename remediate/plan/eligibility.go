@@ -173,7 +173,16 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 		v.Power = c.Evidence.Samples[n-1].Power // the latest the cloud said
 	}
 	reasons := slices.Clone(c.Reasons)
-	switch c.State {
+	state := c.State
+	if state == inventory.StateUnknown && v.Power == inventory.PowerStopped {
+		// Powered off: the doubt is what its disk holds, which a
+		// strategy can read offline without starting it.
+		state = inventory.StateStopped
+		v.State = state
+		reasons = append(reasons, "stopped: its disk can be checked offline, without starting it; the bad file, if there, is deleted and the VM is "+
+			stoppedEnd(in.Policy))
+	}
+	switch state {
 	case inventory.StateHealthy:
 		v.Strategy = None
 		v.Reasons = append(reasons, "healthy: fixfleet never touches it")
@@ -187,6 +196,7 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 	}
 
 	f := factsFor(in, a)
+	f.state = state
 	order := slices.Clone(in.Policy.Strategies)
 	for _, s := range reg.Names() {
 		if !slices.Contains(order, s) {
@@ -237,6 +247,15 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 		v.Helper = &PlannedHelper{Zone: h.Zone, Windows: h.Windows, ImageID: h.ImageID, SameRelease: f.sameHelp}
 	}
 	return v
+}
+
+// stoppedEnd says what becomes of a stopped VM after its disk is checked,
+// as policy.stopped_vms says.
+func stoppedEnd(pol policy.Policy) string {
+	if pol.StartsStopped() {
+		return "then started and verified (policy.stopped_vms: start)"
+	}
+	return "left stopped, repaired for its next start (policy.stopped_vms: leave-stopped)"
 }
 
 // risks lists what could go wrong or what is missing, given the strategies

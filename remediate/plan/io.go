@@ -195,8 +195,8 @@ func (v VMPlan) validate(at string, pol policy.Policy, reg *strategy.Registry) [
 	if v.Key != "" && v.ID != "" && v.Key != v.Tenant+"/"+v.Account+"/"+v.ID {
 		add("key %q does not match tenant/account/id %q", v.Key, v.Tenant+"/"+v.Account+"/"+v.ID)
 	}
-	if !v.State.Valid() {
-		add("state %q is not valid; valid states are healthy, safe-mode, boot-loop, unknown", string(v.State))
+	if !v.State.ValidInPlan() {
+		add("state %q is not valid; valid states are healthy, safe-mode, boot-loop, stopped, unknown", string(v.State))
 	}
 	unit, known := reg.Get(v.Strategy)
 	if !known && v.Strategy != None && v.Strategy != Manual {
@@ -219,7 +219,7 @@ func (v VMPlan) validate(at string, pol policy.Policy, reg *strategy.Registry) [
 	switch {
 	case v.State == inventory.StateHealthy && v.Strategy != None:
 		add("a healthy VM must have strategy none (has %s): fixfleet never touches a healthy VM", v.Strategy)
-	case v.State != inventory.StateHealthy && v.State.Valid() && v.Strategy == None:
+	case v.State != inventory.StateHealthy && v.State.ValidInPlan() && v.Strategy == None:
 		add("strategy none is only for a healthy VM (state %s)", v.State)
 	case v.State == inventory.StateUnknown && v.Strategy != Manual:
 		add("a VM in state unknown must have strategy manual (has %s)", v.Strategy)
@@ -228,7 +228,7 @@ func (v VMPlan) validate(at string, pol policy.Policy, reg *strategy.Registry) [
 		if !pol.Enabled(v.Strategy) {
 			add("strategy %s is not enabled in the plan's policy.strategies", v.Strategy)
 		}
-		if v.State.Valid() && known && !slices.Contains(unit.Applies(), v.State) {
+		if v.State.ValidInPlan() && known && !slices.Contains(unit.Applies(), v.State) {
 			add("strategy %s does not apply to a %s VM", v.Strategy, v.State)
 		}
 	}

@@ -101,6 +101,7 @@ func TestReadStrict(t *testing.T) {
 		{"wave-unknown-vm.json", []string{`waves[0]: VM "acme/prod/vm-ghost" is not in vms`}},
 		{"trailing.json", []string{"unexpected data after the plan document"}},
 		{"bad-state.json", []string{`vms[3] (acme/dev/vm-unknown): state "sick" is not valid`}},
+		{"stopped-reboot.json", []string{"vms[3] (acme/dev/vm-unknown): strategy reboot-retry does not apply to a stopped VM"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

@@ -13,14 +13,17 @@
 // # Eligibility
 //
 // A healthy VM gets strategy "none" and is never touched. An unknown VM gets
-// "manual" with its classification's reasons. Otherwise the policy's
+// "manual" with its classification's reasons, except one the cloud reports
+// powered off (its latest sample): that doubt is the disk's content, which
+// a strategy can read offline without starting the VM, so it is planned as
+// inventory.StateStopped. Otherwise the policy's
 // strategies are tried in order and the first eligible one is chosen; the
 // later eligible ones are its fallbacks:
 //
 //   - reboot-retry: boot-loop; the account has power.
 //   - delete-file: safe-mode; guest, power and disks (a snapshot is taken
 //     before the change).
-//   - helper-mount: boot-loop or safe-mode; power, disks and helpers; a helper
+//   - helper-mount: boot-loop, safe-mode or stopped; power, disks and helpers; a helper
 //     image of the VM's Windows release in the VM's zone (or of any release
 //     when policy.helper_version is "any", flagged as a risk); and, for a
 //     BitLocker disk, a recovery key the key source knows.
@@ -209,7 +212,7 @@ type PlannedHelper struct {
 
 // Target is what the plan entry's steps need to know about the VM.
 func (v *VMPlan) Target() *step.Target {
-	t := &step.Target{Key: v.Key, Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows, OSDisk: v.OSDisk, Power: v.Power}
+	t := &step.Target{Key: v.Key, Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows, OSDisk: v.OSDisk, Power: v.Power, State: v.State}
 	if b := v.Backup; b != nil {
 		t.Backup = &inventory.Backup{ID: b.ID, VMID: v.ID, Kind: b.Kind, TakenAt: b.TakenAt, SizeGB: b.SizeGB}
 	}
@@ -391,7 +394,7 @@ func summarize(p *Plan) Summary {
 	}
 	e := p.Estimate
 	var states []string
-	for _, st := range inventory.States {
+	for _, st := range inventory.PlanStates {
 		if n := e.ByState[st]; n > 0 {
 			states = append(states, fmt.Sprintf("%d %s", n, st))
 		}

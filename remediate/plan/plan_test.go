@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -78,7 +79,9 @@ func TestEligibility(t *testing.T) {
 		risks     []string // substrings of the joined risks
 		noRisks   []string
 		skipped   []string
+		planState inventory.State // the plan's state, when not the verdict
 	}
+	stopped := func(v *inventory.VM) { v.Power = inventory.PowerStopped }
 	allowLoss := func(in *Input) { in.Policy.AllowDataLoss = true }
 	tests := []tc{
 		{name: "healthy never touched", state: inventory.StateHealthy, in: allowLoss, strategy: None,
@@ -174,6 +177,30 @@ func TestEligibility(t *testing.T) {
 			vm:       func(v *inventory.VM) { v.Windows = inventory.WindowsVersion{} },
 			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.HelperMount} },
 			strategy: Manual, reasons: []string{"Windows release is unknown"}},
+		{name: "powered off: disk checked offline, left stopped", state: inventory.StateUnknown, vm: stopped,
+			strategy: policy.HelperMount, fallbacks: []policy.Strategy{}, planState: inventory.StateStopped,
+			reasons: []string{"classified unknown", "stopped: its disk can be checked offline, without starting it",
+				"left stopped, repaired for its next start (policy.stopped_vms: leave-stopped)"},
+			skipped: []string{"reboot-retry: does not apply to a stopped VM"}},
+		{name: "powered off, policy starts it", state: inventory.StateUnknown, vm: stopped,
+			in:       func(in *Input) { in.Policy.StoppedVMs = policy.StoppedStart },
+			strategy: policy.HelperMount, planState: inventory.StateStopped,
+			reasons: []string{"then started and verified (policy.stopped_vms: start)"}},
+		{name: "powered off, data loss allowed: never restored", state: inventory.StateUnknown, vm: stopped, in: allowLoss,
+			strategy: policy.HelperMount, fallbacks: []policy.Strategy{}, planState: inventory.StateStopped},
+		{name: "powered off on a cloud that only swaps OS disks: a person", state: inventory.StateUnknown, vm: stopped,
+			in: func(in *Input) {
+				in.Accounts["acme/prod"] = Account{Capabilities: []string{"power", "disks", "os-disk-swap", "helpers", "guest"}, Helpers: in.Accounts["acme/prod"].Helpers}
+			},
+			strategy: Manual, planState: inventory.StateStopped,
+			reasons: []string{"helper-mount: provider sim of account acme/prod lacks the os-disk-detach capability",
+				"copy-and-swap: a powered-off VM's disk may be clean"}},
+		{name: "powered off, no helper image of its release: a person", state: inventory.StateUnknown,
+			vm:       func(v *inventory.VM) { stopped(v); v.Windows.Release = "2016" },
+			strategy: Manual, planState: inventory.StateStopped,
+			reasons: []string{"helper-mount: no same-version helper image in zone is1a for Windows 2016"}},
+		{name: "unknown while running stays manual", state: inventory.StateUnknown,
+			strategy: Manual, planState: inventory.StateUnknown, reasons: []string{"will not act"}},
 		{name: "safe-mode reboot-retry not applicable", state: inventory.StateSafeMode,
 			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.RebootRetry} },
 			strategy: Manual, reasons: []string{"reboot-retry: the VM runs in Safe Mode"}},
@@ -198,6 +225,12 @@ func TestEligibility(t *testing.T) {
 			v := p.VMs[0]
 			if v.Strategy != c.strategy {
 				t.Fatalf("strategy %s, want %s; reasons %q; risks %q", v.Strategy, c.strategy, v.Reasons, v.Risks)
+			}
+			if want := cmp.Or(c.planState, c.state); v.State != want {
+				t.Errorf("plan state %s, want %s", v.State, want)
+			}
+			if err := p.Validate(); err != nil {
+				t.Errorf("the plan does not validate: %v", err)
 			}
 			if c.fallbacks != nil && !slices.Equal(v.Fallbacks, c.fallbacks) && (len(c.fallbacks) != 0 || len(v.Fallbacks) != 0) {
 				t.Errorf("fallbacks %v, want %v", v.Fallbacks, c.fallbacks)

@@ -57,6 +57,30 @@ const (
 	HelperAny HelperVersion = "any"
 )
 
+// StoppedVMs says what becomes of a VM the cloud reports powered off once
+// its disk was checked and, where it carried the bad file, repaired
+// offline on a helper.
+type StoppedVMs string
+
+// Stopped-VM rules.
+const (
+	// StoppedLeave (the default) puts the checked disk back and leaves the
+	// VM powered off, repaired for its next start: someone stopped it, and
+	// starting a server nobody asked for (a standby, a decommissioned or
+	// licence-bound one) is a change fixfleet has no mandate for. The
+	// repair is then verified offline (the bad files deleted, the
+	// identity verified), not by a boot.
+	StoppedLeave StoppedVMs = "leave-stopped"
+	// StoppedStart starts the VM once its disk is back, and verifies the
+	// boot as for a running VM.
+	StoppedStart StoppedVMs = "start"
+)
+
+// StartsStopped reports whether a stopped VM is started after its disk
+// was checked offline. An empty value (a plan written before the setting
+// existed) is StoppedLeave.
+func (p Policy) StartsStopped() bool { return p.StoppedVMs == StoppedStart }
+
 // RebootRetryConfig configures the reboot-retry strategy.
 type RebootRetryConfig struct {
 	// MaxRestarts bounds the restarts of one VM (1..15; default 3).
@@ -91,6 +115,9 @@ type Policy struct {
 	FailureThreshold float64 `json:"failure_threshold" yaml:"failure_threshold"`
 	// ForceStop stops VMs without a guest shutdown (default false).
 	ForceStop bool `json:"force_stop" yaml:"force_stop"`
+	// StoppedVMs is what becomes of a powered-off VM whose disk was
+	// checked offline: "leave-stopped" (default) or "start".
+	StoppedVMs StoppedVMs `json:"stopped_vms,omitempty" yaml:"stopped_vms"`
 	// APIErrorThreshold stops new work when the failed share of recent API
 	// calls passes it (0 < x <= 1; default 0.5).
 	APIErrorThreshold float64 `json:"api_error_threshold" yaml:"api_error_threshold"`
@@ -118,6 +145,7 @@ func Default() Policy {
 		WaveSize:           100,
 		FailureThreshold:   0.2,
 		ForceStop:          false,
+		StoppedVMs:         StoppedLeave,
 		APIErrorThreshold:  0.5,
 		PlanMaxAgeMinutes:  60,
 		TierTimeoutMinutes: 60,
@@ -157,6 +185,12 @@ func (p Policy) ValidateWith(known []Strategy) error {
 	if p.HelperVersion != HelperSame && p.HelperVersion != HelperAny {
 		bad("helper_version", "%q is not valid; valid values are %q (a helper of the VM's own Windows release) and %q (any release, flagged as a risk)",
 			string(p.HelperVersion), HelperSame, HelperAny)
+	}
+	switch p.StoppedVMs {
+	case "", StoppedLeave, StoppedStart: // "": a plan written before the setting, StoppedLeave
+	default:
+		bad("stopped_vms", "%q is not valid; valid values are %q (repair a powered-off VM's disk offline and leave it off) and %q (start it afterwards)",
+			string(p.StoppedVMs), StoppedLeave, StoppedStart)
 	}
 	if p.Concurrency.Total < 1 {
 		bad("concurrency.total", "%d must be at least 1", p.Concurrency.Total)
@@ -216,6 +250,7 @@ func (p *Policy) fields() []field {
 		{key: "wave_size", target: &p.WaveSize},
 		{key: "failure_threshold", target: &p.FailureThreshold},
 		{key: "force_stop", target: &p.ForceStop},
+		{key: "stopped_vms", target: &p.StoppedVMs},
 		{key: "api_error_threshold", target: &p.APIErrorThreshold},
 		{key: "plan_max_age_minutes", target: &p.PlanMaxAgeMinutes},
 		{key: "tiers", custom: func(v *yaml.Node, path string) error { return decodeTiers(v, path, &p.Tiers) }},
@@ -311,7 +346,7 @@ func decodeLeaf(v *yaml.Node, target any) error {
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
 			want = "true or false"
 		}
-	case *HelperVersion, *string:
+	case *HelperVersion, *StoppedVMs, *string:
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!str" {
 			want = "a string"
 		}

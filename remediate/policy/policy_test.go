@@ -53,6 +53,7 @@ canary: 2
 wave_size: 10
 failure_threshold: 1
 force_stop: true
+stopped_vms: start
 api_error_threshold: 0.25
 `, func(p *Policy) {
 			p.Strategies = []Strategy{HelperMount, RebootRetry}
@@ -64,6 +65,7 @@ api_error_threshold: 0.25
 			p.WaveSize = 10
 			p.FailureThreshold = 1
 			p.ForceStop = true
+			p.StoppedVMs = StoppedStart
 			p.APIErrorThreshold = 0.25
 		}},
 		{"nested null keeps defaults", "reboot_retry:\nconcurrency: ~\n", func(p *Policy) {}},
@@ -104,6 +106,8 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate strategy", "strategies: [delete-file, delete-file]", []string{`policy.strategies[1]: "delete-file" is listed twice`}},
 		{"no strategies", "strategies: []", []string{"policy.strategies: at least one"}},
 		{"helper version", "helper_version: newest", []string{`policy.helper_version: "newest" is not valid`, `"same"`, `"any"`}},
+		{"stopped vms", "stopped_vms: reboot", []string{`policy.stopped_vms: "reboot" is not valid`, `"leave-stopped"`, `"start"`}},
+		{"stopped vms not a string", "stopped_vms: true", []string{`policy.stopped_vms (line 1): "true" is not a string`}},
 		{"concurrency", "concurrency: {total: 0, per_account: -1}", []string{"policy.concurrency.total", "policy.concurrency.per_account"}},
 		{"canary", "canary: 0", []string{"policy.canary: 0 must be at least 1"}},
 		{"wave size", "wave_size: 0", []string{"policy.wave_size"}},

@@ -102,6 +102,30 @@ func Flag(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrNeedsPerson, fmt.Sprintf(format, args...))
 }
 
+// Ending says how a strategy that ran all its steps left its VM when that
+// is not "repaired and seen booting healthy": its last step records it as
+// the fact FactEnding, and the executor reports the VM by it (a typed
+// reason, never the message).
+type Ending string
+
+// FactEnding is the fact key of a strategy's Ending; absent, the VM was
+// repaired and verified running.
+const FactEnding Fact = "ending"
+
+// Endings.
+const (
+	// EndRepairedStopped: the disk of a powered-off VM was repaired
+	// offline (bad files deleted, safe-boot flag cleared, identity
+	// verified) and the VM left powered off, as the policy says; no boot
+	// verified it.
+	EndRepairedStopped Ending = "repaired-stopped"
+	// EndFoundClean: the disk of a powered-off VM, read offline, carried
+	// nothing to repair (no bad file, safe-boot flag not set, hives
+	// sound); it was put back unchanged and the VM left as the policy
+	// says. Nothing was wrong, so nothing was fixed.
+	EndFoundClean Ending = "found-clean"
+)
+
 // Guest runs the guest catalog's scripts (*guest.Client).
 type Guest interface {
 	Probe(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.ProbeParams) (guest.ProbeResult, error)
@@ -171,6 +195,9 @@ type Target struct {
 	// OSDisk is the OS disk as assessed (ID, identity, encryption).
 	OSDisk inventory.Disk
 	Power  inventory.PowerState
+	// State is the state the plan gave the VM (inventory.StateStopped
+	// for a powered-off VM whose disk is checked offline).
+	State inventory.State
 	// Backup is the restore point the planner chose, nil when none.
 	Backup *inventory.Backup
 	// HelperWindows is the release of the helper image the planner chose

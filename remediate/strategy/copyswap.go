@@ -88,11 +88,20 @@ type CopyAndSwap struct{}
 // Name implements step.Strategy.
 func (CopyAndSwap) Name() policy.Strategy { return policy.CopyAndSwap }
 
-// Applies implements Unit: as helper-mount, a crashing VM.
-func (CopyAndSwap) Applies() []inventory.State { return HelperMount{}.Applies() }
+// Applies implements Unit: a crashing VM or one in Safe Mode. Not a
+// powered-off one: its disk may well be clean, and checking it would mean
+// swapping a copy in for it.
+func (CopyAndSwap) Applies() []inventory.State {
+	return []inventory.State{inventory.StateBootLoop, inventory.StateSafeMode}
+}
 
 // NotApplicable implements Unit.
-func (CopyAndSwap) NotApplicable(st inventory.State) string { return HelperMount{}.NotApplicable(st) }
+func (CopyAndSwap) NotApplicable(st inventory.State) string {
+	if st == inventory.StateStopped {
+		return "a powered-off VM's disk may be clean: copy-and-swap would swap a copy in for it; start it to see whether it loops, then assess again"
+	}
+	return HelperMount{}.NotApplicable(st)
+}
 
 // Needs implements Unit: a cloud that swaps OS disks (and so cannot detach
 // them: where it can, helper-mount repairs the disk itself).

@@ -46,9 +46,12 @@ var (
 type vmKind int
 
 const (
-	bootLoop  vmKind = iota // cycling, never recovers by itself
-	safeMode                // safe mode with networking, bad file present
-	healthyVM               // running normally, fixed file
+	bootLoop     vmKind = iota // cycling, never recovers by itself
+	safeMode                   // safe mode with networking, bad file present
+	healthyVM                  // running normally, fixed file
+	stoppedBad                 // powered off, bad file on its disk
+	stoppedClean               // powered off, fixed file on its disk
+	stoppedSafe                // powered off, bad file and the safe-boot flag on its disk
 )
 
 // spec describes one test VM.
@@ -74,9 +77,16 @@ func (s spec) vmSpec() world.VMSpec {
 	}
 	c := world.ContentSpec{SizeGB: 40, Identity: id, HiveDamaged: s.hive}
 	cond := world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt, WinRMWindowSeconds: s.window}
+	power := inventory.PowerRunning
 	switch s.kind {
 	case healthyVM:
 		c.Files = []world.FileSpec{goodFile}
+	case stoppedClean:
+		c.Files, power = []world.FileSpec{goodFile}, inventory.PowerStopped
+	case stoppedBad:
+		c.Files, power = []world.FileSpec{badFile}, inventory.PowerStopped
+	case stoppedSafe:
+		c.Files, c.SafeBootFlag, power = []world.FileSpec{badFile}, true, inventory.PowerStopped
 	case safeMode:
 		c.Files = []world.FileSpec{badFile}
 		c.SafeBootFlag = true
@@ -95,7 +105,7 @@ func (s spec) vmSpec() world.VMSpec {
 		c.BitLocker = &world.BitLockerSpec{KeyID: testKeyI, RecoveryKey: testKey, Escrowed: s.escrowed}
 	}
 	return world.VMSpec{
-		ID: fmt.Sprintf("vm-%d", s.n), Zone: "is1a", Windows: win2019, Power: inventory.PowerRunning,
+		ID: fmt.Sprintf("vm-%d", s.n), Zone: "is1a", Windows: win2019, Power: power,
 		BootCount: 10, LastBootAt: lastBoot, PrivateIP: fmt.Sprintf("10.0.0.%d", s.n),
 		OSDisk:    &world.DiskSpec{ID: fmt.Sprintf("disk-%d", s.n), ContentSpec: c},
 		Condition: cond,
@@ -209,6 +219,9 @@ func (f *fixture) target(n int) *step.Target {
 		v.Tenant, v.Account, v.Provider = "sim", "sim", "sim"
 		p := &step.Target{Key: v.Key(), Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows,
 			OSDisk: v.OSDisk, Power: v.Power, HelperWindows: v.Windows}
+		if v.Power == inventory.PowerStopped {
+			p.State = inventory.StateStopped // as the planner plans it
+		}
 		for _, b := range v.Backups {
 			if b.TakenAt.Before(inc.StartedAt) {
 				p.Backup = &b

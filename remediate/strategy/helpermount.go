@@ -79,6 +79,24 @@ const (
 //	start              starts the VM
 //	verify             normal boot, no bad file; else step.Fail
 //
+// A powered-off VM (plan state inventory.StateStopped) runs the same steps
+// with three differences:
+//
+//	recheck            also fails the strategy unless the VM is still
+//	                   powered off (until a helper is leased: a resume
+//	                   part-way finds it off by the strategy's own doing)
+//	start, verify      only with policy.stopped_vms: start; otherwise the
+//	                   VM stays off, its disk back as its boot disk with
+//	                   the identity verified
+//	conclude-stopped   read-only: the disk must be the VM's boot disk
+//	                   again; fact ending = found-clean when the disk
+//	                   carried nothing to repair (nothing deleted, no
+//	                   safe-boot flag), else, when the VM stays off,
+//	                   repaired-stopped (step.Ending); started and
+//	                   verified, a repaired VM has no ending (fixed)
+//
+// Abort leaves it powered off unless policy.stopped_vms says start.
+//
 // Once the disk is back on its VM (fact disk_returned and the cloud agrees),
 // the steps before attach-boot do nothing, so running the strategy again
 // from its facts never takes a repaired disk away again.
@@ -86,7 +104,8 @@ const (
 // Abort brings the OS disk back to its VM with its identity verified
 // wherever the strategy stopped (restoring, verifying and offlining it on
 // the helper first when it was onlined there), gives the helper slot back
-// and powers the VM on. A disk it finds detached after it was onlined,
+// and powers the VM on (a powered-off VM only with policy.stopped_vms:
+// start). A disk it finds detached after it was onlined,
 // with no verified identity in the facts (what an Abort killed after
 // detaching it leaves: Abort's facts are journaled only when it returns),
 // is attached to a helper again and verified there first (the identity
@@ -98,11 +117,12 @@ type HelperMount struct{}
 // Name implements step.Strategy.
 func (HelperMount) Name() policy.Strategy { return policy.HelperMount }
 
-// Applies implements Unit: a crashing VM, or one in Safe Mode (whose WinRM
+// Applies implements Unit: a crashing VM, one in Safe Mode (whose WinRM
 // may not run there: the safe-boot flag is cleared offline, in the disk's
-// own BCD store, with the files).
+// own BCD store, with the files), or a powered-off one (its disk is read
+// offline without starting it; see StoppedSteps).
 func (HelperMount) Applies() []inventory.State {
-	return []inventory.State{inventory.StateBootLoop, inventory.StateSafeMode}
+	return []inventory.State{inventory.StateBootLoop, inventory.StateSafeMode, inventory.StateStopped}
 }
 
 // NotApplicable implements Unit.
@@ -175,8 +195,12 @@ func (HelperMount) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		unlock = 1
 	}
 	ops := func(o ...timing.Op) step.Cost { return step.Cost{Ops: o} }
-	return []step.Step{
-		recheckStep("", nil),
+	recheck := recheckStep("", nil)
+	if vm.State == inventory.StateStopped {
+		recheck = recheckStep(FactHelperID, stillStopped)
+	}
+	steps := []step.Step{
+		recheck,
 		// Stop first: the VM is down anyway, and the VMs a wave starts
 		// together reach their stop together, which a batching cloud
 		// (EC2) turns into one call. The snapshot is Early: the executor
@@ -206,6 +230,52 @@ func (HelperMount) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		{Name: "start", Run: hmStart, Cost: ops(timing.OpStart)},
 		finalVerify("verify"),
 	}
+	if vm.State != inventory.StateStopped {
+		return steps
+	}
+	if !pol.StartsStopped() {
+		steps = steps[:len(steps)-2] // neither start nor verify: it stays off
+	}
+	return append(steps, step.Step{Name: "conclude-stopped", Run: hmConcludeStopped, ReadOnly: true, Cost: step.Cost{Calls: 1}})
+}
+
+// stillStopped is the stopped plan's precondition on the re-check: the VM
+// must still be powered off, or the plan no longer fits it.
+func stillStopped(_ inventory.Probe, s inventory.Signals) error {
+	if s.Power != inventory.PowerStopped {
+		return step.Fail("the plan found it powered off, but it is %s now: assess and plan again", powerWord(s.Power))
+	}
+	return nil
+}
+
+func powerWord(p inventory.PowerState) string {
+	if p == "" {
+		return string(inventory.PowerUnknown)
+	}
+	return string(p)
+}
+
+// hmConcludeStopped records how a powered-off VM's offline check ended
+// (step.Ending), once its disk is back as its boot disk.
+func hmConcludeStopped(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+	if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
+		return nil, err
+	}
+	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	if err != nil {
+		return nil, err
+	}
+	if ds.AttachedTo != vm.ID || !ds.Boot {
+		return nil, step.Fail("disk %s is not the boot disk of %s after the offline check", vm.OSDisk.ID, vm.ID)
+	}
+	clean := facts[FactDeleted] == "0" && facts[FactSafeBootCleared] == "false"
+	switch {
+	case clean:
+		return step.Facts{step.FactEnding: string(step.EndFoundClean)}, nil
+	case facts[FactStarted] == "true":
+		return step.Facts{}, nil // started and verified: fixed
+	}
+	return step.Facts{step.FactEnding: string(step.EndRepairedStopped)}, nil
 }
 
 type runFunc = func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error)
@@ -800,6 +870,10 @@ func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *step.Target, fa
 		if err := env.Helpers.Return(ctx, h, vm.Key); err == nil {
 			out[FactHelperReturned] = "true"
 		}
+	}
+	if vm.State == inventory.StateStopped && !env.Policy.StartsStopped() {
+		out[FactAbort] = "the OS disk is back on its VM with its identity verified; the VM was left powered off, as it was found"
+		return out, nil
 	}
 	if env.Provider.Power != nil {
 		if err := retry(ctx, env, func() error { return startVM(ctx, env, vmRef(vm)) }); err != nil {

@@ -56,12 +56,21 @@ func TestRegistry(t *testing.T) {
 // TestStepMarks: the steps that only read are marked read-only, and every
 // step that changes the VM is not.
 func TestStepMarks(t *testing.T) {
-	readOnly := map[string]bool{"recheck": true, "snapshot": true, "verify": true, "verify-identity": true, "prepare": true}
+	readOnly := map[string]bool{"recheck": true, "snapshot": true, "verify": true, "verify-identity": true, "prepare": true, "conclude-stopped": true}
+	stopped := planFixture
+	stopped.State, stopped.Power = inventory.StateStopped, inventory.PowerStopped
+	start := policy.Default()
+	start.StoppedVMs = policy.StoppedStart
 	for _, u := range Default().All() {
-		for _, st := range u.Steps(&planFixture, policy.Default()) {
-			want := readOnly[st.Name] || strings.HasPrefix(st.Name, "wait-")
-			if st.ReadOnly != want {
-				t.Errorf("%s/%s: ReadOnly = %v, want %v", u.Name(), st.Name, st.ReadOnly, want)
+		for _, tg := range []struct {
+			vm  *step.Target
+			pol policy.Policy
+		}{{&planFixture, policy.Default()}, {&stopped, policy.Default()}, {&stopped, start}} {
+			for _, st := range u.Steps(tg.vm, tg.pol) {
+				want := readOnly[st.Name] || strings.HasPrefix(st.Name, "wait-")
+				if st.ReadOnly != want {
+					t.Errorf("%s/%s: ReadOnly = %v, want %v", u.Name(), st.Name, st.ReadOnly, want)
+				}
 			}
 		}
 	}

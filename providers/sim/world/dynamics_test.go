@@ -369,3 +369,52 @@ func TestHiveDamagedStaysBroken(t *testing.T) {
 		t.Fatalf("truth %s console %q", tr, s.Console) // ...but the hive still stops it
 	}
 }
+
+// TestStoppedTruthFollowsItsDisk: a powered-off VM is judged by what its
+// boot disk would boot, as it would at its next start: the bad file on it
+// is a boot loop (even for a VM that would recover after a few boots, and
+// with the safe-boot flag a Safe Mode VM), only a disk without it is
+// healthy, and a VM whose disk is away (on a helper) boots nothing.
+func TestStoppedTruthFollowsItsDisk(t *testing.T) {
+	cases := []struct {
+		name   string
+		spec   func() VMSpec
+		detach bool
+		want   string
+	}{
+		{"bad file", func() VMSpec { return vmSpec("1", img2019, badFile) }, false, TruthBootLoop},
+		{"bad file, recovers after 2 boots", func() VMSpec {
+			v := vmSpec("1", img2019, badFile)
+			v.Condition.RecoverAfterBoots = 2
+			return v
+		}, false, TruthBootLoop},
+		{"bad file and safe-boot flag", func() VMSpec {
+			v := vmSpec("1", img2019, badFile)
+			v.OSDisk.SafeBootFlag = true
+			return v
+		}, false, TruthSafeMode},
+		{"fixed file", func() VMSpec { return vmSpec("1", img2019, goodFile) }, false, TruthHealthy},
+		{"fixed file, damaged hive", func() VMSpec {
+			v := vmSpec("1", img2019, goodFile)
+			v.OSDisk.HiveDamaged = true
+			return v
+		}, false, TruthBootLoop},
+		{"fixed file, disk detached", func() VMSpec { return vmSpec("1", img2019, goodFile) }, true, TruthBootLoop},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := c.spec()
+			v.Power, v.LastBootAt = inventory.PowerStopped, time.Time{}
+			w, clk := load(t, scenario(v))
+			if c.detach {
+				wait(clk, must[Pending](t)(w.DetachDisk(ctx, "sim", "vm-1", "disk-1")))
+			}
+			if tr, _ := w.Truth("vm-1"); tr != c.want {
+				t.Errorf("truth %s, want %s", tr, c.want)
+			}
+			if _, ok := w.HealthySince("vm-1"); ok {
+				t.Error("a powered-off VM counts as healthy since some boot")
+			}
+		})
+	}
+}

@@ -73,3 +73,40 @@ func firstDiff(a, b []byte) string {
 	}
 	return "length differs"
 }
+
+// TestGenerateStoppedClean: the stopped-clean kind is powered off with a
+// sensor directory from before the incident (an older copy of the channel
+// file, which matches the profile's pattern but is not bad, and no bad
+// file), so the world's truth counts it healthy; the stopped kind carries
+// the bad file and is not. The default mix has no stopped-clean VM.
+func TestGenerateStoppedClean(t *testing.T) {
+	mix, err := ParseMix("stopped=50,stopped-clean=50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := mustGen(t, GenOptions{VMs: 40, Seed: 3, Mix: mix})
+	clean := 0
+	for _, v := range w.Export().VMs {
+		if v.Power != "stopped" {
+			t.Fatalf("%s is %s, want stopped", v.ID, v.Power)
+		}
+		bad := false
+		for _, f := range v.OSDisk.Files {
+			bad = bad || !f.ModTime.Before(w.Incident().BadFrom) && f.ModTime.Before(w.Incident().BadUntil)
+		}
+		switch {
+		case bad && v.Truth == TruthHealthy:
+			t.Errorf("%s carries the bad file but its truth is healthy", v.ID)
+		case !bad && v.Truth != TruthHealthy:
+			t.Errorf("%s carries no bad file but its truth is %s", v.ID, v.Truth)
+		case !bad:
+			clean++
+		}
+	}
+	if clean < 10 || clean > 30 {
+		t.Errorf("%d clean stopped VMs of 40, want about 20", clean)
+	}
+	if DefaultMix().StoppedClean != 0 {
+		t.Error("the default mix has stopped-clean VMs: it would change every default world")
+	}
+}

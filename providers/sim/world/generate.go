@@ -25,6 +25,9 @@ type Mix struct {
 	Stopped        float64 `json:"stopped"`         // powered off with the bad file
 	WinRMBlocked   float64 `json:"winrm-blocked"`   // healthy, firewall blocks WinRM
 	BadCredentials float64 `json:"bad-credentials"` // admin password differs (healthy or safe mode)
+	// StoppedClean: powered off before the bad file was published, so its
+	// disk never fetched it (not in the default mix).
+	StoppedClean float64 `json:"stopped-clean"`
 }
 
 // DefaultMixSpec is the default fleet mix, in ParseMix's syntax.
@@ -39,7 +42,7 @@ func DefaultMix() Mix {
 	return m
 }
 
-var mixTerms = []string{"healthy", "boot-loop", "stuck", "safe-mode", "stopped", "winrm-blocked", "bad-credentials"}
+var mixTerms = []string{"healthy", "boot-loop", "stuck", "safe-mode", "stopped", "winrm-blocked", "bad-credentials", "stopped-clean"}
 
 func (m *Mix) field(term string) *float64 {
 	switch term {
@@ -57,6 +60,8 @@ func (m *Mix) field(term string) *float64 {
 		return &m.WinRMBlocked
 	case "bad-credentials":
 		return &m.BadCredentials
+	case "stopped-clean":
+		return &m.StoppedClean
 	}
 	return nil
 }
@@ -344,8 +349,9 @@ func (g *gen) vm(n int, kind string, zones []string, relIdentity map[string]inve
 }
 
 // strike gives VM number n (disk d) the condition and files of kind (a
-// mix term): healthy, looping, stuck, in safe mode, stopped, or with
-// WinRM blocked or bad credentials.
+// mix term): healthy, looping, stuck, in safe mode, stopped (with the bad
+// file, or switched off before it was published), or with WinRM blocked or
+// bad credentials.
 func (g *gen) strike(vsp *VMSpec, d *DiskSpec, n int, kind string) {
 	vs := vsp
 	bad := FileSpec{Name: badFileName, Size: fileSize, ModTime: g.inc.BadFrom, Header: g.inc.Header}
@@ -418,6 +424,12 @@ func (g *gen) strike(vsp *VMSpec, d *DiskSpec, n int, kind string) {
 			vs.Power = inventory.PowerStopped
 			vs.LastBootAt = g.now.Add(-g.between(30*time.Minute, 2*time.Hour)).Truncate(time.Second)
 		}
+	case "stopped-clean":
+		// Switched off before 04:09 UTC: the sensor directory holds only
+		// what it held before the incident.
+		d.Files = others
+		vs.Power = inventory.PowerStopped
+		vs.LastBootAt = g.now.Add(-g.between(24*time.Hour, 30*24*time.Hour)).Truncate(time.Second)
 	case "stuck":
 		looping()
 		k := calib.StuckAfter[0] + g.rng.IntN(calib.StuckAfter[1]-calib.StuckAfter[0]+1)
