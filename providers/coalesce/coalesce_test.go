@@ -1,9 +1,11 @@
 package coalesce
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -141,6 +143,95 @@ func TestObserverCanonicalBatches(t *testing.T) {
 			}
 		})
 	}
+}
+
+// timedCall is a merged call's VMs and the virtual instant it was made at.
+type timedCall struct {
+	at  time.Duration // since the test began
+	ids []string
+}
+
+// TestObserverCanonicalOverflow: on virtual time, when the callers of one
+// instant ask about more than MaxBatch VMs, which VMs go in which merged
+// call, and when, does not depend on the order the callers ran in: full
+// batches are cut at once from the callers ordered by instant and VM, the
+// rest waits for the window's end with the callers that came later.
+func TestObserverCanonicalOverflow(t *testing.T) {
+	const burst = 2*MaxBatch + 50 // callers at the first instant, one VM each
+	id := func(i int) string { return fmt.Sprintf("vm-%04d", i) }
+	ids := func(from, to int) []string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, "a/"+id(i))
+		}
+		return out
+	}
+	// A caller one second later asks about a VM that sorts first: it
+	// joins the remainder, after the burst's callers.
+	rest := append([]string{"a/" + id(-1)}, ids(2*MaxBatch, burst)...)
+	slices.Sort(rest)
+	want := []timedCall{
+		{at: clock.Settle, ids: ids(0, MaxBatch)},
+		{at: clock.Settle, ids: ids(MaxBatch, 2*MaxBatch)},
+		{at: DefaultWindow, ids: rest},
+	}
+	for _, seed := range []uint64{1, 2, 3, 4} {
+		t.Run(fmt.Sprintf("order %d", seed), func(t *testing.T) {
+			order := rand.New(rand.NewPCG(seed, 0)).Perm(burst)
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				var mu sync.Mutex
+				var got []timedCall
+				next := observerFunc(func(vms []providers.VMRef) map[string]inventory.Signals {
+					c := timedCall{at: time.Since(start)}
+					out := map[string]inventory.Signals{}
+					for _, v := range vms {
+						c.ids = append(c.ids, v.Zone+"/"+v.ID)
+						out[v.ID] = inventory.Signals{Console: v.ID}
+					}
+					mu.Lock()
+					got = append(got, c)
+					mu.Unlock()
+					return out
+				})
+				o := NewObserver(next, clock.Real{}, 0) // inside the bubble: virtual time
+				var wg sync.WaitGroup
+				ask := func(vm string) {
+					s, err := o.Observe(context.Background(), []providers.VMRef{{ID: vm, Zone: "a"}})
+					if err != nil || s[vm].Console != vm {
+						t.Errorf("%s: got %v, %v", vm, s, err)
+					}
+				}
+				for _, i := range order {
+					wg.Go(func() { ask(id(i)) })
+				}
+				wg.Go(func() {
+					time.Sleep(time.Second)
+					ask(id(-1))
+				})
+				wg.Wait()
+				slices.SortFunc(got, func(a, b timedCall) int {
+					return cmp.Or(cmp.Compare(a.at, b.at), slices.Compare(a.ids, b.ids))
+				})
+				if len(got) != len(want) {
+					t.Fatalf("%d calls, want %d", len(got), len(want))
+				}
+				for i := range want {
+					if got[i].at != want[i].at || !slices.Equal(got[i].ids, want[i].ids) {
+						t.Errorf("call %d: at %v with %d VMs (%v…), want at %v with %d VMs (%v…)",
+							i, got[i].at, len(got[i].ids), got[i].ids[0], want[i].at, len(want[i].ids), want[i].ids[0])
+					}
+				}
+			})
+		})
+	}
+}
+
+// observerFunc is a providers.Observer that answers with a function.
+type observerFunc func([]providers.VMRef) map[string]inventory.Signals
+
+func (f observerFunc) Observe(_ context.Context, vms []providers.VMRef) (map[string]inventory.Signals, error) {
+	return f(vms), nil
 }
 
 // screenObserver is a countingObserver that also reads screens.

@@ -16,7 +16,10 @@
 // first is creating); different groups never wait for each other. VMs
 // leasing at one instant of the clock take their turns in order of VM
 // key, not in the order their goroutines ran (internal/ctxlock.Ordered),
-// so which VM gets which helper replays exactly on virtual time.
+// and a slot returned at an instant is free for the leases decided from
+// the next instant on (a lease decided at the very instant of a Return
+// would see it or not by goroutine order), so which VM gets which helper
+// replays exactly on virtual time.
 //
 // The pool holds no secret and logs nothing.
 package helperpool
@@ -29,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/ctxlock"
@@ -97,6 +101,26 @@ type entry struct {
 	ref    providers.VMRef
 	index  int // pool index, -1 when adopted from a hint and not yet known
 	leases map[string]bool
+	// returned are slots given back, by VM key, with the instant: each
+	// still counts as taken for a lease decided at that instant (see
+	// busyLocked).
+	returned map[string]time.Time
+}
+
+func newEntry(ref providers.VMRef, index int) *entry {
+	return &entry{ref: ref, index: index, leases: map[string]bool{}, returned: map[string]time.Time{}}
+}
+
+// busyLocked counts e's slots taken for a lease decided at now: those
+// leased, and those returned at now. Slots returned earlier are forgotten.
+// Caller holds p.mu.
+func (e *entry) busyLocked(now time.Time) int {
+	for k, at := range e.returned {
+		if at.Before(now) {
+			delete(e.returned, k)
+		}
+	}
+	return len(e.leases) + len(e.returned)
 }
 
 // New returns a pool over h. It fails when RunID is empty or h is nil.
@@ -179,7 +203,7 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 			p.mu.Lock()
 			e := p.findLocked(g, hint)
 			if e == nil {
-				e = &entry{ref: providers.VMRef{ID: hint, Zone: zone}, index: -1, leases: map[string]bool{}}
+				e = newEntry(providers.VMRef{ID: hint, Zone: zone}, -1)
 				g.entries = append(g.entries, e)
 			}
 			p.takeLocked(e, vmKey)
@@ -189,8 +213,9 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 	}
 
 	p.mu.Lock()
+	now := p.opts.Clock.Now()
 	for _, e := range g.entries {
-		if len(e.leases) < p.opts.PerHelper {
+		if e.busyLocked(now) < p.opts.PerHelper {
 			p.takeLocked(e, vmKey)
 			p.mu.Unlock()
 			return e.ref, nil
@@ -220,12 +245,12 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 		p.mu.Lock()
 		e := p.findLocked(g, ref.ID)
 		if e == nil {
-			e = &entry{ref: ref, index: idx, leases: map[string]bool{}}
+			e = newEntry(ref, idx)
 			g.entries = append(g.entries, e)
 		} else {
 			e.index, e.ref = idx, ref
 		}
-		if len(e.leases) < p.opts.PerHelper {
+		if e.busyLocked(p.opts.Clock.Now()) < p.opts.PerHelper {
 			p.takeLocked(e, vmKey)
 			p.mu.Unlock()
 			return e.ref, nil
@@ -254,7 +279,7 @@ func (p *Pool) leaseFresh(ctx context.Context, g *group, vmKey string) (provider
 	defer p.mu.Unlock()
 	e := p.findLocked(g, ref.ID)
 	if e == nil {
-		e = &entry{ref: ref, index: -1, leases: map[string]bool{}}
+		e = newEntry(ref, -1)
 		g.entries = append(g.entries, e)
 	}
 	p.takeLocked(e, vmKey)
@@ -294,21 +319,26 @@ func (p *Pool) findLocked(g *group, id string) *entry {
 	return nil
 }
 
-// takeLocked reserves a slot of e for vmKey. Caller holds p.mu.
+// takeLocked reserves a slot of e for vmKey (taking back its own slot if
+// vmKey returned one to e at this instant). Caller holds p.mu.
 func (p *Pool) takeLocked(e *entry, vmKey string) {
+	delete(e.returned, vmKey)
 	e.leases[vmKey] = true
 	p.leases[vmKey] = e
 }
 
-// Return implements step.HelperPool: it frees vmKey's slot. Idempotent:
-// returning a slot not held (or on a helper the pool does not know) is
-// fine. It never touches the cloud.
+// Return implements step.HelperPool: it frees vmKey's slot, for the
+// leases decided from the next instant of the clock on (a lease decided
+// at this very instant still finds it taken, whichever of the two
+// goroutines ran first). Idempotent: returning a slot not held (or on a
+// helper the pool does not know) is fine. It never touches the cloud.
 func (p *Pool) Return(_ context.Context, helper providers.VMRef, vmKey string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e := p.leases[vmKey]; e != nil && (helper.ID == "" || e.ref.ID == helper.ID) {
 		delete(e.leases, vmKey)
 		delete(p.leases, vmKey)
+		e.returned[vmKey] = p.opts.Clock.Now()
 	}
 	return nil
 }

@@ -443,3 +443,57 @@ func TestSameInstantLeasesByKey(t *testing.T) {
 		})
 	}
 }
+
+// TestReturnSeenFromTheNextInstant: on virtual time, a slot returned at
+// the instant a lease is decided is not leased to it (whether the Return's
+// goroutine ran before the decision or after), and is leased from the next
+// instant on. Here the Return runs first, deterministically: vm-b waits
+// for the group's lock while vm-c creates a helper, and vm-c's helper is
+// answered only after vm-a returned its slot, at the same instant.
+func TestReturnSeenFromTheNextInstant(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		p, err := New(f, Options{RunID: "run-1", PerHelper: 1, Clock: clock.Real{}}) // virtual time
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		ha, err := p.Lease(ctx, "z1", win, "vm-a", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		block := make(chan struct{})
+		f.mu.Lock()
+		f.block["z1"] = block
+		f.mu.Unlock()
+		got := map[string]string{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		lease := func(k string) {
+			h, err := p.Lease(ctx, "z1", win, k, "")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			got[k] = h.ID
+			mu.Unlock()
+		}
+		wg.Go(func() { lease("vm-c") }) // holds the lock, creating helper 2
+		time.Sleep(time.Second)
+		wg.Go(func() { lease("vm-b") }) // waits for the lock
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if err := p.Return(ctx, ha, "vm-a"); err != nil {
+			t.Fatal(err)
+		}
+		close(block) // vm-c's helper is made; vm-b's lease is decided now
+		wg.Wait()
+		time.Sleep(time.Second)
+		lease("vm-d") // the next instants: vm-a's slot is free
+		want := map[string]string{"vm-c": "helper-2", "vm-b": "helper-3", "vm-d": ha.ID}
+		if !maps.Equal(got, want) {
+			t.Errorf("leases %v, want %v", got, want)
+		}
+	})
+}
