@@ -25,80 +25,82 @@ import (
 )
 
 func TestHappyPathWaves(t *testing.T) {
-	h := newHarness(t)
-	p := fleet{id: "happy", acts: 11, accounts: 2, healthy: 2, manual: 1, canary: 3, waveSize: 4, total: 3, perAccount: 2}.build(t)
-	rr := newFake(policy.RebootRetry, nil, "recheck", "restart-1")
-	hm := newFake(policy.HelperMount, nil, "snapshot")
-	rel := &releaser{}
-	o := h.opts(p, rr, hm)
-	o.Helpers = rel
-	res, err := Run(context.Background(), p, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Status != RunDone || res.Fixed != 11 || res.FixedBy[policy.RebootRetry] != 11 || res.UntouchedHealthy != 2 ||
-		res.Manual != 1 || res.Flagged != 0 || res.Failed != 0 || res.Pending != 0 {
-		t.Errorf("result %+v", res)
-	}
-	if res.Elapsed <= 0 || res.RunID != "happy" {
-		t.Errorf("elapsed %v, run %q", res.Elapsed, res.RunID)
-	}
-	if hm.sum("snapshot") != 0 || rr.sum("restart-1") != 11 {
-		t.Errorf("calls: restart %d, snapshot %d", rr.sum("restart-1"), hm.sum("snapshot"))
-	}
-	if rr.maxAccount > 2 || rr.maxT > 3 {
-		t.Errorf("concurrency: %d per account (max 2), %d total (max 3)", rr.maxAccount, rr.maxT)
-	}
-	if rel.calls.Load() != 1 {
-		t.Errorf("ReleaseAll called %d times", rel.calls.Load())
-	}
-	// The canary finished before anything else started; the other waves
-	// flow, each account's VMs in wave order (accounts' dispatchers race
-	// for the run-wide slots, so the order across accounts may vary).
-	evs, err := h.j.Events(context.Background(), "happy", journal.EventFilter{Kinds: []string{EvWaveStarted, EvWaveFinished, EvVMStarted}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var order []string
-	byAccount := map[string][]int{}
-	for _, e := range evs {
-		if e.Kind == EvVMStarted {
-			vm := p.VMs[indexOf(p, e.VMKey)]
-			byAccount[vm.Account] = append(byAccount[vm.Account], vm.Wave)
-			if vm.Wave > 1 {
-				order = append(order, "vm:2+")
-				continue
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "happy", acts: 11, accounts: 2, healthy: 2, manual: 1, canary: 3, waveSize: 4, total: 3, perAccount: 2}.build(t)
+		rr := newFake(policy.RebootRetry, nil, "recheck", "restart-1")
+		hm := newFake(policy.HelperMount, nil, "snapshot")
+		rel := &releaser{}
+		o := h.opts(p, rr, hm)
+		o.Helpers = rel
+		res, err := Run(context.Background(), p, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != RunDone || res.Fixed != 11 || res.FixedBy[policy.RebootRetry] != 11 || res.UntouchedHealthy != 2 ||
+			res.Manual != 1 || res.Flagged != 0 || res.Failed != 0 || res.Pending != 0 {
+			t.Errorf("result %+v", res)
+		}
+		if res.Elapsed <= 0 || res.RunID != "happy" {
+			t.Errorf("elapsed %v, run %q", res.Elapsed, res.RunID)
+		}
+		if hm.sum("snapshot") != 0 || rr.sum("restart-1") != 11 {
+			t.Errorf("calls: restart %d, snapshot %d", rr.sum("restart-1"), hm.sum("snapshot"))
+		}
+		if rr.maxAccount > 2 || rr.maxT > 3 {
+			t.Errorf("concurrency: %d per account (max 2), %d total (max 3)", rr.maxAccount, rr.maxT)
+		}
+		if rel.calls.Load() != 1 {
+			t.Errorf("ReleaseAll called %d times", rel.calls.Load())
+		}
+		// The canary finished before anything else started; the other waves
+		// flow, each account's VMs in wave order (accounts' dispatchers race
+		// for the run-wide slots, so the order across accounts may vary).
+		evs, err := h.j.Events(context.Background(), "happy", journal.EventFilter{Kinds: []string{EvWaveStarted, EvWaveFinished, EvVMStarted}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		byAccount := map[string][]int{}
+		for _, e := range evs {
+			if e.Kind == EvVMStarted {
+				vm := p.VMs[indexOf(p, e.VMKey)]
+				byAccount[vm.Account] = append(byAccount[vm.Account], vm.Wave)
+				if vm.Wave > 1 {
+					order = append(order, "vm:2+")
+					continue
+				}
+				order = append(order, "vm:1")
+			} else {
+				order = append(order, e.Kind)
 			}
-			order = append(order, "vm:1")
-		} else {
-			order = append(order, e.Kind)
 		}
-	}
-	want := "wave.started vm:1 vm:1 vm:1 wave.finished wave.started vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ wave.finished"
-	if strings.Join(order, " ") != want {
-		t.Errorf("order:\n %s\nwant\n %s", strings.Join(order, " "), want)
-	}
-	for a, waves := range byAccount {
-		if !slices.IsSorted(waves) {
-			t.Errorf("account %s started its VMs in waves %v, want wave order", a, waves)
+		want := "wave.started vm:1 vm:1 vm:1 wave.finished wave.started vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ wave.finished"
+		if strings.Join(order, " ") != want {
+			t.Errorf("order:\n %s\nwant\n %s", strings.Join(order, " "), want)
 		}
-	}
-	if v := h.vm("happy", "t/a0/man00"); v.Status != StatusFlagged || !strings.Contains(v.Reason, "check the console") {
-		t.Errorf("manual VM %+v", v)
-	}
-	// Status rebuilds the same result from the journal alone.
-	st, err := Status(context.Background(), h.j, "happy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(st, res) {
-		t.Errorf("Status differs from Run:\n%+v\n%+v", st, res)
-	}
-	// Running a finished plan again does nothing.
-	res2, err := Run(context.Background(), p, o)
-	if err != nil || res2.Fixed != 11 || rr.sum("restart-1") != 11 {
-		t.Errorf("rerun: %v, fixed %d, restarts %d", err, res2.Fixed, rr.sum("restart-1"))
-	}
+		for a, waves := range byAccount {
+			if !slices.IsSorted(waves) {
+				t.Errorf("account %s started its VMs in waves %v, want wave order", a, waves)
+			}
+		}
+		if v := h.vm("happy", "t/a0/man00"); v.Status != StatusFlagged || !strings.Contains(v.Reason, "check the console") {
+			t.Errorf("manual VM %+v", v)
+		}
+		// Status rebuilds the same result from the journal alone.
+		st, err := Status(context.Background(), h.j, "happy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(st, res) {
+			t.Errorf("Status differs from Run:\n%+v\n%+v", st, res)
+		}
+		// Running a finished plan again does nothing.
+		res2, err := Run(context.Background(), p, o)
+		if err != nil || res2.Fixed != 11 || rr.sum("restart-1") != 11 {
+			t.Errorf("rerun: %v, fixed %d, restarts %d", err, res2.Fixed, rr.sum("restart-1"))
+		}
+	})
 }
 
 func indexOf(p *plan.Plan, key string) int {
@@ -115,74 +117,78 @@ type releaser struct{ calls atomic.Int32 }
 func (r *releaser) ReleaseAll(ctx context.Context, keep bool) error { r.calls.Add(1); return nil }
 
 func TestCanaryBrake(t *testing.T) {
-	h := newHarness(t)
-	p := fleet{id: "canary", acts: 8, canary: 3, waveSize: 5, total: 4, perAccount: 4, threshold: 0.3}.build(t)
-	fail := true
-	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		if name == "restart-1" && fail && p.VMs[indexOf(p, vm)].Wave == 1 && vm != "t/a0/vm00" {
-			return nil, step.Flag("restart did not help and the console shows a disk error: look at it")
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "canary", acts: 8, canary: 3, waveSize: 5, total: 4, perAccount: 4, threshold: 0.3}.build(t)
+		fail := true
+		rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			if name == "restart-1" && fail && p.VMs[indexOf(p, vm)].Wave == 1 && vm != "t/a0/vm00" {
+				return nil, step.Flag("restart did not help and the console shows a disk error: look at it")
+			}
+			return nil, nil
+		}, "recheck", "restart-1")
+		o := h.opts(p, rr)
+		res, err := Run(context.Background(), p, o)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil, nil
-	}, "recheck", "restart-1")
-	o := h.opts(p, rr)
-	res, err := Run(context.Background(), p, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Status != RunPausedCanary || res.Flagged != 2 || res.Fixed != 1 || res.Pending != 5 {
-		t.Fatalf("result %+v", res)
-	}
-	if !strings.Contains(res.Message, "2 of the 3") {
-		t.Errorf("message %q", res.Message)
-	}
-	for _, v := range p.Waves[1].VMs {
-		if rr.count(v, "recheck") != 0 {
-			t.Errorf("VM %s of wave 2 was started after the canary failed", v)
+		if res.Status != RunPausedCanary || res.Flagged != 2 || res.Fixed != 1 || res.Pending != 5 {
+			t.Fatalf("result %+v", res)
 		}
-	}
-	// Resuming a brake-paused run needs Continue.
-	if _, err := Run(context.Background(), p, o); err == nil || !strings.Contains(err.Error(), "--continue") {
-		t.Fatalf("resume without Continue: %v", err)
-	}
-	o.Continue = true
-	fail = false
-	res, err = Run(context.Background(), p, o)
-	if err != nil || res.Status != RunDone || res.Fixed != 6 || res.Flagged != 2 {
-		t.Fatalf("continue: %v %+v", err, res)
-	}
-	if rr.count("t/a0/vm01", "restart-1") != 1 {
-		t.Errorf("flagged canary VM redone")
-	}
+		if !strings.Contains(res.Message, "2 of the 3") {
+			t.Errorf("message %q", res.Message)
+		}
+		for _, v := range p.Waves[1].VMs {
+			if rr.count(v, "recheck") != 0 {
+				t.Errorf("VM %s of wave 2 was started after the canary failed", v)
+			}
+		}
+		// Resuming a brake-paused run needs Continue.
+		if _, err := Run(context.Background(), p, o); err == nil || !strings.Contains(err.Error(), "--continue") {
+			t.Fatalf("resume without Continue: %v", err)
+		}
+		o.Continue = true
+		fail = false
+		res, err = Run(context.Background(), p, o)
+		if err != nil || res.Status != RunDone || res.Fixed != 6 || res.Flagged != 2 {
+			t.Fatalf("continue: %v %+v", err, res)
+		}
+		if rr.count("t/a0/vm01", "restart-1") != 1 {
+			t.Errorf("flagged canary VM redone")
+		}
+	})
 }
 
 func TestFailureBrake(t *testing.T) {
-	h := newHarness(t)
-	p := fleet{id: "brake", acts: 20, canary: 2, waveSize: 18, total: 1, perAccount: 1, threshold: 0.5}.build(t)
-	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		if name == "restart-1" && p.VMs[indexOf(p, vm)].Wave > 1 {
-			return nil, errors.New("restart refused: permanent error")
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "brake", acts: 20, canary: 2, waveSize: 18, total: 1, perAccount: 1, threshold: 0.5}.build(t)
+		rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			if name == "restart-1" && p.VMs[indexOf(p, vm)].Wave > 1 {
+				return nil, errors.New("restart refused: permanent error")
+			}
+			return nil, nil
+		}, "recheck", "restart-1")
+		hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			return nil, step.Fail("no helper image")
+		}, "snapshot")
+		o := h.opts(p, rr, hm)
+		res, err := Run(context.Background(), p, o)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil, nil
-	}, "recheck", "restart-1")
-	hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		return nil, step.Fail("no helper image")
-	}, "snapshot")
-	o := h.opts(p, rr, hm)
-	res, err := Run(context.Background(), p, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Concurrency 1: the brake trips on the 5th bad VM after the canary.
-	if res.Status != RunPausedBrake || res.Fixed != 2 || res.Flagged != 5 || res.Surprises != 5 || res.Pending != 13 {
-		t.Fatalf("result %+v", res)
-	}
-	if h.kinds()[EvBrakeTripped] != 1 {
-		t.Errorf("brake events: %v", h.kinds())
-	}
-	v := h.vm("brake", "t/a0/vm02")
-	if !strings.Contains(v.Reason, "reboot-retry: step restart-1") || !strings.Contains(v.Reason, "helper-mount: step snapshot: strategy failed: no helper image") {
-		t.Errorf("flagged reason %q", v.Reason)
-	}
+		// Concurrency 1: the brake trips on the 5th bad VM after the canary.
+		if res.Status != RunPausedBrake || res.Fixed != 2 || res.Flagged != 5 || res.Surprises != 5 || res.Pending != 13 {
+			t.Fatalf("result %+v", res)
+		}
+		if h.kinds()[EvBrakeTripped] != 1 {
+			t.Errorf("brake events: %v", h.kinds())
+		}
+		v := h.vm("brake", "t/a0/vm02")
+		if !strings.Contains(v.Reason, "reboot-retry: step restart-1") || !strings.Contains(v.Reason, "helper-mount: step snapshot: strategy failed: no helper image") {
+			t.Errorf("flagged reason %q", v.Reason)
+		}
+	})
 }
 
 // TestCanaryPassesEarly: once the canary cannot fail whatever its last
@@ -244,68 +250,72 @@ func TestCanaryPassesEarly(t *testing.T) {
 // failure brake does not count: the run finishes; the summary counts them
 // apart from surprises.
 func TestBrakeCountsSurprisesOnly(t *testing.T) {
-	h := newHarness(t)
-	p := fleet{id: "nopath", acts: 20, canary: 2, waveSize: 18, total: 1, perAccount: 1, threshold: 0.5}.build(t)
-	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		if name == "restart-1" && p.VMs[indexOf(p, vm)].Wave > 1 {
-			return nil, step.Fail("still boot-looping after 1 restart")
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "nopath", acts: 20, canary: 2, waveSize: 18, total: 1, perAccount: 1, threshold: 0.5}.build(t)
+		rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			if name == "restart-1" && p.VMs[indexOf(p, vm)].Wave > 1 {
+				return nil, step.Fail("still boot-looping after 1 restart")
+			}
+			return nil, nil
+		}, "recheck", "restart-1")
+		hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			return nil, step.Fail("no helper image")
+		}, "snapshot")
+		res, err := Run(context.Background(), p, h.opts(p, rr, hm))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil, nil
-	}, "recheck", "restart-1")
-	hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		return nil, step.Fail("no helper image")
-	}, "snapshot")
-	res, err := Run(context.Background(), p, h.opts(p, rr, hm))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Status != RunDone || res.Fixed != 2 || res.NoPath != 18 || res.Surprises != 0 || res.Pending != 0 {
-		t.Fatalf("result %+v, want done with 2 fixed and 18 no-path", res)
-	}
-	if h.kinds()[EvBrakeTripped] != 0 {
-		t.Errorf("the brake tripped on expected ends: %v", h.kinds())
-	}
-	if v := h.vm("nopath", "t/a0/vm02"); Reason(v.Code) != ReasonNoPath || Reason(v.Code).Outcome() != OutcomeNoPath {
-		t.Errorf("vm02: code %q, want %q", v.Code, ReasonNoPath)
-	}
+		if res.Status != RunDone || res.Fixed != 2 || res.NoPath != 18 || res.Surprises != 0 || res.Pending != 0 {
+			t.Fatalf("result %+v, want done with 2 fixed and 18 no-path", res)
+		}
+		if h.kinds()[EvBrakeTripped] != 0 {
+			t.Errorf("the brake tripped on expected ends: %v", h.kinds())
+		}
+		if v := h.vm("nopath", "t/a0/vm02"); Reason(v.Code) != ReasonNoPath || Reason(v.Code).Outcome() != OutcomeNoPath {
+			t.Errorf("vm02: code %q, want %q", v.Code, ReasonNoPath)
+		}
+	})
 }
 
 func TestBreakerRidesOutOutage(t *testing.T) {
-	h := newHarness(t)
-	p := fleet{id: "outage", acts: 12, canary: 2, waveSize: 10, total: 6, perAccount: 6}.build(t)
-	var outageEnd atomic.Int64
-	var calls atomic.Int64
-	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		calls.Add(1)
-		if name == "restart-1" && outageEnd.Load() == 0 && p.VMs[indexOf(p, vm)].Wave == 2 {
-			outageEnd.Store(h.clk.Now().Add(20 * time.Minute).UnixNano()) // the outage starts now
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "outage", acts: 12, canary: 2, waveSize: 10, total: 6, perAccount: 6}.build(t)
+		var outageEnd atomic.Int64
+		var calls atomic.Int64
+		rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			calls.Add(1)
+			if name == "restart-1" && outageEnd.Load() == 0 && p.VMs[indexOf(p, vm)].Wave == 2 {
+				outageEnd.Store(h.clk.Now().Add(20 * time.Minute).UnixNano()) // the outage starts now
+			}
+			if end := outageEnd.Load(); end != 0 && h.clk.Now().UnixNano() < end {
+				return nil, providers.Errorf(providers.ErrUnavailable, "Restart", "vm "+vm, "503 Service Unavailable")
+			}
+			return nil, nil
+		}, "recheck", "restart-1", "verify")
+		o := h.opts(p, rr)
+		o.Retry.MaxAttempts = 4
+		res, err := Run(context.Background(), p, o)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if end := outageEnd.Load(); end != 0 && h.clk.Now().UnixNano() < end {
-			return nil, providers.Errorf(providers.ErrUnavailable, "Restart", "vm "+vm, "503 Service Unavailable")
+		if res.Status != RunDone || res.Fixed != 12 || res.Failed != 0 || res.Flagged != 0 {
+			t.Fatalf("result %+v", res)
 		}
-		return nil, nil
-	}, "recheck", "restart-1", "verify")
-	o := h.opts(p, rr)
-	o.Retry.MaxAttempts = 4
-	res, err := Run(context.Background(), p, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Status != RunDone || res.Fixed != 12 || res.Failed != 0 || res.Flagged != 0 {
-		t.Fatalf("result %+v", res)
-	}
-	if res.BreakerOpenings < 1 {
-		t.Errorf("breaker never opened: %+v", res)
-	}
-	k := h.kinds()
-	if k[EvBreakerOpen] < 1 || k[EvBreakerClosed] < 1 || k[EvStrategyFailed] != 0 {
-		t.Errorf("events %v", k)
-	}
-	// The breaker kept calls down during a 20-minute outage: far fewer
-	// than six workers retrying freely every few seconds would make.
-	if n := calls.Load(); n > 200 {
-		t.Errorf("%d step calls during the outage", n)
-	}
+		if res.BreakerOpenings < 1 {
+			t.Errorf("breaker never opened: %+v", res)
+		}
+		k := h.kinds()
+		if k[EvBreakerOpen] < 1 || k[EvBreakerClosed] < 1 || k[EvStrategyFailed] != 0 {
+			t.Errorf("events %v", k)
+		}
+		// The breaker kept calls down during a 20-minute outage: far fewer
+		// than six workers retrying freely every few seconds would make.
+		if n := calls.Load(); n > 200 {
+			t.Errorf("%d step calls during the outage", n)
+		}
+	})
 }
 
 // TestThrottleShrinksWindow: a throttled step is retried without using up
@@ -463,237 +473,251 @@ func TestFallbackAndAbort(t *testing.T) {
 }
 
 func TestHealthyAttribution(t *testing.T) {
-	h := newHarness(t)
-	p := fleet{id: "healthy", acts: 3, canary: 3, total: 3, perAccount: 3}.build(t)
-	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		switch {
-		case vm == "t/a0/vm00" && name == "recheck": // recovered on its own
-			return nil, step.ErrHealthy
-		case vm == "t/a0/vm01" && name == "recheck-2": // healthy after a restart
-			return nil, fmt.Errorf("probe: %w", step.ErrHealthy)
-		case vm == "t/a0/vm02" && name == "restart-1":
-			return nil, step.Fail("restart refused")
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "healthy", acts: 3, canary: 3, total: 3, perAccount: 3}.build(t)
+		rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			switch {
+			case vm == "t/a0/vm00" && name == "recheck": // recovered on its own
+				return nil, step.ErrHealthy
+			case vm == "t/a0/vm01" && name == "recheck-2": // healthy after a restart
+				return nil, fmt.Errorf("probe: %w", step.ErrHealthy)
+			case vm == "t/a0/vm02" && name == "restart-1":
+				return nil, step.Fail("restart refused")
+			}
+			return nil, nil
+		}, "recheck", "restart-1", "recheck-2", "more")
+		hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			return nil, step.ErrHealthy // healthy after reboot-retry's restart attempt and abort
+		}, "recheck")
+		o := h.opts(p, rr, hm)
+		rr.readOnlyStep = func(name string) bool { return strings.HasPrefix(name, "recheck") }
+		res, err := Run(context.Background(), p, o)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil, nil
-	}, "recheck", "restart-1", "recheck-2", "more")
-	hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		return nil, step.ErrHealthy // healthy after reboot-retry's restart attempt and abort
-	}, "recheck")
-	o := h.opts(p, rr, hm)
-	rr.readOnlyStep = func(name string) bool { return strings.HasPrefix(name, "recheck") }
-	res, err := Run(context.Background(), p, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		key      string
-		status   journal.VMStatus
-		strategy policy.Strategy
-	}{
-		{"t/a0/vm00", StatusSkippedHealthy, policy.RebootRetry},
-		{"t/a0/vm01", StatusFixed, policy.RebootRetry},
-		{"t/a0/vm02", StatusFixed, policy.HelperMount}, // the abort ended ok: the VM was acted on
-	} {
-		v := h.vm("healthy", c.key)
-		if v.Status != c.status || policy.Strategy(v.Strategy) != c.strategy {
-			t.Errorf("%s: %s by %s, want %s by %s", c.key, v.Status, v.Strategy, c.status, c.strategy)
+		for _, c := range []struct {
+			key      string
+			status   journal.VMStatus
+			strategy policy.Strategy
+		}{
+			{"t/a0/vm00", StatusSkippedHealthy, policy.RebootRetry},
+			{"t/a0/vm01", StatusFixed, policy.RebootRetry},
+			{"t/a0/vm02", StatusFixed, policy.HelperMount}, // the abort ended ok: the VM was acted on
+		} {
+			v := h.vm("healthy", c.key)
+			if v.Status != c.status || policy.Strategy(v.Strategy) != c.strategy {
+				t.Errorf("%s: %s by %s, want %s by %s", c.key, v.Status, v.Strategy, c.status, c.strategy)
+			}
 		}
-	}
-	if rr.count("t/a0/vm00", "restart-1") != 0 || rr.count("t/a0/vm01", "more") != 0 {
-		t.Errorf("a healthy VM was touched")
-	}
-	if res.SkippedHealthy != 1 || res.Fixed != 2 {
-		t.Errorf("result %+v", res)
-	}
+		if rr.count("t/a0/vm00", "restart-1") != 0 || rr.count("t/a0/vm01", "more") != 0 {
+			t.Errorf("a healthy VM was touched")
+		}
+		if res.SkippedHealthy != 1 || res.Fixed != 2 {
+			t.Errorf("result %+v", res)
+		}
+	})
 }
 
 func TestResumeAfterCancel(t *testing.T) {
-	h := newHarness(t)
-	p := fleet{id: "resume", acts: 6, canary: 2, waveSize: 4, total: 2, perAccount: 2}.build(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	block := make(chan struct{})
-	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		if vm == "t/a0/vm03" && name == "restart-1" && n == 1 {
-			cancel() // the operator presses Ctrl-C while this step runs
-			<-block
-			return nil, context.Canceled
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "resume", acts: 6, canary: 2, waveSize: 4, total: 2, perAccount: 2}.build(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		block := make(chan struct{})
+		rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			if vm == "t/a0/vm03" && name == "restart-1" && n == 1 {
+				cancel() // the operator presses Ctrl-C while this step runs
+				<-block
+				return nil, context.Canceled
+			}
+			return step.Facts{step.Fact(name): vm}, nil
+		}, "recheck", "restart-1", "verify")
+		o := h.opts(p, rr)
+		go func() { <-ctx.Done(); close(block) }()
+		res, err := Run(ctx, p, o)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run: %v, want context.Canceled", err)
 		}
-		return step.Facts{step.Fact(name): vm}, nil
-	}, "recheck", "restart-1", "verify")
-	o := h.opts(p, rr)
-	go func() { <-ctx.Done(); close(block) }()
-	res, err := Run(ctx, p, o)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run: %v, want context.Canceled", err)
-	}
-	if res.Status != RunPausedInterrupt || res.Fixed < 2 {
-		t.Fatalf("result %+v", res)
-	}
-	before := map[string]int{}
-	for _, v := range p.VMs {
-		before[v.Key+"/recheck"] = rr.count(v.Key, "recheck")
-		before[v.Key+"/verify"] = rr.count(v.Key, "verify")
-	}
-	res, err = Run(context.Background(), p, o)
-	if err != nil || res.Status != RunDone || res.Fixed != 6 {
-		t.Fatalf("resume: %v %+v", err, res)
-	}
-	for _, v := range p.VMs {
-		k := v.Key
-		if rr.count(k, "recheck") != 1 || rr.count(k, "verify") != 1 {
-			t.Errorf("%s: recheck %d verify %d, want 1 each", k, rr.count(k, "recheck"), rr.count(k, "verify"))
+		if res.Status != RunPausedInterrupt || res.Fixed < 2 {
+			t.Fatalf("result %+v", res)
 		}
-	}
-	if rr.count("t/a0/vm03", "restart-1") != 2 {
-		t.Errorf("interrupted step ran %d times, want 2", rr.count("t/a0/vm03", "restart-1"))
-	}
-	if k := h.kinds(); k[EvRunResumed] != 1 || k[EvVMResumed] < 1 {
-		t.Errorf("events %v", k)
-	}
+		before := map[string]int{}
+		for _, v := range p.VMs {
+			before[v.Key+"/recheck"] = rr.count(v.Key, "recheck")
+			before[v.Key+"/verify"] = rr.count(v.Key, "verify")
+		}
+		res, err = Run(context.Background(), p, o)
+		if err != nil || res.Status != RunDone || res.Fixed != 6 {
+			t.Fatalf("resume: %v %+v", err, res)
+		}
+		for _, v := range p.VMs {
+			k := v.Key
+			if rr.count(k, "recheck") != 1 || rr.count(k, "verify") != 1 {
+				t.Errorf("%s: recheck %d verify %d, want 1 each", k, rr.count(k, "recheck"), rr.count(k, "verify"))
+			}
+		}
+		if rr.count("t/a0/vm03", "restart-1") != 2 {
+			t.Errorf("interrupted step ran %d times, want 2", rr.count("t/a0/vm03", "restart-1"))
+		}
+		if k := h.kinds(); k[EvRunResumed] != 1 || k[EvVMResumed] < 1 {
+			t.Errorf("events %v", k)
+		}
+	})
 }
 
 func TestResumeBegunNeverEnded(t *testing.T) {
-	h := newHarness(t)
-	ctx := context.Background()
-	p := fleet{id: "crash", acts: 2, canary: 2, total: 2, perAccount: 2}.build(t)
-	// A previous process journaled recheck (ok, with a fact) and began
-	// restart-1, then died.
-	var doc bytes.Buffer
-	if err := plan.Write(&doc, p); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.j.CreateRun(ctx, journal.Run{ID: "crash", PlanID: "crash", PlanJSON: doc.Bytes(), CreatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
-	key := p.VMs[0].Key
-	id, err := h.j.BeginStep(ctx, journal.StepIntent{RunID: "crash", VMKey: key, Strategy: "reboot-retry", Step: "recheck", Attempt: 1, At: t0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.j.EndStep(ctx, id, journal.StepResult{Status: journal.StepOK, Facts: map[string]string{"snapshot": "snap-1"}, At: t0}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.j.BeginStep(ctx, journal.StepIntent{RunID: "crash", VMKey: key, Strategy: "reboot-retry", Step: "restart-1", Attempt: 1, At: t0}); err != nil {
-		t.Fatal(err)
-	}
-	var seen step.Facts
-	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		if vm == key && name == "restart-1" {
-			seen = f
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		ctx := context.Background()
+		p := fleet{id: "crash", acts: 2, canary: 2, total: 2, perAccount: 2}.build(t)
+		// A previous process journaled recheck (ok, with a fact) and began
+		// restart-1, then died.
+		var doc bytes.Buffer
+		if err := plan.Write(&doc, p); err != nil {
+			t.Fatal(err)
 		}
-		return nil, nil
-	}, "recheck", "restart-1")
-	res, err := Run(ctx, p, h.opts(p, rr))
-	if err != nil || res.Fixed != 2 {
-		t.Fatalf("%v %+v", err, res)
-	}
-	if rr.count(key, "recheck") != 0 || rr.count(key, "restart-1") != 1 || seen["snapshot"] != "snap-1" {
-		t.Errorf("recheck %d restart %d facts %v", rr.count(key, "recheck"), rr.count(key, "restart-1"), seen)
-	}
-	steps, _ := h.j.ListSteps(ctx, "crash", key)
-	if last := steps[len(steps)-1]; last.Step != "restart-1" || last.Attempt != 2 || last.Status != journal.StepOK {
-		t.Errorf("last step %+v", last)
-	}
+		if err := h.j.CreateRun(ctx, journal.Run{ID: "crash", PlanID: "crash", PlanJSON: doc.Bytes(), CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		key := p.VMs[0].Key
+		id, err := h.j.BeginStep(ctx, journal.StepIntent{RunID: "crash", VMKey: key, Strategy: "reboot-retry", Step: "recheck", Attempt: 1, At: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.j.EndStep(ctx, id, journal.StepResult{Status: journal.StepOK, Facts: map[string]string{"snapshot": "snap-1"}, At: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.j.BeginStep(ctx, journal.StepIntent{RunID: "crash", VMKey: key, Strategy: "reboot-retry", Step: "restart-1", Attempt: 1, At: t0}); err != nil {
+			t.Fatal(err)
+		}
+		var seen step.Facts
+		rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			if vm == key && name == "restart-1" {
+				seen = f
+			}
+			return nil, nil
+		}, "recheck", "restart-1")
+		res, err := Run(ctx, p, h.opts(p, rr))
+		if err != nil || res.Fixed != 2 {
+			t.Fatalf("%v %+v", err, res)
+		}
+		if rr.count(key, "recheck") != 0 || rr.count(key, "restart-1") != 1 || seen["snapshot"] != "snap-1" {
+			t.Errorf("recheck %d restart %d facts %v", rr.count(key, "recheck"), rr.count(key, "restart-1"), seen)
+		}
+		steps, _ := h.j.ListSteps(ctx, "crash", key)
+		if last := steps[len(steps)-1]; last.Step != "restart-1" || last.Attempt != 2 || last.Status != journal.StepOK {
+			t.Errorf("last step %+v", last)
+		}
+	})
 }
 
 func TestResumeRecoversStrategyPosition(t *testing.T) {
-	h := newHarness(t)
-	p := fleet{id: "pos", acts: 1, canary: 1, total: 1, perAccount: 1}.build(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		return nil, step.Fail("still looping")
-	}, "restart-1")
-	hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		if name == "attach" && n == 1 {
-			cancel()
-			return nil, context.Canceled
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "pos", acts: 1, canary: 1, total: 1, perAccount: 1}.build(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			return nil, step.Fail("still looping")
+		}, "restart-1")
+		hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			if name == "attach" && n == 1 {
+				cancel()
+				return nil, context.Canceled
+			}
+			return nil, nil
+		}, "snapshot", "attach")
+		o := h.opts(p, rr, hm)
+		if _, err := Run(ctx, p, o); !errors.Is(err, context.Canceled) {
+			t.Fatalf("first run: %v", err)
 		}
-		return nil, nil
-	}, "snapshot", "attach")
-	o := h.opts(p, rr, hm)
-	if _, err := Run(ctx, p, o); !errors.Is(err, context.Canceled) {
-		t.Fatalf("first run: %v", err)
-	}
-	res, err := Run(context.Background(), p, o)
-	if err != nil || res.FixedBy[policy.HelperMount] != 1 {
-		t.Fatalf("%v %+v", err, res)
-	}
-	key := p.VMs[0].Key
-	if rr.count(key, "restart-1") != 1 || rr.count(key, StepAbort) != 1 || hm.count(key, "snapshot") != 1 || hm.count(key, "attach") != 2 {
-		t.Errorf("restart %d abort %d snapshot %d attach %d", rr.count(key, "restart-1"), rr.count(key, StepAbort),
-			hm.count(key, "snapshot"), hm.count(key, "attach"))
-	}
+		res, err := Run(context.Background(), p, o)
+		if err != nil || res.FixedBy[policy.HelperMount] != 1 {
+			t.Fatalf("%v %+v", err, res)
+		}
+		key := p.VMs[0].Key
+		if rr.count(key, "restart-1") != 1 || rr.count(key, StepAbort) != 1 || hm.count(key, "snapshot") != 1 || hm.count(key, "attach") != 2 {
+			t.Errorf("restart %d abort %d snapshot %d attach %d", rr.count(key, "restart-1"), rr.count(key, StepAbort),
+				hm.count(key, "snapshot"), hm.count(key, "attach"))
+		}
+	})
 }
 
 func TestSecondApplyLocked(t *testing.T) {
-	h := newHarness(t)
-	p := fleet{id: "lock", acts: 1, canary: 1, total: 1, perAccount: 1}.build(t)
-	inside, release := make(chan struct{}), make(chan struct{})
-	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		close(inside)
-		<-release
-		return nil, nil
-	}, "recheck")
-	o := h.opts(p, rr)
-	done := make(chan error, 1)
-	go func() { _, err := Run(context.Background(), p, o); done <- err }()
-	<-inside
-	_, err := Run(context.Background(), p, o)
-	var le *journal.LockedError
-	if !errors.As(err, &le) || le.Holder.PID != os.Getpid() {
-		t.Errorf("second Run: %v, want *journal.LockedError", err)
-	}
-	close(release)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	// Released on return: a third Run takes the lock.
-	if _, err := Run(context.Background(), p, o); err != nil {
-		t.Errorf("after release: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "lock", acts: 1, canary: 1, total: 1, perAccount: 1}.build(t)
+		inside, release := make(chan struct{}), make(chan struct{})
+		rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			close(inside)
+			<-release
+			return nil, nil
+		}, "recheck")
+		o := h.opts(p, rr)
+		done := make(chan error, 1)
+		go func() { _, err := Run(context.Background(), p, o); done <- err }()
+		<-inside
+		_, err := Run(context.Background(), p, o)
+		var le *journal.LockedError
+		if !errors.As(err, &le) || le.Holder.PID != os.Getpid() {
+			t.Errorf("second Run: %v, want *journal.LockedError", err)
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		// Released on return: a third Run takes the lock.
+		if _, err := Run(context.Background(), p, o); err != nil {
+			t.Errorf("after release: %v", err)
+		}
+	})
 }
 
 func TestDifferentPlanRefused(t *testing.T) {
-	h := newHarness(t)
-	p := fleet{id: "same-id", acts: 2, canary: 1, total: 1, perAccount: 1}.build(t)
-	rr := newFake(policy.RebootRetry, nil, "recheck")
-	if _, err := Run(context.Background(), p, h.opts(p, rr)); err != nil {
-		t.Fatal(err)
-	}
-	q := fleet{id: "same-id", acts: 3, canary: 1, total: 1, perAccount: 1}.build(t)
-	_, err := Run(context.Background(), q, h.opts(q, rr))
-	if err == nil || !strings.Contains(err.Error(), "different plan") {
-		t.Errorf("Run with another plan: %v", err)
-	}
-	// The verbatim document is stored; a reformatted copy of the same plan resumes.
-	run, _ := h.j.GetRun(context.Background(), "same-id")
-	o := h.opts(p, rr)
-	o.PlanJSON = bytes.ReplaceAll(run.PlanJSON, []byte("\n  "), []byte("\n"))
-	if _, err := Run(context.Background(), p, o); err != nil {
-		t.Errorf("same plan, other formatting: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "same-id", acts: 2, canary: 1, total: 1, perAccount: 1}.build(t)
+		rr := newFake(policy.RebootRetry, nil, "recheck")
+		if _, err := Run(context.Background(), p, h.opts(p, rr)); err != nil {
+			t.Fatal(err)
+		}
+		q := fleet{id: "same-id", acts: 3, canary: 1, total: 1, perAccount: 1}.build(t)
+		_, err := Run(context.Background(), q, h.opts(q, rr))
+		if err == nil || !strings.Contains(err.Error(), "different plan") {
+			t.Errorf("Run with another plan: %v", err)
+		}
+		// The verbatim document is stored; a reformatted copy of the same plan resumes.
+		run, _ := h.j.GetRun(context.Background(), "same-id")
+		o := h.opts(p, rr)
+		o.PlanJSON = bytes.ReplaceAll(run.PlanJSON, []byte("\n  "), []byte("\n"))
+		if _, err := Run(context.Background(), p, o); err != nil {
+			t.Errorf("same plan, other formatting: %v", err)
+		}
+	})
 }
 
 func TestAccountNotConfigured(t *testing.T) {
-	h := newHarness(t)
-	p := fleet{id: "noacct", acts: 2, accounts: 2, canary: 2, total: 2, perAccount: 2}.build(t)
-	rr := newFake(policy.RebootRetry, nil, "recheck")
-	o := h.opts(p, rr)
-	delete(o.Envs, "t/a1")
-	res, err := Run(context.Background(), p, o)
-	if err != nil || res.Flagged != 1 || res.Fixed != 1 || res.Status != RunDone {
-		t.Fatalf("%v %+v", err, res)
-	}
-	if v := h.vm("noacct", "t/a1/vm01"); Reason(v.Code) != ReasonAccountNotConfigured || !strings.Contains(v.Reason, "t/a1") {
-		t.Errorf("reason %s %q, want %s naming the account", v.Code, v.Reason, ReasonAccountNotConfigured)
-	}
-	// Configured later: the next apply repairs it.
-	res, err = Run(context.Background(), p, h.opts(p, rr))
-	if err != nil || res.Fixed != 2 {
-		t.Fatalf("%v %+v", err, res)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "noacct", acts: 2, accounts: 2, canary: 2, total: 2, perAccount: 2}.build(t)
+		rr := newFake(policy.RebootRetry, nil, "recheck")
+		o := h.opts(p, rr)
+		delete(o.Envs, "t/a1")
+		res, err := Run(context.Background(), p, o)
+		if err != nil || res.Flagged != 1 || res.Fixed != 1 || res.Status != RunDone {
+			t.Fatalf("%v %+v", err, res)
+		}
+		if v := h.vm("noacct", "t/a1/vm01"); Reason(v.Code) != ReasonAccountNotConfigured || !strings.Contains(v.Reason, "t/a1") {
+			t.Errorf("reason %s %q, want %s naming the account", v.Code, v.Reason, ReasonAccountNotConfigured)
+		}
+		// Configured later: the next apply repairs it.
+		res, err = Run(context.Background(), p, h.opts(p, rr))
+		if err != nil || res.Fixed != 2 {
+			t.Fatalf("%v %+v", err, res)
+		}
+	})
 }
 
 func TestNoSecretInJournalOrEvents(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/plan"
@@ -36,56 +37,58 @@ func tieredPlan(t *testing.T) *plan.Plan {
 // tier.started for it) and opens tier 2 once tier 1 is done, before any
 // of its VMs starts.
 func TestTiersHoldAndResume(t *testing.T) {
-	h := newHarness(t)
-	p := tieredPlan(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
-		if vm == "t/a0/vm02" && name == "restart-1" && n == 1 {
-			cancel()
-			return nil, context.Canceled
-		}
-		return step.Facts{step.Fact(name): vm}, nil
-	}, "recheck", "restart-1", "verify")
-	o := h.opts(p, rr)
-	if _, err := Run(ctx, p, o); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run: %v, want context.Canceled", err)
-	}
-	for _, v := range p.VMs[3:] {
-		if n := rr.count(v.Key, "recheck"); n != 0 {
-			t.Errorf("%s of tier 2 ran while tier 1 was not done", v.Key)
-		}
-	}
-	res, err := Run(context.Background(), p, o)
-	if err != nil || res.Status != RunDone || res.Fixed != 6 {
-		t.Fatalf("resume: %v %+v", err, res)
-	}
-	evs, err := h.j.Events(context.Background(), p.ID, journal.EventFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var opened []journal.Event
-	done1 := 0
-	for _, e := range evs {
-		switch e.Kind {
-		case EvTierStarted:
-			opened = append(opened, e)
-			if len(opened) == 2 && done1 != 3 {
-				t.Errorf("tier 2 opened with %d of tier 1's 3 VMs fixed", done1)
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := tieredPlan(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			if vm == "t/a0/vm02" && name == "restart-1" && n == 1 {
+				cancel()
+				return nil, context.Canceled
 			}
-		case EvVMFixed:
-			if tierOf(p, e.VMKey) == 1 {
-				done1++
-			}
-		case EvVMStarted, EvVMResumed:
-			if tr := tierOf(p, e.VMKey); tr > len(opened) {
-				t.Errorf("%s of tier %d started with %d tiers open", e.VMKey, tr, len(opened))
+			return step.Facts{step.Fact(name): vm}, nil
+		}, "recheck", "restart-1", "verify")
+		o := h.opts(p, rr)
+		if _, err := Run(ctx, p, o); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run: %v, want context.Canceled", err)
+		}
+		for _, v := range p.VMs[3:] {
+			if n := rr.count(v.Key, "recheck"); n != 0 {
+				t.Errorf("%s of tier 2 ran while tier 1 was not done", v.Key)
 			}
 		}
-	}
-	if len(opened) != 2 {
-		t.Errorf("%d tier.started events, want 2 (tier 1 once, across the resume)", len(opened))
-	}
+		res, err := Run(context.Background(), p, o)
+		if err != nil || res.Status != RunDone || res.Fixed != 6 {
+			t.Fatalf("resume: %v %+v", err, res)
+		}
+		evs, err := h.j.Events(context.Background(), p.ID, journal.EventFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opened []journal.Event
+		done1 := 0
+		for _, e := range evs {
+			switch e.Kind {
+			case EvTierStarted:
+				opened = append(opened, e)
+				if len(opened) == 2 && done1 != 3 {
+					t.Errorf("tier 2 opened with %d of tier 1's 3 VMs fixed", done1)
+				}
+			case EvVMFixed:
+				if tierOf(p, e.VMKey) == 1 {
+					done1++
+				}
+			case EvVMStarted, EvVMResumed:
+				if tr := tierOf(p, e.VMKey); tr > len(opened) {
+					t.Errorf("%s of tier %d started with %d tiers open", e.VMKey, tr, len(opened))
+				}
+			}
+		}
+		if len(opened) != 2 {
+			t.Errorf("%d tier.started events, want 2 (tier 1 once, across the resume)", len(opened))
+		}
+	})
 }
 
 func tierOf(p *plan.Plan, key string) int {

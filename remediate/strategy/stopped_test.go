@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
@@ -92,19 +93,21 @@ func TestStoppedVMs(t *testing.T) {
 // re-check and changes nothing.
 func TestStoppedVMStartedMeanwhile(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, spec{n: 67, kind: stoppedBad, identity: img2019})
-	vm := f.target(67)
-	if err := f.prov.Power.Start(context.Background(), []providers.VMRef{vmRef(vm)}); err != nil {
-		t.Fatal(err)
-	}
-	before := f.mutationCount()
-	_, err := f.run(HelperMount{}, vm, nil, runOpts{stopAfter: -1, noAbort: true})
-	if !errors.Is(err, step.ErrStrategyFailed) {
-		t.Fatalf("err = %v, want the strategy failed at its re-check", err)
-	}
-	if after := f.mutationCount(); after["DetachDisk"] != before["DetachDisk"] || after["StopVMs"] != before["StopVMs"] {
-		t.Errorf("it acted: %v -> %v", before, after)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newVirtualFixture(t, spec{n: 67, kind: stoppedBad, identity: img2019})
+		vm := f.target(67)
+		if err := f.prov.Power.Start(context.Background(), []providers.VMRef{vmRef(vm)}); err != nil {
+			t.Fatal(err)
+		}
+		before := f.mutationCount()
+		_, err := f.run(HelperMount{}, vm, nil, runOpts{stopAfter: -1, noAbort: true})
+		if !errors.Is(err, step.ErrStrategyFailed) {
+			t.Fatalf("err = %v, want the strategy failed at its re-check", err)
+		}
+		if after := f.mutationCount(); after["DetachDisk"] != before["DetachDisk"] || after["StopVMs"] != before["StopVMs"] {
+			t.Errorf("it acted: %v -> %v", before, after)
+		}
+	})
 }
 
 // TestStoppedAbortAndResume: helper-mount on a powered-off VM stopped

@@ -439,36 +439,38 @@ func TestAbort(t *testing.T) {
 // TestHelperShared: two VMs in one zone share one helper.
 func TestHelperShared(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, spec{n: 160, identity: img2019}, spec{n: 161, identity: img2019})
-	errs := make(chan error, 2)
-	for _, n := range []int{160, 161} {
-		go func() {
-			vm := f.target(n)
-			facts, err := f.run(HelperMount{}, vm, nil, runOpts{stopAfter: -1})
-			if err != nil {
-				err = fmt.Errorf("vm-%d: %w (facts %v)", n, err, facts)
+	synctest.Test(t, func(t *testing.T) {
+		f := newVirtualFixture(t, spec{n: 160, identity: img2019}, spec{n: 161, identity: img2019})
+		errs := make(chan error, 2)
+		for _, n := range []int{160, 161} {
+			go func() {
+				vm := f.target(n)
+				facts, err := f.run(HelperMount{}, vm, nil, runOpts{stopAfter: -1})
+				if err != nil {
+					err = fmt.Errorf("vm-%d: %w (facts %v)", n, err, facts)
+				}
+				errs <- err
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Error(err)
 			}
-			errs <- err
-		}()
-	}
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Error(err)
 		}
-	}
-	if c := f.w.Stats().Calls["CreateHelper"]; c != 1 {
-		t.Errorf("CreateHelper called %d times, want 1", c)
-	}
-	rep, err := f.pool.ReleaseAll(context.Background(), false)
-	if err != nil || len(rep.Released) != 1 || len(rep.Kept) != 0 {
-		t.Errorf("ReleaseAll = %+v, %v", rep, err)
-	}
-	for _, n := range []int{160, 161} {
-		if tr := f.truth(n); tr != world.TruthHealthy {
-			t.Errorf("vm-%d truth = %s", n, tr)
+		if c := f.w.Stats().Calls["CreateHelper"]; c != 1 {
+			t.Errorf("CreateHelper called %d times, want 1", c)
 		}
-	}
-	f.clean()
+		rep, err := f.pool.ReleaseAll(context.Background(), false)
+		if err != nil || len(rep.Released) != 1 || len(rep.Kept) != 0 {
+			t.Errorf("ReleaseAll = %+v, %v", rep, err)
+		}
+		for _, n := range []int{160, 161} {
+			if tr := f.truth(n); tr != world.TruthHealthy {
+				t.Errorf("vm-%d truth = %s", n, tr)
+			}
+		}
+		f.clean()
+	})
 }
 
 // TestFlakyControlPlane: injected 5xx and dropped connections (before and
@@ -545,21 +547,23 @@ func TestHealthyButUnprobeable(t *testing.T) {
 // key protector ID the helper reads, and repairs the VM.
 func TestBitLockerUnknownToThePlan(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, spec{n: 31, identity: img2019, bitlocker: true, escrowed: true})
-	vm := f.target(31)
-	vm.OSDisk.Encryption = inventory.Encryption{}
-	s, _ := byName(policy.HelperMount)
-	facts, err := f.run(s, vm, nil, runOpts{stopAfter: -1})
-	if err != nil {
-		t.Fatalf("helper-mount: %v", err)
-	}
-	if facts[FactUnlocked] != "true" {
-		t.Errorf("facts = %v, want the volume unlocked", facts)
-	}
-	if got := f.waitTruth(31, world.TruthHealthy, 20*time.Minute); got != world.TruthHealthy {
-		t.Errorf("truth %s, want healthy", got)
-	}
-	f.clean()
+	synctest.Test(t, func(t *testing.T) {
+		f := newVirtualFixture(t, spec{n: 31, identity: img2019, bitlocker: true, escrowed: true})
+		vm := f.target(31)
+		vm.OSDisk.Encryption = inventory.Encryption{}
+		s, _ := byName(policy.HelperMount)
+		facts, err := f.run(s, vm, nil, runOpts{stopAfter: -1})
+		if err != nil {
+			t.Fatalf("helper-mount: %v", err)
+		}
+		if facts[FactUnlocked] != "true" {
+			t.Errorf("facts = %v, want the volume unlocked", facts)
+		}
+		if got := f.waitTruth(31, world.TruthHealthy, 20*time.Minute); got != world.TruthHealthy {
+			t.Errorf("truth %s, want healthy", got)
+		}
+		f.clean()
+	})
 }
 
 // TestDeleteFileRestartsGracefully: after writing to the disk through the
@@ -567,20 +571,22 @@ func TestBitLockerUnknownToThePlan(t *testing.T) {
 // hard reset that could lose the writes.
 func TestDeleteFileRestartsGracefully(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, spec{n: 32, kind: safeMode})
-	before := f.mutationCount()
-	s, _ := byName(policy.DeleteFile)
-	if _, err := f.run(s, f.target(32), nil, runOpts{stopAfter: -1}); err != nil {
-		t.Fatalf("delete-file: %v", err)
-	}
-	after := f.mutationCount()
-	if after["RestartVM"] != before["RestartVM"] {
-		t.Errorf("delete-file hard-reset the VM (%d RestartVM calls)", after["RestartVM"]-before["RestartVM"])
-	}
-	if after["StopVMs"] == before["StopVMs"] || after["StartVMs"] == before["StartVMs"] {
-		t.Errorf("delete-file did not stop and start the VM: %v -> %v", before, after)
-	}
-	f.clean()
+	synctest.Test(t, func(t *testing.T) {
+		f := newVirtualFixture(t, spec{n: 32, kind: safeMode})
+		before := f.mutationCount()
+		s, _ := byName(policy.DeleteFile)
+		if _, err := f.run(s, f.target(32), nil, runOpts{stopAfter: -1}); err != nil {
+			t.Fatalf("delete-file: %v", err)
+		}
+		after := f.mutationCount()
+		if after["RestartVM"] != before["RestartVM"] {
+			t.Errorf("delete-file hard-reset the VM (%d RestartVM calls)", after["RestartVM"]-before["RestartVM"])
+		}
+		if after["StopVMs"] == before["StopVMs"] || after["StartVMs"] == before["StartVMs"] {
+			t.Errorf("delete-file did not stop and start the VM: %v -> %v", before, after)
+		}
+		f.clean()
+	})
 }
 
 // blindControlPlane is a prober whose every probe the control plane kept
@@ -640,38 +646,35 @@ func TestRaceBootCheck(t *testing.T) {
 }
 
 // TestRaceBoot races the boots of a VM whose WinRM answers for a while
-// after each boot. On the harness's scaled clock a busy machine's
-// milliseconds become simulated seconds, so the race may be decided by a
-// reply lost as the guest crashed: then a later boot comes up clean and
-// the strategy ends with step.ErrHealthy. Either way the VM ends healthy,
-// nothing healthy was touched, and no script ran on lost parameters.
+// after each boot, on virtual time: the race is won inside the window
+// (the file deleted, the flag cleared, the VM restarted and verified),
+// nothing healthy is touched, and no script runs on lost parameters. (On
+// the scaled clock a busy machine's milliseconds became simulated seconds
+// and the race was sometimes decided by a reply lost as the guest
+// crashed.)
 func TestRaceBoot(t *testing.T) {
 	t.Parallel()
-	for i, window := range []int{300} {
+	for i, window := range []int{300, 60} {
 		n := 160 + i
 		t.Run(fmt.Sprintf("window %ds", window), func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, spec{n: n, window: window})
-			s, _ := byName(policy.RaceBoot)
-			facts, err := f.run(s, f.target(n), nil, runOpts{stopAfter: -1})
-			switch {
-			case err == nil:
+			synctest.Test(t, func(t *testing.T) {
+				f := newVirtualFixture(t, spec{n: n, window: window})
+				s, _ := byName(policy.RaceBoot)
+				facts, err := f.run(s, f.target(n), nil, runOpts{stopAfter: -1})
+				if err != nil {
+					t.Fatalf("err = %v (facts %v)", err, facts)
+				}
 				if facts[FactDeleted] != "1" || facts[FactSnapshotID] == "" || facts[FactRaceBoots] == "" ||
 					facts[FactRaceEndpoint] == "" || facts[FactRestarted] != "true" || facts[FactVerifiedAt] == "" {
 					t.Errorf("facts = %v", facts)
 				}
-			case errors.Is(err, step.ErrHealthy):
-				if facts[FactRaceBoots] == "" {
-					t.Errorf("healthy before any race: %v (facts %v)", err, facts)
+				if tr := f.waitTruth(n, world.TruthHealthy, BootWait); tr != world.TruthHealthy {
+					t.Errorf("truth = %s", tr)
 				}
-			default:
-				t.Fatalf("err = %v (facts %v)", err, facts)
-			}
-			if tr := f.waitTruth(n, world.TruthHealthy, BootWait); tr != world.TruthHealthy {
-				t.Errorf("truth = %s", tr)
-			}
-			f.clean()
-			noSecrets(t, facts, err)
+				f.clean()
+				noSecrets(t, facts, err)
+			})
 		})
 	}
 }
