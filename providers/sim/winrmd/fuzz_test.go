@@ -48,7 +48,9 @@ type wsReply struct {
 // answer is a well-formed SOAP envelope, 200 or a 500 fault with a subcode,
 // whose RelatesTo is the request's MessageID exactly (the echo is escaped).
 // Seeds: testdata/fuzz/FuzzRequest, pairs of requests captured from
-// masterzen/winrm running the probe and unlock scripts.
+// masterzen/winrm running the probe and unlock scripts, and a pair of
+// creates. Every shell the input opened is deleted after it: no shell is
+// left open from one input to the next.
 func FuzzRequest(f *testing.F) {
 	srv, err := winrmd.Start(oneGuest{cannedMachine()}, winrmd.Options{ReceiveWait: time.Millisecond})
 	if err != nil {
@@ -64,19 +66,35 @@ func FuzzRequest(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// Inputs that open shells of their own: each must be closed with the
+	// input, or the guest's shells run out (MaxShellsPerHost) and every
+	// later input fails to open its shell.
+	f.Add(create, create)
 	f.Fuzz(func(t *testing.T, req1, req2 []byte) {
 		shell := post(t, h, create)
 		if shell.Body.ShellID == "" {
 			t.Fatal("no shell created")
 		}
 		sid := []byte(shell.Body.ShellID)
+		opened := []string{shell.Body.ShellID}
 		first := post(t, h, bytes.ReplaceAll(req1, []byte(seedShellID), sid))
 		req2 = bytes.ReplaceAll(req2, []byte(seedShellID), sid)
 		if first.Body.CommandID != "" {
 			req2 = bytes.ReplaceAll(req2, []byte(seedCommandID), []byte(first.Body.CommandID))
 		}
-		post(t, h, req2)
-		post(t, h, bytes.ReplaceAll(del, []byte(seedShellID), sid))
+		second := post(t, h, req2)
+		// A create among the inputs answers with its new shell's ID.
+		for _, id := range []string{first.Body.ShellID, second.Body.ShellID} {
+			if id != "" && id != shell.Body.ShellID {
+				opened = append(opened, id)
+			}
+		}
+		for _, id := range opened {
+			post(t, h, bytes.ReplaceAll(del, []byte(seedShellID), []byte(id)))
+		}
+		if n := srv.OpenShells(); n != 0 {
+			t.Fatalf("%d shell(s) left open after the input", n)
+		}
 	})
 }
 
