@@ -147,6 +147,26 @@ func (h *helpers) Acquire(ctx context.Context, zone string, win inventory.Window
 	return providers.VMRef{ID: str(got.ID), Region: loc, Zone: zone, Name: n}, nil
 }
 
+// FindHelpers returns the helpers in the helper subscription that carry
+// all tags, in any power state: the run's helpers an earlier, killed
+// process created, for the helper pool to release at the end of the run.
+// Read-only.
+func (h *helpers) FindHelpers(ctx context.Context, tags providers.Tags) ([]providers.VMRef, error) {
+	k := (*core)(h)
+	vms, err := listAll(ctx, k, h.helperSub(), nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []providers.VMRef
+	for _, v := range vms {
+		if hasTags(v.Tags, tags) {
+			loc := str(v.Location)
+			out = append(out, providers.VMRef{ID: str(v.ID), Region: loc, Zone: zoneOf(loc, v.Zones), Name: str(v.Name)})
+		}
+	}
+	return out, nil
+}
+
 // helperVM is the definition of a new helper. The administrator password
 // is read from the environment variable the options name.
 func (k *core) helperVM(loc, zone, image string, t providers.Tags) (*armcompute.VirtualMachine, error) {

@@ -1,7 +1,9 @@
 package azure_test
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/fixfleet/fixfleet/inventory"
@@ -197,5 +199,48 @@ func TestSwapRefusals(t *testing.T) {
 	}
 	if err := sw.SwapOSDisk(ctx, ref, own); err != nil {
 		t.Errorf("swap to the VM's own trusted-launch copy: %v", err)
+	}
+}
+
+// TestFindHelpers: the helpers a run made are listed by its tags (the
+// helper pool releases those an earlier, killed process of the run made),
+// and no other VM is.
+func TestFindHelpers(t *testing.T) {
+	w := newWorld(t, 12)
+	target := brokenVMs(w)[0]
+	_, p := open(t, w, world.DefaultAccount, azureapi.Options{})
+	ctx := t.Context()
+	finder, ok := p.Helpers.(interface {
+		FindHelpers(context.Context, providers.Tags) ([]providers.VMRef, error)
+	})
+	if !ok {
+		t.Fatal("the Azure provider's helpers cannot be listed by tag")
+	}
+	run := providers.Tags{providers.TagRun: "find-test", providers.TagRole: "helper"}
+	h, err := p.Helpers.Acquire(ctx, target.Zone, inventory.WindowsVersion{Release: target.Windows.Release}, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		tags providers.Tags
+		want []string
+	}{
+		{run, []string{h.ID}},
+		{providers.Tags{providers.TagRun: "another-run", providers.TagRole: "helper"}, nil},
+	} {
+		got, err := finder.FindHelpers(ctx, c.tags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range got {
+			ids = append(ids, r.ID)
+			if r.Zone != target.Zone {
+				t.Errorf("helper %s in zone %q, want %s", r.ID, r.Zone, target.Zone)
+			}
+		}
+		if !slices.Equal(ids, c.want) {
+			t.Errorf("FindHelpers(%v) = %v, want %v", c.tags, ids, c.want)
+		}
 	}
 }

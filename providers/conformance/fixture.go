@@ -119,7 +119,8 @@ func loopingRunning(v world.VMSpec) bool { return v.Power == inventory.PowerRunn
 func cyclesAgain(v world.VMSpec) bool {
 	c := v.Condition
 	return v.Power == inventory.PowerRunning && c.Loop == world.LoopCycling &&
-		(c.StuckAfterCrashes == 0 || c.StuckAfterCrashes-c.Crashes >= 2)
+		(c.StuckAfterCrashes == 0 || c.StuckAfterCrashes-c.Crashes >= 2) &&
+		c.WinRMWindowSeconds == 0 // a boot that reaches WinRM first cycles longer than timing.OpCrashCycle
 }
 
 // rich says what the generated scenario lacks for the scenarios, or nil.
