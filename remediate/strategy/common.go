@@ -437,9 +437,19 @@ func stopVM(ctx context.Context, env *step.Env, vm *step.Target, facts step.Fact
 
 // finalVerify is the last step of the strategies that boot the VM: poll
 // until the guest answers with a normal boot and no bad file.
-func finalVerify(name string) step.Step {
+func finalVerify(name string) step.Step { return verifyStep(name, false) }
+
+// verifyStep is finalVerify; with watch, the wait also ends, failing, as
+// soon as the VM's screen shows the boot it waits for crashing or stopped
+// at a recovery screen (crashWatch), rather than after BootWait.
+func verifyStep(name string, watch bool) step.Step {
 	return step.Step{Name: name, Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-		p, ok, err := waitBoot(ctx, env, vm)
+		var over func() (bool, error)
+		var w crashWatch
+		if watch {
+			over = w.over(ctx, env, vm)
+		}
+		p, ok, err := waitBootUnless(ctx, env, vm, over)
 		if err != nil {
 			return nil, err
 		}
@@ -450,6 +460,8 @@ func finalVerify(name string) step.Step {
 			// repair that may have worked would be worse.
 			return nil, step.Unverifiable("%s came up and its WinRM answers but rejects the credentials, so the repair cannot be verified: "+
 				"check the guest_access credentials, then look at the VM", vm.ID)
+		case !ok && w.ended:
+			return nil, step.Fail("%s did not come up healthy: its screen shows the boot crashing or at a recovery screen (%s)", vm.ID, describeProbe(env.Incident, p))
 		case !ok:
 			return nil, step.Fail("%s did not come up healthy within %s: %s", vm.ID, BootWait, describeProbe(env.Incident, p))
 		}

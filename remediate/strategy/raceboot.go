@@ -69,7 +69,9 @@ var RaceEvery = 8 * time.Second
 //     bad driver and would crash anyway), so that verify sees a boot that
 //     began after the deletion.
 //   - verify: polls until the guest answers with a normal boot and no bad
-//     file.
+//     file; fails as soon as the screen shows that boot crashing or stopped
+//     at a recovery screen (damaged hives: the file is gone but Windows
+//     still does not start), rather than after BootWait.
 //
 // Abort has nothing to undo: the snapshot is kept, the VM runs as it is.
 type RaceBoot struct{}
@@ -123,7 +125,7 @@ func (RaceBoot) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	}
 	return append(steps,
 		step.Step{Name: "restart", Run: rbRestart, Cost: step.Cost{Ops: []timing.Op{timing.OpRestart}}},
-		finalVerify("verify"))
+		verifyStep("verify", true))
 }
 
 // rbRestart hard-resets the VM once after the race, so that the guest is

@@ -120,22 +120,7 @@ func restartStep(i int, chance float64) step.Step {
 func waitStep(i, n int, chance float64) step.Step {
 	return step.Step{Name: fmt.Sprintf("wait-%d", i), Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		var w crashWatch
-		p, ok, err := waitBootUnless(ctx, env, vm, func() (bool, error) {
-			s, err := observe(ctx, env, vmRef(vm))
-			if retryable(err) {
-				return false, nil // the screen can wait: the probe goes on
-			}
-			if err != nil || w.crashed(s) {
-				return err == nil, err
-			}
-			if s.Power == inventory.PowerRunning && !s.ConsoleAvailable {
-				// No console text (Sakura): the screenshot shows the boot.
-				if sc, ok := screenNow(ctx, env, vm); ok {
-					return w.crashedScreen(sc), nil
-				}
-			}
-			return false, nil
-		})
+		p, ok, err := waitBootUnless(ctx, env, vm, w.over(ctx, env, vm))
 		if err != nil {
 			return nil, err
 		}
@@ -167,6 +152,28 @@ func waitStep(i, n int, chance float64) step.Step {
 type crashWatch struct {
 	sawBoot bool
 	ended   bool
+}
+
+// over is waitBootUnless's over for vm: whether the watched boot has
+// failed, by the VM's signals, or its screenshot where the cloud shows no
+// console text.
+func (w *crashWatch) over(ctx context.Context, env *step.Env, vm *step.Target) func() (bool, error) {
+	return func() (bool, error) {
+		s, err := observe(ctx, env, vmRef(vm))
+		if retryable(err) {
+			return false, nil // the screen can wait: the probe goes on
+		}
+		if err != nil || w.crashed(s) {
+			return err == nil, err
+		}
+		if s.Power == inventory.PowerRunning && !s.ConsoleAvailable {
+			// No console text (Sakura): the screenshot shows the boot.
+			if sc, ok := screenNow(ctx, env, vm); ok {
+				return w.crashedScreen(sc), nil
+			}
+		}
+		return false, nil
+	}
 }
 
 // crashed records s and reports whether the watched boot has failed.

@@ -157,6 +157,13 @@ func TestRepairs(t *testing.T) {
 					t.Errorf("facts = %v", facts)
 				}
 			}},
+		{name: "race-the-boot, damaged hive: the recovery screen ends the verify", spec: spec{n: 14, hive: true, window: 300}, strat: policy.RaceBoot,
+			want: step.ErrStrategyFailed, errHas: "its screen shows the boot crashing or at a recovery screen", wantTruth: world.TruthBootLoop,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if facts[FactDeleted] != "1" {
+					t.Errorf("facts = %v", facts)
+				}
+			}},
 		{name: "restore-backup", spec: spec{n: 11, identity: img2019, hive: true}, strat: policy.RestoreBackup, wantTruth: world.TruthHealthy,
 			check: func(t *testing.T, f *fixture, facts step.Facts) {
 				if ds := f.disk("disk-11"); ds.AttachedTo != "" {
