@@ -230,10 +230,6 @@ func raceStep(i int) func(context.Context, *step.Env, *step.Target, step.Facts) 
 			if done || (err != nil && !errors.Is(err, guest.ErrUnreachable)) {
 				if err == nil {
 					out[FactRaceAttempts] = strconv.Itoa(a)
-					// The boot that was raced, where the cloud counts.
-					if s, oerr := observe(ctx, env, ref); oerr == nil && s.BootCount != nil {
-						out[FactRaceBootCount] = strconv.Itoa(*s.BootCount)
-					}
 				}
 				return out, err
 			}
@@ -261,6 +257,13 @@ func raceOnce(ctx context.Context, env *step.Env, vm *step.Target, ep providers.
 	seen := inventory.Probe{Reachable: true, BootMode: p.BootMode, SafeBootFlag: p.SafeBootFlag, Files: p.Files}
 	if healthy(env.Incident, seen) {
 		return true, fmt.Errorf("%w: %s booted normally and carries no bad file", step.ErrHealthy, vm.ID)
+	}
+	// The boot being raced, where the cloud counts boots: read before the
+	// deletion, so that it can never be a boot that began after it (read
+	// after, on a slow control plane, it was the repaired boot, and the
+	// restart step reset a healthy VM).
+	if s, err := observe(ctx, env, vmRef(vm)); err == nil && s.BootCount != nil {
+		out[FactRaceBootCount] = strconv.Itoa(*s.BootCount)
 	}
 	r, err := env.Guest.DeleteFiles(ctx, ep, env.Creds, guest.DeleteParams{Root: "C:", Criteria: criteria(env.Incident)})
 	if err != nil {
