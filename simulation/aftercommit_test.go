@@ -11,14 +11,16 @@ import (
 	"testing/synctest"
 
 	"github.com/fixfleet/fixfleet/internal/secretscan"
+	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/apply"
 	"github.com/fixfleet/fixfleet/remediate/fleet"
 )
 
-// everyStepWorld is a five-VM world in which every strategy runs (see
-// cmd/fixfleet's TestKillAtEveryStep, which shares it).
-const everyStepWorld = "testdata/every-step.json"
+// everyStepWorlds are, by face, the worlds in which every strategy the
+// face can run runs (see cmd/fixfleet's TestKillAtEveryStep, which shares
+// them). every-step-azure.json is every-step.json with Azure's zone names.
+var everyStepWorlds = map[string]string{FaceSim: "testdata/every-step.json", FaceAzure: "testdata/every-step-azure.json"}
 
 // mutations are the mutating methods of the provider contract
 // (providers.go) and the world operation each reaches through the
@@ -48,11 +50,11 @@ type incidentOutcome struct {
 	audit world.Audit
 }
 
-// runEveryStep plans and applies the every-step world on virtual time,
-// losing the reply of drop's call when drop is set. Call it inside a
-// synctest bubble.
-func runEveryStep(ctx context.Context, drop *world.DropReply, dir string) (incidentOutcome, error) {
-	b, err := Open(Virtual(Options{World: WorldOptions{Scenario: everyStepWorld}}))
+// runEveryStep plans and applies the every-step world through face on
+// virtual time, losing the reply of drop's call when drop is set. Call it
+// inside a synctest bubble.
+func runEveryStep(ctx context.Context, face string, drop *world.DropReply, dir string) (incidentOutcome, error) {
+	b, err := Open(Virtual(Options{Face: face, World: WorldOptions{Scenario: everyStepWorlds[face]}}))
 	if err != nil {
 		return incidentOutcome{}, err
 	}
@@ -85,7 +87,13 @@ func runEveryStep(ctx context.Context, drop *world.DropReply, dir string) (incid
 		return incidentOutcome{}, err
 	}
 	if res.Status != apply.RunDone {
-		return incidentOutcome{}, fmt.Errorf("run %s", res.Status)
+		var why []string
+		for _, v := range res.VMs {
+			if v.Status == journal.VMFlagged || v.Status == journal.VMFailed {
+				why = append(why, fmt.Sprintf("%s %s on %s: %s", v.Key, v.Status, v.Strategy, v.Reason))
+			}
+		}
+		return incidentOutcome{}, fmt.Errorf("run %s: %s; %s", res.Status, res.Message, strings.Join(why, "; "))
 	}
 	a, err := b.Audit(ctx)
 	if err != nil {
@@ -94,19 +102,24 @@ func runEveryStep(ctx context.Context, drop *world.DropReply, dir string) (incid
 	return incidentOutcome{end: EndStates(res.VMs, a.Truth), audit: a}, nil
 }
 
+// afterCommitFaces are the faces the every-step world is run through:
+// the simulator's own, and Azure, whose OS disks are swapped rather than
+// detached (copy-and-swap: DiskFromSnapshot, SwapBootDisk).
+var afterCommitFaces = []string{FaceSim, FaceAzure}
+
 // TestAfterCommitEveryMutation loses, one run at a time, the reply of
 // every call of every mutating operation of the provider contract that an
-// uninterrupted run of the every-step world makes: the world applies the
-// change and the caller sees a dropped connection. Each run must end as
-// the fault-free one did, with no invariant break, no leftover, and no
-// creation repeated (a resource whose creation's reply was lost is found
-// again by its tags).
+// uninterrupted run of the every-step world makes, through each of
+// afterCommitFaces: the world applies the change and the caller sees a
+// dropped connection. Each run must end as the fault-free one did, with no
+// invariant break, no leftover, and no creation repeated (a resource whose
+// creation's reply was lost is found again by its tags). A mutation that
+// no face's run makes fails the test.
 func TestAfterCommitEveryMutation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a few dozen incidents")
 	}
-	ctx := context.Background()
-	w, err := NewWorld(WorldOptions{Scenario: everyStepWorld}, Frozen)
+	w, err := NewWorld(WorldOptions{Scenario: everyStepWorlds[FaceSim]}, Frozen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,9 +128,45 @@ func TestAfterCommitEveryMutation(t *testing.T) {
 		secretscan.Register(t, "bitlocker-recovery-key", k.Reveal())
 	}
 	outputs := secretscan.Dir(t) // journals, scanned for the world's secrets after the package's tests
+	var total afterCommitTally
+	reached := map[string]bool{}
+	for _, face := range afterCommitFaces {
+		t.Run(face, func(t *testing.T) {
+			dir := filepath.Join(outputs, face)
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tally := afterCommitEveryMutation(t, face, dir)
+			for op := range tally.applied {
+				reached[op] = true
+			}
+			total.points += tally.points
+			total.breaks += tally.breaks
+			total.leftovers += tally.leftovers
+		})
+	}
+	for _, m := range mutations {
+		if !reached[m.op] {
+			t.Errorf("no face's run of the every-step worlds makes %s (%s): choose worlds that do", m.method, m.op)
+		}
+	}
+	t.Logf("%d points, %d invariant breaks, %d leftovers", total.points, total.breaks, total.leftovers)
+}
+
+// afterCommitTally is what afterCommitEveryMutation counted on one face.
+type afterCommitTally struct {
+	points, breaks, leftovers int
+	applied                   map[string]int // the fault-free run's applied calls per operation
+}
+
+// afterCommitEveryMutation is TestAfterCommitEveryMutation on one face,
+// its journals written under outputs.
+func afterCommitEveryMutation(t *testing.T, face, outputs string) afterCommitTally {
+	ctx := context.Background()
 	var clean incidentOutcome
+	var err error
 	synctest.Test(t, func(t *testing.T) {
-		if clean, err = runEveryStep(ctx, nil, outputs); err != nil {
+		if clean, err = runEveryStep(ctx, face, nil, outputs); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -160,7 +209,7 @@ func TestAfterCommitEveryMutation(t *testing.T) {
 			t.Run(fmt.Sprintf("%s-%d", pt.drop.Op, pt.drop.Nth), func(t *testing.T) {
 				t.Parallel()
 				synctest.Test(t, func(*testing.T) {
-					out, err := runEveryStep(context.Background(), &pt.drop, dir)
+					out, err := runEveryStep(context.Background(), face, &pt.drop, dir)
 					results[i] = result{out, err}
 				})
 			})
@@ -210,7 +259,8 @@ func TestAfterCommitEveryMutation(t *testing.T) {
 	}
 	t.Logf("lost the reply of %d mutating calls: %s", len(points), strings.Join(lines, ", "))
 	if len(unreached) > 0 {
-		t.Logf("mutations this world's run never makes (not counted): %s", strings.Join(unreached, ", "))
+		t.Logf("mutations this face's run never makes: %s", strings.Join(unreached, ", "))
 	}
-	t.Logf("%d points, %d invariant breaks, %d leftovers", len(points), breaks, leftovers)
+	t.Logf("%s: %d points, %d invariant breaks, %d leftovers", face, len(points), breaks, leftovers)
+	return afterCommitTally{points: len(points), breaks: breaks, leftovers: leftovers, applied: applied}
 }

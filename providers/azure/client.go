@@ -334,14 +334,19 @@ func retryAfter(h http.Header) time.Duration {
 
 // await starts a long-running operation and polls it with the SDK's poller
 // until done, sleeping between polls on the provider's clock (Azure's
-// Retry-After, at most PollInterval).
+// Retry-After, at most PollInterval). A start refused with a 409 that
+// carries a Retry-After (the resource is still being created, attached or
+// detached, as after an earlier call whose reply was lost) is tried again
+// after that wait (providers.RetryWhileBusy).
 func await[T any](ctx context.Context, k *core, s *subscription, bucket, op, res string, begin func(ctx context.Context) (*runtime.Poller[T], error)) (T, error) {
 	var zero T
 	var p *runtime.Poller[T]
-	err := k.do(ctx, s, bucket, op, res, func(ctx context.Context) error {
-		var err error
-		p, err = begin(ctx)
-		return err
+	err := providers.RetryWhileBusy(ctx, k.clk, func() error {
+		return k.do(ctx, s, bucket, op, res, func(ctx context.Context) error {
+			var err error
+			p, err = begin(ctx)
+			return err
+		})
 	})
 	if err != nil {
 		return zero, err

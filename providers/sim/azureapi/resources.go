@@ -305,7 +305,7 @@ func (s *Server) put(q *request) *apiError {
 			return errf(404, "ImageNotFound", "image %s is not available in zone %s of %s", sp.ImageReference.ID, b.Zones[0], b.Location)
 		}
 		h, err := s.w.AcquireHelper(ctx, q.account, zone, inventory.WindowsVersion{Release: rel}, b.Tags, nil)
-		if err != nil {
+		if !applied(err) || h.Ref.ID == "" {
 			return fromWorld(err)
 		}
 		s.mu.Lock()
@@ -315,6 +315,9 @@ func (s *Server) put(q *request) *apiError {
 			return errf(409, "Conflict", "a VM with the same tags already exists as %s", prev)
 		}
 		s.adopt(kindVMs, q.sub, q.name, h.Ref.ID)
+		if err != nil {
+			return fromWorld(err)
+		}
 		f, _ := s.w.VMFacts(q.account, h.Ref.ID)
 		s.accepted(q, 201, b.Location, h.ReadyAt, s.vmJSON(q, f, nil, "Creating"))
 	case kindDisks, kindSnapshots:
@@ -328,11 +331,14 @@ func (s *Server) put(q *request) *apiError {
 				return errf(404, "ResourceNotFound", "source snapshot %s not found", cd.SourceResourceID)
 			}
 			d, err := s.w.DiskFromSnapshot(ctx, q.account, snap, zone, b.Tags)
-			if err != nil {
+			if !applied(err) {
 				return fromWorld(err)
 			}
 			s.adopt(kindDisks, q.sub, q.name, d.Ref.ID)
 			s.inherit(d.Ref.ID, snap)
+			if err != nil {
+				return fromWorld(err)
+			}
 			s.accepted(q, 202, b.Location, d.ReadyAt, s.diskJSON(q, d))
 			return nil
 		}
@@ -341,11 +347,14 @@ func (s *Server) put(q *request) *apiError {
 			return errf(404, "ResourceNotFound", "source disk %s not found", cd.SourceResourceID)
 		}
 		x, err := s.w.Snapshot(ctx, q.account, src, b.Tags)
-		if err != nil {
+		if !applied(err) {
 			return fromWorld(err)
 		}
 		s.adopt(kindSnapshots, q.sub, q.name, x.Ref.ID)
 		s.inherit(x.Ref.ID, src)
+		if err != nil {
+			return fromWorld(err)
+		}
 		s.accepted(q, 202, b.Location, x.ReadyAt, s.snapJSON(q, x))
 	default:
 		return errf(405, "MethodNotAllowed", "the emulator does not create %s", q.kind)
@@ -474,15 +483,15 @@ func (s *Server) vmAction(q *request) *apiError {
 	var err error
 	switch strings.ToLower(q.action) {
 	case "deallocate":
-		if p, err = s.w.StopVMs(ctx, q.account, []string{id}, false); err == nil {
+		if p, err = s.w.StopVMs(ctx, q.account, []string{id}, false); applied(err) {
 			s.setPoweredOff(id, false)
 		}
 	case "poweroff":
-		if p, err = s.w.StopVMs(ctx, q.account, []string{id}, strings.EqualFold(q.r.URL.Query().Get("skipShutdown"), "true")); err == nil {
+		if p, err = s.w.StopVMs(ctx, q.account, []string{id}, strings.EqualFold(q.r.URL.Query().Get("skipShutdown"), "true")); applied(err) {
 			s.setPoweredOff(id, true)
 		}
 	case "start":
-		if p, err = s.w.StartVMs(ctx, q.account, []string{id}); err == nil {
+		if p, err = s.w.StartVMs(ctx, q.account, []string{id}); applied(err) {
 			s.setPoweredOff(id, false)
 		}
 	case "restart":
@@ -547,6 +556,12 @@ func (s *Server) attachDetach(q *request, id string, f world.VMFacts) *apiError 
 	s.accepted(q, 202, s.location(f.Zone), until, nil)
 	return nil
 }
+
+// applied reports whether a world call's change was made: it succeeded,
+// or only its reply is to be lost (world.ErrReplyLost). The emulator's own
+// bookkeeping of the change (names, power) must then be done too, as a
+// cloud that committed it would have done.
+func applied(err error) bool { return err == nil || errors.Is(err, world.ErrReplyLost) }
 
 func later(t time.Time, p world.Pending) time.Time {
 	if p.Until.After(t) {

@@ -297,11 +297,10 @@ func fromWorld(err error) *apiError {
 	case providers.ErrThrottled:
 		return &apiError{status: 429, code: "TooManyRequests", msg: "The request is being throttled.", retryAfter: pe.RetryAfter}
 	case providers.ErrUnavailable:
-		// The world says which kind of failure by its text only.
-		if pe.Err != nil && strings.HasPrefix(pe.Err.Error(), "connection reset by peer") {
+		if errors.Is(err, world.ErrConnReset) {
 			return &apiError{drop: true}
 		}
-		if pe.Err != nil && strings.Contains(pe.Err.Error(), "HTTP 503") {
+		if errors.Is(err, world.ErrOutage) {
 			return errf(503, "ServiceUnavailable", "The service is currently unavailable.")
 		}
 		return errf(500, "InternalServerError", "An internal server error occurred. Please retry the request.")

@@ -520,10 +520,10 @@ func fromWorld(err error, kind, conflict string) *apiError {
 	case providers.ErrThrottled:
 		return errf(503, "RequestLimitExceeded", "Request limit exceeded.")
 	case providers.ErrUnavailable:
-		if pe.Err != nil && strings.HasPrefix(pe.Err.Error(), "connection reset by peer") {
+		if errors.Is(err, world.ErrConnReset) {
 			return &apiError{drop: true, status: 500, code: "InternalError", message: msg}
 		}
-		if pe.Err != nil && strings.Contains(pe.Err.Error(), "HTTP 503") {
+		if errors.Is(err, world.ErrOutage) {
 			return errf(503, "Unavailable", "The service is unavailable. Please try again shortly.")
 		}
 		return errf(500, "InternalError", "An internal error has occurred.")

@@ -270,14 +270,9 @@ func opFunc(op string) func(ctx context.Context, w *world.World, a string, q Req
 	return nil
 }
 
-// isDrop reports whether err is the world's dropped-connection fault.
-// The world says so only in its message ("connection reset by peer", with
-// or without "the request may have been applied").
-func isDrop(err error) bool {
-	var pe *providers.Error
-	return errors.As(err, &pe) && pe.Class == providers.ErrUnavailable && pe.Err != nil &&
-		strings.HasPrefix(pe.Err.Error(), "connection reset by peer")
-}
+// isDrop reports whether err is the world's dropped-connection fault
+// (before or after the change was made).
+func isDrop(err error) bool { return errors.Is(err, world.ErrConnReset) }
 
 // control serves one control-plane call.
 func (s *server) control(rw http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package world
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -220,6 +221,19 @@ func (w *World) take(account string, k bucketKind, now time.Time) (time.Duration
 	return tb.Take(now)
 }
 
+// The causes the world gives, as the Err of an ErrUnavailable
+// *providers.Error, for the control-plane faults it injects. An emulator
+// tells them apart with errors.Is to answer as its cloud would: a dropped
+// connection for ErrConnReset (and so for ErrReplyLost, which wraps it),
+// the cloud's 503 for ErrOutage. After ErrReplyLost the call's change is
+// made: an emulator finishes its own bookkeeping of it (names, IDs) before
+// it drops the reply, as a cloud that committed the change would.
+var (
+	ErrOutage    = errors.New("HTTP 503: control plane unavailable (outage)")
+	ErrConnReset = errors.New("connection reset by peer")
+	ErrReplyLost = fmt.Errorf("%w (the request may have been applied)", ErrConnReset)
+)
+
 // call runs one control-plane call: outage, throttling, latency (slept on
 // the world's clock, outside the lock), injected 5xx and dropped
 // connections, then apply under the lock. A drop after apply returns
@@ -236,7 +250,7 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 	if w.inOutage(now) {
 		w.gate.outageFail++
 		w.mu.Unlock()
-		return providers.Errorf(providers.ErrUnavailable, op, res, "HTTP 503: control plane unavailable (outage)")
+		return &providers.Error{Class: providers.ErrUnavailable, Op: op, Resource: res, Err: ErrOutage}
 	}
 	rq, _ := ctx.Value(requestKey{}).(*request)
 	if rq == nil || !rq.admitted {
@@ -274,14 +288,14 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 		return providers.Errorf(providers.ErrUnavailable, op, res, "HTTP 500: internal error")
 	case r < f.ErrorRate+f.DropBeforeRate:
 		w.gate.injected++
-		return providers.Errorf(providers.ErrUnavailable, op, res, "connection reset by peer")
+		return &providers.Error{Class: providers.ErrUnavailable, Op: op, Resource: res, Err: ErrConnReset}
 	}
 	if err := apply(w.clk.Now()); err != nil {
 		return err
 	}
 	if w.gate.dropReply(op) || r < f.ErrorRate+f.DropBeforeRate+f.DropAfterRate {
 		w.gate.injected++
-		return providers.Errorf(providers.ErrUnavailable, op, res, "connection reset by peer (the request may have been applied)")
+		return &providers.Error{Class: providers.ErrUnavailable, Op: op, Resource: res, Err: ErrReplyLost}
 	}
 	return nil
 }
