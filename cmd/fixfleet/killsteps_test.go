@@ -24,12 +24,16 @@ import (
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
-// everyStepWorld is a five-VM world in which every strategy runs: a
+// everyStepWorld is a six-VM world in which every strategy of the sim face
+// runs (copy-and-swap needs Azure's OS-disk swap: see the Azure copy,
+// every-step-azure.json, which TestAfterCommitEveryMutation runs): a
 // healthy VM; a boot loop that recovers after a restart (reboot-retry); a
 // BitLocker boot loop that never recovers (reboot-retry fails, helper-mount
 // repairs it with its unlock step); a boot loop with damaged hives
 // (reboot-retry fails, helper-mount's check-hives fails and aborts,
-// restore-backup repairs it); a VM in safe mode (delete-file).
+// restore-backup repairs it); a VM in safe mode (delete-file); a boot loop
+// that never recovers but whose WinRM answers for 180 s after each boot
+// (reboot-retry fails, race-the-boot repairs it).
 const everyStepWorld = "../../simulation/testdata/every-step.json"
 
 // killScale is the worlds' time scale: every point replays most of an
