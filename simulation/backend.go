@@ -140,6 +140,10 @@ func (b *Backend) Close() {
 	b.closers = nil
 }
 
+// Clock is the world's clock (for one reached with Dial, the served
+// world's, read on this host).
+func (b *Backend) Clock() clock.Clock { return b.clock }
+
 // World is the in-process world (nil for one reached with Dial).
 func (b *Backend) World() *world.World { return b.world }
 

@@ -7,6 +7,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -32,6 +33,11 @@ type Options struct {
 	Sim         bool
 	SimEndpoint string
 	World       simulation.Options
+	// DrillClock, for fleet.yaml only, is the URL of a world served by
+	// `fixfleet sim serve --face F --drill-dir D` whose fleet.yaml Config
+	// is: the fleet then runs on that world's clock instead of the real
+	// one, so that a drill's waits pass at the world's pace.
+	DrillClock string
 	// Strict fails on the first account that cannot be opened instead of
 	// skipping it (fleet.Config.Strict).
 	Strict bool
@@ -80,11 +86,15 @@ func Registry() *providers.Registry {
 }
 
 // Open opens the fleet o names. Errors: a *ConfigError for fleet.yaml or
-// its policy, a *simulation.DialError for an unreachable SimEndpoint, a
+// its policy (or a DrillClock beside a simulated world), a
+// *simulation.DialError for an unreachable SimEndpoint or DrillClock, a
 // *simulation.InputError for a world's bad options, a *target.Error for
 // a selection that names no account; fleet.Open's otherwise.
 func Open(ctx context.Context, o Options) (*Opened, error) {
 	if o.Simulated() {
+		if o.DrillClock != "" {
+			return nil, &ConfigError{errors.New("--drill-clock is for a fleet.yaml drill (--config): a simulated world opened with --sim, --sim-endpoint or --scenario runs on its own clock")}
+		}
 		return openSim(ctx, o)
 	}
 	reg := Registry()
@@ -96,15 +106,25 @@ func Open(ctx context.Context, o Options) (*Opened, error) {
 	if err != nil {
 		return nil, &ConfigError{fmt.Errorf("%s: %w", cfg.File, err)}
 	}
+	var clk clock.Clock = clock.Real{}
+	closeClock := func() {}
+	if o.DrillClock != "" {
+		b, err := simulation.Dial(ctx, o.DrillClock)
+		if err != nil {
+			return nil, err
+		}
+		clk, closeClock = b.Clock(), b.Close
+	}
 	f, err := fleet.Open(ctx, fleet.Config{
 		Incident: cfg.Incident, Policy: pol, Registry: reg, Accounts: cfg.Accounts(),
-		Env:  providers.Env{Getenv: o.Getenv, Clock: clock.Real{}, Logger: o.Logger},
+		Env:  providers.Env{Getenv: o.Getenv, Clock: clk, Logger: o.Logger},
 		Keys: cfg.Keys, Guest: fleet.GuestFromConfig(cfg.Guest), Strict: o.Strict, Target: o.Target,
 	})
 	if err != nil {
+		closeClock()
 		return nil, err
 	}
-	return &Opened{Fleet: f, Notify: cfg.Notify, close: f.Close}, nil
+	return &Opened{Fleet: f, Notify: cfg.Notify, close: func() { f.Close(); closeClock() }}, nil
 }
 
 // openSim opens the fleet of a simulated world: served elsewhere

@@ -70,7 +70,9 @@ func checkPartialPlan(t *testing.T, drillYAML string) {
 
 // TestDrillThroughFleetYAML: `sim serve --face F --drill-dir D` serves a
 // world as cloud F's API and writes a drill; an ordinary `plan --config
-// D/fleet.yaml` then assesses and plans it through the real cloud client.
+// D/fleet.yaml` then assesses and plans it through the real cloud client,
+// on the world's clock (--drill-clock: the default 10-minute window passes
+// at the world's pace, and the plan is dated in the world's time).
 func TestDrillThroughFleetYAML(t *testing.T) {
 	for _, face := range []string{"sakura", "aws", "azure"} {
 		t.Run(face, func(t *testing.T) {
@@ -86,29 +88,44 @@ func TestDrillThroughFleetYAML(t *testing.T) {
 			}()
 			t.Cleanup(func() { stop(); <-done })
 			lines := bufio.NewScanner(pr)
+			var url string
 			for lines.Scan() && !strings.HasPrefix(lines.Text(), "drill written") {
+				if url == "" {
+					url = lines.Text() // the first line
+				}
 			}
 			go func() { _, _ = io.Copy(io.Discard, pr) }()
-			env, err := os.ReadFile(filepath.Join(dir, "env"))
+			env, err := readDrillEnv(filepath.Join(dir, "env"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, line := range strings.Split(string(env), "\n") {
-				if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok && !strings.HasPrefix(line, "#") {
-					t.Setenv(k, v)
-				}
+			for _, kv := range env {
+				k, v, _ := strings.Cut(kv, "=")
+				t.Setenv(k, v)
 			}
 			start := time.Now()
-			code, stdout, stderr := runCLI(t, "plan", "--config", filepath.Join(dir, "fleet.yaml"), "--window", "2s", "--samples", "2", "-o", "csv")
+			code, stdout, stderr := runCLI(t, "plan", "--config", filepath.Join(dir, "fleet.yaml"), "--drill-clock", url, "-o", "json")
 			if code != 0 {
 				t.Fatalf("plan on the drill: exit %d: %s", code, stderr)
 			}
-			if !strings.Contains(stdout, "delete-file") || !strings.Contains(stdout, "safe-mode") {
+			if !strings.Contains(stdout, `"delete-file"`) || !strings.Contains(stdout, `"safe-mode"`) {
 				t.Errorf("the drill's plan repairs no safe-mode VM:\n%s", stdout)
+			}
+			var p struct {
+				CreatedAt time.Time `json:"created_at"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &p); err != nil || p.CreatedAt.Year() != 2024 {
+				t.Errorf("plan dated %v (%v): want the world's time (July 2024), not the host's", p.CreatedAt, err)
 			}
 			t.Logf("planned the %s drill in %v", face, time.Since(start).Round(time.Second))
 			if face == "sakura" {
 				checkPartialPlan(t, filepath.Join(dir, "fleet.yaml"))
+				if code, _, stderr := runCLI(t, "plan", "--sim", "--drill-clock", url); code != exitUsage || !strings.Contains(stderr, "--drill-clock") {
+					t.Errorf("--drill-clock beside --sim: exit %d, want %d naming the flag: %s", code, exitUsage, stderr)
+				}
+				if code, _, stderr := runCLI(t, "plan", "--config", filepath.Join(dir, "fleet.yaml"), "--drill-clock", "http://127.0.0.1:1"); code == 0 || !strings.Contains(stderr, "--drill-clock") {
+					t.Errorf("--drill-clock at no world: exit %d, want an error naming the flag: %s", code, stderr)
+				}
 			}
 		})
 	}

@@ -32,12 +32,13 @@ func (o *sourceOpts) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.src.Config, "config", "fleet.yaml", "fleet configuration file")
 	fs.BoolVar(&o.src.Sim, "sim", false, "use the embedded simulated cloud instead of --config")
 	fs.StringVar(&o.src.SimEndpoint, "sim-endpoint", "", "use the simulated world served at this URL (fixfleet sim serve)")
+	fs.StringVar(&o.src.DrillClock, "drill-clock", "", "with --config: run on the clock of the world served at this URL (a drill against fixfleet sim serve --face)")
 	addWorldFlags(fs, &o.src.World, 600)
 	fs.DurationVar(&o.window.Window, "window", classify.DefaultWindow, "sampling window for boot loops (cloud time)")
 	fs.StringVar(&o.consoleConfirmed, "console-confirmed", "", "file of VMs (ID or name, one per line, optional note) you saw crash-looping on their consoles: evidence the cloud's API may not give")
 	fs.IntVar(&o.window.Samples, "samples", classify.DefaultSamples, "control-plane samples taken over the window")
 	o.target.Add(fs)
-	for _, n := range []string{"sim", "sim-endpoint", "vms", "seed", "mix", "scenario", "no-console", "time-scale"} {
+	for _, n := range []string{"sim", "sim-endpoint", "drill-clock", "vms", "seed", "mix", "scenario", "no-console", "time-scale"} {
 		_ = fs.MarkHidden(n) // simulator flags: listed by `fixfleet sim --help`
 	}
 	fs.BoolVar(&o.src.Strict, "strict", false, "fail (exit 3) when an account cannot be opened or listed, instead of skipping it (exit 7)")
@@ -73,6 +74,8 @@ func openFleet(ctx context.Context, o *sourceOpts) (*source.Opened, error) {
 		return nil, clihelp.BadInput(fmt.Errorf("%w\n(no fleet.yaml here: give one with --config FILE, or try the simulator with --sim)", ce.Err))
 	case errors.As(err, &ce):
 		return nil, clihelp.BadInput(ce.Err)
+	case errors.As(err, new(*simulation.DialError)) && so.DrillClock != "" && !so.Simulated():
+		return nil, fmt.Errorf("--drill-clock %w", err)
 	case errors.As(err, new(*simulation.DialError)):
 		return nil, fmt.Errorf("--sim-endpoint %w", err)
 	case err != nil:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,16 +26,19 @@ import (
 )
 
 // everyStepWorld is a six-VM world in which every strategy of the sim face
-// runs (copy-and-swap needs Azure's OS-disk swap: see the Azure copy,
-// every-step-azure.json, which TestAfterCommitEveryMutation runs): a
-// healthy VM; a boot loop that recovers after a restart (reboot-retry); a
-// BitLocker boot loop that never recovers (reboot-retry fails, helper-mount
-// repairs it with its unlock step); a boot loop with damaged hives
-// (reboot-retry fails, helper-mount's check-hives fails and aborts,
-// restore-backup repairs it); a VM in safe mode (delete-file); a boot loop
-// that never recovers but whose WinRM answers for 180 s after each boot
-// (reboot-retry fails, race-the-boot repairs it).
-const everyStepWorld = "../../simulation/testdata/every-step.json"
+// runs: a healthy VM; a boot loop that recovers after a restart
+// (reboot-retry); a BitLocker boot loop that never recovers (reboot-retry
+// fails, helper-mount repairs it with its unlock step); a boot loop with
+// damaged hives (reboot-retry fails, helper-mount's check-hives fails and
+// aborts, restore-backup repairs it); a VM in safe mode (delete-file); a
+// boot loop that never recovers but whose WinRM answers for 180 s after
+// each boot (reboot-retry fails, race-the-boot repairs it).
+// everyStepAzureWorld is the same world in Azure's zones: there
+// copy-and-swap (Azure's OS-disk swap) takes helper-mount's place.
+const (
+	everyStepWorld      = "../../simulation/testdata/every-step.json"
+	everyStepAzureWorld = "../../simulation/testdata/every-step-azure.json"
+)
 
 // killScale is the worlds' time scale: every point replays most of an
 // incident, but a higher scale turns a CPU stall on a loaded machine into
@@ -56,6 +60,66 @@ func serveSim(t *testing.T, w simulation.WorldOptions) (string, *world.World) {
 	}
 	t.Cleanup(s.Close)
 	return s.URL(), s.World()
+}
+
+// killFace is a face the every-step world is served through, and the copy
+// of the world for it.
+type killFace struct {
+	name     string // simulation.FaceSim or FaceAzure
+	scenario string
+}
+
+// killFaces are TestKillAtEveryStep's faces, in order: a face kills only
+// at the steps no face before it ran.
+var killFaces = []killFace{{simulation.FaceSim, everyStepWorld}, {simulation.FaceAzure, everyStepAzureWorld}}
+
+// killWorld is a fresh copy of a world served through a face, with what a
+// fixfleet process needs to reach it. Close it.
+type killWorld struct {
+	*simulation.Served
+	args []string // --sim-endpoint URL, or --config with the drill's fleet.yaml and --drill-clock URL
+	env  []string // the drill's cloud credentials, as KEY=VALUE
+}
+
+// serve serves a fresh copy of f's world at killScale. A face other than
+// the simulator's own is reached as a drill (`sim serve --drill-dir`)
+// written to drill: its fleet.yaml and its environment, on the world's
+// clock (--drill-clock). drill holds the
+// world's secrets by design: keep it out of the secret-scanned outputs.
+func (f killFace) serve(drill string) (*killWorld, error) {
+	s, err := simulation.Serve(simulation.Options{Face: f.name, World: simulation.WorldOptions{Scenario: f.scenario}, TimeScale: killScale}, "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	if f.name == simulation.FaceSim {
+		return &killWorld{Served: s, args: []string{"--sim-endpoint", s.URL()}}, nil
+	}
+	if err := s.WriteDrill(drill); err != nil {
+		s.Close()
+		return nil, err
+	}
+	env, err := readDrillEnv(filepath.Join(drill, "env"))
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return &killWorld{Served: s, args: []string{"--config", filepath.Join(drill, "fleet.yaml"), "--drill-clock", s.URL()}, env: env}, nil
+}
+
+// readDrillEnv reads a drill's env file (`export KEY=VALUE` lines and
+// comments) as KEY=VALUE pairs.
+func readDrillEnv(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if kv, ok := strings.CutPrefix(line, "export "); ok {
+			out = append(out, kv)
+		}
+	}
+	return out, nil
 }
 
 // killPoint is one point of one step of one strategy.
@@ -100,9 +164,10 @@ func enumeratePoints(p *plan.Plan) []killPoint {
 // step is journaled as begun, after it is begun, after its side effect,
 // after it has ended), each on a fresh copy of one world, then runs apply
 // again to the end. Every point must leave the same end state as an
-// uninterrupted run, no invariant break, no leftover, and no step that
-// ended ok run a second time. Points of steps the world never reaches are
-// listed and counted apart.
+// uninterrupted run on that face, no invariant break, no leftover, and no
+// step that ended ok run a second time. The faces run in turn (killFaces),
+// each killing at the steps no face before it ran; points of steps no
+// face reaches are listed and counted apart.
 func TestKillAtEveryStep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a few hundred apply processes")
@@ -116,14 +181,71 @@ func TestKillAtEveryStep(t *testing.T) {
 		t.Skip("too slow under -race; run: go test ./cmd/fixfleet -run TestKillAtEveryStep -v")
 	}
 	dir := secretscan.Dir(t) // journals and logs, scanned for the world's secrets after the package's tests
-	url, w := serveSim(t, simulation.WorldOptions{Scenario: everyStepWorld})
-	secretscan.Register(t, "winrm-password", w.GuestPassword().Reveal())
-	for _, k := range w.EscrowedKeys() {
+	var points []killPoint
+	killedOn := map[string]string{} // strategy/step: the face that killed at its points
+	total, breaks, leftovers := 0, 0, 0
+	for _, f := range killFaces {
+		fp, reached, tally := killAtEveryStepOn(t, f, filepath.Join(dir, f.name), killedOn)
+		for _, k := range fp { // a step list may depend on the VM, so on the face's plan
+			if !slices.Contains(points, k) {
+				points = append(points, k)
+			}
+		}
+		for s := range reached {
+			if killedOn[s] == "" {
+				killedOn[s] = f.name
+			}
+		}
+		total, breaks, leftovers = total+tally.points, breaks+tally.breaks, leftovers+tally.leftovers
+	}
+	var lines []string
+	unreachable := 0
+	for _, k := range points {
+		note := " (killed through the " + killedOn[string(k.strategy)+"/"+k.step] + " face)"
+		switch {
+		case killedOn[string(k.strategy)+"/"+k.step] == "":
+			note = " (unreachable: no face's world runs the step)"
+			unreachable++
+		case k.readOnly && k.point == apply.PointAfterEffect:
+			note += " (read-only step: killed after it returned, no side effect)"
+		}
+		lines = append(lines, k.String()+note)
+	}
+	t.Logf("enumerated %d points, killed at %d, %d unreachable:\n%s", len(points), total, unreachable, strings.Join(lines, "\n"))
+	t.Logf("%d points, %d invariant breaks, %d leftovers", total, breaks, leftovers)
+	for _, u := range strategy.Default().All() {
+		if killedOn[string(u.Name())+"/recheck"] == "" {
+			t.Errorf("strategy %s never ran on any face: give one of killFaces' worlds a VM it repairs", u.Name())
+		}
+	}
+}
+
+// killTally counts one face's points and what went wrong at them.
+type killTally struct{ points, breaks, leftovers int }
+
+// killAtEveryStepOn plans f's world, runs apply on it uninterrupted, then
+// kills and resumes apply on a fresh copy at every point of every step the
+// uninterrupted run reached and that no earlier face killed at (done).
+// It returns the enumerated points, the steps the uninterrupted run
+// reached, and the tally.
+func killAtEveryStepOn(t *testing.T, f killFace, dir string, done map[string]string) ([]killPoint, map[string]bool, killTally) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	drills := t.TempDir() // the drills' secrets, outside the scanned outputs
+	w, err := f.serve(filepath.Join(drills, "plan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	secretscan.Register(t, "winrm-password", w.World().GuestPassword().Reveal())
+	for _, k := range w.World().EscrowedKeys() {
 		secretscan.Register(t, "bitlocker-recovery-key", k.Reveal())
 	}
 	planFile := filepath.Join(dir, "plan.json")
-	if code, _, stderr := runCLI(t, "plan", "--sim-endpoint", url, "--allow-data-loss", "-o", planFile, "--format", "csv"); code != 0 {
-		t.Fatalf("plan: exit %d: %s", code, stderr)
+	if err := fixfleetProcess(filepath.Join(dir, "plan"), append(append([]string{"plan"}, w.args...), "--allow-data-loss", "--out-file", planFile, "--format", "csv"), w.env...); err != nil {
+		t.Fatalf("%s face: plan: %v", f.name, err)
 	}
 	p, _, err := plan.ReadFile(planFile)
 	if err != nil {
@@ -132,28 +254,38 @@ func TestKillAtEveryStep(t *testing.T) {
 
 	// The uninterrupted run.
 	cleanDB := filepath.Join(dir, "clean.db")
-	if code, _, stderr := runCLI(t, "apply", planFile, "--sim-endpoint", url, "--journal", cleanDB, "--yes", "--allow-stale", "--format", "json"); code != 0 {
-		t.Fatalf("uninterrupted apply: exit %d: %s", code, stderr)
+	if err := fixfleetProcess(filepath.Join(dir, "clean"), applyArgs(planFile, cleanDB, w), w.env...); err != nil {
+		t.Fatalf("%s face: uninterrupted apply: %v", f.name, err)
 	}
-	cleanAudit := w.Audit()
+	cleanAudit := w.World().Audit()
 	if inv := simulation.InvariantsOf(cleanAudit); inv != (simulation.Invariants{}) || cleanAudit.Leftovers != 0 {
-		t.Fatalf("the uninterrupted run breaks invariants %+v, leftovers %v", inv, cleanAudit.LeftoverList)
+		t.Fatalf("%s face: the uninterrupted run breaks invariants %+v, leftovers %v", f.name, inv, cleanAudit.LeftoverList)
 	}
 	cleanEnd := endState(t, cleanDB, cleanAudit)
 	reached := stepsRun(t, cleanDB)
 
 	points := enumeratePoints(p)
-	var run, unreachable []killPoint
+	var run []killPoint
 	for _, k := range points {
-		if reached[string(k.strategy)+"/"+k.step] {
+		if s := string(k.strategy) + "/" + k.step; reached[s] && done[s] == "" {
 			run = append(run, k)
-		} else {
-			unreachable = append(unreachable, k)
 		}
 	}
 	for s := range reached {
 		if !strings.HasSuffix(s, "/"+apply.StepAbort) && !enumerated(points, s) {
-			t.Errorf("step %s ran but the registry's strategies do not list it", s)
+			t.Errorf("%s face: step %s ran but the registry's strategies do not list it", f.name, s)
+		}
+	}
+	planned := map[policy.Strategy]bool{}
+	for _, v := range p.VMs {
+		planned[v.Strategy] = true
+		for _, s := range v.Fallbacks {
+			planned[s] = true
+		}
+	}
+	for _, u := range strategy.Default().All() {
+		if planned[u.Name()] && !reached[string(u.Name())+"/recheck"] {
+			t.Errorf("%s face: strategy %s is planned but never ran in %s: choose another world", f.name, u.Name(), f.scenario)
 		}
 	}
 
@@ -173,7 +305,8 @@ func TestKillAtEveryStep(t *testing.T) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			o := outcome{k: k}
-			audit, end, problems := killAndResume(k, planFile, filepath.Join(dir, fmt.Sprintf("p%03d", i)))
+			name := fmt.Sprintf("p%03d", i)
+			audit, end, problems := killAndResume(f, k, planFile, filepath.Join(dir, name), filepath.Join(drills, name))
 			o.problems = problems
 			if audit != nil {
 				o.breaks = simulation.Violations(*audit)
@@ -189,49 +322,29 @@ func TestKillAtEveryStep(t *testing.T) {
 	}
 	wg.Wait()
 
-	breaks, leftovers := 0, 0
+	tally := killTally{points: len(run)}
 	for _, o := range results {
-		breaks += len(o.breaks)
-		leftovers += len(o.leftover)
+		tally.breaks += len(o.breaks)
+		tally.leftovers += len(o.leftover)
 		for _, b := range o.breaks {
-			t.Errorf("%s: invariant broken: %s", o.k, b)
+			t.Errorf("%s face, %s: invariant broken: %s", f.name, o.k, b)
 		}
 		for _, l := range o.leftover {
-			t.Errorf("%s: leftover %s %s %s", o.k, l.Kind, l.ID, l.On)
+			t.Errorf("%s face, %s: leftover %s %s %s", f.name, o.k, l.Kind, l.ID, l.On)
 		}
 		for _, pr := range o.problems {
-			t.Errorf("%s: %s", o.k, pr)
+			t.Errorf("%s face, %s: %s", f.name, o.k, pr)
 		}
 	}
-	var lines []string
-	for _, k := range points {
-		note := ""
-		switch {
-		case !reached[string(k.strategy)+"/"+k.step]:
-			note = " (unreachable: this world never runs the step)"
-		case k.readOnly && k.point == apply.PointAfterEffect:
-			note = " (read-only step: killed after it returned, no side effect)"
-		}
-		lines = append(lines, k.String()+note)
-	}
-	t.Logf("enumerated %d points, killed at %d, %d unreachable:\n%s", len(points), len(run), len(unreachable), strings.Join(lines, "\n"))
-	t.Logf("%d points, %d invariant breaks, %d leftovers", len(run), breaks, leftovers)
-	planned := map[policy.Strategy]bool{}
-	for _, v := range p.VMs {
-		planned[v.Strategy] = true
-		for _, f := range v.Fallbacks {
-			planned[f] = true
-		}
-	}
-	for _, u := range strategy.Default().All() {
-		switch s := u.Name(); {
-		case reached[string(s)+"/recheck"]:
-		case planned[s]:
-			t.Errorf("strategy %s is planned but never ran in %s: choose another world", s, everyStepWorld)
-		default:
-			t.Logf("strategy %s is unreachable: the plan never chooses it on this face (it needs %v)", s, u.Needs().Capabilities)
-		}
-	}
+	t.Logf("%s face: %d points, %d invariant breaks, %d leftovers", f.name, tally.points, tally.breaks, tally.leftovers)
+	return points, reached, tally
+}
+
+// applyArgs are the arguments of `fixfleet apply` of planFile on w with
+// the journal db. --allow-stale: the plan was made on another copy of the
+// world, whose clock started earlier.
+func applyArgs(planFile, db string, w *killWorld) []string {
+	return append(append([]string{"apply", planFile}, w.args...), "--journal", db, "--yes", "--allow-stale", "--format", "json")
 }
 
 // enumerated reports whether the strategy/step s is among points.
@@ -244,28 +357,27 @@ func enumerated(points []killPoint, s string) bool {
 	return false
 }
 
-// killAndResume runs apply on a fresh world with the kill point k, checks
-// that it died there, runs apply again to the end, and returns the world's
-// audit, each VM's end state and what went wrong. audit is nil when the
-// run could not be completed. It runs outside the test goroutine.
-func killAndResume(k killPoint, planFile, dir string) (*world.Audit, map[string]string, []string) {
+// killAndResume runs apply on a fresh copy of f's world (its drill, if
+// any, in drill) with the kill point k, checks that it died there, runs
+// apply again to the end, and returns the world's audit, each VM's end
+// state and what went wrong. audit is nil when the run could not be
+// completed. It runs outside the test goroutine.
+func killAndResume(f killFace, k killPoint, planFile, dir, drill string) (*world.Audit, map[string]string, []string) {
 	fail := func(format string, args ...any) (*world.Audit, map[string]string, []string) {
 		return nil, nil, []string{fmt.Sprintf(format, args...)}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail("%v", err)
 	}
-	s, err := simulation.Serve(simulation.Options{World: simulation.WorldOptions{Scenario: everyStepWorld}, TimeScale: killScale}, "127.0.0.1:0")
+	w, err := f.serve(drill)
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer s.Close()
+	defer w.Close()
 	db, killLog := filepath.Join(dir, "j.db"), filepath.Join(dir, "kill.log")
-	// --allow-stale: the plan was made on another copy of the world, whose
-	// clock started earlier.
-	args := []string{"apply", planFile, "--sim-endpoint", s.URL(), "--journal", db, "--yes", "--allow-stale", "--format", "json"}
+	args := applyArgs(planFile, db, w)
 
-	err = applyProcess(filepath.Join(dir, "killed"), args, envKillAt+"="+k.String(), envKillLog+"="+killLog)
+	err = fixfleetProcess(filepath.Join(dir, "killed"), args, append(w.env, envKillAt+"="+k.String(), envKillLog+"="+killLog)...)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		return fail("apply was not killed at the point: %v", err)
@@ -273,10 +385,10 @@ func killAndResume(k killPoint, planFile, dir string) (*world.Audit, map[string]
 	if b, err := os.ReadFile(killLog); err != nil || !strings.Contains(string(b), " "+k.String()+" ") {
 		return fail("apply was killed, but its log does not name the point: %q %v", b, err)
 	}
-	if err := applyProcess(filepath.Join(dir, "resumed"), args); err != nil {
+	if err := fixfleetProcess(filepath.Join(dir, "resumed"), args, w.env...); err != nil {
 		return fail("resumed apply: %v", err)
 	}
-	a := s.World().Audit()
+	a := w.World().Audit()
 	problems := repeatedSteps(db)
 	end, err := endStateOf(db, a)
 	if err != nil {
@@ -285,10 +397,10 @@ func killAndResume(k killPoint, planFile, dir string) (*world.Audit, map[string]
 	return &a, end, problems
 }
 
-// applyProcess runs the test binary as `fixfleet args...` with env added,
+// fixfleetProcess runs the test binary as `fixfleet args...` with env added,
 // and keeps its output in out+".stdout" and out+".stderr". The error names
 // the exit and the end of stderr.
-func applyProcess(out string, args []string, env ...string) error {
+func fixfleetProcess(out string, args []string, env ...string) error {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), envRunMain+"=1"), env...)
 	var stdout, stderr strings.Builder

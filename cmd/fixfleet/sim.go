@@ -19,6 +19,9 @@ func newSimCmd(stdout, stderr io.Writer) *cobra.Command {
 inventory and plan also take these simulator flags (left out of their help):
   --sim                 use a simulated world generated here instead of --config
   --sim-endpoint URL    use the world served by fixfleet sim serve (apply takes it too)
+  --drill-clock URL     with --config: a drill (sim serve --face F --drill-dir D) on the
+                        clock of the world served at URL, so that its waits pass at the
+                        world's pace (apply takes it too)
   --vms N, --seed N, --mix SPEC, --no-console, --time-scale X   the generated world
   --scenario FILE       load the world from a scenario file (implies --sim)`,
 	}

@@ -77,8 +77,8 @@ func runSimServe(ctx context.Context, o simServeOpts, stdout io.Writer) error {
 		if err := srv.WriteDrill(o.drillDir); err != nil {
 			return simInput(err, "--face")
 		}
-		fmt.Fprintf(stdout, "drill written to %s: source %s, then fixfleet plan --config %s --window 1m\n",
-			o.drillDir, filepath.Join(o.drillDir, "env"), filepath.Join(o.drillDir, "fleet.yaml"))
+		fmt.Fprintf(stdout, "drill written to %s: source %s, then fixfleet plan --config %s --drill-clock %s\n",
+			o.drillDir, filepath.Join(o.drillDir, "env"), filepath.Join(o.drillDir, "fleet.yaml"), srv.URL())
 	}
 	<-ctx.Done()
 	return nil
