@@ -25,14 +25,16 @@ import (
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
-// everyStepWorld is a six-VM world in which every strategy of the sim face
-// runs: a healthy VM; a boot loop that recovers after a restart
+// everyStepWorld is an eight-VM world in which every strategy of the sim
+// face runs: a healthy VM; a boot loop that recovers after a restart
 // (reboot-retry); a BitLocker boot loop that never recovers (reboot-retry
 // fails, helper-mount repairs it with its unlock step); a boot loop with
 // damaged hives (reboot-retry fails, helper-mount's check-hives fails and
 // aborts, restore-backup repairs it); a VM in safe mode (delete-file); a
 // boot loop that never recovers but whose WinRM answers for 180 s after
-// each boot (reboot-retry fails, race-the-boot repairs it).
+// each boot (reboot-retry fails, race-the-boot repairs it); and a copy of
+// each of the last two whose guest denies the deletion (delete-file and
+// race-the-boot fail and abort, helper-mount repairs them offline).
 // everyStepAzureWorld is the same world in Azure's zones: there
 // copy-and-swap (Azure's OS-disk swap) takes helper-mount's place.
 const (

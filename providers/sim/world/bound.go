@@ -149,7 +149,7 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 		}
 		add(pathReboot, first+time.Duration(r-v.bootCount-1)*step+w.hashDur(timing.Of(timing.OpBootToWinRM), v.id, "up", r))
 	}
-	if running && v.boot.kind == bootSafe && v.cond.winrm == WinRMOpen {
+	if running && v.boot.kind == bootSafe && v.cond.winrm == WinRMOpen && !v.cond.deleteDenied {
 		up := max(0, v.boot.upAt.Sub(now))
 		add(pathOnline, up+mn(timing.OpGuestScript)+mn(timing.OpRestart)+mn(timing.OpBootToWinRM))
 	}
@@ -173,10 +173,11 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 	return best, least, paths
 }
 
-// cleanBackup reports whether v has a backup taken before the incident.
+// cleanBackup reports whether v has a backup taken before the incident
+// that restores to a bootable disk.
 func (w *World) cleanBackup(v *vm) bool {
 	for _, bk := range v.backups {
-		if bk.TakenAt.Before(w.incident.StartedAt) {
+		if bk.TakenAt.Before(w.incident.StartedAt) && !bk.Damaged {
 			return true
 		}
 	}

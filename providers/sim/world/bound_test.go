@@ -58,6 +58,18 @@ func TestLowerBound(t *testing.T) {
 		v.OSDisk.SafeBootFlag = true
 		return v
 	}
+	denying := func() VMSpec {
+		v := safe()
+		v.Condition.DeleteDenied = true
+		return v
+	}
+	damagedBackups := func() VMSpec {
+		v := loopVM(1)
+		for i := range v.Backups {
+			v.Backups[i].Damaged = true
+		}
+		return v
+	}
 	lockedNoKey := func() VMSpec {
 		v := loopVM(1)
 		v.OSDisk.BitLocker = &BitLockerSpec{KeyID: "k", RecoveryKey: testKey, Escrowed: false}
@@ -99,6 +111,8 @@ func TestLowerBound(t *testing.T) {
 		{name: "clean backup, data loss allowed: restore", sc: scenario(loopVM(1)), opts: BoundOptions{AllowDataLoss: true},
 			want: secs(max(stopMin+detachMin, restoreMin) + attachMin + startMin + upMin), repairs: 1},
 		{name: "safe mode, WinRM open: online", sc: scenario(safe()), want: secs(scriptMin + restartMin + upMin), repairs: 1},
+		{name: "safe mode, the guest denies the deletion: offline", sc: scenario(denying()), want: secs(offline), repairs: 1},
+		{name: "damaged backups, data loss allowed: offline", sc: scenario(damagedBackups()), opts: BoundOptions{AllowDataLoss: true}, want: secs(offline), repairs: 1},
 		{name: "BitLocker key not escrowed, no other way: unrepairable", sc: scenario(lockedNoKey()), want: 0, unrepairs: 1},
 		{name: "no helper image in the zone: unrepairable", sc: withScenario(func(sc *Scenario) { sc.Images = nil }, loopVM(1)), want: 0, unrepairs: 1},
 		{name: "stuck, recovers on boot 5: two restarts and boot 5's drawn boot time", sc: scenario(stuck()), want: -1,

@@ -618,8 +618,8 @@ func (w *World) ListBackups(ctx context.Context, account, vmID string) ([]invent
 
 // RestoreBackup creates a disk in zone from backup backupID, tagged: the
 // VM's original disk as of the backup's time, with its original identity
-// and a clean hive. A backup taken inside the incident's bad window holds
-// the bad file. The VM is not touched. Not idempotent.
+// and a clean hive (a damaged one for a BackupSpec.Damaged). A backup
+// taken inside the incident's bad window holds the bad file. The VM is not touched. Not idempotent.
 func (w *World) RestoreBackup(ctx context.Context, account, backupID, zone string, tags map[string]string) (DiskInfo, error) {
 	var out DiskInfo
 	res := "backup " + backupID
@@ -651,7 +651,7 @@ func (w *World) RestoreBackup(ctx context.Context, account, backupID, zone strin
 		c := orig.content.clone()
 		c.identity, c.unverified = c.bcd, false
 		c.origin = owner.id
-		c.safeBoot, c.hiveDamaged = false, false
+		c.safeBoot, c.hiveDamaged = false, b.Damaged
 		// The directory as of the backup: the channel file then, and the
 		// other files already there.
 		c.files = []file{w.fileAsOf(b.TakenAt)}

@@ -140,6 +140,31 @@ func TestDeleteFilesKeepsGoodAndForeign(t *testing.T) {
 	}
 }
 
+// TestDeleteDenied: a guest that denies the deletion fails the script
+// (Remove-Item's access denied) and changes nothing; a helper deletes the
+// file from the same disk offline.
+func TestDeleteDenied(t *testing.T) {
+	v := vmSpec("1", img2019, badFile)
+	v.OSDisk.SafeBootFlag = true
+	v.Condition.SafeModeWinRM, v.Condition.DeleteDenied = true, true
+	w, clk := load(t, scenario(v))
+	if !w.Export().VMs[0].Condition.DeleteDenied {
+		t.Fatal("the export loses delete_denied")
+	}
+	must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
+	_, err := machineOf(t, w, "vm-1").DeleteFiles(ctx, guest.DeleteParams{Root: "C:", Criteria: criteria()})
+	if err == nil || !strings.Contains(err.Error(), "is denied") {
+		t.Fatalf("delete in a denying guest: %v, want access denied", err)
+	}
+	if n := len(w.Export().VMs[0].OSDisk.Files); n != 1 {
+		t.Fatalf("%d files left after a denied delete, want the bad file kept", n)
+	}
+	helperMount(t, w, clk, true) // deletes the file offline, and checks it did
+	if n := len(w.Export().VMs[0].OSDisk.Files); n != 0 {
+		t.Fatalf("%d files left after the offline deletion, want none", n)
+	}
+}
+
 // helperMount runs the helper-mount strategy on vm-1; right says whether to
 // do it right (snapshot, identity recorded, restored and verified).
 func helperMount(t *testing.T, w *World, clk *ManualClock, right bool) {
@@ -286,11 +311,15 @@ func TestRefereeHealthyTouched(t *testing.T) {
 func TestRestoreBackup(t *testing.T) {
 	v := vmSpec("1", img2019, badFile)
 	v.OSDisk.HiveDamaged = true
-	v.Backups = append(v.Backups, BackupSpec{ID: "bk-bad", Kind: "archive", TakenAt: time.Date(2024, 7, 19, 4, 30, 0, 0, time.UTC), SizeGB: 40})
+	v.Backups = append(v.Backups, BackupSpec{ID: "bk-bad", Kind: "archive", TakenAt: time.Date(2024, 7, 19, 4, 30, 0, 0, time.UTC), SizeGB: 40},
+		BackupSpec{ID: "bk-corrupt", Kind: "archive", TakenAt: time.Date(2024, 7, 18, 0, 0, 0, 0, time.UTC), SizeGB: 40, Damaged: true})
 	w, clk := load(t, scenario(v))
+	if b := w.Export().VMs[0].Backups; !b[len(b)-1].Damaged {
+		t.Fatalf("the export loses a backup's damage: %+v", b)
+	}
 	for _, tc := range []struct {
 		backup, truth string
-	}{{"bk-1", TruthHealthy}, {"bk-bad", TruthBootLoop}} {
+	}{{"bk-1", TruthHealthy}, {"bk-bad", TruthBootLoop}, {"bk-corrupt", TruthBootLoop}} {
 		d := must[DiskInfo](t)(w.RestoreBackup(ctx, "sim", tc.backup, "is1a", map[string]string{"b": tc.backup}))
 		clk.Set(d.ReadyAt)
 		wait(clk, must[Pending](t)(w.StopVMs(ctx, "sim", []string{"vm-1"}, true)))

@@ -223,6 +223,10 @@ func (m *machine) DeleteFiles(ctx context.Context, p guest.DeleteParams) (guest.
 				out.Kept = append(out.Kept, fact)
 			}
 		}
+		if len(out.Deleted) > 0 && v.cond.deleteDenied {
+			// Remove-Item's own failure, as the script reports it.
+			return fmt.Errorf("Access to the path '%s' is denied.", out.Deleted[0].Path)
+		}
 		if len(out.Deleted) > 0 {
 			for _, f := range d.files {
 				if !slices.Contains(keep, f) && !w.isBad(f) {

@@ -348,7 +348,7 @@ func (w *World) vmFrom(f string, vs VMSpec, helper bool, zoneOK map[string]bool)
 		bootCount: vs.BootCount, lastBootAt: vs.LastBootAt.UTC(), password: w.password,
 		cond: condition{recoverAfter: vs.Condition.RecoverAfterBoots, stuckAfter: vs.Condition.StuckAfterCrashes,
 			crashes: vs.Condition.Crashes, winrm: vs.Condition.WinRM, safeModeWinRM: vs.Condition.SafeModeWinRM,
-			winrmWindow: time.Duration(vs.Condition.WinRMWindowSeconds) * time.Second}}
+			winrmWindow: time.Duration(vs.Condition.WinRMWindowSeconds) * time.Second, deleteDenied: vs.Condition.DeleteDenied}}
 	if v.name == "" {
 		v.name = v.id
 	}
@@ -523,7 +523,7 @@ func (w *World) vmSpec(v *vm, now time.Time) VMSpec {
 		BootCount: v.bootCount, LastBootAt: v.lastBootAt, PrivateIP: v.ip, ImageID: v.imageID, ClientToken: v.clientToken,
 		Condition: ConditionSpec{RecoverAfterBoots: v.cond.recoverAfter, StuckAfterCrashes: v.cond.stuckAfter,
 			Crashes: v.cond.crashes, WinRM: v.cond.winrm, SafeModeWinRM: v.cond.safeModeWinRM,
-			WinRMWindowSeconds: int(v.cond.winrmWindow / time.Second)},
+			WinRMWindowSeconds: int(v.cond.winrmWindow / time.Second), DeleteDenied: v.cond.deleteDenied},
 		Backups: append([]BackupSpec(nil), v.backups...)}
 	if !v.helper {
 		vs.Truth = w.truth(v)

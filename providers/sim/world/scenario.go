@@ -149,6 +149,11 @@ type ConditionSpec struct {
 	// sensor reads its channel files late). 0: a crashing boot never
 	// answers.
 	WinRMWindowSeconds int `json:"winrm_window_seconds,omitempty"`
+	// DeleteDenied: inside this running guest, deleting the bad file
+	// fails (access denied: a tamper-protection ACL, or the file held
+	// open), so an online deletion fails; offline, from a helper, it
+	// succeeds.
+	DeleteDenied bool `json:"delete_denied,omitempty"`
 }
 
 // DiskSpec is a disk and its content.
@@ -233,6 +238,10 @@ type BackupSpec struct {
 	Kind    string    `json:"kind"`
 	TakenAt time.Time `json:"taken_at"`
 	SizeGB  int       `json:"size_gb"`
+	// Damaged: the backup holds corrupt registry hives (a backup never
+	// test-restored): a disk restored from it stops at the recovery
+	// screen. The cloud does not say so.
+	Damaged bool `json:"damaged,omitempty"`
 }
 
 // SnapshotSpec is a snapshot and the content it froze.

@@ -123,6 +123,7 @@ type condition struct {
 	winrm                             string
 	safeModeWinRM                     bool
 	winrmWindow                       time.Duration // see ConditionSpec.WinRMWindowSeconds
+	deleteDenied                      bool          // see ConditionSpec.DeleteDenied
 }
 
 type bitlocker struct {
