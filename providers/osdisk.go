@@ -27,7 +27,8 @@ type OSDiskSwapper interface {
 	// reports the update done. The previous OS disk is left detached and
 	// unchanged; nothing is deleted.
 	//
-	// Preconditions: vm is stopped (deallocated on Azure); d is detached,
+	// Preconditions: vm is stopped (on Azure, one powered off but still
+	// allocated is deallocated first, as Azure requires); d is detached,
 	// in vm's zone, and boots as vm does: the same firmware generation
 	// (Hyper-V generation V1/V2) and security type (Standard or trusted
 	// launch). Read vm's current OS disk first (Disks.Describe, or the

@@ -320,7 +320,8 @@ func (ds *disks) FromSnapshot(ctx context.Context, ref providers.SnapshotRef, zo
 	return providers.DiskRef{ID: str(res.ID), Region: loc, Zone: zone}, nil
 }
 
-// SwapOSDisk makes d the OS disk of the deallocated VM vm with a VM update
+// SwapOSDisk makes d the OS disk of the stopped VM vm (deallocating it
+// first when it is powered off but still allocated) with a VM update
 // (storageProfile.osDisk.managedDisk.id) and waits; the previous OS disk
 // stays, detached. See providers.OSDiskSwapper for the contract. Before
 // the update it checks that d boots as vm does: the same Hyper-V
@@ -340,9 +341,20 @@ func (ds *disks) SwapOSDisk(ctx context.Context, vm providers.VMRef, ref provide
 	if sameID(osDiskID(v), ref.ID) {
 		return nil
 	}
+	r, _ := parseID(vm.ID)
 	iv := v.Properties.InstanceView
 	switch code := powerCode(iv); code {
 	case "deallocated":
+	case "stopped":
+		// Powered off but still allocated (shut down from inside the
+		// guest, or a power-off whose deallocation never came): Azure
+		// changes the OS disk of a deallocated VM only. Deallocating a
+		// VM that is off changes nothing in it.
+		if _, err := await(ctx, k, s, bucketWrites, op, vm.ID, func(ctx context.Context) (*runtime.Poller[armcompute.VirtualMachinesClientDeallocateResponse], error) {
+			return s.vms.BeginDeallocate(ctx, r.group, r.name, nil)
+		}); err != nil {
+			return err
+		}
 	case "deallocating", "stopping":
 		e := providers.Errorf(providers.ErrConflict, op, vm.ID, "the VM is still %s", code)
 		e.RetryAfter = k.opts.PollInterval
@@ -356,7 +368,6 @@ func (ds *disks) SwapOSDisk(ctx context.Context, vm providers.VMRef, ref provide
 	if err := bootMatch(v, d); err != nil {
 		return &providers.Error{Class: providers.ErrPermanent, Op: op, Resource: ref.ID + " for " + vm.ID, Err: err}
 	}
-	r, _ := parseID(vm.ID)
 	upd := armcompute.VirtualMachineUpdate{Properties: &armcompute.VirtualMachineProperties{StorageProfile: &armcompute.StorageProfile{
 		OSDisk: &armcompute.OSDisk{ManagedDisk: &armcompute.ManagedDiskParameters{ID: to.Ptr(ref.ID)}, Name: d.Name},
 	}}}

@@ -244,3 +244,33 @@ func TestFindHelpers(t *testing.T) {
 		}
 	}
 }
+
+// TestSwapDeallocatesStoppedVM: a VM powered off but still allocated (shut
+// down from inside its guest: "VM stopped") gets its OS disk swapped; the
+// provider deallocates it first, as Azure requires. A running VM is still
+// refused.
+func TestSwapDeallocatesStoppedVM(t *testing.T) {
+	w := newWorld(t, 12)
+	target := brokenVMs(w)[0]
+	srv, p := open(t, w, world.DefaultAccount, azureapi.Options{StoppedAllocated: []string{target.ID}})
+	sw := p.Disks.(providers.OSDiskSwapper)
+	ctx := t.Context()
+	ref := providers.VMRef{ID: srv.ARMID(world.DefaultAccount, target.ID), Zone: target.Zone}
+	own := copyOf(t, srv, p, target, target.Zone)
+	if err := sw.SwapOSDisk(ctx, ref, own); !errors.Is(err, providers.ErrConflict) {
+		t.Errorf("swap on a running VM: %v, want ErrConflict", err)
+	}
+	// The guest shuts itself down: the world stops the VM, the cloud keeps
+	// it allocated.
+	pend, err := w.StopVMs(ctx, world.DefaultAccount, []string{target.ID}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Clock().(*world.ManualClock).Set(pend.Until)
+	if err := sw.SwapOSDisk(ctx, ref, own); err != nil {
+		t.Fatalf("swap on a stopped, still allocated VM: %v", err)
+	}
+	if got := bootDisk(t, w, target.ID); got == target.OSDisk.ID {
+		t.Errorf("after the swap the boot disk of %s is still its original %s", target.ID, got)
+	}
+}

@@ -77,6 +77,11 @@ type Options struct {
 	// (securityProfile.securityType TrustedLaunch); disks copied from
 	// their OS disks inherit it.
 	TrustedLaunch []string
+	// StoppedAllocated lists world VM IDs that are powered off but still
+	// allocated ("VM stopped", as after a shutdown from inside the guest)
+	// while the world has them stopped; the others stopped are
+	// deallocated.
+	StoppedAllocated []string
 }
 
 // Bucket is an ARM token bucket: Size requests at most, Refill per second.
@@ -203,6 +208,9 @@ func New(w *world.World, opts Options) (*Server, error) {
 		diag: map[string]diagTarget{}}
 	for _, a := range w.Accounts() {
 		s.subs[SubscriptionID(a)] = a
+	}
+	for _, id := range opts.StoppedAllocated {
+		s.poweredOff[id] = true
 	}
 	for _, id := range opts.TrustedLaunch {
 		s.security[id] = securityTrustedLaunch
