@@ -102,9 +102,10 @@ func (f vmFacts) candidate() *strategy.Candidate {
 		ZoneReleases: f.zoneRels, KeyProblem: f.keyProblem(), GuestAnswers: f.answers}
 }
 
-// check says whether strategy u is eligible for the VM, and if not why, as
-// one sentence starting with the strategy's name.
-func (f vmFacts) check(u strategy.Unit) (bool, string) {
+// check says whether strategy u is eligible for the VM after the eligible
+// strategies before, and if not why, as one sentence starting with the
+// strategy's name.
+func (f vmFacts) check(u strategy.Unit, before []policy.Strategy) (bool, string) {
 	s := u.Name()
 	if !slices.Contains(u.Applies(), f.state) {
 		return false, string(s) + ": " + u.NotApplicable(f.state)
@@ -120,7 +121,9 @@ func (f vmFacts) check(u strategy.Unit) (bool, string) {
 		why = append(why, fmt.Sprintf("provider %s of account %s lacks the %s capability",
 			f.vm.Provider, AccountKey(f.vm.Tenant, f.vm.Account), strings.Join(lacking, ", ")))
 	}
-	why = append(why, u.Check(f.candidate())...)
+	c := f.candidate()
+	c.Before = before
+	why = append(why, u.Check(c)...)
 	if len(why) > 0 {
 		return false, string(s) + ": " + strings.Join(why, "; ")
 	}
@@ -168,6 +171,8 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 		Power:    vm.Power,
 		State:    c.State,
 		Evidence: evidenceSummary(c),
+		// Strategy-independent: the plan records what the assessment saw.
+		WinRMWindowSeen: strategy.WindowSeen(c),
 	}
 	if n := len(c.Evidence.Samples); n > 0 && c.Evidence.Samples[n-1].Power != "" {
 		v.Power = c.Evidence.Samples[n-1].Power // the latest the cloud said
@@ -212,7 +217,7 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 		if !known {
 			continue // policy validation rejects it before
 		}
-		ok, why := f.check(u)
+		ok, why := f.check(u, eligible)
 		if ok {
 			eligible = append(eligible, s)
 			needs.Backup = needs.Backup || u.Needs().Backup
@@ -235,6 +240,15 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 	v.Fallbacks = eligible[1:]
 	v.Skipped = skipped
 	v.Reasons = append(reasons, fmt.Sprintf("%s: the first eligible strategy in policy order", v.Strategy))
+	for _, s := range eligible {
+		if u, _ := reg.Get(s); u != nil {
+			if cu, ok := u.(strategy.Conditional); ok {
+				if cond := cu.Conditional(v.Target()); cond != "" {
+					v.Reasons = append(v.Reasons, fmt.Sprintf("%s: %s", s, cond))
+				}
+			}
+		}
+	}
 	v.Risks = f.risks(reg, eligible)
 	if needs.Backup {
 		b := f.backup

@@ -150,7 +150,8 @@ func plural(n int, what string) string {
 }
 
 // vmCost is the expected cost of one planned VM: its strategy, plus the
-// chance it fails times its first fallback's cost.
+// chance it fails times its first fallback's cost (the first that runs
+// unconditionally: see strategy.Conditional).
 func vmCost(v VMPlan, reg *strategy.Registry, pol policy.Policy) cost {
 	if !v.Acts() {
 		return cost{}
@@ -161,11 +162,20 @@ func vmCost(v VMPlan, reg *strategy.Registry, pol policy.Policy) cost {
 	}
 	t := v.Target()
 	c, _ := strategyCost(u, t, pol)
-	if p := u.FailureChance(pol); p > 0 && len(v.Fallbacks) > 0 {
-		if fb, ok := reg.Get(v.Fallbacks[0]); ok {
-			fc, _ := strategyCost(fb, t, pol)
-			c = c.add(fc.times(p))
+	p := u.FailureChance(pol)
+	if p == 0 {
+		return c
+	}
+	for _, s := range v.Fallbacks {
+		fb, ok := reg.Get(s)
+		if !ok {
+			return c
 		}
+		if cu, ok := fb.(strategy.Conditional); ok && cu.Conditional(t) != "" {
+			continue
+		}
+		fc, _ := strategyCost(fb, t, pol)
+		return c.add(fc.times(p))
 	}
 	return c
 }

@@ -174,6 +174,10 @@ type VMPlan struct {
 	Helper *PlannedHelper `json:"helper,omitempty"`
 	// Evidence summarises the classification's evidence.
 	Evidence string `json:"evidence"`
+	// WinRMWindowSeen: the assessment's probe reached the guest in a
+	// normal boot while it carried a bad file (strategy.WindowSeen):
+	// race-the-boot runs unconditionally.
+	WinRMWindowSeen bool `json:"winrm_window_seen,omitempty"`
 	// Wave is the 1-based wave the VM runs in (1 is the canary); 0 when
 	// the VM is not acted on.
 	Wave int `json:"wave,omitempty"`
@@ -212,7 +216,8 @@ type PlannedHelper struct {
 
 // Target is what the plan entry's steps need to know about the VM.
 func (v *VMPlan) Target() *step.Target {
-	t := &step.Target{Key: v.Key, Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows, OSDisk: v.OSDisk, Power: v.Power, State: v.State}
+	t := &step.Target{Key: v.Key, Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows, OSDisk: v.OSDisk, Power: v.Power, State: v.State,
+		WindowSeen: v.WinRMWindowSeen}
 	if b := v.Backup; b != nil {
 		t.Backup = &inventory.Backup{ID: b.ID, VMID: v.ID, Kind: b.Kind, TakenAt: b.TakenAt, SizeGB: b.SizeGB}
 	}

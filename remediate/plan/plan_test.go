@@ -78,6 +78,7 @@ func TestEligibility(t *testing.T) {
 		reasons   []string // substrings of the joined reasons
 		risks     []string // substrings of the joined risks
 		noRisks   []string
+		noReasons []string
 		skipped   []string
 		planState inventory.State // the plan's state, when not the verdict
 	}
@@ -91,9 +92,16 @@ func TestEligibility(t *testing.T) {
 		{name: "unknown without backup has risk", state: inventory.StateUnknown, vm: func(v *inventory.VM) { v.Backups = nil },
 			strategy: Manual, risks: []string{"no pre-incident backup"}},
 		{name: "boot-loop default", state: inventory.StateBootLoop, strategy: policy.RebootRetry,
-			fallbacks: []policy.Strategy{policy.HelperMount}, reasons: []string{"first eligible"}},
+			fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount},
+			reasons:   []string{"first eligible", "race-the-boot: only if WinRM answers during a crashing boot while reboot-retry restarts it"}},
+		{name: "boot-loop default, WinRM window seen: race-the-boot unconditional", state: inventory.StateBootLoop,
+			assessed: func(a *inventory.Assessed) {
+				a.Classification.BadFiles = []inventory.FileFact{{Path: `C:\Windows\System32\drivers\CrowdStrike\C-00000291-00000000-00000032.sys`}}
+				a.Classification.Evidence.Probe = &inventory.Probe{Reachable: true, BootMode: inventory.BootNormal}
+			},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount}, noReasons: []string{"race-the-boot: only if"}},
 		{name: "boot-loop with data loss allowed", state: inventory.StateBootLoop, in: allowLoss, strategy: policy.RebootRetry,
-			fallbacks: []policy.Strategy{policy.HelperMount, policy.RestoreBackup},
+			fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount, policy.RestoreBackup},
 			risks:     []string{"restore loses data written since 2024-07-19T00:00:00Z (window: 4h09m)"}},
 		{name: "safe-mode delete-file", state: inventory.StateSafeMode, strategy: policy.DeleteFile},
 		{name: "safe-mode delete-file, restore allowed", state: inventory.StateSafeMode, in: allowLoss, strategy: policy.DeleteFile,
@@ -158,10 +166,10 @@ func TestEligibility(t *testing.T) {
 		{name: "bitlocker no key source", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
 			in:       func(in *Input) { in.Keys = nil },
-			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{}, risks: []string{"BitLocker recovery key missing for key ID KEY-1"}},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot}, risks: []string{"BitLocker recovery key missing for key ID KEY-1"}},
 		{name: "no same-version helper", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.Windows.Release = "2016" },
-			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot},
 			risks: []string{"no same-version helper image in zone is1a for Windows 2016"}},
 		{name: "no same-version helper: manual reason", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.Windows.Release = "2016" },
@@ -171,7 +179,7 @@ func TestEligibility(t *testing.T) {
 		{name: "any helper release allowed", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.Windows.Release = "2016" },
 			in:       func(in *Input) { in.Policy.HelperVersion = policy.HelperAny },
-			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.HelperMount},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount},
 			risks: []string{"no same-version helper image in zone is1a for Windows 2016", "helper of a different Windows release (2022 for a 2016 VM)"}},
 		{name: "windows release unknown", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.Windows = inventory.WindowsVersion{} },
@@ -238,6 +246,14 @@ func TestEligibility(t *testing.T) {
 			contains(t, "reasons", v.Reasons, c.reasons)
 			contains(t, "risks", v.Risks, c.risks)
 			contains(t, "skipped", v.Skipped, c.skipped)
+			for _, r := range c.noReasons {
+				if strings.Contains(strings.Join(v.Reasons, "|"), r) {
+					t.Errorf("reasons %q mention %q", v.Reasons, r)
+				}
+			}
+			if c.noReasons != nil && !v.WinRMWindowSeen {
+				t.Errorf("the plan does not record the WinRM window the assessment saw")
+			}
 			for _, r := range c.noRisks {
 				if r == "" && len(v.Risks) > 0 {
 					t.Errorf("risks %q, want none", v.Risks)

@@ -203,6 +203,9 @@ type Target struct {
 	// HelperWindows is the release of the helper image the planner chose
 	// (zero when none: a helper of the VM's own release).
 	HelperWindows inventory.WindowsVersion
+	// WindowSeen: the assessment saw WinRM answer in a normal boot while
+	// the guest carried a bad file (a boot loop with a WinRM window).
+	WindowSeen bool
 }
 
 // VM is the target as the prober and the classifier want it.

@@ -283,9 +283,10 @@ func waitBoot(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Pr
 }
 
 // waitBootUnless is waitBoot that also ends, not healthy, as soon as over
-// (when set) reports true; over is asked after each conclusive probe that
-// did not find the VM healthy, and an error from it ends the wait.
-func waitBootUnless(ctx context.Context, env *step.Env, vm *step.Target, over func() (bool, error)) (inventory.Probe, bool, error) {
+// (when set) reports true; over is asked, with the probe, after each
+// conclusive probe that did not find the VM healthy, and an error from it
+// ends the wait.
+func waitBootUnless(ctx context.Context, env *step.Env, vm *step.Target, over func(inventory.Probe) (bool, error)) (inventory.Probe, bool, error) {
 	var last inventory.Probe
 	blind := 0 // inconclusive probes in a row
 	ended := false
@@ -305,13 +306,20 @@ func waitBootUnless(ctx context.Context, env *step.Env, vm *step.Target, over fu
 		if healthy(env.Incident, p) || over == nil {
 			return healthy(env.Incident, p), nil
 		}
-		ended, err = over()
+		ended, err = over(p)
 		return ended, err
 	})
 	if err == nil && !ended && last.Retryable {
 		err = inconclusive(vm, last)
 	}
 	return last, err == nil && !ended && healthy(env.Incident, last), err
+}
+
+// inWindow reports whether p reached the guest in a normal boot while it
+// carried a bad file: WinRM answering during a boot that will crash (the
+// window race-the-boot races).
+func inWindow(inc inventory.Incident, p inventory.Probe) bool {
+	return p.Reachable && p.BootMode == inventory.BootNormal && badFiles(inc, p) > 0
 }
 
 // describeProbe says in words what a probe saw.
@@ -444,7 +452,7 @@ func finalVerify(name string) step.Step { return verifyStep(name, false) }
 // at a recovery screen (crashWatch), rather than after BootWait.
 func verifyStep(name string, watch bool) step.Step {
 	return step.Step{Name: name, Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-		var over func() (bool, error)
+		var over func(inventory.Probe) (bool, error)
 		var w crashWatch
 		if watch {
 			over = w.over(ctx, env, vm)

@@ -217,8 +217,11 @@ func (f *fixture) target(n int) *step.Target {
 			continue
 		}
 		v.Tenant, v.Account, v.Provider = "sim", "sim", "sim"
+		// WindowSeen: as planned after the assessment saw a WinRM window
+		// (race-the-boot then races unconditionally; see
+		// TestRaceBootConditional for the other case).
 		p := &step.Target{Key: v.Key(), Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows,
-			OSDisk: v.OSDisk, Power: v.Power, HelperWindows: v.Windows}
+			OSDisk: v.OSDisk, Power: v.Power, HelperWindows: v.Windows, WindowSeen: true}
 		if v.Power == inventory.PowerStopped {
 			p.State = inventory.StateStopped // as the planner plans it
 		}

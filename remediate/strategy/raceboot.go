@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,6 +30,9 @@ const (
 	// FactRaceBootCount is the cloud's boot counter during the raced boot
 	// (where the cloud counts boots).
 	FactRaceBootCount step.Fact = "race_boot_count"
+	// FactWinRMWindowSeen: reboot-retry's waits reached the guest in a
+	// normal boot while it carried a bad file (race-the-boot's window).
+	FactWinRMWindowSeen step.Fact = "winrm_window_seen"
 )
 
 // Race-the-boot's bounds.
@@ -47,11 +51,17 @@ var RaceEvery = 8 * time.Second
 // after each boot, before the bad file crashes it: it deletes the file
 // and clears the safe-boot flag inside that window.
 //
-// It applies only where the assessment saw that window: the guest probe
-// reached the VM in a normal boot while it carried the bad file (Check).
+// It applies where the assessment saw that window (WindowSeen), and, as a
+// fallback after reboot-retry, where reboot-retry's restarts may show it:
+// then it runs only if one of reboot-retry's waits saw it
+// (FactWinRMWindowSeen), and otherwise fails at once, before any call
+// (Conditional). One probe during the assessment misses a window of a
+// minute or two in most boots.
 //
 // Steps:
-//   - recheck: healthy now → step.ErrHealthy.
+//   - recheck: no window seen (neither by the assessment nor by
+//     reboot-retry) → step.Fail, before any call; healthy now →
+//     step.ErrHealthy.
 //   - snapshot: a snapshot of the OS disk (as delete-file) before anything
 //     on the disk changes.
 //   - prepare: resolves the guest's WinRM endpoint before any restart, so
@@ -93,14 +103,30 @@ func (RaceBoot) NotApplicable(st inventory.State) string {
 // Needs implements Unit.
 func (RaceBoot) Needs() Needs { return Needs{Capabilities: []string{"guest", "power", "disks"}} }
 
+// WindowSeen reports whether the assessment saw race-the-boot's window: its
+// probe reached the guest in a normal boot while it carried the bad file.
+func WindowSeen(c inventory.Classification) bool {
+	p := c.Evidence.Probe
+	return p != nil && p.Reachable && p.BootMode == inventory.BootNormal && len(c.BadFiles) > 0
+}
+
 // Check implements Unit: the assessment must have seen WinRM answer in a
-// normal boot while the guest carried the bad file.
+// normal boot while the guest carried the bad file, or reboot-retry must
+// come first in the chain (its restarts may show the window: Conditional).
 func (RaceBoot) Check(c *Candidate) []string {
-	p := c.Classification.Evidence.Probe
-	if p == nil || !p.Reachable || p.BootMode != inventory.BootNormal || len(c.Classification.BadFiles) == 0 {
-		return []string{"WinRM was not seen answering during a crashing boot, so there is no window to race"}
+	if WindowSeen(c.Classification) || slices.Contains(c.Before, policy.RebootRetry) {
+		return nil
 	}
-	return nil
+	return []string{"WinRM was not seen answering during a crashing boot, so there is no window to race"}
+}
+
+// Conditional implements Conditional: without the assessment's sighting of
+// the window, race-the-boot runs only if reboot-retry's restarts show it.
+func (RaceBoot) Conditional(t *step.Target) string {
+	if t.WindowSeen {
+		return ""
+	}
+	return "only if WinRM answers during a crashing boot while reboot-retry restarts it"
 }
 
 // Risks implements Unit: it changes only files the incident profile marks
@@ -112,8 +138,16 @@ func (RaceBoot) FailureChance(policy.Policy) float64 { return 0 }
 
 // Steps implements step.Strategy.
 func (RaceBoot) Steps(vm *step.Target, pol policy.Policy) []step.Step {
+	recheck := recheckStep("", nil)
+	probe := recheck.Run
+	recheck.Run = func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+		if !vm.WindowSeen && facts[FactWinRMWindowSeen] != "true" {
+			return nil, step.Fail("WinRM was not seen answering during a crashing boot, neither by the assessment nor during reboot-retry's restarts: there is no window to race")
+		}
+		return probe(ctx, env, vm, facts)
+	}
 	steps := []step.Step{
-		recheckStep("", nil),
+		recheck,
 		snapshotStep(),
 		{Name: "prepare", Run: rbPrepare, ReadOnly: true, Cost: step.Cost{Calls: 1}},
 	}

@@ -33,7 +33,9 @@ const (
 // guest until it answers healthy (step.ErrHealthy: the restart fixed it),
 // the cloud's screen shows the restarted boot crashing (see crashWatch: the
 // next restart need not wait out BootWait), or BootWait passed; the last
-// wait fails the strategy with "still boot-looping after N restarts".
+// wait fails the strategy with "still boot-looping after N restarts". A
+// wait whose probe reached the guest in a normal boot while it carried a
+// bad file records FactWinRMWindowSeen (race-the-boot's condition).
 // Abort has nothing to undo.
 type RebootRetry struct{}
 
@@ -120,9 +122,16 @@ func restartStep(i int, chance float64) step.Step {
 func waitStep(i, n int, chance float64) step.Step {
 	return step.Step{Name: fmt.Sprintf("wait-%d", i), Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		var w crashWatch
-		p, ok, err := waitBootUnless(ctx, env, vm, w.over(ctx, env, vm))
+		watch := w.over(ctx, env, vm)
+		out := step.Facts{}
+		p, ok, err := waitBootUnless(ctx, env, vm, func(p inventory.Probe) (bool, error) {
+			if inWindow(env.Incident, p) {
+				out[FactWinRMWindowSeen] = "true" // for race-the-boot, next in the chain
+			}
+			return watch(p)
+		})
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		if ok {
 			return nil, fmt.Errorf("%w: %s came up healthy after restart %d", step.ErrHealthy, vm.ID, i)
@@ -132,11 +141,11 @@ func waitStep(i, n int, chance float64) step.Step {
 			if w.ended {
 				how = "its screen shows the boot after the last restart crashing"
 			}
-			return nil, step.Fail("still boot-looping after %d restarts: %s", n, how)
+			return out, step.Fail("still boot-looping after %d restarts: %s", n, how)
 		}
 		// No checked_at: the next restart re-checks (the VM may have
 		// started a healthy boot since the last probe).
-		return step.Facts{}, nil
+		return out, nil
 	}, ReadOnly: true, Cost: step.Cost{Waits: []timing.Op{timing.OpCrashCycle}, Calls: 1, Chance: chance}}
 }
 
@@ -157,8 +166,8 @@ type crashWatch struct {
 // over is waitBootUnless's over for vm: whether the watched boot has
 // failed, by the VM's signals, or its screenshot where the cloud shows no
 // console text.
-func (w *crashWatch) over(ctx context.Context, env *step.Env, vm *step.Target) func() (bool, error) {
-	return func() (bool, error) {
+func (w *crashWatch) over(ctx context.Context, env *step.Env, vm *step.Target) func(inventory.Probe) (bool, error) {
+	return func(inventory.Probe) (bool, error) {
 		s, err := observe(ctx, env, vmRef(vm))
 		if retryable(err) {
 			return false, nil // the screen can wait: the probe goes on

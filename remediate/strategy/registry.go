@@ -100,6 +100,19 @@ type Candidate struct {
 	// GuestAnswers: the assessment's probe reached the guest's WinRM
 	// with the configured credentials.
 	GuestAnswers bool
+	// Before are the strategies already eligible ahead of this one in
+	// the VM's chain, in order.
+	Before []policy.Strategy
+}
+
+// Conditional is a Unit that, as planned for a VM, may find at its first
+// step that what it needs did not show (a condition the steps before it
+// in the chain observe) and then fail at once, before any call. The
+// estimate then counts the fallback after it.
+type Conditional interface {
+	// Conditional says on what condition the unit runs on t, "" when it
+	// runs unconditionally.
+	Conditional(t *step.Target) string
 }
 
 // Registry is the set of strategies a planner and an executor know, in

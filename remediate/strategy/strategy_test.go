@@ -649,7 +649,44 @@ func TestRaceBootCheck(t *testing.T) {
 		if (len(got) == 0) != c.ok {
 			t.Errorf("%s: Check = %q, want eligible %v", c.name, got, c.ok)
 		}
+		// After reboot-retry it is eligible anyway, on condition.
+		after := RaceBoot{}.Check(&Candidate{State: inventory.StateBootLoop, Classification: c.class, Before: []policy.Strategy{policy.RebootRetry}})
+		if len(after) != 0 {
+			t.Errorf("%s, after reboot-retry: Check = %q, want eligible", c.name, after)
+		}
 	}
+}
+
+// TestRaceBootConditional: planned as reboot-retry's fallback without the
+// assessment's sighting of a window, race-the-boot fails at once, changing
+// nothing, unless reboot-retry's waits saw WinRM answer during a crashing
+// boot; then it races and repairs the VM.
+func TestRaceBootConditional(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const n = 170
+		f := newVirtualFixture(t, spec{n: n, window: 300})
+		vm := f.target(n)
+		vm.WindowSeen = false
+		rb, _ := byName(policy.RaceBoot)
+		before := fmt.Sprint(f.mutationCount())
+		if _, err := f.run(rb, vm, nil, runOpts{stopAfter: -1, noAbort: true}); !errors.Is(err, step.ErrStrategyFailed) {
+			t.Fatalf("no window seen: err = %v, want the strategy failed", err)
+		}
+		if after := fmt.Sprint(f.mutationCount()); after != before {
+			t.Errorf("no window seen: the cloud changed: %s -> %s", before, after)
+		}
+		rr, _ := byName(policy.RebootRetry)
+		facts, err := f.run(rr, vm, nil, runOpts{stopAfter: -1, noAbort: true})
+		if !errors.Is(err, step.ErrStrategyFailed) || facts[FactWinRMWindowSeen] != "true" {
+			t.Fatalf("reboot-retry: err = %v, facts %v: want it failed, having seen the window", err, facts)
+		}
+		facts, err = f.run(rb, vm, facts, runOpts{stopAfter: -1})
+		if err != nil || facts[FactDeleted] != "1" || facts[FactVerifiedAt] == "" {
+			t.Fatalf("race-the-boot after reboot-retry saw the window: err = %v, facts %v", err, facts)
+		}
+		f.clean()
+	})
 }
 
 // TestRaceBoot races the boots of a VM whose WinRM answers for a while
