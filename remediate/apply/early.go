@@ -42,13 +42,25 @@ type earlyRun struct {
 	attempts int
 }
 
-// earlyStep is the first Early step of vm's chain that the journal does
-// not show ended ok, with its strategy; ok is false when there is none.
+// conditional is a strategy that, as planned for a VM, runs only if a
+// condition observed during the run holds (strategy.Conditional: "" when
+// it runs unconditionally). Nothing of it is run ahead: it would mostly
+// find the condition unmet.
+type conditional interface {
+	Conditional(t *step.Target) string
+}
+
+// earlyStep is the first Early step of vm's chain, conditional strategies
+// left out, that the journal does not show ended ok, with its strategy; ok
+// is false when there is none.
 func (r *runner) earlyStep(vm *plan.VMPlan, vs *vmState) (policy.Strategy, step.Step, bool) {
 	t := vm.Target()
 	for _, s := range append([]policy.Strategy{vm.Strategy}, vm.Fallbacks...) {
 		strat := r.o.Strategies[s]
 		if strat == nil {
+			continue
+		}
+		if c, ok := strat.(conditional); ok && c.Conditional(t) != "" {
 			continue
 		}
 		for _, st := range strat.Steps(t, r.p.Policy) {

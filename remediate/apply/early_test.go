@@ -61,7 +61,22 @@ func TestEarlyStepRunsAhead(t *testing.T) {
 		return nil, step.Fail("still boot-looping")
 	}, "recheck", "restart")
 
-	if _, err := Run(context.Background(), p, h.opts(p, rr, hm)); err != nil {
+	// A conditional fallback between them (race-the-boot, planned on a
+	// condition its recheck finds unmet) has an Early step too: it is
+	// not the one run ahead.
+	rb := newFake(policy.RaceBoot, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if name == "recheck" {
+			return nil, step.Fail("no window seen")
+		}
+		return nil, nil
+	}, "recheck", "snapshot")
+	rb.early, rb.condition = "snapshot", "only if a window shows"
+	for i := range p.VMs {
+		if p.VMs[i].Strategy == policy.RebootRetry {
+			p.VMs[i].Fallbacks = []policy.Strategy{policy.RaceBoot, policy.HelperMount}
+		}
+	}
+	if _, err := Run(context.Background(), p, h.opts(p, rr, rb, hm)); err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range p.VMs[:acts] {
@@ -75,6 +90,9 @@ func TestEarlyStepRunsAhead(t *testing.T) {
 		}
 		if n := hm.count(v.Key, "snapshot"); n != 1 {
 			t.Errorf("%s: snapshot ran %d times, want once", v.Key, n)
+		}
+		if n := rb.count(v.Key, "snapshot"); n != 0 {
+			t.Errorf("%s: the conditional fallback's snapshot ran %d times, want never", v.Key, n)
 		}
 		steps, err := h.j.ListSteps(context.Background(), "early", v.Key)
 		if err != nil {

@@ -118,6 +118,9 @@ type fakeStrategy struct {
 	readOnlyStep func(name string) bool
 	// early names the step marked step.Step.Early (and read-only), if any.
 	early string
+	// condition is what Conditional says ("": the fake runs
+	// unconditionally).
+	condition string
 	abort behavior // nil: ok
 
 	mu          sync.Mutex
@@ -135,6 +138,9 @@ func newFake(name policy.Strategy, run behavior, steps ...string) *fakeStrategy 
 }
 
 func (f *fakeStrategy) Name() policy.Strategy { return f.name }
+
+// Conditional is strategy.Conditional's: the fake's condition.
+func (f *fakeStrategy) Conditional(*step.Target) string { return f.condition }
 
 // readOnly marks the fake's read-only steps: "recheck", or those
 // readOnlyStep says.
