@@ -121,7 +121,7 @@ type fakeStrategy struct {
 	// condition is what Conditional says ("": the fake runs
 	// unconditionally).
 	condition string
-	abort behavior // nil: ok
+	abort     behavior // nil: ok
 
 	mu          sync.Mutex
 	calls       map[string]int // vm + "/" + step -> calls (abort as "abort")
