@@ -54,7 +54,9 @@ func schedule(opts AssessOptions) []tick {
 // no console text that shows a screen (a crash, Safe Mode, the sign-in
 // screen: text "Starting Windows" says nothing, and a cycling VM spends
 // most of each cycle starting), and it has not shown the sign-in screen
-// yet.
+// yet, unless the cloud's reachability check fails: a sign-in screen on a
+// VM the cloud cannot reach is a boot that may yet crash (a guest whose
+// WinRM answers for a short while after each boot), so the watch goes on.
 func wantsScreen(samples []inventory.Signals, shots []inventory.ScreenSample) bool {
 	if len(samples) == 0 {
 		return false
@@ -63,6 +65,9 @@ func wantsScreen(samples []inventory.Signals, shots []inventory.ScreenSample) bo
 	if last.Power != inventory.PowerRunning || consoleScreen(last) != "" ||
 		(last.InstanceReachable != nil && *last.InstanceReachable) {
 		return false
+	}
+	if last.InstanceReachable != nil {
+		return true // the check fails (it passing returned above)
 	}
 	return !slices.ContainsFunc(shots, func(s inventory.ScreenSample) bool { return s.Screen == inventory.ScreenLogin })
 }

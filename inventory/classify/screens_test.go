@@ -14,7 +14,7 @@ import (
 // screenCloud is a blind cloud (power only) that shows screens.
 type screenCloud struct {
 	clk  clock.Clock
-	kind map[string]string // "loop", "recovers", "blocked", "broken", "stopped", "texted", "checked", "crashtext", "silentsafe", "silentsafe"
+	kind map[string]string // "loop", "recovers", "blocked", "broken", "stopped", "texted", "checked", "crashtext", "silentsafe", "window"
 	mu   sync.Mutex
 	shot map[string]int // screenshots taken per VM
 }
@@ -32,6 +32,8 @@ func (c *screenCloud) Observe(_ context.Context, refs []providers.VMRef) (map[st
 			s.ConsoleAvailable, s.Console = true, "Your device ran into a problem and needs to restart."
 		case "checked", "silentsafe":
 			s.InstanceReachable = ptr(true)
+		case "window":
+			s.InstanceReachable = ptr(false)
 		}
 		out[r.ID] = s
 	}
@@ -55,19 +57,25 @@ func (c *screenCloud) Screenshot(_ context.Context, vm providers.VMRef) ([]byte,
 		return nil, providers.Errorf(providers.ErrUnavailable, "Screenshot", vm.ID, "HTTP 500")
 	case "silentsafe":
 		return screens.PNG(screens.SafeMode, vm.ID), nil
+	case "window":
+		// Up for a while after each boot, then the stop screen.
+		return screens.PNG([]screens.Kind{screens.Login, screens.Login, screens.Stop, screens.Booting}[n%4], vm.ID), nil
 	}
 	return screens.PNG(screens.Login, vm.ID), nil
 }
 
 func (c *screenCloud) Probe(_ context.Context, vm inventory.VM) inventory.Probe {
-	if c.kind[vm.ID] == "checked" || c.kind[vm.ID] == "texted" {
+	switch c.kind[vm.ID] {
+	case "checked", "texted":
 		return inventory.Probe{Reachable: true, BootMode: inventory.BootNormal}
+	case "window":
+		return inventory.Probe{Reachable: true, BootMode: inventory.BootNormal, Files: []inventory.FileFact{badFile}}
 	}
 	return inventory.Probe{Error: "timeout"}
 }
 
 func TestAssessScreens(t *testing.T) {
-	kinds := []string{"loop", "recovers", "blocked", "broken", "stopped", "texted", "checked", "crashtext", "silentsafe"}
+	kinds := []string{"loop", "recovers", "blocked", "broken", "stopped", "texted", "checked", "crashtext", "silentsafe", "window"}
 	clk := scaled()
 	c := &screenCloud{clk: clk, kind: map[string]string{}, shot: map[string]int{}}
 	var vms []inventory.VM
@@ -99,6 +107,10 @@ func TestAssessScreens(t *testing.T) {
 		// The OS passes the reachability check but WinRM is silent: one
 		// screenshot after the probe tells Safe Mode from a firewall.
 		{inventory.StateSafeMode, 1, 1},
+		// WinRM answers in a normal boot that carries the bad file while
+		// the cloud cannot reach the VM: the sign-in screen does not end
+		// the watch, and the stop screen that follows proves the loop.
+		{inventory.StateBootLoop, ticks, ticks},
 	}
 	for i, w := range want {
 		a := got[i]
