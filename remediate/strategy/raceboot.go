@@ -47,6 +47,12 @@ const (
 // RaceEvery is the time between two WinRM attempts within one boot.
 var RaceEvery = 8 * time.Second
 
+// RaceHold is how long a VM that a race step finds healthy before its
+// reset must stay healthy to count as such: a boot that an attempt which
+// died after its deletion raced answers healthy (the file is gone) until
+// the bad driver it loaded crashes it, at the end of its WinRM window.
+var RaceHold = 10 * time.Minute
+
 // RaceBoot repairs a boot-looping VM whose WinRM answers for a short while
 // after each boot, before the bad file crashes it: it deletes the file
 // and clears the safe-boot flag inside that window.
@@ -66,8 +72,11 @@ var RaceEvery = 8 * time.Second
 //     on the disk changes.
 //   - prepare: resolves the guest's WinRM endpoint before any restart, so
 //     the window is spent on the guest, not on the control plane.
-//   - race-i, i = 1..RaceBoots: re-checks the VM's health (a VM up now is
-//     step.ErrHealthy: fixed by an earlier boot's deletion, or recovered),
+//   - race-i, i = 1..RaceBoots: re-checks the VM's health (a VM healthy
+//     now and for RaceHold is step.ErrHealthy: fixed by an earlier boot's
+//     deletion, or recovered; one that crashes meanwhile was raced by an
+//     attempt that died before its end was journaled: retried, see
+//     holdHealthy),
 //     hard-resets it, then tries WinRM at most RaceAttempts times,
 //     RaceEvery apart; at the first answer it reads the guest (up in a
 //     normal boot without a bad file: step.ErrHealthy, nothing changed),
@@ -244,6 +253,11 @@ func raceStep(i int) func(context.Context, *step.Env, *step.Target, step.Facts) 
 			return nil, err
 		}
 		_, out, err := guard(ctx, env, vm, facts)
+		if errors.Is(err, step.ErrHealthy) {
+			if herr := holdHealthy(ctx, env, vm); herr != nil {
+				return nil, herr
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -276,6 +290,32 @@ func raceStep(i int) func(context.Context, *step.Env, *step.Target, step.Facts) 
 		}
 		return out, nil
 	}
+}
+
+// holdHealthy probes vm, found healthy before a race step's reset, for
+// RaceHold: nil when it stays healthy (it is, whatever boot it is in). A
+// probe that finds it otherwise is the crash of a boot an earlier attempt
+// raced and deleted the files in without its end being journaled: a
+// guest.ErrUnreachable error, so that the step runs again on the next
+// boot (which began after the deletion).
+func holdHealthy(ctx context.Context, env *step.Env, vm *step.Target) error {
+	var last inventory.Probe
+	crashed, err := poll(ctx, env, PollEvery, RaceHold, func() (bool, error) {
+		p, err := probeVM(ctx, env, vm)
+		if err != nil {
+			return false, err
+		}
+		last = p
+		return !p.Retryable && !healthy(env.Incident, p), nil
+	})
+	if err != nil {
+		return err
+	}
+	if crashed {
+		return fmt.Errorf("%w: %s answered healthy, then not (%s): the boot an earlier attempt raced crashed; racing again on the next boot",
+			guest.ErrUnreachable, vm.ID, describeProbe(env.Incident, last))
+	}
+	return nil
 }
 
 // raceOnce is one attempt within a boot's window: it reads the guest first

@@ -789,3 +789,44 @@ func checkAbortLeftSafe(t *testing.T, f *fixture, s HelperMount, vm *step.Target
 	}
 	f.clean()
 }
+
+// TestRaceBootResumedInRacedBoot: a process that died after race-1 deleted
+// the file, before its end was journaled, leaves the raced boot up and
+// answering healthy until the driver it loaded crashes it. race-1 run again
+// must not take that boot for healthy: it ends healthy only on a boot that
+// stays so (the next one).
+func TestRaceBootResumedInRacedBoot(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const n = 171
+		f := newVirtualFixture(t, spec{n: n, window: 300})
+		vm := f.target(n)
+		rb, _ := byName(policy.RaceBoot)
+		steps := rb.Steps(vm, f.env.Policy)
+		facts := step.Facts{}
+		ctx := context.Background()
+		for _, st := range steps[:4] { // recheck, snapshot, prepare, race-1
+			got, err := f.runStep(ctx, st, vm, facts)
+			if err != nil {
+				t.Fatalf("step %s: %v", st.Name, err)
+			}
+			facts = facts.Merge(got)
+		}
+		if facts[FactDeleted] != "1" {
+			t.Fatalf("race-1 did not delete the file: %v", facts)
+		}
+		// The process died before race-1's end was journaled: its facts
+		// are lost, and the check before its reset is stale.
+		for _, k := range []step.Fact{FactDeleted, FactRaceBoots, FactRaceBootCount, FactRaceAttempts, FactCheckedAt} {
+			delete(facts, k)
+		}
+		_, err := f.runStep(ctx, steps[3], vm, facts)
+		if !errors.Is(err, step.ErrHealthy) {
+			t.Fatalf("race-1 again: %v, want healthy (the file is gone)", err)
+		}
+		if tr := f.truth(n); tr != world.TruthHealthy {
+			t.Errorf("race-1 again ended healthy while the VM's truth is %s: it took the raced boot, which still crashes, for healthy", tr)
+		}
+		f.clean()
+	})
+}
