@@ -74,7 +74,7 @@ func openFleet(ctx context.Context, o *sourceOpts) (*source.Opened, error) {
 		return nil, clihelp.BadInput(fmt.Errorf("%w\n(no fleet.yaml here: give one with --config FILE, or try the simulator with --sim)", ce.Err))
 	case errors.As(err, &ce):
 		return nil, clihelp.BadInput(ce.Err)
-	case errors.As(err, new(*simulation.DialError)) && so.DrillClock != "" && !so.Simulated():
+	case errors.As(err, new(*simulation.DialError)) && so.DrillClock != "": // beside a simulated world it is a ConfigError
 		return nil, fmt.Errorf("--drill-clock %w", err)
 	case errors.As(err, new(*simulation.DialError)):
 		return nil, fmt.Errorf("--sim-endpoint %w", err)
