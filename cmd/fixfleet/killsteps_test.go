@@ -132,7 +132,10 @@ type killPoint struct {
 	readOnly bool // the step changes nothing: after-effect has no effect to be after
 }
 
-func (k killPoint) String() string { return string(k.strategy) + "/" + k.step + "/" + string(k.point) }
+func (k killPoint) String() string { return k.stepKey() + "/" + string(k.point) }
+
+// stepKey is the point's strategy/step, as the journal's steps name it.
+func (k killPoint) stepKey() string { return string(k.strategy) + "/" + k.step }
 
 // enumeratePoints lists, from the strategy registry, every (strategy,
 // step, point): each strategy's steps for every VM of p (a step list may
@@ -203,9 +206,10 @@ func TestKillAtEveryStep(t *testing.T) {
 	var lines []string
 	unreachable := 0
 	for _, k := range points {
-		note := " (killed through the " + killedOn[string(k.strategy)+"/"+k.step] + " face)"
+		face := killedOn[k.stepKey()]
+		note := " (killed through the " + face + " face)"
 		switch {
-		case killedOn[string(k.strategy)+"/"+k.step] == "":
+		case face == "":
 			note = " (unreachable: no face's world runs the step)"
 			unreachable++
 		case k.readOnly && k.point == apply.PointAfterEffect:
@@ -269,7 +273,7 @@ func killAtEveryStepOn(t *testing.T, f killFace, dir string, done map[string]str
 	points := enumeratePoints(p)
 	var run []killPoint
 	for _, k := range points {
-		if s := string(k.strategy) + "/" + k.step; reached[s] && done[s] == "" {
+		if s := k.stepKey(); reached[s] && done[s] == "" {
 			run = append(run, k)
 		}
 	}
@@ -352,7 +356,7 @@ func applyArgs(planFile, db string, w *killWorld) []string {
 // enumerated reports whether the strategy/step s is among points.
 func enumerated(points []killPoint, s string) bool {
 	for _, k := range points {
-		if string(k.strategy)+"/"+k.step == s {
+		if k.stepKey() == s {
 			return true
 		}
 	}

@@ -42,16 +42,9 @@ type earlyRun struct {
 	attempts int
 }
 
-// conditional is a strategy that, as planned for a VM, runs only if a
-// condition observed during the run holds (strategy.Conditional: "" when
-// it runs unconditionally). Nothing of it is run ahead: it would mostly
-// find the condition unmet.
-type conditional interface {
-	Conditional(t *step.Target) string
-}
-
 // earlyStep is the first Early step of vm's chain, conditional strategies
-// left out, that the journal does not show ended ok, with its strategy; ok
+// (step.Conditional: they would mostly find their condition unmet) left
+// out, that the journal does not show ended ok, with its strategy; ok
 // is false when there is none.
 func (r *runner) earlyStep(vm *plan.VMPlan, vs *vmState) (policy.Strategy, step.Step, bool) {
 	t := vm.Target()
@@ -60,7 +53,7 @@ func (r *runner) earlyStep(vm *plan.VMPlan, vs *vmState) (policy.Strategy, step.
 		if strat == nil {
 			continue
 		}
-		if c, ok := strat.(conditional); ok && c.Conditional(t) != "" {
+		if step.ConditionOf(strat, t) != "" {
 			continue
 		}
 		for _, st := range strat.Steps(t, r.p.Policy) {

@@ -139,7 +139,7 @@ func newFake(name policy.Strategy, run behavior, steps ...string) *fakeStrategy 
 
 func (f *fakeStrategy) Name() policy.Strategy { return f.name }
 
-// Conditional is strategy.Conditional's: the fake's condition.
+// Conditional implements step.Conditional: the fake's condition.
 func (f *fakeStrategy) Conditional(*step.Target) string { return f.condition }
 
 // readOnly marks the fake's read-only steps: "recheck", or those

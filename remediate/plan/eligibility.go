@@ -11,6 +11,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/timing"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
 	"github.com/fixfleet/fixfleet/remediate/strategy"
 )
 
@@ -240,13 +241,11 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 	v.Fallbacks = eligible[1:]
 	v.Skipped = skipped
 	v.Reasons = append(reasons, fmt.Sprintf("%s: the first eligible strategy in policy order", v.Strategy))
+	t := v.Target()
 	for _, s := range eligible {
-		if u, _ := reg.Get(s); u != nil {
-			if cu, ok := u.(strategy.Conditional); ok {
-				if cond := cu.Conditional(v.Target()); cond != "" {
-					v.Reasons = append(v.Reasons, fmt.Sprintf("%s: %s", s, cond))
-				}
-			}
+		u, _ := reg.Get(s)
+		if cond := step.ConditionOf(u, t); cond != "" {
+			v.Reasons = append(v.Reasons, fmt.Sprintf("%s: %s", s, cond))
 		}
 	}
 	v.Risks = f.risks(reg, eligible)

@@ -151,7 +151,7 @@ func plural(n int, what string) string {
 
 // vmCost is the expected cost of one planned VM: its strategy, plus the
 // chance it fails times its first fallback's cost (the first that runs
-// unconditionally: see strategy.Conditional).
+// unconditionally: see step.Conditional).
 func vmCost(v VMPlan, reg *strategy.Registry, pol policy.Policy) cost {
 	if !v.Acts() {
 		return cost{}
@@ -171,7 +171,7 @@ func vmCost(v VMPlan, reg *strategy.Registry, pol policy.Policy) cost {
 		if !ok {
 			return c
 		}
-		if cu, ok := fb.(strategy.Conditional); ok && cu.Conditional(t) != "" {
+		if step.ConditionOf(fb, t) != "" {
 			continue
 		}
 		fc, _ := strategyCost(fb, t, pol)

@@ -79,8 +79,10 @@ func TestEligibility(t *testing.T) {
 		risks     []string // substrings of the joined risks
 		noRisks   []string
 		noReasons []string
-		skipped   []string
-		planState inventory.State // the plan's state, when not the verdict
+		// windowSeen: the plan records the WinRM window the assessment saw.
+		windowSeen bool
+		skipped    []string
+		planState  inventory.State // the plan's state, when not the verdict
 	}
 	stopped := func(v *inventory.VM) { v.Power = inventory.PowerStopped }
 	allowLoss := func(in *Input) { in.Policy.AllowDataLoss = true }
@@ -99,7 +101,7 @@ func TestEligibility(t *testing.T) {
 				a.Classification.BadFiles = []inventory.FileFact{{Path: `C:\Windows\System32\drivers\CrowdStrike\C-00000291-00000000-00000032.sys`}}
 				a.Classification.Evidence.Probe = &inventory.Probe{Reachable: true, BootMode: inventory.BootNormal}
 			},
-			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount}, noReasons: []string{"race-the-boot: only if"}},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount}, noReasons: []string{"race-the-boot: only if"}, windowSeen: true},
 		{name: "boot-loop with data loss allowed", state: inventory.StateBootLoop, in: allowLoss, strategy: policy.RebootRetry,
 			fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount, policy.RestoreBackup},
 			risks:     []string{"restore loses data written since 2024-07-19T00:00:00Z (window: 4h09m)"}},
@@ -251,8 +253,8 @@ func TestEligibility(t *testing.T) {
 					t.Errorf("reasons %q mention %q", v.Reasons, r)
 				}
 			}
-			if c.noReasons != nil && !v.WinRMWindowSeen {
-				t.Errorf("the plan does not record the WinRM window the assessment saw")
+			if v.WinRMWindowSeen != c.windowSeen {
+				t.Errorf("winrm_window_seen %v, want %v", v.WinRMWindowSeen, c.windowSeen)
 			}
 			for _, r := range c.noRisks {
 				if r == "" && len(v.Risks) > 0 {

@@ -267,6 +267,26 @@ type Step struct {
 	Cost Cost
 }
 
+// Conditional is a Strategy that, as planned for a VM, may find at its
+// first step that what it needs did not show (a condition the strategies
+// before it in the chain observe) and then fail at once, before any call.
+// The estimate then counts the fallback after it, and the executor runs
+// nothing of it ahead (Step.Early).
+type Conditional interface {
+	// Conditional says on what condition the strategy runs on t, "" when
+	// it runs unconditionally.
+	Conditional(t *Target) string
+}
+
+// ConditionOf is what s (a Strategy, or nil) says of its condition on t:
+// "" when it is not Conditional or runs on t unconditionally.
+func ConditionOf(s any, t *Target) string {
+	if c, ok := s.(Conditional); ok {
+		return c.Conditional(t)
+	}
+	return ""
+}
+
 // Strategy is a named sequence of steps, and how to leave a VM safe when the
 // sequence stops part-way.
 type Strategy interface {

@@ -316,10 +316,10 @@ func waitBootUnless(ctx context.Context, env *step.Env, vm *step.Target, over fu
 }
 
 // inWindow reports whether p reached the guest in a normal boot while it
-// carried a bad file: WinRM answering during a boot that will crash (the
-// window race-the-boot races).
-func inWindow(inc inventory.Incident, p inventory.Probe) bool {
-	return p.Reachable && p.BootMode == inventory.BootNormal && badFiles(inc, p) > 0
+// carried bad files (bad of them): WinRM answering during a boot that will
+// crash (the window race-the-boot races).
+func inWindow(p inventory.Probe, bad int) bool {
+	return p.Reachable && p.BootMode == inventory.BootNormal && bad > 0
 }
 
 // describeProbe says in words what a probe saw.

@@ -61,7 +61,7 @@ var RaceHold = 10 * time.Minute
 // fallback after reboot-retry, where reboot-retry's restarts may show it:
 // then it runs only if one of reboot-retry's waits saw it
 // (FactWinRMWindowSeen), and otherwise fails at once, before any call
-// (Conditional). One probe during the assessment misses a window of a
+// (step.Conditional). One probe during the assessment misses a window of a
 // minute or two in most boots.
 //
 // Steps:
@@ -115,8 +115,7 @@ func (RaceBoot) Needs() Needs { return Needs{Capabilities: []string{"guest", "po
 // WindowSeen reports whether the assessment saw race-the-boot's window: its
 // probe reached the guest in a normal boot while it carried the bad file.
 func WindowSeen(c inventory.Classification) bool {
-	p := c.Evidence.Probe
-	return p != nil && p.Reachable && p.BootMode == inventory.BootNormal && len(c.BadFiles) > 0
+	return c.Evidence.Probe != nil && inWindow(*c.Evidence.Probe, len(c.BadFiles))
 }
 
 // Check implements Unit: the assessment must have seen WinRM answer in a
@@ -129,7 +128,7 @@ func (RaceBoot) Check(c *Candidate) []string {
 	return []string{"WinRM was not seen answering during a crashing boot, so there is no window to race"}
 }
 
-// Conditional implements Conditional: without the assessment's sighting of
+// Conditional implements step.Conditional: without the assessment's sighting of
 // the window, race-the-boot runs only if reboot-retry's restarts show it.
 func (RaceBoot) Conditional(t *step.Target) string {
 	if t.WindowSeen {

@@ -125,7 +125,7 @@ func waitStep(i, n int, chance float64) step.Step {
 		watch := w.over(ctx, env, vm)
 		out := step.Facts{}
 		p, ok, err := waitBootUnless(ctx, env, vm, func(p inventory.Probe) (bool, error) {
-			if inWindow(env.Incident, p) {
+			if inWindow(p, badFiles(env.Incident, p)) {
 				out[FactWinRMWindowSeen] = "true" // for race-the-boot, next in the chain
 			}
 			return watch(p)

@@ -105,16 +105,6 @@ type Candidate struct {
 	Before []policy.Strategy
 }
 
-// Conditional is a Unit that, as planned for a VM, may find at its first
-// step that what it needs did not show (a condition the steps before it
-// in the chain observe) and then fail at once, before any call. The
-// estimate then counts the fallback after it.
-type Conditional interface {
-	// Conditional says on what condition the unit runs on t, "" when it
-	// runs unconditionally.
-	Conditional(t *step.Target) string
-}
-
 // Registry is the set of strategies a planner and an executor know, in
 // registration order. It is immutable once built.
 type Registry struct {

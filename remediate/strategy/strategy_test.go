@@ -657,6 +657,16 @@ func TestRaceBootCheck(t *testing.T) {
 	}
 }
 
+// windowFixture is a virtual-time fixture whose vm-n boot-loops with a
+// 300 s WinRM window after each boot, that VM's target, and race-the-boot.
+// Call it inside the test's synctest bubble.
+func windowFixture(t *testing.T, n int) (*fixture, *step.Target, step.Strategy) {
+	t.Helper()
+	f := newVirtualFixture(t, spec{n: n, window: 300})
+	rb, _ := byName(policy.RaceBoot)
+	return f, f.target(n), rb
+}
+
 // TestRaceBootConditional: planned as reboot-retry's fallback without the
 // assessment's sighting of a window, race-the-boot fails at once, changing
 // nothing, unless reboot-retry's waits saw WinRM answer during a crashing
@@ -664,11 +674,8 @@ func TestRaceBootCheck(t *testing.T) {
 func TestRaceBootConditional(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		const n = 170
-		f := newVirtualFixture(t, spec{n: n, window: 300})
-		vm := f.target(n)
+		f, vm, rb := windowFixture(t, 170)
 		vm.WindowSeen = false
-		rb, _ := byName(policy.RaceBoot)
 		before := fmt.Sprint(f.mutationCount())
 		if _, err := f.run(rb, vm, nil, runOpts{stopAfter: -1, noAbort: true}); !errors.Is(err, step.ErrStrategyFailed) {
 			t.Fatalf("no window seen: err = %v, want the strategy failed", err)
@@ -799,9 +806,7 @@ func TestRaceBootResumedInRacedBoot(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const n = 171
-		f := newVirtualFixture(t, spec{n: n, window: 300})
-		vm := f.target(n)
-		rb, _ := byName(policy.RaceBoot)
+		f, vm, rb := windowFixture(t, n)
 		steps := rb.Steps(vm, f.env.Policy)
 		facts := step.Facts{}
 		ctx := context.Background()
