@@ -41,11 +41,28 @@ type OSDiskSwapper interface {
 	// stopping); ErrPermanent wrapping a *BootMismatchError when d cannot
 	// boot vm; ErrThrottled, ErrUnavailable.
 	SwapOSDisk(ctx context.Context, vm VMRef, d DiskRef) error
+	// A cloud that swaps OS disks deletes the copies that never became
+	// one.
+	CopyDeleter
+}
+
+// CopyDeleter deletes a disk a run made and no longer needs: a copy that
+// never became a VM's OS disk (copy-and-swap), a disk restored from a
+// backup that did not boot (restore-backup). It never deletes a VM's own
+// disk: only a disk carrying the run's tags. A provider that can delete
+// disks implements it on its Disks value; find it with a type assertion:
+//
+//	del, ok := p.Disks.(providers.CopyDeleter)
+//
+// Without it, such a disk is kept, detached, and the run says so.
+type CopyDeleter interface {
 	// DeleteCopy deletes disk d, detached, only if it carries all of tags
-	// (the copy a run made: its run, VM and role tags), and waits. It
-	// never deletes a disk without them: ErrConflict, as while d is
-	// attached. Idempotent: a disk already gone is fine. Errors:
-	// ErrConflict, ErrThrottled, ErrUnavailable.
+	// (the copy a run made: its run, VM and role tags), and waits until
+	// the cloud reports it gone. It never deletes a disk without them:
+	// ErrConflict, as while d is attached. Idempotent: a disk already gone
+	// is fine. Errors: ErrConflict (with RetryAfter while the disk is
+	// still being created, attached or detached), ErrThrottled,
+	// ErrUnavailable.
 	DeleteCopy(ctx context.Context, d DiskRef, tags Tags) error
 }
 
