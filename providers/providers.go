@@ -231,9 +231,12 @@ type Provider struct {
 // one per field, two say how a VM's OS disk is changed, for the strategies
 // that take it off its VM: "os-disk-detach" (Disks detaches and attaches a
 // stopped VM's boot disk) and "os-disk-swap" (Disks implements
-// OSDiskSwapper, whose clouds cannot detach an OS disk: Azure).
+// OSDiskSwapper, whose clouds cannot detach an OS disk: Azure); and
+// "copy-delete" says that Disks deletes the copies a run made
+// (CopyDeleter).
 func (p *Provider) Capabilities() []string {
 	_, swaps := p.Disks.(OSDiskSwapper)
+	_, deletes := p.Disks.(CopyDeleter)
 	var out []string
 	for _, c := range []struct {
 		name string
@@ -246,6 +249,7 @@ func (p *Provider) Capabilities() []string {
 		{"disks", p.Disks != nil},
 		{"os-disk-detach", p.Disks != nil && !swaps},
 		{"os-disk-swap", swaps},
+		{"copy-delete", deletes},
 		{"backups", p.Backups != nil},
 		{"helpers", p.Helpers != nil},
 	} {

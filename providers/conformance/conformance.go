@@ -68,12 +68,15 @@ const (
 	CapOSDiskSwap   = "os-disk-swap"
 	CapBackups      = "backups"
 	CapHelpers      = "helpers"
+	// CapCopyDelete: Disks deletes the copies a run made
+	// (providers.CopyDeleter).
+	CapCopyDelete = "copy-delete"
 )
 
 // AllCapabilities lists every capability of the contract, in the order
 // providers.Provider.Capabilities reports them.
 func AllCapabilities() []string {
-	return []string{CapEnumerate, CapObserve, CapGuest, CapPower, CapDisks, CapOSDiskDetach, CapOSDiskSwap, CapBackups, CapHelpers}
+	return []string{CapEnumerate, CapObserve, CapGuest, CapPower, CapDisks, CapOSDiskDetach, CapOSDiskSwap, CapCopyDelete, CapBackups, CapHelpers}
 }
 
 // Harness says how to build one provider under test on a simulated world.

@@ -29,6 +29,7 @@ func scenarios() []Scenario {
 		{Name: "detach-attach-roundtrip", Needs: []string{CapDisks, CapOSDiskDetach, CapPower}, run: detachAttachRoundtrip},
 		{Name: "attach-other-zone", Needs: []string{CapDisks}, run: attachOtherZone},
 		{Name: "disk-from-snapshot", Needs: []string{CapDisks}, run: diskFromSnapshot},
+		{Name: "delete-copy", Needs: []string{CapDisks, CapCopyDelete, CapHelpers}, run: deleteCopy},
 		{Name: "backups-list", Needs: []string{CapBackups}, ReadOnly: true, run: backupsList},
 		{Name: "backup-restore", Needs: []string{CapBackups, CapDisks}, run: backupRestore},
 		{Name: "helper-images", Needs: []string{CapHelpers}, ReadOnly: true, run: helperImages},
@@ -412,6 +413,49 @@ func diskFromSnapshot(e *env) {
 	if len(ws) != 1 || e.id(ws[0].ID) != x.ID || ws[0].Zone != v.Zone || !strings.HasPrefix(ws[0].Source, "snapshot:") || ws[0].AttachedTo != "" {
 		e.t.Errorf("%s: the world holds disks %+v tagged %v, want one copy of a snapshot in %s, detached", e.h.Name, ws, tags, v.Zone)
 	}
+}
+
+// deleteCopy: DeleteCopy refuses (ErrConflict) a disk without the tags
+// given, a VM's own boot disk, no tags at all and an attached copy, and
+// each time the disk stays; a detached copy with its tags goes, from the
+// cloud and the world; deleting it again is fine.
+func deleteCopy(e *env) {
+	del := e.p.Disks.(providers.CopyDeleter)
+	v := e.pick(1, "broken", neverHealthy)[0]
+	x, tags := e.copyOf(v, v.Zone)
+	own := e.diskRef(v)
+	other := e.tags("copy", e.id(v.ID))
+	other[providers.TagRun] = e.run + "-other"
+	for _, c := range []struct {
+		what string
+		d    providers.DiskRef
+		tags providers.Tags
+	}{
+		{"another run's tags on copy " + x.ID, x, other},
+		{"no tags on copy " + x.ID, x, nil},
+		{"VM " + e.id(v.ID) + "'s own boot disk " + own.ID, own, tags},
+	} {
+		e.wantClass(del.DeleteCopy(e.ctx, c.d, c.tags), providers.ErrConflict, "DeleteCopy with "+c.what, c.d.ID)
+	}
+	h, _, _ := e.acquireHelper(v.Zone)
+	e.must(e.p.Disks.Attach(e.ctx, h, x, false), "Attach %s to helper %s", x.ID, h.ID)
+	e.wantClass(del.DeleteCopy(e.ctx, x, tags), providers.ErrConflict, "DeleteCopy of copy "+x.ID+" attached to helper "+h.ID, x.ID)
+	e.must(e.p.Disks.Detach(e.ctx, h, x), "Detach %s from helper %s", x.ID, h.ID)
+	if ws := e.disksTagged(tags); len(ws) != 1 || e.id(ws[0].ID) != x.ID {
+		e.t.Fatalf("%s: after the refused deletions the world holds disks %+v tagged %v, want copy %s", e.h.Name, ws, tags, x.ID)
+	}
+	if w := e.mustVM(v.ID); w.OSDisk == nil || w.OSDisk.ID != v.OSDisk.ID {
+		e.t.Errorf("%s: after the refused deletions VM %s's boot disk is %+v, want %s", e.h.Name, v.ID, w.OSDisk, v.OSDisk.ID)
+	}
+	for i := range 2 {
+		e.must(del.DeleteCopy(e.ctx, x, tags), "DeleteCopy %s (call %d)", x.ID, i+1)
+	}
+	if ws := e.disksTagged(tags); len(ws) != 0 {
+		e.t.Errorf("%s: after DeleteCopy the world still holds disks %+v tagged %v", e.h.Name, ws, tags)
+	}
+	_, err := e.p.Disks.Describe(e.ctx, x)
+	e.wantClass(err, providers.ErrNotFound, "Describe of deleted copy "+x.ID, x.ID)
+	e.must(e.p.Helpers.Release(e.ctx, h), "Release helper %s", h.ID)
 }
 
 // backupsList: a VM's backups are the world's, by ID, VM and time; a VM
