@@ -66,6 +66,22 @@ type CopyDeleter interface {
 	DeleteCopy(ctx context.Context, d DiskRef, tags Tags) error
 }
 
+// DeletableCopy says whether a provider may delete disk st as a copy the
+// run made (CopyDeleter.DeleteCopy, op naming the call): nil when st is
+// detached and carries every one of tags, ErrConflict naming the disk
+// otherwise (no tags given, a tag missing, attached).
+func DeletableCopy(op string, st DiskState, tags Tags) error {
+	switch {
+	case len(tags) == 0:
+		return Errorf(ErrConflict, op, st.Ref.ID, "no tags given: fixfleet deletes only the copies it tagged")
+	case !st.Tags.Has(tags):
+		return Errorf(ErrConflict, op, st.Ref.ID, "the disk does not carry the run's tags %v: fixfleet deletes only the copies it made", tags)
+	case st.AttachedTo != "":
+		return Errorf(ErrConflict, op, st.Ref.ID, "the disk is attached to %s; detach it first", st.AttachedTo)
+	}
+	return nil
+}
+
 // BootMismatchError says that a disk cannot become a VM's OS disk because a
 // property that must match differs (errors.As to read it).
 type BootMismatchError struct {

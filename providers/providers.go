@@ -68,6 +68,16 @@ const (
 	TagRole = "fixfleet-role" // "snapshot", "helper", "restore-disk", ...
 )
 
+// Has reports whether t carries every one of want, with the same values.
+func (t Tags) Has(want Tags) bool {
+	for k, v := range want {
+		if hv, ok := t[k]; !ok || hv != v {
+			return false
+		}
+	}
+	return true
+}
+
 // Sorted returns the tag keys in order, for stable output.
 func (t Tags) Sorted() []string {
 	keys := make([]string, 0, len(t))

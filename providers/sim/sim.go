@@ -8,6 +8,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -200,6 +201,8 @@ func (p power) Restart(ctx context.Context, vm providers.VMRef) error {
 
 type disks struct{ *core }
 
+var _ providers.CopyDeleter = disks{}
+
 // Describe implements providers.Disks.
 func (d disks) Describe(ctx context.Context, ref providers.DiskRef) (providers.DiskState, error) {
 	if err := d.pace(ctx, "DescribeDisk", ref.ID); err != nil {
@@ -306,6 +309,27 @@ func (d disks) FromSnapshot(ctx context.Context, s providers.SnapshotRef, zone s
 		return providers.DiskRef{}, err
 	}
 	return info.Ref, d.until(ctx, info.ReadyAt)
+}
+
+// DeleteCopy implements providers.CopyDeleter: it reads the disk, and
+// deletes it only if it is a detached copy carrying tags.
+func (d disks) DeleteCopy(ctx context.Context, ref providers.DiskRef, tags providers.Tags) error {
+	st, err := d.Describe(ctx, ref)
+	if errors.Is(err, providers.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := providers.DeletableCopy("DeleteCopy", st, tags); err != nil {
+		return err
+	}
+	return d.busy(ctx, func() error {
+		if err := d.pace(ctx, "DeleteDisk", ref.ID); err != nil {
+			return err
+		}
+		return d.w.DeleteDisk(ctx, d.acct, ref.ID)
+	})
 }
 
 type backups struct{ *core }

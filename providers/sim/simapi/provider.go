@@ -2,6 +2,7 @@ package simapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -196,6 +197,8 @@ func (p power) Restart(ctx context.Context, vm providers.VMRef) error {
 
 type disks struct{ *core }
 
+var _ providers.CopyDeleter = disks{}
+
 // Describe implements providers.Disks.
 func (d disks) Describe(ctx context.Context, ref providers.DiskRef) (providers.DiskState, error) {
 	var info world.DiskInfo
@@ -214,6 +217,25 @@ func (d disks) FindDisks(ctx context.Context, tags providers.Tags) ([]providers.
 		out[i] = x.DiskState
 	}
 	return out, nil
+}
+
+// DeleteCopy implements providers.CopyDeleter: it reads the disk, and
+// deletes it only if it is a detached copy carrying tags.
+func (d disks) DeleteCopy(ctx context.Context, ref providers.DiskRef, tags providers.Tags) error {
+	st, err := d.Describe(ctx, ref)
+	if errors.Is(err, providers.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := providers.DeletableCopy("DeleteCopy", st, tags); err != nil {
+		return err
+	}
+	return d.busy(ctx, func() error {
+		_, err := d.call(ctx, "delete-disk", "DeleteDisk", diskRes(ref.ID), Request{Disk: ref.ID}, nil)
+		return err
+	})
 }
 
 // Snapshot implements providers.Disks: it waits until the snapshot is ready.

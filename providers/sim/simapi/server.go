@@ -185,7 +185,7 @@ func decode(r *http.Request, v any) error {
 }
 
 // opNames lists the control-plane ops, for the unknown-op error.
-const opNames = "acquire-helper, attach, describe-disk, detach, disk-from-snapshot, find-disks, find-helpers, find-snapshots, guest-endpoint, helper-images, list-backups, list-vms, observe, release-helper, restart, restore-backup, snapshot, start, stop"
+const opNames = "acquire-helper, attach, delete-disk, describe-disk, detach, disk-from-snapshot, find-disks, find-helpers, find-snapshots, guest-endpoint, helper-images, list-backups, list-vms, observe, release-helper, restart, restore-backup, snapshot, start, stop"
 
 // opFunc returns the world call of a control-plane op, or nil.
 func opFunc(op string) func(ctx context.Context, w *world.World, a string, q Request) (any, error) {
@@ -221,6 +221,10 @@ func opFunc(op string) func(ctx context.Context, w *world.World, a string, q Req
 	case "find-disks":
 		return func(ctx context.Context, w *world.World, a string, q Request) (any, error) {
 			return w.FindDisks(ctx, a, q.Tags)
+		}
+	case "delete-disk":
+		return func(ctx context.Context, w *world.World, a string, q Request) (any, error) {
+			return struct{}{}, w.DeleteDisk(ctx, a, q.Disk)
 		}
 	case "snapshot":
 		return func(ctx context.Context, w *world.World, a string, q Request) (any, error) {

@@ -27,6 +27,7 @@
 //	restart              vm                         world.Pending
 //	describe-disk        disk                       world.DiskInfo
 //	find-disks           tags                       []world.DiskInfo
+//	delete-disk          disk                       {}
 //	find-helpers         tags                       []world.HelperInfo
 //	snapshot             disk, tags                 world.SnapshotInfo
 //	find-snapshots       tags                       []world.SnapshotInfo
