@@ -3,6 +3,8 @@ package strategy
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
@@ -39,8 +41,9 @@ const (
 //
 // Once the restored disk is the VM's boot disk, stop and detach-original
 // do nothing. Abort: unless the restored disk booted healthy, the original
-// disk is put back as the boot disk and the VM powered on (the restored
-// disk is kept, detached, for a person to look at).
+// disk is put back as the boot disk, the VM powered on, and the restored
+// disk, which did not repair it, deleted where the provider deletes the
+// copies a run made (providers.CopyDeleter; kept, detached, elsewhere).
 type RestoreBackup struct{}
 
 // Name implements step.Strategy.
@@ -245,6 +248,49 @@ func (RestoreBackup) Abort(ctx context.Context, env *step.Env, vm *step.Target, 
 	if err := retry(ctx, env, func() error { return startVM(ctx, env, vmRef(vm)) }); err != nil {
 		return out, step.Flag("the original disk %s is back on %s, but the VM could not be started: %v", vm.OSDisk.ID, vm.ID, err)
 	}
-	out[FactAbort] = "the original disk is the VM's boot disk again; the VM was powered on; the restored disk is kept"
+	restored, err := rbDeleteRestored(ctx, env, vm, facts)
+	if err != nil {
+		return out, step.Flag("the original disk %s is back on %s and the VM was powered on, but %v", vm.OSDisk.ID, vm.ID, err)
+	}
+	out[FactAbort] = "the original disk is the VM's boot disk again; the VM was powered on; " + restored
 	return out, nil
+}
+
+// rbDeleteRestored deletes the disks restored for vm (the fact
+// restored_disk_id, and those carrying the run's restore-disk tags where
+// the provider finds disks by tag: a restore whose outcome was never
+// journaled), detached, once the original disk is back: they did not
+// repair the VM, and the backup stays. It says what became of them, for
+// the abort's fact. A provider that does not delete disks
+// (providers.CopyDeleter) keeps them, and the phrase says so. Idempotent.
+func rbDeleteRestored(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (string, error) {
+	t := tags(env, vm, RoleRestoreDisk)
+	var ids []string
+	if id := facts[FactRestoredDiskID]; id != "" {
+		ids = append(ids, id)
+	}
+	if f, ok := env.Provider.Disks.(diskFinder); ok {
+		var ds []providers.DiskState
+		if err := retry(ctx, env, func() (err error) { ds, err = f.FindDisks(ctx, t); return err }); err != nil {
+			return "", fmt.Errorf("the disks restored for it could not be listed: %w", err)
+		}
+		for _, d := range ds {
+			if d.Ref.ID != vm.OSDisk.ID && !slices.Contains(ids, d.Ref.ID) {
+				ids = append(ids, d.Ref.ID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return "no disk had been restored", nil
+	}
+	del, ok := env.Provider.Disks.(providers.CopyDeleter)
+	if !ok {
+		return fmt.Sprintf("the restored disk %s is kept, detached (this provider deletes no disk)", strings.Join(ids, ", ")), nil
+	}
+	for _, id := range ids {
+		if err := retry(ctx, env, func() error { return del.DeleteCopy(ctx, diskRef(vm, id), t) }); err != nil {
+			return "", fmt.Errorf("the restored disk %s, which did not repair it, could not be deleted: %w", id, err)
+		}
+	}
+	return fmt.Sprintf("the restored disk %s, which did not repair it, was deleted (the backup stays)", strings.Join(ids, ", ")), nil
 }
