@@ -25,18 +25,21 @@ import (
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
-// everyStepWorld is an eight-VM world in which every strategy of the sim
+// everyStepWorld is a nine-VM world in which every strategy of the sim
 // face runs: a healthy VM; a boot loop that recovers after a restart
 // (reboot-retry); a BitLocker boot loop that never recovers (reboot-retry
 // fails, helper-mount repairs it with its unlock step); a boot loop with
 // damaged hives (reboot-retry fails, helper-mount's check-hives fails and
 // aborts, restore-backup repairs it); a VM in safe mode (delete-file); a
 // boot loop that never recovers but whose WinRM answers for 180 s after
-// each boot (reboot-retry fails, race-the-boot repairs it); and a copy of
+// each boot (reboot-retry fails, race-the-boot repairs it); a copy of
 // each of the last two whose guest denies the deletion (delete-file and
-// race-the-boot fail and abort, helper-mount repairs them offline).
-// everyStepAzureWorld is the same world in Azure's zones: there
-// copy-and-swap (Azure's OS-disk swap) takes helper-mount's place.
+// race-the-boot fail and abort, helper-mount repairs them offline); and a
+// copy of the damaged-hives VM whose chosen backup is damaged too
+// (restore-backup's verify fails and aborts: a person is needed).
+// everyStepAzureWorld is the same world in Azure's zones, less that last
+// VM (Azure's face has no backups): there copy-and-swap (Azure's OS-disk
+// swap) takes helper-mount's place.
 const (
 	everyStepWorld      = "../../simulation/testdata/every-step.json"
 	everyStepAzureWorld = "../../simulation/testdata/every-step-azure.json"

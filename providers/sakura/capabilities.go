@@ -930,6 +930,67 @@ func (c *core) diskFromArchive(ctx context.Context, op, archiveID, zone string, 
 	return ref, c.waitDisk(ctx, op, zone, x.ID)
 }
 
+// The disks of this provider delete the copies a run made.
+var _ providers.CopyDeleter = disks{}
+
+// DeleteCopy implements providers.CopyDeleter: it deletes disk ref, which
+// a run made (a copy of a snapshot, a disk restored from a backup), only
+// if it carries every one of tags (Sakura's "key=value" string tags,
+// matched as FindDisks matches them) and is connected to no server.
+// Otherwise it deletes nothing and returns ErrConflict naming the disk: no
+// tags given, a tag missing or different, the disk connected to a server
+// (disconnect it first), or the disk still being copied (with RetryAfter,
+// one poll interval). A disk already gone is fine. Sakura deletes a disk
+// synchronously (DELETE /disk/{id} answers 200 once it is gone, never 202),
+// so the answer reports it gone; an answer lost on the way is settled by
+// reading the disk again. Errors: ErrConflict, ErrThrottled,
+// ErrUnavailable, ErrPermanent (the cloud refused: a key without the
+// create permission).
+func (d disks) DeleteCopy(ctx context.Context, ref providers.DiskRef, tags providers.Tags) error {
+	const op = "DeleteCopy"
+	res := diskRes(ref.ID)
+	if len(tags) == 0 {
+		return providers.Errorf(providers.ErrConflict, op, res, "no tags given; only a disk carrying a run's tags is deleted")
+	}
+	x, zone, err := d.readDisk(ctx, op, ref)
+	if errors.Is(err, providers.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch av := x.Availability; {
+	case !hasAll(DecodeTags(x.Tags), tags):
+		return providers.Errorf(providers.ErrConflict, op, res, "the disk does not carry all of the tags %s; only a disk carrying a run's tags is deleted",
+			strings.Join(EncodeTags(tags), ", "))
+	case !x.ServerID.IsEmpty():
+		return providers.Errorf(providers.ErrConflict, op, res, "connected to server %s; disconnect it first", x.ServerID)
+	case av.IsMigrating(), av.IsUploading(), av.IsTransfering():
+		e := providers.Errorf(providers.ErrConflict, op, res, "the disk is still being copied (%s)", av)
+		e.RetryAfter = d.opts.Poll
+		return e
+	}
+	err = d.call(ctx, op, res, func(ctx context.Context) error {
+		return d.api.disk.Delete(ctx, zone, x.ID)
+	})
+	var pe *providers.Error
+	switch {
+	case err == nil, errors.Is(err, providers.ErrNotFound):
+		return nil
+	case errors.Is(err, providers.ErrUnavailable):
+		// The delete may have been done and its answer lost: the disk tells.
+		if _, _, rerr := d.readDisk(ctx, op, providers.DiskRef{ID: ref.ID, Zone: zone}); errors.Is(rerr, providers.ErrNotFound) {
+			return nil
+		}
+	case errors.As(err, &pe) && pe.Class == providers.ErrConflict && pe.RetryAfter == 0:
+		// Refused although it looked idle and disconnected: busy since
+		// the read (still being copied or disconnected). Another look
+		// after a poll tells whether it is connected now.
+		pe.RetryAfter = d.opts.Poll
+	}
+	return err
+}
+
 // ---- backups ----
 
 type backups struct{ *core }

@@ -5,6 +5,7 @@ package sakura
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +105,23 @@ func TestFakeDriver(t *testing.T) {
 	must(p.Power.Start(ctx, []providers.VMRef{ref}), "Start on the copy")
 	if err := p.Power.Restart(ctx, ref); err != nil {
 		t.Fatalf("Restart: %v", err)
+	}
+	// DeleteCopy: never a connected disk, nor one without all the tags.
+	del := p.Disks.(providers.CopyDeleter)
+	if err := del.DeleteCopy(ctx, nd, copyTags); !errors.Is(err, providers.ErrConflict) || !strings.Contains(err.Error(), nd.ID) {
+		t.Fatalf("DeleteCopy of the booted copy: %v, want ErrConflict naming %s", err, nd.ID)
+	}
+	spareTags := providers.Tags{providers.TagRun: "r1", providers.TagVM: ref.ID, providers.TagRole: "spare"}
+	spare, err := p.Disks.FromSnapshot(ctx, snap, zone, spareTags)
+	must(err, "FromSnapshot (spare)")
+	for _, tags := range []providers.Tags{nil, {providers.TagRun: "r2", providers.TagVM: ref.ID, providers.TagRole: "spare"}, {"other": "x"}} {
+		if err := del.DeleteCopy(ctx, spare, tags); !errors.Is(err, providers.ErrConflict) || !strings.Contains(err.Error(), spare.ID) {
+			t.Fatalf("DeleteCopy with tags %v: %v, want ErrConflict naming %s", tags, err, spare.ID)
+		}
+	}
+	must(del.DeleteCopy(ctx, spare, providers.Tags{providers.TagRun: "r1", providers.TagRole: "spare"}), "DeleteCopy (a subset of its tags)")
+	must(del.DeleteCopy(ctx, spare, spareTags), "DeleteCopy again (idempotent)")
+	if _, err := p.Disks.Describe(ctx, spare); !errors.Is(err, providers.ErrNotFound) {
+		t.Fatalf("Describe of the deleted copy: %v, want ErrNotFound", err)
 	}
 }

@@ -1082,6 +1082,36 @@ func (s *Server) diskDisconnect(q *req) {
 	s.replyDone(q, p, err)
 }
 
+// diskDelete answers DELETE /disk/{id} as Sakura does: 200 with the disk
+// as it was, once it is gone (the API deletes a disk synchronously). Like
+// Sakura it refuses (409) a disk connected to a server: disconnect it
+// first. The world deletes only copies (disks made from a snapshot or a
+// backup): a fleet VM's original disk or a helper's own is refused (400),
+// a copy still being created is still_creating (409), and the world's
+// faults answer as for any request (outage 503, throttling 429, a reply
+// lost after the delete a dropped connection). An unknown disk is 404.
+func (s *Server) diskDelete(q *req) {
+	what := "disk " + q.r.PathValue("id")
+	id, ok := s.diskByPath(q)
+	if !ok {
+		s.notFound(q, what)
+		return
+	}
+	d, ok := s.zoneDisk(q, id, what)
+	if !ok {
+		return
+	}
+	if d.AttachedTo != "" {
+		s.conflict(q, "%s is connected to server %d; disconnect it first", what, s.lockedID(d.AttachedTo))
+		return
+	}
+	if err := s.w.DeleteDisk(q.ctx, q.acct, id); err != nil {
+		s.fail(q, err)
+		return
+	}
+	q.reply(http.StatusOK, map[string]any{"Disk": s.diskObj(q, d)})
+}
+
 // ---- archives ----
 
 func (s *Server) archiveFind(q *req) {

@@ -15,7 +15,8 @@
 //     dropped connections, latency); errors come back in Sakura's error
 //     shape ({"is_fatal","serial","status","error_code","error_msg"}) with
 //     404 for unknown IDs, 409 for a state conflict (booting a running
-//     server, connecting a disk in use), 400 for a bad request.
+//     server, connecting a disk in use, deleting a connected disk), 400
+//     for a bad request.
 //   - IDs are integers: ID translates a world ID.
 //   - Servers are the world's fleet VMs and helpers. A server created by
 //     POST /server is a "shell" held by the emulator until a disk is created
@@ -29,6 +30,9 @@
 //     a provider walks to find the Windows version. Backups are user
 //     archives whose source disk is the VM's original disk, dated when taken.
 //     Snapshots are user archives made from a disk (POST /archive).
+//   - DELETE /disk/{id} deletes a disconnected disk made from a snapshot or
+//     a backup (world.DeleteDisk); the world never deletes a fleet VM's
+//     original disk or a helper's own, so those are refused (400).
 //   - Instance status: running → "up", stopped and starting → "down",
 //     stopping → "cleaning". StatusChangedAt is when the emulator saw the
 //     status change (the emulator's start for what it found then): like the
@@ -213,6 +217,7 @@ func New(w *world.World, opts Options) *Server {
 		{"GET " + p + "/disk", "Disk.Find", s.diskFind},
 		{"POST " + p + "/disk", "Disk.Create", s.diskCreate},
 		{"GET " + p + "/disk/{id}", "Disk.Read", s.diskRead},
+		{"DELETE " + p + "/disk/{id}", "Disk.Delete", s.diskDelete},
 		{"PUT " + p + "/disk/{id}/to/server/{server}", "Disk.ConnectToServer", s.diskConnect},
 		{"DELETE " + p + "/disk/{id}/to/server", "Disk.DisconnectFromServer", s.diskDisconnect},
 		{"GET " + p + "/archive", "Archive.Find", s.archiveFind},
