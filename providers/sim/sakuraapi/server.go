@@ -485,7 +485,7 @@ func (s *Server) fail(q *req, err error) {
 			status, code = http.StatusNotFound, "not_found"
 		case providers.ErrConflict:
 			status, code = http.StatusConflict, "conflict"
-			if strings.Contains(pe.Error(), "being created") || strings.Contains(pe.Error(), "not ready") {
+			if errors.Is(err, world.ErrNotReady) {
 				code = "still_creating"
 			}
 		case providers.ErrThrottled:
@@ -499,7 +499,7 @@ func (s *Server) fail(q *req, err error) {
 				return
 			}
 			status, code = http.StatusServiceUnavailable, "service_unavailable"
-			if strings.Contains(pe.Error(), "HTTP 500") {
+			if errors.Is(err, world.ErrInternal) {
 				status, code = http.StatusInternalServerError, "internal_server_error"
 			}
 		case providers.ErrPermanent, providers.ErrUnsupported:
@@ -525,11 +525,11 @@ func (s *Server) conflict(q *req, format string, args ...any) {
 	s.writeError(q.rw, http.StatusConflict, "conflict", fmt.Sprintf(format, args...))
 }
 
-func isDrop(err error) bool { return strings.Contains(err.Error(), "connection reset") }
+func isDrop(err error) bool { return errors.Is(err, world.ErrConnReset) }
 
 // applied reports whether err is a dropped connection after the world
 // applied the change (the change stands; the client sees a failure).
-func applied(err error) bool { return strings.Contains(err.Error(), "may have been applied") }
+func applied(err error) bool { return errors.Is(err, world.ErrReplyLost) }
 
 func (s *Server) drop(rw http.ResponseWriter) bool {
 	conn, _, err := http.NewResponseController(rw).Hijack()

@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/fixfleet/fixfleet/internal/memnet"
 	"github.com/fixfleet/fixfleet/providers"
 )
 
@@ -107,11 +109,11 @@ func unavailable(op, res string, err error) error {
 	}
 	var ne net.Error
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), strings.Contains(err.Error(), "reset by peer"):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		msg = "connection dropped without a response (the request may have been applied)"
 	case errors.As(err, &ne) && ne.Timeout():
 		msg = "connection timed out"
-	case strings.Contains(err.Error(), "refused"):
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, memnet.ErrRefused):
 		msg = "connection refused (is the simulator running?)"
 	}
 	return providers.Errorf(providers.ErrUnavailable, op, res, "%s", msg)

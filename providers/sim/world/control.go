@@ -88,6 +88,12 @@ func busy(op, res string, until, now time.Time, format string, args ...any) erro
 	return e
 }
 
+// notReady is busy over what (a disk, a snapshot) still being created
+// until until: its cause is ErrNotReady.
+func notReady(op, res string, until, now time.Time, what string) error {
+	return busy(op, res, until, now, "%s is %w", what, ErrNotReady)
+}
+
 func vmRes(id string) string   { return "vm " + id }
 func diskRes(id string) string { return "disk " + id }
 
@@ -387,7 +393,7 @@ func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[s
 			return notFound("Snapshot", diskRes(diskID), "no such disk")
 		}
 		if !d.readyAt.IsZero() {
-			return busy("Snapshot", diskRes(diskID), d.readyAt, now, "disk is still being created")
+			return notReady("Snapshot", diskRes(diskID), d.readyAt, now, "disk")
 		}
 		if v := w.vms[d.attachedTo]; v != nil && d.boot {
 			w.advance(v, now)
@@ -525,7 +531,7 @@ func (w *World) AttachDisk(ctx context.Context, account, vmID, diskID string, bo
 		case d.busy == "detaching":
 			return busy("AttachDisk", res, d.busyUntil, now, "disk is still detaching")
 		case !d.readyAt.IsZero():
-			return busy("AttachDisk", res, d.readyAt, now, "disk is still being created")
+			return notReady("AttachDisk", res, d.readyAt, now, "disk")
 		case d.zone != v.zone:
 			return conflict("AttachDisk", res, "%w: disk is in zone %s, VM %s in zone %s", ErrZoneMismatch, d.zone, v.id, v.zone)
 		}
@@ -583,7 +589,7 @@ func (w *World) DiskFromSnapshot(ctx context.Context, account, snapID, zone stri
 			return providers.Errorf(providers.ErrPermanent, "DiskFromSnapshot", "zone "+zone, "no such zone; zones are %s", strings.Join(w.zones, ", "))
 		}
 		if now.Before(s.readyAt) {
-			return busy("DiskFromSnapshot", "snapshot "+snapID, s.readyAt, now, "snapshot is not ready yet")
+			return notReady("DiskFromSnapshot", "snapshot "+snapID, s.readyAt, now, "snapshot")
 		}
 		d := w.newDisk(account, zone, s.content.clone(), tags, "snapshot:"+s.id, now, timing.Of(timing.OpDiskFromSnapshot))
 		out = w.diskInfo(d)

@@ -225,14 +225,21 @@ func (w *World) take(account string, k bucketKind, now time.Time) (time.Duration
 // *providers.Error, for the control-plane faults it injects. An emulator
 // tells them apart with errors.Is to answer as its cloud would: a dropped
 // connection for ErrConnReset (and so for ErrReplyLost, which wraps it),
-// the cloud's 503 for ErrOutage. After ErrReplyLost the call's change is
+// the cloud's 503 for ErrOutage, its 500 for ErrInternal (an injected
+// error before the change is made). After ErrReplyLost the call's change is
 // made: an emulator finishes its own bookkeeping of it (names, IDs) before
 // it drops the reply, as a cloud that committed the change would.
 var (
 	ErrOutage    = errors.New("HTTP 503: control plane unavailable (outage)")
+	ErrInternal  = errors.New("HTTP 500: internal error")
 	ErrConnReset = errors.New("connection reset by peer")
 	ErrReplyLost = fmt.Errorf("%w (the request may have been applied)", ErrConnReset)
 )
+
+// ErrNotReady is the cause of a conflict over a disk or a snapshot still
+// being created (errors.Is): the conflict's RetryAfter says when it is
+// ready.
+var ErrNotReady = errors.New("still being created")
 
 // call runs one control-plane call: outage, throttling, latency (slept on
 // the world's clock, outside the lock), injected 5xx and dropped
@@ -285,7 +292,7 @@ func (w *World) call(ctx context.Context, account, op, res string, k bucketKind,
 	switch {
 	case r < f.ErrorRate:
 		w.gate.injected++
-		return providers.Errorf(providers.ErrUnavailable, op, res, "HTTP 500: internal error")
+		return &providers.Error{Class: providers.ErrUnavailable, Op: op, Resource: res, Err: ErrInternal}
 	case r < f.ErrorRate+f.DropBeforeRate:
 		w.gate.injected++
 		return &providers.Error{Class: providers.ErrUnavailable, Op: op, Resource: res, Err: ErrConnReset}

@@ -81,7 +81,7 @@ func (w *World) SwapBootDisk(ctx context.Context, account, vmID, diskID string) 
 		case d.busy == "detaching":
 			return busy(op, res, d.busyUntil, now, "disk is still detaching")
 		case !d.readyAt.IsZero():
-			return busy(op, res, d.readyAt, now, "disk is still being created")
+			return notReady(op, res, d.readyAt, now, "disk")
 		case d.zone != v.zone:
 			return conflict(op, res, "disk is in zone %s, VM %s in zone %s", d.zone, v.id, v.zone)
 		}
@@ -183,7 +183,7 @@ func (w *World) DeleteDisk(ctx context.Context, account, id string) error {
 		case d.busy != "":
 			return busy(op, diskRes(id), d.busyUntil, now, "disk is still %s", d.busy)
 		case !d.readyAt.IsZero():
-			return busy(op, diskRes(id), d.readyAt, now, "disk is still being created")
+			return notReady(op, diskRes(id), d.readyAt, now, "disk")
 		case d.attachedTo != "":
 			return conflict(op, diskRes(id), "attached to %s; detach it first", d.attachedTo)
 		}
