@@ -235,12 +235,22 @@ func attachment(v ec2types.Volume) *ec2types.VolumeAttachment {
 	return nil
 }
 
-// state renders a volume, boot when attached at its instance's root device.
-func (c *core) state(ctx context.Context, rg *regional, v ec2types.Volume) (providers.DiskState, error) {
-	ds := providers.DiskState{Ref: providers.DiskRef{ID: sdk.ToString(v.VolumeId), Region: rg.region, Zone: sdk.ToString(v.AvailabilityZone)},
+// diskState renders a volume of region without Boot (which needs its
+// instance): attached while an attachment is attaching or attached, not
+// once it is detaching.
+func diskState(region string, v ec2types.Volume) providers.DiskState {
+	ds := providers.DiskState{Ref: providers.DiskRef{ID: sdk.ToString(v.VolumeId), Region: region, Zone: sdk.ToString(v.AvailabilityZone)},
 		SizeGB: int(sdk.ToInt32(v.Size)), Tags: tagMap(v.Tags)}
 	if a := attachment(v); a != nil && a.State != ec2types.VolumeAttachmentStateDetaching && a.State != ec2types.VolumeAttachmentStateDetached {
 		ds.AttachedTo = sdk.ToString(a.InstanceId)
+	}
+	return ds
+}
+
+// state renders a volume, boot when attached at its instance's root device.
+func (c *core) state(ctx context.Context, rg *regional, v ec2types.Volume) (providers.DiskState, error) {
+	ds := diskState(rg.region, v)
+	if a := attachment(v); ds.AttachedTo != "" {
 		root := "/dev/sda1"
 		if is, err := c.describeInstances(ctx, rg, "Describe", "vm "+ds.AttachedTo, []string{ds.AttachedTo}); err != nil {
 			return ds, err
@@ -479,6 +489,68 @@ func (c *core) createVolume(ctx context.Context, rg *regional, op, snap, zone st
 	ref := providers.DiskRef{ID: sdk.ToString(out.VolumeId), Region: rg.region, Zone: zone}
 	_, err = c.waitVolume(ctx, op, ref, ec2types.VolumeStateAvailable)
 	return ref, err
+}
+
+var _ providers.CopyDeleter = disks{}
+
+// DeleteCopy implements providers.CopyDeleter: it deletes volume ref, a
+// copy a run made, only while the volume carries every one of tags and no
+// instance holds it, and waits until EC2 reports it gone.
+//
+// No tags given is ErrConflict before any call. Then, polling on the
+// provider's clock (PollInterval), each look reads the volume with
+// DescribeVolumes: gone (or deleted) is done, so a retry after a
+// DeleteVolume whose reply was lost is fine; deleting is waited for; a
+// volume missing one of tags, or attached or attaching to an instance, is
+// ErrConflict naming it, and nothing is deleted; one still being created
+// or detached is waited for. Otherwise it calls DeleteVolume once (EC2's
+// mutating bucket), whose InvalidVolume.NotFound is done too (another
+// caller deleted it first). EC2's errors are classified as every call's
+// (VolumeInUse and IncorrectState, a state that changed since the look:
+// ErrConflict). A region outside the account's scope is ErrNotFound.
+func (d disks) DeleteCopy(ctx context.Context, ref providers.DiskRef, tags providers.Tags) error {
+	const op = "DeleteCopy"
+	res := "disk " + ref.ID
+	if len(tags) == 0 {
+		return providers.Errorf(providers.ErrConflict, op, res, "no tags given: fixfleet deletes only the copies it tagged")
+	}
+	rg, err := d.region(op, res, firstNonEmpty(ref.Region, ref.Zone))
+	if err != nil {
+		return err
+	}
+	asked := false
+	return d.poll(ctx, func() (bool, error) {
+		_, v, err := d.volume(ctx, op, ref)
+		switch {
+		case errors.Is(err, providers.ErrNotFound):
+			return true, nil
+		case err != nil:
+			return false, err
+		case v.State == ec2types.VolumeStateDeleted:
+			return true, nil
+		case v.State == ec2types.VolumeStateDeleting:
+			return false, nil
+		}
+		if err := providers.DeletableCopy(op, diskState(rg.region, v), tags); err != nil {
+			return false, err
+		}
+		detaching := attachment(v) != nil && attachment(v).State == ec2types.VolumeAttachmentStateDetaching
+		if v.State == ec2types.VolumeStateCreating || detaching || asked {
+			return false, nil // still being created or detached; or deleted, not yet shown so
+		}
+		err = d.call(ctx, rg, bucketMutating, op, res, func(ctx context.Context) error {
+			_, err := rg.ec2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: sdk.String(ref.ID)})
+			return err
+		})
+		if errors.Is(err, providers.ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		asked = true
+		return false, nil
+	})
 }
 
 type backups struct{ *core }

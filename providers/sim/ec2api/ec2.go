@@ -34,7 +34,7 @@ func BucketOf(action string, filtered bool) (string, timing.Bucket) {
 		return BucketStartRun, timing.EC2StartRunInstance
 	case "CreateSnapshot", "CreateVolume":
 		return BucketSnapVol, timing.EC2SnapshotVolume
-	case "StopInstances", "RebootInstances", "TerminateInstances", "AttachVolume", "DetachVolume", "CreateTags":
+	case "StopInstances", "RebootInstances", "TerminateInstances", "AttachVolume", "DetachVolume", "DeleteVolume", "CreateTags":
 		return BucketMutating, timing.EC2Mutating
 	}
 	if strings.HasPrefix(action, "Describe") && !filtered {
@@ -63,6 +63,7 @@ var ec2Actions = map[string]handler{
 	"CreateVolume":              (*Server).createVolume,
 	"AttachVolume":              (*Server).attachVolume,
 	"DetachVolume":              (*Server).detachVolume,
+	"DeleteVolume":              (*Server).deleteVolume,
 	"DescribeAccountAttributes": (*Server).describeAccountAttributes,
 }
 
@@ -822,6 +823,69 @@ func (s *Server) detachVolume(ctx context.Context, q *request) (any, *apiError) 
 	s.mu.Unlock()
 	return attachmentResponse{XMLName: xml.Name{Local: "DetachVolumeResponse"}, NS: ec2NS, RequestID: q.id,
 		xAttachment: xAttachment{VolumeID: vol, InstanceID: inst, Device: dev, Status: "detaching"}}, nil
+}
+
+// deleteVolume deletes a volume as EC2's DeleteVolume does: only an
+// available one. It answers EC2's codes: InvalidVolume.NotFound for a
+// volume not in the account's region (also once deleted: a retried delete
+// whose first reply was lost reads so), VolumeInUse while it is attached,
+// attaching or detaching (EC2 shows it in-use until the detach ends),
+// IncorrectState while it is being created. The world deletes only
+// copies (world.DeleteDisk); see below for what it says of an original.
+// Faults are the world's, answered as by every other action (fromWorld);
+// after a lost reply (world.ErrReplyLost) the volume is gone, and its
+// bookkeeping is cleared before the connection drops, as a cloud that
+// committed the delete would.
+func (s *Server) deleteVolume(ctx context.Context, q *request) (any, *apiError) {
+	vol := q.form.Get("VolumeId")
+	if vol == "" {
+		return nil, errf(400, "MissingParameter", "The request must contain the parameter VolumeId")
+	}
+	d, err := s.w.DescribeDisk(ctx, q.account, vol)
+	if aerr := fromWorld(err, "Volume", "IncorrectState"); aerr != nil {
+		return nil, aerr
+	}
+	if !slices.Contains(q.zones, d.Ref.Zone) {
+		return nil, errf(400, "InvalidVolume.NotFound", "The volume '%s' does not exist.", vol)
+	}
+	now := s.w.Clock().Now()
+	switch {
+	case d.AttachedTo != "":
+		return nil, errf(400, "VolumeInUse", "Volume %s is currently attached to %s", vol, d.AttachedTo)
+	case d.Busy == "detaching":
+		return nil, errf(400, "VolumeInUse", "Volume %s is still detaching", vol)
+	case !d.ReadyAt.IsZero() && now.Before(d.ReadyAt):
+		return nil, errf(400, "IncorrectState", "The volume '%s' is 'creating'", vol)
+	}
+	err = s.w.DeleteDisk(ctx, q.account, vol)
+	if err == nil || errors.Is(err, world.ErrReplyLost) {
+		s.mu.Lock()
+		delete(s.devices, vol)
+		delete(s.detaching, vol)
+		s.mu.Unlock()
+	}
+	switch {
+	case errors.Is(err, world.ErrDenied):
+		// fromWorld answers UnauthorizedOperation.
+	case errors.Is(err, providers.ErrPermanent):
+		// An original disk (a VM's own, or a helper's root) detached: real
+		// EC2 would delete it, the world never does. EC2 has no deletion
+		// protection for volumes, so the honest refusal is its generic
+		// OperationNotPermitted ("the operation is not allowed"), as
+		// TerminateInstances answers for an instance the emulator did not
+		// launch: a refusal no retry changes, as the world's ErrPermanent.
+		return nil, errf(400, "OperationNotPermitted", "The volume '%s' may not be deleted: the emulator deletes only volumes created from a snapshot", vol)
+	case errors.Is(err, world.ErrNotReady):
+		return nil, errf(400, "IncorrectState", "The volume '%s' is 'creating'", vol)
+	case errors.Is(err, providers.ErrConflict):
+		// The volume was available at the look above: it has since been
+		// attached, or begun attaching or detaching.
+		return nil, errf(400, "VolumeInUse", "Volume %s is in use", vol)
+	}
+	if aerr := fromWorld(err, "Volume", "IncorrectState"); aerr != nil {
+		return nil, aerr
+	}
+	return returnResponse{XMLName: xml.Name{Local: "DeleteVolumeResponse"}, NS: ec2NS, RequestID: q.id, Return: true}, nil
 }
 
 func asPE(err error, pe **providers.Error) bool {
