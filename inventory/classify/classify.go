@@ -8,7 +8,9 @@
 //
 // Classification is conservative: a VM is healthy only when the guest itself
 // answered WinRM, booted normally, carries no bad file, and nothing the cloud
-// reports contradicts that. Whenever the evidence is missing or disagrees the
+// reports contradicts that; or, where the guest cannot be probed, when every
+// other sign says it serves (rule 8: serving). Whenever the evidence is
+// missing or disagrees the
 // verdict is unknown, with reasons that say what is missing or conflicting
 // and what a person can do. The rules, in order:
 //
@@ -36,13 +38,21 @@
 //     bad file is left and whether the safe-boot flag is set.
 //  6. The probe reached the guest but reported no known boot mode: unknown.
 //  7. The probe failed because the credentials were rejected (Probe.Error
-//     starts with ProbeErrAuth): unknown; the guest is up, fix guest_access.
+//     starts with ProbeErrAuth): unknown; the guest is up, fix guest_access
+//     (unless it is serving, below).
 //  8. Otherwise (no probe, or the probe could not reach the guest):
 //     - no restarts, credentials not rejected, and the screen shows a Safe
 //     Mode desktop: on the console text of every sample, or on
 //     screenshots that show nothing else (black and unknown ones aside):
 //     safe-mode (WinRM runs in Safe Mode only where listed under
 //     SafeBoot\Network; the disk is repaired offline);
+//     - serving: the probe was made and failed (WinRM silent, or the
+//     credentials rejected), the reachability check passed in every
+//     sample over at least MinServingWindow, the boot history shows no
+//     restart, nothing shows a crash, and the screenshots show the
+//     sign-in screen and nothing else that counts: healthy, saying that
+//     the disk was not read and how to make sure (a guest that loaded the
+//     bad file crashes within minutes of it);
 //     - the cloud's reachability check passes on the last sample while
 //     restarts or a crash screen are seen: unknown (conflict: it may have
 //     just recovered);
@@ -70,8 +80,9 @@
 //     screenshots, in time order: on a cloud whose text and screenshots
 //     each caught one crash of a cycling VM, that is two crash screens.
 //     A sign-in screen alone never makes a VM healthy (only the guest's
-//     own answer does) and never outweighs a failing guest; a black or
-//     unknown screenshot is no evidence at all.
+//     own answer, or the whole of rule 8's serving, does) and never
+//     outweighs a failing guest; a black or unknown screenshot is no
+//     evidence at all.
 //
 // Crash or recovery screens are recognised, case-insensitively, by: bugcheck,
 // PAGE_FAULT_IN_NONPAGED_AREA, csagent, "Automatic Repair", "did not start
@@ -133,6 +144,48 @@ func safeModeOnScreen(samples []inventory.Signals) bool {
 		}
 	}
 	return len(samples) > 0
+}
+
+// MinServingWindow is the shortest sampling window over which a VM that
+// cannot be probed is taken for healthy by every other sign (serving): a
+// boot-looping guest restarts well within it (the crash comes as the
+// sensor's driver loads, within minutes of each boot).
+const MinServingWindow = 5 * time.Minute
+
+// serving reports whether a VM whose guest could not be probed (WinRM does
+// not answer, or rejects the credentials) shows every other sign of
+// serving normally (rule 8): the cloud's reachability check passed in
+// every sample over a window of at least MinServingWindow, the boot
+// history is known and shows no restart, no console text or screenshot
+// shows a crash, and the screenshots show the sign-in screen and nothing
+// else that counts (black and unknown ones aside). Its disk was not read:
+// the reasons say so, and how to make sure.
+func serving(ev inventory.Evidence, probe *inventory.Probe, scr screenTally) ([]string, bool) {
+	if probe == nil || probe.Reachable || probe.Retryable || scr.crash > 0 {
+		return nil, false
+	}
+	login := scr.by[inventory.ScreenLogin]
+	if login == 0 || login != scr.total-scr.by[inventory.ScreenBlack]-scr.by[inventory.ScreenUnknown] {
+		return nil, false
+	}
+	window := Window(ev.Samples)
+	if restarts, known := Restarts(ev.Samples); !known || restarts > 0 || window < MinServingWindow {
+		return nil, false
+	}
+	for _, s := range ev.Samples {
+		if s.InstanceReachable == nil || !*s.InstanceReachable || (s.ConsoleAvailable && ShowsCrash(s.Console)) {
+			return nil, false
+		}
+	}
+	guest := winrmPhrase(probe) + ": fix the firewall or the WinRM service to read its disk"
+	if IsAuthError(probe) {
+		guest = "WinRM answered but rejected the credentials: check guest_access to read its disk"
+	}
+	return []string{
+		fmt.Sprintf("serving: the cloud's reachability check passed in all %d samples over %s, no restart, and the screen shows the sign-in screen (%s)",
+			len(ev.Samples), fmtDur(window), scr),
+		"not probed: " + guest + "; a guest that had loaded the bad file would have crashed",
+	}, true
 }
 
 // IsAuthError reports whether a probe failed because WinRM rejected the
@@ -289,6 +342,9 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 				"the screen shows a Safe Mode desktop (%s) and nothing else, and WinRM does not answer (in Safe Mode it runs only if listed under SafeBoot\\Network): the disk is repaired offline",
 				scr))
 		}
+	}
+	if r, ok := serving(ev, probe, scr); ok {
+		return verdict(inventory.StateHealthy, r...)
 	}
 	if IsAuthError(probe) {
 		return verdict(inventory.StateUnknown,

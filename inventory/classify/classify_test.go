@@ -87,6 +87,16 @@ func steady() []inventory.Signals {
 	return []inventory.Signals{withBoot(sig(0), boot), withBoot(sig(5), boot), withBoot(sig(10), boot)}
 }
 
+// reachable is steady() with the cloud's reachability check passing in
+// every sample.
+func reachable() []inventory.Signals {
+	out := steady()
+	for i := range out {
+		out[i] = withReach(out[i], true)
+	}
+	return out
+}
+
 // blind is what a cloud like Sakura shows: power only — no boot history,
 // console or reachability check.
 func blind() []inventory.Signals {
@@ -202,6 +212,25 @@ func TestClassify(t *testing.T) {
 			want: inventory.StateUnknown, reasons: []string{"conflict: the console shows a crash"}},
 		{name: "firewall", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(withBoot(sig(0), boot), true), withReach(withBoot(sig(10), boot), true)}, Probe: unreachable("timeout")},
 			want: inventory.StateUnknown, reasons: []string{"firewall or WinRM service"}},
+		// Serving by every other sign: the reachability check over the
+		// whole window, no restart, the sign-in screen and nothing else.
+		{name: "serving, WinRM silent", ev: inventory.Evidence{Samples: reachable(), Screens: shots("login", "black"), Probe: unreachable("timeout")},
+			want: inventory.StateHealthy, reasons: []string{"serving: the cloud's reachability check passed in all 3 samples over 10m", "sign-in screen", "not probed: WinRM does not answer (timeout)"}},
+		{name: "serving, credentials rejected", ev: inventory.Evidence{Samples: reachable(), Screens: shots("login"), Probe: unreachable(ProbeErrAuth + ": 401")},
+			want: inventory.StateHealthy, reasons: []string{"serving", "check guest_access"}},
+		{name: "serving but no screenshot", ev: inventory.Evidence{Samples: reachable(), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"firewall or WinRM service"}},
+		{name: "serving but a screen that is not the sign-in screen", ev: inventory.Evidence{Samples: reachable(), Screens: shots("login", "safe-mode"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"firewall or WinRM service"}},
+		{name: "serving but the window is short", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(withBoot(sig(0), boot), true), withReach(withBoot(sig(4), boot), true)}, Screens: shots("login"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"firewall or WinRM service"}},
+		{name: "serving but unreachable in one sample", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(withBoot(sig(0), boot), false), withReach(withBoot(sig(5), boot), true), withReach(withBoot(sig(10), boot), true)},
+			Screens: shots("login"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"firewall or WinRM service"}},
+		{name: "serving but no boot history", ev: inventory.Evidence{Samples: []inventory.Signals{withReach(sig(0), true), withReach(sig(5), true), withReach(sig(10), true)}, Screens: shots("login"), Probe: unreachable("timeout")},
+			want: inventory.StateUnknown, reasons: []string{"firewall or WinRM service"}},
+		{name: "serving but the probe never reached the guest", ev: inventory.Evidence{Samples: reachable(), Screens: shots("login"), Probe: &inventory.Probe{Retryable: true, Error: "HTTP 503"}},
+			want: inventory.StateUnknown, reasons: []string{"assess again when the control plane answers"}},
 		{name: "nothing to go on", ev: inventory.Evidence{Samples: steady(), Probe: unreachable("timeout")},
 			want: inventory.StateUnknown, reasons: []string{"no console on this cloud", "no restarts seen in the 10m window", "no reachability check", "timeout"}},
 		{name: "no boot history", ev: inventory.Evidence{Samples: []inventory.Signals{sig(0), sig(10)}},
