@@ -39,13 +39,13 @@
 //  6. The probe reached the guest but reported no known boot mode: unknown.
 //  7. The probe failed because the credentials were rejected (Probe.Error
 //     starts with ProbeErrAuth): unknown; the guest is up, fix guest_access
-//     (unless it is serving, below).
+//     (unless its screen says more: Safe Mode or serving, below).
 //  8. Otherwise (no probe, or the probe could not reach the guest):
-//     - no restarts, credentials not rejected, and the screen shows a Safe
-//     Mode desktop: on the console text of every sample, or on
-//     screenshots that show nothing else (black and unknown ones aside):
-//     safe-mode (WinRM runs in Safe Mode only where listed under
-//     SafeBoot\Network; the disk is repaired offline);
+//     - no restarts, and the screen shows a Safe Mode desktop: on the
+//     console text of every sample, or on screenshots that show nothing
+//     else (black and unknown ones aside): safe-mode (WinRM runs in Safe
+//     Mode only where listed under SafeBoot\Network, and a guest may
+//     reject the credentials; the disk is repaired offline);
 //     - serving: the probe was made and failed (WinRM silent, or the
 //     credentials rejected), the reachability check passed in every
 //     sample over at least MinServingWindow, the boot history shows no
@@ -144,6 +144,14 @@ func safeModeOnScreen(samples []inventory.Signals) bool {
 		}
 	}
 	return len(samples) > 0
+}
+
+// safeModeGuest says why a guest in Safe Mode could not be probed.
+func safeModeGuest(p *inventory.Probe) string {
+	if IsAuthError(p) {
+		return "its WinRM rejects the credentials (check guest_access)"
+	}
+	return "WinRM does not answer (in Safe Mode it runs only if listed under SafeBoot\\Network)"
 }
 
 // MinServingWindow is the shortest sampling window over which a VM that
@@ -328,19 +336,21 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 		}
 	}
 
-	// Safe Mode on every screen while WinRM does not answer at all (not
-	// listed under SafeBoot\Network). WinRM that answers but rejects the
-	// credentials stays unknown: no repair could be verified over it.
-	if restarts == 0 && !IsAuthError(probe) && !(probe != nil && probe.Retryable) {
+	// Safe Mode on every screen while the guest cannot be probed: WinRM
+	// does not answer (not listed under SafeBoot\Network), or rejects the
+	// credentials. The disk is repaired offline, and the repair verified
+	// over WinRM or, where the credentials are rejected, by the console
+	// (serving).
+	if restarts == 0 && !(probe != nil && probe.Retryable) {
 		switch {
 		case safeModeOnScreen(ev.Samples):
 			return verdict(inventory.StateSafeMode, fmt.Sprintf(
-				"the console shows a Safe Mode desktop in all %d samples, and WinRM does not answer (in Safe Mode it runs only if listed under SafeBoot\\Network): the disk is repaired offline",
-				len(ev.Samples)))
+				"the console shows a Safe Mode desktop in all %d samples, and %s: the disk is repaired offline",
+				len(ev.Samples), safeModeGuest(probe)))
 		case len(ev.Screens) > 0 && scr.safeModeOnly():
 			return verdict(inventory.StateSafeMode, fmt.Sprintf(
-				"the screen shows a Safe Mode desktop (%s) and nothing else, and WinRM does not answer (in Safe Mode it runs only if listed under SafeBoot\\Network): the disk is repaired offline",
-				scr))
+				"the screen shows a Safe Mode desktop (%s) and nothing else, and %s: the disk is repaired offline",
+				scr, safeModeGuest(probe)))
 		}
 	}
 	if r, ok := serving(ev, probe, scr); ok {

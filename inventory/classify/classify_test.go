@@ -136,8 +136,8 @@ func TestClassify(t *testing.T) {
 
 		{name: "Safe Mode on every screen, WinRM silent", ev: inventory.Evidence{Samples: onScreen(safeText, safeText, safeText), Probe: unreachable("nothing answers at 10.0.0.7:5985")},
 			want: inventory.StateSafeMode, reasons: []string{"console shows a Safe Mode desktop in all 3 samples", "SafeBoot"}},
-		{name: "Safe Mode on every screen, credentials rejected: no repair could be verified", ev: inventory.Evidence{Samples: onScreen(safeText, safeText), Probe: unreachable(ProbeErrAuth + ": 401")},
-			want: inventory.StateUnknown, reasons: []string{"rejected the credentials"}},
+		{name: "Safe Mode on every screen, credentials rejected: repaired offline", ev: inventory.Evidence{Samples: onScreen(safeText, safeText), Probe: unreachable(ProbeErrAuth + ": 401")},
+			want: inventory.StateSafeMode, reasons: []string{"Safe Mode desktop in all 2 samples", "rejects the credentials (check guest_access)", "repaired offline"}},
 		{name: "Safe Mode on one screen of two", ev: inventory.Evidence{Samples: onScreen("", safeText), Probe: unreachable("nothing answers")},
 			want: inventory.StateUnknown},
 		{name: "healthy", ev: inventory.Evidence{Samples: steady(), Probe: normal(goodFile)},
@@ -272,7 +272,7 @@ func TestClassify(t *testing.T) {
 		{name: "screens: Safe Mode and a crash screen are not Safe Mode", ev: inventory.Evidence{Samples: blind(), Screens: shots("safe-mode", "stop"), Probe: unreachable("timeout")},
 			want: inventory.StateUnknown},
 		{name: "screens: Safe Mode screenshots, credentials rejected", ev: inventory.Evidence{Samples: blind(), Screens: shots("safe-mode", "safe-mode"), Probe: unreachable(ProbeErrAuth + ": HTTP 401")},
-			want: inventory.StateUnknown, reasons: []string{"rejected the credentials"}},
+			want: inventory.StateSafeMode, reasons: []string{"Safe Mode desktop (safe-mode 2 of 2", "rejects the credentials", "repaired offline"}},
 		// A cloud whose console text and screenshots each caught the
 		// crash once (EC2, Azure: the text most often reads "Starting
 		// Windows" in a cycle): two crash screens in all.

@@ -80,14 +80,15 @@ func screenshots(ctx context.Context, opts AssessOptions, refs []providers.VMRef
 
 // wantsScreenAfterProbe reports whether a VM's screen is worth reading
 // once its probe is done: the cloud's reachability check passes on its
-// latest sample but WinRM did not answer (a refusal or a timeout, not
-// rejected credentials, not a control-plane failure), and its console
-// text shows no Safe Mode. The OS is up but silent: a Safe Mode desktop
-// (WinRM does not start in Safe Mode unless listed under
-// SafeBoot\Network) and a firewalled or stopped WinRM service look alike
-// to the control plane; only the screen tells them apart.
+// latest sample but the guest could not be probed (WinRM refused, timed
+// out or rejected the credentials; not a control-plane failure), and its
+// console text shows no Safe Mode. The OS is up but unprobeable: a Safe
+// Mode desktop (WinRM does not start in Safe Mode unless listed under
+// SafeBoot\Network) and a guest serving normally behind a firewall or
+// with other credentials look alike to the control plane; only the screen
+// tells them apart.
 func wantsScreenAfterProbe(samples []inventory.Signals, p *inventory.Probe) bool {
-	if len(samples) == 0 || p == nil || p.Reachable || p.Retryable || IsAuthError(p) {
+	if len(samples) == 0 || p == nil || p.Reachable || p.Retryable {
 		return false
 	}
 	last := samples[len(samples)-1]

@@ -219,6 +219,27 @@ func screenNow(ctx context.Context, env *step.Env, vm *step.Target) (inventory.S
 	return screen.ClassifyBytes(img), true
 }
 
+// verifyByConsole watches vm, up but unprobeable, as the assessment
+// would (classify.Assess over classify.MinServingWindow: control-plane
+// samples, one more probe, a screenshot) and returns the verdict: healthy
+// only if it serves by every other sign (the reachability check in every
+// sample, no restart, the sign-in screen). Read-only. Errors: the
+// assessment's (an Observe failing after its retries).
+func verifyByConsole(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Classification, error) {
+	if env.Provider == nil || env.Provider.Observer == nil {
+		return inventory.Classification{State: inventory.StateUnknown}, nil
+	}
+	opts := classify.AssessOptions{Incident: env.Incident, Observer: env.Provider.Observer, Clock: env.Clock, Window: classify.MinServingWindow}
+	if env.Prober != nil {
+		opts.Prober = env.Prober
+	}
+	as, err := classify.Assess(ctx, []inventory.VM{vm.VM()}, opts)
+	if err != nil {
+		return inventory.Classification{}, err
+	}
+	return as[0].Classification, nil
+}
+
 // recheckStep is every strategy's first step: Observe and probe right
 // before the first change (see check). A VM healthy now is
 // step.ErrHealthy. pre, when set, checks the strategy's precondition on
@@ -449,24 +470,51 @@ func finalVerify(name string) step.Step { return verifyStep(name, false) }
 
 // verifyStep is finalVerify; with watch, the wait also ends, failing, as
 // soon as the VM's screen shows the boot it waits for crashing or stopped
-// at a recovery screen (crashWatch), rather than after BootWait.
+// at a recovery screen (crashWatch), rather than after BootWait. A guest
+// that comes up but cannot be probed (its WinRM rejects the credentials,
+// at once; or stays silent, after BootWait) is verified by the console
+// instead (verifyByConsole): healthy only if it serves by every other
+// sign.
 func verifyStep(name string, watch bool) step.Step {
 	return step.Step{Name: name, Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-		var over func(inventory.Probe) (bool, error)
+		var crashed func(inventory.Probe) (bool, error)
 		var w crashWatch
 		if watch {
-			over = w.over(ctx, env, vm)
+			crashed = w.over(ctx, env, vm)
 		}
-		p, ok, err := waitBootUnless(ctx, env, vm, over)
+		rejected := false
+		p, ok, err := waitBootUnless(ctx, env, vm, func(p inventory.Probe) (bool, error) {
+			if classify.IsAuthError(&p) {
+				rejected = true
+				return true, nil
+			}
+			if crashed == nil {
+				return false, nil
+			}
+			return crashed(p)
+		})
 		if err != nil {
 			return nil, err
 		}
+		if !ok && !w.ended && !p.Reachable && !p.Retryable {
+			c, err := verifyByConsole(ctx, env, vm)
+			if err != nil {
+				return nil, err
+			}
+			if c.State == inventory.StateHealthy {
+				return step.Facts{FactVerifiedAt: stamp(env.Clock.Now()), FactVerifiedBy: "console: " + strings.Join(c.Reasons, "; ")}, nil
+			}
+			if c.State == inventory.StateBootLoop || c.State == inventory.StateSafeMode {
+				return nil, step.Fail("%s did not come up healthy: %s", vm.ID, strings.Join(c.Reasons, "; "))
+			}
+		}
 		switch {
-		case !ok && classify.IsAuthError(&p):
+		case !ok && rejected:
 			// The repaired VM is up and its WinRM answers, but not to
-			// these credentials: nothing can verify it, and undoing a
-			// repair that may have worked would be worse.
-			return nil, step.Unverifiable("%s came up and its WinRM answers but rejects the credentials, so the repair cannot be verified: "+
+			// these credentials, and its console does not show it
+			// serving: nothing can verify it, and undoing a repair that
+			// may have worked would be worse.
+			return nil, step.Unverifiable("%s came up and its WinRM answers but rejects the credentials, and its console does not show it serving, so the repair cannot be verified: "+
 				"check the guest_access credentials, then look at the VM", vm.ID)
 		case !ok && w.ended:
 			return nil, step.Fail("%s did not come up healthy: its screen shows the boot crashing or at a recovery screen (%s)", vm.ID, describeProbe(env.Incident, p))

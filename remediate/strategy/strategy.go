@@ -74,15 +74,19 @@ import (
 // Fact keys several strategies produce. Each strategy declares its own
 // beside it; the package documentation lists them all.
 const (
-	FactCheckedAt         step.Fact = "checked_at"
-	FactPower             step.Fact = "power"
-	FactBootCount         step.Fact = "boot_count"
-	FactSnapshotID        step.Fact = "snapshot_id"
-	FactDeleted           step.Fact = "deleted"
-	FactKept              step.Fact = "kept"
-	FactStopped           step.Fact = "stopped"
-	FactStarted           step.Fact = "started"
-	FactVerifiedAt        step.Fact = "verified_at"
+	FactCheckedAt  step.Fact = "checked_at"
+	FactPower      step.Fact = "power"
+	FactBootCount  step.Fact = "boot_count"
+	FactSnapshotID step.Fact = "snapshot_id"
+	FactDeleted    step.Fact = "deleted"
+	FactKept       step.Fact = "kept"
+	FactStopped    step.Fact = "stopped"
+	FactStarted    step.Fact = "started"
+	FactVerifiedAt step.Fact = "verified_at"
+	// FactVerifiedBy says how a VM whose guest could not be probed was
+	// verified ("console: " and the verdict's reasons); absent when the
+	// guest itself answered.
+	FactVerifiedBy        step.Fact = "verified_by"
 	FactAbort             step.Fact = "abort"
 	FactAbortDiskLocation step.Fact = "abort_disk_location"
 	// FactOriginalDiskID is the VM's original OS disk, kept (detached)

@@ -86,7 +86,22 @@ type repairCase struct {
 	want      error // nil: the strategy succeeds
 	errHas    string
 	wantTruth string
-	check     func(t *testing.T, f *fixture, facts step.Facts)
+	// blind: the cloud shows power only (no reachability check, console
+	// text or screenshot), as Sakura does without its screen.
+	blind bool
+	check func(t *testing.T, f *fixture, facts step.Facts)
+}
+
+// blindObserver is an Observer showing power and boot history only.
+type blindObserver struct{ providers.Observer }
+
+func (o blindObserver) Observe(ctx context.Context, refs []providers.VMRef) (map[string]inventory.Signals, error) {
+	m, err := o.Observer.Observe(ctx, refs)
+	for id, s := range m {
+		s.InstanceReachable, s.Console, s.ConsoleAvailable = nil, "", false
+		m[id] = s
+	}
+	return m, err
 }
 
 func TestRepairs(t *testing.T) {
@@ -127,9 +142,17 @@ func TestRepairs(t *testing.T) {
 					t.Errorf("the safe-boot flag was not cleared offline: facts = %v", facts)
 				}
 			}},
-		{name: "helper-mount, silent safe-mode VM with other credentials: repaired, left to a person, not undone",
+		{name: "helper-mount, silent safe-mode VM with other credentials: repaired, verified by the console",
 			spec:  spec{n: 18, kind: safeMode, silentSafe: true, badCreds: true, identity: img2019},
-			strat: policy.HelperMount, want: step.ErrNeedsPerson, wantTruth: world.TruthHealthy},
+			strat: policy.HelperMount, wantTruth: world.TruthHealthy,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if v := facts[FactVerifiedBy]; !strings.HasPrefix(v, "console: serving") || !strings.Contains(v, "rejected the credentials") {
+					t.Errorf("verified_by = %q, want the console's serving verdict", v)
+				}
+			}},
+		{name: "helper-mount, silent safe-mode VM with other credentials on a blind cloud: repaired, left to a person, not undone",
+			spec:  spec{n: 19, kind: safeMode, silentSafe: true, badCreds: true, identity: img2019}, blind: true,
+			strat: policy.HelperMount, want: step.ErrNeedsPerson, errHas: "its console does not show it serving", wantTruth: world.TruthHealthy},
 		{name: "helper-mount, BitLocker with key", spec: spec{n: 8, identity: img2019, bitlocker: true, escrowed: true}, strat: policy.HelperMount, wantTruth: world.TruthHealthy,
 			check: func(t *testing.T, f *fixture, facts step.Facts) {
 				if facts[FactUnlocked] != "true" {
@@ -189,6 +212,9 @@ func testRepair(t *testing.T, c repairCase) {
 	f := newVirtualFixture(t, c.spec)
 	if c.maxRst > 0 {
 		f.env.Policy.RebootRetry.MaxRestarts = c.maxRst
+	}
+	if c.blind {
+		f.env.Provider.Observer = blindObserver{f.prov.Observer}
 	}
 	s, _ := byName(c.strat)
 	vm := f.target(c.spec.n)
