@@ -136,7 +136,7 @@ func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe
 		return shotSafe || s.ConsoleAvailable && classify.ShowsSafeMode(s.Console) && !classify.ShowsCrash(s.Console)
 	}
 	osUp := func() bool {
-		return !p.Reachable && (classify.IsAuthError(&p) || !safeScreen() && s.InstanceReachable != nil && *s.InstanceReachable)
+		return !p.Reachable && !safeScreen() && (classify.IsAuthError(&p) || s.InstanceReachable != nil && *s.InstanceReachable)
 	}
 	blind := 0 // inconclusive probes in a row
 	_, err := poll(ctx, env, PollEvery, 2*maxBoot, func() (bool, error) {
@@ -154,7 +154,7 @@ func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe
 		if !p.Retryable {
 			blind = 0
 		}
-		if osUp() && !classify.IsAuthError(&p) {
+		if osUp() {
 			shotSafe = screenShowsSafeMode(ctx, env, vm)
 		}
 		switch {
@@ -220,16 +220,42 @@ func screenNow(ctx context.Context, env *step.Env, vm *step.Target) (inventory.S
 }
 
 // verifyByConsole watches vm, up but unprobeable, as the assessment
-// would (classify.Assess over classify.MinServingWindow: control-plane
+// would (classify.Assess over classify.MinServingWindow and a minute: control-plane
 // samples, one more probe, a screenshot) and returns the verdict: healthy
 // only if it serves by every other sign (the reachability check in every
-// sample, no restart, the sign-in screen). Read-only. Errors: the
-// assessment's (an Observe failing after its retries).
+// sample, no restart, the sign-in screen). The watch starts once the
+// cloud's reachability check passes (a fresh boot passes it some minutes
+// after its WinRM answers), waiting at most BootWait; on a cloud without
+// one, or a VM whose check does not pass by then, the verdict is unknown
+// without a watch. Read-only. Errors: the cloud's (an Observe failing
+// after its retries).
 func verifyByConsole(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Classification, error) {
+	unknown := inventory.Classification{State: inventory.StateUnknown, Reasons: []string{"the cloud's reachability check does not pass"}}
 	if env.Provider == nil || env.Provider.Observer == nil {
-		return inventory.Classification{State: inventory.StateUnknown}, nil
+		return unknown, nil
 	}
-	opts := classify.AssessOptions{Incident: env.Incident, Observer: env.Provider.Observer, Clock: env.Clock, Window: classify.MinServingWindow}
+	up, err := poll(ctx, env, PollEvery, BootWait, func() (bool, error) {
+		s, err := observe(ctx, env, vmRef(vm))
+		if err != nil {
+			return false, err
+		}
+		if s.InstanceReachable == nil {
+			return false, errNoReachability
+		}
+		return *s.InstanceReachable, nil
+	})
+	switch {
+	case errors.Is(err, errNoReachability):
+		unknown.Reasons = []string{"the cloud has no reachability check"}
+		return unknown, nil
+	case err != nil:
+		return inventory.Classification{}, err
+	case !up:
+		return unknown, nil
+	}
+	// A minute over the minimum: the samples' own times, which the rule
+	// measures, lag the schedule by each call's latency.
+	opts := classify.AssessOptions{Incident: env.Incident, Observer: env.Provider.Observer, Clock: env.Clock, Window: classify.MinServingWindow + time.Minute}
 	if env.Prober != nil {
 		opts.Prober = env.Prober
 	}
@@ -239,6 +265,10 @@ func verifyByConsole(ctx context.Context, env *step.Env, vm *step.Target) (inven
 	}
 	return as[0].Classification, nil
 }
+
+// errNoReachability ends verifyByConsole's wait on a cloud that has no
+// reachability check.
+var errNoReachability = errors.New("no reachability check")
 
 // recheckStep is every strategy's first step: Observe and probe right
 // before the first change (see check). A VM healthy now is
@@ -496,16 +526,16 @@ func verifyStep(name string, watch bool) step.Step {
 		if err != nil {
 			return nil, err
 		}
+		var byConsole inventory.Classification
 		if !ok && !w.ended && !p.Reachable && !p.Retryable {
-			c, err := verifyByConsole(ctx, env, vm)
-			if err != nil {
+			if byConsole, err = verifyByConsole(ctx, env, vm); err != nil {
 				return nil, err
 			}
-			if c.State == inventory.StateHealthy {
-				return step.Facts{FactVerifiedAt: stamp(env.Clock.Now()), FactVerifiedBy: "console: " + strings.Join(c.Reasons, "; ")}, nil
-			}
-			if c.State == inventory.StateBootLoop || c.State == inventory.StateSafeMode {
-				return nil, step.Fail("%s did not come up healthy: %s", vm.ID, strings.Join(c.Reasons, "; "))
+			switch byConsole.State {
+			case inventory.StateHealthy:
+				return step.Facts{FactVerifiedAt: stamp(env.Clock.Now()), FactVerifiedBy: "console: " + strings.Join(byConsole.Reasons, "; ")}, nil
+			case inventory.StateBootLoop, inventory.StateSafeMode:
+				return nil, step.Fail("%s did not come up healthy: %s", vm.ID, strings.Join(byConsole.Reasons, "; "))
 			}
 		}
 		switch {
@@ -514,8 +544,8 @@ func verifyStep(name string, watch bool) step.Step {
 			// these credentials, and its console does not show it
 			// serving: nothing can verify it, and undoing a repair that
 			// may have worked would be worse.
-			return nil, step.Unverifiable("%s came up and its WinRM answers but rejects the credentials, and its console does not show it serving, so the repair cannot be verified: "+
-				"check the guest_access credentials, then look at the VM", vm.ID)
+			return nil, step.Unverifiable("%s came up and its WinRM answers but rejects the credentials, and its console does not show it serving (%s), so the repair cannot be verified: "+
+				"check the guest_access credentials, then look at the VM", vm.ID, strings.Join(byConsole.Reasons, "; "))
 		case !ok && w.ended:
 			return nil, step.Fail("%s did not come up healthy: its screen shows the boot crashing or at a recovery screen (%s)", vm.ID, describeProbe(env.Incident, p))
 		case !ok:

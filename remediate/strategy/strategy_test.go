@@ -151,7 +151,7 @@ func TestRepairs(t *testing.T) {
 				}
 			}},
 		{name: "helper-mount, silent safe-mode VM with other credentials on a blind cloud: repaired, left to a person, not undone",
-			spec:  spec{n: 19, kind: safeMode, silentSafe: true, badCreds: true, identity: img2019}, blind: true,
+			spec: spec{n: 19, kind: safeMode, silentSafe: true, badCreds: true, identity: img2019}, blind: true,
 			strat: policy.HelperMount, want: step.ErrNeedsPerson, errHas: "its console does not show it serving", wantTruth: world.TruthHealthy},
 		{name: "helper-mount, BitLocker with key", spec: spec{n: 8, identity: img2019, bitlocker: true, escrowed: true}, strat: policy.HelperMount, wantTruth: world.TruthHealthy,
 			check: func(t *testing.T, f *fixture, facts step.Facts) {
