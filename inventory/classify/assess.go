@@ -105,7 +105,9 @@ func (o AssessOptions) withDefaults() AssessOptions {
 // Assess samples the control plane for all vms together (opts.Samples times
 // over opts.Window, at most opts.Batch refs per Observe call), then probes
 // every VM still running after the last sample (at most
-// opts.ProbeConcurrency at once), and classifies each. The VMs must all lie
+// opts.ProbeConcurrency at once), observes once more each VM whose guest
+// answered while its last sample said the cloud could not reach it
+// (resample), and classifies each. The VMs must all lie
 // in the Observer's scope (one account) and have distinct IDs. The result is
 // in input order.
 //
@@ -115,9 +117,9 @@ func (o AssessOptions) withDefaults() AssessOptions {
 // reachability check and without console text (text, where a cloud gives
 // it, is cheaper and exact), until the VM has shown the sign-in screen
 // (after which no screenshot can make it a boot loop), and once more after
-// the probe of each VM whose reachability check passes but whose WinRM did
-// not answer (a Safe Mode desktop, or a firewall: only the screen tells
-// them apart; wantsScreenAfterProbe). Each is classified
+// the probe of each VM whose reachability check passes but whose guest
+// could not be probed (a Safe Mode desktop, a firewall or other
+// credentials: only the screen tells them apart; wantsScreenAfterProbe). Each is classified
 // (package inventory/screen) and kept as Evidence.Screens; a screenshot
 // that fails is no evidence. At most opts.ProbeConcurrency are taken at
 // once.
@@ -196,6 +198,9 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 		if err := screenshotsOf(ctx, opts, refs, shots, func(i int) bool { return wantsScreenAfterProbe(samples[i], probes[i]) }); err != nil {
 			return nil, err
 		}
+		if err := resample(ctx, opts, refs, vms, samples, probes); err != nil {
+			return nil, err
+		}
 	}
 
 	out := make([]inventory.Assessed, len(vms))
@@ -219,6 +224,41 @@ func Assess(ctx context.Context, vms []inventory.VM, opts AssessOptions) ([]inve
 		out[i] = inventory.Assessed{VM: vm, Classification: c}
 	}
 	return out, nil
+}
+
+// resample observes once more, after the probes, each VM whose guest
+// answered its probe while its latest sample, taken before the probe,
+// said the cloud's reachability check failed: a guest that came up
+// between the two (a boot loop that recovered during the window) is then
+// judged on signals as fresh as its probe, not on a disagreement between
+// two moments. A VM missing from the answer keeps its samples.
+func resample(ctx context.Context, opts AssessOptions, refs []providers.VMRef, vms []inventory.VM, samples [][]inventory.Signals, probes []*inventory.Probe) error {
+	var idx []int
+	for i, p := range probes {
+		if p == nil || !p.Reachable || len(samples[i]) == 0 {
+			continue
+		}
+		if r := samples[i][len(samples[i])-1].InstanceReachable; r != nil && !*r {
+			idx = append(idx, i)
+		}
+	}
+	for lo := 0; lo < len(idx); lo += opts.Batch {
+		batch := idx[lo:min(lo+opts.Batch, len(idx))]
+		rs, vs := make([]providers.VMRef, len(batch)), make([]inventory.VM, len(batch))
+		for j, i := range batch {
+			rs[j], vs[j] = refs[i], vms[i]
+		}
+		got, err := observe(ctx, opts, rs, vs)
+		if err != nil {
+			return err
+		}
+		for _, i := range batch {
+			if sig, ok := got[vms[i].ID]; ok {
+				samples[i] = append(samples[i], sig)
+			}
+		}
+	}
+	return nil
 }
 
 // probeRetrying probes vm, probing again while the probe could not be attempted

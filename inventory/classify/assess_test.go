@@ -21,7 +21,7 @@ type fakeCloud struct {
 	mu       sync.Mutex
 	calls    [][]string // IDs per Observe call
 	boots    map[string]int
-	kind     map[string]string // "loop", "healthy", "gone", "stopped", "safe"
+	kind     map[string]string // "loop", "healthy", "gone", "stopped", "safe", "recovered"
 	failures []error           // errors returned by the next Observe calls, in order
 	probing  atomic.Int32
 	maxProbe atomic.Int32
@@ -51,6 +51,10 @@ func (f *fakeCloud) Observe(ctx context.Context, refs []providers.VMRef) (map[st
 			f.boots[r.ID] += 2
 		case "flaky", "endpoint-down":
 			s.InstanceReachable = ptr(true)
+		case "recovered":
+			// Down through the window, up once its probe has run.
+			_, up := f.probed.Load(r.ID)
+			s.InstanceReachable = ptr(up)
 		}
 		s.BootCount = ptr(f.boots[r.ID])
 		out[r.ID] = s
@@ -148,6 +152,28 @@ func TestAssess(t *testing.T) {
 	}
 	if got[1].Classification.Evidence.Probe == nil {
 		t.Error("healthy VM has no probe")
+	}
+}
+
+// TestAssessResamples: a guest that answers its probe while the last
+// sample said the cloud could not reach it is observed once more, and
+// judged on that: it came up between the two. Other VMs are not.
+func TestAssessResamples(t *testing.T) {
+	vms, f := fleet("recovered", "healthy")
+	clk := scaled()
+	f.clk = clk
+	got, err := Assess(context.Background(), vms, AssessOptions{Incident: inc, Observer: f, Prober: f, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []struct {
+		state   inventory.State
+		samples int
+	}{{inventory.StateHealthy, DefaultSamples + 1}, {inventory.StateHealthy, DefaultSamples}} {
+		c := got[i].Classification
+		if c.State != want.state || len(c.Evidence.Samples) != want.samples {
+			t.Errorf("%s: %s with %d samples, want %s with %d: %q", got[i].VM.ID, c.State, len(c.Evidence.Samples), want.state, want.samples, c.Reasons)
+		}
 	}
 }
 
