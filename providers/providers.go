@@ -157,7 +157,8 @@ type SnapshotState struct {
 	Tags   Tags        `json:"tags,omitempty"`
 }
 
-// Disks manages disks and their snapshots. Nothing here deletes a disk.
+// Disks manages disks and their snapshots. Nothing here deletes a disk
+// (the optional CopyDeleter deletes only the copies a run made).
 type Disks interface {
 	// Describe reads a disk's current attachment. Read-only.
 	// Errors: ErrNotFound.

@@ -235,8 +235,8 @@ func (e *env) checkAudit() {
 	e.t.Helper()
 	a := e.w.Audit()
 	// A scenario makes copies of disks on purpose to try the disk calls,
-	// and the provider contract deletes no disk: those copies are not a
-	// run's leaks. Helpers it must release.
+	// and deletes them only where it tries CopyDeleter: those copies are
+	// not a run's leaks. Helpers it must release.
 	inv := a.Invariants()
 	var leaks []world.Leak
 	for _, l := range a.LeakedList {
