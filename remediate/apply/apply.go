@@ -433,6 +433,7 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 		r.fail(err)
 		return EvPausedInterrupted, ""
 	}
+	r.startPrewarm(ctx, all)
 	defer r.stopEarly()
 	if len(r.p.Waves) > 0 {
 		// The canary wave runs alone, and gates everything else.

@@ -259,6 +259,68 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 	}
 }
 
+// Prewarm makes ready, ahead of their leases, the helpers that vms VMs of
+// release win in zone will lease: the group's first ceil(vms/PerHelper)
+// helpers, those not known yet created together (Helpers.Acquire with
+// their pool indexes and tags, as Lease would: Acquire finds one an
+// earlier process made, and a later process finds these). It holds the
+// group's lease lock meanwhile, so that a lease waits for them instead of
+// making another. It changes nothing on any VM, and does nothing with
+// Options.Fresh (each VM's helper is its own) or vms <= 0. Helpers it made
+// stay in the pool whatever else fails; it returns the Acquire errors
+// joined (Lease makes a missing helper on demand) or ctx's error.
+func (p *Pool) Prewarm(ctx context.Context, zone string, win inventory.WindowsVersion, vms int) error {
+	if p.opts.Fresh || vms <= 0 {
+		return nil
+	}
+	g := p.group(zone, win)
+	// The empty key takes the lock before the leases of its instant.
+	if err := g.lock.Lock(ctx, ""); err != nil {
+		return err
+	}
+	defer g.lock.Unlock()
+	want := (vms + p.opts.PerHelper - 1) / p.opts.PerHelper
+	p.mu.Lock()
+	used := map[int]bool{}
+	for _, e := range g.entries {
+		used[e.index] = true
+	}
+	var idxs []int
+	for idx := 0; len(g.entries)+len(idxs) < want; idx++ {
+		if !used[idx] {
+			idxs = append(idxs, idx)
+		}
+	}
+	p.mu.Unlock()
+	refs := make([]providers.VMRef, len(idxs))
+	errs := make([]error, len(idxs))
+	var wg sync.WaitGroup
+	for i, idx := range idxs {
+		wg.Go(func() {
+			refs[i], errs[i] = p.helpers.Acquire(ctx, zone, win, p.tags(zone, win, idx))
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("helper pool: helper %d of Windows Server %s in %s: %w", idx, win.Release, zone, errs[i])
+			}
+		})
+	}
+	wg.Wait()
+	// In index order, whatever order the helpers came up in: the order in
+	// which leases find free slots.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, idx := range idxs {
+		if errs[i] != nil {
+			continue
+		}
+		if e := p.findLocked(g, refs[i].ID); e != nil {
+			e.index, e.ref = idx, refs[i]
+			continue
+		}
+		g.entries = append(g.entries, newEntry(refs[i], idx))
+	}
+	return errors.Join(errs...)
+}
+
 // leaseFresh is Lease with Options.Fresh: a helper of vmKey's own, tagged
 // with it (so that Acquire finds it again after a crash), created without
 // waiting for other VMs' helpers.

@@ -497,3 +497,98 @@ func TestReturnSeenFromTheNextInstant(t *testing.T) {
 		}
 	})
 }
+
+// TestPrewarm: Prewarm makes the helpers that vms VMs will lease, counting
+// those the group has, and the leases that follow make none; Fresh pools
+// make none ahead.
+func TestPrewarm(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name              string
+		per, before, vms  int
+		fresh             bool
+		want, wantAcquire int
+	}{
+		{name: "none yet", per: 4, vms: 9, want: 3, wantAcquire: 3},
+		{name: "one VM", per: 4, vms: 1, want: 1, wantAcquire: 1},
+		{name: "some made by leases", per: 2, before: 3, vms: 7, want: 4, wantAcquire: 4},
+		{name: "enough already", per: 4, before: 8, vms: 5, want: 2, wantAcquire: 2},
+		{name: "no VMs", per: 4, vms: 0},
+		{name: "fresh", per: 1, vms: 3, fresh: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFake()
+			p, err := New(f, Options{RunID: "run-1", PerHelper: c.per, Fresh: c.fresh, Observer: fakeObserver{f}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range c.before {
+				if _, err := p.Lease(ctx, "is1a", win, fmt.Sprintf("early-%d", i), ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.Prewarm(ctx, "is1a", win, c.vms); err != nil {
+				t.Fatal(err)
+			}
+			if n := f.count(); n != c.want || f.acquires != c.wantAcquire {
+				t.Fatalf("after Prewarm: %d helpers, %d Acquire calls; want %d, %d", n, f.acquires, c.want, c.wantAcquire)
+			}
+			if c.fresh {
+				return
+			}
+			for i := range c.vms - c.before {
+				if _, err := p.Lease(ctx, "is1a", win, fmt.Sprintf("vm-%d", i), ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := f.count(); n != c.want {
+				t.Errorf("after the leases: %d helpers, want the %d made ahead", n, c.want)
+			}
+		})
+	}
+}
+
+// TestPrewarmHoldsLeases: a lease while Prewarm's helpers are being made
+// waits for them and takes one, rather than making its own; a failed
+// Acquire is returned and the others stay in the pool.
+func TestPrewarmHoldsLeases(t *testing.T) {
+	ctx := context.Background()
+	f := newFake()
+	p := newPool(t, f, 1)
+	release := make(chan struct{})
+	f.block["is1a"] = release
+	done := make(chan error, 1)
+	go func() { done <- p.Prewarm(ctx, "is1a", win, 3) }()
+	for func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.acquires < 3 }() {
+		time.Sleep(time.Millisecond) // until the three Acquire calls wait
+	}
+	leased := make(chan providers.VMRef, 1)
+	go func() {
+		h, err := p.Lease(ctx, "is1a", win, "vm-1", "")
+		if err != nil {
+			t.Error(err)
+		}
+		leased <- h
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if h := <-leased; h.ID != "helper-1" && h.ID != "helper-2" && h.ID != "helper-3" {
+		t.Errorf("the lease got %q, want one of the helpers made ahead", h.ID)
+	}
+	if n := f.count(); n != 3 {
+		t.Errorf("%d helpers, want 3", n)
+	}
+
+	f2 := newFake()
+	p2 := newPool(t, f2, 1)
+	f2.failNext = errors.New("quota exceeded")
+	if err := p2.Prewarm(ctx, "is1a", win, 3); err == nil || f2.count() != 2 {
+		t.Errorf("Prewarm with one failing Acquire: %v, %d helpers; want the error and 2 helpers", err, f2.count())
+	}
+	if _, err := p2.Lease(ctx, "is1a", win, "vm-1", ""); err != nil || f2.count() != 2 {
+		t.Errorf("lease after a partial Prewarm: %v, %d helpers; want a made helper", err, f2.count())
+	}
+}
