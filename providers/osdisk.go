@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -80,6 +81,23 @@ func DeletableCopy(op string, st DiskState, tags Tags) error {
 		return Errorf(ErrConflict, op, st.Ref.ID, "the disk is attached to %s; detach it first", st.AttachedTo)
 	}
 	return nil
+}
+
+// DeleteCopyWith is CopyDeleter.DeleteCopy over a provider's own read of a
+// disk (describe) and delete of it (del, done when it returns): a disk
+// already gone is fine, one DeletableCopy refuses is not deleted.
+func DeleteCopyWith(ctx context.Context, ref DiskRef, tags Tags, describe func(context.Context, DiskRef) (DiskState, error), del func(context.Context) error) error {
+	st, err := describe(ctx, ref)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := DeletableCopy("DeleteCopy", st, tags); err != nil {
+		return err
+	}
+	return del(ctx)
 }
 
 // BootMismatchError says that a disk cannot become a VM's OS disk because a

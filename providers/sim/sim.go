@@ -8,7 +8,6 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -314,21 +313,13 @@ func (d disks) FromSnapshot(ctx context.Context, s providers.SnapshotRef, zone s
 // DeleteCopy implements providers.CopyDeleter: it reads the disk, and
 // deletes it only if it is a detached copy carrying tags.
 func (d disks) DeleteCopy(ctx context.Context, ref providers.DiskRef, tags providers.Tags) error {
-	st, err := d.Describe(ctx, ref)
-	if errors.Is(err, providers.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := providers.DeletableCopy("DeleteCopy", st, tags); err != nil {
-		return err
-	}
-	return d.busy(ctx, func() error {
-		if err := d.pace(ctx, "DeleteDisk", ref.ID); err != nil {
-			return err
-		}
-		return d.w.DeleteDisk(ctx, d.acct, ref.ID)
+	return providers.DeleteCopyWith(ctx, ref, tags, d.Describe, func(ctx context.Context) error {
+		return d.busy(ctx, func() error {
+			if err := d.pace(ctx, "DeleteDisk", ref.ID); err != nil {
+				return err
+			}
+			return d.w.DeleteDisk(ctx, d.acct, ref.ID)
+		})
 	})
 }
 

@@ -2,7 +2,6 @@ package simapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -222,19 +221,11 @@ func (d disks) FindDisks(ctx context.Context, tags providers.Tags) ([]providers.
 // DeleteCopy implements providers.CopyDeleter: it reads the disk, and
 // deletes it only if it is a detached copy carrying tags.
 func (d disks) DeleteCopy(ctx context.Context, ref providers.DiskRef, tags providers.Tags) error {
-	st, err := d.Describe(ctx, ref)
-	if errors.Is(err, providers.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := providers.DeletableCopy("DeleteCopy", st, tags); err != nil {
-		return err
-	}
-	return d.busy(ctx, func() error {
-		_, err := d.call(ctx, "delete-disk", "DeleteDisk", diskRes(ref.ID), Request{Disk: ref.ID}, nil)
-		return err
+	return providers.DeleteCopyWith(ctx, ref, tags, d.Describe, func(ctx context.Context) error {
+		return d.busy(ctx, func() error {
+			_, err := d.call(ctx, "delete-disk", "DeleteDisk", diskRes(ref.ID), Request{Disk: ref.ID}, nil)
+			return err
+		})
 	})
 }
 
