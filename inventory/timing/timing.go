@@ -43,8 +43,14 @@ const (
 	// First snapshot of a 30–100 GB OS disk: minutes to tens of minutes.
 	// Source: EBS first-snapshot behaviour; Sakura archive creation.
 	OpSnapshot Op = "snapshot"
-	// A new disk from a snapshot, archive or backup: 1–10 min.
+	// A new disk from a snapshot or archive in the same cloud: 1–10 min.
 	OpDiskFromSnapshot Op = "disk-from-snapshot"
+	// A VM's backup restored to a new disk, from the request to a usable
+	// disk: a restore job is queued, then the whole volume is copied from
+	// the vault (AWS Backup restore jobs, Azure Backup "restore disks",
+	// Sakura archive-to-disk copies). Assumption: 10–45 min for 40–100 GB
+	// OS disks, from operators' reports; longer than OpDiskFromSnapshot.
+	OpBackupRestore Op = "backup-restore"
 	// Creating a helper VM until WinRM answers: boot plus provisioning.
 	OpHelperCreate Op = "helper-create"
 	// One guest script over WinRM: seconds.
@@ -64,6 +70,7 @@ var durations = map[Op]Range{
 	OpDetach:           {5 * time.Second, 30 * time.Second},
 	OpSnapshot:         {3 * time.Minute, 20 * time.Minute},
 	OpDiskFromSnapshot: {1 * time.Minute, 10 * time.Minute},
+	OpBackupRestore:    {10 * time.Minute, 45 * time.Minute},
 	OpHelperCreate:     {4 * time.Minute, 8 * time.Minute},
 	OpGuestScript:      {2 * time.Second, 15 * time.Second},
 	OpAPICall:          {50 * time.Millisecond, 500 * time.Millisecond},

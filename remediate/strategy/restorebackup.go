@@ -102,7 +102,7 @@ func (RestoreBackup) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		{Name: "stop", Run: unlessSwapped(func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 			return stopVM(ctx, env, vm, facts)
 		}), Cost: step.Cost{Ops: []timing.Op{timing.OpStop}}},
-		{Name: "restore-disk", Run: rbRestore, Cost: step.Cost{Ops: []timing.Op{timing.OpDiskFromSnapshot}}},
+		{Name: "restore-disk", Run: rbRestore, Cost: step.Cost{Ops: []timing.Op{timing.OpBackupRestore}}},
 		{Name: "detach-original", Run: unlessSwapped(rbDetachOriginal), Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}}},
 		{Name: "attach-restored", Run: rbAttachRestored, Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}}},
 		{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},

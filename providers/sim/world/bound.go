@@ -157,7 +157,7 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 		add(pathOffline, max(pre+mn(timing.OpAttach), helperReady())+offlineTail())
 	}
 	if o.AllowDataLoss && w.cleanBackup(v) {
-		add(pathRestore, max(pre, mn(timing.OpDiskFromSnapshot))+mn(timing.OpAttach)+mn(timing.OpStart)+mn(timing.OpBootToWinRM))
+		add(pathRestore, max(pre, mn(timing.OpBackupRestore))+mn(timing.OpAttach)+mn(timing.OpStart)+mn(timing.OpBootToWinRM))
 	}
 	if len(paths) == 0 {
 		return 0, calls{}, nil

@@ -31,13 +31,6 @@ var calib = struct {
 	// snapshots work"). Not applied where snapshots are full copies
 	// (Scenario.FullCopySnapshots; Sakura archives, set by its face).
 	IncrementalSnapshotFactor float64
-	// BackupRestore: a restore of a VM's backup to a new disk, from the
-	// request to a usable disk: a restore job is queued, then the whole
-	// volume is copied from the vault (AWS Backup restore jobs, Azure
-	// Backup "restore disks", Sakura archive-to-disk copies). Assumption:
-	// 10-45 min for 40-100 GB OS disks, from operators' reports; longer
-	// than a disk from a local snapshot (timing.OpDiskFromSnapshot).
-	BackupRestore timing.Range
 	// HelperProvisioning: helper creation minus its boot (timing's
 	// OpHelperCreate covers both): the provisioning part.
 	HelperProvisioning timing.Range
@@ -89,7 +82,6 @@ var calib = struct {
 	NaturalRecoveryCap:        15,
 	StuckAfter:                [2]int{2, 5},
 	IncrementalSnapshotFactor: 0.2,
-	BackupRestore:             timing.Range{Min: 10 * time.Minute, Max: 45 * time.Minute},
 	HelperProvisioning:        timing.Range{Min: 90 * time.Second, Max: 3 * time.Minute},
 	SimpleBucket:              timing.Bucket{Size: 20, Refill: 10},
 	LoadPerInflight:           0.05,

@@ -12,8 +12,8 @@ import (
 func TestRestoreTakesItsOwnTime(t *testing.T) {
 	w, clk := load(t, scenario(vmSpec("1", img2019, badFile)))
 	d := must[DiskInfo](t)(w.RestoreBackup(ctx, "sim", "bk-1", "is1a", nil))
-	if took := d.ReadyAt.Sub(clk.Now()); took < calib.BackupRestore.Min || took > calib.BackupRestore.Max {
-		t.Fatalf("restore takes %s, want %s-%s", took, calib.BackupRestore.Min, calib.BackupRestore.Max)
+	if r, took := timing.Of(timing.OpBackupRestore), d.ReadyAt.Sub(clk.Now()); took < r.Min || took > r.Max {
+		t.Fatalf("restore takes %s, want %s-%s", took, r.Min, r.Max)
 	}
 }
 

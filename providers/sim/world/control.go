@@ -666,7 +666,7 @@ func (w *World) RestoreBackup(ctx context.Context, account, backupID, zone strin
 				c.files = append(c.files, f)
 			}
 		}
-		d := w.newDisk(account, zone, c, tags, "backup:"+b.ID, now, calib.BackupRestore)
+		d := w.newDisk(account, zone, c, tags, "backup:"+b.ID, now, timing.Of(timing.OpBackupRestore))
 		out = w.diskInfo(d)
 		return nil
 	})
