@@ -29,8 +29,6 @@ import (
 type early struct {
 	runs map[string]*earlyRun // by VM key; filled before any VM starts, read-only after
 	wg   sync.WaitGroup
-	// stopPrewarm cancels the helpers' prewarm (startPrewarm); nil before.
-	stopPrewarm context.CancelFunc
 }
 
 type earlyRun struct {
@@ -225,9 +223,6 @@ func (r *runner) stopEarly() {
 	}
 	for _, er := range r.early.runs {
 		er.cancel()
-	}
-	if r.early.stopPrewarm != nil {
-		r.early.stopPrewarm()
 	}
 	r.early.wg.Wait()
 }

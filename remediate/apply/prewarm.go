@@ -20,11 +20,13 @@ type prewarmer interface {
 // groups at once. Making a helper changes nothing on any VM, so it runs
 // while the canary holds the fleet, and a VM that reaches its lease later
 // finds a helper up instead of waiting minutes for one. It runs in early's
-// wait group, and stopEarly cancels it and waits for it before the pools
-// are released (the run needs no more helpers then). Its errors are not
-// the run's: a lease makes a missing helper. Call it after startEarly.
+// wait group: stopEarly waits for it, so that every helper it made is in
+// its pool before the pools are released. It is not cancelled when the
+// run ends: a helper whose creation is cut short may exist without the
+// pool knowing it, and only a provider that finds helpers by tag would
+// release it. Its errors are not the run's: a lease makes a missing
+// helper. Call it after startEarly.
 func (r *runner) startPrewarm(ctx context.Context, todo []*plan.VMPlan) {
-	ctx, r.early.stopPrewarm = context.WithCancel(ctx)
 	type group struct {
 		acct, zone string
 		win        inventory.WindowsVersion
