@@ -36,6 +36,7 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/ctxlock"
+	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/step"
@@ -259,6 +260,9 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 	}
 }
 
+// prewarmAttempts bounds Prewarm's calls of Acquire per helper.
+const prewarmAttempts = 6
+
 // Prewarm makes ready, ahead of their leases, the helpers that vms VMs of
 // release win in zone will lease: the group's first ceil(vms/PerHelper)
 // helpers, those not known yet created together (Helpers.Acquire with
@@ -266,9 +270,10 @@ func (p *Pool) Lease(ctx context.Context, zone string, win inventory.WindowsVers
 // earlier process made, and a later process finds these). It holds the
 // group's lease lock meanwhile, so that a lease waits for them instead of
 // making another. It changes nothing on any VM, and does nothing with
-// Options.Fresh (each VM's helper is its own) or vms <= 0. Helpers it made
-// stay in the pool whatever else fails; it returns the Acquire errors
-// joined (Lease makes a missing helper on demand) or ctx's error.
+// Options.Fresh (each VM's helper is its own) or vms <= 0. A retryable
+// Acquire error is retried (prewarmAttempts calls). Helpers it made stay
+// in the pool whatever else fails; it returns the Acquire errors joined
+// (Lease makes a missing helper on demand) or ctx's error.
 func (p *Pool) Prewarm(ctx context.Context, zone string, win inventory.WindowsVersion, vms int) error {
 	if p.opts.Fresh || vms <= 0 {
 		return nil
@@ -297,7 +302,14 @@ func (p *Pool) Prewarm(ctx context.Context, zone string, win inventory.WindowsVe
 	var wg sync.WaitGroup
 	for i, idx := range idxs {
 		wg.Go(func() {
-			refs[i], errs[i] = p.helpers.Acquire(ctx, zone, win, p.tags(zone, win, idx))
+			// Acquire is idempotent by tags: a retry after a lost reply
+			// finds the helper the first call made, which would otherwise
+			// exist without the pool knowing it.
+			key := "prewarm/" + zone + "/" + win.Release + "/" + strconv.Itoa(idx)
+			errs[i] = retry.Do(ctx, p.opts.Clock, retry.Policy{Attempts: prewarmAttempts, Key: key}, func() (err error) {
+				refs[i], err = p.helpers.Acquire(ctx, zone, win, p.tags(zone, win, idx))
+				return err
+			})
 			if errs[i] != nil {
 				errs[i] = fmt.Errorf("helper pool: helper %d of Windows Server %s in %s: %w", idx, win.Release, zone, errs[i])
 			}

@@ -28,6 +28,7 @@ type fakeHelpers struct {
 	acquires int
 	block    map[string]chan struct{} // zone -> closed to let Acquire finish
 	failNext error
+	loseNext error // returned by the next Acquire after it made its helper (a lost reply)
 }
 
 func newFake() *fakeHelpers {
@@ -65,6 +66,10 @@ func (f *fakeHelpers) Acquire(ctx context.Context, zone string, w inventory.Wind
 	}
 	id := fmt.Sprintf("helper-%d", len(f.helpers)+1)
 	f.helpers[id], f.zoneOf[id] = tags, zone
+	if err := f.loseNext; err != nil {
+		f.loseNext = nil
+		return providers.VMRef{}, err
+	}
 	return providers.VMRef{ID: id, Zone: zone}, nil
 }
 
@@ -590,5 +595,20 @@ func TestPrewarmHoldsLeases(t *testing.T) {
 	}
 	if _, err := p2.Lease(ctx, "is1a", win, "vm-1", ""); err != nil || f2.count() != 2 {
 		t.Errorf("lease after a partial Prewarm: %v, %d helpers; want a made helper", err, f2.count())
+	}
+
+	// A lost reply: the helper was made; the retry finds it, and the pool
+	// knows it (ReleaseAll releases it).
+	f3 := newFake()
+	p3, err := New(f3, Options{RunID: "run-1", PerHelper: 1, Clock: clock.NewScaled(time.Now(), 1e6)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f3.loseNext = providers.Errorf(providers.ErrUnavailable, "Acquire", "helper", "connection reset (the request may have been applied)")
+	if err := p3.Prewarm(ctx, "is1a", win, 1); err != nil || f3.count() != 1 || f3.acquires != 2 {
+		t.Fatalf("Prewarm after a lost reply: %v, %d helpers, %d Acquire calls; want nil, 1, 2", err, f3.count(), f3.acquires)
+	}
+	if _, err := p3.ReleaseAll(ctx, false); err != nil || f3.count() != 0 {
+		t.Errorf("ReleaseAll: %v, %d helpers left; want none", err, f3.count())
 	}
 }
