@@ -30,6 +30,8 @@ const (
 	// FactRaceBootCount is the cloud's boot counter during the raced boot
 	// (where the cloud counts boots).
 	FactRaceBootCount step.Fact = "race_boot_count"
+	// FactRacedAt is when the race began deleting in the raced boot.
+	FactRacedAt step.Fact = "raced_at"
 	// FactWinRMWindowSeen: reboot-retry's waits reached the guest in a
 	// normal boot while it carried a bad file (race-the-boot's window).
 	FactWinRMWindowSeen step.Fact = "winrm_window_seen"
@@ -176,7 +178,8 @@ func (RaceBoot) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 // pass for healthy. No health re-check first, for the same reason: the
 // race has just seen the guest. Where the cloud counts boots and the VM
 // reset by itself since the raced boot, it does nothing (that boot began
-// after the deletion). Idempotent by its fact.
+// after the deletion); where it does not, it resets only while the boot
+// must still be the raced one (stillRacedBoot). Idempotent by its fact.
 func rbRestart(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if facts[FactRestarted] == "true" {
 		return nil, nil
@@ -197,10 +200,27 @@ func rbRestart(ctx context.Context, env *step.Env, vm *step.Target, facts step.F
 		// began after the deletion already, and may be up and healthy.
 		return step.Facts{FactRestarted: "true"}, nil
 	}
+	if s.BootCount == nil && !stillRacedBoot(env, facts) {
+		// No boot counter to tell the raced boot from a later one, and
+		// time enough has passed (a resumed run) for the raced boot to
+		// have crashed and a repaired one to be up: a reset could hit a
+		// healthy VM. No reset: verify waits for the boot after the
+		// deletion, and fails at once if the screen shows it crashing.
+		return step.Facts{FactRestarted: "true"}, nil
+	}
 	if err := reset(ctx, env, ref, s.Power); err != nil {
 		return nil, err
 	}
 	return step.Facts{FactRestarted: "true"}, nil
+}
+
+// stillRacedBoot reports whether the VM's current boot must still be the
+// raced one: less time has passed since the deletion (FactRacedAt) than
+// the quickest boot to WinRM, so the raced boot cannot have crashed,
+// reset and come up again since. Without the fact, false.
+func stillRacedBoot(env *step.Env, facts step.Facts) bool {
+	at, err := time.Parse(time.RFC3339, facts[FactRacedAt])
+	return err == nil && env.Clock.Now().Sub(at) < timing.Of(timing.OpBootToWinRM).Min
 }
 
 // reset hard-resets a running VM, or starts a stopped one; a VM whose power
@@ -338,6 +358,7 @@ func raceOnce(ctx context.Context, env *step.Env, vm *step.Target, ep providers.
 	if s, err := observe(ctx, env, vmRef(vm)); err == nil && s.BootCount != nil {
 		out[FactRaceBootCount] = strconv.Itoa(*s.BootCount)
 	}
+	out[FactRacedAt] = stamp(env.Clock.Now())
 	r, err := env.Guest.DeleteFiles(ctx, ep, env.Creds, guest.DeleteParams{Root: "C:", Criteria: criteria(env.Incident)})
 	if err != nil {
 		return false, err

@@ -879,3 +879,76 @@ func TestRaceBootResumedInRacedBoot(t *testing.T) {
 		f.clean()
 	})
 }
+
+// countlessObserver is an Observer of a cloud that counts no boots and
+// reports no boot time (Azure's instance view, as the provider reads it).
+type countlessObserver struct{ providers.Observer }
+
+func (o countlessObserver) Observe(ctx context.Context, refs []providers.VMRef) (map[string]inventory.Signals, error) {
+	m, err := o.Observer.Observe(ctx, refs)
+	for id, s := range m {
+		s.BootCount, s.LastBootAt = nil, time.Time{}
+		m[id] = s
+	}
+	return m, err
+}
+
+// TestRaceBootRestartWithoutBootCount: on a cloud that counts no boots,
+// the restart after the race resets the VM only while its boot must still
+// be the raced one. Run late (a resumed process), after the raced boot
+// crashed and a repaired one came up, it does not reset: verify finds the
+// repaired boot, and no healthy VM is touched.
+func TestRaceBootRestartWithoutBootCount(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		pause time.Duration // between the race's end and the restart step
+		reset bool
+	}{
+		{"at once: the raced boot is reset", 0, true},
+		{"resumed late: no reset", 15 * time.Minute, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				const n = 172
+				f, vm, rb := windowFixture(t, n)
+				f.env.Provider.Observer = countlessObserver{f.prov.Observer}
+				steps := rb.Steps(vm, f.env.Policy)
+				facts := step.Facts{}
+				ctx := context.Background()
+				for _, st := range steps[:4] { // recheck, snapshot, prepare, race-1
+					got, err := f.runStep(ctx, st, vm, facts)
+					if err != nil {
+						t.Fatalf("step %s: %v", st.Name, err)
+					}
+					facts = facts.Merge(got)
+				}
+				if facts[FactDeleted] != "1" || facts[FactRaceBootCount] != "" {
+					t.Fatalf("race-1: facts %v, want the file deleted and no boot count", facts)
+				}
+				time.Sleep(c.pause)
+				before := f.w.Stats().Calls["RestartVM"]
+				for _, st := range steps {
+					if st.Name != "restart" && st.Name != "verify" {
+						continue
+					}
+					got, err := f.runStep(ctx, st, vm, facts)
+					if err != nil {
+						t.Fatalf("step %s: %v", st.Name, err)
+					}
+					facts = facts.Merge(got)
+				}
+				if reset := f.w.Stats().Calls["RestartVM"] > before; reset != c.reset {
+					t.Errorf("the restart step reset the VM: %v, want %v", reset, c.reset)
+				}
+				if a := f.clean(); a.Invariants() != (world.Invariants{}) {
+					t.Errorf("invariants %+v\n%s", a.Invariants(), strings.Join(a.Violations(), "\n"))
+				}
+				if tr := f.truth(n); tr != world.TruthHealthy {
+					t.Errorf("truth %s, want healthy", tr)
+				}
+			})
+		})
+	}
+}
