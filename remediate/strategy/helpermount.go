@@ -18,11 +18,15 @@ import (
 
 // Fact keys only HelperMount produces.
 const (
-	FactHelperID            step.Fact = "helper_id"
-	FactHelperZone          step.Fact = "helper_zone"
-	FactOSDiskDetached      step.Fact = "os_disk_detached"
-	FactAttachedTo          step.Fact = "attached_to"
-	FactDiskNumber          step.Fact = "disk_number"
+	FactHelperID       step.Fact = "helper_id"
+	FactHelperZone     step.Fact = "helper_zone"
+	FactOSDiskDetached step.Fact = "os_disk_detached"
+	FactAttachedTo     step.Fact = "attached_to"
+	FactDiskNumber     step.Fact = "disk_number"
+	// FactDiskBySerial: the helper's guest lists the disk under its
+	// cloud ID as serial (find-disk saw it so), which alone proves that
+	// the disk it lists is this one, on this helper.
+	FactDiskBySerial        step.Fact = "disk_by_serial"
 	FactIdentityOriginal    step.Fact = "identity_original"
 	FactIdentityAfterOnline step.Fact = "identity_after_online"
 	FactIdentityChanged     step.Fact = "identity_changed"
@@ -399,14 +403,22 @@ func onHelper(ctx context.Context, env *step.Env, vm *step.Target, h providers.V
 }
 
 // onHelperListed is onHelper followed by the helper's listing of the disk.
+// Once find-disk has seen the helper list the disk under its cloud ID as
+// serial (FactDiskBySerial), the listing alone finds it, with no call to
+// the cloud: a disk listed on h with that serial is this disk, attached to
+// h, and one that is not listed fails the step as onHelper would. Where
+// the guest names disks only by LUN (Azure), a LUN says nothing of which
+// disk holds it: the cloud is asked every time.
 func onHelperListed(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, wait time.Duration) (providers.VMRef, guest.Disk, providers.Endpoint, error) {
 	h, err := helperOf(vm, facts)
 	if err != nil {
 		return h, guest.Disk{}, providers.Endpoint{}, err
 	}
-	ds, err := onHelper(ctx, env, vm, h)
-	if err != nil {
-		return h, guest.Disk{}, providers.Endpoint{}, err
+	ds := providers.DiskState{Ref: diskRef(vm, vm.OSDisk.ID), AttachedTo: h.ID}
+	if facts[FactDiskBySerial] != "true" {
+		if ds, err = onHelper(ctx, env, vm, h); err != nil {
+			return h, guest.Disk{}, providers.Endpoint{}, err
+		}
 	}
 	d, ep, err := listed(ctx, env, h, ds, wait)
 	return h, d, ep, err
@@ -495,6 +507,9 @@ func hmFindDisk(ctx context.Context, env *step.Env, vm *step.Target, facts step.
 		return nil, err
 	}
 	out := step.Facts{FactDiskNumber: strconv.Itoa(d.Number)}
+	if strings.EqualFold(d.Serial, vm.OSDisk.ID) {
+		out[FactDiskBySerial] = "true"
+	}
 	if facts[FactIdentityOriginal] != "" {
 		return out, nil // recorded before the disk was onlined: keep it
 	}
