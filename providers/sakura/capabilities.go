@@ -959,12 +959,10 @@ func (d disks) DeleteCopy(ctx context.Context, ref providers.DiskRef, tags provi
 	if err != nil {
 		return err
 	}
+	if err := providers.DeletableCopy(op, diskState(x, zone), tags); err != nil {
+		return err
+	}
 	switch av := x.Availability; {
-	case !hasAll(DecodeTags(x.Tags), tags):
-		return providers.Errorf(providers.ErrConflict, op, res, "the disk does not carry all of the tags %s; only a disk carrying a run's tags is deleted",
-			strings.Join(EncodeTags(tags), ", "))
-	case !x.ServerID.IsEmpty():
-		return providers.Errorf(providers.ErrConflict, op, res, "connected to server %s; disconnect it first", x.ServerID)
 	case av.IsMigrating(), av.IsUploading(), av.IsTransfering():
 		e := providers.Errorf(providers.ErrConflict, op, res, "the disk is still being copied (%s)", av)
 		e.RetryAfter = d.opts.Poll
