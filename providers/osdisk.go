@@ -113,3 +113,15 @@ type BootMismatchError struct {
 func (e *BootMismatchError) Error() string {
 	return fmt.Sprintf("the disk's %s is %s but the VM's is %s; make the copy from a disk of the same kind", e.Property, e.Disk, e.VM)
 }
+
+// ZoneBoundSnapshots is implemented by a Disks whose snapshots make disks
+// only in the zone they were taken in (Sakura Cloud, whose archives are
+// zonal: another zone needs an archive transfer, which fixfleet does not
+// make). Every other Disks makes a disk from a snapshot in any zone of the
+// snapshot's region (FromSnapshot's zone), which a repair on a helper in
+// another zone needs; Provider.Capabilities then reports
+// "cross-zone-copy".
+type ZoneBoundSnapshots interface {
+	// SnapshotsZoneBound is a marker: it does nothing.
+	SnapshotsZoneBound()
+}

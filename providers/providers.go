@@ -201,6 +201,10 @@ type Backups interface {
 
 // HelperImage says that helpers of a Windows release can be created in a zone.
 type HelperImage struct {
+	// Region is the region of Zone where the cloud has regions ("" where
+	// it has none: the simulator). A disk copy reaches a helper in another
+	// zone only within one region (capability "cross-zone-copy").
+	Region  string                   `json:"region,omitempty"`
 	Zone    string                   `json:"zone"`
 	Windows inventory.WindowsVersion `json:"windows"`
 	ImageID string                   `json:"image_id"`
@@ -242,12 +246,14 @@ type Provider struct {
 // one per field, two say how a VM's OS disk is changed, for the strategies
 // that take it off its VM: "os-disk-detach" (Disks detaches and attaches a
 // stopped VM's boot disk) and "os-disk-swap" (Disks implements
-// OSDiskSwapper, whose clouds cannot detach an OS disk: Azure); and
+// OSDiskSwapper, whose clouds cannot detach an OS disk: Azure);
 // "copy-delete" says that Disks deletes the copies a run made
-// (CopyDeleter).
+// (CopyDeleter); "cross-zone-copy" that a snapshot makes a disk in any zone
+// of its region (every Disks but a ZoneBoundSnapshots).
 func (p *Provider) Capabilities() []string {
 	_, swaps := p.Disks.(OSDiskSwapper)
 	_, deletes := p.Disks.(CopyDeleter)
+	_, zoneBound := p.Disks.(ZoneBoundSnapshots)
 	var out []string
 	for _, c := range []struct {
 		name string
@@ -261,6 +267,7 @@ func (p *Provider) Capabilities() []string {
 		{"os-disk-detach", p.Disks != nil && !swaps},
 		{"os-disk-swap", swaps},
 		{"copy-delete", deletes},
+		{"cross-zone-copy", p.Disks != nil && !zoneBound},
 		{"backups", p.Backups != nil},
 		{"helpers", p.Helpers != nil},
 	} {

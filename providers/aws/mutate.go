@@ -653,7 +653,7 @@ func (h helpers) images(ctx context.Context, rg *regional) ([]providers.HelperIm
 			v.Build = m[1]
 		}
 		for _, z := range zones {
-			out = append(out, providers.HelperImage{Zone: z, Windows: v, ImageID: sdk.ToString(im.ImageId)})
+			out = append(out, providers.HelperImage{Region: rg.region, Zone: z, Windows: v, ImageID: sdk.ToString(im.ImageId)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

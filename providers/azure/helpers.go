@@ -69,7 +69,7 @@ func (h *helpers) Images(ctx context.Context) ([]providers.HelperImage, error) {
 				}
 			}
 			for _, z := range zones {
-				out = append(out, providers.HelperImage{Zone: z, ImageID: *im.ID,
+				out = append(out, providers.HelperImage{Region: str(im.Location), Zone: z, ImageID: *im.ID,
 					Windows: inventory.WindowsVersion{Release: rel, Build: str(im.Tags[TagImageBuild])}})
 			}
 		}

@@ -71,12 +71,15 @@ const (
 	// CapCopyDelete: Disks deletes the copies a run made
 	// (providers.CopyDeleter).
 	CapCopyDelete = "copy-delete"
+	// CapCrossZoneCopy: Disks.FromSnapshot makes a disk in another zone of
+	// the snapshot's region (not providers.ZoneBoundSnapshots).
+	CapCrossZoneCopy = "cross-zone-copy"
 )
 
 // AllCapabilities lists every capability of the contract, in the order
 // providers.Provider.Capabilities reports them.
 func AllCapabilities() []string {
-	return []string{CapEnumerate, CapObserve, CapGuest, CapPower, CapDisks, CapOSDiskDetach, CapOSDiskSwap, CapCopyDelete, CapBackups, CapHelpers}
+	return []string{CapEnumerate, CapObserve, CapGuest, CapPower, CapDisks, CapOSDiskDetach, CapOSDiskSwap, CapCopyDelete, CapCrossZoneCopy, CapBackups, CapHelpers}
 }
 
 // Harness says how to build one provider under test on a simulated world.

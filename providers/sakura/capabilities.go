@@ -657,6 +657,11 @@ func (p power) Restart(ctx context.Context, vm providers.VMRef) error {
 
 type disks struct{ *core }
 
+// SnapshotsZoneBound implements providers.ZoneBoundSnapshots: an archive
+// makes disks only in its own zone (another zone needs an archive
+// transfer, which this provider does not make).
+func (disks) SnapshotsZoneBound() {}
+
 func diskState(d *iaas.Disk, zone string) providers.DiskState {
 	st := providers.DiskState{Ref: providers.DiskRef{ID: d.ID.String(), Zone: zone}, SizeGB: d.SizeMB / 1024,
 		Tags: DecodeTags(d.Tags)}

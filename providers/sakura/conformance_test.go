@@ -57,7 +57,7 @@ func openOnEmulator(t *testing.T, w *world.World, acct string) (*providers.Provi
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
 		Name:  "sakura",
-		Lacks: []string{conformance.CapOSDiskSwap}, // an OS disk is detached, not swapped
+		Lacks: []string{conformance.CapOSDiskSwap, conformance.CapCrossZoneCopy}, // an OS disk is detached, not swapped; archives are zonal
 		ID:    sakuraapi.ID,
 		New: func(t *testing.T, w *world.World) *providers.Provider {
 			p, _ := openOnEmulator(t, w, world.DefaultAccount)

@@ -59,39 +59,58 @@ func factsFor(in Input, a inventory.Assessed) vmFacts {
 	}
 	sort.Slice(f.ignored, func(i, j int) bool { return f.ignored[i].TakenAt.Before(f.ignored[j].TakenAt) })
 
-	var same, other []providers.HelperImage
+	var same, other, remoteSame, remoteOther []providers.HelperImage
 	rels := map[string]bool{}
 	for _, h := range f.acct.Helpers {
-		if h.Zone != a.VM.Zone {
-			continue
-		}
-		rels[h.Windows.Release] = true
-		if a.VM.Windows.Release != "" && h.Windows.Release == a.VM.Windows.Release {
+		sameRel := a.VM.Windows.Release != "" && h.Windows.Release == a.VM.Windows.Release
+		switch {
+		case h.Zone == a.VM.Zone && sameRel:
 			same = append(same, h)
-		} else {
+		case h.Zone == a.VM.Zone:
 			other = append(other, h)
+		case h.Region != a.VM.Region:
+			continue
+		case sameRel:
+			remoteSame = append(remoteSame, h)
+		default:
+			remoteOther = append(remoteOther, h)
+		}
+		if h.Zone == a.VM.Zone {
+			rels[h.Windows.Release] = true
 		}
 	}
 	for r := range rels {
 		f.zoneRels = append(f.zoneRels, r)
 	}
 	sort.Strings(f.zoneRels)
-	byID := func(s []providers.HelperImage) {
-		sort.Slice(s, func(i, j int) bool { return s[i].ImageID < s[j].ImageID })
+	// Same release: by zone, then image ID. Among other releases prefer
+	// the newest release (then zone, image ID).
+	for _, s := range [][]providers.HelperImage{same, remoteSame} {
+		sort.Slice(s, func(i, j int) bool { return s[i].Zone+"\x00"+s[i].ImageID < s[j].Zone+"\x00"+s[j].ImageID })
 	}
-	byID(same)
-	// Among other releases prefer the newest release (then image ID).
-	sort.Slice(other, func(i, j int) bool {
-		if other[i].Windows.Release != other[j].Windows.Release {
-			return other[i].Windows.Release > other[j].Windows.Release
-		}
-		return other[i].ImageID < other[j].ImageID
-	})
+	for _, s := range [][]providers.HelperImage{other, remoteOther} {
+		sort.Slice(s, func(i, j int) bool {
+			if s[i].Windows.Release != s[j].Windows.Release {
+				return s[i].Windows.Release > s[j].Windows.Release
+			}
+			return s[i].Zone+"\x00"+s[i].ImageID < s[j].Zone+"\x00"+s[j].ImageID
+		})
+	}
+	// A helper in another zone only where a disk copy can reach it: the
+	// cloud copies across zones and the policy runs cross-zone-mount. A
+	// helper of the VM's own release elsewhere is preferred to one of
+	// another release here.
+	remote := f.caps["cross-zone-copy"] && in.Policy.Enabled(policy.CrossZone)
+	anyRelease := in.Policy.HelperVersion == policy.HelperAny && a.VM.Windows.Release != ""
 	switch {
 	case len(same) > 0:
 		f.helper, f.sameHelp = &same[0], true
-	case len(other) > 0 && in.Policy.HelperVersion == policy.HelperAny && a.VM.Windows.Release != "":
+	case remote && len(remoteSame) > 0:
+		f.helper, f.sameHelp = &remoteSame[0], true
+	case anyRelease && len(other) > 0:
 		f.helper = &other[0]
+	case anyRelease && remote && len(remoteOther) > 0:
+		f.helper = &remoteOther[0]
 	}
 	return f
 }
@@ -257,7 +276,7 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 	}
 	if needs.Helper {
 		h := f.helper
-		v.Helper = &PlannedHelper{Zone: h.Zone, Windows: h.Windows, ImageID: h.ImageID, SameRelease: f.sameHelp}
+		v.Helper = &PlannedHelper{Zone: h.Zone, CrossZone: h.Zone != vm.Zone, Windows: h.Windows, ImageID: h.ImageID, SameRelease: f.sameHelp}
 	}
 	return v
 }

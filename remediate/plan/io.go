@@ -245,6 +245,10 @@ func (v VMPlan) validate(at string, pol policy.Policy, reg *strategy.Registry) [
 			add("%s is planned but helper (zone, image_id) is missing", u.Name())
 		case n.Helper && !v.Helper.SameRelease && pol.HelperVersion != policy.HelperAny:
 			add("%s uses a helper of another Windows release but the plan's policy.helper_version is %q", u.Name(), pol.HelperVersion)
+		case n.Helper && u.Name() == policy.CrossZone && (v.Helper.Zone == v.Zone || !v.Helper.CrossZone):
+			add("%s is planned but its helper (zone %s) is not in another zone than the VM's (%s)", u.Name(), v.Helper.Zone, v.Zone)
+		case n.Helper && u.Name() != policy.CrossZone && (v.Helper.Zone != v.Zone || v.Helper.CrossZone):
+			add("%s is planned with a helper in zone %s, not the VM's zone %s: only %s reaches another zone", u.Name(), v.Helper.Zone, v.Zone, policy.CrossZone)
 		}
 	}
 	if len(v.Reasons) == 0 {

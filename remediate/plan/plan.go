@@ -206,12 +206,34 @@ type PlannedBackup struct {
 	DataLoss        string `json:"data_loss"` // e.g. "4h09m"
 }
 
-// PlannedHelper is the helper image helper-mount would use.
+// PlannedHelper is the helper image the VM's strategies would use: in the
+// VM's zone, or, for cross-zone-mount only, in another zone of its region
+// (CrossZone).
 type PlannedHelper struct {
-	Zone        string                   `json:"zone"`
+	Zone string `json:"zone"`
+	// CrossZone: Zone is not the VM's; the disk reaches the helper as a
+	// copy made from a snapshot, and comes back the same way.
+	CrossZone   bool                     `json:"cross_zone,omitempty"`
 	Windows     inventory.WindowsVersion `json:"windows"`
 	ImageID     string                   `json:"image_id"`
 	SameRelease bool                     `json:"same_release"`
+}
+
+// String says which helper a VM gets, for people: its zone and release,
+// and whether it is reached through a disk copy or of another release;
+// "" for none.
+func (h *PlannedHelper) String() string {
+	if h == nil {
+		return ""
+	}
+	s := h.Zone + " Windows " + h.Windows.Release
+	if h.CrossZone {
+		s += " (another zone: through a disk copy)"
+	}
+	if !h.SameRelease {
+		s += " (another release)"
+	}
+	return s
 }
 
 // Target is what the plan entry's steps need to know about the VM.
@@ -222,7 +244,7 @@ func (v *VMPlan) Target() *step.Target {
 		t.Backup = &inventory.Backup{ID: b.ID, VMID: v.ID, Kind: b.Kind, TakenAt: b.TakenAt, SizeGB: b.SizeGB}
 	}
 	if v.Helper != nil {
-		t.HelperWindows = v.Helper.Windows
+		t.HelperWindows, t.HelperZone = v.Helper.Windows, v.Helper.Zone
 	}
 	return t
 }

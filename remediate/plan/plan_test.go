@@ -83,8 +83,14 @@ func TestEligibility(t *testing.T) {
 		windowSeen bool
 		skipped    []string
 		planState  inventory.State // the plan's state, when not the verdict
+		helperZone string          // the planned helper's zone, when one is planned
 	}
 	stopped := func(v *inventory.VM) { v.Power = inventory.PowerStopped }
+	copies := func(in *Input) {
+		a := in.Accounts["acme/prod"]
+		a.Capabilities = append(slices.Clone(allCaps), "copy-delete", "cross-zone-copy")
+		in.Accounts["acme/prod"] = a
+	}
 	allowLoss := func(in *Input) { in.Policy.AllowDataLoss = true }
 	tests := []tc{
 		{name: "healthy never touched", state: inventory.StateHealthy, in: allowLoss, strategy: None,
@@ -183,6 +189,36 @@ func TestEligibility(t *testing.T) {
 			in:       func(in *Input) { in.Policy.HelperVersion = policy.HelperAny },
 			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount},
 			risks: []string{"no same-version helper image in zone is1a for Windows 2016", "helper of a different Windows release (2022 for a 2016 VM)"}},
+		{name: "same-version helper only in another zone: reached through a disk copy", state: inventory.StateBootLoop,
+			vm: func(v *inventory.VM) { v.Windows.Release = "2016" }, in: copies,
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.CrossZone}, helperZone: "is1b",
+			risks: []string{"repaired as a copy in zone is1b", "original OS disk disk-vm-1 is kept"}},
+		{name: "same release in another zone preferred to another release here", state: inventory.StateBootLoop,
+			vm: func(v *inventory.VM) { v.Windows.Release = "2016" }, in: func(in *Input) { copies(in); in.Policy.HelperVersion = policy.HelperAny },
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.CrossZone}, helperZone: "is1b",
+			noRisks: []string{"different Windows release"}},
+		{name: "helper-mount's reason names the helper a copy reaches", state: inventory.StateBootLoop,
+			vm: func(v *inventory.VM) { v.Windows.Release = "2016" },
+			in: func(in *Input) {
+				copies(in)
+				in.Policy.Strategies = []policy.Strategy{policy.HelperMount, policy.CrossZone}
+			},
+			strategy: policy.CrossZone, helperZone: "is1b",
+			skipped: []string{"helper-mount: no helper image in zone is1a for Windows 2016; zone is1b has one, which cross-zone-mount reaches through a disk copy"}},
+		{name: "in another region: no copy reaches it", state: inventory.StateBootLoop,
+			vm:       func(v *inventory.VM) { v.Windows.Release = "2016"; v.Region = "is1" },
+			in:       func(in *Input) { copies(in); in.Policy.Strategies = []policy.Strategy{policy.CrossZone} },
+			strategy: Manual, reasons: []string{"cross-zone-mount: no helper image the policy allows in any zone of the VM's region"}},
+		{name: "a cloud whose snapshots stay in their zone (Sakura): no copy", state: inventory.StateBootLoop,
+			vm: func(v *inventory.VM) { v.Windows.Release = "2016" },
+			in: func(in *Input) {
+				copies(in)
+				a := in.Accounts["acme/prod"]
+				a.Capabilities = slices.DeleteFunc(a.Capabilities, func(c string) bool { return c == "cross-zone-copy" })
+				in.Accounts["acme/prod"] = a
+				in.Policy.Strategies = []policy.Strategy{policy.CrossZone}
+			},
+			strategy: Manual, reasons: []string{"cross-zone-mount: provider sim of account acme/prod lacks the cross-zone-copy capability"}},
 		{name: "windows release unknown", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.Windows = inventory.WindowsVersion{} },
 			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.HelperMount} },
@@ -252,6 +288,9 @@ func TestEligibility(t *testing.T) {
 				if strings.Contains(strings.Join(v.Reasons, "|"), r) {
 					t.Errorf("reasons %q mention %q", v.Reasons, r)
 				}
+			}
+			if c.helperZone != "" && (v.Helper == nil || v.Helper.Zone != c.helperZone || v.Helper.CrossZone != (c.helperZone != a.VM.Zone)) {
+				t.Errorf("helper %+v, want one in zone %s", v.Helper, c.helperZone)
 			}
 			if v.WinRMWindowSeen != c.windowSeen {
 				t.Errorf("winrm_window_seen %v, want %v", v.WinRMWindowSeen, c.windowSeen)

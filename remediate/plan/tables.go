@@ -12,7 +12,7 @@ import (
 // Tables renders p for people: one row per VM (with its tenant and
 // account), the estimate, the summary, and the skipped accounts if any.
 func Tables(p *Plan) []render.Table {
-	vms := render.Table{Name: "vms", Title: "Plan " + p.ID, Headers: []string{"VM", "Name", "Tenant", "Account", "Zone", "State", "Strategy", "Fallbacks", "Wave", "Risks", "Why", "Tier"}}
+	vms := render.Table{Name: "vms", Title: "Plan " + p.ID, Headers: []string{"VM", "Name", "Tenant", "Account", "Zone", "State", "Strategy", "Fallbacks", "Helper", "Wave", "Risks", "Why", "Tier"}}
 	for _, v := range p.VMs {
 		var fb []string
 		for _, s := range v.Fallbacks {
@@ -23,7 +23,7 @@ func Tables(p *Plan) []render.Table {
 			wave = fmt.Sprint(v.Wave)
 		}
 		vms.Rows = append(vms.Rows, []string{v.ID, v.Name, v.Tenant, v.Account, v.Zone, string(v.State), string(v.Strategy),
-			strings.Join(fb, ", "), wave, strings.Join(v.Risks, "; "), strings.Join(v.Reasons, "; "), p.TierName(v.Tier)})
+			strings.Join(fb, ", "), v.Helper.String(), wave, strings.Join(v.Risks, "; "), strings.Join(v.Reasons, "; "), p.TierName(v.Tier)})
 	}
 	est := render.Table{Name: "estimate", Title: "Estimate", Headers: []string{"", ""}}
 	est.Rows = append(est.Rows,

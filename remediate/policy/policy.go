@@ -37,13 +37,17 @@ const (
 	// CopyAndSwap repairs a copy of the OS disk on a helper VM and swaps
 	// it in, where an OS disk cannot be detached (Azure).
 	CopyAndSwap Strategy = "copy-and-swap"
+	// CrossZone repairs a copy of the OS disk on a helper in another zone
+	// of the VM's region, where the VM's own zone has no fitting helper
+	// image, and brings the repaired copy back as the VM's boot disk.
+	CrossZone Strategy = "cross-zone-mount"
 	// RestoreBackup swaps in a disk restored from the newest pre-incident
 	// backup; it loses data written since that backup.
 	RestoreBackup Strategy = "restore-backup"
 )
 
 // Strategies lists every remediation strategy in the default order.
-var Strategies = []Strategy{RebootRetry, RaceBoot, DeleteFile, HelperMount, CopyAndSwap, RestoreBackup}
+var Strategies = []Strategy{RebootRetry, RaceBoot, DeleteFile, HelperMount, CopyAndSwap, CrossZone, RestoreBackup}
 
 // HelperVersion says which helper releases helper-mount may use.
 type HelperVersion string

@@ -102,7 +102,7 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key", "canary: 1\ncanary: 2", []string{"policy.canary (line 2): given twice"}},
 		{"max restarts range", "reboot_retry: {max_restarts: 16}", []string{"policy.reboot_retry.max_restarts: 16 is out of range; valid values are 1 to 15"}},
 		{"max restarts zero", "reboot_retry: {max_restarts: 0}", []string{"policy.reboot_retry.max_restarts"}},
-		{"unknown strategy", "strategies: [reboot-retry, reimage]", []string{`policy.strategies[1]: "reimage" is not a strategy; valid strategies are reboot-retry, race-the-boot, delete-file, helper-mount, copy-and-swap, restore-backup`}},
+		{"unknown strategy", "strategies: [reboot-retry, reimage]", []string{`policy.strategies[1]: "reimage" is not a strategy; valid strategies are reboot-retry, race-the-boot, delete-file, helper-mount, copy-and-swap, cross-zone-mount, restore-backup`}},
 		{"duplicate strategy", "strategies: [delete-file, delete-file]", []string{`policy.strategies[1]: "delete-file" is listed twice`}},
 		{"no strategies", "strategies: []", []string{"policy.strategies: at least one"}},
 		{"helper version", "helper_version: newest", []string{`policy.helper_version: "newest" is not valid`, `"same"`, `"any"`}},

@@ -203,6 +203,10 @@ type Target struct {
 	// HelperWindows is the release of the helper image the planner chose
 	// (zero when none: a helper of the VM's own release).
 	HelperWindows inventory.WindowsVersion
+	// HelperZone is the zone of that helper image ("" when none was
+	// planned): another zone than the VM's only for a strategy that
+	// reaches it through a disk copy (cross-zone-mount).
+	HelperZone string
 	// WindowSeen: the assessment saw WinRM answer in a normal boot while
 	// the guest carried a bad file (a boot loop with a WinRM window).
 	WindowSeen bool

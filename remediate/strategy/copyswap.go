@@ -128,24 +128,6 @@ func (CopyAndSwap) FailureChance(policy.Policy) float64 { return 0 }
 // Steps implements step.Strategy. The steps on the helper are
 // helper-mount's, run on the copy.
 func (CopyAndSwap) Steps(vm *step.Target, pol policy.Policy) []step.Step {
-	var onHelper []step.Step
-	for _, st := range (HelperMount{}).Steps(vm, pol) {
-		switch st.Name {
-		case "lease-helper":
-			st.Run = unlessCopySwapped(hmLease)
-		case "attach-to-helper":
-			st.Run = onCopy(hmAttachHelper)
-		case "find-disk", "online-disk", "unlock", "delete-files", "check-hives", "clear-safeboot",
-			"restore-identity", "verify-identity", "offline-disk":
-			st.Run = onCopy(st.Run)
-		case "detach-from-helper":
-			st.Run = onCopy(hmDetachHelper)
-		case "return-helper":
-		default:
-			continue
-		}
-		onHelper = append(onHelper, st)
-	}
 	steps := []step.Step{
 		recheckStep("", nil),
 		{Name: "stop", Run: unlessCopySwapped(hmStop), Cost: step.Cost{Ops: []timing.Op{timing.OpStop}}},
@@ -153,14 +135,40 @@ func (CopyAndSwap) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		// that no write of the running VM is lost to the swap (never
 		// early, never another strategy's).
 		snapshotAs(RoleCopySource, FactCopySourceID),
-		{Name: "copy-disk", Run: unlessCopySwapped(csCopy), Cost: step.Cost{Ops: []timing.Op{timing.OpDiskFromSnapshot}, Calls: 1}},
+		{Name: "copy-disk", Run: unlessCopySwapped(diskFromSnapshot(FactCopySourceID, RoleOSDiskCopy, FactCopyDiskID, vmZone)),
+			Cost: step.Cost{Ops: []timing.Op{timing.OpDiskFromSnapshot}, Calls: 1}},
 	}
-	steps = append(steps, onHelper...)
+	steps = append(steps, helperSteps(vm, pol, onCopy)...)
 	return append(steps,
 		step.Step{Name: "swap-os-disk", Run: csSwap, Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}, Calls: 2}},
 		step.Step{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
 		finalVerify("verify"),
 	)
+}
+
+// helperSteps are helper-mount's steps on the helper, from the lease to
+// the return of the helper slot, each run through on (which points them at
+// a copy of the OS disk).
+func helperSteps(vm *step.Target, pol policy.Policy, on func(runFunc) runFunc) []step.Step {
+	var out []step.Step
+	for _, st := range (HelperMount{}).Steps(vm, pol) {
+		switch st.Name {
+		case "lease-helper":
+			st.Run = on(hmLease)
+		case "attach-to-helper":
+			st.Run = on(hmAttachHelper)
+		case "find-disk", "online-disk", "unlock", "delete-files", "check-hives", "clear-safeboot",
+			"restore-identity", "verify-identity", "offline-disk":
+			st.Run = on(st.Run)
+		case "detach-from-helper":
+			st.Run = on(hmDetachHelper)
+		case "return-helper":
+		default:
+			continue
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 // swapper is the provider's OS-disk swap, or a step.Fail.
@@ -228,28 +236,6 @@ func onCopy(f runFunc) runFunc {
 		}
 		return f(ctx, env, c, facts.Merge(step.Facts{FactSnapshotID: facts[FactCopySourceID]}))
 	})
-}
-
-func csCopy(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-	snap := facts[FactCopySourceID]
-	if snap == "" {
-		return nil, step.Fail("refusing to copy disk %s: no snapshot of it was recorded", vm.OSDisk.ID)
-	}
-	t := tags(env, vm, RoleOSDiskCopy)
-	ds, err := env.Provider.Disks.FindDisks(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range ds {
-		if d.Ref.ID != vm.OSDisk.ID {
-			return step.Facts{FactCopyDiskID: d.Ref.ID}, nil
-		}
-	}
-	ref, err := env.Provider.Disks.FromSnapshot(ctx, providers.SnapshotRef{ID: snap, Region: vm.Region, Zone: vm.Zone}, vm.Zone, t)
-	if err != nil {
-		return nil, err
-	}
-	return step.Facts{FactCopyDiskID: ref.ID}, nil
 }
 
 func csSwap(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {

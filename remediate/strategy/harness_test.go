@@ -67,7 +67,8 @@ type spec struct {
 	// not run in Safe Mode); badCreds: the guest's administrator password
 	// is not guest_access's.
 	silentSafe, badCreds bool
-	window               int // WinRMWindowSeconds: a crashing boot's WinRM answers this long
+	window               int    // WinRMWindowSeconds: a crashing boot's WinRM answers this long
+	zone                 string // "" is is1a, the zone of the world's helper image
 }
 
 func (s spec) vmSpec() world.VMSpec {
@@ -104,8 +105,12 @@ func (s spec) vmSpec() world.VMSpec {
 	if s.bitlocker {
 		c.BitLocker = &world.BitLockerSpec{KeyID: testKeyI, RecoveryKey: testKey, Escrowed: s.escrowed}
 	}
+	zone := s.zone
+	if zone == "" {
+		zone = "is1a"
+	}
 	return world.VMSpec{
-		ID: fmt.Sprintf("vm-%d", s.n), Zone: "is1a", Windows: win2019, Power: power,
+		ID: fmt.Sprintf("vm-%d", s.n), Zone: zone, Windows: win2019, Power: power,
 		BootCount: 10, LastBootAt: lastBoot, PrivateIP: fmt.Sprintf("10.0.0.%d", s.n),
 		OSDisk:    &world.DiskSpec{ID: fmt.Sprintf("disk-%d", s.n), ContentSpec: c},
 		Condition: cond,

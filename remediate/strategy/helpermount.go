@@ -153,7 +153,11 @@ func (HelperMount) Check(c *Candidate) []string {
 
 // helperProblem says why no helper can be used, or "".
 func helperProblem(c *Candidate) string {
-	if c.Helper != nil {
+	switch {
+	case c.Helper != nil && c.Helper.Zone != c.VM.Zone:
+		return fmt.Sprintf("no helper image in zone %s for Windows %s; zone %s has one, which %s reaches through a disk copy",
+			c.VM.Zone, c.VM.Windows.Release, c.Helper.Zone, policy.CrossZone)
+	case c.Helper != nil:
 		return ""
 	}
 	if c.VM.Windows.Release == "" {

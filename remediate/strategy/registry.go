@@ -135,6 +135,7 @@ func Default() *Registry {
 		DeleteFile{},
 		HelperMount{},
 		CopyAndSwap{},
+		CrossZone{},
 		RestoreBackup{},
 	)
 	if err != nil {

@@ -99,12 +99,10 @@ func (RestoreBackup) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		// Stop first (the VM is down anyway): the VMs a wave starts
 		// together stop together, which a batching cloud turns into one
 		// call.
-		{Name: "stop", Run: unlessSwapped(func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-			return stopVM(ctx, env, vm, facts)
-		}), Cost: step.Cost{Ops: []timing.Op{timing.OpStop}}},
+		{Name: "stop", Run: restored.unless(hmStop), Cost: step.Cost{Ops: []timing.Op{timing.OpStop}}},
 		{Name: "restore-disk", Run: rbRestore, Cost: step.Cost{Ops: []timing.Op{timing.OpBackupRestore}}},
-		{Name: "detach-original", Run: unlessSwapped(rbDetachOriginal), Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}}},
-		{Name: "attach-restored", Run: rbAttachRestored, Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}}},
+		{Name: "detach-original", Run: restored.unless(detachOriginal), Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}}},
+		{Name: "attach-restored", Run: restored.attach, Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}}},
 		{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
 		finalVerify("verify"),
 	}
@@ -116,20 +114,43 @@ type diskFinder interface {
 	FindDisks(ctx context.Context, tags providers.Tags) ([]providers.DiskState, error)
 }
 
-// unlessSwapped skips a step once the restored disk is the VM's boot disk.
-func unlessSwapped(f runFunc) runFunc {
+// bootSwap is how a disk the run made becomes a VM's boot disk on a cloud
+// that detaches OS disks (restore-backup's restored disk, cross-zone-mount's
+// repaired copy brought back): the fact holding the disk's ID, its tag
+// role, and what messages call it.
+type bootSwap struct {
+	fact step.Fact
+	role string
+	what string // "restored disk"
+	// keeps says what stays when the disk is deleted, for the abort's
+	// fact ("the backup stays").
+	keeps string
+}
+
+// restored is restore-backup's swap.
+var restored = bootSwap{fact: FactRestoredDiskID, role: RoleRestoreDisk, what: "restored disk", keeps: "the backup stays"}
+
+// swapped reports whether the swap's disk is vm's boot disk.
+func (b bootSwap) swapped(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (bool, error) {
+	id := facts[b.fact]
+	if id == "" {
+		return false, nil
+	}
+	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, id))
+	if err != nil {
+		return false, err
+	}
+	return ds.AttachedTo == vm.ID && ds.Boot, nil
+}
+
+// unless skips a step once the swap's disk is the VM's boot disk.
+func (b bootSwap) unless(f runFunc) runFunc {
 	return func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
 			return nil, err
 		}
-		if id := facts[FactRestoredDiskID]; id != "" {
-			ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, id))
-			if err != nil {
-				return nil, err
-			}
-			if ds.AttachedTo == vm.ID && ds.Boot {
-				return nil, nil
-			}
+		if done, err := b.swapped(ctx, env, vm, facts); err != nil || done {
+			return nil, err
 		}
 		return f(ctx, env, vm, facts)
 	}
@@ -165,7 +186,9 @@ func rbRestore(ctx context.Context, env *step.Env, vm *step.Target, facts step.F
 	return step.Facts{FactRestoredDiskID: ref.ID}, nil
 }
 
-func rbDetachOriginal(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+// detachOriginal takes the VM's original OS disk off the stopped VM; fact
+// original_disk_id.
+func detachOriginal(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	orig := diskRef(vm, vm.OSDisk.ID)
 	ds, err := env.Provider.Disks.Describe(ctx, orig)
 	if err != nil {
@@ -183,10 +206,12 @@ func rbDetachOriginal(ctx context.Context, env *step.Env, vm *step.Target, facts
 	return step.Facts{FactOriginalDiskID: vm.OSDisk.ID}, nil
 }
 
-func rbAttachRestored(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-	id := facts[FactRestoredDiskID]
+// attach makes the swap's disk the VM's boot disk; fact
+// restored_attached.
+func (b bootSwap) attach(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+	id := facts[b.fact]
 	if id == "" {
-		return nil, step.Fail("no restored disk was recorded for %s", vm.ID)
+		return nil, step.Fail("no %s was recorded for %s", b.what, vm.ID)
 	}
 	r := diskRef(vm, id)
 	ds, err := env.Provider.Disks.Describe(ctx, r)
@@ -200,10 +225,10 @@ func rbAttachRestored(ctx context.Context, env *step.Env, vm *step.Target, facts
 		}
 	case vm.ID:
 		if !ds.Boot {
-			return nil, step.Flag("the restored disk %s is attached to %s as a data disk; attach it as the boot disk by hand", id, vm.ID)
+			return nil, step.Flag("the %s %s is attached to %s as a data disk; attach it as the boot disk by hand", b.what, id, vm.ID)
 		}
 	default:
-		return nil, step.Flag("the restored disk %s is attached to %s; find out who uses it", id, ds.AttachedTo)
+		return nil, step.Flag("the %s %s is attached to %s; find out who uses it", b.what, id, ds.AttachedTo)
 	}
 	return step.Facts{FactRestoredAttached: "true"}, nil
 }
@@ -213,7 +238,14 @@ func (RestoreBackup) Abort(ctx context.Context, env *step.Env, vm *step.Target, 
 	if err := need(env, "disks and power", env.Provider != nil && env.Provider.Disks != nil && env.Provider.Power != nil); err != nil {
 		return nil, step.Flag("cannot abort restore-backup on %s: %v", vm.ID, err)
 	}
-	out := step.Facts{}
+	return restored.abort(ctx, env, vm, facts, step.Facts{})
+}
+
+// abort puts the original disk back as vm's boot disk, unless the swap's
+// disk is its boot disk and boots healthy (then left in place), powers the
+// VM on, and deletes the swap's disks (b.deleteDisks). It adds to out.
+// Precondition: the provider has disks and power.
+func (b bootSwap) abort(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, out step.Facts) (step.Facts, error) {
 	orig := diskRef(vm, vm.OSDisk.ID)
 	var ds providers.DiskState
 	if err := retry(ctx, env, func() (err error) { ds, err = env.Provider.Disks.Describe(ctx, orig); return err }); err != nil {
@@ -225,18 +257,18 @@ func (RestoreBackup) Abort(ctx context.Context, env *step.Env, vm *step.Target, 
 	case ds.AttachedTo != "":
 		return out, step.Flag("the original disk %s of %s is attached to %s; attach it back to %s as its boot disk by hand", vm.OSDisk.ID, vm.ID, ds.AttachedTo, vm.ID)
 	default:
-		if id := facts[FactRestoredDiskID]; id != "" {
+		if id := facts[b.fact]; id != "" {
 			rs, err := env.Provider.Disks.Describe(ctx, diskRef(vm, id))
 			if err == nil && rs.AttachedTo == vm.ID {
 				if p, perr := probeVM(ctx, env, vm); perr == nil && healthy(env.Incident, p) {
-					out[FactAbort] = "the restored disk " + id + " boots healthy: left in place; the original disk " + vm.OSDisk.ID + " is kept, detached"
+					out[FactAbort] = "the " + b.what + " " + id + " boots healthy: left in place; the original disk " + vm.OSDisk.ID + " is kept, detached"
 					return out, nil
 				}
 				if err := retry(ctx, env, func() error { return env.Provider.Power.Stop(ctx, []providers.VMRef{vmRef(vm)}, true) }); err != nil {
-					return out, step.Flag("the restored disk %s of %s does not boot and the VM could not be stopped to put the original disk %s back: %v", id, vm.ID, vm.OSDisk.ID, err)
+					return out, step.Flag("the %s %s of %s does not boot and the VM could not be stopped to put the original disk %s back: %v", b.what, id, vm.ID, vm.OSDisk.ID, err)
 				}
 				if err := retry(ctx, env, func() error { return env.Provider.Disks.Detach(ctx, vmRef(vm), diskRef(vm, id)) }); err != nil {
-					return out, step.Flag("the restored disk %s could not be detached from %s; the original disk %s is detached: %v", id, vm.ID, vm.OSDisk.ID, err)
+					return out, step.Flag("the %s %s could not be detached from %s; the original disk %s is detached: %v", b.what, id, vm.ID, vm.OSDisk.ID, err)
 				}
 			}
 		}
@@ -248,31 +280,30 @@ func (RestoreBackup) Abort(ctx context.Context, env *step.Env, vm *step.Target, 
 	if err := retry(ctx, env, func() error { return startVM(ctx, env, vmRef(vm)) }); err != nil {
 		return out, step.Flag("the original disk %s is back on %s, but the VM could not be started: %v", vm.OSDisk.ID, vm.ID, err)
 	}
-	restored, err := rbDeleteRestored(ctx, env, vm, facts)
+	gone, err := b.deleteDisks(ctx, env, vm, facts)
 	if err != nil {
 		return out, step.Flag("the original disk %s is back on %s and the VM was powered on, but %v", vm.OSDisk.ID, vm.ID, err)
 	}
-	out[FactAbort] = "the original disk is the VM's boot disk again; the VM was powered on; " + restored
+	out[FactAbort] = "the original disk is the VM's boot disk again; the VM was powered on; " + gone
 	return out, nil
 }
 
-// rbDeleteRestored deletes the disks restored for vm (the fact
-// restored_disk_id, and those carrying the run's restore-disk tags where
-// the provider finds disks by tag: a restore whose outcome was never
-// journaled), detached, once the original disk is back: they did not
-// repair the VM, and the backup stays. It says what became of them, for
-// the abort's fact. A provider that does not delete disks
+// deleteDisks deletes the swap's disks made for vm (the fact b.fact, and
+// those carrying the run's b.role tags where the provider finds disks by
+// tag: a creation whose outcome was never journaled), detached, once the
+// original disk is back: they did not repair the VM. It says what became
+// of them, for the abort's fact. A provider that does not delete disks
 // (providers.CopyDeleter) keeps them, and the phrase says so. Idempotent.
-func rbDeleteRestored(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (string, error) {
-	t := tags(env, vm, RoleRestoreDisk)
+func (b bootSwap) deleteDisks(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (string, error) {
+	t := tags(env, vm, b.role)
 	var ids []string
-	if id := facts[FactRestoredDiskID]; id != "" {
+	if id := facts[b.fact]; id != "" {
 		ids = append(ids, id)
 	}
 	if f, ok := env.Provider.Disks.(diskFinder); ok {
 		var ds []providers.DiskState
 		if err := retry(ctx, env, func() (err error) { ds, err = f.FindDisks(ctx, t); return err }); err != nil {
-			return "", fmt.Errorf("the disks restored for it could not be listed: %w", err)
+			return "", fmt.Errorf("the disks made for it could not be listed: %w", err)
 		}
 		for _, d := range ds {
 			if d.Ref.ID != vm.OSDisk.ID && !slices.Contains(ids, d.Ref.ID) {
@@ -281,16 +312,16 @@ func rbDeleteRestored(ctx context.Context, env *step.Env, vm *step.Target, facts
 		}
 	}
 	if len(ids) == 0 {
-		return "no disk had been restored", nil
+		return "no " + b.what + " had been made", nil
 	}
 	del, ok := env.Provider.Disks.(providers.CopyDeleter)
 	if !ok {
-		return fmt.Sprintf("the restored disk %s is kept, detached (this provider deletes no disk)", strings.Join(ids, ", ")), nil
+		return fmt.Sprintf("the %s %s is kept, detached (this provider deletes no disk)", b.what, strings.Join(ids, ", ")), nil
 	}
 	for _, id := range ids {
 		if err := retry(ctx, env, func() error { return del.DeleteCopy(ctx, diskRef(vm, id), t) }); err != nil {
-			return "", fmt.Errorf("the restored disk %s, which did not repair it, could not be deleted: %w", id, err)
+			return "", fmt.Errorf("the %s %s, which did not repair it, could not be deleted: %w", b.what, id, err)
 		}
 	}
-	return fmt.Sprintf("the restored disk %s, which did not repair it, was deleted (the backup stays)", strings.Join(ids, ", ")), nil
+	return fmt.Sprintf("the %s %s, which did not repair it, was deleted (%s)", b.what, strings.Join(ids, ", "), b.keeps), nil
 }

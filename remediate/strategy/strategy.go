@@ -60,6 +60,9 @@
 //	                      from, taken after its stop (role copy-source)
 //	copy_disk_id, swapped, copy_deleted  copy-and-swap: the copy, whether it
 //	                      is the OS disk, whether an abort deleted it
+//	return_snapshot_id, returned_disk_id  cross-zone-mount: the snapshot of
+//	                      the repaired copy, and the disk made from it in
+//	                      the VM's zone (its boot disk once attached)
 //	abort                 what Abort did, in words
 //	abort_disk_location   where Abort left the OS disk
 package strategy
@@ -90,7 +93,8 @@ const (
 	FactAbort             step.Fact = "abort"
 	FactAbortDiskLocation step.Fact = "abort_disk_location"
 	// FactOriginalDiskID is the VM's original OS disk, kept (detached)
-	// once another disk replaced it (restore-backup, copy-and-swap).
+	// once another disk replaced it (restore-backup, copy-and-swap,
+	// cross-zone-mount).
 	FactOriginalDiskID step.Fact = "original_disk_id"
 )
 

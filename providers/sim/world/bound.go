@@ -45,6 +45,7 @@ const (
 	pathReboot  repairPath = iota // restarts (or natural crash cycles) until the boot that fetches the fix
 	pathOnline                    // in safe mode over WinRM: a script, a restart
 	pathOffline                   // the disk on a same-zone helper: a script, back, start
+	pathZoneCopy                  // a copy on a helper in another zone: a script, copied back, attached, start
 	pathRestore                   // a disk from a clean backup as the boot disk
 )
 
@@ -57,6 +58,9 @@ var pathCalls = map[repairPath]calls{
 	pathOnline:  {bucketMutating: 1},                          // RestartVM
 	pathOffline: {bucketMutating: 4, bucketSnapshotVolume: 1}, // Detach, Attach ×2; Snapshot
 	pathRestore: {bucketMutating: 2, bucketSnapshotVolume: 1}, // Detach, Attach; RestoreBackup
+	// Attach, Detach on the helper, Detach, Attach as boot, DeleteDisk
+	// (the copy); Snapshot ×2, DiskFromSnapshot ×2.
+	pathZoneCopy: {bucketMutating: 5, bucketSnapshotVolume: 4},
 }
 
 // LowerBound computes the bound from the world's state and draws now. It
@@ -95,6 +99,11 @@ func (w *World) LowerBound(o BoundOptions) Bound {
 		}
 		for k := range c {
 			c[k] += least[k]
+		}
+		if len(paths) == 1 && paths[0] == pathZoneCopy {
+			// Its helper may serve another zone's VMs too: no group of
+			// its own.
+			b.HelperSeconds = max(b.HelperSeconds, (helperReady() + offlineTail()).Seconds())
 		}
 		if len(paths) == 1 && paths[0] == pathOffline {
 			b.HelperSeconds = max(b.HelperSeconds, (helperReady() + offlineTail()).Seconds())
@@ -153,8 +162,18 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 		up := max(0, v.boot.upAt.Sub(now))
 		add(pathOnline, up+mn(timing.OpGuestScript)+mn(timing.OpRestart)+mn(timing.OpBootToWinRM))
 	}
-	if _, ok := w.imageFor(v.zone, v.windows.Release); ok && (d.bitlocker == nil || d.bitlocker.escrowed) {
+	unlockable := d.bitlocker == nil || d.bitlocker.escrowed
+	if _, ok := w.imageFor(v.zone, v.windows.Release); ok && unlockable {
 		add(pathOffline, max(pre+mn(timing.OpAttach), helperReady())+offlineTail())
+	} else if w.imageElsewhere(v.zone, v.windows.Release) && unlockable {
+		// Stop, snapshot, a disk from it in the helper's zone, attached;
+		// a script; detached, snapshot, a disk from it back, attached as
+		// boot (the original's detach overlaps), start, boot.
+		stop := pre - mn(timing.OpDetach)
+		there := stop + mn(timing.OpSnapshot) + mn(timing.OpDiskFromSnapshot) + mn(timing.OpAttach)
+		back := mn(timing.OpGuestScript) + mn(timing.OpDetach) + mn(timing.OpSnapshot) + mn(timing.OpDiskFromSnapshot) +
+			mn(timing.OpAttach) + mn(timing.OpStart) + mn(timing.OpBootToWinRM)
+		add(pathZoneCopy, max(there, helperReady())+back)
 	}
 	if o.AllowDataLoss && w.cleanBackup(v) {
 		add(pathRestore, max(pre, mn(timing.OpBackupRestore))+mn(timing.OpAttach)+mn(timing.OpStart)+mn(timing.OpBootToWinRM))
@@ -178,6 +197,18 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 func (w *World) cleanBackup(v *vm) bool {
 	for _, bk := range v.backups {
 		if bk.TakenAt.Before(w.incident.StartedAt) && !bk.Damaged {
+			return true
+		}
+	}
+	return false
+}
+
+// imageElsewhere reports whether a zone other than zone has a helper image
+// of release: a disk copy reaches it (the world has no regions: every
+// snapshot makes disks in every zone). Caller holds mu.
+func (w *World) imageElsewhere(zone, release string) bool {
+	for _, im := range w.images {
+		if im.Zone != zone && im.Release == release {
 			return true
 		}
 	}

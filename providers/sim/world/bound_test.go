@@ -22,13 +22,15 @@ const (
 	scriptMin  = 2 * time.Second
 	provMin    = 90 * time.Second
 	restoreMin = 10 * time.Minute
+	snapMin    = 3 * time.Minute
+	copyMin    = 1 * time.Minute // a disk from a snapshot
 )
 
 func TestBoundTableMinima(t *testing.T) {
 	// The hand computations below rest on these figures of the table.
 	for op, want := range map[timing.Op]time.Duration{timing.OpStop: stopMin, timing.OpDetach: detachMin, timing.OpAttach: attachMin,
 		timing.OpStart: startMin, timing.OpRestart: restartMin, timing.OpBootToWinRM: upMin, timing.OpGuestScript: scriptMin,
-		timing.OpBackupRestore: restoreMin} {
+		timing.OpBackupRestore: restoreMin, timing.OpSnapshot: snapMin, timing.OpDiskFromSnapshot: copyMin} {
 		if got := timing.Of(op).Min; got != want {
 			t.Errorf("timing %s min = %v, the bound tests assume %v", op, got, want)
 		}
@@ -116,7 +118,12 @@ func TestLowerBound(t *testing.T) {
 		{name: "safe mode, the guest denies the deletion: offline", sc: scenario(denying()), want: secs(offline), repairs: 1},
 		{name: "damaged backups, data loss allowed: offline", sc: scenario(damagedBackups()), opts: BoundOptions{AllowDataLoss: true}, want: secs(offline), repairs: 1},
 		{name: "BitLocker key not escrowed, no other way: unrepairable", sc: scenario(lockedNoKey()), want: 0, unrepairs: 1},
-		{name: "no helper image in the zone: unrepairable", sc: withScenario(func(sc *Scenario) { sc.Images = nil }, loopVM(1)), want: 0, unrepairs: 1},
+		{name: "no helper image in any zone: unrepairable", sc: withScenario(func(sc *Scenario) { sc.Images = nil }, loopVM(1)), want: 0, unrepairs: 1},
+		// Stop, snapshot, copy, attach (longer than the helper's
+		// creation and boot); a script; detach, snapshot, copy back,
+		// attach as boot, start, boot.
+		{name: "helper image only in another zone: a copy there and back", sc: withScenario(func(sc *Scenario) { sc.Images[0].Zone = "is1b" }, loopVM(1)),
+			want: secs(max(stopMin+snapMin+copyMin+attachMin, provMin+upMin) + scriptMin + detachMin + snapMin + copyMin + attachMin + startMin + upMin), repairs: 1},
 		{name: "stuck, recovers on boot 5: two restarts and boot 5's drawn boot time", sc: scenario(stuck()), want: -1,
 			wantFn: func(w *World) float64 {
 				return secs(2*restartMin + w.hashDur(timing.Of(timing.OpBootToWinRM), "vm-1", "up", 5))
