@@ -42,11 +42,11 @@ type Bound struct {
 type repairPath int
 
 const (
-	pathReboot  repairPath = iota // restarts (or natural crash cycles) until the boot that fetches the fix
-	pathOnline                    // in safe mode over WinRM: a script, a restart
-	pathOffline                   // the disk on a same-zone helper: a script, back, start
-	pathZoneCopy                  // a copy on a helper in another zone: a script, copied back, attached, start
-	pathRestore                   // a disk from a clean backup as the boot disk
+	pathReboot   repairPath = iota // restarts (or natural crash cycles) until the boot that fetches the fix
+	pathOnline                     // in safe mode over WinRM: a script, a restart
+	pathOffline                    // the disk on a same-zone helper: a script, back, start
+	pathZoneCopy                   // a copy on a helper in another zone: a script, copied back, attached, start
+	pathRestore                    // a disk from a clean backup as the boot disk
 )
 
 // calls are the API calls a path needs at the least, by bucket; batched
