@@ -62,13 +62,14 @@
 //     "crashed and restarted");
 //     - the reachability check passes and no restarts: unknown (firewall
 //     or WinRM service);
+//     - an operator's console report (Evidence.Attested): boot-loop,
+//     citing the report (it resolves the screenshots' conflict below: a
+//     guest that had recovered would answer by now);
 //     - the screenshots (rule 9) showed a crash or recovery screen and
 //     later the sign-in screen: unknown (conflict: it may have just
 //     recovered);
 //     - two or more screenshots showed a crash or recovery screen, and none
 //     the sign-in screen: boot-loop ("repeated crash screens");
-//     - an operator's console report (Evidence.Attested), on a cloud whose
-//     API shows no crash: boot-loop, citing the report;
 //     - anything else: unknown, naming the missing evidence.
 //  9. Screenshots (Evidence.Screens, classified by package inventory/screen)
 //     are evidence of their own. A crash screen is a stop or recovery
@@ -389,20 +390,27 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	case cloudUp:
 		return verdict(inventory.StateUnknown,
 			"the OS answers the cloud's reachability check but WinRM does not: firewall or WinRM service ("+winrm+")")
+	case ev.Attested != nil:
+		// The operator's report resolves what the screenshots leave in
+		// doubt (a sign-in screen after a crash): a guest that had
+		// recovered would answer WinRM or the cloud's check by now.
+		r := "an operator saw a crash or recovery screen on its console (" + ev.Attested.Source
+		if ev.Attested.Note != "" {
+			r += ": " + ev.Attested.Note
+		}
+		r += "), and " + winrm
+		if scr.total > 0 {
+			r += "; screenshots: " + scr.String()
+		}
+		return verdict(inventory.StateBootLoop, r)
 	case scr.crash > 0 && scr.loginAfterCrash:
 		return verdict(inventory.StateUnknown, fmt.Sprintf(
-			"conflict: the console showed a crash or recovery screen and later the sign-in screen (%s): it may have just recovered, but %s; probe again in a few minutes",
+			"conflict: the console showed a crash or recovery screen and later the sign-in screen (%s): it may have just recovered, but %s; probe again in a few minutes, or list it in a --console-confirmed file if you see it crash-loop",
 			scr, winrm))
 	case scr.crash >= 2:
 		return verdict(inventory.StateBootLoop, fmt.Sprintf(
 			"repeated crash screens: %s over the %s window, never the sign-in screen, and %s",
 			scr, fmtDur(Window(ev.Samples)), winrm))
-	case ev.Attested != nil:
-		r := "an operator saw a crash or recovery screen on its console (" + ev.Attested.Source
-		if ev.Attested.Note != "" {
-			r += ": " + ev.Attested.Note
-		}
-		return verdict(inventory.StateBootLoop, r+"), and "+winrm)
 	}
 
 	var missing []string

@@ -247,6 +247,8 @@ func TestClassify(t *testing.T) {
 			want: inventory.StateUnknown, reasons: []string{"no repeated crash (stop 1, black 2 of 3"}},
 		{name: "screens: crash then sign-in: may have recovered", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "stop", "black", "login"), Probe: unreachable("timeout")},
 			want: inventory.StateUnknown, reasons: []string{"conflict: the console showed a crash", "later the sign-in screen"}},
+		{name: "screens: crash then sign-in, and an operator saw it crash-loop", ev: inventory.Evidence{Samples: blind(), Screens: shots("stop", "black", "login"), Probe: unreachable("timeout"), Attested: seen},
+			want: inventory.StateBootLoop, reasons: []string{"an operator saw a crash", "screenshots: stop 1, login 1, black 1 of 3"}},
 		{name: "screens: sign-in alone never outweighs a silent guest", ev: inventory.Evidence{Samples: blind(), Screens: shots("login"), Probe: unreachable("timeout")},
 			want: inventory.StateUnknown, reasons: []string{"login 1 of 1"}},
 		{name: "screens: unknown and black are no evidence", ev: inventory.Evidence{Samples: blind(), Screens: shots("unknown", "black", "unknown", "black"), Probe: unreachable("timeout")},
