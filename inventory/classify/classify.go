@@ -27,7 +27,8 @@
 //     restart count is unknown and treated as zero.
 //  4. The probe reached the guest in normal boot mode: boot-loop when it
 //     carries a bad file and the VM is seen crashing (a restart in the
-//     window, a crash on the console, or a crash screen) while
+//     window, a crash on the console, a crash screen, or an operator's
+//     console report) while
 //     the cloud's reachability check does not pass (its WinRM answers for
 //     a short while after each boot); otherwise unknown when a bad
 //     file is present, when the cloud's reachability check (last sample)
@@ -284,10 +285,10 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 	if reachable {
 		switch probe.BootMode {
 		case inventory.BootNormal:
-			if len(c.BadFiles) > 0 && !cloudUp && (restarts >= 1 || crash || scr.crash >= 1) {
+			if len(c.BadFiles) > 0 && !cloudUp && (restarts >= 1 || crash || scr.crash >= 1 || ev.Attested != nil) {
 				return verdict(inventory.StateBootLoop, fmt.Sprintf(
 					"WinRM answers for a short while after each boot, then it crashes: the guest carries the bad file %s, and %s",
-					fileList(c.BadFiles), crashEvidence(restarts, window, crash, scr)))
+					fileList(c.BadFiles), crashEvidence(restarts, window, crash, scr, ev.Attested)))
 			}
 			var conflicts []string
 			if len(c.BadFiles) > 0 {
@@ -443,7 +444,7 @@ func Classify(inc inventory.Incident, ev inventory.Evidence) inventory.Classific
 }
 
 // crashEvidence says how the VM was seen crashing.
-func crashEvidence(restarts int, window time.Duration, crash bool, scr screenTally) string {
+func crashEvidence(restarts int, window time.Duration, crash bool, scr screenTally, attested *inventory.Attestation) string {
 	var parts []string
 	if restarts >= 1 {
 		parts = append(parts, fmt.Sprintf("it restarted %s in the %s window", times(restarts), fmtDur(window)))
@@ -453,6 +454,9 @@ func crashEvidence(restarts int, window time.Duration, crash bool, scr screenTal
 	}
 	if scr.crash >= 1 {
 		parts = append(parts, "the screenshots showed a crash screen ("+scr.String()+")")
+	}
+	if attested != nil {
+		parts = append(parts, "an operator saw it crash on its console ("+attested.Source+")")
 	}
 	return strings.Join(parts, ", ")
 }

@@ -183,6 +183,8 @@ func TestClassify(t *testing.T) {
 			want: inventory.StateUnknown, reasons: []string{"no console on this cloud", "--console-confirmed"}},
 		{name: "blind cloud: boot loop on a console report", ev: inventory.Evidence{Samples: blind(), Probe: unreachable("connection refused"), Attested: seen},
 			want: inventory.StateBootLoop, reasons: []string{"an operator saw a crash", "confirmed.txt: BSOD csagent.sys on VNC 04:50"}},
+		{name: "console report, and the guest answers in its window with the bad file", ev: inventory.Evidence{Samples: blind(), Probe: normal(badFile), Attested: seen},
+			want: inventory.StateBootLoop, reasons: []string{"WinRM answers for a short while after each boot", "an operator saw it crash on its console (confirmed.txt)"}, bad: 1},
 		{name: "console report out of date: guest answers", ev: inventory.Evidence{Samples: blind(), Probe: normal(goodFile), Attested: seen},
 			want: inventory.StateHealthy, reasons: []string{"out of date"}},
 		{name: "console report, but credentials rejected: the guest is up", ev: inventory.Evidence{Samples: blind(), Probe: unreachable(ProbeErrAuth + ": HTTP 401"), Attested: seen},

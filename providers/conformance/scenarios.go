@@ -30,6 +30,7 @@ func scenarios() []Scenario {
 		{Name: "attach-other-zone", Needs: []string{CapDisks}, run: attachOtherZone},
 		{Name: "disk-from-snapshot", Needs: []string{CapDisks}, run: diskFromSnapshot},
 		{Name: "delete-copy", Needs: []string{CapDisks, CapCopyDelete, CapHelpers}, run: deleteCopy},
+		{Name: "cross-zone-copy", Needs: []string{CapDisks, CapCrossZoneCopy, CapHelpers}, run: crossZoneCopy},
 		{Name: "backups-list", Needs: []string{CapBackups}, ReadOnly: true, run: backupsList},
 		{Name: "backup-restore", Needs: []string{CapBackups, CapDisks}, run: backupRestore},
 		{Name: "helper-images", Needs: []string{CapHelpers}, ReadOnly: true, run: helperImages},
@@ -455,6 +456,37 @@ func deleteCopy(e *env) {
 	}
 	_, err := e.p.Disks.Describe(e.ctx, x)
 	e.wantClass(err, providers.ErrNotFound, "Describe of deleted copy "+x.ID, x.ID)
+	e.must(e.p.Helpers.Release(e.ctx, h), "Release helper %s", h.ID)
+}
+
+// crossZoneCopy: a VM's snapshot makes a disk in another zone that has a
+// helper image, with the VM's disk content and identity (what
+// cross-zone-mount repairs there), and that zone's helper takes it.
+func crossZoneCopy(e *env) {
+	elsewhere := func(zone string) (world.ImageSpec, bool) {
+		for _, im := range e.w.Export().Images {
+			if im.Zone != zone {
+				return im, true
+			}
+		}
+		return world.ImageSpec{}, false
+	}
+	v := e.pick(1, "broken, with a helper image in another zone", func(v world.VMSpec) bool {
+		_, ok := elsewhere(v.Zone)
+		return ok && neverHealthy(v)
+	})[0]
+	im, _ := elsewhere(v.Zone)
+	x, tags := e.copyOf(v, im.Zone)
+	if x.Zone != im.Zone {
+		e.t.Errorf("%s: FromSnapshot made disk %s in zone %q, asked for %s", e.h.Name, x.ID, x.Zone, im.Zone)
+	}
+	ws := e.disksTagged(tags)
+	if len(ws) != 1 || e.id(ws[0].ID) != x.ID || ws[0].Zone != im.Zone || v.OSDisk == nil || ws[0].Identity != v.OSDisk.Identity {
+		e.t.Fatalf("%s: the world holds disks %+v tagged %v, want one copy in %s with VM %s's disk identity", e.h.Name, ws, tags, im.Zone, v.ID)
+	}
+	h, _, _ := e.acquireHelper(im.Zone)
+	e.must(e.p.Disks.Attach(e.ctx, h, x, false), "Attach copy %s (zone %s) to helper %s", x.ID, im.Zone, h.ID)
+	e.must(e.p.Disks.Detach(e.ctx, h, x), "Detach %s from helper %s", x.ID, h.ID)
 	e.must(e.p.Helpers.Release(e.ctx, h), "Release helper %s", h.ID)
 }
 
