@@ -84,6 +84,9 @@ type FlaggedVM struct {
 	Outcome  apply.Outcome `json:"outcome"`
 	Code     apply.Reason  `json:"reason_code"`
 	Reason   string        `json:"reason"`
+	// Broken: by the world's truth the VM is not healthy at the end (a
+	// flagged VM may have recovered by itself).
+	Broken bool `json:"broken"`
 }
 
 // Problems says how the outcome breaks fixfleet's promises: a run not
@@ -164,7 +167,7 @@ func summarize(p *plan.Plan, res *apply.Result, truth map[string]string, worldID
 		switch {
 		case r.Status == apply.StatusFlagged || r.Status == apply.StatusFailed:
 			s.FlaggedVMs = append(s.FlaggedVMs, FlaggedVM{ID: v.ID, Name: v.Name, Strategy: string(r.Strategy),
-				Outcome: r.Code.Outcome(), Code: r.Code, Reason: r.Reason})
+				Outcome: r.Code.Outcome(), Code: r.Code, Reason: r.Reason, Broken: truth[worldID(v.ID)] != world.TruthHealthy})
 			switch {
 			case r.Status == apply.StatusFailed:
 			case r.Code.Outcome() == apply.OutcomeNoPath:

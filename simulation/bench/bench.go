@@ -195,6 +195,10 @@ type Report struct {
 
 	BrokenAtStart int `json:"broken_at_start"`
 	BrokenAtEnd   int `json:"broken_at_end"`
+	// LeftBroken are the VMs broken at the end that the run left to a
+	// person, each with its reason (the rest of BrokenAtEnd, if any, is
+	// in Problems: neither healthy nor flagged).
+	LeftBroken []simulation.FlaggedVM `json:"left_broken"`
 	// HealthyBy is the share of the VMs broken at start that are healthy
 	// (by the world's truth) that long after the start, by "1h" ... "24h".
 	HealthyBy       map[string]float64 `json:"healthy_by"`
@@ -272,6 +276,12 @@ func Measure(ctx context.Context, bk *simulation.Backend, o Options) (Report, er
 	}
 	if r.Problems == nil {
 		r.Problems = []string{}
+	}
+	r.LeftBroken = []simulation.FlaggedVM{}
+	for _, f := range s.FlaggedVMs {
+		if f.Broken {
+			r.LeftBroken = append(r.LeftBroken, f)
+		}
 	}
 	if bound.Seconds > 0 {
 		r.Ratio = s.ElapsedSec / bound.Seconds
