@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
-	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -143,31 +142,10 @@ func TestCopyAndSwapAbort(t *testing.T) {
 			if !errors.Is(err, errStopped) {
 				t.Fatalf("run: %v", err)
 			}
-			af, err := s.Abort(context.Background(), f.env, vm, facts)
-			if err != nil {
-				t.Fatalf("abort: %v (facts %v)", err, af)
-			}
-			boot := vm.OSDisk.ID
 			if after == "swap-os-disk" {
-				boot = facts[FactCopyDiskID]
-			} else if id := facts[FactCopyDiskID]; id != "" {
-				if _, err := f.prov.Disks.Describe(context.Background(), providers.DiskRef{ID: id}); !errors.Is(err, providers.ErrNotFound) {
-					t.Errorf("the copy %s is still there after the abort: %v", id, err)
-				}
-			}
-			if ds := f.disk(boot); ds.AttachedTo != vm.ID || !ds.Boot {
-				t.Errorf("disk %s is %+v, want the OS disk of %s", boot, ds, vm.ID)
-			}
-			if p := f.power(n); p != inventory.PowerRunning && p != inventory.PowerStarting {
-				t.Errorf("power = %s", p)
-			}
-			f.clk.Sleep(context.Background(), BootWait)
-			a := f.clean()
-			if len(a.Unbootable) > 0 {
-				t.Errorf("unbootable: %v", a.Unbootable)
-			}
-			if _, err := s.Abort(context.Background(), f.env, vm, facts.Merge(af)); err != nil {
-				t.Errorf("second abort: %v", err)
+				f.abortAndCheck(t, s, n, vm, facts, facts[FactCopyDiskID])
+			} else {
+				f.abortAndCheck(t, s, n, vm, facts, vm.OSDisk.ID, FactCopyDiskID)
 			}
 		})
 	}

@@ -417,3 +417,36 @@ func backup(b world.BackupSpec, n int) world.BackupSpec {
 	b.ID = fmt.Sprintf("%s-%d", b.ID, n)
 	return b
 }
+
+// abortAndCheck aborts s after a run of VM n (vm) that stopped early with
+// facts: the disks the facts in gone name are deleted, disk boot is vm's
+// OS disk, the VM runs and nothing is unbootable once it had time to boot, and a
+// second abort succeeds.
+func (f *fixture) abortAndCheck(t *testing.T, s step.Strategy, n int, vm *step.Target, facts step.Facts, boot string, gone ...step.Fact) {
+	t.Helper()
+	ctx := context.Background()
+	af, err := s.Abort(ctx, f.env, vm, facts)
+	if err != nil {
+		t.Fatalf("abort: %v (facts %v)", err, af)
+	}
+	for _, k := range gone {
+		if id := facts[k]; id != "" {
+			if _, err := f.prov.Disks.Describe(ctx, providers.DiskRef{ID: id}); !errors.Is(err, providers.ErrNotFound) {
+				t.Errorf("disk %s (%s) is still there after the abort: %v", id, k, err)
+			}
+		}
+	}
+	if ds := f.disk(boot); ds.AttachedTo != vm.ID || !ds.Boot {
+		t.Errorf("disk %s is %+v, want the OS disk of %s", boot, ds, vm.ID)
+	}
+	if p := f.power(n); p != inventory.PowerRunning && p != inventory.PowerStarting {
+		t.Errorf("power = %s", p)
+	}
+	f.clk.Sleep(ctx, BootWait)
+	if a := f.clean(); len(a.Unbootable) > 0 {
+		t.Errorf("unbootable: %v", a.Unbootable)
+	}
+	if _, err := s.Abort(ctx, f.env, vm, facts.Merge(af)); err != nil {
+		t.Errorf("second abort: %v", err)
+	}
+}
