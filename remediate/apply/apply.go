@@ -147,6 +147,11 @@ type runner struct {
 	// longer fail before its end.
 	canaryPassed chan struct{}
 	passOnce     sync.Once
+	// strategies hold the VMs after the canary until their canary group
+	// has ended well or the canary has passed.
+	strategies *strategyGate
+	// byKey are the plan's VMs by key (set before the waves start).
+	byKey map[string]*plan.VMPlan
 }
 
 // Run executes p (see the package documentation). It returns the run's
@@ -408,6 +413,7 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 	for i := range r.p.VMs {
 		index[r.p.VMs[i].Key] = &r.p.VMs[i]
 	}
+	r.byKey = index
 	todoOf := func(w plan.Wave) []*plan.VMPlan {
 		var todo []*plan.VMPlan
 		for _, k := range w.VMs {
@@ -435,68 +441,49 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 	}
 	r.startPrewarm(ctx, all)
 	defer r.stopEarly()
-	if len(r.p.Waves) > 0 {
-		// The canary wave runs alone, and gates everything else.
-		// It is judged when this process ran some of it (a resume
-		// after a canary brake needs --continue, checked earlier).
-		// Once it can no longer fail (see passCanaryEarly), the other
-		// waves start while its last VMs finish.
-		w := r.p.Waves[0]
-		todo := todoOf(w)
-		early := false
-		if len(todo) > 0 {
-			r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("%s started: %d of its %d VMs to do", w.Name, len(todo), len(w.VMs))})
-			done := make(chan struct{})
-			go func() { defer close(done); r.dispatch(ctx, todo, true) }()
-			defer func() {
-				<-done
-				if early && ctx.Err() == nil {
-					r.emit(Event{Kind: EvWaveFinished, Message: w.Name + " finished"})
-				}
-			}()
-			select {
-			case <-done:
-			case <-r.canaryPassed:
-				early = true
-			}
-			if ctx.Err() != nil {
-				return EvPausedInterrupted, ""
-			}
-			if !early {
-				r.emit(Event{Kind: EvWaveFinished, Message: w.Name + " finished"})
-			}
-		}
-		bad, acted, open, err := r.canaryCounts(ctx, w)
-		if err != nil {
-			r.fail(err)
-			return EvPausedInterrupted, ""
-		}
-		if early {
-			r.emit(Event{Kind: EvCanaryPassed, Message: fmt.Sprintf("%s passed before its end: %d of the %d canary VMs acted on went badly and %d are still running; "+
-				"even if they all fail the share stays within the threshold (%.0f%%): the other waves start now",
-				w.Name, bad, acted, open, 100*r.p.Policy.FailureThreshold)})
-		}
-		if len(todo) > 0 && !early && brake.Exceeds(bad, acted, r.p.Policy.FailureThreshold) {
-			msg := fmt.Sprintf("canary failed: %d of the %d canary VMs acted on failed or were flagged by surprise (threshold %.0f%%); "+
-				"nothing else was started: look at them (fixfleet status), then apply again with --continue",
-				bad, acted, 100*r.p.Policy.FailureThreshold)
-			r.emit(Event{Kind: EvBrakeTripped, Message: msg})
-			return EvPausedCanary, msg
-		}
-	}
 	// The other waves flow: their VMs start in wave order as slots free
 	// up, without waiting for a wave's slowest VM, while the failure brake
-	// holds (it stops new starts once tripped).
-	var todo []*plan.VMPlan
+	// holds (it stops new starts once tripped). Each waits at the strategy
+	// gate for its canary group, or for the canary to pass.
+	var rest []*plan.VMPlan
 	for _, w := range r.p.Waves[min(1, len(r.p.Waves)):] {
-		todo = append(todo, todoOf(w)...)
+		rest = append(rest, todoOf(w)...)
 	}
-	if len(todo) > 0 && !r.stopped() {
-		r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("waves after the canary started: %d VMs to do, in wave order as slots free up", len(todo))})
-		r.dispatch(ctx, todo, false)
-		if ctx.Err() != nil {
-			return EvPausedInterrupted, ""
+	r.strategies = newStrategyGate(func() {
+		if len(rest) > 0 {
+			r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("waves after the canary started: %d VMs to do, in wave order as slots free up, "+
+				"each once the canary VMs of its strategy and account ended well or the canary passed", len(rest))})
 		}
+	})
+	flowDone := make(chan struct{})
+	go func() { defer close(flowDone); r.dispatch(ctx, rest, false) }()
+	var canaryTodo []*plan.VMPlan
+	if len(r.p.Waves) > 0 {
+		canaryTodo = todoOf(r.p.Waves[0])
+	}
+	if len(canaryTodo) > 0 {
+		w := r.p.Waves[0]
+		r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("%s started: %d of its %d VMs to do", w.Name, len(canaryTodo), len(w.VMs))})
+	}
+	canaryDone := make(chan struct{})
+	go func() { defer close(canaryDone); r.dispatch(ctx, canaryTodo, true) }()
+	kind, msg, early := r.canary(ctx, canaryTodo, canaryDone)
+	if kind != "" {
+		r.halt()
+	}
+	r.strategies.openAll()
+	<-flowDone
+	<-canaryDone
+	if early && ctx.Err() == nil {
+		r.emit(Event{Kind: EvWaveFinished, Message: r.p.Waves[0].Name + " finished"})
+	}
+	if kind != "" {
+		return kind, msg
+	}
+	if ctx.Err() != nil {
+		return EvPausedInterrupted, ""
+	}
+	if len(rest) > 0 {
 		r.emit(Event{Kind: EvWaveFinished, Message: "waves after the canary finished"})
 	}
 	if r.stopped() {
@@ -509,33 +496,108 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 	return EvRunDone, fmt.Sprintf("apply of plan %s done", r.p.ID)
 }
 
+// canary watches the canary wave's VMs not finished yet (todo, which
+// another goroutine runs, after the wave's start event; done is closed
+// when they have ended) and judges
+// the wave. It is judged when this process ran some of it (a resume after
+// a canary brake needs --continue, checked earlier). Once it can no longer
+// fail (see passCanaryEarly), it returns while its last VMs finish, with
+// early set. kind and msg are the event that ends the segment ("" to go
+// on).
+func (r *runner) canary(ctx context.Context, todo []*plan.VMPlan, done <-chan struct{}) (kind, msg string, early bool) {
+	if len(r.p.Waves) == 0 {
+		return "", "", false
+	}
+	w := r.p.Waves[0]
+	r.passCanaryEarly(ctx) // groups whose canary VMs ended in an earlier process
+	if len(todo) > 0 {
+		select {
+		case <-done:
+		case <-r.canaryPassed:
+			early = true
+		}
+		if ctx.Err() != nil {
+			return EvPausedInterrupted, "", early
+		}
+		if !early {
+			r.emit(Event{Kind: EvWaveFinished, Message: w.Name + " finished"})
+		}
+	}
+	st, err := r.canaryState(ctx, w)
+	if err != nil {
+		r.fail(err)
+		return EvPausedInterrupted, "", early
+	}
+	bad, acted, open := canaryCounts(st)
+	if early {
+		r.emit(Event{Kind: EvCanaryPassed, Message: fmt.Sprintf("%s passed before its end: %d of the %d canary VMs acted on went badly and %d are still running; "+
+			"even if they all fail the share stays within the threshold (%.0f%%): the other waves start now",
+			w.Name, bad, acted, open, 100*r.p.Policy.FailureThreshold)})
+	}
+	if len(todo) > 0 && !early && brake.Exceeds(bad, acted, r.p.Policy.FailureThreshold) {
+		msg := fmt.Sprintf("canary failed: %d of the %d canary VMs acted on failed or were flagged by surprise (threshold %.0f%%); "+
+			"no other VM starts (those of a strategy whose own canary VMs had ended well may have started, and finish): "+
+			"look at them (fixfleet status), then apply again with --continue",
+			bad, acted, 100*r.p.Policy.FailureThreshold)
+		r.emit(Event{Kind: EvBrakeTripped, Message: msg})
+		return EvPausedCanary, msg, early
+	}
+	return "", "", early
+}
+
+// halt stops new starts (a brake) and lets every gate's waiters see it.
+func (r *runner) halt() {
+	r.mu.Lock()
+	r.stop = true
+	r.mu.Unlock()
+	r.gates.release()
+	r.strategies.openAll()
+}
+
 // windowCoolDown is the least time between two decreases of an account's
 // window: the calls in flight when the cloud throttles are throttled
 // together, and one decrease answers them all.
 const windowCoolDown = 30 * time.Second
 
-// dispatch runs a wave's VMs and returns when they have all finished (or
-// were not started because the run is stopping). Each account's VMs start
-// in plan order, one dispatcher per account; an account slot is taken
-// first, then a run-wide slot (served first come, first served), so that a
-// busy account never holds run-wide slots it cannot use.
+// dispatch runs VMs (the canary's, or the waves' after it) and returns
+// when they have all finished (or were not started because the run is
+// stopping). Each account's VMs start in plan order, one dispatcher per
+// account; after the canary, the next one is the first in plan order whose
+// canary group the strategy gate lets start (waiting for an opening when
+// none may). An account slot is taken first, then a run-wide slot (served
+// first come, first served), so that a busy account never holds run-wide
+// slots it cannot use.
 func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool) {
 	var order []string
-	byAcct := map[string][]*plan.VMPlan{}
-	for _, vm := range todo {
+	byAcct := map[string]*queue{}
+	for i, vm := range todo {
 		a := plan.AccountKey(vm.Tenant, vm.Account)
 		if byAcct[a] == nil {
 			order = append(order, a)
+			byAcct[a] = &queue{byGroup: map[string][]int{}}
 		}
-		byAcct[a] = append(byAcct[a], vm)
+		g := ""
+		if !canary {
+			g = plan.CanaryGroup(*vm)
+		}
+		q := byAcct[a]
+		if q.byGroup[g] == nil {
+			q.groups = append(q.groups, g)
+		}
+		q.byGroup[g] = append(q.byGroup[g], i)
 	}
 	var wg sync.WaitGroup
 	for _, a := range order {
-		sem := r.accounts[a]
+		sem, q := r.accounts[a], byAcct[a]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, vm := range byAcct[a] {
+			for {
+				i, ok := q.next(ctx, r.strategies, canary)
+				if !ok {
+					return
+				}
+				vm := todo[i]
 				if !r.gates.wait(ctx, vm) {
 					return
 				}
@@ -564,6 +626,45 @@ func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool)
 	wg.Wait()
 }
 
+// queue is one account's VMs to dispatch: indexes into the todo list, by
+// canary group, each group in plan order.
+type queue struct {
+	groups  []string
+	byGroup map[string][]int
+}
+
+// next takes the first VM in plan order whose group may start (every
+// group, for the canary), waiting for the gate to open one; false when
+// none is left or ctx ended.
+func (q *queue) next(ctx context.Context, gate *strategyGate, canary bool) (int, bool) {
+	for {
+		best, bestGroup, left := -1, "", false
+		changed := gate.changed()
+		for _, g := range q.groups {
+			vms := q.byGroup[g]
+			if len(vms) == 0 {
+				continue
+			}
+			left = true
+			if (canary || gate.isOpen(g)) && (best < 0 || vms[0] < best) {
+				best, bestGroup = vms[0], g
+			}
+		}
+		switch {
+		case !left:
+			return 0, false
+		case best >= 0:
+			q.byGroup[bestGroup] = q.byGroup[bestGroup][1:]
+			return best, true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return 0, false
+		}
+	}
+}
+
 // work runs one VM and feeds the failure brake (after the canary). It
 // runs before the VM's slots are released, so that a tripped brake is
 // seen by the next VM's dispatcher.
@@ -581,10 +682,7 @@ func (r *runner) work(ctx context.Context, vm *plan.VMPlan, canary bool) {
 		return
 	}
 	if r.rate.Record(out.acted, out.bad) {
-		r.mu.Lock()
-		r.stop = true
-		r.mu.Unlock()
-		r.gates.release()
+		r.halt()
 		acted, bad := r.rate.Counts()
 		r.emit(Event{Kind: EvBrakeTripped, Message: fmt.Sprintf(
 			"failure brake tripped: %d of %d VMs acted on failed or were flagged by surprise (threshold %.0f%%); no new VM starts, those in flight finish",
@@ -596,54 +694,6 @@ func (r *runner) stopped() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.stop
-}
-
-// passCanaryEarly lets the other waves start before the canary's last VMs
-// finish once the canary can no longer fail: even if every canary VM not
-// finished yet failed, the bad share would stay within the threshold
-// (the share only grows as failures are added, so the canary's verdict at
-// its end is then a pass whatever they do). It is called as each canary VM
-// ends; the release happens once.
-func (r *runner) passCanaryEarly(ctx context.Context) {
-	bad, acted, open, err := r.canaryCounts(ctx, r.p.Waves[0])
-	if err != nil || open == 0 || brake.Exceeds(bad+open, acted+open, r.p.Policy.FailureThreshold) {
-		return // nothing to gain, or still undecided; errors surface at the canary's end
-	}
-	r.passOnce.Do(func() { close(r.canaryPassed) })
-}
-
-// canaryCounts counts the canary wave's VMs acted on and those that went
-// badly, from the journal (so VMs finished by an earlier process count),
-// and those not finished (open).
-func (r *runner) canaryCounts(ctx context.Context, w plan.Wave) (bad, acted, open int, err error) {
-	for _, k := range w.VMs {
-		rec, err := r.j.GetVM(ctx, r.runID, k)
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		switch rec.Status {
-		case StatusPending, StatusRunning:
-			open++
-		case StatusFixed:
-			acted++
-		case StatusFailed:
-			acted++
-			bad++
-		case StatusFlagged:
-			if Reason(rec.Code).Outcome() == OutcomeNoPath {
-				continue // an expected end, as the plan foresaw: not a failure
-			}
-			steps, err := r.j.ListSteps(ctx, r.runID, k)
-			if err != nil {
-				return 0, 0, 0, err
-			}
-			if len(steps) > 0 {
-				acted++
-				bad++
-			}
-		}
-	}
-	return bad, acted, open, nil
 }
 
 // finish records the end of this process's segment, then releases helpers

@@ -78,9 +78,30 @@ func TestHappyPathWaves(t *testing.T) {
 				order = append(order, e.Kind)
 			}
 		}
-		want := "wave.started vm:1 vm:1 vm:1 wave.finished wave.started vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ vm:2+ wave.finished"
-		if strings.Join(order, " ") != want {
-			t.Errorf("order:\n %s\nwant\n %s", strings.Join(order, " "), want)
+		// The canary starts first and the flow ends last; a wave 2+ VM
+		// starts only once the canary VMs of its canary group have ended
+		// (TestStrategyGate).
+		if got := strings.Join(order, " "); !strings.HasPrefix(got, "wave.started vm:1") || !strings.HasSuffix(got, "vm:2+ wave.finished") ||
+			strings.Count(got, "wave.started") != 2 || strings.Count(got, "wave.finished") != 2 || strings.Count(got, "vm:1") != 3 || strings.Count(got, "vm:2+") != 8 {
+			t.Errorf("order: %s", got)
+		}
+		ended := map[string]time.Time{} // canary group -> its last canary VM's end
+		fixed, err := h.j.Events(context.Background(), "happy", journal.EventFilter{Kinds: []string{EvVMFixed}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range fixed {
+			if vm := p.VMs[indexOf(p, e.VMKey)]; vm.Wave == 1 && e.At.After(ended[plan.CanaryGroup(vm)]) {
+				ended[plan.CanaryGroup(vm)] = e.At
+			}
+		}
+		for _, e := range evs {
+			if e.Kind != EvVMStarted {
+				continue
+			}
+			if vm := p.VMs[indexOf(p, e.VMKey)]; vm.Wave > 1 && e.At.Before(ended[plan.CanaryGroup(vm)]) {
+				t.Errorf("%s started at %v, before its canary group's VMs ended at %v", e.VMKey, e.At, ended[plan.CanaryGroup(vm)])
+			}
 		}
 		// VMs dispatched at the same virtual instant journal their
 		// vm.started events in any order; across instants an account's
@@ -252,6 +273,56 @@ func TestCanaryPassesEarly(t *testing.T) {
 				t.Errorf("%d canary.passed events, want early=%v", got, c.early)
 			}
 		})
+	}
+}
+
+// TestStrategyGate: after the canary, a canary group's VMs (first
+// strategy and account) start once that group's canary VMs have ended
+// well, without waiting for another group's slow canary VM; the slow
+// group's VMs wait for it.
+func TestStrategyGate(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "gate", acts: 8, accounts: 2, canary: 2, waveSize: 3, total: 8, perAccount: 8}.build(t)
+	var slow string
+	for _, k := range p.Waves[0].VMs {
+		if p.VMs[indexOf(p, k)].Account == "a1" {
+			slow = k
+		}
+	}
+	fastStarted := make(chan struct{})
+	var once sync.Once
+	var slowDone, fastBeforeSlow, slowGroupBeforeSlow atomic.Bool
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		v := p.VMs[indexOf(p, vm)]
+		switch {
+		case vm == slow && name == "restart-1":
+			select { // until a0's wave 2 starts, or long enough to tell it did not
+			case <-fastStarted:
+			case <-time.After(2 * time.Second):
+			}
+			slowDone.Store(true)
+		case v.Wave > 1 && name == "recheck" && v.Account == "a0":
+			if !slowDone.Load() {
+				fastBeforeSlow.Store(true)
+			}
+			once.Do(func() { close(fastStarted) })
+		case v.Wave > 1 && name == "recheck" && !slowDone.Load():
+			slowGroupBeforeSlow.Store(true)
+		}
+		return nil, nil
+	}, "recheck", "restart-1")
+	res, err := Run(context.Background(), p, h.opts(p, rr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != RunDone || res.Fixed != 8 {
+		t.Fatalf("result %+v, want done with 8 fixed", res)
+	}
+	if !fastBeforeSlow.Load() {
+		t.Errorf("account a0's wave 2 waited for account a1's slow canary VM")
+	}
+	if slowGroupBeforeSlow.Load() {
+		t.Errorf("account a1's wave 2 started before its own canary VM ended")
 	}
 }
 

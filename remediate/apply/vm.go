@@ -242,6 +242,9 @@ func (r *runner) runVM(ctx context.Context, vm *plan.VMPlan) vmOutcome {
 		if !r.strategyFailed(vm, s, end.msg, end.noRepair) {
 			return vmOutcome{interrupted: true}
 		}
+		if vm.Wave == 1 && s == vm.Strategy && end.noRepair {
+			r.passCanaryEarly(ctx) // its strategy ran as designed: its group may go
+		}
 		if vs.began[string(s)] {
 			if out, stop := r.abort(ctx, env, vm, vs, strat, s, done, healthy); stop {
 				return out

@@ -200,7 +200,7 @@ func estimate(p *Plan, reg *strategy.Registry) Estimate {
 		Assumptions: []string{
 			"durations are the middle of each range in inventory/timing",
 			fmt.Sprintf("a provider polls an asynchronous operation every %s", PollInterval),
-			"the canary wave runs alone; the other waves' VMs then start in wave order as slots free up",
+			"the canary wave runs alone; the other waves' VMs then start in wave order as slots free up, each once the canary VMs of its strategy and account have ended (or the whole canary, where none has its strategy and account)",
 			"control-plane throttling and outages are not modelled: the real run can be slower",
 		},
 	}
@@ -257,7 +257,8 @@ func estimate(p *Plan, reg *strategy.Registry) Estimate {
 // schedule list-schedules the VMs, wave by wave and longest VM first within
 // a wave, on conc.Total global slots and conc.PerAccount slots per account,
 // as apply runs them: the canary wave alone first; then every other wave's
-// VMs in order, each starting as soon as the canary has ended and both a
+// VMs in order, each starting as soon as the canary VMs of its canary group
+// have ended (the whole canary, for a group without any), and both a
 // global and an account slot are free. It sets each wave's start and end
 // and returns the end of the last VM. Giving more slots never makes a VM
 // start later, so the makespan never grows with concurrency.
@@ -265,15 +266,15 @@ func schedule(p *Plan, index map[string]int, durs []time.Duration, conc policy.C
 	global := newSlots(conc.Total)
 	accounts := map[string]*slots{}
 	var canaryEnd, last time.Duration
+	groupEnd := map[string]time.Duration{} // canary group -> its canary VMs' end
 	for w := range p.Waves {
 		wave := &p.Waves[w]
-		start := canaryEnd
 		order := make([]int, len(wave.VMs))
 		for j, k := range wave.VMs {
 			order[j] = index[k]
 		}
 		sort.SliceStable(order, func(a, b int) bool { return durs[order[a]] > durs[order[b]] })
-		first, end := time.Duration(-1), start
+		first, end := time.Duration(-1), time.Duration(0)
 		for _, i := range order {
 			v := p.VMs[i]
 			ak := AccountKey(v.Tenant, v.Account)
@@ -281,6 +282,10 @@ func schedule(p *Plan, index map[string]int, durs []time.Duration, conc policy.C
 			if acct == nil {
 				acct = newSlots(conc.PerAccount)
 				accounts[ak] = acct
+			}
+			start := canaryEnd
+			if e, ok := groupEnd[CanaryGroup(v)]; ok && w > 0 {
+				start = e
 			}
 			s := max(start, global.earliest(), acct.earliest())
 			f := s + durs[i]
@@ -290,8 +295,11 @@ func schedule(p *Plan, index map[string]int, durs []time.Duration, conc policy.C
 			if first < 0 || s < first {
 				first = s
 			}
+			if w == 0 {
+				groupEnd[CanaryGroup(v)] = max(groupEnd[CanaryGroup(v)], f)
+			}
 		}
-		wave.StartSeconds = ceilSeconds(max(first, start))
+		wave.StartSeconds = ceilSeconds(max(first, 0))
 		wave.EndSeconds = ceilSeconds(end)
 		if w == 0 {
 			canaryEnd = end

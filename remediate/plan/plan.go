@@ -349,13 +349,13 @@ func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 	}
 	tiers := byTier(vms, all)
 	act := tiers[0]
-	// Canary: round-robin over (strategy, account) groups in order of
+	// Canary: round-robin over canary groups (CanaryGroup) in order of
 	// first appearance.
 	type group struct{ members []int }
 	var order []string
 	groups := map[string]*group{}
 	for _, i := range act {
-		g := string(vms[i].Strategy) + "|" + AccountKey(vms[i].Tenant, vms[i].Account)
+		g := CanaryGroup(vms[i])
 		if groups[g] == nil {
 			groups[g] = &group{}
 			order = append(order, g)
@@ -389,6 +389,13 @@ func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 		}
 	}
 	return waves
+}
+
+// CanaryGroup is v's group for the canary: its first strategy and its
+// account. The canary takes its VMs round-robin over the groups, and apply
+// starts a group's other VMs once its canary VMs have ended well.
+func CanaryGroup(v VMPlan) string {
+	return string(v.Strategy) + "|" + AccountKey(v.Tenant, v.Account)
 }
 
 func newWave(num int, name string, vms []VMPlan, idx []int) Wave {

@@ -423,6 +423,12 @@ func TestWaves(t *testing.T) {
 	if len(strat) != 2 || len(acct) != 2 {
 		t.Errorf("canary not spread: strategies %v accounts %v", strat, acct)
 	}
+	quickest := int64(-1)
+	for _, k := range p.Waves[0].VMs {
+		if e := idx[k].EstimateSeconds; quickest < 0 || e < quickest {
+			quickest = e
+		}
+	}
 	// 26 more in waves of 7: 7,7,7,5.
 	wantSizes := []int{4, 7, 7, 7, 5}
 	if len(p.Waves) != len(wantSizes) {
@@ -432,14 +438,19 @@ func TestWaves(t *testing.T) {
 		if len(w.VMs) != wantSizes[i] || w.Number != i+1 {
 			t.Errorf("wave %d: %d VMs number %d", i, len(w.VMs), w.Number)
 		}
-		// Nothing starts before the canary ends; the other waves start
-		// in order as slots free up.
-		if i > 0 && w.StartSeconds < p.Waves[0].EndSeconds-1 {
-			t.Errorf("wave %d starts at %d before the canary ends at %d", i+1, w.StartSeconds, p.Waves[0].EndSeconds)
+		// Nothing starts before a canary group's VMs have ended (the
+		// quickest canary VM, started at 0, ends at its estimate); the
+		// other waves start in order as slots free up.
+		if i > 0 && w.StartSeconds < quickest-1 {
+			t.Errorf("wave %d starts at %d before any canary VM ends (%d)", i+1, w.StartSeconds, quickest)
 		}
 		if i > 1 && w.StartSeconds < p.Waves[i-1].StartSeconds {
 			t.Errorf("wave %d starts at %d before wave %d at %d", i+1, w.StartSeconds, i, p.Waves[i-1].StartSeconds)
 		}
+	}
+	// A group whose canary VMs ended does not wait for the slowest.
+	if p.Waves[1].StartSeconds >= p.Waves[0].EndSeconds {
+		t.Errorf("wave 2 starts at %d, after the whole canary (%d): its group's canary VMs ended earlier", p.Waves[1].StartSeconds, p.Waves[0].EndSeconds)
 	}
 	if p.Estimate.CanarySeconds != p.Waves[0].EndSeconds || p.Estimate.DurationSeconds < p.Waves[len(p.Waves)-1].EndSeconds-1 {
 		t.Errorf("estimate %+v vs waves", p.Estimate)
