@@ -54,13 +54,18 @@
 //
 // # Waves and brakes
 //
-// Waves run in order, each after the previous has finished. Wave 1 is the
-// canary: when it ends, if failed plus flagged-after-action VMs exceed
-// policy.failure_threshold of the canary VMs acted on (fixed, failed, or
-// flagged after at least one step), the run stops: "paused: canary
-// failed". Once the canary can no longer fail (its unfinished VMs all
-// failing would keep the share within the threshold), the other waves start
-// before its last VMs end. After the canary, a running failure rate over the VMs finished
+// Wave 1 is the canary; the other waves' VMs flow in wave order as slots
+// free up. A VM after the canary starts once the canary VMs of its canary
+// group (plan.CanaryGroup: first strategy and account) are proven: ended
+// well, or that strategy reported as designed that it cannot repair them
+// (the strategy gate, canary.go); a group without canary VMs waits for the
+// canary to pass. When the canary ends, if failed plus flagged-after-action
+// VMs exceed policy.failure_threshold of the canary VMs acted on (fixed,
+// failed, or flagged after at least one step), the run stops: "paused:
+// canary failed" (VMs of proven groups already started finish). Once the
+// canary can no longer fail (its unfinished VMs all failing would keep the
+// share within the threshold), it passes before its last VMs end. After
+// the canary, a running failure rate over the VMs finished
 // in this process (waves 2+) trips once it exceeds the threshold with at
 // least Options.MinSample acted on: no new VM starts, those in flight
 // finish, "paused: failure brake". A run paused by a brake resumes only
@@ -148,7 +153,7 @@ type runner struct {
 	canaryPassed chan struct{}
 	passOnce     sync.Once
 	// strategies hold the VMs after the canary until their canary group
-	// has ended well or the canary has passed.
+	// is proven or the canary has passed.
 	strategies *strategyGate
 	// byKey are the plan's VMs by key (set before the waves start).
 	byKey map[string]*plan.VMPlan
