@@ -326,6 +326,50 @@ func TestStrategyGate(t *testing.T) {
 	}
 }
 
+// TestStrategyGateNoRepair: a canary VM whose first strategy reports, as
+// designed, that it cannot repair it proves that strategy: its group's
+// other VMs start while the canary VM is still on its fallback.
+func TestStrategyGateNoRepair(t *testing.T) {
+	h := newHarness(t)
+	p := fleet{id: "gate-norepair", acts: 6, canary: 1, waveSize: 5, total: 6, perAccount: 6}.build(t)
+	canary := p.Waves[0].VMs[0]
+	wave2 := make(chan struct{})
+	var once sync.Once
+	var fallbackDone, startedDuringFallback atomic.Bool
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		switch {
+		case vm == canary && name == "restart-1":
+			return nil, step.Fail("still boot-looping after 1 restart")
+		case vm != canary && name == "recheck":
+			if !fallbackDone.Load() {
+				startedDuringFallback.Store(true)
+			}
+			once.Do(func() { close(wave2) })
+		}
+		return nil, nil
+	}, "recheck", "restart-1")
+	hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if vm == canary {
+			select { // until wave 2 starts, or long enough to tell it did not
+			case <-wave2:
+			case <-time.After(2 * time.Second):
+			}
+			fallbackDone.Store(true)
+		}
+		return nil, nil
+	}, "snapshot")
+	res, err := Run(context.Background(), p, h.opts(p, rr, hm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != RunDone || res.Fixed != 6 || res.FixedBy[policy.HelperMount] != 1 {
+		t.Fatalf("result %+v, want done with 6 fixed, 1 by helper-mount", res)
+	}
+	if !startedDuringFallback.Load() {
+		t.Errorf("wave 2 waited for the canary VM's fallback, though its first strategy had ended as designed")
+	}
+}
+
 // TestBrakeCountsSurprisesOnly: VMs whose every planned strategy reports
 // it cannot repair them end "no path" (a person must act), which the
 // failure brake does not count: the run finishes; the summary counts them

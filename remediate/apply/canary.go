@@ -158,15 +158,13 @@ func (r *runner) passCanaryEarly(ctx context.Context) {
 	if err != nil {
 		return // errors surface at the canary's end
 	}
-	ended := map[string]bool{} // canary group -> all its canary VMs proven
+	proven := map[string]bool{} // canary group -> all its canary VMs proven
 	for k, s := range st {
 		g := plan.CanaryGroup(*r.byKey[k])
-		if _, seen := ended[g]; !seen {
-			ended[g] = true
-		}
-		ended[g] = ended[g] && s.proven
+		p, seen := proven[g]
+		proven[g] = (p || !seen) && s.proven
 	}
-	for g, ok := range ended {
+	for g, ok := range proven {
 		if ok {
 			r.strategies.openGroup(g)
 		}
