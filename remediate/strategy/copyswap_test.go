@@ -162,19 +162,7 @@ func TestCopyAndSwapResume(t *testing.T) {
 			f := swapFixture(t, spec{n: n, identity: img2019})
 			s := CopyAndSwap{}
 			vm := f.target(n)
-			facts, err := f.run(s, vm, nil, runOpts{stopAfter: stepIndex(t, s, vm, after)})
-			if !errors.Is(err, errStopped) {
-				t.Fatalf("first run: %v", err)
-			}
-			f.pool = newPool(t, f)
-			f.env.Helpers = f.pool
-			facts, err = f.run(s, vm, facts, runOpts{stopAfter: -1})
-			if err != nil && !errors.Is(err, step.ErrHealthy) {
-				t.Fatalf("resumed run: %v (facts %v)", err, facts)
-			}
-			if tr := f.waitTruth(n, world.TruthHealthy, BootWait); tr != world.TruthHealthy {
-				t.Errorf("truth = %s", tr)
-			}
+			f.resumeAfter(t, s, n, vm, after)
 			f.clean()
 		})
 	}

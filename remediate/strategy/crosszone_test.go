@@ -130,19 +130,7 @@ func TestCrossZoneResume(t *testing.T) {
 			f := newFixture(t, spec{n: n, identity: img2019, zone: "is1b"})
 			s := CrossZone{}
 			vm := f.zoneTarget(n)
-			facts, err := f.run(s, vm, nil, runOpts{stopAfter: stepIndex(t, s, vm, after)})
-			if !errors.Is(err, errStopped) {
-				t.Fatalf("first run: %v", err)
-			}
-			f.pool = newPool(t, f)
-			f.env.Helpers = f.pool
-			facts, err = f.run(s, vm, facts, runOpts{stopAfter: -1})
-			if err != nil && !errors.Is(err, step.ErrHealthy) {
-				t.Fatalf("resumed run: %v (facts %v)", err, facts)
-			}
-			if tr := f.waitTruth(n, world.TruthHealthy, BootWait); tr != world.TruthHealthy {
-				t.Errorf("truth = %s", tr)
-			}
+			f.resumeAfter(t, s, n, vm, after)
 			if a := f.clean(); a.Leftovers != 0 {
 				t.Errorf("leftovers: %v", a.LeftoverList)
 			}

@@ -450,3 +450,23 @@ func (f *fixture) abortAndCheck(t *testing.T, s step.Strategy, n int, vm *step.T
 		t.Errorf("second abort: %v", err)
 	}
 }
+
+// resumeAfter runs s on VM n (vm) until step after has ended, then, as a
+// new process would (a new helper pool that knows nothing), from the facts
+// to the end: the VM ends healthy.
+func (f *fixture) resumeAfter(t *testing.T, s step.Strategy, n int, vm *step.Target, after string) {
+	t.Helper()
+	facts, err := f.run(s, vm, nil, runOpts{stopAfter: stepIndex(t, s, vm, after)})
+	if !errors.Is(err, errStopped) {
+		t.Fatalf("first run: %v", err)
+	}
+	f.pool = newPool(t, f)
+	f.env.Helpers = f.pool
+	facts, err = f.run(s, vm, facts, runOpts{stopAfter: -1})
+	if err != nil && !errors.Is(err, step.ErrHealthy) {
+		t.Fatalf("resumed run: %v (facts %v)", err, facts)
+	}
+	if tr := f.waitTruth(n, world.TruthHealthy, BootWait); tr != world.TruthHealthy {
+		t.Errorf("truth = %s", tr)
+	}
+}

@@ -394,21 +394,7 @@ func TestResume(t *testing.T) {
 				f := newFixture(t, sp)
 				s, _ := byName(c.strat)
 				vm := f.target(sp.n)
-				k := stepIndex(t, s, vm, after)
-				facts, err := f.run(s, vm, nil, runOpts{stopAfter: k})
-				if !errors.Is(err, errStopped) {
-					t.Fatalf("first run: %v", err)
-				}
-				// A new process: a new pool that knows nothing.
-				f.pool = newPool(t, f)
-				f.env.Helpers = f.pool
-				facts, err = f.run(s, vm, facts, runOpts{stopAfter: -1})
-				if err != nil && !errors.Is(err, step.ErrHealthy) {
-					t.Fatalf("resumed run: %v (facts %v)", err, facts)
-				}
-				if tr := f.waitTruth(sp.n, world.TruthHealthy, BootWait); tr != world.TruthHealthy {
-					t.Errorf("truth = %s", tr)
-				}
+				f.resumeAfter(t, s, sp.n, vm, after)
 				f.clean()
 			})
 		}
