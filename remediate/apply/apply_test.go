@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -890,4 +891,30 @@ func TestNoSecretInJournalOrEvents(t *testing.T) {
 			t.Errorf("secret in result")
 		}
 	}
+}
+
+// TestRerunFact: a step whose earlier attempt may have acted unrecorded (a
+// retryable error: the reply lost) is told so on its next attempt
+// (step.FactRerun); its first attempt, and the other steps, are not.
+func TestRerunFact(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newVirtualHarness(t)
+		p := fleet{id: "rerun", acts: 1, canary: 1, waveSize: 1, total: 1, perAccount: 1}.build(t)
+		var seen []string
+		rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+			seen = append(seen, fmt.Sprintf("%s#%d rerun=%q", name, n, f[step.FactRerun]))
+			if name == "restart-1" && n == 1 {
+				return nil, providers.Errorf(providers.ErrUnavailable, "Restart", "vm "+vm, "reply lost")
+			}
+			return nil, nil
+		}, "recheck", "restart-1", "verify")
+		res, err := Run(context.Background(), p, h.opts(p, rr))
+		if err != nil || res.Fixed != 1 {
+			t.Fatalf("run: %v, %+v", err, res)
+		}
+		want := []string{`recheck#1 rerun=""`, `restart-1#1 rerun=""`, `restart-1#2 rerun="true"`, `verify#1 rerun=""`}
+		if !slices.Equal(seen, want) {
+			t.Errorf("steps saw %v, want %v", seen, want)
+		}
+	})
 }

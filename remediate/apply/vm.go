@@ -59,6 +59,7 @@ type vmState struct {
 	attempts map[string]int  // highest attempt per strategy+"\x00"+step
 	touched  bool            // a non-read-only step ended ok, or may have acted (see mayHaveActed)
 	readOnly map[string]bool // skeys of the read-only steps (step.Step.ReadOnly)
+	unsure   map[string]bool // skeys of steps an attempt of which may have acted unrecorded (step.FactRerun)
 	// facts are the VM's merged facts as the journal holds them: read
 	// once when the VM starts, then kept up to date with what each step
 	// recorded (only this VM's runVM writes its facts in this process,
@@ -85,7 +86,8 @@ func (r *runner) loadVMState(ctx context.Context, vm *plan.VMPlan) (*vmState, ma
 	if err != nil {
 		return nil, nil, err
 	}
-	vs := &vmState{ok: map[string]bool{}, began: map[string]bool{}, attempts: map[string]int{}, readOnly: r.readOnlySteps(vm), facts: facts}
+	vs := &vmState{ok: map[string]bool{}, began: map[string]bool{}, attempts: map[string]int{}, readOnly: r.readOnlySteps(vm),
+		unsure: map[string]bool{}, facts: facts}
 	for _, s := range steps {
 		vs.note(policy.Strategy(s.Strategy), s.Step, s.Attempt, s.Status)
 		if s.Status == journal.StepBegun {
@@ -132,8 +134,10 @@ func (vs *vmState) note(s policy.Strategy, name string, attempt int, st journal.
 // (begun and never ended, or failed with a retryable error such as a
 // reply lost after the cloud applied the change): if the step is not
 // read-only, the VM may have been changed, and a VM found healthy later
-// is not reported untouched.
+// is not reported untouched. The step's next attempt is told
+// (step.FactRerun).
 func (vs *vmState) mayHaveActed(s policy.Strategy, name string) {
+	vs.unsure[skey(s, name)] = true
 	if !vs.readOnly[skey(s, name)] {
 		vs.touched = true
 	}
@@ -350,7 +354,11 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		r.emitSink(Event{Kind: EvStepBegun, VMKey: vm.Key, Strategy: s, Step: name, Attempt: attempt,
 			Message: fmt.Sprintf("%s %s/%s attempt %d", vm.Key, s, name, attempt)})
 
-		out, serr := fn(ctx, env, vm.Target(), step.FactsOf(vs.facts))
+		in := step.FactsOf(vs.facts)
+		if vs.unsure[k] {
+			in = in.Merge(step.Facts{step.FactRerun: "true"})
+		}
+		out, serr := fn(ctx, env, vm.Target(), in)
 		r.at(vm.Key, s, name, attempt, PointAfterEffect)
 		after := brake.Closed
 		if tk != nil {

@@ -112,6 +112,13 @@ type Ending string
 // repaired and verified running.
 const FactEnding Fact = "ending"
 
+// FactRerun is set ("true"), in the facts the executor gives a step, when
+// an earlier attempt of that step may have acted without its result being
+// recorded (a process killed while it ran, an interrupted or retryable
+// error): a step that reports what it changed (files deleted, a flag
+// cleared) cannot tell what that attempt already did. Never journaled.
+const FactRerun Fact = "rerun"
+
 // Endings.
 const (
 	// EndRepairedStopped: the disk of a powered-off VM was repaired

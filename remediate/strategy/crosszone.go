@@ -82,6 +82,16 @@ var returned = bootSwap{fact: FactReturnedDiskID, role: RoleReturnedDisk, what: 
 //	start              starts the VM
 //	verify             normal boot, no bad file; else step.Fail
 //
+// A powered-off VM (plan state inventory.StateStopped) is never started
+// unless policy.stopped_vms says start. Its recheck also fails the strategy
+// unless the VM is still off. When the copy carried nothing to repair
+// (nothing deleted, no safe-boot flag), the copy is deleted and the VM
+// keeps its own disk: snapshot-copy, return-disk, detach-original and
+// attach-returned do nothing. start and verify run only with
+// policy.stopped_vms: start, and a last read-only step, conclude-stopped,
+// checks the boot disk (the VM's own, or the returned one) and records the
+// ending: found-clean, or repaired-stopped when the VM stays off.
+//
 // Once the copy is deleted, the steps before delete-copy do nothing; once
 // the returned disk is the VM's boot disk, stop and detach-original do
 // nothing either.
@@ -97,20 +107,15 @@ type CrossZone struct{}
 // Name implements step.Strategy.
 func (CrossZone) Name() policy.Strategy { return policy.CrossZone }
 
-// Applies implements Unit: a crashing VM or one in Safe Mode. Not a
-// powered-off one: its disk is checked in place by helper-mount; here it
-// would be replaced by a copy.
+// Applies implements Unit: a crashing VM, one in Safe Mode, or a
+// powered-off one (its disk is checked through the copy; a clean one is
+// left in place).
 func (CrossZone) Applies() []inventory.State {
-	return []inventory.State{inventory.StateBootLoop, inventory.StateSafeMode}
+	return []inventory.State{inventory.StateBootLoop, inventory.StateSafeMode, inventory.StateStopped}
 }
 
 // NotApplicable implements Unit.
-func (CrossZone) NotApplicable(st inventory.State) string {
-	if st == inventory.StateStopped {
-		return "a powered-off VM's disk is checked in place, on a helper of its own zone (helper-mount); cross-zone-mount would replace it with a copy"
-	}
-	return notApplicable(st)
-}
+func (CrossZone) NotApplicable(st inventory.State) string { return notApplicable(st) }
 
 // Needs implements Unit: disks copied across zones and deleted once back,
 // and the VM's OS disk detached and replaced.
@@ -152,24 +157,83 @@ func (CrossZone) FailureChance(policy.Policy) float64 { return 0 }
 // Steps implements step.Strategy. The steps on the helper are
 // helper-mount's, run on the copy in the helper's zone.
 func (CrossZone) Steps(vm *step.Target, pol policy.Policy) []step.Step {
+	stopped := vm.State == inventory.StateStopped
+	recheck := recheckStep("", nil)
+	if stopped {
+		recheck = recheckStep("", stillStopped)
+	}
 	steps := []step.Step{
-		recheckStep("", nil),
+		recheck,
 		{Name: "stop", Run: returned.unless(hmStop), Cost: step.Cost{Ops: []timing.Op{timing.OpStop}}},
 		snapshotAs(RoleCopySource, FactCopySourceID),
 		{Name: "copy-disk", Run: unlessCopyBack(diskFromSnapshot(FactCopySourceID, RoleZoneCopy, FactCopyDiskID, helperZone)),
 			Cost: step.Cost{Ops: []timing.Op{timing.OpDiskFromSnapshot}, Calls: 1}},
 	}
 	steps = append(steps, helperSteps(vm, pol, onZoneCopy)...)
-	return append(steps,
-		step.Step{Name: "snapshot-copy", Run: onZoneCopy(czSnapshotCopy), ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpSnapshot}}},
-		step.Step{Name: "return-disk", Run: unlessCopyBack(diskFromSnapshot(FactReturnSnapshotID, RoleReturnedDisk, FactReturnedDiskID, vmZone)),
+	steps = append(steps,
+		step.Step{Name: "snapshot-copy", Run: unlessClean(onZoneCopy(czSnapshotCopy)), ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpSnapshot}}},
+		step.Step{Name: "return-disk", Run: unlessClean(unlessCopyBack(diskFromSnapshot(FactReturnSnapshotID, RoleReturnedDisk, FactReturnedDiskID, vmZone))),
 			Cost: step.Cost{Ops: []timing.Op{timing.OpDiskFromSnapshot}, Calls: 1}},
 		step.Step{Name: "delete-copy", Run: czDeleteCopy, Cost: step.Cost{Calls: 2}},
-		step.Step{Name: "detach-original", Run: returned.unless(detachOriginal), Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}}},
-		step.Step{Name: "attach-returned", Run: returned.attach, Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}}},
-		step.Step{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
-		finalVerify("verify"),
+		step.Step{Name: "detach-original", Run: unlessClean(returned.unless(detachOriginal)), Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}}},
+		step.Step{Name: "attach-returned", Run: unlessClean(returned.attach), Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}}},
 	)
+	if !stopped || pol.StartsStopped() {
+		steps = append(steps,
+			step.Step{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
+			finalVerify("verify"))
+	}
+	if stopped {
+		steps = append(steps, step.Step{Name: "conclude-stopped", Run: czConcludeStopped, ReadOnly: true, Cost: step.Cost{Calls: 1}})
+	}
+	return steps
+}
+
+// foundClean reports whether the offline check of a powered-off VM's disk
+// found nothing to repair: nothing deleted, no safe-boot flag cleared, and
+// no earlier attempt that may have done either (FactEffectsUnknown).
+func foundClean(vm *step.Target, facts step.Facts) bool {
+	return vm.State == inventory.StateStopped && facts[FactDeleted] == "0" && facts[FactSafeBootCleared] == "false" &&
+		facts[FactEffectsUnknown] != "true"
+}
+
+// unlessClean skips a step of the way back when the copy of a powered-off
+// VM's disk carried nothing to repair: the VM keeps its own disk.
+func unlessClean(f runFunc) runFunc {
+	return func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+		if foundClean(vm, facts) {
+			return nil, nil
+		}
+		return f(ctx, env, vm, facts)
+	}
+}
+
+// czConcludeStopped records how a powered-off VM's check through the copy
+// ended (step.Ending), once its boot disk is its own (found clean) or the
+// returned one.
+func czConcludeStopped(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+	if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
+		return nil, err
+	}
+	clean := foundClean(vm, facts)
+	boot := facts[FactReturnedDiskID]
+	if clean {
+		boot = vm.OSDisk.ID
+	}
+	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, boot))
+	if err != nil {
+		return nil, err
+	}
+	if ds.AttachedTo != vm.ID || !ds.Boot {
+		return nil, step.Fail("disk %s is not the boot disk of %s after the check through the copy", boot, vm.ID)
+	}
+	switch {
+	case clean:
+		return step.Facts{step.FactEnding: string(step.EndFoundClean)}, nil
+	case facts[FactStarted] == "true":
+		return step.Facts{}, nil // started and verified: fixed
+	}
+	return step.Facts{step.FactEnding: string(step.EndRepairedStopped)}, nil
 }
 
 func vmZone(vm *step.Target) string     { return vm.Zone }
@@ -264,7 +328,7 @@ func czDeleteCopy(ctx context.Context, env *step.Env, vm *step.Target, facts ste
 	if facts[FactCopyGone] == "true" {
 		return nil, nil
 	}
-	if facts[FactReturnedDiskID] == "" {
+	if facts[FactReturnedDiskID] == "" && !foundClean(vm, facts) {
 		return nil, step.Fail("refusing to delete the copy %s of the OS disk of %s: no disk was made from it in zone %s", facts[FactCopyDiskID], vm.ID, vm.Zone)
 	}
 	c, err := zoneCopyTarget(vm, facts)

@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
+	"github.com/fixfleet/fixfleet/remediate/policy"
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
@@ -135,5 +137,116 @@ func TestCrossZoneResume(t *testing.T) {
 				t.Errorf("leftovers: %v", a.LeftoverList)
 			}
 		})
+	}
+}
+
+// TestCrossZoneStopped: cross-zone-mount on a powered-off VM checks its disk
+// through the copy without starting it: a clean disk stays in place (the
+// copy deleted, found clean); a repaired copy comes back as the boot disk
+// and the VM stays off (repaired-stopped) or, with policy.stopped_vms:
+// start, is started and verified. Aborted after the returned disk was
+// attached, the VM gets its own disk back and stays off.
+func TestCrossZoneStopped(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		spec       spec
+		start      bool
+		abortAfter string
+		wantEnding step.Ending
+		wantPower  inventory.PowerState
+		wantOwn    bool // the VM's own disk is its boot disk at the end
+	}{
+		{name: "bad file, left stopped", spec: spec{n: 170, kind: stoppedBad, identity: img2019, zone: "is1b"},
+			wantEnding: step.EndRepairedStopped, wantPower: inventory.PowerStopped},
+		{name: "bad file, started", spec: spec{n: 171, kind: stoppedBad, identity: img2019, zone: "is1b"}, start: true,
+			wantPower: inventory.PowerRunning},
+		{name: "clean disk, left stopped", spec: spec{n: 172, kind: stoppedClean, identity: img2019, zone: "is1b"},
+			wantEnding: step.EndFoundClean, wantPower: inventory.PowerStopped, wantOwn: true},
+		{name: "aborted after attach-returned, left stopped", spec: spec{n: 173, kind: stoppedBad, identity: img2019, zone: "is1b"},
+			abortAfter: "attach-returned", wantPower: inventory.PowerStopped, wantOwn: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, c.spec)
+			if c.start {
+				f.env.Policy.StoppedVMs = policy.StoppedStart
+			}
+			s := CrossZone{}
+			vm := f.zoneTarget(c.spec.n)
+			if vm.State != inventory.StateStopped {
+				t.Fatalf("setup: vm state %s", vm.State)
+			}
+			var facts step.Facts
+			var err error
+			if c.abortAfter != "" {
+				facts, err = f.run(s, vm, nil, runOpts{stopAfter: stepIndex(t, s, vm, c.abortAfter)})
+				if !errors.Is(err, errStopped) {
+					t.Fatalf("run: %v", err)
+				}
+				if _, err := s.Abort(context.Background(), f.env, vm, facts); err != nil {
+					t.Fatalf("abort: %v", err)
+				}
+			} else if facts, err = f.run(s, vm, nil, runOpts{stopAfter: -1, twice: true}); err != nil {
+				t.Fatalf("cross-zone-mount: %v (facts %v)", err, facts)
+			}
+			if c.abortAfter == "" {
+				if got := step.Ending(facts[step.FactEnding]); got != c.wantEnding {
+					t.Errorf("ending %q, want %q (facts %v)", got, c.wantEnding, facts)
+				}
+			}
+			boot := facts[FactReturnedDiskID]
+			if c.wantOwn {
+				boot = vm.OSDisk.ID
+			}
+			if ds := f.disk(boot); boot == "" || ds.AttachedTo != vm.ID || !ds.Boot {
+				t.Errorf("disk %q is %+v, want the boot disk of %s (facts %v)", boot, ds, vm.ID, facts)
+			}
+			if cp := facts[FactCopyDiskID]; cp != "" {
+				if _, err := f.prov.Disks.Describe(context.Background(), providers.DiskRef{ID: cp}); !errors.Is(err, providers.ErrNotFound) {
+					t.Errorf("the copy %s in the helper's zone is still there: %v", cp, err)
+				}
+			}
+			if p := f.power(c.spec.n); p != c.wantPower && !(c.wantPower == inventory.PowerRunning && p == inventory.PowerStarting) {
+				t.Errorf("power = %s, want %s", p, c.wantPower)
+			}
+			want := world.TruthHealthy
+			if c.abortAfter != "" {
+				want = world.TruthBootLoop // its own disk, still carrying the bad file
+			}
+			if tr := f.waitTruth(c.spec.n, want, BootWait); tr != want {
+				t.Errorf("truth = %s, want %s", tr, want)
+			}
+			if a := f.clean(); a.Leftovers != 0 {
+				t.Errorf("leftovers: %v", a.LeftoverList)
+			}
+		})
+	}
+}
+
+// TestFoundClean: a powered-off VM's disk is found clean only when nothing
+// was deleted, no safe-boot flag cleared, and no earlier attempt may have
+// done either unrecorded.
+func TestFoundClean(t *testing.T) {
+	stopped, running := &step.Target{State: inventory.StateStopped}, &step.Target{State: inventory.StateBootLoop}
+	clean := step.Facts{FactDeleted: "0", FactSafeBootCleared: "false"}
+	cases := []struct {
+		name  string
+		vm    *step.Target
+		facts step.Facts
+		want  bool
+	}{
+		{"nothing changed", stopped, clean, true},
+		{"a file deleted", stopped, clean.Merge(step.Facts{FactDeleted: "1"}), false},
+		{"the flag cleared", stopped, clean.Merge(step.Facts{FactSafeBootCleared: "true"}), false},
+		{"an earlier attempt may have changed it", stopped, clean.Merge(step.Facts{FactEffectsUnknown: "true"}), false},
+		{"not checked yet", stopped, step.Facts{}, false},
+		{"a running VM", running, clean, false},
+	}
+	for _, c := range cases {
+		if got := foundClean(c.vm, c.facts); got != c.want {
+			t.Errorf("%s: foundClean = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -34,6 +34,10 @@ const (
 	FactUnlocked            step.Fact = "unlocked"
 	FactHivesOK             step.Fact = "hives_ok"
 	FactSafeBootCleared     step.Fact = "safeboot_cleared"
+	// FactEffectsUnknown: a repeated delete-files or clear-safeboot found
+	// nothing to change, but an earlier attempt may have changed it
+	// unrecorded (step.FactRerun): the disk is not known to have been clean.
+	FactEffectsUnknown step.Fact = "effects_unknown"
 	FactIdentityVerified    step.Fact = "identity_verified"
 	FactOfflined            step.Fact = "offlined"
 	FactDetachedFromHelper  step.Fact = "detached_from_helper"
@@ -276,7 +280,7 @@ func hmConcludeStopped(ctx context.Context, env *step.Env, vm *step.Target, fact
 	if ds.AttachedTo != vm.ID || !ds.Boot {
 		return nil, step.Fail("disk %s is not the boot disk of %s after the offline check", vm.OSDisk.ID, vm.ID)
 	}
-	clean := facts[FactDeleted] == "0" && facts[FactSafeBootCleared] == "false"
+	clean := foundClean(vm, facts)
 	switch {
 	case clean:
 		return step.Facts{step.FactEnding: string(step.EndFoundClean)}, nil
@@ -635,7 +639,11 @@ func hmDelete(ctx context.Context, env *step.Env, vm *step.Target, facts step.Fa
 	if err != nil {
 		return nil, err
 	}
-	return deleteFacts(facts, r), nil
+	out := deleteFacts(facts, r)
+	if len(r.Deleted) == 0 && facts[step.FactRerun] == "true" {
+		out[FactEffectsUnknown] = "true"
+	}
+	return out, nil
 }
 
 func hmCheckHives(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
@@ -691,7 +699,11 @@ func hmClearSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts 
 		}
 		return nil, step.Fail("clearing the safe-boot flag in the BCD store of disk %s on helper %s failed: %v", vm.OSDisk.ID, h.ID, err)
 	}
-	return step.Facts{FactSafeBootCleared: strconv.FormatBool(r.WasSet)}, nil
+	out := step.Facts{FactSafeBootCleared: strconv.FormatBool(r.WasSet)}
+	if !r.WasSet && facts[step.FactRerun] == "true" {
+		out[FactEffectsUnknown] = "true"
+	}
+	return out, nil
 }
 
 func hmRestoreIdentity(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {

@@ -243,7 +243,8 @@ func (RestoreBackup) Abort(ctx context.Context, env *step.Env, vm *step.Target, 
 
 // abort puts the original disk back as vm's boot disk, unless the swap's
 // disk is its boot disk and boots healthy (then left in place), powers the
-// VM on, and deletes the swap's disks (b.deleteDisks). It adds to out.
+// VM on (a powered-off VM only with policy.stopped_vms: start), and
+// deletes the swap's disks (b.deleteDisks). It adds to out.
 // Precondition: the provider has disks and power.
 func (b bootSwap) abort(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, out step.Facts) (step.Facts, error) {
 	orig := diskRef(vm, vm.OSDisk.ID)
@@ -277,14 +278,17 @@ func (b bootSwap) abort(ctx context.Context, env *step.Env, vm *step.Target, fac
 		}
 		out[FactAbortDiskLocation] = "boot disk of " + vm.ID
 	}
-	if err := retry(ctx, env, func() error { return startVM(ctx, env, vmRef(vm)) }); err != nil {
+	power := "the VM was powered on"
+	if vm.State == inventory.StateStopped && !env.Policy.StartsStopped() {
+		power = "the VM was left powered off, as it was found"
+	} else if err := retry(ctx, env, func() error { return startVM(ctx, env, vmRef(vm)) }); err != nil {
 		return out, step.Flag("the original disk %s is back on %s, but the VM could not be started: %v", vm.OSDisk.ID, vm.ID, err)
 	}
 	gone, err := b.deleteDisks(ctx, env, vm, facts)
 	if err != nil {
-		return out, step.Flag("the original disk %s is back on %s and the VM was powered on, but %v", vm.OSDisk.ID, vm.ID, err)
+		return out, step.Flag("the original disk %s is back on %s and %s, but %v", vm.OSDisk.ID, vm.ID, power, err)
 	}
-	out[FactAbort] = "the original disk is the VM's boot disk again; the VM was powered on; " + gone
+	out[FactAbort] = "the original disk is the VM's boot disk again; " + power + "; " + gone
 	return out, nil
 }
 
