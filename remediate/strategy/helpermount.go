@@ -37,12 +37,12 @@ const (
 	// FactEffectsUnknown: a repeated delete-files or clear-safeboot found
 	// nothing to change, but an earlier attempt may have changed it
 	// unrecorded (step.FactRerun): the disk is not known to have been clean.
-	FactEffectsUnknown step.Fact = "effects_unknown"
-	FactIdentityVerified    step.Fact = "identity_verified"
-	FactOfflined            step.Fact = "offlined"
-	FactDetachedFromHelper  step.Fact = "detached_from_helper"
-	FactHelperReturned      step.Fact = "helper_returned"
-	FactDiskReturned        step.Fact = "disk_returned"
+	FactEffectsUnknown     step.Fact = "effects_unknown"
+	FactIdentityVerified   step.Fact = "identity_verified"
+	FactOfflined           step.Fact = "offlined"
+	FactDetachedFromHelper step.Fact = "detached_from_helper"
+	FactHelperReturned     step.Fact = "helper_returned"
+	FactDiskReturned       step.Fact = "disk_returned"
 )
 
 // HelperMount repairs a VM's OS disk offline on a pooled helper VM of the
