@@ -457,7 +457,7 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 	r.strategies = newStrategyGate(func() {
 		if len(rest) > 0 {
 			r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("waves after the canary started: %d VMs to do, in wave order as slots free up, "+
-				"each once the canary VMs of its strategy and account ended well or the canary passed", len(rest))})
+				"each once its strategy has proven itself on the canary VMs of its account, or the canary passed", len(rest))})
 		}
 	})
 	flowDone := make(chan struct{})
@@ -503,8 +503,7 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 
 // canary watches the canary wave's VMs not finished yet (todo, which
 // another goroutine runs, after the wave's start event; done is closed
-// when they have ended) and judges
-// the wave. It is judged when this process ran some of it (a resume after
+// when they have ended) and judges the wave. It is judged when this process ran some of it (a resume after
 // a canary brake needs --continue, checked earlier). Once it can no longer
 // fail (see passCanaryEarly), it returns while its last VMs finish, with
 // early set. kind and msg are the event that ends the segment ("" to go
@@ -541,7 +540,7 @@ func (r *runner) canary(ctx context.Context, todo []*plan.VMPlan, done <-chan st
 	}
 	if len(todo) > 0 && !early && brake.Exceeds(bad, acted, r.p.Policy.FailureThreshold) {
 		msg := fmt.Sprintf("canary failed: %d of the %d canary VMs acted on failed or were flagged by surprise (threshold %.0f%%); "+
-			"no other VM starts (those of a strategy whose own canary VMs had ended well may have started, and finish): "+
+			"no other VM starts (those of a strategy proven on its own canary VMs may have started, and finish): "+
 			"look at them (fixfleet status), then apply again with --continue",
 			bad, acted, 100*r.p.Policy.FailureThreshold)
 		r.emit(Event{Kind: EvBrakeTripped, Message: msg})
