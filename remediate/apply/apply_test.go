@@ -247,10 +247,7 @@ func TestCanaryPassesEarly(t *testing.T) {
 			rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
 				switch {
 				case vm == slow && name == "restart-1":
-					select { // until wave 2 starts, or long enough to tell it did not
-					case <-wave2:
-					case <-time.After(2 * time.Second):
-					}
+					holdUntil(wave2)
 					slowDone.Store(true)
 				case p.VMs[indexOf(p, vm)].Wave > 1 && name == "recheck":
 					if !slowDone.Load() {
@@ -297,10 +294,7 @@ func TestStrategyGate(t *testing.T) {
 		v := p.VMs[indexOf(p, vm)]
 		switch {
 		case vm == slow && name == "restart-1":
-			select { // until a0's wave 2 starts, or long enough to tell it did not
-			case <-fastStarted:
-			case <-time.After(2 * time.Second):
-			}
+			holdUntil(fastStarted)
 			slowDone.Store(true)
 		case v.Wave > 1 && name == "recheck" && v.Account == "a0":
 			if !slowDone.Load() {
@@ -351,10 +345,7 @@ func TestStrategyGateNoRepair(t *testing.T) {
 	}, "recheck", "restart-1")
 	hm := newFake(policy.HelperMount, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
 		if vm == canary {
-			select { // until wave 2 starts, or long enough to tell it did not
-			case <-wave2:
-			case <-time.After(2 * time.Second):
-			}
+			holdUntil(wave2)
 			fallbackDone.Store(true)
 		}
 		return nil, nil
@@ -368,6 +359,15 @@ func TestStrategyGateNoRepair(t *testing.T) {
 	}
 	if !startedDuringFallback.Load() {
 		t.Errorf("wave 2 waited for the canary VM's fallback, though its first strategy had ended as designed")
+	}
+}
+
+// holdUntil blocks a slow canary VM's step until ch is closed (a later
+// wave started), or long enough to tell that it did not.
+func holdUntil(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	case <-time.After(2 * time.Second):
 	}
 }
 

@@ -184,17 +184,9 @@ func (CrossZone) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 			finalVerify("verify"))
 	}
 	if stopped {
-		steps = append(steps, step.Step{Name: "conclude-stopped", Run: czConcludeStopped, ReadOnly: true, Cost: step.Cost{Calls: 1}})
+		steps = append(steps, step.Step{Name: "conclude-stopped", Run: concludeStopped(czBootDisk), ReadOnly: true, Cost: step.Cost{Calls: 1}})
 	}
 	return steps
-}
-
-// foundClean reports whether the offline check of a powered-off VM's disk
-// found nothing to repair: nothing deleted, no safe-boot flag cleared, and
-// no earlier attempt that may have done either (FactEffectsUnknown).
-func foundClean(vm *step.Target, facts step.Facts) bool {
-	return vm.State == inventory.StateStopped && facts[FactDeleted] == "0" && facts[FactSafeBootCleared] == "false" &&
-		facts[FactEffectsUnknown] != "true"
 }
 
 // unlessClean skips a step of the way back when the copy of a powered-off
@@ -208,32 +200,13 @@ func unlessClean(f runFunc) runFunc {
 	}
 }
 
-// czConcludeStopped records how a powered-off VM's check through the copy
-// ended (step.Ending), once its boot disk is its own (found clean) or the
-// returned one.
-func czConcludeStopped(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-	if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
-		return nil, err
+// czBootDisk is the disk a powered-off VM boots from after its check
+// through the copy: its own when found clean, else the returned one.
+func czBootDisk(vm *step.Target, facts step.Facts) string {
+	if foundClean(vm, facts) {
+		return vm.OSDisk.ID
 	}
-	clean := foundClean(vm, facts)
-	boot := facts[FactReturnedDiskID]
-	if clean {
-		boot = vm.OSDisk.ID
-	}
-	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, boot))
-	if err != nil {
-		return nil, err
-	}
-	if ds.AttachedTo != vm.ID || !ds.Boot {
-		return nil, step.Fail("disk %s is not the boot disk of %s after the check through the copy", boot, vm.ID)
-	}
-	switch {
-	case clean:
-		return step.Facts{step.FactEnding: string(step.EndFoundClean)}, nil
-	case facts[FactStarted] == "true":
-		return step.Facts{}, nil // started and verified: fixed
-	}
-	return step.Facts{step.FactEnding: string(step.EndRepairedStopped)}, nil
+	return facts[FactReturnedDiskID]
 }
 
 func vmZone(vm *step.Target) string     { return vm.Zone }

@@ -248,7 +248,7 @@ func (HelperMount) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	if !pol.StartsStopped() {
 		steps = steps[:len(steps)-2] // neither start nor verify: it stays off
 	}
-	return append(steps, step.Step{Name: "conclude-stopped", Run: hmConcludeStopped, ReadOnly: true, Cost: step.Cost{Calls: 1}})
+	return append(steps, step.Step{Name: "conclude-stopped", Run: concludeStopped(func(vm *step.Target, _ step.Facts) string { return vm.OSDisk.ID }), ReadOnly: true, Cost: step.Cost{Calls: 1}})
 }
 
 // stillStopped is the stopped plan's precondition on the re-check: the VM
@@ -267,27 +267,39 @@ func powerWord(p inventory.PowerState) string {
 	return string(p)
 }
 
-// hmConcludeStopped records how a powered-off VM's offline check ended
-// (step.Ending), once its disk is back as its boot disk.
-func hmConcludeStopped(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-	if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
-		return nil, err
+// concludeStopped returns the last step of a powered-off VM's offline
+// check: the disk bootOf names must be the VM's boot disk, and the fact
+// ending records how the check ended (step.Ending): found-clean, or
+// repaired-stopped when the VM stays off (started and verified: fixed).
+func concludeStopped(bootOf func(vm *step.Target, facts step.Facts) string) runFunc {
+	return func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
+			return nil, err
+		}
+		boot := bootOf(vm, facts)
+		ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, boot))
+		if err != nil {
+			return nil, err
+		}
+		if ds.AttachedTo != vm.ID || !ds.Boot {
+			return nil, step.Fail("disk %s is not the boot disk of %s after the offline check", boot, vm.ID)
+		}
+		switch {
+		case foundClean(vm, facts):
+			return step.Facts{step.FactEnding: string(step.EndFoundClean)}, nil
+		case facts[FactStarted] == "true":
+			return step.Facts{}, nil // started and verified: fixed
+		}
+		return step.Facts{step.FactEnding: string(step.EndRepairedStopped)}, nil
 	}
-	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
-	if err != nil {
-		return nil, err
-	}
-	if ds.AttachedTo != vm.ID || !ds.Boot {
-		return nil, step.Fail("disk %s is not the boot disk of %s after the offline check", vm.OSDisk.ID, vm.ID)
-	}
-	clean := foundClean(vm, facts)
-	switch {
-	case clean:
-		return step.Facts{step.FactEnding: string(step.EndFoundClean)}, nil
-	case facts[FactStarted] == "true":
-		return step.Facts{}, nil // started and verified: fixed
-	}
-	return step.Facts{step.FactEnding: string(step.EndRepairedStopped)}, nil
+}
+
+// foundClean reports whether the offline check of a powered-off VM's disk
+// found nothing to repair: nothing deleted, no safe-boot flag cleared, and
+// no earlier attempt that may have done either (FactEffectsUnknown).
+func foundClean(vm *step.Target, facts step.Facts) bool {
+	return vm.State == inventory.StateStopped && facts[FactDeleted] == "0" && facts[FactSafeBootCleared] == "false" &&
+		facts[FactEffectsUnknown] != "true"
 }
 
 type runFunc = func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error)
