@@ -51,6 +51,8 @@ type watcher struct {
 	canaryT tally
 	// canaryPending: the canary wave finished; its result is not told yet.
 	canaryPending bool
+	// canaryTold: "canary passed" was sent (once per process).
+	canaryTold bool
 	// pastCanary: the canary wave is over (or a VM of another wave
 	// started).
 	pastCanary bool
@@ -129,9 +131,17 @@ func (w *watcher) event(e apply.Event) {
 		}
 	case apply.EvWaveStarted:
 		w.tellCanaryPassed()
+	case apply.EvCanaryDone:
+		// The canary's verdict at its end: VMs of proven strategies may
+		// have started before it, so the order of events cannot tell.
+		w.pastCanary, w.canaryPending = true, false
+		if !w.canaryTold {
+			w.canaryTold = true
+			w.send(EvCanaryPassed, Good, "fixfleet run "+w.runID+": canary passed", e.Message+"\ncanary: "+w.canaryT.String())
+		}
 	case apply.EvCanaryPassed:
 		// The canary can no longer fail: the other waves start before it ends.
-		w.pastCanary, w.canaryPending = true, false
+		w.pastCanary, w.canaryPending, w.canaryTold = true, false, true
 		w.send(EvCanaryPassed, Good, "fixfleet run "+w.runID+": canary passed", e.Message+"\ncanary so far: "+w.canaryT.String())
 	case apply.EvBrakeTripped:
 		if w.canaryPending {
@@ -176,6 +186,10 @@ func (w *watcher) tellCanaryPassed() {
 		return
 	}
 	w.canaryPending = false
+	if w.canaryTold {
+		return
+	}
+	w.canaryTold = true
 	w.send(EvCanaryPassed, Good, "fixfleet run "+w.runID+": canary passed", "canary: "+w.canaryT.String()+"; the other waves go on")
 }
 

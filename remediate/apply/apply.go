@@ -546,6 +546,10 @@ func (r *runner) canary(ctx context.Context, todo []*plan.VMPlan, done <-chan st
 		r.emit(Event{Kind: EvBrakeTripped, Message: msg})
 		return EvPausedCanary, msg, early
 	}
+	if len(todo) > 0 && !early {
+		r.emit(Event{Kind: EvCanaryDone, Message: fmt.Sprintf("%s passed: %d of the %d canary VMs acted on went badly (threshold %.0f%%)",
+			w.Name, bad, acted, 100*r.p.Policy.FailureThreshold)})
+	}
 	return "", "", early
 }
 

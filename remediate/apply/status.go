@@ -148,6 +148,10 @@ const (
 	// unfinished VMs all failed, the share would stay within the
 	// threshold): the other waves start before its end.
 	EvCanaryPassed = "canary.passed"
+	// EvCanaryDone: the canary ended and passed (its verdict at its end;
+	// an early pass is EvCanaryPassed). With the strategy gate, VMs after
+	// the canary may have started before it.
+	EvCanaryDone = "canary.done"
 	// EvWindowShrank: the cloud throttled an account's calls and fewer of
 	// its VMs now run at once (brake.Window); message names the account
 	// and the new limit.
