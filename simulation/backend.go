@@ -231,7 +231,7 @@ func localBackend(w *world.World, n network) (*Backend, error) {
 		_ = wl.Close()
 		return nil, fmt.Errorf("simulator: starting the WinRM gateway: %w", err)
 	}
-	srv := winrmd.Serve(w, wl, gl, winrmd.Options{})
+	srv := winrmd.Serve(w, wl, gl, winrmd.Options{Clock: w.Clock()})
 	return &Backend{dial: n.dial(),
 		incident: w.Incident(), accounts: w.Accounts(), tenants: tenants, zones: w.Zones(), clock: w.Clock(),
 		provider: FaceSim, spec: sim.Spec(w), getenv: noEnv, worldID: sameID,

@@ -67,9 +67,16 @@ func TestKillAndResume(t *testing.T) {
 	db := filepath.Join(dir, "j.db")
 	killed := map[string]bool{} // "strategy/step/status" points killed at
 	var kills []string
+	// Each round kills at a point not killed before, and this test's points
+	// are each step's begun and ended: the rounds are bounded by the steps
+	// of the strategies the plan may run.
+	steps := map[string]bool{}
+	for _, k := range enumeratePoints(p) {
+		steps[k.stepKey()] = true
+	}
 	for round := 0; ; round++ {
-		if round > 120 {
-			t.Fatalf("apply did not finish after %d restarts", round)
+		if round > 2*len(steps) {
+			t.Fatalf("apply did not finish after %d restarts, more than the %d steps' begun and ended points", round, len(steps))
 		}
 		done, point := applyUntilNewPoint(t, url, planFile, db, killed)
 		if done {

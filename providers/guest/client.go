@@ -42,6 +42,14 @@ type ClientOptions struct {
 	// CleanupTimeout bounds the requests that free the guest's shell after
 	// the caller's context ended (default 5s).
 	CleanupTimeout time.Duration
+	// ShellIdleTimeout is the IdleTimeOut each shell is opened with: the
+	// guest deletes a shell unused this long (default 5m, at least twice
+	// OperationTimeout, since a running command's Receives keep it used).
+	// A process killed mid-command never deletes its shells; without it
+	// Windows keeps them two hours, each counting against the user's
+	// MaxShellsPerUser, and a guest shared by many VMs' repairs (a
+	// helper) answers QuotaLimit (ErrBusy) until they expire.
+	ShellIdleTimeout time.Duration
 	// IdleConnTimeout closes pooled connections unused this long (default
 	// 30s); MaxIdleConns bounds the pool across all guests (default 1024).
 	IdleConnTimeout time.Duration
@@ -61,6 +69,8 @@ func (o ClientOptions) withDefaults() ClientOptions {
 	def(&o.RequestTimeout, o.OperationTimeout+30*time.Second)
 	def(&o.ScriptTimeout, 10*time.Minute)
 	def(&o.CleanupTimeout, 5*time.Second)
+	def(&o.ShellIdleTimeout, 5*time.Minute)
+	o.ShellIdleTimeout = max(o.ShellIdleTimeout, 2*o.OperationTimeout)
 	def(&o.IdleConnTimeout, 30*time.Second)
 	if o.MaxIdleConns <= 0 {
 		o.MaxIdleConns = 1024
@@ -208,7 +218,7 @@ func (c *Client) Run(ctx context.Context, ep providers.Endpoint, cr Credentials,
 	}
 	var stdout, stderr capped
 	stdout.max, stderr.max = maxStdout, 16*maxStderr
-	code, err := runWithInput(ctx, wc, line, &stdout, &stderr, stdin)
+	code, err := runWithInput(ctx, wc, t, line, &stdout, &stderr, stdin)
 	if err != nil {
 		return runError(host, n, err, secrets)
 	}

@@ -189,15 +189,34 @@ func TestScriptErrorClasses(t *testing.T) {
 }
 
 func TestParseFault(t *testing.T) {
-	body := `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><s:Fault><s:Code><s:Value>s:Receiver</s:Value>` +
-		`<s:Subcode><s:Value>w:TimedOut</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">too slow</s:Text></s:Reason>` +
-		`</s:Fault></s:Body></s:Envelope>`
-	got := parseFault([]byte(body))
-	if !strings.Contains(got, "w:TimedOut") || !strings.Contains(got, "too slow") || !strings.Contains(got, "OperationTimeout") {
-		t.Errorf("parseFault = %q", got)
+	fault := func(sub, reason string) string {
+		return `<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body><s:Fault><s:Code><s:Value>s:Receiver</s:Value>` +
+			`<s:Subcode><s:Value>` + sub + `</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">` + reason + `</s:Text></s:Reason>` +
+			`</s:Fault></s:Body></s:Envelope>`
 	}
-	if parseFault([]byte("not xml")) != "" {
-		t.Error("parseFault of junk")
+	for _, c := range []struct {
+		name, body, code string
+		want             []string
+	}{
+		{"timed out", fault("w:TimedOut", "too slow"), "TimedOut", []string{"w:TimedOut", "too slow", "OperationTimeout"}},
+		{"quota", fault("w:QuotaLimit", "too many shells"), "QuotaLimit", []string{"w:QuotaLimit", "too many shells"}},
+		{"other prefix", fault("wsman:QuotaLimit", "x"), "QuotaLimit", []string{"wsman:QuotaLimit"}},
+		{"junk", "not xml", "", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, code := parseFault([]byte(c.body))
+			if code != c.code {
+				t.Errorf("code %q, want %q", code, c.code)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("summary %q lacks %q", got, w)
+				}
+			}
+			if c.want == nil && got != "" {
+				t.Errorf("summary %q of junk", got)
+			}
+		})
 	}
 }
 

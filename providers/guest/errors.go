@@ -19,7 +19,18 @@ var (
 	// ErrRefused: the guest refused the script or its parameters (exit
 	// code ExitRefused). Retrying the same call will not help.
 	ErrRefused = errors.New("guest refused the script")
+	// ErrBusy: the guest answered but is at a WinRM quota (the QuotaLimit
+	// fault): the user's open shells (MaxShellsPerUser), often shells of
+	// a process killed mid-command that the guest keeps until their idle
+	// timeout. Nothing ran; retrying later helps.
+	ErrBusy = errors.New("guest busy")
 )
+
+// Transient reports whether err is of a class that waiting and retrying
+// may cure: ErrUnreachable or ErrBusy.
+func Transient(err error) bool {
+	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrBusy)
+}
 
 // maxStderr bounds the standard error kept in a ScriptError.
 const maxStderr = 2048
@@ -53,7 +64,7 @@ func (e *ScriptError) Is(target error) bool { return target == ErrRefused && e.E
 // already been scrubbed of secrets. It deliberately does not unwrap to the
 // underlying error, whose text is not under fixfleet's control.
 type classError struct {
-	class error // ErrUnreachable, ErrAuth, or nil
+	class error // ErrUnreachable, ErrAuth, ErrBusy, or nil
 	cause error // context.Canceled / DeadlineExceeded, or nil
 	msg   string
 }

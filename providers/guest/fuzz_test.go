@@ -54,7 +54,7 @@ func FuzzDecodeResult(f *testing.F) {
 // WinRM service sends them.
 func FuzzParseFault(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		out := parseFault(data)
+		out, _ := parseFault(data)
 		if strings.ContainsAny(out, "\r\n\t") {
 			t.Fatalf("summary is not one line: %q", out)
 		}

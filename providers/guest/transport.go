@@ -93,10 +93,15 @@ func (t *transporter) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error)
 	// A fault. Its text must keep "OperationTimeout" for a timed-out
 	// Receive: masterzen polls again on that.
 	msg := fmt.Sprintf("WinRM fault (HTTP %d)", resp.StatusCode)
-	if f := parseFault(data); f != "" {
-		msg += ": " + f
+	sum, code := parseFault(data)
+	if sum != "" {
+		msg += ": " + sum
 	}
-	return "", &classError{msg: scrub(msg, t.secrets, 1024)}
+	var class error
+	if code == "QuotaLimit" {
+		class = ErrBusy
+	}
+	return "", &classError{class: class, msg: scrub(msg, t.secrets, 1024)}
 }
 
 // soapFault is the part of a SOAP 1.2 fault worth reporting.
@@ -106,12 +111,16 @@ type soapFault struct {
 	Message string `xml:"Body>Fault>Detail>WSManFault>Message"`
 }
 
-// parseFault summarises a fault body, or returns "" if it is not one.
-func parseFault(data []byte) string {
+// parseFault summarises a fault body (its subcode, reason and message,
+// each once) and returns its WS-Management subcode without the namespace
+// prefix (e.g. "QuotaLimit" for w:QuotaLimit); "", "" if it is not one.
+func parseFault(data []byte) (summary, code string) {
 	var f soapFault
 	if err := xml.Unmarshal(data, &f); err != nil {
-		return ""
+		return "", ""
 	}
+	sub := strings.TrimSpace(f.Subcode)
+	code = sub[strings.LastIndex(sub, ":")+1:]
 	parts := []string{}
 	for _, s := range []string{f.Subcode, f.Reason, f.Message} {
 		s = strings.Join(strings.Fields(s), " ")
@@ -119,9 +128,9 @@ func parseFault(data []byte) string {
 			parts = append(parts, s)
 		}
 	}
-	out := strings.Join(parts, ": ")
-	if strings.HasSuffix(f.Subcode, "TimedOut") && !strings.Contains(out, "OperationTimeout") {
-		out += " (OperationTimeout)"
+	summary = strings.Join(parts, ": ")
+	if code == "TimedOut" && !strings.Contains(summary, "OperationTimeout") {
+		summary += " (OperationTimeout)"
 	}
-	return out
+	return summary, code
 }

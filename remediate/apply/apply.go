@@ -20,7 +20,7 @@
 // facts of the VM. Outcomes:
 //
 //   - nil: next step; all steps done: "fixed" by that strategy.
-//   - retryable (providers.Retryable, or guest.ErrUnreachable): retried
+//   - retryable (providers.Retryable, or guest.Transient): retried
 //     with exponential backoff and full jitter on the clock (at least the
 //     cloud's Retry-After), up to Retry.MaxAttempts attempts and
 //     Retry.MaxTime of clock time; see Retry for what is not charged.

@@ -477,6 +477,37 @@ func testThrottleShrinksWindow(t *testing.T) {
 	}
 }
 
+// TestBusyGuestWaited: a guest at its WinRM quota (guest.ErrBusy, e.g. a
+// helper holding a killed process's shells until they time out) is waited
+// for without using up the step's attempts, within Retry.MaxTime.
+func TestBusyGuestWaited(t *testing.T) { synctest.Test(t, testBusyGuestWaited) }
+
+func testBusyGuestWaited(t *testing.T) {
+	h := newVirtualHarness(t)
+	p := fleet{id: "busy", acts: 2, canary: 1, total: 2, perAccount: 2}.build(t)
+	busy := fmt.Errorf("guest 10.0.0.9: script list-disks: WinRM fault (HTTP 500): w:QuotaLimit: %w", guest.ErrBusy)
+	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
+		if name == "restart-1" && n <= 4 {
+			return nil, busy
+		}
+		return nil, nil
+	}, "recheck", "restart-1", "verify")
+	o := h.opts(p, rr)
+	o.Retry.MaxAttempts = 1
+	res, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != RunDone || res.Fixed != 2 || res.Failed != 0 || res.Flagged != 0 {
+		t.Fatalf("result %+v, want both fixed after their guest was busy four times", res)
+	}
+	for _, v := range p.VMs {
+		if got := rr.count(v.Key, "restart-1"); got != 5 {
+			t.Errorf("%s: restart-1 ran %d times, want 5", v.Key, got)
+		}
+	}
+}
+
 func TestRetriesBounded(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -307,7 +307,7 @@ type stepFunc func(ctx context.Context, env *step.Env, vm *step.Target, facts st
 
 // retryable reports whether waiting and trying again may help.
 func retryable(err error) bool {
-	return providers.Retryable(err) || errors.Is(err, guest.ErrUnreachable)
+	return providers.Retryable(err) || guest.Transient(err)
 }
 
 // runStep runs one step with its retries, journaling every attempt. A
@@ -422,8 +422,10 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		// Retryable. An API error that opened the breaker, or arrived while
 		// it was not closed, is the outage's, not the step's; a throttle is
 		// the cloud asking to slow down (the account's window shrank), and
-		// says nothing of the step either. MaxTime still bounds both.
-		if !(brake.Classify(serr) == brake.APIError && after != brake.Closed) && !errors.Is(serr, providers.ErrThrottled) {
+		// a busy guest (its WinRM quota, often shells of a killed process
+		// until they time out) asks to wait: neither says anything of the
+		// step. MaxTime still bounds all three.
+		if !(brake.Classify(serr) == brake.APIError && after != brake.Closed) && !errors.Is(serr, providers.ErrThrottled) && !errors.Is(serr, guest.ErrBusy) {
 			charged++
 		}
 		spent := r.now().Sub(start) - waited

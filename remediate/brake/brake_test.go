@@ -96,6 +96,7 @@ func TestClassify(t *testing.T) {
 		{providers.Errorf(providers.ErrNotFound, "Stop", "vm a", "gone"), Success},
 		{errors.New("strategy failed"), Success},
 		{guest.ErrUnreachable, Neutral},
+		{fmt.Errorf("script: %w", guest.ErrBusy), Neutral},
 		{context.Canceled, Neutral},
 	}
 	for _, tc := range tests {

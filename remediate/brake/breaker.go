@@ -58,15 +58,16 @@ const (
 //   - nil, and every error other than those below: Success (the control
 //     plane answered; a step failing for its own reasons is not an outage);
 //   - providers.ErrUnavailable or providers.ErrThrottled: APIError;
-//   - guest.ErrUnreachable, context.Canceled, context.DeadlineExceeded:
-//     Neutral (a guest or the caller, not the control plane).
+//   - guest.ErrUnreachable, guest.ErrBusy, context.Canceled,
+//     context.DeadlineExceeded: Neutral (a guest or the caller, not the
+//     control plane).
 func Classify(err error) Outcome {
 	switch {
 	case err == nil:
 		return Success
 	case errors.Is(err, providers.ErrUnavailable), errors.Is(err, providers.ErrThrottled):
 		return APIError
-	case errors.Is(err, guest.ErrUnreachable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case guest.Transient(err), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return Neutral
 	}
 	return Success

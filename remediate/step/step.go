@@ -217,6 +217,9 @@ type Target struct {
 	// WindowSeen: the assessment saw WinRM answer in a normal boot while
 	// the guest carried a bad file (a boot loop with a WinRM window).
 	WindowSeen bool
+	// LastResort: reboot-retry is the VM's last resort (plan.VMPlan);
+	// it restarts up to policy.RebootRetry.LastResort() times.
+	LastResort bool
 }
 
 // VM is the target as the prober and the classifier want it.
@@ -253,8 +256,8 @@ type Step struct {
 	// process's attempt at this very step when it died mid-way: Run must
 	// then re-read the real state rather than trust that the effect did or
 	// did not happen). It returns the facts it produced. A retryable
-	// provider or guest error (providers.Retryable, guest.ErrUnreachable
-	// where the step says so) is retried by the executor; ErrHealthy,
+	// provider or guest error (providers.Retryable, guest.Transient where
+	// the step says so) is retried by the executor; ErrHealthy,
 	// ErrStrategyFailed and ErrNeedsPerson end the strategy; any other
 	// error fails the strategy after the strategy's Abort has run.
 	Run func(ctx context.Context, env *Env, vm *Target, facts Facts) (Facts, error)

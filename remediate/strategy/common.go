@@ -440,7 +440,7 @@ func parseIdentity(s string) (inventory.DiskIdentity, bool) {
 
 // retryable reports whether the executor would retry err.
 func retryable(err error) bool {
-	return providers.Retryable(err) || errors.Is(err, guest.ErrUnreachable)
+	return providers.Retryable(err) || guest.Transient(err)
 }
 
 // startVM starts ref unless it is running or starting.

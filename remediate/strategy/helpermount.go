@@ -355,8 +355,8 @@ func originalIdentity(vm *step.Target, facts step.Facts) (inventory.DiskIdentity
 // in h's disk listing: at the LUN the cloud reports when it reports one,
 // else by serial = the disk's ID. With wait > 0 it polls while the helper
 // does not answer yet or the disk is not listed yet. A disk not listed is
-// step.Fail; a helper that never answered is its guest.ErrUnreachable
-// error (retryable).
+// step.Fail; a helper that never answered or stayed busy is its
+// guest.ErrUnreachable or guest.ErrBusy error (retryable).
 func listed(ctx context.Context, env *step.Env, h providers.VMRef, ds providers.DiskState, wait time.Duration) (guest.Disk, providers.Endpoint, error) {
 	serial := ds.Ref.ID
 	is := func(d guest.Disk) bool {
@@ -374,7 +374,7 @@ func listed(ctx context.Context, env *step.Env, h providers.VMRef, ds providers.
 	fn := func() (bool, error) {
 		r, err := env.Guest.ListDisks(ctx, ep, env.Creds)
 		if err != nil {
-			if wait > 0 && errors.Is(err, guest.ErrUnreachable) {
+			if wait > 0 && guest.Transient(err) {
 				lastErr = err
 				return false, nil
 			}

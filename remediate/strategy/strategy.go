@@ -7,7 +7,8 @@
 // Disks.FindSnapshots, the helper's disk listing, Observer.Observe, the
 // guest probe), does nothing when its effect is already there, acts, and
 // returns its facts. Retryable provider errors (providers.Retryable) and
-// guest.ErrUnreachable are returned as they are, for the executor to retry.
+// transient guest errors (guest.Transient: unreachable, busy) are returned
+// as they are, for the executor to retry.
 // Definite outcomes are step.ErrHealthy (a re-check found the VM healthy:
 // nothing more may touch it; after a restart or repair it means the VM is
 // fixed), step.Fail (the strategy cannot succeed; Abort leaves the VM safe

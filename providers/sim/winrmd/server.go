@@ -26,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
 )
 
 // Options tune a Server. Zero values take the defaults noted.
@@ -40,8 +42,14 @@ type Options struct {
 	// 10s; the request's OperationTimeout applies when shorter).
 	ReceiveWait time.Duration
 	// ShellIdleTimeout expires shells (and their commands) unused this long
-	// (default 2m).
-	ShellIdleTimeout time.Duration
+	// when the client's Create asked for no IdleTimeOut (default 2h, the
+	// Windows default). A client's IdleTimeOut is honoured up to
+	// MaxShellIdleTimeout (default 12h, Windows' MaxIdleTimeoutms).
+	ShellIdleTimeout    time.Duration
+	MaxShellIdleTimeout time.Duration
+	// Clock times shells' idleness (default the real clock); a simulated
+	// guest's WinRM service runs on its world's clock, as its Windows does.
+	Clock clock.Clock
 	// CommandTimeout bounds one script's run on a Machine (default 5m).
 	CommandTimeout time.Duration
 	// MaxShellsPerHost bounds the open shells of one guest (default 30,
@@ -63,7 +71,11 @@ func (o Options) withDefaults() Options {
 		}
 	}
 	def(&o.ReceiveWait, 10*time.Second)
-	def(&o.ShellIdleTimeout, 2*time.Minute)
+	def(&o.ShellIdleTimeout, 2*time.Hour)
+	def(&o.MaxShellIdleTimeout, 12*time.Hour)
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
 	def(&o.CommandTimeout, 5*time.Minute)
 	def(&o.IdleConnTimeout, 90*time.Second)
 	if o.MaxShellsPerHost <= 0 {
@@ -215,19 +227,13 @@ func (s *Server) Close() error {
 	return s.err
 }
 
-// janitor expires idle shells until ctx ends.
+// janitor expires idle shells until ctx ends, checking a quarter of the
+// shortest idle timeout apart (at least 100ms, at most a minute).
 func (s *Server) janitor(ctx context.Context) {
-	every := max(s.h.opts.ShellIdleTimeout/4, 100*time.Millisecond)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			if n := s.h.shells.expire(now.Add(-s.h.opts.ShellIdleTimeout)); n > 0 {
-				s.h.log.Debug("expired idle WinRM shells", "count", n)
-			}
+	every := min(max(s.h.opts.ShellIdleTimeout/4, 100*time.Millisecond), time.Minute)
+	for s.h.opts.Clock.Sleep(ctx, every) == nil {
+		if n := s.h.shells.expire(s.h.opts.Clock.Now()); n > 0 {
+			s.h.log.Debug("expired idle WinRM shells", "count", n)
 		}
 	}
 }

@@ -422,8 +422,8 @@ func TestShellQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = e.client.ListDisks(context.Background(), e.ep(hostA), creds)
-	if err == nil || !strings.Contains(err.Error(), "QuotaLimit") {
-		t.Fatalf("error %v, want a QuotaLimit fault", err)
+	if !errors.Is(err, guest.ErrBusy) || !guest.Transient(err) || !strings.Contains(err.Error(), "QuotaLimit") {
+		t.Fatalf("error %v, want guest.ErrBusy from a QuotaLimit fault", err)
 	}
 	if err := sh.Close(); err != nil {
 		t.Fatal(err)
@@ -442,6 +442,110 @@ func TestIdleShellsExpire(t *testing.T) {
 		t.Fatal("no shell was opened")
 	}
 	waitFor(t, "the idle shell to expire", func() bool { return e.srv.OpenShells() == 0 })
+}
+
+// manualClock is a clock that moves only when told; its Sleep returns
+// after a millisecond of real time, so that a loop on it keeps checking.
+type manualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) Sleep(ctx context.Context, _ time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Millisecond):
+		return nil
+	}
+}
+
+func (c *manualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// cutDialer dials through the gateway until cut, which closes every
+// connection it made and refuses new ones: to the guest, the client is
+// gone, as a killed process is.
+type cutDialer struct {
+	base  func(network, addr string) (net.Conn, error)
+	mu    sync.Mutex
+	conns []net.Conn
+	cut   bool
+}
+
+func (d *cutDialer) dial(network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cut {
+		return nil, errors.New("cut")
+	}
+	c, err := d.base(network, addr)
+	if err == nil {
+		d.conns = append(d.conns, c)
+	}
+	return c, err
+}
+
+func (d *cutDialer) cutAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cut = true
+	for _, c := range d.conns {
+		_ = c.Close()
+	}
+}
+
+// TestAbandonedShellExpires: a client that vanishes mid-command (a killed
+// process) leaves its shell open; the server deletes it once unused for
+// the IdleTimeOut the fixfleet client asked for at Create, on the server's
+// clock, while a shell opened without one (masterzen's) waits for the
+// server's default.
+func TestAbandonedShellExpires(t *testing.T) {
+	clk := &manualClock{now: time.Date(2024, 7, 19, 5, 0, 0, 0, time.UTC)}
+	e := newEnv(t, winrmd.Options{Clock: clk, ShellIdleTimeout: time.Hour, ReceiveWait: 20 * time.Millisecond})
+	if _, err := rawClient(t, e, hostA, adminUser, adminPass).CreateShell(); err != nil {
+		t.Fatal(err)
+	}
+	d := &cutDialer{base: guest.NewConnectDialer(e.srv.GatewayAddr())}
+	c := guest.NewClient(guest.ClientOptions{Dial: d.dial, OperationTimeout: 2 * time.Second, ShellIdleTimeout: 5 * time.Minute})
+	defer c.CloseIdleConnections()
+	started := make(chan struct{})
+	e.m.hook = func(ctx context.Context, _ guest.Name, _ any) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ListDisks(context.Background(), e.ep(hostA), creds)
+		done <- err
+	}()
+	<-started
+	d.cutAll()
+	if err := <-done; !errors.Is(err, guest.ErrUnreachable) {
+		t.Fatalf("the cut client's error %v, want guest.ErrUnreachable", err)
+	}
+	if n := e.srv.OpenShells(); n != 2 {
+		t.Fatalf("%d shells open after the client vanished, want 2 (its and the raw client's)", n)
+	}
+	clk.advance(4 * time.Minute)
+	time.Sleep(50 * time.Millisecond)
+	if n := e.srv.OpenShells(); n != 2 {
+		t.Fatalf("%d shells open 4 minutes on, want 2: the client asked for 5", n)
+	}
+	clk.advance(2 * time.Minute)
+	waitFor(t, "the abandoned shell to expire", func() bool { return e.srv.OpenShells() == 1 })
+	clk.advance(time.Hour)
+	waitFor(t, "the raw client's shell to expire at the server's default", func() bool { return e.srv.OpenShells() == 0 })
 }
 
 // TestFleetThroughOneGateway runs many scripts on many guests at once and

@@ -20,6 +20,7 @@ type shell struct {
 	user     string
 	machine  Machine
 	lastUsed time.Time
+	idle     time.Duration // expires once unused this long
 	commands map[string]*command
 }
 
@@ -47,13 +48,13 @@ func newShells() *shells {
 }
 
 // open creates a shell, or returns false when a quota is reached.
-func (t *shells) open(host, user string, m Machine, now time.Time, maxPerHost, maxTotal int) (*shell, bool) {
+func (t *shells) open(host, user string, m Machine, now time.Time, idle time.Duration, maxPerHost, maxTotal int) (*shell, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.byID) >= maxTotal || t.perHost[host] >= maxPerHost {
 		return nil, false
 	}
-	s := &shell{id: newID(), host: host, user: user, machine: m, lastUsed: now, commands: map[string]*command{}}
+	s := &shell{id: newID(), host: host, user: user, machine: m, lastUsed: now, idle: idle, commands: map[string]*command{}}
 	t.byID[s.id] = s
 	t.perHost[host]++
 	return s, true
@@ -103,13 +104,14 @@ func (t *shells) removeLocked(s *shell) bool {
 	return true
 }
 
-// expire removes the shells idle since before cutoff and returns how many.
-func (t *shells) expire(cutoff time.Time) int {
+// expire removes the shells idle longer than their idle timeout at now and
+// returns how many.
+func (t *shells) expire(now time.Time) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
 	for _, s := range t.byID {
-		if s.lastUsed.Before(cutoff) && t.removeLocked(s) {
+		if now.Sub(s.lastUsed) > s.idle && t.removeLocked(s) {
 			n++
 		}
 	}

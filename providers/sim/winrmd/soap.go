@@ -51,6 +51,7 @@ type envelope struct {
 	} `xml:"http://www.w3.org/2003/05/soap-envelope Header"`
 	Body struct {
 		Shell *struct {
+			IdleTimeOut   string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell IdleTimeOut"`
 			InputStreams  string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell InputStreams"`
 			OutputStreams string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell OutputStreams"`
 		} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Shell"`
@@ -89,33 +90,39 @@ func (e *envelope) selector(name string) string {
 	return ""
 }
 
-// operationTimeout parses the request's OperationTimeout, an xs:duration
-// such as "PT60S" or "PT60.000S" (minutes and hours accepted); def if absent
+// operationTimeout parses the request's OperationTimeout; def if absent
 // or unparsable.
 func (e *envelope) operationTimeout(def time.Duration) time.Duration {
-	s := strings.TrimSpace(e.Header.OperationTimeout)
-	if !strings.HasPrefix(s, "PT") {
+	d, err := parseDuration(e.Header.OperationTimeout)
+	if err != nil || d <= 0 {
 		return def
+	}
+	return d
+}
+
+// parseDuration parses the time part of an xs:duration, such as "PT60S",
+// "PT60.000S" or "PT1H30M".
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "PT") {
+		return 0, fmt.Errorf("duration %q does not start with PT", s)
 	}
 	s = s[2:]
 	var total time.Duration
 	for s != "" {
 		i := strings.IndexAny(s, "HMS")
 		if i <= 0 {
-			return def
+			return 0, fmt.Errorf("duration part %q has no number before its unit", s)
 		}
 		v, err := strconv.ParseFloat(s[:i], 64)
 		if err != nil || v < 0 {
-			return def
+			return 0, fmt.Errorf("duration part %q is not a non-negative number", s[:i])
 		}
 		unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second}[s[i]]
 		total += time.Duration(v * float64(unit))
 		s = s[i+1:]
 	}
-	if total <= 0 {
-		return def
-	}
-	return total
+	return total, nil
 }
 
 // esc escapes s for XML text or attribute content.

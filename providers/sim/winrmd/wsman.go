@@ -98,7 +98,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFault(w, rel, faultResource)
 		return
 	}
-	now := time.Now()
+	now := h.opts.Clock.Now()
 	if action == actionCreate {
 		h.create(w, r, &env, host, user, m, now)
 		return
@@ -130,7 +130,16 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, env *envelope, 
 		writeFault(w, env.Header.MessageID, faultSchema)
 		return
 	}
-	sh, ok := h.shells.open(host, user, m, now, h.opts.MaxShellsPerHost, h.opts.MaxShells)
+	idle := h.opts.ShellIdleTimeout
+	if v := strings.TrimSpace(env.Body.Shell.IdleTimeOut); v != "" {
+		d, err := parseDuration(v)
+		if err != nil || d <= 0 {
+			writeFault(w, env.Header.MessageID, faultSchema)
+			return
+		}
+		idle = min(d, h.opts.MaxShellIdleTimeout)
+	}
+	sh, ok := h.shells.open(host, user, m, now, idle, h.opts.MaxShellsPerHost, h.opts.MaxShells)
 	if !ok {
 		writeFault(w, env.Header.MessageID, faultQuota)
 		return
