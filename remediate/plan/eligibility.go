@@ -260,6 +260,11 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 	v.Fallbacks = eligible[1:]
 	v.Skipped = skipped
 	v.Reasons = append(reasons, fmt.Sprintf("%s: the first eligible strategy in policy order", v.Strategy))
+	if n := in.Policy.RebootRetry.LastResort(); v.Strategy == policy.RebootRetry && n > in.Policy.RebootRetry.MaxRestarts && onlyConditional(reg, v) {
+		v.LastResort = true
+		v.Reasons = append(v.Reasons, fmt.Sprintf("reboot-retry: the last resort (no other strategy can repair it unless the restarts reveal a way): up to %d restarts, not %d (policy.reboot_retry.last_resort_restarts)",
+			n, in.Policy.RebootRetry.MaxRestarts))
+	}
 	t := v.Target()
 	for _, s := range eligible {
 		u, _ := reg.Get(s)
@@ -279,6 +284,18 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 		v.Helper = &PlannedHelper{Zone: h.Zone, CrossZone: h.Zone != vm.Zone, Windows: h.Windows, ImageID: h.ImageID, SameRelease: f.sameHelp}
 	}
 	return v
+}
+
+// onlyConditional reports whether every fallback of v runs only on a
+// condition (step.Conditional) that the strategy before it may reveal.
+func onlyConditional(reg *strategy.Registry, v VMPlan) bool {
+	t := v.Target()
+	for _, s := range v.Fallbacks {
+		if u, _ := reg.Get(s); step.ConditionOf(u, t) == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // stoppedEnd says what becomes of a stopped VM after its disk is checked,

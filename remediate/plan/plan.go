@@ -178,6 +178,11 @@ type VMPlan struct {
 	// normal boot while it carried a bad file (strategy.WindowSeen):
 	// race-the-boot runs unconditionally.
 	WinRMWindowSeen bool `json:"winrm_window_seen,omitempty"`
+	// LastResort: the strategy is reboot-retry and every fallback is
+	// conditional on what reboot-retry reveals (step.Conditional), so
+	// nothing else can repair the VM: reboot-retry restarts it up to
+	// policy.reboot_retry.last_resort_restarts times, not max_restarts.
+	LastResort bool `json:"last_resort,omitempty"`
 	// Wave is the 1-based wave the VM runs in (1 is the canary); 0 when
 	// the VM is not acted on.
 	Wave int `json:"wave,omitempty"`
@@ -239,7 +244,7 @@ func (h *PlannedHelper) String() string {
 // Target is what the plan entry's steps need to know about the VM.
 func (v *VMPlan) Target() *step.Target {
 	t := &step.Target{Key: v.Key, Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows, OSDisk: v.OSDisk, Power: v.Power, State: v.State,
-		WindowSeen: v.WinRMWindowSeen}
+		WindowSeen: v.WinRMWindowSeen, LastResort: v.LastResort}
 	if b := v.Backup; b != nil {
 		t.Backup = &inventory.Backup{ID: b.ID, VMID: v.ID, Kind: b.Kind, TakenAt: b.TakenAt, SizeGB: b.SizeGB}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/strategy"
 )
 
 var (
@@ -84,6 +85,9 @@ func TestEligibility(t *testing.T) {
 		skipped    []string
 		planState  inventory.State // the plan's state, when not the verdict
 		helperZone string          // the planned helper's zone, when one is planned
+		// lastResort: reboot-retry is the VM's last resort, with
+		// policy.reboot_retry.last_resort_restarts restarts.
+		lastResort bool
 	}
 	stopped := func(v *inventory.VM) { v.Power = inventory.PowerStopped }
 	copies := func(in *Input) {
@@ -170,15 +174,15 @@ func TestEligibility(t *testing.T) {
 			strategy: policy.HelperMount, noRisks: []string{"BitLocker"}},
 		{name: "bitlocker key id unknown", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true} },
-			strategy: policy.RebootRetry, risks: []string{"BitLocker is on but the recovery key ID is unknown"}},
+			strategy: policy.RebootRetry, risks: []string{"BitLocker is on but the recovery key ID is unknown"}, lastResort: true},
 		{name: "bitlocker no key source", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
 			in:       func(in *Input) { in.Keys = nil },
-			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot}, risks: []string{"BitLocker recovery key missing for key ID KEY-1"}},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot}, risks: []string{"BitLocker recovery key missing for key ID KEY-1"}, lastResort: true},
 		{name: "no same-version helper", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.Windows.Release = "2016" },
 			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot},
-			risks: []string{"no same-version helper image in zone is1a for Windows 2016"}},
+			risks: []string{"no same-version helper image in zone is1a for Windows 2016"}, lastResort: true},
 		{name: "no same-version helper: manual reason", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.Windows.Release = "2016" },
 			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.HelperMount} },
@@ -247,6 +251,25 @@ func TestEligibility(t *testing.T) {
 			reasons: []string{"helper-mount: no same-version helper image in zone is1a for Windows 2016"}},
 		{name: "unknown while running stays manual", state: inventory.StateUnknown,
 			strategy: Manual, planState: inventory.StateUnknown, reasons: []string{"will not act"}},
+		{name: "boot-loop, no helper image and no backup: reboot-retry is the last resort", state: inventory.StateBootLoop,
+			vm: func(v *inventory.VM) { v.Windows.Release = "2012" }, strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot},
+			reasons: []string{"reboot-retry: the last resort", "up to 15 restarts, not 3"}, lastResort: true},
+		{name: "boot-loop, no helper image, WinRM window seen: race-the-boot is a real fallback", state: inventory.StateBootLoop,
+			vm: func(v *inventory.VM) { v.Windows.Release = "2012" },
+			assessed: func(a *inventory.Assessed) {
+				a.Classification.BadFiles = []inventory.FileFact{{Path: `C:\Windows\System32\drivers\CrowdStrike\C-00000291-00000000-00000032.sys`}}
+				a.Classification.Evidence.Probe = &inventory.Probe{Reachable: true, BootMode: inventory.BootNormal}
+			},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot}, windowSeen: true, noReasons: []string{"last resort"}},
+		{name: "boot-loop, no helper image, backup restorable: not the last resort", state: inventory.StateBootLoop,
+			vm: func(v *inventory.VM) { v.Windows.Release = "2012" }, in: allowLoss,
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.RestoreBackup}, noReasons: []string{"last resort"}},
+		{name: "boot-loop, last resort no higher than max_restarts: nothing changes", state: inventory.StateBootLoop,
+			vm: func(v *inventory.VM) { v.Windows.Release = "2012" },
+			in: func(in *Input) {
+				in.Policy.RebootRetry = policy.RebootRetryConfig{MaxRestarts: 5, LastResortRestarts: 5}
+			},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot}, noReasons: []string{"last resort"}},
 		{name: "safe-mode reboot-retry not applicable", state: inventory.StateSafeMode,
 			in:       func(in *Input) { in.Policy.Strategies = []policy.Strategy{policy.RebootRetry} },
 			strategy: Manual, reasons: []string{"reboot-retry: the VM runs in Safe Mode"}},
@@ -294,6 +317,20 @@ func TestEligibility(t *testing.T) {
 			}
 			if v.WinRMWindowSeen != c.windowSeen {
 				t.Errorf("winrm_window_seen %v, want %v", v.WinRMWindowSeen, c.windowSeen)
+			}
+			if v.LastResort != c.lastResort {
+				t.Errorf("last_resort %v, want %v", v.LastResort, c.lastResort)
+			}
+			if u, ok := strategy.Default().Get(policy.RebootRetry); ok && v.Strategy == policy.RebootRetry {
+				restarts := 0
+				for _, s := range u.Steps(v.Target(), in.Policy) {
+					if strings.HasPrefix(s.Name, "restart-") {
+						restarts++
+					}
+				}
+				if want := map[bool]int{false: in.Policy.RebootRetry.MaxRestarts, true: in.Policy.RebootRetry.LastResort()}[c.lastResort]; restarts != want {
+					t.Errorf("reboot-retry has %d restart steps, want %d", restarts, want)
+				}
 			}
 			for _, r := range c.noRisks {
 				if r == "" && len(v.Risks) > 0 {
@@ -552,6 +589,7 @@ func TestRebootRetryIncludesFallback(t *testing.T) {
 	in := baseInput(vmIn("prod", "a", inventory.StateBootLoop))
 	withFallback, _ := Build(in)
 	in.Policy.Strategies = []policy.Strategy{policy.RebootRetry}
+	in.Policy.RebootRetry.LastResortRestarts = in.Policy.RebootRetry.MaxRestarts // as many restarts as with the fallback
 	alone, _ := Build(in)
 	if withFallback.VMs[0].EstimateSeconds <= alone.VMs[0].EstimateSeconds {
 		t.Errorf("fallback expectation not included: %d vs %d", withFallback.VMs[0].EstimateSeconds, alone.VMs[0].EstimateSeconds)

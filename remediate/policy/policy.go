@@ -89,7 +89,18 @@ func (p Policy) StartsStopped() bool { return p.StoppedVMs == StoppedStart }
 type RebootRetryConfig struct {
 	// MaxRestarts bounds the restarts of one VM (1..15; default 3).
 	MaxRestarts int `json:"max_restarts" yaml:"max_restarts"`
+	// LastResortRestarts bounds them instead where reboot-retry is the
+	// VM's last resort: no later strategy in its chain can repair it
+	// unless reboot-retry itself reveals a way (race-the-boot's window).
+	// MaxRestarts..15; default 15, Microsoft's advice for the July 2024
+	// incident ("reboot up to 15 times"). 0 (a plan written before the
+	// setting): MaxRestarts.
+	LastResortRestarts int `json:"last_resort_restarts,omitempty" yaml:"last_resort_restarts"`
 }
+
+// LastResort is the restart budget of a VM for which reboot-retry is the
+// last resort.
+func (c RebootRetryConfig) LastResort() int { return max(c.LastResortRestarts, c.MaxRestarts) }
 
 // Concurrency bounds how many VMs are worked on at once. PerAccount is a
 // ceiling: each account's VMs in flight are a window that starts at
@@ -141,7 +152,7 @@ type Policy struct {
 func Default() Policy {
 	return Policy{
 		Strategies:         slices.Clone(Strategies),
-		RebootRetry:        RebootRetryConfig{MaxRestarts: 3},
+		RebootRetry:        RebootRetryConfig{MaxRestarts: 3, LastResortRestarts: 15},
 		AllowDataLoss:      false,
 		HelperVersion:      HelperSame,
 		Concurrency:        Concurrency{Total: 1000, PerAccount: 1000},
@@ -185,6 +196,9 @@ func (p Policy) ValidateWith(known []Strategy) error {
 	}
 	if m := p.RebootRetry.MaxRestarts; m < 1 || m > 15 {
 		bad("reboot_retry.max_restarts", "%d is out of range; valid values are 1 to 15", m)
+	}
+	if l, m := p.RebootRetry.LastResortRestarts, p.RebootRetry.MaxRestarts; l != 0 && (l < m || l > 15) {
+		bad("reboot_retry.last_resort_restarts", "%d is out of range; valid values are reboot_retry.max_restarts (%d) to 15", l, m)
 	}
 	if p.HelperVersion != HelperSame && p.HelperVersion != HelperAny {
 		bad("helper_version", "%q is not valid; valid values are %q (a helper of the VM's own Windows release) and %q (any release, flagged as a risk)",
@@ -243,7 +257,10 @@ type field struct {
 func (p *Policy) fields() []field {
 	return []field{
 		{key: "strategies", target: &p.Strategies},
-		{key: "reboot_retry", nested: []field{{key: "max_restarts", target: &p.RebootRetry.MaxRestarts}}},
+		{key: "reboot_retry", nested: []field{
+			{key: "max_restarts", target: &p.RebootRetry.MaxRestarts},
+			{key: "last_resort_restarts", target: &p.RebootRetry.LastResortRestarts},
+		}},
 		{key: "allow_data_loss", target: &p.AllowDataLoss},
 		{key: "helper_version", target: &p.HelperVersion},
 		{key: "concurrency", nested: []field{

@@ -92,7 +92,7 @@ func TestParseErrors(t *testing.T) {
 		want []string
 	}{
 		{"unknown top key", "canaries: 3", []string{"policy.canaries (line 1): unknown key", "valid keys are strategies, reboot_retry, allow_data_loss"}},
-		{"unknown nested key", "reboot_retry:\n  maxrestarts: 4", []string{"policy.reboot_retry.maxrestarts (line 2): unknown key; valid keys are max_restarts"}},
+		{"unknown nested key", "reboot_retry:\n  maxrestarts: 4", []string{"policy.reboot_retry.maxrestarts (line 2): unknown key; valid keys are max_restarts, last_resort_restarts"}},
 		{"wrong type", "reboot_retry:\n  max_restarts: lots", []string{"policy.reboot_retry.max_restarts (line 2)", "lots"}},
 		{"fraction for int", "canary: 1.5", []string{`policy.canary (line 1): "1.5" is not a whole number`}},
 		{"not a bool", "allow_data_loss: maybe", []string{`policy.allow_data_loss (line 1): "maybe" is not true or false`}},
@@ -102,6 +102,8 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key", "canary: 1\ncanary: 2", []string{"policy.canary (line 2): given twice"}},
 		{"max restarts range", "reboot_retry: {max_restarts: 16}", []string{"policy.reboot_retry.max_restarts: 16 is out of range; valid values are 1 to 15"}},
 		{"max restarts zero", "reboot_retry: {max_restarts: 0}", []string{"policy.reboot_retry.max_restarts"}},
+		{"last resort below max", "reboot_retry: {max_restarts: 5, last_resort_restarts: 4}", []string{"policy.reboot_retry.last_resort_restarts: 4 is out of range; valid values are reboot_retry.max_restarts (5) to 15"}},
+		{"last resort above 15", "reboot_retry: {last_resort_restarts: 16}", []string{"policy.reboot_retry.last_resort_restarts: 16 is out of range"}},
 		{"unknown strategy", "strategies: [reboot-retry, reimage]", []string{`policy.strategies[1]: "reimage" is not a strategy; valid strategies are reboot-retry, race-the-boot, delete-file, helper-mount, copy-and-swap, cross-zone-mount, restore-backup`}},
 		{"duplicate strategy", "strategies: [delete-file, delete-file]", []string{`policy.strategies[1]: "delete-file" is listed twice`}},
 		{"no strategies", "strategies: []", []string{"policy.strategies: at least one"}},

@@ -23,7 +23,8 @@ const (
 // policy.RebootRetry.MaxRestarts times, stopping as soon as it comes up
 // healthy (some VMs fetch the fixed update before the crash).
 //
-// Steps: recheck, then restart-i and wait-i for i = 1..MaxRestarts.
+// Steps: recheck, then restart-i and wait-i for i = 1..MaxRestarts, or
+// 1..LastResortRestarts for a VM whose last resort it is (step.Target).
 // restart-i re-checks the VM's health first (step.ErrHealthy: fixed, or
 // recovered by itself) and hard-resets it (a stopped VM is started). A
 // reset is not idempotent and a boot-looping VM's boot counter moves by
@@ -76,6 +77,9 @@ func restarts(pol policy.Policy) int { return max(pol.RebootRetry.MaxRestarts, 1
 // (1 - timing.NaturalRecoveryPerBoot)^(i-1).
 func (RebootRetry) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	n := restarts(pol)
+	if vm.LastResort {
+		n = pol.RebootRetry.LastResort()
+	}
 	steps := []step.Step{recheckStep("", nil)}
 	for i := 1; i <= n; i++ {
 		chance := math.Pow(1-timing.NaturalRecoveryPerBoot, float64(i-1))
