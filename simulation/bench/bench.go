@@ -199,6 +199,11 @@ type Report struct {
 	// person, each with its reason (the rest of BrokenAtEnd, if any, is
 	// in Problems: neither healthy nor flagged).
 	LeftBroken []simulation.FlaggedVM `json:"left_broken"`
+	// RepairableLeft are the VMs broken at the end that the lower bound
+	// counted repairable at the start (some repair within the policy,
+	// allow_data_loss and stopped_vms, could fix them): the ones the run
+	// left behind that it need not have.
+	RepairableLeft []string `json:"repairable_left"`
 	// HealthyBy is the share of the VMs broken at start that are healthy
 	// (by the world's truth) that long after the start, by "1h" ... "24h".
 	HealthyBy       map[string]float64 `json:"healthy_by"`
@@ -246,7 +251,11 @@ func Measure(ctx context.Context, bk *simulation.Backend, o Options) (Report, er
 	slices.Sort(broken)
 	ro := o.Incident()
 	ro.Journal = o.Journal
-	bound := w.LowerBound(world.BoundOptions{AllowDataLoss: true})
+	pol, err := ro.Policy(policy.Default())
+	if err != nil {
+		return Report{}, err
+	}
+	bound := w.LowerBound(world.BoundOptions{AllowDataLoss: pol.AllowDataLoss, StartStopped: pol.StartsStopped()})
 	var steps atomic.Int64
 	var estimate float64
 	ro.Watch = func(p *plan.Plan) func(apply.Event) {
@@ -256,10 +265,6 @@ func Measure(ctx context.Context, bk *simulation.Backend, o Options) (Report, er
 				steps.Add(1)
 			}
 		}
-	}
-	pol, err := ro.Policy(policy.Default())
-	if err != nil {
-		return Report{}, err
 	}
 	s, err := bk.Run(ctx, ro)
 	if err != nil {
@@ -292,9 +297,16 @@ func Measure(ctx context.Context, bk *simulation.Backend, o Options) (Report, er
 	if s.Fixed > 0 {
 		r.APICallsPerRepairedV = float64(s.API.Total) / float64(s.Fixed)
 	}
-	for _, truth := range w.Audit().Truth {
-		if truth != world.TruthHealthy {
+	truth := w.Audit().Truth
+	for _, t := range truth {
+		if t != world.TruthHealthy {
 			r.BrokenAtEnd++
+		}
+	}
+	r.RepairableLeft = []string{}
+	for _, id := range bound.RepairableVMs {
+		if truth[id] != world.TruthHealthy {
+			r.RepairableLeft = append(r.RepairableLeft, id)
 		}
 	}
 	var times []float64 // seconds from start to healthy, of the broken VMs healed

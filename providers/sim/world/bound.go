@@ -14,6 +14,10 @@ type BoundOptions struct {
 	// operator's allow_data_loss). Without it, only repairs that keep the
 	// VM's data count.
 	AllowDataLoss bool
+	// StartStopped counts starting a powered-off VM (the operator's
+	// stopped_vms: start): without it, a powered-off VM whose disk cannot
+	// be repaired offline has no repair that respects the policy.
+	StartStopped bool
 }
 
 // Bound is the world's lower bound on the makespan of any correct repair of
@@ -36,6 +40,8 @@ type Bound struct {
 	// Unrepairable those none can (they do not count in the bound).
 	Repairable   int `json:"repairable"`
 	Unrepairable int `json:"unrepairable"`
+	// RepairableVMs are the Repairable VMs' IDs.
+	RepairableVMs []string `json:"-"`
 }
 
 // repair paths a bound considers.
@@ -89,6 +95,7 @@ func (w *World) LowerBound(o BoundOptions) Bound {
 			continue
 		}
 		b.Repairable++
+		b.RepairableVMs = append(b.RepairableVMs, v.id)
 		if s := best.Seconds(); s > b.ChainSeconds {
 			b.ChainSeconds, b.ChainVM = s, v.id
 		}
@@ -141,7 +148,8 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 		pre += mn(timing.OpStop)
 	}
 	booting := d.identity == d.bcd && !d.hiveDamaged
-	if r := v.cond.recoverAfter; booting && !d.safeBoot && w.hasBad(&d.content) && r > v.bootCount {
+	startable := v.power != inventory.PowerStopped || o.StartStopped
+	if r := v.cond.recoverAfter; booting && startable && !d.safeBoot && w.hasBad(&d.content) && r > v.bootCount {
 		// Boots b+1 .. r must begin; each begins a restart (or, while
 		// cycling, a crash cycle) after the one before. Boot r comes up
 		// after its own drawn boot-to-WinRM time.
@@ -158,14 +166,18 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 		}
 		add(pathReboot, first+time.Duration(r-v.bootCount-1)*step+w.hashDur(timing.Of(timing.OpBootToWinRM), v.id, "up", r))
 	}
-	if running && v.boot.kind == bootSafe && v.cond.winrm == WinRMOpen && !v.cond.deleteDenied {
+	if running && v.boot.kind == bootSafe && v.cond.safeModeWinRM && v.cond.winrm == WinRMOpen && !v.cond.deleteDenied {
 		up := max(0, v.boot.upAt.Sub(now))
 		add(pathOnline, up+mn(timing.OpGuestScript)+mn(timing.OpRestart)+mn(timing.OpBootToWinRM))
 	}
+	// No script on a helper mends a damaged hive: only a clean backup.
 	unlockable := d.bitlocker == nil || d.bitlocker.escrowed
-	if _, ok := w.imageFor(v.zone, v.windows.Release); ok && unlockable {
+	offline := unlockable && !d.hiveDamaged
+	_, here := w.imageFor(v.zone, v.windows.Release)
+	readable := unlockable && (here || w.imageElsewhere(v.zone, v.windows.Release))
+	if here && offline {
 		add(pathOffline, max(pre+mn(timing.OpAttach), helperReady())+offlineTail())
-	} else if w.imageElsewhere(v.zone, v.windows.Release) && unlockable {
+	} else if readable && offline {
 		// Stop, snapshot, a disk from it in the helper's zone, attached;
 		// a script; detached, snapshot, a disk from it back, attached as
 		// boot (the original's detach overlaps), start, boot.
@@ -175,7 +187,9 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 			mn(timing.OpAttach) + mn(timing.OpStart) + mn(timing.OpBootToWinRM)
 		add(pathZoneCopy, max(there, helperReady())+back)
 	}
-	if o.AllowDataLoss && w.cleanBackup(v) {
+	// A powered-off VM is restored only once something showed its disk
+	// broken: a start (StartStopped), or its disk read on a helper.
+	if o.AllowDataLoss && w.cleanBackup(v) && (v.power != inventory.PowerStopped || o.StartStopped || readable) {
 		add(pathRestore, max(pre, mn(timing.OpBackupRestore))+mn(timing.OpAttach)+mn(timing.OpStart)+mn(timing.OpBootToWinRM))
 	}
 	if len(paths) == 0 {

@@ -58,6 +58,13 @@ func TestLowerBound(t *testing.T) {
 	safe := func() VMSpec {
 		v := loopVM(1)
 		v.OSDisk.SafeBootFlag = true
+		v.Condition.SafeModeWinRM = true
+		return v
+	}
+	// WinRM is not listed under SafeBoot\Network: silent in Safe Mode.
+	safeSilent := func() VMSpec {
+		v := safe()
+		v.Condition.SafeModeWinRM = false
 		return v
 	}
 	denying := func() VMSpec {
@@ -80,6 +87,18 @@ func TestLowerBound(t *testing.T) {
 	stuck := func() VMSpec {
 		v := loopVM(1)
 		v.BootCount, v.Condition.Crashes, v.Condition.StuckAfterCrashes, v.Condition.RecoverAfterBoots = 3, 3, 3, 5
+		return v
+	}
+	hives := func() VMSpec {
+		v := loopVM(1)
+		v.OSDisk.HiveDamaged = true
+		return v
+	}
+	// Powered off with the bad file, its key escrowed nowhere, recovering
+	// on its next boot.
+	stoppedNoKey := func() VMSpec {
+		v := lockedNoKey()
+		v.Power, v.Condition.RecoverAfterBoots = inventory.PowerStopped, 2
 		return v
 	}
 	many := func(n int, throttle string) Scenario {
@@ -115,9 +134,20 @@ func TestLowerBound(t *testing.T) {
 		{name: "clean backup, data loss allowed, no helper image: restore", sc: withScenario(func(sc *Scenario) { sc.Images = nil }, loopVM(1)), opts: BoundOptions{AllowDataLoss: true},
 			want: secs(max(stopMin+detachMin, restoreMin) + attachMin + startMin + upMin), repairs: 1},
 		{name: "safe mode, WinRM open: online", sc: scenario(safe()), want: secs(scriptMin + restartMin + upMin), repairs: 1},
+		{name: "safe mode, WinRM not started in Safe Mode: offline", sc: scenario(safeSilent()), want: secs(offline), repairs: 1},
 		{name: "safe mode, the guest denies the deletion: offline", sc: scenario(denying()), want: secs(offline), repairs: 1},
 		{name: "damaged backups, data loss allowed: offline", sc: scenario(damagedBackups()), opts: BoundOptions{AllowDataLoss: true}, want: secs(offline), repairs: 1},
 		{name: "BitLocker key not escrowed, no other way: unrepairable", sc: scenario(lockedNoKey()), want: 0, unrepairs: 1},
+		{name: "damaged hives, no restore allowed: unrepairable (no script mends a hive)", sc: scenario(hives()), want: 0, unrepairs: 1},
+		{name: "damaged hives, data loss allowed: restore", sc: scenario(hives()), opts: BoundOptions{AllowDataLoss: true},
+			want: secs(max(stopMin+detachMin, restoreMin) + attachMin + startMin + upMin), repairs: 1},
+		{name: "powered off, no key, stopped VMs left stopped: unrepairable", sc: scenario(stoppedNoKey()), want: 0, unrepairs: 1},
+		{name: "powered off, no key, data loss allowed, left stopped: unrepairable (nothing shows the disk broken)", sc: scenario(stoppedNoKey()),
+			opts: BoundOptions{AllowDataLoss: true}, want: 0, unrepairs: 1},
+		{name: "powered off, damaged hives, data loss allowed: read on a helper, then restored", sc: scenario(func() VMSpec { v := hives(); v.Power = inventory.PowerStopped; return v }()),
+			opts: BoundOptions{AllowDataLoss: true}, want: secs(max(detachMin, restoreMin) + attachMin + startMin + upMin), repairs: 1},
+		{name: "powered off, no key, stopped VMs started: a start and its boot", sc: scenario(stoppedNoKey()), opts: BoundOptions{StartStopped: true}, want: -1,
+			wantFn: func(w *World) float64 { return secs(startMin + w.hashDur(timing.Of(timing.OpBootToWinRM), "vm-1", "up", 2)) }, repairs: 1},
 		{name: "no helper image in any zone: unrepairable", sc: withScenario(func(sc *Scenario) { sc.Images = nil }, loopVM(1)), want: 0, unrepairs: 1},
 		// Stop, snapshot, copy, attach (longer than the helper's
 		// creation and boot); a script; detach, snapshot, copy back,
@@ -144,6 +174,9 @@ func TestLowerBound(t *testing.T) {
 			b := w.LowerBound(tt.opts)
 			if b.Seconds != want || b.Repairable != tt.repairs || b.Unrepairable != tt.unrepairs || b.APIBucket != tt.bucket {
 				t.Errorf("bound = %+v, want %v s, %d repairable, %d unrepairable, bucket %q", b, want, tt.repairs, tt.unrepairs, tt.bucket)
+			}
+			if len(b.RepairableVMs) != b.Repairable {
+				t.Errorf("%d repairable VMs listed, %d counted", len(b.RepairableVMs), b.Repairable)
 			}
 			if b.Seconds != max(b.ChainSeconds, b.APISeconds, b.HelperSeconds) {
 				t.Errorf("bound %v is not the largest term of %+v", b.Seconds, b)
