@@ -25,8 +25,8 @@ import (
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
-// everyStepWorld is a nine-VM world in which every strategy of the sim
-// face runs: a healthy VM; a boot loop that recovers after a restart
+// everyStepWorld is a 14-VM world in which every strategy of the sim
+// face runs (and every step of each, powered-off VMs' included): a healthy VM; a boot loop that recovers after a restart
 // (reboot-retry); a BitLocker boot loop that never recovers (reboot-retry
 // fails, helper-mount repairs it with its unlock step); a boot loop with
 // damaged hives (reboot-retry fails, helper-mount's check-hives fails and
@@ -36,7 +36,13 @@ import (
 // each of the last two whose guest denies the deletion (delete-file and
 // race-the-boot fail and abort, helper-mount repairs them offline); and a
 // copy of the damaged-hives VM whose chosen backup is damaged too
-// (restore-backup's verify fails and aborts: a person is needed).
+// (restore-backup's verify fails and aborts: a person is needed); a
+// Windows 2016 boot loop in tk1a, where no 2016 helper image exists
+// (cross-zone-mount), and its copy with damaged hives (cross-zone-mount
+// aborts); two powered-off VMs whose disks are checked offline
+// (cross-zone-mount in tk1a, helper-mount in is1b); and a powered-off VM
+// with damaged hives (helper-mount's check-hives fails, restore-backup
+// swaps a restored disk in and leaves it off).
 // everyStepAzureWorld is the same world in Azure's zones, less that last
 // VM (Azure's face has no backups): there copy-and-swap (Azure's OS-disk
 // swap) takes helper-mount's place.

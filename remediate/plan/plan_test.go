@@ -236,8 +236,13 @@ func TestEligibility(t *testing.T) {
 			in:       func(in *Input) { in.Policy.StoppedVMs = policy.StoppedStart },
 			strategy: policy.HelperMount, planState: inventory.StateStopped,
 			reasons: []string{"then started and verified (policy.stopped_vms: start)"}},
-		{name: "powered off, data loss allowed: never restored", state: inventory.StateUnknown, vm: stopped, in: allowLoss,
-			strategy: policy.HelperMount, fallbacks: []policy.Strategy{}, planState: inventory.StateStopped},
+		{name: "powered off, data loss allowed: restored only if the offline check finds damaged hives", state: inventory.StateUnknown, vm: stopped, in: allowLoss,
+			strategy: policy.HelperMount, fallbacks: []policy.Strategy{policy.RestoreBackup}, planState: inventory.StateStopped,
+			reasons: []string{"restore-backup: only if the offline check before it finds the disk's registry hives damaged"}},
+		{name: "powered off, data loss allowed, no offline check possible: never restored", state: inventory.StateUnknown, in: allowLoss,
+			vm:       func(v *inventory.VM) { stopped(v); v.Windows.Release = "2016" },
+			strategy: Manual, planState: inventory.StateStopped,
+			reasons: []string{"restore-backup: a powered-off VM's disk may be clean: it is restored only after helper-mount or cross-zone-mount"}},
 		{name: "powered off on a cloud that only swaps OS disks: a person", state: inventory.StateUnknown, vm: stopped,
 			in: func(in *Input) {
 				in.Accounts["acme/prod"] = Account{Capabilities: []string{"power", "disks", "os-disk-swap", "helpers", "guest"}, Helpers: in.Accounts["acme/prod"].Helpers}

@@ -681,7 +681,9 @@ func hmCheckHives(ctx context.Context, env *step.Env, vm *step.Target, facts ste
 		}
 	}
 	if len(bad) > 0 {
-		return nil, step.Fail("registry hive(s) %s of disk %s are damaged: the disk needs restore-backup", strings.Join(bad, ", "), vm.OSDisk.ID)
+		// The fact tells restore-backup, next in the chain, that the disk
+		// was seen broken (a powered-off VM is restored only then).
+		return step.Facts{FactHivesOK: "false"}, step.Fail("registry hive(s) %s of disk %s are damaged: the disk needs restore-backup", strings.Join(bad, ", "), vm.OSDisk.ID)
 	}
 	return step.Facts{FactHivesOK: "true"}, nil
 }
@@ -914,7 +916,9 @@ func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *step.Target, fa
 			out[FactHelperReturned] = "true"
 		}
 	}
-	if vm.State == inventory.StateStopped && !env.Policy.StartsStopped() {
+	if vm.State == inventory.StateStopped {
+		// stopped_vms: start is for a repaired VM; this one is not, and
+		// a strategy after this one (restore-backup) expects it off.
 		out[FactAbort] = "the OS disk is back on its VM with its identity verified; the VM was left powered off, as it was found"
 		return out, nil
 	}

@@ -49,9 +49,11 @@ type RestoreBackup struct{}
 // Name implements step.Strategy.
 func (RestoreBackup) Name() policy.Strategy { return policy.RestoreBackup }
 
-// Applies implements Unit: any broken VM with a pre-incident backup.
+// Applies implements Unit: any broken VM with a pre-incident backup, and a
+// powered-off one whose disk an offline check before it found damaged
+// (Check, Conditional).
 func (RestoreBackup) Applies() []inventory.State {
-	return []inventory.State{inventory.StateBootLoop, inventory.StateSafeMode}
+	return []inventory.State{inventory.StateBootLoop, inventory.StateSafeMode, inventory.StateStopped}
 }
 
 // NotApplicable implements Unit.
@@ -67,6 +69,8 @@ func (RestoreBackup) Needs() Needs {
 // that accepts losing the data written since.
 func (RestoreBackup) Check(c *Candidate) []string {
 	switch {
+	case c.State == inventory.StateStopped && !slices.ContainsFunc(c.Before, checksOffline):
+		return []string{"a powered-off VM's disk may be clean: it is restored only after helper-mount or cross-zone-mount, before it in the chain, found its registry hives damaged"}
 	case c.Backup == nil:
 		w := "no backup taken before the incident began (" + c.Cutoff.UTC().Format(time.RFC3339) + ")"
 		if c.Ignored > 0 {
@@ -78,6 +82,20 @@ func (RestoreBackup) Check(c *Candidate) []string {
 			c.Backup.ID, c.Backup.TakenAt.UTC().Format(time.RFC3339), timing.Format(c.DataLoss))}
 	}
 	return nil
+}
+
+// checksOffline reports whether s reads the disk's hives on a helper.
+func checksOffline(s policy.Strategy) bool {
+	return s == policy.HelperMount || s == policy.CrossZone
+}
+
+// Conditional implements step.Conditional: a powered-off VM is restored
+// only if the offline check before it finds its disk damaged.
+func (RestoreBackup) Conditional(t *step.Target) string {
+	if t.State != inventory.StateStopped {
+		return ""
+	}
+	return "only if the offline check before it finds the disk's registry hives damaged"
 }
 
 // Risks implements Unit: a planned restore loses data.
@@ -94,7 +112,7 @@ func (RestoreBackup) FailureChance(policy.Policy) float64 { return 0 }
 
 // Steps implements step.Strategy.
 func (RestoreBackup) Steps(vm *step.Target, pol policy.Policy) []step.Step {
-	return []step.Step{
+	steps := []step.Step{
 		recheckStep("", nil),
 		// Stop first (the VM is down anyway): the VMs a wave starts
 		// together stop together, which a batching cloud turns into one
@@ -106,6 +124,29 @@ func (RestoreBackup) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
 		finalVerify("verify"),
 	}
+	if vm.State != inventory.StateStopped {
+		return steps
+	}
+	steps[0] = provenBroken(recheckStep(FactRestoredDiskID, stillStopped))
+	if !pol.StartsStopped() {
+		steps = steps[:len(steps)-2] // neither start nor verify: it stays off
+	}
+	return append(steps, step.Step{Name: "conclude-stopped", Run: concludeStopped(func(_ *step.Target, facts step.Facts) string { return facts[FactRestoredDiskID] }),
+		ReadOnly: true, Cost: step.Cost{Calls: 1}})
+}
+
+// provenBroken makes a powered-off VM's re-check fail unless an offline
+// check found its hives damaged (FactHivesOK "false"): a disk nobody saw
+// broken may be clean, and restoring it would lose data for nothing.
+func provenBroken(recheck step.Step) step.Step {
+	run := recheck.Run
+	recheck.Run = func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+		if facts[FactHivesOK] != "false" {
+			return nil, step.Fail("no offline check found the disk of powered-off %s damaged: it may be clean, and is not restored", vm.ID)
+		}
+		return run(ctx, env, vm, facts)
+	}
+	return recheck
 }
 
 // diskFinder finds disks by tags (providers.Disks.FindDisks where the
@@ -243,7 +284,7 @@ func (RestoreBackup) Abort(ctx context.Context, env *step.Env, vm *step.Target, 
 
 // abort puts the original disk back as vm's boot disk, unless the swap's
 // disk is its boot disk and boots healthy (then left in place), powers the
-// VM on (a powered-off VM only with policy.stopped_vms: start), and
+// VM on (a powered-off VM stays off: it is not repaired), and
 // deletes the swap's disks (b.deleteDisks). It adds to out.
 // Precondition: the provider has disks and power.
 func (b bootSwap) abort(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, out step.Facts) (step.Facts, error) {
@@ -279,7 +320,7 @@ func (b bootSwap) abort(ctx context.Context, env *step.Env, vm *step.Target, fac
 		out[FactAbortDiskLocation] = "boot disk of " + vm.ID
 	}
 	power := "the VM was powered on"
-	if vm.State == inventory.StateStopped && !env.Policy.StartsStopped() {
+	if vm.State == inventory.StateStopped { // as helper-mount's Abort
 		power = "the VM was left powered off, as it was found"
 	} else if err := retry(ctx, env, func() error { return startVM(ctx, env, vmRef(vm)) }); err != nil {
 		return out, step.Flag("the original disk %s is back on %s, but the VM could not be started: %v", vm.OSDisk.ID, vm.ID, err)

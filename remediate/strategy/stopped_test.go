@@ -3,6 +3,7 @@ package strategy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 
@@ -84,6 +85,69 @@ func TestStoppedVMs(t *testing.T) {
 			}
 			f.clean()
 			noSecrets(t, facts, err)
+		})
+	}
+}
+
+// TestStoppedRestoredAfterDamagedHives: restore-backup restores a
+// powered-off VM only once the offline check before it (helper-mount)
+// found its hives damaged; it then leaves it off with the restored disk
+// as its boot disk (or starts and verifies it, as policy.stopped_vms
+// says). Without that finding it fails at its re-check and changes
+// nothing: a disk nobody saw broken may be clean.
+func TestStoppedRestoredAfterDamagedHives(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		n          int
+		start      bool
+		hive       bool // the disk's hives are damaged
+		want       error
+		wantEnding step.Ending
+		wantPower  inventory.PowerState
+		wantTruth  string
+	}{
+		{name: "damaged hives, left stopped", n: 68, hive: true, wantEnding: step.EndRepairedStopped, wantPower: inventory.PowerStopped, wantTruth: world.TruthHealthy},
+		{name: "damaged hives, started", n: 69, hive: true, start: true, wantPower: inventory.PowerRunning, wantTruth: world.TruthHealthy},
+		{name: "no offline finding: not restored", n: 70, want: step.ErrStrategyFailed, wantPower: inventory.PowerStopped, wantTruth: world.TruthBootLoop},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, spec{n: c.n, kind: stoppedBad, identity: img2019, hive: c.hive})
+			if c.start {
+				f.env.Policy.StoppedVMs = policy.StoppedStart
+			}
+			vm := f.target(c.n)
+			facts := step.Facts{}
+			if c.hive {
+				var err error
+				if facts, err = f.run(HelperMount{}, vm, nil, runOpts{stopAfter: -1}); !errors.Is(err, step.ErrStrategyFailed) || facts[FactHivesOK] != "false" {
+					t.Fatalf("helper-mount: err = %v, hives_ok %q; want it failed on the damaged hives", err, facts[FactHivesOK])
+				}
+			}
+			before := f.mutationCount()
+			facts, err := f.run(RestoreBackup{}, vm, facts, runOpts{stopAfter: -1})
+			if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+				t.Fatalf("restore-backup: err = %v, want %v (facts %v)", err, c.want, facts)
+			}
+			if got := step.Ending(facts[step.FactEnding]); got != c.wantEnding {
+				t.Errorf("ending %q, want %q (facts %v)", got, c.wantEnding, facts)
+			}
+			if c.want != nil {
+				if after := f.mutationCount(); fmt.Sprint(after) != fmt.Sprint(before) {
+					t.Errorf("it acted: %v -> %v", before, after)
+				}
+			} else if ds := f.disk(facts[FactRestoredDiskID]); ds.AttachedTo != vm.ID || !ds.Boot {
+				t.Errorf("restored disk is %+v, want the boot disk of %s", ds, vm.ID)
+			}
+			if tr := f.waitTruth(c.n, c.wantTruth, BootWait); tr != c.wantTruth {
+				t.Errorf("truth = %s, want %s", tr, c.wantTruth)
+			}
+			if p := f.power(c.n); p != c.wantPower && !(c.wantPower == inventory.PowerRunning && p == inventory.PowerStarting) {
+				t.Errorf("power = %s, want %s", p, c.wantPower)
+			}
+			f.clean()
 		})
 	}
 }
