@@ -147,7 +147,9 @@ func TestLowerBound(t *testing.T) {
 		{name: "powered off, damaged hives, data loss allowed: read on a helper, then restored", sc: scenario(func() VMSpec { v := hives(); v.Power = inventory.PowerStopped; return v }()),
 			opts: BoundOptions{AllowDataLoss: true}, want: secs(max(detachMin, restoreMin) + attachMin + startMin + upMin), repairs: 1},
 		{name: "powered off, no key, stopped VMs started: a start and its boot", sc: scenario(stoppedNoKey()), opts: BoundOptions{StartStopped: true}, want: -1,
-			wantFn: func(w *World) float64 { return secs(startMin + w.hashDur(timing.Of(timing.OpBootToWinRM), "vm-1", "up", 2)) }, repairs: 1},
+			wantFn: func(w *World) float64 {
+				return secs(startMin + w.hashDur(timing.Of(timing.OpBootToWinRM), "vm-1", "up", 2))
+			}, repairs: 1},
 		{name: "no helper image in any zone: unrepairable", sc: withScenario(func(sc *Scenario) { sc.Images = nil }, loopVM(1)), want: 0, unrepairs: 1},
 		// Stop, snapshot, copy, attach (longer than the helper's
 		// creation and boot); a script; detach, snapshot, copy back,
