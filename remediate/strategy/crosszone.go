@@ -178,15 +178,7 @@ func (CrossZone) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		step.Step{Name: "detach-original", Run: unlessClean(returned.unless(detachOriginal)), Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}}},
 		step.Step{Name: "attach-returned", Run: unlessClean(returned.attach), Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}}},
 	)
-	if !stopped || pol.StartsStopped() {
-		steps = append(steps,
-			step.Step{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
-			finalVerify("verify"))
-	}
-	if stopped {
-		steps = append(steps, step.Step{Name: "conclude-stopped", Run: concludeStopped(czBootDisk), ReadOnly: true, Cost: step.Cost{Calls: 1}})
-	}
-	return steps
+	return endSteps(steps, vm, pol, czBootDisk)
 }
 
 // unlessClean skips a step of the way back when the copy of a powered-off

@@ -239,16 +239,24 @@ func (HelperMount) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 			Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}, Calls: 1, Scripts: 1}},
 		{Name: "return-helper", Run: hmReturnHelper},
 		{Name: "attach-boot", Run: hmAttachBoot, Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}, Calls: 1}},
-		{Name: "start", Run: hmStart, Cost: ops(timing.OpStart)},
-		finalVerify("verify"),
 	}
-	if vm.State != inventory.StateStopped {
-		return steps
+	return endSteps(steps, vm, pol, func(vm *step.Target, _ step.Facts) string { return vm.OSDisk.ID })
+}
+
+// endSteps appends a repair's last steps: start and verify, except for a
+// powered-off VM the policy leaves off; a powered-off VM's then end with
+// conclude-stopped, on the boot disk bootOf names.
+func endSteps(steps []step.Step, vm *step.Target, pol policy.Policy, bootOf func(vm *step.Target, facts step.Facts) string) []step.Step {
+	stopped := vm.State == inventory.StateStopped
+	if !stopped || pol.StartsStopped() {
+		steps = append(steps,
+			step.Step{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
+			finalVerify("verify"))
 	}
-	if !pol.StartsStopped() {
-		steps = steps[:len(steps)-2] // neither start nor verify: it stays off
+	if stopped {
+		steps = append(steps, step.Step{Name: "conclude-stopped", Run: concludeStopped(bootOf), ReadOnly: true, Cost: step.Cost{Calls: 1}})
 	}
-	return append(steps, step.Step{Name: "conclude-stopped", Run: concludeStopped(func(vm *step.Target, _ step.Facts) string { return vm.OSDisk.ID }), ReadOnly: true, Cost: step.Cost{Calls: 1}})
+	return steps
 }
 
 // stillStopped is the stopped plan's precondition on the re-check: the VM

@@ -112,8 +112,12 @@ func (RestoreBackup) FailureChance(policy.Policy) float64 { return 0 }
 
 // Steps implements step.Strategy.
 func (RestoreBackup) Steps(vm *step.Target, pol policy.Policy) []step.Step {
+	recheck := recheckStep("", nil)
+	if vm.State == inventory.StateStopped {
+		recheck = provenBroken(recheckStep(FactRestoredDiskID, stillStopped))
+	}
 	steps := []step.Step{
-		recheckStep("", nil),
+		recheck,
 		// Stop first (the VM is down anyway): the VMs a wave starts
 		// together stop together, which a batching cloud turns into one
 		// call.
@@ -121,18 +125,8 @@ func (RestoreBackup) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		{Name: "restore-disk", Run: rbRestore, Cost: step.Cost{Ops: []timing.Op{timing.OpBackupRestore}}},
 		{Name: "detach-original", Run: restored.unless(detachOriginal), Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}}},
 		{Name: "attach-restored", Run: restored.attach, Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}}},
-		{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
-		finalVerify("verify"),
 	}
-	if vm.State != inventory.StateStopped {
-		return steps
-	}
-	steps[0] = provenBroken(recheckStep(FactRestoredDiskID, stillStopped))
-	if !pol.StartsStopped() {
-		steps = steps[:len(steps)-2] // neither start nor verify: it stays off
-	}
-	return append(steps, step.Step{Name: "conclude-stopped", Run: concludeStopped(func(_ *step.Target, facts step.Facts) string { return facts[FactRestoredDiskID] }),
-		ReadOnly: true, Cost: step.Cost{Calls: 1}})
+	return endSteps(steps, vm, pol, func(_ *step.Target, facts step.Facts) string { return facts[FactRestoredDiskID] })
 }
 
 // provenBroken makes a powered-off VM's re-check fail unless an offline
