@@ -50,11 +50,14 @@ const (
 // Steps:
 //
 //	recheck            healthy now → step.ErrHealthy
+//	snapshot           the rollback snapshot (step.Step.Early: usually
+//	                   taken while the VM still looped), role=snapshot;
+//	                   it makes copy-source's an incremental snapshot
 //	stop               re-check, then deallocate the VM first: the VM is
 //	                   down anyway, the snapshot of a stopped disk is
 //	                   consistent, and a VM that cannot boot meanwhile
 //	                   cannot write data the swap would discard
-//	snapshot           a snapshot of the stopped OS disk, tagged
+//	copy-source        a snapshot of the stopped OS disk, tagged
 //	                   {run, vm, role=copy-source} (reused if found; never
 //	                   another strategy's role=snapshot, which may be older
 //	                   than the stop); fact copy_source_snapshot_id
@@ -130,11 +133,14 @@ func (CopyAndSwap) FailureChance(policy.Policy) float64 { return 0 }
 func (CopyAndSwap) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	steps := []step.Step{
 		recheckStep("", nil),
+		// Early: the rollback point, and it makes the copy's source
+		// snapshot after the stop an incremental one.
+		snapshotStep(),
 		{Name: "stop", Run: unlessCopySwapped(hmStop), Cost: step.Cost{Ops: []timing.Op{timing.OpStop}}},
 		// The copy is made from this snapshot: it must follow the stop, so
 		// that no write of the running VM is lost to the swap (never
 		// early, never another strategy's).
-		snapshotAs(RoleCopySource, FactCopySourceID),
+		incremental(snapshotAs("copy-source", RoleCopySource, FactCopySourceID)),
 		{Name: "copy-disk", Run: unlessCopySwapped(diskFromSnapshot(FactCopySourceID, RoleOSDiskCopy, FactCopyDiskID, vmZone)),
 			Cost: step.Cost{Ops: []timing.Op{timing.OpDiskFromSnapshot}, Calls: 1}},
 	}

@@ -56,10 +56,11 @@ var returned = bootSwap{fact: FactReturnedDiskID, role: RoleReturnedDisk, what: 
 // Steps:
 //
 //	recheck            healthy now → step.ErrHealthy
+//	snapshot           the rollback snapshot, as copy-and-swap's (Early)
 //	stop               re-check, then stop the VM: the copy must hold
 //	                   everything the VM wrote, and a VM that cannot boot
 //	                   meanwhile writes nothing the swap would discard
-//	snapshot           a snapshot of the stopped OS disk, tagged
+//	copy-source        a snapshot of the stopped OS disk, tagged
 //	                   {run, vm, role=copy-source} (as copy-and-swap's:
 //	                   never an earlier one); fact copy_source_snapshot_id
 //	copy-disk          a disk from it in the helper's zone (the plan's,
@@ -164,8 +165,12 @@ func (CrossZone) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	}
 	steps := []step.Step{
 		recheck,
+		// Early, as helper-mount's: the copy's source snapshot after the
+		// stop is then an incremental one of the same disk (minutes, not
+		// a full copy's tens of minutes), and it is the rollback point.
+		snapshotStep(),
 		{Name: "stop", Run: returned.unless(hmStop), Cost: step.Cost{Ops: []timing.Op{timing.OpStop}}},
-		snapshotAs(RoleCopySource, FactCopySourceID),
+		incremental(snapshotAs("copy-source", RoleCopySource, FactCopySourceID)),
 		{Name: "copy-disk", Run: unlessCopyBack(diskFromSnapshot(FactCopySourceID, RoleZoneCopy, FactCopyDiskID, helperZone)),
 			Cost: step.Cost{Ops: []timing.Op{timing.OpDiskFromSnapshot}, Calls: 1}},
 	}
@@ -284,7 +289,7 @@ func czSnapshotCopy(ctx context.Context, env *step.Env, vm *step.Target, facts s
 	if v, o := facts[FactIdentityVerified], facts[FactIdentityOriginal]; o == "" || v != o {
 		return nil, step.Fail("refusing to bring disk %s back: its identity is not verified (original %q, verified %q)", vm.OSDisk.ID, o, v)
 	}
-	return snapshotAs(RoleReturnSnapshot, FactReturnSnapshotID).Run(ctx, env, vm, facts)
+	return snapshotAs("snapshot-copy", RoleReturnSnapshot, FactReturnSnapshotID).Run(ctx, env, vm, facts)
 }
 
 // czDeleteCopy deletes the copy in the helper's zone once a disk was made

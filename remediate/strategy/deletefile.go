@@ -210,17 +210,24 @@ func (DeleteFile) Abort(ctx context.Context, env *step.Env, vm *step.Target, fac
 // (waiting until it is ready), else one is taken. Fact snapshot_id. Early
 // (step.Step.Early): the executor may take it before the strategy starts.
 func snapshotStep() step.Step {
-	s := snapshotAs(RoleSnapshot, FactSnapshotID)
+	s := snapshotAs("snapshot", RoleSnapshot, FactSnapshotID)
 	s.Early = true
 	return s
 }
 
-// snapshotAs is a step named "snapshot" that makes sure a snapshot of the
-// OS disk tagged {run, vm, role} exists: one of that disk is reused
+// incremental is s, a snapshot of a disk the Early snapshot step before it
+// has snapshotted already, costed as an incremental snapshot.
+func incremental(s step.Step) step.Step {
+	s.Cost.Ops = []timing.Op{timing.OpSnapshotIncremental}
+	return s
+}
+
+// snapshotAs is a step named name that makes sure a snapshot of the OS
+// disk tagged {run, vm, role} exists: one of that disk is reused
 // (waiting until it is ready), else one is taken. Its ID is the fact fact.
 // Idempotent: a repeat finds the snapshot by its tags.
-func snapshotAs(role string, fact step.Fact) step.Step {
-	return step.Step{Name: "snapshot", Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+func snapshotAs(name, role string, fact step.Fact) step.Step {
+	return step.Step{Name: name, Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
 			return nil, err
 		}

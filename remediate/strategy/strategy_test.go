@@ -56,7 +56,7 @@ func TestRegistry(t *testing.T) {
 // TestStepMarks: the steps that only read are marked read-only, and every
 // step that changes the VM is not.
 func TestStepMarks(t *testing.T) {
-	readOnly := map[string]bool{"recheck": true, "snapshot": true, "snapshot-copy": true, "verify": true, "verify-identity": true, "prepare": true, "conclude-stopped": true}
+	readOnly := map[string]bool{"recheck": true, "snapshot": true, "copy-source": true, "snapshot-copy": true, "verify": true, "verify-identity": true, "prepare": true, "conclude-stopped": true}
 	stopped := planFixture
 	stopped.State, stopped.Power = inventory.StateStopped, inventory.PowerStopped
 	start := policy.Default()
