@@ -64,8 +64,9 @@ func twoTenants() *plan.Plan {
 	}
 }
 
-// run feeds a whole run's events, as apply emits them, to watch: the
-// canary fails, passes at its end (canary "") or passes early.
+// feed feeds a whole run's events, as apply emits them, to watch: the
+// canary fails, passes at its end (canary "": a VM of a proven strategy
+// starts before it ends, as the strategy gate lets it) or passes early.
 func feed(watch func(apply.Event), canary string) {
 	ev := func(kind, vm, msg string) { watch(apply.Event{Kind: kind, VMKey: vm, Message: msg}) }
 	ev(apply.EvRunStarted, "", "apply of plan plan-1 started")
@@ -87,14 +88,15 @@ func feed(watch func(apply.Event), canary string) {
 	if canary == "fails" {
 		ev(apply.EvVMFlagged, "acme/a/c1", "needs a person")
 		ev(apply.EvWaveFinished, "", "canary finished")
-		ev(apply.EvBrakeTripped, "", "canary failed: 1 of the 1 canary VMs acted on failed or were flagged")
+		ev(apply.EvCanaryFailed, "", "canary failed: 1 of the 1 canary VMs acted on failed or were flagged")
 		ev(apply.EvPausedCanary, "", "canary failed")
 		return
 	}
-	ev(apply.EvVMFixed, "acme/a/c1", "")
-	ev(apply.EvWaveFinished, "", "canary finished")
 	ev(apply.EvWaveStarted, "", "waves after the canary started")
 	ev(apply.EvVMStarted, "globex/a/w2", "")
+	ev(apply.EvVMFixed, "acme/a/c1", "")
+	ev(apply.EvWaveFinished, "", "canary finished")
+	ev(apply.EvCanaryDone, "", "canary passed: 0 of the 1 canary VMs acted on went badly")
 	ev(apply.EvBreakerOpen, "", "control-plane breaker open")
 	ev(apply.EvStepRetry, "globex/a/w2", "retry")
 	ev(apply.EvBreakerClosed, "", "control-plane breaker closed")

@@ -49,13 +49,9 @@ type watcher struct {
 	told    map[string]bool   // tenants announced done
 	canary  map[string]bool   // VM keys of the canary wave
 	canaryT tally
-	// canaryPending: the canary wave finished; its result is not told yet.
-	canaryPending bool
-	// canaryTold: "canary passed" was sent (once per process).
+	// canaryTold: "canary passed" was sent (once per process: an early
+	// pass, then the canary's end).
 	canaryTold bool
-	// pastCanary: the canary wave is over (or a VM of another wave
-	// started).
-	pastCanary bool
 	total      tally
 }
 
@@ -119,43 +115,26 @@ func (w *watcher) event(e apply.Event) {
 		}
 		w.send(EvRunStarted, Info, fmt.Sprintf("fixfleet run %s %s", w.runID, verb),
 			fmt.Sprintf("plan %s: %d VMs in %d tenant(s) (%s), %d to repair, %d wave(s)", w.p.ID, len(w.p.VMs), len(w.seen), strings.Join(w.tenants(), ", "), acted, len(w.p.Waves)))
-	case apply.EvVMStarted, apply.EvVMResumed:
-		if !w.canary[e.VMKey] {
-			w.pastCanary = true
-		}
-	case apply.EvWaveFinished:
-		// The canary wave runs alone: a wave that finished before any
-		// other VM started, after some canary VM finished, is it.
-		if !w.pastCanary && w.canaryT.done() > 0 {
-			w.pastCanary, w.canaryPending = true, true
-		}
-	case apply.EvWaveStarted:
-		w.tellCanaryPassed()
-	case apply.EvCanaryDone:
-		// The canary's verdict at its end: VMs of proven strategies may
-		// have started before it, so the order of events cannot tell.
-		w.pastCanary, w.canaryPending = true, false
+	case apply.EvCanaryPassed, apply.EvCanaryDone:
+		// The canary's verdict, typed: early (it can no longer fail) or
+		// at its end. Told once.
 		if !w.canaryTold {
 			w.canaryTold = true
-			w.send(EvCanaryPassed, Good, "fixfleet run "+w.runID+": canary passed", e.Message+"\ncanary: "+w.canaryT.String())
+			label := "\ncanary: "
+			if e.Kind == apply.EvCanaryPassed {
+				label = "\ncanary so far: "
+			}
+			w.send(EvCanaryPassed, Good, "fixfleet run "+w.runID+": canary passed", e.Message+label+w.canaryT.String())
 		}
-	case apply.EvCanaryPassed:
-		// The canary can no longer fail: the other waves start before it ends.
-		w.pastCanary, w.canaryPending, w.canaryTold = true, false, true
-		w.send(EvCanaryPassed, Good, "fixfleet run "+w.runID+": canary passed", e.Message+"\ncanary so far: "+w.canaryT.String())
+	case apply.EvCanaryFailed:
+		w.send(EvCanaryFailed, Alert, "fixfleet run "+w.runID+": canary failed", e.Message+"\ncanary: "+w.canaryT.String())
 	case apply.EvBrakeTripped:
-		if w.canaryPending {
-			w.canaryPending = false
-			w.send(EvCanaryFailed, Alert, "fixfleet run "+w.runID+": canary failed", e.Message+"\ncanary: "+w.canaryT.String())
-			return
-		}
 		w.send(EvBrakeTripped, Alert, "fixfleet run "+w.runID+": failure brake tripped", e.Message)
 	case apply.EvBreakerOpen:
 		w.send(EvBreakerOpen, Warning, "fixfleet run "+w.runID+": cloud API failing, new work paused", e.Message)
 	case apply.EvBreakerClosed:
 		w.send(EvBreakerClosed, Good, "fixfleet run "+w.runID+": cloud API answers again, work resumed", e.Message)
 	case apply.EvRunDone:
-		w.tellCanaryPassed()
 		for _, t := range w.tenants() {
 			w.tellTenant(t)
 		}
@@ -179,18 +158,6 @@ func (w *watcher) event(e apply.Event) {
 			w.tellTenant(t)
 		}
 	}
-}
-
-func (w *watcher) tellCanaryPassed() {
-	if !w.canaryPending {
-		return
-	}
-	w.canaryPending = false
-	if w.canaryTold {
-		return
-	}
-	w.canaryTold = true
-	w.send(EvCanaryPassed, Good, "fixfleet run "+w.runID+": canary passed", "canary: "+w.canaryT.String()+"; the other waves go on")
 }
 
 func (w *watcher) tellTenant(t string) {

@@ -28,7 +28,7 @@ func openShell(wc *winrm.Client, t *transporter) (*winrm.Shell, error) {
 		Id(messageID()).
 		Locale(wc.Locale).
 		Timeout(wc.Timeout).
-		Action("http://schemas.xmlsoap.org/ws/2004/09/transfer/Create").
+		Action(actionCreate).
 		ResourceURI("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd").
 		AddOption(soap.NewHeaderOption("WINRS_NOPROFILE", "FALSE")).
 		AddOption(soap.NewHeaderOption("WINRS_CODEPAGE", "65001")).

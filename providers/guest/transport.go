@@ -24,6 +24,9 @@ const (
 	actionDelete = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Delete"
 )
 
+// actionCreate opens a shell (openShell).
+const actionCreate = "http://schemas.xmlsoap.org/ws/2004/09/transfer/Create"
+
 // maxResponse bounds one WS-Management response body.
 const maxResponse = 8 << 20
 

@@ -503,11 +503,12 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 
 // canary watches the canary wave's VMs not finished yet (todo, which
 // another goroutine runs, after the wave's start event; done is closed
-// when they have ended) and judges the wave. It is judged when this process ran some of it (a resume after
-// a canary brake needs --continue, checked earlier). Once it can no longer
-// fail (see passCanaryEarly), it returns while its last VMs finish, with
-// early set. kind and msg are the event that ends the segment ("" to go
-// on).
+// when they have ended) and judges the wave: EvCanaryDone or
+// EvCanaryFailed at its end, EvCanaryPassed once it can no longer fail
+// (see passCanaryEarly; it then returns while its last VMs finish, with
+// early set). It is judged when this process ran some of it (a resume
+// after a canary brake needs --continue, checked earlier). kind and msg
+// are the event that ends the segment ("" to go on).
 func (r *runner) canary(ctx context.Context, todo []*plan.VMPlan, done <-chan struct{}) (kind, msg string, early bool) {
 	if len(r.p.Waves) == 0 {
 		return "", "", false
@@ -543,7 +544,7 @@ func (r *runner) canary(ctx context.Context, todo []*plan.VMPlan, done <-chan st
 			"no other VM starts (those of a strategy proven on its own canary VMs may have started, and finish): "+
 			"look at them (fixfleet status), then apply again with --continue",
 			bad, acted, 100*r.p.Policy.FailureThreshold)
-		r.emit(Event{Kind: EvBrakeTripped, Message: msg})
+		r.emit(Event{Kind: EvCanaryFailed, Message: msg})
 		return EvPausedCanary, msg, early
 	}
 	if len(todo) > 0 && !early {

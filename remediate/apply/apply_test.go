@@ -170,6 +170,9 @@ func TestCanaryBrake(t *testing.T) {
 		if !strings.Contains(res.Message, "2 of the 3") {
 			t.Errorf("message %q", res.Message)
 		}
+		if k := h.kinds(); k[EvCanaryFailed] != 1 || k[EvBrakeTripped] != 0 {
+			t.Errorf("events %v, want one canary.failed and no brake.tripped", k)
+		}
 		for _, v := range p.Waves[1].VMs {
 			if rr.count(v, "recheck") != 0 {
 				t.Errorf("VM %s of wave 2 was started after the canary failed", v)

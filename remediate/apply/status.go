@@ -152,6 +152,10 @@ const (
 	// an early pass is EvCanaryPassed). With the strategy gate, VMs after
 	// the canary may have started before it.
 	EvCanaryDone = "canary.done"
+	// EvCanaryFailed: the canary ended and failed, the canary's brake: no
+	// other VM starts, and the run pauses (EvPausedCanary). The failure
+	// brake after the canary is EvBrakeTripped.
+	EvCanaryFailed = "canary.failed"
 	// EvWindowShrank: the cloud throttled an account's calls and fewer of
 	// its VMs now run at once (brake.Window); message names the account
 	// and the new limit.

@@ -310,6 +310,23 @@ func retryable(err error) bool {
 	return providers.Retryable(err) || guest.Transient(err)
 }
 
+// charges reports whether a retryable failure uses up one of the step's
+// attempts. An API error that opened the breaker, or arrived while it was
+// not closed (after: its state then), is the outage's, not the step's; a
+// throttle is the cloud asking to slow down (the account's window shrank),
+// and a busy guest (its WinRM quota, often shells of a killed process
+// until they time out) asks to wait: none says anything of the step.
+// Retry.MaxTime still bounds all three.
+func charges(serr error, after brake.State) bool {
+	switch {
+	case brake.Classify(serr) == brake.APIError && after != brake.Closed:
+		return false
+	case errors.Is(serr, providers.ErrThrottled), errors.Is(serr, guest.ErrBusy):
+		return false
+	}
+	return true
+}
+
 // runStep runs one step with its retries, journaling every attempt. A
 // background attempt (an early step) waits for a closed breaker instead
 // of taking a ticket (see ticket).
@@ -419,13 +436,7 @@ func (r *runner) runStep(ctx context.Context, env *step.Env, vm *plan.VMPlan, vs
 		case errors.Is(serr, step.ErrStrategyFailed) || !retryable(serr):
 			return stepEnd{kind: kFailed, msg: fmt.Sprintf("step %s: %s", name, res.Error), noRepair: errors.Is(serr, step.ErrStrategyFailed)}
 		}
-		// Retryable. An API error that opened the breaker, or arrived while
-		// it was not closed, is the outage's, not the step's; a throttle is
-		// the cloud asking to slow down (the account's window shrank), and
-		// a busy guest (its WinRM quota, often shells of a killed process
-		// until they time out) asks to wait: neither says anything of the
-		// step. MaxTime still bounds all three.
-		if !(brake.Classify(serr) == brake.APIError && after != brake.Closed) && !errors.Is(serr, providers.ErrThrottled) && !errors.Is(serr, guest.ErrBusy) {
+		if charges(serr, after) {
 			charged++
 		}
 		spent := r.now().Sub(start) - waited

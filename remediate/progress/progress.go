@@ -126,7 +126,7 @@ func (p *Display) apply(e apply.Event) string {
 	case apply.EvBreakerClosed:
 		p.breakerUntil = time.Time{}
 		return "cloud API answers again: resuming"
-	case apply.EvBrakeTripped, apply.EvPausedCanary, apply.EvPausedBrake:
+	case apply.EvBrakeTripped, apply.EvCanaryFailed, apply.EvPausedCanary, apply.EvPausedBrake:
 		return "BRAKE: " + e.Message
 	}
 	return ""

@@ -208,9 +208,7 @@ func TestCrossZoneStopped(t *testing.T) {
 					t.Errorf("the copy %s in the helper's zone is still there: %v", cp, err)
 				}
 			}
-			if p := f.power(c.spec.n); p != c.wantPower && !(c.wantPower == inventory.PowerRunning && p == inventory.PowerStarting) {
-				t.Errorf("power = %s, want %s", p, c.wantPower)
-			}
+			f.checkPower(t, c.spec.n, c.wantPower)
 			want := world.TruthHealthy
 			if c.abortAfter != "" {
 				want = world.TruthBootLoop // its own disk, still carrying the bad file

@@ -377,6 +377,15 @@ func (f *fixture) power(n int) inventory.PowerState {
 	return m[fmt.Sprintf("vm-%d", n)].Power
 }
 
+// checkPower fails the test unless VM n's power is want; a VM started a
+// moment ago may still be starting where running is wanted.
+func (f *fixture) checkPower(t *testing.T, n int, want inventory.PowerState) {
+	t.Helper()
+	if p := f.power(n); p != want && !(want == inventory.PowerRunning && p == inventory.PowerStarting) {
+		t.Errorf("power = %s, want %s", p, want)
+	}
+}
+
 // noSecrets fails if a fact or error text holds a secret.
 func noSecrets(t *testing.T, facts step.Facts, err error) {
 	t.Helper()

@@ -80,9 +80,7 @@ func TestStoppedVMs(t *testing.T) {
 			if tr := f.waitTruth(c.spec.n, c.wantTruth, BootWait); tr != c.wantTruth {
 				t.Errorf("truth = %s, want %s", tr, c.wantTruth)
 			}
-			if p := f.power(c.spec.n); p != c.wantPower && !(c.wantPower == inventory.PowerRunning && p == inventory.PowerStarting) {
-				t.Errorf("power = %s, want %s", p, c.wantPower)
-			}
+			f.checkPower(t, c.spec.n, c.wantPower)
 			f.clean()
 			noSecrets(t, facts, err)
 		})
@@ -144,9 +142,7 @@ func TestStoppedRestoredAfterDamagedHives(t *testing.T) {
 			if tr := f.waitTruth(c.n, c.wantTruth, BootWait); tr != c.wantTruth {
 				t.Errorf("truth = %s, want %s", tr, c.wantTruth)
 			}
-			if p := f.power(c.n); p != c.wantPower && !(c.wantPower == inventory.PowerRunning && p == inventory.PowerStarting) {
-				t.Errorf("power = %s, want %s", p, c.wantPower)
-			}
+			f.checkPower(t, c.n, c.wantPower)
 			f.clean()
 		})
 	}
