@@ -118,6 +118,23 @@ type Guests interface {
 	GuestEndpoint(ctx context.Context, vm VMRef) (Endpoint, error)
 }
 
+// WinRMPort is WinRM's HTTP port, where the providers' GuestEndpoint
+// points.
+const WinRMPort = 5985
+
+// ListedPrivateEndpoint is WinRM over HTTP at the first private address
+// among vm's NICs as its listing gave them; ok is false when there is none.
+// It is the ListedEndpoint (package endpointcache) of a provider whose
+// GuestEndpoint answers the VM's private address.
+func ListedPrivateEndpoint(vm inventory.VM) (ep Endpoint, ok bool) {
+	for _, n := range vm.NICs {
+		if n.PrivateIP != "" {
+			return Endpoint{Host: n.PrivateIP, Port: WinRMPort}, true
+		}
+	}
+	return Endpoint{}, false
+}
+
 // Power changes power state and waits until the cloud reports the new state.
 type Power interface {
 	// Stop stops the VMs (force: without a guest shutdown) and waits until

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
@@ -197,6 +198,44 @@ func SkippedError(s []SkippedAccount) error {
 	return errors.Join(errs...)
 }
 
+// ListConcurrency is the most backup listings of one account at once:
+// enough to keep a 10-call-per-second bucket busy through the calls'
+// latency, few enough not to overdraw it.
+const ListConcurrency = 8
+
+// listBackups lists the backups of each of assessed the planner may restore
+// (neither healthy nor unknown; every VM with all), ListConcurrency at a
+// time, retrying retryable errors under rp. The first error that outlasts
+// its retries fails the call, naming the VM.
+func listBackups(ctx context.Context, b providers.Backups, assessed []inventory.Assessed, all bool, clk clock.Clock, rp retry.Policy) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(ListConcurrency)
+	for i := range assessed {
+		if s := assessed[i].Classification.State; !all && (s == inventory.StateHealthy || s == inventory.StateUnknown) {
+			continue // the planner never restores these
+		}
+		g.Go(func() error {
+			vm := &assessed[i].VM
+			err := retry.Do(gctx, clk, rp.Keyed("backups/"+vm.ID), func() (err error) {
+				vm.Backups, err = b.List(gctx, providers.Ref(*vm))
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("listing backups of %s: %w", vm.ID, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// addressRememberer is an account's Guests that can take guest addresses
+// from the VMs' listing, so that probing them asks the cloud nothing more
+// (endpointcache.Guests).
+type addressRememberer interface {
+	Remember(vms []inventory.VM)
+}
+
 func assessAccount(ctx context.Context, a providers.Opened, fo FleetOptions) ([]inventory.Assessed, AccountFacts, error) {
 	opts, sel := fo.AssessOptions.withDefaults(), fo.Select
 	report := func(p AccountProgress) {
@@ -227,6 +266,9 @@ func assessAccount(ctx context.Context, a providers.Opened, fo FleetOptions) ([]
 	if sel != nil {
 		vms = slices.DeleteFunc(vms, func(v inventory.VM) bool { return !sel(v) })
 	}
+	if r, ok := a.Provider.Guests.(addressRememberer); ok {
+		r.Remember(vms)
+	}
 	opts.Observer = a.Provider.Observer
 	report(AccountProgress{Phase: Sampling, VMs: len(vms)})
 	assessed, err := Assess(ctx, vms, opts)
@@ -243,17 +285,8 @@ func assessAccount(ctx context.Context, a providers.Opened, fo FleetOptions) ([]
 		}
 	}
 	if b := a.Provider.Backups; b != nil {
-		for i := range assessed {
-			if s := assessed[i].Classification.State; !fo.AllBackups && (s == inventory.StateHealthy || s == inventory.StateUnknown) {
-				continue // the planner never restores these
-			}
-			err := retry.Do(ctx, opts.Clock, rp.Keyed("backups/"+assessed[i].VM.ID), func() (err error) {
-				assessed[i].VM.Backups, err = b.List(ctx, providers.Ref(assessed[i].VM))
-				return err
-			})
-			if err != nil {
-				return nil, facts, fmt.Errorf("account %s: listing backups of %s: %w", a.Account, assessed[i].VM.ID, err)
-			}
+		if err := listBackups(ctx, b, assessed, fo.AllBackups, opts.Clock, rp); err != nil {
+			return nil, facts, fmt.Errorf("account %s: %w", a.Account, err)
 		}
 	}
 	return assessed, facts, nil

@@ -492,7 +492,13 @@ func (g guests) GuestEndpoint(ctx context.Context, vm providers.VMRef) (provider
 	if ip == "" {
 		return providers.Endpoint{}, providers.Errorf(providers.ErrUnsupported, "GuestEndpoint", "vm "+vm.String(), "the instance has no private IP address")
 	}
-	return providers.Endpoint{Host: ip, Port: 5985}, nil
+	return providers.Endpoint{Host: ip, Port: providers.WinRMPort}, nil
+}
+
+// ListedEndpoint implements endpointcache.Listed: List gives each instance
+// its private IP as its one NIC.
+func (guests) ListedEndpoint(vm inventory.VM) (providers.Endpoint, bool) {
+	return providers.ListedPrivateEndpoint(vm)
 }
 
 func newToken() string {

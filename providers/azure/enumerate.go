@@ -362,9 +362,15 @@ func (gs *guests) GuestEndpoint(ctx context.Context, ref providers.VMRef) (provi
 		return providers.Endpoint{}, err
 	}
 	if ip := n.privateIP(); ip != "" {
-		return providers.Endpoint{Host: ip, Port: 5985}, nil
+		return providers.Endpoint{Host: ip, Port: providers.WinRMPort}, nil
 	}
 	return providers.Endpoint{}, providers.Errorf(providers.ErrUnsupported, "GuestEndpoint", ref.ID, "its network interface has no private address")
+}
+
+// ListedEndpoint implements endpointcache.Listed: List gives each VM its
+// primary network interface's private address, as GuestEndpoint reads it.
+func (*guests) ListedEndpoint(vm inventory.VM) (providers.Endpoint, bool) {
+	return providers.ListedPrivateEndpoint(vm)
 }
 
 // networkAPIVersion is the Microsoft.Network API version of the two NIC

@@ -204,14 +204,31 @@ func (e *env) observeOne(r providers.VMRef) inventory.Signals {
 	return s
 }
 
-// guestEndpoint: the VM's private address, WinRM's HTTP port.
+// listedEndpointer is a Guests that reads addresses from a VM's listing
+// (endpointcache.Listed).
+type listedEndpointer interface {
+	ListedEndpoint(vm inventory.VM) (providers.Endpoint, bool)
+}
+
+// guestEndpoint: the VM's private address, WinRM's HTTP port; where the
+// provider enumerates, the same address read from the VM's listing
+// (endpointcache.Listed), so that probing a fleet costs no call per VM.
 func guestEndpoint(e *env) {
+	listed, reads := e.p.Guests.(listedEndpointer)
+	if e.p.Enumerator != nil && !reads {
+		e.t.Errorf("%s: its Guests cannot read an address from a VM's listing (ListedEndpoint): every probe of a fleet would cost a call", e.h.Name)
+	}
 	for _, v := range e.pick(3, "any", func(world.VMSpec) bool { return true }) {
 		r := e.ref(v)
 		ep, err := e.p.Guests.GuestEndpoint(e.ctx, r)
 		e.must(err, "GuestEndpoint %s", r.ID)
 		if ep.Host != v.PrivateIP || ep.Port != 5985 || ep.HTTPS {
 			e.t.Errorf("%s: GuestEndpoint %s = %+v, want %s:5985 over HTTP", e.h.Name, r.ID, ep, v.PrivateIP)
+		}
+		if l := e.list(); reads && l != nil {
+			if got, ok := listed.ListedEndpoint(l[v.ID]); !ok || got != ep {
+				e.t.Errorf("%s: ListedEndpoint %s = %+v, %v; want GuestEndpoint's %+v", e.h.Name, r.ID, got, ok, ep)
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 )
 
@@ -32,6 +33,17 @@ func (f *fakeGuests) GuestEndpoint(_ context.Context, vm providers.VMRef) (provi
 		return providers.Endpoint{}, errGone
 	}
 	return providers.Endpoint{Host: h, Port: 5985}, nil
+}
+
+// listedGuests also reads addresses from a VM's listing (Listed): its first
+// NIC's private address.
+type listedGuests struct{ *fakeGuests }
+
+func (listedGuests) ListedEndpoint(vm inventory.VM) (providers.Endpoint, bool) {
+	if len(vm.NICs) == 0 || vm.NICs[0].PrivateIP == "" {
+		return providers.Endpoint{}, false
+	}
+	return providers.Endpoint{Host: vm.NICs[0].PrivateIP, Port: 5985}, true
 }
 
 func TestGuests(t *testing.T) {
@@ -79,6 +91,27 @@ func TestGuests(t *testing.T) {
 			ep, _ := g.GuestEndpoint(ctx, vm)
 			return ep.Host
 		}, "10.0.0.2", 2},
+		{"an unchanged address waits twice as long before the next read", func(ctx context.Context, g *Guests, f *fakeGuests, c *fakeClock) string {
+			g.GuestEndpoint(ctx, vm)
+			c.Sleep(ctx, DefaultMinAge)
+			g.Forget(vm)
+			g.GuestEndpoint(ctx, vm) // read again: unchanged
+			c.Sleep(ctx, DefaultMinAge)
+			if g.Forget(vm) {
+				t.Error("Forget dropped an address found unchanged MinAge ago")
+			}
+			c.Sleep(ctx, DefaultMinAge)
+			if !g.Forget(vm) {
+				t.Error("Forget kept an address found unchanged twice MinAge ago")
+			}
+			f.hosts[vm.ID] = "10.0.0.3"
+			ep, _ := g.GuestEndpoint(ctx, vm) // moved: MinAge again
+			c.Sleep(ctx, DefaultMinAge)
+			if !g.Forget(vm) {
+				t.Error("Forget kept a moved address read MinAge ago")
+			}
+			return ep.Host
+		}, "10.0.0.3", 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,6 +120,45 @@ func TestGuests(t *testing.T) {
 			g := New(f, c, 0)
 			if got := tt.run(context.Background(), g, f, c); got != tt.wantHost {
 				t.Errorf("host = %q, want %q", got, tt.wantHost)
+			}
+			if f.calls != tt.wantCalls {
+				t.Errorf("calls = %d, want %d", f.calls, tt.wantCalls)
+			}
+		})
+	}
+}
+
+func TestRemember(t *testing.T) {
+	listed := func(id, ip string) inventory.VM {
+		vm := inventory.VM{ID: id, Location: inventory.Location{Zone: "z1"}}
+		if ip != "" {
+			vm.NICs = []inventory.NIC{{Name: "eth0", PrivateIP: ip}}
+		}
+		return vm
+	}
+	tests := []struct {
+		name      string
+		listed    bool // the wrapped Guests implements Listed
+		vm        inventory.VM
+		wantHost  string
+		wantCalls int
+	}{
+		{"from the listing", true, listed("vm-1", "10.0.0.7"), "10.0.0.7", 0},
+		{"the listing has no address", true, listed("vm-1", ""), "10.0.0.1", 1},
+		{"a provider that does not read listings", false, listed("vm-1", "10.0.0.7"), "10.0.0.1", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeGuests{hosts: map[string]string{"vm-1": "10.0.0.1"}}
+			var next providers.Guests = f
+			if tt.listed {
+				next = listedGuests{f}
+			}
+			g := New(next, &fakeClock{now: time.Date(2024, 7, 19, 5, 0, 0, 0, time.UTC)}, 0)
+			g.Remember([]inventory.VM{tt.vm})
+			ep, err := g.GuestEndpoint(context.Background(), providers.Ref(tt.vm))
+			if err != nil || ep.Host != tt.wantHost {
+				t.Errorf("GuestEndpoint = %+v, %v; want host %s", ep, err, tt.wantHost)
 			}
 			if f.calls != tt.wantCalls {
 				t.Errorf("calls = %d, want %d", f.calls, tt.wantCalls)

@@ -487,15 +487,30 @@ func (g guests) GuestEndpoint(ctx context.Context, vm providers.VMRef) (provider
 	if err != nil {
 		return providers.Endpoint{}, err
 	}
-	for _, n := range nicsOf(s) {
-		if n.PrivateIP != "" {
-			return providers.Endpoint{Host: n.PrivateIP, Port: 5985}, nil
-		}
-		if n.PublicIP != "" {
-			return providers.Endpoint{Host: n.PublicIP, Port: 5985}, nil
-		}
+	if ep, ok := endpointOf(nicsOf(s)); ok {
+		return ep, nil
 	}
 	return providers.Endpoint{}, providers.Errorf(providers.ErrUnsupported, "GuestEndpoint", vmRes(vm.String()), "the server has no NIC address")
+}
+
+// ListedEndpoint implements endpointcache.Listed: List gives each server
+// its NICs as GuestEndpoint reads them.
+func (guests) ListedEndpoint(vm inventory.VM) (providers.Endpoint, bool) {
+	return endpointOf(vm.NICs)
+}
+
+// endpointOf is WinRM over HTTP at the first NIC that has an address: its
+// switch address if it has one, else its shared-segment address.
+func endpointOf(nics []inventory.NIC) (providers.Endpoint, bool) {
+	for _, n := range nics {
+		if n.PrivateIP != "" {
+			return providers.Endpoint{Host: n.PrivateIP, Port: providers.WinRMPort}, true
+		}
+		if n.PublicIP != "" {
+			return providers.Endpoint{Host: n.PublicIP, Port: providers.WinRMPort}, true
+		}
+	}
+	return providers.Endpoint{}, false
 }
 
 // ---- power ----

@@ -148,6 +148,12 @@ func (g guests) GuestEndpoint(ctx context.Context, vm providers.VMRef) (provider
 	return g.w.GuestEndpoint(ctx, g.acct, vm.ID)
 }
 
+// ListedEndpoint implements endpointcache.Listed: the world lists each VM
+// with the private address GuestEndpoint answers.
+func (guests) ListedEndpoint(vm inventory.VM) (providers.Endpoint, bool) {
+	return providers.ListedPrivateEndpoint(vm)
+}
+
 type power struct{ *core }
 
 // Stop implements providers.Power: one batched call, then it waits until

@@ -253,7 +253,8 @@ func newPlanID(now time.Time) string {
 
 // List lists the VMs of every opened account, stamped with their tenant,
 // account and provider, retrying read-only calls: the live fleet to check
-// a plan against (plan.CheckFresh). Read-only; no sampling.
+// a plan against (plan.CheckFresh). Read-only; no sampling. The guest
+// addresses the listing holds are remembered for the run.
 func (f *Fleet) List(ctx context.Context) ([]inventory.VM, error) {
 	var out []inventory.VM
 	for _, a := range f.Accounts {
@@ -267,6 +268,9 @@ func (f *Fleet) List(ctx context.Context) ([]inventory.VM, error) {
 		})
 		if err != nil {
 			return nil, fmt.Errorf("account %s: listing VMs: %w", a.Account, err)
+		}
+		if g, ok := a.Provider.Guests.(*endpointcache.Guests); ok {
+			g.Remember(vms) // apply then asks the cloud no guest address
 		}
 		for _, v := range vms {
 			v.Tenant, v.Account, v.Provider = a.Account.Tenant, a.Account.Name, a.Account.Provider

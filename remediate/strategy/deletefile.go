@@ -225,7 +225,10 @@ func incremental(s step.Step) step.Step {
 // snapshotAs is a step named name that makes sure a snapshot of the OS
 // disk tagged {run, vm, role} exists: one of that disk is reused
 // (waiting until it is ready), else one is taken. Its ID is the fact fact.
-// Idempotent: a repeat finds the snapshot by its tags.
+// Idempotent: a repeat finds the snapshot by its tags. It looks for one
+// only where one may exist: fact recorded (by any strategy's step of the
+// role) or step.FactRerun; so every step that takes a snapshot of a role
+// records it as that role's fact.
 func snapshotAs(name, role string, fact step.Fact) step.Step {
 	return step.Step{Name: name, Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		if err := need(env, "disks", env.Provider != nil && env.Provider.Disks != nil); err != nil {
@@ -252,9 +255,16 @@ func snapshotAs(name, role string, fact step.Fact) step.Step {
 			}
 			return found, nil
 		}
-		s, err := find()
-		if err != nil {
-			return nil, err
+		var s *providers.SnapshotState
+		if facts[fact] != "" || facts[step.FactRerun] == "true" {
+			// A step of this VM recorded one, or an attempt of this one may
+			// have taken one unrecorded: look for it. Otherwise there is
+			// none to find (the tags name this run), and asking would cost
+			// a call per VM.
+			var err error
+			if s, err = find(); err != nil {
+				return nil, err
+			}
 		}
 		if s == nil {
 			ref, err := d.Snapshot(ctx, diskRef(vm, vm.OSDisk.ID), t)

@@ -265,7 +265,9 @@ var observational = map[step.Fact]bool{FactCheckedAt: true, FactVerifiedAt: true
 
 var errStopped = errors.New("runner stopped on purpose")
 
-// runStep runs one step, retrying what the executor would retry.
+// runStep runs one step, retrying what the executor would retry, and
+// telling a retry, as the executor does, that the attempt before may have
+// acted (step.FactRerun).
 func (f *fixture) runStep(ctx context.Context, st step.Step, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	var err error
 	for i := 0; i < 20; i++ {
@@ -274,6 +276,7 @@ func (f *fixture) runStep(ctx context.Context, st step.Step, vm *step.Target, fa
 		if err == nil || !retryable(err) {
 			return got, err
 		}
+		facts = facts.Merge(step.Facts{step.FactRerun: "true"})
 		if serr := f.clk.Sleep(ctx, 20*time.Second); serr != nil {
 			return nil, serr
 		}

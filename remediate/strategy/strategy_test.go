@@ -368,6 +368,54 @@ func TestStepsTwice(t *testing.T) {
 	}
 }
 
+// TestSnapshotLooksWhereOneMayBe: the snapshot step asks the cloud for an
+// earlier snapshot (FindSnapshots) only where one may exist, a recorded one
+// or an attempt that may have taken one unrecorded, and never takes a
+// second one there.
+func TestSnapshotLooksWhereOneMayBe(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		taken bool // the step took one before
+		facts func(before step.Facts) step.Facts
+		// wantFinds and wantTaken count the FindSnapshots and Snapshot
+		// calls of the attempt under test.
+		wantFinds, wantTaken int
+	}{
+		{"first attempt", false, func(step.Facts) step.Facts { return step.Facts{} }, 0, 1},
+		{"recorded", true, func(before step.Facts) step.Facts { return before }, 1, 0},
+		{"taken unrecorded", true, func(step.Facts) step.Facts { return step.Facts{step.FactRerun: "true"} }, 1, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			f := newFixture(t, spec{n: 45, kind: safeMode})
+			vm := f.target(45)
+			var before step.Facts
+			if c.taken {
+				var err error
+				if before, err = f.runStep(ctx, snapshotStep(), vm, step.Facts{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			calls := f.w.Stats().Calls
+			got, err := f.runStep(ctx, snapshotStep(), vm, c.facts(before))
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := f.w.Stats().Calls
+			if finds, taken := after["FindSnapshots"]-calls["FindSnapshots"], after["Snapshot"]-calls["Snapshot"]; finds != c.wantFinds || taken != c.wantTaken {
+				t.Errorf("FindSnapshots %d, Snapshot %d calls; want %d, %d", finds, taken, c.wantFinds, c.wantTaken)
+			}
+			if c.taken && got[FactSnapshotID] != before[FactSnapshotID] {
+				t.Errorf("snapshot %s, want the one taken before, %s", got[FactSnapshotID], before[FactSnapshotID])
+			}
+			f.clean()
+		})
+	}
+}
+
 // TestResume stops after step k (as if the process died), then runs the
 // whole strategy again from the facts so far, in a new helper pool (a new
 // process): same end state, audit clean.
