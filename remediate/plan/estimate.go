@@ -99,13 +99,18 @@ type StepCost struct {
 }
 
 // strategyCost is the cost of one VM under u (without fallbacks nor helper
-// creation): the sum of its steps' costs for target t.
-func strategyCost(u strategy.Unit, t *step.Target, pol policy.Policy) (cost, []StepCost) {
+// creation): the sum of its steps' costs for target t. As a fallback
+// (fallback set), its Early steps add their calls but no time: the
+// executor takes them ahead, while the strategy before it tries.
+func strategyCost(u strategy.Unit, t *step.Target, pol policy.Policy, fallback bool) (cost, []StepCost) {
 	var d time.Duration
 	var calls float64
 	var steps []StepCost
 	for _, st := range u.Steps(t, pol) {
 		sd, sc := stepCost(st)
+		if fallback && st.Early {
+			sd = 0
+		}
 		d, calls = d+sd, calls+sc
 		steps = append(steps, StepCost{Step: st.Name, Seconds: sd.Seconds(), APICalls: sc})
 	}
@@ -161,7 +166,7 @@ func vmCost(v VMPlan, reg *strategy.Registry, pol policy.Policy) cost {
 		return cost{}
 	}
 	t := v.Target()
-	c, _ := strategyCost(u, t, pol)
+	c, _ := strategyCost(u, t, pol, false)
 	p := u.FailureChance(pol)
 	if p == 0 {
 		return c
@@ -174,7 +179,7 @@ func vmCost(v VMPlan, reg *strategy.Registry, pol policy.Policy) cost {
 		if step.ConditionOf(fb, t) != "" {
 			continue
 		}
-		fc, _ := strategyCost(fb, t, pol)
+		fc, _ := strategyCost(fb, t, pol, true)
 		return c.add(fc.times(p))
 	}
 	return c
@@ -201,12 +206,13 @@ func estimate(p *Plan, reg *strategy.Registry) Estimate {
 			"durations are the middle of each range in inventory/timing",
 			fmt.Sprintf("a provider polls an asynchronous operation every %s", PollInterval),
 			"the canary wave runs alone; the other waves' VMs then start in wave order as slots free up, each once the canary VMs of its strategy and account have ended (or the whole canary, where none has its strategy and account)",
+			"a fallback's early steps (its snapshot) run while the strategy before it tries: they add calls, not time",
 			"control-plane throttling and outages are not modelled: the real run can be slower",
 		},
 	}
 	nominal := &step.Target{} // no BitLocker, no planned helper or backup
 	for _, u := range reg.All() {
-		c, steps := strategyCost(u, nominal, pol)
+		c, steps := strategyCost(u, nominal, pol, false)
 		f := formula(u, nominal, pol)
 		if u.FailureChance(pol) > 0 {
 			f += fmt.Sprintf("; per VM, plus %.3f × the first fallback's cost", u.FailureChance(pol))
