@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -247,19 +248,40 @@ func diskState(region string, v ec2types.Volume) providers.DiskState {
 	return ds
 }
 
-// state renders a volume, boot when attached at its instance's root device.
-func (c *core) state(ctx context.Context, rg *regional, v ec2types.Volume) (providers.DiskState, error) {
-	ds := diskState(rg.region, v)
-	if a := attachment(v); ds.AttachedTo != "" {
-		root := "/dev/sda1"
-		if is, err := c.describeInstances(ctx, rg, "Describe", "vm "+ds.AttachedTo, []string{ds.AttachedTo}); err != nil {
-			return ds, err
-		} else if len(is) > 0 {
-			root = sdk.ToString(is[0].RootDeviceName)
+// volumeStates renders volumes of region rg by ID, each boot when attached at
+// its instance's root device: one DescribeInstances of the instances they
+// are attached to.
+func (c *core) volumeStates(ctx context.Context, rg *regional, op string, vs map[string]ec2types.Volume) (map[string]providers.DiskState, error) {
+	var attached []string
+	for _, v := range vs {
+		if ds := diskState(rg.region, v); ds.AttachedTo != "" && !slices.Contains(attached, ds.AttachedTo) {
+			attached = append(attached, ds.AttachedTo)
 		}
-		ds.Boot = sdk.ToString(a.Device) == root
 	}
-	return ds, nil
+	roots := map[string]string{}
+	if len(attached) > 0 {
+		slices.Sort(attached)
+		is, err := c.describeInstances(ctx, rg, op, "vm "+strings.Join(attached, ", "), attached)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range is {
+			roots[sdk.ToString(i.InstanceId)] = sdk.ToString(i.RootDeviceName)
+		}
+	}
+	out := make(map[string]providers.DiskState, len(vs))
+	for id, v := range vs {
+		ds := diskState(rg.region, v)
+		if a := attachment(v); ds.AttachedTo != "" {
+			root, ok := roots[ds.AttachedTo]
+			if !ok {
+				root = "/dev/sda1"
+			}
+			ds.Boot = sdk.ToString(a.Device) == root
+		}
+		out[id] = ds
+	}
+	return out, nil
 }
 
 // Describe implements providers.Disks.
@@ -268,7 +290,43 @@ func (d disks) Describe(ctx context.Context, ref providers.DiskRef) (providers.D
 	if err != nil {
 		return providers.DiskState{}, err
 	}
-	return d.state(ctx, rg, v)
+	ss, err := d.volumeStates(ctx, rg, "Describe", map[string]ec2types.Volume{ref.ID: v})
+	return ss[ref.ID], err
+}
+
+// DescribeMany reads many volumes (coalesce.ManyDescriber): per region,
+// one DescribeVolumes filtered by volume-id, then one DescribeInstances of
+// the instances they are attached to (for Boot). A volume that does not
+// exist is absent from the result.
+func (d disks) DescribeMany(ctx context.Context, refs []providers.DiskRef) (map[string]providers.DiskState, error) {
+	byRegion := map[string][]string{}
+	var regions []string
+	for _, r := range refs {
+		k := firstNonEmpty(r.Region, r.Zone)
+		if _, ok := byRegion[k]; !ok {
+			regions = append(regions, k)
+		}
+		byRegion[k] = append(byRegion[k], r.ID)
+	}
+	out := make(map[string]providers.DiskState, len(refs))
+	for _, k := range regions {
+		ids := byRegion[k]
+		res := "disk " + strings.Join(ids, ", ")
+		rg, err := d.region("Describe", res, k)
+		if err != nil {
+			return nil, err
+		}
+		vs, err := d.describeVolumes(ctx, rg, "Describe", res, ids)
+		if err != nil {
+			return nil, err
+		}
+		ss, err := d.volumeStates(ctx, rg, "Describe", vs)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, ss)
+	}
+	return out, nil
 }
 
 // waitVolume waits until the volume is in one of states.
@@ -359,11 +417,11 @@ func (d disks) FindDisks(ctx context.Context, tags providers.Tags) ([]providers.
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range vs {
-			s, err := d.state(ctx, rg, v)
-			if err != nil {
-				return nil, err
-			}
+		ss, err := d.volumeStates(ctx, rg, "FindDisks", vs)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range ss {
 			out = append(out, s)
 		}
 	}

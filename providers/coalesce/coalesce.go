@@ -37,43 +37,63 @@ const DefaultWindow = 2 * time.Second
 // MaxBatch is the most VMs one merged call asks about.
 const MaxBatch = 200
 
-// Observer is a providers.Observer that batches concurrent calls. Safe for
-// concurrent use. Errors of a merged call go to every caller in it.
-type Observer struct {
-	next   providers.Observer
+// Batcher merges the reads of concurrent callers, each about a few items
+// (VMs, disks) of type R named by Key, into batched calls of Fetch, which
+// answers many items in one call (an item it does not know is absent from
+// its result). Safe for concurrent use. Errors of a merged call go to every
+// caller in it. Which batch a caller joins and the order of a merged call's
+// items never depend on the order concurrent callers ran in (see the
+// package doc).
+type Batcher[R, V any] struct {
+	fetch  func(ctx context.Context, items []R) (map[string]V, error)
+	key    func(R) string
+	order  func(a, b R) int
 	clk    clock.Clock
 	window time.Duration
 
 	mu      sync.Mutex
-	pending *window // the open window, nil when none; guarded by mu
-	seq     uint64  // callers so far; guarded by mu
+	pending *window[R, V] // the open window, nil when none; guarded by mu
+	seq     uint64        // callers so far; guarded by mu
 }
 
 // window is the callers gathered until ends (those not yet sent in a full
-// batch). mu guards calls, vms and full.
-type window struct {
+// batch). mu guards calls, items and full.
+type window[R, V any] struct {
 	ends  time.Time
-	calls []*call
-	vms   map[string]bool // the distinct VMs of calls, by ID
-	full  chan struct{}   // closed when vms reaches MaxBatch
+	calls []*call[R, V]
+	items map[string]bool // the distinct items of calls, by key
+	full  chan struct{}   // closed when items reaches MaxBatch
 }
 
 // call is one caller's request, answered by the merged call of its batch.
-type call struct {
-	at   time.Time // when it asked
-	seq  uint64    // order asked: only among equal instants and VMs
-	refs []providers.VMRef
-	done chan struct{} // closed once got and err are set
-	got  map[string]inventory.Signals
-	err  error
+type call[R, V any] struct {
+	at    time.Time // when it asked
+	seq   uint64    // order asked: only among equal instants and items
+	items []R
+	done  chan struct{} // closed once got and err are set
+	got   map[string]V
+	err   error
+}
+
+// NewBatcher merges calls to fetch; key names an item, order sorts a
+// merged call's items; window <= 0 means DefaultWindow.
+func NewBatcher[R, V any](fetch func(ctx context.Context, items []R) (map[string]V, error), key func(R) string, order func(a, b R) int, clk clock.Clock, window time.Duration) *Batcher[R, V] {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	return &Batcher[R, V]{fetch: fetch, key: key, order: order, clk: clk, window: window}
+}
+
+// Observer is a providers.Observer that batches concurrent calls. Safe for
+// concurrent use. Errors of a merged call go to every caller in it.
+type Observer struct {
+	next providers.Observer
+	b    *Batcher[providers.VMRef, inventory.Signals]
 }
 
 // NewObserver wraps next; window <= 0 means DefaultWindow.
 func NewObserver(next providers.Observer, clk clock.Clock, window time.Duration) *Observer {
-	if window <= 0 {
-		window = DefaultWindow
-	}
-	return &Observer{next: next, clk: clk, window: window}
+	return &Observer{next: next, b: NewBatcher(next.Observe, func(r providers.VMRef) string { return r.ID }, compareRefs, clk, window)}
 }
 
 // Wrap is NewObserver(next, clk, window) as a providers.Observer that
@@ -103,26 +123,33 @@ func (o *Observer) Observe(ctx context.Context, vms []providers.VMRef) (map[stri
 	if len(vms) >= MaxBatch {
 		return o.next.Observe(ctx, vms) // already a batch
 	}
-	o.mu.Lock()
-	now := o.clk.Now()
-	w := o.pending
+	return o.b.Get(ctx, vms)
+}
+
+// Get joins (or opens) the current window and returns what the merged call
+// of its batch answered about items (an item it did not answer is absent).
+// ctx ends only this caller's wait.
+func (b *Batcher[R, V]) Get(ctx context.Context, items []R) (map[string]V, error) {
+	b.mu.Lock()
+	now := b.clk.Now()
+	w := b.pending
 	if w == nil || !now.Before(w.ends) {
 		// No window, or its window is over (whether or not send has
 		// taken it yet): open the next.
-		w = &window{ends: now.Add(o.window), vms: map[string]bool{}, full: make(chan struct{})}
-		o.pending = w
-		go o.send(w)
+		w = &window[R, V]{ends: now.Add(b.window), items: map[string]bool{}, full: make(chan struct{})}
+		b.pending = w
+		go b.send(w)
 	}
-	o.seq++
-	c := &call{at: now, seq: o.seq, refs: slices.Clone(vms), done: make(chan struct{})}
+	b.seq++
+	c := &call[R, V]{at: now, seq: b.seq, items: slices.Clone(items), done: make(chan struct{})}
 	w.calls = append(w.calls, c)
-	for _, r := range vms {
-		w.vms[r.ID] = true
+	for _, r := range items {
+		w.items[b.key(r)] = true
 	}
-	if len(w.vms) >= MaxBatch {
+	if len(w.items) >= MaxBatch {
 		closeOnce(w.full)
 	}
-	o.mu.Unlock()
+	b.mu.Unlock()
 	select {
 	case <-c.done:
 	case <-ctx.Done():
@@ -131,25 +158,25 @@ func (o *Observer) Observe(ctx context.Context, vms []providers.VMRef) (map[stri
 	if c.err != nil {
 		return nil, c.err
 	}
-	out := make(map[string]inventory.Signals, len(vms))
-	for _, r := range vms {
-		if s, ok := c.got[r.ID]; ok {
-			out[r.ID] = s
+	out := make(map[string]V, len(items))
+	for _, r := range items {
+		if v, ok := c.got[b.key(r)]; ok {
+			out[b.key(r)] = v
 		}
 	}
 	return out, nil
 }
 
-// send serves window w: whenever its callers ask about MaxBatch VMs or
+// send serves window w: whenever its callers ask about MaxBatch items or
 // more, it waits clock.Settle and sends the full batches cut from the
-// callers that asked before then (see cut); when w ends, it sends every
-// caller left. Each merged call goes out under its own context, so that a
-// caller giving up does not fail the others.
-func (o *Observer) send(w *window) {
+// callers that asked before then (see cutLocked); when w ends, it sends
+// every caller left. Each merged call goes out under its own context, so
+// that a caller giving up does not fail the others.
+func (b *Batcher[R, V]) send(w *window[R, V]) {
 	for {
-		o.mu.Lock()
+		b.mu.Lock()
 		full := w.full
-		o.mu.Unlock()
+		b.mu.Unlock()
 		wctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			select {
@@ -158,23 +185,23 @@ func (o *Observer) send(w *window) {
 			case <-wctx.Done():
 			}
 		}()
-		_ = clock.SleepUntil(wctx, o.clk, w.ends)
+		_ = clock.SleepUntil(wctx, b.clk, w.ends)
 		cancel()
-		if o.clk.Now().Before(w.ends) {
+		if b.clk.Now().Before(w.ends) {
 			// Full before its end: let every caller of this instant
 			// arrive (uncancellable: the cut must happen).
-			_ = o.clk.Sleep(context.Background(), clock.Settle)
+			_ = b.clk.Sleep(context.Background(), clock.Settle)
 		}
-		o.mu.Lock()
-		now := o.clk.Now()
+		b.mu.Lock()
+		now := b.clk.Now()
 		last := !now.Before(w.ends)
-		if last && o.pending == w {
-			o.pending = nil // callers from now on open the next window
+		if last && b.pending == w {
+			b.pending = nil // callers from now on open the next window
 		}
-		batches := o.cutLocked(w, now, last)
-		o.mu.Unlock()
-		for _, b := range batches {
-			go o.call(b)
+		batches := b.cutLocked(w, now, last)
+		b.mu.Unlock()
+		for _, batch := range batches {
+			go b.call(batch)
 		}
 		if last {
 			return
@@ -183,13 +210,13 @@ func (o *Observer) send(w *window) {
 }
 
 // cutLocked takes the batches to send now out of w. Callers that asked
-// before now are ordered by the instant they asked at, then by the VMs
+// before now are ordered by the instant they asked at, then by the items
 // they asked about, and packed in that order into batches of at most
-// MaxBatch distinct VMs (a caller's VMs never straddle two batches). With
-// last set every batch is taken; otherwise the last one stays in w unless
-// it is full, with the callers that asked at now. Caller holds o.mu.
-func (o *Observer) cutLocked(w *window, now time.Time, last bool) [][]*call {
-	var due, later []*call
+// MaxBatch distinct items (a caller's items never straddle two batches).
+// With last set every batch is taken; otherwise the last one stays in w
+// unless it is full, with the callers that asked at now. Caller holds b.mu.
+func (b *Batcher[R, V]) cutLocked(w *window[R, V], now time.Time, last bool) [][]*call[R, V] {
+	var due, later []*call[R, V]
 	for _, c := range w.calls {
 		if last || c.at.Before(now) {
 			due = append(due, c)
@@ -197,16 +224,16 @@ func (o *Observer) cutLocked(w *window, now time.Time, last bool) [][]*call {
 			later = append(later, c)
 		}
 	}
-	slices.SortFunc(due, func(a, b *call) int {
-		return cmp.Or(a.at.Compare(b.at), slices.CompareFunc(a.refs, b.refs, compareRefs), cmp.Compare(a.seq, b.seq))
+	slices.SortFunc(due, func(x, y *call[R, V]) int {
+		return cmp.Or(x.at.Compare(y.at), slices.CompareFunc(x.items, y.items, b.order), cmp.Compare(x.seq, y.seq))
 	})
-	var batches [][]*call
-	var cur []*call
+	var batches [][]*call[R, V]
+	var cur []*call[R, V]
 	seen := map[string]bool{}
 	for _, c := range due {
 		n := 0
-		for _, r := range c.refs {
-			if !seen[r.ID] {
+		for _, r := range c.items {
+			if !seen[b.key(r)] {
 				n++
 			}
 		}
@@ -215,8 +242,8 @@ func (o *Observer) cutLocked(w *window, now time.Time, last bool) [][]*call {
 			cur, seen = nil, map[string]bool{}
 		}
 		cur = append(cur, c)
-		for _, r := range c.refs {
-			seen[r.ID] = true
+		for _, r := range c.items {
+			seen[b.key(r)] = true
 		}
 	}
 	if len(cur) > 0 {
@@ -226,36 +253,36 @@ func (o *Observer) cutLocked(w *window, now time.Time, last bool) [][]*call {
 			later = append(cur, later...)
 		}
 	}
-	w.calls, w.vms, w.full = later, map[string]bool{}, make(chan struct{})
+	w.calls, w.items, w.full = later, map[string]bool{}, make(chan struct{})
 	for _, c := range later {
-		for _, r := range c.refs {
-			w.vms[r.ID] = true
+		for _, r := range c.items {
+			w.items[b.key(r)] = true
 		}
 	}
-	if len(w.vms) >= MaxBatch {
+	if len(w.items) >= MaxBatch {
 		close(w.full)
 	}
 	return batches
 }
 
-// call makes the merged call of batch b, its VMs sorted by zone and ID,
-// and answers each of its callers.
-func (o *Observer) call(b []*call) {
-	var refs []providers.VMRef
+// call makes the merged call of batch, its items sorted by b.order, and
+// answers each of its callers.
+func (b *Batcher[R, V]) call(batch []*call[R, V]) {
+	var items []R
 	seen := map[string]bool{}
-	for _, c := range b {
-		for _, r := range c.refs {
-			if !seen[r.ID] {
-				seen[r.ID] = true
-				refs = append(refs, r)
+	for _, c := range batch {
+		for _, r := range c.items {
+			if k := b.key(r); !seen[k] {
+				seen[k] = true
+				items = append(items, r)
 			}
 		}
 	}
-	slices.SortFunc(refs, compareRefs)
+	slices.SortFunc(items, b.order)
 	ctx, stop := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer stop()
-	got, err := o.next.Observe(ctx, refs)
-	for _, c := range b {
+	got, err := b.fetch(ctx, items)
+	for _, c := range batch {
 		c.got, c.err = got, err
 		close(c.done)
 	}
@@ -265,12 +292,47 @@ func compareRefs(a, b providers.VMRef) int {
 	return cmp.Or(cmp.Compare(a.Zone, b.Zone), cmp.Compare(a.ID, b.ID))
 }
 
-// closeOnce closes ch unless it is closed. Caller holds o.mu (ch is only
-// closed under it).
+// closeOnce closes ch unless it is closed. Caller holds the batcher's mu
+// (ch is only closed under it).
 func closeOnce(ch chan struct{}) {
 	select {
 	case <-ch:
 	default:
 		close(ch)
 	}
+}
+
+// ManyDescriber is a providers.Disks that also reads many disks in one
+// call; a disk that does not exist is absent from its result.
+type ManyDescriber interface {
+	DescribeMany(ctx context.Context, refs []providers.DiskRef) (map[string]providers.DiskState, error)
+}
+
+// Disks reads disks as providers.Disks.Describe does, merging concurrent
+// reads into DescribeMany calls. Safe for concurrent use.
+type Disks struct {
+	b *Batcher[providers.DiskRef, providers.DiskState]
+}
+
+// NewDisks merges reads into next's DescribeMany; window <= 0 means
+// DefaultWindow.
+func NewDisks(next ManyDescriber, clk clock.Clock, window time.Duration) *Disks {
+	key := func(r providers.DiskRef) string { return r.ID }
+	order := func(a, b providers.DiskRef) int { return cmp.Or(cmp.Compare(a.Zone, b.Zone), cmp.Compare(a.ID, b.ID)) }
+	return &Disks{b: NewBatcher(next.DescribeMany, key, order, clk, window)}
+}
+
+// Describe has the contract of providers.Disks.Describe: a disk the merged
+// call does not find is ErrNotFound; the merged call's error goes to every
+// caller in it. ctx ends only this caller's wait.
+func (d *Disks) Describe(ctx context.Context, ref providers.DiskRef) (providers.DiskState, error) {
+	got, err := d.b.Get(ctx, []providers.DiskRef{ref})
+	if err != nil {
+		return providers.DiskState{}, err
+	}
+	s, ok := got[ref.ID]
+	if !ok {
+		return providers.DiskState{}, providers.Errorf(providers.ErrNotFound, "Describe", "disk "+ref.ID, "no such disk")
+	}
+	return s, nil
 }

@@ -269,3 +269,67 @@ func TestWrapKeepsScreens(t *testing.T) {
 		})
 	}
 }
+
+// manyDisks answers the disks it knows, counting its calls.
+type manyDisks struct {
+	mu    sync.Mutex
+	calls [][]string
+	err   error
+}
+
+func (m *manyDisks) DescribeMany(_ context.Context, refs []providers.DiskRef) (map[string]providers.DiskState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []string
+	out := map[string]providers.DiskState{}
+	for _, r := range refs {
+		ids = append(ids, r.Zone+"/"+r.ID)
+		if r.ID != "gone" {
+			out[r.ID] = providers.DiskState{Ref: r, AttachedTo: "vm-" + r.ID}
+		}
+	}
+	m.calls = append(m.calls, ids)
+	return out, m.err
+}
+
+// TestDisksMerged: concurrent reads of disks go out as one call, sorted by
+// zone and ID; each caller gets its own disk, a disk the cloud does not
+// know is ErrNotFound, and the merged call's error reaches every caller.
+func TestDisksMerged(t *testing.T) {
+	refs := []providers.DiskRef{{ID: "d3", Zone: "b"}, {ID: "gone", Zone: "a"}, {ID: "d1", Zone: "a"}}
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"answers", nil},
+		{"error goes to every caller", providers.Errorf(providers.ErrThrottled, "DescribeMany", "account a", "429")},
+	}
+	for _, tt := range tests {
+		synctest.Test(t, func(t *testing.T) {
+			next := &manyDisks{err: tt.err}
+			d := NewDisks(next, clock.Real{}, 0) // inside the bubble: virtual time
+			var wg sync.WaitGroup
+			for _, r := range refs {
+				wg.Go(func() {
+					s, err := d.Describe(context.Background(), r)
+					switch {
+					case tt.err != nil:
+						if !errors.Is(err, providers.ErrThrottled) {
+							t.Errorf("%s: err = %v, want the merged call's", r.ID, err)
+						}
+					case r.ID == "gone":
+						if !errors.Is(err, providers.ErrNotFound) {
+							t.Errorf("gone: err = %v, want ErrNotFound", err)
+						}
+					case err != nil || s.Ref.ID != r.ID || s.AttachedTo != "vm-"+r.ID:
+						t.Errorf("%s: %+v, %v", r.ID, s, err)
+					}
+				})
+			}
+			wg.Wait()
+			if want := [][]string{{"a/d1", "a/gone", "b/d3"}}; fmt.Sprint(next.calls) != fmt.Sprint(want) {
+				t.Errorf("%s: calls %v, want %v", tt.name, next.calls, want)
+			}
+		})
+	}
+}

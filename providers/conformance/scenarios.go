@@ -1,7 +1,9 @@
 package conformance
 
 import (
+	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -22,6 +24,7 @@ func scenarios() []Scenario {
 		{Name: "observe-boot-history", Needs: []string{CapObserve}, ReadOnly: true, run: observeBootHistory},
 		{Name: "screens", Needs: []string{CapObserve}, ReadOnly: true, run: screensScenario},
 		{Name: "guest-endpoint", Needs: []string{CapGuest}, ReadOnly: true, run: guestEndpoint},
+		{Name: "describe-many", Needs: []string{CapDisks}, ReadOnly: true, run: describeMany},
 		{Name: "stop-start-batch", Needs: []string{CapPower, CapObserve}, run: stopStartBatch},
 		{Name: "restart", Needs: []string{CapPower}, run: restart},
 		{Name: "snapshot-find", Needs: []string{CapDisks}, run: snapshotFind},
@@ -321,6 +324,37 @@ func snapshotFind(e *env) {
 	}
 	if len(inWorld) != 1 || inWorld[0].DiskID != v.OSDisk.ID || e.id(inWorld[0].ID) != s.ID {
 		e.t.Errorf("%s: the world holds snapshots %+v tagged %v, want one of disk %s", e.h.Name, inWorld, tags, v.OSDisk.ID)
+	}
+}
+
+// manyDescriber is a Disks that reads many disks in one call
+// (coalesce.ManyDescriber).
+type manyDescriber interface {
+	DescribeMany(ctx context.Context, refs []providers.DiskRef) (map[string]providers.DiskState, error)
+}
+
+// describeMany: where the provider reads many disks in one call, it reads
+// each as Describe does, and leaves out a disk that does not exist.
+func describeMany(e *env) {
+	md, ok := e.p.Disks.(manyDescriber)
+	if !ok {
+		e.t.Skipf("%s reads one disk per call (DescribeMany is optional)", e.h.Name)
+	}
+	refs := []providers.DiskRef{e.unknownDisk()}
+	for _, v := range e.pick(3, "any", func(world.VMSpec) bool { return true }) {
+		refs = append(refs, e.diskRef(v))
+	}
+	got, err := md.DescribeMany(e.ctx, refs)
+	e.must(err, "DescribeMany of %d disks", len(refs))
+	if s, ok := got[refs[0].ID]; ok {
+		e.t.Errorf("%s: DescribeMany answers disk %s, which does not exist: %+v", e.h.Name, refs[0].ID, s)
+	}
+	for _, r := range refs[1:] {
+		one, err := e.p.Disks.Describe(e.ctx, r)
+		e.must(err, "Describe %s", r.ID)
+		if s, ok := got[r.ID]; !ok || !reflect.DeepEqual(s, one) {
+			e.t.Errorf("%s: DescribeMany has disk %s as %+v (found %v), Describe as %+v", e.h.Name, r.ID, s, ok, one)
+		}
 	}
 }
 

@@ -217,6 +217,27 @@ func (d disks) Describe(ctx context.Context, ref providers.DiskRef) (providers.D
 	return info.DiskState, err
 }
 
+// DescribeMany reads many disks in one call (coalesce.ManyDescriber): a
+// disk that does not exist is absent from the result.
+func (d disks) DescribeMany(ctx context.Context, refs []providers.DiskRef) (map[string]providers.DiskState, error) {
+	ids := make([]string, len(refs))
+	for i, r := range refs {
+		ids[i] = r.ID
+	}
+	if err := d.pace(ctx, "DescribeDisks", strings.Join(ids, ",")); err != nil {
+		return nil, err
+	}
+	infos, err := d.w.DescribeDisks(ctx, d.acct, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]providers.DiskState, len(infos))
+	for id, x := range infos {
+		out[id] = x.DiskState
+	}
+	return out, nil
+}
+
 // FindDisks returns the disks carrying all tags: the way to find a disk an
 // earlier FromSnapshot or Restore made before its outcome was known. (Not
 // part of providers.Disks.)

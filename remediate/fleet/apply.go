@@ -45,7 +45,7 @@ type ApplyOptions struct {
 	Events func(apply.Event)
 	// Helpers shapes each account's helper pool (zero: the default, shared
 	// helpers); NoCoalesce sends each VM's re-check as its own Observe
-	// call. Both exist for the incident benchmark's baselines (per-VM
+	// call and each disk read as its own Describe. Both exist for the incident benchmark's baselines (per-VM
 	// repair tools), not to repair a fleet.
 	Helpers    HelperShape
 	NoCoalesce bool
@@ -113,6 +113,10 @@ func (f *Fleet) envs(runID string, p *plan.Plan, o ApplyOptions) (map[string]*st
 		env := &step.Env{
 			RunID: runID, Account: a.Account, Provider: &prov,
 			Clock: f.Clock, Incident: p.Incident, Policy: p.Policy,
+		}
+		if md, ok := prov.Disks.(coalesce.ManyDescriber); ok && !o.NoCoalesce {
+			// Every step reads its disks first: merge those reads too.
+			env.Disks = coalesce.NewDisks(md, f.Clock, 0)
 		}
 		if f.guest != nil {
 			env.Guest, env.Prober, env.Creds = f.guest.Client, f.prober, f.guest.Creds

@@ -184,9 +184,27 @@ type Env struct {
 	Keys      Keys
 	Prober    Prober
 	Helpers   HelperPool
-	Clock     clock.Clock
-	Incident  inventory.Incident
-	Policy    policy.Policy
+	// Disks, when set, reads disks in place of Provider.Disks.Describe,
+	// with its contract (a reader that merges concurrent reads into
+	// batched calls: coalesce.Disks). Read disks with Env.Describe.
+	Disks    DiskReader
+	Clock    clock.Clock
+	Incident inventory.Incident
+	Policy   policy.Policy
+}
+
+// DiskReader reads a disk's current state (providers.Disks.Describe).
+type DiskReader interface {
+	Describe(ctx context.Context, d providers.DiskRef) (providers.DiskState, error)
+}
+
+// Describe reads disk d through e.Disks when set, else through the
+// provider. Read-only. Errors: providers.ErrNotFound.
+func (e *Env) Describe(ctx context.Context, d providers.DiskRef) (providers.DiskState, error) {
+	if e.Disks != nil {
+		return e.Disks.Describe(ctx, d)
+	}
+	return e.Provider.Disks.Describe(ctx, d)
 }
 
 // Target is what a step needs to know about its VM: the plan entry's

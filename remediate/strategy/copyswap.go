@@ -195,7 +195,7 @@ func copySwapped(ctx context.Context, env *step.Env, vm *step.Target, facts step
 	if id == "" || facts[FactCopyGone] == "true" {
 		return false, nil
 	}
-	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, id))
+	ds, err := env.Describe(ctx, diskRef(vm, id))
 	if errors.Is(err, providers.ErrNotFound) {
 		return false, nil
 	}
@@ -254,7 +254,7 @@ func csSwap(ctx context.Context, env *step.Env, vm *step.Target, facts step.Fact
 		return nil, err
 	}
 	done := step.Facts{FactOriginalDiskID: vm.OSDisk.ID, FactSwapped: "true"}
-	cs, err := env.Provider.Disks.Describe(ctx, diskRef(vm, c.OSDisk.ID))
+	cs, err := env.Describe(ctx, diskRef(vm, c.OSDisk.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +267,7 @@ func csSwap(ctx context.Context, env *step.Env, vm *step.Target, facts step.Fact
 	if v, o := facts[FactIdentityVerified], facts[FactIdentityOriginal]; o == "" || v != o {
 		return nil, step.Fail("refusing to swap disk %s into %s: its identity is not verified (original %q, verified %q)", c.OSDisk.ID, vm.ID, o, v)
 	}
-	cur, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	cur, err := env.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func (CopyAndSwap) Abort(ctx context.Context, env *step.Env, vm *step.Target, fa
 	if id := facts[FactCopyDiskID]; id != "" && facts[FactCopyGone] != "true" {
 		c, _ := copyTarget(vm, facts)
 		var cs providers.DiskState
-		if err := retry(ctx, env, func() (err error) { cs, err = env.Provider.Disks.Describe(ctx, diskRef(vm, id)); return err }); err != nil && !errors.Is(err, providers.ErrNotFound) {
+		if err := retry(ctx, env, func() (err error) { cs, err = env.Describe(ctx, diskRef(vm, id)); return err }); err != nil && !errors.Is(err, providers.ErrNotFound) {
 			return out, step.Flag("cannot read where the copy %s of the OS disk of %s is: %v", id, vm.ID, err)
 		}
 		if cs.AttachedTo == vm.ID {

@@ -343,7 +343,7 @@ func czAbortCopy(ctx context.Context, env *step.Env, vm *step.Target, facts step
 		return err
 	}
 	var cs providers.DiskState
-	err = retry(ctx, env, func() (err error) { cs, err = env.Provider.Disks.Describe(ctx, diskRef(c, c.OSDisk.ID)); return err })
+	err = retry(ctx, env, func() (err error) { cs, err = env.Describe(ctx, diskRef(c, c.OSDisk.ID)); return err })
 	switch {
 	case errors.Is(err, providers.ErrNotFound):
 		return nil

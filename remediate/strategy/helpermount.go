@@ -285,7 +285,7 @@ func concludeStopped(bootOf func(vm *step.Target, facts step.Facts) string) runF
 			return nil, err
 		}
 		boot := bootOf(vm, facts)
-		ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, boot))
+		ds, err := env.Describe(ctx, diskRef(vm, boot))
 		if err != nil {
 			return nil, err
 		}
@@ -319,7 +319,7 @@ func unlessReturned(f runFunc) runFunc {
 			return nil, err
 		}
 		if facts[FactDiskReturned] == "true" {
-			ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+			ds, err := env.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 			if err != nil {
 				return nil, err
 			}
@@ -416,7 +416,7 @@ func listed(ctx context.Context, env *step.Env, h providers.VMRef, ds providers.
 
 // onHelper reads where the OS disk is and fails unless it is on helper h.
 func onHelper(ctx context.Context, env *step.Env, vm *step.Target, h providers.VMRef) (providers.DiskState, error) {
-	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	ds, err := env.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 	if err != nil {
 		return ds, err
 	}
@@ -487,7 +487,7 @@ func hmLease(ctx context.Context, env *step.Env, vm *step.Target, facts step.Fac
 }
 
 func hmDetachOS(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	ds, err := env.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +511,7 @@ func hmAttachHelper(ctx context.Context, env *step.Env, vm *step.Target, facts s
 	if err != nil {
 		return nil, err
 	}
-	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	ds, err := env.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -782,7 +782,7 @@ func hmDetachHelper(ctx context.Context, env *step.Env, vm *step.Target, facts s
 	if err != nil {
 		return nil, err
 	}
-	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	ds, err := env.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -822,7 +822,7 @@ func hmReturnHelper(ctx context.Context, env *step.Env, vm *step.Target, facts s
 }
 
 func hmAttachBoot(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
+	ds, err := env.Describe(ctx, diskRef(vm, vm.OSDisk.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -876,7 +876,7 @@ func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *step.Target, fa
 	disk := diskRef(vm, vm.OSDisk.ID)
 	out := step.Facts{}
 	var ds providers.DiskState
-	if err := retry(ctx, env, func() (err error) { ds, err = env.Provider.Disks.Describe(ctx, disk); return err }); err != nil {
+	if err := retry(ctx, env, func() (err error) { ds, err = env.Describe(ctx, disk); return err }); err != nil {
 		return out, step.Flag("cannot read where disk %s of %s is (%v); helper %q may hold it", vm.OSDisk.ID, vm.ID, err, facts[FactHelperID])
 	}
 	verified := false
@@ -980,7 +980,7 @@ func reverifyDetached(ctx context.Context, env *step.Env, vm *step.Target, facts
 	var ds providers.DiskState
 	err = retry(ctx, env, func() error { return env.Provider.Disks.Attach(ctx, h, disk, false) })
 	if err == nil {
-		err = retry(ctx, env, func() (err error) { ds, err = env.Provider.Disks.Describe(ctx, disk); return err })
+		err = retry(ctx, env, func() (err error) { ds, err = env.Describe(ctx, disk); return err })
 	}
 	if err == nil && ds.AttachedTo != h.ID {
 		err = fmt.Errorf("disk %s is not on helper %s after attaching it there", vm.OSDisk.ID, h.ID)
@@ -989,7 +989,7 @@ func reverifyDetached(ctx context.Context, env *step.Env, vm *step.Target, facts
 		err = abortOnHelper(ctx, env, vm, step.Facts{FactIdentityOriginal: fmtIdentity(orig)}, h, ds)
 	}
 	if err != nil {
-		ds, derr := env.Provider.Disks.Describe(ctx, disk)
+		ds, derr := env.Describe(ctx, disk)
 		switch {
 		case derr != nil:
 			return id, "detached or attached to helper " + h.ID + " (where could not be read)", err

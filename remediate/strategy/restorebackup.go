@@ -171,7 +171,7 @@ func (b bootSwap) swapped(ctx context.Context, env *step.Env, vm *step.Target, f
 	if id == "" {
 		return false, nil
 	}
-	ds, err := env.Provider.Disks.Describe(ctx, diskRef(vm, id))
+	ds, err := env.Describe(ctx, diskRef(vm, id))
 	if err != nil {
 		return false, err
 	}
@@ -210,7 +210,7 @@ func rbRestore(ctx context.Context, env *step.Env, vm *step.Target, facts step.F
 			}
 		}
 	} else if id := facts[FactRestoredDiskID]; id != "" {
-		if _, err := env.Provider.Disks.Describe(ctx, diskRef(vm, id)); err == nil {
+		if _, err := env.Describe(ctx, diskRef(vm, id)); err == nil {
 			return step.Facts{FactRestoredDiskID: id}, nil
 		}
 	}
@@ -225,7 +225,7 @@ func rbRestore(ctx context.Context, env *step.Env, vm *step.Target, facts step.F
 // original_disk_id.
 func detachOriginal(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	orig := diskRef(vm, vm.OSDisk.ID)
-	ds, err := env.Provider.Disks.Describe(ctx, orig)
+	ds, err := env.Describe(ctx, orig)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +249,7 @@ func (b bootSwap) attach(ctx context.Context, env *step.Env, vm *step.Target, fa
 		return nil, step.Fail("no %s was recorded for %s", b.what, vm.ID)
 	}
 	r := diskRef(vm, id)
-	ds, err := env.Provider.Disks.Describe(ctx, r)
+	ds, err := env.Describe(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +284,7 @@ func (RestoreBackup) Abort(ctx context.Context, env *step.Env, vm *step.Target, 
 func (b bootSwap) abort(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, out step.Facts) (step.Facts, error) {
 	orig := diskRef(vm, vm.OSDisk.ID)
 	var ds providers.DiskState
-	if err := retry(ctx, env, func() (err error) { ds, err = env.Provider.Disks.Describe(ctx, orig); return err }); err != nil {
+	if err := retry(ctx, env, func() (err error) { ds, err = env.Describe(ctx, orig); return err }); err != nil {
 		return out, step.Flag("cannot read where the original disk %s of %s is: %v", vm.OSDisk.ID, vm.ID, err)
 	}
 	switch {
@@ -294,7 +294,7 @@ func (b bootSwap) abort(ctx context.Context, env *step.Env, vm *step.Target, fac
 		return out, step.Flag("the original disk %s of %s is attached to %s; attach it back to %s as its boot disk by hand", vm.OSDisk.ID, vm.ID, ds.AttachedTo, vm.ID)
 	default:
 		if id := facts[b.fact]; id != "" {
-			rs, err := env.Provider.Disks.Describe(ctx, diskRef(vm, id))
+			rs, err := env.Describe(ctx, diskRef(vm, id))
 			if err == nil && rs.AttachedTo == vm.ID {
 				if p, perr := probeVM(ctx, env, vm); perr == nil && healthy(env.Incident, p) {
 					out[FactAbort] = "the " + b.what + " " + id + " boots healthy: left in place; the original disk " + vm.OSDisk.ID + " is kept, detached"

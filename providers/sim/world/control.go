@@ -364,6 +364,22 @@ func (w *World) DescribeDisk(ctx context.Context, account, id string) (DiskInfo,
 	return out, err
 }
 
+// DescribeDisks reads many disks' attachments in one call (as EC2's
+// DescribeVolumes with a volume-id filter does): a disk that does not
+// exist is absent from the result, not an error. Read-only.
+func (w *World) DescribeDisks(ctx context.Context, account string, ids []string) (map[string]DiskInfo, error) {
+	out := make(map[string]DiskInfo, len(ids))
+	err := w.call(ctx, account, "DescribeDisks", "disk "+strings.Join(ids, ", "), bucketNonMutating, func(now time.Time) error {
+		for _, id := range ids {
+			if d := w.diskIn(account, id, now); d != nil {
+				out[id] = w.diskInfo(d)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // FindDisks returns account's disks carrying all tags, sorted by ID.
 // Read-only.
 func (w *World) FindDisks(ctx context.Context, account string, tags map[string]string) ([]DiskInfo, error) {

@@ -96,14 +96,20 @@ var errGone = fmt.Errorf("the guest stopped answering: %w", winrmd.ErrDropped)
 // if set, runs only when fn succeeded and its reply reaches the
 // orchestrator: what the orchestrator learns (an observation, a verified
 // identity) counts for the referee only then.
-func (m *machine) run(ctx context.Context, fn func(v *vm, now time.Time) error, onReply func(v *vm, now time.Time)) error {
+//
+// The draws (time, fault, slowness) are keyed by the machine, what the
+// script is (what: its name and target, such as the disk a helper works
+// on) and the instant it starts, never by a count of the machine's
+// scripts: a helper serves several VMs, and their scripts arriving at one
+// instant would otherwise take each other's draws in goroutine order.
+func (m *machine) run(ctx context.Context, what string, fn func(v *vm, now time.Time) error, onReply func(v *vm, now time.Time)) error {
 	w := m.w
 	w.mu.Lock()
 	f := w.gate.faults
-	n := w.attempt(m.id, "guest-script")
-	d := w.hashDur(timing.Of(timing.OpGuestScript), m.id, "guest-script", n)
-	r := w.unit(m.id, "guest-fault", n)
-	if f.GuestSlowRate > 0 && w.unit(m.id, "guest-slow", n) < f.GuestSlowRate {
+	at := w.clk.Now().UnixNano()
+	d := w.hashDur(timing.Of(timing.OpGuestScript), m.id, "guest-script", what, at)
+	r := w.unit(m.id, "guest-fault", what, at)
+	if f.GuestSlowRate > 0 && w.unit(m.id, "guest-slow", what, at) < f.GuestSlowRate {
 		d = time.Duration(float64(d) * calib.SlowScript)
 	}
 	w.mu.Unlock()
@@ -171,7 +177,7 @@ func (w *World) dirMatches(dir string) bool {
 // Probe implements winrmd.Machine. It counts as an observation.
 func (m *machine) Probe(ctx context.Context, p guest.ProbeParams) (guest.ProbeResult, error) {
 	var out guest.ProbeResult
-	err := m.run(ctx, func(v *vm, now time.Time) error {
+	err := m.run(ctx, "probe", func(v *vm, now time.Time) error {
 		d := m.w.disks[v.bootDisk]
 		out = guest.ProbeResult{Hostname: d.hostname, BootMode: bootMode(v), SafeBootFlag: d.safeBoot,
 			OSRelease: v.windows.Release, OSBuild: v.windows.Build, Files: []inventory.FileFact{}}
@@ -196,7 +202,7 @@ func (m *machine) Probe(ctx context.Context, p guest.ProbeParams) (guest.ProbeRe
 // bad as a wrongful deletion.
 func (m *machine) DeleteFiles(ctx context.Context, p guest.DeleteParams) (guest.DeleteResult, error) {
 	out := guest.DeleteResult{Deleted: []inventory.FileFact{}, Kept: []inventory.FileFact{}}
-	err := m.run(ctx, func(v *vm, now time.Time) error {
+	err := m.run(ctx, "delete-files "+p.Root, func(v *vm, now time.Time) error {
 		w := m.w
 		d, _, err := w.volumeDisk(v, p.Root, now)
 		if err != nil {
@@ -245,7 +251,7 @@ func (m *machine) DeleteFiles(ctx context.Context, p guest.DeleteParams) (guest.
 // safe-boot flag; the running boot stays as it is.
 func (m *machine) ClearSafeBoot(ctx context.Context, _ guest.ClearSafeBootParams) (guest.ClearSafeBootResult, error) {
 	var out guest.ClearSafeBootResult
-	err := m.run(ctx, func(v *vm, now time.Time) error {
+	err := m.run(ctx, "clear-safeboot", func(v *vm, now time.Time) error {
 		m.w.touch(v, "clear-safeboot", now)
 		d := m.w.disks[v.bootDisk]
 		out.WasSet = d.safeBoot
@@ -264,7 +270,7 @@ func (m *machine) ClearSafeBoot(ctx context.Context, _ guest.ClearSafeBootParams
 // Read-only: it touches nothing.
 func (m *machine) ReadinessFacts(ctx context.Context, _ guest.ReadinessFactsParams) (guest.ReadinessFactsResult, error) {
 	var out guest.ReadinessFactsResult
-	err := m.run(ctx, func(v *vm, _ time.Time) error {
+	err := m.run(ctx, "readiness-facts", func(v *vm, _ time.Time) error {
 		out.SafeModeWinRM = v.cond.safeModeWinRM
 		if d := m.w.disks[v.bootDisk]; d != nil && d.bitlocker != nil {
 			out.BitLocker, out.KeyID = true, d.bitlocker.keyID
@@ -277,7 +283,7 @@ func (m *machine) ReadinessFacts(ctx context.Context, _ guest.ReadinessFactsPara
 // CheckHives implements winrmd.Machine. Read-only.
 func (m *machine) CheckHives(ctx context.Context, p guest.CheckHivesParams) (guest.CheckHivesResult, error) {
 	var out guest.CheckHivesResult
-	err := m.run(ctx, func(v *vm, now time.Time) error {
+	err := m.run(ctx, "check-hives "+p.Root, func(v *vm, now time.Time) error {
 		d, _, err := m.w.volumeDisk(v, p.Root, now)
 		if err != nil {
 			return err
@@ -364,7 +370,7 @@ func (w *World) visible(v *vm, now time.Time) []*disk {
 func (m *machine) ListDisks(ctx context.Context, _ guest.ListDisksParams) (guest.ListDisksResult, error) {
 	out := guest.ListDisksResult{Disks: []guest.Disk{}}
 	var shown []*disk
-	err := m.run(ctx, func(v *vm, now time.Time) error {
+	err := m.run(ctx, "list-disks", func(v *vm, now time.Time) error {
 		w := m.w
 		out.Disks = append(out.Disks, w.guestDisk(v, w.disks[v.bootDisk]))
 		for _, d := range w.visible(v, now) {
@@ -488,7 +494,7 @@ func (m *machine) SetDiskIdentity(ctx context.Context, p guest.SetIdentityParams
 // change, and reports the disk as the guest sees it afterwards.
 func (m *machine) onDisk(ctx context.Context, action string, number int, serial string, change func(w *World, v *vm, d *disk, now time.Time) error) (guest.DiskResult, error) {
 	var out guest.DiskResult
-	err := m.run(ctx, func(v *vm, now time.Time) error {
+	err := m.run(ctx, action+" "+serial, func(v *vm, now time.Time) error {
 		d, err := m.w.dataDisk(v, number, serial, now)
 		if err != nil {
 			return err
@@ -507,7 +513,7 @@ func (m *machine) onDisk(ctx context.Context, action string, number int, serial 
 // names the volume and key protector, never the key. Idempotent.
 func (m *machine) UnlockVolume(ctx context.Context, p guest.UnlockParams) (guest.UnlockResult, error) {
 	var out guest.UnlockResult
-	err := m.run(ctx, func(v *vm, now time.Time) error {
+	err := m.run(ctx, "unlock-volume "+p.DriveLetter, func(v *vm, now time.Time) error {
 		w := m.w
 		letter := strings.ToUpper(strings.TrimRight(p.DriveLetter, `\`))
 		if letter == "C:" {

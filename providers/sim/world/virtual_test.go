@@ -3,6 +3,7 @@ package world
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -73,7 +74,7 @@ func TestProbeOnVirtualTime(t *testing.T) {
 			out.took = clk.Now().Sub(t0)
 			up := w.hashDur(timing.Of(timing.OpBootToWinRM), "vm-1", "up", 1)
 			polls := (up + every - 1) / every
-			out.want = polls*every + w.hashDur(timing.Of(timing.OpGuestScript), "vm-1", "guest-script", 0)
+			out.want = polls*every + w.hashDur(timing.Of(timing.OpGuestScript), "vm-1", "guest-script", "probe", t0.Add(polls*every).UnixNano())
 		})
 		return out
 	}
@@ -88,4 +89,44 @@ func TestProbeOnVirtualTime(t *testing.T) {
 		t.Errorf("two runs differ: %+v and %+v", a, b)
 	}
 	t.Logf("a boot and probe of %v simulated, %d tries", a.took, a.tries)
+}
+
+// TestSharedGuestDrawsIgnoreOrder: scripts that reach one machine (a
+// helper serving several VMs) at the same instant take the same time
+// whichever arrives first: their draws are keyed by what they are and when
+// they start, not by a count of the machine's scripts.
+func TestSharedGuestDrawsIgnoreOrder(t *testing.T) {
+	took := func(t *testing.T, first, second string) map[string]time.Duration {
+		out := map[string]time.Duration{}
+		synctest.Test(t, func(t *testing.T) {
+			t0 := time.Date(2024, 7, 19, 5, 0, 0, 0, time.UTC)
+			v := vmSpec("1", own2019, goodFile)
+			v.LastBootAt, v.BootCount = t0.Add(-time.Hour), 1
+			w, err := Load(scenario(v), clock.NewOffset(t0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &machine{w: w, id: "vm-1"}
+			start := w.Clock().Now()
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for _, what := range []string{first, second} {
+				wg.Go(func() {
+					if err := m.run(context.Background(), what, func(*vm, time.Time) error { return nil }, nil); err != nil {
+						t.Error(err)
+					}
+					mu.Lock()
+					out[what] = w.Clock().Now().Sub(start)
+					mu.Unlock()
+				})
+				synctest.Wait() // the first is asleep in its script before the second starts
+			}
+			wg.Wait()
+		})
+		return out
+	}
+	a, b := took(t, "online-disk 1", "online-disk 2"), took(t, "online-disk 2", "online-disk 1")
+	if a["online-disk 1"] != b["online-disk 1"] || a["online-disk 2"] != b["online-disk 2"] {
+		t.Errorf("the order of arrival changed the scripts' times: %v, then %v", a, b)
+	}
 }
