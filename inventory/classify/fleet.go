@@ -203,25 +203,56 @@ func SkippedError(s []SkippedAccount) error {
 // latency, few enough not to overdraw it.
 const ListConcurrency = 8
 
+// ListBatch is the most VMs of one batched backup listing (manyLister).
+const ListBatch = 100
+
+// manyLister is an account's Backups that also lists many VMs' backups in
+// one call; a VM that does not exist is absent from its result.
+type manyLister interface {
+	ListMany(ctx context.Context, vms []providers.VMRef) (map[string][]inventory.Backup, error)
+}
+
 // listBackups lists the backups of each of assessed the planner may restore
-// (neither healthy nor unknown; every VM with all), ListConcurrency at a
-// time, retrying retryable errors under rp. The first error that outlasts
-// its retries fails the call, naming the VM.
+// (neither healthy nor unknown; every VM with all): ListBatch VMs per call
+// where b lists many at once, else one VM per call, ListConcurrency calls
+// at a time, retrying retryable errors under rp. The first error that
+// outlasts its retries fails the call, naming the VMs. A VM a batched
+// listing does not find is left without backups (the cloud no longer has
+// it; nothing will be restored for it).
 func listBackups(ctx context.Context, b providers.Backups, assessed []inventory.Assessed, all bool, clk clock.Clock, rp retry.Policy) error {
+	var want []*inventory.VM
+	for i := range assessed {
+		if s := assessed[i].Classification.State; all || (s != inventory.StateHealthy && s != inventory.StateUnknown) {
+			want = append(want, &assessed[i].VM) // the planner never restores the others
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ListConcurrency)
-	for i := range assessed {
-		if s := assessed[i].Classification.State; !all && (s == inventory.StateHealthy || s == inventory.StateUnknown) {
-			continue // the planner never restores these
-		}
+	many, batched := b.(manyLister)
+	size := 1
+	if batched {
+		size = ListBatch
+	}
+	for chunk := range slices.Chunk(want, size) {
 		g.Go(func() error {
-			vm := &assessed[i].VM
-			err := retry.Do(gctx, clk, rp.Keyed("backups/"+vm.ID), func() (err error) {
-				vm.Backups, err = b.List(gctx, providers.Ref(*vm))
+			refs := make([]providers.VMRef, len(chunk))
+			for i, vm := range chunk {
+				refs[i] = providers.Ref(*vm)
+			}
+			err := retry.Do(gctx, clk, rp.Keyed("backups/"+refs[0].ID), func() error {
+				if !batched {
+					bs, err := b.List(gctx, refs[0])
+					chunk[0].Backups = bs
+					return err
+				}
+				got, err := many.ListMany(gctx, refs)
+				for _, vm := range chunk {
+					vm.Backups = got[vm.ID]
+				}
 				return err
 			})
 			if err != nil {
-				return fmt.Errorf("listing backups of %s: %w", vm.ID, err)
+				return fmt.Errorf("listing backups of %s: %w", vmList(refs), err)
 			}
 			return nil
 		})

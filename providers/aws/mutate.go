@@ -635,6 +635,62 @@ func (b backups) List(ctx context.Context, vm providers.VMRef) ([]inventory.Back
 	return out, nil
 }
 
+// ListMany lists the backups of many VMs (the assessment's batched
+// listing): per region, one DescribeInstances for their root volumes, then
+// one DescribeSnapshots of those volumes' completed snapshots (each filter
+// chunked as EC2 limits it). A VM that does not exist is absent from the
+// result.
+func (b backups) ListMany(ctx context.Context, vms []providers.VMRef) (map[string][]inventory.Backup, error) {
+	byRegion := map[string][]string{}
+	var regions []string
+	for _, vm := range vms {
+		k := firstNonEmpty(vm.Region, vm.Zone)
+		if _, ok := byRegion[k]; !ok {
+			regions = append(regions, k)
+		}
+		byRegion[k] = append(byRegion[k], vm.ID)
+	}
+	out := make(map[string][]inventory.Backup, len(vms))
+	for _, k := range regions {
+		ids := byRegion[k]
+		res := "vm " + strings.Join(ids, ", ")
+		rg, err := b.region("Backups", res, k)
+		if err != nil {
+			return nil, err
+		}
+		is, err := b.describeInstances(ctx, rg, "Backups", res, ids)
+		if err != nil {
+			return nil, err
+		}
+		ofVolume := map[string]string{} // root volume -> instance
+		var roots []string
+		for _, i := range is {
+			if gone(i) {
+				continue
+			}
+			id := sdk.ToString(i.InstanceId)
+			out[id] = nil
+			if root, _ := rootVolume(i); root != "" {
+				ofVolume[root] = id
+				roots = append(roots, root)
+			}
+		}
+		if len(roots) == 0 {
+			continue
+		}
+		ss, err := b.describeSnapshots(ctx, rg, "Backups", res, filter("status", "completed"), roots)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range ss {
+			if id, ok := ofVolume[sdk.ToString(s.VolumeId)]; ok {
+				out[id] = append(out[id], backupOf(id, s))
+			}
+		}
+	}
+	return out, nil
+}
+
 // Restore implements providers.Backups: a new volume from the backup's
 // snapshot in zone; the VM is not touched.
 func (b backups) Restore(ctx context.Context, bk inventory.Backup, zone string, tags providers.Tags) (providers.DiskRef, error) {

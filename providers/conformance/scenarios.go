@@ -568,6 +568,7 @@ func backupsList(e *env) {
 	if len(seen) != len(want) {
 		e.t.Errorf("%s: Backups.List %s = %+v, the world has %v", e.h.Name, r.ID, got, v.Backups)
 	}
+	refs := []providers.VMRef{r}
 	for _, n := range e.fleet() {
 		if len(n.Backups) == 0 {
 			nr := e.ref(n)
@@ -576,7 +577,43 @@ func backupsList(e *env) {
 			if len(got) != 0 {
 				e.t.Errorf("%s: Backups.List %s = %+v, the world has none", e.h.Name, nr.ID, got)
 			}
+			refs = append(refs, nr)
 			break
+		}
+	}
+	backupsListMany(e, refs)
+}
+
+// manyBackupLister is a Backups that lists many VMs' backups in one call
+// (the assessment's batched listing).
+type manyBackupLister interface {
+	ListMany(ctx context.Context, vms []providers.VMRef) (map[string][]inventory.Backup, error)
+}
+
+// backupsListMany: where the provider lists many VMs' backups in one call,
+// it lists each of refs as List does, and leaves out a VM that does not
+// exist.
+func backupsListMany(e *env, refs []providers.VMRef) {
+	m, ok := e.p.Backups.(manyBackupLister)
+	if !ok {
+		return // optional: the assessment then lists one VM per call
+	}
+	unknown := e.unknownVM()
+	got, err := m.ListMany(e.ctx, append(slices.Clone(refs), unknown))
+	e.must(err, "Backups.ListMany of %d VMs", len(refs)+1)
+	if bs, ok := got[unknown.ID]; ok {
+		e.t.Errorf("%s: Backups.ListMany answers VM %s, which does not exist: %+v", e.h.Name, unknown.ID, bs)
+	}
+	for _, r := range refs {
+		one, err := e.p.Backups.List(e.ctx, r)
+		e.must(err, "Backups.List %s", r.ID)
+		byID := func(bs []inventory.Backup) []inventory.Backup {
+			bs = slices.Clone(bs)
+			slices.SortFunc(bs, func(a, b inventory.Backup) int { return strings.Compare(a.ID, b.ID) })
+			return bs
+		}
+		if bs, ok := got[r.ID]; !ok || !reflect.DeepEqual(byID(bs), byID(one)) {
+			e.t.Errorf("%s: Backups.ListMany has VM %s's backups as %+v (found %v), List as %+v", e.h.Name, r.ID, bs, ok, one)
 		}
 	}
 }

@@ -29,8 +29,10 @@ import (
 )
 
 // DefaultMinAge is the least age of an address before a connection failure
-// makes Guests read it again.
-const DefaultMinAge = 10 * time.Minute
+// makes Guests read it again: longer than a VM takes to be stopped,
+// deallocated and started again (the one way an address may move), far
+// shorter than a repair that waits on it.
+const DefaultMinAge = 30 * time.Minute
 
 // Listed is the optional capability of a providers.Guests whose answer a
 // VM's listing already holds: ListedEndpoint returns, without a call, what

@@ -360,6 +360,15 @@ func (b backups) List(ctx context.Context, vm providers.VMRef) ([]inventory.Back
 	return b.w.ListBackups(ctx, b.acct, vm.ID)
 }
 
+// ListMany lists the backups of many VMs in one call (the assessment's
+// batched listing): a VM that does not exist is absent from the result.
+func (b backups) ListMany(ctx context.Context, vms []providers.VMRef) (map[string][]inventory.Backup, error) {
+	if err := b.pace(ctx, "ListBackups", strings.Join(ids(vms), ",")); err != nil {
+		return nil, err
+	}
+	return b.w.ListBackupsOf(ctx, b.acct, ids(vms))
+}
+
 // Restore implements providers.Backups.
 func (b backups) Restore(ctx context.Context, bk inventory.Backup, zone string, tags providers.Tags) (providers.DiskRef, error) {
 	if err := b.pace(ctx, "RestoreBackup", bk.ID); err != nil {

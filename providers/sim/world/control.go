@@ -638,6 +638,25 @@ func (w *World) ListBackups(ctx context.Context, account, vmID string) ([]invent
 	return out, err
 }
 
+// ListBackupsOf lists the backups of many VMs in one call, each VM's
+// oldest first (as EC2's DescribeSnapshots filtered by many volumes does):
+// a VM that does not exist is absent from the result, not an error.
+// Read-only.
+func (w *World) ListBackupsOf(ctx context.Context, account string, ids []string) (map[string][]inventory.Backup, error) {
+	out := make(map[string][]inventory.Backup, len(ids))
+	err := w.call(ctx, account, "ListBackups", "vm "+strings.Join(ids, ", "), bucketNonMutating, func(now time.Time) error {
+		for _, id := range ids {
+			if v := w.vmIn(account, id, now); v != nil {
+				bs := w.inventoryVM(v).Backups
+				sort.SliceStable(bs, func(i, j int) bool { return bs[i].TakenAt.Before(bs[j].TakenAt) })
+				out[id] = bs
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // RestoreBackup creates a disk in zone from backup backupID, tagged: the
 // VM's original disk as of the backup's time, with its original identity
 // and a clean hive (a damaged one for a BackupSpec.Damaged). A backup
