@@ -7,6 +7,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/providers/coalesce"
 	"github.com/fixfleet/fixfleet/providers/sim/world"
 )
 
@@ -59,6 +61,13 @@ func New(w *world.World, opts Options) *providers.Provider {
 	if opts.Rate > 0 {
 		c.lim = pace.ForCloud(c.clk, rate.Limit(opts.Rate), opts.Burst)
 	}
+	c.stops = map[bool]*coalesce.Batcher[providers.VMRef, time.Time]{}
+	for _, force := range []bool{false, true} {
+		c.stops[force] = coalesce.NewBatcher(func(ctx context.Context, vms []providers.VMRef) (map[string]time.Time, error) {
+			return c.stopVMs(ctx, vms, force)
+		}, vmKey, compareVMs, c.clk, 0)
+	}
+	c.starts = coalesce.NewBatcher(c.startVMs, vmKey, compareVMs, c.clk, 0)
 	return &providers.Provider{
 		Name:       Name,
 		Enumerator: enumerator{c},
@@ -78,6 +87,16 @@ type core struct {
 	zones []string
 	clk   clock.Clock
 	lim   *pace.Limiter // nil: no client-side pacing
+	// stops (by force) and starts merge concurrent callers' power calls
+	// into one StopVMs or StartVMs (power).
+	stops  map[bool]*coalesce.Batcher[providers.VMRef, time.Time]
+	starts *coalesce.Batcher[providers.VMRef, time.Time]
+}
+
+func vmKey(r providers.VMRef) string { return r.ID }
+
+func compareVMs(a, b providers.VMRef) int {
+	return cmp.Or(cmp.Compare(a.Zone, b.Zone), cmp.Compare(a.ID, b.ID))
 }
 
 // pace waits for the turn of the call op on res (see Options.Rate). res
@@ -156,40 +175,80 @@ func (guests) ListedEndpoint(vm inventory.VM) (providers.Endpoint, bool) {
 
 type power struct{ *core }
 
-// Stop implements providers.Power: one batched call, then it waits until
-// every VM is stopped.
+// Stop implements providers.Power: the VMs of concurrent Stops (of the
+// same force) go out in one StopVMs call; then it waits until its own VMs
+// are stopped. If that call is refused (another caller's VM may be the
+// cause: alone), it stops its own VMs alone.
 func (p power) Stop(ctx context.Context, vms []providers.VMRef, force bool) error {
 	if len(vms) == 0 {
 		return nil
 	}
-	if err := p.pace(ctx, "StopVMs", strings.Join(ids(vms), ",")); err != nil {
-		return err
+	got, err := p.stops[force].Get(ctx, vms)
+	if alone(ctx, err) {
+		got, err = p.stopVMs(ctx, vms, force)
 	}
-	pend, err := p.w.StopVMs(ctx, p.acct, ids(vms), force)
 	if err != nil {
 		return err
 	}
-	return p.until(ctx, pend.Until)
+	return p.untilAll(ctx, vms, got)
 }
 
-// Start implements providers.Power: it waits for VMs still stopping, starts
-// them in one call and waits until all report running.
+// stopVMs is one StopVMs call; it returns when each VM will be stopped.
+func (c *core) stopVMs(ctx context.Context, vms []providers.VMRef, force bool) (map[string]time.Time, error) {
+	if err := c.pace(ctx, "StopVMs", strings.Join(ids(vms), ",")); err != nil {
+		return nil, err
+	}
+	pend, err := c.w.StopVMs(ctx, c.acct, ids(vms), force)
+	return pend.Each, err
+}
+
+// Start implements providers.Power: the VMs of concurrent Starts go out in
+// one StartVMs call; then it waits until its own VMs report running. If
+// that call is refused (one VM still stopping refuses it whole: alone), it
+// starts its own VMs alone, waiting for those still stopping.
 func (p power) Start(ctx context.Context, vms []providers.VMRef) error {
 	if len(vms) == 0 {
 		return nil
 	}
-	var pend world.Pending
-	err := p.busy(ctx, func() (err error) {
-		if err := p.pace(ctx, "StartVMs", strings.Join(ids(vms), ",")); err != nil {
+	got, err := p.starts.Get(ctx, vms)
+	if alone(ctx, err) {
+		err = p.busy(ctx, func() (err error) {
+			got, err = p.startVMs(ctx, vms)
 			return err
-		}
-		pend, err = p.w.StartVMs(ctx, p.acct, ids(vms))
-		return err
-	})
+		})
+	}
 	if err != nil {
 		return err
 	}
-	return p.until(ctx, pend.Until)
+	return p.untilAll(ctx, vms, got)
+}
+
+// startVMs is one StartVMs call; it returns when each VM will be running.
+func (c *core) startVMs(ctx context.Context, vms []providers.VMRef) (map[string]time.Time, error) {
+	if err := c.pace(ctx, "StartVMs", strings.Join(ids(vms), ",")); err != nil {
+		return nil, err
+	}
+	pend, err := c.w.StartVMs(ctx, c.acct, ids(vms))
+	return pend.Each, err
+}
+
+// alone reports whether a batched power call's error may be another
+// caller's VM's doing (refused: not found, conflict), so that the caller
+// should try its own VMs alone. A retryable error (a fault, a throttle) is
+// the caller's to retry as it is.
+func alone(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil && !providers.Retryable(err)
+}
+
+// untilAll waits until the latest of vms' times in each.
+func (c *core) untilAll(ctx context.Context, vms []providers.VMRef, each map[string]time.Time) error {
+	var last time.Time
+	for _, v := range vms {
+		if t := each[v.ID]; t.After(last) {
+			last = t
+		}
+	}
+	return c.until(ctx, last)
 }
 
 // Restart implements providers.Power.

@@ -215,3 +215,64 @@ func TestEveryWorldCallPaced(t *testing.T) {
 		}
 	})
 }
+
+// TestPowerBatched: concurrent Stops (and Starts) go out as one call; a
+// batch refused because of one caller's VM (it no longer exists) leaves
+// the other callers to stop their own VMs alone, each waiting until its
+// own VMs are done.
+func TestPowerBatched(t *testing.T) {
+	tests := []struct {
+		name           string
+		missing        bool // a third caller asks about a VM that does not exist
+		wantStopCalls  int
+		wantStartCalls int
+	}{
+		{"merged", false, 1, 1},
+		{"refused batch, then alone", true, 4, 4}, // the batch, then each caller alone
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sc := world.Scenario{
+					Version: world.ScenarioVersion, Seed: 1, Incident: inventory.CrowdStrike20240719, Now: t0,
+					Zones:       []string{"is1a"},
+					GuestAccess: world.GuestAccessSpec{Username: "Administrator", Password: "pw"},
+					Faults:      world.Faults{Throttle: world.ThrottleOff},
+					VMs:         []world.VMSpec{vmSpec("1", inventory.PowerRunning), vmSpec("2", inventory.PowerRunning)},
+				}
+				w, err := world.Load(sc, clock.NewOffset(t0))
+				must(t, err)
+				p := sim.New(w, sim.Options{})
+				callers := []string{"1", "2"}
+				if tt.missing {
+					callers = append(callers, "9")
+				}
+				for _, op := range []func([]providers.VMRef) error{
+					func(vms []providers.VMRef) error { return p.Power.Stop(ctx, vms, true) },
+					func(vms []providers.VMRef) error { return p.Power.Start(ctx, vms) },
+				} {
+					var wg sync.WaitGroup
+					for _, n := range callers {
+						wg.Go(func() {
+							err := op([]providers.VMRef{ref(n)})
+							if (err != nil) != (n == "9") {
+								t.Errorf("vm-%s: %v", n, err)
+							}
+						})
+					}
+					wg.Wait()
+				}
+				sigs, err := p.Observer.Observe(ctx, []providers.VMRef{ref("1"), ref("2")})
+				must(t, err)
+				for _, id := range []string{"vm-1", "vm-2"} {
+					if sigs[id].Power != inventory.PowerRunning {
+						t.Errorf("%s is %s after Stop and Start, want running", id, sigs[id].Power)
+					}
+				}
+				if st := w.Stats(); st.Calls["StopVMs"] != tt.wantStopCalls || st.Calls["StartVMs"] != tt.wantStartCalls {
+					t.Errorf("StopVMs %d, StartVMs %d calls; want %d, %d", st.Calls["StopVMs"], st.Calls["StartVMs"], tt.wantStopCalls, tt.wantStartCalls)
+				}
+			})
+		})
+	}
+}

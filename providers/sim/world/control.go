@@ -32,12 +32,24 @@ import (
 // already has.
 type Pending struct {
 	Until time.Time `json:"until,omitzero"`
+	// Each is when each VM of a call on many VMs completes (absent: it
+	// had nothing to do).
+	Each map[string]time.Time `json:"each,omitempty"`
 }
 
 func (p *Pending) extend(t time.Time) {
 	if t.After(p.Until) {
 		p.Until = t
 	}
+}
+
+// extendVM is extend for VM id of a call on many VMs.
+func (p *Pending) extendVM(id string, t time.Time) {
+	p.extend(t)
+	if p.Each == nil {
+		p.Each = map[string]time.Time{}
+	}
+	p.Each[id] = t
 }
 
 // DiskInfo is a disk as the control plane reports it.
@@ -263,7 +275,7 @@ func (w *World) StopVMs(ctx context.Context, account string, ids []string, force
 			case inventory.PowerStopped:
 				continue
 			case inventory.PowerStopping:
-				p.extend(v.powerUntil)
+				p.extendVM(v.id, v.powerUntil)
 				continue
 			}
 			w.touch(v, "stop", now)
@@ -273,7 +285,7 @@ func (w *World) StopVMs(ctx context.Context, account string, ids []string, force
 				d = timing.Of(timing.OpStop).Max
 			}
 			v.power, v.powerUntil, v.boot = inventory.PowerStopping, now.Add(d), bootState{}
-			p.extend(v.powerUntil)
+			p.extendVM(v.id, v.powerUntil)
 		}
 		return nil
 	})
@@ -309,10 +321,10 @@ func (w *World) StartVMs(ctx context.Context, account string, ids []string) (Pen
 		for _, v := range vms {
 			switch v.power {
 			case inventory.PowerStarting:
-				p.extend(v.powerUntil)
+				p.extendVM(v.id, v.powerUntil)
 			case inventory.PowerStopped:
 				v.power, v.powerUntil = inventory.PowerStarting, now.Add(w.drawFor(timing.Of(timing.OpStart), v.id, "start"))
-				p.extend(v.powerUntil)
+				p.extendVM(v.id, v.powerUntil)
 			}
 		}
 		return nil
