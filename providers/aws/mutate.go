@@ -294,20 +294,27 @@ func (d disks) Describe(ctx context.Context, ref providers.DiskRef) (providers.D
 	return ss[ref.ID], err
 }
 
+// idsByRegion groups the IDs of items by region (where names an item's
+// region and ID), the regions in the order first seen.
+func idsByRegion[T any](items []T, where func(T) (region, id string)) ([]string, map[string][]string) {
+	ids := map[string][]string{}
+	var regions []string
+	for _, it := range items {
+		r, id := where(it)
+		if _, ok := ids[r]; !ok {
+			regions = append(regions, r)
+		}
+		ids[r] = append(ids[r], id)
+	}
+	return regions, ids
+}
+
 // DescribeMany reads many volumes (coalesce.ManyDescriber): per region,
 // one DescribeVolumes filtered by volume-id, then one DescribeInstances of
 // the instances they are attached to (for Boot). A volume that does not
 // exist is absent from the result.
 func (d disks) DescribeMany(ctx context.Context, refs []providers.DiskRef) (map[string]providers.DiskState, error) {
-	byRegion := map[string][]string{}
-	var regions []string
-	for _, r := range refs {
-		k := firstNonEmpty(r.Region, r.Zone)
-		if _, ok := byRegion[k]; !ok {
-			regions = append(regions, k)
-		}
-		byRegion[k] = append(byRegion[k], r.ID)
-	}
+	regions, byRegion := idsByRegion(refs, func(r providers.DiskRef) (string, string) { return firstNonEmpty(r.Region, r.Zone), r.ID })
 	out := make(map[string]providers.DiskState, len(refs))
 	for _, k := range regions {
 		ids := byRegion[k]
@@ -641,15 +648,7 @@ func (b backups) List(ctx context.Context, vm providers.VMRef) ([]inventory.Back
 // chunked as EC2 limits it). A VM that does not exist is absent from the
 // result.
 func (b backups) ListMany(ctx context.Context, vms []providers.VMRef) (map[string][]inventory.Backup, error) {
-	byRegion := map[string][]string{}
-	var regions []string
-	for _, vm := range vms {
-		k := firstNonEmpty(vm.Region, vm.Zone)
-		if _, ok := byRegion[k]; !ok {
-			regions = append(regions, k)
-		}
-		byRegion[k] = append(byRegion[k], vm.ID)
-	}
+	regions, byRegion := idsByRegion(vms, func(vm providers.VMRef) (string, string) { return firstNonEmpty(vm.Region, vm.Zone), vm.ID })
 	out := make(map[string][]inventory.Backup, len(vms))
 	for _, k := range regions {
 		ids := byRegion[k]

@@ -1,4 +1,4 @@
-// Package coalesce merges concurrent provider reads into batched calls.
+// Package coalesce merges concurrent provider calls into batched calls.
 //
 // During apply every VM in flight re-checks itself by observing the control
 // plane, one VM per call. At fleet scale that is hundreds of calls a
@@ -6,16 +6,20 @@
 // everything else. Observer merges the VMs that concurrent callers ask
 // about within a short window into one Observe call (the provider contract
 // takes many VMs per call, and clouds whose API batches answer it with one
-// request), and hands each caller its own VMs' signals.
+// request), and hands each caller its own VMs' signals. Disks does the same
+// for the steps' disk reads, over a provider that reads many disks in one
+// call (ManyDescriber); Batcher is the mechanism, for any call that takes
+// many items (the simulated cloud's face merges its power calls with it).
 //
-// Which batch a caller joins and the order of the merged call's VMs never
+// Which batch a caller joins and the order of the merged call's items never
 // depend on the order concurrent callers ran in (on virtual time, callers
 // woken at one instant run in any order): a window takes the callers that
 // arrive before it ends, by the clock; when they ask about more than
-// MaxBatch VMs, the window waits clock.Settle (so that every caller of the
-// instant has arrived) and cuts full batches from the callers that asked
-// before then, ordered by the instant they asked at and the VMs they asked
-// about; each merged call names its VMs sorted by zone and ID.
+// MaxBatch items, the window waits clock.Settle (so that every caller of
+// the instant has arrived) and cuts full batches from the callers that
+// asked before then, ordered by the instant they asked at and the items
+// they asked about; each merged call names its items in a fixed order (VMs
+// and disks by zone and ID).
 package coalesce
 
 import (
@@ -37,8 +41,8 @@ const DefaultWindow = 2 * time.Second
 // MaxBatch is the most VMs one merged call asks about.
 const MaxBatch = 200
 
-// Batcher merges the reads of concurrent callers, each about a few items
-// (VMs, disks) of type R named by Key, into batched calls of Fetch, which
+// Batcher merges the calls of concurrent callers, each about a few items
+// (VMs, disks) of type R named by key, into batched calls of fetch, which
 // answers many items in one call (an item it does not know is absent from
 // its result). Safe for concurrent use. Errors of a merged call go to every
 // caller in it. Which batch a caller joins and the order of a merged call's
@@ -91,9 +95,15 @@ type Observer struct {
 	b    *Batcher[providers.VMRef, inventory.Signals]
 }
 
+// NewVMBatcher is NewBatcher for calls about VMs: named by ID, ordered by
+// zone and ID.
+func NewVMBatcher[V any](fetch func(ctx context.Context, vms []providers.VMRef) (map[string]V, error), clk clock.Clock, window time.Duration) *Batcher[providers.VMRef, V] {
+	return NewBatcher(fetch, func(r providers.VMRef) string { return r.ID }, compareRefs, clk, window)
+}
+
 // NewObserver wraps next; window <= 0 means DefaultWindow.
 func NewObserver(next providers.Observer, clk clock.Clock, window time.Duration) *Observer {
-	return &Observer{next: next, b: NewBatcher(next.Observe, func(r providers.VMRef) string { return r.ID }, compareRefs, clk, window)}
+	return &Observer{next: next, b: NewVMBatcher(next.Observe, clk, window)}
 }
 
 // Wrap is NewObserver(next, clk, window) as a providers.Observer that

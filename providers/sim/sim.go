@@ -7,7 +7,6 @@
 package sim
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -63,11 +62,11 @@ func New(w *world.World, opts Options) *providers.Provider {
 	}
 	c.stops = map[bool]*coalesce.Batcher[providers.VMRef, time.Time]{}
 	for _, force := range []bool{false, true} {
-		c.stops[force] = coalesce.NewBatcher(func(ctx context.Context, vms []providers.VMRef) (map[string]time.Time, error) {
+		c.stops[force] = coalesce.NewVMBatcher(func(ctx context.Context, vms []providers.VMRef) (map[string]time.Time, error) {
 			return c.stopVMs(ctx, vms, force)
-		}, vmKey, compareVMs, c.clk, 0)
+		}, c.clk, 0)
 	}
-	c.starts = coalesce.NewBatcher(c.startVMs, vmKey, compareVMs, c.clk, 0)
+	c.starts = coalesce.NewVMBatcher(c.startVMs, c.clk, 0)
 	return &providers.Provider{
 		Name:       Name,
 		Enumerator: enumerator{c},
@@ -91,12 +90,6 @@ type core struct {
 	// into one StopVMs or StartVMs (power).
 	stops  map[bool]*coalesce.Batcher[providers.VMRef, time.Time]
 	starts *coalesce.Batcher[providers.VMRef, time.Time]
-}
-
-func vmKey(r providers.VMRef) string { return r.ID }
-
-func compareVMs(a, b providers.VMRef) int {
-	return cmp.Or(cmp.Compare(a.Zone, b.Zone), cmp.Compare(a.ID, b.ID))
 }
 
 // pace waits for the turn of the call op on res (see Options.Rate). res
