@@ -106,6 +106,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/fixfleet/fixfleet/internal/ctxlock"
 	"github.com/fixfleet/fixfleet/internal/retry"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/brake"
@@ -134,6 +135,12 @@ type runner struct {
 	// to the cloud's throttling, up to policy.concurrency.per_account.
 	// Filled before any VM starts, read-only after.
 	accounts map[string]*brake.Window
+	// turns order the dispatchers that wait for an account's slots (the
+	// canary's and the waves' after it, which the strategy gate lets run
+	// at once) and globalTurn those that wait for a run-wide slot: served
+	// by instant and VM, never in goroutine order (takeSlots).
+	turns      map[string]*ctxlock.Ordered
+	globalTurn *ctxlock.Ordered
 
 	cancel context.CancelCauseFunc
 	hook   Hook // WithHook's, for fault-injection tests; nil otherwise
@@ -190,10 +197,11 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Result, error) {
 	defer func() { _ = release() }()
 
 	r := &runner{p: p, o: o, j: j, runID: p.ID, accounts: map[string]*brake.Window{}, hook: hookOf(ctx),
-		canaryPassed: make(chan struct{})}
+		canaryPassed: make(chan struct{}), turns: map[string]*ctxlock.Ordered{}, globalTurn: ctxlock.NewOrdered(o.Clock)}
 	for _, vm := range p.VMs {
 		if a := plan.AccountKey(vm.Tenant, vm.Account); r.accounts[a] == nil {
 			r.accounts[a] = brake.NewWindow(p.Policy.Concurrency.PerAccount, windowCoolDown)
+			r.turns[a] = ctxlock.NewOrdered(o.Clock)
 		}
 	}
 	if err := r.setupEnvs(); err != nil {
@@ -610,11 +618,7 @@ func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool)
 				if !r.gates.wait(ctx, vm) {
 					return
 				}
-				if sem.Acquire(ctx) != nil {
-					return
-				}
-				if r.global.Acquire(ctx, 1) != nil {
-					sem.Release()
+				if r.takeSlots(ctx, a, vm, canary) != nil {
 					return
 				}
 				if ctx.Err() != nil || r.stopped() {
@@ -633,6 +637,35 @@ func (r *runner) dispatch(ctx context.Context, todo []*plan.VMPlan, canary bool)
 		}()
 	}
 	wg.Wait()
+}
+
+// takeSlots takes one of account a's slots, then a run-wide one, for vm.
+// Dispatchers that wait at one instant are served in a fixed order (the
+// canary's VMs first, then by VM key: ctxlock.Ordered), so that which VM
+// runs first never depends on which goroutine ran first; a dispatcher
+// holds its turn while it waits for a slot. On error (ctx ended) nothing
+// is held.
+func (r *runner) takeSlots(ctx context.Context, a string, vm *plan.VMPlan, canary bool) error {
+	key := fmt.Sprintf("%t %s", !canary, vm.Key)
+	sem := r.accounts[a]
+	if err := r.turns[a].Lock(ctx, key); err != nil {
+		return err
+	}
+	err := sem.Acquire(ctx)
+	r.turns[a].Unlock()
+	if err != nil {
+		return err
+	}
+	if err := r.globalTurn.Lock(ctx, key); err != nil {
+		sem.Release()
+		return err
+	}
+	err = r.global.Acquire(ctx, 1)
+	r.globalTurn.Unlock()
+	if err != nil {
+		sem.Release()
+	}
+	return err
 }
 
 // queue is one account's VMs to dispatch: indexes into the todo list, by
