@@ -212,6 +212,22 @@ type manyLister interface {
 	ListMany(ctx context.Context, vms []providers.VMRef) (map[string][]inventory.Backup, error)
 }
 
+// oneByOne is a manyLister over a Backups that lists one VM per call; a VM
+// it does not find fails the call (ErrNotFound).
+type oneByOne struct{ providers.Backups }
+
+func (o oneByOne) ListMany(ctx context.Context, vms []providers.VMRef) (map[string][]inventory.Backup, error) {
+	out := make(map[string][]inventory.Backup, len(vms))
+	for _, vm := range vms {
+		bs, err := o.List(ctx, vm)
+		if err != nil {
+			return nil, err
+		}
+		out[vm.ID] = bs
+	}
+	return out, nil
+}
+
 // listBackups lists the backups of each of assessed the planner may restore
 // (neither healthy nor unknown; every VM with all): ListBatch VMs per call
 // where b lists many at once, else one VM per call, ListConcurrency calls
@@ -226,13 +242,12 @@ func listBackups(ctx context.Context, b providers.Backups, assessed []inventory.
 			want = append(want, &assessed[i].VM) // the planner never restores the others
 		}
 	}
+	many, size := manyLister(oneByOne{b}), 1
+	if m, ok := b.(manyLister); ok {
+		many, size = m, ListBatch
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ListConcurrency)
-	many, batched := b.(manyLister)
-	size := 1
-	if batched {
-		size = ListBatch
-	}
 	for chunk := range slices.Chunk(want, size) {
 		g.Go(func() error {
 			refs := make([]providers.VMRef, len(chunk))
@@ -240,11 +255,6 @@ func listBackups(ctx context.Context, b providers.Backups, assessed []inventory.
 				refs[i] = providers.Ref(*vm)
 			}
 			err := retry.Do(gctx, clk, rp.Keyed("backups/"+refs[0].ID), func() error {
-				if !batched {
-					bs, err := b.List(gctx, refs[0])
-					chunk[0].Backups = bs
-					return err
-				}
 				got, err := many.ListMany(gctx, refs)
 				for _, vm := range chunk {
 					vm.Backups = got[vm.ID]
@@ -258,13 +268,6 @@ func listBackups(ctx context.Context, b providers.Backups, assessed []inventory.
 		})
 	}
 	return g.Wait()
-}
-
-// addressRememberer is an account's Guests that can take guest addresses
-// from the VMs' listing, so that probing them asks the cloud nothing more
-// (endpointcache.Guests).
-type addressRememberer interface {
-	Remember(vms []inventory.VM)
 }
 
 func assessAccount(ctx context.Context, a providers.Opened, fo FleetOptions) ([]inventory.Assessed, AccountFacts, error) {
@@ -296,9 +299,6 @@ func assessAccount(ctx context.Context, a providers.Opened, fo FleetOptions) ([]
 	}
 	if sel != nil {
 		vms = slices.DeleteFunc(vms, func(v inventory.VM) bool { return !sel(v) })
-	}
-	if r, ok := a.Provider.Guests.(addressRememberer); ok {
-		r.Remember(vms)
 	}
 	opts.Observer = a.Provider.Observer
 	report(AccountProgress{Phase: Sampling, VMs: len(vms)})

@@ -621,25 +621,18 @@ func (d disks) DeleteCopy(ctx context.Context, ref providers.DiskRef, tags provi
 type backups struct{ *core }
 
 // List implements providers.Backups: the completed snapshots of the VM's
-// root volume (AWS Backup, CreateImage or manual), any order.
+// root volume (AWS Backup, CreateImage or manual), any order; ListMany of
+// the one VM. Errors: ErrNotFound when the instance does not exist.
 func (b backups) List(ctx context.Context, vm providers.VMRef) ([]inventory.Backup, error) {
-	rg, i, err := b.instance(ctx, "Backups", vm)
+	got, err := b.ListMany(ctx, []providers.VMRef{vm})
 	if err != nil {
 		return nil, err
 	}
-	root, _ := rootVolume(i)
-	if root == "" {
-		return nil, nil
+	bs, ok := got[vm.ID]
+	if !ok {
+		return nil, providers.Errorf(providers.ErrNotFound, "Backups", "vm "+vm.String(), "no such instance")
 	}
-	ss, err := b.describeSnapshots(ctx, rg, "Backups", "vm "+vm.String(), filter("status", "completed"), []string{root})
-	if err != nil {
-		return nil, err
-	}
-	var out []inventory.Backup
-	for _, s := range ss {
-		out = append(out, backupOf(vm.ID, s))
-	}
-	return out, nil
+	return bs, nil
 }
 
 // ListMany lists the backups of many VMs (the assessment's batched

@@ -604,14 +604,14 @@ func backupsListMany(e *env, refs []providers.VMRef) {
 	if bs, ok := got[unknown.ID]; ok {
 		e.t.Errorf("%s: Backups.ListMany answers VM %s, which does not exist: %+v", e.h.Name, unknown.ID, bs)
 	}
+	byID := func(bs []inventory.Backup) []inventory.Backup {
+		bs = slices.Clone(bs)
+		slices.SortFunc(bs, func(a, b inventory.Backup) int { return strings.Compare(a.ID, b.ID) })
+		return bs
+	}
 	for _, r := range refs {
 		one, err := e.p.Backups.List(e.ctx, r)
 		e.must(err, "Backups.List %s", r.ID)
-		byID := func(bs []inventory.Backup) []inventory.Backup {
-			bs = slices.Clone(bs)
-			slices.SortFunc(bs, func(a, b inventory.Backup) int { return strings.Compare(a.ID, b.ID) })
-			return bs
-		}
 		if bs, ok := got[r.ID]; !ok || !reflect.DeepEqual(byID(bs), byID(one)) {
 			e.t.Errorf("%s: Backups.ListMany has VM %s's backups as %+v (found %v), List as %+v", e.h.Name, r.ID, bs, ok, one)
 		}

@@ -6,8 +6,8 @@
 // VMs those reads were three quarters of all API calls, taken from the same
 // bucket as the calls that repair. Guests asks once per VM and answers from
 // memory afterwards; where the provider reads the address from the VM's
-// listing (Listed), Remember takes it from there and the control plane is
-// not asked at all.
+// listing (Listed), Remember takes it from there (Listing does for each
+// list of the fleet) and the control plane is not asked at all.
 //
 // An address can change when a VM is deallocated and started again (a
 // dynamic public address); a caller that cannot connect calls Forget, and
@@ -97,6 +97,28 @@ func (g *Guests) Remember(vms []inventory.VM) {
 			g.seen[k] = entry{ep: ep, at: now, wait: g.minAge}
 		}
 	}
+}
+
+// Listing wraps next so that every VM list it returns is remembered
+// (Remember) on its way to the caller: wherever the fleet is listed, the
+// addresses are taken from it. Errors pass through; nothing is remembered
+// then.
+func (g *Guests) Listing(next providers.Enumerator) providers.Enumerator {
+	return listing{next: next, g: g}
+}
+
+type listing struct {
+	next providers.Enumerator
+	g    *Guests
+}
+
+// List implements providers.Enumerator.
+func (l listing) List(ctx context.Context) ([]inventory.VM, error) {
+	vms, err := l.next.List(ctx)
+	if err == nil {
+		l.g.Remember(vms)
+	}
+	return vms, err
 }
 
 // GuestEndpoint returns vm's remembered address, or asks the wrapped

@@ -166,3 +166,40 @@ func TestRemember(t *testing.T) {
 		})
 	}
 }
+
+// fakeEnumerator lists vms, or fails with err.
+type fakeEnumerator struct {
+	vms []inventory.VM
+	err error
+}
+
+func (f fakeEnumerator) List(context.Context) ([]inventory.VM, error) { return f.vms, f.err }
+
+// TestListing: a list of the fleet through Listing is remembered, so the
+// first GuestEndpoint of its VMs asks nothing; a failed list remembers
+// nothing.
+func TestListing(t *testing.T) {
+	vm := inventory.VM{ID: "vm-1", NICs: []inventory.NIC{{Name: "eth0", PrivateIP: "10.0.0.7"}}}
+	tests := []struct {
+		name      string
+		err       error
+		wantHost  string
+		wantCalls int
+	}{
+		{"listed", nil, "10.0.0.7", 0},
+		{"the list failed", errGone, "10.0.0.1", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeGuests{hosts: map[string]string{"vm-1": "10.0.0.1"}}
+			g := New(listedGuests{f}, &fakeClock{now: time.Date(2024, 7, 19, 5, 0, 0, 0, time.UTC)}, 0)
+			if _, err := g.Listing(fakeEnumerator{[]inventory.VM{vm}, tt.err}).List(context.Background()); !errors.Is(err, tt.err) {
+				t.Fatalf("List: %v, want %v", err, tt.err)
+			}
+			ep, err := g.GuestEndpoint(context.Background(), providers.Ref(vm))
+			if err != nil || ep.Host != tt.wantHost || f.calls != tt.wantCalls {
+				t.Errorf("GuestEndpoint = %+v, %v after %d calls; want host %s after %d", ep, err, f.calls, tt.wantHost, tt.wantCalls)
+			}
+		})
+	}
+}

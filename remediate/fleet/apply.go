@@ -45,8 +45,9 @@ type ApplyOptions struct {
 	Events func(apply.Event)
 	// Helpers shapes each account's helper pool (zero: the default, shared
 	// helpers); NoCoalesce sends each VM's re-check as its own Observe
-	// call and each disk read as its own Describe. Both exist for the incident benchmark's baselines (per-VM
-	// repair tools), not to repair a fleet.
+	// call and each disk read as its own Describe. Both exist for the
+	// incident benchmark's baselines (per-VM repair tools), not to repair
+	// a fleet.
 	Helpers    HelperShape
 	NoCoalesce bool
 }

@@ -116,9 +116,14 @@ func Open(ctx context.Context, cfg Config) (*Fleet, error) {
 			f.Skipped = append(f.Skipped, classify.Skip(a, err))
 		default:
 			if p.Guests != nil {
-				// Guest addresses hold for the run: ask the cloud once per VM.
+				// Guest addresses hold for the run: ask the cloud once per
+				// VM, or never where its listing holds them.
 				cached := *p
-				cached.Guests = endpointcache.New(p.Guests, cfg.Env.Clock, 0)
+				guests := endpointcache.New(p.Guests, cfg.Env.Clock, 0)
+				cached.Guests = guests
+				if p.Enumerator != nil {
+					cached.Enumerator = guests.Listing(p.Enumerator)
+				}
 				p = &cached
 			}
 			f.Accounts = append(f.Accounts, providers.Opened{Account: a, Provider: p})
@@ -253,8 +258,7 @@ func newPlanID(now time.Time) string {
 
 // List lists the VMs of every opened account, stamped with their tenant,
 // account and provider, retrying read-only calls: the live fleet to check
-// a plan against (plan.CheckFresh). Read-only; no sampling. The guest
-// addresses the listing holds are remembered for the run.
+// a plan against (plan.CheckFresh). Read-only; no sampling.
 func (f *Fleet) List(ctx context.Context) ([]inventory.VM, error) {
 	var out []inventory.VM
 	for _, a := range f.Accounts {
@@ -268,9 +272,6 @@ func (f *Fleet) List(ctx context.Context) ([]inventory.VM, error) {
 		})
 		if err != nil {
 			return nil, fmt.Errorf("account %s: listing VMs: %w", a.Account, err)
-		}
-		if g, ok := a.Provider.Guests.(*endpointcache.Guests); ok {
-			g.Remember(vms) // apply then asks the cloud no guest address
 		}
 		for _, v := range vms {
 			v.Tenant, v.Account, v.Provider = a.Account.Tenant, a.Account.Name, a.Account.Provider

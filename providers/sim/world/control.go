@@ -643,11 +643,17 @@ func (w *World) ListBackups(ctx context.Context, account, vmID string) ([]invent
 		if v == nil {
 			return notFound("ListBackups", vmRes(vmID), "no such VM")
 		}
-		out = w.inventoryVM(v).Backups
-		sort.SliceStable(out, func(i, j int) bool { return out[i].TakenAt.Before(out[j].TakenAt) })
+		out = w.backupsOf(v)
 		return nil
 	})
 	return out, err
+}
+
+// backupsOf is v's restore points, oldest first. Caller holds mu.
+func (w *World) backupsOf(v *vm) []inventory.Backup {
+	bs := w.inventoryVM(v).Backups
+	sort.SliceStable(bs, func(i, j int) bool { return bs[i].TakenAt.Before(bs[j].TakenAt) })
+	return bs
 }
 
 // ListBackupsOf lists the backups of many VMs in one call, each VM's
@@ -659,9 +665,7 @@ func (w *World) ListBackupsOf(ctx context.Context, account string, ids []string)
 	err := w.call(ctx, account, "ListBackups", "vm "+strings.Join(ids, ", "), bucketNonMutating, func(now time.Time) error {
 		for _, id := range ids {
 			if v := w.vmIn(account, id, now); v != nil {
-				bs := w.inventoryVM(v).Backups
-				sort.SliceStable(bs, func(i, j int) bool { return bs[i].TakenAt.Before(bs[j].TakenAt) })
-				out[id] = bs
+				out[id] = w.backupsOf(v)
 			}
 		}
 		return nil
