@@ -19,6 +19,14 @@
 //     one token each and all go at the latest of their turns.
 //   - A call whose context ends before it goes gives its token back
 //     (rate.Reservation.CancelAt) and returns the context's error.
+//   - A call made under Background yields: it takes its token only while
+//     the calls already given a turn would leave it waiting at most
+//     BackgroundBacklog; until then it waits, untaken, so that the calls of
+//     work someone waits for are not queued behind work done ahead (an
+//     apply's early snapshots and pre-warmed helpers). Background calls
+//     take their tokens in the order they arrived, then key, after the
+//     other calls. Once Background's urgent context is done, its calls
+//     are served as any other.
 package pace
 
 import (
@@ -41,12 +49,14 @@ type Limiter struct {
 	lim     *rate.Limiter
 	pending []*call // arrived, turn not decided yet
 	seq     uint64
+	last    time.Time // the latest instant a token was reserved at
 }
 
 type call struct {
-	at  time.Time
-	key string
-	seq uint64 // arrival order, only to keep the sort total
+	at     time.Time
+	key    string
+	seq    uint64          // arrival order, only to keep the sort total
+	urgent context.Context // nil: not background work
 
 	served bool
 	res    *rate.Reservation
@@ -66,6 +76,23 @@ func ForCloud(clk clock.Clock, r rate.Limit, burst int) *Limiter {
 	return New(clk, r*(1-Headroom), burst)
 }
 
+// BackgroundBacklog is the longest a call made under Background lets the
+// calls before it make it wait: beyond that it waits untaken.
+const BackgroundBacklog = 5 * time.Second
+
+type backgroundKey struct{}
+
+// Background marks the calls made under the returned context as work done
+// ahead, which nobody waits for yet, until urgent is done (someone waits
+// for it now): they yield to the other calls (see the package's
+// contract).
+func Background(ctx, urgent context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, urgent)
+}
+
+// background reports whether c yields to the other calls now.
+func (c *call) background() bool { return c.urgent != nil && c.urgent.Err() == nil }
+
 // New returns a Limiter of r calls a second with bursts of burst (at least
 // 1), on clk.
 func New(clk clock.Clock, r rate.Limit, burst int) *Limiter {
@@ -78,19 +105,35 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	l.mu.Lock()
 	l.seq++
 	c := &call{at: l.clk.Now(), key: key, seq: l.seq}
+	c.urgent, _ = ctx.Value(backgroundKey{}).(context.Context)
 	l.pending = append(l.pending, c)
 	l.mu.Unlock()
 
-	if err := l.clk.Sleep(ctx, clock.Settle); err != nil {
-		l.withdraw(c)
-		return err
+	wait := clock.Settle
+	for {
+		promoted, err := c.sleep(ctx, l.clk, wait)
+		if err != nil {
+			l.withdraw(c)
+			return err
+		}
+		if promoted {
+			wait = clock.Settle // the calls of this instant first
+			continue
+		}
+		l.mu.Lock()
+		// Every call of an instant before now has arrived; calls arriving
+		// at now wait for their own turn. A clock read as earlier than
+		// c.at (a wall clock set back) still serves c.
+		now := later(l.clk.Now(), c.at.Add(clock.Settle))
+		l.serve(now)
+		if c.served {
+			break
+		}
+		// A background call left waiting: look again once the backlog
+		// may have drained to its share.
+		wait = max(time.Second, l.backlogAt(now)-BackgroundBacklog)
+		l.mu.Unlock()
 	}
-	l.mu.Lock()
-	// Every call of an instant before now has arrived; calls arriving at
-	// now wait for their own turn. A clock read as earlier than c.at (a
-	// wall clock set back) still serves c.
-	now := l.clk.Now()
-	l.serve(later(now, c.at.Add(clock.Settle)))
 	goAt := c.goAt
 	l.mu.Unlock()
 
@@ -101,8 +144,47 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	return nil
 }
 
+// sleep waits d on clk, or less if c stops being background work: then
+// promoted is true.
+func (c *call) sleep(ctx context.Context, clk clock.Clock, d time.Duration) (promoted bool, err error) {
+	if !c.background() {
+		return false, clk.Sleep(ctx, d)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.urgent, cancel)
+	defer stop()
+	if err := clk.Sleep(sctx, d); err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// Backlog is how long a call arriving now would wait for its token behind
+// the calls already given a turn: 0 while the bucket holds a token.
+func (l *Limiter) Backlog() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.backlogAt(l.clk.Now())
+}
+
+// backlogAt is Backlog at t. Caller holds mu.
+func (l *Limiter) backlogAt(t time.Time) time.Duration {
+	tokens := l.lim.TokensAt(t)
+	if tokens >= 1 || l.lim.Limit() <= 0 {
+		return 0
+	}
+	return time.Duration((1 - tokens) / float64(l.lim.Limit()) * float64(time.Second))
+}
+
 // serve decides the turns of the pending calls that arrived before cutoff:
-// by instant, then key. Caller holds mu.
+// by instant, then key; the background calls after the others, each at
+// the latest instant reserved (cutoff - clock.Settle at the least), or
+// left pending while the backlog then exceeds BackgroundBacklog. Caller
+// holds mu.
 func (l *Limiter) serve(cutoff time.Time) {
 	var due, rest []*call
 	for _, c := range l.pending {
@@ -112,8 +194,17 @@ func (l *Limiter) serve(cutoff time.Time) {
 			rest = append(rest, c)
 		}
 	}
-	l.pending = rest
+	bg := make(map[*call]bool, len(due))
+	for _, c := range due {
+		bg[c] = c.background()
+	}
 	slices.SortFunc(due, func(a, b *call) int {
+		if bg[a] != bg[b] {
+			if bg[a] {
+				return 1
+			}
+			return -1
+		}
 		if c := a.at.Compare(b.at); c != 0 {
 			return c
 		}
@@ -124,20 +215,33 @@ func (l *Limiter) serve(cutoff time.Time) {
 	})
 	for i := 0; i < len(due); {
 		j := i + 1
-		for j < len(due) && due[j].at.Equal(due[i].at) && due[j].key == due[i].key {
+		for j < len(due) && due[j].at.Equal(due[i].at) && due[j].key == due[i].key && bg[due[j]] == bg[due[i]] {
 			j++
 		}
+		// Never before a token already reserved (a background call
+		// promoted late arrived long ago).
+		at := later(due[i].at, l.last)
+		if bg[due[i]] {
+			at = later(at, cutoff.Add(-clock.Settle))
+			if l.backlogAt(at) > BackgroundBacklog {
+				rest = append(rest, due[i:j]...)
+				i = j
+				continue
+			}
+		}
+		l.last = later(l.last, at)
 		var last time.Time
 		for _, c := range due[i:j] {
-			c.res = l.lim.ReserveN(c.at, 1)
+			c.res = l.lim.ReserveN(at, 1)
 			c.served = true
-			last = later(last, c.at.Add(c.res.DelayFrom(c.at)))
+			last = later(last, at.Add(c.res.DelayFrom(at)))
 		}
 		for _, c := range due[i:j] {
 			c.goAt = last
 		}
 		i = j
 	}
+	l.pending = rest
 }
 
 // withdraw takes back a call whose context ended: out of the pending

@@ -142,8 +142,13 @@ func TestPacedCallsNeverRefused(t *testing.T) {
 		for i := range 400 {
 			wg.Go(func() {
 				// Arrivals spread over time, several at each instant.
+				// Every third call is background work.
 				time.Sleep(time.Duration(i%37) * 97 * time.Millisecond)
-				if err := l.Wait(context.Background(), fmt.Sprint(i)); err != nil {
+				ctx := context.Background()
+				if i%3 == 0 {
+					ctx = Background(ctx, context.Background())
+				}
+				if err := l.Wait(ctx, fmt.Sprint(i)); err != nil {
 					t.Error(err)
 				}
 				mu.Lock()
@@ -172,4 +177,107 @@ func TestPacedCallsNeverRefused(t *testing.T) {
 	if exact == 0 {
 		t.Error("calls paced exactly at the cloud's rate were never refused: the test no longer shows why ForCloud leaves headroom")
 	}
+}
+
+// TestBackgroundYields: a call made while many background calls wait goes
+// after at most BackgroundBacklog (and its own token), not behind them;
+// the background calls all go, at the rate, and in key order; Backlog
+// reports the wait ahead.
+func TestBackgroundYields(t *testing.T) {
+	tests := []struct {
+		name       string
+		background int
+		rate       float64
+		burst      int
+	}{
+		{"50 background at 5/s", 50, 5, 2},
+		{"200 background at 10/s", 200, 10, 20},
+		{"3 background: no wait", 3, 5, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := New(clock.Real{}, rate.Limit(tt.rate), tt.burst)
+				start := time.Now()
+				var mu sync.Mutex
+				var order []string
+				went := map[string]time.Duration{}
+				var wg sync.WaitGroup
+				for i := range tt.background {
+					wg.Go(func() {
+						k := fmt.Sprintf("bg %03d", i)
+						if err := l.Wait(Background(context.Background(), context.Background()), k); err != nil {
+							t.Error(err)
+						}
+						mu.Lock()
+						order = append(order, k)
+						went[k] = time.Since(start)
+						mu.Unlock()
+					})
+				}
+				time.Sleep(time.Second)
+				ahead := l.Backlog()
+				if err := l.Wait(context.Background(), "foreground"); err != nil {
+					t.Fatal(err)
+				}
+				fg := time.Since(start) - time.Second
+				wg.Wait()
+				if limit := BackgroundBacklog + time.Duration(float64(time.Second)/tt.rate) + clock.Settle; fg > limit {
+					t.Errorf("the foreground call waited %v behind background work, want at most %v", fg, limit)
+				}
+				if ahead > BackgroundBacklog {
+					t.Errorf("backlog %v when the foreground call came, want at most %v", ahead, BackgroundBacklog)
+				}
+				slices.Sort(order)
+				for i := 1; i < len(order); i++ {
+					if went[order[i]] < went[order[i-1]] {
+						t.Errorf("%s went at %v, before %s at %v: out of key order", order[i], went[order[i]], order[i-1], went[order[i-1]])
+					}
+				}
+				// The rate holds: the n-th call beyond the burst goes no
+				// sooner than n / rate.
+				times := slices.Sorted(maps.Values(went))
+				for n, at := range times {
+					if min := time.Duration(float64(n+1-tt.burst) / tt.rate * float64(time.Second)); at < min-time.Millisecond {
+						t.Fatalf("background call %d went at %v, before %v: faster than the rate", n, at, min)
+					}
+				}
+				time.Sleep(time.Duration(float64(tt.burst) / tt.rate * float64(time.Second)))
+				if l.Backlog() != 0 {
+					t.Errorf("backlog %v once the bucket refilled", l.Backlog())
+				}
+			})
+		})
+	}
+}
+
+// TestBackgroundPromoted: a background call whose urgent context ends is
+// served as any other call from then on, not after the background calls
+// that arrived before it.
+func TestBackgroundPromoted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New(clock.Real{}, 5, 2)
+		var wg sync.WaitGroup
+		for i := range 100 {
+			wg.Go(func() {
+				if err := l.Wait(Background(context.Background(), context.Background()), fmt.Sprintf("bg %03d", i)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		time.Sleep(time.Second)
+		urgent, promote := context.WithCancel(context.Background())
+		wg.Go(func() {
+			time.Sleep(time.Second)
+			promote()
+		})
+		start := time.Now()
+		if err := l.Wait(Background(context.Background(), urgent), "awaited"); err != nil {
+			t.Fatal(err)
+		}
+		if got, limit := time.Since(start), time.Second+BackgroundBacklog+time.Second/5+2*clock.Settle; got > limit {
+			t.Errorf("the promoted call went after %v, want at most %v", got, limit)
+		}
+		wg.Wait()
+	})
 }

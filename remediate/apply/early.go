@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -18,6 +19,10 @@ import (
 // had run it; when the strategy reaches it, it waits for the early run and
 // skips the step if the early run ended it ok (otherwise it runs it
 // itself, and finds what the early run left by tag).
+//
+// Early runs are background work for the account's client-side pacing
+// (pace.Background): their calls yield to those of the VMs' own runs,
+// until the VM's own run waits for its early run.
 //
 // Early runs wait while the control-plane breaker is not closed and never
 // become its probe (a snapshot waited for over minutes would hold it
@@ -35,7 +40,10 @@ type earlyRun struct {
 	s      policy.Strategy
 	name   string
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the run ended (or never started)
+	// promote ends the run's yielding to the other calls of its account
+	// (pace.Background): its VM's own run waits for it.
+	promote context.CancelFunc
+	done    chan struct{} // closed when the run ended (or never started)
 	// Set before done is closed: whether the step ended ok, and the
 	// highest attempt journaled (0: it never ran).
 	ok       bool
@@ -95,8 +103,9 @@ func (r *runner) startEarly(ctx context.Context, todo []*plan.VMPlan) error {
 		if !ok {
 			continue
 		}
-		jctx, cancel := context.WithCancel(ctx)
-		er := &earlyRun{s: s, name: st.Name, cancel: cancel, done: make(chan struct{})}
+		urgent, promote := context.WithCancel(context.Background())
+		jctx, cancel := context.WithCancel(pace.Background(ctx, urgent))
+		er := &earlyRun{s: s, name: st.Name, cancel: func() { cancel(); promote() }, promote: promote, done: make(chan struct{})}
 		e.runs[vm.Key] = er
 		if byAcct[a] == nil {
 			order = append(order, a)
@@ -160,6 +169,7 @@ func (r *runner) awaitEarly(ctx context.Context, vm *plan.VMPlan, vs *vmState, s
 	if er == nil {
 		return true
 	}
+	er.promote()
 	select {
 	case <-er.done:
 	case <-ctx.Done():
