@@ -50,6 +50,7 @@ type Limiter struct {
 	pending []*call // arrived, turn not decided yet
 	seq     uint64
 	last    time.Time // the latest instant a token was reserved at
+	wake    time.Time // when the armed wake-up serves the deferred calls; zero: none
 }
 
 type call struct {
@@ -57,6 +58,7 @@ type call struct {
 	key    string
 	seq    uint64          // arrival order, only to keep the sort total
 	urgent context.Context // nil: not background work
+	ready  chan struct{}   // background work: closed when served
 
 	served bool
 	res    *rate.Reservation
@@ -105,34 +107,35 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	l.mu.Lock()
 	l.seq++
 	c := &call{at: l.clk.Now(), key: key, seq: l.seq}
-	c.urgent, _ = ctx.Value(backgroundKey{}).(context.Context)
+	if urgent, ok := ctx.Value(backgroundKey{}).(context.Context); ok {
+		c.urgent, c.ready = urgent, make(chan struct{})
+	}
 	l.pending = append(l.pending, c)
 	l.mu.Unlock()
 
-	wait := clock.Settle
-	for {
-		promoted, err := c.sleep(ctx, l.clk, wait)
-		if err != nil {
+	if err := l.clk.Sleep(ctx, clock.Settle); err != nil {
+		l.withdraw(c)
+		return err
+	}
+	l.mu.Lock()
+	// Every call of an instant before now has arrived; calls arriving at
+	// now wait for their own turn. A clock read as earlier than c.at (a
+	// wall clock set back) still serves c.
+	now := l.clk.Now()
+	l.serve(later(now, c.at.Add(clock.Settle)), now)
+	for !c.served {
+		// A background call left waiting: a later turn serves it (the
+		// limiter's wake-up, or another call's), or it is promoted.
+		l.mu.Unlock()
+		if err := c.await(ctx, l.clk); err != nil {
 			l.withdraw(c)
 			return err
 		}
-		if promoted {
-			wait = clock.Settle // the calls of this instant first
-			continue
-		}
 		l.mu.Lock()
-		// Every call of an instant before now has arrived; calls arriving
-		// at now wait for their own turn. A clock read as earlier than
-		// c.at (a wall clock set back) still serves c.
-		now := later(l.clk.Now(), c.at.Add(clock.Settle))
-		l.serve(now)
-		if c.served {
-			break
+		if !c.served {
+			now := l.clk.Now()
+			l.serve(now, now)
 		}
-		// A background call left waiting: look again once the backlog
-		// may have drained to its share.
-		wait = max(time.Second, l.backlogAt(now)-BackgroundBacklog)
-		l.mu.Unlock()
 	}
 	goAt := c.goAt
 	l.mu.Unlock()
@@ -144,23 +147,36 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	return nil
 }
 
-// sleep waits d on clk, or less if c stops being background work: then
-// promoted is true.
-func (c *call) sleep(ctx context.Context, clk clock.Clock, d time.Duration) (promoted bool, err error) {
-	if !c.background() {
-		return false, clk.Sleep(ctx, d)
+// await waits until background call c is served or promoted (then after
+// clock.Settle, so that the calls of its instant have arrived), or ctx
+// ends.
+func (c *call) await(ctx context.Context, clk clock.Clock) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-c.urgent.Done():
+		return clk.Sleep(ctx, clock.Settle)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(c.urgent, cancel)
-	defer stop()
-	if err := clk.Sleep(sctx, d); err != nil {
-		if ctx.Err() != nil {
-			return false, ctx.Err()
+}
+
+// wakeAt arms a wake-up that serves the pending calls at t, unless one is
+// armed for t or earlier. Caller holds mu.
+func (l *Limiter) wakeAt(t time.Time) {
+	if !l.wake.IsZero() && !t.Before(l.wake) {
+		return
+	}
+	l.wake = t
+	go func() {
+		_ = clock.SleepUntil(context.Background(), l.clk, t)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.wake.Equal(t) {
+			l.wake = time.Time{}
 		}
-		return true, nil
-	}
-	return false, nil
+		l.serve(t, t)
+	}()
 }
 
 // Backlog is how long a call arriving now would wait for its token behind
@@ -180,12 +196,12 @@ func (l *Limiter) backlogAt(t time.Time) time.Duration {
 	return time.Duration((1 - tokens) / float64(l.lim.Limit()) * float64(time.Second))
 }
 
-// serve decides the turns of the pending calls that arrived before cutoff:
-// by instant, then key; the background calls after the others, each at
-// the latest instant reserved (cutoff - clock.Settle at the least), or
-// left pending while the backlog then exceeds BackgroundBacklog. Caller
+// serve decides, at now, the turns of the pending calls that arrived
+// before cutoff: by instant, then key; the background calls after the
+// others, at now, or left pending while the backlog then exceeds
+// BackgroundBacklog (a wake-up serves them once it has drained). Caller
 // holds mu.
-func (l *Limiter) serve(cutoff time.Time) {
+func (l *Limiter) serve(cutoff, now time.Time) {
 	var due, rest []*call
 	for _, c := range l.pending {
 		if c.at.Before(cutoff) {
@@ -222,11 +238,13 @@ func (l *Limiter) serve(cutoff time.Time) {
 		// promoted late arrived long ago).
 		at := later(due[i].at, l.last)
 		if bg[due[i]] {
-			at = later(at, cutoff.Add(-clock.Settle))
-			if l.backlogAt(at) > BackgroundBacklog {
-				rest = append(rest, due[i:j]...)
-				i = j
-				continue
+			at = later(at, now)
+			if b := l.backlogAt(at); b > BackgroundBacklog {
+				// This and every background call after it wait until
+				// the backlog has drained to their share.
+				rest = append(rest, due[i:]...)
+				l.wakeAt(at.Add(b - BackgroundBacklog + time.Millisecond))
+				break
 			}
 		}
 		l.last = later(l.last, at)
@@ -238,6 +256,9 @@ func (l *Limiter) serve(cutoff time.Time) {
 		}
 		for _, c := range due[i:j] {
 			c.goAt = last
+			if c.ready != nil {
+				close(c.ready)
+			}
 		}
 		i = j
 	}
