@@ -180,20 +180,34 @@ func (l *Limiter) wakeAt(t time.Time) {
 }
 
 // Backlog is how long a call arriving now would wait for its token behind
-// the calls already given a turn: 0 while the bucket holds a token.
+// the calls that arrived before now (background work left waiting
+// aside): 0 while the bucket would hold a token for it. It does not
+// depend on the order in which the calls of an instant were served.
 func (l *Limiter) Backlog() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.backlogAt(l.clk.Now())
+	now := l.clk.Now()
+	ahead := 0
+	for _, c := range l.pending {
+		if c.at.Before(now) && !c.background() {
+			ahead++
+		}
+	}
+	return l.wait(now, ahead)
 }
 
-// backlogAt is Backlog at t. Caller holds mu.
-func (l *Limiter) backlogAt(t time.Time) time.Duration {
-	tokens := l.lim.TokensAt(t)
-	if tokens >= 1 || l.lim.Limit() <= 0 {
+// backlogAt is how long a call would wait at t behind the calls given
+// their turns. Caller holds mu.
+func (l *Limiter) backlogAt(t time.Time) time.Duration { return l.wait(t, 0) }
+
+// wait is how long a call would wait at t behind the calls given their
+// turns and ahead more. Caller holds mu.
+func (l *Limiter) wait(t time.Time, ahead int) time.Duration {
+	need := 1 + float64(ahead) - l.lim.TokensAt(t)
+	if need <= 0 || l.lim.Limit() <= 0 {
 		return 0
 	}
-	return time.Duration((1 - tokens) / float64(l.lim.Limit()) * float64(time.Second))
+	return time.Duration(need / float64(l.lim.Limit()) * float64(time.Second))
 }
 
 // serve decides, at now, the turns of the pending calls that arrived

@@ -281,3 +281,37 @@ func TestBackgroundPromoted(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestBacklogCountsArrived: Backlog counts the calls that arrived before
+// now whether or not their turns were decided yet, so that it reads the
+// same whatever order an instant's goroutines ran in.
+func TestBacklogCountsArrived(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New(clock.Real{}, 10, 5)
+		var wg sync.WaitGroup
+		for i := range 30 {
+			wg.Go(func() {
+				if err := l.Wait(context.Background(), fmt.Sprint(i)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		synctest.Wait()
+		if got := l.Backlog(); got != 0 {
+			t.Errorf("backlog %v at the calls' own instant, want 0 (they may still be arriving)", got)
+		}
+		time.Sleep(clock.Settle)
+		before := l.Backlog() // the calls' turns decided or not, by goroutine order
+		time.Sleep(10 * time.Millisecond)
+		after := l.Backlog() // decided
+		// 30 calls beyond a burst of 5 at 10/s: the 31st waits 2.6 s,
+		// less the refill since.
+		want := 2600 * time.Millisecond
+		for _, got := range []time.Duration{before, after} {
+			if got > want || got < want-10*time.Millisecond-clock.Settle {
+				t.Errorf("backlog %v, want about %v", got, want)
+			}
+		}
+		wg.Wait()
+	})
+}

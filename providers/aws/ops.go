@@ -1,6 +1,8 @@
 package aws
 
 import (
+	"time"
+
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -383,6 +385,18 @@ func (c *core) ssmInfo(ctx context.Context, rg *regional, op, res string, ids []
 }
 
 type observer struct{ *core }
+
+// Backlog is the longest a call made now would wait for its turn in any
+// of the account's buckets, in any region (pace.Limiter.Backlog).
+func (o observer) Backlog() time.Duration {
+	var most time.Duration
+	for _, name := range o.order {
+		for _, b := range o.regions[name].lim.buckets {
+			most = max(most, b.Backlog())
+		}
+	}
+	return most
+}
 
 // Observe implements providers.Observer: DescribeInstances for the power
 // state, DescribeInstanceStatus for the instance reachability check, and

@@ -1,6 +1,8 @@
 package sakura
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
@@ -407,6 +409,10 @@ func backupOf(vmID string, a *iaas.Archive) inventory.Backup {
 // ---- observe ----
 
 type observer struct{ *core }
+
+// Backlog is how long a call made now would wait for its turn in this
+// provider's pacing (pace.Limiter.Backlog).
+func (o observer) Backlog() time.Duration { return o.lim.Backlog() }
 
 // batchAt is the number of servers of one zone above which Observe lists
 // the zone's servers instead of reading each.

@@ -142,6 +142,15 @@ func (e enumerator) List(ctx context.Context) ([]inventory.VM, error) {
 
 type observer struct{ *core }
 
+// Backlog is how long a call made now would wait for its turn in this
+// provider's pacing (pace.Limiter.Backlog); 0 without pacing.
+func (o observer) Backlog() time.Duration {
+	if o.lim == nil {
+		return 0
+	}
+	return o.lim.Backlog()
+}
+
 // Observe implements providers.Observer.
 func (o observer) Observe(ctx context.Context, vms []providers.VMRef) (map[string]inventory.Signals, error) {
 	if err := o.pace(ctx, "Observe", strings.Join(ids(vms), ",")); err != nil {

@@ -654,7 +654,10 @@ func (r *runner) takeSlots(ctx context.Context, a string, vm *plan.VMPlan, canar
 	if err := r.turns[a].Lock(ctx, key); err != nil {
 		return err
 	}
-	err := sem.Acquire(ctx)
+	err := r.admit(ctx, r.envs[a], canary)
+	if err == nil {
+		err = sem.Acquire(ctx)
+	}
 	r.turns[a].Unlock()
 	if err != nil {
 		return err
@@ -669,6 +672,31 @@ func (r *runner) takeSlots(ctx context.Context, a string, vm *plan.VMPlan, canar
 		sem.Release()
 	}
 	return err
+}
+
+// AdmitBacklog is the longest wait of an account's control-plane calls in
+// the provider's own pacing (step.Env.Backlog) at which a VM after the
+// canary starts: beyond it the VMs in flight already use the account's
+// whole request rate, and another would only lengthen every call's wait,
+// and the time between each re-check and the stop or restart it guards.
+// The canary's VMs are not held.
+const AdmitBacklog = 30 * time.Second
+
+// admit waits, unless canary, until env's backlog is at most
+// AdmitBacklog. It returns ctx's error if ctx ends first.
+func (r *runner) admit(ctx context.Context, env *step.Env, canary bool) error {
+	if canary || env == nil || env.Backlog == nil {
+		return nil
+	}
+	for {
+		b := env.Backlog()
+		if b <= AdmitBacklog {
+			return nil
+		}
+		if err := r.o.Clock.Sleep(ctx, b-AdmitBacklog); err != nil {
+			return err
+		}
+	}
 }
 
 // queue is one account's VMs to dispatch: indexes into the todo list, by

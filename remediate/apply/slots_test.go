@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/fixfleet/fixfleet/internal/ctxlock"
 	"github.com/fixfleet/fixfleet/remediate/brake"
 	"github.com/fixfleet/fixfleet/remediate/plan"
+	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
 // TestSlotsInFixedOrder: dispatchers that wait for an account's only slot
@@ -62,6 +64,48 @@ func TestSlotsInFixedOrder(t *testing.T) {
 				wg.Wait()
 				if !slices.Equal(got, want) {
 					t.Errorf("slots went to %v, want %v", got, want)
+				}
+			})
+		})
+	}
+}
+
+// TestAdmitHoldsWhileBacklogged: a VM after the canary starts only once
+// the account's calls wait at most AdmitBacklog in the provider's pacing;
+// a canary VM, or an account whose provider does not tell, is not held.
+func TestAdmitHoldsWhileBacklogged(t *testing.T) {
+	tests := []struct {
+		name    string
+		canary  bool
+		backlog bool
+		want    time.Duration
+	}{
+		{"after the canary: held until the backlog drains to AdmitBacklog", false, true, 100*time.Second - AdmitBacklog},
+		{"canary: not held", true, true, 0},
+		{"no backlog known: not held", false, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				clk := clock.Real{} // inside the bubble: virtual time
+				start := clk.Now()
+				env := &step.Env{}
+				if tt.backlog {
+					// 100 s of calls queued at the start, draining.
+					env.Backlog = func() time.Duration { return max(0, 100*time.Second-clk.Now().Sub(start)) }
+				}
+				r := &runner{
+					o:        Options{Clock: clk},
+					envs:     map[string]*step.Env{"t/a": env},
+					accounts: map[string]*brake.Window{"t/a": brake.NewWindow(10, 0)},
+					turns:    map[string]*ctxlock.Ordered{"t/a": ctxlock.NewOrdered(clk)}, globalTurn: ctxlock.NewOrdered(clk),
+					global: semaphore.NewWeighted(10),
+				}
+				if err := r.takeSlots(context.Background(), "t/a", &plan.VMPlan{Key: "t/a/vm-1"}, tt.canary); err != nil {
+					t.Fatal(err)
+				}
+				if got := clk.Now().Sub(start); got < tt.want || got > tt.want+time.Second {
+					t.Errorf("started after %v, want %v", got, tt.want)
 				}
 			})
 		})

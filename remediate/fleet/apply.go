@@ -1,6 +1,8 @@
 package fleet
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
@@ -98,6 +100,10 @@ func (ps pools) ReleaseAll(ctx context.Context, keep bool) error {
 	return errors.Join(errs...)
 }
 
+// backlogger is a provider that paces its calls on the client side and
+// tells how long a call made now would wait for its turn.
+type backlogger interface{ Backlog() time.Duration }
+
 // envs builds one step.Env per account for run runID, each with its own
 // helper pool (helpers are per account: one account's helper cannot mount
 // another account's disk).
@@ -114,6 +120,9 @@ func (f *Fleet) envs(runID string, p *plan.Plan, o ApplyOptions) (map[string]*st
 		env := &step.Env{
 			RunID: runID, Account: a.Account, Provider: &prov,
 			Clock: f.Clock, Incident: p.Incident, Policy: p.Policy,
+		}
+		if b, ok := a.Provider.Observer.(backlogger); ok {
+			env.Backlog = b.Backlog
 		}
 		if md, ok := prov.Disks.(coalesce.ManyDescriber); ok && !o.NoCoalesce {
 			// Every step reads its disks first: merge those reads too.

@@ -13,6 +13,8 @@
 package step
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
@@ -187,7 +189,12 @@ type Env struct {
 	// Disks, when set, reads disks in place of Provider.Disks.Describe,
 	// with its contract (a reader that merges concurrent reads into
 	// batched calls: coalesce.Disks). Read disks with Env.Describe.
-	Disks    DiskReader
+	Disks DiskReader
+	// Backlog, when set, is how long a control-plane call of the account
+	// made now would wait for its turn in the provider's own pacing
+	// (pace.Limiter.Backlog): the executor starts no new VM while it is
+	// long.
+	Backlog  func() time.Duration
 	Clock    clock.Clock
 	Incident inventory.Incident
 	Policy   policy.Policy

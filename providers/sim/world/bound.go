@@ -189,8 +189,8 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 	}
 	// A powered-off VM is restored only once something showed its disk
 	// broken: a start (StartStopped), or its disk read on a helper.
-	if o.AllowDataLoss && w.cleanBackup(v) && (v.power != inventory.PowerStopped || o.StartStopped || readable) {
-		add(pathRestore, max(pre, mn(timing.OpBackupRestore))+mn(timing.OpAttach)+mn(timing.OpStart)+mn(timing.OpBootToWinRM))
+	if restore, ok := w.cleanBackup(v); ok && o.AllowDataLoss && (v.power != inventory.PowerStopped || o.StartStopped || readable) {
+		add(pathRestore, max(pre, restore)+mn(timing.OpAttach)+mn(timing.OpStart)+mn(timing.OpBootToWinRM))
 	}
 	if len(paths) == 0 {
 		return 0, calls{}, nil
@@ -207,14 +207,19 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 }
 
 // cleanBackup reports whether v has a backup taken before the incident
-// that restores to a bootable disk.
-func (w *World) cleanBackup(v *vm) bool {
+// that restores to a bootable disk, and the least restore time among
+// those.
+func (w *World) cleanBackup(v *vm) (time.Duration, bool) {
+	var least time.Duration
+	found := false
 	for _, bk := range v.backups {
 		if bk.TakenAt.Before(w.incident.StartedAt) && !bk.Damaged {
-			return true
+			if d := w.restoreTime(bk); !found || d < least {
+				least, found = d, true
+			}
 		}
 	}
-	return false
+	return least, found
 }
 
 // imageElsewhere reports whether a zone other than zone has a helper image

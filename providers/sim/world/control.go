@@ -629,10 +629,24 @@ func (w *World) DiskFromSnapshot(ctx context.Context, account, snapID, zone stri
 // newDisk adds a disk made from source, being created for a duration
 // drawn in r. Caller holds mu.
 func (w *World) newDisk(account, zone string, c content, tags map[string]string, source string, now time.Time, r timing.Range) *disk {
-	d := &disk{id: w.newID("disk", source), zone: zone, account: account, content: c, tags: cloneTags(tags), source: source}
+	d := w.addDisk(account, zone, c, tags, source)
 	d.readyAt = now.Add(w.drawFor(r, d.id, "create"))
+	return d
+}
+
+// addDisk adds a disk made from source, ready at once: the caller sets
+// readyAt. Caller holds mu.
+func (w *World) addDisk(account, zone string, c content, tags map[string]string, source string) *disk {
+	d := &disk{id: w.newID("disk", source), zone: zone, account: account, content: c, tags: cloneTags(tags), source: source}
 	w.disks[d.id] = d
 	return d
+}
+
+// restoreTime is how long a disk takes to be restored from backup b: a
+// property of the backup (its size, where it is stored), the same at every
+// restore, so that the lower bound can count it.
+func (w *World) restoreTime(b BackupSpec) time.Duration {
+	return w.hashDur(timing.Of(timing.OpBackupRestore), "restore", b.ID)
 }
 
 // ListBackups returns a VM's restore points, oldest first. Read-only.
@@ -717,7 +731,8 @@ func (w *World) RestoreBackup(ctx context.Context, account, backupID, zone strin
 				c.files = append(c.files, f)
 			}
 		}
-		d := w.newDisk(account, zone, c, tags, "backup:"+b.ID, now, timing.Of(timing.OpBackupRestore))
+		d := w.addDisk(account, zone, c, tags, "backup:"+b.ID)
+		d.readyAt = now.Add(w.restoreTime(b))
 		out = w.diskInfo(d)
 		return nil
 	})
