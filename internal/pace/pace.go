@@ -45,19 +45,20 @@ import (
 type Limiter struct {
 	clk clock.Clock
 
-	mu      sync.Mutex // never held while waiting
-	lim     *rate.Limiter
-	pending []*call // arrived, turn not decided yet
-	seq     uint64
-	last    time.Time // the latest instant a token was reserved at
-	wake    time.Time // when the armed wake-up serves the deferred calls; zero: none
+	mu       sync.Mutex // never held while waiting
+	lim      *rate.Limiter
+	pending  []*call // arrived, turn not decided yet
+	deferred []*call // background calls left waiting, in the order they are served
+	seq      uint64
+	last     time.Time // the latest instant a token was reserved at
+	wake     time.Time // when the armed wake-up serves the deferred calls; zero: none
 }
 
 type call struct {
 	at     time.Time
 	key    string
 	seq    uint64          // arrival order, only to keep the sort total
-	urgent context.Context // nil: not background work
+	urgent context.Context // background work until done; nil: not (or promoted)
 	ready  chan struct{}   // background work: closed when served
 
 	served bool
@@ -92,9 +93,6 @@ func Background(ctx, urgent context.Context) context.Context {
 	return context.WithValue(ctx, backgroundKey{}, urgent)
 }
 
-// background reports whether c yields to the other calls now.
-func (c *call) background() bool { return c.urgent != nil && c.urgent.Err() == nil }
-
 // New returns a Limiter of r calls a second with bursts of burst (at least
 // 1), on clk.
 func New(clk clock.Clock, r rate.Limit, burst int) *Limiter {
@@ -107,7 +105,7 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	l.mu.Lock()
 	l.seq++
 	c := &call{at: l.clk.Now(), key: key, seq: l.seq}
-	if urgent, ok := ctx.Value(backgroundKey{}).(context.Context); ok {
+	if urgent, ok := ctx.Value(backgroundKey{}).(context.Context); ok && urgent.Err() == nil {
 		c.urgent, c.ready = urgent, make(chan struct{})
 	}
 	l.pending = append(l.pending, c)
@@ -127,14 +125,29 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 		// A background call left waiting: a later turn serves it (the
 		// limiter's wake-up, or another call's), or it is promoted.
 		l.mu.Unlock()
-		if err := c.await(ctx, l.clk); err != nil {
+		select {
+		case <-c.ready:
+		case <-c.urgent.Done():
+			// Promoted: it arrives again now as any other call.
+			l.mu.Lock()
+			if !c.served {
+				l.deferred = slices.DeleteFunc(l.deferred, func(p *call) bool { return p == c })
+				c.at, c.urgent = l.clk.Now(), nil
+				l.pending = append(l.pending, c)
+			}
+			l.mu.Unlock()
+			if err := l.clk.Sleep(ctx, clock.Settle); err != nil {
+				l.withdraw(c)
+				return err
+			}
+		case <-ctx.Done():
 			l.withdraw(c)
-			return err
+			return ctx.Err()
 		}
 		l.mu.Lock()
 		if !c.served {
 			now := l.clk.Now()
-			l.serve(now, now)
+			l.serve(later(now, c.at.Add(clock.Settle)), now)
 		}
 	}
 	goAt := c.goAt
@@ -147,22 +160,8 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	return nil
 }
 
-// await waits until background call c is served or promoted (then after
-// clock.Settle, so that the calls of its instant have arrived), or ctx
-// ends.
-func (c *call) await(ctx context.Context, clk clock.Clock) error {
-	select {
-	case <-c.ready:
-		return nil
-	case <-c.urgent.Done():
-		return clk.Sleep(ctx, clock.Settle)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// wakeAt arms a wake-up that serves the pending calls at t, unless one is
-// armed for t or earlier. Caller holds mu.
+// wakeAt arms a wake-up that serves the deferred calls at t, unless one
+// is armed for t or earlier. Caller holds mu.
 func (l *Limiter) wakeAt(t time.Time) {
 	if !l.wake.IsZero() && !t.Before(l.wake) {
 		return
@@ -175,7 +174,7 @@ func (l *Limiter) wakeAt(t time.Time) {
 		if l.wake.Equal(t) {
 			l.wake = time.Time{}
 		}
-		l.serve(t, t)
+		l.serveDeferred(t)
 	}()
 }
 
@@ -189,7 +188,7 @@ func (l *Limiter) Backlog() time.Duration {
 	now := l.clk.Now()
 	ahead := 0
 	for _, c := range l.pending {
-		if c.at.Before(now) && !c.background() {
+		if c.at.Before(now) && c.urgent == nil {
 			ahead++
 		}
 	}
@@ -211,10 +210,8 @@ func (l *Limiter) wait(t time.Time, ahead int) time.Duration {
 }
 
 // serve decides, at now, the turns of the pending calls that arrived
-// before cutoff: by instant, then key; the background calls after the
-// others, at now, or left pending while the backlog then exceeds
-// BackgroundBacklog (a wake-up serves them once it has drained). Caller
-// holds mu.
+// before cutoff, by instant, then key; background calls join the deferred
+// ones, in that order, which serveDeferred serves. Caller holds mu.
 func (l *Limiter) serve(cutoff, now time.Time) {
 	var due, rest []*call
 	for _, c := range l.pending {
@@ -224,17 +221,8 @@ func (l *Limiter) serve(cutoff, now time.Time) {
 			rest = append(rest, c)
 		}
 	}
-	bg := make(map[*call]bool, len(due))
-	for _, c := range due {
-		bg[c] = c.background()
-	}
+	l.pending = rest
 	slices.SortFunc(due, func(a, b *call) int {
-		if bg[a] != bg[b] {
-			if bg[a] {
-				return 1
-			}
-			return -1
-		}
 		if c := a.at.Compare(b.at); c != 0 {
 			return c
 		}
@@ -243,40 +231,58 @@ func (l *Limiter) serve(cutoff, now time.Time) {
 		}
 		return cmp.Compare(a.seq, b.seq)
 	})
-	for i := 0; i < len(due); {
+	var fg []*call
+	for _, c := range due {
+		if c.urgent != nil {
+			l.deferred = append(l.deferred, c)
+		} else {
+			fg = append(fg, c)
+		}
+	}
+	for i := 0; i < len(fg); {
 		j := i + 1
-		for j < len(due) && due[j].at.Equal(due[i].at) && due[j].key == due[i].key && bg[due[j]] == bg[due[i]] {
+		for j < len(fg) && fg[j].at.Equal(fg[i].at) && fg[j].key == fg[i].key {
 			j++
 		}
-		// Never before a token already reserved (a background call
-		// promoted late arrived long ago).
-		at := later(due[i].at, l.last)
-		if bg[due[i]] {
-			at = later(at, now)
-			if b := l.backlogAt(at); b > BackgroundBacklog {
-				// This and every background call after it wait until
-				// the backlog has drained to their share.
-				rest = append(rest, due[i:]...)
-				l.wakeAt(at.Add(b - BackgroundBacklog + time.Millisecond))
-				break
-			}
-		}
-		l.last = later(l.last, at)
-		var last time.Time
-		for _, c := range due[i:j] {
-			c.res = l.lim.ReserveN(at, 1)
-			c.served = true
-			last = later(last, at.Add(c.res.DelayFrom(at)))
-		}
-		for _, c := range due[i:j] {
-			c.goAt = last
-			if c.ready != nil {
-				close(c.ready)
-			}
-		}
+		l.reserve(fg[i:j], fg[i].at)
 		i = j
 	}
-	l.pending = rest
+	l.serveDeferred(now)
+}
+
+// serveDeferred gives the deferred background calls their turns at now,
+// in order, while the backlog ahead of each is at most BackgroundBacklog,
+// and arms a wake-up for the rest. Caller holds mu.
+func (l *Limiter) serveDeferred(now time.Time) {
+	for len(l.deferred) > 0 {
+		at := later(now, l.last)
+		if b := l.backlogAt(at); b > BackgroundBacklog {
+			l.wakeAt(at.Add(b - BackgroundBacklog + time.Millisecond))
+			return
+		}
+		l.reserve(l.deferred[:1], at)
+		l.deferred = l.deferred[1:]
+	}
+}
+
+// reserve gives calls (of one instant and key) one token each at at (never
+// before a token already reserved), and lets them all go at the latest of
+// their turns. Caller holds mu.
+func (l *Limiter) reserve(calls []*call, at time.Time) {
+	at = later(at, l.last)
+	l.last = at
+	var last time.Time
+	for _, c := range calls {
+		c.res = l.lim.ReserveN(at, 1)
+		c.served = true
+		last = later(last, at.Add(c.res.DelayFrom(at)))
+	}
+	for _, c := range calls {
+		c.goAt = last
+		if c.ready != nil {
+			close(c.ready)
+		}
+	}
 }
 
 // withdraw takes back a call whose context ended: out of the pending
@@ -286,6 +292,7 @@ func (l *Limiter) withdraw(c *call) {
 	defer l.mu.Unlock()
 	if !c.served {
 		l.pending = slices.DeleteFunc(l.pending, func(p *call) bool { return p == c })
+		l.deferred = slices.DeleteFunc(l.deferred, func(p *call) bool { return p == c })
 		return
 	}
 	c.res.CancelAt(l.clk.Now())
