@@ -19,6 +19,9 @@
 //     one token each and all go at the latest of their turns.
 //   - A call whose context ends before it goes gives its token back
 //     (rate.Reservation.CancelAt) and returns the context's error.
+//   - A call made under NotAfter(t) whose turn would come after t is not
+//     made: Wait returns ErrStale and gives the token back (a stop or
+//     restart guarded by a check that would be stale when it goes out).
 //   - A call made under Background yields: it takes its token only while
 //     the calls already given a turn would leave it waiting at most
 //     BackgroundBacklog; until then it waits, untaken, so that the calls of
@@ -32,6 +35,8 @@ package pace
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -84,6 +89,18 @@ func ForCloud(clk clock.Clock, r rate.Limit, burst int) *Limiter {
 const BackgroundBacklog = 5 * time.Second
 
 type backgroundKey struct{}
+
+type notAfterKey struct{}
+
+// ErrStale is Wait's error for a call made under NotAfter whose turn
+// would come too late: it was not made.
+var ErrStale = errors.New("the call's turn came after its caller's check went stale")
+
+// NotAfter returns a context whose calls go out no later than t, or not at
+// all (ErrStale).
+func NotAfter(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, notAfterKey{}, t)
+}
 
 // Background marks the calls made under the returned context as work done
 // ahead, which nobody waits for yet, until urgent is done (someone waits
@@ -153,6 +170,10 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	goAt := c.goAt
 	l.mu.Unlock()
 
+	if t, ok := ctx.Value(notAfterKey{}).(time.Time); ok && goAt.After(t) {
+		l.withdraw(c)
+		return fmt.Errorf("%w: its turn %s, the check's limit %s", ErrStale, goAt.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339))
+	}
 	if err := clock.SleepUntil(ctx, l.clk, goAt); err != nil {
 		l.withdraw(c)
 		return err

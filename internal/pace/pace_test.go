@@ -315,3 +315,27 @@ func TestBacklogCountsArrived(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestNotAfter: a call whose turn would come after its context's limit is
+// not made (ErrStale) and gives its token back; one in time goes.
+func TestNotAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := New(clock.Real{}, 1, 1)
+		start := time.Now()
+		if err := l.Wait(context.Background(), "first"); err != nil { // the burst
+			t.Fatal(err)
+		}
+		if err := l.Wait(NotAfter(context.Background(), start.Add(500*time.Millisecond)), "too late"); !errors.Is(err, ErrStale) {
+			t.Fatalf("err %v, want ErrStale: its turn comes at 1s", err)
+		}
+		if time.Since(start) > time.Millisecond {
+			t.Errorf("the stale call returned after %v, want at once", time.Since(start))
+		}
+		if err := l.Wait(NotAfter(context.Background(), start.Add(2*time.Second)), "in time"); err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(start); got > time.Second+time.Millisecond {
+			t.Errorf("the next call went at %v, want about 1s: the stale call's token was not given back", got)
+		}
+	})
+}

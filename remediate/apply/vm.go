@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
@@ -314,14 +315,16 @@ func retryable(err error) bool {
 // attempts. An API error that opened the breaker, or arrived while it was
 // not closed (after: its state then), is the outage's, not the step's; a
 // throttle is the cloud asking to slow down (the account's window shrank),
-// and a busy guest (its WinRM quota, often shells of a killed process
-// until they time out) asks to wait: none says anything of the step.
+// a busy guest (its WinRM quota, often shells of a killed process
+// until they time out) asks to wait, and a stop or restart whose turn in
+// the account's pacing came after its re-check went stale was not made
+// (the step runs again and re-checks): none says anything of the step.
 // Retry.MaxTime still bounds all three.
 func charges(serr error, after brake.State) bool {
 	switch {
 	case brake.Classify(serr) == brake.APIError && after != brake.Closed:
 		return false
-	case errors.Is(serr, providers.ErrThrottled), errors.Is(serr, guest.ErrBusy):
+	case errors.Is(serr, providers.ErrThrottled), errors.Is(serr, guest.ErrBusy), errors.Is(serr, pace.ErrStale):
 		return false
 	}
 	return true

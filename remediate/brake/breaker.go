@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
 )
@@ -67,7 +68,7 @@ func Classify(err error) Outcome {
 		return Success
 	case errors.Is(err, providers.ErrUnavailable), errors.Is(err, providers.ErrThrottled):
 		return APIError
-	case guest.Transient(err), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case guest.Transient(err), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, pace.ErrStale):
 		return Neutral
 	}
 	return Success

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
 	"github.com/fixfleet/fixfleet/inventory/screen"
@@ -296,17 +297,22 @@ func recheckStep(progressKey step.Fact, pre func(p inventory.Probe, s inventory.
 
 // guard re-checks the VM's health (see check) right before a stop or
 // restart when the last check (facts' checked_at) is older than
-// RecheckMaxAge. A healthy VM is step.ErrHealthy. It returns the probe
-// when it took one.
-func guard(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (*inventory.Probe, step.Facts, error) {
+// RecheckMaxAge. A healthy VM is step.ErrHealthy. It returns the context
+// to make the stop or restart under: its calls go out within RecheckMaxAge
+// of the check or not at all (pace.NotAfter, whose pace.ErrStale the
+// executor answers by running the step again, which re-checks: a call
+// queued behind the account's others must not act on a VM that may have
+// come up since), and the probe when it took one.
+func guard(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (context.Context, *inventory.Probe, step.Facts, error) {
 	if t, err := time.Parse(time.RFC3339, facts[FactCheckedAt]); err == nil && env.Clock.Now().Sub(t) < RecheckMaxAge {
-		return nil, nil, nil
+		return pace.NotAfter(ctx, t.Add(RecheckMaxAge)), nil, nil, nil
 	}
 	p, _, err := check(ctx, env, vm)
 	if err != nil {
-		return nil, nil, err
+		return ctx, nil, nil, err
 	}
-	return &p, step.Facts{FactCheckedAt: stamp(env.Clock.Now())}, nil
+	now := env.Clock.Now()
+	return pace.NotAfter(ctx, now.Add(RecheckMaxAge)), &p, step.Facts{FactCheckedAt: stamp(now)}, nil
 }
 
 // poll calls fn now and then every `every` until it reports done, fails, or
@@ -474,7 +480,7 @@ func stopVM(ctx context.Context, env *step.Env, vm *step.Target, facts step.Fact
 	if s.Power == inventory.PowerStopped {
 		return step.Facts{FactStopped: "true"}, nil
 	}
-	p, out, err := guard(ctx, env, vm, facts)
+	gctx, p, out, err := guard(ctx, env, vm, facts)
 	if err != nil {
 		return nil, err
 	}
@@ -487,7 +493,7 @@ func stopVM(ctx context.Context, env *step.Env, vm *step.Target, facts step.Fact
 			force = true
 		}
 	}
-	if err := env.Provider.Power.Stop(ctx, []providers.VMRef{ref}, force); err != nil {
+	if err := env.Provider.Power.Stop(gctx, []providers.VMRef{ref}, force); err != nil {
 		return nil, err
 	}
 	out[FactStopped] = "true"

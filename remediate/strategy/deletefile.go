@@ -177,7 +177,7 @@ func dfRestart(ctx context.Context, env *step.Env, vm *step.Target, facts step.F
 			return step.Facts{FactRestarted: "true"}, nil
 		}
 	}
-	_, out, err := guard(ctx, env, vm, facts)
+	gctx, _, out, err := guard(ctx, env, vm, facts)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func dfRestart(ctx context.Context, env *step.Env, vm *step.Target, facts step.F
 	// the disk. Stop is idempotent, so a resume after a crash between the
 	// two calls finds the VM stopped and starts it.
 	ref := vmRef(vm)
-	if err := env.Provider.Power.Stop(ctx, []providers.VMRef{ref}, false); err != nil {
+	if err := env.Provider.Power.Stop(gctx, []providers.VMRef{ref}, false); err != nil {
 		return nil, err
 	}
 	if err := env.Provider.Power.Start(ctx, []providers.VMRef{ref}); err != nil {

@@ -271,7 +271,7 @@ func raceStep(i int) func(context.Context, *step.Env, *step.Target, step.Facts) 
 		if err != nil {
 			return nil, err
 		}
-		_, out, err := guard(ctx, env, vm, facts)
+		gctx, _, out, err := guard(ctx, env, vm, facts)
 		if errors.Is(err, step.ErrHealthy) {
 			if herr := holdHealthy(ctx, env, vm); herr != nil {
 				return nil, herr
@@ -288,7 +288,7 @@ func raceStep(i int) func(context.Context, *step.Env, *step.Target, step.Facts) 
 		if err != nil {
 			return nil, err
 		}
-		if err := reset(ctx, env, ref, s.Power); err != nil {
+		if err := reset(gctx, env, ref, s.Power); err != nil {
 			return nil, err
 		}
 		out[FactRaceBoots] = strconv.Itoa(i)

@@ -94,7 +94,7 @@ func restartStep(i int, chance float64) step.Step {
 			return nil, err
 		}
 		ref := vmRef(vm)
-		_, out, err := guard(ctx, env, vm, facts)
+		gctx, _, out, err := guard(ctx, env, vm, facts)
 		if err != nil {
 			return nil, err
 		}
@@ -107,9 +107,9 @@ func restartStep(i int, chance float64) step.Step {
 		}
 		switch s.Power {
 		case inventory.PowerStopped:
-			err = env.Provider.Power.Start(ctx, []providers.VMRef{ref})
+			err = env.Provider.Power.Start(gctx, []providers.VMRef{ref})
 		case inventory.PowerRunning:
-			err = env.Provider.Power.Restart(ctx, ref)
+			err = env.Provider.Power.Restart(gctx, ref)
 		default:
 			// Starting or stopping: a power change is under way; let the
 			// executor come back once it settled.
