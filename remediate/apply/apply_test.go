@@ -15,6 +15,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/internal/secret"
 	"github.com/fixfleet/fixfleet/inventory/journal"
 	"github.com/fixfleet/fixfleet/providers"
@@ -481,14 +482,25 @@ func testThrottleShrinksWindow(t *testing.T) {
 }
 
 // TestBusyGuestWaited: a guest at its WinRM quota (guest.ErrBusy, e.g. a
-// helper holding a killed process's shells until they time out) is waited
-// for without using up the step's attempts, within Retry.MaxTime.
-func TestBusyGuestWaited(t *testing.T) { synctest.Test(t, testBusyGuestWaited) }
+// helper holding a killed process's shells until they time out), and a
+// restart not made because its turn in the provider's pacing came after
+// its re-check went stale (pace.ErrStale), are retried without using up
+// the step's attempts, within Retry.MaxTime.
+func TestBusyGuestWaited(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"busy guest", fmt.Errorf("guest 10.0.0.9: script list-disks: WinRM fault (HTTP 500): w:QuotaLimit: %w", guest.ErrBusy)},
+		{"stale re-check", fmt.Errorf("Restart vm-1: %w", pace.ErrStale)},
+	} {
+		t.Run(tc.name, func(t *testing.T) { synctest.Test(t, func(t *testing.T) { testNotCharged(t, tc.err) }) })
+	}
+}
 
-func testBusyGuestWaited(t *testing.T) {
+func testNotCharged(t *testing.T, busy error) {
 	h := newVirtualHarness(t)
 	p := fleet{id: "busy", acts: 2, canary: 1, total: 2, perAccount: 2}.build(t)
-	busy := fmt.Errorf("guest 10.0.0.9: script list-disks: WinRM fault (HTTP 500): w:QuotaLimit: %w", guest.ErrBusy)
 	rr := newFake(policy.RebootRetry, func(vm, name string, n int, f step.Facts) (step.Facts, error) {
 		if name == "restart-1" && n <= 4 {
 			return nil, busy

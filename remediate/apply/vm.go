@@ -308,7 +308,7 @@ type stepFunc func(ctx context.Context, env *step.Env, vm *step.Target, facts st
 
 // retryable reports whether waiting and trying again may help.
 func retryable(err error) bool {
-	return providers.Retryable(err) || guest.Transient(err)
+	return providers.Retryable(err) || guest.Transient(err) || errors.Is(err, pace.ErrStale)
 }
 
 // charges reports whether a retryable failure uses up one of the step's

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fixfleet/fixfleet/internal/clock"
+	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/providers/guest"
 )
@@ -97,6 +98,7 @@ func TestClassify(t *testing.T) {
 		{errors.New("strategy failed"), Success},
 		{guest.ErrUnreachable, Neutral},
 		{fmt.Errorf("script: %w", guest.ErrBusy), Neutral},
+		{fmt.Errorf("Restart vm a: %w", pace.ErrStale), Neutral},
 		{context.Canceled, Neutral},
 	}
 	for _, tc := range tests {
