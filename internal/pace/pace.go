@@ -141,10 +141,14 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	for !c.served {
 		// A background call left waiting: a later turn serves it (the
 		// limiter's wake-up, or another call's), or it is promoted.
+		var promoted <-chan struct{} // nil once promoted: never ready
+		if c.urgent != nil {
+			promoted = c.urgent.Done()
+		}
 		l.mu.Unlock()
 		select {
 		case <-c.ready:
-		case <-c.urgent.Done():
+		case <-promoted:
 			// Promoted: it arrives again now as any other call.
 			l.mu.Lock()
 			if !c.served {
