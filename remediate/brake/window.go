@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/providers"
 )
 
@@ -91,10 +90,8 @@ func (w *Window) Limit() int {
 }
 
 // Observe feeds the outcome of one control-plane call (a step's error, or
-// nil) made at now: providers.ErrThrottled shrinks the window, and so does
-// pace.ErrStale (a call that waited so long in the provider's own pacing
-// that its caller's check went stale: latency rising, as TCP reads
-// delay), a call the cloud answered grows it; any other failure (an outage, a guest that does
+// nil) made at now: providers.ErrThrottled shrinks the window, a call the
+// cloud answered grows it; any other failure (an outage, a guest that does
 // not answer, a cancelled caller) says nothing about the rate and is
 // ignored. It reports whether the window shrank.
 func (w *Window) Observe(now time.Time, err error) bool {
@@ -118,9 +115,8 @@ func (w *Window) Observe(now time.Time, err error) bool {
 		if w.cur.limit > grown {
 			w.wake()
 		}
-	case APIError, Neutral:
-		congested := errors.Is(err, providers.ErrThrottled) || errors.Is(err, pace.ErrStale)
-		if !congested || !w.cutAt.IsZero() && now.Sub(w.cutAt) < w.coolDown {
+	case APIError:
+		if !errors.Is(err, providers.ErrThrottled) || !w.cutAt.IsZero() && now.Sub(w.cutAt) < w.coolDown {
 			return false
 		}
 		w.cutAt = now

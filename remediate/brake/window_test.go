@@ -55,10 +55,8 @@ func TestWindow(t *testing.T) {
 			obs: cat([]obs{{0, throttled}}, ok(time.Minute, 10), ok(2*time.Minute, 10)), want: 11},
 		{name: "an instant's answers do not count once it is throttled, in any order", ceiling: 100,
 			obs: cat(ok(time.Second, 4), []obs{{time.Second, throttled}}, ok(time.Second, 4)), want: 10},
-		{name: "a call whose turn in the client's pacing came too late halves the window, as a throttle", ceiling: 100,
-			obs: cat(ok(time.Second, 10), []obs{{2 * time.Second, fmt.Errorf("restart: %w", pace.ErrStale)}}), want: 15},
 		{name: "outages and guests say nothing about the rate", ceiling: 100,
-			obs: []obs{{time.Second, unavailable}, {time.Second, guest.ErrUnreachable}, {time.Second, context.Canceled}}, want: WindowStart},
+			obs: []obs{{time.Second, unavailable}, {time.Second, guest.ErrUnreachable}, {time.Second, context.Canceled}, {time.Second, fmt.Errorf("restart: %w", pace.ErrStale)}}, want: WindowStart},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -105,8 +105,7 @@ func (c RebootRetryConfig) LastResort() int { return max(c.LastResortRestarts, c
 // Concurrency bounds how many VMs are worked on at once. PerAccount is a
 // ceiling: each account's VMs in flight are a window that starts at
 // brake.WindowStart (or the ceiling, if lower), grows as the cloud
-// answers and halves when it throttles or a call waits so long in the
-// provider's own pacing that its check went stale (remediate/brake.Window);
+// answers and halves when it throttles (remediate/brake.Window);
 // and no VM after the canary starts while the account's calls queue
 // (remediate/apply.AdmitBacklog).
 type Concurrency struct {
