@@ -28,8 +28,10 @@
 //     work someone waits for are not queued behind work done ahead (an
 //     apply's early snapshots and pre-warmed helpers). Background calls
 //     take their tokens in the order they arrived, then key, after the
-//     other calls. Once Background's urgent context is done, its calls
-//     are served as any other.
+//     other calls. Once its Urgency is promoted at an instant, a call
+//     is served from the next instant on as any other arriving then
+//     (never at the promotion's own instant, whose calls may still be
+//     arriving in any goroutine order).
 package pace
 
 import (
@@ -57,14 +59,16 @@ type Limiter struct {
 	seq      uint64
 	last     time.Time // the latest instant a token was reserved at
 	wake     time.Time // when the armed wake-up serves the deferred calls; zero: none
+	bgAt     time.Time // the instant bgN background tokens were last taken at
+	bgN      int
 }
 
 type call struct {
-	at     time.Time
-	key    string
-	seq    uint64          // arrival order, only to keep the sort total
-	urgent context.Context // background work until done; nil: not (or promoted)
-	ready  chan struct{}   // background work: closed when served
+	at    time.Time
+	key   string
+	seq   uint64        // arrival order, only to keep the sort total
+	urg   *Urgency      // background work until promoted; nil: not (or promoted and re-arrived)
+	ready chan struct{} // background work: closed when served
 
 	served bool
 	res    *rate.Reservation
@@ -102,12 +106,41 @@ func NotAfter(ctx context.Context, t time.Time) context.Context {
 	return context.WithValue(ctx, notAfterKey{}, t)
 }
 
+// Urgency says whether, and since when, background work is waited for.
+// Use NewUrgency; safe for concurrent use.
+type Urgency struct {
+	mu   sync.Mutex
+	at   time.Time // zero: not promoted
+	done chan struct{}
+}
+
+// NewUrgency returns an Urgency not promoted yet.
+func NewUrgency() *Urgency { return &Urgency{done: make(chan struct{})} }
+
+// Promote marks the work as waited for since at. Only the first call
+// counts.
+func (u *Urgency) Promote(at time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.at.IsZero() {
+		u.at = at
+		close(u.done)
+	}
+}
+
+// before reports whether u was promoted before t, and when.
+func (u *Urgency) before(t time.Time) (time.Time, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.at, !u.at.IsZero() && u.at.Before(t)
+}
+
 // Background marks the calls made under the returned context as work done
-// ahead, which nobody waits for yet, until urgent is done (someone waits
+// ahead, which nobody waits for yet, until u is promoted (someone waits
 // for it now): they yield to the other calls (see the package's
 // contract).
-func Background(ctx, urgent context.Context) context.Context {
-	return context.WithValue(ctx, backgroundKey{}, urgent)
+func Background(ctx context.Context, u *Urgency) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, u)
 }
 
 // New returns a Limiter of r calls a second with bursts of burst (at least
@@ -122,8 +155,8 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	l.mu.Lock()
 	l.seq++
 	c := &call{at: l.clk.Now(), key: key, seq: l.seq}
-	if urgent, ok := ctx.Value(backgroundKey{}).(context.Context); ok && urgent.Err() == nil {
-		c.urgent, c.ready = urgent, make(chan struct{})
+	if u, ok := ctx.Value(backgroundKey{}).(*Urgency); ok && u != nil {
+		c.urg, c.ready = u, make(chan struct{})
 	}
 	l.pending = append(l.pending, c)
 	l.mu.Unlock()
@@ -142,21 +175,15 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 		// A background call left waiting: a later turn serves it (the
 		// limiter's wake-up, or another call's), or it is promoted.
 		var promoted <-chan struct{} // nil once promoted: never ready
-		if c.urgent != nil {
-			promoted = c.urgent.Done()
+		if c.urg != nil {
+			promoted = c.urg.done
 		}
 		l.mu.Unlock()
 		select {
 		case <-c.ready:
 		case <-promoted:
-			// Promoted: it arrives again now as any other call.
-			l.mu.Lock()
-			if !c.served {
-				l.deferred = slices.DeleteFunc(l.deferred, func(p *call) bool { return p == c })
-				c.at, c.urgent = l.clk.Now(), nil
-				l.pending = append(l.pending, c)
-			}
-			l.mu.Unlock()
+			// Served as any other call from the instant after its
+			// promotion (serve).
 			if err := l.clk.Sleep(ctx, clock.Settle); err != nil {
 				l.withdraw(c)
 				return err
@@ -199,7 +226,7 @@ func (l *Limiter) wakeAt(t time.Time) {
 		if l.wake.Equal(t) {
 			l.wake = time.Time{}
 		}
-		l.serveDeferred(t)
+		l.serve(t, t) // the calls due at t first, as any turn at t would
 	}()
 }
 
@@ -213,11 +240,31 @@ func (l *Limiter) Backlog() time.Duration {
 	now := l.clk.Now()
 	ahead := 0
 	for _, c := range l.pending {
-		if c.at.Before(now) && c.urgent == nil {
+		if at, bg := c.arrived(now); at.Before(now) && !bg {
 			ahead++
 		}
 	}
-	return l.wait(now, ahead)
+	// Background tokens taken at now are left out: whether a read at an
+	// instant comes before or after that instant's deferred calls are
+	// served is goroutine order.
+	w := l.wait(now, ahead)
+	if l.bgAt.Equal(now) && l.lim.Limit() > 0 {
+		w = max(0, w-time.Duration(float64(l.bgN)/float64(l.lim.Limit())*float64(time.Second)))
+	}
+	return w
+}
+
+// arrived is when c counts as arrived, seen at t, and whether it is
+// background work then: a call promoted before t arrived at its
+// promotion (or its own arrival, if later). Caller holds mu.
+func (c *call) arrived(t time.Time) (time.Time, bool) {
+	if c.urg == nil {
+		return c.at, false
+	}
+	if p, ok := c.urg.before(t); ok {
+		return later(c.at, p), false
+	}
+	return c.at, true
 }
 
 // backlogAt is how long a call would wait at t behind the calls given
@@ -238,8 +285,20 @@ func (l *Limiter) wait(t time.Time, ahead int) time.Duration {
 // before cutoff, by instant, then key; background calls join the deferred
 // ones, in that order, which serveDeferred serves. Caller holds mu.
 func (l *Limiter) serve(cutoff, now time.Time) {
+	// Deferred calls promoted before cutoff arrive again, as any other
+	// call, at their promotion.
+	l.deferred = slices.DeleteFunc(l.deferred, func(c *call) bool {
+		if _, bg := c.arrived(cutoff); !bg {
+			l.pending = append(l.pending, c)
+			return true
+		}
+		return false
+	})
 	var due, rest []*call
 	for _, c := range l.pending {
+		if at, bg := c.arrived(cutoff); !bg && c.urg != nil {
+			c.at, c.urg = at, nil // promoted: a call arriving at its promotion
+		}
 		if c.at.Before(cutoff) {
 			due = append(due, c)
 		} else {
@@ -258,7 +317,7 @@ func (l *Limiter) serve(cutoff, now time.Time) {
 	})
 	var fg []*call
 	for _, c := range due {
-		if c.urgent != nil {
+		if c.urg != nil {
 			l.deferred = append(l.deferred, c)
 		} else {
 			fg = append(fg, c)
@@ -287,6 +346,10 @@ func (l *Limiter) serveDeferred(now time.Time) {
 		}
 		l.reserve(l.deferred[:1], at)
 		l.deferred = l.deferred[1:]
+		if !l.bgAt.Equal(l.last) {
+			l.bgAt, l.bgN = l.last, 0
+		}
+		l.bgN++
 	}
 }
 

@@ -146,7 +146,7 @@ func TestPacedCallsNeverRefused(t *testing.T) {
 				time.Sleep(time.Duration(i%37) * 97 * time.Millisecond)
 				ctx := context.Background()
 				if i%3 == 0 {
-					ctx = Background(ctx, context.Background())
+					ctx = Background(ctx, NewUrgency())
 				}
 				if err := l.Wait(ctx, fmt.Sprint(i)); err != nil {
 					t.Error(err)
@@ -206,7 +206,7 @@ func TestBackgroundYields(t *testing.T) {
 				for i := range tt.background {
 					wg.Go(func() {
 						k := fmt.Sprintf("bg %03d", i)
-						if err := l.Wait(Background(context.Background(), context.Background()), k); err != nil {
+						if err := l.Wait(Background(context.Background(), NewUrgency()), k); err != nil {
 							t.Error(err)
 						}
 						mu.Lock()
@@ -260,16 +260,16 @@ func TestBackgroundPromoted(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range 100 {
 			wg.Go(func() {
-				if err := l.Wait(Background(context.Background(), context.Background()), fmt.Sprintf("bg %03d", i)); err != nil {
+				if err := l.Wait(Background(context.Background(), NewUrgency()), fmt.Sprintf("bg %03d", i)); err != nil {
 					t.Error(err)
 				}
 			})
 		}
 		time.Sleep(time.Second)
-		urgent, promote := context.WithCancel(context.Background())
+		urgent := NewUrgency()
 		wg.Go(func() {
 			time.Sleep(time.Second)
-			promote()
+			urgent.Promote(time.Now())
 		})
 		start := time.Now()
 		if err := l.Wait(Background(context.Background(), urgent), "awaited"); err != nil {

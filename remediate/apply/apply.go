@@ -452,10 +452,8 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 		r.fail(err)
 		return EvPausedInterrupted, ""
 	}
-	prewarmUrgent, promotePrewarm := context.WithCancel(context.Background())
-	r.startPrewarm(ctx, prewarmUrgent, all)
+	r.startPrewarm(ctx, all)
 	defer r.stopEarly()
-	defer promotePrewarm() // before stopEarly waits for the pre-warming
 	// The other waves flow: their VMs start in wave order as slots free
 	// up, without waiting for a wave's slowest VM, while the failure brake
 	// holds (it stops new starts once tripped). Each waits at the strategy
@@ -465,7 +463,6 @@ func (r *runner) waves(ctx context.Context, recs map[string]journal.VM) (string,
 		rest = append(rest, todoOf(w)...)
 	}
 	r.strategies = newStrategyGate(func() {
-		promotePrewarm()
 		if len(rest) > 0 {
 			r.emit(Event{Kind: EvWaveStarted, Message: fmt.Sprintf("waves after the canary started: %d VMs to do, in wave order as slots free up, "+
 				"each once its strategy has proven itself on the canary VMs of its account, or the canary passed", len(rest))})

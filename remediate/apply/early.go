@@ -42,7 +42,7 @@ type earlyRun struct {
 	cancel context.CancelFunc
 	// promote ends the run's yielding to the other calls of its account
 	// (pace.Background): its VM's own run waits for it.
-	promote context.CancelFunc
+	promote func()
 	done    chan struct{} // closed when the run ended (or never started)
 	// Set before done is closed: whether the step ended ok, and the
 	// highest attempt journaled (0: it never ran).
@@ -103,9 +103,9 @@ func (r *runner) startEarly(ctx context.Context, todo []*plan.VMPlan) error {
 		if !ok {
 			continue
 		}
-		urgent, promote := context.WithCancel(context.Background())
+		urgent := pace.NewUrgency()
 		jctx, cancel := context.WithCancel(pace.Background(ctx, urgent))
-		er := &earlyRun{s: s, name: st.Name, cancel: func() { cancel(); promote() }, promote: promote, done: make(chan struct{})}
+		er := &earlyRun{s: s, name: st.Name, cancel: cancel, promote: func() { urgent.Promote(r.now()) }, done: make(chan struct{})}
 		e.runs[vm.Key] = er
 		if byAcct[a] == nil {
 			order = append(order, a)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"sort"
 
-	"github.com/fixfleet/fixfleet/internal/pace"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/remediate/plan"
 )
@@ -26,12 +25,8 @@ type prewarmer interface {
 // run ends: a helper whose creation is cut short may exist without the
 // pool knowing it, and only a provider that finds helpers by tag would
 // release it. Its errors are not the run's: a lease makes a missing
-// helper. Its calls yield to those of the VMs' runs (pace.Background)
-// until urgent is done: the caller ends that once the canary lets the
-// other VMs start, whose leases wait for the pre-warmed helpers. Call it
-// after startEarly.
-func (r *runner) startPrewarm(ctx, urgent context.Context, todo []*plan.VMPlan) {
-	ctx = pace.Background(ctx, urgent)
+// helper. Call it after startEarly.
+func (r *runner) startPrewarm(ctx context.Context, todo []*plan.VMPlan) {
 	type group struct {
 		acct, zone string
 		win        inventory.WindowsVersion
