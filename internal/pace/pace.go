@@ -26,7 +26,7 @@
 //     the calls already given a turn would leave it waiting at most
 //     BackgroundBacklog; until then it waits, untaken, so that the calls of
 //     work someone waits for are not queued behind work done ahead (an
-//     apply's early snapshots and pre-warmed helpers). Background calls
+//     apply's early snapshots). Background calls
 //     take their tokens in the order they arrived, then key, after the
 //     other calls. Once its Urgency is promoted at an instant, a call
 //     is served from the next instant on as any other arriving then
