@@ -267,10 +267,6 @@ func (c *call) arrived(t time.Time) (time.Time, bool) {
 	return c.at, true
 }
 
-// backlogAt is how long a call would wait at t behind the calls given
-// their turns. Caller holds mu.
-func (l *Limiter) backlogAt(t time.Time) time.Duration { return l.wait(t, 0) }
-
 // wait is how long a call would wait at t behind the calls given their
 // turns and ahead more. Caller holds mu.
 func (l *Limiter) wait(t time.Time, ahead int) time.Duration {
@@ -340,7 +336,7 @@ func (l *Limiter) serve(cutoff, now time.Time) {
 func (l *Limiter) serveDeferred(now time.Time) {
 	for len(l.deferred) > 0 {
 		at := later(now, l.last)
-		if b := l.backlogAt(at); b > BackgroundBacklog {
+		if b := l.wait(at, 0); b > BackgroundBacklog {
 			l.wakeAt(at.Add(b - BackgroundBacklog + time.Millisecond))
 			return
 		}

@@ -18,6 +18,19 @@ import (
 	"github.com/fixfleet/fixfleet/remediate/step"
 )
 
+// slotRunner is a runner of one account "t/a" with a window of ceiling
+// slots, ten run-wide, and env (nil: none) as the account's environment:
+// what takeSlots reads.
+func slotRunner(clk clock.Clock, ceiling int, env *step.Env) *runner {
+	return &runner{
+		o:        Options{Clock: clk},
+		envs:     map[string]*step.Env{"t/a": env},
+		accounts: map[string]*brake.Window{"t/a": brake.NewWindow(ceiling, 0)},
+		turns:    map[string]*ctxlock.Ordered{"t/a": ctxlock.NewOrdered(clk)}, globalTurn: ctxlock.NewOrdered(clk),
+		global: semaphore.NewWeighted(10),
+	}
+}
+
 // TestSlotsInFixedOrder: dispatchers that wait for an account's only slot
 // at one instant (the canary's and the waves' after it, which the
 // strategy gate lets run at once) get it in a fixed order, the canary's VM
@@ -33,11 +46,7 @@ func TestSlotsInFixedOrder(t *testing.T) {
 		t.Run(fmt.Sprint(order), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				clk := clock.Real{} // inside the bubble: virtual time
-				r := &runner{
-					accounts: map[string]*brake.Window{"t/a": brake.NewWindow(1, 0)},
-					turns:    map[string]*ctxlock.Ordered{"t/a": ctxlock.NewOrdered(clk)}, globalTurn: ctxlock.NewOrdered(clk),
-					global: semaphore.NewWeighted(10),
-				}
+				r := slotRunner(clk, 1, nil)
 				ctx := context.Background()
 				if err := r.accounts["t/a"].Acquire(ctx); err != nil { // the slot is busy
 					t.Fatal(err)
@@ -94,13 +103,7 @@ func TestAdmitHoldsWhileBacklogged(t *testing.T) {
 					// 100 s of calls queued at the start, draining.
 					env.Backlog = func() time.Duration { return max(0, 100*time.Second-clk.Now().Sub(start)) }
 				}
-				r := &runner{
-					o:        Options{Clock: clk},
-					envs:     map[string]*step.Env{"t/a": env},
-					accounts: map[string]*brake.Window{"t/a": brake.NewWindow(10, 0)},
-					turns:    map[string]*ctxlock.Ordered{"t/a": ctxlock.NewOrdered(clk)}, globalTurn: ctxlock.NewOrdered(clk),
-					global: semaphore.NewWeighted(10),
-				}
+				r := slotRunner(clk, 10, env)
 				if err := r.takeSlots(context.Background(), "t/a", &plan.VMPlan{Key: "t/a/vm-1"}, tt.canary); err != nil {
 					t.Fatal(err)
 				}
