@@ -220,6 +220,27 @@ func TestParseFault(t *testing.T) {
 	}
 }
 
+func TestFaultClass(t *testing.T) {
+	for _, c := range []struct {
+		code      string
+		want      error
+		transient bool
+	}{
+		{"QuotaLimit", ErrBusy, true},
+		{"InvalidSelectors", ErrShellLost, true},
+		{"AccessDenied", nil, false},
+		{"", nil, false},
+	} {
+		got := faultClass(c.code)
+		if got != c.want {
+			t.Errorf("faultClass(%q) = %v, want %v", c.code, got, c.want)
+		}
+		if tr := Transient(&classError{class: got, msg: "x"}); tr != c.transient {
+			t.Errorf("Transient(%q fault) = %v, want %v", c.code, tr, c.transient)
+		}
+	}
+}
+
 func TestCappedNeverBlocks(t *testing.T) {
 	w := &capped{max: 4}
 	for range 3 {

@@ -24,12 +24,30 @@ var (
 	// a process killed mid-command that the guest keeps until their idle
 	// timeout. Nothing ran; retrying later helps.
 	ErrBusy = errors.New("guest busy")
+	// ErrShellLost: the guest answered that the shell or command is not
+	// there (the InvalidSelectors fault): it expired, or the WinRM
+	// service restarted. The script may or may not have run; every
+	// catalog script is read-only or idempotent, so running it again in a
+	// new shell is safe.
+	ErrShellLost = errors.New("guest lost the WinRM shell")
 )
 
 // Transient reports whether err is of a class that waiting and retrying
-// may cure: ErrUnreachable or ErrBusy.
+// may cure: ErrUnreachable, ErrBusy or ErrShellLost.
 func Transient(err error) bool {
-	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrBusy)
+	return errors.Is(err, ErrUnreachable) || errors.Is(err, ErrBusy) || errors.Is(err, ErrShellLost)
+}
+
+// faultClass is the error class of a WS-Management fault's subcode (as
+// parseFault returns it), or nil when retrying cannot help.
+func faultClass(code string) error {
+	switch code {
+	case "QuotaLimit":
+		return ErrBusy
+	case "InvalidSelectors":
+		return ErrShellLost
+	}
+	return nil
 }
 
 // maxStderr bounds the standard error kept in a ScriptError.
@@ -64,7 +82,7 @@ func (e *ScriptError) Is(target error) bool { return target == ErrRefused && e.E
 // already been scrubbed of secrets. It deliberately does not unwrap to the
 // underlying error, whose text is not under fixfleet's control.
 type classError struct {
-	class error // ErrUnreachable, ErrAuth, ErrBusy, or nil
+	class error // ErrUnreachable, ErrAuth, ErrBusy, ErrShellLost, or nil
 	cause error // context.Canceled / DeadlineExceeded, or nil
 	msg   string
 }

@@ -100,11 +100,7 @@ func (t *transporter) Post(_ *winrm.Client, m *soap.SoapMessage) (string, error)
 	if sum != "" {
 		msg += ": " + sum
 	}
-	var class error
-	if code == "QuotaLimit" {
-		class = ErrBusy
-	}
-	return "", &classError{class: class, msg: scrub(msg, t.secrets, 1024)}
+	return "", &classError{class: faultClass(code), msg: scrub(msg, t.secrets, 1024)}
 }
 
 // soapFault is the part of a SOAP 1.2 fault worth reporting.

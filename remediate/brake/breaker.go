@@ -59,7 +59,7 @@ const (
 //   - nil, and every error other than those below: Success (the control
 //     plane answered; a step failing for its own reasons is not an outage);
 //   - providers.ErrUnavailable or providers.ErrThrottled: APIError;
-//   - guest.ErrUnreachable, guest.ErrBusy, context.Canceled,
+//   - guest.Transient (unreachable, busy, shell lost), context.Canceled,
 //     context.DeadlineExceeded: Neutral (a guest or the caller, not the
 //     control plane).
 func Classify(err error) Outcome {

@@ -364,7 +364,7 @@ func originalIdentity(vm *step.Target, facts step.Facts) (inventory.DiskIdentity
 // else by serial = the disk's ID. With wait > 0 it polls while the helper
 // does not answer yet or the disk is not listed yet. A disk not listed is
 // step.Fail; a helper that never answered or stayed busy is its
-// guest.ErrUnreachable or guest.ErrBusy error (retryable).
+// guest.Transient error (retryable).
 func listed(ctx context.Context, env *step.Env, h providers.VMRef, ds providers.DiskState, wait time.Duration) (guest.Disk, providers.Endpoint, error) {
 	serial := ds.Ref.ID
 	is := func(d guest.Disk) bool {

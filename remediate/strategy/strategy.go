@@ -7,7 +7,7 @@
 // Disks.FindSnapshots, the helper's disk listing, Observer.Observe, the
 // guest probe), does nothing when its effect is already there, acts, and
 // returns its facts. Retryable provider errors (providers.Retryable) and
-// transient guest errors (guest.Transient: unreachable, busy) are returned
+// transient guest errors (guest.Transient: unreachable, busy, shell lost) are returned
 // as they are, for the executor to retry.
 // Definite outcomes are step.ErrHealthy (a re-check found the VM healthy:
 // nothing more may touch it; after a restart or repair it means the VM is

@@ -190,6 +190,7 @@ type Stats struct {
 	Shells          int // shells created
 	Commands        int // commands started (catalog or not)
 	Refused         int // commands refused
+	Receives        int // Receives begun on a running or finished command
 	ReceiveTimeouts int // Receives answered with the TimedOut fault
 }
 
@@ -203,13 +204,14 @@ func (s *Server) Stats() Stats {
 		Shells:          int(c.shells.Load()),
 		Commands:        int(c.commands.Load()),
 		Refused:         int(c.refused.Load()),
+		Receives:        int(c.receives.Load()),
 		ReceiveTimeouts: int(c.receiveTimeouts.Load()),
 	}
 }
 
 // counters back Stats.
 type counters struct {
-	tunnels, tunnelsRejected, authFailures, shells, commands, refused, receiveTimeouts atomic.Int64
+	tunnels, tunnelsRejected, authFailures, shells, commands, refused, receives, receiveTimeouts atomic.Int64
 }
 
 // Close stops both listeners, closes every connection, cancels running

@@ -543,8 +543,37 @@ func TestAbandonedShellExpires(t *testing.T) {
 	// and neither if it times shells on another clock.
 	clk.advance(4 * time.Minute)
 	waitFor(t, "the raw client's shell to expire at the server's default, the abandoned one staying", func() bool { return e.srv.OpenShells() == 1 })
-	clk.advance(2 * time.Minute)
+	// A Receive of the vanished client's may still have been in flight
+	// when the clock moved (the server answers it after ReceiveWait):
+	// the shell is idle only from its end, at most 4 minutes on.
+	clk.advance(6 * time.Minute)
 	waitFor(t, "the abandoned shell to expire", func() bool { return e.srv.OpenShells() == 0 })
+}
+
+// TestReceivingShellIsNotIdle: a shell whose client waits on a Receive for
+// a running script is in use, however long the script runs on the
+// server's clock; it is idle only from the end of its last request.
+func TestReceivingShellIsNotIdle(t *testing.T) {
+	clk := &manualClock{now: time.Date(2024, 7, 19, 5, 0, 0, 0, time.UTC)}
+	e := newEnv(t, winrmd.Options{Clock: clk, ShellIdleTimeout: 3 * time.Minute, ReceiveWait: time.Minute})
+	e.m.hook = func(ctx context.Context, _ guest.Name, _ any) error {
+		for e.srv.Stats().Receives == 0 {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			time.Sleep(time.Millisecond)
+		}
+		// The client now waits on its Receive. Ten minutes pass on the
+		// server's clock, and the janitor (every real millisecond on
+		// this clock) has many passes to expire the shell, which would
+		// cancel this script.
+		clk.advance(10 * time.Minute)
+		time.Sleep(50 * time.Millisecond)
+		return ctx.Err()
+	}
+	if _, err := e.client.ListDisks(context.Background(), e.ep(hostA), creds); err != nil {
+		t.Fatalf("a script running past the shell's idle timeout, its output awaited: %v", err)
+	}
 }
 
 // TestFleetThroughOneGateway runs many scripts on many guests at once and

@@ -20,6 +20,7 @@ type shell struct {
 	user     string
 	machine  Machine
 	lastUsed time.Time
+	inflight int           // requests on it being served: it is not idle
 	idle     time.Duration // expires once unused this long
 	commands map[string]*command
 }
@@ -60,8 +61,8 @@ func (t *shells) open(host, user string, m Machine, now time.Time, idle time.Dur
 	return s, true
 }
 
-// get returns the shell id opened by host and user, and marks it used.
-// Another guest's or user's shell is not found.
+// get returns the shell id opened by host and user, and marks it in use
+// until used is called. Another guest's or user's shell is not found.
 func (t *shells) get(id, host, user string, now time.Time) (*shell, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -70,7 +71,18 @@ func (t *shells) get(id, host, user string, now time.Time) (*shell, bool) {
 		return nil, false
 	}
 	s.lastUsed = now
+	s.inflight++
 	return s, true
+}
+
+// used ends a request that get began: s is idle from now() on (read under
+// the table's lock, so that the janitor never expires a shell at an
+// instant before its last use) unless another request is on it.
+func (t *shells) used(s *shell, now func() time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s.inflight--
+	s.lastUsed = now()
 }
 
 // withShell runs f on the shell under the table's lock.
@@ -105,13 +117,14 @@ func (t *shells) removeLocked(s *shell) bool {
 }
 
 // expire removes the shells idle longer than their idle timeout at now and
-// returns how many.
+// returns how many. A shell with a request being served (a Receive waiting
+// for a running command's output) is in use, as on Windows.
 func (t *shells) expire(now time.Time) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
 	for _, s := range t.byID {
-		if now.Sub(s.lastUsed) > s.idle && t.removeLocked(s) {
+		if s.inflight == 0 && now.Sub(s.lastUsed) > s.idle && t.removeLocked(s) {
 			n++
 		}
 	}

@@ -108,6 +108,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFault(w, rel, faultNoShell)
 		return
 	}
+	// A shell is idle from the end of its last request: a Receive that
+	// waits for output uses it all along.
+	defer h.shells.used(sh, h.opts.Clock.Now)
 	switch action {
 	case actionCommand:
 		h.command(w, &env, sh)
@@ -287,6 +290,7 @@ func (h *handler) receive(w http.ResponseWriter, r *http.Request, env *envelope,
 		writeFault(w, env.Header.MessageID, faultNoCommand)
 		return
 	}
+	h.counters.receives.Add(1)
 	wait := min(env.operationTimeout(h.opts.ReceiveWait), h.opts.ReceiveWait)
 	t := time.NewTimer(wait)
 	defer t.Stop()
