@@ -128,10 +128,9 @@ type BaselineResult struct {
 	SampleVMs    int  `json:"sample_vms,omitempty"`
 	Concurrency  int  `json:"concurrency"`
 	Fixed        int  `json:"fixed"`
-	// CPUSec and WallSec are the process's CPU time and the real time
-	// the baseline's run took (the machine's figures, filled by the
-	// caller).
-	CPUSec  float64 `json:"cpu_seconds"`
+	// WallSec is the real time the baseline's run took (the machine's
+	// figure, filled by the caller). The baselines run at once: their
+	// CPU time is Report.BaselinesCPUSec, together.
 	WallSec float64 `json:"wall_seconds"`
 }
 
@@ -228,6 +227,11 @@ type Report struct {
 	CPUMsPerVMStep float64 `json:"cpu_ms_per_vm_step"`
 	PeakHeapMB     float64 `json:"peak_heap_mb"`
 	WallSec        float64 `json:"wall_seconds"`
+	// BaselinesCPUSec and BaselinesWallSec are the process's CPU time
+	// and the real time of the baselines' runs, together (they run at
+	// once, after the main run).
+	BaselinesCPUSec  float64 `json:"baselines_cpu_seconds"`
+	BaselinesWallSec float64 `json:"baselines_wall_seconds"`
 }
 
 // healthyMarks are the instants healthy_by reports.
