@@ -330,7 +330,7 @@ func Build(in Input) (*Plan, error) {
 		p.VMs[i] = decide(in, reg, a)
 	}
 	p.Tiers = assignTiers(p.VMs, in.Policy)
-	p.Waves = makeWaves(p.VMs, in.Policy, func(v VMPlan) time.Duration { return vmCost(v, reg, in.Policy).d })
+	p.Waves = makeWaves(p.VMs, in.Policy)
 	p.Estimate = estimate(p, reg)
 	p.Summary = summarize(p)
 	if err := p.ValidateWith(reg); err != nil {
@@ -341,12 +341,8 @@ func Build(in Input) (*Plan, error) {
 
 // makeWaves assigns the VMs acted on to waves and fills VMPlan.Wave: the
 // canary from the first tier with VMs to act on, then waves of each tier
-// in tier order (one tier, 0, without policy tiers). Within a tier the
-// VMs go longest expected repair first (cost; plan order among equals),
-// as apply starts them in wave order: a long chain (a restore, a disk
-// copied to another zone) started last would end the run late, while the
-// short ones fill the slots it leaves.
-func makeWaves(vms []VMPlan, pol policy.Policy, cost func(VMPlan) time.Duration) []Wave {
+// in tier order (one tier, 0, without policy tiers).
+func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 	var all []int
 	for i := range vms {
 		if vms[i].Acts() {
@@ -391,11 +387,6 @@ func makeWaves(vms []VMPlan, pol policy.Policy, cost func(VMPlan) time.Duration)
 				rest = append(rest, i)
 			}
 		}
-		d := make(map[int]time.Duration, len(rest))
-		for _, i := range rest {
-			d[i] = cost(vms[i])
-		}
-		sort.SliceStable(rest, func(a, b int) bool { return d[rest[a]] > d[rest[b]] })
 		for lo := 0; lo < len(rest); lo += pol.WaveSize {
 			hi := min(lo+pol.WaveSize, len(rest))
 			num := len(waves) + 1
