@@ -152,6 +152,9 @@ type runner struct {
 	// gates hold each tier's VMs until the tier before it is done (nil
 	// without tiers).
 	gates *gates
+	// demand counts, per helper group, the VMs not finished that may
+	// lease there (guarded by mu; see helperDone).
+	demand map[helperGroup]int
 	// early runs each VM's Early step ahead of its strategy (nil before
 	// the waves start).
 	early *early
@@ -741,12 +744,11 @@ func (q *queue) next(ctx context.Context, gate *strategyGate, canary bool) (int,
 func (r *runner) work(ctx context.Context, vm *plan.VMPlan, canary bool) {
 	out := r.runVM(ctx, vm)
 	r.endEarly(vm)
-	if !out.interrupted {
-		r.gates.done(vm)
-	}
 	if out.interrupted {
 		return
 	}
+	r.gates.done(vm)
+	r.helperDone(ctx, vm)
 	if canary {
 		r.passCanaryEarly(ctx)
 		return

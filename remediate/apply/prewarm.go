@@ -27,18 +27,9 @@ type prewarmer interface {
 // release it. Its errors are not the run's: a lease makes a missing
 // helper. Call it after startEarly.
 func (r *runner) startPrewarm(ctx context.Context, todo []*plan.VMPlan) {
-	type group struct {
-		acct, zone string
-		win        inventory.WindowsVersion
-	}
-	demand := map[group]int{}
-	for _, vm := range todo {
-		if vm.Helper == nil || !vm.Acts() {
-			continue
-		}
-		demand[group{plan.AccountKey(vm.Tenant, vm.Account), vm.Helper.Zone, vm.Helper.Windows}]++
-	}
-	groups := make([]group, 0, len(demand))
+	demand := helperDemand(todo)
+	r.demand = demand
+	groups := make([]helperGroup, 0, len(demand))
 	for g := range demand {
 		groups = append(groups, g)
 	}
@@ -63,4 +54,59 @@ func (r *runner) startPrewarm(ctx context.Context, todo []*plan.VMPlan) {
 		}
 		r.early.wg.Go(func() { _ = p.Prewarm(ctx, g.zone, g.win, demand[g]) })
 	}
+}
+
+// helperGroup is where a VM's helper comes from: its account, and the
+// helper's zone and release (the plan's VMPlan.Helper).
+type helperGroup struct {
+	acct, zone string
+	win        inventory.WindowsVersion
+}
+
+func groupOf(vm *plan.VMPlan) (helperGroup, bool) {
+	if vm.Helper == nil || !vm.Acts() {
+		return helperGroup{}, false
+	}
+	return helperGroup{plan.AccountKey(vm.Tenant, vm.Account), vm.Helper.Zone, vm.Helper.Windows}, true
+}
+
+// helperDemand counts, per group, the VMs of todo that may lease a helper.
+func helperDemand(todo []*plan.VMPlan) map[helperGroup]int {
+	demand := map[helperGroup]int{}
+	for _, vm := range todo {
+		if g, ok := groupOf(vm); ok {
+			demand[g]++
+		}
+	}
+	return demand
+}
+
+// idleReleaser is a helper pool that deletes a group's idle helpers while
+// the run goes on (helperpool.Pool.ReleaseIdle).
+type idleReleaser interface {
+	ReleaseIdle(ctx context.Context, zone string, win inventory.WindowsVersion) error
+}
+
+// helperDone notes that vm, which reached its final status, will lease no
+// helper again. Once no VM of the run is left that may lease in its
+// group, the group's idle helpers are deleted, in early's wait group (as
+// startPrewarm's work), instead of idling, paid for, until the run ends:
+// the fleet's last VMs are often of other groups (a restore needs no
+// helper). Not with KeepHelpers. Errors are not the run's: ReleaseAll, at
+// the end, deletes what is left and reports it.
+func (r *runner) helperDone(ctx context.Context, vm *plan.VMPlan) {
+	g, ok := groupOf(vm)
+	env := r.envs[g.acct]
+	if !ok || r.o.KeepHelpers || env == nil {
+		return
+	}
+	r.mu.Lock()
+	r.demand[g]--
+	last := r.demand[g] == 0
+	r.mu.Unlock()
+	p, ok := env.Helpers.(idleReleaser)
+	if !last || !ok {
+		return
+	}
+	r.early.wg.Go(func() { _ = p.ReleaseIdle(ctx, g.zone, g.win) })
 }

@@ -485,48 +485,77 @@ func (p *Pool) ReleaseAll(ctx context.Context, keep bool) (Report, error) {
 
 	var errs []error
 	for _, g := range groups {
-		// Holding the group's lease lock: no helper of the group is leased
-		// while it is being deleted.
-		if err := g.lock.Lock(ctx, ""); err != nil {
-			errs = append(errs, fmt.Errorf("releasing the helpers of zone %s, Windows %s: %w", g.zone, g.win.Release, err))
-			continue
-		}
-		var idle []*entry
-		p.mu.Lock()
-		for _, e := range g.entries {
-			switch {
-			case keep:
-				rep.Kept = append(rep.Kept, Kept{Helper: e.ref, Reason: "kept on request"})
-			case len(e.leases) > 0:
-				vms := make([]string, 0, len(e.leases))
-				for v := range e.leases {
-					vms = append(vms, v)
-				}
-				sort.Strings(vms)
-				rep.Kept = append(rep.Kept, Kept{Helper: e.ref, Reason: "still leased by " + strings.Join(vms, ", ")})
-			default:
-				idle = append(idle, e)
-			}
-		}
-		p.mu.Unlock()
-		for _, e := range idle {
-			err := p.helpers.Release(ctx, e.ref)
-			switch {
-			case err == nil:
-				rep.Released = append(rep.Released, e.ref)
-				p.forget(g, e)
-			case errors.Is(err, providers.ErrConflict):
-				rep.Kept = append(rep.Kept, Kept{Helper: e.ref, Reason: "the cloud refused to delete it (a disk that is not its own is still attached): " + err.Error()})
-			default:
-				errs = append(errs, fmt.Errorf("releasing helper %s: %w", e.ref, err))
-			}
-		}
-		g.lock.Unlock()
+		errs = append(errs, p.releaseGroup(ctx, g, keep, &rep))
 	}
 	if !keep {
 		errs = append(errs, p.sweep(ctx, &rep))
 	}
 	return rep, errors.Join(errs...)
+}
+
+// ReleaseIdle deletes the idle helpers (no slot leased) of release win in
+// zone, as ReleaseAll does for every group, while the run goes on: the
+// caller knows that no VM will lease there again (a later Lease makes a
+// new helper, as for a group never used). Helpers still leased, and those
+// the cloud refuses to delete, stay. Idempotent;
+// nothing happens with Options.Fresh (the baselines' helpers idle until
+// ReleaseAll) or for a group the pool never made. What stays is for
+// ReleaseAll to report.
+func (p *Pool) ReleaseIdle(ctx context.Context, zone string, win inventory.WindowsVersion) error {
+	if p.opts.Fresh {
+		return nil
+	}
+	p.mu.Lock()
+	g := p.groups[groupKey(zone, win)]
+	p.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	return p.releaseGroup(ctx, g, false, &Report{})
+}
+
+// releaseGroup deletes g's idle helpers (with keep, none: each is listed as
+// kept), adding to rep what it released and kept, and returns the errors
+// other than conflicts.
+func (p *Pool) releaseGroup(ctx context.Context, g *group, keep bool, rep *Report) error {
+	// Holding the group's lease lock: no helper of the group is leased
+	// while it is being deleted.
+	if err := g.lock.Lock(ctx, ""); err != nil {
+		return fmt.Errorf("releasing the helpers of zone %s, Windows %s: %w", g.zone, g.win.Release, err)
+	}
+	defer g.lock.Unlock()
+	var idle []*entry
+	p.mu.Lock()
+	for _, e := range g.entries {
+		switch {
+		case keep:
+			rep.Kept = append(rep.Kept, Kept{Helper: e.ref, Reason: "kept on request"})
+		case len(e.leases) > 0:
+			vms := make([]string, 0, len(e.leases))
+			for v := range e.leases {
+				vms = append(vms, v)
+			}
+			sort.Strings(vms)
+			rep.Kept = append(rep.Kept, Kept{Helper: e.ref, Reason: "still leased by " + strings.Join(vms, ", ")})
+		default:
+			idle = append(idle, e)
+		}
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, e := range idle {
+		err := p.helpers.Release(ctx, e.ref)
+		switch {
+		case err == nil:
+			rep.Released = append(rep.Released, e.ref)
+			p.forget(g, e)
+		case errors.Is(err, providers.ErrConflict):
+			rep.Kept = append(rep.Kept, Kept{Helper: e.ref, Reason: "the cloud refused to delete it (a disk that is not its own is still attached): " + err.Error()})
+		default:
+			errs = append(errs, fmt.Errorf("releasing helper %s: %w", e.ref, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // helperFinder is implemented by providers that list helpers by tag.

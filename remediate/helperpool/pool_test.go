@@ -322,6 +322,48 @@ func TestReleaseAll(t *testing.T) {
 	}
 }
 
+// TestReleaseIdle: a group's idle helpers go while the run goes on; its
+// leased ones, and other groups', stay; a later lease makes a new one.
+func TestReleaseIdle(t *testing.T) {
+	ctx := context.Background()
+	f := newFake()
+	p := newPool(t, f, 1)
+	a, _ := p.Lease(ctx, "is1a", win, "vm-1", "")
+	b, _ := p.Lease(ctx, "is1a", win, "vm-2", "")
+	c, _ := p.Lease(ctx, "is1b", win, "vm-3", "")
+	_ = p.Return(ctx, a, "vm-1")
+	_ = p.Return(ctx, c, "vm-3")
+	if err := p.ReleaseIdle(ctx, "is1a", win); err != nil {
+		t.Fatal(err)
+	}
+	alive := func(ref providers.VMRef) bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		_, ok := f.helpers[ref.ID]
+		return ok
+	}
+	if alive(a) || !alive(b) || !alive(c) {
+		t.Fatalf("after ReleaseIdle(is1a): %s alive %v (idle, want gone), %s %v (leased, want kept), %s %v (another zone, want kept)",
+			a.ID, alive(a), b.ID, alive(b), c.ID, alive(c))
+	}
+	if err := p.ReleaseIdle(ctx, "is9z", win); err != nil {
+		t.Errorf("a group never used: %v", err)
+	}
+	d, err := p.Lease(ctx, "is1a", win, "vm-4", "")
+	if err != nil || d.ID == a.ID || !alive(d) {
+		t.Errorf("a lease after the release got %v (%v), want a new helper", d, err)
+	}
+	fresh, err := New(f, Options{RunID: "run-1", Fresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := fresh.Lease(ctx, "is1a", win, "vm-5", "")
+	_ = fresh.Return(ctx, e, "vm-5")
+	if err := fresh.ReleaseIdle(ctx, "is1a", win); err != nil || !alive(e) {
+		t.Errorf("Fresh: ReleaseIdle deleted %s (%v): the baselines' helpers idle until ReleaseAll", e.ID, err)
+	}
+}
+
 // finderHelpers adds listing by tag to the fake.
 type finderHelpers struct{ *fakeHelpers }
 

@@ -1,0 +1,91 @@
+package apply
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/providers"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// idlePool is a step.HelperPool that records ReleaseIdle calls.
+type idlePool struct {
+	clk interface{ Now() time.Time }
+
+	mu       sync.Mutex
+	released []time.Time
+}
+
+func (p *idlePool) Lease(context.Context, string, inventory.WindowsVersion, string, string) (providers.VMRef, error) {
+	return providers.VMRef{ID: "helper-1"}, nil
+}
+
+func (p *idlePool) Return(context.Context, providers.VMRef, string) error { return nil }
+
+func (p *idlePool) ReleaseIdle(context.Context, string, inventory.WindowsVersion) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.released = append(p.released, p.clk.Now())
+	return nil
+}
+
+func (p *idlePool) calls() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.released...)
+}
+
+// TestHelpersReleasedWhenNoVMLeft: a helper group's idle helpers are
+// released as soon as the last VM that may lease there has finished, while
+// other groups' VMs still run; never with KeepHelpers.
+func TestHelpersReleasedWhenNoVMLeft(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(map[bool]string{false: "release", true: "keep-helpers"}[keep], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newVirtualHarness(t)
+				p := fleet{id: "idle", acts: 6, accounts: 2, canary: 1, waveSize: 10, total: 6, perAccount: 6}.build(t)
+				slow := func(vm, name string, n int, facts step.Facts) (step.Facts, error) {
+					if strings.Contains(vm, "/a1/") {
+						time.Sleep(time.Hour) // account a1's VMs take an hour
+					}
+					return okStep(vm, name, n, facts)
+				}
+				rr := newFake(policy.RebootRetry, slow, "recheck", "restart-1")
+				o := h.opts(p, rr, newFake(policy.HelperMount, nil, "snapshot"))
+				o.Helpers, o.KeepHelpers = &releaser{}, keep
+				pools := map[string]*idlePool{}
+				for a, env := range o.Envs {
+					pools[a] = &idlePool{clk: h.clk}
+					env.Helpers = pools[a]
+				}
+				start := h.clk.Now()
+				res, err := Run(context.Background(), p, o)
+				if err != nil || res.Fixed != 6 {
+					t.Fatalf("run: %+v, %v", res, err)
+				}
+				fast, late := pools["t/a0"].calls(), pools["t/a1"].calls()
+				if keep {
+					if len(fast)+len(late) != 0 {
+						t.Fatalf("KeepHelpers, yet ReleaseIdle was called: %v, %v", fast, late)
+					}
+					return
+				}
+				if len(fast) != 1 || len(late) != 1 {
+					t.Fatalf("ReleaseIdle calls: account a0 %v, a1 %v; want one each", fast, late)
+				}
+				if d := fast[0].Sub(start); d >= time.Hour {
+					t.Errorf("account a0's helpers released %s after the start, with a1's VMs: want as soon as a0's VMs ended", d)
+				}
+				if d := late[0].Sub(start); d < time.Hour {
+					t.Errorf("account a1's helpers released %s after the start, before its VMs ended", d)
+				}
+			})
+		})
+	}
+}
