@@ -57,7 +57,7 @@ It asks for confirmation unless --yes is given.`,
 	_ = fs.MarkHidden("drill-clock")
 	fs.StringVar(&o.journal, "journal", journal.DefaultPath, "journal (SQLite) recording the run")
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (for scripts)")
-	fs.BoolVar(&o.keepHelpers, "keep-helpers", false, "keep the helper VMs at the end of the run")
+	fs.BoolVar(&o.keepHelpers, "keep-helpers", false, "keep the helper VMs, during the run and at its end")
 	fs.BoolVar(&o.resume, "continue", false, "resume a run that a brake (canary or failure rate) paused")
 	o.out.Add(fs, "")
 	o.notify.addFlags(fs)

@@ -61,7 +61,9 @@ type Options struct {
 	// operator looks at what went wrong before more VMs are touched. A run
 	// paused by an interruption resumes without it.
 	Continue bool
-	// KeepHelpers is passed to Helpers.ReleaseAll.
+	// KeepHelpers is passed to Helpers.ReleaseAll, and keeps a helper
+	// group's idle helpers once no VM left may lease there (otherwise
+	// released then, where the account's pool can: see helperDone).
 	KeepHelpers bool
 	// Helpers, if set, releases helper VMs at the end (see HelperReleaser).
 	Helpers HelperReleaser
