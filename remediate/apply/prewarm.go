@@ -17,7 +17,8 @@ type prewarmer interface {
 // startPrewarm asks each account's helper pool, as the run starts, for the
 // helpers the VMs of todo may lease (those whose chain has a strategy that
 // needs one: the plan's VMPlan.Helper), group by zone and release, all
-// groups at once. Making a helper changes nothing on any VM, so it runs
+// groups at once (prewarmFor says for how many VMs). Making a helper
+// changes nothing on any VM, so it runs
 // while the canary holds the fleet, and a VM that reaches its lease later
 // finds a helper up instead of waiting minutes for one. It runs in early's
 // wait group: stopEarly waits for it, so that every helper it made is in
@@ -29,6 +30,12 @@ type prewarmer interface {
 func (r *runner) startPrewarm(ctx context.Context, todo []*plan.VMPlan) {
 	demand := helperDemand(todo)
 	r.demand = demand
+	acting := map[string]int{} // account -> VMs acted on
+	for _, vm := range todo {
+		if vm.Acts() {
+			acting[plan.AccountKey(vm.Tenant, vm.Account)]++
+		}
+	}
 	groups := make([]helperGroup, 0, len(demand))
 	for g := range demand {
 		groups = append(groups, g)
@@ -52,8 +59,31 @@ func (r *runner) startPrewarm(ctx context.Context, todo []*plan.VMPlan) {
 		if !ok {
 			continue
 		}
-		r.early.wg.Go(func() { _ = p.Prewarm(ctx, g.zone, g.win, demand[g]) })
+		n := prewarmFor(demand[g], acting[g.acct], r.slots())
+		r.early.wg.Go(func() { _ = p.Prewarm(ctx, g.zone, g.win, n) })
 	}
+}
+
+// prewarmFor is how many of a group's demand VMs to make helpers ready
+// for, when acting VMs of its account are to be worked on with at most
+// slots of them in flight at once: the group's share of the slots, as if
+// every VM in flight held a lease at once (rounded up, at most demand).
+// Each VM holds at most one lease, and only for a part of its repair
+// (410 leases at once at the peak of a 10,000-VM run with 1,000 slots,
+// where helpers were made for all 4,400 VMs that might lease): the rest
+// would be created, and deleted, unused. A lease beyond them makes its
+// helper then.
+func prewarmFor(demand, acting, slots int) int {
+	if acting <= slots {
+		return demand
+	}
+	return min(demand, (demand*slots+acting-1)/acting)
+}
+
+// slots is how many VMs of one account may be in flight at once.
+func (r *runner) slots() int {
+	c := r.p.Policy.Concurrency
+	return max(1, min(c.Total, c.PerAccount))
 }
 
 // helperGroup is where a VM's helper comes from: its account, and the

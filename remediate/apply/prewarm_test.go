@@ -89,3 +89,18 @@ func TestHelpersReleasedWhenNoVMLeft(t *testing.T) {
 		})
 	}
 }
+
+func TestPrewarmFor(t *testing.T) {
+	for _, c := range []struct{ demand, acting, slots, want int }{
+		{demand: 40, acting: 100, slots: 1000, want: 40},      // all in flight at once
+		{demand: 40, acting: 1000, slots: 1000, want: 40},     // still all
+		{demand: 400, acting: 4000, slots: 1000, want: 100},   // the group's share of the slots
+		{demand: 3, acting: 4000, slots: 1000, want: 1},       // rounded up
+		{demand: 4000, acting: 4000, slots: 1000, want: 1000}, // every VM may lease
+		{demand: 0, acting: 10, slots: 1, want: 0},
+	} {
+		if got := prewarmFor(c.demand, c.acting, c.slots); got != c.want {
+			t.Errorf("prewarmFor(%d, %d, %d) = %d, want %d", c.demand, c.acting, c.slots, got, c.want)
+		}
+	}
+}
