@@ -284,15 +284,23 @@ func TestLeaseErrors(t *testing.T) {
 	}
 }
 
-func TestReleaseAll(t *testing.T) {
+// threeHelpers returns a pool of one disk per helper with three helpers:
+// a (is1a, returned), b (is1a, leased by vm-2) and c (is1b, returned).
+func threeHelpers(t *testing.T) (f *fakeHelpers, p *Pool, a, b, c providers.VMRef) {
 	ctx := context.Background()
-	f := newFake()
-	p := newPool(t, f, 1)
-	a, _ := p.Lease(ctx, "is1a", win, "vm-1", "")
-	b, _ := p.Lease(ctx, "is1a", win, "vm-2", "")
-	c, _ := p.Lease(ctx, "is1b", win, "vm-3", "")
+	f = newFake()
+	p = newPool(t, f, 1)
+	a, _ = p.Lease(ctx, "is1a", win, "vm-1", "")
+	b, _ = p.Lease(ctx, "is1a", win, "vm-2", "")
+	c, _ = p.Lease(ctx, "is1b", win, "vm-3", "")
 	_ = p.Return(ctx, a, "vm-1")
 	_ = p.Return(ctx, c, "vm-3")
+	return f, p, a, b, c
+}
+
+func TestReleaseAll(t *testing.T) {
+	ctx := context.Background()
+	f, p, a, b, c := threeHelpers(t)
 	f.attached[c.ID] = true // a foreign disk still attached
 
 	rep, err := p.ReleaseAll(ctx, true)
@@ -326,13 +334,7 @@ func TestReleaseAll(t *testing.T) {
 // leased ones, and other groups', stay; a later lease makes a new one.
 func TestReleaseIdle(t *testing.T) {
 	ctx := context.Background()
-	f := newFake()
-	p := newPool(t, f, 1)
-	a, _ := p.Lease(ctx, "is1a", win, "vm-1", "")
-	b, _ := p.Lease(ctx, "is1a", win, "vm-2", "")
-	c, _ := p.Lease(ctx, "is1b", win, "vm-3", "")
-	_ = p.Return(ctx, a, "vm-1")
-	_ = p.Return(ctx, c, "vm-3")
+	f, p, a, b, c := threeHelpers(t)
 	if err := p.ReleaseIdle(ctx, "is1a", win); err != nil {
 		t.Fatal(err)
 	}
