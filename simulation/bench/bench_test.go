@@ -102,13 +102,13 @@ func TestIncidentBenchmark(t *testing.T) {
 		}
 	})
 	r.CPUSec, r.WallSec = rusage.CPUSeconds()-cpu0, time.Since(wall0).Seconds()
+	r.PeakHeapMB = heap()
 	if t.Failed() {
 		return
 	}
 	if r.Steps > 0 {
 		r.CPUMsPerVMStep = 1000 * r.CPUSec / float64(r.Steps)
 	}
-	r.PeakHeapMB = heap()
 	// The baselines run at once, each in a bubble of its own (their
 	// worlds share nothing), after the main run: its CPU and heap are
 	// measured alone.
