@@ -18,10 +18,11 @@
 //   - Calls of one instant with equal keys are interchangeable: they take
 //     one token each and all go at the latest of their turns.
 //   - A call whose context ends before it goes gives its token back
-//     (rate.Reservation.CancelAt) and returns the context's error.
+//     (rate.Reservation.CancelAt) from the next instant on, and returns
+//     the context's error.
 //   - A call made under NotAfter(t) whose turn would come after t is not
-//     made: Wait returns ErrStale and gives the token back (a stop or
-//     restart guarded by a check that would be stale when it goes out).
+//     made and takes no token: Wait returns ErrStale (a stop or restart
+//     guarded by a check that would be stale when it goes out).
 //   - A call made under Background yields: it takes its token only while
 //     the calls already given a turn would leave it waiting at most
 //     BackgroundBacklog; until then it waits, untaken, so that the calls of
@@ -61,6 +62,13 @@ type Limiter struct {
 	wake     time.Time // when the armed wake-up serves the deferred calls; zero: none
 	bgAt     time.Time // the instant bgN background tokens were last taken at
 	bgN      int
+	cancels  []cancel // tokens to give back, from the next instant (applyCancels)
+}
+
+// cancel is a served call whose context ended before it went, at at.
+type cancel struct {
+	c  *call
+	at time.Time
 }
 
 type call struct {
@@ -70,7 +78,10 @@ type call struct {
 	urg   *Urgency      // background work until promoted; nil: not (or promoted and re-arrived)
 	ready chan struct{} // background work: closed when served
 
+	notAfter time.Time // NotAfter's limit; zero: none
+
 	served bool
+	stale  bool // served without a token: its turn would come after notAfter
 	res    *rate.Reservation
 	goAt   time.Time // decided when served
 }
@@ -155,6 +166,9 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 	l.mu.Lock()
 	l.seq++
 	c := &call{at: l.clk.Now(), key: key, seq: l.seq}
+	if t, ok := ctx.Value(notAfterKey{}).(time.Time); ok {
+		c.notAfter = t
+	}
 	if u, ok := ctx.Value(backgroundKey{}).(*Urgency); ok && u != nil {
 		c.urg, c.ready = u, make(chan struct{})
 	}
@@ -198,12 +212,14 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 			l.serve(later(now, c.at.Add(clock.Settle)), now)
 		}
 	}
-	goAt := c.goAt
+	goAt, stale := c.goAt, c.stale
 	l.mu.Unlock()
 
-	if t, ok := ctx.Value(notAfterKey{}).(time.Time); ok && goAt.After(t) {
-		l.withdraw(c)
-		return fmt.Errorf("%w: its turn %s, the check's limit %s", ErrStale, goAt.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339))
+	if !c.notAfter.IsZero() && goAt.After(c.notAfter) {
+		if !stale {
+			l.withdraw(c) // its group's turn, later than its own
+		}
+		return fmt.Errorf("%w: its turn %s, the check's limit %s", ErrStale, goAt.UTC().Format(time.RFC3339), c.notAfter.UTC().Format(time.RFC3339))
 	}
 	if err := clock.SleepUntil(ctx, l.clk, goAt); err != nil {
 		l.withdraw(c)
@@ -238,6 +254,7 @@ func (l *Limiter) Backlog() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clk.Now()
+	l.applyCancels(now)
 	ahead := 0
 	for _, c := range l.pending {
 		if at, bg := c.arrived(now); at.Before(now) && !bg {
@@ -281,6 +298,7 @@ func (l *Limiter) wait(t time.Time, ahead int) time.Duration {
 // before cutoff, by instant, then key; background calls join the deferred
 // ones, in that order, which serveDeferred serves. Caller holds mu.
 func (l *Limiter) serve(cutoff, now time.Time) {
+	l.applyCancels(now)
 	// Deferred calls promoted before cutoff arrive again, as any other
 	// call, at their promotion.
 	l.deferred = slices.DeleteFunc(l.deferred, func(c *call) bool {
@@ -351,18 +369,27 @@ func (l *Limiter) serveDeferred(now time.Time) {
 
 // reserve gives calls (of one instant and key) one token each at at (never
 // before a token already reserved), and lets them all go at the latest of
-// their turns. Caller holds mu.
+// their turns. A call whose turn would come after its NotAfter limit takes
+// no token (stale): a token taken and given back would restore more or
+// less of the bucket depending on whether other calls of the instant had
+// reserved theirs yet, which is goroutine order. Caller holds mu.
 func (l *Limiter) reserve(calls []*call, at time.Time) {
 	at = later(at, l.last)
 	l.last = at
 	var last time.Time
 	for _, c := range calls {
-		c.res = l.lim.ReserveN(at, 1)
 		c.served = true
+		if turn := at.Add(l.wait(at, 0)); !c.notAfter.IsZero() && turn.After(c.notAfter) {
+			c.stale, c.goAt = true, turn
+			continue
+		}
+		c.res = l.lim.ReserveN(at, 1)
 		last = later(last, at.Add(c.res.DelayFrom(at)))
 	}
 	for _, c := range calls {
-		c.goAt = last
+		if !c.stale {
+			c.goAt = last
+		}
 		if c.ready != nil {
 			close(c.ready)
 		}
@@ -370,7 +397,7 @@ func (l *Limiter) reserve(calls []*call, at time.Time) {
 }
 
 // withdraw takes back a call whose context ended: out of the pending
-// calls, or its token returned.
+// calls, or its token to be returned from the next instant on.
 func (l *Limiter) withdraw(c *call) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -379,7 +406,41 @@ func (l *Limiter) withdraw(c *call) {
 		l.deferred = slices.DeleteFunc(l.deferred, func(p *call) bool { return p == c })
 		return
 	}
-	c.res.CancelAt(l.clk.Now())
+	if c.res != nil {
+		l.cancels = append(l.cancels, cancel{c, l.clk.Now()})
+	}
+}
+
+// applyCancels gives back the tokens of the calls cancelled before now,
+// in order of their cancel, arrival and key. How much of a token comes
+// back depends on the reservations made since (rate.Reservation.CancelAt):
+// applied at the instant of the cancel, it would depend on whether the
+// other calls of that instant had reserved yet, which is goroutine order;
+// from the next instant on, all of them have. Caller holds mu.
+func (l *Limiter) applyCancels(now time.Time) {
+	var due []cancel
+	l.cancels = slices.DeleteFunc(l.cancels, func(x cancel) bool {
+		if x.at.Before(now) {
+			due = append(due, x)
+			return true
+		}
+		return false
+	})
+	slices.SortFunc(due, func(a, b cancel) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		if c := a.c.at.Compare(b.c.at); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.c.key, b.c.key); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.c.seq, b.c.seq)
+	})
+	for _, x := range due {
+		x.c.res.CancelAt(x.at)
+	}
 }
 
 func later(a, b time.Time) time.Time {

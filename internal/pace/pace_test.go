@@ -317,7 +317,7 @@ func TestBacklogCountsArrived(t *testing.T) {
 }
 
 // TestNotAfter: a call whose turn would come after its context's limit is
-// not made (ErrStale) and gives its token back; one in time goes.
+// not made (ErrStale) and takes no token; one in time goes.
 func TestNotAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := New(clock.Real{}, 1, 1)
@@ -335,7 +335,7 @@ func TestNotAfter(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := time.Since(start); got > time.Second+time.Millisecond {
-			t.Errorf("the next call went at %v, want about 1s: the stale call's token was not given back", got)
+			t.Errorf("the next call went at %v, want about 1s: the stale call took a token", got)
 		}
 	})
 }
