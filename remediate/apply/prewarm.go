@@ -126,16 +126,19 @@ type idleReleaser interface {
 // the end, deletes what is left and reports it.
 func (r *runner) helperDone(ctx context.Context, vm *plan.VMPlan) {
 	g, ok := groupOf(vm)
-	env := r.envs[g.acct]
-	if !ok || r.o.KeepHelpers || env == nil {
+	if !ok || r.o.KeepHelpers {
 		return
 	}
 	r.mu.Lock()
 	r.demand[g]--
 	last := r.demand[g] == 0
 	r.mu.Unlock()
+	env := r.envs[g.acct]
+	if !last || env == nil {
+		return
+	}
 	p, ok := env.Helpers.(idleReleaser)
-	if !last || !ok {
+	if !ok {
 		return
 	}
 	r.early.wg.Go(func() { _ = p.ReleaseIdle(ctx, g.zone, g.win) })

@@ -2,12 +2,14 @@ package apply
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/fixfleet/fixfleet/internal/clock"
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
 	"github.com/fixfleet/fixfleet/remediate/policy"
@@ -16,10 +18,11 @@ import (
 
 // idlePool is a step.HelperPool that records ReleaseIdle calls.
 type idlePool struct {
-	clk interface{ Now() time.Time }
+	clk clock.Clock
 
 	mu       sync.Mutex
 	released []time.Time
+	zones    []string
 }
 
 func (p *idlePool) Lease(context.Context, string, inventory.WindowsVersion, string, string) (providers.VMRef, error) {
@@ -28,10 +31,11 @@ func (p *idlePool) Lease(context.Context, string, inventory.WindowsVersion, stri
 
 func (p *idlePool) Return(context.Context, providers.VMRef, string) error { return nil }
 
-func (p *idlePool) ReleaseIdle(context.Context, string, inventory.WindowsVersion) error {
+func (p *idlePool) ReleaseIdle(_ context.Context, zone string, _ inventory.WindowsVersion) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.released = append(p.released, p.clk.Now())
+	p.zones = append(p.zones, zone)
 	return nil
 }
 
@@ -42,17 +46,25 @@ func (p *idlePool) calls() []time.Time {
 }
 
 // TestHelpersReleasedWhenNoVMLeft: a helper group's idle helpers are
-// released as soon as the last VM that may lease there has finished, while
-// other groups' VMs still run; never with KeepHelpers.
+// released once the last VM that may lease there has finished (not when
+// the first does), while other groups' VMs still run; never with
+// KeepHelpers.
 func TestHelpersReleasedWhenNoVMLeft(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		t.Run(map[bool]string{false: "release", true: "keep-helpers"}[keep], func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := newVirtualHarness(t)
 				p := fleet{id: "idle", acts: 6, accounts: 2, canary: 1, waveSize: 10, total: 6, perAccount: 6}.build(t)
+				// Account a0's VMs (vm00, vm02, vm04) restart in 0, 20 and
+				// 40 minutes, a1's in an hour.
 				slow := func(vm, name string, n int, facts step.Facts) (step.Facts, error) {
-					if strings.Contains(vm, "/a1/") {
-						time.Sleep(time.Hour) // account a1's VMs take an hour
+					if name == "restart-1" {
+						d := time.Hour
+						if i := strings.LastIndex(vm, "/vm"); strings.Contains(vm, "/a0/") {
+							k, _ := strconv.Atoi(vm[i+3:])
+							d = time.Duration(k) * 10 * time.Minute
+						}
+						time.Sleep(d)
 					}
 					return okStep(vm, name, n, facts)
 				}
@@ -79,8 +91,11 @@ func TestHelpersReleasedWhenNoVMLeft(t *testing.T) {
 				if len(fast) != 1 || len(late) != 1 {
 					t.Fatalf("ReleaseIdle calls: account a0 %v, a1 %v; want one each", fast, late)
 				}
-				if d := fast[0].Sub(start); d >= time.Hour {
-					t.Errorf("account a0's helpers released %s after the start, with a1's VMs: want as soon as a0's VMs ended", d)
+				if d := fast[0].Sub(start); d < 40*time.Minute || d >= time.Hour {
+					t.Errorf("account a0's helpers released %s after the start: want once its last VM ended (40 min), before a1's (1 h)", d)
+				}
+				if z := pools["t/a0"].zones; z[0] != "is1a" {
+					t.Errorf("released zone %q, want the VMs' helper zone is1a", z[0])
 				}
 				if d := late[0].Sub(start); d < time.Hour {
 					t.Errorf("account a1's helpers released %s after the start, before its VMs ended", d)
