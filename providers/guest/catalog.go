@@ -27,7 +27,7 @@ const MaxCommandLine = 7168
 // parts lists the source files a script is assembled from, in order.
 func parts(n Name) []string {
 	switch n {
-	case ClearSafeBootOffline:
+	case ClearSafeBootOffline, SetSafeBootOffline:
 		return []string{"scripts/lib/diskarg.ps1", "scripts/" + string(n) + ".ps1"}
 	case ListDisks:
 		return []string{"scripts/lib/disk.ps1", "scripts/" + string(n) + ".ps1"}

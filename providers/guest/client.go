@@ -317,8 +317,8 @@ func ParamsType(n Name) (reflect.Type, bool) {
 		v = UnlockParams{}
 	case SetDiskIdentity:
 		v = SetIdentityParams{}
-	case ClearSafeBootOffline:
-		v = ClearSafeBootOfflineParams{}
+	case ClearSafeBootOffline, SetSafeBootOffline:
+		v = BCDParams{}
 	default:
 		return nil, false
 	}

@@ -164,7 +164,7 @@ func TestDecodeStrict(t *testing.T) {
 		{`[]`, false},
 	}
 	for _, tc := range tests {
-		var r ClearSafeBootResult
+		var r SafeBootResult
 		if err := decodeStrict([]byte(tc.in), &r); (err == nil) != tc.ok {
 			t.Errorf("decodeStrict(%q) = %v, want ok=%v", tc.in, err, tc.ok)
 		}

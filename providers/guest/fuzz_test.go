@@ -17,7 +17,7 @@ func FuzzDecodeResult(f *testing.F) {
 	results := []func() any{
 		func() any { return new(ProbeResult) },
 		func() any { return new(DeleteResult) },
-		func() any { return new(ClearSafeBootResult) },
+		func() any { return new(SafeBootResult) },
 		func() any { return new(CheckHivesResult) },
 		func() any { return new(ListDisksResult) },
 		func() any { return new(DiskResult) },

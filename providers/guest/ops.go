@@ -28,8 +28,8 @@ func (c *Client) DeleteFiles(ctx context.Context, ep providers.Endpoint, cr Cred
 }
 
 // ClearSafeBoot runs the clear-safeboot script. Idempotent.
-func (c *Client) ClearSafeBoot(ctx context.Context, ep providers.Endpoint, cr Credentials) (ClearSafeBootResult, error) {
-	return run[ClearSafeBootResult](ctx, c, ep, cr, ClearSafeBoot, ClearSafeBootParams{})
+func (c *Client) ClearSafeBoot(ctx context.Context, ep providers.Endpoint, cr Credentials) (SafeBootResult, error) {
+	return run[SafeBootResult](ctx, c, ep, cr, ClearSafeBoot, ClearSafeBootParams{})
 }
 
 // ReadinessFacts runs the readiness-facts script. Read-only.
@@ -74,6 +74,13 @@ func (c *Client) OfflineDisk(ctx context.Context, ep providers.Endpoint, cr Cred
 
 // ClearSafeBootOffline runs the clear-safeboot-offline script on a helper.
 // Idempotent. ErrRefused when the disk at p.Number does not carry p.Serial.
-func (c *Client) ClearSafeBootOffline(ctx context.Context, ep providers.Endpoint, cr Credentials, p ClearSafeBootOfflineParams) (ClearSafeBootResult, error) {
-	return run[ClearSafeBootResult](ctx, c, ep, cr, ClearSafeBootOffline, p)
+func (c *Client) ClearSafeBootOffline(ctx context.Context, ep providers.Endpoint, cr Credentials, p BCDParams) (SafeBootResult, error) {
+	return run[SafeBootResult](ctx, c, ep, cr, ClearSafeBootOffline, p)
+}
+
+// SetSafeBootOffline runs the set-safeboot-offline script on a helper.
+// Idempotent; WasSet says the flag was already set. ErrRefused when the
+// disk at p.Number does not carry p.Serial.
+func (c *Client) SetSafeBootOffline(ctx context.Context, ep providers.Endpoint, cr Credentials, p BCDParams) (SafeBootResult, error) {
+	return run[SafeBootResult](ctx, c, ep, cr, SetSafeBootOffline, p)
 }

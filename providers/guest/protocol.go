@@ -35,7 +35,7 @@ const (
 	DeleteFiles Name = "delete-files"
 	// ClearSafeBoot (live): remove the safeboot value from the default boot
 	// entry so the next boot is normal. ClearSafeBootParams →
-	// ClearSafeBootResult. Idempotent.
+	// SafeBootResult. Idempotent.
 	ClearSafeBoot Name = "clear-safeboot"
 	// CheckHives (helper): load the SYSTEM and SOFTWARE hives of the
 	// Windows installation under Root, check them, unload them.
@@ -61,8 +61,14 @@ const (
 	// ClearSafeBootOffline (helper): remove the safeboot value of the
 	// default boot entry in the BCD store on an attached disk's system
 	// partition (bcdedit /store), so that the disk boots normally on its
-	// VM. ClearSafeBootOfflineParams → ClearSafeBootResult. Idempotent.
+	// VM. BCDParams → SafeBootResult. Idempotent.
 	ClearSafeBootOffline Name = "clear-safeboot-offline"
+	// SetSafeBootOffline (helper): set the safeboot value of the default
+	// boot entry to network in the BCD store on an attached disk's system
+	// partition, so that the disk boots into Safe Mode with Networking on
+	// its VM. The system partition is not encrypted: no BitLocker key is
+	// needed. BCDParams → SafeBootResult. Idempotent.
+	SetSafeBootOffline Name = "set-safeboot-offline"
 	// ReadinessFacts (live): whether WinRM may start in Safe Mode with
 	// networking (its service is listed under HKLM\SYSTEM\
 	// CurrentControlSet\Control\SafeBoot\Network), and whether the
@@ -72,7 +78,7 @@ const (
 	ReadinessFacts Name = "readiness-facts"
 )
 
-// BCD store paths on a system partition (ClearSafeBootOfflineParams.Store).
+// BCD store paths on a system partition (BCDParams.Store).
 const (
 	BCDStoreBIOS = `\Boot\BCD`
 	BCDStoreUEFI = `\EFI\Microsoft\Boot\BCD`
@@ -88,16 +94,16 @@ func BCDStore(st inventory.PartitionStyle) string {
 	return BCDStoreBIOS
 }
 
-// ClearSafeBootOfflineParams name the disk (as DiskParams) and the path of
+// BCDParams name the disk (as DiskParams) and the path of
 // its BCD store on its system partition (BCDStore).
-type ClearSafeBootOfflineParams struct {
+type BCDParams struct {
 	Number int    `json:"number"`
 	Serial string `json:"serial"`
 	Store  string `json:"store"`
 }
 
 // Names lists the catalog in a stable order.
-var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk, ClearSafeBootOffline, ReadinessFacts}
+var Names = []Name{Probe, DeleteFiles, ClearSafeBoot, CheckHives, ListDisks, OnlineDisk, UnlockVolume, SetDiskIdentity, OfflineDisk, ClearSafeBootOffline, SetSafeBootOffline, ReadinessFacts}
 
 // FileCriteria selects the incident's bad files. It is data from the
 // incident profile, never script text.
@@ -144,8 +150,8 @@ type DeleteResult struct {
 // ClearSafeBootParams are the ClearSafeBoot script's parameters (none).
 type ClearSafeBootParams struct{}
 
-// ClearSafeBootResult says whether the flag was set before.
-type ClearSafeBootResult struct {
+// SafeBootResult says whether the flag was set before.
+type SafeBootResult struct {
 	WasSet bool `json:"was_set"`
 }
 

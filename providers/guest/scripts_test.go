@@ -15,10 +15,10 @@ import (
 // Result type has (and all of them).
 func TestScriptsKeepTheirContract(t *testing.T) {
 	results := map[Name]any{
-		Probe: ProbeResult{}, DeleteFiles: DeleteResult{}, ClearSafeBoot: ClearSafeBootResult{},
+		Probe: ProbeResult{}, DeleteFiles: DeleteResult{}, ClearSafeBoot: SafeBootResult{},
 		CheckHives: CheckHivesResult{}, ListDisks: ListDisksResult{}, OnlineDisk: DiskResult{},
 		UnlockVolume: UnlockResult{}, SetDiskIdentity: DiskResult{}, OfflineDisk: DiskResult{},
-		ClearSafeBootOffline: ClearSafeBootResult{},
+		ClearSafeBootOffline: SafeBootResult{}, SetSafeBootOffline: SafeBootResult{},
 		ReadinessFacts:       ReadinessFactsResult{},
 	}
 	must := map[Name][]string{
@@ -32,6 +32,8 @@ func TestScriptsKeepTheirContract(t *testing.T) {
 		SetDiskIdentity: {"$d = DiskArg $p", "Set-Disk -Number $d.Number -Guid", "Set-Disk -Number $d.Number -Signature"},
 		OfflineDisk:     {"$d = DiskArg $p", "Set-Disk -Number $d.Number -IsOffline $true"},
 		ClearSafeBootOffline: {"$d = DiskArg $p", "bcdedit /store $store /deletevalue '{default}' safeboot",
+			"Add-PartitionAccessPath -DiskNumber $d.Number", "Remove-PartitionAccessPath"},
+		SetSafeBootOffline: {"$d = DiskArg $p", "bcdedit /store $store /set '{default}' safeboot network",
 			"Add-PartitionAccessPath -DiskNumber $d.Number", "Remove-PartitionAccessPath"},
 		ReadinessFacts: {`'HKLM:\SYSTEM\CurrentControlSet\Control\SafeBoot\Network\WinRM'`, "Test-Path -LiteralPath $key", "Get-BitLockerVolume -MountPoint $env:SystemDrive"},
 	}

@@ -139,14 +139,14 @@ const (
 type Guest interface {
 	Probe(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.ProbeParams) (guest.ProbeResult, error)
 	DeleteFiles(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.DeleteParams) (guest.DeleteResult, error)
-	ClearSafeBoot(ctx context.Context, ep providers.Endpoint, cr guest.Credentials) (guest.ClearSafeBootResult, error)
+	ClearSafeBoot(ctx context.Context, ep providers.Endpoint, cr guest.Credentials) (guest.SafeBootResult, error)
 	CheckHives(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.CheckHivesParams) (guest.CheckHivesResult, error)
 	ListDisks(ctx context.Context, ep providers.Endpoint, cr guest.Credentials) (guest.ListDisksResult, error)
 	OnlineDisk(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.DiskParams) (guest.DiskResult, error)
 	UnlockVolume(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.UnlockParams) (guest.UnlockResult, error)
 	SetDiskIdentity(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.SetIdentityParams) (guest.DiskResult, error)
 	OfflineDisk(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.DiskParams) (guest.DiskResult, error)
-	ClearSafeBootOffline(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.ClearSafeBootOfflineParams) (guest.ClearSafeBootResult, error)
+	ClearSafeBootOffline(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.BCDParams) (guest.SafeBootResult, error)
 }
 
 // Prober re-checks a VM's guest (*probe.Prober).

@@ -714,7 +714,7 @@ func hmClearSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts 
 	if d.Offline {
 		return nil, step.Fail("disk %s is offline on helper %s: its BCD store cannot be reached", vm.OSDisk.ID, h.ID)
 	}
-	r, err := env.Guest.ClearSafeBootOffline(ctx, ep, env.Creds, guest.ClearSafeBootOfflineParams{Number: d.Number, Serial: d.Serial, Store: guest.BCDStore(orig.Style)})
+	r, err := env.Guest.ClearSafeBootOffline(ctx, ep, env.Creds, guest.BCDParams{Number: d.Number, Serial: d.Serial, Store: guest.BCDStore(orig.Style)})
 	if err != nil {
 		if retryable(err) {
 			return nil, err

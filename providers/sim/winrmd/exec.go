@@ -64,6 +64,8 @@ func execute(ctx context.Context, m Machine, n guest.Name, stdin []byte) outcome
 		return call(ctx, n, stdin, m.OfflineDisk, nil)
 	case guest.ClearSafeBootOffline:
 		return call(ctx, n, stdin, m.ClearSafeBootOffline, nil)
+	case guest.SetSafeBootOffline:
+		return call(ctx, n, stdin, m.SetSafeBootOffline, nil)
 	case guest.ReadinessFacts:
 		return call(ctx, n, stdin, m.ReadinessFacts, nil)
 	}

@@ -78,7 +78,7 @@ type fakeMachine struct {
 	hook   func(ctx context.Context, n guest.Name, params any) error
 	probe  guest.ProbeResult
 	del    guest.DeleteResult
-	clear  guest.ClearSafeBootResult
+	clear  guest.SafeBootResult
 	facts  guest.ReadinessFactsResult
 	hives  guest.CheckHivesResult
 	disks  guest.ListDisksResult
@@ -126,7 +126,7 @@ func (m *fakeMachine) ReadinessFacts(ctx context.Context, p guest.ReadinessFacts
 	return answer(m.record(ctx, guest.ReadinessFacts, p), m.facts)
 }
 
-func (m *fakeMachine) ClearSafeBoot(ctx context.Context, p guest.ClearSafeBootParams) (guest.ClearSafeBootResult, error) {
+func (m *fakeMachine) ClearSafeBoot(ctx context.Context, p guest.ClearSafeBootParams) (guest.SafeBootResult, error) {
 	return answer(m.record(ctx, guest.ClearSafeBoot, p), m.clear)
 }
 
@@ -156,6 +156,10 @@ func (m *fakeMachine) OfflineDisk(ctx context.Context, p guest.DiskParams) (gues
 
 var errBoom = errors.New("boom")
 
-func (m *fakeMachine) ClearSafeBootOffline(ctx context.Context, p guest.ClearSafeBootOfflineParams) (guest.ClearSafeBootResult, error) {
+func (m *fakeMachine) ClearSafeBootOffline(ctx context.Context, p guest.BCDParams) (guest.SafeBootResult, error) {
 	return answer(m.record(ctx, guest.ClearSafeBootOffline, p), m.clear)
+}
+
+func (m *fakeMachine) SetSafeBootOffline(ctx context.Context, p guest.BCDParams) (guest.SafeBootResult, error) {
+	return answer(m.record(ctx, guest.SetSafeBootOffline, p), m.clear)
 }

@@ -17,14 +17,15 @@ import (
 type Machine interface {
 	Probe(ctx context.Context, p guest.ProbeParams) (guest.ProbeResult, error)
 	DeleteFiles(ctx context.Context, p guest.DeleteParams) (guest.DeleteResult, error)
-	ClearSafeBoot(ctx context.Context, p guest.ClearSafeBootParams) (guest.ClearSafeBootResult, error)
+	ClearSafeBoot(ctx context.Context, p guest.ClearSafeBootParams) (guest.SafeBootResult, error)
 	CheckHives(ctx context.Context, p guest.CheckHivesParams) (guest.CheckHivesResult, error)
 	ListDisks(ctx context.Context, p guest.ListDisksParams) (guest.ListDisksResult, error)
 	OnlineDisk(ctx context.Context, p guest.DiskParams) (guest.DiskResult, error)
 	UnlockVolume(ctx context.Context, p guest.UnlockParams) (guest.UnlockResult, error)
 	SetDiskIdentity(ctx context.Context, p guest.SetIdentityParams) (guest.DiskResult, error)
 	OfflineDisk(ctx context.Context, p guest.DiskParams) (guest.DiskResult, error)
-	ClearSafeBootOffline(ctx context.Context, p guest.ClearSafeBootOfflineParams) (guest.ClearSafeBootResult, error)
+	ClearSafeBootOffline(ctx context.Context, p guest.BCDParams) (guest.SafeBootResult, error)
+	SetSafeBootOffline(ctx context.Context, p guest.BCDParams) (guest.SafeBootResult, error)
 	ReadinessFacts(ctx context.Context, p guest.ReadinessFactsParams) (guest.ReadinessFactsResult, error)
 }
 

@@ -110,7 +110,7 @@ func cannedMachine() *fakeMachine {
 	return &fakeMachine{
 		probe: guest.ProbeResult{Hostname: "WEB01", BootMode: inventory.BootSafeMode, SafeBootFlag: true, OSRelease: "2019", OSBuild: "17763", Files: []inventory.FileFact{file}},
 		del:   guest.DeleteResult{Deleted: []inventory.FileFact{file}, Kept: []inventory.FileFact{}},
-		clear: guest.ClearSafeBootResult{WasSet: true},
+		clear: guest.SafeBootResult{WasSet: true},
 		facts: guest.ReadinessFactsResult{SafeModeWinRM: true, BitLocker: true, KeyID: "0A1B2C3D-0000-4000-8000-000000000001"},
 		hives: guest.CheckHivesResult{Hives: []guest.HiveStatus{{Name: "SYSTEM", OK: true}, {Name: "SOFTWARE", OK: false, Detail: "hive does not load"}}},
 		disks: guest.ListDisksResult{Disks: []guest.Disk{
@@ -136,7 +136,7 @@ func TestCatalogRoundTrip(t *testing.T) {
 		BadUntil: time.Date(2024, 7, 19, 5, 27, 0, 0, time.UTC), Header: "AAAAAAAA01002301",
 	}
 	diskP := guest.DiskParams{Number: 1, Serial: "vol-0abc"}
-	bcdP := guest.ClearSafeBootOfflineParams{Number: 1, Serial: "vol-0abc", Store: guest.BCDStoreBIOS}
+	bcdP := guest.BCDParams{Number: 1, Serial: "vol-0abc", Store: guest.BCDStoreBIOS}
 	tests := []struct {
 		name   guest.Name
 		params any
@@ -171,6 +171,8 @@ func TestCatalogRoundTrip(t *testing.T) {
 			func() (any, error) { return c.OfflineDisk(ctx, ep, creds, diskP) }, m.disk},
 		{guest.ClearSafeBootOffline, bcdP,
 			func() (any, error) { return c.ClearSafeBootOffline(ctx, ep, creds, bcdP) }, m.clear},
+		{guest.SetSafeBootOffline, bcdP,
+			func() (any, error) { return c.SetSafeBootOffline(ctx, ep, creds, bcdP) }, m.clear},
 		{guest.ReadinessFacts, guest.ReadinessFactsParams{},
 			func() (any, error) { return c.ReadinessFacts(ctx, ep, creds) }, m.facts},
 	}

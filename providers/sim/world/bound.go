@@ -53,6 +53,7 @@ const (
 	pathOffline                    // the disk on a same-zone helper: a script, back, start
 	pathZoneCopy                   // a copy on a helper in another zone: a script, copied back, attached, start
 	pathRestore                    // a disk from a clean backup as the boot disk
+	pathSafeMode                   // the flag set offline on a same-zone helper, back, started into Safe Mode: a script, a restart
 )
 
 // calls are the API calls a path needs at the least, by bucket; batched
@@ -64,6 +65,8 @@ var pathCalls = map[repairPath]calls{
 	pathOnline:  {bucketMutating: 1},                          // RestartVM
 	pathOffline: {bucketMutating: 4, bucketSnapshotVolume: 1}, // Detach, Attach ×2; Snapshot
 	pathRestore: {bucketMutating: 2, bucketSnapshotVolume: 1}, // Detach, Attach; RestoreBackup
+	// pathOffline's, and RestartVM out of Safe Mode.
+	pathSafeMode: {bucketMutating: 5, bucketSnapshotVolume: 1},
 	// Attach, Detach on the helper, Detach, Attach as boot, DeleteDisk
 	// (the copy); Snapshot ×2, DiskFromSnapshot ×2.
 	pathZoneCopy: {bucketMutating: 5, bucketSnapshotVolume: 4},
@@ -112,7 +115,7 @@ func (w *World) LowerBound(o BoundOptions) Bound {
 			// its own.
 			b.HelperSeconds = max(b.HelperSeconds, (helperReady() + offlineTail()).Seconds())
 		}
-		if len(paths) == 1 && paths[0] == pathOffline {
+		if len(paths) == 1 && (paths[0] == pathOffline || paths[0] == pathSafeMode) {
 			b.HelperSeconds = max(b.HelperSeconds, (helperReady() + offlineTail()).Seconds())
 			if g := v.account + "/" + v.zone + "/" + v.windows.Release; !groups[g] {
 				groups[g] = true
@@ -186,6 +189,13 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 		back := mn(timing.OpGuestScript) + mn(timing.OpDetach) + mn(timing.OpSnapshot) + mn(timing.OpDiskFromSnapshot) +
 			mn(timing.OpAttach) + mn(timing.OpStart) + mn(timing.OpBootToWinRM)
 		add(pathZoneCopy, max(there, helperReady())+back)
+	}
+	// Where WinRM starts in Safe Mode, a same-zone helper sets the disk's
+	// safe-boot flag (its system partition needs no BitLocker key) and
+	// the VM, started, is repaired online.
+	if here && booting && startable && v.cond.safeModeWinRM && v.cond.winrm == WinRMOpen && !v.cond.deleteDenied {
+		add(pathSafeMode, max(pre+mn(timing.OpAttach), helperReady())+offlineTail()+
+			mn(timing.OpGuestScript)+mn(timing.OpRestart)+mn(timing.OpBootToWinRM))
 	}
 	// A powered-off VM is restored only once something showed its disk
 	// broken: a start (StartStopped), or its disk read on a helper.

@@ -90,6 +90,12 @@ func TestLowerBound(t *testing.T) {
 		v.OSDisk.BitLocker = &BitLockerSpec{KeyID: "k", RecoveryKey: testKey, Escrowed: false}
 		return v
 	}
+	// The key escrowed nowhere, but WinRM listed under SafeBoot\Network.
+	lockedSafeWinRM := func() VMSpec {
+		v := lockedNoKey()
+		v.Condition.SafeModeWinRM = true
+		return v
+	}
 	stuck := func() VMSpec {
 		v := loopVM(1)
 		v.BootCount, v.Condition.Crashes, v.Condition.StuckAfterCrashes, v.Condition.RecoverAfterBoots = 3, 3, 3, 5
@@ -146,6 +152,14 @@ func TestLowerBound(t *testing.T) {
 		{name: "safe mode, the guest denies the deletion: offline", sc: scenario(denying()), want: secs(offline), repairs: 1},
 		{name: "damaged backups, data loss allowed: offline", sc: scenario(damagedBackups()), opts: BoundOptions{AllowDataLoss: true}, want: secs(offline), repairs: 1},
 		{name: "BitLocker key not escrowed, no other way: unrepairable", sc: scenario(lockedNoKey()), want: 0, unrepairs: 1},
+		// offline's chain, its VM booting into Safe Mode; then a
+		// script and a restart out of it.
+		{name: "BitLocker key not escrowed, WinRM starts in Safe Mode: the flag set offline, repaired in Safe Mode", sc: scenario(lockedSafeWinRM()),
+			want: secs(offline + scriptMin + restartMin + upMin), repairs: 1},
+		{name: "BitLocker key not escrowed, WinRM in Safe Mode, no helper image in its zone: unrepairable",
+			sc: withScenario(func(sc *Scenario) { sc.Images[0].Zone = "is1b" }, lockedSafeWinRM()), want: 0, unrepairs: 1},
+		{name: "powered off, no key, WinRM in Safe Mode, left stopped: unrepairable",
+			sc: scenario(func() VMSpec { v := lockedSafeWinRM(); v.Power = inventory.PowerStopped; return v }()), want: 0, unrepairs: 1},
 		{name: "damaged hives, no restore allowed: unrepairable (no script mends a hive)", sc: scenario(hives()), want: 0, unrepairs: 1},
 		{name: "damaged hives, data loss allowed: restore", sc: scenario(hives()), opts: BoundOptions{AllowDataLoss: true},
 			want: -1, wantFn: func(w *World) float64 {

@@ -104,7 +104,7 @@ func TestSafeModeRepairLive(t *testing.T) {
 	if len(del.Deleted) != 1 {
 		t.Fatalf("delete %+v", del)
 	}
-	if r := must[guest.ClearSafeBootResult](t)(m.ClearSafeBoot(ctx, guest.ClearSafeBootParams{})); !r.WasSet {
+	if r := must[guest.SafeBootResult](t)(m.ClearSafeBoot(ctx, guest.ClearSafeBootParams{})); !r.WasSet {
 		t.Fatal("flag was not set")
 	}
 	// Still in safe mode until restarted; the export says so.

@@ -249,8 +249,8 @@ func (m *machine) DeleteFiles(ctx context.Context, p guest.DeleteParams) (guest.
 
 // ClearSafeBoot implements winrmd.Machine: it clears the system disk's
 // safe-boot flag; the running boot stays as it is.
-func (m *machine) ClearSafeBoot(ctx context.Context, _ guest.ClearSafeBootParams) (guest.ClearSafeBootResult, error) {
-	var out guest.ClearSafeBootResult
+func (m *machine) ClearSafeBoot(ctx context.Context, _ guest.ClearSafeBootParams) (guest.SafeBootResult, error) {
+	var out guest.SafeBootResult
 	err := m.run(ctx, "clear-safeboot", func(v *vm, now time.Time) error {
 		m.w.touch(v, "clear-safeboot", now)
 		d := m.w.disks[v.bootDisk]
@@ -455,9 +455,24 @@ func (m *machine) OfflineDisk(ctx context.Context, p guest.DiskParams) (guest.Di
 // the safe-boot flag in the BCD store of the online data disk at p.Number
 // (carrying p.Serial). The store must be where the disk's partition style
 // keeps it (guest.BCDStore); elsewhere bcdedit finds no store. Idempotent.
-func (m *machine) ClearSafeBootOffline(ctx context.Context, p guest.ClearSafeBootOfflineParams) (guest.ClearSafeBootResult, error) {
-	var out guest.ClearSafeBootResult
-	_, err := m.onDisk(ctx, "clear-safeboot-offline", p.Number, p.Serial, func(w *World, _ *vm, d *disk, now time.Time) error {
+func (m *machine) ClearSafeBootOffline(ctx context.Context, p guest.BCDParams) (guest.SafeBootResult, error) {
+	return m.offlineBCD(ctx, "clear-safeboot-offline", p, false)
+}
+
+// SetSafeBootOffline implements winrmd.Machine: as ClearSafeBootOffline,
+// but it sets the flag (Safe Mode with Networking). The BCD store is on the
+// system partition, which BitLocker leaves unencrypted: a locked volume
+// does not stop it, and the flag is not in BitLocker's BCD validation
+// profile, so the disk's own VM still unlocks it at boot. Idempotent.
+func (m *machine) SetSafeBootOffline(ctx context.Context, p guest.BCDParams) (guest.SafeBootResult, error) {
+	return m.offlineBCD(ctx, "set-safeboot-offline", p, true)
+}
+
+// offlineBCD sets the safe-boot flag of the BCD store on the helper's data
+// disk to set.
+func (m *machine) offlineBCD(ctx context.Context, action string, p guest.BCDParams, set bool) (guest.SafeBootResult, error) {
+	var out guest.SafeBootResult
+	_, err := m.onDisk(ctx, action, p.Number, p.Serial, func(w *World, _ *vm, d *disk, now time.Time) error {
 		if !d.online {
 			return fmt.Errorf("disk %d is offline: its system partition cannot be mounted", p.Number)
 		}
@@ -465,9 +480,9 @@ func (m *machine) ClearSafeBootOffline(ctx context.Context, p guest.ClearSafeBoo
 			return fmt.Errorf("no BCD store at %s on disk %d (a %s disk keeps it at %s)", p.Store, p.Number, d.identity.Style, want)
 		}
 		out.WasSet = d.safeBoot
-		if d.safeBoot {
-			d.safeBoot = false
-			w.modify(d, "safe-boot flag cleared offline", now)
+		if d.safeBoot != set {
+			d.safeBoot = set
+			w.modify(d, action, now)
 		}
 		return nil
 	})

@@ -384,7 +384,7 @@ func TestClearSafeBootWithoutSnapshotLosesDisk(t *testing.T) {
 	v := vmSpec("1", img2019, badFile)
 	v.OSDisk.SafeBootFlag, v.Condition.SafeModeWinRM = true, true
 	w, _ := load(t, scenario(v))
-	must[guest.ClearSafeBootResult](t)(machineOf(t, w, "vm-1").ClearSafeBoot(ctx, guest.ClearSafeBootParams{}))
+	must[guest.SafeBootResult](t)(machineOf(t, w, "vm-1").ClearSafeBoot(ctx, guest.ClearSafeBootParams{}))
 	if a := w.Audit(); a.DisksLost != 1 {
 		t.Fatalf("disks_lost %d", a.DisksLost)
 	}
