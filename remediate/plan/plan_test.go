@@ -174,11 +174,39 @@ func TestEligibility(t *testing.T) {
 			strategy: policy.HelperMount, noRisks: []string{"BitLocker"}},
 		{name: "bitlocker key id unknown", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true} },
-			strategy: policy.RebootRetry, risks: []string{"BitLocker is on but the recovery key ID is unknown"}, lastResort: true},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.SafeModeBoot},
+			risks: []string{"BitLocker is on but the recovery key ID is unknown", `listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network`}},
 		{name: "bitlocker no key source", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
 			in:       func(in *Input) { in.Keys = nil },
-			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot}, risks: []string{"BitLocker recovery key missing for key ID KEY-1"}, lastResort: true},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.SafeModeBoot}, risks: []string{"BitLocker recovery key missing for key ID KEY-1"},
+			helperZone: "is1a"},
+		{name: "bitlocker no key source, safe-mode-boot not enabled: reboot-retry is the last resort", state: inventory.StateBootLoop,
+			vm: func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
+			in: func(in *Input) {
+				in.Keys = nil
+				in.Policy.Strategies = slices.DeleteFunc(slices.Clone(in.Policy.Strategies), func(s policy.Strategy) bool { return s == policy.SafeModeBoot })
+			},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot}, lastResort: true},
+		{name: "bitlocker no key source, helper image only in another zone: no safe-mode-boot", state: inventory.StateBootLoop,
+			vm: func(v *inventory.VM) {
+				v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"}
+				v.Windows.Release = "2016"
+			},
+			in:       func(in *Input) { in.Keys = nil },
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot}, lastResort: true},
+		{name: "powered off, bitlocker no key source, left stopped: no safe-mode-boot", state: inventory.StateUnknown, planState: inventory.StateStopped,
+			vm:       func(v *inventory.VM) { stopped(v); v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
+			in:       func(in *Input) { in.Keys = nil },
+			strategy: Manual,
+			reasons:  []string{"safe-mode-boot: the VM must boot to be repaired in Safe Mode, and policy.stopped_vms leaves powered-off VMs off"}},
+		{name: "powered off, bitlocker no key source, stopped VMs started: safe-mode-boot", state: inventory.StateUnknown, planState: inventory.StateStopped,
+			vm: func(v *inventory.VM) { stopped(v); v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
+			in: func(in *Input) {
+				in.Keys = nil
+				in.Policy.StoppedVMs = policy.StoppedStart
+			},
+			strategy: policy.SafeModeBoot, helperZone: "is1a"},
 		{name: "no same-version helper", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.Windows.Release = "2016" },
 			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot},

@@ -41,13 +41,18 @@ const (
 	// of the VM's region, where the VM's own zone has no fitting helper
 	// image, and brings the repaired copy back as the VM's boot disk.
 	CrossZone Strategy = "cross-zone-mount"
+	// SafeModeBoot sets the safe-boot flag in the OS disk's BCD store on
+	// a helper (no BitLocker key needed), boots the VM into Safe Mode with
+	// Networking and repairs it there over WinRM: for a BitLocker disk
+	// whose recovery key is nowhere.
+	SafeModeBoot Strategy = "safe-mode-boot"
 	// RestoreBackup swaps in a disk restored from the newest pre-incident
 	// backup; it loses data written since that backup.
 	RestoreBackup Strategy = "restore-backup"
 )
 
 // Strategies lists every remediation strategy in the default order.
-var Strategies = []Strategy{RebootRetry, RaceBoot, DeleteFile, HelperMount, CopyAndSwap, CrossZone, RestoreBackup}
+var Strategies = []Strategy{RebootRetry, RaceBoot, DeleteFile, HelperMount, CopyAndSwap, CrossZone, SafeModeBoot, RestoreBackup}
 
 // HelperVersion says which helper releases helper-mount may use.
 type HelperVersion string

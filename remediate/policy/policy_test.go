@@ -104,7 +104,7 @@ func TestParseErrors(t *testing.T) {
 		{"max restarts zero", "reboot_retry: {max_restarts: 0}", []string{"policy.reboot_retry.max_restarts"}},
 		{"last resort below max", "reboot_retry: {max_restarts: 5, last_resort_restarts: 4}", []string{"policy.reboot_retry.last_resort_restarts: 4 is out of range; valid values are reboot_retry.max_restarts (5) to 15"}},
 		{"last resort above 15", "reboot_retry: {last_resort_restarts: 16}", []string{"policy.reboot_retry.last_resort_restarts: 16 is out of range"}},
-		{"unknown strategy", "strategies: [reboot-retry, reimage]", []string{`policy.strategies[1]: "reimage" is not a strategy; valid strategies are reboot-retry, race-the-boot, delete-file, helper-mount, copy-and-swap, cross-zone-mount, restore-backup`}},
+		{"unknown strategy", "strategies: [reboot-retry, reimage]", []string{`policy.strategies[1]: "reimage" is not a strategy; valid strategies are reboot-retry, race-the-boot, delete-file, helper-mount, copy-and-swap, cross-zone-mount, safe-mode-boot, restore-backup`}},
 		{"duplicate strategy", "strategies: [delete-file, delete-file]", []string{`policy.strategies[1]: "delete-file" is listed twice`}},
 		{"no strategies", "strategies: []", []string{"policy.strategies: at least one"}},
 		{"helper version", "helper_version: newest", []string{`policy.helper_version: "newest" is not valid`, `"same"`, `"any"`}},

@@ -147,6 +147,7 @@ type Guest interface {
 	SetDiskIdentity(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.SetIdentityParams) (guest.DiskResult, error)
 	OfflineDisk(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.DiskParams) (guest.DiskResult, error)
 	ClearSafeBootOffline(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.BCDParams) (guest.SafeBootResult, error)
+	SetSafeBootOffline(ctx context.Context, ep providers.Endpoint, cr guest.Credentials, p guest.BCDParams) (guest.SafeBootResult, error)
 }
 
 // Prober re-checks a VM's guest (*probe.Prober).

@@ -67,6 +67,9 @@ type spec struct {
 	// not run in Safe Mode); badCreds: the guest's administrator password
 	// is not guest_access's.
 	silentSafe, badCreds bool
+	// safeWinRM: a VM not in Safe Mode whose WinRM is listed under
+	// SafeBoot\Network (it would answer there).
+	safeWinRM bool
 	window               int    // WinRMWindowSeconds: a crashing boot's WinRM answers this long
 	zone                 string // "" is is1a, the zone of the world's helper image
 }
@@ -77,7 +80,7 @@ func (s spec) vmSpec() world.VMSpec {
 		id = own
 	}
 	c := world.ContentSpec{SizeGB: 40, Identity: id, HiveDamaged: s.hive}
-	cond := world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt, WinRMWindowSeconds: s.window}
+	cond := world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt, WinRMWindowSeconds: s.window, SafeModeWinRM: s.safeWinRM}
 	power := inventory.PowerRunning
 	switch s.kind {
 	case healthyVM:

@@ -206,6 +206,22 @@ func (HelperMount) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	if vm.OSDisk.Encryption.BitLocker {
 		unlock = 1
 	}
+	steps := onHelperSteps(vm,
+		// Always present: it unlocks only a volume the helper sees locked.
+		step.Step{Name: "unlock", Run: unlessReturned(hmUnlock), Cost: onHelperCost(unlock)},
+		step.Step{Name: "delete-files", Run: unlessReturned(hmDelete), Cost: onHelperCost(1)},
+		step.Step{Name: "check-hives", Run: unlessReturned(hmCheckHives), Cost: onHelperCost(1)},
+		step.Step{Name: "clear-safeboot", Run: unlessReturned(hmClearSafeBoot), Cost: onHelperCost(1)},
+	)
+	return endSteps(steps, vm, pol, func(vm *step.Target, _ step.Facts) string { return vm.OSDisk.ID })
+}
+
+// onHelperSteps are the steps that take vm's OS disk to a helper, online
+// and with its identity recorded, run work there (steps that must skip
+// once the disk is back: unlessReturned), and bring the disk back as the
+// VM's boot disk with its identity restored and verified; the VM is left
+// off. See HelperMount for each step.
+func onHelperSteps(vm *step.Target, work ...step.Step) []step.Step {
 	ops := func(o ...timing.Op) step.Cost { return step.Cost{Ops: o} }
 	recheck := recheckStep("", nil)
 	if vm.State == inventory.StateStopped {
@@ -227,20 +243,17 @@ func (HelperMount) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 		{Name: "attach-to-helper", Run: unlessReturned(hmAttachHelper), Cost: ops(timing.OpAttach)},
 		{Name: "find-disk", Run: unlessReturned(hmFindDisk), Cost: onHelperCost(0)},
 		{Name: "online-disk", Run: unlessReturned(hmOnline), Cost: onHelperCost(1)},
-		// Always present: it unlocks only a volume the helper sees locked.
-		{Name: "unlock", Run: unlessReturned(hmUnlock), Cost: onHelperCost(unlock)},
-		{Name: "delete-files", Run: unlessReturned(hmDelete), Cost: onHelperCost(1)},
-		{Name: "check-hives", Run: unlessReturned(hmCheckHives), Cost: onHelperCost(1)},
-		{Name: "clear-safeboot", Run: unlessReturned(hmClearSafeBoot), Cost: onHelperCost(1)},
-		{Name: "restore-identity", Run: unlessReturned(hmRestoreIdentity), Cost: onHelperCost(1)},
-		{Name: "verify-identity", Run: unlessReturned(hmVerifyIdentity), Cost: onHelperCost(0), ReadOnly: true},
-		{Name: "offline-disk", Run: unlessReturned(hmOffline), Cost: onHelperCost(1)},
-		{Name: "detach-from-helper", Run: unlessReturned(hmDetachHelper),
-			Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}, Calls: 1, Scripts: 1}},
-		{Name: "return-helper", Run: hmReturnHelper},
-		{Name: "attach-boot", Run: hmAttachBoot, Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}, Calls: 1}},
 	}
-	return endSteps(steps, vm, pol, func(vm *step.Target, _ step.Facts) string { return vm.OSDisk.ID })
+	steps = append(steps, work...)
+	return append(steps,
+		step.Step{Name: "restore-identity", Run: unlessReturned(hmRestoreIdentity), Cost: onHelperCost(1)},
+		step.Step{Name: "verify-identity", Run: unlessReturned(hmVerifyIdentity), Cost: onHelperCost(0), ReadOnly: true},
+		step.Step{Name: "offline-disk", Run: unlessReturned(hmOffline), Cost: onHelperCost(1)},
+		step.Step{Name: "detach-from-helper", Run: unlessReturned(hmDetachHelper),
+			Cost: step.Cost{Ops: []timing.Op{timing.OpDetach}, Calls: 1, Scripts: 1}},
+		step.Step{Name: "return-helper", Run: hmReturnHelper},
+		step.Step{Name: "attach-boot", Run: hmAttachBoot, Cost: step.Cost{Ops: []timing.Op{timing.OpAttach}, Calls: 1}},
+	)
 }
 
 // endSteps appends a repair's last steps: start and verify, except for a
@@ -703,29 +716,44 @@ func hmClearSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts 
 	if facts[FactSafeBootCleared] != "" {
 		return nil, nil
 	}
-	orig, err := originalIdentity(vm, facts)
+	wasSet, err := offlineSafeBoot(ctx, env, vm, facts, false)
 	if err != nil {
 		return nil, err
 	}
-	h, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
-	if err != nil {
-		return nil, err
-	}
-	if d.Offline {
-		return nil, step.Fail("disk %s is offline on helper %s: its BCD store cannot be reached", vm.OSDisk.ID, h.ID)
-	}
-	r, err := env.Guest.ClearSafeBootOffline(ctx, ep, env.Creds, guest.BCDParams{Number: d.Number, Serial: d.Serial, Store: guest.BCDStore(orig.Style)})
-	if err != nil {
-		if retryable(err) {
-			return nil, err
-		}
-		return nil, step.Fail("clearing the safe-boot flag in the BCD store of disk %s on helper %s failed: %v", vm.OSDisk.ID, h.ID, err)
-	}
-	out := step.Facts{FactSafeBootCleared: strconv.FormatBool(r.WasSet)}
-	if !r.WasSet && facts[step.FactRerun] == "true" {
+	out := step.Facts{FactSafeBootCleared: strconv.FormatBool(wasSet)}
+	if !wasSet && facts[step.FactRerun] == "true" {
 		out[FactEffectsUnknown] = "true"
 	}
 	return out, nil
+}
+
+// offlineSafeBoot sets (set) or clears the safe-boot flag in the BCD store
+// of the VM's OS disk, online on its helper, and reports whether the flag
+// was set before. A script's final failure is step.Fail.
+func offlineSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts, set bool) (bool, error) {
+	orig, err := originalIdentity(vm, facts)
+	if err != nil {
+		return false, err
+	}
+	h, d, ep, err := onHelperListed(ctx, env, vm, facts, 0)
+	if err != nil {
+		return false, err
+	}
+	if d.Offline {
+		return false, step.Fail("disk %s is offline on helper %s: its BCD store cannot be reached", vm.OSDisk.ID, h.ID)
+	}
+	run, verb := env.Guest.ClearSafeBootOffline, "clearing"
+	if set {
+		run, verb = env.Guest.SetSafeBootOffline, "setting"
+	}
+	r, err := run(ctx, ep, env.Creds, guest.BCDParams{Number: d.Number, Serial: d.Serial, Store: guest.BCDStore(orig.Style)})
+	if err != nil {
+		if retryable(err) {
+			return false, err
+		}
+		return false, step.Fail("%s the safe-boot flag in the BCD store of disk %s on helper %s failed: %v", verb, vm.OSDisk.ID, h.ID, err)
+	}
+	return r.WasSet, nil
 }
 
 func hmRestoreIdentity(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {

@@ -136,6 +136,7 @@ func Default() *Registry {
 		HelperMount{},
 		CopyAndSwap{},
 		CrossZone{},
+		SafeModeBoot{},
 		RestoreBackup{},
 	)
 	if err != nil {

@@ -174,6 +174,24 @@ func TestRepairs(t *testing.T) {
 					t.Errorf("facts = %v", facts)
 				}
 			}},
+		{name: "safe-mode-boot, BitLocker without key, WinRM in Safe Mode", spec: spec{n: 15, identity: img2019, bitlocker: true, safeWinRM: true},
+			strat: policy.SafeModeBoot, wantTruth: world.TruthHealthy,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if facts[FactSafeBootSet] != "true" || facts[FactInSafeMode] == "" || facts[FactDeleted] != "1" || facts[FactSafeBootWasSet] != "true" ||
+					facts[FactIdentityChanged] != "true" || facts[FactUnlocked] != "" {
+					t.Errorf("facts = %v", facts)
+				}
+			}},
+		{name: "safe-mode-boot, WinRM silent in Safe Mode: left in Safe Mode for a person", spec: spec{n: 16, identity: img2019, bitlocker: true},
+			strat: policy.SafeModeBoot, want: step.ErrStrategyFailed, errHas: `SafeBoot\Network`, wantTruth: world.TruthSafeMode,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if ds := f.disk("disk-16"); ds.AttachedTo != "vm-16" || !ds.Boot {
+					t.Errorf("after abort disk-16 is %+v, want the boot disk of vm-16", ds)
+				}
+				if !strings.Contains(facts[FactAbort], "starts Safe Mode with Networking") {
+					t.Errorf("abort fact %q does not say the VM starts Safe Mode", facts[FactAbort])
+				}
+			}},
 		{name: "race-the-boot without a window", spec: spec{n: 13}, strat: policy.RaceBoot, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
 			check: func(t *testing.T, f *fixture, facts step.Facts) {
 				if facts[FactRaceBoots] != "3" || facts[FactDeleted] != "" {
@@ -350,6 +368,7 @@ func TestStepsTwice(t *testing.T) {
 		{"helper-mount", spec{n: 41, identity: img2019}, policy.HelperMount},
 		{"helper-mount BitLocker", spec{n: 42, identity: img2019, bitlocker: true, escrowed: true}, policy.HelperMount},
 		{"restore-backup", spec{n: 43}, policy.RestoreBackup},
+		{"safe-mode-boot", spec{n: 44, identity: img2019, bitlocker: true, safeWinRM: true}, policy.SafeModeBoot},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -430,6 +449,8 @@ func TestResume(t *testing.T) {
 		{policy.HelperMount, spec{identity: img2019, bitlocker: true, escrowed: true}, []string{"stop", "lease-helper", "attach-to-helper", "find-disk",
 			"online-disk", "unlock", "delete-files", "restore-identity", "verify-identity", "offline-disk", "detach-from-helper", "return-helper", "attach-boot", "start"}},
 		{policy.RestoreBackup, spec{}, []string{"restore-disk", "stop", "detach-original", "attach-restored", "start"}},
+		{policy.SafeModeBoot, spec{identity: img2019, bitlocker: true, safeWinRM: true}, []string{"online-disk", "set-safeboot", "attach-boot", "start",
+			"wait-safe-mode", "delete-files", "clear-safeboot", "restart"}},
 	}
 	n := 50
 	for _, c := range cases {

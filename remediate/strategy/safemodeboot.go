@@ -1,0 +1,183 @@
+package strategy
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/fixfleet/fixfleet/inventory"
+	"github.com/fixfleet/fixfleet/inventory/classify"
+	"github.com/fixfleet/fixfleet/inventory/timing"
+	"github.com/fixfleet/fixfleet/remediate/policy"
+	"github.com/fixfleet/fixfleet/remediate/step"
+)
+
+// Fact keys only SafeModeBoot produces.
+const (
+	// FactSafeBootSet: "true" once the safe-boot flag is set in the OS
+	// disk's BCD store on the helper.
+	FactSafeBootSet step.Fact = "safeboot_set"
+	// FactInSafeMode: the RFC 3339 time the guest was seen answering in
+	// Safe Mode after the start.
+	FactInSafeMode step.Fact = "in_safe_mode"
+)
+
+// SafeModeBoot repairs a VM whose BitLocker volume cannot be read offline
+// (its recovery key is in no configured key source) the way Microsoft's
+// recovery tool does for such machines: the disk's boot configuration is
+// set to start Safe Mode with Networking, in which the incident's driver
+// does not load, and the files are deleted by the running Windows, which
+// the VM's own TPM unlocked. The BCD store lives on the system partition,
+// which BitLocker does not encrypt, so a helper edits it without the key;
+// the safeboot setting is not in BitLocker's default BCD validation
+// profile, so the boot does not fall into BitLocker recovery. The disk
+// must go back to its own VM (its TPM holds the key).
+//
+// Steps: helper-mount's, with its repair on the helper replaced by
+//
+//	set-safeboot       the safe-boot flag (network) set offline in the
+//	                   disk's own BCD store; fact safeboot_set
+//
+// and its start and verify replaced by
+//
+//	start              starts the VM (into Safe Mode)
+//	wait-safe-mode    the guest must answer in Safe Mode within BootWait;
+//	                   fact in_safe_mode (and safe_mode_boot_count). WinRM
+//	                   silent there (not listed under SafeBoot\Network) or
+//	                   rejecting the credentials → step.Fail, saying what a
+//	                   person at the console does
+//	delete-files, clear-safeboot, restart, verify   as delete-file
+//
+// Only where WinRM starts in Safe Mode does it repair the VM; the plan
+// cannot know that beforehand (Risks says so). Abort is helper-mount's
+// (the disk back on its VM, identity verified, the VM powered on): a disk
+// whose flag was set boots into Safe Mode then, no longer crashing, which
+// its abort fact says, with what a person does there. Each step is
+// idempotent as in helper-mount and delete-file.
+type SafeModeBoot struct{}
+
+// Name implements step.Strategy.
+func (SafeModeBoot) Name() policy.Strategy { return policy.SafeModeBoot }
+
+// Applies implements Unit: a crashing VM, or a powered-off one where the
+// policy starts powered-off VMs (it must boot to be repaired).
+func (SafeModeBoot) Applies() []inventory.State {
+	return []inventory.State{inventory.StateBootLoop, inventory.StateStopped}
+}
+
+// NotApplicable implements Unit.
+func (SafeModeBoot) NotApplicable(st inventory.State) string {
+	if st == inventory.StateSafeMode {
+		return "the VM is in Safe Mode already"
+	}
+	return notApplicable(st)
+}
+
+// Needs implements Unit: the OS disk goes to a helper and back, and the
+// guest is reached over WinRM in Safe Mode.
+func (SafeModeBoot) Needs() Needs {
+	return Needs{Capabilities: []string{"power", "disks", "os-disk-detach", "helpers", "guest"}, Helper: true}
+}
+
+// Check implements Unit: only a BitLocker disk no key source can unlock
+// (any other disk helper-mount repairs offline, without a boot), a
+// helper image in the VM's own zone, and for a powered-off VM a policy
+// that starts it.
+func (SafeModeBoot) Check(c *Candidate) []string {
+	var why []string
+	if c.KeyProblem == "" {
+		why = append(why, "the OS volume can be read offline (no BitLocker, or its key is at hand): helper-mount repairs it without booting it")
+	}
+	if w := helperProblem(c); w != "" {
+		why = append(why, w)
+	}
+	if c.State == inventory.StateStopped && !c.Policy.StartsStopped() {
+		why = append(why, "the VM must boot to be repaired in Safe Mode, and policy.stopped_vms leaves powered-off VMs off")
+	}
+	return why
+}
+
+// Risks implements Unit: WinRM may not start in Safe Mode.
+func (SafeModeBoot) Risks(c *Candidate, planned bool) []string {
+	r := HelperMount{}.Risks(c, planned)
+	if planned {
+		r = append(r, `WinRM answers in Safe Mode only where it is listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network; `+
+			"elsewhere the VM is left in Safe Mode with Networking for a person at its console")
+	}
+	return r
+}
+
+// FailureChance implements Unit: not modelled (0).
+func (SafeModeBoot) FailureChance(policy.Policy) float64 { return 0 }
+
+// Steps implements step.Strategy.
+func (SafeModeBoot) Steps(vm *step.Target, _ policy.Policy) []step.Step {
+	steps := onHelperSteps(vm, step.Step{Name: "set-safeboot", Run: unlessReturned(smSetSafeBoot), Cost: onHelperCost(1)})
+	return append(steps,
+		step.Step{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
+		step.Step{Name: "wait-safe-mode", Run: smAwaitSafeMode, ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpBootToWinRM}, Calls: 1, Scripts: 1}},
+		step.Step{Name: "delete-files", Run: dfDelete, Cost: step.Cost{Calls: 1, Scripts: 1}},
+		step.Step{Name: "clear-safeboot", Run: dfClearSafeBoot, Cost: step.Cost{Scripts: 1}},
+		step.Step{Name: "restart", Run: dfRestart, Cost: step.Cost{Ops: []timing.Op{timing.OpRestart}}},
+		finalVerify("verify"),
+	)
+}
+
+func smSetSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+	if facts[FactSafeBootSet] == "true" {
+		return nil, nil
+	}
+	if _, err := offlineSafeBoot(ctx, env, vm, facts, true); err != nil {
+		return nil, err
+	}
+	return step.Facts{FactSafeBootSet: "true"}, nil
+}
+
+// smAwaitSafeMode waits for the started VM's guest to answer in Safe Mode
+// and records the boot counter there, which delete-file's steps read to
+// tell whether the VM restarted since.
+func smAwaitSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+	if facts[FactInSafeMode] != "" {
+		return nil, nil
+	}
+	rejected := false
+	inSafe := func(p inventory.Probe) bool { return p.Reachable && p.BootMode == inventory.BootSafeMode }
+	p, healthyNow, err := waitBootUnless(ctx, env, vm, func(p inventory.Probe) (bool, error) {
+		rejected = classify.IsAuthError(&p)
+		return rejected || inSafe(p), nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case healthyNow:
+		return nil, step.ErrHealthy
+	case inSafe(p):
+		s, err := observe(ctx, env, vmRef(vm))
+		if err != nil {
+			return nil, err
+		}
+		out := step.Facts{FactInSafeMode: stamp(p.At)}
+		if s.BootCount != nil {
+			out[FactSafeModeBootCount] = strconv.Itoa(*s.BootCount)
+		}
+		return out, nil
+	}
+	why := "its WinRM does not answer there within " + BootWait.String() + ` (it is not listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network)`
+	if rejected {
+		why = "its WinRM there rejects the configured credentials"
+	}
+	return nil, step.Fail("%s was started into Safe Mode with Networking, but %s; at its console, sign in as a local administrator, "+
+		`delete the files %s\%s of the bad window, run "bcdedit /deletevalue {default} safeboot" and restart it`, vm.ID, why, env.Incident.Directory, env.Incident.Pattern)
+}
+
+// Abort implements step.Strategy: helper-mount's Abort. A disk whose
+// safe-boot flag was set is back on its VM with the flag: the VM runs in
+// Safe Mode with Networking, no longer crashing, and the abort fact says
+// what a person does there.
+func (SafeModeBoot) Abort(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+	out, err := HelperMount{}.Abort(ctx, env, vm, facts)
+	if err == nil && facts[FactSafeBootSet] == "true" && facts[FactRestarted] != "true" {
+		out[FactAbort] += `; its boot configuration starts Safe Mode with Networking (safe-boot flag set): ` +
+			`a person at its console deletes the incident's files, runs "bcdedit /deletevalue {default} safeboot" and restarts it`
+	}
+	return out, err
+}
