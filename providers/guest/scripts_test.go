@@ -19,7 +19,7 @@ func TestScriptsKeepTheirContract(t *testing.T) {
 		CheckHives: CheckHivesResult{}, ListDisks: ListDisksResult{}, OnlineDisk: DiskResult{},
 		UnlockVolume: UnlockResult{}, SetDiskIdentity: DiskResult{}, OfflineDisk: DiskResult{},
 		ClearSafeBootOffline: SafeBootResult{}, SetSafeBootOffline: SafeBootResult{},
-		ReadinessFacts:       ReadinessFactsResult{},
+		ReadinessFacts: ReadinessFactsResult{},
 	}
 	must := map[Name][]string{
 		Probe:           {"Get-CimInstance Win32_OperatingSystem", "bcdedit /enum '{default}'", "Get-ChildItem -LiteralPath $d -Filter $pat"},

@@ -196,12 +196,18 @@ func TestEligibility(t *testing.T) {
 			in:       func(in *Input) { in.Keys = nil },
 			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot}, lastResort: true},
 		{name: "powered off, bitlocker no key source, left stopped: no safe-mode-boot", state: inventory.StateUnknown, planState: inventory.StateStopped,
-			vm:       func(v *inventory.VM) { stopped(v); v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
+			vm: func(v *inventory.VM) {
+				stopped(v)
+				v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"}
+			},
 			in:       func(in *Input) { in.Keys = nil },
 			strategy: Manual,
 			reasons:  []string{"safe-mode-boot: the VM must boot to be repaired in Safe Mode, and policy.stopped_vms leaves powered-off VMs off"}},
 		{name: "powered off, bitlocker no key source, stopped VMs started: safe-mode-boot", state: inventory.StateUnknown, planState: inventory.StateStopped,
-			vm: func(v *inventory.VM) { stopped(v); v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
+			vm: func(v *inventory.VM) {
+				stopped(v)
+				v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"}
+			},
 			in: func(in *Input) {
 				in.Keys = nil
 				in.Policy.StoppedVMs = policy.StoppedStart

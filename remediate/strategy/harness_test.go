@@ -70,8 +70,8 @@ type spec struct {
 	// safeWinRM: a VM not in Safe Mode whose WinRM is listed under
 	// SafeBoot\Network (it would answer there).
 	safeWinRM bool
-	window               int    // WinRMWindowSeconds: a crashing boot's WinRM answers this long
-	zone                 string // "" is is1a, the zone of the world's helper image
+	window    int    // WinRMWindowSeconds: a crashing boot's WinRM answers this long
+	zone      string // "" is is1a, the zone of the world's helper image
 }
 
 func (s spec) vmSpec() world.VMSpec {
