@@ -260,9 +260,9 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 	v.Fallbacks = eligible[1:]
 	v.Skipped = skipped
 	v.Reasons = append(reasons, fmt.Sprintf("%s: the first eligible strategy in policy order", v.Strategy))
-	if n := in.Policy.RebootRetry.LastResort(); v.Strategy == policy.RebootRetry && n > in.Policy.RebootRetry.MaxRestarts && onlyConditional(reg, v) {
+	if n := in.Policy.RebootRetry.LastResort(); v.Strategy == policy.RebootRetry && n > in.Policy.RebootRetry.MaxRestarts && noSurePath(reg, v) {
 		v.LastResort = true
-		v.Reasons = append(v.Reasons, fmt.Sprintf("reboot-retry: the last resort (no other strategy can repair it unless the restarts reveal a way): up to %d restarts, not %d (policy.reboot_retry.last_resort_restarts)",
+		v.Reasons = append(v.Reasons, fmt.Sprintf("reboot-retry: the last resort (no other strategy is sure to repair it: each runs only if the restarts reveal a way, or may leave it where restarts no longer help): up to %d restarts, not %d (policy.reboot_retry.last_resort_restarts)",
 			n, in.Policy.RebootRetry.MaxRestarts))
 	}
 	t := v.Target()
@@ -286,12 +286,22 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 	return v
 }
 
-// onlyConditional reports whether every fallback of v runs only on a
-// condition (step.Conditional) that the strategy before it may reveal.
-func onlyConditional(reg *strategy.Registry, v VMPlan) bool {
+// restartsFirst is a strategy that, where it fails, may leave its VM where
+// restarts no longer help (strategy.SafeModeBoot leaves it in Safe Mode):
+// it runs after reboot-retry's whole last-resort budget.
+type restartsFirst interface{ RestartsFirst() bool }
+
+// noSurePath reports whether no fallback of v is sure to repair it: each
+// runs only on a condition (step.Conditional) that the strategy before it
+// may reveal, or is restartsFirst.
+func noSurePath(reg *strategy.Registry, v VMPlan) bool {
 	t := v.Target()
 	for _, s := range v.Fallbacks {
-		if u, _ := reg.Get(s); step.ConditionOf(u, t) == "" {
+		u, _ := reg.Get(s)
+		if rf, ok := u.(restartsFirst); ok && rf.RestartsFirst() {
+			continue
+		}
+		if step.ConditionOf(u, t) == "" {
 			return false
 		}
 	}

@@ -179,8 +179,9 @@ type VMPlan struct {
 	// race-the-boot runs unconditionally.
 	WinRMWindowSeen bool `json:"winrm_window_seen,omitempty"`
 	// LastResort: the strategy is reboot-retry and every fallback is
-	// conditional on what reboot-retry reveals (step.Conditional), so
-	// nothing else can repair the VM: reboot-retry restarts it up to
+	// conditional on what reboot-retry reveals (step.Conditional) or may
+	// leave the VM where restarts no longer help (safe-mode-boot), so
+	// nothing else is sure to repair it: reboot-retry restarts it up to
 	// policy.reboot_retry.last_resort_restarts times, not max_restarts.
 	LastResort bool `json:"last_resort,omitempty"`
 	// Wave is the 1-based wave the VM runs in (1 is the canary); 0 when

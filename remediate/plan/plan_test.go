@@ -175,13 +175,13 @@ func TestEligibility(t *testing.T) {
 		{name: "bitlocker key id unknown", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true} },
 			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.SafeModeBoot},
-			risks: []string{"BitLocker is on but the recovery key ID is unknown", `listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network`}},
+			risks: []string{"BitLocker is on but the recovery key ID is unknown", `listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network`}, lastResort: true},
 		{name: "bitlocker no key source", state: inventory.StateBootLoop,
 			vm:       func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
 			in:       func(in *Input) { in.Keys = nil },
 			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.SafeModeBoot}, risks: []string{"BitLocker recovery key missing for key ID KEY-1"},
-			helperZone: "is1a"},
-		{name: "bitlocker no key source, safe-mode-boot not enabled: reboot-retry is the last resort", state: inventory.StateBootLoop,
+			helperZone: "is1a", lastResort: true, reasons: []string{"or may leave it where restarts no longer help"}},
+		{name: "bitlocker no key source, safe-mode-boot not enabled", state: inventory.StateBootLoop,
 			vm: func(v *inventory.VM) { v.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-1"} },
 			in: func(in *Input) {
 				in.Keys = nil

@@ -95,8 +95,9 @@ type RebootRetryConfig struct {
 	// MaxRestarts bounds the restarts of one VM (1..15; default 3).
 	MaxRestarts int `json:"max_restarts" yaml:"max_restarts"`
 	// LastResortRestarts bounds them instead where reboot-retry is the
-	// VM's last resort: no later strategy in its chain can repair it
-	// unless reboot-retry itself reveals a way (race-the-boot's window).
+	// VM's last resort: no later strategy in its chain is sure to repair
+	// it (race-the-boot needs a window the restarts reveal; safe-mode-boot
+	// may leave the VM in Safe Mode, where restarts no longer help).
 	// MaxRestarts..15; default 15, Microsoft's advice for the July 2024
 	// incident ("reboot up to 15 times"). 0 (a plan written before the
 	// setting): MaxRestarts.

@@ -106,6 +106,12 @@ func (SafeModeBoot) Risks(c *Candidate, planned bool) []string {
 	return r
 }
 
+// RestartsFirst reports true: where WinRM does not start in Safe Mode the
+// VM is left there, and no restart brings it the fixed update any more;
+// so a VM that reboot-retry might still bring back gets its whole
+// last-resort budget of restarts first (plan: last_resort).
+func (SafeModeBoot) RestartsFirst() bool { return true }
+
 // FailureChance implements Unit: not modelled (0).
 func (SafeModeBoot) FailureChance(policy.Policy) float64 { return 0 }
 
