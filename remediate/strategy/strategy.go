@@ -1,7 +1,7 @@
-// Package strategy holds fixfleet's four remediation strategies as
-// step.Strategy values: reboot-retry, delete-file, helper-mount and
-// restore-backup (see DESIGN.md §3), each a Unit in its own file, and the
-// Registry that the planner and the executor read them through.
+// Package strategy holds fixfleet's remediation strategies as step.Strategy
+// values (see DESIGN.md §3 and Default for the list), each a Unit in its
+// own file, and the Registry that the planner and the executor read them
+// through.
 //
 // Every step is idempotent: it reads the real state first (Disks.Describe,
 // Disks.FindSnapshots, the helper's disk listing, Observer.Observe, the
@@ -61,6 +61,9 @@
 //	                      from, taken after its stop (role copy-source)
 //	copy_disk_id, swapped, copy_deleted  copy-and-swap: the copy, whether it
 //	                      is the OS disk, whether an abort deleted it
+//	safeboot_set          safe-mode-boot: "true" once the safe-boot flag is
+//	                      set in the OS disk's BCD store on the helper
+//	in_safe_mode          safe-mode-boot: when the guest answered in Safe Mode
 //	return_snapshot_id, returned_disk_id  cross-zone-mount: the snapshot of
 //	                      the repaired copy, and the disk made from it in
 //	                      the VM's zone (its boot disk once attached)
