@@ -20,9 +20,10 @@ import (
 // everyStepWorlds are, by face, the worlds in which every strategy the
 // face can run runs (see cmd/fixfleet's TestKillAtEveryStep, which shares
 // them). every-step-azure.json is every-step.json with Azure's zone names,
-// less vm-00009, whose damaged backup only a face with backups restores,
-// and vm-00010 to vm-00013 (cross-zone-mount, which needs os-disk-detach,
-// and the powered-off VMs whose disks are read offline).
+// less vm-00009 and vm-00014, whose backups only a face with backups
+// restores, vm-00010 to vm-00013 (cross-zone-mount, which needs os-disk-detach,
+// and the powered-off VMs whose disks are read offline), and vm-00015
+// (safe-mode-boot, which needs os-disk-detach).
 var everyStepWorlds = map[string]string{FaceSim: "testdata/every-step.json", FaceAzure: "testdata/every-step-azure.json"}
 
 // mutations are the mutating methods of the provider contract

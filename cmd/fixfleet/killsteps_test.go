@@ -25,7 +25,7 @@ import (
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
-// everyStepWorld is a 14-VM world in which every strategy of the sim
+// everyStepWorld is a 15-VM world in which every strategy of the sim
 // face runs (and every step of each, powered-off VMs' included): a healthy VM; a boot loop that recovers after a restart
 // (reboot-retry); a BitLocker boot loop that never recovers (reboot-retry
 // fails, helper-mount repairs it with its unlock step); a boot loop with
@@ -42,10 +42,12 @@ import (
 // aborts); two powered-off VMs whose disks are checked offline
 // (cross-zone-mount in tk1a, helper-mount in is1b); and a powered-off VM
 // with damaged hives (helper-mount's check-hives fails, restore-backup
-// swaps a restored disk in and leaves it off).
-// everyStepAzureWorld is the same world in Azure's zones, less that last
-// VM (Azure's face has no backups): there copy-and-swap (Azure's OS-disk
-// swap) takes helper-mount's place.
+// swaps a restored disk in and leaves it off); and a BitLocker boot loop
+// whose key is in no key source and whose WinRM is listed under
+// SafeBoot\Network (reboot-retry fails, safe-mode-boot repairs it).
+// everyStepAzureWorld is a part of it in Azure's zones (simulation's
+// everyStepWorlds says which): there copy-and-swap (Azure's OS-disk swap)
+// takes helper-mount's place.
 const (
 	everyStepWorld      = "../../simulation/testdata/every-step.json"
 	everyStepAzureWorld = "../../simulation/testdata/every-step-azure.json"

@@ -342,7 +342,9 @@ func Build(in Input) (*Plan, error) {
 
 // makeWaves assigns the VMs acted on to waves and fills VMPlan.Wave: the
 // canary from the first tier with VMs to act on, then waves of each tier
-// in tier order (one tier, 0, without policy tiers).
+// in tier order (one tier, 0, without policy tiers); within a tier, the
+// VMs whose reboot-retry is their last resort (VMPlan.LastResort) first,
+// then the others in fleet order.
 func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 	var all []int
 	for i := range vms {
@@ -388,6 +390,10 @@ func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 				rest = append(rest, i)
 			}
 		}
+		// Last resorts first: up to last_resort_restarts restarts make
+		// theirs the tier's longest chains, and restarts take little of
+		// the account's API calls and no helper.
+		sort.SliceStable(rest, func(a, b int) bool { return vms[rest[a]].LastResort && !vms[rest[b]].LastResort })
 		for lo := 0; lo < len(rest); lo += pol.WaveSize {
 			hi := min(lo+pol.WaveSize, len(rest))
 			num := len(waves) + 1

@@ -466,6 +466,38 @@ func bigFleet(n int) []inventory.Assessed {
 	return out
 }
 
+// TestLastResortsFirst: after the canary, the VMs whose reboot-retry is
+// their last resort (the longest chains) start first, in fleet order, then
+// the others in fleet order.
+func TestLastResortsFirst(t *testing.T) {
+	var fleet []inventory.Assessed
+	for i := range 9 {
+		a := vmIn("prod", fmt.Sprintf("vm-%03d", i), inventory.StateBootLoop)
+		if i == 5 || i == 7 {
+			a.VM.Windows.Release = "2012" // no helper image, no backup
+		}
+		fleet = append(fleet, a)
+	}
+	in := baseInput(fleet...)
+	in.Policy.Canary, in.Policy.WaveSize = 2, 3
+	p, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][]string
+	for _, w := range p.Waves {
+		var names []string
+		for _, k := range w.VMs {
+			names = append(names, k[strings.LastIndex(k, "/")+1:])
+		}
+		got = append(got, names)
+	}
+	want := [][]string{{"vm-000", "vm-001"}, {"vm-005", "vm-007", "vm-002"}, {"vm-003", "vm-004", "vm-006"}, {"vm-008"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("waves %v, want %v", got, want)
+	}
+}
+
 func TestWaves(t *testing.T) {
 	in := baseInput(bigFleet(50)...)
 	in.Policy.Canary = 4
