@@ -23,7 +23,7 @@ import (
 // less vm-00009 and vm-00014, whose backups only a face with backups
 // restores, vm-00010 to vm-00013 (cross-zone-mount, which needs os-disk-detach,
 // and the powered-off VMs whose disks are read offline), and vm-00015
-// (safe-mode-boot, which needs os-disk-detach).
+// and vm-00016 (safe-mode-boot, which needs os-disk-detach).
 var everyStepWorlds = map[string]string{FaceSim: "testdata/every-step.json", FaceAzure: "testdata/every-step-azure.json"}
 
 // mutations are the mutating methods of the provider contract

@@ -25,7 +25,7 @@ import (
 	"github.com/fixfleet/fixfleet/simulation"
 )
 
-// everyStepWorld is a 15-VM world in which every strategy of the sim
+// everyStepWorld is a 16-VM world in which every strategy of the sim
 // face runs (and every step of each, powered-off VMs' included): a healthy VM; a boot loop that recovers after a restart
 // (reboot-retry); a BitLocker boot loop that never recovers (reboot-retry
 // fails, helper-mount repairs it with its unlock step); a boot loop with
@@ -44,7 +44,9 @@ import (
 // with damaged hives (helper-mount's check-hives fails, restore-backup
 // swaps a restored disk in and leaves it off); and a BitLocker boot loop
 // whose key is in no key source and whose WinRM is listed under
-// SafeBoot\Network (reboot-retry fails, safe-mode-boot repairs it).
+// SafeBoot\Network (reboot-retry fails, safe-mode-boot repairs it), and
+// its copy whose WinRM is not listed there (safe-mode-boot finds it silent
+// in Safe Mode and aborts, restore-backup repairs it).
 // everyStepAzureWorld is a part of it in Azure's zones (simulation's
 // everyStepWorlds says which): there copy-and-swap (Azure's OS-disk swap)
 // takes helper-mount's place.

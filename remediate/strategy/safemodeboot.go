@@ -168,8 +168,11 @@ func smAwaitSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts 
 		return out, nil
 	}
 	why := "its WinRM does not answer there within " + BootWait.String() + ` (it is not listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network)`
-	if rejected {
+	switch {
+	case rejected:
 		why = "its WinRM there rejects the configured credentials"
+	case p.Reachable:
+		why = describeProbe(env.Incident, p) + " after " + BootWait.String()
 	}
 	return nil, step.Fail("%s was started into Safe Mode with Networking, but %s; at its console, sign in as a local administrator, "+
 		`delete the files %s\%s of the bad window, run "bcdedit /deletevalue {default} safeboot" and restart it`, vm.ID, why, env.Incident.Directory, env.Incident.Pattern)
