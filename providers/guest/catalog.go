@@ -28,7 +28,7 @@ const MaxCommandLine = 7168
 func parts(n Name) []string {
 	switch n {
 	case ClearSafeBootOffline, SetSafeBootOffline:
-		return []string{"scripts/lib/diskarg.ps1", "scripts/" + string(n) + ".ps1"}
+		return []string{"scripts/lib/diskarg.ps1", "scripts/lib/bcdstore.ps1", "scripts/" + string(n) + ".ps1"}
 	case ListDisks:
 		return []string{"scripts/lib/disk.ps1", "scripts/" + string(n) + ".ps1"}
 	case OnlineDisk, SetDiskIdentity, OfflineDisk:

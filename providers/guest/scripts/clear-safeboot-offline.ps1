@@ -8,27 +8,14 @@ $ErrorActionPreference = 'Stop'
 try {
     $p = [Console]::In.ReadToEnd() | ConvertFrom-Json
     $d = DiskArg $p
-    if ($d.IsBoot -or $d.IsSystem) { throw 'refusing: that is the helper''s own disk' }
-    $rel = [string]$p.store
-    if ($rel -ne '\Boot\BCD' -and $rel -ne '\EFI\Microsoft\Boot\BCD') { throw 'store must be \Boot\BCD or \EFI\Microsoft\Boot\BCD' }
-    $esp = '{c12a7328-f81f-11d2-ba4b-00a0c93ec93b}'
-    $part = Get-Partition -DiskNumber $d.Number | Where-Object { $_.GptType -eq $esp -or $_.IsActive } | Select-Object -First 1
-    if (-not $part) { throw 'the disk has no system partition (EFI system or active)' }
-    $dir = Join-Path $env:TEMP ('fixfleet-bcd-' + [guid]::NewGuid().ToString('N'))
-    $null = New-Item -ItemType Directory -Path $dir
-    Add-PartitionAccessPath -DiskNumber $d.Number -PartitionNumber $part.PartitionNumber -AccessPath $dir
-    try {
-        $store = Join-Path $dir $rel.TrimStart('\')
-        $bcd = bcdedit /store $store /enum '{default}'
-        if ($LASTEXITCODE -ne 0) { throw 'bcdedit /enum failed on the offline store' }
-        $was = [bool]($bcd -match '^safeboot\s')
-        if ($was) {
+    $was = BCDStore $d ([string]$p.store) {
+        param($store, $entry)
+        $set = [bool]($entry -match '^safeboot\s')
+        if ($set) {
             $null = bcdedit /store $store /deletevalue '{default}' safeboot
             if ($LASTEXITCODE -ne 0) { throw 'bcdedit /deletevalue failed on the offline store' }
         }
-    } finally {
-        Remove-PartitionAccessPath -DiskNumber $d.Number -PartitionNumber $part.PartitionNumber -AccessPath $dir
-        Remove-Item -Path $dir -Force
+        $set
     }
     [ordered]@{ was_set = $was } | ConvertTo-Json -Compress
 } catch {
