@@ -120,7 +120,7 @@ func (SafeModeBoot) Steps(vm *step.Target, _ policy.Policy) []step.Step {
 	steps := onHelperSteps(vm, step.Step{Name: "set-safeboot", Run: unlessReturned(smSetSafeBoot), Cost: onHelperCost(1)})
 	return append(steps,
 		step.Step{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
-		step.Step{Name: "wait-safe-mode", Run: smAwaitSafeMode, ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpBootToWinRM}, Calls: 1, Scripts: 1}},
+		step.Step{Name: "wait-safe-mode", Run: smWaitSafeMode, ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpBootToWinRM}, Calls: 1, Scripts: 1}},
 		step.Step{Name: "delete-files", Run: dfDelete, Cost: step.Cost{Calls: 1, Scripts: 1}},
 		step.Step{Name: "clear-safeboot", Run: dfClearSafeBoot, Cost: step.Cost{Scripts: 1}},
 		step.Step{Name: "restart", Run: dfRestart, Cost: step.Cost{Ops: []timing.Op{timing.OpRestart}}},
@@ -138,10 +138,10 @@ func smSetSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts st
 	return step.Facts{FactSafeBootSet: "true"}, nil
 }
 
-// smAwaitSafeMode waits for the started VM's guest to answer in Safe Mode
+// smWaitSafeMode waits for the started VM's guest to answer in Safe Mode
 // and records the boot counter there, which delete-file's steps read to
 // tell whether the VM restarted since.
-func smAwaitSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+func smWaitSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if facts[FactInSafeMode] != "" {
 		return nil, nil
 	}
@@ -179,14 +179,20 @@ func smAwaitSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts 
 }
 
 // Abort implements step.Strategy: helper-mount's Abort. A disk whose
-// safe-boot flag was set is back on its VM with the flag: the VM runs in
-// Safe Mode with Networking, no longer crashing, and the abort fact says
-// what a person does there.
+// safe-boot flag was set (and not cleared by the guest since) is back on
+// its VM with the flag: the VM runs in Safe Mode with Networking, no longer
+// crashing (powered on, as helper-mount's Abort does, or started by the
+// strategy), and the abort fact says what a person does there.
 func (SafeModeBoot) Abort(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	out, err := HelperMount{}.Abort(ctx, env, vm, facts)
-	if err == nil && facts[FactSafeBootSet] == "true" && facts[FactRestarted] != "true" {
-		out[FactAbort] += `; its boot configuration starts Safe Mode with Networking (safe-boot flag set): ` +
-			`a person at its console deletes the incident's files, runs "bcdedit /deletevalue {default} safeboot" and restarts it`
+	if err != nil || facts[FactSafeBootSet] != "true" || facts[FactRestarted] == "true" {
+		return out, err
 	}
-	return out, err
+	power := "powered on"
+	if vm.State == inventory.StateStopped && facts[FactStarted] != "true" {
+		power = "left powered off, as it was found"
+	}
+	out[FactAbort] = "the OS disk is back on its VM with its identity verified and its boot configuration set to start Safe Mode with Networking; the VM was " + power +
+		`: at its console a person signs in as a local administrator, deletes the incident's files, runs "bcdedit /deletevalue {default} safeboot" and restarts it`
+	return out, nil
 }

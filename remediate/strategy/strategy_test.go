@@ -188,7 +188,7 @@ func TestRepairs(t *testing.T) {
 				if ds := f.disk("disk-16"); ds.AttachedTo != "vm-16" || !ds.Boot {
 					t.Errorf("after abort disk-16 is %+v, want the boot disk of vm-16", ds)
 				}
-				if !strings.Contains(facts[FactAbort], "starts Safe Mode with Networking") {
+				if !strings.Contains(facts[FactAbort], "set to start Safe Mode with Networking; the VM was powered on") {
 					t.Errorf("abort fact %q does not say the VM starts Safe Mode", facts[FactAbort])
 				}
 			}},
