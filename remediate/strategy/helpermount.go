@@ -32,8 +32,13 @@ const (
 	FactIdentityChanged     step.Fact = "identity_changed"
 	FactDriveLetter         step.Fact = "drive_letter"
 	FactUnlocked            step.Fact = "unlocked"
-	FactHivesOK             step.Fact = "hives_ok"
-	FactSafeBootCleared     step.Fact = "safeboot_cleared"
+	// FactKeyMissing: "true" when the helper saw the OS volume
+	// BitLocker-locked and no key source holds its recovery key (the
+	// condition of safe-mode-boot after it where the plan could not see
+	// the encryption).
+	FactKeyMissing      step.Fact = "key_missing"
+	FactHivesOK         step.Fact = "hives_ok"
+	FactSafeBootCleared step.Fact = "safeboot_cleared"
 	// FactEffectsUnknown: a repeated delete-files or clear-safeboot found
 	// nothing to change, but an earlier attempt may have changed it
 	// unrecorded (step.FactRerun): the disk is not known to have been clean.
@@ -618,17 +623,18 @@ func hmUnlock(ctx context.Context, env *step.Env, vm *step.Target, facts step.Fa
 	case vm.OSDisk.Encryption.KeyID != "" && !strings.EqualFold(keyID, vm.OSDisk.Encryption.KeyID):
 		return nil, step.Fail("the volume of disk %s is protected by key %s, but the plan expected %s", vm.OSDisk.ID, keyID, vm.OSDisk.Encryption.KeyID)
 	}
+	missing := step.Facts{FactKeyMissing: "true"}
 	switch {
 	case keyID == "":
-		return nil, step.Fail("disk %s is BitLocker-locked on helper %s and its key protector ID is unknown", vm.OSDisk.ID, h.ID)
+		return missing, step.Fail("disk %s is BitLocker-locked on helper %s and its key protector ID is unknown", vm.OSDisk.ID, h.ID)
 	case vol.DriveLetter == "":
 		return nil, step.Fail("the BitLocker volume of disk %s has no drive letter on helper %s", vm.OSDisk.ID, h.ID)
 	case env.Keys == nil:
-		return nil, step.Fail("no recovery-key source: cannot unlock disk %s (key protector %s)", vm.OSDisk.ID, keyID)
+		return missing, step.Fail("no recovery-key source: cannot unlock disk %s (key protector %s)", vm.OSDisk.ID, keyID)
 	}
 	key, ok := env.Keys.Key(keyID)
 	if !ok {
-		return nil, step.Fail("the key source has no recovery key for key protector %s of disk %s", keyID, vm.OSDisk.ID)
+		return missing, step.Fail("the key source has no recovery key for key protector %s of disk %s", keyID, vm.OSDisk.ID)
 	}
 	r, err := env.Guest.UnlockVolume(ctx, ep, env.Creds, guest.UnlockParams{DriveLetter: vol.DriveLetter, RecoveryKey: key.Reveal()})
 	if err != nil {

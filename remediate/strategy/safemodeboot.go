@@ -2,6 +2,7 @@ package strategy
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/fixfleet/fixfleet/inventory"
@@ -79,13 +80,17 @@ func (SafeModeBoot) Needs() Needs {
 }
 
 // Check implements Unit: only a BitLocker disk no key source can unlock
-// (any other disk helper-mount repairs offline, without a boot), a
-// helper image in the VM's own zone, and for a powered-off VM a policy
-// that starts it.
+// (any other disk helper-mount repairs offline, without a boot) or, where
+// the plan does not see the disk encrypted (most clouds cannot tell),
+// after helper-mount, which finds out (Conditional); a helper image in the
+// VM's own zone; and for a powered-off VM a policy that starts it.
 func (SafeModeBoot) Check(c *Candidate) []string {
 	var why []string
-	if c.KeyProblem == "" {
-		why = append(why, "the OS volume can be read offline (no BitLocker, or its key is at hand): helper-mount repairs it without booting it")
+	switch {
+	case c.VM.OSDisk.Encryption.BitLocker && c.KeyProblem == "":
+		why = append(why, "the BitLocker key is at hand: helper-mount repairs the disk without booting it")
+	case !c.VM.OSDisk.Encryption.BitLocker && !slices.Contains(c.Before, policy.HelperMount):
+		why = append(why, "the OS volume is not known to be BitLocker-encrypted, and no helper-mount before it can find it locked")
 	}
 	if w := helperProblem(c); w != "" {
 		why = append(why, w)
@@ -96,10 +101,22 @@ func (SafeModeBoot) Check(c *Candidate) []string {
 	return why
 }
 
-// Risks implements Unit: WinRM may not start in Safe Mode.
+// Conditional implements step.Conditional: where the plan does not see
+// the disk encrypted, it runs only if helper-mount, before it, found the
+// volume BitLocker-locked with its key in no key source (FactKeyMissing).
+func (SafeModeBoot) Conditional(t *step.Target) string {
+	if t.OSDisk.Encryption.BitLocker {
+		return ""
+	}
+	return "only if helper-mount before it finds the OS volume BitLocker-locked and its recovery key in no key source"
+}
+
+// Risks implements Unit: WinRM may not start in Safe Mode (said where it
+// runs unconditionally; its condition, in the plan's reasons, says the
+// rest).
 func (SafeModeBoot) Risks(c *Candidate, planned bool) []string {
 	r := HelperMount{}.Risks(c, planned)
-	if planned {
+	if planned && c.VM.OSDisk.Encryption.BitLocker {
 		r = append(r, `WinRM answers in Safe Mode only where it is listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network; `+
 			"elsewhere the VM is left in Safe Mode with Networking for a person at its console")
 	}
@@ -118,6 +135,9 @@ func (SafeModeBoot) FailureChance(policy.Policy) float64 { return 0 }
 // Steps implements step.Strategy.
 func (SafeModeBoot) Steps(vm *step.Target, _ policy.Policy) []step.Step {
 	steps := onHelperSteps(vm, step.Step{Name: "set-safeboot", Run: unlessReturned(smSetSafeBoot), Cost: onHelperCost(1)})
+	if !vm.OSDisk.Encryption.BitLocker {
+		steps[0] = keyFoundMissing(steps[0])
+	}
 	return append(steps,
 		step.Step{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
 		step.Step{Name: "wait-safe-mode", Run: smWaitSafeMode, ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpBootToWinRM}, Calls: 1, Scripts: 1}},
@@ -127,6 +147,40 @@ func (SafeModeBoot) Steps(vm *step.Target, _ policy.Policy) []step.Step {
 		finalVerify("verify"),
 	)
 }
+
+// keyFoundMissing makes the re-check fail at once, before any call, unless
+// helper-mount found the OS volume locked with no key (Conditional). The
+// facts are the VM's, across strategies: it clears the progress of
+// helper-mount's mount (mountFacts), so that this mount of the disk starts
+// from the start and does not skip its steps for the earlier one's (the
+// disk back on its VM, an identity verified).
+func keyFoundMissing(recheck step.Step) step.Step {
+	run := recheck.Run
+	recheck.Run = func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
+		if facts[FactKeyMissing] != "true" {
+			return nil, step.Fail("helper-mount did not find the OS volume of %s BitLocker-locked without a key: nothing for safe-mode-boot to do", vm.ID)
+		}
+		out, err := run(ctx, env, vm, facts)
+		if err != nil {
+			return out, err
+		}
+		reset := step.Facts{}
+		for _, k := range mountFacts {
+			if facts[k] != "" {
+				reset[k] = ""
+			}
+		}
+		return reset.Merge(out), nil
+	}
+	return recheck
+}
+
+// mountFacts are the facts of a helper mount's progress (helper-mount's
+// steps, onHelperSteps), which a later mount of the same disk must not
+// read as its own.
+var mountFacts = []step.Fact{FactStopped, FactHelperID, FactHelperZone, FactOSDiskDetached, FactAttachedTo, FactDiskNumber, FactDiskBySerial,
+	FactIdentityOriginal, FactIdentityAfterOnline, FactIdentityChanged, FactDriveLetter, FactUnlocked, FactIdentityVerified, FactOfflined,
+	FactDetachedFromHelper, FactHelperReturned, FactDiskReturned, FactStarted}
 
 func smSetSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if facts[FactSafeBootSet] == "true" {

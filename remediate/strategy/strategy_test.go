@@ -266,7 +266,7 @@ func TestRecoveredBeforeRecheck(t *testing.T) {
 			f := newFixture(t, spec{n: 20, kind: healthyVM})
 			s, _ := byName(name)
 			before := f.mutationCount()
-			facts, err := f.run(s, f.target(20), nil, runOpts{stopAfter: -1})
+			facts, err := f.run(s, encrypted(f.target(20)), nil, runOpts{stopAfter: -1})
 			if !errors.Is(err, step.ErrHealthy) {
 				t.Fatalf("err = %v, want ErrHealthy", err)
 			}
@@ -279,6 +279,14 @@ func TestRecoveredBeforeRecheck(t *testing.T) {
 			f.clean()
 		})
 	}
+}
+
+// encrypted is vm as a plan that sees its OS disk BitLocker-encrypted
+// plans it, so that every strategy runs unconditionally on it
+// (safe-mode-boot's Conditional).
+func encrypted(vm *step.Target) *step.Target {
+	vm.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: testKeyI}
+	return vm
 }
 
 // TestSeedStory: a helper whose own disk has the target's identity. A naive
@@ -636,7 +644,7 @@ func TestHealthyButUnprobeable(t *testing.T) {
 			f.env.Prober = blindProber{}
 			s, _ := byName(name)
 			before := f.mutationCount()
-			_, err := f.run(s, f.target(21), nil, runOpts{stopAfter: -1, noAbort: true})
+			_, err := f.run(s, encrypted(f.target(21)), nil, runOpts{stopAfter: -1, noAbort: true})
 			if !errors.Is(err, step.ErrNeedsPerson) {
 				t.Fatalf("err = %v, want ErrNeedsPerson", err)
 			}
@@ -666,6 +674,41 @@ func TestBitLockerUnknownToThePlan(t *testing.T) {
 			t.Errorf("facts = %v, want the volume unlocked", facts)
 		}
 		if got := f.waitTruth(31, world.TruthHealthy, 20*time.Minute); got != world.TruthHealthy {
+			t.Errorf("truth %s, want healthy", got)
+		}
+		f.clean()
+	})
+}
+
+// TestSafeModeBootAfterHelperMount: where the plan cannot see BitLocker
+// (EC2), safe-mode-boot runs only once helper-mount found the volume
+// locked with no key: without that fact it fails before any call; with
+// it, it repairs the VM.
+func TestSafeModeBootAfterHelperMount(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := newVirtualFixture(t, spec{n: 32, identity: img2019, bitlocker: true, safeWinRM: true})
+		vm := f.target(32)
+		vm.OSDisk.Encryption = inventory.Encryption{}
+		if c := (SafeModeBoot{}).Conditional(vm); c == "" {
+			t.Fatal("safe-mode-boot is unconditional on a disk the plan does not see encrypted")
+		}
+		before := f.mutationCount()
+		if _, err := f.run(SafeModeBoot{}, vm, nil, runOpts{stopAfter: -1, noAbort: true}); !errors.Is(err, step.ErrStrategyFailed) {
+			t.Fatalf("safe-mode-boot without helper-mount's finding: err = %v, want a failure", err)
+		}
+		if after := f.mutationCount(); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("the cloud was changed: %v -> %v", before, after)
+		}
+		facts, err := f.run(HelperMount{}, vm, nil, runOpts{stopAfter: -1})
+		if !errors.Is(err, step.ErrStrategyFailed) || facts[FactKeyMissing] != "true" {
+			t.Fatalf("helper-mount: err = %v, facts %v; want a failure that records the missing key", err, facts)
+		}
+		facts, err = f.run(SafeModeBoot{}, vm, facts, runOpts{stopAfter: -1})
+		if err != nil {
+			t.Fatalf("safe-mode-boot after helper-mount: %v (facts %v)", err, facts)
+		}
+		if got := f.waitTruth(32, world.TruthHealthy, 20*time.Minute); got != world.TruthHealthy {
 			t.Errorf("truth %s, want healthy", got)
 		}
 		f.clean()
