@@ -46,6 +46,8 @@
 //	identity_changed      "true" when onlining changed it
 //	drive_letter          the OS volume's letter on the helper
 //	unlocked              "true" once the BitLocker volume was unlocked
+//	key_missing           "true": the helper saw the volume locked and no key
+//	                      source holds its key (safe-mode-boot's condition)
 //	hives_ok              "true" when SYSTEM and SOFTWARE checked fine
 //	identity_verified     the identity a listing showed after the restore
 //	offlined              "true" once the disk was taken offline again
