@@ -865,6 +865,26 @@ func (h helpers) Acquire(ctx context.Context, zone string, win inventory.Windows
 	return ref, power(h).Start(ctx, []providers.VMRef{ref})
 }
 
+// FindHelpers lists the instances, in every region in scope, that carry
+// all of tags and are not terminated: the helper pool's sweep of a run's
+// helpers it does not know (one whose RunInstances reply was lost, one a
+// killed process made). Read-only.
+func (h helpers) FindHelpers(ctx context.Context, tags providers.Tags) ([]providers.VMRef, error) {
+	var out []providers.VMRef
+	for _, r := range h.order {
+		is, err := h.describeInstances(ctx, h.regions[r], "FindHelpers", "helpers in "+r, nil,
+			append(tagFilters(tags), filter("instance-state-name", "pending", "running", "stopping", "stopped"))...)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range is {
+			out = append(out, providers.VMRef{ID: sdk.ToString(i.InstanceId), Region: r, Zone: zoneOf(i), Name: tagMap(i.Tags)["Name"]})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
 // Release implements providers.Helpers: TerminateInstances, refused while
 // any volume but the helper's own root (the one deleted on termination) is
 // attached; then it waits until the instance is gone.

@@ -714,6 +714,12 @@ func helperImages(e *env) {
 // helperAcquire: Acquire is idempotent by tags (the same running helper
 // twice, one in the world), and ErrNotFound where the zone has no image of
 // the release.
+// helperFinder is what the helper pool's sweep asks of a provider's
+// Helpers that lists a run's helpers by tag (helperpool: sweep).
+type helperFinder interface {
+	FindHelpers(ctx context.Context, tags providers.Tags) ([]providers.VMRef, error)
+}
+
 func helperAcquire(e *env) {
 	h1, im, tags := e.acquireHelper("")
 	h2, err := e.p.Helpers.Acquire(e.ctx, im.Zone, inventory.WindowsVersion{Release: im.Release}, tags)
@@ -733,9 +739,24 @@ func helperAcquire(e *env) {
 			e.t.Errorf("%s: Observe helper %s: power %s, want running", e.h.Name, h1.ID, s.Power)
 		}
 	}
+	f, finds := e.p.Helpers.(helperFinder)
+	if finds {
+		found, err := f.FindHelpers(e.ctx, tags)
+		e.must(err, "FindHelpers")
+		if len(found) != 1 || found[0].ID != h1.ID || found[0].Zone != im.Zone {
+			e.t.Errorf("%s: FindHelpers(%v) = %+v, want only %s in %s", e.h.Name, tags, found, h1.ID, im.Zone)
+		}
+	}
 	// What a scenario acquires it releases: the referee counts a helper
 	// left behind as leaked.
 	e.must(e.p.Helpers.Release(e.ctx, h1), "Release %s", h1.ID)
+	if finds {
+		found, err := f.FindHelpers(e.ctx, tags)
+		e.must(err, "FindHelpers after Release")
+		if len(found) != 0 {
+			e.t.Errorf("%s: FindHelpers(%v) after Release = %+v, want none", e.h.Name, tags, found)
+		}
+	}
 	// A zone lacking one of the releases (a generated world has one, unless
 	// its images are regional and its zones one region's: then a release no
 	// zone has).
