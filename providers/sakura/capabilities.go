@@ -1173,6 +1173,26 @@ func (h helpers) image(ctx context.Context, zone string, win inventory.WindowsVe
 		"no public archive of Windows Server %s in zone %s (releases there: %s)", win.Release, zone, strings.Join(have, ", "))
 }
 
+// FindHelpers lists the servers, in every zone in scope, that carry all of
+// tags (found by tag, as Acquire finds a helper, a half-made one too): the
+// helper pool's sweep of a run's helpers it does not know. Read-only.
+func (h helpers) FindHelpers(ctx context.Context, tags providers.Tags) ([]providers.VMRef, error) {
+	var out []providers.VMRef
+	for _, zone := range h.scope.zones {
+		found, err := h.findServers(ctx, zone, tagFilter(tags))
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range found {
+			if hasAll(DecodeTags(x.Tags), tags) {
+				out = append(out, providers.VMRef{ID: x.ID.String(), Zone: zone, Name: x.Name})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
 // Release implements providers.Helpers: it refuses while a disk other than
 // the helper's own is connected, powers the helper off, and deletes it
 // with its own disk only. A helper already gone is fine; a server fixfleet
