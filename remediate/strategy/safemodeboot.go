@@ -3,7 +3,6 @@ package strategy
 import (
 	"context"
 	"slices"
-	"strconv"
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
@@ -42,7 +41,7 @@ const (
 //
 //	start              starts the VM (into Safe Mode)
 //	wait-safe-mode    the guest must answer in Safe Mode within BootWait;
-//	                   fact in_safe_mode (and safe_mode_boot_count). WinRM
+//	                   fact in_safe_mode. WinRM
 //	                   silent there (not listed under SafeBoot\Network) or
 //	                   rejecting the credentials → step.Fail, saying what a
 //	                   person at the console does
@@ -140,7 +139,7 @@ func (SafeModeBoot) Steps(vm *step.Target, _ policy.Policy) []step.Step {
 	}
 	return append(steps,
 		step.Step{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},
-		step.Step{Name: "wait-safe-mode", Run: smWaitSafeMode, ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpBootToWinRM}, Calls: 1, Scripts: 1}},
+		step.Step{Name: "wait-safe-mode", Run: smWaitSafeMode, ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpBootToWinRM}, Scripts: 1}},
 		step.Step{Name: "delete-files", Run: dfDelete, Cost: step.Cost{Calls: 1, Scripts: 1}},
 		step.Step{Name: "clear-safeboot", Run: dfClearSafeBoot, Cost: step.Cost{Scripts: 1}},
 		step.Step{Name: "restart", Run: dfRestart, Cost: step.Cost{Ops: []timing.Op{timing.OpRestart}}},
@@ -192,9 +191,9 @@ func smSetSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts st
 	return step.Facts{FactSafeBootSet: "true"}, nil
 }
 
-// smWaitSafeMode waits for the started VM's guest to answer in Safe Mode
-// and records the boot counter there, which delete-file's steps read to
-// tell whether the VM restarted since.
+// smWaitSafeMode waits for the started VM's guest to answer in Safe Mode.
+// delete-file's first step then records the boot counter there, as on a VM
+// found in Safe Mode (FactSafeModeBootCount).
 func smWaitSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if facts[FactInSafeMode] != "" {
 		return nil, nil
@@ -211,15 +210,7 @@ func smWaitSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts s
 	case healthyNow:
 		return nil, step.ErrHealthy
 	case inSafe(p):
-		s, err := observe(ctx, env, vmRef(vm))
-		if err != nil {
-			return nil, err
-		}
-		out := step.Facts{FactInSafeMode: stamp(p.At)}
-		if s.BootCount != nil {
-			out[FactSafeModeBootCount] = strconv.Itoa(*s.BootCount)
-		}
-		return out, nil
+		return step.Facts{FactInSafeMode: stamp(p.At)}, nil
 	}
 	why := "its WinRM does not answer there within " + BootWait.String() + ` (it is not listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network)`
 	switch {
