@@ -131,6 +131,14 @@ func ShowsCrash(console string) bool {
 	return false
 }
 
+// ShowsSelfReset reports whether console text shows Windows' stop screen
+// promising to restart by itself ("…and then we'll restart for you": the
+// default, automatic restart on system failure), as opposed to a
+// recovery screen, which waits for someone.
+func ShowsSelfReset(console string) bool {
+	return strings.Contains(strings.ToLower(console), "restart for you")
+}
+
 // ShowsSafeMode reports whether console text shows a Windows Safe Mode
 // desktop (Windows writes "Safe Mode" in the screen's corners).
 func ShowsSafeMode(console string) bool {

@@ -378,3 +378,20 @@ func TestFmtDur(t *testing.T) {
 		}
 	}
 }
+
+// TestShowsSelfReset: only the stop screen that promises its own restart
+// counts; a recovery screen or a stop screen without the promise does not.
+func TestShowsSelfReset(t *testing.T) {
+	for console, want := range map[string]bool{
+		"Your device ran into a problem and needs to restart. We're just collecting some error info, and then we'll restart for you.": true,
+		"YOUR PC RAN INTO A PROBLEM ... AND THEN WE'LL RESTART FOR YOU. 20% complete":                                                 true,
+		"Your PC ran into a problem that it couldn't handle, and now it needs to restart.":                                            false,
+		"Automatic Repair\r\n\r\nYour PC did not start correctly\r\n\r\nPress \"Restart\" to restart your PC":                         false,
+		"Starting Windows": false,
+		"":                 false,
+	} {
+		if got := ShowsSelfReset(console); got != want {
+			t.Errorf("ShowsSelfReset(%q) = %v, want %v", console, got, want)
+		}
+	}
+}

@@ -71,6 +71,7 @@ type spec struct {
 	// SafeBoot\Network (it would answer there).
 	safeWinRM bool
 	window    int    // WinRMWindowSeconds: a crashing boot's WinRM answers this long
+	stuck     int    // StuckAfterCrashes: it stops at the recovery screen after this many crashes
 	zone      string // "" is is1a, the zone of the world's helper image
 }
 
@@ -80,7 +81,7 @@ func (s spec) vmSpec() world.VMSpec {
 		id = own
 	}
 	c := world.ContentSpec{SizeGB: 40, Identity: id, HiveDamaged: s.hive}
-	cond := world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt, WinRMWindowSeconds: s.window, SafeModeWinRM: s.safeWinRM}
+	cond := world.ConditionSpec{WinRM: world.WinRMOpen, RecoverAfterBoots: s.recoverAt, WinRMWindowSeconds: s.window, SafeModeWinRM: s.safeWinRM, StuckAfterCrashes: s.stuck}
 	power := inventory.PowerRunning
 	switch s.kind {
 	case healthyVM:

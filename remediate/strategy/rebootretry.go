@@ -17,6 +17,8 @@ import (
 // Fact keys only RebootRetry produces.
 const (
 	FactRestarts step.Fact = "restarts"
+	// FactSelfResets counts the restarts the VM did by itself (selfReset).
+	FactSelfResets step.Fact = "self_resets"
 )
 
 // RebootRetry restarts a boot-looping VM up to
@@ -94,6 +96,17 @@ func restartStep(i int, chance float64) step.Step {
 			return nil, err
 		}
 		ref := vmRef(vm)
+		s, err := observe(ctx, env, ref)
+		if err != nil {
+			return nil, err
+		}
+		if reset, err := selfReset(ctx, env, vm, s); err != nil || reset {
+			if err != nil {
+				return nil, err
+			}
+			n, _ := strconv.Atoi(facts[FactSelfResets])
+			return step.Facts{FactRestarts: strconv.Itoa(i), FactSelfResets: strconv.Itoa(n + 1)}, nil
+		}
 		gctx, _, out, err := guard(ctx, env, vm, facts)
 		if err != nil {
 			return nil, err
@@ -101,8 +114,7 @@ func restartStep(i int, chance float64) step.Step {
 		if out == nil {
 			out = step.Facts{}
 		}
-		s, err := observe(ctx, env, ref)
-		if err != nil {
+		if s, err = observe(ctx, env, ref); err != nil {
 			return nil, err
 		}
 		switch s.Power {
@@ -151,6 +163,44 @@ func waitStep(i, n int, chance float64) step.Step {
 		// started a healthy boot since the last probe).
 		return out, nil
 	}, ReadOnly: true, Cost: step.Cost{Waits: []timing.Op{timing.OpCrashCycle}, Calls: 1, Chance: chance}}
+}
+
+// selfReset reports whether vm, seen in s, began a new boot by itself
+// within ResetGrace. A running VM whose console text shows Windows' stop
+// screen promising to restart (classify.ShowsSelfReset) resets on its own
+// once its dump is written, as every boot of a crash loop does: a restart
+// would only cost an API call and, when the account's calls queue, come
+// later than the VM's own reset. It watches (coalesced Observes, every
+// PollEvery/2) for the new boot: text that is no crash, a boot counter or
+// boot time that moved, or the reachability check passing. false (restart
+// it) for any other screen, a recovery screen (it waits for someone), a
+// cloud that shows no console text (its screenshots would cost a call
+// each, more than the restart), or no new boot within the grace.
+// Read-only.
+func selfReset(ctx context.Context, env *step.Env, vm *step.Target, s inventory.Signals) (bool, error) {
+	if s.Power != inventory.PowerRunning || !s.ConsoleAvailable || !classify.ShowsSelfReset(s.Console) {
+		return false, nil
+	}
+	first, reset, seen := s, false, true
+	_, err := poll(ctx, env, PollEvery/2, ResetGrace, func() (bool, error) {
+		if seen {
+			seen = false
+			return false, nil // first: seen at the stop screen just now
+		}
+		s, err := observe(ctx, env, vmRef(vm))
+		if retryable(err) {
+			return false, nil
+		}
+		if err != nil || s.Power != inventory.PowerRunning {
+			return true, err // stopped or stopping: not its own reset
+		}
+		reset = s.Console != "" && !classify.ShowsCrash(s.Console) ||
+			s.InstanceReachable != nil && *s.InstanceReachable ||
+			s.BootCount != nil && first.BootCount != nil && *s.BootCount > *first.BootCount ||
+			s.LastBootAt.After(first.LastBootAt)
+		return reset, nil
+	})
+	return reset, err
 }
 
 // crashWatch tells, from a VM's signals sampled after a restart, whether

@@ -122,6 +122,10 @@ var (
 	HelperWait = 2*timing.Of(timing.OpHelperCreate).Max + 2*time.Minute
 	// SnapshotWait bounds the wait for a snapshot found not ready yet.
 	SnapshotWait = 2*timing.Of(timing.OpSnapshot).Max + 2*time.Minute
+	// ResetGrace: how long reboot-retry lets a VM at the stop screen
+	// reset by itself before it restarts it (selfReset): a whole crash
+	// cycle.
+	ResetGrace = timing.Of(timing.OpCrashCycle).Max
 	// RecheckMaxAge: a stop or restart re-checks the VM's health first when
 	// the last check is older than this.
 	RecheckMaxAge = time.Minute

@@ -109,7 +109,27 @@ func TestRepairs(t *testing.T) {
 	cases := []repairCase{
 		{name: "reboot-retry recovers", spec: spec{n: 1, recoverAt: 11}, strat: policy.RebootRetry, want: step.ErrHealthy, wantTruth: world.TruthHealthy},
 		{name: "reboot-retry gives up", spec: spec{n: 2}, strat: policy.RebootRetry, maxRst: 2, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
-			errHas: "its screen shows the boot after the last restart crashing"}, // not BootWait run out
+			errHas: "its screen shows the boot after the last restart crashing", // not BootWait run out
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				// A crash loop resets by itself: no restart call.
+				if facts[FactSelfResets] != "2" || f.mutationCount()["RestartVM"] != 0 {
+					t.Errorf("self_resets %q, RestartVM calls %d: want 2 and 0", facts[FactSelfResets], f.mutationCount()["RestartVM"])
+				}
+			}},
+		{name: "reboot-retry at a recovery screen restarts it", spec: spec{n: 20, stuck: 1}, strat: policy.RebootRetry, maxRst: 2, want: step.ErrStrategyFailed,
+			wantTruth: world.TruthBootLoop,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if facts[FactSelfResets] != "" || f.mutationCount()["RestartVM"] != 2 {
+					t.Errorf("self_resets %q, RestartVM calls %d: want none and 2", facts[FactSelfResets], f.mutationCount()["RestartVM"])
+				}
+			}},
+		{name: "reboot-retry on a cloud without console text restarts it", spec: spec{n: 21}, strat: policy.RebootRetry, maxRst: 2, blind: true,
+			want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				if facts[FactSelfResets] != "" || f.mutationCount()["RestartVM"] != 2 {
+					t.Errorf("self_resets %q, RestartVM calls %d: want none and 2", facts[FactSelfResets], f.mutationCount()["RestartVM"])
+				}
+			}},
 		{name: "delete-file", spec: spec{n: 3, kind: safeMode}, strat: policy.DeleteFile, wantTruth: world.TruthHealthy,
 			check: func(t *testing.T, f *fixture, facts step.Facts) {
 				if facts[FactDeleted] != "1" || facts[FactSnapshotID] == "" || facts[FactSafeBootWasSet] != "true" {
