@@ -113,6 +113,7 @@ func vmOutcomes(t *testing.T, db string) []string {
 // 30 simulated minutes, which it does not assert: no face meets it yet
 // (docs/simulator.md says where the time goes).
 func TestIncident2024Fleet(t *testing.T) {
+	t.Parallel() // virtual time: CPU contention cannot change its outcome
 	for _, face := range []string{simulation.FaceSim, simulation.FaceSakura, simulation.FaceAWS, simulation.FaceAzure} {
 		t.Run(face, func(t *testing.T) {
 			dir := t.TempDir()

@@ -61,6 +61,7 @@ func checkOutcome(t *testing.T, s simulation.Summary) {
 // every VM healthy or flagged with a reason, all invariant counters 0, and
 // at least one VM repaired by each strategy in the default mix.
 func TestDemo(t *testing.T) {
+	t.Parallel() // virtual time: CPU contention cannot change its outcome
 	s := run(t, incident(300, 1))
 	checkOutcome(t, s)
 	for _, st := range []string{"reboot-retry", "delete-file", "helper-mount", "restore-backup"} {
@@ -74,6 +75,7 @@ func TestDemo(t *testing.T) {
 // change was applied) under throttling; the run completes, the invariants
 // hold, and no step was attempted more often than its retry bound.
 func TestDemoWithAPIFaults(t *testing.T) {
+	t.Parallel() // virtual time: CPU contention cannot change its outcome
 	o := incident(80, 3)
 	o.Journal = filepath.Join(t.TempDir(), "j.db")
 	o.Faults.ErrorRate, o.Faults.DropBefore, o.Faults.DropAfter = 0.05, 0.025, 0.025
@@ -91,6 +93,7 @@ func TestDemoWithAPIFaults(t *testing.T) {
 // minutes; the run pauses (the breaker opens), then completes on its own,
 // and no VM is left worse than before.
 func TestDemoOutage(t *testing.T) {
+	t.Parallel() // virtual time: CPU contention cannot change its outcome
 	o := incident(60, 4)
 	o.Faults.OutageAt, o.Faults.OutageFor = 40*time.Minute, 45*time.Minute
 	s := run(t, o)
@@ -155,6 +158,7 @@ func maxStepAttempts(t *testing.T, db string) int {
 // 0, and the emulator's per-operation call counts prove the traffic went
 // through HTTP.
 func TestDemoSakura(t *testing.T) {
+	t.Parallel() // virtual time: CPU contention cannot change its outcome
 	o := incident(120, 3)
 	o.Face = simulation.FaceSakura
 	s := run(t, o)
@@ -194,6 +198,7 @@ func TestDemoSakura(t *testing.T) {
 // an API rate this fleet is far below. How far batching goes when stops
 // come together is providers/aws's TestBatcherSendsWhenQuiet.
 func TestDemoAWS(t *testing.T) {
+	t.Parallel() // virtual time: CPU contention cannot change its outcome
 	o := incident(200, 4)
 	o.Face, o.Journal = simulation.FaceAWS, filepath.Join(t.TempDir(), "j.db")
 	s := run(t, o)
@@ -274,6 +279,7 @@ func TestDemoAzure(t *testing.T) {
 // strategies all report they cannot repair them end "no path", which the
 // failure brake does not count, so the run finishes.
 func TestNoBrakeWithoutFaults(t *testing.T) {
+	t.Parallel() // virtual time: CPU contention cannot change its outcome
 	s := run(t, simulation.RunOptions{Options: simulation.Options{World: simulation.WorldOptions{VMs: 120, Seed: 5}, Faults: &simulation.Faults{Throttle: "off", Latency: 1}}})
 	if s.RunStatus != "done" {
 		byOutcome := map[string][]string{}

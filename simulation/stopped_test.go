@@ -17,6 +17,7 @@ import (
 // person for a reason the plan gave; none is started, every invariant
 // counter is 0.
 func TestStoppedVMsOffline(t *testing.T) {
+	t.Parallel() // virtual time: CPU contention cannot change its outcome
 	o := incident(40, 6)
 	o.Face = simulation.FaceSakura
 	o.World.Mix = "stopped=40,stopped-clean=30,healthy=30"

@@ -21,6 +21,7 @@ import (
 // has passed since that tier started. Both a generous timeout (the tiers
 // open when done) and a short one (they open on the timeout) are run.
 func TestTiersGateApply(t *testing.T) {
+	t.Parallel() // virtual time: CPU contention cannot change its outcome
 	tests := []struct {
 		name    string
 		timeout int // minutes

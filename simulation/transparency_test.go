@@ -18,6 +18,7 @@ import (
 // makespan grew by 14% and 6% on two of them and shrank by 2% on the
 // third, where the run's order changed which VMs waited).
 func TestFaultTransparency(t *testing.T) {
+	t.Parallel() // virtual time: CPU contention cannot change its outcome
 	const vms, seed = 200, 11
 	clean := simtest.Run(t, virtualIncident(simulation.FaceSim, vms, seed))
 	faulty := virtualIncident(simulation.FaceSim, vms, seed)

@@ -49,6 +49,7 @@ func (a outcome) equal(b outcome) bool {
 // strategies) and flagged, the same makespan to the second and the same
 // API calls per operation.
 func TestSameSeedSameIncident(t *testing.T) {
+	t.Parallel() // virtual time: CPU contention cannot change its outcome
 	tests := []struct {
 		face string
 		vms  int
@@ -59,6 +60,7 @@ func TestSameSeedSameIncident(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.face, func(t *testing.T) {
+			t.Parallel()
 			var got []outcome
 			for range 2 {
 				s := simtest.Run(t, virtualIncident(tt.face, tt.vms, 7))
