@@ -184,6 +184,13 @@ type VMPlan struct {
 	// nothing else is sure to repair it: reboot-retry restarts it up to
 	// policy.reboot_retry.last_resort_restarts times, not max_restarts.
 	LastResort bool `json:"last_resort,omitempty"`
+	// LateRestarts: reboot-retry restarts only max_restarts times because
+	// a fallback looks sure, but that fallback may reveal a condition
+	// (helper-mount: the BitLocker key missing) under which the next one
+	// runs that may leave the VM where restarts no longer help
+	// (safe-mode-boot), with nothing sure after it: that one restarts the
+	// VM first, up to last_resort_restarts in all.
+	LateRestarts bool `json:"late_restarts,omitempty"`
 	// Wave is the 1-based wave the VM runs in (1 is the canary); 0 when
 	// the VM is not acted on.
 	Wave int `json:"wave,omitempty"`
@@ -245,7 +252,7 @@ func (h *PlannedHelper) String() string {
 // Target is what the plan entry's steps need to know about the VM.
 func (v *VMPlan) Target() *step.Target {
 	t := &step.Target{Key: v.Key, Location: v.Location, ID: v.ID, Name: v.Name, Windows: v.Windows, OSDisk: v.OSDisk, Power: v.Power, State: v.State,
-		WindowSeen: v.WinRMWindowSeen, LastResort: v.LastResort}
+		WindowSeen: v.WinRMWindowSeen, LastResort: v.LastResort, LateRestarts: v.LateRestarts}
 	if b := v.Backup; b != nil {
 		t.Backup = &inventory.Backup{ID: b.ID, VMID: v.ID, Kind: b.Kind, TakenAt: b.TakenAt, SizeGB: b.SizeGB}
 	}

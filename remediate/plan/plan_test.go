@@ -88,6 +88,9 @@ func TestEligibility(t *testing.T) {
 		// lastResort: reboot-retry is the VM's last resort, with
 		// policy.reboot_retry.last_resort_restarts restarts.
 		lastResort bool
+		// lateRestarts: safe-mode-boot, conditional with nothing sure
+		// after it, restarts up to last_resort_restarts first.
+		lateRestarts bool
 	}
 	stopped := func(v *inventory.VM) { v.Power = inventory.PowerStopped }
 	copies := func(in *Input) {
@@ -106,16 +109,18 @@ func TestEligibility(t *testing.T) {
 		{name: "boot-loop default", state: inventory.StateBootLoop, strategy: policy.RebootRetry,
 			fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount, policy.SafeModeBoot},
 			reasons: []string{"first eligible", "race-the-boot: only if WinRM answers during a crashing boot while reboot-retry restarts it",
-				"safe-mode-boot: only if helper-mount before it finds the OS volume BitLocker-locked and its recovery key in no key source"}},
+				"safe-mode-boot: only if helper-mount before it finds the OS volume BitLocker-locked and its recovery key in no key source",
+				"first restarts it up to 15 times in all"}, lateRestarts: true},
 		{name: "boot-loop default, WinRM window seen: race-the-boot unconditional", state: inventory.StateBootLoop,
 			assessed: func(a *inventory.Assessed) {
 				a.Classification.BadFiles = []inventory.FileFact{{Path: `C:\Windows\System32\drivers\CrowdStrike\C-00000291-00000000-00000032.sys`}}
 				a.Classification.Evidence.Probe = &inventory.Probe{Reachable: true, BootMode: inventory.BootNormal}
 			},
-			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount, policy.SafeModeBoot}, noReasons: []string{"race-the-boot: only if"}, windowSeen: true},
+			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount, policy.SafeModeBoot}, noReasons: []string{"race-the-boot: only if"}, windowSeen: true, lateRestarts: true},
 		{name: "boot-loop with data loss allowed", state: inventory.StateBootLoop, in: allowLoss, strategy: policy.RebootRetry,
 			fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount, policy.SafeModeBoot, policy.RestoreBackup},
-			risks:     []string{"restore loses data written since 2024-07-19T00:00:00Z (window: 4h09m)"}},
+			risks:     []string{"restore loses data written since 2024-07-19T00:00:00Z (window: 4h09m)"},
+			noReasons: []string{"first restarts it"}}, // restore-backup, after safe-mode-boot, is sure
 		{name: "safe-mode delete-file", state: inventory.StateSafeMode, strategy: policy.DeleteFile},
 		{name: "safe-mode delete-file, restore allowed", state: inventory.StateSafeMode, in: allowLoss, strategy: policy.DeleteFile,
 			fallbacks: []policy.Strategy{policy.HelperMount, policy.RestoreBackup}},
@@ -227,7 +232,7 @@ func TestEligibility(t *testing.T) {
 			vm:       func(v *inventory.VM) { v.Windows.Release = "2016" },
 			in:       func(in *Input) { in.Policy.HelperVersion = policy.HelperAny },
 			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount, policy.SafeModeBoot},
-			risks: []string{"no same-version helper image in zone is1a for Windows 2016", "helper of a different Windows release (2022 for a 2016 VM)"}},
+			risks: []string{"no same-version helper image in zone is1a for Windows 2016", "helper of a different Windows release (2022 for a 2016 VM)"}, lateRestarts: true},
 		{name: "same-version helper only in another zone: reached through a disk copy", state: inventory.StateBootLoop,
 			vm: func(v *inventory.VM) { v.Windows.Release = "2016" }, in: copies,
 			strategy: policy.RebootRetry, fallbacks: []policy.Strategy{policy.RaceBoot, policy.CrossZone}, helperZone: "is1b",
@@ -360,6 +365,9 @@ func TestEligibility(t *testing.T) {
 			}
 			if v.LastResort != c.lastResort {
 				t.Errorf("last_resort %v, want %v", v.LastResort, c.lastResort)
+			}
+			if v.LateRestarts != c.lateRestarts {
+				t.Errorf("late_restarts %v, want %v", v.LateRestarts, c.lateRestarts)
 			}
 			if u, ok := strategy.Default().Get(policy.RebootRetry); ok && v.Strategy == policy.RebootRetry {
 				restarts := 0

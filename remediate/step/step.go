@@ -246,6 +246,10 @@ type Target struct {
 	// LastResort: reboot-retry is the VM's last resort (plan.VMPlan);
 	// it restarts up to policy.RebootRetry.LastResort() times.
 	LastResort bool
+	// LateRestarts: a conditional fallback that may leave the VM where
+	// restarts no longer help (safe-mode-boot) restarts it first, up to
+	// policy.RebootRetry.LastResort() restarts in all (plan.VMPlan).
+	LateRestarts bool
 }
 
 // VM is the target as the prober and the classifier want it.

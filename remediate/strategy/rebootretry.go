@@ -82,10 +82,19 @@ func (RebootRetry) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	if vm.LastResort {
 		n = pol.RebootRetry.LastResort()
 	}
-	steps := []step.Step{recheckStep("", nil)}
-	for i := 1; i <= n; i++ {
+	return append([]step.Step{recheckStep("", nil)}, restartSteps(1, n, n)...)
+}
+
+// restartSteps are restart-i and wait-i for i = from..to, each run only
+// when the restarts before it did not bring the VM up (Cost.Chance
+// (1 - timing.NaturalRecoveryPerBoot)^(i-1)). The wait of restart failAt
+// fails the strategy ("still boot-looping after failAt restarts"); with
+// failAt 0 none does, and the strategy goes on after the last.
+func restartSteps(from, to, failAt int) []step.Step {
+	var steps []step.Step
+	for i := from; i <= to; i++ {
 		chance := math.Pow(1-timing.NaturalRecoveryPerBoot, float64(i-1))
-		steps = append(steps, restartStep(i, chance), waitStep(i, n, chance))
+		steps = append(steps, restartStep(i, chance), waitStep(i, failAt, chance))
 	}
 	return steps
 }
@@ -135,7 +144,7 @@ func restartStep(i int, chance float64) step.Step {
 	}, Cost: step.Cost{Ops: []timing.Op{timing.OpRestart}, Chance: chance}}
 }
 
-func waitStep(i, n int, chance float64) step.Step {
+func waitStep(i, failAt int, chance float64) step.Step {
 	return step.Step{Name: fmt.Sprintf("wait-%d", i), Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 		var w crashWatch
 		watch := w.over(ctx, env, vm)
@@ -152,12 +161,12 @@ func waitStep(i, n int, chance float64) step.Step {
 		if ok {
 			return nil, fmt.Errorf("%w: %s came up healthy after restart %d", step.ErrHealthy, vm.ID, i)
 		}
-		if i == n {
+		if i == failAt {
 			how := describeProbe(env.Incident, p)
 			if w.ended {
 				how = "its screen shows the boot after the last restart crashing"
 			}
-			return out, step.Fail("still boot-looping after %d restarts: %s", n, how)
+			return out, step.Fail("still boot-looping after %d restarts: %s", failAt, how)
 		}
 		// No checked_at: the next restart re-checks (the VM may have
 		// started a healthy boot since the last probe).

@@ -132,10 +132,20 @@ func (SafeModeBoot) RestartsFirst() bool { return true }
 func (SafeModeBoot) FailureChance(policy.Policy) float64 { return 0 }
 
 // Steps implements step.Strategy.
-func (SafeModeBoot) Steps(vm *step.Target, _ policy.Policy) []step.Step {
+//
+// Where it runs as helper-mount's conditional fallback on a boot loop and
+// nothing sure follows it (step.Target.LateRestarts), it first restarts the
+// VM up to policy.RebootRetry.LastResort() restarts in all (reboot-retry's
+// restart-i and wait-i, from MaxRestarts+1): the plan gave reboot-retry
+// only MaxRestarts because helper-mount looked sure, and a VM left in Safe
+// Mode can no longer fetch the fixed update by restarting.
+func (SafeModeBoot) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	steps := onHelperSteps(vm, step.Step{Name: "set-safeboot", Run: unlessReturned(smSetSafeBoot), Cost: onHelperCost(1)})
 	if !vm.OSDisk.Encryption.BitLocker {
 		steps[0] = keyFoundMissing(steps[0])
+		if vm.LateRestarts {
+			steps = slices.Insert(steps, 1, restartSteps(pol.RebootRetry.MaxRestarts+1, pol.RebootRetry.LastResort(), 0)...)
+		}
 	}
 	return append(steps,
 		step.Step{Name: "start", Run: hmStart, Cost: step.Cost{Ops: []timing.Op{timing.OpStart}}},

@@ -735,6 +735,47 @@ func TestSafeModeBootAfterHelperMount(t *testing.T) {
 	})
 }
 
+// TestLateRestartsBeforeSafeModeBoot: where the plan cannot see BitLocker,
+// reboot-retry restarts only max_restarts times (helper-mount looked sure);
+// once helper-mount finds the key missing, safe-mode-boot with nothing
+// sure after it (late_restarts) first restarts the VM up to the last-resort
+// budget, and a VM that recovers on one of those boots is not left in Safe
+// Mode (its WinRM does not start there).
+func TestLateRestartsBeforeSafeModeBoot(t *testing.T) {
+	t.Parallel()
+	for _, late := range []bool{false, true} {
+		t.Run(fmt.Sprint("late restarts ", late), func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				const recoverAt = 20
+				f := newVirtualFixture(t, spec{n: 33, identity: img2019, bitlocker: true, recoverAt: recoverAt})
+				vm := f.target(33)
+				vm.OSDisk.Encryption, vm.LateRestarts = inventory.Encryption{}, late
+				facts, err := f.run(HelperMount{}, vm, nil, runOpts{stopAfter: -1})
+				if !errors.Is(err, step.ErrStrategyFailed) || facts[FactKeyMissing] != "true" {
+					t.Fatalf("helper-mount: err = %v, facts %v; want a failure that records the missing key", err, facts)
+				}
+				s, err := f.prov.Observer.Observe(context.Background(), []providers.VMRef{vmRef(vm)})
+				if err != nil || s["vm-33"].BootCount == nil || *s["vm-33"].BootCount >= recoverAt {
+					t.Fatalf("after helper-mount: %v, %v: want fewer boots than %d, or the case proves nothing", s, err, recoverAt)
+				}
+				facts, err = f.run(SafeModeBoot{}, vm, facts, runOpts{stopAfter: -1})
+				want, truth := error(step.ErrStrategyFailed), world.TruthSafeMode
+				if late {
+					want, truth = step.ErrHealthy, world.TruthHealthy
+				}
+				if !errors.Is(err, want) {
+					t.Fatalf("safe-mode-boot: err = %v, want %v (facts %v)", err, want, facts)
+				}
+				if got := f.waitTruth(33, truth, 20*time.Minute); got != truth {
+					t.Errorf("truth %s, want %s", got, truth)
+				}
+				f.clean()
+			})
+		})
+	}
+}
+
 // TestDeleteFileRestartsGracefully: after writing to the disk through the
 // guest, delete-file restarts with a guest shutdown and a start, never a
 // hard reset that could lose the writes.

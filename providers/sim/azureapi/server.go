@@ -206,6 +206,7 @@ func New(w *world.World, opts Options) (*Server, error) {
 		byName: map[string]string{}, nameOf: map[string]string{}, ops: map[string]operation{},
 		buckets: map[string]*rate.Limiter{}, security: map[string]string{}, poweredOff: map[string]bool{},
 		diag: map[string]diagTarget{}}
+	w.UsePerDiskSnapshots() // a managed disk's first incremental snapshot is a full copy
 	for _, a := range w.Accounts() {
 		s.subs[SubscriptionID(a)] = a
 	}

@@ -184,9 +184,19 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 		// Stop, snapshot, a disk from it in the helper's zone, attached;
 		// a script; detached, snapshot, a disk from it back, attached as
 		// boot (the original's detach overlaps), start, boot.
+		// Each snapshot at its least: the first incremental after an
+		// earlier one (taken before the stop, off the chain), the copy's
+		// continuing its source's lineage (Snapshot), where the world's
+		// snapshots are such.
+		snap := func(incr bool) time.Duration {
+			if incr && !w.fullCopies {
+				return time.Duration(float64(mn(timing.OpSnapshot)) * calib.IncrementalSnapshotFactor)
+			}
+			return mn(timing.OpSnapshot)
+		}
 		stop := pre - mn(timing.OpDetach)
-		there := stop + mn(timing.OpSnapshot) + mn(timing.OpDiskFromSnapshot) + mn(timing.OpAttach)
-		back := mn(timing.OpGuestScript) + mn(timing.OpDetach) + mn(timing.OpSnapshot) + mn(timing.OpDiskFromSnapshot) +
+		there := stop + snap(true) + mn(timing.OpDiskFromSnapshot) + mn(timing.OpAttach)
+		back := mn(timing.OpGuestScript) + mn(timing.OpDetach) + snap(!w.perDiskSnaps) + mn(timing.OpDiskFromSnapshot) +
 			mn(timing.OpAttach) + mn(timing.OpStart) + mn(timing.OpBootToWinRM)
 		add(pathZoneCopy, max(there, helperReady())+back)
 	}

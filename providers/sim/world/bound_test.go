@@ -23,7 +23,8 @@ const (
 	provMin    = 90 * time.Second
 	restoreMin = 10 * time.Minute
 	snapMin    = 3 * time.Minute
-	copyMin    = 1 * time.Minute // a disk from a snapshot
+	copyMin    = 1 * time.Minute  // a disk from a snapshot
+	incrMin    = 36 * time.Second // an incremental snapshot: snapMin × calib.IncrementalSnapshotFactor
 )
 
 func TestBoundTableMinima(t *testing.T) {
@@ -177,10 +178,17 @@ func TestLowerBound(t *testing.T) {
 				return secs(startMin + w.hashDur(timing.Of(timing.OpBootToWinRM), "vm-1", "up", 2))
 			}, repairs: 1},
 		{name: "no helper image in any zone: unrepairable", sc: withScenario(func(sc *Scenario) { sc.Images = nil }, loopVM(1)), want: 0, unrepairs: 1},
-		// Stop, snapshot, copy, attach (longer than the helper's
-		// creation and boot); a script; detach, snapshot, copy back,
-		// attach as boot, start, boot.
+		// Stop, snapshot (incremental after an early one), copy, attach
+		// (longer than the helper's creation and boot); a script; detach,
+		// snapshot (incremental: the copy continues its source's
+		// lineage), copy back, attach as boot, start, boot.
 		{name: "helper image only in another zone: a copy there and back", sc: withScenario(func(sc *Scenario) { sc.Images[0].Zone = "is1b" }, loopVM(1)),
+			want: secs(max(stopMin+incrMin+copyMin+attachMin, provMin+upMin) + scriptMin + detachMin + incrMin + copyMin + attachMin + startMin + upMin), repairs: 1},
+		{name: "a copy there and back, snapshot families per disk: the copy's first snapshot is full",
+			sc:   withScenario(func(sc *Scenario) { sc.Images[0].Zone, sc.PerDiskSnapshots = "is1b", true }, loopVM(1)),
+			want: secs(max(stopMin+incrMin+copyMin+attachMin, provMin+upMin) + scriptMin + detachMin + snapMin + copyMin + attachMin + startMin + upMin), repairs: 1},
+		{name: "a copy there and back, snapshots are full copies",
+			sc:   withScenario(func(sc *Scenario) { sc.Images[0].Zone, sc.FullCopySnapshots = "is1b", true }, loopVM(1)),
 			want: secs(max(stopMin+snapMin+copyMin+attachMin, provMin+upMin) + scriptMin + detachMin + snapMin + copyMin + attachMin + startMin + upMin), repairs: 1},
 		{name: "stuck, recovers on boot 5: two restarts and boot 5's drawn boot time", sc: scenario(stuck()), want: -1,
 			wantFn: func(w *World) float64 {

@@ -37,6 +37,27 @@ func TestIncrementalDiscountOnlyForIncrementalClouds(t *testing.T) {
 	}
 }
 
+// TestCopyContinuesItsSnapshotLineage: the first snapshot of a disk made
+// from a snapshot is incremental (EBS), unless snapshot families are per
+// disk (Azure): the same world's draw, times the factor or not.
+func TestCopyContinuesItsSnapshotLineage(t *testing.T) {
+	took := map[bool]time.Duration{}
+	for _, perDisk := range []bool{false, true} {
+		sc := scenario(vmSpec("1", img2019, badFile))
+		sc.PerDiskSnapshots = perDisk
+		w, clk := load(t, sc)
+		s := must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
+		clk.Set(s.ReadyAt)
+		c := must[DiskInfo](t)(w.DiskFromSnapshot(ctx, "sim", s.Ref.ID, "is1a", nil))
+		clk.Set(c.ReadyAt)
+		cs := must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", c.Ref.ID, nil))
+		took[perDisk] = cs.ReadyAt.Sub(cs.TakenAt)
+	}
+	if want := time.Duration(float64(took[true]) * calib.IncrementalSnapshotFactor); took[false] != want || took[true] < timing.Of(timing.OpSnapshot).Min {
+		t.Errorf("the copy's first snapshot took %s with lineage, %s per disk: want %s (the factor) and a full one", took[false], took[true], want)
+	}
+}
+
 func TestAcceptedAttachAndDetachCanFail(t *testing.T) {
 	v := vmSpec("1", img2019, badFile)
 	v.Power = inventory.PowerStopped

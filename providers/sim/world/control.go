@@ -411,8 +411,11 @@ func (w *World) FindDisks(ctx context.Context, account string, tags map[string]s
 
 // Snapshot takes a point-in-time copy of a disk (content and identity),
 // tagged. The first snapshot of a disk takes timing.OpSnapshot, later ones a
-// fraction of it (calib.IncrementalSnapshotFactor) unless the world's
-// snapshots are full copies. Not idempotent.
+// fraction of it (calib.IncrementalSnapshotFactor), and so does the first of
+// a disk made from a snapshot, which continues that snapshot's lineage,
+// unless the world's snapshots are full copies (Scenario.FullCopySnapshots)
+// or its families are per disk (Scenario.PerDiskSnapshots). Not
+// idempotent.
 func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[string]string) (SnapshotInfo, error) {
 	var out SnapshotInfo
 	err := w.call(ctx, account, "Snapshot", diskRes(diskID), bucketSnapshotVolume, func(now time.Time) error {
@@ -428,7 +431,7 @@ func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[s
 			w.noteWrites(v, now)
 		}
 		dur := w.drawFor(timing.Of(timing.OpSnapshot), d.id, "snapshot")
-		if w.ref.snapsOf[d.id] > 0 && !w.fullCopies {
+		if w.incremental(d) {
 			dur = time.Duration(float64(dur) * calib.IncrementalSnapshotFactor)
 		}
 		s := &snapshot{id: w.newID("snap", d.id), diskID: d.id, zone: d.zone, account: account, tags: cloneTags(tags),
@@ -440,6 +443,13 @@ func (w *World) Snapshot(ctx context.Context, account, diskID string, tags map[s
 		return nil
 	})
 	return out, err
+}
+
+// incremental reports whether a snapshot of d taken now would be
+// incremental (see Snapshot). Caller holds mu.
+func (w *World) incremental(d *disk) bool {
+	lineage := !w.perDiskSnaps && strings.HasPrefix(d.source, sourceSnapshot)
+	return !w.fullCopies && (w.ref.snapsOf[d.id] > 0 || lineage)
 }
 
 func (w *World) snapInfo(s *snapshot, now time.Time) SnapshotInfo {
@@ -619,12 +629,15 @@ func (w *World) DiskFromSnapshot(ctx context.Context, account, snapID, zone stri
 		if now.Before(s.readyAt) {
 			return notReady("DiskFromSnapshot", "snapshot "+snapID, s.readyAt, now, "snapshot")
 		}
-		d := w.newDisk(account, zone, s.content.clone(), tags, "snapshot:"+s.id, now, timing.Of(timing.OpDiskFromSnapshot))
+		d := w.newDisk(account, zone, s.content.clone(), tags, sourceSnapshot+s.id, now, timing.Of(timing.OpDiskFromSnapshot))
 		out = w.diskInfo(d)
 		return nil
 	})
 	return out, err
 }
+
+// sourceSnapshot prefixes the source of a disk made from a snapshot.
+const sourceSnapshot = "snapshot:"
 
 // newDisk adds a disk made from source, being created for a duration
 // drawn in r. Caller holds mu.

@@ -58,6 +58,7 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 		password:         secret.New(sc.GuestAccess.Password),
 		consoleAvailable: sc.ConsoleAvailable,
 		fullCopies:       sc.FullCopySnapshots,
+		perDiskSnaps:     sc.PerDiskSnapshots,
 		vms:              map[string]*vm{},
 		disks:            map[string]*disk{},
 		snaps:            map[string]*snapshot{},
@@ -486,6 +487,7 @@ func (w *World) Export() Scenario {
 		GuestAccess:       GuestAccessSpec{Username: w.user, Password: w.password.Reveal()},
 		ConsoleAvailable:  w.consoleAvailable,
 		FullCopySnapshots: w.fullCopies,
+		PerDiskSnapshots:  w.perDiskSnaps,
 		Faults:            w.gate.faults.clone(),
 		Limits:            w.limits.clone(),
 	}

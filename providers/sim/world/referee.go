@@ -192,7 +192,7 @@ func (w *World) noteWrites(v *vm, now time.Time) {
 // from a backup is data loss the policy allowed (restore-backup), counted
 // nowhere here. Caller holds mu.
 func (w *World) checkWrites(v *vm, d *disk, now time.Time) {
-	if v.helper || !strings.HasPrefix(d.source, "snapshot:") || !d.written.Before(v.wrote) {
+	if v.helper || !strings.HasPrefix(d.source, sourceSnapshot) || !d.written.Before(v.wrote) {
 		return
 	}
 	w.ref.lostWrites = append(w.ref.lostWrites, LostWrite{VM: v.id, Disk: d.id, CopyOf: d.written, Wrote: v.wrote, At: now})

@@ -42,10 +42,18 @@ type Scenario struct {
 	// FullCopySnapshots: every snapshot is a full copy (Sakura archives),
 	// so a later snapshot of a disk takes as long as the first. Default:
 	// incremental (EBS, Azure managed-disk incremental snapshots).
-	FullCopySnapshots bool     `json:"full_copy_snapshots,omitempty"`
-	Faults            Faults   `json:"faults"`
-	Limits            Limits   `json:"limits,omitzero"`
-	VMs               []VMSpec `json:"vms"`
+	FullCopySnapshots bool `json:"full_copy_snapshots,omitempty"`
+	// PerDiskSnapshots: a disk made from a snapshot starts a snapshot
+	// family of its own, so its first snapshot is a full one (Azure
+	// managed disks: "the first incremental snapshot is a full copy of the
+	// disk"). Default: it continues its source snapshot's lineage, so even
+	// its first snapshot is incremental (EBS user guide, "How incremental
+	// snapshots work": a snapshot of a volume created from a snapshot is
+	// incremental to that snapshot).
+	PerDiskSnapshots bool     `json:"per_disk_snapshots,omitempty"`
+	Faults           Faults   `json:"faults"`
+	Limits           Limits   `json:"limits,omitzero"`
+	VMs              []VMSpec `json:"vms"`
 	// Disks holds every disk that is not some VM's or helper's boot disk:
 	// detached disks, data disks, copies and restores.
 	Disks     []DiskSpec     `json:"disks,omitempty"`

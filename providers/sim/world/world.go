@@ -68,6 +68,7 @@ type World struct {
 	password         secret.Secret
 	consoleAvailable bool
 	fullCopies       bool // snapshots are full copies: no incremental discount
+	perDiskSnaps     bool // a disk made from a snapshot starts its own snapshot family (Scenario.PerDiskSnapshots)
 	// serialOf is the serial number a guest sees on a disk (the cloud's
 	// ID for it); nil: the world's disk ID.
 	serialOf func(diskID string) string
@@ -224,6 +225,16 @@ func (w *World) UseFullCopySnapshots() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.fullCopies = true
+}
+
+// UsePerDiskSnapshots makes the first snapshot of a disk made from a
+// snapshot a full one (Scenario.PerDiskSnapshots): a face emulating a
+// cloud whose snapshot families are per disk (Azure) calls it once,
+// before serving.
+func (w *World) UsePerDiskSnapshots() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.perDiskSnaps = true
 }
 
 // ConsoleAvailable reports whether Observe returns console text.
