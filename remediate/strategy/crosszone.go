@@ -176,7 +176,10 @@ func (CrossZone) Steps(vm *step.Target, pol policy.Policy) []step.Step {
 	}
 	steps = append(steps, helperSteps(vm, pol, onZoneCopy)...)
 	steps = append(steps,
-		step.Step{Name: "snapshot-copy", Run: unlessClean(onZoneCopy(czSnapshotCopy)), ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpSnapshot}}},
+		// Incremental: the copy was made from a snapshot, whose lineage a
+		// snapshot of it continues on the clouds that detach OS disks
+		// (EBS); Azure, whose families are per disk, runs copy-and-swap.
+		step.Step{Name: "snapshot-copy", Run: unlessClean(onZoneCopy(czSnapshotCopy)), ReadOnly: true, Cost: step.Cost{Ops: []timing.Op{timing.OpSnapshotIncremental}}},
 		step.Step{Name: "return-disk", Run: unlessClean(unlessCopyBack(diskFromSnapshot(FactReturnSnapshotID, RoleReturnedDisk, FactReturnedDiskID, vmZone))),
 			Cost: step.Cost{Ops: []timing.Op{timing.OpDiskFromSnapshot}, Calls: 1}},
 		step.Step{Name: "delete-copy", Run: czDeleteCopy, Cost: step.Cost{Calls: 2}},
