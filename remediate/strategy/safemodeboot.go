@@ -3,6 +3,7 @@ package strategy
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
@@ -201,18 +202,27 @@ func smSetSafeBoot(ctx context.Context, env *step.Env, vm *step.Target, facts st
 	return step.Facts{FactSafeBootSet: "true"}, nil
 }
 
-// smWaitSafeMode waits for the started VM's guest to answer in Safe Mode.
-// delete-file's first step then records the boot counter there, as on a VM
-// found in Safe Mode (FactSafeModeBootCount).
+// smWaitSafeMode waits for the started VM's guest to answer in Safe Mode:
+// at most BootWait, or SafeModeWinRMGrace after its screen first showed the
+// Safe Mode desktop (showsSafeMode), by when a WinRM listed under
+// SafeBoot\Network has started. delete-file's first step then records the
+// boot counter there, as on a VM found in Safe Mode (FactSafeModeBootCount).
 func smWaitSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
 	if facts[FactInSafeMode] != "" {
 		return nil, nil
 	}
 	rejected := false
+	var desktop time.Time // when the screen first showed Safe Mode
 	inSafe := func(p inventory.Probe) bool { return p.Reachable && p.BootMode == inventory.BootSafeMode }
 	p, healthyNow, err := waitBootUnless(ctx, env, vm, func(p inventory.Probe) (bool, error) {
 		rejected = classify.IsAuthError(&p)
-		return rejected || inSafe(p), nil
+		if rejected || inSafe(p) {
+			return true, nil
+		}
+		if desktop.IsZero() && showsSafeMode(ctx, env, vm) {
+			desktop = env.Clock.Now()
+		}
+		return !desktop.IsZero() && env.Clock.Now().Sub(desktop) >= SafeModeWinRMGrace, nil
 	})
 	switch {
 	case err != nil:
@@ -223,6 +233,10 @@ func smWaitSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts s
 		return step.Facts{FactInSafeMode: stamp(p.At)}, nil
 	}
 	why := "its WinRM does not answer there within " + BootWait.String() + ` (it is not listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network)`
+	if !desktop.IsZero() {
+		why = "its WinRM does not answer there " + SafeModeWinRMGrace.String() + " after its screen showed the Safe Mode desktop" +
+			` (it is not listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network)`
+	}
 	switch {
 	case rejected:
 		why = "its WinRM there rejects the configured credentials"
@@ -231,6 +245,21 @@ func smWaitSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts s
 	}
 	return nil, step.Fail("%s was started into Safe Mode with Networking, but %s; at its console, sign in as a local administrator, "+
 		`delete the files %s\%s of the bad window, run "bcdedit /deletevalue {default} safeboot" and restart it`, vm.ID, why, env.Incident.Directory, env.Incident.Pattern)
+}
+
+// showsSafeMode reports whether the VM's screen shows the Safe Mode
+// desktop now: in the console text where the cloud shows one, else on a
+// screenshot where it takes them (providers.Screens). Anything else, or a
+// failed read, is no evidence: false.
+func showsSafeMode(ctx context.Context, env *step.Env, vm *step.Target) bool {
+	s, err := observe(ctx, env, vmRef(vm))
+	if err != nil || s.Power != inventory.PowerRunning {
+		return false
+	}
+	if s.ConsoleAvailable {
+		return classify.ShowsSafeMode(s.Console) && !classify.ShowsCrash(s.Console)
+	}
+	return screenShowsSafeMode(ctx, env, vm)
 }
 
 // Abort implements step.Strategy: helper-mount's Abort. A disk whose

@@ -126,6 +126,10 @@ var (
 	// reset by itself before it restarts it (selfReset): a whole crash
 	// cycle.
 	ResetGrace = timing.Of(timing.OpCrashCycle).Max
+	// SafeModeWinRMGrace: how long after the Safe Mode desktop shows a
+	// WinRM listed under SafeBoot\Network has started (services start
+	// with the sign-in screen; slack for a slow one).
+	SafeModeWinRMGrace = 3 * time.Minute
 	// RecheckMaxAge: a stop or restart re-checks the VM's health first when
 	// the last check is older than this.
 	RecheckMaxAge = time.Minute

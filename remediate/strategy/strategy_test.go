@@ -203,7 +203,8 @@ func TestRepairs(t *testing.T) {
 				}
 			}},
 		{name: "safe-mode-boot, WinRM silent in Safe Mode: left in Safe Mode for a person", spec: spec{n: 16, identity: img2019, bitlocker: true},
-			strat: policy.SafeModeBoot, want: step.ErrStrategyFailed, errHas: `SafeBoot\Network`, wantTruth: world.TruthSafeMode,
+			strat: policy.SafeModeBoot, want: step.ErrStrategyFailed, errHas: `3m0s after its screen showed the Safe Mode desktop (it is not listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network)`,
+			wantTruth: world.TruthSafeMode,
 			check: func(t *testing.T, f *fixture, facts step.Facts) {
 				if ds := f.disk("disk-16"); ds.AttachedTo != "vm-16" || !ds.Boot {
 					t.Errorf("after abort disk-16 is %+v, want the boot disk of vm-16", ds)
@@ -212,6 +213,8 @@ func TestRepairs(t *testing.T) {
 					t.Errorf("abort fact %q does not say the VM starts Safe Mode", facts[FactAbort])
 				}
 			}},
+		{name: "safe-mode-boot, WinRM silent in Safe Mode, a cloud that shows no screen: BootWait", spec: spec{n: 22, identity: img2019, bitlocker: true}, blind: true,
+			strat: policy.SafeModeBoot, want: step.ErrStrategyFailed, errHas: "does not answer there within " + BootWait.String(), wantTruth: world.TruthSafeMode},
 		{name: "race-the-boot without a window", spec: spec{n: 13}, strat: policy.RaceBoot, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
 			check: func(t *testing.T, f *fixture, facts step.Facts) {
 				if facts[FactRaceBoots] != "3" || facts[FactDeleted] != "" {
