@@ -259,7 +259,7 @@ func Measure(ctx context.Context, bk *simulation.Backend, o Options) (Report, er
 	if err != nil {
 		return Report{}, err
 	}
-	bound := w.LowerBound(world.BoundOptions{AllowDataLoss: pol.AllowDataLoss, StartStopped: pol.StartsStopped()})
+	bound := w.LowerBound(world.BoundOptions{AllowDataLoss: pol.AllowDataLoss, StartStopped: pol.StartsStopped(), MaxRestarts: pol.RebootRetry.LastResort()})
 	var steps atomic.Int64
 	var estimate float64
 	ro.Watch = func(p *plan.Plan) func(apply.Event) {

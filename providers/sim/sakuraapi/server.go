@@ -197,8 +197,9 @@ func New(w *world.World, opts Options) *Server {
 		rev: map[int64]string{}, num: map[string]int64{}, role: map[int64]int{}, prov: map[string]provenance{}, backups: map[string]backupRec{},
 		helpers: map[string]helperRec{}, shells: map[int64]*shell{}, alias: map[int64]string{},
 		statuses: map[string]statusRec{}}
-	w.UseFullCopySnapshots() // Sakura's archives are full copies
-	w.UseDiskSerials(ID)     // guests name disks by the IDs the API shows
+	w.UseFullCopySnapshots()  // Sakura's archives are full copies
+	w.UseZoneBoundSnapshots() // and zone resources
+	w.UseDiskSerials(ID)      // guests name disks by the IDs the API shows
 	s.seed()
 	p := Root + "/{zone}/api/cloud/1.1"
 	for _, r := range []struct {

@@ -8,6 +8,21 @@ import (
 	"github.com/fixfleet/fixfleet/inventory/timing"
 )
 
+// restartsWithin reports whether v reaches its fixing boot r within max
+// restarts (0: no limit): the boots still to begin, less those its own
+// crash cycles begin before it sticks at the recovery screen (all of them
+// where it never sticks). Caller holds mu.
+func (w *World) restartsWithin(v *vm, r, max int) bool {
+	if max <= 0 || v.power != inventory.PowerRunning || v.boot.kind != bootCrash {
+		return max <= 0 || r-v.bootCount <= max
+	}
+	if v.cond.stuckAfter <= 0 {
+		return true // it cycles until boot r
+	}
+	natural := v.cond.stuckAfter - v.cond.crashes - 1 // boots begun by its own resets before it sticks
+	return r-v.bootCount-natural <= max
+}
+
 // BoundOptions say which repairs count towards the lower bound.
 type BoundOptions struct {
 	// AllowDataLoss counts restoring a clean backup as a repair (the
@@ -18,6 +33,12 @@ type BoundOptions struct {
 	// stopped_vms: start): without it, a powered-off VM whose disk cannot
 	// be repaired offline has no repair that respects the policy.
 	StartStopped bool
+	// MaxRestarts is how many restarts a repair may make of one VM (the
+	// operator's last_resort_restarts); 0: no limit. A VM whose fixing boot
+	// needs more restarts than that, beyond the boots its own crash cycles
+	// begin before it sticks at the recovery screen, is not repaired by
+	// restarts within the policy.
+	MaxRestarts int
 }
 
 // Bound is the world's lower bound on the makespan of any correct repair of
@@ -152,7 +173,7 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 	}
 	booting := d.identity == d.bcd && !d.hiveDamaged
 	startable := v.power != inventory.PowerStopped || o.StartStopped
-	if r := v.cond.recoverAfter; booting && startable && !d.safeBoot && w.hasBad(&d.content) && r > v.bootCount {
+	if r := v.cond.recoverAfter; booting && startable && !d.safeBoot && w.hasBad(&d.content) && r > v.bootCount && w.restartsWithin(v, r, o.MaxRestarts) {
 		// Boots b+1 .. r must begin; each begins a restart (or, while
 		// cycling, a crash cycle) after the one before. Boot r comes up
 		// after its own drawn boot-to-WinRM time.
@@ -177,7 +198,7 @@ func (w *World) chain(v *vm, now time.Time, o BoundOptions) (time.Duration, call
 	unlockable := d.bitlocker == nil || d.bitlocker.escrowed
 	offline := unlockable && !d.hiveDamaged
 	_, here := w.imageFor(v.zone, v.windows.Release)
-	readable := unlockable && (here || w.imageElsewhere(v.zone, v.windows.Release))
+	readable := unlockable && (here || !w.zoneBoundSnaps && w.imageElsewhere(v.zone, v.windows.Release))
 	if here && offline {
 		add(pathOffline, max(pre+mn(timing.OpAttach), helperReady())+offlineTail())
 	} else if readable && offline {

@@ -138,6 +138,7 @@ func TestLowerBound(t *testing.T) {
 		repairs   int
 		unrepairs int
 		bucket    string
+		zoneBound bool // the world's snapshots make disks only in their zone (UseZoneBoundSnapshots)
 	}{
 		{name: "healthy VM: nothing to do", sc: scenario(vmSpec("1", own2019, goodFile)), want: 0},
 		{name: "boot loop, no natural recovery: offline", sc: scenario(loopVM(1)), want: secs(offline), repairs: 1},
@@ -187,6 +188,8 @@ func TestLowerBound(t *testing.T) {
 		{name: "a copy there and back, snapshot families per disk: the copy's first snapshot is full",
 			sc:   withScenario(func(sc *Scenario) { sc.Images[0].Zone, sc.PerDiskSnapshots = "is1b", true }, loopVM(1)),
 			want: secs(max(stopMin+incrMin+copyMin+attachMin, provMin+upMin) + scriptMin + detachMin + snapMin + copyMin + attachMin + startMin + upMin), repairs: 1},
+		{name: "helper image only in another zone, snapshots bound to their zone: unrepairable",
+			sc: withScenario(func(sc *Scenario) { sc.Images[0].Zone = "is1b" }, loopVM(1)), zoneBound: true, want: 0, unrepairs: 1},
 		{name: "a copy there and back, snapshots are full copies",
 			sc:   withScenario(func(sc *Scenario) { sc.Images[0].Zone, sc.FullCopySnapshots = "is1b", true }, loopVM(1)),
 			want: secs(max(stopMin+snapMin+copyMin+attachMin, provMin+upMin) + scriptMin + detachMin + snapMin + copyMin + attachMin + startMin + upMin), repairs: 1},
@@ -194,6 +197,13 @@ func TestLowerBound(t *testing.T) {
 			wantFn: func(w *World) float64 {
 				return secs(2*restartMin + w.hashDur(timing.Of(timing.OpBootToWinRM), "vm-1", "up", 5))
 			}, repairs: 1},
+		{name: "stuck, recovers on boot 5, two restarts allowed", sc: scenario(stuck()), opts: BoundOptions{MaxRestarts: 2}, want: -1,
+			wantFn: func(w *World) float64 {
+				return secs(2*restartMin + w.hashDur(timing.Of(timing.OpBootToWinRM), "vm-1", "up", 5))
+			}, repairs: 1},
+		{name: "stuck, recovers on boot 5, one restart allowed, no helper image: unrepairable within the policy",
+			sc: withScenario(func(sc *Scenario) { sc.Images = nil }, stuck()), opts: BoundOptions{MaxRestarts: 1},
+			want: 0, unrepairs: 1},
 		// 500 offline-only VMs in one account: 4 mutating calls each.
 		{name: "EC2 buckets: mutating calls bind", sc: many(500, ThrottleEC2), want: float64(500*4-50) / 5, repairs: 500, bucket: "sim/mutating"},
 		// One bucket for everything: 5 calls each and one helper.
@@ -203,6 +213,9 @@ func TestLowerBound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w, _ := load(t, tt.sc)
+			if tt.zoneBound {
+				w.UseZoneBoundSnapshots()
+			}
 			want := tt.want
 			if tt.wantFn != nil {
 				want = tt.wantFn(w)

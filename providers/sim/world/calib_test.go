@@ -1,12 +1,13 @@
 package world
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
-
 	"github.com/fixfleet/fixfleet/inventory/timing"
+	"github.com/fixfleet/fixfleet/providers"
 )
 
 func TestRestoreTakesItsOwnTime(t *testing.T) {
@@ -85,4 +86,17 @@ func TestAcceptedAttachAndDetachCanFail(t *testing.T) {
 	if got := w.Stats().AsyncFailed; got != 2 {
 		t.Fatalf("async_failed %d, want 2", got)
 	}
+}
+
+// TestZoneBoundSnapshots: where snapshots are zone resources (Sakura's
+// archives), a disk is made from one only in its zone.
+func TestZoneBoundSnapshots(t *testing.T) {
+	w, clk := load(t, scenario(vmSpec("1", img2019, badFile)))
+	w.UseZoneBoundSnapshots()
+	s := must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
+	clk.Set(s.ReadyAt)
+	if _, err := w.DiskFromSnapshot(ctx, "sim", s.Ref.ID, "is1b", nil); !errors.Is(err, providers.ErrPermanent) {
+		t.Fatalf("a disk in another zone: err = %v, want a permanent refusal", err)
+	}
+	must[DiskInfo](t)(w.DiskFromSnapshot(ctx, "sim", s.Ref.ID, "is1a", nil))
 }

@@ -626,6 +626,9 @@ func (w *World) DiskFromSnapshot(ctx context.Context, account, snapID, zone stri
 		if !w.isZone(zone) {
 			return providers.Errorf(providers.ErrPermanent, "DiskFromSnapshot", "zone "+zone, "no such zone; zones are %s", strings.Join(w.zones, ", "))
 		}
+		if w.zoneBoundSnaps && zone != s.zone {
+			return providers.Errorf(providers.ErrPermanent, "DiskFromSnapshot", "snapshot "+snapID, "a snapshot of zone %s makes disks only in its own zone, not %s", s.zone, zone)
+		}
 		if now.Before(s.readyAt) {
 			return notReady("DiskFromSnapshot", "snapshot "+snapID, s.readyAt, now, "snapshot")
 		}
