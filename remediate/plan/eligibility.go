@@ -265,10 +265,12 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 		v.Reasons = append(v.Reasons, fmt.Sprintf("reboot-retry: the last resort (no other strategy is sure to repair it: each runs only if the restarts reveal a way, or may leave it where restarts no longer help): up to %d restarts, not %d (policy.reboot_retry.last_resort_restarts)",
 			n, in.Policy.RebootRetry.MaxRestarts))
 	}
-	if n := in.Policy.RebootRetry.LastResort(); v.Strategy == policy.RebootRetry && !v.LastResort && n > in.Policy.RebootRetry.MaxRestarts && lateRestarts(reg, v) {
-		v.LateRestarts = true
-		v.Reasons = append(v.Reasons, fmt.Sprintf("reboot-retry: %d restarts, since a fallback looks sure; should that fallback reveal what leaves only a strategy that may leave the VM where restarts no longer help, that strategy first restarts it up to %d times in all (policy.reboot_retry.last_resort_restarts)",
-			in.Policy.RebootRetry.MaxRestarts, n))
+	if n := in.Policy.RebootRetry.LastResort(); v.Strategy == policy.RebootRetry && !v.LastResort && n > in.Policy.RebootRetry.MaxRestarts {
+		if s, ok := lateRestarts(reg, v); ok {
+			v.LateRestarts = true
+			v.Reasons = append(v.Reasons, fmt.Sprintf("reboot-retry: %d restarts, as a fallback looks sure; should %s run (see its condition), it first restarts the VM up to %d times in all (policy.reboot_retry.last_resort_restarts), since it may leave the VM where restarts no longer help",
+				in.Policy.RebootRetry.MaxRestarts, s, n))
+		}
 	}
 	t := v.Target()
 	for _, s := range eligible {
@@ -313,20 +315,20 @@ func noSurePath(reg *strategy.Registry, v VMPlan) bool {
 	return true
 }
 
-// lateRestarts reports whether a fallback of v is restartsFirst and
-// conditional (step.Conditional), with no sure fallback after it: where its
-// condition comes true, it runs with nothing sure behind it.
-func lateRestarts(reg *strategy.Registry, v VMPlan) bool {
+// lateRestarts returns the first fallback of v that is restartsFirst and
+// conditional (step.Conditional), and whether no fallback after it is
+// sure: where its condition comes true, it runs with nothing sure behind it.
+func lateRestarts(reg *strategy.Registry, v VMPlan) (policy.Strategy, bool) {
 	t := v.Target()
 	for i, s := range v.Fallbacks {
 		u, _ := reg.Get(s)
 		if rf, ok := u.(restartsFirst); ok && rf.RestartsFirst() && step.ConditionOf(u, t) != "" {
 			rest := v
 			rest.Fallbacks = v.Fallbacks[i+1:]
-			return noSurePath(reg, rest)
+			return s, noSurePath(reg, rest)
 		}
 	}
-	return false
+	return "", false
 }
 
 // stoppedEnd says what becomes of a stopped VM after its disk is checked,

@@ -110,7 +110,7 @@ func TestEligibility(t *testing.T) {
 			fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount, policy.SafeModeBoot},
 			reasons: []string{"first eligible", "race-the-boot: only if WinRM answers during a crashing boot while reboot-retry restarts it",
 				"safe-mode-boot: only if helper-mount before it finds the OS volume BitLocker-locked and its recovery key in no key source",
-				"first restarts it up to 15 times in all"}, lateRestarts: true},
+				"should safe-mode-boot run (see its condition), it first restarts the VM up to 15 times in all"}, lateRestarts: true},
 		{name: "boot-loop default, WinRM window seen: race-the-boot unconditional", state: inventory.StateBootLoop,
 			assessed: func(a *inventory.Assessed) {
 				a.Classification.BadFiles = []inventory.FileFact{{Path: `C:\Windows\System32\drivers\CrowdStrike\C-00000291-00000000-00000032.sys`}}
@@ -120,7 +120,7 @@ func TestEligibility(t *testing.T) {
 		{name: "boot-loop with data loss allowed", state: inventory.StateBootLoop, in: allowLoss, strategy: policy.RebootRetry,
 			fallbacks: []policy.Strategy{policy.RaceBoot, policy.HelperMount, policy.SafeModeBoot, policy.RestoreBackup},
 			risks:     []string{"restore loses data written since 2024-07-19T00:00:00Z (window: 4h09m)"},
-			noReasons: []string{"first restarts it"}}, // restore-backup, after safe-mode-boot, is sure
+			noReasons: []string{"first restarts the VM"}}, // restore-backup, after safe-mode-boot, is sure
 		{name: "safe-mode delete-file", state: inventory.StateSafeMode, strategy: policy.DeleteFile},
 		{name: "safe-mode delete-file, restore allowed", state: inventory.StateSafeMode, in: allowLoss, strategy: policy.DeleteFile,
 			fallbacks: []policy.Strategy{policy.HelperMount, policy.RestoreBackup}},

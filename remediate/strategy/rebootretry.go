@@ -27,7 +27,8 @@ const (
 //
 // Steps: recheck, then restart-i and wait-i for i = 1..MaxRestarts, or
 // 1..LastResortRestarts for a VM whose last resort it is (step.Target).
-// restart-i re-checks the VM's health first (step.ErrHealthy: fixed, or
+// restart-i lets a VM at the stop screen reset by itself (selfReset: no
+// call), else re-checks the VM's health first (step.ErrHealthy: fixed, or
 // recovered by itself) and hard-resets it (a stopped VM is started). A
 // reset is not idempotent and a boot-looping VM's boot counter moves by
 // itself, so the step cannot tell whether an earlier attempt's reset
@@ -109,10 +110,11 @@ func restartStep(i int, chance float64) step.Step {
 		if err != nil {
 			return nil, err
 		}
-		if reset, err := selfReset(ctx, env, vm, s); err != nil || reset {
-			if err != nil {
-				return nil, err
-			}
+		reset, err := selfReset(ctx, env, vm, s)
+		if err != nil {
+			return nil, err
+		}
+		if reset {
 			n, _ := strconv.Atoi(facts[FactSelfResets])
 			return step.Facts{FactRestarts: strconv.Itoa(i), FactSelfResets: strconv.Itoa(n + 1)}, nil
 		}
@@ -190,26 +192,26 @@ func selfReset(ctx context.Context, env *step.Env, vm *step.Target, s inventory.
 	if s.Power != inventory.PowerRunning || !s.ConsoleAvailable || !classify.ShowsSelfReset(s.Console) {
 		return false, nil
 	}
-	first, reset, seen := s, false, true
-	_, err := poll(ctx, env, PollEvery/2, ResetGrace, func() (bool, error) {
-		if seen {
-			seen = false
-			return false, nil // first: seen at the stop screen just now
+	first := s
+	for deadline := env.Clock.Now().Add(ResetGrace); env.Clock.Now().Before(deadline); {
+		if err := env.Clock.Sleep(ctx, PollEvery/2); err != nil {
+			return false, err
 		}
 		s, err := observe(ctx, env, vmRef(vm))
-		if retryable(err) {
-			return false, nil
+		switch {
+		case retryable(err):
+		case err != nil:
+			return false, err
+		case s.Power != inventory.PowerRunning:
+			return false, nil // stopped or stopping: not its own reset
+		case s.Console != "" && !classify.ShowsCrash(s.Console),
+			s.InstanceReachable != nil && *s.InstanceReachable,
+			s.BootCount != nil && first.BootCount != nil && *s.BootCount > *first.BootCount,
+			s.LastBootAt.After(first.LastBootAt):
+			return true, nil
 		}
-		if err != nil || s.Power != inventory.PowerRunning {
-			return true, err // stopped or stopping: not its own reset
-		}
-		reset = s.Console != "" && !classify.ShowsCrash(s.Console) ||
-			s.InstanceReachable != nil && *s.InstanceReachable ||
-			s.BootCount != nil && first.BootCount != nil && *s.BootCount > *first.BootCount ||
-			s.LastBootAt.After(first.LastBootAt)
-		return reset, nil
-	})
-	return reset, err
+	}
+	return false, nil
 }
 
 // crashWatch tells, from a VM's signals sampled after a restart, whether

@@ -232,10 +232,10 @@ func smWaitSafeMode(ctx context.Context, env *step.Env, vm *step.Target, facts s
 	case inSafe(p):
 		return step.Facts{FactInSafeMode: stamp(p.At)}, nil
 	}
-	why := "its WinRM does not answer there within " + BootWait.String() + ` (it is not listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network)`
+	const notListed = ` (it is not listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network)`
+	why := "its WinRM does not answer there within " + BootWait.String() + notListed
 	if !desktop.IsZero() {
-		why = "its WinRM does not answer there " + SafeModeWinRMGrace.String() + " after its screen showed the Safe Mode desktop" +
-			` (it is not listed under HKLM\SYSTEM\CurrentControlSet\Control\SafeBoot\Network)`
+		why = "its WinRM does not answer there " + SafeModeWinRMGrace.String() + " after its screen showed the Safe Mode desktop" + notListed
 	}
 	switch {
 	case rejected:
