@@ -265,7 +265,7 @@ type runOpts struct {
 }
 
 // observational facts may differ between two runs of a step.
-var observational = map[step.Fact]bool{FactCheckedAt: true, FactVerifiedAt: true, FactBootCount: true, FactPower: true}
+var observational = map[step.Fact]bool{FactCheckedAt: true, FactVerifiedAt: true, FactBootCount: true, FactPower: true, FactBootBefore: true, FactRestartedAt: true}
 
 var errStopped = errors.New("runner stopped on purpose")
 

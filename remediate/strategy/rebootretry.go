@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/inventory/classify"
@@ -19,6 +20,11 @@ const (
 	FactRestarts step.Fact = "restarts"
 	// FactSelfResets counts the restarts the VM did by itself (selfReset).
 	FactSelfResets step.Fact = "self_resets"
+	// FactBootBefore and FactRestartedAt: the VM's boot counter (where the
+	// cloud counts boots) and the time, right before the last restart or
+	// self-reset; the wait after it reads them (crashWatch.began).
+	FactBootBefore  step.Fact = "boot_before"
+	FactRestartedAt step.Fact = "restarted_at"
 )
 
 // RebootRetry restarts a boot-looping VM up to
@@ -110,13 +116,15 @@ func restartStep(i int, chance float64) step.Step {
 		if err != nil {
 			return nil, err
 		}
+		mark := bootMark(env, s)
 		reset, err := selfReset(ctx, env, vm, s)
 		if err != nil {
 			return nil, err
 		}
 		if reset {
 			n, _ := strconv.Atoi(facts[FactSelfResets])
-			return step.Facts{FactRestarts: strconv.Itoa(i), FactSelfResets: strconv.Itoa(n + 1)}, nil
+			mark[FactRestarts], mark[FactSelfResets] = strconv.Itoa(i), strconv.Itoa(n+1)
+			return mark, nil
 		}
 		gctx, _, out, err := guard(ctx, env, vm, facts)
 		if err != nil {
@@ -128,6 +136,7 @@ func restartStep(i int, chance float64) step.Step {
 		if s, err = observe(ctx, env, ref); err != nil {
 			return nil, err
 		}
+		out = out.Merge(bootMark(env, s))
 		switch s.Power {
 		case inventory.PowerStopped:
 			err = env.Provider.Power.Start(gctx, []providers.VMRef{ref})
@@ -148,7 +157,7 @@ func restartStep(i int, chance float64) step.Step {
 
 func waitStep(i, failAt int, chance float64) step.Step {
 	return step.Step{Name: fmt.Sprintf("wait-%d", i), Run: func(ctx context.Context, env *step.Env, vm *step.Target, facts step.Facts) (step.Facts, error) {
-		var w crashWatch
+		w := watchSince(facts)
 		watch := w.over(ctx, env, vm)
 		out := step.Facts{}
 		p, ok, err := waitBootUnless(ctx, env, vm, func(p inventory.Probe) (bool, error) {
@@ -226,6 +235,41 @@ func selfReset(ctx context.Context, env *step.Env, vm *step.Target, s inventory.
 type crashWatch struct {
 	sawBoot bool
 	ended   bool
+	// before (the boot counter) and since (the time) of the VM right
+	// before the watched boot began; nil and zero when unknown. Signals
+	// whose counter or boot time are past them prove the watched boot
+	// began where its booting screen went unseen (signals sampled further
+	// apart than a boot takes to crash): a cloud that counts boots shows
+	// the console of the boot it counts.
+	before *int
+	since  time.Time
+}
+
+// bootMark is the restart step's record of the VM right before it acts:
+// its boot counter where the cloud counts boots, and the time.
+func bootMark(env *step.Env, s inventory.Signals) step.Facts {
+	out := step.Facts{FactRestartedAt: env.Clock.Now().UTC().Format(time.RFC3339Nano)}
+	if s.BootCount != nil {
+		out[FactBootBefore] = strconv.Itoa(*s.BootCount)
+	}
+	return out
+}
+
+// watchSince is a crashWatch of the boot the restart recorded in facts
+// (bootMark) began.
+func watchSince(facts step.Facts) crashWatch {
+	var w crashWatch
+	if n, err := strconv.Atoi(facts[FactBootBefore]); err == nil {
+		w.before = &n
+	}
+	w.since, _ = time.Parse(time.RFC3339Nano, facts[FactRestartedAt])
+	return w
+}
+
+// began reports whether s shows a boot begun after the watch's mark.
+func (w *crashWatch) began(s inventory.Signals) bool {
+	return w.before != nil && s.BootCount != nil && *s.BootCount > *w.before ||
+		!w.since.IsZero() && !s.LastBootAt.IsZero() && !s.LastBootAt.Before(w.since)
 }
 
 // over is waitBootUnless's over for vm: whether the watched boot has
@@ -252,6 +296,7 @@ func (w *crashWatch) over(ctx context.Context, env *step.Env, vm *step.Target) f
 
 // crashed records s and reports whether the watched boot has failed.
 func (w *crashWatch) crashed(s inventory.Signals) bool {
+	w.sawBoot = w.sawBoot || w.began(s)
 	switch {
 	case s.Power == inventory.PowerStopped:
 		w.ended = true
