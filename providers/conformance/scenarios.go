@@ -711,15 +711,16 @@ func helperImages(e *env) {
 	}
 }
 
-// helperAcquire: Acquire is idempotent by tags (the same running helper
-// twice, one in the world), and ErrNotFound where the zone has no image of
-// the release.
 // helperFinder is what the helper pool's sweep asks of a provider's
 // Helpers that lists a run's helpers by tag (helperpool: sweep).
 type helperFinder interface {
 	FindHelpers(ctx context.Context, tags providers.Tags) ([]providers.VMRef, error)
 }
 
+// helperAcquire: Acquire is idempotent by tags (the same running helper
+// twice, one in the world), FindHelpers (where the provider has it) finds
+// it and, once released, nothing, and ErrNotFound where the zone has no
+// image of the release.
 func helperAcquire(e *env) {
 	h1, im, tags := e.acquireHelper("")
 	h2, err := e.p.Helpers.Acquire(e.ctx, im.Zone, inventory.WindowsVersion{Release: im.Release}, tags)

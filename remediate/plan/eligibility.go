@@ -260,19 +260,18 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 	v.Fallbacks = eligible[1:]
 	v.Skipped = skipped
 	v.Reasons = append(reasons, fmt.Sprintf("%s: the first eligible strategy in policy order", v.Strategy))
-	if n := in.Policy.RebootRetry.LastResort(); v.Strategy == policy.RebootRetry && n > in.Policy.RebootRetry.MaxRestarts && noSurePath(reg, v) {
-		v.LastResort = true
-		v.Reasons = append(v.Reasons, fmt.Sprintf("reboot-retry: the last resort (no other strategy is sure to repair it: each runs only if the restarts reveal a way, or may leave it where restarts no longer help): up to %d restarts, not %d (policy.reboot_retry.last_resort_restarts)",
-			n, in.Policy.RebootRetry.MaxRestarts))
-	}
-	if n := in.Policy.RebootRetry.LastResort(); v.Strategy == policy.RebootRetry && !v.LastResort && n > in.Policy.RebootRetry.MaxRestarts {
-		if s, ok := lateRestarts(reg, v); ok {
-			v.LateRestarts = true
+	t := v.Target()
+	if n, m := in.Policy.RebootRetry.LastResort(), in.Policy.RebootRetry.MaxRestarts; v.Strategy == policy.RebootRetry && n > m {
+		if noSurePath(reg, t, v.Fallbacks) {
+			v.LastResort, t.LastResort = true, true
+			v.Reasons = append(v.Reasons, fmt.Sprintf("reboot-retry: the last resort (no other strategy is sure to repair it: each runs only if the restarts reveal a way, or may leave it where restarts no longer help): up to %d restarts, not %d (policy.reboot_retry.last_resort_restarts)",
+				n, m))
+		} else if s, ok := lateRestarts(reg, t, v.Fallbacks); ok {
+			v.LateRestarts, t.LateRestarts = true, true
 			v.Reasons = append(v.Reasons, fmt.Sprintf("reboot-retry: %d restarts, as a fallback looks sure; should %s run (see its condition), it first restarts the VM up to %d times in all (policy.reboot_retry.last_resort_restarts), since it may leave the VM where restarts no longer help",
-				in.Policy.RebootRetry.MaxRestarts, s, n))
+				m, s, n))
 		}
 	}
-	t := v.Target()
 	for _, s := range eligible {
 		u, _ := reg.Get(s)
 		if cond := step.ConditionOf(u, t); cond != "" {
@@ -298,12 +297,11 @@ func decide(in Input, reg *strategy.Registry, a inventory.Assessed) VMPlan {
 // it runs after reboot-retry's whole last-resort budget.
 type restartsFirst interface{ RestartsFirst() bool }
 
-// noSurePath reports whether no fallback of v is sure to repair it: each
+// noSurePath reports whether none of fallbacks is sure to repair t: each
 // runs only on a condition (step.Conditional) that the strategy before it
 // may reveal, or is restartsFirst.
-func noSurePath(reg *strategy.Registry, v VMPlan) bool {
-	t := v.Target()
-	for _, s := range v.Fallbacks {
+func noSurePath(reg *strategy.Registry, t *step.Target, fallbacks []policy.Strategy) bool {
+	for _, s := range fallbacks {
 		u, _ := reg.Get(s)
 		if rf, ok := u.(restartsFirst); ok && rf.RestartsFirst() {
 			continue
@@ -315,17 +313,14 @@ func noSurePath(reg *strategy.Registry, v VMPlan) bool {
 	return true
 }
 
-// lateRestarts returns the first fallback of v that is restartsFirst and
-// conditional (step.Conditional), and whether no fallback after it is
-// sure: where its condition comes true, it runs with nothing sure behind it.
-func lateRestarts(reg *strategy.Registry, v VMPlan) (policy.Strategy, bool) {
-	t := v.Target()
-	for i, s := range v.Fallbacks {
+// lateRestarts returns the first of fallbacks that is restartsFirst and
+// conditional (step.Conditional) for t, and whether none after it is sure:
+// where its condition comes true, it runs with nothing sure behind it.
+func lateRestarts(reg *strategy.Registry, t *step.Target, fallbacks []policy.Strategy) (policy.Strategy, bool) {
+	for i, s := range fallbacks {
 		u, _ := reg.Get(s)
 		if rf, ok := u.(restartsFirst); ok && rf.RestartsFirst() && step.ConditionOf(u, t) != "" {
-			rest := v
-			rest.Fallbacks = v.Fallbacks[i+1:]
-			return s, noSurePath(reg, rest)
+			return s, noSurePath(reg, t, fallbacks[i+1:])
 		}
 	}
 	return "", false

@@ -134,7 +134,7 @@ func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe
 	// tell Safe Mode from a firewalled WinRM on a running OS).
 	shotSafe := false
 	safeScreen := func() bool {
-		return shotSafe || s.ConsoleAvailable && classify.ShowsSafeMode(s.Console) && !classify.ShowsCrash(s.Console)
+		return shotSafe || textShowsSafeMode(s)
 	}
 	osUp := func() bool {
 		return !p.Reachable && !safeScreen() && (classify.IsAuthError(&p) || s.InstanceReachable != nil && *s.InstanceReachable)
@@ -195,6 +195,12 @@ func check(ctx context.Context, env *step.Env, vm *step.Target) (inventory.Probe
 			"check WinRM and the guest_access credentials, then assess and plan again", vm.ID, p.Error)
 	}
 	return p, s, nil
+}
+
+// textShowsSafeMode reports whether s's console text shows a Safe Mode
+// desktop (and no crash).
+func textShowsSafeMode(s inventory.Signals) bool {
+	return s.ConsoleAvailable && classify.ShowsSafeMode(s.Console) && !classify.ShowsCrash(s.Console)
 }
 
 // screenShowsSafeMode reports whether a screenshot of the VM, where its

@@ -117,7 +117,7 @@ func restartStep(i int, chance float64) step.Step {
 			return nil, err
 		}
 		mark := bootMark(env, s)
-		reset, err := selfReset(ctx, env, vm, s)
+		reset, err := selfReset(ctx, env, vm, s, watchSince(mark))
 		if err != nil {
 			return nil, err
 		}
@@ -191,17 +191,15 @@ func waitStep(i, failAt int, chance float64) step.Step {
 // once its dump is written, as every boot of a crash loop does: a restart
 // would only cost an API call and, when the account's calls queue, come
 // later than the VM's own reset. It watches (coalesced Observes, every
-// PollEvery/2) for the new boot: text that is no crash, a boot counter or
-// boot time that moved, or the reachability check passing. false (restart
-// it) for any other screen, a recovery screen (it waits for someone), a
-// cloud that shows no console text (its screenshots would cost a call
-// each, more than the restart), or no new boot within the grace.
-// Read-only.
-func selfReset(ctx context.Context, env *step.Env, vm *step.Target, s inventory.Signals) (bool, error) {
+// PollEvery/2) for the new boot as w, marked at s (bootMark), sees one
+// (crashWatch.booted). false (restart it) for any other screen, a recovery
+// screen (it waits for someone), a cloud that shows no console text (its
+// screenshots would cost a call each, more than the restart), or no new
+// boot within the grace. Read-only.
+func selfReset(ctx context.Context, env *step.Env, vm *step.Target, s inventory.Signals, w crashWatch) (bool, error) {
 	if s.Power != inventory.PowerRunning || !s.ConsoleAvailable || !classify.ShowsSelfReset(s.Console) {
 		return false, nil
 	}
-	first := s
 	for deadline := env.Clock.Now().Add(ResetGrace); env.Clock.Now().Before(deadline); {
 		if err := env.Clock.Sleep(ctx, PollEvery/2); err != nil {
 			return false, err
@@ -213,10 +211,7 @@ func selfReset(ctx context.Context, env *step.Env, vm *step.Target, s inventory.
 			return false, err
 		case s.Power != inventory.PowerRunning:
 			return false, nil // stopped or stopping: not its own reset
-		case s.Console != "" && !classify.ShowsCrash(s.Console),
-			s.InstanceReachable != nil && *s.InstanceReachable,
-			s.BootCount != nil && first.BootCount != nil && *s.BootCount > *first.BootCount,
-			s.LastBootAt.After(first.LastBootAt):
+		case w.booted(s):
 			return true, nil
 		}
 	}
@@ -272,6 +267,14 @@ func (w *crashWatch) began(s inventory.Signals) bool {
 		!w.since.IsZero() && !s.LastBootAt.IsZero() && !s.LastBootAt.Before(w.since)
 }
 
+// booted reports whether s, of a running VM with console text, shows a
+// boot after the mark: one begun since (began), or a screen of a boot
+// that is no crash (text that is not a crash, the reachability check
+// passing).
+func (w *crashWatch) booted(s inventory.Signals) bool {
+	return w.began(s) || s.Console != "" && !classify.ShowsCrash(s.Console) || s.InstanceReachable != nil && *s.InstanceReachable
+}
+
 // over is waitBootUnless's over for vm: whether the watched boot has
 // failed, by the VM's signals, or its screenshot where the cloud shows no
 // console text.
@@ -303,7 +306,7 @@ func (w *crashWatch) crashed(s inventory.Signals) bool {
 	case s.Power != inventory.PowerRunning || !s.ConsoleAvailable:
 	case classify.ShowsCrash(s.Console):
 		w.ended = w.sawBoot
-	case s.Console != "" || s.InstanceReachable != nil && *s.InstanceReachable:
+	case w.booted(s):
 		w.sawBoot = true
 	}
 	return w.ended

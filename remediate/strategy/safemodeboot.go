@@ -257,7 +257,7 @@ func showsSafeMode(ctx context.Context, env *step.Env, vm *step.Target) bool {
 		return false
 	}
 	if s.ConsoleAvailable {
-		return classify.ShowsSafeMode(s.Console) && !classify.ShowsCrash(s.Console)
+		return textShowsSafeMode(s)
 	}
 	return screenShowsSafeMode(ctx, env, vm)
 }

@@ -13,14 +13,17 @@ import (
 // crash cycles begin before it sticks at the recovery screen (all of them
 // where it never sticks). Caller holds mu.
 func (w *World) restartsWithin(v *vm, r, max int) bool {
-	if max <= 0 || v.power != inventory.PowerRunning || v.boot.kind != bootCrash {
-		return max <= 0 || r-v.bootCount <= max
+	if max <= 0 {
+		return true
 	}
-	if v.cond.stuckAfter <= 0 {
-		return true // it cycles until boot r
+	need := r - v.bootCount
+	if v.power == inventory.PowerRunning && v.boot.kind == bootCrash {
+		if v.cond.stuckAfter <= 0 {
+			return true // it cycles until boot r
+		}
+		need -= v.cond.stuckAfter - v.cond.crashes - 1 // boots its own resets begin before it sticks
 	}
-	natural := v.cond.stuckAfter - v.cond.crashes - 1 // boots begun by its own resets before it sticks
-	return r-v.bootCount-natural <= max
+	return need <= max
 }
 
 // BoundOptions say which repairs count towards the lower bound.

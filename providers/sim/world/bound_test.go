@@ -138,7 +138,6 @@ func TestLowerBound(t *testing.T) {
 		repairs   int
 		unrepairs int
 		bucket    string
-		zoneBound bool // the world's snapshots make disks only in their zone (UseZoneBoundSnapshots)
 	}{
 		{name: "healthy VM: nothing to do", sc: scenario(vmSpec("1", own2019, goodFile)), want: 0},
 		{name: "boot loop, no natural recovery: offline", sc: scenario(loopVM(1)), want: secs(offline), repairs: 1},
@@ -189,7 +188,7 @@ func TestLowerBound(t *testing.T) {
 			sc:   withScenario(func(sc *Scenario) { sc.Images[0].Zone, sc.PerDiskSnapshots = "is1b", true }, loopVM(1)),
 			want: secs(max(stopMin+incrMin+copyMin+attachMin, provMin+upMin) + scriptMin + detachMin + snapMin + copyMin + attachMin + startMin + upMin), repairs: 1},
 		{name: "helper image only in another zone, snapshots bound to their zone: unrepairable",
-			sc: withScenario(func(sc *Scenario) { sc.Images[0].Zone = "is1b" }, loopVM(1)), zoneBound: true, want: 0, unrepairs: 1},
+			sc: withScenario(func(sc *Scenario) { sc.Images[0].Zone, sc.ZoneBoundSnapshots = "is1b", true }, loopVM(1)), want: 0, unrepairs: 1},
 		{name: "a copy there and back, snapshots are full copies",
 			sc:   withScenario(func(sc *Scenario) { sc.Images[0].Zone, sc.FullCopySnapshots = "is1b", true }, loopVM(1)),
 			want: secs(max(stopMin+snapMin+copyMin+attachMin, provMin+upMin) + scriptMin + detachMin + snapMin + copyMin + attachMin + startMin + upMin), repairs: 1},
@@ -213,9 +212,6 @@ func TestLowerBound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w, _ := load(t, tt.sc)
-			if tt.zoneBound {
-				w.UseZoneBoundSnapshots()
-			}
 			want := tt.want
 			if tt.wantFn != nil {
 				want = tt.wantFn(w)

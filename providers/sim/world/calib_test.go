@@ -91,8 +91,9 @@ func TestAcceptedAttachAndDetachCanFail(t *testing.T) {
 // TestZoneBoundSnapshots: where snapshots are zone resources (Sakura's
 // archives), a disk is made from one only in its zone.
 func TestZoneBoundSnapshots(t *testing.T) {
-	w, clk := load(t, scenario(vmSpec("1", img2019, badFile)))
-	w.UseZoneBoundSnapshots()
+	sc := scenario(vmSpec("1", img2019, badFile))
+	sc.ZoneBoundSnapshots = true
+	w, clk := load(t, sc)
 	s := must[SnapshotInfo](t)(w.Snapshot(ctx, "sim", "disk-1", nil))
 	clk.Set(s.ReadyAt)
 	if _, err := w.DiskFromSnapshot(ctx, "sim", s.Ref.ID, "is1b", nil); !errors.Is(err, providers.ErrPermanent) {

@@ -59,6 +59,7 @@ func build(sc Scenario, clk clock.Clock) (*World, []error) {
 		consoleAvailable: sc.ConsoleAvailable,
 		fullCopies:       sc.FullCopySnapshots,
 		perDiskSnaps:     sc.PerDiskSnapshots,
+		zoneBoundSnaps:   sc.ZoneBoundSnapshots,
 		vms:              map[string]*vm{},
 		disks:            map[string]*disk{},
 		snaps:            map[string]*snapshot{},
@@ -478,18 +479,19 @@ func (w *World) Export() Scenario {
 	defer w.mu.Unlock()
 	now := w.clk.Now().UTC()
 	sc := Scenario{
-		Version:           ScenarioVersion,
-		Seed:              w.seed,
-		Incident:          w.incident.Name,
-		Now:               now,
-		Zones:             append([]string(nil), w.zones...),
-		Images:            append([]ImageSpec(nil), w.images...),
-		GuestAccess:       GuestAccessSpec{Username: w.user, Password: w.password.Reveal()},
-		ConsoleAvailable:  w.consoleAvailable,
-		FullCopySnapshots: w.fullCopies,
-		PerDiskSnapshots:  w.perDiskSnaps,
-		Faults:            w.gate.faults.clone(),
-		Limits:            w.limits.clone(),
+		Version:            ScenarioVersion,
+		Seed:               w.seed,
+		Incident:           w.incident.Name,
+		Now:                now,
+		Zones:              append([]string(nil), w.zones...),
+		Images:             append([]ImageSpec(nil), w.images...),
+		GuestAccess:        GuestAccessSpec{Username: w.user, Password: w.password.Reveal()},
+		ConsoleAvailable:   w.consoleAvailable,
+		FullCopySnapshots:  w.fullCopies,
+		PerDiskSnapshots:   w.perDiskSnaps,
+		ZoneBoundSnapshots: w.zoneBoundSnaps,
+		Faults:             w.gate.faults.clone(),
+		Limits:             w.limits.clone(),
 	}
 	boot := map[string]bool{}
 	for _, id := range sortedKeys(w.vms) {

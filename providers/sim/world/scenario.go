@@ -50,10 +50,14 @@ type Scenario struct {
 	// its first snapshot is incremental (EBS user guide, "How incremental
 	// snapshots work": a snapshot of a volume created from a snapshot is
 	// incremental to that snapshot).
-	PerDiskSnapshots bool     `json:"per_disk_snapshots,omitempty"`
-	Faults           Faults   `json:"faults"`
-	Limits           Limits   `json:"limits,omitzero"`
-	VMs              []VMSpec `json:"vms"`
+	PerDiskSnapshots bool `json:"per_disk_snapshots,omitempty"`
+	// ZoneBoundSnapshots: a snapshot makes disks only in its own zone
+	// (Sakura's archives are zone resources); the lower bound then counts
+	// no copy of a disk to another zone. Default: any zone of the region.
+	ZoneBoundSnapshots bool     `json:"zone_bound_snapshots,omitempty"`
+	Faults             Faults   `json:"faults"`
+	Limits             Limits   `json:"limits,omitzero"`
+	VMs                []VMSpec `json:"vms"`
 	// Disks holds every disk that is not some VM's or helper's boot disk:
 	// detached disks, data disks, copies and restores.
 	Disks     []DiskSpec     `json:"disks,omitempty"`

@@ -69,7 +69,7 @@ type World struct {
 	consoleAvailable bool
 	fullCopies       bool // snapshots are full copies: no incremental discount
 	perDiskSnaps     bool // a disk made from a snapshot starts its own snapshot family (Scenario.PerDiskSnapshots)
-	zoneBoundSnaps   bool // a snapshot makes disks only in its own zone (UseZoneBoundSnapshots)
+	zoneBoundSnaps   bool // a snapshot makes disks only in its own zone (Scenario.ZoneBoundSnapshots)
 	// serialOf is the serial number a guest sees on a disk (the cloud's
 	// ID for it); nil: the world's disk ID.
 	serialOf func(diskID string) string
@@ -238,10 +238,9 @@ func (w *World) UsePerDiskSnapshots() {
 	w.perDiskSnaps = true
 }
 
-// UseZoneBoundSnapshots makes a snapshot make disks only in its own zone:
-// a face emulating a cloud whose snapshots are zone resources (Sakura's
-// archives) calls it once, before serving. The lower bound then counts no
-// copy of a disk to another zone.
+// UseZoneBoundSnapshots makes a snapshot make disks only in its own zone
+// (Scenario.ZoneBoundSnapshots): a face emulating a cloud whose snapshots
+// are zone resources (Sakura's archives) calls it once, before serving.
 func (w *World) UseZoneBoundSnapshots() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
