@@ -227,9 +227,10 @@ type Report struct {
 	CPUMsPerVMStep float64 `json:"cpu_ms_per_vm_step"`
 	PeakHeapMB     float64 `json:"peak_heap_mb"`
 	WallSec        float64 `json:"wall_seconds"`
-	// BaselinesCPUSec and BaselinesWallSec are the process's CPU time
-	// and the real time of the baselines' runs, together (they run at
-	// once, after the main run).
+	// BaselinesCPUSec and BaselinesWallSec are the CPU time and the real
+	// time of the baselines' runs, together: they run at once, in a child
+	// process, while the main run runs (CPUSec and PeakHeapMB are this
+	// process's: the main run's alone).
 	BaselinesCPUSec  float64 `json:"baselines_cpu_seconds"`
 	BaselinesWallSec float64 `json:"baselines_wall_seconds"`
 }

@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime/metrics"
 	"strconv"
 	"sync"
@@ -83,8 +86,9 @@ func optionsFromEnv() (Options, string, error) {
 // demo's flags, FIXFLEET_BENCH_CONCURRENCY, the policy's concurrency
 // in total and per account, and FIXFLEET_BENCH_JOURNAL and
 // FIXFLEET_BENCH_JOURNAL_DIR, the kept journal and where the others go:
-// see DefaultJournalDir). It runs the incident on virtual time, then each baseline
-// on a fresh world of the same seed, and writes Report as JSON to FILE
+// see DefaultJournalDir). It runs the incident on virtual time and, at the
+// same time in a child process, each baseline on a fresh world of the same
+// seed, and writes Report as JSON to FILE
 // (unset: the test log). It fails when the incident breaks a promise
 // (a VM neither healthy nor flagged, an invariant counter above 0) or
 // beats the world's lower bound.
@@ -93,6 +97,14 @@ func TestIncidentBenchmark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if to := os.Getenv(baselinesToVar); to != "" {
+		writeJSON(t, to, runBaselines(t, o))
+		return
+	}
+	// The baselines run at once in a child process of this test binary,
+	// while the main run runs here: the machine's two cores are both used,
+	// and this process's CPU time and heap are the main run's alone.
+	baselines := startBaselines(t)
 	heap := startHeapSampler()
 	cpu0, wall0 := rusage.CPUSeconds(), time.Now()
 	var r Report
@@ -109,43 +121,12 @@ func TestIncidentBenchmark(t *testing.T) {
 	if r.Steps > 0 {
 		r.CPUMsPerVMStep = 1000 * r.CPUSec / float64(r.Steps)
 	}
-	// The baselines run at once, each in a bubble of its own (their
-	// worlds share nothing), after the main run: its CPU and heap are
-	// measured alone.
-	var mu sync.Mutex
-	cpu0, wall0 = rusage.CPUSeconds(), time.Now()
-	t.Run("baselines", func(t *testing.T) {
-		for _, bl := range Baselines(serialSample) {
-			t.Run(bl.Name, func(t *testing.T) {
-				t.Parallel()
-				wall0 := time.Now() // real time: outside the bubble
-				var res BaselineResult
-				simtest.InBubble(t, bl.Incident(o).Options, func(t *testing.T, b *simulation.Backend) {
-					var err error
-					if res, err = RunBaseline(context.Background(), b, o, bl); err != nil {
-						t.Fatal(err)
-					}
-				})
-				res.WallSec = time.Since(wall0).Seconds()
-				t.Logf("baseline %s: wall %.1fs", bl.Name, res.WallSec)
-				mu.Lock()
-				r.Baselines[bl.Name] = res
-				mu.Unlock()
-			})
-		}
-	})
-	r.BaselinesCPUSec, r.BaselinesWallSec = rusage.CPUSeconds()-cpu0, time.Since(wall0).Seconds()
-	doc, err := json.MarshalIndent(r, "", "  ")
+	bl, err := baselines.wait()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out != "" {
-		if err := os.WriteFile(out, append(doc, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		t.Logf("%s", doc)
-	}
+	r.Baselines, r.BaselinesCPUSec, r.BaselinesWallSec = bl.results, bl.cpuSec, bl.wallSec
+	writeJSON(t, out, r)
 	for _, p := range r.Problems {
 		t.Errorf("the incident broke a promise: %s", p)
 	}
@@ -189,4 +170,111 @@ func startHeapSampler() func() float64 {
 		}
 	}()
 	return func() float64 { close(done); return <-peak }
+}
+
+// baselinesToVar, when set, makes TestIncidentBenchmark run only the
+// baselines and write their results, as JSON, to the file it names: the
+// child process's role (see startBaselines).
+const baselinesToVar = "FIXFLEET_BENCH_BASELINES_TO"
+
+// runBaselines runs every baseline at once, each in a bubble of its own
+// (their worlds share nothing), and returns their results by name.
+func runBaselines(t *testing.T, o Options) map[string]BaselineResult {
+	var mu sync.Mutex
+	results := map[string]BaselineResult{}
+	t.Run("baselines", func(t *testing.T) {
+		for _, bl := range Baselines(serialSample) {
+			t.Run(bl.Name, func(t *testing.T) {
+				t.Parallel()
+				wall0 := time.Now() // real time: outside the bubble
+				var res BaselineResult
+				simtest.InBubble(t, bl.Incident(o).Options, func(t *testing.T, b *simulation.Backend) {
+					var err error
+					if res, err = RunBaseline(context.Background(), b, o, bl); err != nil {
+						t.Fatal(err)
+					}
+				})
+				res.WallSec = time.Since(wall0).Seconds()
+				t.Logf("baseline %s: wall %.1fs", bl.Name, res.WallSec)
+				mu.Lock()
+				results[bl.Name] = res
+				mu.Unlock()
+			})
+		}
+	})
+	return results
+}
+
+// childBaselines is the baselines' run in a child process.
+type childBaselines struct {
+	cmd   *exec.Cmd
+	out   bytes.Buffer // the child's test log
+	to    string       // where the child writes its results
+	wall0 time.Time
+}
+
+// baselinesDone is what the child process measured, and its CPU time.
+type baselinesDone struct {
+	results         map[string]BaselineResult
+	cpuSec, wallSec float64
+}
+
+// startBaselines starts this test binary again, as a child process that
+// runs only the baselines (same FIXFLEET_BENCH_* variables, so the same
+// world and options). The child is killed if the test ends before wait.
+func startBaselines(t *testing.T) *childBaselines {
+	c := &childBaselines{to: filepath.Join(t.TempDir(), "baselines.json")}
+	args := []string{"-test.run=^TestIncidentBenchmark$", "-test.count=1"}
+	if d, ok := t.Deadline(); ok {
+		args = append(args, "-test.timeout="+time.Until(d).Round(time.Second).String())
+	}
+	c.cmd = exec.Command(os.Args[0], args...)
+	c.cmd.Env = append(os.Environ(), baselinesToVar+"="+c.to)
+	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
+	c.wall0 = time.Now()
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("start the baselines' process: %v", err)
+	}
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			_ = c.cmd.Process.Kill()
+			_ = c.cmd.Wait()
+		}
+	})
+	return c
+}
+
+// wait waits for the child and reads its results. An error carries the
+// child's log.
+func (c *childBaselines) wait() (baselinesDone, error) {
+	err := c.cmd.Wait()
+	d := baselinesDone{wallSec: time.Since(c.wall0).Seconds()}
+	if err != nil {
+		return d, fmt.Errorf("the baselines' process: %v:\n%s", err, c.out.String())
+	}
+	d.cpuSec = (c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime()).Seconds()
+	doc, err := os.ReadFile(c.to)
+	if err != nil {
+		return d, fmt.Errorf("the baselines' results: %v; the process's log:\n%s", err, c.out.String())
+	}
+	if err := json.Unmarshal(doc, &d.results); err != nil {
+		return d, fmt.Errorf("the baselines' results %s: %v", c.to, err)
+	}
+	return d, nil
+}
+
+// writeJSON writes v as indented JSON to the file named out, or to the
+// test log when out is "".
+func writeJSON(t *testing.T, out string, v any) {
+	doc, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out == "" {
+		t.Logf("%s", doc)
+		return
+	}
+	if err := os.WriteFile(out, append(doc, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
