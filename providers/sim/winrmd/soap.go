@@ -34,7 +34,8 @@ const (
 	soapContentTyp = "application/soap+xml;charset=UTF-8"
 )
 
-// envelope is the part of a WS-Management request the server reads.
+// envelope is the part of a WS-Management request the server reads
+// (parseEnvelope).
 type envelope struct {
 	XMLName xml.Name `xml:"http://www.w3.org/2003/05/soap-envelope Envelope"`
 	Header  struct {
@@ -43,41 +44,55 @@ type envelope struct {
 		ResourceURI      string `xml:"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd ResourceURI"`
 		OperationTimeout string `xml:"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd OperationTimeout"`
 		SelectorSet      struct {
-			Selectors []struct {
-				Name  string `xml:"Name,attr"`
-				Value string `xml:",chardata"`
-			} `xml:"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd Selector"`
+			Selectors []envSelector `xml:"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd Selector"`
 		} `xml:"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd SelectorSet"`
 	} `xml:"http://www.w3.org/2003/05/soap-envelope Header"`
 	Body struct {
-		Shell *struct {
-			IdleTimeOut   string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell IdleTimeOut"`
-			InputStreams  string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell InputStreams"`
-			OutputStreams string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell OutputStreams"`
-		} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Shell"`
-		CommandLine *struct {
-			Command   string   `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Command"`
-			Arguments []string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Arguments"`
-		} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell CommandLine"`
-		Send *struct {
-			Streams []struct {
-				Name      string `xml:"Name,attr"`
-				CommandID string `xml:"CommandId,attr"`
-				End       string `xml:"End,attr"`
-				Data      string `xml:",chardata"`
-			} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Stream"`
-		} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Send"`
-		Receive *struct {
-			DesiredStream struct {
-				CommandID string `xml:"CommandId,attr"`
-				Streams   string `xml:",chardata"`
-			} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell DesiredStream"`
-		} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Receive"`
-		Signal *struct {
-			CommandID string `xml:"CommandId,attr"`
-			Code      string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Code"`
-		} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Signal"`
+		Shell       *envShell       `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Shell"`
+		CommandLine *envCommandLine `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell CommandLine"`
+		Send        *envSend        `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Send"`
+		Receive     *envReceive     `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Receive"`
+		Signal      *envSignal      `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Signal"`
 	} `xml:"http://www.w3.org/2003/05/soap-envelope Body"`
+}
+
+type envSelector struct {
+	Name  string `xml:"Name,attr"`
+	Value string `xml:",chardata"`
+}
+
+type envShell struct {
+	IdleTimeOut   string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell IdleTimeOut"`
+	InputStreams  string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell InputStreams"`
+	OutputStreams string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell OutputStreams"`
+}
+
+type envCommandLine struct {
+	Command   string   `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Command"`
+	Arguments []string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Arguments"`
+}
+
+type envSend struct {
+	Streams []envStream `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Stream"`
+}
+
+type envStream struct {
+	Name      string `xml:"Name,attr"`
+	CommandID string `xml:"CommandId,attr"`
+	End       string `xml:"End,attr"`
+	Data      string `xml:",chardata"`
+}
+
+type envReceive struct {
+	DesiredStream struct {
+		CommandID string `xml:"CommandId,attr"`
+		Streams   string `xml:",chardata"`
+	} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell DesiredStream"`
+}
+
+type envSignal struct {
+	CommandID string `xml:"CommandId,attr"`
+	Code      string `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Code"`
 }
 
 // selector returns the value of the named selector ("" if absent).

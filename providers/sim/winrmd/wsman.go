@@ -3,7 +3,6 @@ package winrmd
 import (
 	"context"
 	"encoding/base64"
-	"encoding/xml"
 	"errors"
 	"io"
 	"log/slog"
@@ -88,7 +87,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // connection failed; nothing to answer
 	}
 	var env envelope
-	if err := xml.Unmarshal(data, &env); err != nil {
+	if err := parseEnvelope(data, &env); err != nil {
 		writeFault(w, "", faultSchema)
 		return
 	}
