@@ -55,6 +55,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -397,10 +398,7 @@ func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 				rest = append(rest, i)
 			}
 		}
-		// Last resorts first: up to last_resort_restarts restarts make
-		// theirs the tier's longest chains, and restarts take little of
-		// the account's API calls and no helper.
-		sort.SliceStable(rest, func(a, b int) bool { return vms[rest[a]].LastResort && !vms[rest[b]].LastResort })
+		sort.SliceStable(rest, func(a, b int) bool { return longestFirst(vms[rest[a]]) < longestFirst(vms[rest[b]]) })
 		for lo := 0; lo < len(rest); lo += pol.WaveSize {
 			hi := min(lo+pol.WaveSize, len(rest))
 			num := len(waves) + 1
@@ -408,6 +406,33 @@ func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 		}
 	}
 	return waves
+}
+
+// longestFirst ranks v within its tier, lowest first, by the longest
+// chain it may run: last resorts (up to last_resort_restarts restarts,
+// which take little of the account's API calls and no helper); then the
+// VMs that may end in a restore (restore-backup the strategy or a
+// fallback: a restore takes 10 to 45 minutes after whatever failed before
+// it), first those whose disk no helper can read before it, only
+// safe-mode-boot (their BitLocker key is nowhere, and Safe Mode runs WinRM
+// only where it was listed under SafeBoot\Network: many end in the
+// restore); then the rest. Started last, the few VMs whose restore is
+// needed set the makespan.
+func longestFirst(v VMPlan) int {
+	chain := append([]policy.Strategy{v.Strategy}, v.Fallbacks...)
+	restore := slices.Index(chain, policy.RestoreBackup)
+	readsDisk := func(s policy.Strategy) bool {
+		return s == policy.HelperMount || s == policy.CopyAndSwap || s == policy.CrossZone
+	}
+	switch {
+	case v.LastResort:
+		return 0
+	case restore >= 0 && slices.Contains(chain[:restore], policy.SafeModeBoot) && !slices.ContainsFunc(chain[:restore], readsDisk):
+		return 1
+	case restore >= 0:
+		return 2
+	}
+	return 3
 }
 
 // CanaryGroup is v's group for the canary: its first strategy and its
