@@ -14,10 +14,10 @@ import (
 // guests' CPU. The plain subset every WS-Management client sends (the
 // XML declaration, elements, attributes, namespace declarations, character
 // data in printable ASCII with the five predefined entities, CDATA
-// sections) is read here a run at a time; anything else (comments, DOCTYPE, numeric
-// character references, carriage returns, non-ASCII text or names, an
-// undeclared prefix, a malformed document) is left to xml.Unmarshal,
-// which also gives every error. FuzzParseEnvelope holds the two to the
+// sections) is read here a run at a time; anything else (comments,
+// DOCTYPE, numeric character references, carriage returns, non-ASCII text
+// or names, an undeclared prefix, a malformed document) is left to
+// xml.Unmarshal, which also gives every error. FuzzParseEnvelope holds the two to the
 // same envelope.
 func parseEnvelope(data []byte, env *envelope) error {
 	if root, ok := parsePlain(data); ok && root.space == nsSOAP && root.local == "Envelope" {
@@ -82,7 +82,7 @@ func plainDeclaration(content string) bool {
 func (p *plain) at(b byte) bool { return p.i < len(p.data) && p.data[p.i] == b }
 
 func (p *plain) space() {
-	for p.i < len(p.data) && (p.data[p.i] == ' ' || p.data[p.i] == '\t' || p.data[p.i] == '\n') {
+	for p.i < len(p.data) && isSpace(p.data[p.i]) {
 		p.i++
 	}
 }
@@ -91,6 +91,7 @@ func (p *plain) space() {
 // split into prefix and local part.
 func (p *plain) name() (prefix, local string, ok bool) {
 	start, colon := p.i, -1
+scan:
 	for p.i < len(p.data) {
 		c := p.data[p.i]
 		switch {
@@ -99,11 +100,10 @@ func (p *plain) name() (prefix, local string, ok bool) {
 		case c == ':' && colon < 0 && p.i > start:
 			colon = p.i
 		default:
-			goto done
+			break scan
 		}
 		p.i++
 	}
-done:
 	switch {
 	case p.i == start || colon == p.i-1:
 		return "", "", false
