@@ -351,8 +351,7 @@ func Build(in Input) (*Plan, error) {
 // makeWaves assigns the VMs acted on to waves and fills VMPlan.Wave: the
 // canary from the first tier with VMs to act on, then waves of each tier
 // in tier order (one tier, 0, without policy tiers); within a tier, the
-// VMs whose reboot-retry is their last resort (VMPlan.LastResort) first,
-// then the others in fleet order.
+// longest possible chains first (longestFirst), each rank in fleet order.
 func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 	var all []int
 	for i := range vms {
