@@ -339,7 +339,7 @@ func Build(in Input) (*Plan, error) {
 		p.VMs[i] = decide(in, reg, a)
 	}
 	p.Tiers = assignTiers(p.VMs, in.Policy)
-	p.Waves = makeWaves(p.VMs, in.Policy)
+	p.Waves = makeWaves(p.VMs, in.Policy, reg)
 	p.Estimate = estimate(p, reg)
 	p.Summary = summarize(p)
 	if err := p.ValidateWith(reg); err != nil {
@@ -352,7 +352,7 @@ func Build(in Input) (*Plan, error) {
 // canary from the first tier with VMs to act on, then waves of each tier
 // in tier order (one tier, 0, without policy tiers); within a tier, the
 // longest possible chains first (longestFirst), each rank in fleet order.
-func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
+func makeWaves(vms []VMPlan, pol policy.Policy, reg *strategy.Registry) []Wave {
 	var all []int
 	for i := range vms {
 		if vms[i].Acts() {
@@ -397,7 +397,11 @@ func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 				rest = append(rest, i)
 			}
 		}
-		sort.SliceStable(rest, func(a, b int) bool { return longestFirst(vms[rest[a]]) < longestFirst(vms[rest[b]]) })
+		rank := make(map[int]int, len(rest))
+		for _, i := range rest {
+			rank[i] = longestFirst(reg, &vms[i])
+		}
+		sort.SliceStable(rest, func(a, b int) bool { return rank[rest[a]] < rank[rest[b]] })
 		for lo := 0; lo < len(rest); lo += pol.WaveSize {
 			hi := min(lo+pol.WaveSize, len(rest))
 			num := len(waves) + 1
@@ -412,26 +416,28 @@ func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 // which take little of the account's API calls and no helper); then the
 // VMs that may end in a restore (restore-backup the strategy or a
 // fallback: a restore takes 10 to 45 minutes after whatever failed before
-// it), first those whose disk no helper can read before it, only
-// safe-mode-boot (their BitLocker key is nowhere, and Safe Mode runs WinRM
-// only where it was listed under SafeBoot\Network: many end in the
-// restore); then the rest. Started last, the few VMs whose restore is
-// needed set the makespan.
-func longestFirst(v VMPlan) int {
+// it), first those where a strategy that may leave the VM unrepaired
+// (restartsFirst: safe-mode-boot, whose WinRM runs in Safe Mode only
+// where listed under SafeBoot\Network) runs unconditionally before it;
+// then the rest. Started last, the few VMs whose restore is needed set the
+// makespan.
+func longestFirst(reg *strategy.Registry, v *VMPlan) int {
 	chain := append([]policy.Strategy{v.Strategy}, v.Fallbacks...)
 	restore := slices.Index(chain, policy.RestoreBackup)
-	readsDisk := func(s policy.Strategy) bool {
-		return s == policy.HelperMount || s == policy.CopyAndSwap || s == policy.CrossZone
-	}
 	switch {
 	case v.LastResort:
 		return 0
-	case restore >= 0 && slices.Contains(chain[:restore], policy.SafeModeBoot) && !slices.ContainsFunc(chain[:restore], readsDisk):
-		return 1
-	case restore >= 0:
-		return 2
+	case restore < 0:
+		return 3
 	}
-	return 3
+	t := v.Target()
+	for _, s := range chain[:restore] {
+		u, _ := reg.Get(s)
+		if rf, ok := u.(restartsFirst); ok && rf.RestartsFirst() && step.ConditionOf(u, t) == "" {
+			return 1
+		}
+	}
+	return 2
 }
 
 // CanaryGroup is v's group for the canary: its first strategy and its
