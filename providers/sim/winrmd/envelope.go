@@ -331,19 +331,12 @@ func (env *envelope) fill(root *element) {
 
 func (e *element) is(space, local string) bool { return e.space == space && e.local == local }
 
-func (e *element) attr(local string) (v string, ok bool) {
+// setAttr sets *dst to e's last attribute local, if it has one.
+func (e *element) setAttr(local string, dst *string) {
 	for _, a := range e.attrs {
 		if a.local == local {
-			v, ok = a.value, true
+			*dst = a.value
 		}
-	}
-	return v, ok
-}
-
-// setAttr sets *dst to e's attribute local, if it has one.
-func (e *element) setAttr(local string, dst *string) {
-	if v, ok := e.attr(local); ok {
-		*dst = v
 	}
 }
 
