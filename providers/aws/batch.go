@@ -45,18 +45,33 @@ type batch struct {
 	err    error
 }
 
+// due is when bt is sent: quietGap after its last caller, at the latest
+// maxWindow after its first. Caller holds the batcher's mu.
+func (bt *batch) due() time.Time {
+	due := bt.last.Add(quietGap)
+	if limit := bt.opened.Add(maxWindow); limit.Before(due) {
+		return limit
+	}
+	return due
+}
+
 // do adds ids to the open batch (opening one if none) and waits until that
 // batch has been sent, returning the call's error. ctx ends only the wait:
 // the batch is still sent for the other callers.
 func (b *batcher) do(ctx context.Context, ids []string) error {
 	b.mu.Lock()
+	now := b.clk.Now()
 	bt := b.pending
-	if bt == nil {
-		bt = &batch{seen: map[string]bool{}, done: make(chan struct{}), opened: b.clk.Now()}
+	if bt == nil || !now.Before(bt.due()) {
+		// None open, or its time is up whether or not flushWhenQuiet has
+		// taken it yet: a caller of the instant it is due never joins it,
+		// so that on virtual time which batch a caller joins does not
+		// depend on the order of the instant's goroutines.
+		bt = &batch{seen: map[string]bool{}, done: make(chan struct{}), opened: now}
 		b.pending = bt
 		go b.flushWhenQuiet(bt)
 	}
-	bt.last = b.clk.Now()
+	bt.last = now
 	for _, id := range ids {
 		if !bt.seen[id] {
 			bt.seen[id] = true
@@ -79,11 +94,7 @@ func (b *batcher) do(ctx context.Context, ids []string) error {
 func (b *batcher) flushWhenQuiet(bt *batch) {
 	for {
 		b.mu.Lock()
-		now := b.clk.Now()
-		due := bt.last.Add(quietGap)
-		if limit := bt.opened.Add(maxWindow); limit.Before(due) {
-			due = limit
-		}
+		now, due := b.clk.Now(), bt.due()
 		if !now.Before(due) {
 			if b.pending == bt {
 				b.pending = nil

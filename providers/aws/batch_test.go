@@ -75,6 +75,9 @@ func TestBatcherSendsWhenQuiet(t *testing.T) {
 		{"a lone caller waits the gap", 0, 1, []time.Duration{quietGap}},
 		{"callers within the gap share a call", time.Second, 4, []time.Duration{3*time.Second + quietGap}},
 		{"a steady stream is cut at the window", 4 * time.Second, 12, []time.Duration{maxWindow, 44*time.Second + quietGap}},
+		// A caller of the very instant a batch is due never joins it,
+		// whichever of the instant's goroutines runs first.
+		{"a caller as the gap ends opens the next batch", quietGap, 3, []time.Duration{quietGap, 2 * quietGap, 3 * quietGap}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
