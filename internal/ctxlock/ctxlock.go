@@ -15,6 +15,8 @@ package ctxlock
 import (
 	"context"
 	"sync"
+
+	"github.com/fixfleet/fixfleet/internal/clock"
 )
 
 // Mutex is a lock whose Lock honours a context. Use New; not copyable.
@@ -37,26 +39,31 @@ func (m *Mutex) Lock(ctx context.Context) error {
 // Unlock releases m. It must be held.
 func (m *Mutex) Unlock() { <-m.ch }
 
-// Keyed is one Mutex per key, made on first use. The zero value is ready.
+// Keyed is one Ordered per key (a resource), made on first use, on one
+// clock: holders of different keys never wait for each other, and the
+// waiters of one key and instant take it in the order of their turn keys.
+// Use NewKeyed; not copyable.
 type Keyed struct {
-	mu sync.Mutex // guards m only: never held while waiting
-	m  map[string]*Mutex
+	clk clock.Clock
+	mu  sync.Mutex // guards m only: never held while waiting
+	m   map[string]*Ordered
 }
 
-// Lock takes key's Mutex as Mutex.Lock does and returns its Unlock.
-func (k *Keyed) Lock(ctx context.Context, key string) (unlock func(), err error) {
+// NewKeyed returns a Keyed whose locks run on clk.
+func NewKeyed(clk clock.Clock) *Keyed { return &Keyed{clk: clk, m: map[string]*Ordered{}} }
+
+// Lock takes key's lock as Ordered.Lock does, its place among one
+// instant's waiters given by turn, and returns its Unlock.
+func (k *Keyed) Lock(ctx context.Context, key, turn string) (unlock func(), err error) {
 	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*Mutex{}
-	}
-	m := k.m[key]
-	if m == nil {
-		m = New()
-		k.m[key] = m
+	o := k.m[key]
+	if o == nil {
+		o = NewOrdered(k.clk)
+		k.m[key] = o
 	}
 	k.mu.Unlock()
-	if err := m.Lock(ctx); err != nil {
+	if err := o.Lock(ctx, turn); err != nil {
 		return nil, err
 	}
-	return m.Unlock, nil
+	return o.Unlock, nil
 }

@@ -107,7 +107,7 @@ type core struct {
 	order   []string
 
 	mu      sync.Mutex
-	devLock ctxlock.Keyed       // by instance: picking its free device (held across the attach and its wait)
+	devLock *ctxlock.Keyed      // by instance, in volume order at one instant: picking its free device (held across the attach and its wait)
 	azs     map[string][]string // region -> zones
 }
 
@@ -160,7 +160,7 @@ func open(ctx context.Context, a providers.Account, env providers.Env, hc sdk.HT
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &core{acct: a, opts: o, clk: clk, log: log, regions: map[string]*regional{}, azs: map[string][]string{}}
+	c := &core{acct: a, opts: o, clk: clk, log: log, regions: map[string]*regional{}, azs: map[string][]string{}, devLock: ctxlock.NewKeyed(clk)}
 	for _, r := range regions(a) {
 		cfg, err := loadConfig(ctx, r, o, getenv, hc)
 		if err != nil {

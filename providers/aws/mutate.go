@@ -468,7 +468,7 @@ func (d disks) Detach(ctx context.Context, vm providers.VMRef, ref providers.Dis
 // attached. Same availability zone only.
 func (d disks) Attach(ctx context.Context, vm providers.VMRef, ref providers.DiskRef, boot bool) error {
 	res := "disk " + ref.ID + " to vm " + vm.String()
-	unlock, err := d.devLock.Lock(ctx, vm.ID)
+	unlock, err := d.devLock.Lock(ctx, vm.ID, ref.ID)
 	if err != nil {
 		return fmt.Errorf("Attach %s: %w", res, err)
 	}
