@@ -55,6 +55,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -338,7 +339,7 @@ func Build(in Input) (*Plan, error) {
 		p.VMs[i] = decide(in, reg, a)
 	}
 	p.Tiers = assignTiers(p.VMs, in.Policy)
-	p.Waves = makeWaves(p.VMs, in.Policy)
+	p.Waves = makeWaves(p.VMs, in.Policy, reg)
 	p.Estimate = estimate(p, reg)
 	p.Summary = summarize(p)
 	if err := p.ValidateWith(reg); err != nil {
@@ -350,9 +351,8 @@ func Build(in Input) (*Plan, error) {
 // makeWaves assigns the VMs acted on to waves and fills VMPlan.Wave: the
 // canary from the first tier with VMs to act on, then waves of each tier
 // in tier order (one tier, 0, without policy tiers); within a tier, the
-// VMs whose reboot-retry is their last resort (VMPlan.LastResort) first,
-// then the others in fleet order.
-func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
+// longest possible chains first (longestFirst), each rank in fleet order.
+func makeWaves(vms []VMPlan, pol policy.Policy, reg *strategy.Registry) []Wave {
 	var all []int
 	for i := range vms {
 		if vms[i].Acts() {
@@ -397,10 +397,11 @@ func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 				rest = append(rest, i)
 			}
 		}
-		// Last resorts first: up to last_resort_restarts restarts make
-		// theirs the tier's longest chains, and restarts take little of
-		// the account's API calls and no helper.
-		sort.SliceStable(rest, func(a, b int) bool { return vms[rest[a]].LastResort && !vms[rest[b]].LastResort })
+		rank := make(map[int]int, len(rest))
+		for _, i := range rest {
+			rank[i] = longestFirst(reg, &vms[i])
+		}
+		sort.SliceStable(rest, func(a, b int) bool { return rank[rest[a]] < rank[rest[b]] })
 		for lo := 0; lo < len(rest); lo += pol.WaveSize {
 			hi := min(lo+pol.WaveSize, len(rest))
 			num := len(waves) + 1
@@ -408,6 +409,35 @@ func makeWaves(vms []VMPlan, pol policy.Policy) []Wave {
 		}
 	}
 	return waves
+}
+
+// longestFirst ranks v within its tier, lowest first, by the longest
+// chain it may run: last resorts (up to last_resort_restarts restarts,
+// which take little of the account's API calls and no helper); then the
+// VMs that may end in a restore (restore-backup the strategy or a
+// fallback: a restore takes 10 to 45 minutes after whatever failed before
+// it), first those where a strategy that may leave the VM unrepaired
+// (restartsFirst: safe-mode-boot, whose WinRM runs in Safe Mode only
+// where listed under SafeBoot\Network) runs unconditionally before it;
+// then the rest. Started last, the few VMs whose restore is needed set the
+// makespan.
+func longestFirst(reg *strategy.Registry, v *VMPlan) int {
+	chain := append([]policy.Strategy{v.Strategy}, v.Fallbacks...)
+	restore := slices.Index(chain, policy.RestoreBackup)
+	switch {
+	case v.LastResort:
+		return 0
+	case restore < 0:
+		return 3
+	}
+	t := v.Target()
+	for _, s := range chain[:restore] {
+		u, _ := reg.Get(s)
+		if rf, ok := u.(restartsFirst); ok && rf.RestartsFirst() && step.ConditionOf(u, t) == "" {
+			return 1
+		}
+	}
+	return 2
 }
 
 // CanaryGroup is v's group for the canary: its first strategy and its

@@ -475,35 +475,70 @@ func bigFleet(n int) []inventory.Assessed {
 	return out
 }
 
-// TestLastResortsFirst: after the canary, the VMs whose reboot-retry is
-// their last resort (the longest chains) start first, in fleet order, then
-// the others in fleet order.
-func TestLastResortsFirst(t *testing.T) {
-	var fleet []inventory.Assessed
-	for i := range 9 {
-		a := vmIn("prod", fmt.Sprintf("vm-%03d", i), inventory.StateBootLoop)
-		if i == 5 || i == 7 {
-			a.VM.Windows.Release = "2012" // no helper image, no backup
+// TestLongestChainsFirst: after the canary, within a tier, the VMs whose
+// reboot-retry is their last resort start first, then those that may end
+// in a restore with safe-mode-boot before it (the BitLocker key nowhere),
+// then the others that may end in a restore, then the rest, each group in
+// fleet order. Without data loss allowed no chain ends in a restore.
+func TestLongestChainsFirst(t *testing.T) {
+	const (
+		noBackup = "no backup"
+		keyless  = "BitLocker key nowhere"
+		old      = "Windows 2012: no helper image"
+	)
+	fleet := func(kinds map[int][]string) []inventory.Assessed {
+		var out []inventory.Assessed
+		for i := range 9 {
+			a := vmIn("prod", fmt.Sprintf("vm-%03d", i), inventory.StateBootLoop)
+			for _, k := range kinds[i] {
+				switch k {
+				case noBackup:
+					a.VM.Backups = nil
+				case keyless:
+					a.VM.OSDisk.Encryption = inventory.Encryption{BitLocker: true, KeyID: "KEY-NOWHERE"}
+				case old:
+					a.VM.Windows.Release = "2012"
+				}
+			}
+			out = append(out, a)
 		}
-		fleet = append(fleet, a)
+		return out
 	}
-	in := baseInput(fleet...)
-	in.Policy.Canary, in.Policy.WaveSize = 2, 3
-	p, err := Build(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got [][]string
-	for _, w := range p.Waves {
-		var names []string
-		for _, k := range w.VMs {
-			names = append(names, k[strings.LastIndex(k, "/")+1:])
-		}
-		got = append(got, names)
-	}
-	want := [][]string{{"vm-000", "vm-001"}, {"vm-005", "vm-007", "vm-002"}, {"vm-003", "vm-004", "vm-006"}, {"vm-008"}}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("waves %v, want %v", got, want)
+	for _, tc := range []struct {
+		name      string
+		dataLoss  bool
+		kinds     map[int][]string
+		wantWaves [][]string
+	}{
+		{name: "no data loss: last resorts, then fleet order",
+			kinds:     map[int][]string{5: {old, noBackup}, 7: {old, noBackup}},
+			wantWaves: [][]string{{"vm-000", "vm-001"}, {"vm-005", "vm-007", "vm-002"}, {"vm-003", "vm-004", "vm-006"}, {"vm-008"}}},
+		{name: "data loss: last resorts, restores after safe-mode-boot, restores, the rest", dataLoss: true,
+			kinds:     map[int][]string{2: {noBackup}, 4: {keyless}, 5: {old, noBackup}, 7: {keyless, noBackup}, 8: {noBackup}},
+			wantWaves: [][]string{{"vm-000", "vm-001"}, {"vm-005", "vm-007", "vm-004"}, {"vm-003", "vm-006", "vm-002"}, {"vm-008"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := baseInput(fleet(tc.kinds)...)
+			in.Policy.Canary, in.Policy.WaveSize, in.Policy.AllowDataLoss = 2, 3, tc.dataLoss
+			p, err := Build(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got [][]string
+			for _, w := range p.Waves {
+				var names []string
+				for _, k := range w.VMs {
+					names = append(names, k[strings.LastIndex(k, "/")+1:])
+				}
+				got = append(got, names)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.wantWaves) {
+				t.Errorf("waves %v, want %v", got, tc.wantWaves)
+				for _, v := range p.VMs {
+					t.Logf("%s: %s then %v, last resort %v", v.ID, v.Strategy, v.Fallbacks, v.LastResort)
+				}
+			}
+		})
 	}
 }
 
