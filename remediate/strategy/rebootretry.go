@@ -18,13 +18,18 @@ import (
 // Fact keys only RebootRetry produces.
 const (
 	FactRestarts step.Fact = "restarts"
-	// FactSelfResets counts the restarts the VM did by itself (selfReset).
+	// FactSelfResets counts the restarts the VM did by itself (cycledBy,
+	// resetsItself).
 	FactSelfResets step.Fact = "self_resets"
 	// FactBootBefore and FactRestartedAt: the VM's boot counter (where the
 	// cloud counts boots) and the time, right before the last restart or
 	// self-reset; the wait after it reads them (crashWatch.began).
 	FactBootBefore  step.Fact = "boot_before"
 	FactRestartedAt step.Fact = "restarted_at"
+	// FactBootOverAt: when a wait saw the boot it watched end while the VM
+	// kept running (its crash screen, or a later boot by the counter); the
+	// next restart takes a boot begun since for the VM's own (cycledBy).
+	FactBootOverAt step.Fact = "boot_over_at"
 )
 
 // RebootRetry restarts a boot-looping VM up to
@@ -33,8 +38,10 @@ const (
 //
 // Steps: recheck, then restart-i and wait-i for i = 1..MaxRestarts, or
 // 1..LastResortRestarts for a VM whose last resort it is (step.Target).
-// restart-i lets a VM at the stop screen reset by itself (selfReset: no
-// call), else re-checks the VM's health first (step.ErrHealthy: fixed, or
+// restart-i lets a VM that began a new boot by itself since the last wait
+// saw the watched boot end (cycledBy), or that is at the stop screen and
+// resets by itself (resetsItself), count that boot as its restart (no call),
+// else re-checks the VM's health first (step.ErrHealthy: fixed, or
 // recovered by itself) and hard-resets it (a stopped VM is started). A
 // reset is not idempotent and a boot-looping VM's boot counter moves by
 // itself, so the step cannot tell whether an earlier attempt's reset
@@ -116,15 +123,21 @@ func restartStep(i int, chance float64) step.Step {
 		if err != nil {
 			return nil, err
 		}
+		selfReset := func(mark step.Facts) step.Facts {
+			n, _ := strconv.Atoi(facts[FactSelfResets])
+			mark[FactRestarts], mark[FactSelfResets] = strconv.Itoa(i), strconv.Itoa(n+1)
+			return mark
+		}
+		if mark, ok := cycledBy(facts, s); ok {
+			return selfReset(mark), nil
+		}
 		mark := bootMark(env, s)
-		reset, err := selfReset(ctx, env, vm, s, watchSince(mark))
+		reset, err := resetsItself(ctx, env, vm, s, watchSince(mark))
 		if err != nil {
 			return nil, err
 		}
 		if reset {
-			n, _ := strconv.Atoi(facts[FactSelfResets])
-			mark[FactRestarts], mark[FactSelfResets] = strconv.Itoa(i), strconv.Itoa(n+1)
-			return mark, nil
+			return selfReset(mark), nil
 		}
 		gctx, _, out, err := guard(ctx, env, vm, facts)
 		if err != nil {
@@ -172,6 +185,9 @@ func waitStep(i, failAt int, chance float64) step.Step {
 		if ok {
 			return nil, fmt.Errorf("%w: %s came up healthy after restart %d", step.ErrHealthy, vm.ID, i)
 		}
+		if !w.overAt.IsZero() {
+			out[FactBootOverAt] = w.overAt.UTC().Format(time.RFC3339Nano)
+		}
 		if i == failAt {
 			how := describeProbe(env.Incident, p)
 			if w.ended {
@@ -185,7 +201,7 @@ func waitStep(i, failAt int, chance float64) step.Step {
 	}, ReadOnly: true, Cost: step.Cost{Waits: []timing.Op{timing.OpCrashCycle}, Calls: 1, Chance: chance}}
 }
 
-// selfReset reports whether vm, seen in s, began a new boot by itself
+// resetsItself reports whether vm, seen in s, began a new boot by itself
 // within ResetGrace. A running VM whose console text shows Windows' stop
 // screen promising to restart (classify.ShowsSelfReset) resets on its own
 // once its dump is written, as every boot of a crash loop does: a restart
@@ -196,7 +212,7 @@ func waitStep(i, failAt int, chance float64) step.Step {
 // screen (it waits for someone), a cloud that shows no console text (its
 // screenshots would cost a call each, more than the restart), or no new
 // boot within the grace. Read-only.
-func selfReset(ctx context.Context, env *step.Env, vm *step.Target, s inventory.Signals, w crashWatch) (bool, error) {
+func resetsItself(ctx context.Context, env *step.Env, vm *step.Target, s inventory.Signals, w crashWatch) (bool, error) {
 	if s.Power != inventory.PowerRunning || !s.ConsoleAvailable || !classify.ShowsSelfReset(s.Console) {
 		return false, nil
 	}
@@ -238,6 +254,11 @@ type crashWatch struct {
 	// the console of the boot it counts.
 	before *int
 	since  time.Time
+	// overAt is when the watched boot was seen over while the VM ran: its
+	// crash or recovery screen, or a boot after it begun (the counter two
+	// past before: the watched boot ended without coming up). Zero until
+	// then, and when the watch ended on a stop.
+	overAt time.Time
 }
 
 // bootMark is the restart step's record of the VM right before it acts:
@@ -248,6 +269,38 @@ func bootMark(env *step.Env, s inventory.Signals) step.Facts {
 		out[FactBootBefore] = strconv.Itoa(*s.BootCount)
 	}
 	return out
+}
+
+// cycledBy reports whether vm, seen running in s, began a boot by itself
+// since the last wait saw the boot it watched end (FactBootOverAt, later
+// than the last restart's mark): the boot counter two past the mark, a
+// boot time since the end, or a screen of a boot (text that is no crash,
+// the reachability check passing) after the crash screen. That boot is
+// the VM's own restart: mark is the restart's record for the wait that
+// watches it. false where facts hold no such end (the wait ran out, or
+// the VM stopped) or s shows no boot since.
+func cycledBy(facts step.Facts, s inventory.Signals) (mark step.Facts, ok bool) {
+	end, err := time.Parse(time.RFC3339Nano, facts[FactBootOverAt])
+	if err != nil || s.Power != inventory.PowerRunning {
+		return nil, false
+	}
+	last := watchSince(facts)
+	if end.Before(last.since) {
+		return nil, false // an earlier wait's: the last restart came after it
+	}
+	since := crashWatch{since: end}
+	if last.before != nil {
+		watched := *last.before + 1
+		since.before = &watched
+	}
+	if !since.booted(s) {
+		return nil, false
+	}
+	mark = step.Facts{FactRestartedAt: end.UTC().Format(time.RFC3339Nano)}
+	if s.BootCount != nil {
+		mark[FactBootBefore] = strconv.Itoa(*s.BootCount - 1)
+	}
+	return mark, true
 }
 
 // watchSince is a crashWatch of the boot the restart recorded in facts
@@ -290,7 +343,7 @@ func (w *crashWatch) over(ctx context.Context, env *step.Env, vm *step.Target) f
 		if s.Power == inventory.PowerRunning && !s.ConsoleAvailable {
 			// No console text (Sakura): the screenshot shows the boot.
 			if sc, ok := screenNow(ctx, env, vm); ok {
-				return w.crashedScreen(sc), nil
+				return w.crashedScreen(sc, s.At), nil
 			}
 		}
 		return false, nil
@@ -303,24 +356,37 @@ func (w *crashWatch) crashed(s inventory.Signals) bool {
 	switch {
 	case s.Power == inventory.PowerStopped:
 		w.ended = true
-	case s.Power != inventory.PowerRunning || !s.ConsoleAvailable:
+	case s.Power != inventory.PowerRunning:
+	case w.before != nil && s.BootCount != nil && *s.BootCount > *w.before+1:
+		// A boot after the watched one began: the watched one ended
+		// without coming up (where its screens went unseen, or the cloud
+		// shows none).
+		w.end(s.At)
+	case !s.ConsoleAvailable:
 	case classify.ShowsCrash(s.Console):
-		w.ended = w.sawBoot
+		if w.sawBoot {
+			w.end(s.At)
+		}
 	case w.booted(s):
 		w.sawBoot = true
 	}
 	return w.ended
 }
 
+// end ends the watch: the watched boot was seen over at at.
+func (w *crashWatch) end(at time.Time) { w.ended, w.overAt = true, at }
+
 // crashedScreen records a screenshot of the running VM and reports
 // whether the watched boot has failed, as crashed does with console text:
 // a crash or recovery screen after a screen of the new boot (black while
 // it starts, the sign-in screen, Safe Mode). An unknown screen is no
-// evidence.
-func (w *crashWatch) crashedScreen(sc inventory.Screen) bool {
+// evidence. at is when the screen was taken.
+func (w *crashWatch) crashedScreen(sc inventory.Screen, at time.Time) bool {
 	switch {
 	case sc.Crash():
-		w.ended = w.sawBoot
+		if w.sawBoot {
+			w.end(at)
+		}
 	case sc == inventory.ScreenBlack || sc == inventory.ScreenLogin || sc == inventory.ScreenSafeMode:
 		w.sawBoot = true
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fixfleet/fixfleet/inventory"
 	"github.com/fixfleet/fixfleet/providers"
@@ -144,7 +145,7 @@ func TestCrashWatchScreens(t *testing.T) {
 		var w crashWatch
 		got := false
 		for _, sc := range tt.screens {
-			got = w.crashedScreen(sc)
+			got = w.crashedScreen(sc, time.Time{})
 		}
 		if got != tt.want {
 			t.Errorf("%v: ended %v, want %v", tt.screens, got, tt.want)

@@ -123,7 +123,7 @@ var (
 	// SnapshotWait bounds the wait for a snapshot found not ready yet.
 	SnapshotWait = 2*timing.Of(timing.OpSnapshot).Max + 2*time.Minute
 	// ResetGrace: how long reboot-retry lets a VM at the stop screen
-	// reset by itself before it restarts it (selfReset): a whole crash
+	// reset by itself before it restarts it (resetsItself): a whole crash
 	// cycle.
 	ResetGrace = timing.Of(timing.OpCrashCycle).Max
 	// SafeModeWinRMGrace: how long after the Safe Mode desktop shows a

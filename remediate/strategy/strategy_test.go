@@ -86,19 +86,27 @@ type repairCase struct {
 	want      error // nil: the strategy succeeds
 	errHas    string
 	wantTruth string
-	// blind: the cloud shows power only (no reachability check, console
-	// text or screenshot), as Sakura does without its screen.
-	blind bool
-	check func(t *testing.T, f *fixture, facts step.Facts)
+	// blind: the cloud shows power and boot history only (no
+	// reachability check, console text or screenshot); uncounted: nor
+	// boot history, as Sakura does without its screen.
+	blind, uncounted bool
+	check            func(t *testing.T, f *fixture, facts step.Facts)
 }
 
-// blindObserver is an Observer showing power and boot history only.
-type blindObserver struct{ providers.Observer }
+// blindObserver is an Observer showing power and boot history only, or
+// power only when uncounted.
+type blindObserver struct {
+	providers.Observer
+	uncounted bool
+}
 
 func (o blindObserver) Observe(ctx context.Context, refs []providers.VMRef) (map[string]inventory.Signals, error) {
 	m, err := o.Observer.Observe(ctx, refs)
 	for id, s := range m {
 		s.InstanceReachable, s.Console, s.ConsoleAvailable = nil, "", false
+		if o.uncounted {
+			s.BootCount, s.LastBootAt = nil, time.Time{}
+		}
 		m[id] = s
 	}
 	return m, err
@@ -123,11 +131,21 @@ func TestRepairs(t *testing.T) {
 					t.Errorf("self_resets %q, RestartVM calls %d: want none and 2", facts[FactSelfResets], f.mutationCount()["RestartVM"])
 				}
 			}},
-		{name: "reboot-retry on a cloud without console text restarts it", spec: spec{n: 21}, strat: policy.RebootRetry, maxRst: 2, blind: true,
-			want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
+		{name: "reboot-retry on a cloud that shows neither console text nor boots restarts it", spec: spec{n: 21}, strat: policy.RebootRetry, maxRst: 2,
+			blind: true, uncounted: true, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
 			check: func(t *testing.T, f *fixture, facts step.Facts) {
 				if facts[FactSelfResets] != "" || f.mutationCount()["RestartVM"] != 2 {
 					t.Errorf("self_resets %q, RestartVM calls %d: want none and 2", facts[FactSelfResets], f.mutationCount()["RestartVM"])
+				}
+			}},
+		{name: "reboot-retry on a cloud without console text that counts boots: the boots after the first restart are the VM's own",
+			spec: spec{n: 23}, strat: policy.RebootRetry, maxRst: 3, blind: true, want: step.ErrStrategyFailed, wantTruth: world.TruthBootLoop,
+			check: func(t *testing.T, f *fixture, facts step.Facts) {
+				// The first wait ends when the counter shows a boot after
+				// the watched one (not after BootWait); the next restarts
+				// count the VM's own boots.
+				if facts[FactSelfResets] != "2" || f.mutationCount()["RestartVM"] != 1 || facts[FactBootOverAt] == "" {
+					t.Errorf("self_resets %q, RestartVM calls %d, boot_over_at %q: want 2, 1 and a time", facts[FactSelfResets], f.mutationCount()["RestartVM"], facts[FactBootOverAt])
 				}
 			}},
 		{name: "delete-file", spec: spec{n: 3, kind: safeMode}, strat: policy.DeleteFile, wantTruth: world.TruthHealthy,
@@ -255,7 +273,7 @@ func testRepair(t *testing.T, c repairCase) {
 		f.env.Policy.RebootRetry.MaxRestarts = c.maxRst
 	}
 	if c.blind {
-		f.env.Provider.Observer = blindObserver{f.prov.Observer}
+		f.env.Provider.Observer = blindObserver{f.prov.Observer, c.uncounted}
 	}
 	s, _ := byName(c.strat)
 	vm := f.target(c.spec.n)
