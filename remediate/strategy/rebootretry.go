@@ -191,7 +191,7 @@ func waitStep(i, failAt int, chance float64) step.Step {
 		if i == failAt {
 			how := describeProbe(env.Incident, p)
 			if w.ended {
-				how = "its screen shows the boot after the last restart crashing"
+				how = w.how
 			}
 			return out, step.Fail("still boot-looping after %d restarts: %s", failAt, how)
 		}
@@ -259,6 +259,8 @@ type crashWatch struct {
 	// past before: the watched boot ended without coming up). Zero until
 	// then, and when the watch ended on a stop.
 	overAt time.Time
+	// how is what ended the watch, in words.
+	how string
 }
 
 // bootMark is the restart step's record of the VM right before it acts:
@@ -355,17 +357,17 @@ func (w *crashWatch) crashed(s inventory.Signals) bool {
 	w.sawBoot = w.sawBoot || w.began(s)
 	switch {
 	case s.Power == inventory.PowerStopped:
-		w.ended = true
+		w.ended, w.how = true, "it stopped after the last restart"
 	case s.Power != inventory.PowerRunning:
 	case w.before != nil && s.BootCount != nil && *s.BootCount > *w.before+1:
 		// A boot after the watched one began: the watched one ended
 		// without coming up (where its screens went unseen, or the cloud
 		// shows none).
-		w.end(s.At)
+		w.end(s.At, "the cloud counted a boot after the one the last restart began, which did not come up")
 	case !s.ConsoleAvailable:
 	case classify.ShowsCrash(s.Console):
 		if w.sawBoot {
-			w.end(s.At)
+			w.end(s.At, crashedHow)
 		}
 	case w.booted(s):
 		w.sawBoot = true
@@ -373,8 +375,11 @@ func (w *crashWatch) crashed(s inventory.Signals) bool {
 	return w.ended
 }
 
-// end ends the watch: the watched boot was seen over at at.
-func (w *crashWatch) end(at time.Time) { w.ended, w.overAt = true, at }
+// crashedHow is how a watch ended on the watched boot's crash screen.
+const crashedHow = "its screen shows the boot after the last restart crashing"
+
+// end ends the watch: the watched boot was seen over at at, as how says.
+func (w *crashWatch) end(at time.Time, how string) { w.ended, w.overAt, w.how = true, at, how }
 
 // crashedScreen records a screenshot of the running VM and reports
 // whether the watched boot has failed, as crashed does with console text:
@@ -385,7 +390,7 @@ func (w *crashWatch) crashedScreen(sc inventory.Screen, at time.Time) bool {
 	switch {
 	case sc.Crash():
 		if w.sawBoot {
-			w.end(at)
+			w.end(at, crashedHow)
 		}
 	case sc == inventory.ScreenBlack || sc == inventory.ScreenLogin || sc == inventory.ScreenSafeMode:
 		w.sawBoot = true
