@@ -7,7 +7,7 @@
 //
 // Ordered is such a lock whose waiters take it in a canonical order (by
 // instant, then key) rather than goroutine order, for code run on virtual
-// time.
+// time; Keyed is one Ordered per resource.
 //
 // Use sync.Mutex for short critical sections that never wait.
 package ctxlock
@@ -18,26 +18,6 @@ import (
 
 	"github.com/fixfleet/fixfleet/internal/clock"
 )
-
-// Mutex is a lock whose Lock honours a context. Use New; not copyable.
-type Mutex struct{ ch chan struct{} }
-
-// New returns an unlocked Mutex.
-func New() *Mutex { return &Mutex{ch: make(chan struct{}, 1)} }
-
-// Lock waits until m is free and takes it, or returns ctx's error
-// (without the lock) when ctx ends first.
-func (m *Mutex) Lock(ctx context.Context) error {
-	select {
-	case m.ch <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Unlock releases m. It must be held.
-func (m *Mutex) Unlock() { <-m.ch }
 
 // Keyed is one Ordered per key (a resource), made on first use, on one
 // clock: holders of different keys never wait for each other, and the
