@@ -51,7 +51,19 @@ func (simToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.Ac
 // provider's client): the world's accounts are opened with the real Azure
 // provider (armcompute over azcore, its HTTP client dialling n), each
 // account one subscription, with a static test token.
+//
+// Resource Manager's own token buckets, which the emulator applies, are
+// this face's throttling: the world's per-account model (one bucket of
+// 10 requests a second, Sakura Cloud's) is turned off, as it would refuse
+// what ARM allows (an assessment's instance views, one request per VM);
+// a world that does not throttle turns the emulator's buckets off too.
 func azureBackend(w *world.World, n network) (*Backend, error) {
+	f := w.Faults()
+	noThrottle := f.Throttle == world.ThrottleOff
+	f.Throttle = world.ThrottleOff
+	if err := w.SetFaults(f); err != nil {
+		return nil, err
+	}
 	b, err := localBackend(w, n)
 	if err != nil {
 		return nil, err
@@ -61,7 +73,7 @@ func azureBackend(w *world.World, n network) (*Backend, error) {
 		b.Close()
 		return nil, fmt.Errorf("simulator: starting the ARM emulator: %w", err)
 	}
-	srv, err := azureapi.Serve(w, ln, azureapi.Options{})
+	srv, err := azureapi.Serve(w, ln, azureapi.Options{NoThrottle: noThrottle})
 	if err != nil {
 		_ = ln.Close()
 		b.Close()
