@@ -36,7 +36,7 @@ const (
 	DefaultWindow           = 10 * time.Minute
 	DefaultSamples          = 3
 	DefaultBatch            = 100
-	DefaultProbeConcurrency = 100
+	DefaultProbeConcurrency = 400
 	DefaultRetries          = 5
 	DefaultBackoff          = 2 * time.Second
 	DefaultScreenEvery      = 30 * time.Second
@@ -55,7 +55,10 @@ type AssessOptions struct {
 	Samples int
 	// Batch is the most VM refs per Observe call (default 100).
 	Batch int
-	// ProbeConcurrency is the most guest probes at once (default 100).
+	// ProbeConcurrency is the most guest probes at once (default 400: a
+	// probe is one WinRM connection and a short script, no control-plane
+	// call, and the probes of a large fleet otherwise outlast the
+	// sampling window).
 	ProbeConcurrency int
 	// Attested, when set, returns an operator's console report for a VM
 	// (nil for none): evidence the cloud's API may not give.
