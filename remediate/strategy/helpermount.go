@@ -117,8 +117,11 @@ const (
 // Abort brings the OS disk back to its VM with its identity verified
 // wherever the strategy stopped (restoring, verifying and offlining it on
 // the helper first when it was onlined there), gives the helper slot back
-// and powers the VM on (a powered-off VM only with policy.stopped_vms:
-// start). A disk it finds detached after it was onlined,
+// and powers the VM on, except a powered-off VM (a strategy after this
+// one, restore-backup, expects it off) and one whose hives check-hives
+// found damaged (it cannot boot: starting it would only show a recovery
+// screen, and restore-backup, next, would stop it again before its
+// restore). A disk it finds detached after it was onlined,
 // with no verified identity in the facts (what an Abort killed after
 // detaching it leaves: Abort's facts are journaled only when it returns),
 // is attached to a helper again and verified there first (the identity
@@ -962,6 +965,10 @@ func (HelperMount) Abort(ctx context.Context, env *step.Env, vm *step.Target, fa
 		// stopped_vms: start is for a repaired VM; this one is not, and
 		// a strategy after this one (restore-backup) expects it off.
 		out[FactAbort] = "the OS disk is back on its VM with its identity verified; the VM was left powered off, as it was found"
+		return out, nil
+	}
+	if facts[FactHivesOK] == "false" {
+		out[FactAbort] = "the OS disk is back on its VM with its identity verified; the VM was left powered off: its registry hives are damaged, so it cannot boot (restore-backup restores it from a backup where the policy allows)"
 		return out, nil
 	}
 	if env.Provider.Power != nil {

@@ -212,6 +212,11 @@ func TestRepairs(t *testing.T) {
 				if facts[FactDeleted] != "1" {
 					t.Errorf("facts = %v", facts)
 				}
+				// It cannot boot: left off for restore-backup, not started.
+				f.checkPower(t, 10, inventory.PowerStopped)
+				if !strings.Contains(facts[FactAbort], "left powered off: its registry hives are damaged") {
+					t.Errorf("abort fact %q does not say why the VM is off", facts[FactAbort])
+				}
 			}},
 		{name: "safe-mode-boot, BitLocker without key, WinRM in Safe Mode", spec: spec{n: 15, identity: img2019, bitlocker: true, safeWinRM: true},
 			strat: policy.SafeModeBoot, wantTruth: world.TruthHealthy,
