@@ -117,6 +117,19 @@ func strategyCost(u strategy.Unit, t *step.Target, pol policy.Policy, fallback b
 	return cost{d, int(math.Round(calls))}, steps
 }
 
+// earlyTime is the time of u's Early steps for t (its snapshot), which
+// apply runs ahead of the VM's turn (its early runs).
+func earlyTime(u strategy.Unit, t *step.Target, pol policy.Policy) time.Duration {
+	var d time.Duration
+	for _, st := range u.Steps(t, pol) {
+		if st.Early {
+			sd, _ := stepCost(st)
+			d += sd
+		}
+	}
+	return d
+}
+
 // formula writes the cost of a strategy as its steps' costs.
 func formula(u strategy.Unit, t *step.Target, pol policy.Policy) string {
 	var parts []string
@@ -207,6 +220,7 @@ func estimate(p *Plan, reg *strategy.Registry) Estimate {
 			fmt.Sprintf("a provider polls an asynchronous operation every %s", PollInterval),
 			"the canary wave runs alone; the other waves' VMs then start in wave order as slots free up, each once the canary VMs of its strategy and account have ended (or the whole canary, where none has its strategy and account)",
 			"a fallback's early steps (its snapshot) run while the strategy before it tries: they add calls, not time",
+			"a VM's own early steps (its snapshot) run from the start of apply, per_account at a time per account in the VMs' order: what of them is done when the VM's turn comes is off its time",
 			"control-plane throttling and outages are not modelled: the real run can be slower",
 		},
 	}
@@ -232,6 +246,7 @@ func estimate(p *Plan, reg *strategy.Registry) Estimate {
 	helperCreate := op(timing.OpHelperCreate).add(cost{timing.Of(timing.OpAPICall).Mid(), 1}) // + Release
 	helpersMade := map[string]bool{}
 	durs := make([]time.Duration, len(p.VMs))
+	early := make([]time.Duration, len(p.VMs))
 	for _, w := range p.Waves {
 		for _, k := range w.VMs {
 			i := index[k]
@@ -244,6 +259,9 @@ func estimate(p *Plan, reg *strategy.Registry) Estimate {
 				}
 			}
 			durs[i] = c.d
+			if u, ok := reg.Get(v.Strategy); ok && v.Acts() {
+				early[i] = earlyTime(u, v.Target(), pol)
+			}
 			v.EstimateSeconds = ceilSeconds(c.d)
 			v.APICalls = c.calls
 			e.APICalls[AccountKey(v.Tenant, v.Account)] += c.calls
@@ -251,7 +269,7 @@ func estimate(p *Plan, reg *strategy.Registry) Estimate {
 		}
 	}
 
-	end := schedule(p, index, durs, pol.Concurrency)
+	end := schedule(p, index, durs, early, pol.Concurrency)
 	e.DurationSeconds = ceilSeconds(end)
 	e.Duration = timing.Format(time.Duration(e.DurationSeconds) * time.Second)
 	if len(p.Waves) > 0 {
@@ -265,12 +283,16 @@ func estimate(p *Plan, reg *strategy.Registry) Estimate {
 // as apply runs them: the canary wave alone first; then every other wave's
 // VMs in order, each starting as soon as the canary VMs of its canary group
 // have ended (the whole canary, for a group without any), and both a
-// global and an account slot are free. It sets each wave's start and end
-// and returns the end of the last VM. Giving more slots never makes a VM
-// start later, so the makespan never grows with concurrency.
-func schedule(p *Plan, index map[string]int, durs []time.Duration, conc policy.Concurrency) time.Duration {
+// global and an account slot are free. Each VM's early steps (early: their
+// time) run on conc.PerAccount early slots of its account from the start,
+// in the same order, as apply's early runs do; the part of them done when
+// the VM starts is off its time (a VM that starts before its early run
+// could begin takes its own snapshot, and no early slot). It sets each
+// wave's start and end and returns the end of the last VM.
+func schedule(p *Plan, index map[string]int, durs, early []time.Duration, conc policy.Concurrency) time.Duration {
 	global := newSlots(conc.Total)
 	accounts := map[string]*slots{}
+	earlySlots := map[string]*slots{}
 	var canaryEnd, last time.Duration
 	groupEnd := map[string]time.Duration{} // canary group -> its canary VMs' end
 	for w := range p.Waves {
@@ -286,7 +308,7 @@ func schedule(p *Plan, index map[string]int, durs []time.Duration, conc policy.C
 			ak := AccountKey(v.Tenant, v.Account)
 			acct := accounts[ak]
 			if acct == nil {
-				acct = newSlots(conc.PerAccount)
+				acct, earlySlots[ak] = newSlots(conc.PerAccount), newSlots(conc.PerAccount)
 				accounts[ak] = acct
 			}
 			start := canaryEnd
@@ -295,6 +317,11 @@ func schedule(p *Plan, index map[string]int, durs []time.Duration, conc policy.C
 			}
 			s := max(start, global.earliest(), acct.earliest())
 			f := s + durs[i]
+			if e := earlySlots[ak].earliest(); early[i] > 0 && e < s {
+				done := min(early[i], s-e)
+				earlySlots[ak].take(e + early[i])
+				f -= done
+			}
 			global.take(f)
 			acct.take(f)
 			end = max(end, f)
