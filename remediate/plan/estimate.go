@@ -51,23 +51,28 @@ type StrategyCost struct {
 	Steps []StepCost `json:"steps"`
 }
 
-// cost is a duration and a count of API calls.
+// cost is a duration and a count of API calls; early is the part of d
+// that a VM's own Early steps take (its snapshot), which apply runs ahead
+// of the VM's turn (schedule).
 type cost struct {
 	d     time.Duration
 	calls int
+	early time.Duration
 }
 
-func (c cost) add(o cost) cost { return cost{c.d + o.d, c.calls + o.calls} }
+// add is c followed by o; its early part stays c's (what o adds, a
+// fallback or a helper's creation, is not run ahead).
+func (c cost) add(o cost) cost { return cost{c.d + o.d, c.calls + o.calls, c.early} }
 
 func (c cost) times(x float64) cost {
-	return cost{time.Duration(float64(c.d) * x), int(math.Round(float64(c.calls) * x))}
+	return cost{time.Duration(float64(c.d) * x), int(math.Round(float64(c.calls) * x)), time.Duration(float64(c.early) * x)}
 }
 
 // op is one cloud operation: its middle duration, one call to start it and
 // one poll per PollInterval while it runs.
 func op(o timing.Op) cost {
 	d := timing.Of(o).Mid()
-	return cost{d, 1 + int((d+PollInterval-1)/PollInterval)}
+	return cost{d: d, calls: 1 + int((d+PollInterval-1)/PollInterval)}
 }
 
 // stepCost is the expected cost of one run of st: its operations, its
@@ -99,35 +104,26 @@ type StepCost struct {
 }
 
 // strategyCost is the cost of one VM under u (without fallbacks nor helper
-// creation): the sum of its steps' costs for target t. As a fallback
-// (fallback set), its Early steps add their calls but no time: the
-// executor takes them ahead, while the strategy before it tries.
+// creation): the sum of its steps' costs for target t, its Early steps'
+// time as its early part. As a fallback (fallback set), its Early steps
+// add their calls but no time: the executor takes them ahead, while the
+// strategy before it tries.
 func strategyCost(u strategy.Unit, t *step.Target, pol policy.Policy, fallback bool) (cost, []StepCost) {
-	var d time.Duration
+	var d, early time.Duration
 	var calls float64
 	var steps []StepCost
 	for _, st := range u.Steps(t, pol) {
 		sd, sc := stepCost(st)
-		if fallback && st.Early {
+		switch {
+		case st.Early && fallback:
 			sd = 0
+		case st.Early:
+			early += sd
 		}
 		d, calls = d+sd, calls+sc
 		steps = append(steps, StepCost{Step: st.Name, Seconds: sd.Seconds(), APICalls: sc})
 	}
-	return cost{d, int(math.Round(calls))}, steps
-}
-
-// earlyTime is the time of u's Early steps for t (its snapshot), which
-// apply runs ahead of the VM's turn (its early runs).
-func earlyTime(u strategy.Unit, t *step.Target, pol policy.Policy) time.Duration {
-	var d time.Duration
-	for _, st := range u.Steps(t, pol) {
-		if st.Early {
-			sd, _ := stepCost(st)
-			d += sd
-		}
-	}
-	return d
+	return cost{d, int(math.Round(calls)), early}, steps
 }
 
 // formula writes the cost of a strategy as its steps' costs.
@@ -243,7 +239,7 @@ func estimate(p *Plan, reg *strategy.Registry) Estimate {
 		e.ByStrategy[v.Strategy]++
 	}
 
-	helperCreate := op(timing.OpHelperCreate).add(cost{timing.Of(timing.OpAPICall).Mid(), 1}) // + Release
+	helperCreate := op(timing.OpHelperCreate).add(cost{d: timing.Of(timing.OpAPICall).Mid(), calls: 1}) // + Release
 	helpersMade := map[string]bool{}
 	durs := make([]time.Duration, len(p.VMs))
 	early := make([]time.Duration, len(p.VMs))
@@ -258,10 +254,7 @@ func estimate(p *Plan, reg *strategy.Registry) Estimate {
 					c = c.add(helperCreate)
 				}
 			}
-			durs[i] = c.d
-			if u, ok := reg.Get(v.Strategy); ok && v.Acts() {
-				early[i] = earlyTime(u, v.Target(), pol)
-			}
+			durs[i], early[i] = c.d, c.early
 			v.EstimateSeconds = ceilSeconds(c.d)
 			v.APICalls = c.calls
 			e.APICalls[AccountKey(v.Tenant, v.Account)] += c.calls

@@ -682,9 +682,7 @@ func TestEstimateMonotonic(t *testing.T) {
 				var sum, ahead int64
 				for _, v := range p.VMs {
 					sum += v.EstimateSeconds
-					if u, ok := strategy.Default().Get(v.Strategy); ok && v.Acts() {
-						ahead += ceilSeconds(earlyTime(u, v.Target(), p.Policy))
-					}
+					ahead += ceilSeconds(vmCost(v, strategy.Default(), p.Policy).early)
 				}
 				if d < sum-ahead-int64(len(p.VMs)) || d > sum || n > 1 && d == sum {
 					t.Errorf("n=%d serial makespan %d, want within [%d, %d), the sum less the early steps", n, d, sum-ahead, sum)

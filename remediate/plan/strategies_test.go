@@ -90,8 +90,8 @@ func TestToyStrategy(t *testing.T) {
 	if b.Strategy == "toy-reset" || !slices.Contains(b.Skipped, "toy-reset: toy: not for safe-mode") {
 		t.Errorf("safe-mode VM: strategy %s, skipped %v; want the toy skipped with its own reason", b.Strategy, b.Skipped)
 	}
-	want := op(timing.OpRestart).add(cost{timing.Of(timing.OpBootToWinRM).Mid(), 0}).
-		add(cost{timing.Of(timing.OpAPICall).Mid(), 1})
+	want := op(timing.OpRestart).add(cost{d: timing.Of(timing.OpBootToWinRM).Mid()}).
+		add(cost{d: timing.Of(timing.OpAPICall).Mid(), calls: 1})
 	if got := p.Estimate.PerStrategy["toy-reset"]; got.Seconds != ceilSeconds(want.d) || got.APICalls != want.calls ||
 		!slices.Equal([]string{got.Steps[0].Step, got.Steps[1].Step}, []string{"look", "reset"}) {
 		t.Errorf("toy estimate %+v, want %ds and %d calls over look, reset", got, ceilSeconds(want.d), want.calls)
